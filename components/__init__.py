@@ -1,0 +1,1 @@
+"""Reusable Pulumi ComponentResources; each module is one concept."""

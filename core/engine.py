@@ -1,0 +1,118 @@
+"""The engine command line, built once for every target.
+
+Pinned versions: vLLM 0.11.0 and SGLang 0.4.6.post1 (the default images). Every flag emitted here
+exists in those versions (see tests/test_engine.py, which checks against the recorded flag lists).
+The API key never appears in the arguments as a literal: vLLM reads VLLM_API_KEY from the
+environment; SGLang only has --api-key, so its value is a reference that the launcher expands
+(Kubernetes `$(VAR)` or a shell `"${VAR}"`), with the variable coming from a secret.
+"""
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+
+from core.catalog import ModelSpec
+
+VLLM = "vllm"
+SGLANG = "sglang"
+ENGINES = (VLLM, SGLANG)
+
+# Reasoning output format -> each engine's parser name (vLLM registers deepseek_r1/qwen3,
+# SGLang 0.4.6 registers deepseek-r1/qwen3).
+REASONING_PARSERS = {
+    VLLM: {"deepseek_r1": "deepseek_r1", "qwen3": "qwen3"},
+    SGLANG: {"deepseek_r1": "deepseek-r1", "qwen3": "qwen3"},
+}
+
+API_KEY_ENV = {VLLM: "VLLM_API_KEY", SGLANG: "SGLANG_API_KEY"}
+
+# Marks the place of the API key in argv; launchers replace it with a reference, never a value.
+API_KEY_REF = "<api-key-from-environment>"
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """The engine knobs a user sets in config."""
+
+    engine: str
+    image: str
+    served_model_name: str
+    max_model_len: int
+    gpu_memory_utilization: float
+    port: int = 8000
+    max_num_seqs: int = 0  # 0: engine default
+    extra_args: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class EngineCommand:
+    """What to run, which environment variable must carry the API key, and where it listens."""
+
+    argv: tuple[str, ...]
+    api_key_env: str
+    port: int
+    env: dict[str, str] = field(default_factory=dict)
+    health_path: str = "/health"
+    metrics_path: str = "/metrics"
+
+    def kubernetes_args(self) -> list[str]:
+        """argv for a container `command`, the key as a `$(VAR)` reference Kubernetes expands."""
+        return [f"$({self.api_key_env})" if a == API_KEY_REF else a for a in self.argv]
+
+    def shell(self) -> str:
+        """A POSIX shell command line with the key as a quoted variable expansion."""
+        return " ".join(f'"${{{self.api_key_env}}}"' if a == API_KEY_REF else shlex.quote(a) for a in self.argv)
+
+
+def build_command(options: EngineOptions, model: ModelSpec, model_path: str,
+                  tensor_parallel: int, pipeline_parallel: int = 1) -> EngineCommand:
+    """The engine's argv for serving `model` from `model_path` on tensor_parallel x pipeline_parallel GPUs."""
+    if options.engine == VLLM:
+        argv = _vllm_argv(options, model, model_path, tensor_parallel, pipeline_parallel)
+    elif options.engine == SGLANG:
+        argv = _sglang_argv(options, model, model_path, tensor_parallel, pipeline_parallel)
+    else:
+        raise ValueError(f"unknown engine {options.engine!r}; expected one of {ENGINES}")
+    return EngineCommand(argv=tuple(argv) + options.extra_args, api_key_env=API_KEY_ENV[options.engine],
+                         port=options.port)
+
+
+def _reasoning_parser(engine: str, model: ModelSpec) -> list[str]:
+    if not model.reasoning:
+        return []
+    return ["--reasoning-parser", REASONING_PARSERS[engine][model.reasoning]]
+
+
+def _vllm_argv(o: EngineOptions, model: ModelSpec, path: str, tp: int, pp: int) -> list[str]:
+    argv = ["vllm", "serve", path,
+            "--served-model-name", o.served_model_name,
+            "--host", "0.0.0.0", "--port", str(o.port),
+            "--tensor-parallel-size", str(tp)]
+    if pp > 1:
+        argv += ["--pipeline-parallel-size", str(pp)]
+    argv += ["--max-model-len", str(o.max_model_len),
+             "--gpu-memory-utilization", f"{o.gpu_memory_utilization:g}"]
+    if o.max_num_seqs:
+        argv += ["--max-num-seqs", str(o.max_num_seqs)]
+    if model.trust_remote_code:
+        argv.append("--trust-remote-code")
+    return argv + _reasoning_parser(VLLM, model)
+
+
+def _sglang_argv(o: EngineOptions, model: ModelSpec, path: str, tp: int, pp: int) -> list[str]:
+    if pp > 1:
+        raise ValueError("pipeline parallelism is only wired for vLLM; use tensor parallelism with SGLang")
+    argv = ["python3", "-m", "sglang.launch_server",
+            "--model-path", path,
+            "--served-model-name", o.served_model_name,
+            "--host", "0.0.0.0", "--port", str(o.port),
+            "--tp-size", str(tp),
+            "--context-length", str(o.max_model_len),
+            "--mem-fraction-static", f"{o.gpu_memory_utilization:g}",
+            "--enable-metrics",
+            "--api-key", API_KEY_REF]
+    if o.max_num_seqs:
+        argv += ["--max-running-requests", str(o.max_num_seqs)]
+    if model.trust_remote_code:
+        argv.append("--trust-remote-code")
+    return argv + _reasoning_parser(SGLANG, model)

@@ -1,0 +1,528 @@
+"""Configuration, parsed once into frozen, typed settings.
+
+KEYS is the single list of config keys: Pulumi.yaml declares exactly these (tests/test_config_sync.py
+keeps them in step) and the README documents them. parse() reports every problem at once, before
+any resource exists.
+"""
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from dataclasses import dataclass
+from typing import Callable, Mapping, Optional
+
+from core import sizing
+from core.catalog import DTYPE_BYTES, ECS_INSTANCE_TYPES, GPUS, MODELS, Gpu, InstanceType, ModelSpec, instance_types_with
+from core.engine import ENGINES, SGLANG, VLLM, EngineOptions
+from core.errors import ConfigError, Problem
+
+PROJECT = "llm"
+
+TARGETS_AVAILABLE = ("ecs",)
+TARGETS_PLANNED = ("acs", "ack", "ack-edge", "gke", "kubernetes")
+
+# Default images: Alibaba's EGS registry (reachable from mainland China regions, where Docker Hub
+# is not) and the upstream images elsewhere. Tags are pinned; see README "Engine images".
+DEFAULT_IMAGES = {
+    (VLLM, True): "egs-registry.cn-hangzhou.cr.aliyuncs.com/egs/vllm:0.11.0-pytorch2.8-cu128-20251015",
+    (VLLM, False): "docker.io/vllm/vllm-openai:v0.11.0",
+    (SGLANG, True): "egs-registry.cn-hangzhou.cr.aliyuncs.com/egs/sglang:0.4.6.post1-pytorch2.6-cu124-20250429",
+    (SGLANG, False): "docker.io/lmsysorg/sglang:v0.4.6.post1-cu124",
+}
+
+API_KEY_PATTERN = re.compile(r"^[A-Za-z0-9._~+/=-]{16,256}$")
+REGION_PATTERN = re.compile(r"^[a-z]{2}-[a-z0-9]+(-[a-z0-9]+)*$")
+CUSTOM_MODEL = "custom"
+
+
+@dataclass(frozen=True)
+class Key:
+    name: str
+    type: str  # Pulumi.yaml types: string | integer | boolean | array
+    default: object
+    description: str
+    secret: bool = False
+
+
+KEYS: tuple[Key, ...] = (
+    Key("target", "string", "ecs", "Deployment target: ecs (acs, ack, ack-edge, gke, kubernetes are planned)."),
+    Key("region", "string", "cn-hangzhou", "Alibaba Cloud region, e.g. cn-hangzhou, cn-beijing, ap-southeast-1."),
+    Key("zone", "string", "", "Zone for the vSwitch and instance; empty: the first zone that offers the instance type."),
+    Key("model", "string", "DeepSeek-R1-Distill-Qwen-7B",
+        "Model from the catalog (see README), or `custom` with llm:customModel."),
+    Key("customModel", "string", "",
+        "JSON object describing a model not in the catalog (used when llm:model is `custom`)."),
+    Key("modelRevision", "string", "master", "ModelScope revision (branch, tag or commit) to download."),
+    Key("servedModelName", "string", "", "Model name clients send; empty: the ModelScope id, e.g. Qwen/QwQ-32B."),
+    Key("engine", "string", "vllm", "Inference engine: vllm or sglang."),
+    Key("engineImage", "string", "", "Engine container image with a pinned tag; empty: the default for engine and region."),
+    Key("instanceType", "string", "", "ECS GPU instance type; empty: chosen from llm:gpuKind and llm:gpuCount."),
+    Key("gpuKind", "string", "A10", "GPU kind when no instance type is given: A10, V100, H20, ..."),
+    Key("gpuCount", "integer", 0, "GPUs per instance; 0: the fewest that fit the model."),
+    Key("maxModelLen", "integer", 32768, "Maximum context length (prompt + output tokens) per request."),
+    Key("gpuMemoryUtilization", "string", "0.90", "Fraction of GPU memory the engine may use, 0 < x < 1."),
+    Key("maxNumSeqs", "integer", 0, "Maximum concurrent sequences per engine; 0: engine default."),
+    Key("extraEngineArgs", "array", [], "Extra engine flags appended verbatim, e.g. [\"--enable-prefix-caching\"]."),
+    Key("apiPort", "integer", 8000, "Port of the OpenAI-compatible API."),
+    Key("apiKey", "string", "", "API key (set with --secret); empty: a random key is generated.", secret=True),
+    Key("publicAccess", "boolean", False, "Expose the API on a public address (API port only, llm:allowedCidrs only)."),
+    Key("allowedCidrs", "array", [], "CIDRs allowed to reach the public API; required when publicAccess is true."),
+    Key("publicBandwidthMbps", "integer", 100, "Public bandwidth (Mbps, pay-by-traffic) when publicAccess is true."),
+    Key("sshCidrs", "array", [], "CIDRs allowed to SSH to the instance; empty: SSH closed."),
+    Key("sshKeyPair", "string", "", "Existing ECS key pair name for SSH; required when sshCidrs is set."),
+    Key("vpcCidr", "string", "192.168.0.0/16", "CIDR of the VPC."),
+    Key("vswitchCidr", "string", "192.168.0.0/24", "CIDR of the vSwitch, inside llm:vpcCidr."),
+    Key("imageId", "string", "", "OS image id; empty: the newest Ubuntu 22.04 public image (UEFI where required)."),
+    Key("gpuDriverBranch", "string", "570", "NVIDIA server driver branch installed when the image has none."),
+    Key("diskCategory", "string", "cloud_essd", "System disk category: cloud_essd, cloud_auto or cloud_efficiency."),
+    Key("systemDiskGb", "integer", 0, "System disk size in GiB; 0: sized from the model (OS + image + weights)."),
+    Key("readinessTimeoutMinutes", "integer", 0, "How long `pulumi up` waits for /health; 0: estimated from the model."),
+    Key("deletionProtection", "boolean", False, "Protect the instance from deletion (console, API and Pulumi)."),
+    Key("tags", "array", [], "Extra resource tags as key=value strings."),
+)
+
+KEYS_BY_NAME = {k.name: k for k in KEYS}
+DISK_CATEGORIES = ("cloud_essd", "cloud_auto", "cloud_efficiency")
+
+
+class SecretStr:
+    """A secret value that does not print itself."""
+
+    def __init__(self, value: str):
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "SecretStr('****')"
+
+
+@dataclass(frozen=True)
+class Access:
+    public: bool
+    allowed_cidrs: tuple[str, ...]
+    public_bandwidth_mbps: int
+    ssh_cidrs: tuple[str, ...]
+    ssh_key_pair: str
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where the model runs: an instance type, its GPUs, and the memory budget that was checked."""
+
+    instance: InstanceType
+    gpu: Gpu
+    fit: sizing.Fit
+
+    @property
+    def tensor_parallel(self) -> int:
+        return self.instance.gpu_count
+
+
+@dataclass(frozen=True)
+class Settings:
+    stack: str
+    target: str
+    region: str
+    zone: Optional[str]
+    model: ModelSpec
+    model_revision: str
+    engine: EngineOptions
+    placement: Placement
+    access: Access
+    api_key: Optional[SecretStr]
+    vpc_cidr: str
+    vswitch_cidr: str
+    image_id: Optional[str]
+    gpu_driver_branch: str
+    disk_category: str
+    system_disk_gib: int
+    readiness_timeout_minutes: int
+    deletion_protection: bool
+    tags: dict[str, str]
+
+    @property
+    def name(self) -> str:
+        """Prefix for cloud resource names: short, unique per stack."""
+        return f"llm-{self.stack}"
+
+    @property
+    def mainland_china(self) -> bool:
+        return is_mainland_china(self.region)
+
+
+def is_mainland_china(region: str) -> bool:
+    return region.startswith("cn-") and region != "cn-hongkong"
+
+
+def default_image(engine: str, region: str) -> str:
+    return DEFAULT_IMAGES[(engine, is_mainland_china(region))]
+
+
+class _Reader:
+    """Reads raw config strings by declared type, collecting problems instead of raising."""
+
+    def __init__(self, raw: Callable[[str], Optional[str]]):
+        self._raw = raw
+        self.problems: list[Problem] = []
+
+    def problem(self, key: str, value: object, allowed: str, fix: str) -> None:
+        self.problems.append(Problem(key, value, allowed, fix))
+
+    def get(self, name: str):
+        key = KEYS_BY_NAME[name]
+        text = self._raw(name)
+        if text is None:
+            return key.default
+        parse = {"string": str, "integer": self._integer, "boolean": self._boolean, "array": self._array}[key.type]
+        try:
+            return parse(text)
+        except ValueError as exc:
+            self.problem(name, text, f"must be {key.type}: {exc}", f"pulumi config set {PROJECT}:{name} <{key.type}>")
+            return key.default
+
+    @staticmethod
+    def _integer(text: str) -> int:
+        return int(text)
+
+    @staticmethod
+    def _boolean(text: str) -> bool:
+        if text.lower() in ("true", "false"):
+            return text.lower() == "true"
+        raise ValueError("expected true or false")
+
+    @staticmethod
+    def _array(text: str) -> list[str]:
+        value = json.loads(text)
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ValueError("expected a list of strings")
+        return value
+
+
+def parse(raw: Callable[[str], Optional[str]], stack: str) -> Settings:
+    """Parse and validate all config; raise ConfigError listing every problem."""
+    r = _Reader(raw)
+    target = _target(r)
+    region = r.get("region")
+    if not REGION_PATTERN.match(region):
+        r.problem("region", region, "must be an Alibaba Cloud region id like cn-hangzhou",
+                  f"pulumi config set {PROJECT}:region cn-hangzhou")
+    model = _model(r)
+    engine = _engine(r, model, region)
+    placement = _placement(r, model, engine)
+    access = _access(r)
+    api_key = _api_key(r)
+    vpc_cidr, vswitch_cidr = _network(r)
+    disk_category = r.get("diskCategory")
+    if disk_category not in DISK_CATEGORIES:
+        r.problem("diskCategory", disk_category, f"must be one of {', '.join(DISK_CATEGORIES)}",
+                  f"pulumi config set {PROJECT}:diskCategory cloud_essd")
+    system_disk = _sized(r, "systemDiskGb", sizing.disk_gib(model) if model else 0, "GiB")
+    readiness = _sized(r, "readinessTimeoutMinutes", sizing.readiness_timeout_minutes(model) if model else 0,
+                       "minutes", minimum_is_need=False)
+    tags = _tags(r)
+    if r.problems:
+        raise ConfigError(r.problems)
+    return Settings(
+        stack=stack, target=target, region=region, zone=r.get("zone") or None, model=model,
+        model_revision=r.get("modelRevision"), engine=engine, placement=placement, access=access,
+        api_key=api_key, vpc_cidr=vpc_cidr, vswitch_cidr=vswitch_cidr, image_id=r.get("imageId") or None,
+        gpu_driver_branch=r.get("gpuDriverBranch"), disk_category=disk_category, system_disk_gib=system_disk,
+        readiness_timeout_minutes=readiness, deletion_protection=r.get("deletionProtection"), tags=tags,
+    )
+
+
+def _target(r: _Reader) -> str:
+    target = r.get("target")
+    if target in TARGETS_PLANNED:
+        r.problem("target", target, f"is not available in this version; available targets: {', '.join(TARGETS_AVAILABLE)}",
+                  f"pulumi config set {PROJECT}:target ecs")
+    elif target not in TARGETS_AVAILABLE:
+        r.problem("target", target,
+                  f"unknown target; allowed: {', '.join(TARGETS_AVAILABLE)} (planned: {', '.join(TARGETS_PLANNED)})",
+                  f"pulumi config set {PROJECT}:target ecs")
+    return target
+
+
+CUSTOM_MODEL_FIELDS = {
+    "name": str, "modelscopeId": str, "hfId": str, "paramsBillion": (int, float), "weightDtype": str,
+    "layers": int, "attentionHeads": int, "kvHeads": int, "headDim": int, "contextLength": int,
+}
+CUSTOM_MODEL_OPTIONAL = {"reasoning": str, "weightsGb": (int, float), "mlaKvLoraRank": int, "mlaRopeDim": int,
+                         "trustRemoteCode": bool}
+
+
+def _model(r: _Reader) -> Optional[ModelSpec]:
+    name = r.get("model")
+    if name == CUSTOM_MODEL:
+        return _custom_model(r)
+    if name not in MODELS:
+        r.problem("model", name, f"unknown model; the catalog has: {', '.join(MODELS)}",
+                  f"pick one, or set {PROJECT}:model custom and describe it in {PROJECT}:customModel")
+        return None
+    return MODELS[name]
+
+
+def _custom_model(r: _Reader) -> Optional[ModelSpec]:
+    text = r.get("customModel")
+    fix = (f"pulumi config set {PROJECT}:customModel '{{\"name\": ..., \"modelscopeId\": ..., \"hfId\": ..., "
+           f"\"paramsBillion\": ..., \"weightDtype\": \"bf16\", \"layers\": ..., \"attentionHeads\": ..., "
+           f"\"kvHeads\": ..., \"headDim\": ..., \"contextLength\": ...}}'")
+    try:
+        spec = json.loads(text) if text else None
+    except ValueError as exc:
+        r.problem("customModel", text, f"must be a JSON object: {exc}", fix)
+        return None
+    if not isinstance(spec, dict):
+        r.problem("customModel", text, "must be a JSON object describing the model (model is `custom`)", fix)
+        return None
+    missing = [f for f in CUSTOM_MODEL_FIELDS if f not in spec]
+    wrong = [f for f, t in {**CUSTOM_MODEL_FIELDS, **CUSTOM_MODEL_OPTIONAL}.items()
+             if f in spec and (not isinstance(spec[f], t) or isinstance(spec[f], bool) and t is not bool)]
+    unknown = sorted(set(spec) - set(CUSTOM_MODEL_FIELDS) - set(CUSTOM_MODEL_OPTIONAL))
+    if missing or wrong or unknown:
+        r.problem("customModel", text, f"missing fields {missing}, wrongly typed {wrong}, unknown {unknown}", fix)
+        return None
+    if spec["weightDtype"] not in sizing_dtypes():
+        r.problem("customModel", spec["weightDtype"], f"weightDtype must be one of {sizing_dtypes()}", fix)
+        return None
+    if spec.get("reasoning") not in (None, "deepseek_r1", "qwen3"):
+        r.problem("customModel", spec["reasoning"], "reasoning must be deepseek_r1 or qwen3 (or absent)", fix)
+        return None
+    numbers = ("paramsBillion", "layers", "attentionHeads", "kvHeads", "headDim", "contextLength")
+    if any(spec[f] <= 0 for f in numbers):
+        r.problem("customModel", text, f"{', '.join(numbers)} must be positive", fix)
+        return None
+    return ModelSpec(
+        name=spec["name"], modelscope_id=spec["modelscopeId"], hf_id=spec["hfId"],
+        params_billion=float(spec["paramsBillion"]), weight_dtype=spec["weightDtype"], layers=spec["layers"],
+        attention_heads=spec["attentionHeads"], kv_heads=spec["kvHeads"], head_dim=spec["headDim"],
+        context_length=spec["contextLength"], reasoning=spec.get("reasoning"), weights_gb=spec.get("weightsGb"),
+        mla_kv_lora_rank=spec.get("mlaKvLoraRank", 0), mla_rope_dim=spec.get("mlaRopeDim", 0),
+        trust_remote_code=spec.get("trustRemoteCode", False),
+    )
+
+
+def sizing_dtypes() -> tuple[str, ...]:
+    return tuple(DTYPE_BYTES)
+
+
+def _engine(r: _Reader, model: Optional[ModelSpec], region: str) -> Optional[EngineOptions]:
+    engine = r.get("engine")
+    if engine not in ENGINES:
+        r.problem("engine", engine, f"unknown engine; allowed: {', '.join(ENGINES)}", f"pulumi config set {PROJECT}:engine vllm")
+        engine = None
+    image = r.get("engineImage")
+    if image and not _pinned(image):
+        r.problem("engineImage", image, "must carry a pinned tag or digest (not :latest, not untagged)",
+                  f"e.g. pulumi config set {PROJECT}:engineImage docker.io/vllm/vllm-openai:v0.11.0")
+    max_len = r.get("maxModelLen")
+    if max_len <= 0:
+        r.problem("maxModelLen", max_len, "must be a positive number of tokens", f"pulumi config set {PROJECT}:maxModelLen 32768")
+    elif model and max_len > model.context_length:
+        r.problem("maxModelLen", max_len, f"exceeds the {model.context_length}-token context of {model.name}",
+                  f"pulumi config set {PROJECT}:maxModelLen {min(32768, model.context_length)}")
+    util_text = r.get("gpuMemoryUtilization")
+    try:
+        util = float(util_text)
+        if not 0 < util < 1:
+            raise ValueError
+    except ValueError:
+        r.problem("gpuMemoryUtilization", util_text, "must be a number between 0 and 1 (exclusive)",
+                  f"pulumi config set {PROJECT}:gpuMemoryUtilization 0.90")
+        util = 0.0
+    port = r.get("apiPort")
+    if not 1 <= port <= 65535 or port == 22:
+        r.problem("apiPort", port, "must be a TCP port 1-65535 other than 22", f"pulumi config set {PROJECT}:apiPort 8000")
+    max_num_seqs = r.get("maxNumSeqs")
+    if max_num_seqs < 0:
+        r.problem("maxNumSeqs", max_num_seqs, "must be 0 (engine default) or positive", f"pulumi config set {PROJECT}:maxNumSeqs 256")
+    extra = tuple(r.get("extraEngineArgs"))
+    forbidden = [a for a in extra if a.split("=")[0] in ("--api-key", "--enable-reasoning")]
+    if forbidden:
+        r.problem("extraEngineArgs", list(extra),
+                  "must not set --api-key (the key comes from a secret) or --enable-reasoning (removed in vLLM 0.10)",
+                  "remove those flags; the reasoning parser is set from the model catalog")
+    if engine is None or model is None or util == 0.0:
+        return None
+    return EngineOptions(
+        engine=engine, image=image or default_image(engine, region),
+        served_model_name=r.get("servedModelName") or model.modelscope_id, max_model_len=max_len,
+        gpu_memory_utilization=util, port=port, max_num_seqs=max(0, max_num_seqs), extra_args=extra,
+    )
+
+
+def _pinned(image: str) -> bool:
+    if "@sha256:" in image:
+        return True
+    last = image.rsplit("/", 1)[-1]
+    return ":" in last and not last.endswith(":latest")
+
+
+def _placement(r: _Reader, model: Optional[ModelSpec], engine: Optional[EngineOptions]) -> Optional[Placement]:
+    instance_name, gpu_kind, gpu_count = r.get("instanceType"), r.get("gpuKind"), r.get("gpuCount")
+    if gpu_count < 0:
+        r.problem("gpuCount", gpu_count, "must be 0 (the fewest that fit) or a positive GPU count",
+                  f"pulumi config set {PROJECT}:gpuCount 0")
+        return None
+    if instance_name:
+        instance = ECS_INSTANCE_TYPES.get(instance_name)
+        if instance is None:
+            r.problem("instanceType", instance_name, f"not in the GPU instance catalog: {', '.join(ECS_INSTANCE_TYPES)}",
+                      f"pick one, or leave it empty and set {PROJECT}:gpuKind / {PROJECT}:gpuCount")
+            return None
+        if gpu_count and gpu_count != instance.gpu_count:
+            r.problem("gpuCount", gpu_count, f"{instance.name} has {instance.gpu_count} GPU(s)",
+                      f"pulumi config set {PROJECT}:gpuCount 0")
+        candidates = [instance]
+    else:
+        if gpu_kind not in GPUS or not instance_types_with(gpu_kind):
+            kinds = sorted({t.gpu for t in ECS_INSTANCE_TYPES.values()})
+            r.problem("gpuKind", gpu_kind, f"no ECS instance type in the catalog carries it; available: {', '.join(kinds)}",
+                      f"pulumi config set {PROJECT}:gpuKind A10")
+            return None
+        candidates = [t for t in instance_types_with(gpu_kind) if not gpu_count or t.gpu_count == gpu_count]
+        if not candidates:
+            counts = sorted({t.gpu_count for t in instance_types_with(gpu_kind)})
+            r.problem("gpuCount", gpu_count, f"no {gpu_kind} instance type has that many GPUs; available counts: {counts}",
+                      f"pulumi config set {PROJECT}:gpuCount 0")
+            return None
+    if model is None or engine is None:
+        return None
+    for instance in candidates:
+        placement = _try_place(model, engine, instance)
+        if isinstance(placement, Placement):
+            return placement
+    largest = candidates[-1]
+    reason = _try_place(model, engine, largest)
+    fitting = [t.name + f" ({t.gpu_count}x {t.gpu})" for t in ECS_INSTANCE_TYPES.values()
+               if isinstance(_try_place(model, engine, t), Placement)]
+    fix = f"use an instance type that fits: {', '.join(fitting)}" if fitting else "no catalog instance type fits this model"
+    if isinstance(reason, sizing.Fit):
+        if reason.weights_gib + reason.overhead_gib <= reason.available_gib:
+            fix += ", or lower llm:maxModelLen"
+        reason = reason.describe()
+    r.problem("model", model.name, f"cannot be served on {largest.name}: {reason}", fix)
+    return None
+
+
+def _try_place(model: ModelSpec, engine: EngineOptions, instance: InstanceType):
+    """A Placement when it fits and the engines accept the split; else the Fit that failed or the reason."""
+    problem = sizing.parallelism_problem(model, instance.gpu_count)
+    if problem:
+        return problem
+    gpu = GPUS[instance.gpu]
+    budget = sizing.fit(model, gpu, instance.gpu_count, engine.max_model_len, engine.gpu_memory_utilization)
+    return Placement(instance, gpu, budget) if budget.fits else budget
+
+
+def _access(r: _Reader) -> Access:
+    public = r.get("publicAccess")
+    allowed = _cidrs(r, "allowedCidrs")
+    ssh = _cidrs(r, "sshCidrs")
+    if public and not allowed:
+        r.problem("allowedCidrs", [], "must list the CIDRs allowed to reach the public API when publicAccess is true",
+                  f"pulumi config set --path '{PROJECT}:allowedCidrs[0]' 203.0.113.0/24")
+    for cidr in ssh:
+        if ipaddress.ip_network(cidr).prefixlen == 0:
+            r.problem("sshCidrs", cidr, "SSH may not be opened to the whole internet",
+                      "list your office or VPN range instead, or use Cloud Assistant / Workbench without SSH")
+    key_pair = r.get("sshKeyPair")
+    if ssh and not key_pair:
+        r.problem("sshKeyPair", "", "is required when sshCidrs opens SSH (password login is disabled)",
+                  f"pulumi config set {PROJECT}:sshKeyPair <existing ECS key pair name>")
+    bandwidth = r.get("publicBandwidthMbps")
+    if not 1 <= bandwidth <= 100:
+        r.problem("publicBandwidthMbps", bandwidth, "must be 1-100 Mbps (the ECS limit)", f"pulumi config set {PROJECT}:publicBandwidthMbps 100")
+    return Access(public, tuple(allowed), bandwidth, tuple(ssh), key_pair)
+
+
+def _cidrs(r: _Reader, key: str) -> list[str]:
+    valid = []
+    for cidr in r.get(key):
+        try:
+            valid.append(str(ipaddress.ip_network(cidr, strict=True)))
+        except ValueError as exc:
+            r.problem(key, cidr, f"is not a valid CIDR ({exc})", "write it as network/prefix, e.g. 203.0.113.0/24")
+    return valid
+
+
+def _api_key(r: _Reader) -> Optional[SecretStr]:
+    value = r.get("apiKey")
+    if not value:
+        return None
+    if not API_KEY_PATTERN.match(value):
+        r.problem("apiKey", "****", "must be 16-256 characters of letters, digits and . _ ~ + / = -",
+                  f"pulumi config set --secret {PROJECT}:apiKey <key>, or unset it to generate one")
+    return SecretStr(value)
+
+
+def _network(r: _Reader) -> tuple[str, str]:
+    vpc_text, vsw_text = r.get("vpcCidr"), r.get("vswitchCidr")
+    try:
+        vpc = ipaddress.ip_network(vpc_text, strict=True)
+    except ValueError as exc:
+        r.problem("vpcCidr", vpc_text, f"is not a valid CIDR ({exc})", f"pulumi config set {PROJECT}:vpcCidr 192.168.0.0/16")
+        return vpc_text, vsw_text
+    try:
+        vsw = ipaddress.ip_network(vsw_text, strict=True)
+        if not vsw.subnet_of(vpc):
+            raise ValueError(f"not inside {vpc}")
+    except (ValueError, TypeError) as exc:
+        r.problem("vswitchCidr", vsw_text, f"must be a CIDR inside llm:vpcCidr ({exc})",
+                  f"pulumi config set {PROJECT}:vswitchCidr 192.168.0.0/24")
+    return vpc_text, vsw_text
+
+
+def _sized(r: _Reader, key: str, need: int, unit: str, minimum_is_need: bool = True) -> int:
+    value = r.get(key)
+    if value < 0:
+        r.problem(key, value, f"must be 0 (automatic: {need} {unit}) or a positive number of {unit}",
+                  f"pulumi config set {PROJECT}:{key} 0")
+        return need
+    if value == 0:
+        return need
+    if minimum_is_need and value < need:
+        r.problem(key, value, f"is smaller than the {need} {unit} the model needs", f"pulumi config set {PROJECT}:{key} {need}")
+    return value
+
+
+def _tags(r: _Reader) -> dict[str, str]:
+    tags = {}
+    for item in r.get("tags"):
+        key, sep, value = item.partition("=")
+        if not sep or not key or key.startswith(("aliyun", "acs:")):
+            r.problem("tags", item, "must be key=value, key not starting with aliyun or acs:", "e.g. team=ml")
+            continue
+        tags[key] = value
+    return tags
+
+
+def from_mapping(values: Mapping[str, str], stack: str) -> Settings:
+    """parse() over a plain mapping (tests, benchmark)."""
+    return parse(values.get, stack)
+
+
+def load() -> Settings:
+    """Settings of the running Pulumi stack. A plaintext apiKey is refused: it must be a secret."""
+    import pulumi
+    from pulumi.runtime.config import get_config, is_config_secret
+
+    def raw(name: str) -> Optional[str]:
+        # The runtime's raw lookup: no "secret read with get()" warning, and the CLI has already
+        # applied Pulumi.yaml defaults, so None only happens under test harnesses.
+        return get_config(f"{PROJECT}:{name}")
+
+    problems = []
+    if raw("apiKey") and not is_config_secret(f"{PROJECT}:apiKey"):
+        problems.append(Problem("apiKey", "****", "is stored in plaintext in the stack config",
+                                f"pulumi config rm {PROJECT}:apiKey && pulumi config set --secret {PROJECT}:apiKey <key>"))
+    try:
+        settings = parse(raw, pulumi.get_stack())
+    except ConfigError as error:
+        raise ConfigError(problems + list(error.problems)) from None
+    if problems:
+        raise ConfigError(problems)
+    return settings

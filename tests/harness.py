@@ -152,9 +152,13 @@ def _as_config_string(value: Any) -> str:
 
 
 def run_stack(stack: str = "dev", overrides: Optional[dict] = None, secret_keys: Iterable[str] = (),
-              preview: bool = False, zones: Iterable[str] = ZONES, images: Optional[list[str]] = None) -> Run:
-    """Run __main__.py for `stack`; raises whatever the program raises (e.g. ConfigError)."""
-    run = Run()
+              preview: bool = False, zones: Iterable[str] = ZONES, images: Optional[list[str]] = None,
+              record: Optional[Run] = None) -> Run:
+    """Run __main__.py for `stack`; raises whatever the program raises (e.g. ConfigError).
+
+    Pass `record` to inspect what was registered even when the program fails.
+    """
+    run = record if record is not None else Run()
     cloud = CloudMocks(run, zones=zones, images=images)
     runtime_settings.ROOT.set(None)
     pulumi.runtime.set_mocks(cloud, project=PROJECT, stack=stack, preview=preview,
@@ -187,16 +191,14 @@ def is_secret(value: Any) -> bool:
     return isinstance(value, dict) and value.get(rpc._special_sig_key) == SECRET_SIG
 
 
-def plaintext_strings(value: Any) -> Iterable[str]:
-    """Every string in `value` that is not inside a secret marker."""
-    if is_secret(value):
-        return
+def all_strings(value: Any) -> Iterable[str]:
+    """Every string inside `value` (unwrap secrets first to include their contents)."""
     if isinstance(value, dict):
         for v in value.values():
-            yield from plaintext_strings(v)
+            yield from all_strings(v)
     elif isinstance(value, list):
         for v in value:
-            yield from plaintext_strings(v)
+            yield from all_strings(v)
     elif isinstance(value, str):
         yield value
 

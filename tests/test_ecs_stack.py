@@ -1,0 +1,206 @@
+"""The ecs target as deployed: resources, security rules, options, outputs and secrecy."""
+import base64
+
+import pytest
+
+from harness import GENERATED_API_KEY, all_strings, is_secret, run_stack, unwrap
+
+INSTANCE = "alicloud:ecs/instance:Instance"
+RULE = "alicloud:ecs/securityGroupRule:SecurityGroupRule"
+INVOCATION = "alicloud:ecs/ecsInvocation:EcsInvocation"
+COMMAND = "alicloud:ecs/command:Command"
+SECRET_PARAMETER = "alicloud:oos/secretParameter:SecretParameter"
+CONFIGURED_KEY = "configured-KEY-abcdefghijklmnopqrstuvwxyz-0123"
+
+
+@pytest.fixture(scope="module")
+def dev():
+    return run_stack("dev")
+
+
+@pytest.fixture(scope="module")
+def prod():
+    return run_stack("prod")
+
+
+def ingress(run):
+    return sorted((unwrap(r.inputs)["portRange"], unwrap(r.inputs)["cidrIp"]) for r in run.of_type(RULE))
+
+
+def user_data(run):
+    return base64.b64decode(unwrap(run.one(INSTANCE).inputs)["userData"]).decode()
+
+
+def test_dev_builds_network_nat_instance_key_and_readiness_gate(dev):
+    assert {"alicloud:vpc/network:Network", "alicloud:vpc/switch:Switch", "alicloud:ecs/securityGroup:SecurityGroup",
+            "alicloud:vpc/natGateway:NatGateway", "alicloud:vpc/snatEntry:SnatEntry", INSTANCE, SECRET_PARAMETER,
+            COMMAND, INVOCATION, "random:index/randomPassword:RandomPassword"} <= dev.types()
+    instance = unwrap(dev.one(INSTANCE).inputs)
+    assert instance["instanceType"] == "ecs.gn7i-c16g1.4xlarge"
+    assert instance["systemDiskSize"] == 140 and instance["systemDiskCategory"] == "cloud_essd"
+    assert instance["internetMaxBandwidthOut"] == 0  # private: egress through NAT
+    assert instance["httpTokens"] == "required"
+    vswitch = unwrap(dev.one("alicloud:vpc/switch:Switch").inputs)
+    assert vswitch["zoneId"] == "cn-hangzhou-i"  # the first zone the lookup returned
+
+
+def test_zone_lookup_asks_for_the_instance_type_and_disk(dev):
+    token, args = next(i for i in dev.invokes if i[0] == "alicloud:index/getZones:getZones")
+    assert args["availableInstanceType"] == "ecs.gn7i-c16g1.4xlarge"
+    assert args["availableResourceCreation"] == "VSwitch" and args["availableDiskCategory"] == "cloud_essd"
+
+
+def test_api_is_private_and_ssh_closed_by_default(dev):
+    assert ingress(dev) == [("8000/8000", "192.168.0.0/16")]
+
+
+def test_public_access_opens_only_the_api_port_to_the_allowed_cidrs():
+    run = run_stack("dev", {"publicAccess": True, "allowedCidrs": ["203.0.113.0/24", "198.51.100.7/32"]})
+    assert ingress(run) == [("8000/8000", "192.168.0.0/16"), ("8000/8000", "198.51.100.7/32"),
+                            ("8000/8000", "203.0.113.0/24")]
+    assert unwrap(run.one(INSTANCE).inputs)["internetMaxBandwidthOut"] == 100
+    assert not run.of_type("alicloud:vpc/natGateway:NatGateway")
+    assert run.outputs["publicApiUrl"] == "http://47.96.0.10:8000/v1"
+    assert "http://47.96.0.10:8000/v1/chat/completions" in run.outputs["curlCommand"]
+
+
+def test_ssh_opens_port_22_only_to_the_configured_cidrs_with_a_key_pair():
+    run = run_stack("dev", {"sshCidrs": ["198.51.100.0/24"], "sshKeyPair": "ops"})
+    assert ("22/22", "198.51.100.0/24") in ingress(run)
+    assert unwrap(run.one(INSTANCE).inputs)["keyName"] == "ops"
+    assert run.outputs["sshCommand"] == "ssh -i <ops.pem> root@192.168.0.10"
+
+
+def test_prod_serves_qwq_on_four_a10_with_tensor_parallel_and_is_protected(prod):
+    instance = prod.one(INSTANCE)
+    assert unwrap(instance.inputs)["instanceType"] == "ecs.gn7i-4x.8xlarge"
+    assert unwrap(instance.inputs)["deletionProtection"] is True and instance.protect
+    assert "--tensor-parallel-size 4" in user_data(prod) and "/root/llm-model/Qwen/QwQ-32B" in user_data(prod)
+    assert prod.outputs["servedModelName"] == "Qwen/QwQ-32B" and prod.outputs["gpus"] == "4x A10"
+
+
+def test_dev_is_not_protected_so_destroy_works(dev):
+    assert not any(r.protect or r.retain_on_delete for r in dev.resources)
+
+
+def test_a_newer_image_never_replaces_the_serving_host(dev):
+    assert dev.one(INSTANCE).ignore_changes == ["imageId"]
+
+
+def test_up_waits_for_the_readiness_command_sized_for_the_model(dev):
+    invocation = dev.one(INVOCATION)
+    command = unwrap(dev.one(COMMAND).inputs)
+    assert dev.outputs["readinessTimeoutMinutes"] == 47
+    assert command["timeout"] == 47 * 60 + 300 and command["enableParameter"] is True
+    assert invocation.custom_timeouts["create"] == "57m"
+    secret_parameter = dev.one(SECRET_PARAMETER)
+    assert secret_parameter.urn in invocation.dependencies
+    assert invocation.has_replacement_trigger  # a rotated key is installed again
+
+
+def test_readiness_command_checks_health_and_key_enforcement(dev):
+    script = base64.b64decode(unwrap(dev.one(COMMAND).inputs)["commandContent"]).decode()
+    assert "API_KEY_VALUE='{{oos-secret:llm-dev-api-key}}'" in script
+    assert "/health" in script and "expected 401" in script and "TIMEOUT_SECONDS=2820" in script
+    assert unwrap(dev.one(SECRET_PARAMETER).inputs)["secretParameterName"] == "llm-dev-api-key"
+
+
+def test_every_child_is_parented_to_a_component(dev):
+    components = {r.urn for r in dev.resources if r.type.startswith("llm:index:")}
+    for resource in dev.resources:
+        if resource.type.startswith(("alicloud:", "random:")):
+            assert resource.parent in components, resource.name
+
+
+def test_all_alibaba_resources_use_the_region_provider(dev):
+    provider = unwrap(dev.one("pulumi:providers:alicloud").inputs)
+    assert provider["region"] == "cn-hangzhou"
+
+
+def test_outputs_tell_how_to_call_the_model(dev):
+    out = dev.outputs
+    assert out["privateApiUrl"] == "http://192.168.0.10:8000/v1"
+    assert "publicApiUrl" not in out
+    assert out["servedModelName"] == "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B"
+    assert "$(pulumi stack output apiKey --show-secrets)" in out["curlCommand"]
+    assert "OpenAI(base_url='http://192.168.0.10:8000/v1'" in out["openaiSnippet"]
+    assert out["chatboxSettings"] == {
+        "modelProvider": "Add custom provider", "name": "vLLM API", "apiHost": "http://192.168.0.10:8000",
+        "apiPath": "/v1/chat/completions", "improveNetworkCompatibility": True,
+        "apiKey": "run: pulumi stack output apiKey --show-secrets",
+        "model": "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B"}
+    assert out["healthCheck"] == "curl http://192.168.0.10:8000/health"
+
+
+def test_generated_key_is_a_secret_output_and_appears_nowhere_in_plaintext(dev):
+    assert dev.outputs["apiKey"] == GENERATED_API_KEY and dev.secret_outputs == {"apiKey"}
+    assert_only_secret_holders(dev, GENERATED_API_KEY)
+
+
+def test_configured_key_stays_secret_end_to_end():
+    run = run_stack("dev", {"apiKey": CONFIGURED_KEY}, secret_keys=["apiKey"])
+    assert run.outputs["apiKey"] == CONFIGURED_KEY and "apiKey" in run.secret_outputs
+    assert not run.of_type("random:index/randomPassword:RandomPassword")
+    assert_only_secret_holders(run, CONFIGURED_KEY)
+    assert is_secret(run.one(SECRET_PARAMETER).inputs["value"])
+
+
+def assert_only_secret_holders(run, key):
+    """Only the OOS parameter's value may hold the key (secret-wrapped); no other input may, even as a
+    secret, since the cloud would still show it (a description, a tag, user-data, a command)."""
+    for resource in run.resources:
+        for field, value in resource.inputs.items():
+            if (resource.type, field) == (SECRET_PARAMETER, "value"):
+                assert is_secret(value)
+                continue
+            for text in all_strings(unwrap(value)):
+                assert key not in text, f"{resource.type} {resource.name}.{field} holds the API key"
+                assert key not in decoded(text), f"{resource.type} {resource.name}.{field} holds it base64-encoded"
+    for name, value in run.outputs.items():
+        if name not in run.secret_outputs:
+            assert key not in str(value), name
+
+
+def decoded(text):
+    try:
+        return base64.b64decode(text, validate=True).decode(errors="ignore")
+    except ValueError:
+        return ""
+
+
+def test_sglang_runs_with_its_own_image_and_key_variable():
+    run = run_stack("dev", {"engine": "sglang"})
+    text = user_data(run)
+    assert "egs/sglang:0.4.6.post1" in text and "--api-key \"${SGLANG_API_KEY}\"" in text
+    script = base64.b64decode(unwrap(run.one(COMMAND).inputs)["commandContent"]).decode()
+    assert "API_KEY_ENV=SGLANG_API_KEY" in script
+
+
+def test_regions_outside_mainland_china_pull_upstream_images():
+    run = run_stack("dev", {"region": "ap-southeast-1"})
+    assert run.outputs["engineImage"] == "docker.io/vllm/vllm-openai:v0.11.0"
+    assert unwrap(run.one("pulumi:providers:alicloud").inputs)["region"] == "ap-southeast-1"
+
+
+def test_uefi_only_h20_machines_get_a_uefi_image_and_fabric_manager():
+    run = run_stack("dev", {"model": "QwQ-32B", "instanceType": "ecs.ebmgn8v.48xlarge"})
+    token, args = next(i for i in run.invokes if i[0] == "alicloud:ecs/getImages:getImages")
+    assert args["nameRegex"] == "^ubuntu_22_04_uefi_x64" and args["instanceType"] == "ecs.ebmgn8v.48xlarge"
+    assert "FABRIC_MANAGER=true" in user_data(run)
+
+
+def test_configured_image_skips_the_lookup():
+    run = run_stack("dev", {"imageId": "m-custom123"})
+    assert unwrap(run.one(INSTANCE).inputs)["imageId"] == "m-custom123"
+    assert not [i for i in run.invokes if i[0] == "alicloud:ecs/getImages:getImages"]
+
+
+def test_preview_builds_the_same_graph(dev):
+    preview = run_stack("dev", preview=True)
+    assert sorted(r.name for r in preview.resources) == sorted(r.name for r in dev.resources)
+
+
+def test_tags_reach_every_taggable_resource():
+    run = run_stack("dev", {"tags": ["team=ml", "cost-center=42"]})
+    tagged = [r for r in run.resources if "tags" in r.inputs]
+    assert tagged and all(unwrap(r.inputs)["tags"]["team"] == "ml" for r in tagged)

@@ -1,0 +1,73 @@
+"""The engine command line: pinned per model, only flags of the pinned engine versions, no key literal."""
+import json
+from pathlib import Path
+
+import pytest
+
+from core.catalog import MODELS
+from core.engine import API_KEY_REF, EngineOptions, build_command
+
+FLAGS = json.loads((Path(__file__).parent / "data" / "engine_flags.json").read_text())
+PINNED = {"vllm": "vllm==0.11.0", "sglang": "sglang==0.4.6.post1"}
+
+
+def options(engine="vllm", **overrides):
+    values = dict(engine=engine, image="img:1", served_model_name="served", max_model_len=32768,
+                  gpu_memory_utilization=0.9)
+    values.update(overrides)
+    return EngineOptions(**values)
+
+
+def test_vllm_qwq_on_four_gpus():
+    command = build_command(options(served_model_name="Qwen/QwQ-32B"), MODELS["QwQ-32B"],
+                            "/root/llm-model/Qwen/QwQ-32B", 4)
+    assert command.argv == (
+        "vllm", "serve", "/root/llm-model/Qwen/QwQ-32B", "--served-model-name", "Qwen/QwQ-32B",
+        "--host", "0.0.0.0", "--port", "8000", "--tensor-parallel-size", "4",
+        "--max-model-len", "32768", "--gpu-memory-utilization", "0.9", "--reasoning-parser", "deepseek_r1")
+    assert command.api_key_env == "VLLM_API_KEY" and command.health_path == "/health"
+
+
+def test_vllm_qwen3_uses_the_qwen3_parser_and_no_parser_for_instruct_models():
+    qwen3 = build_command(options(), MODELS["Qwen3-32B"], "/m", 2)
+    assert qwen3.argv[-2:] == ("--reasoning-parser", "qwen3")
+    instruct = build_command(options(), MODELS["Qwen2.5-32B-Instruct"], "/m", 2)
+    assert "--reasoning-parser" not in instruct.argv
+
+
+def test_vllm_deepseek_r1_across_two_pods_uses_pipeline_parallel():
+    command = build_command(options(max_model_len=32768, max_num_seqs=64), MODELS["DeepSeek-R1"], "/m", 8, 2)
+    argv = command.argv
+    assert argv[argv.index("--tensor-parallel-size") + 1] == "8"
+    assert argv[argv.index("--pipeline-parallel-size") + 1] == "2"
+    assert argv[argv.index("--max-num-seqs") + 1] == "64"
+
+
+def test_sglang_command_takes_the_key_from_the_environment():
+    command = build_command(options("sglang", served_model_name="ds"), MODELS["DeepSeek-R1-Distill-Qwen-7B"], "/m", 1)
+    assert command.argv == (
+        "python3", "-m", "sglang.launch_server", "--model-path", "/m", "--served-model-name", "ds",
+        "--host", "0.0.0.0", "--port", "8000", "--tp-size", "1", "--context-length", "32768",
+        "--mem-fraction-static", "0.9", "--enable-metrics", "--api-key", API_KEY_REF,
+        "--reasoning-parser", "deepseek-r1")
+    assert command.kubernetes_args()[command.argv.index("--api-key") + 1] == "$(SGLANG_API_KEY)"
+    assert '--api-key "${SGLANG_API_KEY}"' in command.shell()
+
+
+def test_extra_args_are_appended_verbatim():
+    command = build_command(options(extra_args=("--enable-prefix-caching",)), MODELS["QwQ-32B"], "/m", 4)
+    assert command.argv[-1] == "--enable-prefix-caching"
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang"])
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_every_flag_exists_in_the_pinned_engine_version(engine, model):
+    command = build_command(options(engine, max_num_seqs=32), MODELS[model], "/m", 8)
+    flags = {a for a in command.argv if a.startswith("--")}
+    assert flags <= set(FLAGS[PINNED[engine]]), flags - set(FLAGS[PINNED[engine]])
+    assert "--enable-reasoning" not in flags and "--max-batch-size" not in flags
+
+
+def test_shell_rendering_quotes_every_argument():
+    command = build_command(options(served_model_name="a b'c"), MODELS["QwQ-32B"], "/m", 4)
+    assert "'a b'\"'\"'c'" in command.shell()

@@ -1,0 +1,125 @@
+"""Configuration: defaults, the example stacks, and every bad input refused before any resource."""
+import pytest
+
+from core.errors import ConfigError
+from core.settings import KEYS, from_mapping
+from harness import Run, run_stack
+
+
+def test_defaults_parse_into_a_serving_placement():
+    settings = from_mapping({}, "dev")
+    assert settings.target == "ecs"
+    assert settings.model.name == "DeepSeek-R1-Distill-Qwen-7B"
+    assert settings.placement.instance.gpu == "A10" and settings.placement.tensor_parallel == 1
+    assert settings.api_key is None  # generated at deploy time
+
+
+def test_gpu_count_zero_picks_the_fewest_gpus_that_fit():
+    settings = from_mapping({"model": "QwQ-32B", "gpuKind": "A10"}, "x")
+    assert settings.placement.instance.name == "ecs.gn7i-4x.8xlarge"
+
+
+def test_prod_differs_from_dev_where_it_matters():
+    from harness import stack_config
+    dev, prod = stack_config("dev"), stack_config("prod")
+    assert dev["llm:model"] == "DeepSeek-R1-Distill-Qwen-7B" and prod["llm:model"] == "QwQ-32B"
+    assert prod["llm:deletionProtection"] == "true" and dev["llm:deletionProtection"] == "false"
+    assert prod["llm:publicAccess"] == "false"
+
+
+def test_secret_api_key_is_validated_without_printing_it():
+    with pytest.raises(ConfigError) as error:
+        from_mapping({"apiKey": "short'key"}, "dev")
+    assert "****" in str(error.value) and "short'key" not in str(error.value)
+
+
+def test_every_problem_is_reported_at_once():
+    with pytest.raises(ConfigError) as error:
+        from_mapping({"target": "nope", "engine": "tgi", "maxModelLen": "-1", "gpuMemoryUtilization": "2"}, "dev")
+    keys = [p.key for p in error.value.problems]
+    assert keys[:4] == ["target", "engine", "maxModelLen", "gpuMemoryUtilization"]
+
+
+BAD_INPUTS = [
+    # (overrides, key named in the error, fragment of the explanation)
+    ({"target": "openstack"}, "target", "allowed: ecs"),
+    ({"target": "gke"}, "target", "not available in this version"),
+    ({"model": "GPT-5"}, "model", "unknown model; the catalog has: Qwen3-235B-A22B"),
+    ({"model": "QwQ-32B", "instanceType": "ecs.gn7i-c16g1.4xlarge"}, "model", "needs 71.1 GiB per GPU"),
+    ({"model": "DeepSeek-R1", "instanceType": "ecs.gn7i-8x.16xlarge"}, "model", "cannot be served on ecs.gn7i-8x.16xlarge"),
+    ({"model": "DeepSeek-R1-Distill-Qwen-7B", "instanceType": "ecs.gn7i-8x.16xlarge"}, "model",
+     "tensor-parallel size 8 does not divide the 28 attention heads"),
+    ({"publicAccess": True, "allowedCidrs": ["10.0.0.1/8"]}, "allowedCidrs", "has host bits set"),
+    ({"publicAccess": True}, "allowedCidrs", "must list the CIDRs"),
+    ({"sshCidrs": ["0.0.0.0/0"], "sshKeyPair": "me"}, "sshCidrs", "may not be opened to the whole internet"),
+    ({"sshCidrs": ["198.51.100.0/24"]}, "sshKeyPair", "required when sshCidrs opens SSH"),
+    ({"maxModelLen": 0}, "maxModelLen", "positive number of tokens"),
+    ({"maxModelLen": 200000}, "maxModelLen", "exceeds the 131072-token context"),
+    ({"systemDiskGb": -5}, "systemDiskGb", "must be 0 (automatic"),
+    ({"systemDiskGb": 40}, "systemDiskGb", "smaller than the 140 GiB the model needs"),
+    ({"gpuCount": -1}, "gpuCount", "must be 0"),
+    ({"gpuKind": "TPU", "instanceType": ""}, "gpuKind", "no ECS instance type in the catalog carries it"),
+    ({"gpuKind": "A10", "gpuCount": 3, "instanceType": ""}, "gpuCount", "available counts: [1, 4, 8]"),
+    ({"instanceType": "ecs.g7.large"}, "instanceType", "not in the GPU instance catalog"),
+    ({"engine": "tgi"}, "engine", "allowed: vllm, sglang"),
+    ({"engineImage": "vllm/vllm-openai"}, "engineImage", "pinned tag"),
+    ({"engineImage": "vllm/vllm-openai:latest"}, "engineImage", "pinned tag"),
+    ({"gpuMemoryUtilization": "1.5"}, "gpuMemoryUtilization", "between 0 and 1"),
+    ({"extraEngineArgs": ["--enable-reasoning"]}, "extraEngineArgs", "removed in vLLM 0.10"),
+    ({"apiPort": 70000}, "apiPort", "1-65535"),
+    ({"publicBandwidthMbps": 500}, "publicBandwidthMbps", "1-100 Mbps"),
+    ({"region": "Hangzhou"}, "region", "region id like cn-hangzhou"),
+    ({"vswitchCidr": "10.0.0.0/24"}, "vswitchCidr", "inside llm:vpcCidr"),
+    ({"diskCategory": "ssd"}, "diskCategory", "must be one of"),
+    ({"tags": ["novalue"]}, "tags", "key=value"),
+    ({"model": "custom", "customModel": "{\"name\": \"x\"}"}, "customModel", "missing fields"),
+    ({"maxNumSeqs": "many"}, "maxNumSeqs", "must be integer"),
+]
+
+
+@pytest.mark.parametrize("overrides,key,fragment", BAD_INPUTS, ids=[f"{b[1]}-{i}" for i, b in enumerate(BAD_INPUTS)])
+def test_bad_input_is_refused_before_any_resource(overrides, key, fragment):
+    record = Run()
+    with pytest.raises(ConfigError) as error:
+        run_stack("dev", overrides, record=record)
+    problem = next((p for p in error.value.problems if p.key == key), None)
+    assert problem is not None, str(error.value)
+    assert fragment in str(problem)
+    assert problem.fix, "every problem says how to fix it"
+    assert record.resources == [], "no resource may be registered when config is bad"
+
+
+def test_plaintext_api_key_in_stack_config_is_refused():
+    record = Run()
+    with pytest.raises(ConfigError, match="stored in plaintext"):
+        run_stack("dev", {"apiKey": "a" * 32}, record=record)
+    assert record.resources == []
+
+
+def test_zone_without_stock_is_refused_before_any_cloud_resource():
+    record = Run()
+    with pytest.raises(ConfigError, match="no zone of cn-hangzhou offers it now"):
+        run_stack("dev", zones=[], record=record)
+    assert [r.type for r in record.resources] == ["pulumi:providers:alicloud"]
+
+
+def test_configured_zone_must_offer_the_instance_type():
+    with pytest.raises(ConfigError, match="zones that do: \\['cn-hangzhou-i', 'cn-hangzhou-j'\\]"):
+        run_stack("dev", {"zone": "cn-hangzhou-b"})
+
+
+def test_custom_model_is_sized_like_catalog_models():
+    custom = ('{"name": "Tiny-1B", "modelscopeId": "org/Tiny-1B", "hfId": "org/Tiny-1B", "paramsBillion": 1.2, '
+              '"weightDtype": "bf16", "layers": 16, "attentionHeads": 16, "kvHeads": 8, "headDim": 64, '
+              '"contextLength": 8192, "reasoning": "qwen3"}')
+    settings = from_mapping({"model": "custom", "customModel": custom, "maxModelLen": "8192"}, "dev")
+    assert settings.model.modelscope_id == "org/Tiny-1B"
+    assert settings.placement.fit.fits
+
+
+def test_key_table_has_unique_names_and_typed_defaults():
+    names = [k.name for k in KEYS]
+    assert len(names) == len(set(names))
+    python_type = {"string": str, "integer": int, "boolean": bool, "array": list}
+    for key in KEYS:
+        assert isinstance(key.default, python_type[key.type]), key.name

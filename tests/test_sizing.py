@@ -1,0 +1,71 @@
+"""Sizing: real model/GPU pairs, KV cache arithmetic, tensor-parallel rules, disk and readiness."""
+import pytest
+
+from core import sizing
+from core.catalog import GPUS, MODELS
+
+KIB = 1024
+
+
+@pytest.mark.parametrize("model,kib_per_token", [
+    ("QwQ-32B", 256), ("Qwen3-32B", 256), ("DeepSeek-R1-Distill-Llama-70B", 320), ("Qwen3-235B-A22B", 188),
+])
+def test_kv_cache_per_token_matches_the_reference_figures(model, kib_per_token):
+    assert sizing.kv_bytes_per_token_per_gpu(MODELS[model], 1) == kib_per_token * KIB
+
+
+def test_mla_kv_cache_is_replicated_not_sharded():
+    r1 = MODELS["DeepSeek-R1"]
+    per_token = sizing.kv_bytes_per_token_per_gpu(r1, 8)
+    assert per_token == sizing.kv_bytes_per_token_per_gpu(r1, 1) == 61 * (512 + 64) * 2  # ~69 KiB
+
+
+def test_kv_heads_are_split_across_tensor_parallel_ranks_but_never_below_one():
+    qwq = MODELS["QwQ-32B"]  # 8 KV heads
+    assert sizing.kv_bytes_per_token_per_gpu(qwq, 4) == 256 * KIB / 4
+    assert sizing.kv_bytes_per_token_per_gpu(qwq, 16) == 256 * KIB / 8
+
+
+@pytest.mark.parametrize("model,gpu,count,fits", [
+    ("QwQ-32B", "A10", 4, True),
+    ("QwQ-32B", "A10", 1, False),
+    ("DeepSeek-R1", "A10", 8, False),
+    ("DeepSeek-R1-Distill-Qwen-7B", "A10", 1, True),
+    ("QwQ-32B", "H20", 1, True),
+    ("Qwen3-235B-A22B", "H20", 8, True),
+])
+def test_real_model_gpu_pairs(model, gpu, count, fits):
+    assert sizing.fit(MODELS[model], GPUS[gpu], count, 32768, 0.9).fits is fits
+
+
+def test_deepseek_r1_on_8x_h20_leaves_little_room_for_kv_cache():
+    budget = sizing.fit(MODELS["DeepSeek-R1"], GPUS["H20"], 8, 32768, 0.9)
+    assert budget.fits and budget.available_gib - budget.needed_gib < 2.0
+
+
+def test_longer_context_needs_more_memory():
+    qwq, a10 = MODELS["QwQ-32B"], GPUS["A10"]
+    assert sizing.fit(qwq, a10, 4, 40960, 0.9).needed_gib > sizing.fit(qwq, a10, 4, 8192, 0.9).needed_gib
+
+
+@pytest.mark.parametrize("model,tp,ok", [
+    ("QwQ-32B", 8, True), ("QwQ-32B", 4, True), ("QwQ-32B", 3, False),
+    ("DeepSeek-R1-Distill-Qwen-7B", 8, False), ("DeepSeek-R1-Distill-Qwen-7B", 2, True),
+    ("Qwen3-235B-A22B", 8, True), ("DeepSeek-R1", 16, True),
+])
+def test_tensor_parallel_must_divide_heads(model, tp, ok):
+    assert (sizing.parallelism_problem(MODELS[model], tp) is None) is ok
+
+
+def test_disk_holds_os_image_and_weights():
+    qwq = MODELS["QwQ-32B"]
+    assert sizing.disk_gib(qwq) >= qwq.weights_gib + sizing.OS_AND_IMAGE_GIB
+    assert sizing.disk_gib(qwq) % 10 == 0
+
+
+def test_readiness_wait_grows_with_the_model_and_has_a_floor():
+    small, large = MODELS["DeepSeek-R1-Distill-Qwen-7B"], MODELS["DeepSeek-R1"]
+    assert sizing.readiness_timeout_minutes(small) >= 30
+    assert sizing.readiness_timeout_minutes(large) > sizing.readiness_timeout_minutes(small)
+    # DeepSeek-R1: ~642 GiB at 3 GiB/min is ~214 min of download before a ~38 min load.
+    assert 300 < sizing.readiness_timeout_minutes(large) < 24 * 60

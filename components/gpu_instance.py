@@ -60,6 +60,9 @@ class GpuInstance(pulumi.ComponentResource):
                 parent=self, protect=args.deletion_protection,
                 # The image lookup moves to newer builds over time; that must not replace a serving host.
                 ignore_changes=["image_id"],
+                # cloud-init runs user-data once per instance, so new model or engine settings need a new
+                # host; Pulumi creates it before deleting the old one, which serves until then.
+                replace_on_changes=["user_data"],
                 custom_timeouts=pulumi.CustomTimeouts(create="30m", delete="20m")))
 
         secret = alicloud.oos.SecretParameter(

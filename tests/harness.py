@@ -40,6 +40,7 @@ class Resource:
     dependencies: list[str]
     custom_timeouts: dict
     ignore_changes: list[str]
+    replace_on_changes: list[str]
     has_replacement_trigger: bool
 
 
@@ -127,6 +128,7 @@ class RecordingMonitor(mocks.MockMonitor):
                 dependencies=list(request.dependencies),
                 custom_timeouts={"create": timeouts.create, "update": timeouts.update, "delete": timeouts.delete},
                 ignore_changes=list(request.ignoreChanges),
+                replace_on_changes=list(request.replaceOnChanges),
                 has_replacement_trigger=request.HasField("replacement_trigger"),
             ))
         return response

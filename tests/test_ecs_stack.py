@@ -87,6 +87,11 @@ def test_a_newer_image_never_replaces_the_serving_host(dev):
     assert dev.one(INSTANCE).ignore_changes == ["imageId"]
 
 
+def test_new_model_or_engine_settings_replace_the_host(dev):
+    # user-data runs once per instance; an in-place update would leave the old model serving.
+    assert dev.one(INSTANCE).replace_on_changes == ["userData"]
+
+
 def test_up_waits_for_the_readiness_command_sized_for_the_model(dev):
     invocation = dev.one(INVOCATION)
     command = unwrap(dev.one(COMMAND).inputs)

@@ -61,7 +61,8 @@ class GpuInstance(pulumi.ComponentResource):
                 # The image lookup moves to newer builds over time; that must not replace a serving host.
                 ignore_changes=["image_id"],
                 # cloud-init runs user-data once per instance, so new model or engine settings need a new
-                # host; Pulumi creates it before deleting the old one, which serves until then.
+                # host; Pulumi creates it before deleting the old one, which serves until then. A protected
+                # (deletionProtection) host must be unprotected first.
                 replace_on_changes=["user_data"],
                 custom_timeouts=pulumi.CustomTimeouts(create="30m", delete="20m")))
 

@@ -89,6 +89,7 @@ MODELS: dict[str, ModelSpec] = {
 class Gpu:
     name: str
     memory_mib: int  # total memory as nvidia-smi reports it; vLLM's utilisation is a fraction of this
+    bf16: bool = True  # Volta (V100) has no bf16: bf16 checkpoints must run as fp16
 
     @property
     def memory_gib(self) -> float:
@@ -100,7 +101,7 @@ GPUS: dict[str, Gpu] = {
     g.name: g
     for g in (
         Gpu("A10", 23028),
-        Gpu("V100", 32768),
+        Gpu("V100", 32768, bf16=False),
         Gpu("L20", 46068),
         Gpu("H20", 97871),
         Gpu("A100", 81920),

@@ -65,7 +65,7 @@ class EngineCommand:
 
 
 def build_command(options: EngineOptions, model: ModelSpec, model_path: str,
-                  tensor_parallel: int, pipeline_parallel: int = 1) -> EngineCommand:
+                  tensor_parallel: int, pipeline_parallel: int = 1, gpu_has_bf16: bool = True) -> EngineCommand:
     """The engine's argv for serving `model` from `model_path` on tensor_parallel x pipeline_parallel GPUs."""
     if options.engine == VLLM:
         argv = _vllm_argv(options, model, model_path, tensor_parallel, pipeline_parallel)
@@ -73,6 +73,8 @@ def build_command(options: EngineOptions, model: ModelSpec, model_path: str,
         argv = _sglang_argv(options, model, model_path, tensor_parallel, pipeline_parallel)
     else:
         raise ValueError(f"unknown engine {options.engine!r}; expected one of {ENGINES}")
+    if model.weight_dtype == "bf16" and not gpu_has_bf16:
+        argv += ["--dtype", "half"]  # both engines refuse bf16 on GPUs without it
     return EngineCommand(argv=tuple(argv) + options.extra_args, api_key_env=API_KEY_ENV[options.engine],
                          port=options.port)
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Deploy a stack: ./scripts/up.sh dev (or prod). State goes to a local backend in .pulumi-state/
-# unless PULUMI_BACKEND_URL points elsewhere (an OSS/S3 bucket, or Pulumi Cloud after `pulumi login`).
+# Deploy a stack: ./scripts/up.sh dev (or prod). State goes to the backend you are logged in to
+# (Pulumi Cloud, an OSS/S3 bucket, or PULUMI_BACKEND_URL); if none, to a local one in .pulumi-state/.
 # Needs: the Pulumi CLI, ALICLOUD_ACCESS_KEY / ALICLOUD_SECRET_KEY, and PULUMI_CONFIG_PASSPHRASE
 # (or answer the passphrase prompt). Extra arguments go to `pulumi up` (e.g. --yes).
 set -euo pipefail
@@ -12,9 +12,11 @@ if [ ! -x venv/bin/python ] || ! cmp -s requirements.txt venv/.installed-runtime
   venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
   cp requirements.txt venv/.installed-runtime
 fi
-if [ -z "${PULUMI_BACKEND_URL:-}" ]; then
+# Keep whatever backend you are logged in to; otherwise log in to a local one (remembered, so
+# later `pulumi preview` / `pulumi destroy` run by hand use the same state).
+if [ -z "${PULUMI_BACKEND_URL:-}" ] && ! pulumi whoami >/dev/null 2>&1; then
   mkdir -p .pulumi-state
-  export PULUMI_BACKEND_URL="file://$PWD/.pulumi-state"
+  pulumi login "file://$PWD/.pulumi-state"
 fi
 pulumi stack select --create "$stack"
 pulumi up "$@"

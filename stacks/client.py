@@ -17,7 +17,7 @@ def api_base(address: pulumi.Input[str], port: int) -> pulumi.Output[str]:
     return pulumi.Output.concat("http://", address, f":{port}/v1")
 
 
-def client_outputs(*, model_name: str, api_key: pulumi.Output[str], private_base: pulumi.Output[str],
+def client_outputs(*, model_name: str, engine: str, api_key: pulumi.Output[str], private_base: pulumi.Output[str],
                    public_base: Optional[pulumi.Output[str]]) -> dict[str, object]:
     """apiKey (secret), URLs, served model name, a curl command, an OpenAI snippet and Chatbox settings."""
     base = public_base if public_base is not None else private_base
@@ -28,7 +28,7 @@ def client_outputs(*, model_name: str, api_key: pulumi.Output[str], private_base
         "servedModelName": model_name,
         "curlCommand": base.apply(lambda url: curl_command(url, model_name)),
         "openaiSnippet": base.apply(lambda url: openai_snippet(url, model_name)),
-        "chatboxSettings": base.apply(lambda url: chatbox_settings(url, model_name)),
+        "chatboxSettings": base.apply(lambda url: chatbox_settings(url, model_name, engine)),
     }
     return outputs
 
@@ -53,11 +53,11 @@ def openai_snippet(base_url: str, model_name: str) -> str:
     ])
 
 
-def chatbox_settings(base_url: str, model_name: str) -> dict[str, object]:
+def chatbox_settings(base_url: str, model_name: str, engine: str) -> dict[str, object]:
     """The Chatbox 'custom provider' form, field by field, as the reference document lists it."""
     return {
         "modelProvider": "Add custom provider",
-        "name": "vLLM API",
+        "name": {"vllm": "vLLM API", "sglang": "SGLang API"}[engine],
         "apiHost": base_url.removesuffix("/v1"),
         "apiPath": "/v1/chat/completions",
         "improveNetworkCompatibility": True,

@@ -29,7 +29,8 @@ def build(settings: Settings) -> dict[str, object]:
         public_api_cidrs=settings.access.allowed_cidrs if settings.access.public else (),
         ssh_cidrs=settings.access.ssh_cidrs, nat_egress=not settings.access.public, tags=tags), opts=in_region)
 
-    engine = build_command(settings.engine, settings.model, model_dir(settings.model), placement.tensor_parallel)
+    engine = build_command(settings.engine, settings.model, model_dir(settings.model), placement.tensor_parallel,
+                           gpu_has_bf16=placement.gpu.bf16)
     user_data = render_user_data(HostConfig(
         model=settings.model, model_revision=settings.model_revision, engine_image=settings.engine.image,
         engine=engine, driver_branch=settings.gpu_driver_branch, fabric_manager=placement.instance.nvswitch))
@@ -45,7 +46,7 @@ def build(settings: Settings) -> dict[str, object]:
 
     port = engine.port
     outputs = client_outputs(
-        model_name=settings.engine.served_model_name, api_key=api_key.value,
+        model_name=settings.engine.served_model_name, engine=settings.engine.engine, api_key=api_key.value,
         private_base=api_base(host.private_ip, port),
         public_base=api_base(host.public_ip, port) if host.public_ip is not None else None)
     outputs.update({

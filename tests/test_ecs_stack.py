@@ -179,6 +179,7 @@ def test_sglang_runs_with_its_own_image_and_key_variable():
     assert "egs/sglang:0.4.6.post1" in text and "--api-key \"${SGLANG_API_KEY}\"" in text
     script = base64.b64decode(unwrap(run.one(COMMAND).inputs)["commandContent"]).decode()
     assert "API_KEY_ENV=SGLANG_API_KEY" in script
+    assert run.outputs["chatboxSettings"]["name"] == "SGLang API"
 
 
 def test_regions_outside_mainland_china_pull_upstream_images():
@@ -209,3 +210,9 @@ def test_tags_reach_every_taggable_resource():
     run = run_stack("dev", {"tags": ["team=ml", "cost-center=42"]})
     tagged = [r for r in run.resources if "tags" in r.inputs]
     assert tagged and all(unwrap(r.inputs)["tags"]["team"] == "ml" for r in tagged)
+
+
+def test_v100_hosts_serve_bf16_checkpoints_as_fp16():
+    run = run_stack("dev", {"instanceType": "ecs.gn6e-c12g1.3xlarge"})
+    assert "--dtype half" in user_data(run)
+    assert "--dtype" not in user_data(run_stack("dev"))

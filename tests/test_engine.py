@@ -71,3 +71,11 @@ def test_every_flag_exists_in_the_pinned_engine_version(engine, model):
 def test_shell_rendering_quotes_every_argument():
     command = build_command(options(served_model_name="a b'c"), MODELS["QwQ-32B"], "/m", 4)
     assert "'a b'\"'\"'c'" in command.shell()
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang"])
+def test_bf16_models_run_as_fp16_on_gpus_without_bf16(engine):
+    v100 = build_command(options(engine), MODELS["DeepSeek-R1-Distill-Qwen-7B"], "/m", 1, gpu_has_bf16=False)
+    assert v100.argv[v100.argv.index("--dtype") + 1] == "half"
+    assert "--dtype" not in build_command(options(engine), MODELS["DeepSeek-R1-Distill-Qwen-7B"], "/m", 1).argv
+    assert "--dtype" not in build_command(options(engine), MODELS["DeepSeek-R1"], "/m", 8, gpu_has_bf16=False).argv

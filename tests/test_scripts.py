@@ -27,7 +27,8 @@ def test_scripts_as_written_pass_shellcheck(script):
 
 def host_for(overrides: dict) -> HostConfig:
     s = from_mapping(overrides, "dev")
-    command = build_command(s.engine, s.model, model_dir(s.model), s.placement.tensor_parallel)
+    command = build_command(s.engine, s.model, model_dir(s.model), s.placement.tensor_parallel,
+                            gpu_has_bf16=s.placement.gpu.bf16)
     return HostConfig(s.model, s.model_revision, s.engine.image, command, s.gpu_driver_branch,
                       s.placement.instance.nvswitch)
 

@@ -53,6 +53,8 @@ install_driver() {
     apt_install "nvidia-fabricmanager-${DRIVER_BRANCH}"
     systemctl enable nvidia-fabricmanager
   fi
+  # nouveau claims the GPU on some images; unloading it avoids the reboot when nothing uses it.
+  modprobe --remove nouveau 2>/dev/null || true
   modprobe nvidia || true
   if ! nvidia-smi >/dev/null 2>&1; then
     [ -f "$STATE_DIR/rebooted-for-driver" ] && fail "NVIDIA driver does not load after a reboot"

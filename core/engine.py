@@ -9,7 +9,7 @@ environment; SGLang only has --api-key, so its value is a reference that the lau
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from core.catalog import ModelSpec
 
@@ -51,9 +51,7 @@ class EngineCommand:
     argv: tuple[str, ...]
     api_key_env: str
     port: int
-    env: dict[str, str] = field(default_factory=dict)
     health_path: str = "/health"
-    metrics_path: str = "/metrics"
 
     def kubernetes_args(self) -> list[str]:
         """argv for a container `command`, the key as a `$(VAR)` reference Kubernetes expands."""

@@ -285,8 +285,8 @@ def _custom_model(r: _Reader) -> Optional[ModelSpec]:
     if missing or wrong or unknown:
         r.problem("customModel", text, f"missing fields {missing}, wrongly typed {wrong}, unknown {unknown}", fix)
         return None
-    if spec["weightDtype"] not in sizing_dtypes():
-        r.problem("customModel", spec["weightDtype"], f"weightDtype must be one of {sizing_dtypes()}", fix)
+    if spec["weightDtype"] not in DTYPE_BYTES:
+        r.problem("customModel", spec["weightDtype"], f"weightDtype must be one of {tuple(DTYPE_BYTES)}", fix)
         return None
     if spec.get("reasoning") not in (None, "deepseek_r1", "qwen3"):
         r.problem("customModel", spec["reasoning"], "reasoning must be deepseek_r1 or qwen3 (or absent)", fix)
@@ -303,10 +303,6 @@ def _custom_model(r: _Reader) -> Optional[ModelSpec]:
         mla_kv_lora_rank=spec.get("mlaKvLoraRank", 0), mla_rope_dim=spec.get("mlaRopeDim", 0),
         trust_remote_code=spec.get("trustRemoteCode", False),
     )
-
-
-def sizing_dtypes() -> tuple[str, ...]:
-    return tuple(DTYPE_BYTES)
 
 
 def _engine(r: _Reader, model: Optional[ModelSpec], region: str) -> Optional[EngineOptions]:

@@ -59,9 +59,6 @@ class Run:
         assert len(found) == 1, f"expected one {type_}, found {[r.name for r in found]}"
         return found[0]
 
-    def by_urn(self, urn: str) -> Resource:
-        return next(r for r in self.resources if r.urn == urn)
-
     def types(self) -> set[str]:
         return {r.type for r in self.resources}
 

@@ -8,11 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 stack="${1:-dev}"
 shift || true
-if [ ! -x venv/bin/python ] || ! cmp -s requirements.txt venv/.installed-runtime; then
-  python3 -m venv venv
-  venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
-  cp requirements.txt venv/.installed-runtime
-fi
+# shellcheck source=scripts/venv.sh
+source scripts/venv.sh requirements.txt
 # Keep whatever backend you are logged in to; otherwise log in to a local one (remembered, so
 # later `pulumi preview` / `pulumi destroy` run by hand use the same state).
 if [ -z "${PULUMI_BACKEND_URL:-}" ] && ! pulumi whoami >/dev/null 2>&1; then

@@ -29,11 +29,9 @@ def build(settings: Settings) -> dict[str, object]:
         public_api_cidrs=settings.access.allowed_cidrs if settings.access.public else (),
         ssh_cidrs=settings.access.ssh_cidrs, nat_egress=not settings.access.public, tags=tags), opts=in_region)
 
-    engine = build_command(settings.engine, settings.model, model_dir(settings.model), placement.tensor_parallel,
-                           gpu_has_bf16=placement.gpu.bf16)
-    user_data = render_user_data(HostConfig(
-        model=settings.model, model_revision=settings.model_revision, engine_image=settings.engine.image,
-        engine=engine, driver_branch=settings.gpu_driver_branch, fabric_manager=placement.instance.nvswitch))
+    host_setup = host_config(settings)
+    engine = host_setup.engine
+    user_data = render_user_data(host_setup)
     host = GpuInstance(settings.name, GpuInstanceArgs(
         instance_type=placement.instance.name, image_id=image_id, vswitch_id=network.vswitch_id,
         security_group_id=network.security_group_id, user_data=user_data, api_key=api_key.value,
@@ -65,6 +63,16 @@ def build(settings: Settings) -> dict[str, object]:
         address = host.public_ip if host.public_ip is not None else host.private_ip
         outputs["sshCommand"] = pulumi.Output.concat("ssh -i <", settings.access.ssh_key_pair, ".pem> root@", address)
     return outputs
+
+
+def host_config(settings: Settings) -> HostConfig:
+    """What the GPU host runs: the model, the engine command for this placement, driver and image."""
+    placement = settings.placement
+    engine = build_command(settings.engine, settings.model, model_dir(settings.model), placement.tensor_parallel,
+                           gpu_has_bf16=placement.gpu.bf16)
+    return HostConfig(model=settings.model, model_revision=settings.model_revision,
+                      engine_image=settings.engine.image, engine=engine, driver_branch=settings.gpu_driver_branch,
+                      fabric_manager=placement.instance.nvswitch)
 
 
 def _zone(settings: Settings, provider: alicloud.Provider) -> str:

@@ -8,9 +8,9 @@ import pytest
 
 from components.host_scripts import (SCRIPTS, USER_DATA_LIMIT_BYTES, HostConfig, model_dir, render_conf,
                                      render_ready_command, render_user_data)
-from core.engine import build_command
 from core.settings import from_mapping
 from harness import run_stack, unwrap
+from stacks.ecs import host_config
 
 SHELLCHECK = str(Path(sys.executable).parent / "shellcheck")
 
@@ -26,11 +26,7 @@ def test_scripts_as_written_pass_shellcheck(script):
 
 
 def host_for(overrides: dict) -> HostConfig:
-    s = from_mapping(overrides, "dev")
-    command = build_command(s.engine, s.model, model_dir(s.model), s.placement.tensor_parallel,
-                            gpu_has_bf16=s.placement.gpu.bf16)
-    return HostConfig(s.model, s.model_revision, s.engine.image, command, s.gpu_driver_branch,
-                      s.placement.instance.nvswitch)
+    return host_config(from_mapping(overrides, "dev"))
 
 
 VARIANTS = {

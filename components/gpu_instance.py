@@ -1,8 +1,8 @@
 """One GPU ECS instance that downloads the model, runs the engine, and is only done when serving.
 
-`pulumi up` ends when a Cloud Assistant invocation confirms /health and API-key enforcement on the
-host (EcsInvocation waits for the command to succeed, bounded by its create timeout). The API key
-travels as an OOS encrypted parameter referenced by that command, never in user-data.
+`pulumi up` ends when a Cloud Assistant command (components.secret_command) confirms /health and
+API-key enforcement on the host. The API key travels as an OOS encrypted parameter referenced by
+that command, never in user-data.
 """
 from __future__ import annotations
 
@@ -14,8 +14,7 @@ import pulumi
 import pulumi_alicloud as alicloud
 
 from components.host_scripts import render_ready_command
-
-READY_MARGIN_SECONDS = 300
+from components.secret_command import SecretCommand, SecretCommandArgs
 
 
 @dataclass(frozen=True)
@@ -66,27 +65,13 @@ class GpuInstance(pulumi.ComponentResource):
                 replace_on_changes=["user_data"],
                 custom_timeouts=pulumi.CustomTimeouts(create="30m", delete="20m")))
 
-        secret = alicloud.oos.SecretParameter(
-            f"{name}-api-key", secret_parameter_name=f"{name}-api-key", value=args.api_key, type="Secret",
-            description="API key of the LLM inference API", tags=tags, opts=pulumi.ResourceOptions(parent=self))
-
-        timeout_seconds = args.readiness_timeout_minutes * 60
         script = render_ready_command(api_port=args.api_port, api_key_env=args.api_key_env,
-                                      secret_parameter=f"{name}-api-key", timeout_seconds=timeout_seconds)
-        command = alicloud.ecs.Command(
-            f"{name}-ready", name=f"{name}-ready", type="RunShellScript", enable_parameter=True,
-            command_content=base64.b64encode(script.encode()).decode(), working_dir="/root",
-            timeout=timeout_seconds + READY_MARGIN_SECONDS,
-            description="Install the API key, start the engine, wait for /health",
-            opts=pulumi.ResourceOptions(parent=self))
-        ready_minutes = args.readiness_timeout_minutes + READY_MARGIN_SECONDS // 60 + 5
-        self.ready = alicloud.ecs.EcsInvocation(
-            f"{name}-ready", command_id=command.id, instance_ids=[instance.id],
-            opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[secret],
-                # A rotated key must be installed again: re-run the command when the key changes.
-                replacement_trigger=args.api_key,
-                custom_timeouts=pulumi.CustomTimeouts(create=f"{ready_minutes}m", delete="5m")))
+                                      secret_parameter=f"{name}-api-key",
+                                      timeout_seconds=args.readiness_timeout_minutes * 60)
+        self.ready = SecretCommand(f"{name}-ready", SecretCommandArgs(
+            instance_id=instance.id, secret=args.api_key, script=script, parameter_name=f"{name}-api-key",
+            timeout_minutes=args.readiness_timeout_minutes, tags=tags,
+            description="Install the API key, start the engine, wait for /health"), opts=pulumi.ResourceOptions(parent=self))
 
         self.instance_id = instance.id
         self.private_ip = instance.private_ip

@@ -90,6 +90,9 @@ class Gpu:
     name: str
     memory_mib: int  # total memory as nvidia-smi reports it; vLLM's utilisation is a fraction of this
     bf16: bool = True  # Volta (V100) has no bf16: bf16 checkpoints must run as fp16
+    # ACS `alibabacloud.com/gpu-model-series` label value. Only series confirmed in the reference
+    # deployments are listed; others can be given with llm:acsGpuSeries.
+    acs_series: Optional[str] = None
 
     @property
     def memory_gib(self) -> float:
@@ -103,7 +106,7 @@ GPUS: dict[str, Gpu] = {
         Gpu("A10", 23028),
         Gpu("V100", 32768, bf16=False),
         Gpu("L20", 46068),
-        Gpu("H20", 97871),
+        Gpu("H20", 97871, acs_series="H20"),
         Gpu("A100", 81920),
         Gpu("H100", 81559),
         Gpu("H800", 81559),

@@ -19,8 +19,9 @@ from core.errors import ConfigError, Problem
 
 PROJECT = "llm"
 
-TARGETS_AVAILABLE = ("ecs",)
-TARGETS_PLANNED = ("acs", "ack", "ack-edge", "gke", "kubernetes")
+TARGETS_AVAILABLE = ("ecs", "acs", "kubernetes")
+TARGETS_PLANNED = ("ack", "ack-edge", "gke")
+KUBERNETES_TARGETS = ("acs", "kubernetes")
 
 # Default images: Alibaba's EGS registry (reachable from mainland China regions, where Docker Hub
 # is not) and the upstream images elsewhere. Tags are pinned; see README "Engine images".
@@ -46,7 +47,8 @@ class Key:
 
 
 KEYS: tuple[Key, ...] = (
-    Key("target", "string", "ecs", "Deployment target: ecs (acs, ack, ack-edge, gke, kubernetes are planned)."),
+    Key("target", "string", "ecs",
+        "Deployment target: ecs, acs or kubernetes (an existing cluster); ack, ack-edge and gke are planned."),
     Key("region", "string", "cn-hangzhou", "Alibaba Cloud region, e.g. cn-hangzhou, cn-beijing, ap-southeast-1."),
     Key("zone", "string", "", "Zone for the vSwitch and instance; empty: the first zone that offers the instance type."),
     Key("model", "string", "DeepSeek-R1-Distill-Qwen-7B",
@@ -59,7 +61,13 @@ KEYS: tuple[Key, ...] = (
     Key("engineImage", "string", "", "Engine container image with a pinned tag; empty: the default for engine and region."),
     Key("instanceType", "string", "", "ECS GPU instance type; empty: chosen from llm:gpuKind and llm:gpuCount."),
     Key("gpuKind", "string", "A10", "GPU kind when no instance type is given: A10, V100, H20, ..."),
-    Key("gpuCount", "integer", 0, "GPUs per instance; 0: the fewest that fit the model."),
+    Key("gpuCount", "integer", 0, "GPUs per instance (ecs) or per pod (Kubernetes targets); 0: the fewest that fit."),
+    Key("podsPerReplica", "integer", 0,
+        "Kubernetes targets: pods per model copy (pipeline-parallel stages, a LeaderWorkerSet when > 1); 0: fewest that fit."),
+    Key("replicas", "integer", 1, "Kubernetes targets: copies of the model serving behind the Services."),
+    Key("cpuPerPod", "integer", 0, "Kubernetes targets: vCPUs per serving pod; 0: 16 per GPU, at most 64."),
+    Key("memoryGibPerPod", "integer", 0, "Kubernetes targets: memory (GiB) per serving pod; 0: 128 per GPU, at most 512."),
+    Key("shmGib", "integer", 0, "Kubernetes targets: /dev/shm size (GiB) per serving pod; 0: 8 per GPU, at most a quarter of the memory."),
     Key("maxModelLen", "integer", 32768, "Maximum context length (prompt + output tokens) per request."),
     Key("gpuMemoryUtilization", "string", "0.90", "Fraction of GPU memory the engine may use, 0 < x < 1."),
     Key("maxNumSeqs", "integer", 0, "Maximum concurrent sequences per engine; 0: engine default."),
@@ -78,8 +86,34 @@ KEYS: tuple[Key, ...] = (
     Key("diskCategory", "string", "cloud_essd", "System disk category: cloud_essd, cloud_auto or cloud_efficiency."),
     Key("systemDiskGb", "integer", 0, "System disk size in GiB; 0: sized from the model (OS + image + weights)."),
     Key("readinessTimeoutMinutes", "integer", 0, "How long `pulumi up` waits for /health; 0: estimated from the model."),
-    Key("deletionProtection", "boolean", False, "Protect the instance from deletion (console, API and Pulumi)."),
+    Key("deletionProtection", "boolean", False,
+        "Protect the instance or cluster from deletion (console, API and Pulumi)."),
     Key("tags", "array", [], "Extra resource tags as key=value strings."),
+    Key("clusterZones", "array", [], "acs: the two zones for the cluster's vSwitches; empty: the first two zones found."),
+    Key("kubernetesVersion", "string", "", "acs: Kubernetes version of the cluster; empty: the newest at creation."),
+    Key("clusterPublicEndpoint", "boolean", True,
+        "acs: give the API server a public endpoint so `pulumi up` works from outside the VPC."),
+    Key("serviceCidr", "string", "172.16.0.0/16", "acs: CIDR of Kubernetes Services; must not overlap llm:vpcCidr."),
+    Key("acsGpuSeries", "string", "", "acs: value of alibabacloud.com/gpu-model-series; empty: derived from llm:gpuKind."),
+    Key("acsComputeClass", "string", "gpu", "acs: alibabacloud.com/compute-class of serving pods: gpu or gpu-hpn."),
+    Key("acsComputeQos", "string", "default", "acs: alibabacloud.com/compute-qos of serving pods: default or best-effort."),
+    Key("modelBucket", "string", "", "acs: OSS bucket name for model weights; empty: a generated unique name."),
+    Key("retainModelStore", "boolean", False,
+        "Keep the model bucket (acs) or volume (kubernetes) on `pulumi destroy`, protected from deletion."),
+    Key("fluid", "boolean", False, "acs: cache the model in memory with Fluid (JindoRuntime) for faster loads."),
+    Key("jumpHost", "boolean", True, "acs: a small ECS in the VPC with kubectl and the kubeconfig."),
+    Key("jumpHostInstanceType", "string", "ecs.g7.large", "acs: instance type of the jump host."),
+    Key("namespace", "string", "llm", "Kubernetes targets: namespace for the serving workload."),
+    Key("kubeconfig", "string", "",
+        "kubernetes: kubeconfig of the existing cluster (set with --secret); empty: the ambient kubeconfig.", secret=True),
+    Key("storageClass", "string", "", "kubernetes: storage class of the model volume; empty: the cluster default."),
+    Key("benchmark", "boolean", False, "Kubernetes targets: run `vllm bench serve` once against the private Service."),
+    Key("benchmarkDataset", "string", "random", "Benchmark dataset: random or sharegpt (fetched from ModelScope)."),
+    Key("benchmarkPrompts", "integer", 200, "Benchmark: number of prompts."),
+    Key("benchmarkRequestRate", "string", "1", "Benchmark: requests per second, or inf."),
+    Key("benchmarkConcurrency", "integer", 0, "Benchmark: maximum concurrent requests; 0: unlimited."),
+    Key("benchmarkInputLen", "integer", 1024, "Benchmark (random dataset): input tokens per prompt."),
+    Key("benchmarkOutputLen", "integer", 1024, "Benchmark (random dataset): output tokens per prompt."),
 )
 
 KEYS_BY_NAME = {k.name: k for k in KEYS}
@@ -110,15 +144,78 @@ class Access:
 
 @dataclass(frozen=True)
 class Placement:
-    """Where the model runs: an instance type, its GPUs, and the memory budget that was checked."""
+    """Where one copy of the model runs: GPUs per pod (or instance), pods per copy, and the checked budget."""
 
-    instance: InstanceType
     gpu: Gpu
+    gpus_per_pod: int
     fit: sizing.Fit
+    pods: int = 1  # pipeline-parallel stages, one pod each
+    instance: Optional[InstanceType] = None  # ecs only
 
     @property
     def tensor_parallel(self) -> int:
-        return self.instance.gpu_count
+        return self.gpus_per_pod
+
+    @property
+    def pipeline_parallel(self) -> int:
+        return self.pods
+
+
+@dataclass(frozen=True)
+class Workload:
+    """Kubernetes targets: how many copies, and what each serving pod gets."""
+
+    namespace: str
+    replicas: int
+    cpu: int
+    memory_gib: int
+    shm_gib: int
+
+
+@dataclass(frozen=True)
+class ClusterNetwork:
+    """acs: the cluster's zones, address plan and API endpoint."""
+
+    zones: tuple[str, ...]  # empty: looked up at deploy time
+    node_vswitch_cidrs: tuple[str, str]
+    pod_vswitch_cidrs: tuple[str, str]
+    service_cidr: str
+    kubernetes_version: Optional[str]
+    public_endpoint: bool
+
+
+@dataclass(frozen=True)
+class AcsPod:
+    """acs: the labels that choose the serverless GPU capacity of serving pods."""
+
+    gpu_series: str
+    compute_class: str
+    compute_qos: str
+
+
+@dataclass(frozen=True)
+class ModelStore:
+    bucket_name: Optional[str]
+    retain: bool
+    fluid: bool
+    storage_class: Optional[str]
+
+
+@dataclass(frozen=True)
+class JumpHost:
+    enabled: bool
+    instance_type: str
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    enabled: bool
+    dataset: str
+    prompts: int
+    request_rate: str
+    concurrency: int
+    input_len: int
+    output_len: int
 
 
 @dataclass(frozen=True)
@@ -142,6 +239,17 @@ class Settings:
     readiness_timeout_minutes: int
     deletion_protection: bool
     tags: dict[str, str]
+    workload: Optional[Workload] = None  # Kubernetes targets
+    cluster: Optional[ClusterNetwork] = None  # acs
+    acs: Optional[AcsPod] = None  # acs
+    model_store: Optional[ModelStore] = None  # Kubernetes targets
+    jump_host: Optional[JumpHost] = None  # acs
+    benchmark: Optional[Benchmark] = None  # Kubernetes targets
+    kubeconfig: Optional[SecretStr] = None  # kubernetes
+
+    @property
+    def kubernetes(self) -> bool:
+        return self.target in KUBERNETES_TARGETS
 
     @property
     def name(self) -> str:
@@ -205,13 +313,14 @@ def parse(raw: Callable[[str], Optional[str]], stack: str) -> Settings:
     """Parse and validate all config; raise ConfigError listing every problem."""
     r = _Reader(raw)
     target = _target(r)
+    kubernetes = target in KUBERNETES_TARGETS
     region = r.get("region")
     if not REGION_PATTERN.match(region):
         r.problem("region", region, "must be an Alibaba Cloud region id like cn-hangzhou",
                   f"pulumi config set {PROJECT}:region cn-hangzhou")
     model = _model(r)
     engine = _engine(r, model, region)
-    placement = _placement(r, model, engine)
+    placement = _pod_placement(r, model, engine) if kubernetes else _placement(r, model, engine)
     access = _access(r)
     api_key = _api_key(r)
     vpc_cidr, vswitch_cidr = _network(r)
@@ -223,6 +332,13 @@ def parse(raw: Callable[[str], Optional[str]], stack: str) -> Settings:
     readiness = _sized(r, "readinessTimeoutMinutes", sizing.readiness_timeout_minutes(model) if model else 0,
                        "minutes", minimum_is_need=False)
     tags = _tags(r)
+    workload = _workload(r, placement, target) if kubernetes else None
+    cluster = _cluster_network(r, vpc_cidr, vswitch_cidr) if target == "acs" else None
+    acs = _acs_pod(r, placement) if target == "acs" else None
+    model_store = _model_store(r) if kubernetes else None
+    jump_host = _jump_host(r) if target == "acs" else None
+    benchmark = _benchmark(r, engine) if kubernetes else None
+    kubeconfig = r.get("kubeconfig")
     if r.problems:
         raise ConfigError(r.problems)
     return Settings(
@@ -231,6 +347,8 @@ def parse(raw: Callable[[str], Optional[str]], stack: str) -> Settings:
         api_key=api_key, vpc_cidr=vpc_cidr, vswitch_cidr=vswitch_cidr, image_id=r.get("imageId") or None,
         gpu_driver_branch=r.get("gpuDriverBranch"), disk_category=disk_category, system_disk_gib=system_disk,
         readiness_timeout_minutes=readiness, deletion_protection=r.get("deletionProtection"), tags=tags,
+        workload=workload, cluster=cluster, acs=acs, model_store=model_store, jump_host=jump_host,
+        benchmark=benchmark, kubeconfig=SecretStr(kubeconfig) if kubeconfig and target == "kubernetes" else None,
     )
 
 
@@ -388,30 +506,216 @@ def _placement(r: _Reader, model: Optional[ModelSpec], engine: Optional[EngineOp
     if model is None or engine is None:
         return None
     for instance in candidates:
-        placement = _try_place(model, engine, instance)
+        placement = _try_place(model, engine, GPUS[instance.gpu], instance.gpu_count, instance=instance)
         if isinstance(placement, Placement):
             return placement
     largest = candidates[-1]
-    reason = _try_place(model, engine, largest)
+    reason = _try_place(model, engine, GPUS[largest.gpu], largest.gpu_count, instance=largest)
     fitting = [t.name + f" ({t.gpu_count}x {t.gpu})" for t in ECS_INSTANCE_TYPES.values()
-               if isinstance(_try_place(model, engine, t), Placement)]
+               if isinstance(_try_place(model, engine, GPUS[t.gpu], t.gpu_count), Placement)]
     fix = f"use an instance type that fits: {', '.join(fitting)}" if fitting else "no catalog instance type fits this model"
+    _does_not_fit(r, model, largest.name, reason, fix)
+    return None
+
+
+def _does_not_fit(r: _Reader, model: ModelSpec, where: str, reason, fix: str) -> None:
     if isinstance(reason, sizing.Fit):
         if reason.weights_gib + reason.overhead_gib <= reason.available_gib:
             fix += ", or lower llm:maxModelLen"
         reason = reason.describe()
-    r.problem("model", model.name, f"cannot be served on {largest.name}: {reason}", fix)
+    r.problem("model", model.name, f"cannot be served on {where}: {reason}", fix)
+
+
+def _try_place(model: ModelSpec, engine: EngineOptions, gpu: Gpu, gpus_per_pod: int, pods: int = 1,
+               instance: Optional[InstanceType] = None):
+    """A Placement when it fits and the engines accept the split; else the Fit that failed or the reason."""
+    problem = sizing.parallelism_problem(model, gpus_per_pod)
+    if problem:
+        return problem
+    budget = sizing.fit(model, gpu, gpus_per_pod * pods, engine.max_model_len, engine.gpu_memory_utilization,
+                        pipeline_parallel=pods)
+    return Placement(gpu, gpus_per_pod, budget, pods=pods, instance=instance) if budget.fits else budget
+
+
+POD_GPU_COUNTS = (1, 2, 4, 8)
+MAX_PODS_PER_REPLICA = 4
+
+
+def _pod_placement(r: _Reader, model: Optional[ModelSpec], engine: Optional[EngineOptions]) -> Optional[Placement]:
+    """Kubernetes targets: GPUs per pod and pods per copy; the fewest GPUs (then pods) that fit."""
+    gpu_kind, gpu_count, pods = r.get("gpuKind"), r.get("gpuCount"), r.get("podsPerReplica")
+    bad = False
+    if gpu_kind not in GPUS:
+        r.problem("gpuKind", gpu_kind, f"unknown GPU; known: {', '.join(GPUS)}", f"pulumi config set {PROJECT}:gpuKind H20")
+        bad = True
+    if gpu_count not in (0,) + POD_GPU_COUNTS:
+        r.problem("gpuCount", gpu_count, f"GPUs per pod must be 0 (the fewest that fit) or one of {POD_GPU_COUNTS}",
+                  f"pulumi config set {PROJECT}:gpuCount 0")
+        bad = True
+    if not 0 <= pods <= MAX_PODS_PER_REPLICA:
+        r.problem("podsPerReplica", pods, f"must be 0 (the fewest that fit) or 1-{MAX_PODS_PER_REPLICA}",
+                  f"pulumi config set {PROJECT}:podsPerReplica 0")
+        bad = True
+    elif pods > 1 and engine is not None and engine.engine != VLLM:
+        r.problem("podsPerReplica", pods, "a model spread over several pods is only supported with vLLM (Ray)",
+                  f"pulumi config set {PROJECT}:engine vllm, or pulumi config set {PROJECT}:podsPerReplica 1")
+        bad = True
+    if bad or model is None or engine is None:
+        return None
+    gpu = GPUS[gpu_kind]
+    shapes = sorted(((c, p) for c in ([gpu_count] if gpu_count else POD_GPU_COUNTS)
+                     for p in ([pods] if pods else range(1, 3 if engine.engine == VLLM else 2))),
+                    key=lambda shape: (shape[0] * shape[1], shape[1]))
+    for count, stages in shapes:
+        placement = _try_place(model, engine, gpu, count, stages)
+        if isinstance(placement, Placement):
+            return placement
+    count, stages = shapes[-1]
+    reason = _try_place(model, engine, gpu, count, stages)
+    _does_not_fit(r, model, f"{stages} pod(s) x {count}x {gpu_kind}", reason,
+                  f"use more GPUs per pod ({PROJECT}:gpuCount up to 8), more pods ({PROJECT}:podsPerReplica) "
+                  f"or a larger GPU ({PROJECT}:gpuKind)")
     return None
 
 
-def _try_place(model: ModelSpec, engine: EngineOptions, instance: InstanceType):
-    """A Placement when it fits and the engines accept the split; else the Fit that failed or the reason."""
-    problem = sizing.parallelism_problem(model, instance.gpu_count)
-    if problem:
-        return problem
-    gpu = GPUS[instance.gpu]
-    budget = sizing.fit(model, gpu, instance.gpu_count, engine.max_model_len, engine.gpu_memory_utilization)
-    return Placement(instance, gpu, budget) if budget.fits else budget
+def _workload(r: _Reader, placement: Optional[Placement], target: str) -> Optional[Workload]:
+    namespace = r.get("namespace")
+    if not DNS_LABEL.match(namespace):
+        r.problem("namespace", namespace, "must be a DNS-1123 label: lowercase letters, digits and '-', at most 63",
+                  f"pulumi config set {PROJECT}:namespace llm")
+    replicas = r.get("replicas")
+    if replicas < 1:
+        r.problem("replicas", replicas, "must be at least 1", f"pulumi config set {PROJECT}:replicas 1")
+    gpus = placement.gpus_per_pod if placement else 1
+    cpu = _sized(r, "cpuPerPod", min(16 * gpus, 64), "vCPUs", minimum_is_need=False)
+    memory = _sized(r, "memoryGibPerPod", min(128 * gpus, 512), "GiB", minimum_is_need=False)
+    shm = _sized(r, "shmGib", min(8 * gpus, memory // 4), "GiB", minimum_is_need=False)
+    if shm >= memory:
+        r.problem("shmGib", shm, f"must be smaller than the pod's {memory} GiB of memory (/dev/shm counts against it)",
+                  f"pulumi config set {PROJECT}:shmGib {max(1, memory // 4)}")
+    return Workload(namespace=namespace, replicas=replicas, cpu=cpu, memory_gib=memory, shm_gib=shm)
+
+
+def _cluster_network(r: _Reader, vpc_text: str, vswitch_text: str) -> Optional[ClusterNetwork]:
+    """Node vSwitches: llm:vswitchCidr and the next block of its size; pod vSwitches: the VPC's last two quarters."""
+    zones = tuple(r.get("clusterZones"))
+    if zones and (len(zones) != 2 or zones[0] == zones[1]):
+        r.problem("clusterZones", list(zones), "must name exactly two different zones, or be empty to choose them",
+                  f"pulumi config set --path '{PROJECT}:clusterZones[0]' cn-hangzhou-i (and [1])")
+    service_text = r.get("serviceCidr")
+    try:
+        vpc = ipaddress.ip_network(vpc_text, strict=True)
+        first = ipaddress.ip_network(vswitch_text, strict=True)
+    except ValueError:
+        return None  # already reported by _network
+    try:
+        service = ipaddress.ip_network(service_text, strict=True)
+        if service.overlaps(vpc):
+            raise ValueError(f"overlaps llm:vpcCidr {vpc}")
+    except ValueError as exc:
+        r.problem("serviceCidr", service_text, f"must be a CIDR outside the VPC ({exc})",
+                  f"pulumi config set {PROJECT}:serviceCidr 172.16.0.0/16")
+    if vpc.prefixlen > 20:
+        r.problem("vpcCidr", vpc_text, "acs needs a VPC of /20 or larger: its last half holds the pod vSwitches",
+                  f"pulumi config set {PROJECT}:vpcCidr 192.168.0.0/16")
+        return None
+    second = ipaddress.ip_network((int(first.network_address) + first.num_addresses, first.prefixlen))
+    quarters = list(vpc.subnets(prefixlen_diff=2))
+    if not (first.subnet_of(quarters[0]) or first.subnet_of(quarters[1])) or not second.subnet_of(vpc) \
+            or second.overlaps(quarters[2]):
+        r.problem("vswitchCidr", vswitch_text, f"acs uses it and the next block ({second}) for nodes; both must lie "
+                  f"in the first half of {vpc} (the second half holds the pod vSwitches)",
+                  f"pulumi config set {PROJECT}:vswitchCidr {next(vpc.subnets(new_prefix=24))}")
+    version = r.get("kubernetesVersion")
+    if version and not re.match(r"^1\.\d+\.\d+-aliyun\.\d+$", version):
+        r.problem("kubernetesVersion", version, "must be an ACK version string like 1.33.3-aliyun.1",
+                  "leave it empty for the newest, or copy one from the ACS console")
+    return ClusterNetwork(zones=zones, node_vswitch_cidrs=(str(first), str(second)),
+                          pod_vswitch_cidrs=(str(quarters[2]), str(quarters[3])), service_cidr=service_text,
+                          kubernetes_version=version or None, public_endpoint=r.get("clusterPublicEndpoint"))
+
+
+ACS_COMPUTE_CLASSES = ("gpu", "gpu-hpn")
+ACS_COMPUTE_QOS = ("default", "best-effort")
+
+
+def _acs_pod(r: _Reader, placement: Optional[Placement]) -> Optional[AcsPod]:
+    series = r.get("acsGpuSeries")
+    kind = r.get("gpuKind")
+    if not series and kind in GPUS:
+        series = GPUS[kind].acs_series or ""
+        if not series:
+            known = [g.name for g in GPUS.values() if g.acs_series]
+            r.problem("gpuKind", kind, f"no ACS GPU series is known for it; ACS series known here: {', '.join(known)}",
+                      f"pulumi config set {PROJECT}:gpuKind H20, or set {PROJECT}:acsGpuSeries to the series "
+                      "the ACS console lists for your GPU")
+    elif series and not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$", series):
+        r.problem("acsGpuSeries", series, "must be a label value (letters, digits, . _ -)", "e.g. H20")
+    compute_class, qos = r.get("acsComputeClass"), r.get("acsComputeQos")
+    if compute_class not in ACS_COMPUTE_CLASSES:
+        r.problem("acsComputeClass", compute_class, f"must be one of {', '.join(ACS_COMPUTE_CLASSES)}",
+                  f"pulumi config set {PROJECT}:acsComputeClass gpu")
+    if qos not in ACS_COMPUTE_QOS:
+        r.problem("acsComputeQos", qos, f"must be one of {', '.join(ACS_COMPUTE_QOS)}",
+                  f"pulumi config set {PROJECT}:acsComputeQos default")
+    return AcsPod(gpu_series=series, compute_class=compute_class, compute_qos=qos) if series else None
+
+
+BUCKET_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$")
+
+
+def _model_store(r: _Reader) -> ModelStore:
+    bucket, storage_class = r.get("modelBucket"), r.get("storageClass")
+    if bucket and not BUCKET_PATTERN.match(bucket):
+        r.problem("modelBucket", bucket, "must be 3-63 lowercase letters, digits and '-', not starting or ending with '-'",
+                  f"pulumi config set {PROJECT}:modelBucket my-llm-models, or leave it empty to generate one")
+    if storage_class and not DNS_SUBDOMAIN.match(storage_class):
+        r.problem("storageClass", storage_class, "must be a storage class name (lowercase DNS subdomain)",
+                  "kubectl get storageclass lists them; leave it empty for the cluster default")
+    return ModelStore(bucket_name=bucket or None, retain=r.get("retainModelStore"), fluid=r.get("fluid"),
+                      storage_class=storage_class or None)
+
+
+def _jump_host(r: _Reader) -> JumpHost:
+    instance_type = r.get("jumpHostInstanceType")
+    if not re.match(r"^ecs\.[a-z0-9-]+\.[a-z0-9]+$", instance_type):
+        r.problem("jumpHostInstanceType", instance_type, "must be an ECS instance type like ecs.g7.large",
+                  f"pulumi config set {PROJECT}:jumpHostInstanceType ecs.g7.large")
+    return JumpHost(enabled=r.get("jumpHost"), instance_type=instance_type)
+
+
+BENCHMARK_DATASETS = ("random", "sharegpt")
+
+
+def _benchmark(r: _Reader, engine: Optional[EngineOptions]) -> Benchmark:
+    enabled, dataset, rate = r.get("benchmark"), r.get("benchmarkDataset"), r.get("benchmarkRequestRate")
+    if dataset not in BENCHMARK_DATASETS:
+        r.problem("benchmarkDataset", dataset, f"must be one of {', '.join(BENCHMARK_DATASETS)}",
+                  f"pulumi config set {PROJECT}:benchmarkDataset random")
+    try:
+        if rate != "inf" and not float(rate) > 0:
+            raise ValueError
+    except ValueError:
+        r.problem("benchmarkRequestRate", rate, "must be a positive number of requests per second, or inf",
+                  f"pulumi config set {PROJECT}:benchmarkRequestRate 1")
+    for key in ("benchmarkPrompts", "benchmarkInputLen", "benchmarkOutputLen"):
+        if r.get(key) < 1:
+            r.problem(key, r.get(key), "must be positive", f"pulumi config set {PROJECT}:{key} {KEYS_BY_NAME[key].default}")
+    if r.get("benchmarkConcurrency") < 0:
+        r.problem("benchmarkConcurrency", r.get("benchmarkConcurrency"), "must be 0 (unlimited) or positive",
+                  f"pulumi config set {PROJECT}:benchmarkConcurrency 0")
+    if enabled and engine is not None and engine.engine != VLLM:
+        r.problem("benchmark", True, "runs `vllm bench serve`, which needs the vLLM image",
+                  f"pulumi config set {PROJECT}:benchmark false, or use llm:engine vllm")
+    if enabled and engine is not None and dataset == "random" and \
+            r.get("benchmarkInputLen") + r.get("benchmarkOutputLen") > engine.max_model_len:
+        r.problem("benchmarkInputLen", r.get("benchmarkInputLen"),
+                  f"input + output tokens exceed llm:maxModelLen {engine.max_model_len}", "lower the lengths")
+    return Benchmark(enabled=enabled, dataset=dataset, prompts=r.get("benchmarkPrompts"), request_rate=rate,
+                     concurrency=r.get("benchmarkConcurrency"), input_len=r.get("benchmarkInputLen"),
+                     output_len=r.get("benchmarkOutputLen"))
 
 
 def _access(r: _Reader) -> Access:
@@ -502,7 +806,7 @@ def from_mapping(values: Mapping[str, str], stack: str) -> Settings:
 
 
 def load() -> Settings:
-    """Settings of the running Pulumi stack. A plaintext apiKey is refused: it must be a secret."""
+    """Settings of the running Pulumi stack. A plaintext secret key (apiKey, kubeconfig) is refused."""
     import pulumi
     from pulumi.runtime.config import get_config, is_config_secret
 
@@ -511,10 +815,9 @@ def load() -> Settings:
         # applied Pulumi.yaml defaults, so None only happens under test harnesses.
         return get_config(f"{PROJECT}:{name}")
 
-    problems = []
-    if raw("apiKey") and not is_config_secret(f"{PROJECT}:apiKey"):
-        problems.append(Problem("apiKey", "****", "is stored in plaintext in the stack config",
-                                f"pulumi config rm {PROJECT}:apiKey && pulumi config set --secret {PROJECT}:apiKey <key>"))
+    problems = [Problem(key.name, "****", "is stored in plaintext in the stack config",
+                        f"pulumi config rm {PROJECT}:{key.name} && pulumi config set --secret {PROJECT}:{key.name} <value>")
+                for key in KEYS if key.secret and raw(key.name) and not is_config_secret(f"{PROJECT}:{key.name}")]
     try:
         settings = parse(raw, pulumi.get_stack())
     except ConfigError as error:

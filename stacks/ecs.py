@@ -7,10 +7,11 @@ import pulumi_alicloud as alicloud
 from components.api_key import ApiKey
 from components.gpu_instance import GpuInstance, GpuInstanceArgs
 from components.host_scripts import HostConfig, model_dir, render_user_data
-from components.network import Network, NetworkArgs
+from components.network import Network, NetworkArgs, Subnet
 from core.engine import build_command
 from core.errors import ConfigError, Problem
 from core.settings import Settings
+from stacks.alibaba import ubuntu_image
 from stacks.client import api_base, client_outputs
 
 
@@ -18,13 +19,14 @@ def build(settings: Settings) -> dict[str, object]:
     provider = alicloud.Provider("alicloud", region=settings.region)
     placement = settings.placement
     zone = _zone(settings, provider)
-    image_id = settings.image_id or _ubuntu_image(settings, provider)
+    instance = settings.placement.instance
+    image_id = settings.image_id or ubuntu_image(provider, settings.region, instance.name, instance.uefi_only)
     tags = {"app": "llm-serving", "stack": settings.stack, **settings.tags}
     in_region = pulumi.ResourceOptions(providers=[provider])
 
     api_key = ApiKey(f"{settings.name}-api-key", settings.api_key)
     network = Network(settings.name, NetworkArgs(
-        vpc_cidr=settings.vpc_cidr, vswitch_cidr=settings.vswitch_cidr, zone_id=zone,
+        vpc_cidr=settings.vpc_cidr, subnets=[Subnet("hosts", zone, settings.vswitch_cidr)],
         api_port=settings.engine.port,
         public_api_cidrs=settings.access.allowed_cidrs if settings.access.public else (),
         ssh_cidrs=settings.access.ssh_cidrs, nat_egress=not settings.access.public, tags=tags), opts=in_region)
@@ -53,7 +55,7 @@ def build(settings: Settings) -> dict[str, object]:
         "zone": zone,
         "instanceId": host.instance_id,
         "instanceType": placement.instance.name,
-        "gpus": f"{placement.instance.gpu_count}x {placement.gpu.name}",
+        "gpus": f"{placement.gpus_per_pod}x {placement.gpu.name}",
         "engine": settings.engine.engine,
         "engineImage": settings.engine.image,
         "healthCheck": pulumi.Output.concat("curl http://", host.private_ip, f":{port}/health"),
@@ -91,16 +93,3 @@ def _zone(settings: Settings, provider: alicloud.Provider) -> str:
                                    "(sold out or not sold in this region)",
                                    "try another region, llm:gpuKind or llm:instanceType, or ask Alibaba Cloud for quota")])
     return settings.zone or zones[0]
-
-
-def _ubuntu_image(settings: Settings, provider: alicloud.Provider) -> str:
-    """Newest Ubuntu 22.04 public image the instance type supports (UEFI builds for ebmgn8v)."""
-    pattern = r"^ubuntu_22_04_uefi_x64" if settings.placement.instance.uefi_only else r"^ubuntu_22_04_x64"
-    found = alicloud.ecs.get_images(name_regex=pattern, owners="system", most_recent=True, os_type="linux",
-                                    instance_type=settings.placement.instance.name,
-                                    opts=pulumi.InvokeOptions(provider=provider))
-    if not found.images:
-        raise ConfigError([Problem("imageId", "", f"no public image matching {pattern} supports "
-                                   f"{settings.placement.instance.name} in {settings.region}",
-                                   "set llm:imageId to an Ubuntu 22.04 image id from the ECS console")])
-    return found.images[0].id

@@ -7,12 +7,11 @@ and inputs, secrets still wrapped in Pulumi's secret marker.
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import runpy
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 import pulumi
 import yaml
@@ -26,6 +25,12 @@ SECRET_SIG = rpc._special_secret_sig  # how Pulumi marks a secret value in seria
 GENERATED_API_KEY = "generated-key-FROM-RANDOM-0123456789abcdefghijklmn"  # what RandomPassword returns here
 
 ZONES = ["cn-hangzhou-i", "cn-hangzhou-j"]
+KUBECONFIG = "apiVersion: v1\nkind: Config\nusers: [{name: admin, user: {token: KUBE-TOKEN-SECRET}}]\n"
+# Kubernetes objects are validated against this schema version: the oldest minor version ACK and ACS
+# still offered when this was written, so what validates here also validates on newer clusters.
+KUBERNETES_SCHEMA_VERSION = "1.33.0"
+PRIVATE_LB_IP = "192.168.0.100"
+PUBLIC_LB_IP = "47.96.0.100"
 
 
 @dataclass
@@ -62,6 +67,25 @@ class Run:
     def types(self) -> set[str]:
         return {r.type for r in self.resources}
 
+    def named(self, name: str) -> Resource:
+        found = [r for r in self.resources if r.name == name]
+        assert len(found) == 1, f"expected one resource named {name}, found {len(found)}"
+        return found[0]
+
+    def by_urn(self, urn: str) -> Resource:
+        return next(r for r in self.resources if r.urn == urn)
+
+    def kubernetes_objects(self) -> list[dict]:
+        """Every Kubernetes object as a manifest (secrets unwrapped, whole numbers as ints)."""
+        return [manifest(r) for r in self.resources if r.type.startswith("kubernetes:")
+                and not r.type.startswith(("kubernetes:helm", "kubernetes:index"))]
+
+    def kubernetes_object(self, kind: str, name: Optional[str] = None) -> dict:
+        found = [o for o in self.kubernetes_objects()
+                 if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)]
+        assert len(found) == 1, f"expected one {kind} {name or ''}, found {[o['metadata']['name'] for o in found]}"
+        return found[0]
+
 
 class CloudMocks(pulumi.runtime.Mocks):
     """Answers invokes like a region with GPU stock, and fills in the attributes the cloud computes."""
@@ -73,13 +97,27 @@ class CloudMocks(pulumi.runtime.Mocks):
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         state = dict(args.inputs)
+        if args.typ == "kubernetes:core/v1:Service" and state.get("spec", {}).get("type") == "LoadBalancer":
+            annotations = state.get("metadata", {}).get("annotations", {})
+            internet = any(v == "internet" for v in annotations.values()) or "loadBalancerSourceRanges" in state["spec"]
+            state["status"] = {"loadBalancer": {"ingress": [{"ip": PUBLIC_LB_IP if internet else PRIVATE_LB_IP}]}}
+        if args.typ == "kubernetes:core/v1:Service":
+            state.setdefault("spec", {}).setdefault("clusterIP", "172.16.0.10")
         extra = {
             "alicloud:ecs/instance:Instance": {"privateIp": "192.168.0.10", "publicIp": "47.96.0.10"},
             "alicloud:ecs/eipAddress:EipAddress": {"ipAddress": "47.96.0.20"},
             "alicloud:vpc/natGateway:NatGateway": {"snatTableIds": "stb-mock"},
             "alicloud:ecs/ecsInvocation:EcsInvocation": {"status": "Success"},
             "random:index/randomPassword:RandomPassword": {"result": GENERATED_API_KEY},
+            "random:index/randomId:RandomId": {"hex": "a1b2c3d4"},
+            "alicloud:cs/managedKubernetes:ManagedKubernetes": {
+                "rrsaMetadata": {"enabled": True, "ramOidcProviderArn": "acs:ram::1234:oidc-provider/ack-rrsa-c1",
+                                 "ramOidcProviderName": "ack-rrsa-c1", "rrsaOidcIssuerUrl": "https://oidc-ack"}},
+            "alicloud:ram/role:Role": {"arn": f"acs:ram::1234:role/{args.inputs.get('roleName', args.name)}"},
+            "alicloud:ram/accessKey:AccessKey": {"secret": "RAM-ACCESS-KEY-SECRET"},
         }.get(args.typ, {})
+        if args.typ == "alicloud:oss/bucket:Bucket":
+            state.setdefault("bucket", f"{args.name}-id")
         state.update(extra)
         return f"{args.name}-id", state
 
@@ -91,6 +129,9 @@ class CloudMocks(pulumi.runtime.Mocks):
                       "availableResourceCreations": ["VSwitch", "Instance"], "multiZoneIds": [],
                       "slbSlaveZoneIds": []} for z in self.zones]
             return {"id": "zones", "ids": self.zones, "zones": zones}
+        if args.token == "alicloud:cs/getClusterCredential:getClusterCredential":
+            return {"id": args.args["clusterId"], "clusterId": args.args["clusterId"], "kubeConfig": KUBECONFIG,
+                    "certificateAuthority": {}, "clusterName": "mock"}
         if args.token == "alicloud:ecs/getImages:getImages":
             images = [_image(i) for i in self.images]
             return {"id": "images", "ids": self.images, "images": images, "nameRegex": args.args.get("nameRegex")}
@@ -157,6 +198,24 @@ def run_stack(stack: str = "dev", overrides: Optional[dict] = None, secret_keys:
 
     Pass `record` to inspect what was registered even when the program fails.
     """
+    return _run(lambda: runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__"), stack, overrides,
+                secret_keys, preview, zones, images, record)
+
+
+def run_program(program: Callable[[], Optional[dict]], stack: str = "dev", preview: bool = False) -> Run:
+    """Run `program` (which builds components and may return outputs to export) under the same mocks.
+
+    For tests of one component: import the component inside `program`, after the mocks are set.
+    """
+    def body():
+        for name, value in (program() or {}).items():
+            if value is not None:
+                pulumi.export(name, value)
+    return _run(body, stack, {}, (), preview, ZONES, None, None)
+
+
+def _run(body: Callable[[], object], stack: str, overrides: Optional[dict], secret_keys: Iterable[str],
+         preview: bool, zones: Iterable[str], images: Optional[list[str]], record: Optional[Run]) -> Run:
     run = record if record is not None else Run()
     cloud = CloudMocks(run, zones=zones, images=images)
     runtime_settings.ROOT.set(None)
@@ -164,7 +223,7 @@ def run_stack(stack: str = "dev", overrides: Optional[dict] = None, secret_keys:
                              monitor=RecordingMonitor(cloud, run))
     pulumi.runtime.set_all_config(stack_config(stack, overrides),
                                   [k if ":" in k else f"{PROJECT}:{k}" for k in secret_keys])
-    runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+    body()
     _sync_await(wait_for_rpcs())
     root = runtime_settings.get_root_resource()
     for name, value in root.outputs.items():
@@ -184,6 +243,34 @@ def unwrap(value: Any) -> Any:
     if isinstance(value, list):
         return [unwrap(v) for v in value]
     return value
+
+
+def manifest(resource: Resource) -> dict:
+    """A recorded Kubernetes resource as the manifest the provider would send."""
+    def whole(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: whole(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [whole(v) for v in value]
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value
+    return whole(unwrap(resource.inputs))
+
+
+def validate_kubernetes(run: Run) -> list[str]:
+    """Validate every plain Kubernetes object against the real schemas (strict: no unknown fields).
+
+    Custom resources (no schema in kubernetes-validate) are returned by name for their own assertions.
+    """
+    import kubernetes_validate
+    custom = []
+    for obj in run.kubernetes_objects():
+        try:
+            kubernetes_validate.validate(obj, KUBERNETES_SCHEMA_VERSION, strict=True)
+        except kubernetes_validate.SchemaNotFoundError:
+            custom.append(f"{obj['apiVersion']}/{obj['kind']}")
+    return custom
 
 
 def is_secret(value: Any) -> bool:

@@ -42,8 +42,9 @@ def test_every_problem_is_reported_at_once():
 
 BAD_INPUTS = [
     # (overrides, key named in the error, fragment of the explanation)
-    ({"target": "openstack"}, "target", "allowed: ecs"),
+    ({"target": "openstack"}, "target", "allowed: ecs, acs, kubernetes"),
     ({"target": "gke"}, "target", "not available in this version"),
+    ({"kubeconfig": "apiVersion: v1"}, "kubeconfig", "stored in plaintext"),
     ({"model": "GPT-5"}, "model", "unknown model; the catalog has: Qwen3-235B-A22B"),
     ({"model": "QwQ-32B", "instanceType": "ecs.gn7i-c16g1.4xlarge"}, "model", "needs 71.1 GiB per GPU"),
     ({"model": "DeepSeek-R1", "instanceType": "ecs.gn7i-8x.16xlarge"}, "model", "cannot be served on ecs.gn7i-8x.16xlarge"),
@@ -77,11 +78,40 @@ BAD_INPUTS = [
 ]
 
 
-@pytest.mark.parametrize("overrides,key,fragment", BAD_INPUTS, ids=[f"{b[1]}-{i}" for i, b in enumerate(BAD_INPUTS)])
-def test_bad_input_is_refused_before_any_resource(overrides, key, fragment):
+# Kubernetes targets, checked against the `acs` example stack (QwQ-32B on H20).
+BAD_KUBERNETES_INPUTS = [
+    ({"gpuKind": "A10"}, "gpuKind", "no ACS GPU series is known for it"),
+    ({"acsGpuSeries": "H20 x"}, "acsGpuSeries", "must be a label value"),
+    ({"acsComputeClass": "cpu"}, "acsComputeClass", "must be one of gpu, gpu-hpn"),
+    ({"acsComputeQos": "premium"}, "acsComputeQos", "one of default, best-effort"),
+    ({"replicas": 0}, "replicas", "at least 1"),
+    ({"gpuCount": 3}, "gpuCount", "one of (1, 2, 4, 8)"),
+    ({"podsPerReplica": 9}, "podsPerReplica", "1-4"),
+    ({"podsPerReplica": 2, "engine": "sglang"}, "podsPerReplica", "only supported with vLLM"),
+    ({"model": "DeepSeek-R1", "gpuCount": 4, "podsPerReplica": 1}, "model", "cannot be served on 1 pod(s) x 4x H20"),
+    ({"publicAccess": True}, "allowedCidrs", "must list the CIDRs"),
+    ({"shmGib": 200}, "shmGib", "smaller than the pod's 128 GiB"),
+    ({"namespace": "LLM_ns"}, "namespace", "DNS-1123 label"),
+    ({"modelBucket": "My_Bucket"}, "modelBucket", "3-63 lowercase"),
+    ({"clusterZones": ["cn-hangzhou-i"]}, "clusterZones", "exactly two different zones"),
+    ({"serviceCidr": "192.168.0.0/20"}, "serviceCidr", "overlaps llm:vpcCidr"),
+    ({"vpcCidr": "192.168.0.0/24", "vswitchCidr": "192.168.0.0/26"}, "vpcCidr", "/20 or larger"),
+    ({"vswitchCidr": "192.168.200.0/24"}, "vswitchCidr", "first half of 192.168.0.0/16"),
+    ({"kubernetesVersion": "latest"}, "kubernetesVersion", "1.33.3-aliyun.1"),
+    ({"jumpHostInstanceType": "g7.large"}, "jumpHostInstanceType", "ECS instance type"),
+    ({"benchmark": True, "benchmarkDataset": "sonnet"}, "benchmarkDataset", "random, sharegpt"),
+    ({"benchmark": True, "benchmarkRequestRate": "fast"}, "benchmarkRequestRate", "or inf"),
+    ({"benchmark": True, "benchmarkInputLen": 32000}, "benchmarkInputLen", "exceed llm:maxModelLen 32768"),
+    ({"benchmark": True, "engine": "sglang"}, "benchmark", "needs the vLLM image"),
+]
+CASES = [("dev", *b) for b in BAD_INPUTS] + [("acs", *b) for b in BAD_KUBERNETES_INPUTS]
+
+
+@pytest.mark.parametrize("stack,overrides,key,fragment", CASES, ids=[f"{c[0]}-{c[2]}-{i}" for i, c in enumerate(CASES)])
+def test_bad_input_is_refused_before_any_resource(stack, overrides, key, fragment):
     record = Run()
     with pytest.raises(ConfigError) as error:
-        run_stack("dev", overrides, record=record)
+        run_stack(stack, overrides, record=record)
     problem = next((p for p in error.value.problems if p.key == key), None)
     assert problem is not None, str(error.value)
     assert fragment in str(problem)

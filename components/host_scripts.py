@@ -24,6 +24,7 @@ PIP_INDEX_URL = "https://mirrors.cloud.aliyuncs.com/pypi/simple/"
 NVIDIA_TOOLKIT_REPO = "https://nvidia.github.io/libnvidia-container"
 USER_DATA_LIMIT_BYTES = 16 * 1024  # ECS limit on user-data before base64
 HEREDOC_END = "LLM_SERVING_EOF"
+FETCH_MODEL_SCRIPT = "fetch-model.sh"
 
 
 @dataclass(frozen=True)
@@ -52,9 +53,7 @@ def render_conf(host: HostConfig) -> str:
         "API_PORT": str(host.engine.port),
         "DRIVER_BRANCH": host.driver_branch,
         "FABRIC_MANAGER": "true" if host.fabric_manager else "false",
-        "MODELSCOPE_VERSION": MODELSCOPE_VERSION,
-        "MODELSCOPE_HUB_VERSION": MODELSCOPE_HUB_VERSION,
-        "PIP_INDEX_URL": PIP_INDEX_URL,
+        **fetch_model_env(),
         "NVIDIA_TOOLKIT_REPO": NVIDIA_TOOLKIT_REPO,
     }
     lines = [f"{name}={shlex.quote(value)}" for name, value in values.items()]
@@ -63,6 +62,17 @@ def render_conf(host: HostConfig) -> str:
 
 def _script(name: str) -> str:
     return (SCRIPTS / name).read_text()
+
+
+def fetch_model_script() -> str:
+    """The one model download script (MODEL_ID REVISION DIR), run by the GPU host and the import Job."""
+    return _script(FETCH_MODEL_SCRIPT)
+
+
+def fetch_model_env(pip_index_url: str = PIP_INDEX_URL) -> dict[str, str]:
+    """The environment fetch-model.sh requires: pinned downloader versions and the PyPI mirror."""
+    return {"PIP_INDEX_URL": pip_index_url, "MODELSCOPE_VERSION": MODELSCOPE_VERSION,
+            "MODELSCOPE_HUB_VERSION": MODELSCOPE_HUB_VERSION}
 
 
 def _write_file(path: str, content: str, mode: str) -> str:
@@ -79,6 +89,7 @@ def render_user_data(host: HostConfig) -> str:
         "install -d -m 0755 /usr/local/lib/llm-serving /etc/llm-serving\n",
         _write_file("/etc/llm-serving/serving.conf", render_conf(host), "0644"),
         _write_file("/usr/local/lib/llm-serving/bootstrap.sh", _script("bootstrap.sh"), "0755"),
+        _write_file("/usr/local/lib/llm-serving/fetch-model.sh", fetch_model_script(), "0755"),
         _write_file("/usr/local/bin/llm-serving-run", _script("serving-run.sh"), "0755"),
         _write_file("/etc/systemd/system/llm-bootstrap.service", _script("llm-bootstrap.service"), "0644"),
         _write_file("/etc/systemd/system/llm-serving.service", _script("llm-serving.service"), "0644"),

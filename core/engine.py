@@ -63,11 +63,22 @@ class EngineCommand:
 
 
 def build_command(options: EngineOptions, model: ModelSpec, model_path: str,
-                  tensor_parallel: int, pipeline_parallel: int = 1, gpu_has_bf16: bool = True) -> EngineCommand:
-    """The engine's argv for serving `model` from `model_path` on tensor_parallel x pipeline_parallel GPUs."""
+                  tensor_parallel: int, pipeline_parallel: int = 1, gpu_has_bf16: bool = True,
+                  multi_node: bool = False) -> EngineCommand:
+    """The engine's argv for serving `model` from `model_path` on tensor_parallel x pipeline_parallel GPUs.
+
+    multi_node: the GPUs span several hosts or pods (a Ray cluster the launcher starts first, as
+    components.serving does for a LeaderWorkerSet); only vLLM supports it.
+    """
     if options.engine == VLLM:
         argv = _vllm_argv(options, model, model_path, tensor_parallel, pipeline_parallel)
+        if multi_node:
+            # The default multiprocessing executor only sees the local GPUs; Ray spans the pods.
+            argv += ["--distributed-executor-backend", "ray"]
     elif options.engine == SGLANG:
+        if multi_node:
+            raise ValueError("SGLang across several pods or hosts is not supported here (only vLLM with Ray); "
+                             "use one pod with enough GPUs, or the vllm engine")
         argv = _sglang_argv(options, model, model_path, tensor_parallel, pipeline_parallel)
     else:
         raise ValueError(f"unknown engine {options.engine!r}; expected one of {ENGINES}")

@@ -47,6 +47,8 @@ class Resource:
     ignore_changes: list[str]
     replace_on_changes: list[str]
     has_replacement_trigger: bool
+    provider: str = ""  # "<provider urn>::<provider id>" when set explicitly or inherited
+    delete_before_replace: bool = False
 
 
 @dataclass
@@ -168,6 +170,7 @@ class RecordingMonitor(mocks.MockMonitor):
                 ignore_changes=list(request.ignoreChanges),
                 replace_on_changes=list(request.replaceOnChanges),
                 has_replacement_trigger=request.HasField("replacement_trigger"),
+                provider=request.provider, delete_before_replace=bool(request.deleteBeforeReplace),
             ))
         return response
 

@@ -79,3 +79,16 @@ def test_bf16_models_run_as_fp16_on_gpus_without_bf16(engine):
     assert v100.argv[v100.argv.index("--dtype") + 1] == "half"
     assert "--dtype" not in build_command(options(engine), MODELS["DeepSeek-R1-Distill-Qwen-7B"], "/m", 1).argv
     assert "--dtype" not in build_command(options(engine), MODELS["DeepSeek-R1"], "/m", 8, gpu_has_bf16=False).argv
+
+
+def test_vllm_across_pods_uses_the_ray_executor_a_flag_of_the_pinned_version():
+    command = build_command(options(), MODELS["DeepSeek-R1"], "/m", 8, 2, multi_node=True)
+    argv = command.argv
+    assert argv[argv.index("--distributed-executor-backend") + 1] == "ray"
+    assert "--distributed-executor-backend" in FLAGS[PINNED["vllm"]]
+    assert "--distributed-executor-backend" not in build_command(options(), MODELS["DeepSeek-R1"], "/m", 8, 2).argv
+
+
+def test_sglang_across_pods_is_refused_with_a_clear_message():
+    with pytest.raises(ValueError, match="SGLang across several pods"):
+        build_command(options("sglang"), MODELS["DeepSeek-R1-Distill-Qwen-7B"], "/m", 1, multi_node=True)

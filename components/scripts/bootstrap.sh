@@ -32,18 +32,10 @@ retry() {
 export DEBIAN_FRONTEND=noninteractive
 apt_install() { retry apt-get install -y --no-install-recommends "$@"; }
 
+# fetch-model.sh (shared with the Kubernetes import Job) skips a finished download and resumes a partial one.
 download_model() {
-  [ -f "$MODEL_DIR/.download-complete" ] && return 0
-  [ -x /opt/modelscope/bin/python ] || python3 -m venv /opt/modelscope
-  retry /opt/modelscope/bin/pip install --quiet --index-url "$PIP_INDEX_URL" \
-    "modelscope==$MODELSCOPE_VERSION" "modelscope-hub==$MODELSCOPE_HUB_VERSION"
-  # snapshot_download resumes partial files (HTTP ranges) and checks each file's SHA-256.
-  retry /opt/modelscope/bin/python - "$MODEL_ID" "$MODEL_REVISION" "$MODEL_DIR" <<'PY'
-import sys
-from modelscope import snapshot_download
-snapshot_download(model_id=sys.argv[1], revision=sys.argv[2], local_dir=sys.argv[3], max_workers=8)
-PY
-  touch "$MODEL_DIR/.download-complete"
+  export PIP_INDEX_URL MODELSCOPE_VERSION MODELSCOPE_HUB_VERSION
+  retry /usr/local/lib/llm-serving/fetch-model.sh "$MODEL_ID" "$MODEL_REVISION" "$MODEL_DIR"
 }
 
 install_driver() {
@@ -81,7 +73,7 @@ install_container_runtime() {
 }
 
 retry apt-get update
-apt_install python3-venv curl ca-certificates gnupg
+apt_install python3-pip curl ca-certificates gnupg
 
 download_model >"$STATE_DIR/download.log" 2>&1 &
 download_pid=$!

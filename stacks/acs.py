@@ -1,0 +1,137 @@
+"""Target `acs`: an ACS serverless cluster, an OSS model store and the shared serving workload (reference 000)."""
+from __future__ import annotations
+
+import pulumi
+import pulumi_alicloud as alicloud
+import pulumi_kubernetes as k8s
+
+from components.acs_cluster import AcsCluster, AcsClusterArgs
+from components.api_key import ApiKey
+from components.host_scripts import PIP_INDEX_URL
+from components.jump_host import JumpHost, JumpHostArgs
+from components.leader_worker_set import LeaderWorkerSetController
+from components.model_store import OssModelStore, OssModelStoreArgs
+from components.network import Network, NetworkArgs, Subnet
+from components.serving import ServiceExposure
+from core.errors import ConfigError, Problem
+from core.settings import Settings
+from stacks import serving
+from stacks.alibaba import ubuntu_image
+
+ADDRESS_TYPE = "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-address-type"
+DEFAULT_KUBECTL_MINOR = "1.33"
+MODEL_PREFIX = "models"  # objects under oss://<bucket>/models/<ModelScope id>/  # kubectl talks to one minor version either side
+
+
+def build(settings: Settings) -> dict[str, object]:
+    provider = alicloud.Provider("alicloud", region=settings.region)
+    in_region = pulumi.ResourceOptions(providers=[provider])
+    zones = _zones(settings, provider)
+    tags = {"app": "llm-serving", "stack": settings.stack, **settings.tags}
+    plan = settings.cluster
+
+    api_key = ApiKey(f"{settings.name}-api-key", settings.api_key)
+    network = Network(settings.name, NetworkArgs(
+        vpc_cidr=settings.vpc_cidr,
+        subnets=[Subnet("nodes-a", zones[0], plan.node_vswitch_cidrs[0]),
+                 Subnet("nodes-b", zones[1], plan.node_vswitch_cidrs[1]),
+                 Subnet("pods-a", zones[0], plan.pod_vswitch_cidrs[0]),
+                 Subnet("pods-b", zones[1], plan.pod_vswitch_cidrs[1])],
+        ssh_cidrs=settings.access.ssh_cidrs, nat_egress=True, tags=tags), opts=in_region)
+    ids = network.vswitch_ids
+    cluster = AcsCluster(settings.name, AcsClusterArgs(
+        vswitch_ids=[ids["nodes-a"], ids["nodes-b"]], pod_vswitch_ids=[ids["pods-a"], ids["pods-b"]],
+        service_cidr=plan.service_cidr, kubernetes_version=plan.kubernetes_version,
+        public_endpoint=plan.public_endpoint, deletion_protection=settings.deletion_protection, tags=tags),
+        opts=pulumi.ResourceOptions(providers=[provider], depends_on=network.snat_entries))
+    in_cluster = pulumi.ResourceOptions(providers=[provider, cluster.provider])
+
+    namespace = k8s.core.v1.Namespace(
+        f"{settings.name}-namespace", metadata={"name": settings.workload.namespace,
+                                               "labels": {"app.kubernetes.io/managed-by": "pulumi"}},
+        opts=pulumi.ResourceOptions(provider=cluster.provider))
+    ns = namespace.metadata["name"]
+    store = OssModelStore(f"{settings.name}-models", OssModelStoreArgs(
+        region=settings.region, namespace=ns, model_prefix=MODEL_PREFIX, bucket_name=settings.model_store.bucket_name,
+        retain=settings.model_store.retain, auth="access-key",
+        volume_gib=max(100, int(settings.model.weights_gib * 1.2)), tags=tags), opts=in_cluster)
+    needs = [LeaderWorkerSetController(f"{settings.name}-lws", opts=in_cluster)] if settings.placement.pods > 1 else []
+
+    acs = settings.acs
+    platform = serving.Platform(
+        helper_pod_labels={"alibabacloud.com/compute-class": "general-purpose"},
+        pod_labels={"alibabacloud.com/compute-class": acs.compute_class,
+                    "alibabacloud.com/gpu-model-series": acs.gpu_series,
+                    "alibabacloud.com/compute-qos": acs.compute_qos},
+        private_service=ServiceExposure(annotations={ADDRESS_TYPE: "intranet"}),
+        public_service=ServiceExposure(annotations={ADDRESS_TYPE: "internet"},
+                                       source_ranges=settings.access.allowed_cidrs, external_traffic_policy="Local")
+        if settings.access.public else None,
+        pip_index_url=PIP_INDEX_URL)
+    importer = serving.import_model(settings, platform, ns, store.import_claim, in_cluster)
+    volumes = _volumes(settings, store, importer, ns, in_cluster)
+    _, outputs = serving.serve(settings, platform, ns, volumes, importer, api_key.value, in_cluster,
+                               serving_depends_on=needs)
+
+    outputs.update({"region": settings.region, "zones": list(zones), "clusterId": cluster.cluster_id,
+                    "modelBucket": store.bucket,
+                    "kubeconfig": cluster.kubeconfig,  # secret
+                    "kubectlHint": "pulumi stack output kubeconfig --show-secrets > kubeconfig && "
+                                   f"KUBECONFIG=kubeconfig kubectl -n {settings.workload.namespace} get pods"})
+    if settings.jump_host.enabled:
+        outputs.update(_jump_host(settings, provider, network, cluster, zones, tags))
+    return outputs
+
+
+def _volumes(settings: Settings, store: OssModelStore, importer, ns, opts: pulumi.ResourceOptions) -> serving.ModelVolumes:
+    """The raw OSS volume, or (llm:fluid) Fluid's cache over it, warmed once the import is done."""
+    results = {"persistentVolumeClaim": {"claimName": store.results_claim}} if store.results_claim is not None else None
+    if not settings.model_store.fluid:
+        return serving.ModelVolumes(
+            serving={"persistentVolumeClaim": {"claimName": store.serving_claim, "readOnly": True}}, results=results)
+    from components.fluid import FluidCache, FluidCacheArgs
+    cache = FluidCache(f"{settings.name}-fluid", FluidCacheArgs(
+        namespace=ns, bucket=store.bucket, prefix=MODEL_PREFIX, region=settings.region,
+        credentials_secret=store.credentials_secret, cache_gib=int(settings.model.weights_gib * 1.1) + 10,
+        pod_labels={"alibabacloud.com/compute-class": "performance", "alibabacloud.com/compute-qos": "default"},
+        preload_path=settings.model.modelscope_id, depends_on=[importer.job]), opts=opts)
+    return serving.ModelVolumes(
+        serving={"persistentVolumeClaim": {"claimName": cache.claim, "readOnly": True}}, results=results,
+        ready=[cache])
+
+
+def _zones(settings: Settings, provider: alicloud.Provider) -> tuple[str, str]:
+    """Two zones where vSwitches (and the jump host, when wanted) can be created now."""
+    jump = settings.jump_host
+    found = alicloud.get_zones(available_resource_creation="VSwitch",
+                               available_instance_type=jump.instance_type if jump.enabled else None,
+                               opts=pulumi.InvokeOptions(provider=provider))
+    zones = [z.id for z in found.zones]
+    wanted = settings.cluster.zones
+    missing = [z for z in wanted if z not in zones]
+    if missing:
+        raise ConfigError([Problem("clusterZones", list(wanted), f"{missing} cannot host vSwitches"
+                                   f"{' and ' + jump.instance_type if jump.enabled else ''} now; zones that can: {zones}",
+                                   "pick two of those zones, or leave llm:clusterZones empty")])
+    if not wanted and len(zones) < 2:
+        raise ConfigError([Problem("region", settings.region, f"needs two zones for the cluster; found {zones}",
+                                   "choose a region with two or more zones, or another llm:jumpHostInstanceType")])
+    return tuple(wanted) if wanted else (zones[0], zones[1])
+
+
+def _jump_host(settings: Settings, provider, network: Network, cluster: AcsCluster, zones, tags) -> dict:
+    instance_type = settings.jump_host.instance_type
+    image = settings.image_id or ubuntu_image(provider, settings.region, instance_type)
+    version = settings.cluster.kubernetes_version
+    minor = ".".join(version.split(".")[:2]) if version else DEFAULT_KUBECTL_MINOR
+    reachable = bool(settings.access.ssh_cidrs)
+    host = JumpHost(f"{settings.name}-jump", JumpHostArgs(
+        instance_type=instance_type, image_id=image, vswitch_id=network.vswitch_ids["nodes-a"],
+        security_group_id=network.security_group_id, kubeconfig=cluster.kubeconfig, kubectl_minor=minor,
+        public_bandwidth_mbps=10 if reachable else 0, key_pair=settings.access.ssh_key_pair or None, tags=tags),
+        opts=pulumi.ResourceOptions(providers=[provider]))
+    outputs: dict[str, object] = {"jumpHostId": host.instance_id, "jumpHostPrivateIp": host.private_ip}
+    if reachable:
+        outputs["sshCommand"] = pulumi.Output.concat("ssh -i <", settings.access.ssh_key_pair, ".pem> root@",
+                                                     host.public_ip)
+    return outputs

@@ -1,0 +1,107 @@
+"""The part every Kubernetes target shares: import the model once, serve it, benchmark it, outputs.
+
+A target brings a Kubernetes provider, a namespace and a model store, plus what its platform adds to
+the pods (ACS labels, tolerations, load balancer annotations); everything else is decided here.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Mapping, Optional, Sequence
+
+import pulumi
+
+from components.benchmark import BenchmarkArgs, BenchmarkJob
+from components.model_import import ModelImport, ModelImportArgs
+from components.serving import ServiceExposure, ServingArgs, ServingWorkload
+from core import sizing
+from core.engine import build_command
+from core.settings import Settings
+from stacks.client import api_base, client_outputs
+
+MODEL_MOUNT = "/models"
+APP = "llm"
+
+
+@dataclass(frozen=True)
+class Platform:
+    """What the target's platform adds to the shared workload."""
+
+    pod_labels: Mapping[str, str] = field(default_factory=dict)  # serving pods only (never selectors)
+    helper_pod_labels: Mapping[str, str] = field(default_factory=dict)  # CPU pods: model import, benchmark
+    pod_annotations: Mapping[str, str] = field(default_factory=dict)
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+    tolerations: Sequence[Mapping[str, object]] = ()
+    private_service: Optional[ServiceExposure] = None
+    public_service: Optional[ServiceExposure] = None
+    pip_index_url: str = "https://pypi.org/simple/"
+
+
+@dataclass(frozen=True)
+class ModelVolumes:
+    """Where serving reads the weights (read-only), and where benchmark results go."""
+
+    serving: Mapping[str, object]  # a volume source
+    results: Optional[Mapping[str, object]] = None  # benchmark results, None: the Job's log only
+    ready: Sequence[pulumi.Resource] = ()  # e.g. Fluid's DataLoad
+
+
+def model_path(settings: Settings) -> str:
+    return f"{MODEL_MOUNT}/{settings.model.modelscope_id}"
+
+
+def import_timeout_minutes(settings: Settings) -> int:
+    """The download at the conservative in-region rate, doubled, at least 30 minutes."""
+    return max(30, int(math.ceil(settings.model.weights_gib / sizing.DOWNLOAD_GIB_PER_MIN * 2)))
+
+
+def import_model(settings: Settings, platform: Platform, namespace: pulumi.Input[str],
+                 claim: pulumi.Input[str], opts: pulumi.ResourceOptions) -> ModelImport:
+    """The one-time download of the model into the store; serving depends on its Job."""
+    return ModelImport(f"{settings.name}-import", ModelImportArgs(
+        namespace=namespace, claim=claim, model_id=settings.model.modelscope_id, revision=settings.model_revision,
+        sub_path=settings.model.modelscope_id, image=settings.engine.image,
+        timeout_minutes=import_timeout_minutes(settings), pip_index_url=platform.pip_index_url,
+        pod_labels=platform.helper_pod_labels), opts=opts)
+
+
+def serve(settings: Settings, platform: Platform, namespace: pulumi.Input[str], volumes: ModelVolumes,
+          importer: ModelImport, api_key: pulumi.Output[str], opts: pulumi.ResourceOptions,
+          serving_depends_on: Sequence[pulumi.Resource] = ()) -> tuple[ServingWorkload, dict[str, object]]:
+    """The serving workload (after the import), the optional benchmark, and the client outputs."""
+    placement, workload, engine_options = settings.placement, settings.workload, settings.engine
+    engine = build_command(engine_options, settings.model, model_path(settings), placement.tensor_parallel,
+                           placement.pipeline_parallel, gpu_has_bf16=placement.gpu.bf16,
+                           multi_node=placement.pods > 1)
+    serving = ServingWorkload(settings.name, ServingArgs(
+        namespace=namespace, app=APP, image=engine_options.image, engine=engine, api_key=api_key,
+        model_volume=volumes.serving, model_mount_path=MODEL_MOUNT, gpus_per_pod=placement.gpus_per_pod,
+        pods_per_replica=placement.pods, replicas=workload.replicas, cpu=workload.cpu,
+        memory_gib=workload.memory_gib, shm_gib=workload.shm_gib, load_minutes=sizing.load_minutes(settings.model),
+        pod_labels=platform.pod_labels, pod_annotations=platform.pod_annotations,
+        node_selector=platform.node_selector, tolerations=platform.tolerations,
+        private_service=platform.private_service, public_service=platform.public_service,
+        depends_on=[importer.job, *volumes.ready, *serving_depends_on]), opts=opts)
+    port = engine.port
+    if settings.benchmark.enabled:
+        BenchmarkJob(f"{settings.name}-benchmark", BenchmarkArgs(
+            namespace=namespace, image=engine_options.image,
+            base_url=pulumi.Output.concat("http://", serving.service_name, ".", namespace, f".svc.cluster.local:{port}"),
+            served_model_name=engine_options.served_model_name, model_path=model_path(settings),
+            model_volume=volumes.serving, model_mount_path=MODEL_MOUNT, api_key_secret=serving.secret_name,
+            api_key_secret_key=engine.api_key_env, config=settings.benchmark, pip_index_url=platform.pip_index_url,
+            results_volume=volumes.results, pod_labels=platform.helper_pod_labels, depends_on=[serving]), opts=opts)
+    outputs = client_outputs(
+        model_name=engine_options.served_model_name, engine=engine_options.engine, api_key=api_key,
+        private_base=api_base(serving.private_address, port),
+        public_base=api_base(serving.public_address, port) if serving.public_address is not None else None)
+    outputs.update({
+        "target": settings.target,
+        "namespace": settings.workload.namespace,
+        "gpus": (f"{workload.replicas} x {placement.pods} pod(s) x {placement.gpus_per_pod}x {placement.gpu.name}"),
+        "engine": engine_options.engine,
+        "engineImage": engine_options.image,
+        "modelPath": model_path(settings),
+        "loadMinutesEstimate": sizing.load_minutes(settings.model),
+    })
+    return serving, outputs

@@ -1,0 +1,479 @@
+"""The Kubernetes serving workload: what a production cluster needs from one pod or one LWS group per copy."""
+import hashlib
+import math
+import os
+import socket
+import subprocess
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+
+from core.catalog import MODELS
+from core.engine import EngineOptions, build_command
+from harness import (KUBERNETES_SCHEMA_VERSION, PRIVATE_LB_IP, PUBLIC_LB_IP, all_strings, is_secret, run_program,
+                     unwrap, validate_kubernetes)
+
+KEY = "serving-test-KEY-0123456789abcdefXYZ"
+LWS = "kubernetes:leaderworkerset.x-k8s.io/v1:LeaderWorkerSet"
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+SERVICE = "kubernetes:core/v1:Service"
+PDB = "kubernetes:policy/v1:PodDisruptionBudget"
+ACS_LABELS = {"alibabacloud.com/compute-class": "gpu", "alibabacloud.com/gpu-model-series": "H20"}
+PVC = {"persistentVolumeClaim": {"claimName": "model", "readOnly": True}}
+
+
+def engine(kind="vllm", pods=1):
+    options = EngineOptions(kind, "img:1", "served", 32768, 0.9)
+    if pods > 1:
+        return build_command(options, MODELS["DeepSeek-R1"], "/models/DeepSeek-R1", 8, pods, multi_node=True)
+    return build_command(options, MODELS["QwQ-32B"], "/models/QwQ-32B", 1)
+
+
+def build(private=None, public=None, with_dependency=False, **overrides):
+    """Build one ServingWorkload under mocks; exposures as ServiceExposure keyword dicts."""
+    def program():
+        import pulumi
+        import pulumi_kubernetes as k8s
+
+        from components.serving import ServiceExposure, ServingArgs, ServingWorkload
+        values = dict(namespace="llm", app="llm", image="docker.io/vllm/vllm-openai:v0.11.0", engine=engine(),
+                      api_key=pulumi.Output.secret(KEY), model_volume=PVC, model_mount_path="/models",
+                      gpus_per_pod=1, load_minutes=20, pod_labels=ACS_LABELS)
+        values.update(overrides)
+        if with_dependency:
+            values["depends_on"] = [k8s.core.v1.ConfigMap("model-import", metadata={"namespace": "llm"})]
+        if private is not None:
+            values["private_service"] = ServiceExposure(**private)
+        if public is not None:
+            values["public_service"] = ServiceExposure(**public)
+        serving = ServingWorkload("serving", ServingArgs(**values))
+        return {"private": serving.private_address, "public": serving.public_address,
+                "service": serving.service_name, "secret": serving.secret_name, "secretKey": serving.secret_key}
+    return run_program(program)
+
+
+def deployment_pod(run):
+    return run.kubernetes_object("Deployment")["spec"]["template"]
+
+
+def engine_container(run):
+    return deployment_pod(run)["spec"]["containers"][0]
+
+
+def env_of(container):
+    return {e["name"]: e for e in container["env"]}
+
+
+def kubelet_expand(text, env):
+    """Kubernetes' expansion of container command/args: `$$` -> `$`, `$(NAME)` -> value when NAME is set."""
+    out, i = [], 0
+    while i < len(text):
+        if text.startswith("$$", i):
+            out.append("$")
+            i += 2
+        elif text.startswith("$(", i) and text.find(")", i) != -1:
+            end = text.find(")", i)
+            out.append(env.get(text[i + 2:end], text[i:end + 1]))
+            i = end + 1
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
+# --- One pod per copy: a Deployment -------------------------------------------------------------
+
+def test_a_single_pod_copy_is_a_deployment_that_validates_against_the_kubernetes_schema():
+    run = build()
+    assert run.of_type(LWS) == []
+    assert validate_kubernetes(run) == []
+    deployment = run.kubernetes_object("Deployment", "llm")
+    assert deployment["metadata"]["namespace"] == "llm"
+    assert deployment["spec"]["replicas"] == 1
+    assert engine_container(run)["image"] == "docker.io/vllm/vllm-openai:v0.11.0"
+    assert engine_container(run)["command"] == list(engine().argv)
+
+
+def test_selector_is_the_stable_app_label_and_pod_labels_only_label_the_pods():
+    run = build()
+    spec = run.kubernetes_object("Deployment")["spec"]
+    assert spec["selector"] == {"matchLabels": {"app": "llm"}}
+    labels = spec["template"]["metadata"]["labels"]
+    assert labels["app"] == "llm" and ACS_LABELS.items() <= labels.items()
+    for service in (o for o in run.kubernetes_objects() if o["kind"] == "Service"):
+        assert not set(ACS_LABELS) & set(service["spec"]["selector"])
+
+
+def test_resources_are_guaranteed_with_the_gpus_of_the_pod():
+    run = build(gpus_per_pod=4, cpu=16, memory_gib=128, gpu_resource="alibabacloud.com/ppu")
+    resources = engine_container(run)["resources"]
+    assert resources["requests"] == resources["limits"] == {"cpu": "16", "memory": "128Gi",
+                                                            "alibabacloud.com/ppu": "4"}
+
+
+def test_shared_memory_is_a_sized_memory_volume_and_the_model_is_mounted_read_only():
+    run = build(shm_gib=16, memory_gib=128)
+    pod = deployment_pod(run)["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["mountPath"]: m for m in engine_container(run)["volumeMounts"]}
+    assert volumes[mounts["/dev/shm"]["name"]]["emptyDir"] == {"medium": "Memory", "sizeLimit": "16Gi"}
+    model = mounts["/models"]
+    assert model["readOnly"] is True
+    assert volumes[model["name"]]["persistentVolumeClaim"] == PVC["persistentVolumeClaim"]
+
+
+@pytest.mark.parametrize("load_minutes", [5, 20, 45])
+def test_startup_probe_allows_one_and_a_half_times_the_expected_load(load_minutes):
+    container = engine_container(build(load_minutes=load_minutes))
+    startup = container["startupProbe"]
+    assert startup["httpGet"] == {"path": "/health", "port": "http"}
+    assert startup["periodSeconds"] == 10
+    assert startup["failureThreshold"] == math.ceil(load_minutes * 60 * 1.5 / 10)
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= load_minutes * 60 * 1.5
+
+
+def test_readiness_and_liveness_probes_leave_a_busy_engine_alone():
+    container = engine_container(build())
+    readiness, liveness = container["readinessProbe"], container["livenessProbe"]
+    assert readiness["httpGet"]["path"] == liveness["httpGet"]["path"] == "/health"
+    assert readiness["periodSeconds"] == 10 and readiness["failureThreshold"] == 3
+    assert liveness["periodSeconds"] >= 15 and liveness["timeoutSeconds"] >= 5
+    assert liveness["periodSeconds"] * liveness["failureThreshold"] >= 120  # 2 min unresponsive before a restart
+    assert container["ports"] == [{"name": "http", "containerPort": 8000, "protocol": "TCP"}]
+
+
+def test_rollout_waits_are_sized_from_the_load_not_from_kubernetes_defaults():
+    from components.serving import ready_minutes
+    run = build(load_minutes=45)
+    minutes = ready_minutes(45)
+    startup = engine_container(run)["startupProbe"]
+    deployment = run.kubernetes_object("Deployment")["spec"]
+    assert deployment["progressDeadlineSeconds"] == minutes * 60
+    assert deployment["progressDeadlineSeconds"] > startup["periodSeconds"] * startup["failureThreshold"]
+    assert run.one(DEPLOYMENT).custom_timeouts["create"] == f"{minutes}m"
+
+
+def test_pods_drain_from_the_load_balancer_before_the_engine_stops():
+    run = build()
+    pod, container = deployment_pod(run)["spec"], engine_container(run)
+    sleep = container["lifecycle"]["preStop"]["exec"]["command"]
+    assert sleep[0] == "sleep" and int(sleep[1]) >= 15
+    assert pod["terminationGracePeriodSeconds"] >= int(sleep[1]) + 60
+
+
+def test_pods_run_without_privileges_or_api_credentials():
+    run = build()
+    pod, container = deployment_pod(run)["spec"], engine_container(run)
+    assert container["securityContext"]["privileged"] is False
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert pod["automountServiceAccountToken"] is False and pod["enableServiceLinks"] is False
+    assert env_of(container)["HF_HUB_OFFLINE"]["value"] == "1"
+
+
+def test_updates_start_the_new_pod_before_stopping_the_old_unless_there_is_no_spare_capacity():
+    surge = build()
+    assert surge.kubernetes_object("Deployment")["spec"]["strategy"] == {
+        "type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    fixed = build(replicas=3, surge_updates=False)
+    assert fixed.kubernetes_object("Deployment")["spec"]["strategy"]["rollingUpdate"] == {
+        "maxSurge": 0, "maxUnavailable": 1}
+    # A surge update replaces the copies one after another: the update wait grows with them.
+    assert fixed.one(DEPLOYMENT).custom_timeouts["update"] != surge.one(DEPLOYMENT).custom_timeouts["update"]
+
+
+# --- The API key ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["vllm", "sglang"])
+def test_the_api_key_reaches_the_engine_only_through_a_secret_reference(kind):
+    command = engine(kind)
+    run = build(engine=command)
+    container = engine_container(run)
+    secret = run.kubernetes_object("Secret")
+    reference = env_of(container)[command.api_key_env]["valueFrom"]["secretKeyRef"]
+    assert reference == {"name": secret["metadata"]["name"], "key": command.api_key_env}
+    assert run.outputs["secret"] == secret["metadata"]["name"] and run.outputs["secretKey"] == command.api_key_env
+    if kind == "sglang":
+        assert container["command"][container["command"].index("--api-key") + 1] == "$(SGLANG_API_KEY)"
+    # The key is in the Secret, as a Pulumi secret, and nowhere else.
+    recorded = run.one("kubernetes:core/v1:Secret").inputs
+    assert is_secret(recorded["stringData"]) or is_secret(recorded["stringData"][command.api_key_env])
+    assert secret["type"] == "Opaque" and secret["stringData"] == {command.api_key_env: KEY}
+    for resource in run.resources:
+        if resource.type != "kubernetes:core/v1:Secret":
+            assert not any(KEY in s for s in all_strings(unwrap(resource.inputs))), resource.name
+    assert not any(KEY in s for s in all_strings(run.outputs))
+
+
+def test_a_new_key_gets_a_new_immutable_secret_so_the_pods_roll():
+    run = build()
+    secret = run.kubernetes_object("Secret")
+    assert secret["immutable"] is True
+    version = run.one("random:index/randomId:RandomId")
+    assert is_secret(version.inputs["keepers"]) or is_secret(version.inputs["keepers"]["apiKeySha256"])
+    assert unwrap(version.inputs["keepers"]) == {"apiKeySha256": hashlib.sha256(KEY.encode()).hexdigest(),
+                                                 "secretKey": "VLLM_API_KEY"}
+    assert secret["metadata"]["name"] == "llm-api-key-a1b2c3d4"  # the mocked RandomId hex
+
+
+# --- Copies, disruption budget, Services -------------------------------------------------------
+
+def test_one_copy_has_no_disruption_budget():
+    assert build().of_type(PDB) == []
+
+
+def test_several_copies_get_a_disruption_budget_and_spread_over_zones():
+    run = build(replicas=3)
+    budget = run.kubernetes_object("PodDisruptionBudget")["spec"]
+    assert budget["maxUnavailable"] == 1 and budget["selector"] == {"matchLabels": {"app": "llm"}}
+    spread = deployment_pod(run)["spec"]["topologySpreadConstraints"][0]
+    assert spread["topologyKey"] == "topology.kubernetes.io/zone" and spread["whenUnsatisfiable"] == "ScheduleAnyway"
+    assert validate_kubernetes(run) == []
+
+
+def test_without_load_balancers_the_address_is_the_cluster_dns_name():
+    run = build()
+    services = run.of_type(SERVICE)
+    assert len(services) == 1
+    service = run.kubernetes_object("Service")
+    assert service["spec"]["type"] == "ClusterIP"
+    assert service["spec"]["ports"] == [{"name": "http", "port": 8000, "targetPort": "http", "protocol": "TCP"}]
+    assert service["spec"]["selector"] == {"app": "llm"}
+    assert run.outputs["service"] == service["metadata"]["name"] == "llm-api"
+    assert run.outputs["private"] == "llm-api.llm.svc.cluster.local"
+    assert "public" not in run.outputs
+
+
+def test_a_private_load_balancer_carries_its_annotations_and_gives_the_private_address():
+    intranet = {"service.beta.kubernetes.io/alibaba-cloud-loadbalancer-address-type": "intranet"}
+    run = build(private={"annotations": intranet})
+    lb = run.kubernetes_object("Service", "llm-private")
+    assert lb["spec"]["type"] == "LoadBalancer" and intranet.items() <= lb["metadata"]["annotations"].items()
+    assert "loadBalancerSourceRanges" not in lb["spec"]
+    assert run.outputs["private"] == PRIVATE_LB_IP
+    assert "public" not in run.outputs
+
+
+def test_a_public_load_balancer_admits_only_the_source_ranges():
+    internet = {"service.beta.kubernetes.io/alibaba-cloud-loadbalancer-address-type": "internet"}
+    run = build(private={"annotations": {"x": "intranet"}},
+                public={"annotations": internet, "source_ranges": ["203.0.113.0/24"],
+                        "external_traffic_policy": "Local"})
+    assert {s.name for s in run.of_type(SERVICE)} == {"serving-api", "serving-private", "serving-public"}
+    public = run.kubernetes_object("Service", "llm-public")["spec"]
+    assert public["loadBalancerSourceRanges"] == ["203.0.113.0/24"]
+    assert public["externalTrafficPolicy"] == "Local"
+    assert run.outputs["public"] == PUBLIC_LB_IP and run.outputs["private"] == PRIVATE_LB_IP
+    assert validate_kubernetes(run) == []
+    for service in run.of_type(SERVICE):
+        assert service.custom_timeouts["create"]  # waits for the address and ready endpoints
+
+
+def test_serving_starts_only_after_its_dependencies_and_every_child_is_parented():
+    run = build(with_dependency=True, private={"annotations": {"x": "intranet"}})
+    dependency = run.named("model-import").urn
+    assert dependency in run.one(DEPLOYMENT).dependencies
+    for service in run.of_type(SERVICE):
+        assert dependency in service.dependencies and run.one(DEPLOYMENT).urn in service.dependencies
+    component = run.one("llm:index:ServingWorkload")
+    children = [r for r in run.resources if r.urn not in (component.urn, dependency)]
+    assert children and all(r.parent == component.urn for r in children)
+
+
+# --- Several pods per copy: a LeaderWorkerSet --------------------------------------------------
+
+def lws_run(**overrides):
+    values = dict(engine=engine(pods=2), gpus_per_pod=8, pods_per_replica=2, memory_gib=1024, shm_gib=64)
+    values.update(overrides)
+    return build(**values)
+
+
+def lws_templates(run):
+    template = run.kubernetes_object("LeaderWorkerSet", "llm")["spec"]["leaderWorkerTemplate"]
+    return template["leaderTemplate"], template["workerTemplate"]
+
+
+def test_a_multi_pod_copy_is_a_leader_worker_set_with_its_required_fields():
+    run = lws_run(replicas=2, with_dependency=True)
+    assert run.of_type(DEPLOYMENT) == []
+    assert validate_kubernetes(run) == ["leaderworkerset.x-k8s.io/v1/LeaderWorkerSet"]
+    lws = run.kubernetes_object("LeaderWorkerSet", "llm")
+    assert lws["apiVersion"] == "leaderworkerset.x-k8s.io/v1" and lws["metadata"]["namespace"] == "llm"
+    spec = lws["spec"]
+    assert spec["replicas"] == 2
+    template = spec["leaderWorkerTemplate"]
+    assert template["size"] == 2 and template["restartPolicy"] == "RecreateGroupOnPodRestart"
+    assert spec["rolloutStrategy"] == {"type": "RollingUpdate",
+                                       "rollingUpdateConfiguration": {"maxSurge": 1, "maxUnavailable": 0}}
+    assert lws["metadata"]["annotations"]["pulumi.com/waitFor"] == "condition=Available"
+    resource = run.one(LWS)
+    assert run.named("model-import").urn in resource.dependencies
+    assert resource.custom_timeouts["create"]
+
+
+def test_leader_and_worker_templates_are_valid_pod_templates():
+    for template in lws_templates(lws_run()):
+        kubernetes_validate.validate({"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "t"},
+                                      "template": template}, KUBERNETES_SCHEMA_VERSION, strict=True)
+
+
+def test_every_pod_of_the_group_has_its_gpus_the_model_and_shared_memory():
+    for template in lws_templates(lws_run()):
+        container = template["spec"]["containers"][0]
+        assert container["resources"]["limits"]["nvidia.com/gpu"] == "8"
+        assert container["resources"]["requests"] == container["resources"]["limits"]
+        assert {m["mountPath"]: m.get("readOnly", False) for m in container["volumeMounts"]} == {
+            "/models": True, "/dev/shm": False}
+        assert ACS_LABELS.items() <= template["metadata"]["labels"].items()
+
+
+def test_the_leader_starts_ray_then_the_engine_with_the_ray_executor_and_serves_the_api():
+    leader, worker = lws_templates(lws_run())
+    container = leader["spec"]["containers"][0]
+    assert container["command"][:2] == ["/bin/bash", "-c"]
+    argv = container["args"]
+    assert argv[:2] == ["vllm", "serve"]
+    assert argv[argv.index("--distributed-executor-backend") + 1] == "ray"
+    assert argv[argv.index("--pipeline-parallel-size") + 1] == "2"
+    env = env_of(container)
+    assert env["LLM_RAY_GROUP_GPUS"]["value"] == "16"
+    assert env["VLLM_API_KEY"]["valueFrom"]["secretKeyRef"]["key"] == "VLLM_API_KEY"
+    # The leader's startup window also covers waiting for the workers to join.
+    assert container["startupProbe"]["failureThreshold"] > math.ceil(20 * 60 * 1.5 / 10)
+    workers = worker["spec"]["containers"][0]
+    assert "VLLM_API_KEY" not in env_of(workers)
+
+
+def test_a_worker_is_ready_once_its_raylet_has_joined():
+    worker = lws_templates(lws_run())[1]["spec"]["containers"][0]
+    port = next(p for p in worker["ports"] if p["name"] == "ray-node")
+    assert env_of(worker)["LLM_RAY_NODE_PORT"]["value"] == str(port["containerPort"])
+    for probe in (worker["startupProbe"], worker["readinessProbe"]):
+        assert probe["tcpSocket"] == {"port": "ray-node"}
+    # It may wait for the leader's Ray head for the whole join timeout before its raylet starts.
+    startup, join_timeout = worker["startupProbe"], env_of(worker)["LLM_RAY_JOIN_TIMEOUT_SECONDS"]["value"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] > int(join_timeout)
+
+
+def test_services_send_api_traffic_only_to_group_leaders():
+    run = lws_run(private={"annotations": {"x": "intranet"}})
+    for service in (o for o in run.kubernetes_objects() if o["kind"] == "Service"):
+        assert service["spec"]["selector"] == {"app": "llm", "leaderworkerset.sigs.k8s.io/worker-index": "0"}
+        # The LWS controller creates a headless Service named after the set; ours must not take that name.
+        assert service["metadata"]["name"] != "llm"
+
+
+def test_multi_pod_needs_a_ray_command_and_single_pod_refuses_one():
+    with pytest.raises(ValueError, match="multi_node=True"):
+        build(pods_per_replica=2, gpus_per_pod=8)
+    with pytest.raises(ValueError, match="multi_node=False"):
+        build(engine=engine(pods=2))
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"shm_gib": 64, "memory_gib": 64}, "below memory_gib"),
+    ({"pod_labels": {"app": "other"}}, "app label"),
+    ({"env": {"VLLM_API_KEY": "literal"}}, "must not set"),
+    ({"app": "LLM_Server"}, "DNS label"),
+    ({"replicas": 0}, "replicas must be at least 1"),
+])
+def test_mistakes_are_refused_before_anything_is_created(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        build(**overrides)
+
+
+# --- The Ray launch scripts, run as the kubelet would run them -----------------------------------
+
+def fake_tools(tmp_path, gpu_counts):
+    """A PATH with stand-ins for ray, python3 (the GPU count query), vllm and sleep."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    tools = {
+        "ray": 'echo "ray $*" >> "$STATE/log"',
+        "vllm": 'echo "vllm $*" >> "$STATE/log"',
+        "sleep": "exit 0",
+        # Answers the leader's GPU query with the next of gpu_counts (the last one repeats).
+        "python3": "\n".join([
+            "cat >/dev/null",
+            'n=$(( $(cat "$STATE/calls" 2>/dev/null || echo 0) + 1 )); echo "$n" > "$STATE/calls"',
+            f"counts=({' '.join(map(str, gpu_counts))})",
+            'i=$(( n <= ${#counts[@]} ? n - 1 : ${#counts[@]} - 1 )); echo "${counts[$i]}"']),
+    }
+    for name, body in tools.items():
+        path = bin_dir / name
+        path.write_text(f"#!/bin/bash\n{body}\n")
+        path.chmod(0o755)
+    return {"PATH": f"{bin_dir}:{os.environ['PATH']}", "STATE": str(tmp_path)}
+
+
+def run_container(container, env, timeout=20):
+    """The container's command and args after the kubelet's $(VAR) expansion, with the pod's env."""
+    pod_env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    full_env = {**pod_env, **env}
+    argv = [kubelet_expand(a, full_env) for a in container["command"] + container.get("args", [])]
+    return subprocess.run(argv, env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_inline_scripts_are_escaped_against_kubelet_expansion():
+    from components.serving import kubernetes_literal
+    text = 'echo "$$ $(HOME) $(date) ${X}" $((1 + 2))'
+    assert kubelet_expand(text, {"HOME": "/root"}) != text  # what an unescaped script would suffer
+    assert kubelet_expand(kubernetes_literal(text), {"HOME": "/root"}) == text
+
+
+def test_scripts_reach_the_container_unchanged_by_kubelet_expansion():
+    from components.serving import SCRIPTS
+    leader, worker = lws_templates(lws_run())
+    for template, script in ((leader, "ray-leader.sh"), (worker, "ray-worker.sh")):
+        container = template["spec"]["containers"][0]
+        env = {e["name"]: "X" for e in container["env"]}
+        assert kubelet_expand(container["command"][2], env) == (SCRIPTS / script).read_text()
+
+
+def test_leader_waits_for_all_gpus_then_execs_the_engine_argv(tmp_path):
+    leader = lws_templates(lws_run())[0]["spec"]["containers"][0]
+    result = run_container(leader, fake_tools(tmp_path, [8, 8, 16]))
+    assert result.returncode == 0, result.stderr
+    log = (tmp_path / "log").read_text().splitlines()
+    assert log[0] == "ray start --head --port=6379"
+    assert log[1] == "vllm " + " ".join(leader["args"][1:])
+    assert (tmp_path / "calls").read_text().strip() == "3"
+
+
+def test_leader_gives_up_when_the_workers_never_join(tmp_path):
+    leader = lws_templates(lws_run())[0]["spec"]["containers"][0]
+    env = {**fake_tools(tmp_path, [8]), "LLM_RAY_JOIN_TIMEOUT_SECONDS": "0"}
+    result = run_container(leader, env)
+    assert result.returncode == 1 and "only 8 of 16 GPUs" in result.stderr
+    assert "vllm" not in (tmp_path / "log").read_text()
+
+
+def test_worker_joins_the_leaders_ray_head_once_it_listens(tmp_path):
+    worker = lws_templates(lws_run())[1]["spec"]["containers"][0]
+    with socket.socket() as head:
+        head.bind(("127.0.0.1", 0))
+        head.listen()
+        port = head.getsockname()[1]
+        env = {**fake_tools(tmp_path, []), "LWS_LEADER_ADDRESS": "127.0.0.1", "LLM_RAY_PORT": str(port)}
+        result = run_container(worker, env)
+    assert result.returncode == 0, result.stderr
+    node_port = env_of(worker)["LLM_RAY_NODE_PORT"]["value"]
+    assert (tmp_path / "log").read_text().strip() == (
+        f"ray start --address=127.0.0.1:{port} --node-manager-port={node_port} --block")
+
+
+def test_worker_gives_up_when_the_leader_never_answers(tmp_path):
+    worker = lws_templates(lws_run())[1]["spec"]["containers"][0]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    env = {**fake_tools(tmp_path, []), "LWS_LEADER_ADDRESS": "127.0.0.1", "LLM_RAY_PORT": str(closed_port),
+           "LLM_RAY_JOIN_TIMEOUT_SECONDS": "0"}
+    result = run_container(worker, env)
+    assert result.returncode == 1 and "did not answer" in result.stderr
+    assert not (tmp_path / "log").exists()
+
+
+def test_scripts_are_in_the_shellchecked_directory():
+    from components.serving import SCRIPTS
+    assert {"ray-leader.sh", "ray-worker.sh"} <= {p.name for p in Path(SCRIPTS).glob("*.sh")}

@@ -54,8 +54,11 @@ class EngineCommand:
     health_path: str = "/health"
 
     def kubernetes_args(self) -> list[str]:
-        """argv for a container `command`, the key as a `$(VAR)` reference Kubernetes expands."""
-        return [f"$({self.api_key_env})" if a == API_KEY_REF else a for a in self.argv]
+        """argv for a container `command`, the key as a `$(VAR)` reference Kubernetes expands.
+
+        Every other `$` is doubled, so a value like `$(X)` in a served name stays literal.
+        """
+        return [f"$({self.api_key_env})" if a == API_KEY_REF else a.replace("$", "$$") for a in self.argv]
 
     def shell(self) -> str:
         """A POSIX shell command line with the key as a quoted variable expansion."""

@@ -39,7 +39,7 @@ def build(settings: Settings) -> dict[str, object]:
         from components.leader_worker_set import LeaderWorkerSetController
         needs.append(LeaderWorkerSetController(f"{settings.name}-lws", opts=opts))
     platform = serving.Platform(
-        tolerations=[GPU_TOLERATION],
+        tolerations=[GPU_TOLERATION], surge_updates=False,  # an existing cluster may have no spare GPU
         public_service=ServiceExposure(source_ranges=settings.access.allowed_cidrs)
         if settings.access.public else None)
     importer = serving.import_model(settings, platform, ns, store.import_claim, opts)

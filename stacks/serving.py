@@ -35,6 +35,9 @@ class Platform:
     private_service: Optional[ServiceExposure] = None
     public_service: Optional[ServiceExposure] = None
     pip_index_url: str = "https://pypi.org/simple/"
+    # Rolling updates start the new pod before stopping the old one: right where GPUs are provisioned
+    # per pod (ACS); on fixed GPU nodes without a spare GPU the new pod would never schedule.
+    surge_updates: bool = True
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,7 @@ def serve(settings: Settings, platform: Platform, namespace: pulumi.Input[str], 
         pod_labels=platform.pod_labels, pod_annotations=platform.pod_annotations,
         node_selector=platform.node_selector, tolerations=platform.tolerations,
         private_service=platform.private_service, public_service=platform.public_service,
-        depends_on=[importer.job, *volumes.ready, *serving_depends_on]), opts=opts)
+        surge_updates=platform.surge_updates, depends_on=[importer.job, *volumes.ready, *serving_depends_on]), opts=opts)
     port = engine.port
     if settings.benchmark.enabled:
         BenchmarkJob(f"{settings.name}-benchmark", BenchmarkArgs(

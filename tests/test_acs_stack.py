@@ -219,3 +219,8 @@ def test_r1_caches_the_model_with_fluid_and_benchmarks_with_sharegpt(r1):
     argv = bench["spec"]["template"]["spec"]["containers"][0]["command"]
     assert argv[:3] == ["vllm", "bench", "serve"]
     assert argv[argv.index("--dataset-name") + 1] == "sharegpt" and argv[argv.index("--num-prompts") + 1] == "200"
+
+
+def test_rollouts_start_the_new_pod_first_since_acs_provisions_gpus_per_pod(acs):
+    strategy = acs.kubernetes_object("Deployment")["spec"]["strategy"]["rollingUpdate"]
+    assert (strategy["maxSurge"], strategy["maxUnavailable"]) == (1, 0)

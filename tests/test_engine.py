@@ -92,3 +92,22 @@ def test_vllm_across_pods_uses_the_ray_executor_a_flag_of_the_pinned_version():
 def test_sglang_across_pods_is_refused_with_a_clear_message():
     with pytest.raises(ValueError, match="SGLang across several pods"):
         build_command(options("sglang"), MODELS["DeepSeek-R1-Distill-Qwen-7B"], "/m", 1, multi_node=True)
+
+
+def test_kubernetes_args_keep_other_dollar_signs_literal():
+    command = build_command(options(engine="sglang", served_model_name="team$(HOME)"), MODELS["QwQ-32B"], "/m", 1)
+    args = command.kubernetes_args()
+    assert "team$$(HOME)" in args and "$(SGLANG_API_KEY)" in args
+
+
+def test_benchmark_flags_exist_in_the_pinned_vllm_bench_serve():
+    from components.benchmark import BenchmarkArgs, bench_argv
+    from core.settings import Benchmark
+    for dataset in ("random", "sharegpt"):
+        config = Benchmark(True, dataset, 200, "1", 8, 1000, 1000)
+        args = BenchmarkArgs(namespace="llm", image="img:1", base_url="http://x", served_model_name="m",
+                             model_path="/models/m", model_volume={}, model_mount_path="/models",
+                             api_key_secret="s", api_key_secret_key="k", config=config, pip_index_url="https://p/")
+        flags = [a for a in bench_argv(args, "/results", "/data/d.json") if a.startswith("--")]
+        unknown = set(flags) - set(FLAGS["vllm==0.11.0 bench serve"])
+        assert not unknown, unknown

@@ -51,6 +51,11 @@ def test_public_access_adds_a_load_balancer_limited_to_the_allowed_cidrs():
     assert run.outputs["publicApiUrl"] == f"http://{PUBLIC_LB_IP}:8000/v1"
 
 
+def test_updates_replace_the_pod_in_place_because_the_cluster_may_have_no_spare_gpu(existing):
+    strategy = existing.kubernetes_object("Deployment")["spec"]["strategy"]["rollingUpdate"]
+    assert (strategy["maxSurge"], strategy["maxUnavailable"]) == (0, 1)
+
+
 def test_gpu_pods_tolerate_the_gpu_taint_and_objects_validate(existing):
     pod = existing.kubernetes_object("Deployment")["spec"]["template"]["spec"]
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]

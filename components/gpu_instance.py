@@ -6,13 +6,12 @@ that command, never in user-data.
 """
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass, field
 from typing import Mapping, Optional
 
 import pulumi
-import pulumi_alicloud as alicloud
 
+from components.ecs_host import linux_host
 from components.host_scripts import render_ready_command
 from components.secret_command import SecretCommand, SecretCommandArgs
 
@@ -46,24 +45,12 @@ class GpuInstance(pulumi.ComponentResource):
         tags = dict(args.tags)
         public = args.public_bandwidth_mbps > 0
 
-        instance = alicloud.ecs.Instance(
-            f"{name}-instance",
-            instance_name=name, host_name=name, instance_type=args.instance_type, image_id=args.image_id,
-            vswitch_id=args.vswitch_id, security_groups=[args.security_group_id],
-            instance_charge_type="PostPaid",
-            system_disk_category=args.disk_category, system_disk_size=args.system_disk_gib,
-            internet_charge_type="PayByTraffic", internet_max_bandwidth_out=args.public_bandwidth_mbps,
-            key_name=args.key_pair, user_data=base64.b64encode(args.user_data.encode()).decode(),
-            http_tokens="required", deletion_protection=args.deletion_protection, tags=tags,
-            opts=pulumi.ResourceOptions(
-                parent=self, protect=args.deletion_protection,
-                # The image lookup moves to newer builds over time; that must not replace a serving host.
-                ignore_changes=["image_id"],
-                # cloud-init runs user-data once per instance, so new model or engine settings need a new
-                # host; Pulumi creates it before deleting the old one, which serves until then. A protected
-                # (deletionProtection) host must be unprotected first.
-                replace_on_changes=["user_data"],
-                custom_timeouts=pulumi.CustomTimeouts(create="30m", delete="20m")))
+        instance = linux_host(
+            name, self, instance_type=args.instance_type, image_id=args.image_id, vswitch_id=args.vswitch_id,
+            security_group_id=args.security_group_id, user_data=args.user_data, disk_category=args.disk_category,
+            disk_gib=args.system_disk_gib, public_bandwidth_mbps=args.public_bandwidth_mbps, key_pair=args.key_pair,
+            tags=tags, deletion_protection=args.deletion_protection,
+            timeouts=pulumi.CustomTimeouts(create="30m", delete="20m"))
 
         script = render_ready_command(api_port=args.api_port, api_key_env=args.api_key_env,
                                       secret_parameter=f"{name}-api-key",

@@ -6,15 +6,14 @@ delivered again whenever `pulumi up` fetches fresh cluster credentials.
 """
 from __future__ import annotations
 
-import base64
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Optional
 
 import pulumi
-import pulumi_alicloud as alicloud
 
+from components.ecs_host import linux_host
 from components.host_scripts import secret_reference
 from components.secret_command import SecretCommand, SecretCommandArgs
 
@@ -52,14 +51,11 @@ class JumpHost(pulumi.ComponentResource):
     def __init__(self, name: str, args: JumpHostArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("llm:index:JumpHost", name, None, opts)
         tags = dict(args.tags)
-        instance = alicloud.ecs.Instance(
-            f"{name}-instance", instance_name=name, host_name=name, instance_type=args.instance_type,
-            image_id=args.image_id, vswitch_id=args.vswitch_id, security_groups=[args.security_group_id],
-            instance_charge_type="PostPaid", system_disk_category="cloud_essd", system_disk_size=40,
-            internet_charge_type="PayByTraffic", internet_max_bandwidth_out=args.public_bandwidth_mbps,
-            key_name=args.key_pair, user_data=base64.b64encode(render_setup(args.kubectl_minor).encode()).decode(),
-            http_tokens="required", tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["image_id"], replace_on_changes=["user_data"]))
+        instance = linux_host(
+            name, self, instance_type=args.instance_type, image_id=args.image_id, vswitch_id=args.vswitch_id,
+            security_group_id=args.security_group_id, user_data=render_setup(args.kubectl_minor),
+            disk_category="cloud_essd", disk_gib=40, public_bandwidth_mbps=args.public_bandwidth_mbps,
+            key_pair=args.key_pair, tags=tags)
         parameter = f"{name}-kubeconfig"
         SecretCommand(f"{name}-kubeconfig", SecretCommandArgs(
             instance_id=instance.id, secret=args.kubeconfig, script=render_kubeconfig_install(parameter),

@@ -1,0 +1,7 @@
+"""Entry point the Pulumi CLI runs for `--policy-pack policy`: serve the guardrail policies."""
+from pulumi_policy import PolicyPack
+
+from llm_policies import POLICIES
+
+PolicyPack(name="llm-guardrails", policies=POLICIES,
+           description="Guardrails for the llm inference stacks: exposure, secrets, images, GPUs, buckets.")

@@ -15,7 +15,7 @@ from components.network import Network, NetworkArgs, Subnet
 from components.serving import ServiceExposure
 from core.errors import ConfigError, Problem
 from core.settings import Settings
-from stacks import serving
+from stacks import cost, serving
 from stacks.alibaba import ubuntu_image
 
 ADDRESS_TYPE = "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-address-type"
@@ -74,7 +74,7 @@ def build(settings: Settings) -> dict[str, object]:
                                serving_depends_on=needs)
 
     outputs.update({"region": settings.region, "zones": list(zones), "clusterId": cluster.cluster_id,
-                    "modelBucket": store.bucket,
+                    "modelBucket": store.bucket, "costEstimate": cost.acs_estimate(settings, provider),
                     "kubeconfig": cluster.kubeconfig,  # secret
                     "kubectlHint": "pulumi stack output kubeconfig --show-secrets > kubeconfig && "
                                    f"KUBECONFIG=kubeconfig kubectl -n {settings.workload.namespace} get pods"})

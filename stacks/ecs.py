@@ -11,6 +11,7 @@ from components.network import Network, NetworkArgs, Subnet
 from core.engine import build_command
 from core.errors import ConfigError, Problem
 from core.settings import Settings
+from stacks import cost
 from stacks.alibaba import ubuntu_image
 from stacks.client import api_base, client_outputs
 
@@ -60,6 +61,7 @@ def build(settings: Settings) -> dict[str, object]:
         "engineImage": settings.engine.image,
         "healthCheck": pulumi.Output.concat("curl http://", host.private_ip, f":{port}/health"),
         "readinessTimeoutMinutes": settings.readiness_timeout_minutes,
+        "costEstimate": cost.ecs_estimate(settings, provider),
     })
     if settings.access.ssh_cidrs:
         address = host.public_ip if host.public_ip is not None else host.private_ip

@@ -92,6 +92,11 @@ class Run:
 class CloudMocks(pulumi.runtime.Mocks):
     """Answers invokes like a region with GPU stock, and fills in the attributes the cloud computes."""
 
+    # Cloud Control quotes by "<product>/<resourceCode>"; a code not listed fails as an unsupported one would.
+    # A test changes the answers with monkeypatch.setattr(CloudMocks, "prices", {...}).
+    prices: dict[str, float] = {"ECS/Instance": 9.5}
+    price_currency = "CNY"
+
     def __init__(self, run: Run, zones: Iterable[str] = ZONES, images: Optional[list[str]] = None):
         self.run = run
         self.zones = list(zones)
@@ -137,7 +142,19 @@ class CloudMocks(pulumi.runtime.Mocks):
         if args.token == "alicloud:ecs/getImages:getImages":
             images = [_image(i) for i in self.images]
             return {"id": "images", "ids": self.images, "images": images, "nameRegex": args.args.get("nameRegex")}
+        if args.token == "alicloud:cloudcontrol/getPrices:getPrices":
+            return self._price(args.args)
         raise AssertionError(f"unexpected invoke {args.token}")
+
+    def _price(self, args: dict):
+        code = f"{args.get('product')}/{args.get('resourceCode')}"
+        if code not in self.prices:  # an invoke that fails the way a provider error does (the program may catch it)
+            return {}, [("resourceCode", f"{code} is not supported by Cloud Control GetPrice")]
+        price = self.prices[code]
+        quote = {"currency": self.price_currency, "tradePrice": price, "originalPrice": price, "discountPrice": 0.0,
+                 "moduleDetails": [], "promotionDetails": []}
+        return {"id": code, "product": args.get("product"), "resourceCode": args.get("resourceCode"),
+                "desireAttributesJson": args.get("desireAttributesJson"), "prices": [quote]}
 
 
 def _image(image_id: str) -> dict:

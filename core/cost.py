@@ -1,0 +1,111 @@
+"""Cost estimate arithmetic: unit prices x quantities, summed per hour and per month, unknowns kept unknown.
+
+Pure: no Pulumi, no cloud. Where a price comes from (a live lookup, the dated table below, nothing) is decided
+by the caller; this module only records it and refuses to turn a missing price into zero. When any item's
+price is unknown, the totals are null and `hourlyKnownPart` gives the sum of what is known, so a reader
+sees a lower bound and the list of what is missing, never a number that looks complete but is not.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Optional, Sequence
+
+HOURS_PER_MONTH = 730  # 365 x 24 / 12, the convention cloud price pages use for "per month"
+
+
+@dataclass(frozen=True)
+class TablePrice:
+    """A published price for one unit-hour, with where and when it was read."""
+
+    hourly: float
+    currency: str
+    unit: str  # what one unit is, e.g. "GPU" (read with the source: CPU and memory may be billed apart)
+    source: str
+    date: str  # ISO date the source was read
+    url: str
+
+    def label(self) -> str:
+        return f"table: {self.source}, {self.date}, {self.url}"
+
+
+# Prices for resources no provider lookup covers. Empty on purpose: no public ACS GPU pod price could be
+# found and cited when this was written (2025, searched the ACS help center and public pages), and a price
+# that cannot be cited is not added. Add an entry only with its source, date and URL.
+PRICE_TABLE: Mapping[str, TablePrice] = {}
+
+
+@dataclass(frozen=True)
+class Price:
+    """The hourly price of one unit, or None with the reason it is unknown."""
+
+    hourly: Optional[float]
+    currency: Optional[str]
+    source: str  # "live: ...", "table: <name, date, url>" or "unknown"
+    reason: str = ""
+
+    @staticmethod
+    def unknown(reason: str) -> "Price":
+        return Price(None, None, "unknown", reason)
+
+    @staticmethod
+    def from_table(key: str, missing: str, table: Mapping[str, TablePrice] = PRICE_TABLE) -> "Price":
+        """The table's price for `key`, or unknown with `missing` as the reason."""
+        found = table.get(key)
+        if found is None:
+            return Price.unknown(missing)
+        return Price(found.hourly, found.currency, found.label(), f"per {found.unit}-hour")
+
+
+@dataclass(frozen=True)
+class Item:
+    resource: str
+    quantity: float
+    price: Price
+
+    @property
+    def hourly(self) -> Optional[float]:
+        return None if self.price.hourly is None else self.quantity * self.price.hourly
+
+
+def monthly(hourly: Optional[float]) -> Optional[float]:
+    return None if hourly is None else hourly * HOURS_PER_MONTH
+
+
+def estimate(items: Sequence[Item]) -> dict:
+    """The `costEstimate` stack output for `items` (JSON-ready: numbers, strings, lists, nulls)."""
+    currency = next((i.price.currency for i in items if i.price.hourly is not None), None)
+    items = [_in_currency(i, currency) for i in items]
+    known = [i.hourly for i in items if i.hourly is not None]
+    unknown = [i.resource for i in items if i.hourly is None]
+    known_part = sum(known) if known else None
+    hourly = None if unknown else (known_part or 0.0)  # no items at all costs nothing
+    return {
+        "currency": currency,
+        "hourly": _round(hourly, 4),
+        "monthly": _round(monthly(hourly), 2),
+        "hoursPerMonth": HOURS_PER_MONTH,
+        "hourlyKnownPart": _round(known_part, 4),
+        "items": [_item_output(i) for i in items],
+        "unknown": unknown,
+    }
+
+
+def _in_currency(item: Item, currency: Optional[str]) -> Item:
+    """Prices in another currency are not converted (no rate is known here): they become unknown."""
+    price = item.price
+    if price.hourly is None or price.currency == currency:
+        return item
+    return Item(item.resource, item.quantity, Price.unknown(
+        f"priced {price.hourly} {price.currency}/h ({price.source}); the estimate is in {currency}"))
+
+
+def _item_output(item: Item) -> dict:
+    out = {"resource": item.resource, "quantity": item.quantity, "unitHourly": _round(item.price.hourly, 4),
+           "hourly": _round(item.hourly, 4), "source": item.price.source}
+    if item.price.reason:
+        out["note"] = item.price.reason
+    return out
+
+
+def _round(value: Optional[float], digits: int) -> Optional[float]:
+    return None if value is None else round(value, digits)

@@ -1,0 +1,103 @@
+"""The `costEstimate` output of the Alibaba Cloud targets: live prices where the provider has them, else unknown.
+
+Prices are looked up with plain invokes while the program runs, so they are known at `pulumi preview`. A
+failed lookup (product not supported, no permission, no price) becomes an unknown item with the reason and
+a warning: pricing never fails a deployment.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pulumi
+import pulumi_alicloud as alicloud
+
+from core.cost import Item, Price, estimate
+from core.settings import Settings
+
+LIVE = "live: cloudcontrol GetPrice"
+# Only the product/resource codes shown in the provider's get_prices docstring are used ("ECS"/"Instance",
+# "SLB"/"LoadBalancer"). Other resources are reported unknown rather than looked up under guessed codes.
+NO_CODE = "not looked up: no verified Cloud Control resource code for it"
+
+
+def live_price(provider: alicloud.Provider, product: str, resource_code: str, attributes: dict) -> Price:
+    """The PayAsYouGo price Cloud Control quotes for one resource, or unknown with why.
+
+    Assumed, not verified here: a PayAsYouGo quote is per hour, and `trade_price` (after discounts) is what the
+    account pays; the currency is the account's (CNY on the China site, USD on the international site).
+    """
+    try:
+        found = alicloud.cloudcontrol.get_prices(
+            product=product, resource_code=resource_code, desire_attributes_json=json.dumps(attributes),
+            opts=pulumi.InvokeOptions(provider=provider))
+    except Exception as error:  # any provider or API error: report, do not fail the deployment
+        reason = f"{product}/{resource_code} price lookup failed: {_first_line(error)}"
+        pulumi.log.warn(f"costEstimate: {reason}")
+        return Price.unknown(reason)
+    if not found.prices:
+        return Price.unknown(f"{product}/{resource_code}: Cloud Control returned no price")
+    quote = found.prices[0]
+    return Price(float(quote.trade_price), quote.currency, LIVE)
+
+
+def ecs_instance_price(provider: alicloud.Provider, instance_type: str, disk_category: str) -> Price:
+    # The docstring's ECS example passes InstanceType and SystemDisk.Category; the disk size is not a documented
+    # attribute there, so the quote is for the API's default system disk size.
+    price = live_price(provider, "ECS", "Instance", {
+        "InstanceType": instance_type, "PaymentType": "PayAsYouGo", "SystemDisk": {"Category": disk_category}})
+    if price.hourly is None:
+        return price
+    return replace(price, reason="system disk quoted at the API's default size, not the configured one")
+
+
+def ecs_estimate(settings: Settings, provider: alicloud.Provider) -> dict:
+    """Target `ecs`: the GPU host, its NAT egress or public bandwidth."""
+    access = settings.access
+    items = [Item(f"ECS {settings.placement.instance.name} + {settings.disk_category} system disk "
+                  f"({settings.system_disk_gib} GiB configured)", 1,
+                  ecs_instance_price(provider, settings.placement.instance.name, settings.disk_category))]
+    items += _public_bandwidth("GPU host") if access.public else _nat_egress()
+    return estimate(items)
+
+
+def acs_estimate(settings: Settings, provider: alicloud.Provider) -> dict:
+    """Target `acs`: GPU pods, NAT egress, load balancers, model bucket and the optional jump host."""
+    placement, acs, workload = settings.placement, settings.acs, settings.workload
+    gpus = workload.replicas * placement.pods * placement.gpus_per_pod
+    items = [
+        Item(f"ACS {acs.compute_class} pod GPUs ({acs.gpu_series}), {placement.gpus_per_pod} per pod, "
+             f"{workload.cpu} vCPU / {workload.memory_gib} GiB per pod", gpus,
+             Price.from_table(f"acs/{acs.compute_class}/{acs.gpu_series}",
+                              "the provider has no ACS price lookup and no public ACS GPU price could be cited")),
+        Item("ACS cluster", 1, Price.unknown("not verified whether ACS bills the cluster itself")),
+        *_nat_egress(),
+        Item("private API load balancer (created by the cluster for the Service)", 1,
+             Price.unknown("its spec and billing are chosen by the cluster's cloud controller, not by this program")),
+    ]
+    if settings.access.public:
+        items.append(Item("public API load balancer (created by the cluster for the Service)", 1,
+                          Price.unknown("its spec and billing are chosen by the cluster's cloud controller")))
+    items.append(Item("OSS model bucket", 1, Price.unknown("billed by stored GiB and requests, not per hour")))
+    jump = settings.jump_host
+    if jump.enabled:
+        items.append(Item(f"ECS {jump.instance_type} jump host + cloud_essd system disk", 1,
+                          ecs_instance_price(provider, jump.instance_type, "cloud_essd")))
+        if settings.access.ssh_cidrs:
+            items += _public_bandwidth("jump host")
+    return estimate(items)
+
+
+def _nat_egress() -> list[Item]:
+    return [Item("NAT gateway (Enhanced, PayByLcu)", 1, Price.unknown(NO_CODE)),
+            Item("EIP of the NAT gateway (PayByTraffic)", 1, Price.unknown(NO_CODE))]
+
+
+def _public_bandwidth(what: str) -> list[Item]:
+    return [Item(f"public traffic of the {what} (PayByTraffic)", 1,
+                 Price.unknown("billed per GB sent, not per hour"))]
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip().splitlines()
+    return text[0][:200] if text else type(error).__name__

@@ -1,0 +1,122 @@
+"""The cost estimate: arithmetic, unknown prices kept unknown, live Cloud Control prices with a safe fallback."""
+import json
+
+import pytest
+
+import harness
+from core.cost import HOURS_PER_MONTH, Item, Price, TablePrice, estimate
+from harness import run_stack
+
+GET_PRICES = "alicloud:cloudcontrol/getPrices:getPrices"
+LIVE = "live: cloudcontrol GetPrice"
+
+
+def cny(hourly: float) -> Price:
+    return Price(hourly, "CNY", LIVE)
+
+
+def price_lookups(run):
+    return [args for token, args in run.invokes if token == GET_PRICES]
+
+
+# Arithmetic ------------------------------------------------------------------------------------------------
+
+def test_hourly_is_unit_price_times_quantity_and_monthly_is_730_hours():
+    result = estimate([Item("gpu host", 2, cny(10.25)), Item("jump host", 1, cny(0.5))])
+    assert HOURS_PER_MONTH == 730
+    assert result["currency"] == "CNY"
+    assert result["hourly"] == 21.0
+    assert result["monthly"] == 21.0 * 730
+    assert result["hourlyKnownPart"] == 21.0
+    assert result["unknown"] == []
+    assert [(i["resource"], i["quantity"], i["unitHourly"], i["hourly"]) for i in result["items"]] == [
+        ("gpu host", 2, 10.25, 20.5), ("jump host", 1, 0.5, 0.5)]
+
+
+def test_an_unknown_price_makes_the_totals_unknown_not_zero():
+    result = estimate([Item("gpu host", 1, cny(8.0)), Item("nat", 1, Price.unknown("no code"))])
+    assert result["hourly"] is None and result["monthly"] is None
+    assert result["hourlyKnownPart"] == 8.0
+    assert result["unknown"] == ["nat"]
+    nat = result["items"][1]
+    assert nat["hourly"] is None and nat["unitHourly"] is None
+    assert nat["source"] == "unknown" and nat["note"] == "no code"
+
+
+def test_when_nothing_is_known_there_is_no_currency_and_no_number():
+    result = estimate([Item("pods", 4, Price.unknown("no price"))])
+    assert result == {**result, "currency": None, "hourly": None, "monthly": None, "hourlyKnownPart": None,
+                      "unknown": ["pods"]}
+
+
+def test_a_price_in_another_currency_is_not_added_but_reported_unknown():
+    result = estimate([Item("gpu host", 1, cny(8.0)), Item("pods", 1, Price(2.0, "USD", "table: x"))])
+    assert result["currency"] == "CNY" and result["hourly"] is None and result["unknown"] == ["pods"]
+    assert "USD" in result["items"][1]["note"]
+
+
+def test_a_table_price_names_its_source_and_date_and_a_missing_one_is_unknown():
+    table = {"acs/gpu/H20": TablePrice(7.5, "CNY", "GPU", "ACS pricing page", "2025-01-01", "https://example.test/p")}
+    found = Price.from_table("acs/gpu/H20", "none", table)
+    assert (found.hourly, found.currency) == (7.5, "CNY")
+    assert found.source == "table: ACS pricing page, 2025-01-01, https://example.test/p"
+    assert estimate([Item("pod GPUs", 2, found)])["hourly"] == 15.0
+    missing = Price.from_table("acs/gpu/L20", "not in the table", table)
+    assert (missing.hourly, missing.source, missing.reason) == (None, "unknown", "not in the table")
+
+
+# Stacks ----------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("preview", [False, True])
+def test_dev_reports_the_live_gpu_host_price_at_preview_and_the_nat_as_unknown(preview):
+    run = run_stack("dev", preview=preview)
+    cost = run.outputs["costEstimate"]
+    host = cost["items"][0]
+    assert host["resource"].startswith("ECS ecs.gn7i-c16g1.4xlarge")
+    assert (host["unitHourly"], host["hourly"], host["source"]) == (9.5, 9.5, LIVE)
+    assert cost["currency"] == "CNY" and cost["hourlyKnownPart"] == 9.5
+    assert cost["hourly"] is None and cost["monthly"] is None  # NAT and EIP prices are not looked up
+    assert cost["unknown"] == ["NAT gateway (Enhanced, PayByLcu)", "EIP of the NAT gateway (PayByTraffic)"]
+
+    (lookup,) = price_lookups(run)
+    assert (lookup["product"], lookup["resourceCode"]) == ("ECS", "Instance")
+    assert json.loads(lookup["desireAttributesJson"]) == {
+        "InstanceType": "ecs.gn7i-c16g1.4xlarge", "PaymentType": "PayAsYouGo",
+        "SystemDisk": {"Category": "cloud_essd"}}
+    assert "desireAttributes" not in lookup  # conflicts with the JSON form
+
+
+def test_a_failed_price_lookup_becomes_unknown_and_the_deployment_goes_on(monkeypatch):
+    monkeypatch.setattr(harness.CloudMocks, "prices", {})
+    run = run_stack("dev", preview=True)
+    cost = run.outputs["costEstimate"]
+    host = cost["items"][0]
+    assert host["hourly"] is None and host["source"] == "unknown"
+    assert "ECS/Instance price lookup failed" in host["note"] and "not supported" in host["note"]
+    assert cost["hourly"] is None and cost["hourlyKnownPart"] is None and host["resource"] in cost["unknown"]
+    assert run.of_type("alicloud:ecs/instance:Instance")  # the host is still created
+
+
+def test_a_public_host_lists_its_traffic_instead_of_nat():
+    run = run_stack("dev", {"publicAccess": True, "allowedCidrs": ["203.0.113.0/24"]})
+    assert run.outputs["costEstimate"]["unknown"] == ["public traffic of the GPU host (PayByTraffic)"]
+
+
+@pytest.mark.parametrize("preview", [False, True])
+def test_acs_reports_gpu_pods_unknown_and_the_jump_host_live(preview):
+    run = run_stack("acs", preview=preview)
+    cost = run.outputs["costEstimate"]
+    by_name = {i["resource"]: i for i in cost["items"]}
+    pods = next(i for name, i in by_name.items() if name.startswith("ACS gpu pod GPUs (H20)"))
+    assert pods["quantity"] == 1 and pods["hourly"] is None and "no public ACS GPU price" in pods["note"]
+    jump = next(i for name, i in by_name.items() if "jump host" in name)
+    assert (jump["hourly"], jump["source"]) == (9.5, LIVE)
+    assert cost["hourly"] is None and cost["hourlyKnownPart"] == 9.5
+    assert set(cost["unknown"]) == {n for n, i in by_name.items() if i["hourly"] is None}
+    assert [json.loads(a["desireAttributesJson"])["InstanceType"] for a in price_lookups(run)] == ["ecs.g7.large"]
+
+
+def test_acs_counts_every_gpu_of_every_replica():
+    run = run_stack("acs", {"replicas": 3})
+    pods = run.outputs["costEstimate"]["items"][0]
+    assert pods["resource"].startswith("ACS gpu pod GPUs") and pods["quantity"] == 3

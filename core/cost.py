@@ -56,11 +56,28 @@ class Price:
         return Price(found.hourly, found.currency, found.label(), f"per {found.unit}-hour")
 
 
+# Items a user can price in config (llm:hourlyPrices, `key=price` per unit-hour in llm:priceCurrency).
+# An override replaces the live or table price: it is what the account actually pays (discounts, contracts).
+PRICE_KEYS: Mapping[str, str] = {
+    "gpu-host": "the ecs target's GPU instance with its system disk, per instance-hour",
+    "acs-gpu": "ACS GPU pod capacity, per GPU-hour (CPU and memory included)",
+    "acs-cluster": "the ACS cluster itself, per hour",
+    "nat-gateway": "the NAT gateway, per hour",
+    "nat-eip": "the NAT gateway's EIP, per hour",
+    "private-lb": "the private API load balancer, per hour",
+    "public-lb": "the public API load balancer, per hour",
+    "model-bucket": "the OSS model bucket, per hour (storage spread over the month)",
+    "jump-host": "the jump host with its system disk, per hour",
+    "public-traffic": "public traffic, per hour (your expected volume)",
+}
+
+
 @dataclass(frozen=True)
 class Item:
     resource: str
     quantity: float
     price: Price
+    key: str = ""  # one of PRICE_KEYS: lets llm:hourlyPrices set its price
 
     @property
     def hourly(self) -> Optional[float]:
@@ -71,8 +88,10 @@ def monthly(hourly: Optional[float]) -> Optional[float]:
     return None if hourly is None else hourly * HOURS_PER_MONTH
 
 
-def estimate(items: Sequence[Item]) -> dict:
+def estimate(items: Sequence[Item], overrides: Optional[Mapping[str, float]] = None,
+             override_currency: str = "CNY") -> dict:
     """The `costEstimate` stack output for `items` (JSON-ready: numbers, strings, lists, nulls)."""
+    items = [_overridden(i, overrides or {}, override_currency) for i in items]
     currency = next((i.price.currency for i in items if i.price.hourly is not None), None)
     items = [_in_currency(i, currency) for i in items]
     known = [i.hourly for i in items if i.hourly is not None]
@@ -90,13 +109,19 @@ def estimate(items: Sequence[Item]) -> dict:
     }
 
 
+def _overridden(item: Item, overrides: Mapping[str, float], currency: str) -> Item:
+    if item.key not in overrides:
+        return item
+    return Item(item.resource, item.quantity, Price(overrides[item.key], currency, "config: llm:hourlyPrices"), item.key)
+
+
 def _in_currency(item: Item, currency: Optional[str]) -> Item:
     """Prices in another currency are not converted (no rate is known here): they become unknown."""
     price = item.price
     if price.hourly is None or price.currency == currency:
         return item
     return Item(item.resource, item.quantity, Price.unknown(
-        f"priced {price.hourly} {price.currency}/h ({price.source}); the estimate is in {currency}"))
+        f"priced {price.hourly} {price.currency}/h ({price.source}); the estimate is in {currency}"), item.key)
 
 
 def _item_output(item: Item) -> dict:

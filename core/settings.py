@@ -9,10 +9,11 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Mapping, Optional
 
 from core import sizing
+from core.cost import PRICE_KEYS
 from core.catalog import DTYPE_BYTES, ECS_INSTANCE_TYPES, GPUS, MODELS, Gpu, InstanceType, ModelSpec, instance_types_with
 from core.engine import ENGINES, SGLANG, VLLM, EngineOptions
 from core.errors import ConfigError, Problem
@@ -86,6 +87,9 @@ KEYS: tuple[Key, ...] = (
     Key("diskCategory", "string", "cloud_essd", "System disk category: cloud_essd, cloud_auto or cloud_efficiency."),
     Key("systemDiskGb", "integer", 0, "System disk size in GiB; 0: sized from the model (OS + image + weights)."),
     Key("readinessTimeoutMinutes", "integer", 0, "How long `pulumi up` waits for /health; 0: estimated from the model."),
+    Key("hourlyPrices", "array", [],
+        "Cost estimate overrides as key=price per unit-hour (keys in README), e.g. [\"acs-gpu=30\"]."),
+    Key("priceCurrency", "string", "CNY", "Currency of llm:hourlyPrices (ISO code, e.g. CNY or USD)."),
     Key("deletionProtection", "boolean", False,
         "Protect the instance or cluster from deletion (console, API and Pulumi)."),
     Key("tags", "array", [], "Extra resource tags as key=value strings."),
@@ -246,6 +250,8 @@ class Settings:
     jump_host: Optional[JumpHost] = None  # acs
     benchmark: Optional[Benchmark] = None  # Kubernetes targets
     kubeconfig: Optional[SecretStr] = None  # kubernetes
+    hourly_prices: dict[str, float] = field(default_factory=dict)  # cost estimate overrides, per unit-hour
+    price_currency: str = "CNY"
 
     @property
     def kubernetes(self) -> bool:
@@ -339,6 +345,7 @@ def parse(raw: Callable[[str], Optional[str]], stack: str) -> Settings:
     jump_host = _jump_host(r) if target == "acs" else None
     benchmark = _benchmark(r, engine) if kubernetes else None
     kubeconfig = r.get("kubeconfig")
+    hourly_prices, price_currency = _prices(r)
     if r.problems:
         raise ConfigError(r.problems)
     return Settings(
@@ -349,6 +356,7 @@ def parse(raw: Callable[[str], Optional[str]], stack: str) -> Settings:
         readiness_timeout_minutes=readiness, deletion_protection=r.get("deletionProtection"), tags=tags,
         workload=workload, cluster=cluster, acs=acs, model_store=model_store, jump_host=jump_host,
         benchmark=benchmark, kubeconfig=SecretStr(kubeconfig) if kubeconfig and target == "kubernetes" else None,
+        hourly_prices=hourly_prices, price_currency=price_currency,
     )
 
 
@@ -798,6 +806,23 @@ def _tags(r: _Reader) -> dict[str, str]:
             continue
         tags[key] = value
     return tags
+
+
+def _prices(r: _Reader) -> tuple[dict[str, float], str]:
+    prices = {}
+    for item in r.get("hourlyPrices"):
+        key, sep, value = item.partition("=")
+        try:
+            if not sep or key not in PRICE_KEYS or float(value) < 0:
+                raise ValueError
+            prices[key] = float(value)
+        except ValueError:
+            r.problem("hourlyPrices", item, f"must be key=price with a price >= 0 and a key among {', '.join(PRICE_KEYS)}",
+                      f"pulumi config set --path '{PROJECT}:hourlyPrices[0]' acs-gpu=30")
+    currency = r.get("priceCurrency")
+    if not re.match(r"^[A-Z]{3}$", currency):
+        r.problem("priceCurrency", currency, "must be a three-letter ISO currency code", f"pulumi config set {PROJECT}:priceCurrency CNY")
+    return prices, currency
 
 
 def from_mapping(values: Mapping[str, str], stack: str) -> Settings:

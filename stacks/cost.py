@@ -56,9 +56,9 @@ def ecs_estimate(settings: Settings, provider: alicloud.Provider) -> dict:
     access = settings.access
     items = [Item(f"ECS {settings.placement.instance.name} + {settings.disk_category} system disk "
                   f"({settings.system_disk_gib} GiB configured)", 1,
-                  ecs_instance_price(provider, settings.placement.instance.name, settings.disk_category))]
+                  ecs_instance_price(provider, settings.placement.instance.name, settings.disk_category), "gpu-host")]
     items += _public_bandwidth("GPU host") if access.public else _nat_egress()
-    return estimate(items)
+    return estimate(items, settings.hourly_prices, settings.price_currency)
 
 
 def acs_estimate(settings: Settings, provider: alicloud.Provider) -> dict:
@@ -69,33 +69,37 @@ def acs_estimate(settings: Settings, provider: alicloud.Provider) -> dict:
         Item(f"ACS {acs.compute_class} pod GPUs ({acs.gpu_series}), {placement.gpus_per_pod} per pod, "
              f"{workload.cpu} vCPU / {workload.memory_gib} GiB per pod", gpus,
              Price.from_table(f"acs/{acs.compute_class}/{acs.gpu_series}",
-                              "the provider has no ACS price lookup and no public ACS GPU price could be cited")),
-        Item("ACS cluster", 1, Price.unknown("not verified whether ACS bills the cluster itself")),
+                              "the provider has no ACS price lookup and no public ACS GPU price could be cited"),
+             "acs-gpu"),
+        Item("ACS cluster", 1, Price.unknown("not verified whether ACS bills the cluster itself"), "acs-cluster"),
         *_nat_egress(),
         Item("private API load balancer (created by the cluster for the Service)", 1,
-             Price.unknown("its spec and billing are chosen by the cluster's cloud controller, not by this program")),
+             Price.unknown("its spec and billing are chosen by the cluster's cloud controller, not by this program"),
+             "private-lb"),
     ]
     if settings.access.public:
         items.append(Item("public API load balancer (created by the cluster for the Service)", 1,
-                          Price.unknown("its spec and billing are chosen by the cluster's cloud controller")))
-    items.append(Item("OSS model bucket", 1, Price.unknown("billed by stored GiB and requests, not per hour")))
+                          Price.unknown("its spec and billing are chosen by the cluster's cloud controller"),
+                          "public-lb"))
+    items.append(Item("OSS model bucket", 1, Price.unknown("billed by stored GiB and requests, not per hour"),
+                      "model-bucket"))
     jump = settings.jump_host
     if jump.enabled:
         items.append(Item(f"ECS {jump.instance_type} jump host + cloud_essd system disk", 1,
-                          ecs_instance_price(provider, jump.instance_type, "cloud_essd")))
+                          ecs_instance_price(provider, jump.instance_type, "cloud_essd"), "jump-host"))
         if settings.access.ssh_cidrs:
             items += _public_bandwidth("jump host")
-    return estimate(items)
+    return estimate(items, settings.hourly_prices, settings.price_currency)
 
 
 def _nat_egress() -> list[Item]:
-    return [Item("NAT gateway (Enhanced, PayByLcu)", 1, Price.unknown(NO_CODE)),
-            Item("EIP of the NAT gateway (PayByTraffic)", 1, Price.unknown(NO_CODE))]
+    return [Item("NAT gateway (Enhanced, PayByLcu)", 1, Price.unknown(NO_CODE), "nat-gateway"),
+            Item("EIP of the NAT gateway (PayByTraffic)", 1, Price.unknown(NO_CODE), "nat-eip")]
 
 
 def _public_bandwidth(what: str) -> list[Item]:
     return [Item(f"public traffic of the {what} (PayByTraffic)", 1,
-                 Price.unknown("billed per GB sent, not per hour"))]
+                 Price.unknown("billed per GB sent, not per hour"), "public-traffic")]
 
 
 def _first_line(error: Exception) -> str:

@@ -120,3 +120,18 @@ def test_acs_counts_every_gpu_of_every_replica():
     run = run_stack("acs", {"replicas": 3})
     pods = run.outputs["costEstimate"]["items"][0]
     assert pods["resource"].startswith("ACS gpu pod GPUs") and pods["quantity"] == 3
+
+
+def test_config_prices_replace_live_and_unknown_ones_and_fill_the_totals():
+    run = run_stack("dev", {"hourlyPrices": ["gpu-host=12.5", "nat-gateway=0.3", "nat-eip=0.02"]})
+    result = run.outputs["costEstimate"]
+    assert result["unknown"] == [] and result["currency"] == "CNY"
+    assert result["hourly"] == 12.82 and result["monthly"] == round(12.82 * 730, 2)
+    assert {i["source"] for i in result["items"]} == {"config: llm:hourlyPrices"}
+
+
+def test_acs_gpu_override_is_per_gpu_hour():
+    result = run_stack("acs-r1", {"hourlyPrices": ["acs-gpu=10"]}).outputs["costEstimate"]
+    gpus = next(i for i in result["items"] if i["resource"].startswith("ACS "))
+    assert gpus["quantity"] == 16 and gpus["hourly"] == 160.0
+    assert result["hourly"] is None and result["hourlyKnownPart"] >= 160.0  # the rest is still unknown

@@ -75,6 +75,9 @@ BAD_INPUTS = [
     ({"tags": ["novalue"]}, "tags", "key=value"),
     ({"model": "custom", "customModel": "{\"name\": \"x\"}"}, "customModel", "missing fields"),
     ({"maxNumSeqs": "many"}, "maxNumSeqs", "must be integer"),
+    ({"hourlyPrices": ["gpu=3"]}, "hourlyPrices", "a key among gpu-host"),
+    ({"hourlyPrices": ["gpu-host=cheap"]}, "hourlyPrices", "price >= 0"),
+    ({"priceCurrency": "yuan"}, "priceCurrency", "ISO currency code"),
 ]
 
 

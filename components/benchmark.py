@@ -84,7 +84,7 @@ class BenchmarkJob(pulumi.ComponentResource):
                 "volumeMounts": [{"name": "data", "mountPath": "/data"}],
                 "resources": _resources(2, 4)})
         container = {
-            "name": "bench", "image": args.image,
+            "name": "bench", "image": args.image, "securityContext": {"allowPrivilegeEscalation": False},
             "command": bench_argv(args, results_dir, f"/data/{SHAREGPT_FILE}" if sharegpt else None),
             "env": env, "volumeMounts": mounts, "resources": _resources(4, 16)}
         self.job = k8s.batch.v1.Job(
@@ -95,6 +95,8 @@ class BenchmarkJob(pulumi.ComponentResource):
             spec={"backoffLimit": 0,
                   "template": {"metadata": {"labels": {"app": name, **args.pod_labels}},
                                "spec": {"restartPolicy": "Never", "initContainers": init or None,
+                                        # It talks to the model's Service, never to the API server.
+                                        "automountServiceAccountToken": False,
                                         "containers": [container], "volumes": volumes}}},
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on),
                                         delete_before_replace=True))

@@ -60,6 +60,9 @@ class OssModelStoreArgs:
     volume_gib: int = 1000  # nominal PV capacity (OSS has no quota)
     tags: Mapping[str, str] = field(default_factory=dict)
     oidc_issuer_url: Optional[pulumi.Input[str]] = None  # rrsa: also pin the token issuer (recommended)
+    # True: bucket_name is an existing bucket (e.g. kept by an earlier stack with retain): use it as it is,
+    # without creating or managing the bucket, its ACL or its encryption; the import then finds the weights.
+    adopt: bool = False
 
 
 class OssModelStore(pulumi.ComponentResource):
@@ -77,8 +80,10 @@ class OssModelStore(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         suffix = random.RandomId(f"{name}-suffix", byte_length=SUFFIX_BYTES, opts=child).hex
         self.endpoint = internal_endpoint(args.region)
-        bucket = self._bucket(name, args, suffix)
-        self.bucket = bucket.bucket
+        if args.adopt:
+            self.bucket = pulumi.Output.from_input(args.bucket_name)
+        else:
+            self.bucket = self._bucket(name, args, suffix).bucket
         policy = alicloud.ram.Policy(
             f"{name}-oss", policy_name=pulumi.Output.concat(_ram_name(name, 110), "-oss-", suffix),
             policy_document=self.bucket.apply(bucket_policy_document),
@@ -259,6 +264,8 @@ def _check(args: OssModelStoreArgs) -> None:
         raise ValueError(f"bucket_name must be 3-63 lowercase letters, digits and '-', got {args.bucket_name!r}")
     if args.volume_gib <= 0:
         raise ValueError(f"volume_gib must be positive, got {args.volume_gib}")
+    if args.adopt and args.bucket_name is None:
+        raise ValueError("adopt needs bucket_name: the existing bucket to use")
 
 
 def _bucket_prefix(name: str) -> str:

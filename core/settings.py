@@ -66,8 +66,10 @@ KEYS: tuple[Key, ...] = (
     Key("podsPerReplica", "integer", 0,
         "Kubernetes targets: pods per model copy (pipeline-parallel stages, a LeaderWorkerSet when > 1); 0: fewest that fit."),
     Key("replicas", "integer", 1, "Kubernetes targets: copies of the model serving behind the Services."),
-    Key("cpuPerPod", "integer", 0, "Kubernetes targets: vCPUs per serving pod; 0: 16 per GPU, at most 64."),
-    Key("memoryGibPerPod", "integer", 0, "Kubernetes targets: memory (GiB) per serving pod; 0: 128 per GPU, at most 512."),
+    Key("cpuPerPod", "integer", 0,
+        "Kubernetes targets: vCPUs per serving pod; 0: 16 per GPU up to 64 (acs), 4 per GPU up to 32 (kubernetes)."),
+    Key("memoryGibPerPod", "integer", 0,
+        "Kubernetes targets: memory (GiB) per serving pod; 0: 128 per GPU up to 512 (acs), 24 per GPU up to 192 (kubernetes)."),
     Key("shmGib", "integer", 0, "Kubernetes targets: /dev/shm size (GiB) per serving pod; 0: 8 per GPU, at most a quarter of the memory."),
     Key("maxModelLen", "integer", 32768, "Maximum context length (prompt + output tokens) per request."),
     Key("gpuMemoryUtilization", "string", "0.90", "Fraction of GPU memory the engine may use, 0 < x < 1."),
@@ -103,7 +105,9 @@ KEYS: tuple[Key, ...] = (
     Key("acsComputeQos", "string", "default", "acs: alibabacloud.com/compute-qos of serving pods: default or best-effort."),
     Key("modelBucket", "string", "", "acs: OSS bucket name for model weights; empty: a generated unique name."),
     Key("retainModelStore", "boolean", False,
-        "Keep the model bucket (acs) or volume (kubernetes) on `pulumi destroy`, protected from deletion."),
+        "Keep the model bucket (acs) or volume and namespace (kubernetes) on `pulumi destroy`."),
+    Key("adoptModelBucket", "boolean", False,
+        "acs: llm:modelBucket names an existing bucket (e.g. one kept by retainModelStore): use it, do not create it."),
     Key("fluid", "boolean", False, "acs: cache the model in memory with Fluid (JindoRuntime) for faster loads."),
     Key("jumpHost", "boolean", True, "acs: a small ECS in the VPC with kubectl and the kubeconfig."),
     Key("jumpHostInstanceType", "string", "ecs.g7.large", "acs: instance type of the jump host."),
@@ -200,6 +204,7 @@ class AcsPod:
 @dataclass(frozen=True)
 class ModelStore:
     bucket_name: Optional[str]
+    adopt_bucket: bool
     retain: bool
     fluid: bool
     storage_class: Optional[str]
@@ -595,8 +600,11 @@ def _workload(r: _Reader, placement: Optional[Placement], target: str) -> Option
     if replicas < 1:
         r.problem("replicas", replicas, "must be at least 1", f"pulumi config set {PROJECT}:replicas 1")
     gpus = placement.gpus_per_pod if placement else 1
-    cpu = _sized(r, "cpuPerPod", min(16 * gpus, 64), "vCPUs", minimum_is_need=False)
-    memory = _sized(r, "memoryGibPerPod", min(128 * gpus, 512), "GiB", minimum_is_need=False)
+    # Serverless GPU pods come with generous CPU and memory (the reference's QwQ pod: 16 vCPU, 128 GiB per
+    # GPU); on an existing cluster the pod must fit next to the node's own daemons, so ask for less.
+    cpu_per_gpu, cpu_cap, memory_per_gpu, memory_cap = (4, 32, 24, 192) if target == "kubernetes" else (16, 64, 128, 512)
+    cpu = _sized(r, "cpuPerPod", min(cpu_per_gpu * gpus, cpu_cap), "vCPUs", minimum_is_need=False)
+    memory = _sized(r, "memoryGibPerPod", min(memory_per_gpu * gpus, memory_cap), "GiB", minimum_is_need=False)
     shm = _sized(r, "shmGib", min(8 * gpus, memory // 4), "GiB", minimum_is_need=False)
     if shm >= memory:
         r.problem("shmGib", shm, f"must be smaller than the pod's {memory} GiB of memory (/dev/shm counts against it)",
@@ -682,7 +690,11 @@ def _model_store(r: _Reader) -> ModelStore:
     if storage_class and not DNS_SUBDOMAIN.match(storage_class):
         r.problem("storageClass", storage_class, "must be a storage class name (lowercase DNS subdomain)",
                   "kubectl get storageclass lists them; leave it empty for the cluster default")
-    return ModelStore(bucket_name=bucket or None, retain=r.get("retainModelStore"), fluid=r.get("fluid"),
+    adopt = r.get("adoptModelBucket")
+    if adopt and not bucket:
+        r.problem("adoptModelBucket", True, "needs llm:modelBucket: the name of the existing bucket to use",
+                  f"pulumi config set {PROJECT}:modelBucket <bucket name> (the modelBucket output of the old stack)")
+    return ModelStore(bucket_name=bucket or None, adopt_bucket=adopt, retain=r.get("retainModelStore"), fluid=r.get("fluid"),
                       storage_class=storage_class or None)
 
 

@@ -53,7 +53,7 @@ def build(settings: Settings) -> dict[str, object]:
     ns = namespace.metadata["name"]
     store = OssModelStore(f"{settings.name}-models", OssModelStoreArgs(
         region=settings.region, namespace=ns, model_prefix=MODEL_PREFIX, bucket_name=settings.model_store.bucket_name,
-        retain=settings.model_store.retain, auth="access-key",
+        retain=settings.model_store.retain, adopt=settings.model_store.adopt_bucket, auth="access-key",
         volume_gib=max(100, int(settings.model.weights_gib * 1.2)), tags=tags), opts=in_cluster)
     needs = [LeaderWorkerSetController(f"{settings.name}-lws", opts=in_cluster)] if settings.placement.pods > 1 else []
 

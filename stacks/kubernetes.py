@@ -19,7 +19,10 @@ GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSc
 
 def build(settings: Settings) -> dict[str, object]:
     kubeconfig = pulumi.Output.secret(settings.kubeconfig.reveal()) if settings.kubeconfig else None
-    provider = k8s.Provider("kubernetes", kubeconfig=kubeconfig)  # None: the ambient kubeconfig / context
+    # None: the ambient kubeconfig / context. A retained namespace and volume outlive `pulumi destroy`; the
+    # next `pulumi up` adopts them instead of failing with "already exists".
+    provider = k8s.Provider("kubernetes", kubeconfig=kubeconfig,
+                            upsert_existing_objects=True if settings.model_store.retain else None)
     opts = pulumi.ResourceOptions(provider=provider)
     api_key = ApiKey(f"{settings.name}-api-key", settings.api_key)
     # A retained model volume must outlive its namespace too: deleting a namespace deletes its PVCs.

@@ -224,3 +224,11 @@ def test_r1_caches_the_model_with_fluid_and_benchmarks_with_sharegpt(r1):
 def test_rollouts_start_the_new_pod_first_since_acs_provisions_gpus_per_pod(acs):
     strategy = acs.kubernetes_object("Deployment")["spec"]["strategy"]["rollingUpdate"]
     assert (strategy["maxSurge"], strategy["maxUnavailable"]) == (1, 0)
+
+
+def test_a_kept_bucket_is_adopted_by_name_instead_of_created():
+    run = run_stack("acs", {"modelBucket": "llm-acs-models-kept", "adoptModelBucket": True})
+    assert not run.of_type(BUCKET) and not run.of_type("alicloud:oss/bucketAcl:BucketAcl")
+    assert run.outputs["modelBucket"] == "llm-acs-models-kept"
+    volumes = [o for o in run.kubernetes_objects() if o["kind"] == "PersistentVolume"]
+    assert {v["spec"]["csi"]["volumeAttributes"]["bucket"] for v in volumes} == {"llm-acs-models-kept"}

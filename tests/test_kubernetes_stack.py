@@ -15,6 +15,18 @@ def test_uses_the_ambient_kubeconfig_and_creates_no_cloud_resources(existing):
     assert not [r for r in existing.resources if r.type.startswith(("alicloud:", "gcp:"))]
 
 
+def test_pods_are_sized_to_fit_an_ordinary_gpu_node(existing):
+    container = existing.kubernetes_object("Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert container["resources"]["limits"] == {"cpu": "4", "memory": "24Gi", "nvidia.com/gpu": "1"}
+
+
+def test_a_retained_model_volume_is_adopted_by_the_next_up():
+    run = run_stack("kubernetes", {"retainModelStore": True})
+    assert run.one("pulumi:providers:kubernetes").inputs["upsertExistingObjects"] in (True, "true")
+    assert run.one("kubernetes:core/v1:Namespace").retain_on_delete
+    assert run.one("kubernetes:core/v1:PersistentVolumeClaim").retain_on_delete
+
+
 def test_a_kubeconfig_from_config_stays_secret():
     run = run_stack("kubernetes", {"kubeconfig": "apiVersion: v1\nkind: Config\n"}, secret_keys=["kubeconfig"])
     assert is_secret(run.one("pulumi:providers:kubernetes").inputs["kubeconfig"])

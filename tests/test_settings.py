@@ -96,6 +96,7 @@ BAD_KUBERNETES_INPUTS = [
     ({"shmGib": 200}, "shmGib", "smaller than the pod's 128 GiB"),
     ({"namespace": "LLM_ns"}, "namespace", "DNS-1123 label"),
     ({"modelBucket": "My_Bucket"}, "modelBucket", "3-63 lowercase"),
+    ({"adoptModelBucket": True}, "adoptModelBucket", "needs llm:modelBucket"),
     ({"clusterZones": ["cn-hangzhou-i"]}, "clusterZones", "exactly two different zones"),
     ({"serviceCidr": "192.168.0.0/20"}, "serviceCidr", "overlaps llm:vpcCidr"),
     ({"vpcCidr": "192.168.0.0/24", "vswitchCidr": "192.168.0.0/26"}, "vpcCidr", "/20 or larger"),

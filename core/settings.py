@@ -13,16 +13,18 @@ from dataclasses import dataclass, field
 from typing import Callable, Mapping, Optional
 
 from core import sizing
+from core.ack_settings import ACK_TARGETS, AckSettings, parse_ack
 from core.cost import PRICE_KEYS
 from core.catalog import DTYPE_BYTES, ECS_INSTANCE_TYPES, GPUS, MODELS, Gpu, InstanceType, ModelSpec, instance_types_with
 from core.engine import ENGINES, SGLANG, VLLM, EngineOptions
 from core.errors import ConfigError, Problem
+from core.gke_settings import GkeSettings, parse_gke
 
 PROJECT = "llm"
 
-TARGETS_AVAILABLE = ("ecs", "acs", "kubernetes")
-TARGETS_PLANNED = ("ack", "ack-edge", "gke")
-KUBERNETES_TARGETS = ("acs", "kubernetes")
+TARGETS_AVAILABLE = ("ecs", "acs", "ack", "ack-edge", "kubernetes", "gke")
+TARGETS_PLANNED: tuple[str, ...] = ()
+KUBERNETES_TARGETS = ("acs", "ack", "ack-edge", "kubernetes", "gke")
 
 # Default images: Alibaba's EGS registry (reachable from mainland China regions, where Docker Hub
 # is not) and the upstream images elsewhere. Tags are pinned; see README "Engine images".
@@ -34,7 +36,8 @@ DEFAULT_IMAGES = {
 }
 
 API_KEY_PATTERN = re.compile(r"^[A-Za-z0-9._~+/=-]{16,256}$")
-REGION_PATTERN = re.compile(r"^[a-z]{2}-[a-z0-9]+(-[a-z0-9]+)*$")
+REGION_PATTERN = re.compile(r"^[a-z]{2}-[a-z0-9]+(-[a-z0-9]+)*$")  # Alibaba Cloud: cn-hangzhou, ap-southeast-1
+GCP_REGION_PATTERN = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")  # us-central1, europe-west4
 CUSTOM_MODEL = "custom"
 
 
@@ -49,9 +52,11 @@ class Key:
 
 KEYS: tuple[Key, ...] = (
     Key("target", "string", "ecs",
-        "Deployment target: ecs, acs or kubernetes (an existing cluster); ack, ack-edge and gke are planned."),
-    Key("region", "string", "cn-hangzhou", "Alibaba Cloud region, e.g. cn-hangzhou, cn-beijing, ap-southeast-1."),
-    Key("zone", "string", "", "Zone for the vSwitch and instance; empty: the first zone that offers the instance type."),
+        "Deployment target: ecs, acs, ack, ack-edge, gke or kubernetes (an existing cluster)."),
+    Key("region", "string", "cn-hangzhou",
+        "Alibaba Cloud region, e.g. cn-hangzhou or ap-southeast-1; for gke a GCP region, e.g. us-central1."),
+    Key("zone", "string", "",
+        "Zone of the GPU instance (ecs) or GPU node pool (gke); empty: the first zone that offers it."),
     Key("model", "string", "DeepSeek-R1-Distill-Qwen-7B",
         "Model from the catalog (see README), or `custom` with llm:customModel."),
     Key("customModel", "string", "",
@@ -95,6 +100,30 @@ KEYS: tuple[Key, ...] = (
     Key("deletionProtection", "boolean", False,
         "Protect the instance or cluster from deletion (console, API and Pulumi)."),
     Key("tags", "array", [], "Extra resource tags as key=value strings."),
+    Key("ackGpuNodesMin", "integer", 1, "ack: fewest nodes of the autoscaling GPU node pool (0: none while idle)."),
+    Key("ackGpuNodesMax", "integer", 2, "ack: most nodes of the GPU node pool; one serving pod per node."),
+    Key("ackSpotInstances", "boolean", False, "ack: GPU nodes as spot (preemptible) instances."),
+    Key("ackNodeImageType", "string", "AliyunLinux3", "ack: OS image type of the node pools, e.g. AliyunLinux3."),
+    Key("ackSystemNodeInstanceType", "string", "ecs.g7.xlarge",
+        "ack: instance type of the two-node system pool (system pods, model import, benchmark)."),
+    Key("maxReplicas", "integer", 2,
+        "ack, ack-edge: most serving replicas the HPA may run; llm:replicas is the fewest (equal: no HPA)."),
+    Key("autoscalingMetric", "string", "vllm:num_requests_waiting",
+        "ack, ack-edge: HPA metric per pod: vllm:num_requests_waiting or DCGM_CUSTOM_PROCESS_SM_UTIL."),
+    Key("autoscalingTarget", "integer", 0,
+        "ack, ack-edge: HPA target per pod; 0: 5 waiting requests, or 50 (% GPU utilisation)."),
+    Key("scaleDownStabilizationSeconds", "integer", 600,
+        "ack, ack-edge: how long load must stay low before the HPA removes a replica."),
+    Key("edgeNodePoolId", "string", "",
+        "ack-edge: id of the edge node pool the IDC GPU machines joined (required unless llm:edgeClusterOnly)."),
+    Key("edgeClusterOnly", "boolean", False,
+        "ack-edge: first run: create only the network and the cluster, so the edge node pool can be made in it."),
+    Key("edgePodCidr", "string", "172.20.0.0/16", "ack-edge: pod CIDR (Flannel); apart from the VPC, Service and IDC networks."),
+    Key("virtualNodeUnit", "string", "eci", "ack-edge: cloud capacity when the IDC is full: eci or acs (virtual nodes)."),
+    Key("cloudMaxPods", "integer", 2, "ack-edge: most serving pods on virtual nodes at once (0: IDC only)."),
+    Key("eciInstanceTypes", "array", [],
+        "ack-edge (eci): ECS GPU types for cloud pods (up to 5); empty: catalog types with the pod's GPUs."),
+    Key("slsLogging", "boolean", False, "ack, ack-edge: collect the serving pods' logs into SLS (logtail-ds)."),
     Key("clusterZones", "array", [], "acs: the two zones for the cluster's vSwitches; empty: the first two zones found."),
     Key("kubernetesVersion", "string", "", "acs: Kubernetes version of the cluster; empty: the newest at creation."),
     Key("clusterPublicEndpoint", "boolean", True,
@@ -122,6 +151,14 @@ KEYS: tuple[Key, ...] = (
     Key("benchmarkConcurrency", "integer", 0, "Benchmark: maximum concurrent requests; 0: unlimited."),
     Key("benchmarkInputLen", "integer", 1024, "Benchmark (random dataset): input tokens per prompt."),
     Key("benchmarkOutputLen", "integer", 1024, "Benchmark (random dataset): output tokens per prompt."),
+    Key("gcpProject", "string", "", "gke: Google Cloud project id (required)."),
+    Key("gkeNodeCount", "integer", 1, "gke: a4-highgpu-8g nodes (8x B200 each) in the GPU node pool."),
+    Key("gkeReservation", "string", "none",
+        "gke: reservation affinity of the A4 nodes: none, any, or specific (with llm:gkeReservationName)."),
+    Key("gkeReservationName", "string", "", "gke: name of the reservation when llm:gkeReservation is specific."),
+    Key("gkeReleaseChannel", "string", "REGULAR", "gke: cluster release channel: RAPID, REGULAR or STABLE."),
+    Key("hfToken", "string", "", "Hugging Face token for the model download (set with --secret); gated models need it.",
+        secret=True),
 )
 
 KEYS_BY_NAME = {k.name: k for k in KEYS}
@@ -257,6 +294,8 @@ class Settings:
     kubeconfig: Optional[SecretStr] = None  # kubernetes
     hourly_prices: dict[str, float] = field(default_factory=dict)  # cost estimate overrides, per unit-hour
     price_currency: str = "CNY"
+    ack: Optional[AckSettings] = None  # ack, ack-edge
+    gke: Optional[GkeSettings] = None  # gke
 
     @property
     def kubernetes(self) -> bool:
@@ -326,12 +365,15 @@ def parse(raw: Callable[[str], Optional[str]], stack: str) -> Settings:
     target = _target(r)
     kubernetes = target in KUBERNETES_TARGETS
     region = r.get("region")
-    if not REGION_PATTERN.match(region):
+    if target == "gke" and not GCP_REGION_PATTERN.match(region):
+        r.problem("region", region, "must be a GCP region id like us-central1", f"pulumi config set {PROJECT}:region us-central1")
+    elif target != "gke" and not REGION_PATTERN.match(region):
         r.problem("region", region, "must be an Alibaba Cloud region id like cn-hangzhou",
                   f"pulumi config set {PROJECT}:region cn-hangzhou")
     model = _model(r)
     engine = _engine(r, model, region)
-    placement = _pod_placement(r, model, engine) if kubernetes else _placement(r, model, engine)
+    # ack: one serving pod per GPU node, so the pod is sized by an ECS instance type like ecs's host.
+    placement = _pod_placement(r, model, engine) if kubernetes and target != "ack" else _placement(r, model, engine)
     access = _access(r)
     api_key = _api_key(r)
     vpc_cidr, vswitch_cidr = _network(r)
@@ -344,13 +386,18 @@ def parse(raw: Callable[[str], Optional[str]], stack: str) -> Settings:
                        "minutes", minimum_is_need=False)
     tags = _tags(r)
     workload = _workload(r, placement, target) if kubernetes else None
-    cluster = _cluster_network(r, vpc_cidr, vswitch_cidr) if target == "acs" else None
-    acs = _acs_pod(r, placement) if target == "acs" else None
+    cluster = _cluster_network(r, vpc_cidr, vswitch_cidr) if target in ("acs", *ACK_TARGETS) else None
+    edge_acs = target == "ack-edge" and r.get("virtualNodeUnit") == "acs"
+    acs = _acs_pod(r, placement) if target == "acs" or edge_acs else None
+    ack = parse_ack(r, target, placement.instance if placement else None,
+                    placement.gpus_per_pod if placement else None, r.get("gpuKind"), engine.engine if engine else None,
+                    r.get("serviceCidr"), vpc_cidr) if target in ACK_TARGETS else None
     model_store = _model_store(r) if kubernetes else None
     jump_host = _jump_host(r) if target == "acs" else None
     benchmark = _benchmark(r, engine) if kubernetes else None
     kubeconfig = r.get("kubeconfig")
     hourly_prices, price_currency = _prices(r)
+    gke = parse_gke(r, model, placement) if target == "gke" else None
     if r.problems:
         raise ConfigError(r.problems)
     return Settings(
@@ -361,7 +408,7 @@ def parse(raw: Callable[[str], Optional[str]], stack: str) -> Settings:
         readiness_timeout_minutes=readiness, deletion_protection=r.get("deletionProtection"), tags=tags,
         workload=workload, cluster=cluster, acs=acs, model_store=model_store, jump_host=jump_host,
         benchmark=benchmark, kubeconfig=SecretStr(kubeconfig) if kubeconfig and target == "kubernetes" else None,
-        hourly_prices=hourly_prices, price_currency=price_currency,
+        hourly_prices=hourly_prices, price_currency=price_currency, ack=ack, gke=gke,
     )
 
 
@@ -602,7 +649,7 @@ def _workload(r: _Reader, placement: Optional[Placement], target: str) -> Option
     gpus = placement.gpus_per_pod if placement else 1
     # Serverless GPU pods come with generous CPU and memory (the reference's QwQ pod: 16 vCPU, 128 GiB per
     # GPU); on an existing cluster the pod must fit next to the node's own daemons, so ask for less.
-    cpu_per_gpu, cpu_cap, memory_per_gpu, memory_cap = (4, 32, 24, 192) if target == "kubernetes" else (16, 64, 128, 512)
+    cpu_per_gpu, cpu_cap, memory_per_gpu, memory_cap = (16, 64, 128, 512) if target == "acs" else (4, 32, 24, 192)
     cpu = _sized(r, "cpuPerPod", min(cpu_per_gpu * gpus, cpu_cap), "vCPUs", minimum_is_need=False)
     memory = _sized(r, "memoryGibPerPod", min(memory_per_gpu * gpus, memory_cap), "GiB", minimum_is_need=False)
     shm = _sized(r, "shmGib", min(8 * gpus, memory // 4), "GiB", minimum_is_need=False)

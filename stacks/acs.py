@@ -5,7 +5,7 @@ import pulumi
 import pulumi_alicloud as alicloud
 import pulumi_kubernetes as k8s
 
-from components.acs_cluster import AcsCluster, AcsClusterArgs
+from components.managed_cluster import ManagedCluster, ManagedClusterArgs
 from components.api_key import ApiKey
 from components.host_scripts import PIP_INDEX_URL
 from components.jump_host import JumpHost, JumpHostArgs
@@ -39,7 +39,7 @@ def build(settings: Settings) -> dict[str, object]:
                  Subnet("pods-b", zones[1], plan.pod_vswitch_cidrs[1])],
         ssh_cidrs=settings.access.ssh_cidrs, nat_egress=True, tags=tags), opts=in_region)
     ids = network.vswitch_ids
-    cluster = AcsCluster(settings.name, AcsClusterArgs(
+    cluster = ManagedCluster(settings.name, ManagedClusterArgs(
         vswitch_ids=[ids["nodes-a"], ids["nodes-b"]], pod_vswitch_ids=[ids["pods-a"], ids["pods-b"]],
         service_cidr=plan.service_cidr, kubernetes_version=plan.kubernetes_version,
         public_endpoint=plan.public_endpoint, deletion_protection=settings.deletion_protection, tags=tags),
@@ -119,7 +119,7 @@ def _zones(settings: Settings, provider: alicloud.Provider) -> tuple[str, str]:
     return tuple(wanted) if wanted else (zones[0], zones[1])
 
 
-def _jump_host(settings: Settings, provider, network: Network, cluster: AcsCluster, zones, tags) -> dict:
+def _jump_host(settings: Settings, provider, network: Network, cluster: ManagedCluster, zones, tags) -> dict:
     instance_type = settings.jump_host.instance_type
     image = settings.image_id or ubuntu_image(provider, settings.region, instance_type)
     version = settings.cluster.kubernetes_version

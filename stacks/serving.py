@@ -38,6 +38,7 @@ class Platform:
     # Rolling updates start the new pod before stopping the old one: right where GPUs are provisioned
     # per pod (ACS); on fixed GPU nodes without a spare GPU the new pod would never schedule.
     surge_updates: bool = True
+    env: Mapping[str, str] = field(default_factory=dict)  # extra plain engine environment (e.g. gke's vLLM settings)
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ def serve(settings: Settings, platform: Platform, namespace: pulumi.Input[str], 
         pod_labels=platform.pod_labels, pod_annotations=platform.pod_annotations,
         node_selector=platform.node_selector, tolerations=platform.tolerations,
         private_service=platform.private_service, public_service=platform.public_service,
-        surge_updates=platform.surge_updates, depends_on=[importer.job, *volumes.ready, *serving_depends_on]), opts=opts)
+        surge_updates=platform.surge_updates, env=platform.env, depends_on=[importer.job, *volumes.ready, *serving_depends_on]), opts=opts)
     port = engine.port
     if settings.benchmark.enabled:
         BenchmarkJob(f"{settings.name}-benchmark", BenchmarkArgs(

@@ -95,6 +95,9 @@ class CloudMocks(pulumi.runtime.Mocks):
     # Cloud Control quotes by "<product>/<resourceCode>"; a code not listed fails as an unsupported one would.
     # A test changes the answers with monkeypatch.setattr(CloudMocks, "prices", {...}).
     prices: dict[str, float] = {"ECS/Instance": 9.5}
+    # GKE's default version per release channel (monkeypatch to test an older channel).
+    gke_channel_versions: dict[str, str] = {"RAPID": "1.34.1-gke.1431000", "REGULAR": "1.33.5-gke.1308000",
+                                            "STABLE": "1.32.2-gke.1297002"}
     price_currency = "CNY"
 
     def __init__(self, run: Run, zones: Iterable[str] = ZONES, images: Optional[list[str]] = None):
@@ -122,9 +125,11 @@ class CloudMocks(pulumi.runtime.Mocks):
                                  "ramOidcProviderName": "ack-rrsa-c1", "rrsaOidcIssuerUrl": "https://oidc-ack"}},
             "alicloud:ram/role:Role": {"arn": f"acs:ram::1234:role/{args.inputs.get('roleName', args.name)}"},
             "alicloud:ram/accessKey:AccessKey": {"secret": "RAM-ACCESS-KEY-SECRET"},
+            "alicloud:cs/nodePool:NodePool": {"nodePoolId": f"np{args.name.replace('-', '')[-12:]}"},
         }.get(args.typ, {})
         if args.typ == "alicloud:oss/bucket:Bucket":
             state.setdefault("bucket", f"{args.name}-id")
+        state.update(_gcp_state(args))
         state.update(extra)
         return f"{args.name}-id", state
 
@@ -142,8 +147,20 @@ class CloudMocks(pulumi.runtime.Mocks):
         if args.token == "alicloud:ecs/getImages:getImages":
             images = [_image(i) for i in self.images]
             return {"id": "images", "ids": self.images, "images": images, "nameRegex": args.args.get("nameRegex")}
+        if args.token == "alicloud:arms/getPrometheus:getPrometheus":
+            # Another cluster's instance, then one for each cluster this run created (as arms-prometheus does).
+            clusters = [f"{r.name}-id" for r in self.run.of_type("alicloud:cs/managedKubernetes:ManagedKubernetes")]
+            found = [_prometheus("prom-other", "c-other")] + [_prometheus(f"prom-{i + 1}", c) for i, c in enumerate(clusters)]
+            return {"id": "prometheus", "ids": [p["id"] for p in found], "prometheis": found}
         if args.token == "alicloud:cloudcontrol/getPrices:getPrices":
             return self._price(args.args)
+        if args.token == "gcp:organizations/getProject:getProject":
+            return {"id": f"projects/{args.args.get('projectId')}", "projectId": args.args.get("projectId"),
+                    "number": GCP_PROJECT_NUMBER, "name": "mock"}
+        if args.token == "gcp:container/getEngineVersions:getEngineVersions":
+            return {"id": "versions", "location": args.args.get("location"),
+                    "releaseChannelDefaultVersion": dict(self.gke_channel_versions),
+                    "validMasterVersions": list(self.gke_channel_versions.values())}
         raise AssertionError(f"unexpected invoke {args.token}")
 
     def _price(self, args: dict):
@@ -155,6 +172,34 @@ class CloudMocks(pulumi.runtime.Mocks):
                  "moduleDetails": [], "promotionDetails": []}
         return {"id": code, "product": args.get("product"), "resourceCode": args.get("resourceCode"),
                 "desireAttributesJson": args.get("desireAttributesJson"), "prices": [quote]}
+
+
+def _prometheus(instance_id: str, cluster_id: str) -> dict:
+    """An ARMS Prometheus instance as GetPrometheus returns it with enableDetails."""
+    text = ("authToken clusterName clusterType grafanaInstanceId pushGateWayInterUrl pushGateWayIntraUrl "
+            "remoteReadInterUrl remoteReadIntraUrl remoteWriteInterUrl remoteWriteIntraUrl resourceGroupId "
+            "securityGroupId subClustersJson vpcId vswitchId httpApiInterUrl").split()
+    instance = {k: "" for k in text}
+    instance.update({"id": instance_id, "clusterId": cluster_id, "tags": {},
+                     "httpApiIntraUrl": f"http://{instance_id}.arms-internal/api/v1/prometheus"})
+    return instance
+
+
+GCP_PROJECT_NUMBER = "123456789012"
+GKE_ENDPOINT = "34.56.78.90"
+GKE_CA = "TU9DSy1DQQ=="
+
+
+def _gcp_state(args: pulumi.runtime.MockResourceArgs) -> dict:
+    """What Google Cloud computes for the gcp resources the gke target creates."""
+    if args.typ == "gcp:container/cluster:Cluster":
+        return {"endpoint": GKE_ENDPOINT, "masterAuth": {"clusterCaCertificate": GKE_CA},
+                "name": args.inputs.get("name", args.name)}
+    if args.typ == "gcp:serviceaccount/account:Account":
+        return {"email": f"{args.inputs['accountId']}@{args.inputs.get('project', 'p')}.iam.gserviceaccount.com"}
+    if args.typ in ("gcp:storage/bucket:Bucket", "gcp:artifactregistry/repository:Repository"):
+        return {"name": args.inputs.get("name") or args.inputs.get("repositoryId") or f"{args.name}-a1b2c3"}
+    return {}
 
 
 def _image(image_id: str) -> dict:

@@ -20,6 +20,9 @@ print(sorted({{m.split(".")[0] for m in sys.modules if m.startswith("pulumi_")}}
     ("dev", "['pulumi_alicloud', 'pulumi_random']"),
     ("acs", "['pulumi_alicloud', 'pulumi_kubernetes', 'pulumi_random']"),
     ("kubernetes", "['pulumi_kubernetes', 'pulumi_random']"),
+    ("gke", "['pulumi_gcp', 'pulumi_kubernetes', 'pulumi_random']"),
+    ("ack", "['pulumi_alicloud', 'pulumi_kubernetes', 'pulumi_random']"),
+    ("ack-edge", "['pulumi_alicloud', 'pulumi_kubernetes', 'pulumi_random']"),
 ])
 def test_target_imports_only_its_cloud_sdks(stack, expected):
     code = PROGRAM.format(root=str(ROOT), tests=str(ROOT / "tests"), stack=stack)

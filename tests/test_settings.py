@@ -42,8 +42,7 @@ def test_every_problem_is_reported_at_once():
 
 BAD_INPUTS = [
     # (overrides, key named in the error, fragment of the explanation)
-    ({"target": "openstack"}, "target", "allowed: ecs, acs, kubernetes"),
-    ({"target": "gke"}, "target", "not available in this version"),
+    ({"target": "openstack"}, "target", "allowed: ecs, acs, ack, ack-edge, kubernetes, gke"),
     ({"kubeconfig": "apiVersion: v1"}, "kubeconfig", "stored in plaintext"),
     ({"model": "GPT-5"}, "model", "unknown model; the catalog has: Qwen3-235B-A22B"),
     ({"model": "QwQ-32B", "instanceType": "ecs.gn7i-c16g1.4xlarge"}, "model", "needs 71.1 GiB per GPU"),
@@ -108,7 +107,46 @@ BAD_KUBERNETES_INPUTS = [
     ({"benchmark": True, "benchmarkInputLen": 32000}, "benchmarkInputLen", "exceed llm:maxModelLen 32768"),
     ({"benchmark": True, "engine": "sglang"}, "benchmark", "needs the vLLM image"),
 ]
-CASES = [("dev", *b) for b in BAD_INPUTS] + [("acs", *b) for b in BAD_KUBERNETES_INPUTS]
+# ack and ack-edge, checked against their example stacks.
+BAD_ACK_INPUTS = [
+    ({"ackGpuNodesMin": 3, "ackGpuNodesMax": 2}, "ackGpuNodesMin", "larger than llm:ackGpuNodesMax (2)"),
+    ({"ackGpuNodesMax": 2, "maxReplicas": 3}, "ackGpuNodesMax", "fewer serving pods than llm:maxReplicas (3)"),
+    ({"replicas": 3, "maxReplicas": 2}, "maxReplicas", "at least llm:replicas (3)"),
+    ({"autoscalingMetric": "gpu"}, "autoscalingMetric", "unknown metric; allowed: vllm:num_requests_waiting"),
+    ({"engine": "sglang"}, "autoscalingMetric", "SGLang does not export it"),
+    ({"autoscalingMetric": "DCGM_CUSTOM_PROCESS_SM_UTIL", "autoscalingTarget": 150}, "autoscalingTarget", "at most 100"),
+    ({"scaleDownStabilizationSeconds": 7200}, "scaleDownStabilizationSeconds", "0-3600"),
+    ({"ackNodeImageType": "Windows"}, "ackNodeImageType", "must be one of AliyunLinux3"),
+    ({"ackSystemNodeInstanceType": "g7.xlarge"}, "ackSystemNodeInstanceType", "ECS instance type"),
+    ({"instanceType": "ecs.g7.large"}, "instanceType", "not in the GPU instance catalog"),
+]
+BAD_ACK_EDGE_INPUTS = [
+    ({"edgeNodePoolId": ""}, "edgeNodePoolId", "is required"),
+    ({"edgeNodePoolId": "pool-1"}, "edgeNodePoolId", "node pool id like"),
+    ({"virtualNodeUnit": "ecs"}, "virtualNodeUnit", "must be one of eci, acs"),
+    ({"virtualNodeUnit": "acs"}, "gpuKind", "no ACS GPU series is known"),
+    ({"cloudMaxPods": -1}, "cloudMaxPods", "0 (IDC only)"),
+    ({"eciInstanceTypes": ["gn6e"]}, "eciInstanceTypes", "at most 5 ECS instance types"),
+    ({"edgePodCidr": "192.168.0.0/16"}, "edgePodCidr", "overlaps 192.168.0.0/16"),
+    ({"autoscalingMetric": "qps"}, "autoscalingMetric", "unknown metric"),
+    ({"replicas": 2, "maxReplicas": 1}, "maxReplicas", "at least llm:replicas (2)"),
+]
+# gke, checked against the `gke` example stack (DeepSeek-R1 on one a4-highgpu-8g).
+BAD_GKE_INPUTS = [
+    ({"gcpProject": ""}, "gcpProject", "required for target gke"),
+    ({"gpuCount": 4}, "gpuCount", "tensor parallel 8"),
+    ({"gpuKind": "H20"}, "gpuKind", "a4-highgpu-8g: 8x B200"),
+    ({"gkeReservation": "sometimes"}, "gkeReservation", "unknown reservation mode; allowed: none, any, specific"),
+    ({"gkeReservation": "specific"}, "gkeReservationName", "must name the reservation"),
+    ({"gkeReleaseChannel": "beta"}, "gkeReleaseChannel", "RAPID, REGULAR, STABLE"),
+    ({"gkeNodeCount": 1, "replicas": 2}, "gkeNodeCount", "at least 2"),
+    ({"podsPerReplica": 2}, "podsPerReplica", "needs RDMA"),
+    ({"zone": "europe-west4-b"}, "zone", "inside llm:region us-central1"),
+    ({"hfToken": "hf_0123456789abcdefghijKLMN"}, "hfToken", "stored in plaintext"),
+]
+CASES = [("dev", *b) for b in BAD_INPUTS] + [("acs", *b) for b in BAD_KUBERNETES_INPUTS] \
+    + [("ack", *b) for b in BAD_ACK_INPUTS] + [("ack-edge", *b) for b in BAD_ACK_EDGE_INPUTS] \
+    + [("gke", *b) for b in BAD_GKE_INPUTS]
 
 
 @pytest.mark.parametrize("stack,overrides,key,fragment", CASES, ids=[f"{c[0]}-{c[2]}-{i}" for i, c in enumerate(CASES)])
@@ -157,3 +195,35 @@ def test_key_table_has_unique_names_and_typed_defaults():
     python_type = {"string": str, "integer": int, "boolean": bool, "array": list}
     for key in KEYS:
         assert isinstance(key.default, python_type[key.type]), key.name
+
+
+def gke_config(**overrides) -> dict:
+    from harness import stack_config
+    config = {k.removeprefix("llm:"): v for k, v in stack_config("gke").items()}
+    return {**config, **overrides}
+
+
+def test_gke_refuses_a_gated_model_without_a_hugging_face_token(monkeypatch):
+    import dataclasses
+
+    from core import settings as core_settings
+    gated = dataclasses.replace(core_settings.MODELS["DeepSeek-R1"], gated=True)
+    monkeypatch.setitem(core_settings.MODELS, "DeepSeek-R1", gated)
+    with pytest.raises(ConfigError) as error:
+        from_mapping(gke_config(), "gke")
+    problem = next(p for p in error.value.problems if p.key == "hfToken")
+    assert "is gated on Hugging Face" in str(problem) and "--secret" in problem.fix
+    assert from_mapping(gke_config(hfToken="hf_0123456789abcdefghijKLMN"), "gke").gke.hf_token is not None
+
+
+def test_gke_hf_token_is_checked_without_printing_it():
+    with pytest.raises(ConfigError) as error:
+        from_mapping(gke_config(hfToken="not-a-token"), "gke")
+    assert "Hugging Face access token" in str(error.value) and "not-a-token" not in str(error.value)
+
+
+def test_gke_example_is_r1_on_one_a4_node_with_the_reference_benchmark():
+    settings = from_mapping(gke_config(), "gke")
+    assert settings.placement.gpus_per_pod == 8 and settings.placement.gpu.name == "B200"
+    assert settings.workload.shm_gib == 250 and settings.gke.node_count == 1
+    assert (settings.benchmark.prompts, settings.benchmark.input_len, settings.benchmark.output_len) == (1100, 1000, 1000)

@@ -1,0 +1,200 @@
+"""Target `ack`: an ACK Pro cluster with an autoscaling GPU node pool, an OSS model store read through
+RRSA, the shared serving workload and an HPA on the engine's queue (reference 003, corrected)."""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import pulumi
+import pulumi_alicloud as alicloud
+import pulumi_kubernetes as k8s
+
+from components.api_key import ApiKey
+from components.autoscaler import Autoscaler, AutoscalerArgs
+from components.host_scripts import PIP_INDEX_URL
+from components.managed_cluster import ManagedCluster, ManagedClusterArgs
+from components.model_store import OssModelStore, OssModelStoreArgs
+from components.network import Network, NetworkArgs, Subnet
+from components.node_pool import GPU_TAINT, NodePool, NodePoolArgs
+from components.serving import ServiceExposure
+from components.serving_metrics import ServingMetrics, ServingMetricsArgs
+from core.errors import ConfigError, Problem
+from core.settings import Settings
+from stacks import serving
+
+ADDRESS_TYPE = "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-address-type"
+MODEL_PREFIX = "models"  # objects under oss://<bucket>/models/<ModelScope id>/
+CLUSTER_SPEC = "ack.pro.small"
+# Installed with the cluster (the API applies `addons` at creation only): Terway for pod vSwitches,
+# and the CSI plugins for the OSS volumes. GPU nodes get ACK's NVIDIA driver and device plugin.
+TERWAY_ADDONS = ({"name": "terway-eniip"}, {"name": "csi-plugin"}, {"name": "csi-provisioner"})
+SYSTEM_NODES = 2  # one per zone: system pods, the model import and the benchmark
+GPU_TOLERATION = {"key": GPU_TAINT["key"], "operator": "Equal", "value": GPU_TAINT["value"],
+                  "effect": GPU_TAINT["effect"]}
+
+
+def build(settings: Settings) -> dict[str, object]:
+    provider = alicloud.Provider("alicloud", region=settings.region)
+    ack = settings.ack
+    zones = zones_for(settings, provider, ack.gpu_pool.instance_type)
+    tags = stack_tags(settings)
+    plan = settings.cluster
+    api_key = ApiKey(f"{settings.name}-api-key", settings.api_key)
+    network = Network(settings.name, NetworkArgs(
+        vpc_cidr=settings.vpc_cidr,
+        subnets=[Subnet("nodes-a", zones[0], plan.node_vswitch_cidrs[0]),
+                 Subnet("nodes-b", zones[1], plan.node_vswitch_cidrs[1]),
+                 Subnet("pods-a", zones[0], plan.pod_vswitch_cidrs[0]),
+                 Subnet("pods-b", zones[1], plan.pod_vswitch_cidrs[1])],
+        ssh_cidrs=settings.access.ssh_cidrs, nat_egress=True, tags=tags), opts=pulumi.ResourceOptions(providers=[provider]))
+    ids = network.vswitch_ids
+    node_vswitches = [ids["nodes-a"], ids["nodes-b"]]
+    cluster = ManagedCluster(settings.name, ManagedClusterArgs(
+        profile="Default", cluster_spec=CLUSTER_SPEC, vswitch_ids=node_vswitches,
+        pod_vswitch_ids=[ids["pods-a"], ids["pods-b"]], service_cidr=plan.service_cidr, enable_rrsa=True,
+        addons=addons(TERWAY_ADDONS, ack.sls_logging), kubernetes_version=plan.kubernetes_version,
+        public_endpoint=plan.public_endpoint, deletion_protection=settings.deletion_protection, tags=tags),
+        opts=pulumi.ResourceOptions(providers=[provider], depends_on=network.snat_entries))
+    pools = _node_pools(settings, cluster, node_vswitches, tags, provider)
+    system, gpu = pools
+    in_cluster = pulumi.ResourceOptions(providers=[provider, cluster.provider])
+
+    ns, store = namespace_and_store(settings, cluster, tags, in_cluster)
+    gpu_pool = ack.gpu_pool
+    platform = serving.Platform(
+        node_selector=dict(gpu.labels), tolerations=[GPU_TOLERATION],
+        private_service=ServiceExposure(annotations={ADDRESS_TYPE: "intranet"}),
+        public_service=ServiceExposure(annotations={ADDRESS_TYPE: "internet"},
+                                       source_ranges=settings.access.allowed_cidrs, external_traffic_policy="Local")
+        if settings.access.public else None,
+        pip_index_url=PIP_INDEX_URL,
+        # A rolling update needs one more GPU node; only an autoscaling pool can add it.
+        surge_updates=gpu_pool.max_nodes > gpu_pool.min_nodes)
+    importer = serving.import_model(settings, platform, ns, store.import_claim,
+                                    pulumi.ResourceOptions.merge(in_cluster, pulumi.ResourceOptions(depends_on=[system])))
+    volumes = serving.ModelVolumes(
+        serving={"persistentVolumeClaim": {"claimName": store.serving_claim, "readOnly": True}},
+        results={"persistentVolumeClaim": {"claimName": store.results_claim}})
+    workload, outputs = serving.serve(settings, platform, ns, volumes, importer, api_key.value,
+                                      replicas_owned_by_hpa(settings, in_cluster), serving_depends_on=[gpu])
+    outputs.update(autoscale(settings, cluster, ns, in_cluster, workload))
+    if ack.sls_logging:
+        outputs.update(collect_logs(settings, ns, in_cluster))
+    outputs.update({"region": settings.region, "zones": list(zones), "clusterId": cluster.cluster_id,
+                    "gpuNodePoolId": gpu.node_pool_id, "systemNodePoolId": system.node_pool_id,
+                    "gpuInstanceType": gpu_pool.instance_type, "modelBucket": store.bucket,
+                    "kubeconfig": cluster.kubeconfig,  # secret
+                    "kubectlHint": kubectl_hint(settings)})
+    return outputs
+
+
+def _node_pools(settings: Settings, cluster: ManagedCluster, vswitches: Sequence[pulumi.Input[str]],
+                tags: dict, provider: alicloud.Provider) -> tuple[NodePool, NodePool]:
+    pool = settings.ack.gpu_pool
+    opts = pulumi.ResourceOptions(providers=[provider])
+    system = system_pool(settings, cluster, vswitches, tags, opts)
+    gpu = NodePool(f"{settings.name}-gpu", NodePoolArgs(
+        cluster_id=cluster.cluster_id, pool_name="gpu", vswitch_ids=vswitches, instance_types=[pool.instance_type],
+        min_nodes=pool.min_nodes, max_nodes=pool.max_nodes, image_type=settings.ack.node_image_type, gpu=True,
+        spot=pool.spot,
+        # Container images (the engine's is ~10-20 GB) and any local cache of the weights.
+        data_disk_gib=settings.system_disk_gib, disk_category=settings.disk_category, tags=tags), opts=opts)
+    return system, gpu
+
+
+def system_pool(settings: Settings, cluster: ManagedCluster, vswitches: Sequence[pulumi.Input[str]], tags: dict,
+                opts: pulumi.ResourceOptions) -> NodePool:
+    """Two small CPU nodes, one per zone: system pods, the model import and the benchmark."""
+    return NodePool(f"{settings.name}-system", NodePoolArgs(
+        cluster_id=cluster.cluster_id, pool_name="system", vswitch_ids=vswitches,
+        instance_types=[settings.ack.system_instance_type], min_nodes=SYSTEM_NODES, max_nodes=SYSTEM_NODES,
+        image_type=settings.ack.node_image_type, disk_category=settings.disk_category, tags=tags), opts=opts)
+
+
+def zones_for(settings: Settings, provider: alicloud.Provider, gpu_type: Optional[str]) -> tuple[str, str]:
+    """Two zones for the cluster's vSwitches; with `gpu_type`, both must sell it now."""
+    found = alicloud.get_zones(available_resource_creation="VSwitch", available_instance_type=gpu_type,
+                               opts=pulumi.InvokeOptions(provider=provider))
+    zones = [z.id for z in found.zones]
+    wanted = settings.cluster.zones
+    what = f"vSwitches{' and ' + gpu_type if gpu_type else ''}"
+    missing = [z for z in wanted if z not in zones]
+    if missing:
+        raise ConfigError([Problem("clusterZones", list(wanted), f"{missing} cannot host {what} now; zones that can: {zones}",
+                                   "pick two of those zones, or leave llm:clusterZones empty")])
+    if not wanted and len(zones) < 2:
+        raise ConfigError([Problem("region", settings.region, f"needs two zones with {what}; found {zones}",
+                                   "choose another region, GPU kind (llm:gpuKind) or instance type")])
+    return tuple(wanted) if wanted else (zones[0], zones[1])
+
+
+def stack_tags(settings: Settings) -> dict[str, str]:
+    return {"app": "llm-serving", "stack": settings.stack, **settings.tags}
+
+
+def addons(base: Sequence[dict], sls_logging: bool) -> list[dict]:
+    """Creation-time add-ons; logtail-ds (an SLS project made for the cluster) when logs go to SLS."""
+    return [*base, {"name": "logtail-ds"}] if sls_logging else list(base)
+
+
+def namespace_and_store(settings: Settings, cluster: ManagedCluster, tags: dict,
+                        opts: pulumi.ResourceOptions) -> tuple[pulumi.Output[str], OssModelStore]:
+    """The workload's namespace and the OSS model store, read through RRSA (no long-lived key)."""
+    namespace = k8s.core.v1.Namespace(
+        f"{settings.name}-namespace", metadata={"name": settings.workload.namespace,
+                                               "labels": {"app.kubernetes.io/managed-by": "pulumi"}},
+        opts=pulumi.ResourceOptions(provider=cluster.provider))
+    ns = namespace.metadata["name"]
+    store = OssModelStore(f"{settings.name}-models", OssModelStoreArgs(
+        region=settings.region, namespace=ns, model_prefix=MODEL_PREFIX, bucket_name=settings.model_store.bucket_name,
+        retain=settings.model_store.retain, adopt=settings.model_store.adopt_bucket, auth="rrsa",
+        oidc_provider_arn=cluster.oidc_provider_arn, oidc_issuer_url=cluster.oidc_issuer_url,
+        volume_gib=max(100, int(settings.model.weights_gib * 1.2)), tags=tags), opts=opts)
+    return ns, store
+
+
+def replicas_owned_by_hpa(settings: Settings, opts: pulumi.ResourceOptions) -> pulumi.ResourceOptions:
+    """With an HPA, `pulumi up` sets the Deployment's replicas at creation only: re-applying llm:replicas on
+    every update would scale a busy service down to its minimum."""
+    if not settings.ack.autoscaling.enabled:
+        return opts
+
+    def ignore_replicas(args: pulumi.ResourceTransformationArgs) -> Optional[pulumi.ResourceTransformationResult]:
+        if args.type_ not in ("kubernetes:apps/v1:Deployment", "kubernetes:leaderworkerset.x-k8s.io/v1:LeaderWorkerSet"):
+            return None
+        return pulumi.ResourceTransformationResult(args.props, pulumi.ResourceOptions.merge(
+            args.opts, pulumi.ResourceOptions(ignore_changes=["spec.replicas"])))
+    # `transformations` reach the component's children (the mock engine does not run `transforms`).
+    return pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(transformations=[ignore_replicas]))
+
+
+def autoscale(settings: Settings, cluster: ManagedCluster, ns: pulumi.Output[str], opts: pulumi.ResourceOptions,
+              workload) -> dict[str, object]:
+    """Managed Prometheus, the metrics adapter and the HPA, when llm:maxReplicas > llm:replicas."""
+    scaling = settings.ack.autoscaling
+    if not scaling.enabled:
+        return {"autoscaling": f"off: {scaling.min_replicas} replica(s) (llm:maxReplicas = llm:replicas)"}
+    metrics = ServingMetrics(f"{settings.name}-metrics", ServingMetricsArgs(
+        cluster_id=cluster.cluster_id, namespace=ns, app=serving.APP, port_name="http", metric=scaling.metric),
+        opts=opts)
+    multi_pod = settings.placement.pods > 1
+    Autoscaler(f"{settings.name}-autoscaler", AutoscalerArgs(
+        namespace=ns, name=serving.APP,
+        target_api_version="leaderworkerset.x-k8s.io/v1" if multi_pod else "apps/v1",
+        target_kind="LeaderWorkerSet" if multi_pod else "Deployment", target_name=serving.APP,
+        metric_name=metrics.metric_name, target_average=scaling.target, min_replicas=scaling.min_replicas,
+        max_replicas=scaling.max_replicas, scale_down_seconds=scaling.scale_down_seconds),
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[metrics, workload])))
+    return {"autoscaling": f"{scaling.min_replicas}-{scaling.max_replicas} replicas on {scaling.metric} "
+                           f"(target {scaling.target} per pod)"}
+
+
+def collect_logs(settings: Settings, ns: pulumi.Output[str], opts: pulumi.ResourceOptions) -> dict[str, object]:
+    from components.log_collection import LogCollection, LogCollectionArgs
+    logs = LogCollection(f"{settings.name}-logs", LogCollectionArgs(
+        namespace=ns, app=serving.APP, logstore=f"{settings.name}-serving"), opts=opts)
+    return {"slsLogstore": logs.logstore}
+
+
+def kubectl_hint(settings: Settings) -> str:
+    return ("pulumi stack output kubeconfig --show-secrets > kubeconfig && "
+            f"KUBECONFIG=kubeconfig kubectl -n {settings.workload.namespace} get pods,hpa")

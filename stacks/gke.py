@@ -1,0 +1,137 @@
+"""Target `gke`: a GKE cluster with an A4 High node pool serving one model per node (reference 004).
+
+The weights are imported once from Hugging Face into a private GCS bucket and read by the serving
+pods through GCS FUSE, with a file cache on the node's local SSD, instead of ~700 GB downloaded at
+every pod start. The engine image is pulled through an Artifact Registry remote repository of
+Docker Hub. The API is private (ClusterIP) unless llm:publicAccess asks for a LoadBalancer.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import pulumi
+import pulumi_gcp as gcp
+import pulumi_kubernetes as k8s
+
+from components.api_key import ApiKey
+from components.gke_cluster import GkeCluster, GkeClusterArgs
+from components.gke_model_import import HfModelImport, HfModelImportArgs
+from components.gke_node_pool import GPU_TOLERATION, POOL_LABEL, A4NodePool, A4NodePoolArgs
+from components.gke_registry import DockerHubMirror, DockerHubMirrorArgs, proxied_image
+from components.gke_storage import (MODELS_DIR, RESULTS_DIR, GcsModelStore, GcsModelStoreArgs, gcsfuse_pod_transformation,
+                                    gcsfuse_volume)
+from components.serving import ServiceExposure
+from core.errors import ConfigError, Problem
+from core.gke_settings import A4_MIN_VERSION, GkeSettings, supports_a4
+from core.settings import Settings
+from stacks import serving
+
+APIS = ("compute.googleapis.com", "container.googleapis.com", "iam.googleapis.com", "storage.googleapis.com",
+        "artifactregistry.googleapis.com", "monitoring.googleapis.com", "logging.googleapis.com")
+# The reference's engine environment; HF_HUB_ENABLE_HF_TRANSFER is left out: serving reads the bucket
+# offline, the import Job does the download.
+ENGINE_ENV = {"VLLM_WORKER_MULTIPROC_METHOD": "spawn"}
+
+
+def build(settings: Settings) -> dict[str, object]:
+    gke = settings.gke
+    provider = gcp.Provider("gcp", project=gke.project, region=gke.region)
+    in_project = pulumi.ResourceOptions(provider=provider)
+    _check_version(gke, provider)
+    labels = {"app": "llm-serving", "stack": _label(settings.stack)}
+    apis = [gcp.projects.Service(f"{settings.name}-{api.split('.')[0]}", project=gke.project, service=api,
+                                 # Other workloads of the project may need the API after this stack is gone.
+                                 disable_on_destroy=False, opts=in_project) for api in APIS]
+    cluster = GkeCluster(settings.name, GkeClusterArgs(
+        project=gke.project, region=gke.region, zone=gke.zone, node_cidr=gke.node_cidr, pod_cidr=gke.pod_cidr,
+        service_cidr=gke.service_cidr, release_channel=gke.release_channel, workload_pool=gke.workload_pool,
+        deletion_protection=settings.deletion_protection, labels=labels, depends_on=apis), opts=in_project)
+    pool = A4NodePool(f"{settings.name}-a4", A4NodePoolArgs(
+        project=gke.project, cluster=cluster.cluster.id, region=gke.region, zone=gke.zone, node_count=gke.node_count,
+        reservation=gke.reservation, service_account=cluster.node_service_account, labels=labels), opts=in_project)
+    repository_id = f"{settings.name}-dockerhub"
+    mirror = DockerHubMirror(f"{settings.name}-registry", DockerHubMirrorArgs(
+        project=gke.project, region=gke.region, repository_id=repository_id,
+        reader=pulumi.Output.concat("serviceAccount:", cluster.node_service_account)),
+        opts=pulumi.ResourceOptions(provider=provider, depends_on=apis))
+    image = proxied_image(settings.engine.image, gke.project, gke.region, repository_id) or settings.engine.image
+    settings = dataclasses.replace(settings, engine=dataclasses.replace(settings.engine, image=image))
+
+    # Every pod template with a GCS FUSE volume gets the sidecar annotations (components.gke_storage).
+    in_cluster = pulumi.ResourceOptions(provider=cluster.provider, transformations=[gcsfuse_pod_transformation])
+    namespace = k8s.core.v1.Namespace(
+        f"{settings.name}-namespace", metadata={"name": settings.workload.namespace,
+                                               "labels": {"app.kubernetes.io/managed-by": "pulumi"}},
+        opts=pulumi.ResourceOptions(provider=cluster.provider))
+    ns = namespace.metadata["name"]
+    project = gcp.organizations.get_project_output(project_id=gke.project,
+                                                   opts=pulumi.InvokeOutputOptions(provider=provider))
+    store = GcsModelStore(f"{settings.name}-models", GcsModelStoreArgs(
+        project=gke.project, region=gke.region, project_number=project.number, workload_pool=gke.workload_pool,
+        namespace=ns, bucket_name=settings.model_store.bucket_name, retain=settings.model_store.retain,
+        labels=labels), opts=pulumi.ResourceOptions(provider=provider, depends_on=[cluster]))
+    ready = [store.binding, pool.pool, mirror.repository]
+    api_key = ApiKey(f"{settings.name}-api-key", settings.api_key)
+
+    importer = HfModelImport(f"{settings.name}-import", HfModelImportArgs(
+        namespace=ns, model_volume=gcsfuse_volume(store.bucket, MODELS_DIR, read_only=False, file_cache=False),
+        model_id=settings.model.hf_id, revision=_hf_revision(settings.model_revision),
+        sub_path=settings.model.modelscope_id, image=image, timeout_minutes=serving.import_timeout_minutes(settings),
+        token_secret=_hf_token_secret(settings, ns, cluster.provider), tolerations=[GPU_TOLERATION],
+        node_selector=POOL_LABEL, depends_on=ready), opts=in_cluster)
+    placement, workload = settings.placement, settings.workload
+    platform = serving.Platform(
+        tolerations=[GPU_TOLERATION], node_selector=POOL_LABEL, env=ENGINE_ENV,
+        # A new serving pod needs a whole free A4 node: surge only when the pool has one to spare.
+        surge_updates=gke.node_count > workload.replicas * placement.pods,
+        public_service=ServiceExposure(source_ranges=settings.access.allowed_cidrs)
+        if settings.access.public else None)
+    volumes = serving.ModelVolumes(
+        serving=gcsfuse_volume(store.bucket, MODELS_DIR, read_only=True, file_cache=True),
+        results=gcsfuse_volume(store.bucket, RESULTS_DIR, read_only=False, file_cache=False))
+    _, outputs = serving.serve(settings, platform, ns, volumes, importer, api_key.value, in_cluster,
+                               serving_depends_on=ready)
+    outputs.update({
+        "project": gke.project, "region": gke.region, "zone": gke.zone,
+        "clusterName": cluster.cluster.name, "modelBucket": store.bucket,
+        "benchmarkResults": pulumi.Output.concat("gs://", store.bucket, f"/{RESULTS_DIR}/"),
+        "imageRepository": mirror.repository.name,
+        "kubeconfig": cluster.kubeconfig,  # no credential inside: gke-gcloud-auth-plugin supplies it
+        "kubectlHint": pulumi.Output.concat("gcloud container clusters get-credentials ", cluster.cluster.name,
+                                            f" --region {gke.region} --project {gke.project} && kubectl -n ",
+                                            settings.workload.namespace, " get pods"),
+    })
+    return outputs
+
+
+def _check_version(gke: GkeSettings, provider: gcp.Provider) -> None:
+    """The channel's default version must run A4 (GKE >= 1.32.4-gke.1236000); refused before any cluster."""
+    versions = gcp.container.get_engine_versions(location=gke.region, project=gke.project,
+                                                 opts=pulumi.InvokeOptions(provider=provider))
+    default = (versions.release_channel_default_version or {}).get(gke.release_channel)
+    if not default or not supports_a4(default):
+        raise ConfigError([Problem("gkeReleaseChannel", gke.release_channel,
+                                   f"creates clusters at {default or 'no version'} in {gke.region}; A4 needs "
+                                   f"{A4_MIN_VERSION} or newer", "pulumi config set llm:gkeReleaseChannel RAPID")])
+
+
+def _hf_token_secret(settings: Settings, ns, provider: k8s.Provider):
+    """The Hugging Face token as a Kubernetes Secret (from the Pulumi secret); None without a token."""
+    if settings.gke.hf_token is None:
+        return None
+    secret = k8s.core.v1.Secret(
+        f"{settings.name}-hf-token", metadata={"name": "hf-token", "namespace": ns}, type="Opaque",
+        string_data={"HF_TOKEN": pulumi.Output.secret(settings.gke.hf_token.reveal())},
+        opts=pulumi.ResourceOptions(provider=provider))
+    return secret.metadata["name"]
+
+
+def _hf_revision(revision: str) -> str:
+    """ModelScope's default branch is `master`; Hugging Face's is `main`."""
+    return "main" if revision == "master" else revision
+
+
+def _label(value: str) -> str:
+    """A GCP label value: lowercase letters, digits, '_' and '-', at most 63 characters."""
+    return re.sub(r"[^a-z0-9_-]", "-", value.lower())[:63]

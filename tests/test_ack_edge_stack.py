@@ -1,0 +1,79 @@
+"""The ack-edge target: ACK Edge, IDC pool first, capped ECI/ACS burst, HPA on vLLM's queue."""
+import pytest
+
+from harness import run_stack, unwrap, validate_kubernetes
+
+CLUSTER = "alicloud:cs/managedKubernetes:ManagedKubernetes"
+ADDON = "alicloud:cs/kubernetesAddon:KubernetesAddon"
+
+
+@pytest.fixture(scope="module")
+def edge():
+    return run_stack("ack-edge")
+
+
+def policy(run):
+    return run.kubernetes_object("ResourcePolicy")
+
+
+def test_cluster_is_ack_edge_with_flannel_and_rrsa(edge):
+    spec = unwrap(edge.one(CLUSTER).inputs)
+    assert spec["profile"] == "Edge" and spec["enableRrsa"] is True
+    assert spec["podCidr"] == "172.20.0.0/16" and "podVswitchIds" not in spec
+    assert "flannel" in {a["name"] for a in spec["addons"]}
+    assert not any(unwrap(p.inputs).get("taints") for p in edge.of_type("alicloud:cs/nodePool:NodePool"))
+
+
+def test_virtual_node_addon_cleans_up_its_cloud_resources(edge):
+    addon = next(unwrap(r.inputs) for r in edge.of_type(ADDON) if unwrap(r.inputs)["name"] == "ack-virtual-node")
+    assert addon["cleanupCloudResources"] is True
+
+
+def test_resource_policy_prefers_the_idc_pool_then_capped_eci(edge):
+    spec = policy(edge)["spec"]
+    assert spec["strategy"] == "prefer" and spec["selector"] == {"app": "llm"}
+    idc, cloud = spec["units"]
+    assert idc == {"resource": "ecs", "nodeSelector": {"alibabacloud.com/nodepool-id": "np1a2b3c4d5e6f7a8b"}}
+    assert cloud["resource"] == "eci" and cloud["max"] == 2
+    assert cloud["podAnnotations"]["k8s.aliyun.com/eci-use-specs"] == "ecs.gn6e-c12g1.3xlarge"  # 1x V100
+    assert len(cloud["podAnnotations"]["k8s.aliyun.com/eci-vswitch"].split(",")) == 2
+
+
+def test_serving_pods_carry_the_policy_selector_and_no_cloud_specific_marks(edge):
+    deployment = edge.kubernetes_object("Deployment")
+    pod = deployment["spec"]["template"]
+    assert pod["metadata"]["labels"]["app"] == "llm"
+    assert "annotations" not in pod["metadata"] and "nodeSelector" not in pod["spec"]
+    keys = {t["key"] for t in pod["spec"]["tolerations"]}
+    assert {"nvidia.com/gpu", "virtual-kubelet.io/provider"} <= keys
+    resource_policy = edge.one("kubernetes:scheduling.alibabacloud.com/v1alpha1:ResourcePolicy")
+    assert resource_policy.urn in edge.one("kubernetes:apps/v1:Deployment").dependencies  # policy first
+
+
+def test_acs_unit_labels_pods_for_acs_gpus_only_there():
+    run = run_stack("ack-edge", {"virtualNodeUnit": "acs", "gpuKind": "H20", "cloudMaxPods": 4})
+    cloud = policy(run)["spec"]["units"][1]
+    assert cloud["resource"] == "acs" and cloud["max"] == 4
+    assert cloud["podLabels"] == {"alibabacloud.com/acs": "true", "alibabacloud.com/compute-class": "gpu",
+                                  "alibabacloud.com/gpu-model-series": "H20", "alibabacloud.com/compute-qos": "default"}
+    labels = run.kubernetes_object("Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert "alibabacloud.com/acs" not in labels
+
+
+def test_hpa_bounds_and_metric(edge):
+    spec = edge.kubernetes_object("HorizontalPodAutoscaler")["spec"]
+    assert (spec["minReplicas"], spec["maxReplicas"]) == (1, 3)
+    assert spec["metrics"][0]["pods"]["metric"]["name"] == "vllm_num_requests_waiting"
+
+
+def test_objects_validate_and_custom_resources_are_named(edge):
+    assert sorted(validate_kubernetes(edge)) == ["monitoring.coreos.com/v1/PodMonitor",
+                                                 "scheduling.alibabacloud.com/v1alpha1/ResourcePolicy"]
+
+
+def test_first_run_creates_only_the_network_and_cluster_for_the_edge_pool_to_join():
+    run = run_stack("ack-edge", {"edgeNodePoolId": "", "edgeClusterOnly": True})
+    assert run.one("alicloud:cs/managedKubernetes:ManagedKubernetes")
+    assert not [r for r in run.resources if r.type.startswith("kubernetes:") and "Namespace" in r.type]
+    assert not run.of_type("kubernetes:apps/v1:Deployment") and not run.of_type("alicloud:oss/bucket:Bucket")
+    assert "edgeNodePoolId" in run.outputs["nextStep"] and "kubeconfig" in run.secret_outputs

@@ -1,0 +1,151 @@
+"""The ack target as deployed: ACK Pro, system and GPU node pools, RRSA model store, HPA on vLLM's queue."""
+import json
+
+import pytest
+
+from harness import KUBECONFIG, all_strings, is_secret, run_stack, unwrap, validate_kubernetes
+
+CLUSTER = "alicloud:cs/managedKubernetes:ManagedKubernetes"
+NODE_POOL = "alicloud:cs/nodePool:NodePool"
+ADDON = "alicloud:cs/kubernetesAddon:KubernetesAddon"
+GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
+
+
+@pytest.fixture(scope="module")
+def ack():
+    return run_stack("ack")
+
+
+def pools(run):
+    return {unwrap(r.inputs)["nodePoolName"]: r for r in run.of_type(NODE_POOL)}
+
+
+def addons(run):
+    return {unwrap(r.inputs)["name"]: unwrap(r.inputs) for r in run.of_type(ADDON)}
+
+
+def test_cluster_is_ack_pro_in_two_zones_with_rrsa_and_terway(ack):
+    spec = unwrap(ack.one(CLUSTER).inputs)
+    assert spec["profile"] == "Default" and spec["clusterSpec"] == "ack.pro.small"
+    assert spec["enableRrsa"] is True
+    assert len(spec["vswitchIds"]) == 2 and len(spec["podVswitchIds"]) == 2
+    assert {"terway-eniip", "csi-plugin", "csi-provisioner"} <= {a["name"] for a in spec["addons"]}
+    zones = {unwrap(s.inputs)["zoneId"] for s in ack.of_type("alicloud:vpc/switch:Switch")}
+    assert zones == {"cn-hangzhou-i", "cn-hangzhou-j"}
+
+
+def test_gpu_pool_autoscales_with_the_catalog_type_tainted_and_labelled(ack):
+    gpu = pools(ack)["gpu"]
+    spec = unwrap(gpu.inputs)
+    assert spec["instanceTypes"] == ["ecs.gn7i-c16g1.4xlarge"]
+    assert spec["scalingConfig"] == {"enable": True, "minSize": 1, "maxSize": 3, "type": "gpu"}
+    assert "desiredSize" not in spec  # the autoscaler owns the size
+    assert spec["taints"] == [GPU_TAINT]
+    assert {"key": "llm-serving/pool", "value": "gpu"} in spec["labels"]
+    assert spec["imageType"] == "AliyunLinux3" and spec["spotStrategy"] == "NoSpot"
+    assert spec["dataDisks"][0]["size"] >= 100 + 14  # engine image and the 7B weights
+    assert gpu.delete_before_replace  # ACK refuses a second pool of the same name
+
+
+def test_system_pool_is_small_fixed_and_untainted(ack):
+    spec = unwrap(pools(ack)["system"].inputs)
+    assert spec["desiredSize"] == "2" and "scalingConfig" not in spec
+    assert "taints" not in spec and not spec["instanceTypes"][0].startswith("ecs.gn")
+
+
+def test_spot_gpu_nodes_when_asked():
+    spec = unwrap(pools(run_stack("ack", {"ackSpotInstances": True}))["gpu"].inputs)
+    assert spec["spotStrategy"] == "SpotAsPriceGo"
+
+
+def test_fixed_gpu_pool_has_a_desired_size_and_rolls_without_surge():
+    run = run_stack("ack", {"ackGpuNodesMin": 2, "ackGpuNodesMax": 2, "maxReplicas": 2})
+    spec = unwrap(pools(run)["gpu"].inputs)
+    assert spec["desiredSize"] == "2" and "scalingConfig" not in spec
+    strategy = run.kubernetes_object("Deployment")["spec"]["strategy"]["rollingUpdate"]
+    assert (strategy["maxSurge"], strategy["maxUnavailable"]) == (0, 1)
+
+
+def test_serving_pods_tolerate_the_taint_and_select_the_gpu_pool(ack):
+    pod = ack.kubernetes_object("Deployment")["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"llm-serving/pool": "gpu"}
+    assert {"key": "nvidia.com/gpu", "operator": "Equal", "value": "present", "effect": "NoSchedule"} \
+        in pod["tolerations"]
+    assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    job = next(o for o in ack.kubernetes_objects() if o["kind"] == "Job")["spec"]["template"]["spec"]
+    assert "tolerations" not in job  # the import stays off the GPU nodes
+
+
+def test_model_store_uses_rrsa_with_the_clusters_oidc_provider(ack):
+    volumes = [o for o in ack.kubernetes_objects() if o["kind"] == "PersistentVolume"]
+    assert volumes and all(v["spec"]["csi"]["volumeAttributes"]["authType"] == "rrsa" for v in volumes)
+    assert all("nodePublishSecretRef" not in v["spec"]["csi"] for v in volumes)
+    assert not ack.of_type("alicloud:ram/accessKey:AccessKey")
+    trust = json.loads(unwrap(ack.one("alicloud:ram/role:Role").inputs)["assumeRolePolicyDocument"])
+    assert trust["Statement"][0]["Principal"]["Federated"] == ["acs:ram::1234:oidc-provider/ack-rrsa-c1"]
+
+
+def test_hpa_scales_the_deployment_on_vllm_queue_with_a_slow_scale_down(ack):
+    hpa = ack.kubernetes_object("HorizontalPodAutoscaler")
+    spec = hpa["spec"]
+    assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "llm"}
+    assert (spec["minReplicas"], spec["maxReplicas"]) == (1, 3)
+    metric = spec["metrics"][0]
+    assert metric["type"] == "Pods" and metric["pods"]["metric"]["name"] == "vllm_num_requests_waiting"
+    assert metric["pods"]["target"] == {"type": "AverageValue", "averageValue": "5"}
+    down = spec["behavior"]["scaleDown"]
+    assert down["stabilizationWindowSeconds"] == 600 and down["policies"][0]["value"] == 1
+
+
+def test_replicas_belong_to_the_hpa_after_creation(ack):
+    deployment = ack.one("kubernetes:apps/v1:Deployment")
+    assert deployment.ignore_changes == ["spec.replicas"]
+    fixed = run_stack("ack", {"maxReplicas": 1}).one("kubernetes:apps/v1:Deployment")
+    assert fixed.ignore_changes == []
+
+
+def test_metrics_pipeline_prometheus_podmonitor_and_adapter(ack):
+    installed = addons(ack)
+    assert {"arms-prometheus", "ack-alibaba-cloud-metrics-adapter"} <= set(installed)
+    config = json.loads(installed["ack-alibaba-cloud-metrics-adapter"]["config"])["AlibabaCloudMetricsAdapter"]
+    assert config["prometheus"]["url"] == "http://prom-1.arms-internal/api/v1/prometheus"  # this cluster's
+    rule = config["prometheus"]["adapter"]["rules"]["custom"][0]
+    assert "vllm:num_requests_waiting" in rule["seriesQuery"] and rule["name"]["as"] == "vllm_num_requests_waiting"
+    monitor = ack.kubernetes_object("PodMonitor")
+    assert monitor["spec"]["selector"] == {"matchLabels": {"app": "llm"}}
+    assert monitor["spec"]["podMetricsEndpoints"][0] == {"port": "http", "path": "/metrics", "interval": "15s"}
+    prometheus = next(r for r in ack.of_type(ADDON) if unwrap(r.inputs)["name"] == "arms-prometheus")
+    assert prometheus.urn in ack.one("kubernetes:monitoring.coreos.com/v1:PodMonitor").dependencies
+
+
+def test_gpu_utilisation_metric_like_the_reference():
+    run = run_stack("ack", {"autoscalingMetric": "DCGM_CUSTOM_PROCESS_SM_UTIL"})
+    metric = run.kubernetes_object("HorizontalPodAutoscaler")["spec"]["metrics"][0]["pods"]
+    assert metric["metric"]["name"] == "DCGM_CUSTOM_PROCESS_SM_UTIL" and metric["target"]["averageValue"] == "50"
+
+
+def test_no_autoscaling_pipeline_without_headroom():
+    run = run_stack("ack", {"maxReplicas": 1})
+    assert not run.of_type("kubernetes:autoscaling/v2:HorizontalPodAutoscaler") and not run.of_type(ADDON)
+
+
+def test_sls_logging_installs_logtail_and_collects_the_engine_output():
+    run = run_stack("ack", {"slsLogging": True})
+    assert "logtail-ds" in {a["name"] for a in unwrap(run.one(CLUSTER).inputs)["addons"]}
+    config = run.kubernetes_object("AliyunLogConfig")
+    assert config["spec"]["logstore"] and config["spec"]["logtailConfig"]["configName"]
+    assert run.outputs["slsLogstore"] == "llm-ack-serving"
+
+
+def test_objects_validate_and_custom_resources_are_named(ack):
+    assert validate_kubernetes(ack) == ["monitoring.coreos.com/v1/PodMonitor"]
+
+
+def test_kubeconfig_and_api_key_stay_secret(ack):
+    assert {"apiKey", "kubeconfig"} <= ack.secret_outputs
+    provider = ack.one("pulumi:providers:kubernetes")
+    assert is_secret(provider.inputs["kubeconfig"]) and unwrap(provider.inputs["kubeconfig"]) == KUBECONFIG
+    for resource in ack.resources:
+        if resource.type in ("kubernetes:core/v1:Secret", "pulumi:providers:kubernetes"):
+            continue
+        assert not any("KUBE-TOKEN-SECRET" in s for s in all_strings(unwrap(resource.inputs))), resource.name

@@ -1,0 +1,250 @@
+"""The gke target as deployed: APIs, cluster, A4 node pool, bucket and identity, registry, serving, secrets."""
+import json
+
+import pytest
+
+from core.errors import ConfigError
+from harness import (GCP_PROJECT_NUMBER, GENERATED_API_KEY, CloudMocks, Run, all_strings, is_secret, run_stack,
+                     unwrap, validate_kubernetes)
+
+CLUSTER = "gcp:container/cluster:Cluster"
+POOL = "gcp:container/nodePool:NodePool"
+BUCKET = "gcp:storage/bucket:Bucket"
+HF_TOKEN = "hf_MOCKTOKEN0123456789abcdefghij"
+GCSFUSE = "gcsfuse.csi.storage.gke.io"
+
+
+@pytest.fixture(scope="module")
+def gke():
+    return run_stack("gke")
+
+
+@pytest.fixture(scope="module")
+def with_token():
+    return run_stack("gke", {"hfToken": HF_TOKEN}, secret_keys=["hfToken"])
+
+
+def a4_pool(run):
+    return next(unwrap(p.inputs) for p in run.of_type(POOL) if unwrap(p.inputs)["nodeConfig"]["machineType"]
+                == "a4-highgpu-8g")
+
+
+def serving_pod(run):
+    return run.kubernetes_object("Deployment")["spec"]["template"]
+
+
+def test_a4_node_pool_has_eight_b200_latest_driver_gvnic_local_ssd_and_the_gpu_taint(gke):
+    pool = a4_pool(gke)
+    config = pool["nodeConfig"]
+    assert config["guestAccelerators"] == [{"type": "nvidia-b200", "count": 8,
+                                            "gpuDriverInstallationConfig": {"gpuDriverVersion": "LATEST"}}]
+    assert config["gvnic"] == {"enabled": True} and config["ephemeralStorageLocalSsdConfig"]["localSsdCount"] == 32
+    assert config["workloadMetadataConfig"] == {"mode": "GKE_METADATA"}
+    assert config["taints"] == [{"key": "nvidia.com/gpu", "value": "present", "effect": "NO_SCHEDULE"}]
+    assert config["reservationAffinity"] == {"consumeReservationType": "NO_RESERVATION"}
+    assert pool["nodeCount"] == 1 and pool["nodeLocations"] == ["us-central1-b"]
+
+
+def test_a_named_reservation_is_consumed_by_name():
+    run = run_stack("gke", {"gkeReservation": "specific", "gkeReservationName": "a4-res", "gkeNodeCount": 2})
+    pool = a4_pool(run)
+    assert pool["nodeConfig"]["reservationAffinity"] == {
+        "consumeReservationType": "SPECIFIC_RESERVATION", "key": "compute.googleapis.com/reservation-name",
+        "values": ["a4-res"]}
+    assert pool["nodeCount"] == 2
+    strategy = run.kubernetes_object("Deployment")["spec"]["strategy"]["rollingUpdate"]
+    assert (strategy["maxSurge"], strategy["maxUnavailable"]) == (1, 0)  # a spare node: surge
+
+
+def test_one_node_means_updates_stop_the_old_pod_first(gke):
+    strategy = gke.kubernetes_object("Deployment")["spec"]["strategy"]["rollingUpdate"]
+    assert (strategy["maxSurge"], strategy["maxUnavailable"]) == (0, 1)
+
+
+def test_cluster_on_a_channel_with_workload_identity_gcs_fuse_dcgm_and_destroyable_in_dev(gke):
+    resource = gke.one(CLUSTER)
+    cluster = unwrap(resource.inputs)
+    assert cluster["releaseChannel"] == {"channel": "REGULAR"}
+    assert cluster["workloadIdentityConfig"] == {"workloadPool": "my-gcp-project.svc.id.goog"}
+    assert cluster["addonsConfig"]["gcsFuseCsiDriverConfig"] == {"enabled": True}
+    assert cluster["monitoringConfig"]["managedPrometheus"] == {"enabled": True}
+    assert "DCGM" in cluster["monitoringConfig"]["enableComponents"]
+    assert cluster["removeDefaultNodePool"] is True and cluster["deletionProtection"] is False
+    assert not resource.protect
+    system = [unwrap(p.inputs) for p in gke.of_type(POOL) if unwrap(p.inputs)["nodeConfig"]["machineType"]
+              != "a4-highgpu-8g"]
+    assert len(system) == 1 and system[0]["nodeCount"] == 1
+
+
+def test_deletion_protection_protects_the_cluster():
+    resource = run_stack("gke", {"deletionProtection": True}).one(CLUSTER)
+    assert unwrap(resource.inputs)["deletionProtection"] is True and resource.protect
+
+
+def test_apis_are_enabled_and_left_enabled_on_destroy(gke):
+    services = {unwrap(s.inputs)["service"]: unwrap(s.inputs) for s in gke.of_type("gcp:projects/service:Service")}
+    assert {"container.googleapis.com", "compute.googleapis.com", "storage.googleapis.com",
+            "artifactregistry.googleapis.com"} <= set(services)
+    assert all(s["disableOnDestroy"] is False for s in services.values())
+    cluster = gke.one(CLUSTER)
+    assert {s.urn for s in gke.of_type("gcp:projects/service:Service")} <= set(cluster.dependencies)
+
+
+def test_vpc_subnet_has_secondary_ranges_the_cluster_uses(gke):
+    subnet = unwrap(gke.one("gcp:compute/subnetwork:Subnetwork").inputs)
+    ranges = {r["rangeName"] for r in subnet["secondaryIpRanges"]}
+    cluster = unwrap(gke.one(CLUSTER).inputs)["ipAllocationPolicy"]
+    assert {cluster["clusterSecondaryRangeName"], cluster["servicesSecondaryRangeName"]} == ranges
+    assert unwrap(gke.one("gcp:compute/network:Network").inputs)["autoCreateSubnetworks"] is False
+
+
+def test_bucket_is_private_regional_and_kept_on_destroy_in_the_example(gke):
+    bucket = gke.one(BUCKET)
+    spec = unwrap(bucket.inputs)
+    assert spec["uniformBucketLevelAccess"] is True and spec["publicAccessPrevention"] == "enforced"
+    assert spec["location"] == "US-CENTRAL1"
+    assert bucket.retain_on_delete and spec["forceDestroy"] is False
+
+
+def test_a_bucket_not_retained_is_emptied_and_deleted():
+    bucket = run_stack("gke", {"retainModelStore": False}).one(BUCKET)
+    assert not bucket.retain_on_delete and unwrap(bucket.inputs)["forceDestroy"] is True
+
+
+def test_workload_identity_principal_of_the_namespace_may_use_the_bucket(gke):
+    binding = unwrap(gke.one("gcp:storage/bucketIAMMember:BucketIAMMember").inputs)
+    assert binding["role"] == "roles/storage.objectAdmin"
+    assert binding["member"] == (f"principal://iam.googleapis.com/projects/{GCP_PROJECT_NUMBER}/locations/global/"
+                                 "workloadIdentityPools/my-gcp-project.svc.id.goog/subject/ns/llm/sa/default")
+
+
+def test_serving_reads_the_bucket_read_only_through_gcs_fuse_with_the_sidecar(gke):
+    pod = serving_pod(gke)
+    volume = next(v for v in pod["spec"]["volumes"] if v["name"] == "model")
+    assert volume["csi"]["driver"] == GCSFUSE and volume["csi"]["readOnly"] is True
+    attributes = volume["csi"]["volumeAttributes"]
+    assert attributes["bucketName"] == gke.outputs["modelBucket"]
+    assert "only-dir=models" in attributes["mountOptions"] and attributes["fileCacheCapacity"] == "-1"
+    assert pod["metadata"]["annotations"]["gke-gcsfuse/volumes"] == "true"
+
+
+def test_every_pod_with_a_gcs_fuse_volume_gets_the_sidecar_annotation(gke):
+    for obj in gke.kubernetes_objects():
+        template = obj.get("spec", {}).get("template") if isinstance(obj.get("spec"), dict) else None
+        if not template:
+            continue
+        uses_fuse = any(v.get("csi", {}).get("driver") == GCSFUSE for v in template["spec"].get("volumes", []))
+        if uses_fuse:
+            assert template["metadata"]["annotations"]["gke-gcsfuse/volumes"] == "true", obj["metadata"]["name"]
+    assert len([o for o in gke.kubernetes_objects() if o["kind"] == "Job"]) == 2  # import and benchmark
+
+
+def test_engine_runs_like_the_reference_on_the_a4_node(gke):
+    pod = serving_pod(gke)
+    container = pod["spec"]["containers"][0]
+    argv = container["command"]
+    assert argv[argv.index("--tensor-parallel-size") + 1] == "8"
+    assert argv[argv.index("--max-num-seqs") + 1] == "1024" and "--max-num-batched-tokens" in argv
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["VLLM_WORKER_MULTIPROC_METHOD"] == "spawn"
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "8"
+    shm = next(v for v in pod["spec"]["volumes"] if v["name"] == "dshm")
+    assert shm["emptyDir"] == {"medium": "Memory", "sizeLimit": "250Gi"}
+    assert {"key": "nvidia.com/gpu", "operator": "Equal", "value": "present", "effect": "NoSchedule"} \
+        in pod["spec"]["tolerations"]
+    assert pod["spec"]["nodeSelector"] == {"llm/pool": "a4"}
+    startup = container["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 38 * 60  # the 671B load estimate
+
+
+def test_image_is_pulled_through_the_artifact_registry_remote_repository(gke):
+    repo = unwrap(gke.one("gcp:artifactregistry/repository:Repository").inputs)
+    assert repo["mode"] == "REMOTE_REPOSITORY" and repo["format"] == "DOCKER"
+    assert repo["remoteRepositoryConfig"]["dockerRepository"] == {"publicRepository": "DOCKER_HUB"}
+    image = f"us-central1-docker.pkg.dev/my-gcp-project/{repo['repositoryId']}/vllm/vllm-openai:v0.11.0"
+    assert serving_pod(gke)["spec"]["containers"][0]["image"] == image
+    reader = unwrap(gke.one("gcp:artifactregistry/repositoryIamMember:RepositoryIamMember").inputs)
+    nodes = unwrap(gke.one("gcp:serviceaccount/account:Account").inputs)
+    assert reader["role"] == "roles/artifactregistry.reader" and nodes["accountId"] in reader["member"]
+    assert all(unwrap(p.inputs)["nodeConfig"]["serviceAccount"].startswith(nodes["accountId"]) for p in gke.of_type(POOL))
+
+
+def test_model_is_imported_once_from_hugging_face_into_the_bucket_before_serving(gke):
+    job = next(r for r in gke.of_type("kubernetes:batch/v1:Job") if "import" in r.name)
+    assert job.urn in gke.one("kubernetes:apps/v1:Deployment").dependencies
+    pod = gke.kubernetes_object("Job", job.name)["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["MODEL_SOURCE"] == "huggingface" and env["HF_HUB_VERSION"]
+    assert container["command"][-3:] == ["deepseek-ai/DeepSeek-R1", "main", "/models/deepseek-ai/DeepSeek-R1"]
+    model = next(v for v in pod["volumes"] if v["name"] == "model")
+    assert model["csi"]["driver"] == GCSFUSE and model["csi"]["readOnly"] is False
+    assert "HF_TOKEN" not in env  # DeepSeek-R1 is public: no token configured, none referenced
+
+
+def test_hf_token_reaches_the_import_only_through_a_secret(with_token):
+    secret = next(r for r in with_token.of_type("kubernetes:core/v1:Secret") if "hf-token" in r.name)
+    assert is_secret(secret.inputs["stringData"]) or is_secret(secret.inputs["stringData"]["HF_TOKEN"])
+    job = next(o for o in with_token.kubernetes_objects() if o["kind"] == "Job" and "import" in o["metadata"]["name"])
+    env = {e["name"]: e for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["HF_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "hf-token", "key": "HF_TOKEN"}
+    for resource in with_token.resources:
+        if resource.type in ("kubernetes:core/v1:Secret",):
+            continue
+        for text in all_strings(unwrap(resource.inputs)):
+            assert HF_TOKEN not in text and GENERATED_API_KEY not in text, resource.name
+
+
+def test_kubernetes_provider_uses_the_exec_plugin_and_every_object_goes_through_it(gke):
+    provider = gke.one("pulumi:providers:kubernetes")
+    kubeconfig = unwrap(provider.inputs["kubeconfig"])
+    assert "command: gke-gcloud-auth-plugin" in kubeconfig and "token:" not in kubeconfig
+    assert gke.one(CLUSTER).urn in provider.dependencies
+    objects = [r for r in gke.resources if r.type.startswith("kubernetes:")]
+    assert objects and all(r.provider.startswith(provider.urn) for r in objects)
+
+
+def test_plain_kubernetes_objects_validate(gke, with_token):
+    assert validate_kubernetes(gke) == []
+    assert validate_kubernetes(with_token) == []
+
+
+def test_benchmark_defaults_to_the_reference_run_and_writes_to_the_bucket(gke):
+    job = next(o for o in gke.kubernetes_objects() if o["kind"] == "Job" and "benchmark" in o["metadata"]["name"])
+    pod = job["spec"]["template"]["spec"]
+    argv = pod["containers"][0]["command"]
+    assert argv[argv.index("--dataset-name") + 1] == "random" and argv[argv.index("--num-prompts") + 1] == "1100"
+    assert argv[argv.index("--random-input-len") + 1] == "1000" and argv[argv.index("--random-output-len") + 1] == "1000"
+    results = next(v for v in pod["volumes"] if v["name"] == "results")
+    assert "only-dir=benchmarks" in results["csi"]["volumeAttributes"]["mountOptions"]
+    assert gke.outputs["benchmarkResults"] == f"gs://{gke.outputs['modelBucket']}/benchmarks/"
+
+
+def test_outputs_name_the_urls_model_and_keep_the_key_secret(gke):
+    assert {"apiKey", "privateApiUrl", "servedModelName", "clusterName", "modelBucket", "kubectlHint"} <= set(gke.outputs)
+    assert gke.outputs["servedModelName"] == "deepseek-ai/DeepSeek-R1"
+    assert "apiKey" in gke.secret_outputs
+    for name, value in gke.outputs.items():
+        if name not in gke.secret_outputs:
+            assert GENERATED_API_KEY not in json.dumps(value), name
+    assert [s["spec"].get("type", "ClusterIP") for s in gke.kubernetes_objects() if s["kind"] == "Service"] \
+        == ["ClusterIP"]
+
+
+def test_public_access_adds_a_load_balancer_limited_to_the_allowed_cidrs():
+    run = run_stack("gke", {"publicAccess": True, "allowedCidrs": ["198.51.100.0/24"]})
+    balancer = next(s for s in run.kubernetes_objects() if s["kind"] == "Service" and s["spec"]["type"] == "LoadBalancer")
+    assert balancer["spec"]["loadBalancerSourceRanges"] == ["198.51.100.0/24"]
+
+
+def test_a_channel_whose_version_cannot_run_a4_is_refused_before_the_cluster(monkeypatch):
+    monkeypatch.setattr(CloudMocks, "gke_channel_versions", {"REGULAR": "1.32.2-gke.1297002"})
+    record = Run()
+    with pytest.raises(ConfigError, match="1.32.4-gke.1236000"):
+        run_stack("gke", record=record)
+    assert [r.type for r in record.resources] == ["pulumi:providers:gcp"]
+
+
+def test_a_gcp_region_outside_the_us_is_accepted():
+    run = run_stack("gke", {"region": "europe-west4", "zone": "europe-west4-b"})
+    assert run.outputs["servedModelName"]

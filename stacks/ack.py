@@ -78,7 +78,7 @@ def build(settings: Settings) -> dict[str, object]:
                                       replicas_owned_by_hpa(settings, in_cluster), serving_depends_on=[gpu])
     outputs.update(autoscale(settings, cluster, ns, in_cluster, workload))
     if ack.sls_logging:
-        outputs.update(collect_logs(settings, ns, in_cluster))
+        outputs.update(collect_logs(settings, cluster.cluster_id, ns, in_cluster))
     outputs.update({"region": settings.region, "zones": list(zones), "clusterId": cluster.cluster_id,
                     "gpuNodePoolId": gpu.node_pool_id, "systemNodePoolId": system.node_pool_id,
                     "gpuInstanceType": gpu_pool.instance_type, "modelBucket": store.bucket,
@@ -188,10 +188,12 @@ def autoscale(settings: Settings, cluster: ManagedCluster, ns: pulumi.Output[str
                            f"(target {scaling.target} per pod)"}
 
 
-def collect_logs(settings: Settings, ns: pulumi.Output[str], opts: pulumi.ResourceOptions) -> dict[str, object]:
+def collect_logs(settings: Settings, cluster_id: pulumi.Output[str], ns: pulumi.Output[str],
+                 opts: pulumi.ResourceOptions) -> dict[str, object]:
     from components.log_collection import LogCollection, LogCollectionArgs
     logs = LogCollection(f"{settings.name}-logs", LogCollectionArgs(
-        namespace=ns, app=serving.APP, logstore=f"{settings.name}-serving"), opts=opts)
+        project=pulumi.Output.concat("k8s-log-", cluster_id), namespace=ns, app=serving.APP,
+        logstore=f"{settings.name}-serving"), opts=opts)
     return {"slsLogstore": logs.logstore}
 
 

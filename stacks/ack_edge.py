@@ -77,7 +77,7 @@ def build(settings: Settings) -> dict[str, object]:
                                       replicas_owned_by_hpa(settings, in_cluster), serving_depends_on=[policy])
     outputs.update(autoscale(settings, cluster, ns, in_cluster, workload))
     if ack.sls_logging:
-        outputs.update(collect_logs(settings, ns, in_cluster))
+        outputs.update(collect_logs(settings, cluster.cluster_id, ns, in_cluster))
     outputs.update({"region": settings.region, "zones": list(zones), "clusterId": cluster.cluster_id,
                     "edgeNodePoolId": ack.edge.node_pool_id,
                     "cloudBurst": f"up to {ack.edge.cloud_max_pods} pod(s) on {ack.edge.unit} virtual nodes",

@@ -132,8 +132,12 @@ def test_no_autoscaling_pipeline_without_headroom():
 def test_sls_logging_installs_logtail_and_collects_the_engine_output():
     run = run_stack("ack", {"slsLogging": True})
     assert "logtail-ds" in {a["name"] for a in unwrap(run.one(CLUSTER).inputs)["addons"]}
-    config = run.kubernetes_object("AliyunLogConfig")
-    assert config["spec"]["logstore"] and config["spec"]["logtailConfig"]["configName"]
+    pipeline = run.kubernetes_object("ClusterAliyunPipelineConfig")
+    spec = pipeline["spec"]
+    assert spec["project"]["name"] == f"k8s-log-{run.one(CLUSTER).name}-id"  # the mock cluster's id
+    assert spec["logstores"][0]["name"] == "llm-ack-serving"
+    assert spec["config"]["inputs"][0]["ContainerFilters"]["IncludeK8sLabel"] == {"app": "llm"}
+    assert spec["config"]["flushers"] == [{"Type": "flusher_sls", "Logstore": "llm-ack-serving"}]
     assert run.outputs["slsLogstore"] == "llm-ack-serving"
 
 

@@ -14,9 +14,7 @@ from typing import Mapping, Optional, Sequence
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import host_scripts
-from components.model_import import AWAIT_MARGIN_MINUTES, SCRIPT_FILE, ModelImportArgs, job_spec
-from components.naming import dns_name
+from components.model_import import ModelImportArgs, import_job, job_spec
 
 HF_HUB_VERSION = "0.34.4"
 PYPI = "https://pypi.org/simple/"
@@ -64,20 +62,6 @@ class HfModelImport(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: HfModelImportArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("llm:index:HfModelImport", name, None, opts)
-        job_name = dns_name(name)
-        labels = {"app.kubernetes.io/name": "model-import", "app.kubernetes.io/instance": job_name}
-        script = k8s.core.v1.ConfigMap(
-            f"{name}-script",
-            metadata={"name": dns_name(name, suffix="script"), "namespace": args.namespace, "labels": labels},
-            data={SCRIPT_FILE: host_scripts.fetch_model_script()},
-            opts=pulumi.ResourceOptions(parent=self))
-        wait = f"{args.timeout_minutes + AWAIT_MARGIN_MINUTES}m"
-        self.job = k8s.batch.v1.Job(
-            name,
-            metadata={"name": job_name, "namespace": args.namespace, "labels": labels,
-                      "annotations": {"pulumi.com/replaceUnready": "true"}},
-            spec=hf_job_spec(args, script.metadata["name"], labels),
-            opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[script, *args.depends_on], replace_on_changes=["spec"],
-                delete_before_replace=True, custom_timeouts=pulumi.CustomTimeouts(create=wait, update=wait)))
+        self.job = import_job(self, name, args.namespace, args.timeout_minutes, args.depends_on,
+                              lambda config_map, labels: hf_job_spec(args, config_map, labels))
         self.register_outputs({"job": self.job.metadata["name"]})

@@ -11,7 +11,7 @@ from __future__ import annotations
 import posixpath
 import re
 from dataclasses import dataclass, field
-from typing import Mapping, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -52,29 +52,37 @@ class ModelImport(pulumi.ComponentResource):
     def __init__(self, name: str, args: ModelImportArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("llm:index:ModelImport", name, None, opts)
         _check(args)
-        job_name = dns_name(name)  # Job names become pod label values: a DNS label
-        labels = {"app.kubernetes.io/name": "model-import", "app.kubernetes.io/instance": job_name}
-        script = k8s.core.v1.ConfigMap(
-            f"{name}-script",
-            metadata={"name": dns_name(name, suffix="script"), "namespace": args.namespace, "labels": labels},
-            data={SCRIPT_FILE: host_scripts.fetch_model_script()},
-            opts=pulumi.ResourceOptions(parent=self))
-        wait = f"{args.timeout_minutes + AWAIT_MARGIN_MINUTES}m"
-        self.job = k8s.batch.v1.Job(
-            name,
-            metadata={"name": job_name, "namespace": args.namespace, "labels": labels,
-                      # A Job that failed or timed out is replaced on the next `pulumi up` (and resumes),
-                      # instead of Pulumi waiting again on the failed one.
-                      "annotations": {"pulumi.com/replaceUnready": "true"}},
-            spec=job_spec(args, script.metadata["name"], labels),
-            opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[script, *args.depends_on],
-                # A Job's pod template is immutable: a new model, revision or image means a new Job. Its
-                # name is fixed, so the old one goes first. No ttlSecondsAfterFinished: the cluster would
-                # delete the Job behind Pulumi's back and the next update would recreate it.
-                replace_on_changes=["spec"], delete_before_replace=True,
-                custom_timeouts=pulumi.CustomTimeouts(create=wait, update=wait)))
+        self.job = import_job(self, name, args.namespace, args.timeout_minutes, args.depends_on,
+                              lambda config_map, labels: job_spec(args, config_map, labels))
         self.register_outputs({"job": self.job.metadata["name"]})
+
+
+def import_job(parent: pulumi.Resource, name: str, namespace: pulumi.Input[str], timeout_minutes: int,
+               depends_on: Sequence[pulumi.Resource],
+               spec_for: Callable[[pulumi.Output[str], Mapping[str, str]], dict]) -> k8s.batch.v1.Job:
+    """The fetch script as a ConfigMap and the Job that runs it (`spec_for` builds the Job spec)."""
+    job_name = dns_name(name)  # Job names become pod label values: a DNS label
+    labels = {"app.kubernetes.io/name": "model-import", "app.kubernetes.io/instance": job_name}
+    script = k8s.core.v1.ConfigMap(
+        f"{name}-script",
+        metadata={"name": dns_name(name, suffix="script"), "namespace": namespace, "labels": labels},
+        data={SCRIPT_FILE: host_scripts.fetch_model_script()},
+        opts=pulumi.ResourceOptions(parent=parent))
+    wait = f"{timeout_minutes + AWAIT_MARGIN_MINUTES}m"
+    return k8s.batch.v1.Job(
+        name,
+        metadata={"name": job_name, "namespace": namespace, "labels": labels,
+                  # A Job that failed or timed out is replaced on the next `pulumi up` (and resumes),
+                  # instead of Pulumi waiting again on the failed one.
+                  "annotations": {"pulumi.com/replaceUnready": "true"}},
+        spec=spec_for(script.metadata["name"], labels),
+        opts=pulumi.ResourceOptions(
+            parent=parent, depends_on=[script, *depends_on],
+            # A Job's pod template is immutable: a new model, revision or image means a new Job. Its
+            # name is fixed, so the old one goes first. No ttlSecondsAfterFinished: the cluster would
+            # delete the Job behind Pulumi's back and the next update would recreate it.
+            replace_on_changes=["spec"], delete_before_replace=True,
+            custom_timeouts=pulumi.CustomTimeouts(create=wait, update=wait)))
 
 
 def target_dir(sub_path: str) -> str:

@@ -6,23 +6,19 @@ from typing import Optional, Sequence
 
 import pulumi
 import pulumi_alicloud as alicloud
-import pulumi_kubernetes as k8s
 
 from components.api_key import ApiKey
 from components.autoscaler import Autoscaler, AutoscalerArgs
 from components.host_scripts import PIP_INDEX_URL
 from components.managed_cluster import ManagedCluster, ManagedClusterArgs
-from components.model_store import OssModelStore, OssModelStoreArgs
-from components.network import Network, NetworkArgs, Subnet
 from components.node_pool import GPU_TAINT, NodePool, NodePoolArgs
 from components.serving import ServiceExposure
 from components.serving_metrics import ServingMetrics, ServingMetricsArgs
-from core.errors import ConfigError, Problem
 from core.settings import Settings
 from stacks import serving
+from stacks.alibaba import cluster_network, cluster_zones, namespace_and_store, stack_tags
 
 ADDRESS_TYPE = "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-address-type"
-MODEL_PREFIX = "models"  # objects under oss://<bucket>/models/<ModelScope id>/
 CLUSTER_SPEC = "ack.pro.small"
 # Installed with the cluster (the API applies `addons` at creation only): Terway for pod vSwitches,
 # and the CSI plugins for the OSS volumes. GPU nodes get ACK's NVIDIA driver and device plugin.
@@ -35,17 +31,11 @@ GPU_TOLERATION = {"key": GPU_TAINT["key"], "operator": "Equal", "value": GPU_TAI
 def build(settings: Settings) -> dict[str, object]:
     provider = alicloud.Provider("alicloud", region=settings.region)
     ack = settings.ack
-    zones = zones_for(settings, provider, ack.gpu_pool.instance_type)
+    zones = cluster_zones(settings, provider, ack.gpu_pool.instance_type)
     tags = stack_tags(settings)
     plan = settings.cluster
     api_key = ApiKey(f"{settings.name}-api-key", settings.api_key)
-    network = Network(settings.name, NetworkArgs(
-        vpc_cidr=settings.vpc_cidr,
-        subnets=[Subnet("nodes-a", zones[0], plan.node_vswitch_cidrs[0]),
-                 Subnet("nodes-b", zones[1], plan.node_vswitch_cidrs[1]),
-                 Subnet("pods-a", zones[0], plan.pod_vswitch_cidrs[0]),
-                 Subnet("pods-b", zones[1], plan.pod_vswitch_cidrs[1])],
-        ssh_cidrs=settings.access.ssh_cidrs, nat_egress=True, tags=tags), opts=pulumi.ResourceOptions(providers=[provider]))
+    network = cluster_network(settings, zones, tags, provider)
     ids = network.vswitch_ids
     node_vswitches = [ids["nodes-a"], ids["nodes-b"]]
     cluster = ManagedCluster(settings.name, ManagedClusterArgs(
@@ -58,7 +48,7 @@ def build(settings: Settings) -> dict[str, object]:
     system, gpu = pools
     in_cluster = pulumi.ResourceOptions(providers=[provider, cluster.provider])
 
-    ns, store = namespace_and_store(settings, cluster, tags, in_cluster)
+    ns, store = namespace_and_store(settings, cluster, tags, in_cluster, auth="rrsa")
     gpu_pool = ack.gpu_pool
     platform = serving.Platform(
         node_selector=dict(gpu.labels), tolerations=[GPU_TOLERATION],
@@ -110,25 +100,8 @@ def system_pool(settings: Settings, cluster: ManagedCluster, vswitches: Sequence
         image_type=settings.ack.node_image_type, disk_category=settings.disk_category, tags=tags), opts=opts)
 
 
-def zones_for(settings: Settings, provider: alicloud.Provider, gpu_type: Optional[str]) -> tuple[str, str]:
-    """Two zones for the cluster's vSwitches; with `gpu_type`, both must sell it now."""
-    found = alicloud.get_zones(available_resource_creation="VSwitch", available_instance_type=gpu_type,
-                               opts=pulumi.InvokeOptions(provider=provider))
-    zones = [z.id for z in found.zones]
-    wanted = settings.cluster.zones
-    what = f"vSwitches{' and ' + gpu_type if gpu_type else ''}"
-    missing = [z for z in wanted if z not in zones]
-    if missing:
-        raise ConfigError([Problem("clusterZones", list(wanted), f"{missing} cannot host {what} now; zones that can: {zones}",
-                                   "pick two of those zones, or leave llm:clusterZones empty")])
-    if not wanted and len(zones) < 2:
-        raise ConfigError([Problem("region", settings.region, f"needs two zones with {what}; found {zones}",
-                                   "choose another region, GPU kind (llm:gpuKind) or instance type")])
-    return tuple(wanted) if wanted else (zones[0], zones[1])
 
 
-def stack_tags(settings: Settings) -> dict[str, str]:
-    return {"app": "llm-serving", "stack": settings.stack, **settings.tags}
 
 
 def addons(base: Sequence[dict], sls_logging: bool) -> list[dict]:
@@ -136,20 +109,6 @@ def addons(base: Sequence[dict], sls_logging: bool) -> list[dict]:
     return [*base, {"name": "logtail-ds"}] if sls_logging else list(base)
 
 
-def namespace_and_store(settings: Settings, cluster: ManagedCluster, tags: dict,
-                        opts: pulumi.ResourceOptions) -> tuple[pulumi.Output[str], OssModelStore]:
-    """The workload's namespace and the OSS model store, read through RRSA (no long-lived key)."""
-    namespace = k8s.core.v1.Namespace(
-        f"{settings.name}-namespace", metadata={"name": settings.workload.namespace,
-                                               "labels": {"app.kubernetes.io/managed-by": "pulumi"}},
-        opts=pulumi.ResourceOptions(provider=cluster.provider))
-    ns = namespace.metadata["name"]
-    store = OssModelStore(f"{settings.name}-models", OssModelStoreArgs(
-        region=settings.region, namespace=ns, model_prefix=MODEL_PREFIX, bucket_name=settings.model_store.bucket_name,
-        retain=settings.model_store.retain, adopt=settings.model_store.adopt_bucket, auth="rrsa",
-        oidc_provider_arn=cluster.oidc_provider_arn, oidc_issuer_url=cluster.oidc_issuer_url,
-        volume_gib=max(100, int(settings.model.weights_gib * 1.2)), tags=tags), opts=opts)
-    return ns, store
 
 
 def replicas_owned_by_hpa(settings: Settings, opts: pulumi.ResourceOptions) -> pulumi.ResourceOptions:

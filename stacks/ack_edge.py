@@ -12,14 +12,14 @@ import pulumi_alicloud as alicloud
 from components.api_key import ApiKey
 from components.host_scripts import PIP_INDEX_URL
 from components.managed_cluster import ManagedCluster, ManagedClusterArgs
-from components.network import Network, NetworkArgs, Subnet
 from components.resource_policy import NODE_POOL_ID_LABEL, ResourcePolicy, ResourcePolicyArgs, Unit
 from components.serving import ServiceExposure
 from components.virtual_nodes import TOLERATION as VIRTUAL_NODE_TOLERATION, VirtualNodes, VirtualNodesArgs
 from core.settings import Settings
 from stacks import serving
 from stacks.ack import (ADDRESS_TYPE, CLUSTER_SPEC, GPU_TOLERATION, addons, autoscale, collect_logs, kubectl_hint,
-                        namespace_and_store, replicas_owned_by_hpa, stack_tags, system_pool, zones_for)
+                        replicas_owned_by_hpa, system_pool)
+from stacks.alibaba import cluster_network, cluster_zones, namespace_and_store, stack_tags
 
 # Flannel: IDC nodes have no VPC ENIs, so no Terway. Unverified offline: the add-on name ACK Edge expects.
 EDGE_ADDONS = ({"name": "flannel"}, {"name": "csi-plugin"}, {"name": "csi-provisioner"})
@@ -30,14 +30,10 @@ ECI_VSWITCH = "k8s.aliyun.com/eci-vswitch"
 def build(settings: Settings) -> dict[str, object]:
     provider = alicloud.Provider("alicloud", region=settings.region)
     ack, plan = settings.ack, settings.cluster
-    zones = zones_for(settings, provider, None)  # GPUs are in the IDC and on virtual nodes
+    zones = cluster_zones(settings, provider, None)  # GPUs are in the IDC and on virtual nodes
     tags = stack_tags(settings)
     api_key = ApiKey(f"{settings.name}-api-key", settings.api_key)
-    network = Network(settings.name, NetworkArgs(
-        vpc_cidr=settings.vpc_cidr,
-        subnets=[Subnet("nodes-a", zones[0], plan.node_vswitch_cidrs[0]),
-                 Subnet("nodes-b", zones[1], plan.node_vswitch_cidrs[1])],
-        ssh_cidrs=settings.access.ssh_cidrs, nat_egress=True, tags=tags), opts=pulumi.ResourceOptions(providers=[provider]))
+    network = cluster_network(settings, zones, tags, provider, pod_vswitches=False)  # Flannel: no pod vSwitches
     vswitches = [network.vswitch_ids["nodes-a"], network.vswitch_ids["nodes-b"]]
     cluster = ManagedCluster(settings.name, ManagedClusterArgs(
         profile="Edge", cluster_spec=CLUSTER_SPEC, vswitch_ids=vswitches, pod_cidr=ack.edge.pod_cidr,
@@ -54,7 +50,7 @@ def build(settings: Settings) -> dict[str, object]:
         return _cluster_only_outputs(settings, zones, cluster)
     in_cluster = pulumi.ResourceOptions(providers=[provider, cluster.provider])
 
-    ns, store = namespace_and_store(settings, cluster, tags, in_cluster)
+    ns, store = namespace_and_store(settings, cluster, tags, in_cluster, auth="rrsa")
     platform = serving.Platform(
         # Where the pods go is the ResourcePolicy's choice; they may land on tainted GPU or virtual nodes.
         tolerations=[GPU_TOLERATION, VIRTUAL_NODE_TOLERATION],

@@ -3,41 +3,32 @@ from __future__ import annotations
 
 import pulumi
 import pulumi_alicloud as alicloud
-import pulumi_kubernetes as k8s
 
 from components.managed_cluster import ManagedCluster, ManagedClusterArgs
 from components.api_key import ApiKey
 from components.host_scripts import PIP_INDEX_URL
 from components.jump_host import JumpHost, JumpHostArgs
 from components.leader_worker_set import LeaderWorkerSetController
-from components.model_store import OssModelStore, OssModelStoreArgs
-from components.network import Network, NetworkArgs, Subnet
+from components.model_store import OssModelStore
+from components.network import Network
 from components.serving import ServiceExposure
-from core.errors import ConfigError, Problem
 from core.settings import Settings
 from stacks import cost, serving
-from stacks.alibaba import ubuntu_image
+from stacks.alibaba import MODEL_PREFIX, cluster_network, cluster_zones, namespace_and_store, stack_tags, ubuntu_image
 
 ADDRESS_TYPE = "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-address-type"
-DEFAULT_KUBECTL_MINOR = "1.33"
-MODEL_PREFIX = "models"  # objects under oss://<bucket>/models/<ModelScope id>/  # kubectl talks to one minor version either side
+DEFAULT_KUBECTL_MINOR = "1.33"  # kubectl talks to one minor version either side
 
 
 def build(settings: Settings) -> dict[str, object]:
     provider = alicloud.Provider("alicloud", region=settings.region)
-    in_region = pulumi.ResourceOptions(providers=[provider])
-    zones = _zones(settings, provider)
-    tags = {"app": "llm-serving", "stack": settings.stack, **settings.tags}
+    jump = settings.jump_host
+    zones = cluster_zones(settings, provider, jump.instance_type if jump.enabled else None)
+    tags = stack_tags(settings)
     plan = settings.cluster
 
     api_key = ApiKey(f"{settings.name}-api-key", settings.api_key)
-    network = Network(settings.name, NetworkArgs(
-        vpc_cidr=settings.vpc_cidr,
-        subnets=[Subnet("nodes-a", zones[0], plan.node_vswitch_cidrs[0]),
-                 Subnet("nodes-b", zones[1], plan.node_vswitch_cidrs[1]),
-                 Subnet("pods-a", zones[0], plan.pod_vswitch_cidrs[0]),
-                 Subnet("pods-b", zones[1], plan.pod_vswitch_cidrs[1])],
-        ssh_cidrs=settings.access.ssh_cidrs, nat_egress=True, tags=tags), opts=in_region)
+    network = cluster_network(settings, zones, tags, provider)
     ids = network.vswitch_ids
     cluster = ManagedCluster(settings.name, ManagedClusterArgs(
         vswitch_ids=[ids["nodes-a"], ids["nodes-b"]], pod_vswitch_ids=[ids["pods-a"], ids["pods-b"]],
@@ -46,15 +37,8 @@ def build(settings: Settings) -> dict[str, object]:
         opts=pulumi.ResourceOptions(providers=[provider], depends_on=network.snat_entries))
     in_cluster = pulumi.ResourceOptions(providers=[provider, cluster.provider])
 
-    namespace = k8s.core.v1.Namespace(
-        f"{settings.name}-namespace", metadata={"name": settings.workload.namespace,
-                                               "labels": {"app.kubernetes.io/managed-by": "pulumi"}},
-        opts=pulumi.ResourceOptions(provider=cluster.provider))
-    ns = namespace.metadata["name"]
-    store = OssModelStore(f"{settings.name}-models", OssModelStoreArgs(
-        region=settings.region, namespace=ns, model_prefix=MODEL_PREFIX, bucket_name=settings.model_store.bucket_name,
-        retain=settings.model_store.retain, adopt=settings.model_store.adopt_bucket, auth="access-key",
-        volume_gib=max(100, int(settings.model.weights_gib * 1.2)), tags=tags), opts=in_cluster)
+    # RRSA for the OSS volumes of ACS pods is not confirmed: a bucket-scoped RAM user's key in a Secret.
+    ns, store = namespace_and_store(settings, cluster, tags, in_cluster, auth="access-key")
     needs = [LeaderWorkerSetController(f"{settings.name}-lws", opts=in_cluster)] if settings.placement.pods > 1 else []
 
     acs = settings.acs
@@ -100,23 +84,6 @@ def _volumes(settings: Settings, store: OssModelStore, importer, ns, opts: pulum
         ready=[cache])
 
 
-def _zones(settings: Settings, provider: alicloud.Provider) -> tuple[str, str]:
-    """Two zones where vSwitches (and the jump host, when wanted) can be created now."""
-    jump = settings.jump_host
-    found = alicloud.get_zones(available_resource_creation="VSwitch",
-                               available_instance_type=jump.instance_type if jump.enabled else None,
-                               opts=pulumi.InvokeOptions(provider=provider))
-    zones = [z.id for z in found.zones]
-    wanted = settings.cluster.zones
-    missing = [z for z in wanted if z not in zones]
-    if missing:
-        raise ConfigError([Problem("clusterZones", list(wanted), f"{missing} cannot host vSwitches"
-                                   f"{' and ' + jump.instance_type if jump.enabled else ''} now; zones that can: {zones}",
-                                   "pick two of those zones, or leave llm:clusterZones empty")])
-    if not wanted and len(zones) < 2:
-        raise ConfigError([Problem("region", settings.region, f"needs two zones for the cluster; found {zones}",
-                                   "choose a region with two or more zones, or another llm:jumpHostInstanceType")])
-    return tuple(wanted) if wanted else (zones[0], zones[1])
 
 
 def _jump_host(settings: Settings, provider, network: Network, cluster: ManagedCluster, zones, tags) -> dict:

@@ -12,7 +12,7 @@ from core.engine import build_command
 from core.errors import ConfigError, Problem
 from core.settings import Settings
 from stacks import cost
-from stacks.alibaba import ubuntu_image
+from stacks.alibaba import stack_tags, ubuntu_image
 from stacks.client import api_base, client_outputs
 
 
@@ -22,7 +22,7 @@ def build(settings: Settings) -> dict[str, object]:
     zone = _zone(settings, provider)
     instance = settings.placement.instance
     image_id = settings.image_id or ubuntu_image(provider, settings.region, instance.name, instance.uefi_only)
-    tags = {"app": "llm-serving", "stack": settings.stack, **settings.tags}
+    tags = stack_tags(settings)
     in_region = pulumi.ResourceOptions(providers=[provider])
 
     api_key = ApiKey(f"{settings.name}-api-key", settings.api_key)

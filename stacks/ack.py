@@ -12,13 +12,11 @@ from components.autoscaler import Autoscaler, AutoscalerArgs
 from components.host_scripts import PIP_INDEX_URL
 from components.managed_cluster import ManagedCluster, ManagedClusterArgs
 from components.node_pool import GPU_TAINT, NodePool, NodePoolArgs
-from components.serving import ServiceExposure
 from components.serving_metrics import ServingMetrics, ServingMetricsArgs
 from core.settings import Settings
 from stacks import serving
-from stacks.alibaba import cluster_network, cluster_zones, namespace_and_store, stack_tags
+from stacks.alibaba import cluster_network, cluster_zones, load_balancers, namespace_and_store, stack_tags
 
-ADDRESS_TYPE = "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-address-type"
 CLUSTER_SPEC = "ack.pro.small"
 # Installed with the cluster (the API applies `addons` at creation only): Terway for pod vSwitches,
 # and the CSI plugins for the OSS volumes. GPU nodes get ACK's NVIDIA driver and device plugin.
@@ -52,23 +50,12 @@ def build(settings: Settings) -> dict[str, object]:
     gpu_pool = ack.gpu_pool
     platform = serving.Platform(
         node_selector=dict(gpu.labels), tolerations=[GPU_TOLERATION],
-        private_service=ServiceExposure(annotations={ADDRESS_TYPE: "intranet"}),
-        public_service=ServiceExposure(annotations={ADDRESS_TYPE: "internet"},
-                                       source_ranges=settings.access.allowed_cidrs, external_traffic_policy="Local")
-        if settings.access.public else None,
+        **load_balancers(settings),
         pip_index_url=PIP_INDEX_URL,
         # A rolling update needs one more GPU node; only an autoscaling pool can add it.
         surge_updates=gpu_pool.max_nodes > gpu_pool.min_nodes)
-    importer = serving.import_model(settings, platform, ns, store.import_claim,
-                                    pulumi.ResourceOptions.merge(in_cluster, pulumi.ResourceOptions(depends_on=[system])))
-    volumes = serving.ModelVolumes(
-        serving={"persistentVolumeClaim": {"claimName": store.serving_claim, "readOnly": True}},
-        results={"persistentVolumeClaim": {"claimName": store.results_claim}})
-    workload, outputs = serving.serve(settings, platform, ns, volumes, importer, api_key.value,
-                                      replicas_owned_by_hpa(settings, in_cluster), serving_depends_on=[gpu])
-    outputs.update(autoscale(settings, cluster, ns, in_cluster, workload))
-    if ack.sls_logging:
-        outputs.update(collect_logs(settings, cluster.cluster_id, ns, in_cluster))
+    outputs = serve_and_autoscale(settings, platform, cluster, ns, store, api_key.value, in_cluster,
+                                  import_on=[system], serving_after=[gpu])
     outputs.update({"region": settings.region, "zones": list(zones), "clusterId": cluster.cluster_id,
                     "gpuNodePoolId": gpu.node_pool_id, "systemNodePoolId": system.node_pool_id,
                     "gpuInstanceType": gpu_pool.instance_type, "modelBucket": store.bucket,
@@ -109,6 +96,23 @@ def addons(base: Sequence[dict], sls_logging: bool) -> list[dict]:
     return [*base, {"name": "logtail-ds"}] if sls_logging else list(base)
 
 
+
+
+def serve_and_autoscale(settings: Settings, platform: serving.Platform, cluster: ManagedCluster, ns, store,
+                        api_key: pulumi.Output[str], in_cluster: pulumi.ResourceOptions,
+                        import_on: Sequence[pulumi.Resource], serving_after: Sequence[pulumi.Resource]) -> dict:
+    """ack and ack-edge alike: import on the system nodes, serve, autoscale, and ship logs when asked."""
+    importer = serving.import_model(settings, platform, ns, store.import_claim,
+                                    pulumi.ResourceOptions.merge(in_cluster, pulumi.ResourceOptions(depends_on=import_on)))
+    volumes = serving.ModelVolumes(
+        serving={"persistentVolumeClaim": {"claimName": store.serving_claim, "readOnly": True}},
+        results={"persistentVolumeClaim": {"claimName": store.results_claim}})
+    workload, outputs = serving.serve(settings, platform, ns, volumes, importer, api_key,
+                                      replicas_owned_by_hpa(settings, in_cluster), serving_depends_on=serving_after)
+    outputs.update(autoscale(settings, cluster, ns, in_cluster, workload))
+    if settings.ack.sls_logging:
+        outputs.update(collect_logs(settings, cluster.cluster_id, ns, in_cluster))
+    return outputs
 
 
 def replicas_owned_by_hpa(settings: Settings, opts: pulumi.ResourceOptions) -> pulumi.ResourceOptions:

@@ -13,13 +13,11 @@ from components.api_key import ApiKey
 from components.host_scripts import PIP_INDEX_URL
 from components.managed_cluster import ManagedCluster, ManagedClusterArgs
 from components.resource_policy import NODE_POOL_ID_LABEL, ResourcePolicy, ResourcePolicyArgs, Unit
-from components.serving import ServiceExposure
 from components.virtual_nodes import TOLERATION as VIRTUAL_NODE_TOLERATION, VirtualNodes, VirtualNodesArgs
 from core.settings import Settings
 from stacks import serving
-from stacks.ack import (ADDRESS_TYPE, CLUSTER_SPEC, GPU_TOLERATION, addons, autoscale, collect_logs, kubectl_hint,
-                        replicas_owned_by_hpa, system_pool)
-from stacks.alibaba import cluster_network, cluster_zones, namespace_and_store, stack_tags
+from stacks.ack import CLUSTER_SPEC, GPU_TOLERATION, addons, kubectl_hint, serve_and_autoscale, system_pool
+from stacks.alibaba import cluster_network, cluster_zones, load_balancers, namespace_and_store, stack_tags
 
 # Flannel: IDC nodes have no VPC ENIs, so no Terway. Unverified offline: the add-on name ACK Edge expects.
 EDGE_ADDONS = ({"name": "flannel"}, {"name": "csi-plugin"}, {"name": "csi-provisioner"})
@@ -54,26 +52,15 @@ def build(settings: Settings) -> dict[str, object]:
     platform = serving.Platform(
         # Where the pods go is the ResourcePolicy's choice; they may land on tainted GPU or virtual nodes.
         tolerations=[GPU_TOLERATION, VIRTUAL_NODE_TOLERATION],
-        private_service=ServiceExposure(annotations={ADDRESS_TYPE: "intranet"}),
-        public_service=ServiceExposure(annotations={ADDRESS_TYPE: "internet"},
-                                       source_ranges=settings.access.allowed_cidrs, external_traffic_policy="Local")
-        if settings.access.public else None,
+        **load_balancers(settings),
         pip_index_url=PIP_INDEX_URL)
     policy = ResourcePolicy(f"{settings.name}-placement", ResourcePolicyArgs(
         namespace=ns, name=serving.APP, selector={"app": serving.APP},
         units=[Unit("ecs", node_selector={NODE_POOL_ID_LABEL: ack.edge.node_pool_id}), cloud_unit(settings, vswitches)]),
         opts=pulumi.ResourceOptions.merge(in_cluster, pulumi.ResourceOptions(depends_on=[virtual])))
-    importer = serving.import_model(settings, platform, ns, store.import_claim,
-                                    pulumi.ResourceOptions.merge(in_cluster, pulumi.ResourceOptions(depends_on=[system])))
-    volumes = serving.ModelVolumes(
-        serving={"persistentVolumeClaim": {"claimName": store.serving_claim, "readOnly": True}},
-        results={"persistentVolumeClaim": {"claimName": store.results_claim}})
     # The policy must exist before the first pod is scheduled, or that pod ignores it.
-    workload, outputs = serving.serve(settings, platform, ns, volumes, importer, api_key.value,
-                                      replicas_owned_by_hpa(settings, in_cluster), serving_depends_on=[policy])
-    outputs.update(autoscale(settings, cluster, ns, in_cluster, workload))
-    if ack.sls_logging:
-        outputs.update(collect_logs(settings, cluster.cluster_id, ns, in_cluster))
+    outputs = serve_and_autoscale(settings, platform, cluster, ns, store, api_key.value, in_cluster,
+                                  import_on=[system], serving_after=[policy])
     outputs.update({"region": settings.region, "zones": list(zones), "clusterId": cluster.cluster_id,
                     "edgeNodePoolId": ack.edge.node_pool_id,
                     "cloudBurst": f"up to {ack.edge.cloud_max_pods} pod(s) on {ack.edge.unit} virtual nodes",

@@ -11,12 +11,11 @@ from components.jump_host import JumpHost, JumpHostArgs
 from components.leader_worker_set import LeaderWorkerSetController
 from components.model_store import OssModelStore
 from components.network import Network
-from components.serving import ServiceExposure
 from core.settings import Settings
 from stacks import cost, serving
-from stacks.alibaba import MODEL_PREFIX, cluster_network, cluster_zones, namespace_and_store, stack_tags, ubuntu_image
+from stacks.alibaba import (MODEL_PREFIX, cluster_network, cluster_zones, load_balancers, namespace_and_store,
+                            stack_tags, ubuntu_image)
 
-ADDRESS_TYPE = "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-address-type"
 DEFAULT_KUBECTL_MINOR = "1.33"  # kubectl talks to one minor version either side
 
 
@@ -47,10 +46,7 @@ def build(settings: Settings) -> dict[str, object]:
         pod_labels={"alibabacloud.com/compute-class": acs.compute_class,
                     "alibabacloud.com/gpu-model-series": acs.gpu_series,
                     "alibabacloud.com/compute-qos": acs.compute_qos},
-        private_service=ServiceExposure(annotations={ADDRESS_TYPE: "intranet"}),
-        public_service=ServiceExposure(annotations={ADDRESS_TYPE: "internet"},
-                                       source_ranges=settings.access.allowed_cidrs, external_traffic_policy="Local")
-        if settings.access.public else None,
+        **load_balancers(settings),
         pip_index_url=PIP_INDEX_URL)
     importer = serving.import_model(settings, platform, ns, store.import_claim, in_cluster)
     volumes = _volumes(settings, store, importer, ns, in_cluster)

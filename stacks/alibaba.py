@@ -11,6 +11,15 @@ from core.errors import ConfigError, Problem
 from core.settings import Settings
 
 MODEL_PREFIX = "models"  # objects under oss://<bucket>/models/<ModelScope id>/
+ADDRESS_TYPE = "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-address-type"
+
+
+def load_balancers(settings: Settings) -> dict:
+    """Platform Service exposures on Alibaba Cloud: an intranet LB always, an internet one only when asked."""
+    from components.serving import ServiceExposure
+    public = ServiceExposure(annotations={ADDRESS_TYPE: "internet"}, source_ranges=settings.access.allowed_cidrs,
+                             external_traffic_policy="Local") if settings.access.public else None
+    return {"private_service": ServiceExposure(annotations={ADDRESS_TYPE: "intranet"}), "public_service": public}
 
 
 def stack_tags(settings: Settings) -> dict[str, str]:

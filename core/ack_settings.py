@@ -32,6 +32,8 @@ class Reader(Protocol):
     def problem(self, key: str, value: object, allowed: str, fix: str) -> None: ...
 
 
+SYSTEM_NODES = 2  # the small CPU pool, one node per zone: system pods, the model import and the benchmark
+
 @dataclass(frozen=True)
 class GpuNodePool:
     """ack: the autoscaling GPU node pool; one serving pod per node (it takes all the node's GPUs)."""

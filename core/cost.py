@@ -60,6 +60,10 @@ class Price:
 # An override replaces the live or table price: it is what the account actually pays (discounts, contracts).
 PRICE_KEYS: Mapping[str, str] = {
     "gpu-host": "the ecs target's GPU instance with its system disk, per instance-hour",
+    "gpu-node": "an ack GPU node, per node-hour (the estimate counts the pool's minimum)",
+    "system-node": "an ack/ack-edge system node, per node-hour",
+    "ack-cluster": "the ACK Pro / ACK Edge Pro cluster management fee, per hour",
+    "virtual-gpu-pod": "an ack-edge cloud (ECI/ACS) serving pod, per pod-hour",
     "acs-gpu": "ACS GPU pod capacity, per GPU-hour (CPU and memory included)",
     "acs-cluster": "the ACS cluster itself, per hour",
     "nat-gateway": "the NAT gateway, per hour",

@@ -13,15 +13,15 @@ from components.host_scripts import PIP_INDEX_URL
 from components.managed_cluster import ManagedCluster, ManagedClusterArgs
 from components.node_pool import GPU_TAINT, NodePool, NodePoolArgs
 from components.serving_metrics import ServingMetrics, ServingMetricsArgs
+from core.ack_settings import SYSTEM_NODES
 from core.settings import Settings
-from stacks import serving
+from stacks import cost, serving
 from stacks.alibaba import cluster_network, cluster_zones, load_balancers, namespace_and_store, stack_tags
 
 CLUSTER_SPEC = "ack.pro.small"
 # Installed with the cluster (the API applies `addons` at creation only): Terway for pod vSwitches,
 # and the CSI plugins for the OSS volumes. GPU nodes get ACK's NVIDIA driver and device plugin.
 TERWAY_ADDONS = ({"name": "terway-eniip"}, {"name": "csi-plugin"}, {"name": "csi-provisioner"})
-SYSTEM_NODES = 2  # one per zone: system pods, the model import and the benchmark
 GPU_TOLERATION = {"key": GPU_TAINT["key"], "operator": "Equal", "value": GPU_TAINT["value"],
                   "effect": GPU_TAINT["effect"]}
 
@@ -59,6 +59,7 @@ def build(settings: Settings) -> dict[str, object]:
     outputs.update({"region": settings.region, "zones": list(zones), "clusterId": cluster.cluster_id,
                     "gpuNodePoolId": gpu.node_pool_id, "systemNodePoolId": system.node_pool_id,
                     "gpuInstanceType": gpu_pool.instance_type, "modelBucket": store.bucket,
+                    "costEstimate": cost.ack_estimate(settings, provider),
                     "kubeconfig": cluster.kubeconfig,  # secret
                     "kubectlHint": kubectl_hint(settings)})
     return outputs

@@ -15,7 +15,7 @@ from components.managed_cluster import ManagedCluster, ManagedClusterArgs
 from components.resource_policy import NODE_POOL_ID_LABEL, ResourcePolicy, ResourcePolicyArgs, Unit
 from components.virtual_nodes import TOLERATION as VIRTUAL_NODE_TOLERATION, VirtualNodes, VirtualNodesArgs
 from core.settings import Settings
-from stacks import serving
+from stacks import cost, serving
 from stacks.ack import CLUSTER_SPEC, GPU_TOLERATION, addons, kubectl_hint, serve_and_autoscale, system_pool
 from stacks.alibaba import cluster_network, cluster_zones, load_balancers, namespace_and_store, stack_tags
 
@@ -64,7 +64,8 @@ def build(settings: Settings) -> dict[str, object]:
     outputs.update({"region": settings.region, "zones": list(zones), "clusterId": cluster.cluster_id,
                     "edgeNodePoolId": ack.edge.node_pool_id,
                     "cloudBurst": f"up to {ack.edge.cloud_max_pods} pod(s) on {ack.edge.unit} virtual nodes",
-                    "modelBucket": store.bucket, "kubeconfig": cluster.kubeconfig,  # secret
+                    "modelBucket": store.bucket, "costEstimate": cost.ack_estimate(settings, provider),
+                    "kubeconfig": cluster.kubeconfig,  # secret
                     "kubectlHint": kubectl_hint(settings)})
     return outputs
 

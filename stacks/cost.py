@@ -12,6 +12,7 @@ from dataclasses import replace
 import pulumi
 import pulumi_alicloud as alicloud
 
+from core.ack_settings import SYSTEM_NODES
 from core.cost import Item, Price, estimate
 from core.settings import Settings
 
@@ -89,6 +90,36 @@ def acs_estimate(settings: Settings, provider: alicloud.Provider) -> dict:
                           ecs_instance_price(provider, jump.instance_type, "cloud_essd"), "jump-host"))
         if settings.access.ssh_cidrs:
             items += _public_bandwidth("jump host")
+    return estimate(items, settings.hourly_prices, settings.price_currency)
+
+
+def ack_estimate(settings: Settings, provider: alicloud.Provider) -> dict:
+    """Targets `ack` and `ack-edge`: cloud nodes at their minimum, the cluster fee, NAT, LBs and the bucket."""
+    ack = settings.ack
+    system = ack.system_instance_type
+    items = [Item(f"ECS {system} system nodes + {settings.disk_category} system disk", SYSTEM_NODES,
+                  ecs_instance_price(provider, system, settings.disk_category), "system-node"),
+             Item("ACK Pro cluster management", 1, Price.unknown("no verified price code for the ACK cluster fee"),
+                  "ack-cluster")]
+    if settings.target == "ack":
+        pool = ack.gpu_pool
+        items.insert(0, Item(f"ECS {pool.instance_type} GPU nodes at the pool minimum ({pool.min_nodes}; up to "
+                             f"{pool.max_nodes}){', spot' if pool.spot else ''}", pool.min_nodes,
+                             Price.unknown("spot prices vary by the hour") if pool.spot
+                             else ecs_instance_price(provider, pool.instance_type, settings.disk_category), "gpu-node"))
+    else:
+        items.insert(0, Item(f"cloud serving pods on {ack.edge.unit} virtual nodes (0 until the IDC is full; "
+                             f"up to {ack.edge.cloud_max_pods})", 0,
+                             Price.unknown("ECI/ACS GPU pod prices have no verified lookup"), "virtual-gpu-pod"))
+    items += _nat_egress()
+    items.append(Item("private API load balancer (created by the cluster for the Service)", 1,
+                      Price.unknown("its spec and billing are chosen by the cluster's cloud controller"), "private-lb"))
+    if settings.access.public:
+        items.append(Item("public API load balancer (created by the cluster for the Service)", 1,
+                          Price.unknown("its spec and billing are chosen by the cluster's cloud controller"),
+                          "public-lb"))
+    items.append(Item("OSS model bucket", 1, Price.unknown("billed by stored GiB and requests, not per hour"),
+                      "model-bucket"))
     return estimate(items, settings.hourly_prices, settings.price_currency)
 
 

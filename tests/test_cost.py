@@ -135,3 +135,18 @@ def test_acs_gpu_override_is_per_gpu_hour():
     gpus = next(i for i in result["items"] if i["resource"].startswith("ACS "))
     assert gpus["quantity"] == 16 and gpus["hourly"] == 160.0
     assert result["hourly"] is None and result["hourlyKnownPart"] >= 160.0  # the rest is still unknown
+
+
+def test_ack_prices_the_gpu_pool_minimum_and_system_nodes_live():
+    result = run_stack("ack").outputs["costEstimate"]
+    gpu = next(i for i in result["items"] if "GPU nodes" in i["resource"])
+    system = next(i for i in result["items"] if "system nodes" in i["resource"])
+    assert gpu["source"] == system["source"] == "live: cloudcontrol GetPrice"
+    assert gpu["quantity"] == 1 and system["quantity"] == 2
+    assert result["hourly"] is None and result["hourlyKnownPart"] == 9.5 * 3
+
+
+def test_ack_edge_cloud_pods_start_at_zero_and_stay_unknown_until_priced():
+    result = run_stack("ack-edge", {"hourlyPrices": ["virtual-gpu-pod=20"]}).outputs["costEstimate"]
+    cloud = next(i for i in result["items"] if "virtual nodes" in i["resource"])
+    assert cloud["quantity"] == 0 and cloud["source"] == "config: llm:hourlyPrices"

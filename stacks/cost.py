@@ -74,16 +74,8 @@ def acs_estimate(settings: Settings, provider: alicloud.Provider) -> dict:
              "acs-gpu"),
         Item("ACS cluster", 1, Price.unknown("not verified whether ACS bills the cluster itself"), "acs-cluster"),
         *_nat_egress(),
-        Item("private API load balancer (created by the cluster for the Service)", 1,
-             Price.unknown("its spec and billing are chosen by the cluster's cloud controller, not by this program"),
-             "private-lb"),
+        *_balancers_and_bucket(settings),
     ]
-    if settings.access.public:
-        items.append(Item("public API load balancer (created by the cluster for the Service)", 1,
-                          Price.unknown("its spec and billing are chosen by the cluster's cloud controller"),
-                          "public-lb"))
-    items.append(Item("OSS model bucket", 1, Price.unknown("billed by stored GiB and requests, not per hour"),
-                      "model-bucket"))
     jump = settings.jump_host
     if jump.enabled:
         items.append(Item(f"ECS {jump.instance_type} jump host + cloud_essd system disk", 1,
@@ -111,16 +103,19 @@ def ack_estimate(settings: Settings, provider: alicloud.Provider) -> dict:
         items.insert(0, Item(f"cloud serving pods on {ack.edge.unit} virtual nodes (0 until the IDC is full; "
                              f"up to {ack.edge.cloud_max_pods})", 0,
                              Price.unknown("ECI/ACS GPU pod prices have no verified lookup"), "virtual-gpu-pod"))
-    items += _nat_egress()
-    items.append(Item("private API load balancer (created by the cluster for the Service)", 1,
-                      Price.unknown("its spec and billing are chosen by the cluster's cloud controller"), "private-lb"))
+    items += _nat_egress() + _balancers_and_bucket(settings)
+    return estimate(items, settings.hourly_prices, settings.price_currency)
+
+
+def _balancers_and_bucket(settings: Settings) -> list[Item]:
+    """What every Alibaba Kubernetes target has: the Services' load balancers and the model bucket."""
+    chosen = Price.unknown("its spec and billing are chosen by the cluster's cloud controller, not by this program")
+    items = [Item("private API load balancer (created by the cluster for the Service)", 1, chosen, "private-lb")]
     if settings.access.public:
-        items.append(Item("public API load balancer (created by the cluster for the Service)", 1,
-                          Price.unknown("its spec and billing are chosen by the cluster's cloud controller"),
-                          "public-lb"))
+        items.append(Item("public API load balancer (created by the cluster for the Service)", 1, chosen, "public-lb"))
     items.append(Item("OSS model bucket", 1, Price.unknown("billed by stored GiB and requests, not per hour"),
                       "model-bucket"))
-    return estimate(items, settings.hourly_prices, settings.price_currency)
+    return items
 
 
 def _nat_egress() -> list[Item]:

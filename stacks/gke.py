@@ -3,7 +3,7 @@
 The weights are imported once from Hugging Face into a private GCS bucket and read by the serving
 pods through GCS FUSE, with a file cache on the node's local SSD, instead of ~700 GB downloaded at
 every pod start. The engine image is pulled through an Artifact Registry remote repository of
-Docker Hub. The API is private (ClusterIP) unless llm:publicAccess asks for a LoadBalancer.
+Docker Hub. The API is private (an internal load balancer in the VPC) unless llm:publicAccess asks for a public one.
 """
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ APIS = ("compute.googleapis.com", "container.googleapis.com", "iam.googleapis.co
 # The reference's engine environment; HF_HUB_ENABLE_HF_TRANSFER is left out: serving reads the bucket
 # offline, the import Job does the download.
 ENGINE_ENV = {"VLLM_WORKER_MULTIPROC_METHOD": "spawn"}
+INTERNAL_LB = "networking.gke.io/load-balancer-type"
 
 
 def build(settings: Settings) -> dict[str, object]:
@@ -85,6 +86,9 @@ def build(settings: Settings) -> dict[str, object]:
         tolerations=[GPU_TOLERATION], node_selector=POOL_LABEL, env=ENGINE_ENV,
         # A new serving pod needs a whole free A4 node: surge only when the pool has one to spare.
         surge_updates=gke.node_count > workload.replicas * placement.pods,
+        # A VPC address for clients in the network, as acs's intranet load balancer gives (GKE internal
+        # passthrough Network Load Balancer); the public one only with llm:publicAccess.
+        private_service=ServiceExposure(annotations={INTERNAL_LB: "Internal"}),
         public_service=ServiceExposure(source_ranges=settings.access.allowed_cidrs)
         if settings.access.public else None)
     volumes = serving.ModelVolumes(

@@ -227,13 +227,18 @@ def test_outputs_name_the_urls_model_and_keep_the_key_secret(gke):
     for name, value in gke.outputs.items():
         if name not in gke.secret_outputs:
             assert GENERATED_API_KEY not in json.dumps(value), name
-    assert [s["spec"].get("type", "ClusterIP") for s in gke.kubernetes_objects() if s["kind"] == "Service"] \
-        == ["ClusterIP"]
+    services = [s for s in gke.kubernetes_objects() if s["kind"] == "Service"]
+    assert sorted(s["spec"].get("type", "ClusterIP") for s in services) == ["ClusterIP", "LoadBalancer"]
+    internal = next(s for s in services if s["spec"].get("type") == "LoadBalancer")
+    assert internal["metadata"]["annotations"] == {"networking.gke.io/load-balancer-type": "Internal"}
+    assert "loadBalancerSourceRanges" not in internal["spec"]
+    assert gke.outputs["privateApiUrl"] == "http://192.168.0.100:8000/v1" and "publicApiUrl" not in gke.outputs
 
 
 def test_public_access_adds_a_load_balancer_limited_to_the_allowed_cidrs():
     run = run_stack("gke", {"publicAccess": True, "allowedCidrs": ["198.51.100.0/24"]})
-    balancer = next(s for s in run.kubernetes_objects() if s["kind"] == "Service" and s["spec"]["type"] == "LoadBalancer")
+    balancer = next(s for s in run.kubernetes_objects() if s["kind"] == "Service"
+                    and s["spec"].get("loadBalancerSourceRanges"))
     assert balancer["spec"]["loadBalancerSourceRanges"] == ["198.51.100.0/24"]
 
 

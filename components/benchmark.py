@@ -34,6 +34,9 @@ class BenchmarkArgs:
     pip_index_url: str
     results_volume: Optional[Mapping[str, object]] = None  # None: results only in the Job's log
     pod_labels: Mapping[str, str] = field(default_factory=dict)
+    # Secret with key HF_TOKEN, when the tokenizer comes from Hugging Face (model_path is a repo id of a
+    # gated model); None: no token.
+    hf_token_secret: Optional[pulumi.Input[str]] = None
     depends_on: Sequence[pulumi.Resource] = ()
 
 
@@ -71,6 +74,9 @@ class BenchmarkJob(pulumi.ComponentResource):
         env = [{"name": "BASE_URL", "value": args.base_url},
                {"name": "OPENAI_API_KEY",
                 "valueFrom": {"secretKeyRef": {"name": args.api_key_secret, "key": args.api_key_secret_key}}}]
+        if args.hf_token_secret is not None:
+            env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": args.hf_token_secret,
+                                                                           "key": "HF_TOKEN"}}})
         init = []
         if sharegpt:
             # ShareGPT is a file, not a generator: fetch it once per run from ModelScope into /data.

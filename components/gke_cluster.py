@@ -34,6 +34,9 @@ class GkeClusterArgs:
     deletion_protection: bool = False
     labels: Mapping[str, str] = field(default_factory=dict)
     depends_on: Sequence[pulumi.Resource] = ()  # the enabled APIs
+    # Dataplane V2 with multi-networking: node pools can attach additional (RDMA) networks. Changing it
+    # recreates the cluster, so it is only set when asked.
+    multi_networking: bool = False
 
 
 def kubeconfig(name: str, endpoint: pulumi.Input[str], ca_certificate: pulumi.Input[str]) -> pulumi.Output[str]:
@@ -98,6 +101,8 @@ class GkeCluster(pulumi.ComponentResource):
             addons_config={"gcs_fuse_csi_driver_config": {"enabled": True}},
             monitoring_config={"enable_components": ["SYSTEM_COMPONENTS", "DCGM"],
                                "managed_prometheus": {"enabled": True}},
+            **({"datapath_provider": "ADVANCED_DATAPATH", "enable_multi_networking": True}
+               if args.multi_networking else {}),
             remove_default_node_pool=True, initial_node_count=1,
             deletion_protection=args.deletion_protection, resource_labels=dict(args.labels),
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on), protect=args.deletion_protection,

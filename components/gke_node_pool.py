@@ -6,7 +6,7 @@ the machine recreates the pool (a new node, a new model load).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping, Optional
+from typing import Mapping, Optional, Sequence
 
 import pulumi
 import pulumi_gcp as gcp
@@ -32,6 +32,8 @@ class A4NodePoolArgs:
     reservation: Reservation
     service_account: pulumi.Input[str]  # node service account email
     labels: Mapping[str, str] = field(default_factory=dict)
+    # additional_node_network_configs ({"network", "subnetwork"}), e.g. components.gke_rdma's; empty: none
+    additional_networks: Sequence[Mapping[str, pulumi.Input[str]]] = ()
 
 
 def reservation_affinity(reservation: Reservation) -> dict:
@@ -67,6 +69,8 @@ class A4NodePool(pulumi.ComponentResource):
             # one node at a time with no surge (a surge node would need spare A4 capacity).
             management={"auto_repair": True, "auto_upgrade": True},
             upgrade_settings={"max_surge": 0, "max_unavailable": 1},
+            network_config={"additional_node_network_configs": [dict(n) for n in args.additional_networks]}
+            if args.additional_networks else None,
             opts=pulumi.ResourceOptions(parent=self, custom_timeouts=pulumi.CustomTimeouts(
                 create="60m", update="60m", delete="30m")))
         self.register_outputs({"pool": self.pool.name})

@@ -86,6 +86,11 @@ class ServingArgs:
     node_selector: Mapping[str, str] = field(default_factory=dict)
     tolerations: Sequence[Mapping[str, object]] = ()
     env: Mapping[str, str] = field(default_factory=dict)  # extra plain (non-secret) environment
+    # Extra environment from Secrets: variable -> (Secret name, key), e.g. HF_TOKEN for a download at start.
+    secret_env: Mapping[str, tuple[pulumi.Input[str], str]] = field(default_factory=dict)
+    # The engine downloads the model itself into the model volume at start (vLLM --download-dir):
+    # the volume is mounted writable and the Hugging Face Hub is not forced offline.
+    download_at_start: bool = False
     private_service: Optional[ServiceExposure] = None  # None: no private LoadBalancer
     public_service: Optional[ServiceExposure] = None  # None: no public LoadBalancer
     depends_on: Sequence[pulumi.Resource] = ()  # e.g. the model import Job and the LWS controller
@@ -224,7 +229,7 @@ class ServingWorkload(pulumi.ComponentResource):
             **self._gpu_container_basics(),
             "command": _script_command("ray-worker.sh"),
             # Workers serve no API: they get no API key.
-            "env": _env_list({**_DEFAULT_ENV, **ray_env, **args.env}),
+            "env": _env_list({**_default_env(args), **ray_env, **args.env}),
             "ports": [{"name": "ray-node", "containerPort": RAY_NODE_PORT, "protocol": "TCP"}],
             # Ready once its raylet is up, i.e. it has joined the leader (it waits for the leader's Ray
             # head up to the join timeout). A lost raylet ends `ray start --block`: no liveness probe needed.
@@ -260,7 +265,8 @@ class ServingWorkload(pulumi.ComponentResource):
             "image": args.image,
             "imagePullPolicy": "IfNotPresent",
             "resources": {"requests": dict(resources), "limits": dict(resources)},
-            "volumeMounts": [{"name": "model", "mountPath": args.model_mount_path, "readOnly": True},
+            "volumeMounts": [{"name": "model", "mountPath": args.model_mount_path,
+                              "readOnly": not args.download_at_start},
                              {"name": "dshm", "mountPath": "/dev/shm"}],
             # Engine images run as root and write caches under $HOME; GPUs come from the device
             # plugin, so nothing here needs privileges or capabilities.
@@ -280,7 +286,8 @@ class ServingWorkload(pulumi.ComponentResource):
             "name": "engine",
             **self._gpu_container_basics(),
             "ports": [{"name": "http", "containerPort": engine.port, "protocol": "TCP"}],
-            "env": [key_ref, *_env_list({**_DEFAULT_ENV, **(extra_env or {}), **args.env})],
+            "env": [key_ref, *_env_list({**_default_env(args), **(extra_env or {}), **args.env}),
+                    *_secret_env_list(args.secret_env)],
             "startupProbe": {**health, "periodSeconds": PROBE_PERIOD_SECONDS, "timeoutSeconds": 5,
                              "failureThreshold": startup_failure_threshold(args.load_minutes, extra_startup_seconds)},
             "readinessProbe": {**health, "periodSeconds": PROBE_PERIOD_SECONDS, "timeoutSeconds": 5,
@@ -360,6 +367,18 @@ class ServingWorkload(pulumi.ComponentResource):
 _DEFAULT_ENV = {"HF_HUB_OFFLINE": "1", "DO_NOT_TRACK": "1"}
 
 
+def _default_env(args: ServingArgs) -> dict[str, str]:
+    """_DEFAULT_ENV, without HF_HUB_OFFLINE when the engine downloads the model itself."""
+    if args.download_at_start:
+        return {k: v for k, v in _DEFAULT_ENV.items() if k != "HF_HUB_OFFLINE"}
+    return dict(_DEFAULT_ENV)
+
+
+def _secret_env_list(secret_env: Mapping[str, tuple[pulumi.Input[str], str]]) -> list[dict]:
+    return [{"name": k, "valueFrom": {"secretKeyRef": {"name": name, "key": key}}}
+            for k, (name, key) in secret_env.items()]
+
+
 def _labels(app: str) -> dict[str, str]:
     return {"app": app, "app.kubernetes.io/name": app, "app.kubernetes.io/component": "inference",
             "app.kubernetes.io/managed-by": "pulumi"}
@@ -418,6 +437,9 @@ def _validate(args: ServingArgs) -> None:
     reserved = {args.engine.api_key_env, *_DEFAULT_ENV, *_ray_env(args)}
     if reserved & set(args.env):
         problems.append(f"env must not set {sorted(reserved & set(args.env))}: the component sets them")
+    if (reserved | set(args.env)) & set(args.secret_env):
+        problems.append(f"secret_env must not set {sorted((reserved | set(args.env)) & set(args.secret_env))}: "
+                        "already set")
     uses_ray = _ray_backend(args.engine)
     if args.pods_per_replica > 1 and not uses_ray:
         problems.append("pods_per_replica > 1 needs a vLLM command built with multi_node=True "

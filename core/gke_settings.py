@@ -24,6 +24,9 @@ A4_MIN_VERSION = "1.32.4-gke.1236000"
 
 RESERVATION_MODES = ("none", "any", "specific")
 RELEASE_CHANNELS = ("RAPID", "REGULAR", "STABLE")
+# bucket: imported once into GCS, read through GCS FUSE; download: the engine downloads from Hugging
+# Face into the node's local SSD at every start (reference 004's behaviour).
+MODEL_SOURCES = ("bucket", "download")
 
 GCP_REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
 GCP_PROJECT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
@@ -63,6 +66,8 @@ class GkeSettings:
     reservation: Reservation
     release_channel: str
     hf_token: Optional[object]  # core.settings.SecretStr; None: anonymous downloads (public models)
+    model_source: str = "bucket"  # one of MODEL_SOURCES
+    rdma: bool = False  # RoCE networking: gVNIC + RDMA VPCs, multi-networking, the gIB NCCL plugin
     node_cidr: str = NODE_CIDR
     pod_cidr: str = POD_CIDR
     service_cidr: str = SERVICE_CIDR
@@ -101,7 +106,8 @@ def parse_gke(r: Reader, model: Optional[ModelSpec], placement) -> GkeSettings:
         r.problem("gpuCount", gpus_per_pod, f"gke serves with tensor parallel {A4_GPUS}, one pod per "
                   f"{A4_MACHINE_TYPE} node with its {A4_GPUS} GPUs", f"pulumi config set {prefix}:gpuCount {A4_GPUS}")
     if pods is not None and pods > 1:
-        r.problem("podsPerReplica", pods, "a copy over several A4 nodes needs RDMA networking, not built yet",
+        r.problem("podsPerReplica", pods, "a copy over several A4 nodes needs RDMA networking in the serving "
+                  "pods, not built yet (llm:gkeRdma only builds the networks and the gIB plugin)",
                   f"pulumi config set {prefix}:podsPerReplica 1")
     node_count = r.get("gkeNodeCount")
     needed = replicas * (pods or 1)
@@ -119,11 +125,16 @@ def parse_gke(r: Reader, model: Optional[ModelSpec], placement) -> GkeSettings:
     if model is not None and model.gated and hf_token is None:
         r.problem("hfToken", "", f"{model.name} is gated on Hugging Face: the download needs a token with access",
                   f"accept the model's terms on huggingface.co, then pulumi config set --secret {prefix}:hfToken <token>")
+    model_source = r.get("gkeModelSource")
+    if model_source not in MODEL_SOURCES:
+        r.problem("gkeModelSource", model_source, f"must be one of {', '.join(MODEL_SOURCES)}",
+                  f"pulumi config set {prefix}:gkeModelSource bucket")
     if r.get("adoptModelBucket"):
         r.problem("adoptModelBucket", True, "is not supported on gke; retainModelStore keeps the bucket in the state",
                   f"pulumi config set {prefix}:adoptModelBucket false")
     return GkeSettings(project=project, region=region, zone=zone, node_count=node_count, reservation=reservation,
-                       release_channel=channel, hf_token=hf_token)
+                       release_channel=channel, hf_token=hf_token, model_source=model_source,
+                       rdma=bool(r.get("gkeRdma")))
 
 
 def _reservation(r: Reader) -> Reservation:

@@ -159,6 +159,9 @@ KEYS: tuple[Key, ...] = (
     Key("gkeReleaseChannel", "string", "REGULAR", "gke: cluster release channel: RAPID, REGULAR or STABLE."),
     Key("hfToken", "string", "", "Hugging Face token for the model download (set with --secret); gated models need it.",
         secret=True),
+    Key("gkeModelSource", "string", "bucket",
+        "gke: bucket (imported once into GCS, read through GCS FUSE) or download (vLLM downloads at every start)."),
+    Key("gkeRdma", "boolean", False, "gke: RDMA (RoCE) networking on the A4 nodes: extra VPCs, multi-networking, gIB."),
 )
 
 KEYS_BY_NAME = {k.name: k for k in KEYS}

@@ -2,8 +2,9 @@
 
 The weights are imported once from Hugging Face into a private GCS bucket and read by the serving
 pods through GCS FUSE, with a file cache on the node's local SSD, instead of ~700 GB downloaded at
-every pod start. The engine image is pulled through an Artifact Registry remote repository of
-Docker Hub. The API is private (an internal load balancer in the VPC) unless llm:publicAccess asks for a public one.
+every pod start (llm:gkeModelSource download keeps the reference's download at start). The engine
+image is pulled through an Artifact Registry remote repository of Docker Hub. The API has an internal
+load balancer in the VPC, plus a public one with llm:publicAccess. llm:gkeRdma adds the RDMA networks.
 """
 from __future__ import annotations
 
@@ -18,10 +19,12 @@ from components.api_key import ApiKey
 from components.gke_cluster import GkeCluster, GkeClusterArgs
 from components.gke_model_import import HfModelImport, HfModelImportArgs
 from components.gke_node_pool import GPU_TOLERATION, POOL_LABEL, A4NodePool, A4NodePoolArgs
+from components.gke_rdma import RdmaClusterObjects, RdmaNetworks, RdmaNetworksArgs
 from components.gke_registry import DockerHubMirror, DockerHubMirrorArgs, proxied_image
 from components.gke_storage import (MODELS_DIR, RESULTS_DIR, GcsModelStore, GcsModelStoreArgs, gcsfuse_pod_transformation,
                                     gcsfuse_volume)
 from components.serving import ServiceExposure
+from core import sizing
 from core.errors import ConfigError, Problem
 from core.gke_settings import A4_MIN_VERSION, GkeSettings, supports_a4
 from core.settings import Settings
@@ -32,6 +35,9 @@ APIS = ("compute.googleapis.com", "container.googleapis.com", "iam.googleapis.co
 # The reference's engine environment; HF_HUB_ENABLE_HF_TRANSFER is left out: serving reads the bucket
 # offline, the import Job does the download.
 ENGINE_ENV = {"VLLM_WORKER_MULTIPROC_METHOD": "spawn"}
+# Download at start (llm:gkeModelSource download), as the reference: hf_transfer's parallel download.
+# Unverified: that the pinned vllm-openai image ships the hf_transfer package (the reference's v0.9.0 does).
+DOWNLOAD_ENV = {"HF_HUB_ENABLE_HF_TRANSFER": "1"}
 INTERNAL_LB = "networking.gke.io/load-balancer-type"
 
 
@@ -44,13 +50,17 @@ def build(settings: Settings) -> dict[str, object]:
     apis = [gcp.projects.Service(f"{settings.name}-{api.split('.')[0]}", project=gke.project, service=api,
                                  # Other workloads of the project may need the API after this stack is gone.
                                  disable_on_destroy=False, opts=in_project) for api in APIS]
+    rdma = RdmaNetworks(f"{settings.name}-net", RdmaNetworksArgs(project=gke.project, region=gke.region, zone=gke.zone),
+                        opts=pulumi.ResourceOptions(provider=provider, depends_on=apis)) if gke.rdma else None
     cluster = GkeCluster(settings.name, GkeClusterArgs(
         project=gke.project, region=gke.region, zone=gke.zone, node_cidr=gke.node_cidr, pod_cidr=gke.pod_cidr,
         service_cidr=gke.service_cidr, release_channel=gke.release_channel, workload_pool=gke.workload_pool,
-        deletion_protection=settings.deletion_protection, labels=labels, depends_on=apis), opts=in_project)
+        deletion_protection=settings.deletion_protection, labels=labels, depends_on=apis,
+        multi_networking=rdma is not None), opts=in_project)
     pool = A4NodePool(f"{settings.name}-a4", A4NodePoolArgs(
         project=gke.project, cluster=cluster.cluster.id, region=gke.region, zone=gke.zone, node_count=gke.node_count,
-        reservation=gke.reservation, service_account=cluster.node_service_account, labels=labels), opts=in_project)
+        reservation=gke.reservation, service_account=cluster.node_service_account, labels=labels,
+        additional_networks=rdma.node_network_configs() if rdma is not None else ()), opts=in_project)
     repository_id = f"{settings.name}-dockerhub"
     mirror = DockerHubMirror(f"{settings.name}-registry", DockerHubMirrorArgs(
         project=gke.project, region=gke.region, repository_id=repository_id,
@@ -66,6 +76,9 @@ def build(settings: Settings) -> dict[str, object]:
                                                "labels": {"app.kubernetes.io/managed-by": "pulumi"}},
         opts=pulumi.ResourceOptions(provider=cluster.provider))
     ns = namespace.metadata["name"]
+    if rdma is not None:
+        RdmaClusterObjects(f"{settings.name}-rdma", rdma, opts=pulumi.ResourceOptions(provider=cluster.provider,
+                                                                                      depends_on=[pool]))
     project = gcp.organizations.get_project_output(project_id=gke.project,
                                                    opts=pulumi.InvokeOutputOptions(provider=provider))
     store = GcsModelStore(f"{settings.name}-models", GcsModelStoreArgs(
@@ -75,12 +88,21 @@ def build(settings: Settings) -> dict[str, object]:
     ready = [store.binding, pool.pool, mirror.repository]
     api_key = ApiKey(f"{settings.name}-api-key", settings.api_key)
 
-    importer = HfModelImport(f"{settings.name}-import", HfModelImportArgs(
-        namespace=ns, model_volume=gcsfuse_volume(store.bucket, MODELS_DIR, read_only=False, file_cache=False),
-        model_id=settings.model.hf_id, revision=_hf_revision(settings.model_revision),
-        sub_path=settings.model.modelscope_id, image=image, timeout_minutes=serving.import_timeout_minutes(settings),
-        token_secret=_hf_token_secret(settings, ns, cluster.provider), tolerations=[GPU_TOLERATION],
-        node_selector=POOL_LABEL, depends_on=ready), opts=in_cluster)
+    token_secret = _hf_token_secret(settings, ns, cluster.provider)
+    importer, download = None, None
+    if gke.model_source == "download":
+        # The reference's mode: no import, vLLM downloads from Hugging Face into local SSD at every start.
+        download = serving.HubDownload(model_id=settings.model.hf_id, revision=_hf_revision(settings.model_revision),
+                                       token_secret=token_secret, env=DOWNLOAD_ENV)
+        model_volume = {"emptyDir": {"sizeLimit": f"{sizing.disk_gib(settings.model)}Gi"}}  # local SSD
+    else:
+        importer = HfModelImport(f"{settings.name}-import", HfModelImportArgs(
+            namespace=ns, model_volume=gcsfuse_volume(store.bucket, MODELS_DIR, read_only=False, file_cache=False),
+            model_id=settings.model.hf_id, revision=_hf_revision(settings.model_revision),
+            sub_path=settings.model.modelscope_id, image=image,
+            timeout_minutes=serving.import_timeout_minutes(settings), token_secret=token_secret,
+            tolerations=[GPU_TOLERATION], node_selector=POOL_LABEL, depends_on=ready), opts=in_cluster)
+        model_volume = gcsfuse_volume(store.bucket, MODELS_DIR, read_only=True, file_cache=True)
     placement, workload = settings.placement, settings.workload
     platform = serving.Platform(
         tolerations=[GPU_TOLERATION], node_selector=POOL_LABEL, env=ENGINE_ENV,
@@ -92,10 +114,10 @@ def build(settings: Settings) -> dict[str, object]:
         public_service=ServiceExposure(source_ranges=settings.access.allowed_cidrs)
         if settings.access.public else None)
     volumes = serving.ModelVolumes(
-        serving=gcsfuse_volume(store.bucket, MODELS_DIR, read_only=True, file_cache=True),
+        serving=model_volume,
         results=gcsfuse_volume(store.bucket, RESULTS_DIR, read_only=False, file_cache=False))
     _, outputs = serving.serve(settings, platform, ns, volumes, importer, api_key.value, in_cluster,
-                               serving_depends_on=ready)
+                               serving_depends_on=ready, download=download)
     outputs.update({
         "project": gke.project, "region": gke.region, "zone": gke.zone,
         "clusterName": cluster.cluster.name, "modelBucket": store.bucket,

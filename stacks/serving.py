@@ -5,6 +5,7 @@ the pods (ACS labels, tolerations, load balancer annotations); everything else i
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Mapping, Optional, Sequence
@@ -50,8 +51,27 @@ class ModelVolumes:
     ready: Sequence[pulumi.Resource] = ()  # e.g. Fluid's DataLoad
 
 
+@dataclass(frozen=True)
+class HubDownload:
+    """The engine downloads the model from Hugging Face into the model volume at every start (no import Job).
+
+    The serving volume is then scratch space (e.g. an emptyDir on local SSD) and the startup probe
+    allows for the download as well as the load.
+    """
+
+    model_id: str  # Hugging Face repo id
+    revision: str
+    token_secret: Optional[pulumi.Input[str]] = None  # Secret with key HF_TOKEN; None: anonymous
+    env: Mapping[str, str] = field(default_factory=dict)  # e.g. HF_HUB_ENABLE_HF_TRANSFER
+
+
 def model_path(settings: Settings) -> str:
     return f"{MODEL_MOUNT}/{settings.model.modelscope_id}"
+
+
+def download_minutes(settings: Settings) -> int:
+    """The model download at the conservative rate (core.sizing.DOWNLOAD_GIB_PER_MIN)."""
+    return int(math.ceil(settings.model.weights_gib / sizing.DOWNLOAD_GIB_PER_MIN))
 
 
 def import_timeout_minutes(settings: Settings) -> int:
@@ -70,31 +90,52 @@ def import_model(settings: Settings, platform: Platform, namespace: pulumi.Input
 
 
 def serve(settings: Settings, platform: Platform, namespace: pulumi.Input[str], volumes: ModelVolumes,
-          importer: ModelImport, api_key: pulumi.Output[str], opts: pulumi.ResourceOptions,
-          serving_depends_on: Sequence[pulumi.Resource] = ()) -> tuple[ServingWorkload, dict[str, object]]:
-    """The serving workload (after the import), the optional benchmark, and the client outputs."""
+          importer: Optional[ModelImport], api_key: pulumi.Output[str], opts: pulumi.ResourceOptions,
+          serving_depends_on: Sequence[pulumi.Resource] = (), download: Optional[HubDownload] = None
+          ) -> tuple[ServingWorkload, dict[str, object]]:
+    """The serving workload (after the import, or downloading at start), the optional benchmark, the outputs.
+
+    `importer` is None only with `download`: the engine fetches the model itself.
+    """
+    if (importer is None) == (download is None):
+        raise ValueError("serve() needs exactly one of importer (model store) and download (at start)")
     placement, workload, engine_options = settings.placement, settings.workload, settings.engine
-    engine = build_command(engine_options, settings.model, model_path(settings), placement.tensor_parallel,
+    # Served from the store's path, or from the Hub id with the download into the model volume.
+    path = model_path(settings) if download is None else download.model_id
+    engine = build_command(engine_options, settings.model, path, placement.tensor_parallel,
                            placement.pipeline_parallel, gpu_has_bf16=placement.gpu.bf16,
                            multi_node=placement.pods > 1)
+    load_minutes = sizing.load_minutes(settings.model)
+    env, secret_env = dict(platform.env), {}
+    if download is not None:
+        engine = dataclasses.replace(engine, argv=engine.argv + (
+            "--download-dir", MODEL_MOUNT, "--revision", download.revision))
+        load_minutes += download_minutes(settings)
+        env.update(download.env)
+        if download.token_secret is not None:
+            secret_env["HF_TOKEN"] = (download.token_secret, "HF_TOKEN")
     serving = ServingWorkload(settings.name, ServingArgs(
         namespace=namespace, app=APP, image=engine_options.image, engine=engine, api_key=api_key,
         model_volume=volumes.serving, model_mount_path=MODEL_MOUNT, gpus_per_pod=placement.gpus_per_pod,
         pods_per_replica=placement.pods, replicas=workload.replicas, cpu=workload.cpu,
-        memory_gib=workload.memory_gib, shm_gib=workload.shm_gib, load_minutes=sizing.load_minutes(settings.model),
+        memory_gib=workload.memory_gib, shm_gib=workload.shm_gib, load_minutes=load_minutes,
         pod_labels=platform.pod_labels, pod_annotations=platform.pod_annotations,
         node_selector=platform.node_selector, tolerations=platform.tolerations,
         private_service=platform.private_service, public_service=platform.public_service,
-        surge_updates=platform.surge_updates, env=platform.env, depends_on=[importer.job, *volumes.ready, *serving_depends_on]), opts=opts)
+        surge_updates=platform.surge_updates, env=env, secret_env=secret_env, download_at_start=download is not None,
+        depends_on=[*([importer.job] if importer is not None else []), *volumes.ready, *serving_depends_on]),
+        opts=opts)
     port = engine.port
     if settings.benchmark.enabled:
         BenchmarkJob(f"{settings.name}-benchmark", BenchmarkArgs(
             namespace=namespace, image=engine_options.image,
             base_url=pulumi.Output.concat("http://", serving.service_name, ".", namespace, f".svc.cluster.local:{port}"),
-            served_model_name=engine_options.served_model_name, model_path=model_path(settings),
+            # With a download at start there is no shared copy: the benchmark fetches the tokenizer by id.
+            served_model_name=engine_options.served_model_name, model_path=path,
             model_volume=volumes.serving, model_mount_path=MODEL_MOUNT, api_key_secret=serving.secret_name,
             api_key_secret_key=engine.api_key_env, config=settings.benchmark, pip_index_url=platform.pip_index_url,
-            results_volume=volumes.results, pod_labels=platform.helper_pod_labels, depends_on=[serving]), opts=opts)
+            results_volume=volumes.results, pod_labels=platform.helper_pod_labels,
+            hf_token_secret=download.token_secret if download is not None else None, depends_on=[serving]), opts=opts)
     outputs = client_outputs(
         model_name=engine_options.served_model_name, engine=engine_options.engine, api_key=api_key,
         private_base=api_base(serving.private_address, port),
@@ -105,7 +146,7 @@ def serve(settings: Settings, platform: Platform, namespace: pulumi.Input[str], 
         "gpus": (f"{workload.replicas} x {placement.pods} pod(s) x {placement.gpus_per_pod}x {placement.gpu.name}"),
         "engine": engine_options.engine,
         "engineImage": engine_options.image,
-        "modelPath": model_path(settings),
-        "loadMinutesEstimate": sizing.load_minutes(settings.model),
+        "modelPath": path,
+        "loadMinutesEstimate": load_minutes,
     })
     return serving, outputs

@@ -253,3 +253,126 @@ def test_a_channel_whose_version_cannot_run_a4_is_refused_before_the_cluster(mon
 def test_a_gcp_region_outside_the_us_is_accepted():
     run = run_stack("gke", {"region": "europe-west4", "zone": "europe-west4-b"})
     assert run.outputs["servedModelName"]
+
+
+def test_the_private_api_is_an_internal_load_balancer_and_the_public_one_is_not_internal():
+    run = run_stack("gke", {"publicAccess": True, "allowedCidrs": ["198.51.100.0/24"]})
+    balancers = {s["metadata"]["name"]: s for s in run.kubernetes_objects()
+                 if s["kind"] == "Service" and s["spec"].get("type") == "LoadBalancer"}
+    assert set(balancers) == {"llm-private", "llm-public"}
+    assert balancers["llm-private"]["metadata"]["annotations"]["networking.gke.io/load-balancer-type"] == "Internal"
+    assert "networking.gke.io/load-balancer-type" not in (balancers["llm-public"]["metadata"].get("annotations") or {})
+    assert run.outputs["privateApiUrl"] != run.outputs["publicApiUrl"]
+
+
+@pytest.fixture(scope="module")
+def downloading():
+    return run_stack("gke", {"gkeModelSource": "download", "hfToken": HF_TOKEN}, secret_keys=["hfToken"])
+
+
+def test_download_mode_serves_from_the_hub_into_local_ssd_without_an_import(downloading):
+    jobs = [o["metadata"]["name"] for o in downloading.kubernetes_objects() if o["kind"] == "Job"]
+    assert not any("import" in name for name in jobs) and any("benchmark" in name for name in jobs)
+    pod = serving_pod(downloading)
+    container = pod["spec"]["containers"][0]
+    argv = container["command"]
+    assert argv[:3] == ["vllm", "serve", "deepseek-ai/DeepSeek-R1"]
+    assert argv[argv.index("--download-dir") + 1] == "/models" and argv[argv.index("--revision") + 1] == "main"
+    model = next(v for v in pod["spec"]["volumes"] if v["name"] == "model")
+    assert set(model) == {"name", "emptyDir"} and "medium" not in model["emptyDir"]  # node disk: local SSD
+    assert int(model["emptyDir"]["sizeLimit"].removesuffix("Gi")) >= 700
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "model")
+    assert mount["readOnly"] is False
+    env = {e["name"]: e for e in container["env"]}
+    assert "HF_HUB_OFFLINE" not in env and env["HF_HUB_ENABLE_HF_TRANSFER"]["value"] == "1"
+    assert env["HF_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "hf-token", "key": "HF_TOKEN"}
+    # The benchmark reads the tokenizer from the Hub too (no shared copy), with the same token.
+    bench = next(o for o in downloading.kubernetes_objects() if o["kind"] == "Job" and "benchmark" in o["metadata"]["name"])
+    bench_container = bench["spec"]["template"]["spec"]["containers"][0]
+    assert bench_container["command"][bench_container["command"].index("--model") + 1] == "deepseek-ai/DeepSeek-R1"
+    assert {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf-token", "key": "HF_TOKEN"}}} in bench_container["env"]
+    for resource in downloading.resources:
+        if resource.type != "kubernetes:core/v1:Secret":
+            assert not any(HF_TOKEN in text for text in all_strings(unwrap(resource.inputs))), resource.name
+
+
+def test_download_mode_startup_probe_allows_for_the_download(downloading, gke):
+    def startup_seconds(run):
+        probe = serving_pod(run)["spec"]["containers"][0]["startupProbe"]
+        return probe["periodSeconds"] * probe["failureThreshold"]
+    # ~700 GiB at the conservative 3 GiB/min is about 4 hours more than the load from the bucket.
+    assert startup_seconds(downloading) - startup_seconds(gke) >= 3.5 * 3600
+    assert downloading.outputs["loadMinutesEstimate"] > gke.outputs["loadMinutesEstimate"] + 200
+    assert validate_kubernetes(downloading) == []
+
+
+def test_download_mode_without_a_token_references_no_secret():
+    pod = serving_pod(run_stack("gke", {"gkeModelSource": "download"}))
+    assert "HF_TOKEN" not in {e["name"] for e in pod["spec"]["containers"][0]["env"]}
+
+
+def test_an_unknown_model_source_is_refused_before_any_resource():
+    record = Run()
+    with pytest.raises(ConfigError, match="gkeModelSource"):
+        run_stack("gke", {"gkeModelSource": "s3"}, record=record)
+    assert record.resources == []
+
+
+@pytest.fixture(scope="module")
+def rdma():
+    return run_stack("gke", {"gkeRdma": True})
+
+
+def test_rdma_adds_a_gvnic_vpc_and_a_roce_vpc_with_eight_subnets(rdma):
+    networks = {unwrap(n.inputs)["name"]: unwrap(n.inputs) for n in rdma.of_type("gcp:compute/network:Network")}
+    roce = next(n for n in networks.values() if n.get("networkProfile"))
+    assert roce["networkProfile"] == "projects/my-gcp-project/global/networkProfiles/us-central1-b-vpc-roce"
+    assert roce["mtu"] == 8896 and roce["autoCreateSubnetworks"] is False
+    assert len(networks) == 3  # the cluster's VPC, the gVNIC VPC, the RDMA VPC
+    subnets = [unwrap(s.inputs) for s in rdma.of_type("gcp:compute/subnetwork:Subnetwork")]
+    rdma_subnets = [s for s in subnets if s["network"].endswith(roce["name"]) or roce["name"] in s["network"]]
+    assert len(rdma_subnets) == 8 and all(s["region"] == "us-central1" for s in rdma_subnets)
+    assert len({s["ipCidrRange"] for s in subnets}) == len(subnets)  # no overlapping plan
+
+
+def test_rdma_cluster_runs_dataplane_v2_with_multi_networking_and_the_pool_attaches_nine_networks(rdma):
+    cluster = unwrap(rdma.one(CLUSTER).inputs)
+    assert cluster["datapathProvider"] == "ADVANCED_DATAPATH" and cluster["enableMultiNetworking"] is True
+    extra = a4_pool(rdma)["networkConfig"]["additionalNodeNetworkConfigs"]
+    assert len(extra) == 9 and extra[0]["network"].endswith("-gvnic")
+    assert {e["network"] for e in extra[1:]} == {extra[1]["network"]} and extra[1]["network"].endswith("-rdma")
+    assert [e["subnetwork"] for e in extra[1:]] == [f"{extra[1]['network']}-sub-{i}" for i in range(8)]
+
+
+def test_rdma_network_objects_are_gvnic_1_and_rdma_0_to_7_with_their_required_fields(rdma):
+    assert set(validate_kubernetes(rdma)) == {"networking.gke.io/v1/GKENetworkParamSet", "networking.gke.io/v1/Network"}
+    params = {o["metadata"]["name"]: o["spec"] for o in rdma.kubernetes_objects() if o["kind"] == "GKENetworkParamSet"}
+    assert set(params) == {"gvnic-1", *(f"rdma-{i}" for i in range(8))}
+    assert params["gvnic-1"]["deviceMode"] == "NetDevice" and params["gvnic-1"]["vpc"].endswith("-gvnic")
+    for i in range(8):
+        assert params[f"rdma-{i}"]["deviceMode"] == "RDMA"
+        assert params[f"rdma-{i}"]["vpcSubnet"] == f"{params['rdma-0']['vpc']}-sub-{i}"
+    networks = {o["metadata"]["name"]: o["spec"] for o in rdma.kubernetes_objects() if o["kind"] == "Network"}
+    assert set(networks) == set(params)
+    assert all(n["type"] == "Device" and n["parametersRef"] == {"group": "networking.gke.io",
+                                                                "kind": "GKENetworkParamSet", "name": name}
+               for name, n in networks.items())
+
+
+def test_rdma_installs_the_pinned_gib_nccl_plugin_on_the_b200_nodes(rdma):
+    spec = rdma.kubernetes_object("DaemonSet", "nccl-rdma-installer")["spec"]["template"]["spec"]
+    init = spec["initContainers"][0]
+    assert init["image"] == "us-docker.pkg.dev/gce-ai-infra/gpudirect-gib/nccl-plugin-gib:v1.1.0"
+    assert {v["hostPath"]["path"] for v in spec["volumes"]} == {"/home/kubernetes/bin/gib",
+                                                                "/home/kubernetes/bin/nvidia/lib64"}
+    terms = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert terms[0]["matchExpressions"][0]["values"] == ["nvidia-b200"]
+    assert all(":" in c["image"] and not c["image"].endswith(":latest") for c in spec["containers"] + [init])
+
+
+def test_without_rdma_serving_and_the_cluster_are_unchanged(gke, rdma):
+    cluster = unwrap(gke.one(CLUSTER).inputs)
+    assert "datapathProvider" not in cluster and "enableMultiNetworking" not in cluster
+    assert "networkConfig" not in a4_pool(gke)
+    assert not [o for o in gke.kubernetes_objects() if o["kind"] in ("DaemonSet", "Network", "GKENetworkParamSet")]
+    assert serving_pod(gke) == serving_pod(rdma)

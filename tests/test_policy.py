@@ -116,6 +116,15 @@ def test_example_stack_passes_every_mandatory_policy(stack):
     assert len(run.resources) > 5
 
 
+@pytest.mark.parametrize("overrides", [{"gkeRdma": True}, {"gkeModelSource": "download"},
+                                       {"publicAccess": True, "allowedCidrs": ["198.51.100.0/24"]}],
+                         ids=["rdma", "download", "public"])
+def test_gke_options_pass_every_mandatory_policy(overrides):
+    run = run_stack("gke", overrides)
+    found = {r.name: v for r in run.resources if (v := all_violations(recorded_args(r), MANDATORY))}
+    assert found == {}
+
+
 def test_committed_prod_stack_also_satisfies_the_advisory_deletion_protection():
     run = stack_run("prod")
     assert {r.name: v for r in run.resources if (v := violations("prod-deletion-protection", recorded_args(r)))} == {}

@@ -376,10 +376,22 @@ def test_multi_pod_needs_a_ray_command_and_single_pod_refuses_one():
     ({"env": {"VLLM_API_KEY": "literal"}}, "must not set"),
     ({"app": "LLM_Server"}, "DNS label"),
     ({"replicas": 0}, "replicas must be at least 1"),
+    ({"secret_env": {"VLLM_API_KEY": ("other", "k")}}, "secret_env must not set"),
 ])
 def test_mistakes_are_refused_before_anything_is_created(overrides, message):
     with pytest.raises(ValueError, match=message):
         build(**overrides)
+
+
+def test_an_engine_that_downloads_at_start_writes_its_volume_online_with_secret_env():
+    run = build(download_at_start=True, secret_env={"HF_TOKEN": ("hf-token", "HF_TOKEN")})
+    container = engine_container(run)
+    env = env_of(container)
+    assert "HF_HUB_OFFLINE" not in env and env["DO_NOT_TRACK"]["value"] == "1"
+    assert env["HF_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "hf-token", "key": "HF_TOKEN"}
+    assert next(m for m in container["volumeMounts"] if m["name"] == "model")["readOnly"] is False
+    offline = engine_container(build())
+    assert env_of(offline)["HF_HUB_OFFLINE"]["value"] == "1" and "HF_TOKEN" not in env_of(offline)
 
 
 # --- The Ray launch scripts, run as the kubelet would run them -----------------------------------

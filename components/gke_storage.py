@@ -1,9 +1,10 @@
 """The GCS model bucket, the workload identity that may use it, and GCS FUSE volumes over it.
 
-Pods reach the bucket as the Kubernetes service account of their namespace: an IAM binding on the
-bucket names that account's workload identity principal, so no key exists anywhere. Pods mount the
-bucket with GKE's GCS FUSE CSI driver, whose sidecar the driver's webhook injects into pods that carry
-the `gke-gcsfuse/volumes` annotation; `gcsfuse_pod_transformation` adds it to every pod template that
+Pods reach the bucket as a dedicated Kubernetes service account (MODEL_SERVICE_ACCOUNT): an IAM binding
+on the bucket names that account's workload identity principal, so no key exists anywhere, and other
+pods of the namespace (which run as `default`) get nothing. Pods mount the bucket with GKE's GCS FUSE
+CSI driver, whose sidecar the driver's webhook injects into pods that carry the `gke-gcsfuse/volumes`
+annotation; `gcsfuse_pod_transformation` adds it, and the service account, to every pod template that
 mounts such a volume, so the shared components need not know about GKE.
 """
 from __future__ import annotations
@@ -19,6 +20,8 @@ GCSFUSE_DRIVER = "gcsfuse.csi.storage.gke.io"
 # memory or ephemeral storage: it streams ~700 GB and caches files on the node's local SSD.
 SIDECAR_ANNOTATIONS = {"gke-gcsfuse/volumes": "true", "gke-gcsfuse/cpu-limit": "0",
                        "gke-gcsfuse/memory-limit": "0", "gke-gcsfuse/ephemeral-storage-limit": "0"}
+# The Kubernetes service account of every pod that mounts the bucket (import, serving, benchmark).
+MODEL_SERVICE_ACCOUNT = "llm-models"
 MODELS_DIR = "models"
 RESULTS_DIR = "benchmarks"
 
@@ -30,7 +33,7 @@ class GcsModelStoreArgs:
     project_number: pulumi.Input[str]
     workload_pool: str  # <project>.svc.id.goog
     namespace: pulumi.Input[str]
-    service_account: str = "default"  # the KSA the pods run as (see README "Model store on gke")
+    service_account: str = MODEL_SERVICE_ACCOUNT  # the KSA the bucket's pods run as
     bucket_name: Optional[str] = None  # None: generated from the resource name
     retain: bool = False  # keep the bucket (and the weights) on `pulumi destroy`
     labels: Mapping[str, str] = field(default_factory=dict)
@@ -95,7 +98,8 @@ def _mounts_gcsfuse(template: dict) -> bool:
 
 
 def gcsfuse_pod_transformation(args: pulumi.ResourceTransformationArgs) -> Optional[pulumi.ResourceTransformationResult]:
-    """Adds the sidecar annotations to every pod template (Job, Deployment, LeaderWorkerSet) with a GCS FUSE volume.
+    """Every pod template (Job, Deployment, LeaderWorkerSet) with a GCS FUSE volume gets the sidecar
+    annotations and runs as MODEL_SERVICE_ACCOUNT, the identity the bucket trusts.
 
     A (legacy, in-process) resource transformation: it runs inside the program, on the children of the
     component it is given to, so the result is what gets registered (and what tests see).
@@ -106,4 +110,5 @@ def gcsfuse_pod_transformation(args: pulumi.ResourceTransformationArgs) -> Optio
     for template in templates:
         metadata = template.setdefault("metadata", {})
         metadata["annotations"] = {**(metadata.get("annotations") or {}), **SIDECAR_ANNOTATIONS}
+        template["spec"]["serviceAccountName"] = MODEL_SERVICE_ACCOUNT
     return pulumi.ResourceTransformationResult(args.props, args.opts)

@@ -21,8 +21,8 @@ from components.gke_model_import import HfModelImport, HfModelImportArgs
 from components.gke_node_pool import GPU_TOLERATION, POOL_LABEL, A4NodePool, A4NodePoolArgs
 from components.gke_rdma import RdmaClusterObjects, RdmaNetworks, RdmaNetworksArgs
 from components.gke_registry import DockerHubMirror, DockerHubMirrorArgs, proxied_image
-from components.gke_storage import (MODELS_DIR, RESULTS_DIR, GcsModelStore, GcsModelStoreArgs, gcsfuse_pod_transformation,
-                                    gcsfuse_volume)
+from components.gke_storage import (MODEL_SERVICE_ACCOUNT, MODELS_DIR, RESULTS_DIR, GcsModelStore, GcsModelStoreArgs,
+                                    gcsfuse_pod_transformation, gcsfuse_volume)
 from components.serving import ServiceExposure
 from core import sizing
 from core.errors import ConfigError, Problem
@@ -85,7 +85,12 @@ def build(settings: Settings) -> dict[str, object]:
         project=gke.project, region=gke.region, project_number=project.number, workload_pool=gke.workload_pool,
         namespace=ns, bucket_name=settings.model_store.bucket_name, retain=settings.model_store.retain,
         labels=labels), opts=pulumi.ResourceOptions(provider=provider, depends_on=[cluster]))
-    ready = [store.binding, pool.pool, mirror.repository]
+    # The identity of the pods that mount the bucket (the transformation sets it on them); no API token.
+    model_account = k8s.core.v1.ServiceAccount(
+        f"{settings.name}-model-account", metadata={"name": MODEL_SERVICE_ACCOUNT, "namespace": ns,
+                                                    "labels": {"app.kubernetes.io/managed-by": "pulumi"}},
+        automount_service_account_token=False, opts=pulumi.ResourceOptions(provider=cluster.provider))
+    ready = [store.binding, model_account, pool.pool, mirror.repository]
     api_key = ApiKey(f"{settings.name}-api-key", settings.api_key)
 
     token_secret = _hf_token_secret(settings, ns, cluster.provider)

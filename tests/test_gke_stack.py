@@ -111,11 +111,28 @@ def test_a_bucket_not_retained_is_emptied_and_deleted():
     assert not bucket.retain_on_delete and unwrap(bucket.inputs)["forceDestroy"] is True
 
 
-def test_workload_identity_principal_of_the_namespace_may_use_the_bucket(gke):
+def test_only_the_dedicated_service_account_may_use_the_bucket_and_every_bucket_pod_runs_as_it(gke):
     binding = unwrap(gke.one("gcp:storage/bucketIAMMember:BucketIAMMember").inputs)
     assert binding["role"] == "roles/storage.objectAdmin"
     assert binding["member"] == (f"principal://iam.googleapis.com/projects/{GCP_PROJECT_NUMBER}/locations/global/"
-                                 "workloadIdentityPools/my-gcp-project.svc.id.goog/subject/ns/llm/sa/default")
+                                 "workloadIdentityPools/my-gcp-project.svc.id.goog/subject/ns/llm/sa/llm-models")
+    account = gke.kubernetes_object("ServiceAccount", "llm-models")
+    assert account["metadata"]["namespace"] == "llm" and account["automountServiceAccountToken"] is False
+    templates = {o["metadata"]["name"]: o["spec"]["template"] for o in gke.kubernetes_objects()
+                 if o["kind"] in ("Deployment", "Job")}
+    assert len(templates) == 3  # serving, import, benchmark: all mount the bucket
+    for name, template in templates.items():
+        assert template["spec"]["serviceAccountName"] == "llm-models", name
+        assert template["spec"]["automountServiceAccountToken"] is False, name
+    # The pods wait for their identity: serving and the import depend on the account.
+    account_urn = gke.one("kubernetes:core/v1:ServiceAccount").urn
+    importer = next(j for j in gke.of_type("kubernetes:batch/v1:Job") if "import" in j.name)
+    assert account_urn in importer.dependencies and account_urn in gke.one("kubernetes:apps/v1:Deployment").dependencies
+
+
+def test_pods_without_a_bucket_volume_keep_the_default_service_account(rdma):
+    installer = rdma.kubernetes_object("DaemonSet", "nccl-rdma-installer")["spec"]["template"]["spec"]
+    assert "serviceAccountName" not in installer
 
 
 def test_serving_reads_the_bucket_read_only_through_gcs_fuse_with_the_sidecar(gke):

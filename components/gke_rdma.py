@@ -12,6 +12,7 @@ parallel 8 over NVLink) needs none of this, which is why it is optional.
 from __future__ import annotations
 
 import ipaddress
+import json
 from dataclasses import dataclass
 from typing import Optional
 
@@ -19,6 +20,7 @@ import pulumi
 import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 
+from components.serving import HostMount
 from core.gke_settings import A4_ACCELERATOR, A4_GPUS
 
 RDMA_MTU = 8896  # the RoCE network profile's MTU (reference.md section 3)
@@ -32,7 +34,26 @@ NETWORKING_API = "networking.gke.io/v1"
 GIB_IMAGE = "us-docker.pkg.dev/gce-ai-infra/gpudirect-gib/nccl-plugin-gib:v1.1.0"
 PAUSE_IMAGE = "gke.gcr.io/pause:3.8@sha256:880e63f94b145e46f1b1082bb71b85e21f16b99b180b9996407d61240ceb9830"
 GIB_HOST_DIR = "/home/kubernetes/bin/gib"
-NVIDIA_LIB_HOST_DIR = "/home/kubernetes/bin/nvidia/lib64"
+NVIDIA_HOST_DIR = "/home/kubernetes/bin/nvidia"
+NVIDIA_LIB_HOST_DIR = f"{NVIDIA_HOST_DIR}/lib64"
+
+
+# What a serving pod of a copy over several nodes adds to use the RDMA NICs (GoogleCloudPlatform
+# container-engine-accelerators gpudirect-rdma/nccl-test-a4.yaml, cluster-toolkit gke-a4
+# nccl-jobset-example.yaml): the node's driver libraries (where the installer put its NCCL) and the gIB
+# plugin, NCCL pointed at gIB, and the plugin's own settings script, which the Ray scripts source
+# (components/scripts/ray-network-env.sh). Unverified here: that the NCCL inside vLLM's image loads the plugin.
+POD_HOST_MOUNTS = (HostMount("nvidia-host", NVIDIA_HOST_DIR, "/usr/local/nvidia"),
+                   HostMount("gib", GIB_HOST_DIR, "/usr/local/gib"))
+POD_ENV = {"LD_LIBRARY_PATH": "/usr/local/nvidia/lib64", "NCCL_NET": "gIB",
+           "LLM_NCCL_ENV_SCRIPT": "/usr/local/gib/scripts/set_nccl_env.sh"}
+
+
+def pod_network_annotations() -> dict[str, str]:
+    """The pod keeps its default interface (eth0: Services, Ray) and gets the 8 RDMA NICs as eth2..eth9."""
+    interfaces = [{"interfaceName": "eth0", "network": "default"}] + [
+        {"interfaceName": f"eth{i + 2}", "network": rdma_network_object(i)} for i in range(RDMA_SUBNETS)]
+    return {"networking.gke.io/default-interface": "eth0", "networking.gke.io/interfaces": json.dumps(interfaces)}
 
 
 def rdma_network_object(index: int) -> str:

@@ -65,6 +65,15 @@ class ServiceExposure:
 
 
 @dataclass(frozen=True)
+class HostMount:
+    """A node directory mounted read-only into the GPU containers, e.g. GKE's NCCL gIB plugin."""
+
+    name: str  # volume name (DNS label)
+    host_path: str
+    mount_path: str
+
+
+@dataclass(frozen=True)
 class ServingArgs:
     namespace: pulumi.Input[str]  # created by the stack (storage lives there too)
     app: str  # app label value and name prefix, e.g. "llm"
@@ -91,6 +100,7 @@ class ServingArgs:
     # The engine downloads the model itself into the model volume at start (vLLM --download-dir):
     # the volume is mounted writable and the Hugging Face Hub is not forced offline.
     download_at_start: bool = False
+    host_mounts: Sequence[HostMount] = ()  # node directories for the GPU containers (read-only)
     private_service: Optional[ServiceExposure] = None  # None: no private LoadBalancer
     public_service: Optional[ServiceExposure] = None  # None: no public LoadBalancer
     depends_on: Sequence[pulumi.Resource] = ()  # e.g. the model import Job and the LWS controller
@@ -221,13 +231,13 @@ class ServingWorkload(pulumi.ComponentResource):
         ray_env = _ray_env(args)
         leader = self._engine_container(
             secret, args.engine.kubernetes_args(), extra_startup_seconds=RAY_JOIN_TIMEOUT_SECONDS,
-            command=_script_command("ray-leader.sh"), extra_env=ray_env)
+            command=_ray_script_command("ray-leader.sh"), extra_env=ray_env)
         leader["ports"].append({"name": "ray", "containerPort": RAY_PORT, "protocol": "TCP"})
         raylet = {"tcpSocket": {"port": "ray-node"}, "periodSeconds": PROBE_PERIOD_SECONDS, "timeoutSeconds": 5}
         worker = {
             "name": "ray-worker",
             **self._gpu_container_basics(),
-            "command": _script_command("ray-worker.sh"),
+            "command": _ray_script_command("ray-worker.sh"),
             # Workers serve no API: they get no API key.
             "env": _env_list({**_default_env(args), **ray_env, **args.env}),
             "ports": [{"name": "ray-node", "containerPort": RAY_NODE_PORT, "protocol": "TCP"}],
@@ -267,7 +277,8 @@ class ServingWorkload(pulumi.ComponentResource):
             "resources": {"requests": dict(resources), "limits": dict(resources)},
             "volumeMounts": [{"name": "model", "mountPath": args.model_mount_path,
                               "readOnly": not args.download_at_start},
-                             {"name": "dshm", "mountPath": "/dev/shm"}],
+                             {"name": "dshm", "mountPath": "/dev/shm"},
+                             *({"name": m.name, "mountPath": m.mount_path, "readOnly": True} for m in args.host_mounts)],
             # Engine images run as root and write caches under $HOME; GPUs come from the device
             # plugin, so nothing here needs privileges or capabilities.
             "securityContext": {"privileged": False, "allowPrivilegeEscalation": False,
@@ -308,7 +319,9 @@ class ServingWorkload(pulumi.ComponentResource):
         spec: dict = {
             "containers": containers,
             "volumes": [{"name": "model", **dict(args.model_volume)},
-                        {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": f"{args.shm_gib}Gi"}}],
+                        {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": f"{args.shm_gib}Gi"}},
+                        *({"name": m.name, "hostPath": {"path": m.host_path, "type": "Directory"}}
+                          for m in args.host_mounts)],
             "terminationGracePeriodSeconds": grace_seconds,
             # The engine never calls the Kubernetes API; and Service env vars would be noise (a
             # Service named "vllm" even breaks vLLM through VLLM_PORT).
@@ -405,9 +418,13 @@ def _ray_wait(pods_per_replica: int) -> int:
     return RAY_JOIN_TIMEOUT_SECONDS if pods_per_replica > 1 else 0
 
 
-def _script_command(script: str) -> list[str]:
-    """Run a script from components/scripts inline (no ConfigMap to keep in sync); argv follows as $@."""
-    text = (SCRIPTS / script).read_text()
+RAY_PRELUDE = "ray-network-env.sh"  # runs before either Ray script: the network's NCCL environment
+
+
+def _ray_script_command(script: str) -> list[str]:
+    """Run a Ray script from components/scripts inline (no ConfigMap to keep in sync), after RAY_PRELUDE;
+    argv follows as $@."""
+    text = (SCRIPTS / RAY_PRELUDE).read_text() + "\n" + (SCRIPTS / script).read_text()
     return ["/bin/bash", "-c", kubernetes_literal(text), script]
 
 
@@ -440,6 +457,11 @@ def _validate(args: ServingArgs) -> None:
     if (reserved | set(args.env)) & set(args.secret_env):
         problems.append(f"secret_env must not set {sorted((reserved | set(args.env)) & set(args.secret_env))}: "
                         "already set")
+    mount_names = [m.name for m in args.host_mounts]
+    if set(mount_names) & {"model", "dshm"} or len(set(mount_names)) < len(mount_names):
+        problems.append(f"host_mounts names {mount_names} must be unique and not 'model' or 'dshm'")
+    if {m.mount_path for m in args.host_mounts} & {args.model_mount_path, "/dev/shm"}:
+        problems.append("host_mounts must not mount over the model or /dev/shm")
     uses_ray = _ray_backend(args.engine)
     if args.pods_per_replica > 1 and not uses_ray:
         problems.append("pods_per_replica > 1 needs a vLLM command built with multi_node=True "

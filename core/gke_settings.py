@@ -105,10 +105,11 @@ def parse_gke(r: Reader, model: Optional[ModelSpec], placement) -> GkeSettings:
         # One serving pod takes the whole node: tensor parallel over its 8 GPUs, as the reference does.
         r.problem("gpuCount", gpus_per_pod, f"gke serves with tensor parallel {A4_GPUS}, one pod per "
                   f"{A4_MACHINE_TYPE} node with its {A4_GPUS} GPUs", f"pulumi config set {prefix}:gpuCount {A4_GPUS}")
-    if pods is not None and pods > 1:
-        r.problem("podsPerReplica", pods, "a copy over several A4 nodes needs RDMA networking in the serving "
-                  "pods, not built yet (llm:gkeRdma only builds the networks and the gIB plugin)",
-                  f"pulumi config set {prefix}:podsPerReplica 1")
+    rdma = bool(r.get("gkeRdma"))
+    if pods is not None and pods > 1 and not rdma:
+        # NCCL between nodes without the RoCE NICs and the gIB plugin fails ("gIB network not found").
+        r.problem("podsPerReplica", pods, "a copy over several A4 nodes needs RDMA networking",
+                  f"pulumi config set {prefix}:gkeRdma true (or pulumi config set {prefix}:podsPerReplica 1)")
     node_count = r.get("gkeNodeCount")
     needed = replicas * (pods or 1)
     if node_count < needed:
@@ -129,12 +130,15 @@ def parse_gke(r: Reader, model: Optional[ModelSpec], placement) -> GkeSettings:
     if model_source not in MODEL_SOURCES:
         r.problem("gkeModelSource", model_source, f"must be one of {', '.join(MODEL_SOURCES)}",
                   f"pulumi config set {prefix}:gkeModelSource bucket")
+    elif model_source == "download" and pods is not None and pods > 1:
+        r.problem("gkeModelSource", model_source, f"downloads on every node of a copy; a copy over {pods} nodes "
+                  "reads the weights from the bucket", f"pulumi config set {prefix}:gkeModelSource bucket")
     if r.get("adoptModelBucket"):
         r.problem("adoptModelBucket", True, "is not supported on gke; retainModelStore keeps the bucket in the state",
                   f"pulumi config set {prefix}:adoptModelBucket false")
     return GkeSettings(project=project, region=region, zone=zone, node_count=node_count, reservation=reservation,
                        release_channel=channel, hf_token=hf_token, model_source=model_source,
-                       rdma=bool(r.get("gkeRdma")))
+                       rdma=rdma)
 
 
 def _reservation(r: Reader) -> Reservation:

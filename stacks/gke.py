@@ -1,10 +1,11 @@
-"""Target `gke`: a GKE cluster with an A4 High node pool serving one model per node (reference 004).
+"""Target `gke`: a GKE cluster with an A4 High node pool serving one model copy per node (reference 004),
+or per group of nodes over RDMA (llm:gkeRdma, llm:podsPerReplica).
 
 The weights are imported once from Hugging Face into a private GCS bucket and read by the serving
 pods through GCS FUSE, with a file cache on the node's local SSD, instead of ~700 GB downloaded at
 every pod start (llm:gkeModelSource download keeps the reference's download at start). The engine
 image is pulled through an Artifact Registry remote repository of Docker Hub. The API has an internal
-load balancer in the VPC, plus a public one with llm:publicAccess. llm:gkeRdma adds the RDMA networks.
+load balancer in the VPC, plus a public one with llm:publicAccess.
 """
 from __future__ import annotations
 
@@ -19,10 +20,13 @@ from components.api_key import ApiKey
 from components.gke_cluster import GkeCluster, GkeClusterArgs
 from components.gke_model_import import HfModelImport, HfModelImportArgs
 from components.gke_node_pool import GPU_TOLERATION, POOL_LABEL, A4NodePool, A4NodePoolArgs
-from components.gke_rdma import RdmaClusterObjects, RdmaNetworks, RdmaNetworksArgs
+from components.gke_rdma import POD_ENV as RDMA_POD_ENV
+from components.gke_rdma import POD_HOST_MOUNTS as RDMA_POD_HOST_MOUNTS
+from components.gke_rdma import RdmaClusterObjects, RdmaNetworks, RdmaNetworksArgs, pod_network_annotations
 from components.gke_registry import DockerHubMirror, DockerHubMirrorArgs, proxied_image
 from components.gke_storage import (MODEL_SERVICE_ACCOUNT, MODELS_DIR, RESULTS_DIR, GcsModelStore, GcsModelStoreArgs,
                                     gcsfuse_pod_transformation, gcsfuse_volume)
+from components.leader_worker_set import LeaderWorkerSetController
 from components.serving import ServiceExposure
 from core import sizing
 from core.errors import ConfigError, Problem
@@ -76,9 +80,10 @@ def build(settings: Settings) -> dict[str, object]:
                                                "labels": {"app.kubernetes.io/managed-by": "pulumi"}},
         opts=pulumi.ResourceOptions(provider=cluster.provider))
     ns = namespace.metadata["name"]
+    networks_ready: list[pulumi.Resource] = []
     if rdma is not None:
-        RdmaClusterObjects(f"{settings.name}-rdma", rdma, opts=pulumi.ResourceOptions(provider=cluster.provider,
-                                                                                      depends_on=[pool]))
+        networks_ready.append(RdmaClusterObjects(f"{settings.name}-rdma", rdma, opts=pulumi.ResourceOptions(
+            provider=cluster.provider, depends_on=[pool])))
     project = gcp.organizations.get_project_output(project_id=gke.project,
                                                    opts=pulumi.InvokeOutputOptions(provider=provider))
     store = GcsModelStore(f"{settings.name}-models", GcsModelStoreArgs(
@@ -109,10 +114,17 @@ def build(settings: Settings) -> dict[str, object]:
             tolerations=[GPU_TOLERATION], node_selector=POOL_LABEL, depends_on=ready), opts=in_cluster)
         model_volume = gcsfuse_volume(store.bucket, MODELS_DIR, read_only=True, file_cache=True)
     placement, workload = settings.placement, settings.workload
+    multi_node = placement.pods > 1  # only with RDMA (core.gke_settings)
+    if multi_node:
+        networks_ready.append(LeaderWorkerSetController(f"{settings.name}-lws", opts=in_cluster))
     platform = serving.Platform(
-        tolerations=[GPU_TOLERATION], node_selector=POOL_LABEL, env=ENGINE_ENV,
-        # A new serving pod needs a whole free A4 node: surge only when the pool has one to spare.
-        surge_updates=gke.node_count > workload.replicas * placement.pods,
+        tolerations=[GPU_TOLERATION], node_selector=POOL_LABEL,
+        # A copy over several nodes: NCCL over the RDMA NICs through the gIB plugin.
+        env={**ENGINE_ENV, **(RDMA_POD_ENV if multi_node else {})},
+        pod_annotations=pod_network_annotations() if multi_node else {},
+        host_mounts=RDMA_POD_HOST_MOUNTS if multi_node else (),
+        # A new serving pod (group) needs whole free A4 nodes: surge only when the pool has them to spare.
+        surge_updates=gke.node_count >= (workload.replicas + 1) * placement.pods,
         # A VPC address for clients in the network, as acs's intranet load balancer gives (GKE internal
         # passthrough Network Load Balancer); the public one only with llm:publicAccess.
         private_service=ServiceExposure(annotations={INTERNAL_LB: "Internal"}),
@@ -122,7 +134,7 @@ def build(settings: Settings) -> dict[str, object]:
         serving=model_volume,
         results=gcsfuse_volume(store.bucket, RESULTS_DIR, read_only=False, file_cache=False))
     _, outputs = serving.serve(settings, platform, ns, volumes, importer, api_key.value, in_cluster,
-                               serving_depends_on=ready, download=download)
+                               serving_depends_on=[*ready, *networks_ready], download=download)
     outputs.update({
         "project": gke.project, "region": gke.region, "zone": gke.zone,
         "clusterName": cluster.cluster.name, "modelBucket": store.bucket,

@@ -14,7 +14,7 @@ import pulumi
 
 from components.benchmark import BenchmarkArgs, BenchmarkJob
 from components.model_import import ModelImport, ModelImportArgs
-from components.serving import ServiceExposure, ServingArgs, ServingWorkload
+from components.serving import HostMount, ServiceExposure, ServingArgs, ServingWorkload
 from core import sizing
 from core.engine import build_command
 from core.settings import Settings
@@ -40,6 +40,7 @@ class Platform:
     # per pod (ACS); on fixed GPU nodes without a spare GPU the new pod would never schedule.
     surge_updates: bool = True
     env: Mapping[str, str] = field(default_factory=dict)  # extra plain engine environment (e.g. gke's vLLM settings)
+    host_mounts: Sequence[HostMount] = ()  # node directories for the GPU containers (e.g. gke's NCCL gIB plugin)
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,8 @@ def serve(settings: Settings, platform: Platform, namespace: pulumi.Input[str], 
         pod_labels=platform.pod_labels, pod_annotations=platform.pod_annotations,
         node_selector=platform.node_selector, tolerations=platform.tolerations,
         private_service=platform.private_service, public_service=platform.public_service,
-        surge_updates=platform.surge_updates, env=env, secret_env=secret_env, download_at_start=download is not None,
+        surge_updates=platform.surge_updates, env=env, secret_env=secret_env, host_mounts=platform.host_mounts,
+        download_at_start=download is not None,
         depends_on=[*([importer.job] if importer is not None else []), *volumes.ready, *serving_depends_on]),
         opts=opts)
     port = engine.port

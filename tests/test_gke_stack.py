@@ -393,3 +393,53 @@ def test_without_rdma_serving_and_the_cluster_are_unchanged(gke, rdma):
     assert "networkConfig" not in a4_pool(gke)
     assert not [o for o in gke.kubernetes_objects() if o["kind"] in ("DaemonSet", "Network", "GKENetworkParamSet")]
     assert serving_pod(gke) == serving_pod(rdma)
+
+
+@pytest.fixture(scope="module")
+def two_nodes():
+    return run_stack("gke", {"gkeRdma": True, "podsPerReplica": 2, "gkeNodeCount": 2})
+
+
+def test_a_copy_over_two_nodes_is_a_leader_worker_set_whose_pods_attach_the_rdma_nics(two_nodes):
+    lws = two_nodes.kubernetes_object("LeaderWorkerSet", "llm")["spec"]
+    assert lws["leaderWorkerTemplate"]["size"] == 2
+    assert lws["rolloutStrategy"]["rollingUpdateConfiguration"]["maxSurge"] == 0  # no third node to surge into
+    leader = lws["leaderWorkerTemplate"]["leaderTemplate"]
+    worker = lws["leaderWorkerTemplate"]["workerTemplate"]
+    assert "--pipeline-parallel-size" in leader["spec"]["containers"][0]["args"]
+    for template in (leader, worker):
+        annotations = template["metadata"]["annotations"]
+        assert annotations["networking.gke.io/default-interface"] == "eth0"
+        interfaces = json.loads(annotations["networking.gke.io/interfaces"])
+        assert interfaces[0] == {"interfaceName": "eth0", "network": "default"}
+        assert [i["network"] for i in interfaces[1:]] == [f"rdma-{i}" for i in range(8)]
+        assert len({i["interfaceName"] for i in interfaces}) == 9
+        spec = template["spec"]
+        container = spec["containers"][0]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["NCCL_NET"] == "gIB" and env["LD_LIBRARY_PATH"] == "/usr/local/nvidia/lib64"
+        assert env["LLM_NCCL_ENV_SCRIPT"] == "/usr/local/gib/scripts/set_nccl_env.sh"
+        host = {v["hostPath"]["path"]: v["name"] for v in spec["volumes"] if "hostPath" in v}
+        assert host == {"/home/kubernetes/bin/gib": "gib", "/home/kubernetes/bin/nvidia": "nvidia-host"}
+        mounts = {m["name"]: m for m in container["volumeMounts"]}
+        assert mounts["gib"]["mountPath"] == "/usr/local/gib" and mounts["gib"]["readOnly"] is True
+        assert mounts["nvidia-host"]["mountPath"] == "/usr/local/nvidia"
+        assert container["securityContext"]["privileged"] is False  # the RDMA NICs need no privileges
+        assert spec["serviceAccountName"] == "llm-models"  # both read the bucket
+        assert "gke-gcsfuse/volumes" in annotations
+
+
+def test_a_copy_over_two_nodes_waits_for_the_lws_controller_and_the_network_objects(two_nodes):
+    lws = two_nodes.one("kubernetes:leaderworkerset.x-k8s.io/v1:LeaderWorkerSet")
+    release = two_nodes.one("kubernetes:helm.sh/v3:Release")
+    assert release.urn in lws.dependencies
+    networks = two_nodes.of_type("kubernetes:networking.gke.io/v1:Network")
+    assert len(networks) == 9 and all(n.urn in lws.dependencies for n in networks)
+    assert [t for t in validate_kubernetes(two_nodes) if "networking.gke.io" not in t] == [
+        "leaderworkerset.x-k8s.io/v1/LeaderWorkerSet"]
+
+
+def test_a_copy_over_two_nodes_surges_when_the_pool_has_two_spare_nodes():
+    run = run_stack("gke", {"gkeRdma": True, "podsPerReplica": 2, "gkeNodeCount": 4})
+    strategy = run.kubernetes_object("LeaderWorkerSet", "llm")["spec"]["rolloutStrategy"]
+    assert strategy["rollingUpdateConfiguration"] == {"maxSurge": 1, "maxUnavailable": 0}

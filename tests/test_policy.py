@@ -117,8 +117,9 @@ def test_example_stack_passes_every_mandatory_policy(stack):
 
 
 @pytest.mark.parametrize("overrides", [{"gkeRdma": True}, {"gkeModelSource": "download"},
-                                       {"publicAccess": True, "allowedCidrs": ["198.51.100.0/24"]}],
-                         ids=["rdma", "download", "public"])
+                                       {"publicAccess": True, "allowedCidrs": ["198.51.100.0/24"]},
+                                       {"gkeRdma": True, "podsPerReplica": 2, "gkeNodeCount": 2}],
+                         ids=["rdma", "download", "public", "two-nodes"])
 def test_gke_options_pass_every_mandatory_policy(overrides):
     run = run_stack("gke", overrides)
     found = {r.name: v for r in run.resources if (v := all_violations(recorded_args(r), MANDATORY))}

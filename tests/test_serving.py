@@ -439,7 +439,8 @@ def test_scripts_reach_the_container_unchanged_by_kubelet_expansion():
     for template, script in ((leader, "ray-leader.sh"), (worker, "ray-worker.sh")):
         container = template["spec"]["containers"][0]
         env = {e["name"]: "X" for e in container["env"]}
-        assert kubelet_expand(container["command"][2], env) == (SCRIPTS / script).read_text()
+        assert kubelet_expand(container["command"][2], env) == (
+            (SCRIPTS / "ray-network-env.sh").read_text() + "\n" + (SCRIPTS / script).read_text())
 
 
 def test_leader_waits_for_all_gpus_then_execs_the_engine_argv(tmp_path):
@@ -484,6 +485,45 @@ def test_worker_gives_up_when_the_leader_never_answers(tmp_path):
     result = run_container(worker, env)
     assert result.returncode == 1 and "did not answer" in result.stderr
     assert not (tmp_path / "log").exists()
+
+
+def test_both_ray_scripts_first_source_the_networks_nccl_settings(tmp_path):
+    # What GKE's gIB installer leaves on an RDMA node; it reads a variable nobody set (set -u must not trip).
+    nccl = tmp_path / "set_nccl_env.sh"
+    nccl.write_text('export NCCL_NET=gIB\nexport LD_LIBRARY_PATH="$UNSET_BY_ANYONE/gib/lib64"\n'
+                    'echo "sourced" >> "$STATE/log"\n')
+    leader, worker = (t["spec"]["containers"][0] for t in lws_templates(lws_run()))
+    result = run_container(leader, {**fake_tools(tmp_path, [16]), "LLM_NCCL_ENV_SCRIPT": str(nccl)})
+    assert result.returncode == 0, result.stderr
+    assert "NCCL_NET=gIB" in result.stdout
+    assert (tmp_path / "log").read_text().splitlines()[:2] == ["sourced", "ray start --head --port=6379"]
+    assert "LLM_NCCL_ENV_SCRIPT" not in env_of(worker)  # only a platform with RDMA sets it
+
+
+def test_a_missing_nccl_settings_script_stops_the_pod_before_ray(tmp_path):
+    worker = lws_templates(lws_run())[1]["spec"]["containers"][0]
+    env = {**fake_tools(tmp_path, []), "LWS_LEADER_ADDRESS": "127.0.0.1", "LLM_RAY_PORT": "1",
+           "LLM_NCCL_ENV_SCRIPT": str(tmp_path / "never.sh"), "LLM_RAY_JOIN_TIMEOUT_SECONDS": "0"}
+    result = run_container(worker, env)
+    assert result.returncode == 1 and "never.sh did not appear" in result.stderr
+    assert not (tmp_path / "log").exists()
+
+
+@pytest.mark.parametrize("mount, message", [(("model", "/x", "/y"), "host_mounts names"),
+                                            (("x", "/x", "/dev/shm"), "must not mount over")])
+def test_host_mounts_over_the_workloads_own_volumes_are_refused(mount, message):
+    from components.serving import HostMount
+    with pytest.raises(ValueError, match=message):
+        build(host_mounts=(HostMount(*mount),))
+
+
+def test_host_mounts_reach_every_gpu_container_read_only():
+    from components.serving import HostMount
+    mounts = (HostMount("gib", "/home/kubernetes/bin/gib", "/usr/local/gib"),)
+    for template in lws_templates(lws_run(host_mounts=mounts)):
+        spec = template["spec"]
+        assert {"name": "gib", "hostPath": {"path": "/home/kubernetes/bin/gib", "type": "Directory"}} in spec["volumes"]
+        assert {"name": "gib", "mountPath": "/usr/local/gib", "readOnly": True} in spec["containers"][0]["volumeMounts"]
 
 
 def test_scripts_are_in_the_shellchecked_directory():

@@ -141,6 +141,9 @@ BAD_GKE_INPUTS = [
     ({"gkeReleaseChannel": "beta"}, "gkeReleaseChannel", "RAPID, REGULAR, STABLE"),
     ({"gkeNodeCount": 1, "replicas": 2}, "gkeNodeCount", "at least 2"),
     ({"podsPerReplica": 2}, "podsPerReplica", "needs RDMA"),
+    ({"podsPerReplica": 2, "gkeRdma": True}, "gkeNodeCount", "at least 2"),
+    ({"podsPerReplica": 2, "gkeRdma": True, "gkeNodeCount": 2, "gkeModelSource": "download"}, "gkeModelSource",
+     "reads the weights from the bucket"),
     ({"zone": "europe-west4-b"}, "zone", "inside llm:region us-central1"),
     ({"hfToken": "hf_0123456789abcdefghijKLMN"}, "hfToken", "stored in plaintext"),
 ]

@@ -1,0 +1,24 @@
+#!/bin/bash
+# Prepended to ray-leader.sh and ray-worker.sh: the network's NCCL settings (GKE's gIB plugin on RDMA
+# nodes) must be in the environment of `ray start`, so that the Ray workers, and NCCL inside them,
+# inherit them. Set by the pod spec: LLM_NCCL_ENV_SCRIPT (optional), LLM_RAY_JOIN_TIMEOUT_SECONDS.
+# The node's installer DaemonSet may still be copying the plugin when the pod starts: wait for it.
+set -euo pipefail
+
+if [[ -n "${LLM_NCCL_ENV_SCRIPT:-}" ]]; then
+  nccl_deadline=$((SECONDS + ${LLM_RAY_JOIN_TIMEOUT_SECONDS:?}))
+  until [[ -r "$LLM_NCCL_ENV_SCRIPT" ]]; do
+    if (( SECONDS >= nccl_deadline )); then
+      echo "${LLM_NCCL_ENV_SCRIPT} did not appear within ${LLM_RAY_JOIN_TIMEOUT_SECONDS}s: is the node's NCCL plugin installer running?" >&2
+      exit 1
+    fi
+    echo "waiting for ${LLM_NCCL_ENV_SCRIPT}"
+    sleep 10
+  done
+  # Not our script: it may read unset variables.
+  set +u
+  # shellcheck source=/dev/null
+  source "$LLM_NCCL_ENV_SCRIPT"
+  set -u
+  echo "NCCL settings from ${LLM_NCCL_ENV_SCRIPT}: NCCL_NET=${NCCL_NET:-}"
+fi

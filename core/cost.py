@@ -28,10 +28,22 @@ class TablePrice:
         return f"table: {self.source}, {self.date}, {self.url}"
 
 
-# Prices for resources no provider lookup covers. Empty on purpose: no public ACS GPU pod price could be
-# found and cited when this was written (2025, searched the ACS help center and public pages), and a price
-# that cannot be cited is not added. Add an entry only with its source, date and URL.
-PRICE_TABLE: Mapping[str, TablePrice] = {}
+# Prices for resources no provider lookup covers. Add an entry only with its source, date and URL; a price
+# that cannot be cited is not added. No ACS GPU pod price could be found and cited (2025, the ACS help
+# center and public pages), nor (2026-11-21) an official on-demand price of a4-highgpu-8g or e2-standard-8.
+PRICE_TABLE: Mapping[str, TablePrice] = {
+    # Standard edition: a regional cluster pays it in full (the free tier credit covers zonal and Autopilot
+    # clusters only, per the same page).
+    "gke/cluster": TablePrice(
+        0.10, "USD", "cluster", "GKE pricing, cluster management fee of $0.10 per cluster per hour",
+        "2026-11-21", "https://cloud.google.com/kubernetes-engine/pricing"),
+    # $0.020 per GB-month spread over HOURS_PER_MONTH. Read from stored copies of the page, not live; a public
+    # transcription of the current page quotes $0.000027397 per GiB-hour (= 0.020 / 730), so GB means GiB.
+    "gcs/standard/us-central1": TablePrice(
+        0.020 / HOURS_PER_MONTH, "USD", "GiB",
+        "Cloud Storage pricing, Standard storage in Iowa (us-central1), $0.020 per GiB-month",
+        "2026-11-21", "https://cloud.google.com/storage/pricing"),
+}
 
 
 @dataclass(frozen=True)
@@ -73,7 +85,14 @@ PRICE_KEYS: Mapping[str, str] = {
     "model-bucket": "the OSS model bucket, per hour (storage spread over the month)",
     "jump-host": "the jump host with its system disk, per hour",
     "public-traffic": "public traffic, per hour (your expected volume)",
+    "gke.a4-highgpu-8g": "a gke A4 High node (a4-highgpu-8g, 8 x B200), per node-hour",
+    "gke.system-node": "a gke system node (components.gke_cluster's machine type), per node-hour",
+    "gke.cluster": "the GKE cluster management fee, per cluster-hour",
+    "gcp.lb": "a gke Service's passthrough Network Load Balancer (internal or external), per load balancer-hour",
+    "gcs.gib-month": "GCS storage of the gke model bucket, per GiB-month (spread over 730 hours)",
 }
+# Keys priced per month rather than per hour: an override is divided by HOURS_PER_MONTH.
+MONTHLY_KEYS = frozenset({"gcs.gib-month"})
 
 
 @dataclass(frozen=True)
@@ -93,10 +112,13 @@ def monthly(hourly: Optional[float]) -> Optional[float]:
 
 
 def estimate(items: Sequence[Item], overrides: Optional[Mapping[str, float]] = None,
-             override_currency: str = "CNY") -> dict:
-    """The `costEstimate` stack output for `items` (JSON-ready: numbers, strings, lists, nulls)."""
+             override_currency: str = "CNY", currency: Optional[str] = None) -> dict:
+    """The `costEstimate` stack output for `items` (JSON-ready: numbers, strings, lists, nulls).
+
+    `currency` fixes the estimate's currency (prices in any other become unknown); None: the first known price's.
+    """
     items = [_overridden(i, overrides or {}, override_currency) for i in items]
-    currency = next((i.price.currency for i in items if i.price.hourly is not None), None)
+    currency = currency or next((i.price.currency for i in items if i.price.hourly is not None), None)
     items = [_in_currency(i, currency) for i in items]
     known = [i.hourly for i in items if i.hourly is not None]
     unknown = [i.resource for i in items if i.hourly is None]
@@ -116,7 +138,12 @@ def estimate(items: Sequence[Item], overrides: Optional[Mapping[str, float]] = N
 def _overridden(item: Item, overrides: Mapping[str, float], currency: str) -> Item:
     if item.key not in overrides:
         return item
-    return Item(item.resource, item.quantity, Price(overrides[item.key], currency, "config: llm:hourlyPrices"), item.key)
+    if item.key in MONTHLY_KEYS:
+        price = Price(overrides[item.key] / HOURS_PER_MONTH, currency, "config: llm:hourlyPrices",
+                      f"{overrides[item.key]} per month / {HOURS_PER_MONTH} hours")
+    else:
+        price = Price(overrides[item.key], currency, "config: llm:hourlyPrices")
+    return Item(item.resource, item.quantity, price, item.key)
 
 
 def _in_currency(item: Item, currency: Optional[str]) -> Item:
@@ -129,7 +156,8 @@ def _in_currency(item: Item, currency: Optional[str]) -> Item:
 
 
 def _item_output(item: Item) -> dict:
-    out = {"resource": item.resource, "quantity": item.quantity, "unitHourly": _round(item.price.hourly, 4),
+    # 8 digits: a per-GiB storage price is a few millionths per hour.
+    out = {"resource": item.resource, "quantity": item.quantity, "unitHourly": _round(item.price.hourly, 8),
            "hourly": _round(item.hourly, 4), "source": item.price.source}
     if item.price.reason:
         out["note"] = item.price.reason

@@ -96,7 +96,8 @@ KEYS: tuple[Key, ...] = (
     Key("readinessTimeoutMinutes", "integer", 0, "How long `pulumi up` waits for /health; 0: estimated from the model."),
     Key("hourlyPrices", "array", [],
         "Cost estimate overrides as key=price per unit-hour (keys in README), e.g. [\"acs-gpu=30\"]."),
-    Key("priceCurrency", "string", "CNY", "Currency of llm:hourlyPrices (ISO code, e.g. CNY or USD)."),
+    Key("priceCurrency", "string", "",
+        "Currency of llm:hourlyPrices (ISO code); empty: the target's, CNY on Alibaba Cloud, USD on gke."),
     Key("deletionProtection", "boolean", False,
         "Protect the instance or cluster from deletion (console, API and Pulumi)."),
     Key("tags", "array", [], "Extra resource tags as key=value strings."),
@@ -881,7 +882,8 @@ def _prices(r: _Reader) -> tuple[dict[str, float], str]:
         except ValueError:
             r.problem("hourlyPrices", item, f"must be key=price with a price >= 0 and a key among {', '.join(PRICE_KEYS)}",
                       f"pulumi config set --path '{PROJECT}:hourlyPrices[0]' acs-gpu=30")
-    currency = r.get("priceCurrency")
+    # Unset: the currency the target's cloud bills in, so overrides need no second setting.
+    currency = r.get("priceCurrency") or ("USD" if r.get("target") == "gke" else "CNY")
     if not re.match(r"^[A-Z]{3}$", currency):
         r.problem("priceCurrency", currency, "must be a three-letter ISO currency code", f"pulumi config set {PROJECT}:priceCurrency CNY")
     return prices, currency

@@ -32,7 +32,7 @@ from core import sizing
 from core.errors import ConfigError, Problem
 from core.gke_settings import A4_MIN_VERSION, GkeSettings, supports_a4
 from core.settings import Settings
-from stacks import serving
+from stacks import gke_cost, serving
 
 APIS = ("compute.googleapis.com", "container.googleapis.com", "iam.googleapis.com", "storage.googleapis.com",
         "artifactregistry.googleapis.com", "monitoring.googleapis.com", "logging.googleapis.com")
@@ -137,6 +137,7 @@ def build(settings: Settings) -> dict[str, object]:
                                serving_depends_on=[*ready, *networks_ready], download=download)
     outputs.update({
         "project": gke.project, "region": gke.region, "zone": gke.zone,
+        "costEstimate": gke_cost.gke_estimate(settings),
         "clusterName": cluster.cluster.name, "modelBucket": store.bucket,
         "benchmarkResults": pulumi.Output.concat("gs://", store.bucket, f"/{RESULTS_DIR}/"),
         "imageRepository": mirror.repository.name,

@@ -150,3 +150,102 @@ def test_ack_edge_cloud_pods_start_at_zero_and_stay_unknown_until_priced():
     result = run_stack("ack-edge", {"hourlyPrices": ["virtual-gpu-pod=20"]}).outputs["costEstimate"]
     cloud = next(i for i in result["items"] if "virtual nodes" in i["resource"])
     assert cloud["quantity"] == 0 and cloud["source"] == "config: llm:hourlyPrices"
+
+
+# gke -------------------------------------------------------------------------------------------------------
+
+GKE_FEE = "table: GKE pricing, cluster management fee of $0.10 per cluster per hour, 2026-11-21, " \
+          "https://cloud.google.com/kubernetes-engine/pricing"
+USD_PRICES = ["gke.a4-highgpu-8g=80", "gke.system-node=0.3", "gke.cluster=0.1", "gcp.lb=0.025", "gcs.gib-month=0.02"]
+
+
+def gke_cost(overrides=None):
+    return run_stack("gke", overrides or {}).outputs["costEstimate"]
+
+
+def item(cost, start):
+    (found,) = [i for i in cost["items"] if i["resource"].startswith(start)]
+    return found
+
+
+def weights_gib():
+    from core.catalog import MODELS
+    return round(MODELS["DeepSeek-R1"].weights_gib, 1)
+
+
+def test_a_monthly_key_override_is_spread_over_730_hours():
+    result = estimate([Item("bucket", 730, Price.unknown("none"), "gcs.gib-month")], {"gcs.gib-month": 0.02}, "USD")
+    assert result["hourly"] == 0.02 and result["items"][0]["unitHourly"] == round(0.02 / 730, 8)
+
+
+def test_a_fixed_currency_turns_prices_in_another_into_unknowns():
+    items = [Item("node", 1, Price.unknown("none"), "gke.a4-highgpu-8g"), Item("fee", 1, Price(0.1, "USD", "t"))]
+    result = estimate(items, {"gke.a4-highgpu-8g": 500}, "CNY", currency="USD")
+    assert result["currency"] == "USD" and result["unknown"] == ["node"] and result["hourlyKnownPart"] == 0.1
+    assert "500 CNY/h" in result["items"][0]["note"]
+
+
+def test_gke_lists_one_a4_node_per_gke_node_and_cites_the_cluster_fee():
+    from components.gke_cluster import SYSTEM_MACHINE_TYPE, SYSTEM_NODES
+    cost = gke_cost({"gkeNodeCount": 3})
+    a4 = item(cost, "GKE A4 High nodes (a4-highgpu-8g")
+    assert a4["quantity"] == 3 and a4["hourly"] is None and "could be cited" in a4["note"]
+    system = item(cost, f"GKE system nodes ({SYSTEM_MACHINE_TYPE})")
+    assert system["quantity"] == SYSTEM_NODES and system["hourly"] is None
+    fee = item(cost, "GKE Standard cluster management")
+    assert (fee["quantity"], fee["unitHourly"], fee["source"]) == (1, 0.1, GKE_FEE)
+    bucket = item(cost, "GCS bucket in us-central1: the weights")
+    assert bucket["quantity"] == weights_gib() and bucket["source"].endswith("https://cloud.google.com/storage/pricing")
+    assert bucket["hourly"] == round(weights_gib() * 0.02 / 730, 4)
+    assert cost["currency"] == "USD" and cost["hourly"] is None and cost["monthly"] is None
+    assert cost["hourlyKnownPart"] == round(0.1 + weights_gib() * 0.02 / 730, 4)
+    assert cost["unknown"] == [a4["resource"], system["resource"],
+                               "internal passthrough Network Load Balancer (API Service)"]
+
+
+def test_gke_prices_from_config_in_usd_fill_the_totals():
+    cost = gke_cost({"gkeNodeCount": 2, "hourlyPrices": USD_PRICES})  # llm:priceCurrency unset: USD on gke
+    hourly = 2 * 80 + 0.3 + 0.1 + 0.025 + weights_gib() * 0.02 / 730
+    assert cost["unknown"] == [] and cost["currency"] == "USD"
+    assert cost["hourly"] == round(hourly, 4) and cost["monthly"] == round(hourly * 730, 2)
+    assert {i["source"] for i in cost["items"]} == {"config: llm:hourlyPrices"}
+    assert item(cost, "GKE A4 High nodes")["hourly"] == 160.0
+
+
+def test_gke_overrides_in_another_currency_are_not_mixed_into_usd(monkeypatch):
+    import pulumi
+    warnings = []
+    monkeypatch.setattr(pulumi.log, "warn", lambda message, *args, **kwargs: warnings.append(message))
+    cost = gke_cost({"hourlyPrices": ["gke.a4-highgpu-8g=500"], "priceCurrency": "CNY"})
+    a4 = item(cost, "GKE A4 High nodes")
+    assert cost["currency"] == "USD" and a4["hourly"] is None and "500.0 CNY/h" in a4["note"]
+    assert cost["hourlyKnownPart"] < 1  # the fee and the bucket only, not 500
+    assert any("gke.a4-highgpu-8g" in w and "llm:priceCurrency USD" in w for w in warnings)
+
+
+def test_gke_has_a_public_load_balancer_only_with_public_access():
+    private = [i["resource"] for i in gke_cost()["items"] if "Load Balancer" in i["resource"]]
+    public = [i["resource"] for i in gke_cost({"publicAccess": True, "allowedCidrs": ["198.51.100.0/24"]})["items"]
+              if "Load Balancer" in i["resource"]]
+    assert private == ["internal passthrough Network Load Balancer (API Service)"]
+    assert public == private + ["external passthrough Network Load Balancer (public API Service)"]
+
+
+def test_gke_download_mode_stores_no_weights_in_the_bucket():
+    bucket = item(gke_cost({"gkeModelSource": "download"}), "GCS bucket in us-central1")
+    assert bucket["quantity"] == 0 and bucket["hourly"] == 0.0
+
+
+def test_gke_reserved_nodes_say_how_they_are_billed():
+    a4 = item(gke_cost({"gkeReservation": "any"}), "GKE A4 High nodes")
+    assert a4["hourly"] is None and "reservation's terms" in a4["note"]
+
+
+def test_gke_cost_module_does_not_import_alicloud():
+    import ast
+    from pathlib import Path
+    tree = ast.parse((Path(__file__).resolve().parent.parent / "stacks" / "gke_cost.py").read_text())
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert not any("alicloud" in name or name == "stacks.cost" for name in imported)
+

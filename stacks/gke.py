@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from typing import Optional
 
 import pulumi
 import pulumi_gcp as gcp
@@ -80,9 +81,9 @@ def build(settings: Settings) -> dict[str, object]:
                                                "labels": {"app.kubernetes.io/managed-by": "pulumi"}},
         opts=pulumi.ResourceOptions(provider=cluster.provider))
     ns = namespace.metadata["name"]
-    networks_ready: list[pulumi.Resource] = []
+    serving_needs: list[pulumi.Resource] = []  # the RDMA network objects, the LWS controller
     if rdma is not None:
-        networks_ready.append(RdmaClusterObjects(f"{settings.name}-rdma", rdma, opts=pulumi.ResourceOptions(
+        serving_needs.append(RdmaClusterObjects(f"{settings.name}-rdma", rdma, opts=pulumi.ResourceOptions(
             provider=cluster.provider, depends_on=[pool])))
     project = gcp.organizations.get_project_output(project_id=gke.project,
                                                    opts=pulumi.InvokeOutputOptions(provider=provider))
@@ -98,43 +99,16 @@ def build(settings: Settings) -> dict[str, object]:
     ready = [store.binding, model_account, pool.pool, mirror.repository]
     api_key = ApiKey(f"{settings.name}-api-key", settings.api_key)
 
-    token_secret = _hf_token_secret(settings, ns, cluster.provider)
-    importer, download = None, None
-    if gke.model_source == "download":
-        # The reference's mode: no import, vLLM downloads from Hugging Face into local SSD at every start.
-        download = serving.HubDownload(model_id=settings.model.hf_id, revision=_hf_revision(settings.model_revision),
-                                       token_secret=token_secret, env=DOWNLOAD_ENV)
-        model_volume = {"emptyDir": {"sizeLimit": f"{sizing.disk_gib(settings.model)}Gi"}}  # local SSD
-    else:
-        importer = HfModelImport(f"{settings.name}-import", HfModelImportArgs(
-            namespace=ns, model_volume=gcsfuse_volume(store.bucket, MODELS_DIR, read_only=False, file_cache=False),
-            model_id=settings.model.hf_id, revision=_hf_revision(settings.model_revision),
-            sub_path=settings.model.modelscope_id, image=image,
-            timeout_minutes=serving.import_timeout_minutes(settings), token_secret=token_secret,
-            tolerations=[GPU_TOLERATION], node_selector=POOL_LABEL, depends_on=ready), opts=in_cluster)
-        model_volume = gcsfuse_volume(store.bucket, MODELS_DIR, read_only=True, file_cache=True)
-    placement, workload = settings.placement, settings.workload
-    multi_node = placement.pods > 1  # only with RDMA (core.gke_settings)
+    importer, download, model_volume = _model_source(settings, ns, store, image, ready, cluster.provider, in_cluster)
+    multi_node = settings.placement.pods > 1  # only with RDMA (core.gke_settings)
     if multi_node:
-        networks_ready.append(LeaderWorkerSetController(f"{settings.name}-lws", opts=in_cluster))
-    platform = serving.Platform(
-        tolerations=[GPU_TOLERATION], node_selector=POOL_LABEL,
-        # A copy over several nodes: NCCL over the RDMA NICs through the gIB plugin.
-        env={**ENGINE_ENV, **(RDMA_POD_ENV if multi_node else {})},
-        pod_annotations=pod_network_annotations() if multi_node else {},
-        host_mounts=RDMA_POD_HOST_MOUNTS if multi_node else (),
-        # A new serving pod (group) needs whole free A4 nodes: surge only when the pool has them to spare.
-        surge_updates=gke.node_count >= (workload.replicas + 1) * placement.pods,
-        # A VPC address for clients in the network, as acs's intranet load balancer gives (GKE internal
-        # passthrough Network Load Balancer); the public one only with llm:publicAccess.
-        private_service=ServiceExposure(annotations={INTERNAL_LB: "Internal"}),
-        public_service=ServiceExposure(source_ranges=settings.access.allowed_cidrs)
-        if settings.access.public else None)
+        serving_needs.append(LeaderWorkerSetController(f"{settings.name}-lws", opts=in_cluster))
+    platform = _platform(settings, multi_node)
     volumes = serving.ModelVolumes(
         serving=model_volume,
         results=gcsfuse_volume(store.bucket, RESULTS_DIR, read_only=False, file_cache=False))
     _, outputs = serving.serve(settings, platform, ns, volumes, importer, api_key.value, in_cluster,
-                               serving_depends_on=[*ready, *networks_ready], download=download)
+                               serving_depends_on=[*ready, *serving_needs], download=download)
     outputs.update({
         "project": gke.project, "region": gke.region, "zone": gke.zone,
         "costEstimate": gke_cost.gke_estimate(settings),
@@ -147,6 +121,43 @@ def build(settings: Settings) -> dict[str, object]:
                                             settings.workload.namespace, " get pods"),
     })
     return outputs
+
+
+def _model_source(settings: Settings, ns, store: GcsModelStore, image: str, ready: list[pulumi.Resource],
+                  provider: k8s.Provider, opts: pulumi.ResourceOptions
+                  ) -> tuple[Optional[HfModelImport], Optional[serving.HubDownload], dict]:
+    """The import Job into the bucket and its GCS FUSE volume, or (download mode) local SSD scratch space."""
+    token_secret = _hf_token_secret(settings, ns, provider)
+    revision = _hf_revision(settings.model_revision)
+    if settings.gke.model_source == "download":
+        # The reference's mode: no import, vLLM downloads from Hugging Face into local SSD at every start.
+        download = serving.HubDownload(model_id=settings.model.hf_id, revision=revision, token_secret=token_secret,
+                                       env=DOWNLOAD_ENV)
+        return None, download, {"emptyDir": {"sizeLimit": f"{sizing.disk_gib(settings.model)}Gi"}}
+    importer = HfModelImport(f"{settings.name}-import", HfModelImportArgs(
+        namespace=ns, model_volume=gcsfuse_volume(store.bucket, MODELS_DIR, read_only=False, file_cache=False),
+        model_id=settings.model.hf_id, revision=revision, sub_path=settings.model.modelscope_id, image=image,
+        timeout_minutes=serving.import_timeout_minutes(settings), token_secret=token_secret,
+        tolerations=[GPU_TOLERATION], node_selector=POOL_LABEL, depends_on=ready), opts=opts)
+    return importer, None, gcsfuse_volume(store.bucket, MODELS_DIR, read_only=True, file_cache=True)
+
+
+def _platform(settings: Settings, multi_node: bool) -> serving.Platform:
+    """What GKE adds to the shared workload: A4 placement, the load balancers, and RDMA for multi-node copies."""
+    workload, pods = settings.workload, settings.placement.pods
+    return serving.Platform(
+        tolerations=[GPU_TOLERATION], node_selector=POOL_LABEL,
+        # A copy over several nodes: NCCL over the RDMA NICs through the gIB plugin.
+        env={**ENGINE_ENV, **(RDMA_POD_ENV if multi_node else {})},
+        pod_annotations=pod_network_annotations() if multi_node else {},
+        host_mounts=RDMA_POD_HOST_MOUNTS if multi_node else (),
+        # A new serving pod (group) needs whole free A4 nodes: surge only when the pool has them to spare.
+        surge_updates=settings.gke.node_count >= (workload.replicas + 1) * pods,
+        # A VPC address for clients in the network, as acs's intranet load balancer gives (GKE internal
+        # passthrough Network Load Balancer); the public one only with llm:publicAccess.
+        private_service=ServiceExposure(annotations={INTERNAL_LB: "Internal"}),
+        public_service=ServiceExposure(source_ranges=settings.access.allowed_cidrs)
+        if settings.access.public else None)
 
 
 def _check_version(gke: GkeSettings, provider: gcp.Provider) -> None:

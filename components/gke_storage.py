@@ -36,6 +36,9 @@ class GcsModelStoreArgs:
     service_account: str = MODEL_SERVICE_ACCOUNT  # the KSA the bucket's pods run as
     bucket_name: Optional[str] = None  # None: generated from the resource name
     retain: bool = False  # keep the bucket (and the weights) on `pulumi destroy`
+    # Use an existing bucket (kept by an earlier stack) named bucket_name: no Bucket resource, so this stack
+    # neither creates nor deletes it; the binding below still gives this stack's pods access.
+    adopt: bool = False
     labels: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -53,19 +56,23 @@ class GcsModelStore(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: GcsModelStoreArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("llm:index:GcsModelStore", name, None, opts)
-        bucket = gcp.storage.Bucket(
+        if args.adopt and not args.bucket_name:
+            raise ValueError("adopt needs bucket_name: the existing bucket to use")
+        self.bucket = pulumi.Output.from_input(args.bucket_name) if args.adopt else self._bucket(name, args).name
+        # Read (serving) and write (import, benchmark results): objectAdmin, on this bucket only.
+        self.binding = gcp.storage.BucketIAMMember(
+            f"{name}-workload", bucket=self.bucket, role="roles/storage.objectAdmin",
+            member=workload_principal(args.project_number, args.workload_pool, args.namespace, args.service_account),
+            opts=pulumi.ResourceOptions(parent=self))
+        self.register_outputs({"bucket": self.bucket})
+
+    def _bucket(self, name: str, args: GcsModelStoreArgs) -> gcp.storage.Bucket:
+        return gcp.storage.Bucket(
             f"{name}-bucket", project=args.project, name=args.bucket_name, location=args.region.upper(),
             uniform_bucket_level_access=True, public_access_prevention="enforced",
             # A retained bucket keeps its weights; otherwise destroy empties it instead of failing on objects.
             force_destroy=not args.retain, labels=dict(args.labels),
             opts=pulumi.ResourceOptions(parent=self, retain_on_delete=args.retain))
-        # Read (serving) and write (import, benchmark results): objectAdmin, on this bucket only.
-        self.binding = gcp.storage.BucketIAMMember(
-            f"{name}-workload", bucket=bucket.name, role="roles/storage.objectAdmin",
-            member=workload_principal(args.project_number, args.workload_pool, args.namespace, args.service_account),
-            opts=pulumi.ResourceOptions(parent=self))
-        self.bucket = bucket.name
-        self.register_outputs({"bucket": self.bucket})
 
 
 def gcsfuse_volume(bucket: pulumi.Input[str], directory: str, read_only: bool, file_cache: bool) -> dict:

@@ -133,9 +133,6 @@ def parse_gke(r: Reader, model: Optional[ModelSpec], placement) -> GkeSettings:
     elif model_source == "download" and pods is not None and pods > 1:
         r.problem("gkeModelSource", model_source, f"downloads on every node of a copy; a copy over {pods} nodes "
                   "reads the weights from the bucket", f"pulumi config set {prefix}:gkeModelSource bucket")
-    if r.get("adoptModelBucket"):
-        r.problem("adoptModelBucket", True, "is not supported on gke; retainModelStore keeps the bucket in the state",
-                  f"pulumi config set {prefix}:adoptModelBucket false")
     return GkeSettings(project=project, region=region, zone=zone, node_count=node_count, reservation=reservation,
                        release_channel=channel, hf_token=hf_token, model_source=model_source,
                        rdma=rdma)

@@ -90,7 +90,7 @@ def build(settings: Settings) -> dict[str, object]:
     store = GcsModelStore(f"{settings.name}-models", GcsModelStoreArgs(
         project=gke.project, region=gke.region, project_number=project.number, workload_pool=gke.workload_pool,
         namespace=ns, bucket_name=settings.model_store.bucket_name, retain=settings.model_store.retain,
-        labels=labels), opts=pulumi.ResourceOptions(provider=provider, depends_on=[cluster]))
+        adopt=settings.model_store.adopt_bucket, labels=labels), opts=pulumi.ResourceOptions(provider=provider, depends_on=[cluster]))
     # The identity of the pods that mount the bucket (the transformation sets it on them); no API token.
     model_account = k8s.core.v1.ServiceAccount(
         f"{settings.name}-model-account", metadata={"name": MODEL_SERVICE_ACCOUNT, "namespace": ns,

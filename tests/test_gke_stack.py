@@ -111,6 +111,17 @@ def test_a_bucket_not_retained_is_emptied_and_deleted():
     assert not bucket.retain_on_delete and unwrap(bucket.inputs)["forceDestroy"] is True
 
 
+def test_a_kept_bucket_is_adopted_by_name_without_creating_or_deleting_it():
+    run = run_stack("gke", {"modelBucket": "llm-gke-models-kept", "adoptModelBucket": True})
+    assert run.of_type(BUCKET) == []
+    binding = unwrap(run.one("gcp:storage/bucketIAMMember:BucketIAMMember").inputs)
+    assert binding["bucket"] == "llm-gke-models-kept" and binding["member"].endswith("/ns/llm/sa/llm-models")
+    assert run.outputs["modelBucket"] == "llm-gke-models-kept"
+    pod = serving_pod(run)
+    model = next(v for v in pod["spec"]["volumes"] if v["name"] == "model")
+    assert model["csi"]["volumeAttributes"]["bucketName"] == "llm-gke-models-kept"
+
+
 def test_only_the_dedicated_service_account_may_use_the_bucket_and_every_bucket_pod_runs_as_it(gke):
     binding = unwrap(gke.one("gcp:storage/bucketIAMMember:BucketIAMMember").inputs)
     assert binding["role"] == "roles/storage.objectAdmin"

@@ -69,6 +69,7 @@ class GkeCluster(pulumi.ComponentResource):
     cluster: gcp.container.Cluster
     network: gcp.compute.Network
     subnet: gcp.compute.Subnetwork
+    nat: gcp.compute.RouterNat
     node_service_account: pulumi.Output[str]  # email
     provider: k8s.Provider
     kubeconfig: pulumi.Output[str]
@@ -84,6 +85,17 @@ class GkeCluster(pulumi.ComponentResource):
             secondary_ip_ranges=[{"range_name": "pods", "ip_cidr_range": args.pod_cidr},
                                  {"range_name": "services", "ip_cidr_range": args.service_cidr}],
             opts=pulumi.ResourceOptions(parent=self))
+        # Nodes have no public address (private nodes below): Cloud NAT is their way out (Hugging Face, PyPI,
+        # registry.k8s.io); Google APIs (GCS, Artifact Registry) go through Private Google Access on the subnet.
+        router = gcp.compute.Router(
+            f"{name}-router", project=args.project, name=f"{name}-router", region=args.region,
+            network=self.network.id, opts=pulumi.ResourceOptions(parent=self))
+        self.nat = gcp.compute.RouterNat(
+            f"{name}-nat", project=args.project, name=f"{name}-nat", router=router.name, region=args.region,
+            nat_ip_allocate_option="AUTO_ONLY", source_subnetwork_ip_ranges_to_nat="ALL_SUBNETWORKS_ALL_IP_RANGES",
+            # A 700 GB download opens many parallel connections: ports grow with demand.
+            enable_dynamic_port_allocation=True, min_ports_per_vm=64, max_ports_per_vm=4096,
+            opts=pulumi.ResourceOptions(parent=self))
         account = gcp.serviceaccount.Account(
             f"{name}-nodes", project=args.project, account_id=f"{name}-nodes"[:30].rstrip("-"),
             display_name=f"{name} GKE nodes", opts=after_apis)
@@ -98,6 +110,9 @@ class GkeCluster(pulumi.ComponentResource):
             ip_allocation_policy={"cluster_secondary_range_name": "pods", "services_secondary_range_name": "services"},
             release_channel={"channel": args.release_channel},
             workload_identity_config={"workload_pool": args.workload_pool},
+            # Nodes get internal addresses only. GKE >= 1.29 reaches them over Private Service Connect, so no
+            # master CIDR is needed; the control plane keeps its public endpoint (Pulumi talks to it, IAM guards it).
+            private_cluster_config={"enable_private_nodes": True},
             addons_config={"gcs_fuse_csi_driver_config": {"enabled": True}},
             monitoring_config={"enable_components": ["SYSTEM_COMPONENTS", "DCGM"],
                                "managed_prometheus": {"enabled": True}},
@@ -116,7 +131,8 @@ class GkeCluster(pulumi.ComponentResource):
                          "workload_metadata_config": {"mode": "GKE_METADATA"},
                          "labels": {"llm/pool": "system"}, "resource_labels": dict(args.labels)},
             management={"auto_repair": True, "auto_upgrade": True},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[node_role]))
+            # Nodes need their egress before anything is scheduled (the provider below waits for this pool).
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[node_role, self.nat]))
         self.kubeconfig = kubeconfig(name, self.cluster.endpoint,
                                      self.cluster.master_auth.apply(lambda auth: auth.cluster_ca_certificate))
         self.provider = k8s.Provider(

@@ -31,6 +31,9 @@ def gke_estimate(settings: Settings) -> dict:
         Item("GKE Standard cluster management (regional cluster)", 1,
              Price.from_table("gke/cluster", "no cited price of the GKE cluster fee"), "gke.cluster"),
         *_load_balancers(settings.access.public),
+        Item("Cloud NAT for the nodes' egress (model download, PyPI, images)", 1,
+             Price.unknown("billed per node-hour and per GiB processed: depends on traffic (a bucket import "
+                           "downloads the weights once, the download mode at every pod start)"), "gcp.nat"),
         _bucket(settings),
     ]
     _warn_on_currency(settings, items)

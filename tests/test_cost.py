@@ -156,7 +156,8 @@ def test_ack_edge_cloud_pods_start_at_zero_and_stay_unknown_until_priced():
 
 GKE_FEE = "table: GKE pricing, cluster management fee of $0.10 per cluster per hour, 2026-11-21, " \
           "https://cloud.google.com/kubernetes-engine/pricing"
-USD_PRICES = ["gke.a4-highgpu-8g=80", "gke.system-node=0.3", "gke.cluster=0.1", "gcp.lb=0.025", "gcs.gib-month=0.02"]
+USD_PRICES = ["gke.a4-highgpu-8g=80", "gke.system-node=0.3", "gke.cluster=0.1", "gcp.lb=0.025", "gcs.gib-month=0.02",
+              "gcp.nat=0.05"]
 
 
 def gke_cost(overrides=None):
@@ -200,12 +201,13 @@ def test_gke_lists_one_a4_node_per_gke_node_and_cites_the_cluster_fee():
     assert cost["currency"] == "USD" and cost["hourly"] is None and cost["monthly"] is None
     assert cost["hourlyKnownPart"] == round(0.1 + weights_gib() * 0.02 / 730, 4)
     assert cost["unknown"] == [a4["resource"], system["resource"],
-                               "internal passthrough Network Load Balancer (API Service)"]
+                               "internal passthrough Network Load Balancer (API Service)",
+                               "Cloud NAT for the nodes' egress (model download, PyPI, images)"]
 
 
 def test_gke_prices_from_config_in_usd_fill_the_totals():
     cost = gke_cost({"gkeNodeCount": 2, "hourlyPrices": USD_PRICES})  # llm:priceCurrency unset: USD on gke
-    hourly = 2 * 80 + 0.3 + 0.1 + 0.025 + weights_gib() * 0.02 / 730
+    hourly = 2 * 80 + 0.3 + 0.1 + 0.025 + 0.05 + weights_gib() * 0.02 / 730
     assert cost["unknown"] == [] and cost["currency"] == "USD"
     assert cost["hourly"] == round(hourly, 4) and cost["monthly"] == round(hourly * 730, 2)
     assert {i["source"] for i in cost["items"]} == {"config: llm:hourlyPrices"}

@@ -1,5 +1,6 @@
 """The gke target as deployed: APIs, cluster, A4 node pool, bucket and identity, registry, serving, secrets."""
 import json
+from pathlib import Path
 
 import pytest
 
@@ -88,6 +89,20 @@ def test_apis_are_enabled_and_left_enabled_on_destroy(gke):
     assert all(s["disableOnDestroy"] is False for s in services.values())
     cluster = gke.one(CLUSTER)
     assert {s.urn for s in gke.of_type("gcp:projects/service:Service")} <= set(cluster.dependencies)
+
+
+def test_nodes_are_private_and_leave_through_cloud_nat_before_anything_runs_on_them(gke):
+    cluster = unwrap(gke.one(CLUSTER).inputs)
+    assert cluster["privateClusterConfig"] == {"enablePrivateNodes": True}  # PSC: no master CIDR
+    nat_resource = gke.one("gcp:compute/routerNat:RouterNat")
+    nat = unwrap(nat_resource.inputs)
+    router = unwrap(gke.one("gcp:compute/router:Router").inputs)
+    assert nat["router"] == router["name"] and nat["region"] == router["region"] == "us-central1"
+    assert nat["natIpAllocateOption"] == "AUTO_ONLY"
+    assert nat["sourceSubnetworkIpRangesToNat"] == "ALL_SUBNETWORKS_ALL_IP_RANGES"
+    assert nat["enableDynamicPortAllocation"] is True and nat["maxPortsPerVm"] >= 1024
+    system = next(p for p in gke.of_type(POOL) if "system" in p.name)
+    assert nat_resource.urn in system.dependencies
 
 
 def test_vpc_subnet_has_secondary_ranges_the_cluster_uses(gke):
@@ -306,6 +321,8 @@ def test_download_mode_serves_from_the_hub_into_local_ssd_without_an_import(down
     argv = container["command"]
     assert argv[:3] == ["vllm", "serve", "deepseek-ai/DeepSeek-R1"]
     assert argv[argv.index("--download-dir") + 1] == "/models" and argv[argv.index("--revision") + 1] == "main"
+    known = set(json.loads((Path(__file__).parent / "data" / "engine_flags.json").read_text())["vllm==0.11.0"])
+    assert {a for a in argv if a.startswith("--")} <= known  # flags of the pinned vLLM
     model = next(v for v in pod["spec"]["volumes"] if v["name"] == "model")
     assert set(model) == {"name", "emptyDir"} and "medium" not in model["emptyDir"]  # node disk: local SSD
     assert int(model["emptyDir"]["sizeLimit"].removesuffix("Gi")) >= 700

@@ -37,6 +37,8 @@ class GkeClusterArgs:
     # Dataplane V2 with multi-networking: node pools can attach additional (RDMA) networks. Changing it
     # recreates the cluster, so it is only set when asked.
     multi_networking: bool = False
+    # Who may reach the control plane's public endpoint (master authorized networks); empty: anyone, with IAM.
+    control_plane_cidrs: Sequence[str] = ()
 
 
 def kubeconfig(name: str, endpoint: pulumi.Input[str], ca_certificate: pulumi.Input[str]) -> pulumi.Output[str]:
@@ -113,6 +115,11 @@ class GkeCluster(pulumi.ComponentResource):
             # Nodes get internal addresses only. GKE >= 1.29 reaches them over Private Service Connect, so no
             # master CIDR is needed; the control plane keeps its public endpoint (Pulumi talks to it, IAM guards it).
             private_cluster_config={"enable_private_nodes": True},
+            **({"master_authorized_networks_config": {
+                "cidr_blocks": [{"cidr_block": c, "display_name": f"llm:gkeControlPlaneCidrs[{i}]"}
+                                for i, c in enumerate(args.control_plane_cidrs)],
+                # Only the listed networks, not every Google Cloud VM's address.
+                "gcp_public_cidrs_access_enabled": False}} if args.control_plane_cidrs else {}),
             addons_config={"gcs_fuse_csi_driver_config": {"enabled": True}},
             monitoring_config={"enable_components": ["SYSTEM_COMPONENTS", "DCGM"],
                                "managed_prometheus": {"enabled": True}},

@@ -68,6 +68,7 @@ class GkeSettings:
     hf_token: Optional[object]  # core.settings.SecretStr; None: anonymous downloads (public models)
     model_source: str = "bucket"  # one of MODEL_SOURCES
     rdma: bool = False  # RoCE networking: gVNIC + RDMA VPCs, multi-networking, the gIB NCCL plugin
+    control_plane_cidrs: tuple[str, ...] = ()  # master authorized networks; empty: not restricted
     node_cidr: str = NODE_CIDR
     pod_cidr: str = POD_CIDR
     service_cidr: str = SERVICE_CIDR
@@ -79,7 +80,7 @@ class GkeSettings:
 
 def parse_gke(r: Reader, model: Optional[ModelSpec], placement) -> GkeSettings:
     """Validate the gke keys and the A4 shape of the placement (a core.settings.Placement or None)."""
-    from core.settings import SecretStr  # core.settings imports this module
+    from core.settings import SecretStr, parse_cidrs  # core.settings imports this module
     prefix = PROJECT_KEY_PREFIX
     gpus_per_pod = placement.gpus_per_pod if placement is not None else None
     pods = placement.pods if placement is not None else None
@@ -135,7 +136,7 @@ def parse_gke(r: Reader, model: Optional[ModelSpec], placement) -> GkeSettings:
                   "reads the weights from the bucket", f"pulumi config set {prefix}:gkeModelSource bucket")
     return GkeSettings(project=project, region=region, zone=zone, node_count=node_count, reservation=reservation,
                        release_channel=channel, hf_token=hf_token, model_source=model_source,
-                       rdma=rdma)
+                       rdma=rdma, control_plane_cidrs=tuple(parse_cidrs(r, "gkeControlPlaneCidrs")))
 
 
 def _reservation(r: Reader) -> Reservation:

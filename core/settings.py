@@ -164,6 +164,8 @@ KEYS: tuple[Key, ...] = (
     Key("gkeModelSource", "string", "bucket",
         "gke: bucket (imported once into GCS, read through GCS FUSE) or download (vLLM downloads at every start)."),
     Key("gkeRdma", "boolean", False, "gke: RDMA (RoCE) networking on the A4 nodes: extra VPCs, multi-networking, gIB."),
+    Key("gkeControlPlaneCidrs", "array", [],
+        "gke: CIDRs allowed to reach the cluster's control plane (where pulumi and kubectl run); empty: any, IAM-guarded."),
 )
 
 KEYS_BY_NAME = {k.name: k for k in KEYS}
@@ -792,8 +794,8 @@ def _benchmark(r: _Reader, engine: Optional[EngineOptions]) -> Benchmark:
 
 def _access(r: _Reader) -> Access:
     public = r.get("publicAccess")
-    allowed = _cidrs(r, "allowedCidrs")
-    ssh = _cidrs(r, "sshCidrs")
+    allowed = parse_cidrs(r, "allowedCidrs")
+    ssh = parse_cidrs(r, "sshCidrs")
     if public and not allowed:
         r.problem("allowedCidrs", [], "must list the CIDRs allowed to reach the public API when publicAccess is true",
                   f"pulumi config set --path '{PROJECT}:allowedCidrs[0]' 203.0.113.0/24")
@@ -811,7 +813,8 @@ def _access(r: _Reader) -> Access:
     return Access(public, tuple(allowed), bandwidth, tuple(ssh), key_pair)
 
 
-def _cidrs(r: _Reader, key: str) -> list[str]:
+def parse_cidrs(r: _Reader, key: str) -> list[str]:
+    """The key's CIDRs, normalised; each invalid one is a problem."""
     valid = []
     for cidr in r.get(key):
         try:

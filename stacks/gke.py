@@ -61,7 +61,7 @@ def build(settings: Settings) -> dict[str, object]:
         project=gke.project, region=gke.region, zone=gke.zone, node_cidr=gke.node_cidr, pod_cidr=gke.pod_cidr,
         service_cidr=gke.service_cidr, release_channel=gke.release_channel, workload_pool=gke.workload_pool,
         deletion_protection=settings.deletion_protection, labels=labels, depends_on=apis,
-        multi_networking=rdma is not None), opts=in_project)
+        multi_networking=rdma is not None, control_plane_cidrs=gke.control_plane_cidrs), opts=in_project)
     pool = A4NodePool(f"{settings.name}-a4", A4NodePoolArgs(
         project=gke.project, cluster=cluster.cluster.id, region=gke.region, zone=gke.zone, node_count=gke.node_count,
         reservation=gke.reservation, service_account=cluster.node_service_account, labels=labels,

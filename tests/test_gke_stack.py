@@ -105,6 +105,14 @@ def test_nodes_are_private_and_leave_through_cloud_nat_before_anything_runs_on_t
     assert nat_resource.urn in system.dependencies
 
 
+def test_the_control_plane_is_open_to_listed_networks_only_when_some_are_given(gke):
+    assert "masterAuthorizedNetworksConfig" not in unwrap(gke.one(CLUSTER).inputs)
+    run = run_stack("gke", {"gkeControlPlaneCidrs": ["203.0.113.0/24", "198.51.100.7/32"]})
+    config = unwrap(run.one(CLUSTER).inputs)["masterAuthorizedNetworksConfig"]
+    assert [b["cidrBlock"] for b in config["cidrBlocks"]] == ["203.0.113.0/24", "198.51.100.7/32"]
+    assert config["gcpPublicCidrsAccessEnabled"] is False
+
+
 def test_vpc_subnet_has_secondary_ranges_the_cluster_uses(gke):
     subnet = unwrap(gke.one("gcp:compute/subnetwork:Subnetwork").inputs)
     ranges = {r["rangeName"] for r in subnet["secondaryIpRanges"]}

@@ -142,6 +142,7 @@ BAD_GKE_INPUTS = [
     ({"gkeNodeCount": 1, "replicas": 2}, "gkeNodeCount", "at least 2"),
     ({"podsPerReplica": 2}, "podsPerReplica", "needs RDMA"),
     ({"podsPerReplica": 2, "gkeRdma": True}, "gkeNodeCount", "at least 2"),
+    ({"gkeControlPlaneCidrs": ["203.0.113.7/24"]}, "gkeControlPlaneCidrs", "not a valid CIDR"),
     ({"podsPerReplica": 2, "gkeRdma": True, "gkeNodeCount": 2, "gkeModelSource": "download"}, "gkeModelSource",
      "reads the weights from the bucket"),
     ({"zone": "europe-west4-b"}, "zone", "inside llm:region us-central1"),

@@ -45,7 +45,7 @@ NVIDIA_LIB_HOST_DIR = f"{NVIDIA_HOST_DIR}/lib64"
 # (components/scripts/ray-network-env.sh). Unverified here: that the NCCL inside vLLM's image loads the plugin.
 POD_HOST_MOUNTS = (HostMount("nvidia-host", NVIDIA_HOST_DIR, "/usr/local/nvidia"),
                    HostMount("gib", GIB_HOST_DIR, "/usr/local/gib"))
-POD_ENV = {"LD_LIBRARY_PATH": "/usr/local/nvidia/lib64", "NCCL_NET": "gIB",
+POD_ENV = {"LLM_EXTRA_LIBRARY_PATH": "/usr/local/nvidia/lib64", "NCCL_NET": "gIB",
            "LLM_NCCL_ENV_SCRIPT": "/usr/local/gib/scripts/set_nccl_env.sh"}
 
 

@@ -453,7 +453,8 @@ def test_a_copy_over_two_nodes_is_a_leader_worker_set_whose_pods_attach_the_rdma
         spec = template["spec"]
         container = spec["containers"][0]
         env = {e["name"]: e.get("value") for e in container["env"]}
-        assert env["NCCL_NET"] == "gIB" and env["LD_LIBRARY_PATH"] == "/usr/local/nvidia/lib64"
+        assert env["NCCL_NET"] == "gIB" and env["LLM_EXTRA_LIBRARY_PATH"] == "/usr/local/nvidia/lib64"
+        assert "LD_LIBRARY_PATH" not in env  # the image's own path stays; the Ray prelude prepends ours
         assert env["LLM_NCCL_ENV_SCRIPT"] == "/usr/local/gib/scripts/set_nccl_env.sh"
         host = {v["hostPath"]["path"]: v["name"] for v in spec["volumes"] if "hostPath" in v}
         assert host == {"/home/kubernetes/bin/gib": "gib", "/home/kubernetes/bin/nvidia": "nvidia-host"}

@@ -490,13 +490,20 @@ def test_worker_gives_up_when_the_leader_never_answers(tmp_path):
 def test_both_ray_scripts_first_source_the_networks_nccl_settings(tmp_path):
     # What GKE's gIB installer leaves on an RDMA node; it reads a variable nobody set (set -u must not trip).
     nccl = tmp_path / "set_nccl_env.sh"
-    nccl.write_text('export NCCL_NET=gIB\nexport LD_LIBRARY_PATH="$UNSET_BY_ANYONE/gib/lib64"\n'
-                    'echo "sourced" >> "$STATE/log"\n')
+    nccl.write_text('export NCCL_NET=gIB\nexport LD_LIBRARY_PATH="$LD_LIBRARY_PATH:/gib/lib64"\n'
+                    ': "$UNSET_BY_ANYONE"\necho "sourced" >> "$STATE/log"\n')
     leader, worker = (t["spec"]["containers"][0] for t in lws_templates(lws_run()))
-    result = run_container(leader, {**fake_tools(tmp_path, [16]), "LLM_NCCL_ENV_SCRIPT": str(nccl)})
+    tools = fake_tools(tmp_path, [16])
+    # The fake ray records the library path it was started with.
+    (tmp_path / "bin" / "ray").write_text('#!/bin/bash\necho "LD_LIBRARY_PATH=$LD_LIBRARY_PATH" >> "$STATE/env"\n'
+                                          'echo "ray $*" >> "$STATE/log"\n')
+    result = run_container(leader, {**tools, "LLM_NCCL_ENV_SCRIPT": str(nccl),
+                                     "LLM_EXTRA_LIBRARY_PATH": "/usr/local/nvidia/lib64", "LD_LIBRARY_PATH": "/image/lib"})
     assert result.returncode == 0, result.stderr
     assert "NCCL_NET=gIB" in result.stdout
     assert (tmp_path / "log").read_text().splitlines()[:2] == ["sourced", "ray start --head --port=6379"]
+    # The extra path goes before the image's, and the plugin's script adds its own after them.
+    assert (tmp_path / "env").read_text().strip() == "LD_LIBRARY_PATH=/usr/local/nvidia/lib64:/image/lib:/gib/lib64"
     assert "LLM_NCCL_ENV_SCRIPT" not in env_of(worker)  # only a platform with RDMA sets it
 
 

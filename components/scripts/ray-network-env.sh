@@ -1,9 +1,15 @@
 #!/bin/bash
 # Prepended to ray-leader.sh and ray-worker.sh: the network's NCCL settings (GKE's gIB plugin on RDMA
 # nodes) must be in the environment of `ray start`, so that the Ray workers, and NCCL inside them,
-# inherit them. Set by the pod spec: LLM_NCCL_ENV_SCRIPT (optional), LLM_RAY_JOIN_TIMEOUT_SECONDS.
-# The node's installer DaemonSet may still be copying the plugin when the pod starts: wait for it.
+# inherit them. Set by the pod spec: LLM_EXTRA_LIBRARY_PATH and LLM_NCCL_ENV_SCRIPT (both optional),
+# LLM_RAY_JOIN_TIMEOUT_SECONDS. The node's installer DaemonSet may still be copying the plugin when the
+# pod starts: wait for it.
 set -euo pipefail
+
+# Prepended, not replaced: the image's own LD_LIBRARY_PATH stays in effect.
+if [[ -n "${LLM_EXTRA_LIBRARY_PATH:-}" ]]; then
+  export LD_LIBRARY_PATH="${LLM_EXTRA_LIBRARY_PATH}${LD_LIBRARY_PATH:+:${LD_LIBRARY_PATH}}"
+fi
 
 if [[ -n "${LLM_NCCL_ENV_SCRIPT:-}" ]]; then
   nccl_deadline=$((SECONDS + ${LLM_RAY_JOIN_TIMEOUT_SECONDS:?}))

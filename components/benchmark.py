@@ -12,6 +12,7 @@ from typing import Mapping, Optional, Sequence
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.serving import secret_env_var
 from core.settings import Benchmark
 
 SHAREGPT_DATASET = "gliang1001/ShareGPT_V3_unfiltered_cleaned_split"  # the reference's ModelScope copy
@@ -72,11 +73,9 @@ class BenchmarkJob(pulumi.ComponentResource):
             mounts.append({"name": "results", "mountPath": "/results"})
             results_dir = "/results"
         env = [{"name": "BASE_URL", "value": args.base_url},
-               {"name": "OPENAI_API_KEY",
-                "valueFrom": {"secretKeyRef": {"name": args.api_key_secret, "key": args.api_key_secret_key}}}]
+               secret_env_var("OPENAI_API_KEY", args.api_key_secret, args.api_key_secret_key)]
         if args.hf_token_secret is not None:
-            env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": args.hf_token_secret,
-                                                                           "key": "HF_TOKEN"}}})
+            env.append(secret_env_var("HF_TOKEN", args.hf_token_secret, "HF_TOKEN"))
         init = []
         if sharegpt:
             # ShareGPT is a file, not a generator: fetch it once per run from ModelScope into /data.

@@ -15,6 +15,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.model_import import ModelImportArgs, import_job, job_spec
+from components.serving import secret_env_var
 
 HF_HUB_VERSION = "0.34.4"
 PYPI = "https://pypi.org/simple/"
@@ -48,8 +49,7 @@ def hf_job_spec(args: HfModelImportArgs, script_config_map: pulumi.Input[str], l
                          {"name": "HF_HUB_VERSION", "value": HF_HUB_VERSION},
                          {"name": "HF_HUB_DISABLE_TELEMETRY", "value": "1"}]
     if args.token_secret is not None:
-        container["env"].append({"name": "HF_TOKEN", "valueFrom": {
-            "secretKeyRef": {"name": args.token_secret, "key": "HF_TOKEN"}}})
+        container["env"].append(secret_env_var("HF_TOKEN", args.token_secret, "HF_TOKEN"))
     if args.tolerations:
         pod["tolerations"] = [dict(t) for t in args.tolerations]
     if args.node_selector:

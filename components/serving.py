@@ -290,8 +290,7 @@ class ServingWorkload(pulumi.ComponentResource):
         """The API server container: the engine argv (as command, or as args of a launcher), key, probes."""
         args = self._args
         engine = args.engine
-        key_ref = {"name": engine.api_key_env,
-                   "valueFrom": {"secretKeyRef": {"name": secret.metadata.name, "key": engine.api_key_env}}}
+        key_ref = secret_env_var(engine.api_key_env, secret.metadata.name, engine.api_key_env)
         health = {"httpGet": {"path": engine.health_path, "port": "http"}}
         container = {
             "name": "engine",
@@ -387,9 +386,13 @@ def _default_env(args: ServingArgs) -> dict[str, str]:
     return dict(_DEFAULT_ENV)
 
 
-def _secret_env_list(secret_env: Mapping[str, tuple[pulumi.Input[str], str]]) -> list[dict]:
-    return [{"name": k, "valueFrom": {"secretKeyRef": {"name": name, "key": key}}}
-            for k, (name, key) in secret_env.items()]
+def secret_env_var(variable: str, secret: pulumi.Input[str], key: str) -> dict:
+    """A container environment entry read from a Kubernetes Secret: the value never appears in the spec."""
+    return {"name": variable, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+
+
+def _secret_env_list(secret_envs: Mapping[str, tuple[pulumi.Input[str], str]]) -> list[dict]:
+    return [secret_env_var(variable, name, key) for variable, (name, key) in secret_envs.items()]
 
 
 def _labels(app: str) -> dict[str, str]:

@@ -15,7 +15,7 @@ class ApiKey(pulumi.ComponentResource):
     value: pulumi.Output[str]
 
     def __init__(self, name: str, configured: Optional[SecretStr], opts: Optional[pulumi.ResourceOptions] = None):
-        super().__init__("llm:index:ApiKey", name, None, opts)
+        super().__init__("llm:common:ApiKey", name, None, opts)
         if configured is not None:
             self.value = pulumi.Output.secret(configured.reveal())
         else:

@@ -86,7 +86,7 @@ PRICE_KEYS: Mapping[str, str] = {
     "jump-host": "the jump host with its system disk, per hour",
     "public-traffic": "public traffic, per hour (your expected volume)",
     "gke.a4-highgpu-8g": "a gke A4 High node (a4-highgpu-8g, 8 x B200), per node-hour",
-    "gke.system-node": "a gke system node (components.gke_cluster's machine type), per node-hour",
+    "gke.system-node": "a gke system node (components.gcp.gke_cluster's machine type), per node-hour",
     "gke.cluster": "the GKE cluster management fee, per cluster-hour",
     "gcp.nat": "the gke Cloud NAT gateway with its processed data, per hour (your expected volume)",
     "gcp.lb": "a gke Service's passthrough Network Load Balancer (internal or external), per load balancer-hour",

@@ -71,7 +71,7 @@ def build_command(options: EngineOptions, model: ModelSpec, model_path: str,
     """The engine's argv for serving `model` from `model_path` on tensor_parallel x pipeline_parallel GPUs.
 
     multi_node: the GPUs span several hosts or pods (a Ray cluster the launcher starts first, as
-    components.serving does for a LeaderWorkerSet); only vLLM supports it.
+    components.kubernetes.serving_workload does for a LeaderWorkerSet); only vLLM supports it.
     """
     if options.engine == VLLM:
         argv = _vllm_argv(options, model, model_path, tensor_parallel, pipeline_parallel)

@@ -9,8 +9,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.api_key import ApiKey
-from components.pvc_model_store import PvcModelStore, PvcModelStoreArgs
-from components.serving import ServiceExposure
+from components.kubernetes.pvc_model_store import PvcModelStore, PvcModelStoreArgs
+from components.kubernetes.serving_workload import ServiceExposure
 from core.settings import Settings
 from stacks import serving
 
@@ -39,7 +39,7 @@ def build(settings: Settings) -> dict[str, object]:
         access_mode="ReadWriteMany" if shared else "ReadWriteOnce", retain=settings.model_store.retain), opts=opts)
     needs = []
     if placement.pods > 1:
-        from components.leader_worker_set import LeaderWorkerSetController
+        from components.kubernetes.leader_worker_set import LeaderWorkerSetController
         needs.append(LeaderWorkerSetController(f"{settings.name}-lws", opts=opts))
     platform = serving.Platform(
         tolerations=[GPU_TOLERATION], surge_updates=False,  # an existing cluster may have no spare GPU

@@ -12,9 +12,9 @@ from typing import Mapping, Optional, Sequence
 
 import pulumi
 
-from components.benchmark import BenchmarkArgs, BenchmarkJob
-from components.model_import import ModelImport, ModelImportArgs
-from components.serving import HostMount, ServiceExposure, ServingArgs, ServingWorkload
+from components.kubernetes.benchmark_job import BenchmarkArgs, BenchmarkJob
+from components.kubernetes.model_import import ModelImport, ModelImportArgs
+from components.kubernetes.serving_workload import HostMount, ServiceExposure, ServingArgs, ServingWorkload
 from core import sizing
 from core.engine import build_command
 from core.settings import Settings

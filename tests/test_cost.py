@@ -187,7 +187,7 @@ def test_a_fixed_currency_turns_prices_in_another_into_unknowns():
 
 
 def test_gke_lists_one_a4_node_per_gke_node_and_cites_the_cluster_fee():
-    from components.gke_cluster import SYSTEM_MACHINE_TYPE, SYSTEM_NODES
+    from components.gcp.gke_cluster import SYSTEM_MACHINE_TYPE, SYSTEM_NODES
     cost = gke_cost({"gkeNodeCount": 3})
     a4 = item(cost, "GKE A4 High nodes (a4-highgpu-8g")
     assert a4["quantity"] == 3 and a4["hourly"] is None and "could be cited" in a4["note"]
@@ -246,8 +246,8 @@ def test_gke_reserved_nodes_say_how_they_are_billed():
 def test_gke_cost_module_does_not_import_alicloud():
     import ast
     from pathlib import Path
-    tree = ast.parse((Path(__file__).resolve().parent.parent / "stacks" / "gke_cost.py").read_text())
+    tree = ast.parse((Path(__file__).resolve().parent.parent / "stacks" / "gcp" / "cost.py").read_text())
     imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     imported |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
-    assert not any("alicloud" in name or name == "stacks.cost" for name in imported)
+    assert not any("alicloud" in name or name == "stacks.alibaba.cost" for name in imported)
 

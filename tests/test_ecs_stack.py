@@ -111,7 +111,7 @@ def test_readiness_command_checks_health_and_key_enforcement(dev):
 
 
 def test_every_child_is_parented_to_a_component(dev):
-    components = {r.urn for r in dev.resources if r.type.startswith("llm:index:")}
+    components = {r.urn for r in dev.resources if r.type.startswith("llm:")}
     for resource in dev.resources:
         if resource.type.startswith(("alicloud:", "random:")):
             assert resource.parent in components, resource.name

@@ -101,7 +101,7 @@ def test_kubernetes_args_keep_other_dollar_signs_literal():
 
 
 def test_benchmark_flags_exist_in_the_pinned_vllm_bench_serve():
-    from components.benchmark import BenchmarkArgs, bench_argv
+    from components.kubernetes.benchmark_job import BenchmarkArgs, bench_argv
     from core.settings import Benchmark
     for dataset in ("random", "sharegpt"):
         config = Benchmark(True, dataset, 200, "1", 8, 1000, 1000)

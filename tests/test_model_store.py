@@ -25,7 +25,7 @@ NS = "llm"
 
 def oss_store(**overrides):
     def program():
-        from components.model_store import OssModelStore, OssModelStoreArgs
+        from components.alibaba.oss_model_store import OssModelStore, OssModelStoreArgs
         args = {"region": "cn-hangzhou", "namespace": NS, "model_prefix": "models", **overrides}
         store = OssModelStore("llm-dev-models", OssModelStoreArgs(**args))
         return {"bucket": store.bucket, "serving": store.serving_claim, "import": store.import_claim,
@@ -35,7 +35,7 @@ def oss_store(**overrides):
 
 def importer(**overrides):
     def program():
-        from components.model_import import ModelImport, ModelImportArgs
+        from components.kubernetes.model_import import ModelImport, ModelImportArgs
         args = {"namespace": NS, "claim": "llm-dev-models-import", "model_id": "Qwen/QwQ-32B", "revision": "v1",
                 "sub_path": "Qwen/QwQ-32B", "image": "registry.example/vllm:0.11.0", "timeout_minutes": 60,
                 **overrides}
@@ -45,8 +45,8 @@ def importer(**overrides):
 
 def fluid(with_import=False, **overrides):
     def program():
-        from components.fluid import FluidCache, FluidCacheArgs
-        from components.model_import import ModelImport, ModelImportArgs
+        from components.alibaba.fluid_cache import FluidCache, FluidCacheArgs
+        from components.kubernetes.model_import import ModelImport, ModelImportArgs
         needs = []
         if with_import:
             needs = [ModelImport("llm-dev-import", ModelImportArgs(
@@ -62,7 +62,7 @@ def fluid(with_import=False, **overrides):
 
 def pvc_store(**overrides):
     def program():
-        from components.pvc_model_store import PvcModelStore, PvcModelStoreArgs
+        from components.kubernetes.pvc_model_store import PvcModelStore, PvcModelStoreArgs
         store = PvcModelStore("llm-dev-models", PvcModelStoreArgs(**{"namespace": NS, "size_gib": 120, **overrides}))
         return {"serving": store.serving_claim, "import": store.import_claim}
     return run_program(program)
@@ -118,7 +118,7 @@ def test_generated_bucket_name_is_valid_and_unique_per_stack(store):
     assert store.outputs["bucket"] == "llm-dev-models-a1b2c3d4"  # name + the RandomId the mocks return
 
     def long_named():
-        from components.model_store import OssModelStore, OssModelStoreArgs
+        from components.alibaba.oss_model_store import OssModelStore, OssModelStoreArgs
         return {"b": OssModelStore("Very_Long-" + "x" * 80, OssModelStoreArgs(
             region="cn-hangzhou", namespace=NS, model_prefix="models")).bucket}
     run = run_program(long_named)
@@ -326,7 +326,7 @@ def test_a_new_revision_changes_the_job_spec_so_pulumi_replaces_it(job_run):
 def test_import_waits_for_what_it_is_given():
     def program():
         import pulumi_kubernetes as k8s
-        from components.model_import import ModelImport, ModelImportArgs
+        from components.kubernetes.model_import import ModelImport, ModelImportArgs
         ns = k8s.core.v1.Namespace("ns", metadata={"name": NS})
         ModelImport("imp", ModelImportArgs(namespace=NS, claim="c", model_id="a/b", revision="master", sub_path="a/b",
                                            image="i:1", timeout_minutes=30, depends_on=[ns]))
@@ -420,9 +420,9 @@ def test_the_download_logic_exists_once():
 
 
 def test_ecs_user_data_installs_the_same_fetch_script():
-    from components.host_scripts import render_user_data
+    from components.alibaba.host_scripts import render_user_data
     from core.settings import from_mapping
-    from stacks.ecs import host_config
+    from stacks.alibaba.ecs import host_config
     user_data = render_user_data(host_config(from_mapping({}, "dev")))
     assert f"cat > /usr/local/lib/llm-serving/fetch-model.sh <<'LLM_SERVING_EOF'\n{FETCH.read_text()}" in user_data
 
@@ -444,7 +444,7 @@ def test_fluid_installs_ack_fluid_pinned_for_acs_by_default():
 
 def test_fluid_can_use_the_upstream_chart_or_an_existing_install():
     def upstream():
-        from components.fluid import UPSTREAM_FLUID, FluidCache, FluidCacheArgs
+        from components.alibaba.fluid_cache import UPSTREAM_FLUID, FluidCache, FluidCacheArgs
         FluidCache("f", FluidCacheArgs(namespace=NS, bucket="b-1", prefix="models", region="cn-hangzhou",
                                        credentials_secret="s", cache_gib=10, chart=UPSTREAM_FLUID))
     release = unwrap(run_program(upstream).one("kubernetes:helm.sh/v3:Release").inputs)
@@ -484,7 +484,7 @@ def test_jindo_runtime_caches_the_model_in_memory_sized_from_it():
 
 
 def test_a_bigger_model_gets_more_workers_within_the_acs_cpu_memory_ratio():
-    from components.fluid import plan_workers
+    from components.alibaba.fluid_cache import plan_workers
     plan = plan_workers(760, 120)  # DeepSeek-R1: ~690 GB of weights plus margin
     assert plan.replicas == 7 and plan.replicas * plan.quota_gib >= 760
     assert plan.memory_gib <= plan.cpu * 8

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from components.host_scripts import (SCRIPTS, USER_DATA_LIMIT_BYTES, HostConfig, model_dir, render_conf,
+from components.alibaba.host_scripts import (SCRIPTS, USER_DATA_LIMIT_BYTES, HostConfig, model_dir, render_conf,
                                      render_ready_command, render_user_data)
 from core.settings import from_mapping
 from harness import run_stack, unwrap
-from stacks.ecs import host_config
+from stacks.alibaba.ecs import host_config
 
 SHELLCHECK = str(Path(sys.executable).parent / "shellcheck")
 

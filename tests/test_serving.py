@@ -36,7 +36,7 @@ def build(private=None, public=None, with_dependency=False, **overrides):
         import pulumi
         import pulumi_kubernetes as k8s
 
-        from components.serving import ServiceExposure, ServingArgs, ServingWorkload
+        from components.kubernetes.serving_workload import ServiceExposure, ServingArgs, ServingWorkload
         values = dict(namespace="llm", app="llm", image="docker.io/vllm/vllm-openai:v0.11.0", engine=engine(),
                       api_key=pulumi.Output.secret(KEY), model_volume=PVC, model_mount_path="/models",
                       gpus_per_pod=1, load_minutes=20, pod_labels=ACS_LABELS)
@@ -144,7 +144,7 @@ def test_readiness_and_liveness_probes_leave_a_busy_engine_alone():
 
 
 def test_rollout_waits_are_sized_from_the_load_not_from_kubernetes_defaults():
-    from components.serving import ready_minutes
+    from components.kubernetes.serving_workload import ready_minutes
     run = build(load_minutes=45)
     minutes = ready_minutes(45)
     startup = engine_container(run)["startupProbe"]
@@ -275,7 +275,7 @@ def test_serving_starts_only_after_its_dependencies_and_every_child_is_parented(
     assert dependency in run.one(DEPLOYMENT).dependencies
     for service in run.of_type(SERVICE):
         assert dependency in service.dependencies and run.one(DEPLOYMENT).urn in service.dependencies
-    component = run.one("llm:index:ServingWorkload")
+    component = run.one("llm:kubernetes:ServingWorkload")
     children = [r for r in run.resources if r.urn not in (component.urn, dependency)]
     assert children and all(r.parent == component.urn for r in children)
 
@@ -427,14 +427,14 @@ def run_container(container, env, timeout=20):
 
 
 def test_inline_scripts_are_escaped_against_kubelet_expansion():
-    from components.serving import kubernetes_literal
+    from components.kubernetes.serving_workload import kubernetes_literal
     text = 'echo "$$ $(HOME) $(date) ${X}" $((1 + 2))'
     assert kubelet_expand(text, {"HOME": "/root"}) != text  # what an unescaped script would suffer
     assert kubelet_expand(kubernetes_literal(text), {"HOME": "/root"}) == text
 
 
 def test_scripts_reach_the_container_unchanged_by_kubelet_expansion():
-    from components.serving import SCRIPTS
+    from components.kubernetes.serving_workload import SCRIPTS
     leader, worker = lws_templates(lws_run())
     for template, script in ((leader, "ray-leader.sh"), (worker, "ray-worker.sh")):
         container = template["spec"]["containers"][0]
@@ -519,13 +519,13 @@ def test_a_missing_nccl_settings_script_stops_the_pod_before_ray(tmp_path):
 @pytest.mark.parametrize("mount, message", [(("model", "/x", "/y"), "host_mounts names"),
                                             (("x", "/x", "/dev/shm"), "must not mount over")])
 def test_host_mounts_over_the_workloads_own_volumes_are_refused(mount, message):
-    from components.serving import HostMount
+    from components.kubernetes.serving_workload import HostMount
     with pytest.raises(ValueError, match=message):
         build(host_mounts=(HostMount(*mount),))
 
 
 def test_host_mounts_reach_every_gpu_container_read_only():
-    from components.serving import HostMount
+    from components.kubernetes.serving_workload import HostMount
     mounts = (HostMount("gib", "/home/kubernetes/bin/gib", "/usr/local/gib"),)
     for template in lws_templates(lws_run(host_mounts=mounts)):
         spec = template["spec"]
@@ -534,5 +534,5 @@ def test_host_mounts_reach_every_gpu_container_read_only():
 
 
 def test_scripts_are_in_the_shellchecked_directory():
-    from components.serving import SCRIPTS
+    from components.kubernetes.serving_workload import SCRIPTS
     assert {"ray-leader.sh", "ray-worker.sh"} <= {p.name for p in Path(SCRIPTS).glob("*.sh")}

@@ -1,0 +1,67 @@
+"""One GPU ECS instance that downloads the model, runs the engine, and is only done when serving.
+
+`pulumi up` ends when a Cloud Assistant command (components.alibaba.secret_command) confirms /health and
+API-key enforcement on the host. The API key travels as an OOS encrypted parameter referenced by
+that command, never in user-data.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Optional
+
+import pulumi
+
+from components.alibaba.ecs_host import linux_host
+from components.alibaba.host_scripts import render_ready_command
+from components.alibaba.secret_command import SecretCommand, SecretCommandArgs
+
+
+@dataclass(frozen=True)
+class GpuInstanceArgs:
+    instance_type: str
+    image_id: str
+    vswitch_id: pulumi.Input[str]
+    security_group_id: pulumi.Input[str]
+    user_data: str
+    api_key: pulumi.Output[str]  # secret
+    api_key_env: str
+    api_port: int
+    readiness_timeout_minutes: int
+    disk_category: str = "cloud_essd"
+    system_disk_gib: int = 100
+    public_bandwidth_mbps: int = 0  # 0: no public address
+    key_pair: Optional[str] = None
+    deletion_protection: bool = False
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+class GpuInstance(pulumi.ComponentResource):
+    instance_id: pulumi.Output[str]
+    private_ip: pulumi.Output[str]
+    public_ip: Optional[pulumi.Output[str]]
+
+    def __init__(self, name: str, args: GpuInstanceArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("llm:alibaba:GpuInstance", name, None, opts)
+        tags = dict(args.tags)
+        public = args.public_bandwidth_mbps > 0
+
+        instance = linux_host(
+            name, self, instance_type=args.instance_type, image_id=args.image_id, vswitch_id=args.vswitch_id,
+            security_group_id=args.security_group_id, user_data=args.user_data, disk_category=args.disk_category,
+            disk_gib=args.system_disk_gib, public_bandwidth_mbps=args.public_bandwidth_mbps, key_pair=args.key_pair,
+            tags=tags, deletion_protection=args.deletion_protection,
+            timeouts=pulumi.CustomTimeouts(create="30m", delete="20m"))
+
+        script = render_ready_command(api_port=args.api_port, api_key_env=args.api_key_env,
+                                      secret_parameter=f"{name}-api-key",
+                                      timeout_seconds=args.readiness_timeout_minutes * 60)
+        self.ready = SecretCommand(f"{name}-ready", SecretCommandArgs(
+            instance_id=instance.id, secret=args.api_key, script=script, parameter_name=f"{name}-api-key",
+            timeout_minutes=args.readiness_timeout_minutes, tags=tags,
+            description="Install the API key, start the engine, wait for /health"), opts=pulumi.ResourceOptions(parent=self))
+
+        self.instance_id = instance.id
+        self.private_ip = instance.private_ip
+        self.public_ip = instance.public_ip if public else None
+        self.register_outputs({"instance_id": instance.id, "private_ip": instance.private_ip,
+                               "ready": self.ready.status})

@@ -1,0 +1,123 @@
+"""Renders the GPU host's user-data and readiness command from the scripts in components/scripts.
+
+The scripts are plain files (shellcheck reads them as they are); what varies per stack is a
+config file of shell assignments, each value quoted with shlex. Nothing rendered here holds a
+secret: the API key reaches the host only through an OOS encrypted-parameter reference that
+Cloud Assistant resolves on the instance.
+"""
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.catalog import ModelSpec
+from core.engine import EngineCommand
+
+SCRIPTS = Path(__file__).parent.parent / "scripts"
+MODEL_ROOT = "/root/llm-model"
+CONTAINER_NAME = "llm-serving"  # also named in scripts/llm-serving.service (ExecStop)
+MODELSCOPE_VERSION = "1.40.2"
+MODELSCOPE_HUB_VERSION = "0.5.1"
+# Alibaba Cloud's PyPI mirror on the internal network of every region.
+PIP_INDEX_URL = "https://mirrors.cloud.aliyuncs.com/pypi/simple/"
+NVIDIA_TOOLKIT_REPO = "https://nvidia.github.io/libnvidia-container"
+USER_DATA_LIMIT_BYTES = 16 * 1024  # ECS limit on user-data before base64
+HEREDOC_END = "LLM_SERVING_EOF"
+FETCH_MODEL_SCRIPT = "fetch-model.sh"
+
+
+@dataclass(frozen=True)
+class HostConfig:
+    model: ModelSpec
+    model_revision: str
+    engine_image: str
+    engine: EngineCommand
+    driver_branch: str
+    fabric_manager: bool  # NVSwitch machines (8-GPU HGX boards) need NVIDIA Fabric Manager
+
+
+def model_dir(model: ModelSpec) -> str:
+    return f"{MODEL_ROOT}/{model.modelscope_id}"
+
+
+def render_conf(host: HostConfig) -> str:
+    values = {
+        "MODEL_ID": host.model.modelscope_id,
+        "MODEL_REVISION": host.model_revision,
+        "MODEL_ROOT": MODEL_ROOT,
+        "MODEL_DIR": model_dir(host.model),
+        "ENGINE_IMAGE": host.engine_image,
+        "ENGINE_CMD": host.engine.shell(),
+        "CONTAINER_NAME": CONTAINER_NAME,
+        "API_PORT": str(host.engine.port),
+        "DRIVER_BRANCH": host.driver_branch,
+        "FABRIC_MANAGER": "true" if host.fabric_manager else "false",
+        **fetch_model_env(),
+        "NVIDIA_TOOLKIT_REPO": NVIDIA_TOOLKIT_REPO,
+    }
+    lines = [f"{name}={shlex.quote(value)}" for name, value in values.items()]
+    return "# Written by the llm Pulumi program; no secrets here.\n" + "\n".join(lines) + "\n"
+
+
+def _script(name: str) -> str:
+    return (SCRIPTS / name).read_text()
+
+
+def fetch_model_script() -> str:
+    """The one model download script (MODEL_ID REVISION DIR), run by the GPU host and the import Job."""
+    return _script(FETCH_MODEL_SCRIPT)
+
+
+def fetch_model_env(pip_index_url: str = PIP_INDEX_URL) -> dict[str, str]:
+    """The environment fetch-model.sh requires: pinned downloader versions and the PyPI mirror."""
+    return {"PIP_INDEX_URL": pip_index_url, "MODELSCOPE_VERSION": MODELSCOPE_VERSION,
+            "MODELSCOPE_HUB_VERSION": MODELSCOPE_HUB_VERSION}
+
+
+def _write_file(path: str, content: str, mode: str) -> str:
+    if HEREDOC_END in content:
+        raise ValueError(f"{path} contains the heredoc terminator {HEREDOC_END}")
+    return f"cat > {path} <<'{HEREDOC_END}'\n{content}{HEREDOC_END}\nchmod {mode} {path}\n"
+
+
+def render_user_data(host: HostConfig) -> str:
+    """First-boot script: installs the files and units, then starts the bootstrap without waiting."""
+    parts = [
+        "#!/bin/bash\n# LLM serving host set-up, written by the llm Pulumi program. Holds no secret.\n",
+        "set -euo pipefail\n",
+        "install -d -m 0755 /usr/local/lib/llm-serving /etc/llm-serving\n",
+        _write_file("/etc/llm-serving/serving.conf", render_conf(host), "0644"),
+        _write_file("/usr/local/lib/llm-serving/bootstrap.sh", _script("bootstrap.sh"), "0755"),
+        _write_file("/usr/local/lib/llm-serving/fetch-model.sh", fetch_model_script(), "0755"),
+        _write_file("/usr/local/bin/llm-serving-run", _script("serving-run.sh"), "0755"),
+        _write_file("/etc/systemd/system/llm-bootstrap.service", _script("llm-bootstrap.service"), "0644"),
+        _write_file("/etc/systemd/system/llm-serving.service", _script("llm-serving.service"), "0644"),
+        "systemctl daemon-reload\n",
+        "systemctl enable llm-bootstrap.service\n",
+        "systemctl start --no-block llm-bootstrap.service\n",
+    ]
+    user_data = "".join(parts)
+    size = len(user_data.encode())
+    if size > USER_DATA_LIMIT_BYTES:
+        raise ValueError(f"user-data is {size} bytes; ECS accepts at most {USER_DATA_LIMIT_BYTES}")
+    return user_data
+
+
+def secret_reference(parameter_name: str) -> str:
+    """Cloud Assistant's reference to an OOS encrypted parameter, resolved on the instance."""
+    return "{{oos-secret:" + parameter_name + "}}"
+
+
+def render_ready_command(*, api_port: int, api_key_env: str, secret_parameter: str, timeout_seconds: int) -> str:
+    """The readiness command: installs the key from OOS, (re)starts the engine, waits for /health."""
+    header = "\n".join([
+        "#!/bin/bash",
+        f"TIMEOUT_SECONDS={int(timeout_seconds)}",
+        f"API_PORT={int(api_port)}",
+        f"API_KEY_ENV={shlex.quote(api_key_env)}",
+        f"API_KEY_VALUE='{secret_reference(secret_parameter)}'",
+        "",
+    ])
+    body = _script("ready.sh").split("\n", 1)[1]  # drop the script's own shebang
+    return header + body

@@ -1,0 +1,89 @@
+"""A managed Kubernetes cluster (ACS, ACK Pro or ACK Edge) and a Kubernetes provider bound to it.
+
+One component for every cluster profile: `Acs` (serverless), `Default` (ACK, node pools added by
+the stack) and `Edge` (ACK Edge: IDC machines join an edge node pool). Every Kubernetes object the
+stack creates uses `provider`, which depends on the cluster, so `pulumi destroy` deletes the objects
+(and the load balancers their Services created) before the cluster. The kubeconfig is short-lived
+and a Pulumi secret; see README "Destroy" for refreshing it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Optional, Sequence
+
+import pulumi
+import pulumi_alicloud as alicloud
+import pulumi_kubernetes as k8s
+
+# The longest credential the API issues (15-4320 minutes): `pulumi destroy` uses the kubeconfig
+# stored by the last `pulumi up`, so it stays valid for three days after each update.
+CREDENTIAL_MINUTES = 4320
+PROFILES = ("Acs", "Default", "Edge")
+
+
+@dataclass(frozen=True)
+class ManagedClusterArgs:
+    vswitch_ids: Sequence[pulumi.Input[str]]  # two zones
+    service_cidr: str
+    profile: str = "Acs"  # Acs | Default (ACK) | Edge (ACK Edge)
+    pod_vswitch_ids: Sequence[pulumi.Input[str]] = ()  # Terway: same zones as vswitch_ids, pod addresses
+    pod_cidr: Optional[str] = None  # Flannel (ACK Edge: IDC nodes have no ENIs): the pod address block
+    cluster_spec: Optional[str] = None  # e.g. ack.pro.small; None for ACS
+    enable_rrsa: bool = False  # OIDC provider for RAM roles of service accounts (OSS volumes without keys)
+    # Add-ons installed at creation only (the API ignores later changes; cs.KubernetesAddon manages the rest).
+    addons: Sequence[Mapping[str, str]] = ()
+    kubernetes_version: Optional[str] = None
+    public_endpoint: bool = True  # the kubeconfig the API returns points at the public endpoint
+    deletion_protection: bool = False
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+class ManagedCluster(pulumi.ComponentResource):
+    cluster_id: pulumi.Output[str]
+    kubeconfig: pulumi.Output[str]
+    provider: k8s.Provider
+    oidc_provider_arn: pulumi.Output[str]  # RRSA; empty unless enable_rrsa
+    oidc_issuer_url: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ManagedClusterArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("llm:alibaba:ManagedCluster", name, None, opts)
+        _check(args)
+        cluster = alicloud.cs.ManagedKubernetes(
+            f"{name}-cluster", name=name, profile=args.profile, cluster_spec=args.cluster_spec,
+            vswitch_ids=list(args.vswitch_ids), pod_vswitch_ids=list(args.pod_vswitch_ids) or None,
+            pod_cidr=args.pod_cidr, service_cidr=args.service_cidr, version=args.kubernetes_version,
+            enable_rrsa=True if args.enable_rrsa else None,
+            addons=[dict(a) for a in args.addons] or None,
+            # Our own NAT gateway (components.alibaba.network) gives nodes and pods egress; do not create a second one.
+            new_nat_gateway=False, slb_internet_enabled=args.public_endpoint,
+            deletion_protection=args.deletion_protection,
+            # Remove what the cluster created on our behalf, so nothing is left billing after destroy.
+            delete_options=[{"resource_type": kind, "delete_mode": "delete"}
+                            for kind in ("SLB", "ALB", "SLS_Data", "SLS_ControlPlane")],
+            tags=dict(args.tags),
+            opts=pulumi.ResourceOptions(
+                parent=self, protect=args.deletion_protection,
+                custom_timeouts=pulumi.CustomTimeouts(create="60m", update="60m", delete="60m")))
+        credential = alicloud.cs.get_cluster_credential_output(
+            cluster_id=cluster.id, temporary_duration_minutes=CREDENTIAL_MINUTES,
+            opts=pulumi.InvokeOutputOptions(parent=self))
+        self.cluster_id = cluster.id
+        rrsa = cluster.rrsa_metadata
+        self.oidc_provider_arn = rrsa.apply(lambda m: (m.ram_oidc_provider_arn or "") if m else "")
+        self.oidc_issuer_url = rrsa.apply(lambda m: (m.rrsa_oidc_issuer_url or "") if m else "")
+        self.kubeconfig = pulumi.Output.secret(credential.kube_config)
+        self.provider = k8s.Provider(
+            f"{name}-k8s", kubeconfig=self.kubeconfig,
+            # A fresh credential on every `pulumi up` is an update, never a new cluster.
+            cluster_identifier=cluster.id,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[cluster]))
+        self.register_outputs({"cluster_id": cluster.id})
+
+
+def _check(args: ManagedClusterArgs) -> None:
+    if args.profile not in PROFILES:
+        raise ValueError(f"profile must be one of {PROFILES}, got {args.profile!r}")
+    if args.pod_vswitch_ids and args.pod_cidr:
+        raise ValueError("give pod_vswitch_ids (Terway) or pod_cidr (Flannel), not both")
+    if args.profile == "Acs" and args.cluster_spec:
+        raise ValueError("ACS clusters take no cluster_spec")

@@ -1,0 +1,277 @@
+"""Where the weights live on Kubernetes targets: an OSS bucket behind static CSI volumes, or a plain PVC.
+
+OssModelStore (acs; ack and ack-edge later): a private, encrypted bucket and three static OSS volumes
+on the internal endpoint, all rooted at `model_prefix` except results:
+- serving_claim: read-only (ReadOnlyMany, ossfs `-o ro`) for the engine pods;
+- import_claim: read-write, for the one-time import Job (components.kubernetes.model_import);
+- results_claim: read-write, rooted at `benchmarks/`, for benchmark results, apart from the weights.
+A model imported to `<sub_path>` of import_claim is at `<sub_path>` of serving_claim. The volumes
+authenticate with an AccessKey of a RAM user allowed only this bucket (kept only in a Kubernetes
+Secret), or with RRSA: a RAM role the ossfs service account assumes, no long-lived key.
+
+PvcModelStore (`kubernetes`, an existing cluster): one PVC of the cluster's storage; serving,
+import and results share it.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Mapping, Optional
+
+import pulumi
+import pulumi_alicloud as alicloud
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from core.naming import dns_name
+
+CSI_DRIVER = "ossplugin.csi.alibabacloud.com"
+# umask=022 makes the files readable by the engine's user; no stat cache, so a fresh import is seen.
+OSSFS_OPTIONS = "-o umask=022 -o max_stat_cache_size=0 -o allow_other"
+READ_ONLY_OPTION = "-o ro"
+PV_LABEL = "alicloud-pvname"  # the label ACK's static OSS volume examples bind PVCs by
+RESULTS_PREFIX = "benchmarks"
+RESULTS_GIB = 10
+AUTH_MODES = ("access-key", "rrsa")
+# ACK runs ossfs in pods of this service account (CSI >= 1.30.4); the namespace is fixed, per
+# "Mount a statically provisioned OSS volume" (RRSA method) in the ACK documentation.
+OSSFS_SUBJECT = "system:serviceaccount:ack-csi-fuse:csi-fuse-ossfs"
+STS_AUDIENCE = "sts.aliyuncs.com"
+# What ossfs needs to list, read and write (multipart uploads; a rename is a copy plus a delete) and the
+# import needs to resume; nothing that changes bucket settings, ACLs or policies.
+OSS_ACTIONS = (
+    "oss:ListObjects", "oss:GetBucketInfo", "oss:ListMultipartUploads",
+    "oss:GetObject", "oss:PutObject", "oss:DeleteObject", "oss:AbortMultipartUpload", "oss:ListParts",
+)
+ABORT_MULTIPART_DAYS = 7  # an interrupted upload leaves billed parts; the import never runs this long
+SUFFIX_BYTES = 4  # 8 hex characters: bucket and RAM names are unique per account (bucket: per OSS)
+
+
+@dataclass(frozen=True)
+class OssModelStoreArgs:
+    region: str  # e.g. cn-hangzhou -> oss-cn-hangzhou-internal.aliyuncs.com
+    namespace: pulumi.Input[str]  # for the PVCs and the credentials Secret (ACS: same namespace as the PVCs)
+    model_prefix: str  # object prefix the serving and import volumes are rooted at, e.g. "models"
+    bucket_name: Optional[str] = None  # None: "<name>-<8 hex>"
+    retain: bool = False  # True: the bucket survives `pulumi destroy` (retain_on_delete; destroy still completes)
+    auth: str = "access-key"  # or "rrsa"
+    oidc_provider_arn: Optional[pulumi.Input[str]] = None  # required for "rrsa"
+    volume_gib: int = 1000  # nominal PV capacity (OSS has no quota)
+    tags: Mapping[str, str] = field(default_factory=dict)
+    oidc_issuer_url: Optional[pulumi.Input[str]] = None  # rrsa: also pin the token issuer (recommended)
+    # True: bucket_name is an existing bucket (e.g. kept by an earlier stack with retain): use it as it is,
+    # without creating or managing the bucket, its ACL or its encryption; the import then finds the weights.
+    adopt: bool = False
+
+
+class OssModelStore(pulumi.ComponentResource):
+    bucket: pulumi.Output[str]
+    endpoint: str  # internal endpoint, for Fluid too
+    serving_claim: pulumi.Output[str]
+    import_claim: pulumi.Output[str]
+    results_claim: pulumi.Output[str]
+    credentials_secret: Optional[pulumi.Output[str]]  # akId/akSecret, access-key mode only
+    role_name: Optional[pulumi.Output[str]]  # rrsa mode only
+
+    def __init__(self, name: str, args: OssModelStoreArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("llm:alibaba:OssModelStore", name, None, opts)
+        _check(args)
+        child = pulumi.ResourceOptions(parent=self)
+        suffix = random.RandomId(f"{name}-suffix", byte_length=SUFFIX_BYTES, opts=child).hex
+        self.endpoint = internal_endpoint(args.region)
+        if args.adopt:
+            self.bucket = pulumi.Output.from_input(args.bucket_name)
+        else:
+            self.bucket = self._bucket(name, args, suffix).bucket
+        policy = alicloud.ram.Policy(
+            f"{name}-oss", policy_name=pulumi.Output.concat(_ram_name(name, 110), "-oss-", suffix),
+            policy_document=self.bucket.apply(bucket_policy_document),
+            description="Read and write the model bucket only (OSS CSI volumes and the model import)",
+            force=True, opts=child)
+
+        self.credentials_secret = None
+        self.role_name = None
+        if args.auth == "access-key":
+            secret = self._access_key(name, args, suffix, policy)
+            self.credentials_secret = secret.metadata["name"]
+            auth = VolumeAuth(secret_name=self.credentials_secret, secret_namespace=args.namespace)
+            credentials: list[pulumi.Resource] = [secret]
+        else:
+            role, attachment = self._role(name, args, suffix, policy)
+            self.role_name = role.role_name
+            auth = VolumeAuth(role_name=self.role_name)
+            credentials = [attachment]
+
+        volumes = {
+            "serving": ("/" + args.model_prefix, True, args.volume_gib),
+            "import": ("/" + args.model_prefix, False, args.volume_gib),
+            "results": ("/" + RESULTS_PREFIX, False, RESULTS_GIB),
+        }
+        claims = {}
+        for role_of, (path, read_only, gib) in volumes.items():
+            claims[role_of] = self._static_volume(
+                name, role_of, args.namespace,
+                OssVolume(bucket=self.bucket, endpoint=self.endpoint, path=path, read_only=read_only, gib=gib),
+                auth, credentials)
+        self.serving_claim = claims["serving"]
+        self.import_claim = claims["import"]
+        self.results_claim = claims["results"]
+        self.register_outputs({"bucket": self.bucket, "serving_claim": self.serving_claim,
+                               "import_claim": self.import_claim, "results_claim": self.results_claim})
+
+    def _bucket(self, name: str, args: OssModelStoreArgs, suffix: pulumi.Output[str]) -> alicloud.oss.Bucket:
+        """Private, encrypted, Standard LRS (the weights can be downloaded again); public access blocked."""
+        bucket_name = args.bucket_name or pulumi.Output.concat(_bucket_prefix(name), "-", suffix)
+        keep = pulumi.ResourceOptions(parent=self, retain_on_delete=args.retain)
+        bucket = alicloud.oss.Bucket(
+            f"{name}-bucket", bucket=bucket_name, storage_class="Standard", redundancy_type="LRS",
+            server_side_encryption_rule={"sse_algorithm": "AES256"},
+            lifecycle_rules=[{"id": "abort-incomplete-uploads", "enabled": True,
+                              "abort_multipart_uploads": [{"days": ABORT_MULTIPART_DAYS}]}],
+            # retain: the bucket outlives the stack. Otherwise destroy empties it first, so it never hangs.
+            force_destroy=None if args.retain else True,
+            tags=dict(args.tags),
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=args.retain,
+                                        # BucketAcl manages the ACL (the provider's note on standalone sub-resources)
+                                        ignore_changes=["acl"]))
+        alicloud.oss.BucketAcl(f"{name}-acl", bucket=bucket.bucket, acl="private", opts=keep)
+        alicloud.oss.BucketPublicAccessBlock(f"{name}-public-access-block", bucket=bucket.bucket,
+                                             block_public_access=True, opts=keep)
+        return bucket
+
+    def _access_key(self, name: str, args: OssModelStoreArgs, suffix: pulumi.Output[str],
+                    policy: alicloud.ram.Policy) -> k8s.core.v1.Secret:
+        """A RAM user allowed only this bucket; its AccessKey exists only in state (secret) and the Secret."""
+        child = pulumi.ResourceOptions(parent=self)
+        user = alicloud.ram.User(
+            f"{name}-oss-user", name=pulumi.Output.concat(_ram_name(name, 50), "-oss-", suffix),
+            display_name=_ram_name(name, 100) + "-oss", comments="OSS CSI volumes of the model bucket",
+            force=True, opts=child)
+        attachment = alicloud.ram.UserPolicyAttachment(
+            f"{name}-oss-user", policy_name=policy.policy_name, policy_type="Custom", user_name=user.name, opts=child)
+        # The provider marks `secret` as a Pulumi secret (additional_secret_outputs); kept secret below too.
+        key = alicloud.ram.AccessKey(f"{name}-oss-key", user_name=user.name, status="Active",
+                                     opts=pulumi.ResourceOptions(parent=self, depends_on=[attachment]))
+        return k8s.core.v1.Secret(
+            f"{name}-oss-credentials",
+            metadata={"name": dns_name(name, suffix="oss-credentials"), "namespace": args.namespace},
+            type="Opaque",
+            string_data=pulumi.Output.secret({"akId": key.id, "akSecret": key.secret}),
+            opts=child)
+
+    def _role(self, name: str, args: OssModelStoreArgs, suffix: pulumi.Output[str],
+              policy: alicloud.ram.Policy) -> tuple[alicloud.ram.Role, alicloud.ram.RolePolicyAttachment]:
+        """A RAM role only the cluster's ossfs service account can assume, through the cluster's OIDC provider."""
+        child = pulumi.ResourceOptions(parent=self)
+        trust = pulumi.Output.all(args.oidc_provider_arn, args.oidc_issuer_url).apply(
+            lambda v: trust_policy_document(v[0], v[1]))
+        role = alicloud.ram.Role(
+            f"{name}-oss-role", role_name=pulumi.Output.concat(_ram_name(name, 50), "-oss-", suffix),
+            assume_role_policy_document=trust, description="OSS CSI volumes of the model bucket (RRSA)",
+            force=True, tags=dict(args.tags), opts=child)
+        attachment = alicloud.ram.RolePolicyAttachment(
+            f"{name}-oss-role", policy_name=policy.policy_name, policy_type="Custom", role_name=role.role_name,
+            opts=child)
+        return role, attachment
+
+    def _static_volume(self, name: str, role_of: str, namespace: pulumi.Input[str], volume: OssVolume,
+                       auth: VolumeAuth, credentials: list[pulumi.Resource]) -> pulumi.Output[str]:
+        """A static PV on the bucket and the PVC bound to exactly it; returns the claim name."""
+        pv_name = dns_name(name, suffix=role_of)  # also a label value: at most 63 characters
+        name = f"{name}-{role_of}"
+        access = ["ReadOnlyMany"] if volume.read_only else ["ReadWriteMany"]
+        storage = f"{volume.gib}Gi"
+        pv = k8s.core.v1.PersistentVolume(
+            name,
+            metadata={"name": pv_name, "labels": {PV_LABEL: pv_name}},
+            spec={"accessModes": access, "capacity": {"storage": storage},
+                  "persistentVolumeReclaimPolicy": "Retain",  # deleting the volume never touches the bucket
+                  "storageClassName": "", "csi": volume.csi(pv_name, auth)},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=credentials))
+        claim = k8s.core.v1.PersistentVolumeClaim(
+            name,
+            metadata={"name": pv_name, "namespace": namespace},
+            spec={"accessModes": access, "resources": {"requests": {"storage": storage}},
+                  "storageClassName": "", "volumeName": pv.metadata["name"],
+                  "selector": {"matchLabels": {PV_LABEL: pv_name}}},
+            opts=pulumi.ResourceOptions(parent=self))
+        return claim.metadata["name"]
+
+
+@dataclass(frozen=True)
+class VolumeAuth:
+    """access-key: the Secret the CSI node plugin reads; rrsa: the RAM role ossfs assumes."""
+
+    secret_name: Optional[pulumi.Input[str]] = None
+    secret_namespace: Optional[pulumi.Input[str]] = None
+    role_name: Optional[pulumi.Input[str]] = None
+
+
+@dataclass(frozen=True)
+class OssVolume:
+    bucket: pulumi.Input[str]
+    endpoint: str
+    path: str
+    read_only: bool
+    gib: int
+
+    def csi(self, handle: str, auth: VolumeAuth) -> dict:
+        options = OSSFS_OPTIONS + (f" {READ_ONLY_OPTION}" if self.read_only else "")
+        attributes = {"bucket": self.bucket, "url": self.endpoint, "path": self.path, "otherOpts": options}
+        source = {"driver": CSI_DRIVER, "volumeHandle": handle, "readOnly": self.read_only}
+        if auth.role_name is not None:
+            attributes.update({"authType": "rrsa", "roleName": auth.role_name})
+        else:
+            source["nodePublishSecretRef"] = {"name": auth.secret_name, "namespace": auth.secret_namespace}
+        return {**source, "volumeAttributes": attributes}
+
+
+def internal_endpoint(region: str) -> str:
+    """OSS from inside the region's VPCs: no Internet traffic, no traffic charge."""
+    return f"oss-{region}-internal.aliyuncs.com"
+
+
+def bucket_policy_document(bucket: str) -> str:
+    """RAM policy: the OSS_ACTIONS on this bucket and its objects, nothing else."""
+    return json.dumps({"Version": "1", "Statement": [{
+        "Effect": "Allow", "Action": list(OSS_ACTIONS),
+        "Resource": [f"acs:oss:*:*:{bucket}", f"acs:oss:*:*:{bucket}/*"]}]})
+
+
+def trust_policy_document(oidc_provider_arn: str, oidc_issuer_url: Optional[str] = None) -> str:
+    """Who may assume the RRSA role: tokens of the ossfs service account, from this cluster's OIDC provider."""
+    condition = {"oidc:aud": STS_AUDIENCE, "oidc:sub": OSSFS_SUBJECT}
+    if oidc_issuer_url:
+        condition["oidc:iss"] = oidc_issuer_url
+    return json.dumps({"Version": "1", "Statement": [{
+        "Effect": "Allow", "Action": "sts:AssumeRole",
+        "Principal": {"Federated": [oidc_provider_arn]},
+        "Condition": {"StringEquals": condition}}]})
+
+
+def _check(args: OssModelStoreArgs) -> None:
+    if args.auth not in AUTH_MODES:
+        raise ValueError(f"auth must be one of {AUTH_MODES}, got {args.auth!r}")
+    if args.auth == "rrsa" and args.oidc_provider_arn is None:
+        raise ValueError("auth 'rrsa' needs oidc_provider_arn (the cluster's RRSA OIDC provider)")
+    prefix = args.model_prefix
+    if not prefix or prefix.startswith("/") or prefix.endswith("/") or ".." in prefix.split("/"):
+        raise ValueError(f"model_prefix must be a relative object prefix like 'models', got {prefix!r}")
+    if prefix.split("/")[0] == RESULTS_PREFIX:
+        raise ValueError(f"model_prefix must not be under {RESULTS_PREFIX}/, where benchmark results go")
+    if args.bucket_name is not None and not re.fullmatch(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]", args.bucket_name):
+        raise ValueError(f"bucket_name must be 3-63 lowercase letters, digits and '-', got {args.bucket_name!r}")
+    if args.volume_gib <= 0:
+        raise ValueError(f"volume_gib must be positive, got {args.volume_gib}")
+    if args.adopt and args.bucket_name is None:
+        raise ValueError("adopt needs bucket_name: the existing bucket to use")
+
+
+def _bucket_prefix(name: str) -> str:
+    """Leaves room for "-<8 hex>" within OSS's 63 characters."""
+    return dns_name(name)[:63 - 1 - 2 * SUFFIX_BYTES].rstrip("-")
+
+
+def _ram_name(name: str, limit: int) -> str:
+    return re.sub(r"[^A-Za-z0-9-]+", "-", name)[:limit].rstrip("-")

@@ -1,0 +1,121 @@
+"""The GCS model bucket, the workload identity that may use it, and GCS FUSE volumes over it.
+
+Pods reach the bucket as a dedicated Kubernetes service account (MODEL_SERVICE_ACCOUNT): an IAM binding
+on the bucket names that account's workload identity principal, so no key exists anywhere, and other
+pods of the namespace (which run as `default`) get nothing. Pods mount the bucket with GKE's GCS FUSE
+CSI driver, whose sidecar the driver's webhook injects into pods that carry the `gke-gcsfuse/volumes`
+annotation; `gcsfuse_pod_transformation` adds it, and the service account, to every pod template that
+mounts such a volume, so the shared components need not know about GKE.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Optional
+
+import pulumi
+import pulumi_gcp as gcp
+
+GCSFUSE_DRIVER = "gcsfuse.csi.storage.gke.io"
+# Sidecar annotations (GKE "Cloud Storage FUSE CSI driver" docs): inject it, and do not cap its CPU,
+# memory or ephemeral storage: it streams ~700 GB and caches files on the node's local SSD.
+SIDECAR_ANNOTATIONS = {"gke-gcsfuse/volumes": "true", "gke-gcsfuse/cpu-limit": "0",
+                       "gke-gcsfuse/memory-limit": "0", "gke-gcsfuse/ephemeral-storage-limit": "0"}
+# The Kubernetes service account of every pod that mounts the bucket (import, serving, benchmark).
+MODEL_SERVICE_ACCOUNT = "llm-models"
+MODELS_DIR = "models"
+RESULTS_DIR = "benchmarks"
+
+
+@dataclass(frozen=True)
+class GcsModelStoreArgs:
+    project: str
+    region: str  # the cluster's region: reads stay in-region
+    project_number: pulumi.Input[str]
+    workload_pool: str  # <project>.svc.id.goog
+    namespace: pulumi.Input[str]
+    service_account: str = MODEL_SERVICE_ACCOUNT  # the KSA the bucket's pods run as
+    bucket_name: Optional[str] = None  # None: generated from the resource name
+    retain: bool = False  # keep the bucket (and the weights) on `pulumi destroy`
+    # Use an existing bucket (kept by an earlier stack) named bucket_name: no Bucket resource, so this stack
+    # neither creates nor deletes it; the binding below still gives this stack's pods access.
+    adopt: bool = False
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+def workload_principal(project_number: pulumi.Input[str], workload_pool: str, namespace: pulumi.Input[str],
+                       service_account: str) -> pulumi.Output[str]:
+    """IAM principal of a Kubernetes service account under GKE workload identity federation."""
+    return pulumi.Output.concat("principal://iam.googleapis.com/projects/", project_number,
+                                "/locations/global/workloadIdentityPools/", workload_pool,
+                                "/subject/ns/", namespace, "/sa/", service_account)
+
+
+class GcsModelStore(pulumi.ComponentResource):
+    bucket: pulumi.Output[str]
+    binding: gcp.storage.BucketIAMMember
+
+    def __init__(self, name: str, args: GcsModelStoreArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("llm:gcp:GcsModelStore", name, None, opts)
+        if args.adopt and not args.bucket_name:
+            raise ValueError("adopt needs bucket_name: the existing bucket to use")
+        self.bucket = pulumi.Output.from_input(args.bucket_name) if args.adopt else self._bucket(name, args).name
+        # Read (serving) and write (import, benchmark results): objectAdmin, on this bucket only.
+        self.binding = gcp.storage.BucketIAMMember(
+            f"{name}-workload", bucket=self.bucket, role="roles/storage.objectAdmin",
+            member=workload_principal(args.project_number, args.workload_pool, args.namespace, args.service_account),
+            opts=pulumi.ResourceOptions(parent=self))
+        self.register_outputs({"bucket": self.bucket})
+
+    def _bucket(self, name: str, args: GcsModelStoreArgs) -> gcp.storage.Bucket:
+        return gcp.storage.Bucket(
+            f"{name}-bucket", project=args.project, name=args.bucket_name, location=args.region.upper(),
+            uniform_bucket_level_access=True, public_access_prevention="enforced",
+            # A retained bucket keeps its weights; otherwise destroy empties it instead of failing on objects.
+            force_destroy=not args.retain, labels=dict(args.labels),
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=args.retain))
+
+
+def gcsfuse_volume(bucket: pulumi.Input[str], directory: str, read_only: bool, file_cache: bool) -> dict:
+    """A CSI ephemeral volume of one bucket directory; the file cache lives on the node's local SSD."""
+    options = ["implicit-dirs", f"only-dir={directory}"]
+    attributes: dict = {"bucketName": bucket}
+    if file_cache:
+        # Parallel downloads fill the cache with large files (safetensors shards) at full bandwidth.
+        options += ["file-cache:enable-parallel-downloads:true", "file-cache:cache-file-for-range-read:true"]
+        attributes["fileCacheCapacity"] = "-1"  # all of the cache volume (local SSD ephemeral storage)
+    attributes["mountOptions"] = ",".join(options)
+    return {"csi": {"driver": GCSFUSE_DRIVER, "readOnly": read_only, "volumeAttributes": attributes}}
+
+
+def _pod_templates(props: dict) -> list[dict]:
+    spec = props.get("spec")
+    if not isinstance(spec, dict):
+        return []
+    found = []
+    for holder in (spec, spec.get("leaderWorkerTemplate") or {}):
+        for key in ("template", "leaderTemplate", "workerTemplate"):
+            if isinstance(holder, dict) and isinstance(holder.get(key), dict):
+                found.append(holder[key])
+    return found
+
+
+def _mounts_gcsfuse(template: dict) -> bool:
+    volumes = (template.get("spec") or {}).get("volumes") or []
+    return any(isinstance(v, dict) and (v.get("csi") or {}).get("driver") == GCSFUSE_DRIVER for v in volumes)
+
+
+def gcsfuse_pod_transformation(args: pulumi.ResourceTransformationArgs) -> Optional[pulumi.ResourceTransformationResult]:
+    """Every pod template (Job, Deployment, LeaderWorkerSet) with a GCS FUSE volume gets the sidecar
+    annotations and runs as MODEL_SERVICE_ACCOUNT, the identity the bucket trusts.
+
+    A (legacy, in-process) resource transformation: it runs inside the program, on the children of the
+    component it is given to, so the result is what gets registered (and what tests see).
+    """
+    templates = [t for t in _pod_templates(args.props) if _mounts_gcsfuse(t)]
+    if not templates:
+        return None
+    for template in templates:
+        metadata = template.setdefault("metadata", {})
+        metadata["annotations"] = {**(metadata.get("annotations") or {}), **SIDECAR_ANNOTATIONS}
+        template["spec"]["serviceAccountName"] = MODEL_SERVICE_ACCOUNT
+    return pulumi.ResourceTransformationResult(args.props, args.opts)

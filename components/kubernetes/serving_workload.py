@@ -1,0 +1,480 @@
+"""The model server on Kubernetes, shared by every Kubernetes target (acs now; ack, gke, kubernetes later).
+
+One copy of the model runs in one pod (a Deployment) or, when it needs the GPUs of several pods,
+in a LeaderWorkerSet group: the leader starts a Ray head and the vLLM API server, the workers join
+with `ray start` (vLLM's documented LeaderWorkerSet layout, pipeline parallel across pods). The
+LeaderWorkerSet controller is not installed here: the stack installs it and passes it in
+`depends_on`, since a cluster has one controller for all its workloads.
+
+The API key lives only in a Kubernetes Secret created from the Pulumi secret and reaches the engine
+through `secretKeyRef` (SGLang's `--api-key $(SGLANG_API_KEY)` is expanded by the kubelet). The
+Secret is immutable and its name carries a random suffix that changes with the key, so a new key
+rolls the pods instead of leaving them on the old one.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Optional, Sequence
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from core.engine import EngineCommand
+
+SCRIPTS = Path(__file__).parent.parent / "scripts"
+
+LWS_API_VERSION = "leaderworkerset.x-k8s.io/v1"
+# Set by the LeaderWorkerSet controller on every pod; "0" is the leader (sigs.k8s.io/lws api/leaderworkerset/v1).
+LWS_WORKER_INDEX_LABEL = "leaderworkerset.sigs.k8s.io/worker-index"
+RAY_PORT = 6379
+RAY_NODE_PORT = 6380  # a worker's raylet, fixed so the worker's probes can watch it
+# How long the leader waits for all workers to join Ray (and a worker for the leader's Ray head):
+# workers may be scheduled and pull the image after the leader. Past it the group is recreated.
+RAY_JOIN_TIMEOUT_SECONDS = 20 * 60
+
+PROBE_PERIOD_SECONDS = 10
+# The startup probe allows 1.5x the expected load time before the kubelet restarts the engine:
+# loads vary with storage throughput, and a restart starts the whole load again.
+STARTUP_ALLOWANCE = 1.5
+READINESS_FAILURES = 3  # 30 s without /health: out of the Service, no restart
+LIVENESS_PERIOD_SECONDS = 20
+LIVENESS_FAILURES = 6  # 2 min without /health: restart (a busy engine answers /health late, not never)
+LIVENESS_TIMEOUT_SECONDS = 10
+# The load balancers keep sending new requests for a while after the pod starts terminating;
+# the pod keeps serving during this sleep, then the engine gets SIGTERM.
+DRAIN_SECONDS = 30
+TERMINATION_GRACE_SECONDS = 120
+WORKER_GRACE_SECONDS = 30  # workers serve no clients: nothing to drain
+# Time before the engine starts: GPU capacity (ACS provisions it per pod) and a ~10 GB image pull.
+SCHEDULE_AND_PULL_MINUTES = 20
+
+_DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+_APP_MAX = 40  # room for the suffixes Kubernetes and the LeaderWorkerSet add to names
+
+
+@dataclass(frozen=True)
+class ServiceExposure:
+    annotations: Mapping[str, str] = field(default_factory=dict)  # cloud-specific LB annotations
+    source_ranges: Sequence[str] = ()  # loadBalancerSourceRanges; empty: no restriction by the LB
+    external_traffic_policy: Optional[str] = None  # "Local" keeps client addresses (the ACS public LB)
+
+
+@dataclass(frozen=True)
+class HostMount:
+    """A node directory mounted read-only into the GPU containers, e.g. GKE's NCCL gIB plugin."""
+
+    name: str  # volume name (DNS label)
+    host_path: str
+    mount_path: str
+
+
+@dataclass(frozen=True)
+class ServingArgs:
+    namespace: pulumi.Input[str]  # created by the stack (storage lives there too)
+    app: str  # app label value and name prefix, e.g. "llm"
+    image: str  # pinned tag or digest (core.settings checks it)
+    engine: EngineCommand  # core.engine.build_command(..., multi_node=pods_per_replica > 1)
+    api_key: pulumi.Output[str]  # a Pulumi secret
+    model_volume: Mapping[str, object]  # a volume source, e.g. {"persistentVolumeClaim": {"claimName": "m"}}
+    model_mount_path: str  # mounted read-only; the engine argv already points into it
+    gpus_per_pod: int
+    pods_per_replica: int = 1  # > 1: a LeaderWorkerSet (vLLM + Ray, pipeline parallel across pods)
+    replicas: int = 1
+    cpu: int = 8
+    memory_gib: int = 64
+    shm_gib: int = 8  # /dev/shm (memory-backed, counted in memory_gib)
+    load_minutes: int = 30  # expected model load time: sizes the startup probe and the rollout wait
+    gpu_resource: str = "nvidia.com/gpu"
+    pod_labels: Mapping[str, str] = field(default_factory=dict)  # pod templates only, never selectors
+    pod_annotations: Mapping[str, str] = field(default_factory=dict)
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+    tolerations: Sequence[Mapping[str, object]] = ()
+    env: Mapping[str, str] = field(default_factory=dict)  # extra plain (non-secret) environment
+    # Extra environment from Secrets: variable -> (Secret name, key), e.g. HF_TOKEN for a download at start.
+    secret_env: Mapping[str, tuple[pulumi.Input[str], str]] = field(default_factory=dict)
+    # The engine downloads the model itself into the model volume at start (vLLM --download-dir):
+    # the volume is mounted writable and the Hugging Face Hub is not forced offline.
+    download_at_start: bool = False
+    host_mounts: Sequence[HostMount] = ()  # node directories for the GPU containers (read-only)
+    private_service: Optional[ServiceExposure] = None  # None: no private LoadBalancer
+    public_service: Optional[ServiceExposure] = None  # None: no public LoadBalancer
+    depends_on: Sequence[pulumi.Resource] = ()  # e.g. the model import Job and the LWS controller
+    # Updates start the new pod (group) before stopping an old one, so the API never goes down; this
+    # needs spare GPUs for one more pod (group) during the update. ACS provisions capacity per pod, so
+    # it holds there even with one replica. On a fixed GPU node pool without that headroom, set False:
+    # an old pod stops first (with one replica the API is down until the new one has loaded).
+    surge_updates: bool = True
+
+
+def startup_failure_threshold(load_minutes: int, extra_seconds: int = 0) -> int:
+    """Startup probe failures allowed: 1.5x the expected load (plus any wait before it), in 10 s periods."""
+    return math.ceil((load_minutes * 60 * STARTUP_ALLOWANCE + extra_seconds) / PROBE_PERIOD_SECONDS)
+
+
+def ready_minutes(load_minutes: int, pods_per_replica: int = 1) -> int:
+    """Longest expected time from creating one pod (group) to a ready API: capacity, pull, startup window."""
+    startup = startup_failure_threshold(load_minutes, _ray_wait(pods_per_replica)) * PROBE_PERIOD_SECONDS
+    return SCHEDULE_AND_PULL_MINUTES + math.ceil(startup / 60)
+
+
+def kubernetes_literal(text: str) -> str:
+    """`text` escaped for a container command: the kubelet turns `$$` into `$` and expands `$(VAR)`."""
+    return text.replace("$", "$$")
+
+
+class ServingWorkload(pulumi.ComponentResource):
+    private_address: pulumi.Output[str]
+    public_address: Optional[pulumi.Output[str]]
+    service_name: pulumi.Output[str]
+    secret_name: pulumi.Output[str]
+    secret_key: str  # the key inside the Secret: the engine's api_key_env (VLLM_API_KEY, SGLANG_API_KEY)
+    port: int
+
+    def __init__(self, name: str, args: ServingArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("llm:kubernetes:ServingWorkload", name, None, opts)
+        _validate(args)
+        self._args = args
+        labels = _labels(args.app)
+        secret = self._api_key_secret(name, labels)
+        multi_pod = args.pods_per_replica > 1
+        minutes = ready_minutes(args.load_minutes, args.pods_per_replica)
+        # Pods start together on create; a surge update replaces one pod (group) at a time.
+        waits = pulumi.CustomTimeouts(create=f"{minutes}m", update=f"{minutes * args.replicas + 10}m", delete="10m")
+        after_inputs = list(args.depends_on)
+        if multi_pod:
+            workload = self._leader_worker_set(name, labels, secret, waits, after_inputs)
+            selector = {"app": args.app, LWS_WORKER_INDEX_LABEL: "0"}  # only leaders serve the API
+        else:
+            workload = self._deployment(name, labels, secret, waits, after_inputs)
+            selector = {"app": args.app}
+        if args.replicas > 1:
+            self._disruption_budget(name, labels)
+
+        # The Services' own await wants ready endpoints; after the workload that is immediate.
+        after_workload = [*after_inputs, workload]
+        cluster_ip = self._service(f"{name}-api", f"{args.app}-api", labels, selector, None, waits, after_workload)
+        self.service_name = cluster_ip.metadata.name
+        if args.private_service is not None:
+            private = self._service(f"{name}-private", f"{args.app}-private", labels, selector,
+                                    args.private_service, waits, after_workload)
+            self.private_address = _load_balancer_address(private)
+        else:
+            self.private_address = pulumi.Output.concat(
+                cluster_ip.metadata.name, ".", args.namespace, ".svc.cluster.local")
+        self.public_address = None
+        if args.public_service is not None:
+            public = self._service(f"{name}-public", f"{args.app}-public", labels, selector,
+                                   args.public_service, waits, after_workload)
+            self.public_address = _load_balancer_address(public)
+        self.secret_name = secret.metadata.name
+        self.secret_key = args.engine.api_key_env
+        self.port = args.engine.port
+        self.register_outputs({"private_address": self.private_address, "public_address": self.public_address,
+                               "service_name": self.service_name, "secret_name": self.secret_name})
+
+    def _child(self, depends_on: Sequence[pulumi.Resource] = (),
+               timeouts: Optional[pulumi.CustomTimeouts] = None) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(parent=self, depends_on=list(depends_on), custom_timeouts=timeouts)
+
+    def _metadata(self, name: pulumi.Input[str], labels: Mapping[str, str],
+                  annotations: Optional[Mapping[str, str]] = None) -> dict:
+        metadata = {"name": name, "namespace": self._args.namespace, "labels": dict(labels)}
+        if annotations:
+            metadata["annotations"] = dict(annotations)
+        return metadata
+
+    def _api_key_secret(self, name: str, labels: Mapping[str, str]) -> k8s.core.v1.Secret:
+        """An immutable Secret, key name = the engine's api_key_env, whose name changes with its content.
+
+        The name's suffix is random, renewed when the key (a hash of it, secret in the state) or the
+        key name changes; the key itself never appears in the name.
+        """
+        args = self._args
+        version = random.RandomId(
+            f"{name}-api-key-version", byte_length=4,
+            keepers={"apiKeySha256": args.api_key.apply(lambda key: hashlib.sha256(key.encode()).hexdigest()),
+                     "secretKey": args.engine.api_key_env},
+            opts=self._child())
+        return k8s.core.v1.Secret(
+            f"{name}-api-key",
+            metadata=self._metadata(pulumi.Output.concat(args.app, "-api-key-", version.hex), labels),
+            type="Opaque", immutable=True,
+            string_data={args.engine.api_key_env: pulumi.Output.secret(args.api_key)},
+            opts=self._child())
+
+    def _deployment(self, name: str, labels: Mapping[str, str], secret: k8s.core.v1.Secret,
+                    waits: pulumi.CustomTimeouts, depends_on: Sequence[pulumi.Resource]) -> k8s.apps.v1.Deployment:
+        args = self._args
+        container = self._engine_container(secret, args.engine.kubernetes_args(), extra_startup_seconds=0)
+        surge, unavailable = _update_budget(args.surge_updates)
+        spec = {
+            "replicas": args.replicas,
+            "selector": {"matchLabels": {"app": args.app}},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": surge, "maxUnavailable": unavailable}},
+            # The default 600 s would mark a rollout failed while the model is still loading.
+            "progressDeadlineSeconds": ready_minutes(args.load_minutes) * 60,
+            "revisionHistoryLimit": 5,
+            "template": self._pod_template(labels, self._pod_spec([container], TERMINATION_GRACE_SECONDS)),
+        }
+        return k8s.apps.v1.Deployment(name, metadata=self._metadata(args.app, labels), spec=spec,
+                                      opts=self._child(depends_on, waits))
+
+    def _leader_worker_set(self, name: str, labels: Mapping[str, str], secret: k8s.core.v1.Secret,
+                           waits: pulumi.CustomTimeouts, depends_on: Sequence[pulumi.Resource]
+                           ) -> k8s.apiextensions.CustomResource:
+        args = self._args
+        ray_env = _ray_env(args)
+        leader = self._engine_container(
+            secret, args.engine.kubernetes_args(), extra_startup_seconds=RAY_JOIN_TIMEOUT_SECONDS,
+            command=_ray_script_command("ray-leader.sh"), extra_env=ray_env)
+        leader["ports"].append({"name": "ray", "containerPort": RAY_PORT, "protocol": "TCP"})
+        raylet = {"tcpSocket": {"port": "ray-node"}, "periodSeconds": PROBE_PERIOD_SECONDS, "timeoutSeconds": 5}
+        worker = {
+            "name": "ray-worker",
+            **self._gpu_container_basics(),
+            "command": _ray_script_command("ray-worker.sh"),
+            # Workers serve no API: they get no API key.
+            "env": _env_list({**_default_env(args), **ray_env, **args.env}),
+            "ports": [{"name": "ray-node", "containerPort": RAY_NODE_PORT, "protocol": "TCP"}],
+            # Ready once its raylet is up, i.e. it has joined the leader (it waits for the leader's Ray
+            # head up to the join timeout). A lost raylet ends `ray start --block`: no liveness probe needed.
+            "startupProbe": {**raylet, "failureThreshold": math.ceil((RAY_JOIN_TIMEOUT_SECONDS + 300)
+                                                                      / PROBE_PERIOD_SECONDS)},
+            "readinessProbe": {**raylet, "failureThreshold": READINESS_FAILURES},
+        }
+        surge, unavailable = _update_budget(args.surge_updates)
+        spec = {
+            "replicas": args.replicas,
+            "rolloutStrategy": {"type": "RollingUpdate",
+                                "rollingUpdateConfiguration": {"maxSurge": surge, "maxUnavailable": unavailable}},
+            "leaderWorkerTemplate": {
+                "size": args.pods_per_replica,
+                # A lost pod breaks the Ray cluster of its group: restart the group as one.
+                "restartPolicy": "RecreateGroupOnPodRestart",
+                "leaderTemplate": self._pod_template(labels, self._pod_spec([leader], TERMINATION_GRACE_SECONDS)),
+                "workerTemplate": self._pod_template(labels, self._pod_spec([worker], WORKER_GRACE_SECONDS)),
+            },
+        }
+        # Custom resources are not awaited unless asked; "Available" is set by the LWS controller
+        # once its groups are ready. Not verifiable offline: pulumi-kubernetes >= 4.18 reads this annotation.
+        metadata = self._metadata(args.app, labels, {"pulumi.com/waitFor": "condition=Available"})
+        return k8s.apiextensions.CustomResource(
+            name, api_version=LWS_API_VERSION, kind="LeaderWorkerSet", metadata=metadata, spec=spec,
+            opts=self._child(depends_on, waits))
+
+    def _gpu_container_basics(self) -> dict:
+        """Image, resources (requests == limits: guaranteed QoS), model and /dev/shm mounts, security."""
+        args = self._args
+        resources = {"cpu": str(args.cpu), "memory": f"{args.memory_gib}Gi", args.gpu_resource: str(args.gpus_per_pod)}
+        return {
+            "image": args.image,
+            "imagePullPolicy": "IfNotPresent",
+            "resources": {"requests": dict(resources), "limits": dict(resources)},
+            "volumeMounts": [{"name": "model", "mountPath": args.model_mount_path,
+                              "readOnly": not args.download_at_start},
+                             {"name": "dshm", "mountPath": "/dev/shm"},
+                             *({"name": m.name, "mountPath": m.mount_path, "readOnly": True} for m in args.host_mounts)],
+            # Engine images run as root and write caches under $HOME; GPUs come from the device
+            # plugin, so nothing here needs privileges or capabilities.
+            "securityContext": {"privileged": False, "allowPrivilegeEscalation": False,
+                                "capabilities": {"drop": ["ALL"]}},
+        }
+
+    def _engine_container(self, secret: k8s.core.v1.Secret, argv: Sequence[str], extra_startup_seconds: int,
+                          command: Optional[list[str]] = None, extra_env: Optional[Mapping[str, str]] = None) -> dict:
+        """The API server container: the engine argv (as command, or as args of a launcher), key, probes."""
+        args = self._args
+        engine = args.engine
+        key_ref = secret_env_var(engine.api_key_env, secret.metadata.name, engine.api_key_env)
+        health = {"httpGet": {"path": engine.health_path, "port": "http"}}
+        container = {
+            "name": "engine",
+            **self._gpu_container_basics(),
+            "ports": [{"name": "http", "containerPort": engine.port, "protocol": "TCP"}],
+            "env": [key_ref, *_env_list({**_default_env(args), **(extra_env or {}), **args.env}),
+                    *_secret_env_list(args.secret_env)],
+            "startupProbe": {**health, "periodSeconds": PROBE_PERIOD_SECONDS, "timeoutSeconds": 5,
+                             "failureThreshold": startup_failure_threshold(args.load_minutes, extra_startup_seconds)},
+            "readinessProbe": {**health, "periodSeconds": PROBE_PERIOD_SECONDS, "timeoutSeconds": 5,
+                               "failureThreshold": READINESS_FAILURES},
+            "livenessProbe": {**health, "periodSeconds": LIVENESS_PERIOD_SECONDS,
+                              "timeoutSeconds": LIVENESS_TIMEOUT_SECONDS, "failureThreshold": LIVENESS_FAILURES},
+            "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(DRAIN_SECONDS)]}}},
+        }
+        if command is None:
+            container["command"] = list(argv)
+        else:
+            container["command"] = command
+            container["args"] = list(argv)
+        return container
+
+    def _pod_spec(self, containers: list[dict], grace_seconds: int) -> dict:
+        args = self._args
+        spec: dict = {
+            "containers": containers,
+            "volumes": [{"name": "model", **dict(args.model_volume)},
+                        {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": f"{args.shm_gib}Gi"}},
+                        *({"name": m.name, "hostPath": {"path": m.host_path, "type": "Directory"}}
+                          for m in args.host_mounts)],
+            "terminationGracePeriodSeconds": grace_seconds,
+            # The engine never calls the Kubernetes API; and Service env vars would be noise (a
+            # Service named "vllm" even breaks vLLM through VLLM_PORT).
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+        }
+        if args.node_selector:
+            spec["nodeSelector"] = dict(args.node_selector)
+        if args.tolerations:
+            spec["tolerations"] = [dict(t) for t in args.tolerations]
+        if args.replicas > 1:
+            # Spread copies over zones when the cluster can, never block scheduling for it.
+            spec["topologySpreadConstraints"] = [{
+                "maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": {"matchLabels": {"app": args.app}}}]
+        return spec
+
+    def _pod_template(self, labels: Mapping[str, str], spec: dict) -> dict:
+        args = self._args
+        metadata: dict = {"labels": {**labels, **args.pod_labels}}
+        if args.pod_annotations:
+            metadata["annotations"] = dict(args.pod_annotations)
+        return {"metadata": metadata, "spec": spec}
+
+    def _disruption_budget(self, name: str, labels: Mapping[str, str]) -> None:
+        """Voluntary evictions (node drains, upgrades) take one serving pod at a time."""
+        args = self._args
+        k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-pdb", metadata=self._metadata(args.app, labels),
+            spec={"maxUnavailable": 1, "selector": {"matchLabels": {"app": args.app}},
+                  # A pod that is not ready serves nothing: evicting it must not block a drain.
+                  "unhealthyPodEvictionPolicy": "AlwaysAllow"},
+            opts=self._child())
+
+    def _service(self, resource_name: str, service_name: str, labels: Mapping[str, str],
+                 selector: Mapping[str, str], exposure: Optional[ServiceExposure],
+                 waits: pulumi.CustomTimeouts, depends_on: Sequence[pulumi.Resource]) -> k8s.core.v1.Service:
+        spec: dict = {
+            "type": "ClusterIP" if exposure is None else "LoadBalancer",
+            "selector": dict(selector),
+            "ports": [{"name": "http", "port": self._args.engine.port, "targetPort": "http", "protocol": "TCP"}],
+        }
+        annotations = None
+        if exposure is not None:
+            annotations = exposure.annotations
+            if exposure.source_ranges:
+                spec["loadBalancerSourceRanges"] = list(exposure.source_ranges)
+            if exposure.external_traffic_policy:
+                spec["externalTrafficPolicy"] = exposure.external_traffic_policy
+        return k8s.core.v1.Service(resource_name, metadata=self._metadata(service_name, labels, annotations),
+                                   spec=spec, opts=self._child(depends_on, waits))
+
+
+# Model files come from the mounted volume only; no usage reports leave the cluster (vLLM and
+# SGLang honour DO_NOT_TRACK).
+_DEFAULT_ENV = {"HF_HUB_OFFLINE": "1", "DO_NOT_TRACK": "1"}
+
+
+def _default_env(args: ServingArgs) -> dict[str, str]:
+    """_DEFAULT_ENV, without HF_HUB_OFFLINE when the engine downloads the model itself."""
+    if args.download_at_start:
+        return {k: v for k, v in _DEFAULT_ENV.items() if k != "HF_HUB_OFFLINE"}
+    return dict(_DEFAULT_ENV)
+
+
+def secret_env_var(variable: str, secret: pulumi.Input[str], key: str) -> dict:
+    """A container environment entry read from a Kubernetes Secret: the value never appears in the spec."""
+    return {"name": variable, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+
+
+def _secret_env_list(secret_envs: Mapping[str, tuple[pulumi.Input[str], str]]) -> list[dict]:
+    return [secret_env_var(variable, name, key) for variable, (name, key) in secret_envs.items()]
+
+
+def _labels(app: str) -> dict[str, str]:
+    return {"app": app, "app.kubernetes.io/name": app, "app.kubernetes.io/component": "inference",
+            "app.kubernetes.io/managed-by": "pulumi"}
+
+
+def _env_list(env: Mapping[str, str]) -> list[dict]:
+    return [{"name": k, "value": v} for k, v in env.items()]
+
+
+def _update_budget(surge: bool) -> tuple[int, int]:
+    """(maxSurge, maxUnavailable) of a rolling update; see ServingArgs.surge_updates."""
+    return (1, 0) if surge else (0, 1)
+
+
+def _ray_env(args: ServingArgs) -> dict[str, str]:
+    """What ray-leader.sh and ray-worker.sh read (LWS_LEADER_ADDRESS comes from the LWS controller)."""
+    return {"LLM_RAY_PORT": str(RAY_PORT), "LLM_RAY_NODE_PORT": str(RAY_NODE_PORT),
+            "LLM_RAY_JOIN_TIMEOUT_SECONDS": str(RAY_JOIN_TIMEOUT_SECONDS),
+            "LLM_RAY_GROUP_GPUS": str(args.gpus_per_pod * args.pods_per_replica),
+            "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+def _ray_wait(pods_per_replica: int) -> int:
+    return RAY_JOIN_TIMEOUT_SECONDS if pods_per_replica > 1 else 0
+
+
+RAY_PRELUDE = "ray-network-env.sh"  # runs before either Ray script: the network's NCCL environment
+
+
+def _ray_script_command(script: str) -> list[str]:
+    """Run a Ray script from components/scripts inline (no ConfigMap to keep in sync), after RAY_PRELUDE;
+    argv follows as $@."""
+    text = (SCRIPTS / RAY_PRELUDE).read_text() + "\n" + (SCRIPTS / script).read_text()
+    return ["/bin/bash", "-c", kubernetes_literal(text), script]
+
+
+def _load_balancer_address(service: k8s.core.v1.Service) -> pulumi.Output[str]:
+    """The first ingress address; the provider waits for it before the Service counts as created."""
+    def first(status) -> str:
+        ingress = status.load_balancer.ingress if status is not None and status.load_balancer is not None else None
+        if not ingress or not (ingress[0].ip or ingress[0].hostname):
+            raise ValueError("the LoadBalancer Service has no ingress address yet")
+        return ingress[0].ip or ingress[0].hostname
+    return service.status.apply(first)
+
+
+def _validate(args: ServingArgs) -> None:
+    """Mistakes the cluster would only report after a long wait, refused before anything is created."""
+    problems = []
+    if not _DNS_LABEL.match(args.app) or len(args.app) > _APP_MAX:
+        problems.append(f"app {args.app!r} must be a DNS label of at most {_APP_MAX} characters")
+    for field_name in ("gpus_per_pod", "pods_per_replica", "replicas", "cpu", "memory_gib", "shm_gib", "load_minutes"):
+        if getattr(args, field_name) < 1:
+            problems.append(f"{field_name} must be at least 1")
+    if args.shm_gib >= args.memory_gib:
+        problems.append(f"shm_gib ({args.shm_gib}) counts against the pod memory and must be below memory_gib "
+                        f"({args.memory_gib})")
+    if args.pod_labels.get("app", args.app) != args.app:
+        problems.append("pod_labels must not change the app label (it is the selector)")
+    reserved = {args.engine.api_key_env, *_DEFAULT_ENV, *_ray_env(args)}
+    if reserved & set(args.env):
+        problems.append(f"env must not set {sorted(reserved & set(args.env))}: the component sets them")
+    if (reserved | set(args.env)) & set(args.secret_env):
+        problems.append(f"secret_env must not set {sorted((reserved | set(args.env)) & set(args.secret_env))}: "
+                        "already set")
+    mount_names = [m.name for m in args.host_mounts]
+    if set(mount_names) & {"model", "dshm"} or len(set(mount_names)) < len(mount_names):
+        problems.append(f"host_mounts names {mount_names} must be unique and not 'model' or 'dshm'")
+    if {m.mount_path for m in args.host_mounts} & {args.model_mount_path, "/dev/shm"}:
+        problems.append("host_mounts must not mount over the model or /dev/shm")
+    uses_ray = _ray_backend(args.engine)
+    if args.pods_per_replica > 1 and not uses_ray:
+        problems.append("pods_per_replica > 1 needs a vLLM command built with multi_node=True "
+                        "(--distributed-executor-backend ray)")
+    if args.pods_per_replica == 1 and uses_ray:
+        problems.append("a single-pod replica needs no Ray: build the command with multi_node=False")
+    if problems:
+        raise ValueError("ServingWorkload: " + "; ".join(problems))
+
+
+def _ray_backend(engine: EngineCommand) -> bool:
+    argv = list(engine.argv)
+    return any(a == "--distributed-executor-backend" and argv[i + 1:i + 2] == ["ray"] for i, a in enumerate(argv))

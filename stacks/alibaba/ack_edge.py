@@ -1,0 +1,95 @@
+"""Target `ack-edge`: an ACK Edge cluster whose IDC GPU machines serve first, with virtual nodes (ECI or
+ACS) taking the overflow up to a maximum, and the HPA that creates it (reference 002, without arena).
+
+The IDC machines join an edge node pool created outside Pulumi (the provider cannot create one for
+on-prem machines; README "ack-edge"); its id comes from llm:edgeNodePoolId.
+"""
+from __future__ import annotations
+
+import pulumi
+import pulumi_alicloud as alicloud
+
+from components.api_key import ApiKey
+from components.alibaba.host_scripts import PIP_INDEX_URL
+from components.alibaba.managed_cluster import ManagedCluster, ManagedClusterArgs
+from components.alibaba.resource_policy import NODE_POOL_ID_LABEL, ResourcePolicy, ResourcePolicyArgs, Unit
+from components.alibaba.virtual_nodes import TOLERATION as VIRTUAL_NODE_TOLERATION, VirtualNodes, VirtualNodesArgs
+from core.settings import Settings
+from stacks import serving
+from stacks.alibaba import cost
+from stacks.alibaba.common import stack_tags
+from stacks.alibaba.managed_kubernetes import (CLUSTER_SPEC, GPU_TOLERATION, addons, cluster_network, cluster_zones,
+                                              kubectl_hint, load_balancers, namespace_and_store, serve_and_autoscale,
+                                              system_pool)
+
+# Flannel: IDC nodes have no VPC ENIs, so no Terway. Unverified offline: the add-on name ACK Edge expects.
+EDGE_ADDONS = ({"name": "flannel"}, {"name": "csi-plugin"}, {"name": "csi-provisioner"})
+ECI_SPECS = "k8s.aliyun.com/eci-use-specs"
+ECI_VSWITCH = "k8s.aliyun.com/eci-vswitch"
+
+
+def build(settings: Settings) -> dict[str, object]:
+    provider = alicloud.Provider("alicloud", region=settings.region)
+    ack, plan = settings.ack, settings.cluster
+    zones = cluster_zones(settings, provider, None)  # GPUs are in the IDC and on virtual nodes
+    tags = stack_tags(settings)
+    api_key = ApiKey(f"{settings.name}-api-key", settings.api_key)
+    network = cluster_network(settings, zones, tags, provider, pod_vswitches=False)  # Flannel: no pod vSwitches
+    vswitches = [network.vswitch_ids["nodes-a"], network.vswitch_ids["nodes-b"]]
+    cluster = ManagedCluster(settings.name, ManagedClusterArgs(
+        profile="Edge", cluster_spec=CLUSTER_SPEC, vswitch_ids=vswitches, pod_cidr=ack.edge.pod_cidr,
+        service_cidr=plan.service_cidr, enable_rrsa=True, addons=addons(EDGE_ADDONS, ack.sls_logging),
+        kubernetes_version=plan.kubernetes_version, public_endpoint=plan.public_endpoint,
+        deletion_protection=settings.deletion_protection, tags=tags),
+        opts=pulumi.ResourceOptions(providers=[provider], depends_on=network.snat_entries))
+    in_region = pulumi.ResourceOptions(providers=[provider])
+    # Cloud nodes for the cluster's own components, the model import and the benchmark.
+    system = system_pool(settings, cluster, vswitches, tags, in_region)
+    virtual = VirtualNodes(f"{settings.name}-virtual-nodes", VirtualNodesArgs(cluster_id=cluster.cluster_id),
+                           opts=in_region)
+    if ack.edge.cluster_only:
+        return _cluster_only_outputs(settings, zones, cluster)
+    in_cluster = pulumi.ResourceOptions(providers=[provider, cluster.provider])
+
+    ns, store = namespace_and_store(settings, cluster, tags, in_cluster, auth="rrsa")
+    platform = serving.Platform(
+        # Where the pods go is the ResourcePolicy's choice; they may land on tainted GPU or virtual nodes.
+        tolerations=[GPU_TOLERATION, VIRTUAL_NODE_TOLERATION],
+        **load_balancers(settings),
+        pip_index_url=PIP_INDEX_URL)
+    policy = ResourcePolicy(f"{settings.name}-placement", ResourcePolicyArgs(
+        namespace=ns, name=serving.APP, selector={"app": serving.APP},
+        units=[Unit("ecs", node_selector={NODE_POOL_ID_LABEL: ack.edge.node_pool_id}), cloud_unit(settings, vswitches)]),
+        opts=pulumi.ResourceOptions.merge(in_cluster, pulumi.ResourceOptions(depends_on=[virtual])))
+    # The policy must exist before the first pod is scheduled, or that pod ignores it.
+    outputs = serve_and_autoscale(settings, platform, cluster, ns, store, api_key.value, in_cluster,
+                                  import_on=[system], serving_after=[policy])
+    outputs.update({"region": settings.region, "zones": list(zones), "clusterId": cluster.cluster_id,
+                    "edgeNodePoolId": ack.edge.node_pool_id,
+                    "cloudBurst": f"up to {ack.edge.cloud_max_pods} pod(s) on {ack.edge.unit} virtual nodes",
+                    "modelBucket": store.bucket, "costEstimate": cost.ack_estimate(settings, provider),
+                    "kubeconfig": cluster.kubeconfig,  # secret
+                    "kubectlHint": kubectl_hint(settings)})
+    return outputs
+
+
+def _cluster_only_outputs(settings: Settings, zones, cluster: ManagedCluster) -> dict[str, object]:
+    """First run: the cluster exists, serving waits for the edge node pool the IDC machines join."""
+    return {"target": settings.target, "region": settings.region, "zones": list(zones),
+            "clusterId": cluster.cluster_id, "kubeconfig": cluster.kubeconfig,  # secret
+            "nextStep": "create an edge node pool in this cluster (ACK console), join the IDC GPU machines to it "
+                        "(README \"ack-edge\"), then: pulumi config set llm:edgeNodePoolId <np-id> && "
+                        "pulumi config set llm:edgeClusterOnly false && pulumi up"}
+
+
+def cloud_unit(settings: Settings, vswitches: list) -> Unit:
+    """The virtual-node unit, with what its capacity needs on the pod: ECI specs, or ACS GPU labels."""
+    edge = settings.ack.edge
+    if edge.unit == "acs":
+        acs = settings.acs
+        return Unit("acs", max=edge.cloud_max_pods, pod_labels={
+            "alibabacloud.com/acs": "true", "alibabacloud.com/compute-class": acs.compute_class,
+            "alibabacloud.com/gpu-model-series": acs.gpu_series, "alibabacloud.com/compute-qos": acs.compute_qos})
+    return Unit("eci", max=edge.cloud_max_pods, pod_annotations={
+        ECI_SPECS: ",".join(edge.eci_instance_types),
+        ECI_VSWITCH: pulumi.Output.all(*vswitches).apply(",".join)})

@@ -1,0 +1,97 @@
+"""Target `ecs`: one GPU ECS instance serving an OpenAI-compatible API (reference 001)."""
+from __future__ import annotations
+
+import pulumi
+import pulumi_alicloud as alicloud
+
+from components.api_key import ApiKey
+from components.alibaba.gpu_instance import GpuInstance, GpuInstanceArgs
+from components.alibaba.host_scripts import HostConfig, model_dir, render_user_data
+from components.alibaba.network import Network, NetworkArgs, Subnet
+from core.engine import build_command
+from core.errors import ConfigError, Problem
+from core.settings import Settings
+from stacks.alibaba import cost
+from stacks.alibaba.common import stack_tags, ubuntu_image
+from stacks.client import api_base, client_outputs
+
+
+def build(settings: Settings) -> dict[str, object]:
+    provider = alicloud.Provider("alicloud", region=settings.region)
+    placement = settings.placement
+    zone = _zone(settings, provider)
+    instance = settings.placement.instance
+    image_id = settings.image_id or ubuntu_image(provider, settings.region, instance.name, instance.uefi_only)
+    tags = stack_tags(settings)
+    in_region = pulumi.ResourceOptions(providers=[provider])
+
+    api_key = ApiKey(f"{settings.name}-api-key", settings.api_key)
+    network = Network(settings.name, NetworkArgs(
+        vpc_cidr=settings.vpc_cidr, subnets=[Subnet("hosts", zone, settings.vswitch_cidr)],
+        api_port=settings.engine.port,
+        public_api_cidrs=settings.access.allowed_cidrs if settings.access.public else (),
+        ssh_cidrs=settings.access.ssh_cidrs, nat_egress=not settings.access.public, tags=tags), opts=in_region)
+
+    host_setup = host_config(settings)
+    engine = host_setup.engine
+    user_data = render_user_data(host_setup)
+    host = GpuInstance(settings.name, GpuInstanceArgs(
+        instance_type=placement.instance.name, image_id=image_id, vswitch_id=network.vswitch_id,
+        security_group_id=network.security_group_id, user_data=user_data, api_key=api_key.value,
+        api_key_env=engine.api_key_env, api_port=engine.port,
+        readiness_timeout_minutes=settings.readiness_timeout_minutes, disk_category=settings.disk_category,
+        system_disk_gib=settings.system_disk_gib,
+        public_bandwidth_mbps=settings.access.public_bandwidth_mbps if settings.access.public else 0,
+        key_pair=settings.access.ssh_key_pair or None, deletion_protection=settings.deletion_protection,
+        tags=tags), opts=in_region)
+
+    port = engine.port
+    outputs = client_outputs(
+        model_name=settings.engine.served_model_name, engine=settings.engine.engine, api_key=api_key.value,
+        private_base=api_base(host.private_ip, port),
+        public_base=api_base(host.public_ip, port) if host.public_ip is not None else None)
+    outputs.update({
+        "target": "ecs",
+        "region": settings.region,
+        "zone": zone,
+        "instanceId": host.instance_id,
+        "instanceType": placement.instance.name,
+        "gpus": f"{placement.gpus_per_pod}x {placement.gpu.name}",
+        "engine": settings.engine.engine,
+        "engineImage": settings.engine.image,
+        "healthCheck": pulumi.Output.concat("curl http://", host.private_ip, f":{port}/health"),
+        "readinessTimeoutMinutes": settings.readiness_timeout_minutes,
+        "costEstimate": cost.ecs_estimate(settings, provider),
+    })
+    if settings.access.ssh_cidrs:
+        address = host.public_ip if host.public_ip is not None else host.private_ip
+        outputs["sshCommand"] = pulumi.Output.concat("ssh -i <", settings.access.ssh_key_pair, ".pem> root@", address)
+    return outputs
+
+
+def host_config(settings: Settings) -> HostConfig:
+    """What the GPU host runs: the model, the engine command for this placement, driver and image."""
+    placement = settings.placement
+    engine = build_command(settings.engine, settings.model, model_dir(settings.model), placement.tensor_parallel,
+                           gpu_has_bf16=placement.gpu.bf16)
+    return HostConfig(model=settings.model, model_revision=settings.model_revision,
+                      engine_image=settings.engine.image, engine=engine, driver_branch=settings.gpu_driver_branch,
+                      fabric_manager=placement.instance.nvswitch)
+
+
+def _zone(settings: Settings, provider: alicloud.Provider) -> str:
+    """A zone that sells the instance type now (GPU stock varies by zone), checked before creating anything."""
+    instance_type = settings.placement.instance.name
+    found = alicloud.get_zones(available_instance_type=instance_type, available_resource_creation="VSwitch",
+                               available_disk_category=settings.disk_category,
+                               opts=pulumi.InvokeOptions(provider=provider))
+    zones = [z.id for z in found.zones]
+    if settings.zone and settings.zone not in zones:
+        raise ConfigError([Problem("zone", settings.zone, f"does not offer {instance_type} with "
+                                   f"{settings.disk_category} now; zones that do: {zones or 'none'}",
+                                   "pick one of those zones, or leave llm:zone empty to choose automatically")])
+    if not zones:
+        raise ConfigError([Problem("instanceType", instance_type, f"no zone of {settings.region} offers it now "
+                                   "(sold out or not sold in this region)",
+                                   "try another region, llm:gpuKind or llm:instanceType, or ask Alibaba Cloud for quota")])
+    return settings.zone or zones[0]

@@ -1,7 +1,8 @@
 """LLM inference on the cloud in one `pulumi up`: read settings, build the chosen target, export outputs."""
+
 import pulumi
 
-from core.settings import load
+from core.config import load
 from stacks import build
 
 for name, value in build(load()).items():

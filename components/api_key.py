@@ -6,7 +6,7 @@ from typing import Optional
 import pulumi
 import pulumi_random as random
 
-from core.settings import SecretStr
+from core.config.settings import SecretStr
 
 
 class ApiKey(pulumi.ComponentResource):

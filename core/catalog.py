@@ -26,11 +26,11 @@ class ModelSpec:
     kv_heads: int  # equals attention_heads for MHA; ignored for MLA models
     head_dim: int
     context_length: int  # max_position_embeddings
+    gated: bool  # Hugging Face asks for accepted terms and a token before it serves the files
     reasoning: Optional[str] = None  # reasoning output format: "deepseek_r1" | "qwen3"
     weights_gb: Optional[float] = None  # published checkpoint size (decimal GB) when not params x dtype
     mla_kv_lora_rank: int = 0  # DeepSeek MLA: latent KV width per layer
     mla_rope_dim: int = 0
-    gated: bool = False  # Hugging Face requires a token
     trust_remote_code: bool = False
 
     @property
@@ -50,36 +50,37 @@ class ModelSpec:
 
 DTYPE_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5}
 
-# Numbers from each model's config.json on ModelScope / Hugging Face.
+# Numbers from each model's config.json on ModelScope / Hugging Face. None of these repositories is gated: their
+# Hugging Face pages serve the files without an access request (Apache-2.0 for Qwen, MIT for DeepSeek).
 MODELS: dict[str, ModelSpec] = {
     m.name: m
     for m in (
         ModelSpec("Qwen3-235B-A22B", "Qwen/Qwen3-235B-A22B", "Qwen/Qwen3-235B-A22B", 235.1, "bf16",
-                  layers=94, attention_heads=64, kv_heads=4, head_dim=128, context_length=40960,
+                  layers=94, attention_heads=64, kv_heads=4, head_dim=128, context_length=40960, gated=False,
                   reasoning="qwen3"),
         ModelSpec("Qwen3-32B", "Qwen/Qwen3-32B", "Qwen/Qwen3-32B", 32.8, "bf16",
-                  layers=64, attention_heads=64, kv_heads=8, head_dim=128, context_length=40960,
+                  layers=64, attention_heads=64, kv_heads=8, head_dim=128, context_length=40960, gated=False,
                   reasoning="qwen3"),
         ModelSpec("QwQ-32B", "Qwen/QwQ-32B", "Qwen/QwQ-32B", 32.8, "bf16",
-                  layers=64, attention_heads=40, kv_heads=8, head_dim=128, context_length=40960,
+                  layers=64, attention_heads=40, kv_heads=8, head_dim=128, context_length=40960, gated=False,
                   reasoning="deepseek_r1"),
         ModelSpec("Qwen2.5-32B-Instruct", "Qwen/Qwen2.5-32B-Instruct", "Qwen/Qwen2.5-32B-Instruct", 32.8, "bf16",
-                  layers=64, attention_heads=40, kv_heads=8, head_dim=128, context_length=32768),
+                  layers=64, attention_heads=40, kv_heads=8, head_dim=128, context_length=32768, gated=False),
         ModelSpec("DeepSeek-R1-Distill-Llama-70B", "deepseek-ai/DeepSeek-R1-Distill-Llama-70B",
                   "deepseek-ai/DeepSeek-R1-Distill-Llama-70B", 70.6, "bf16",
-                  layers=80, attention_heads=64, kv_heads=8, head_dim=128, context_length=131072,
+                  layers=80, attention_heads=64, kv_heads=8, head_dim=128, context_length=131072, gated=False,
                   reasoning="deepseek_r1"),
         ModelSpec("DeepSeek-R1-Distill-Qwen-32B", "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B",
                   "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B", 32.8, "bf16",
-                  layers=64, attention_heads=40, kv_heads=8, head_dim=128, context_length=131072,
+                  layers=64, attention_heads=40, kv_heads=8, head_dim=128, context_length=131072, gated=False,
                   reasoning="deepseek_r1"),
         ModelSpec("DeepSeek-R1-Distill-Qwen-7B", "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B",
                   "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", 7.6, "bf16",
-                  layers=28, attention_heads=28, kv_heads=4, head_dim=128, context_length=131072,
+                  layers=28, attention_heads=28, kv_heads=4, head_dim=128, context_length=131072, gated=False,
                   reasoning="deepseek_r1"),
         # FP8 checkpoint with some bf16 tensors: about 0.69 TB on disk, not 671 GB.
         ModelSpec("DeepSeek-R1", "deepseek-ai/DeepSeek-R1", "deepseek-ai/DeepSeek-R1", 671.0, "fp8",
-                  layers=61, attention_heads=128, kv_heads=128, head_dim=128, context_length=163840,
+                  layers=61, attention_heads=128, kv_heads=128, head_dim=128, context_length=163840, gated=False,
                   reasoning="deepseek_r1", weights_gb=689.0, mla_kv_lora_rank=512, mla_rope_dim=64),
     )
 }

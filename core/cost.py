@@ -68,7 +68,7 @@ class Price:
         return Price(found.hourly, found.currency, found.label(), f"per {found.unit}-hour")
 
 
-# Items a user can price in config (llm:hourlyPrices, `key=price` per unit-hour in llm:priceCurrency).
+# Items a user can price in config (cost.prices: a map of key to price per unit-hour, in cost.currency).
 # An override replaces the live or table price: it is what the account actually pays (discounts, contracts).
 PRICE_KEYS: Mapping[str, str] = {
     "gpu-host": "the ecs target's GPU instance with its system disk, per instance-hour",
@@ -101,7 +101,7 @@ class Item:
     resource: str
     quantity: float
     price: Price
-    key: str = ""  # one of PRICE_KEYS: lets llm:hourlyPrices set its price
+    key: str = ""  # one of PRICE_KEYS: lets cost.prices set its price
 
     @property
     def hourly(self) -> Optional[float]:
@@ -140,10 +140,10 @@ def _overridden(item: Item, overrides: Mapping[str, float], currency: str) -> It
     if item.key not in overrides:
         return item
     if item.key in MONTHLY_KEYS:
-        price = Price(overrides[item.key] / HOURS_PER_MONTH, currency, "config: llm:hourlyPrices",
+        price = Price(overrides[item.key] / HOURS_PER_MONTH, currency, "config: cost.prices",
                       f"{overrides[item.key]} per month / {HOURS_PER_MONTH} hours")
     else:
-        price = Price(overrides[item.key], currency, "config: llm:hourlyPrices")
+        price = Price(overrides[item.key], currency, "config: cost.prices")
     return Item(item.resource, item.quantity, price, item.key)
 
 

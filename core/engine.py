@@ -9,6 +9,7 @@ environment; SGLang only has --api-key, so its value is a reference that the lau
 from __future__ import annotations
 
 import shlex
+from typing import Optional
 from dataclasses import dataclass
 
 from core.catalog import ModelSpec
@@ -130,3 +131,22 @@ def _sglang_argv(o: EngineOptions, model: ModelSpec, path: str, tp: int, pp: int
     if model.trust_remote_code:
         argv.append("--trust-remote-code")
     return argv + _reasoning_parser(SGLANG, model)
+
+
+# Flags the program sets itself and extraArgs may not override, in any spelling the engines' argparse
+# parsers accept: vLLM's FlexibleArgumentParser turns `_` into `-` and both engines take `--flag=value`, a
+# unique prefix (argparse allow_abbrev), and a whole "--flag value" element reaches the parser as one token only
+# if no shell splits it. The API key comes from a secret; --host/--port keep the engine on loopback behind the
+# gateway; --enable-reasoning was removed in vLLM 0.10 (the reasoning parser comes from the catalog).
+RESERVED_FLAGS = ("--api-key", "--host", "--port", "--enable-reasoning")
+
+
+def reserved_flag(arg: str) -> Optional[str]:
+    """The reserved flag `arg` spells (or could abbreviate), else None."""
+    token = arg.strip().split(None, 1)[0] if arg.strip() else ""
+    if not token.startswith("--") or len(token) < 3:
+        return None
+    flag = token.split("=", 1)[0].replace("_", "-")
+    # Any prefix of a reserved flag is refused: argparse resolves a unique prefix to the flag, and an
+    # ambiguous one fails the engine at start, so refusing both is safe and never refuses a real flag.
+    return next((reserved for reserved in RESERVED_FLAGS if reserved.startswith(flag)), None)

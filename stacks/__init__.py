@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import importlib
 
-from core.settings import Settings
+from core.config import Settings
 
 # Target -> the module that composes it. Modules sit with the cloud that runs them.
 TARGET_MODULES = {

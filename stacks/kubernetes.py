@@ -1,7 +1,8 @@
 """Target `kubernetes`: the shared serving workload on a cluster you already have.
 
-The model is fetched once into a PVC of the configured storage class. The API is private (ClusterIP)
-unless llm:publicAccess asks for a LoadBalancer, limited to llm:allowedCidrs.
+Which cluster: the Kubernetes provider's standard keys (kubernetes:kubeconfig, kubernetes:context, ...), else
+the ambient kubeconfig. The model is fetched once into a PVC of the configured storage class. The API is private
+(ClusterIP) unless access.public asks for a LoadBalancer, limited to access.allowedCidrs.
 """
 from __future__ import annotations
 
@@ -11,18 +12,19 @@ import pulumi_kubernetes as k8s
 from components.api_key import ApiKey
 from components.kubernetes.pvc_model_store import PvcModelStore, PvcModelStoreArgs
 from components.kubernetes.serving_workload import ServiceExposure
-from core.settings import Settings
+from core.config import Settings
 from stacks import serving
+from stacks.providers import provider_args
 
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 
 
 def build(settings: Settings) -> dict[str, object]:
-    kubeconfig = pulumi.Output.secret(settings.kubeconfig.reveal()) if settings.kubeconfig else None
-    # None: the ambient kubeconfig / context. A retained namespace and volume outlive `pulumi destroy`; the
-    # next `pulumi up` adopts them instead of failing with "already exists".
-    provider = k8s.Provider("kubernetes", kubeconfig=kubeconfig,
-                            upsert_existing_objects=True if settings.model_store.retain else None)
+    # A retained namespace and volume outlive `pulumi destroy`; the next `pulumi up` adopts them instead of
+    # failing with "already exists".
+    provider = k8s.Provider("kubernetes", **provider_args(
+        settings.provider, k8s.ProviderArgs,
+        **({"upsert_existing_objects": True} if settings.model_store.retain else {})))
     opts = pulumi.ResourceOptions(provider=provider)
     api_key = ApiKey(f"{settings.name}-api-key", settings.api_key)
     # A retained model volume must outlive its namespace too: deleting a namespace deletes its PVCs.

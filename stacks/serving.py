@@ -17,7 +17,7 @@ from components.kubernetes.model_import import ModelImport, ModelImportArgs
 from components.kubernetes.serving_workload import HostMount, ServiceExposure, ServingArgs, ServingWorkload
 from core import sizing
 from core.engine import build_command
-from core.settings import Settings
+from core.config import Settings
 from stacks.client import api_base, client_outputs
 
 MODEL_MOUNT = "/models"

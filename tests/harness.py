@@ -1,12 +1,13 @@
 """The one test harness: run the real __main__.py for a stack under Pulumi mocks and record everything.
 
-Config is assembled as the Pulumi CLI does it (Pulumi.yaml defaults, then Pulumi.<stack>.yaml, then
-the test's overrides), so a test of `dev` is a test of the committed dev stack. Each registration is
+Config is assembled as the Pulumi CLI does it (the stack file, then the test's overrides as `--path` keys),
+so a test of `dev` is a test of the committed dev stack and a test of `acs` one of examples/acs.yaml. Each registration is
 recorded with its type, name, parent, dependencies, protect/retainOnDelete, timeouts, ignoreChanges
 and inputs, secrets still wrapped in Pulumi's secret marker.
 """
 from __future__ import annotations
 
+import copy
 import json
 import runpy
 from dataclasses import dataclass, field
@@ -20,7 +21,10 @@ from pulumi.runtime.stack import wait_for_rpcs
 from pulumi.runtime.sync_await import _sync_await
 
 ROOT = Path(__file__).resolve().parent.parent
-PROJECT = "llm"
+PROJECT = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["name"]  # the config namespace
+PROVIDER_NAMESPACES = ("alicloud", "gcp", "kubernetes")
+ROOT_STACKS = ("dev", "prod")  # Pulumi.<stack>.yaml at the root; other examples in examples/<name>.yaml
+EXAMPLE_STACKS = ("dev", "prod", "acs", "acs-r1", "ack", "ack-edge", "gke", "kubernetes")
 SECRET_SIG = rpc._special_secret_sig  # how Pulumi marks a secret value in serialized properties
 GENERATED_API_KEY = "generated-key-FROM-RANDOM-0123456789abcdefghijklmn"  # what RandomPassword returns here
 
@@ -237,15 +241,45 @@ class RecordingMonitor(mocks.MockMonitor):
         return response
 
 
-def stack_config(stack: str, overrides: Optional[dict] = None) -> dict[str, str]:
-    """Config as the CLI hands it to the program: project defaults, stack values, as strings."""
-    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
-    values: dict[str, Any] = {f"{PROJECT}:{k}": v["default"] for k, v in project["config"].items()}
-    stack_file = ROOT / f"Pulumi.{stack}.yaml"
-    if stack_file.exists():
-        values.update((yaml.safe_load(stack_file.read_text()) or {}).get("config", {}))
-    values.update({(k if ":" in k else f"{PROJECT}:{k}"): v for k, v in (overrides or {}).items()})
-    return {k: _as_config_string(v) for k, v in values.items()}
+def stack_file(stack: str) -> Path:
+    """dev and prod live at the root, as the design has them; every other example in examples/."""
+    return ROOT / f"Pulumi.{stack}.yaml" if stack in ROOT_STACKS else ROOT / "examples" / f"{stack}.yaml"
+
+
+def _set_path(config: dict[str, Any], key: str, value: Any, project: str) -> None:
+    """`pulumi config set --path` on a dict: `engine.maxModelLen` or `alicloud:region`; None removes the key."""
+    qualified = key if key.split(":", 1)[0] in PROVIDER_NAMESPACES and ":" in key else f"{project}:{key}"
+    top, _, rest = qualified.partition(".")
+    if not rest:
+        if value is None:
+            config.pop(top, None)
+        else:
+            config[top] = value
+        return
+    node = config.setdefault(top, {})
+    parts = rest.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    if value is None:
+        node.pop(parts[-1], None)
+    else:
+        node[parts[-1]] = value
+
+
+def stack_config(stack: str, overrides: Optional[dict] = None, project: str = PROJECT) -> dict[str, str]:
+    """Config as the CLI hands it to the program: the stack file, then `overrides` (key paths), as strings.
+
+    The stack files are written for the `llm` namespace; with another `project`, their keys move to it
+    (as in a fork renamed in Pulumi.yaml).
+    """
+    file_config = (yaml.safe_load(stack_file(stack).read_text()) or {}).get("config", {})
+    config: dict[str, Any] = {}
+    for key, value in file_config.items():
+        namespace, _, name = key.partition(":")
+        config[f"{project}:{name}" if namespace == PROJECT else key] = copy.deepcopy(value)
+    for key, value in (overrides or {}).items():
+        _set_path(config, key, value, project)
+    return {k: _as_config_string(v) for k, v in config.items()}
 
 
 def _as_config_string(value: Any) -> str:
@@ -256,15 +290,17 @@ def _as_config_string(value: Any) -> str:
     return str(value)
 
 
-def run_stack(stack: str = "dev", overrides: Optional[dict] = None, secret_keys: Iterable[str] = (),
+def run_stack(stack: str = "dev", overrides: Optional[dict] = None, secret_keys: Iterable[str] = ("apiKey", "hfToken"),
               preview: bool = False, zones: Iterable[str] = ZONES, images: Optional[list[str]] = None,
-              record: Optional[Run] = None) -> Run:
+              record: Optional[Run] = None, project: str = PROJECT) -> Run:
     """Run __main__.py for `stack`; raises whatever the program raises (e.g. ConfigError).
 
-    Pass `record` to inspect what was registered even when the program fails.
+    `overrides` are key paths as `pulumi config set --path` takes them ({"engine.maxModelLen": 8192},
+    {"alicloud:region": "cn-beijing"}); `secret_keys` are stored as secrets (by default the API key and HF token,
+    as the docs tell users to set them). Pass `record` to inspect what was registered even when the program fails.
     """
     return _run(lambda: runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__"), stack, overrides,
-                secret_keys, preview, zones, images, record)
+                secret_keys, preview, zones, images, record, project)
 
 
 def run_program(program: Callable[[], Optional[dict]], stack: str = "dev", preview: bool = False) -> Run:
@@ -276,18 +312,19 @@ def run_program(program: Callable[[], Optional[dict]], stack: str = "dev", previ
         for name, value in (program() or {}).items():
             if value is not None:
                 pulumi.export(name, value)
-    return _run(body, stack, {}, (), preview, ZONES, None, None)
+    return _run(body, stack, {}, (), preview, ZONES, None, None, PROJECT)
 
 
 def _run(body: Callable[[], object], stack: str, overrides: Optional[dict], secret_keys: Iterable[str],
-         preview: bool, zones: Iterable[str], images: Optional[list[str]], record: Optional[Run]) -> Run:
+         preview: bool, zones: Iterable[str], images: Optional[list[str]], record: Optional[Run],
+         project: str) -> Run:
     run = record if record is not None else Run()
     cloud = CloudMocks(run, zones=zones, images=images)
     runtime_settings.ROOT.set(None)
-    pulumi.runtime.set_mocks(cloud, project=PROJECT, stack=stack, preview=preview,
+    pulumi.runtime.set_mocks(cloud, project=project, stack=stack, preview=preview,
                              monitor=RecordingMonitor(cloud, run))
-    pulumi.runtime.set_all_config(stack_config(stack, overrides),
-                                  [k if ":" in k else f"{PROJECT}:{k}" for k in secret_keys])
+    pulumi.runtime.set_all_config(stack_config(stack, overrides, project),
+                                  [k if ":" in k else f"{project}:{k}" for k in secret_keys])
     body()
     _sync_await(wait_for_rpcs())
     root = runtime_settings.get_root_resource()
@@ -358,3 +395,22 @@ def reset_runtime() -> None:
     """Leave no mock settings behind for the next test."""
     runtime_settings.ROOT.set(None)
     pulumi.runtime.settings.reset_options()
+
+
+def settings_for(stack: str = "dev", overrides: Optional[dict] = None,
+                 secret_keys: Iterable[str] = ("apiKey", "hfToken"), project: str = PROJECT):
+    """The Settings a stack's config parses into (no Pulumi run): the stack file plus `overrides` key paths."""
+    from core.config.parse import parse
+    from core.config.source import from_mapping
+
+    values: dict[str, str] = {}
+    providers: dict[str, dict[str, str]] = {}
+    for key, text in stack_config(stack, overrides, project).items():
+        namespace, _, name = key.partition(":")
+        if namespace == project:
+            values[name] = text
+        else:
+            providers.setdefault(namespace, {})[name] = text
+    secrets = [k for k in secret_keys if ":" not in k]
+    provider_secrets = [k for k in secret_keys if ":" in k]
+    return parse(from_mapping(values, project, secrets, providers, provider_secrets), stack)

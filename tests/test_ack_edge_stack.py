@@ -51,7 +51,7 @@ def test_serving_pods_carry_the_policy_selector_and_no_cloud_specific_marks(edge
 
 
 def test_acs_unit_labels_pods_for_acs_gpus_only_there():
-    run = run_stack("ack-edge", {"virtualNodeUnit": "acs", "gpuKind": "H20", "cloudMaxPods": 4})
+    run = run_stack("ack-edge", {"ackEdge.virtualNodeUnit": "acs", "placement.gpuKind": "H20", "ackEdge.cloudMaxPods": 4})
     cloud = policy(run)["spec"]["units"][1]
     assert cloud["resource"] == "acs" and cloud["max"] == 4
     assert cloud["podLabels"] == {"alibabacloud.com/acs": "true", "alibabacloud.com/compute-class": "gpu",
@@ -72,8 +72,8 @@ def test_objects_validate_and_custom_resources_are_named(edge):
 
 
 def test_first_run_creates_only_the_network_and_cluster_for_the_edge_pool_to_join():
-    run = run_stack("ack-edge", {"edgeNodePoolId": "", "edgeClusterOnly": True})
+    run = run_stack("ack-edge", {"ackEdge.nodePoolId": None, "ackEdge.clusterOnly": True})
     assert run.one("alicloud:cs/managedKubernetes:ManagedKubernetes")
     assert not [r for r in run.resources if r.type.startswith("kubernetes:") and "Namespace" in r.type]
     assert not run.of_type("kubernetes:apps/v1:Deployment") and not run.of_type("alicloud:oss/bucket:Bucket")
-    assert "edgeNodePoolId" in run.outputs["nextStep"] and "kubeconfig" in run.secret_outputs
+    assert "ackEdge.nodePoolId" in run.outputs["nextStep"] and "kubeconfig" in run.secret_outputs

@@ -54,12 +54,12 @@ def test_system_pool_is_small_fixed_and_untainted(ack):
 
 
 def test_spot_gpu_nodes_when_asked():
-    spec = unwrap(pools(run_stack("ack", {"ackSpotInstances": True}))["gpu"].inputs)
+    spec = unwrap(pools(run_stack("ack", {"ack.spotInstances": True}))["gpu"].inputs)
     assert spec["spotStrategy"] == "SpotAsPriceGo"
 
 
 def test_fixed_gpu_pool_has_a_desired_size_and_rolls_without_surge():
-    run = run_stack("ack", {"ackGpuNodesMin": 2, "ackGpuNodesMax": 2, "maxReplicas": 2})
+    run = run_stack("ack", {"gpuNodes.min": 2, "gpuNodes.max": 2, "scaling.maxReplicas": 2})
     spec = unwrap(pools(run)["gpu"].inputs)
     assert spec["desiredSize"] == "2" and "scalingConfig" not in spec
     strategy = run.kubernetes_object("Deployment")["spec"]["strategy"]["rollingUpdate"]
@@ -100,7 +100,7 @@ def test_hpa_scales_the_deployment_on_vllm_queue_with_a_slow_scale_down(ack):
 def test_replicas_belong_to_the_hpa_after_creation(ack):
     deployment = ack.one("kubernetes:apps/v1:Deployment")
     assert deployment.ignore_changes == ["spec.replicas"]
-    fixed = run_stack("ack", {"maxReplicas": 1}).one("kubernetes:apps/v1:Deployment")
+    fixed = run_stack("ack", {"scaling.maxReplicas": 1}).one("kubernetes:apps/v1:Deployment")
     assert fixed.ignore_changes == []
 
 
@@ -119,18 +119,18 @@ def test_metrics_pipeline_prometheus_podmonitor_and_adapter(ack):
 
 
 def test_gpu_utilisation_metric_like_the_reference():
-    run = run_stack("ack", {"autoscalingMetric": "DCGM_CUSTOM_PROCESS_SM_UTIL"})
+    run = run_stack("ack", {"scaling.metric": "DCGM_CUSTOM_PROCESS_SM_UTIL"})
     metric = run.kubernetes_object("HorizontalPodAutoscaler")["spec"]["metrics"][0]["pods"]
     assert metric["metric"]["name"] == "DCGM_CUSTOM_PROCESS_SM_UTIL" and metric["target"]["averageValue"] == "50"
 
 
 def test_no_autoscaling_pipeline_without_headroom():
-    run = run_stack("ack", {"maxReplicas": 1})
+    run = run_stack("ack", {"scaling.maxReplicas": 1})
     assert not run.of_type("kubernetes:autoscaling/v2:HorizontalPodAutoscaler") and not run.of_type(ADDON)
 
 
 def test_sls_logging_installs_logtail_and_collects_the_engine_output():
-    run = run_stack("ack", {"slsLogging": True})
+    run = run_stack("ack", {"cluster.slsLogging": True})
     assert "logtail-ds" in {a["name"] for a in unwrap(run.one(CLUSTER).inputs)["addons"]}
     pipeline = run.kubernetes_object("ClusterAliyunPipelineConfig")
     spec = pipeline["spec"]

@@ -152,7 +152,7 @@ def test_private_load_balancer_always_public_only_when_asked(acs):
 
 
 def test_public_load_balancer_only_from_the_allowed_cidrs():
-    run = run_stack("acs", {"publicAccess": True, "allowedCidrs": ["203.0.113.0/24"]})
+    run = run_stack("acs", {"access.public": True, "access.allowedCidrs": ["203.0.113.0/24"]})
     public = [s for s in run.kubernetes_objects() if s["kind"] == "Service"
               and s["spec"].get("loadBalancerSourceRanges")]
     assert len(public) == 1
@@ -187,7 +187,7 @@ def test_jump_host_gets_kubectl_from_user_data_and_the_kubeconfig_only_through_o
 
 
 def test_jump_host_can_be_left_out():
-    run = run_stack("acs", {"jumpHost": False})
+    run = run_stack("acs", {"acs.jumpHost.enabled": False})
     assert not run.of_type("alicloud:ecs/instance:Instance")
 
 
@@ -227,7 +227,7 @@ def test_rollouts_start_the_new_pod_first_since_acs_provisions_gpus_per_pod(acs)
 
 
 def test_a_kept_bucket_is_adopted_by_name_instead_of_created():
-    run = run_stack("acs", {"modelBucket": "llm-acs-models-kept", "adoptModelBucket": True})
+    run = run_stack("acs", {"modelStore.bucket": "llm-acs-models-kept", "modelStore.adopt": True})
     assert not run.of_type(BUCKET) and not run.of_type("alicloud:oss/bucketAcl:BucketAcl")
     assert run.outputs["modelBucket"] == "llm-acs-models-kept"
     volumes = [o for o in run.kubernetes_objects() if o["kind"] == "PersistentVolume"]

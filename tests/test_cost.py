@@ -98,7 +98,7 @@ def test_a_failed_price_lookup_becomes_unknown_and_the_deployment_goes_on(monkey
 
 
 def test_a_public_host_lists_its_traffic_instead_of_nat():
-    run = run_stack("dev", {"publicAccess": True, "allowedCidrs": ["203.0.113.0/24"]})
+    run = run_stack("dev", {"access.public": True, "access.allowedCidrs": ["203.0.113.0/24"]})
     assert run.outputs["costEstimate"]["unknown"] == ["public traffic of the GPU host (PayByTraffic)"]
 
 
@@ -117,21 +117,21 @@ def test_acs_reports_gpu_pods_unknown_and_the_jump_host_live(preview):
 
 
 def test_acs_counts_every_gpu_of_every_replica():
-    run = run_stack("acs", {"replicas": 3})
+    run = run_stack("acs", {"scaling.replicas": 3})
     pods = run.outputs["costEstimate"]["items"][0]
     assert pods["resource"].startswith("ACS gpu pod GPUs") and pods["quantity"] == 3
 
 
 def test_config_prices_replace_live_and_unknown_ones_and_fill_the_totals():
-    run = run_stack("dev", {"hourlyPrices": ["gpu-host=12.5", "nat-gateway=0.3", "nat-eip=0.02"]})
+    run = run_stack("dev", {"cost.prices": {"gpu-host": 12.5, "nat-gateway": 0.3, "nat-eip": 0.02}})
     result = run.outputs["costEstimate"]
     assert result["unknown"] == [] and result["currency"] == "CNY"
     assert result["hourly"] == 12.82 and result["monthly"] == round(12.82 * 730, 2)
-    assert {i["source"] for i in result["items"]} == {"config: llm:hourlyPrices"}
+    assert {i["source"] for i in result["items"]} == {"config: cost.prices"}
 
 
 def test_acs_gpu_override_is_per_gpu_hour():
-    result = run_stack("acs-r1", {"hourlyPrices": ["acs-gpu=10"]}).outputs["costEstimate"]
+    result = run_stack("acs-r1", {"cost.prices": {"acs-gpu": 10}}).outputs["costEstimate"]
     gpus = next(i for i in result["items"] if i["resource"].startswith("ACS "))
     assert gpus["quantity"] == 16 and gpus["hourly"] == 160.0
     assert result["hourly"] is None and result["hourlyKnownPart"] >= 160.0  # the rest is still unknown
@@ -147,17 +147,17 @@ def test_ack_prices_the_gpu_pool_minimum_and_system_nodes_live():
 
 
 def test_ack_edge_cloud_pods_start_at_zero_and_stay_unknown_until_priced():
-    result = run_stack("ack-edge", {"hourlyPrices": ["virtual-gpu-pod=20"]}).outputs["costEstimate"]
+    result = run_stack("ack-edge", {"cost.prices": {"virtual-gpu-pod": 20}}).outputs["costEstimate"]
     cloud = next(i for i in result["items"] if "virtual nodes" in i["resource"])
-    assert cloud["quantity"] == 0 and cloud["source"] == "config: llm:hourlyPrices"
+    assert cloud["quantity"] == 0 and cloud["source"] == "config: cost.prices"
 
 
 # gke -------------------------------------------------------------------------------------------------------
 
 GKE_FEE = "table: GKE pricing, cluster management fee of $0.10 per cluster per hour, 2026-11-21, " \
           "https://cloud.google.com/kubernetes-engine/pricing"
-USD_PRICES = ["gke.a4-highgpu-8g=80", "gke.system-node=0.3", "gke.cluster=0.1", "gcp.lb=0.025", "gcs.gib-month=0.02",
-              "gcp.nat=0.05"]
+USD_PRICES = {"gke.a4-highgpu-8g": 80, "gke.system-node": 0.3, "gke.cluster": 0.1, "gcp.lb": 0.025,
+              "gcs.gib-month": 0.02, "gcp.nat": 0.05}
 
 
 def gke_cost(overrides=None):
@@ -188,7 +188,7 @@ def test_a_fixed_currency_turns_prices_in_another_into_unknowns():
 
 def test_gke_lists_one_a4_node_per_gke_node_and_cites_the_cluster_fee():
     from components.gcp.gke_cluster import SYSTEM_MACHINE_TYPE, SYSTEM_NODES
-    cost = gke_cost({"gkeNodeCount": 3})
+    cost = gke_cost({"gpuNodes.min": 3})
     a4 = item(cost, "GKE A4 High nodes (a4-highgpu-8g")
     assert a4["quantity"] == 3 and a4["hourly"] is None and "could be cited" in a4["note"]
     system = item(cost, f"GKE system nodes ({SYSTEM_MACHINE_TYPE})")
@@ -206,11 +206,11 @@ def test_gke_lists_one_a4_node_per_gke_node_and_cites_the_cluster_fee():
 
 
 def test_gke_prices_from_config_in_usd_fill_the_totals():
-    cost = gke_cost({"gkeNodeCount": 2, "hourlyPrices": USD_PRICES})  # llm:priceCurrency unset: USD on gke
+    cost = gke_cost({"gpuNodes.min": 2, "cost.prices": USD_PRICES})  # cost.currency unset: USD on gke
     hourly = 2 * 80 + 0.3 + 0.1 + 0.025 + 0.05 + weights_gib() * 0.02 / 730
     assert cost["unknown"] == [] and cost["currency"] == "USD"
     assert cost["hourly"] == round(hourly, 4) and cost["monthly"] == round(hourly * 730, 2)
-    assert {i["source"] for i in cost["items"]} == {"config: llm:hourlyPrices"}
+    assert {i["source"] for i in cost["items"]} == {"config: cost.prices"}
     assert item(cost, "GKE A4 High nodes")["hourly"] == 160.0
 
 
@@ -218,28 +218,28 @@ def test_gke_overrides_in_another_currency_are_not_mixed_into_usd(monkeypatch):
     import pulumi
     warnings = []
     monkeypatch.setattr(pulumi.log, "warn", lambda message, *args, **kwargs: warnings.append(message))
-    cost = gke_cost({"hourlyPrices": ["gke.a4-highgpu-8g=500"], "priceCurrency": "CNY"})
+    cost = gke_cost({"cost.prices": {"gke.a4-highgpu-8g": 500}, "cost.currency": "CNY"})
     a4 = item(cost, "GKE A4 High nodes")
     assert cost["currency"] == "USD" and a4["hourly"] is None and "500.0 CNY/h" in a4["note"]
     assert cost["hourlyKnownPart"] < 1  # the fee and the bucket only, not 500
-    assert any("gke.a4-highgpu-8g" in w and "llm:priceCurrency USD" in w for w in warnings)
+    assert any("gke.a4-highgpu-8g" in w and "cost.currency USD" in w for w in warnings)
 
 
 def test_gke_has_a_public_load_balancer_only_with_public_access():
     private = [i["resource"] for i in gke_cost()["items"] if "Load Balancer" in i["resource"]]
-    public = [i["resource"] for i in gke_cost({"publicAccess": True, "allowedCidrs": ["198.51.100.0/24"]})["items"]
+    public = [i["resource"] for i in gke_cost({"access.public": True, "access.allowedCidrs": ["198.51.100.0/24"]})["items"]
               if "Load Balancer" in i["resource"]]
     assert private == ["internal passthrough Network Load Balancer (API Service)"]
     assert public == private + ["external passthrough Network Load Balancer (public API Service)"]
 
 
 def test_gke_download_mode_stores_no_weights_in_the_bucket():
-    bucket = item(gke_cost({"gkeModelSource": "download"}), "GCS bucket in us-central1")
+    bucket = item(gke_cost({"gke.modelSource": "download"}), "GCS bucket in us-central1")
     assert bucket["quantity"] == 0 and bucket["hourly"] == 0.0
 
 
 def test_gke_reserved_nodes_say_how_they_are_billed():
-    a4 = item(gke_cost({"gkeReservation": "any"}), "GKE A4 High nodes")
+    a4 = item(gke_cost({"gke.reservation.mode": "any"}), "GKE A4 High nodes")
     assert a4["hourly"] is None and "reservation's terms" in a4["note"]
 
 

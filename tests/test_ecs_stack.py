@@ -55,7 +55,7 @@ def test_api_is_private_and_ssh_closed_by_default(dev):
 
 
 def test_public_access_opens_only_the_api_port_to_the_allowed_cidrs():
-    run = run_stack("dev", {"publicAccess": True, "allowedCidrs": ["203.0.113.0/24", "198.51.100.7/32"]})
+    run = run_stack("dev", {"access.public": True, "access.allowedCidrs": ["203.0.113.0/24", "198.51.100.7/32"]})
     assert ingress(run) == [("8000/8000", "192.168.0.0/16"), ("8000/8000", "198.51.100.7/32"),
                             ("8000/8000", "203.0.113.0/24")]
     assert unwrap(run.one(INSTANCE).inputs)["internetMaxBandwidthOut"] == 100
@@ -65,7 +65,7 @@ def test_public_access_opens_only_the_api_port_to_the_allowed_cidrs():
 
 
 def test_ssh_opens_port_22_only_to_the_configured_cidrs_with_a_key_pair():
-    run = run_stack("dev", {"sshCidrs": ["198.51.100.0/24"], "sshKeyPair": "ops"})
+    run = run_stack("dev", {"access.sshCidrs": ["198.51.100.0/24"], "access.sshKeyPair": "ops"})
     assert ("22/22", "198.51.100.0/24") in ingress(run)
     assert unwrap(run.one(INSTANCE).inputs)["keyName"] == "ops"
     assert run.outputs["sshCommand"] == "ssh -i <ops.pem> root@192.168.0.10"
@@ -174,7 +174,7 @@ def decoded(text):
 
 
 def test_sglang_runs_with_its_own_image_and_key_variable():
-    run = run_stack("dev", {"engine": "sglang"})
+    run = run_stack("dev", {"engine.name": "sglang"})
     text = user_data(run)
     assert "egs/sglang:0.4.6.post1" in text and "--api-key \"${SGLANG_API_KEY}\"" in text
     script = base64.b64decode(unwrap(run.one(COMMAND).inputs)["commandContent"]).decode()
@@ -183,20 +183,20 @@ def test_sglang_runs_with_its_own_image_and_key_variable():
 
 
 def test_regions_outside_mainland_china_pull_upstream_images():
-    run = run_stack("dev", {"region": "ap-southeast-1"})
+    run = run_stack("dev", {"alicloud:region": "ap-southeast-1"})
     assert run.outputs["engineImage"] == "docker.io/vllm/vllm-openai:v0.11.0"
     assert unwrap(run.one("pulumi:providers:alicloud").inputs)["region"] == "ap-southeast-1"
 
 
 def test_uefi_only_h20_machines_get_a_uefi_image_and_fabric_manager():
-    run = run_stack("dev", {"model": "QwQ-32B", "instanceType": "ecs.ebmgn8v.48xlarge"})
+    run = run_stack("dev", {"model": "QwQ-32B", "placement.instanceType": "ecs.ebmgn8v.48xlarge"})
     token, args = next(i for i in run.invokes if i[0] == "alicloud:ecs/getImages:getImages")
     assert args["nameRegex"] == "^ubuntu_22_04_uefi_x64" and args["instanceType"] == "ecs.ebmgn8v.48xlarge"
     assert "FABRIC_MANAGER=true" in user_data(run)
 
 
 def test_configured_image_skips_the_lookup():
-    run = run_stack("dev", {"imageId": "m-custom123"})
+    run = run_stack("dev", {"ecs.imageId": "m-custom123"})
     assert unwrap(run.one(INSTANCE).inputs)["imageId"] == "m-custom123"
     assert not [i for i in run.invokes if i[0] == "alicloud:ecs/getImages:getImages"]
 
@@ -207,12 +207,12 @@ def test_preview_builds_the_same_graph(dev):
 
 
 def test_tags_reach_every_taggable_resource():
-    run = run_stack("dev", {"tags": ["team=ml", "cost-center=42"]})
+    run = run_stack("dev", {"tags": {"team": "ml", "cost-center": "42"}})
     tagged = [r for r in run.resources if "tags" in r.inputs]
     assert tagged and all(unwrap(r.inputs)["tags"]["team"] == "ml" for r in tagged)
 
 
 def test_v100_hosts_serve_bf16_checkpoints_as_fp16():
-    run = run_stack("dev", {"instanceType": "ecs.gn6e-c12g1.3xlarge"})
+    run = run_stack("dev", {"placement.instanceType": "ecs.gn6e-c12g1.3xlarge"})
     assert "--dtype half" in user_data(run)
     assert "--dtype" not in user_data(run_stack("dev"))

@@ -102,9 +102,10 @@ def test_kubernetes_args_keep_other_dollar_signs_literal():
 
 def test_benchmark_flags_exist_in_the_pinned_vllm_bench_serve():
     from components.kubernetes.benchmark_job import BenchmarkArgs, bench_argv
-    from core.settings import Benchmark
+    from core.config.benchmark import BenchmarkConfig
     for dataset in ("random", "sharegpt"):
-        config = Benchmark(True, dataset, 200, "1", 8, 1000, 1000)
+        config = BenchmarkConfig(enabled=True, dataset=dataset, prompts=200, request_rate=1, concurrency=8,
+                                 input_len=1000, output_len=1000)
         args = BenchmarkArgs(namespace="llm", image="img:1", base_url="http://x", served_model_name="m",
                              model_path="/models/m", model_volume={}, model_mount_path="/models",
                              api_key_secret="s", api_key_secret_key="k", config=config, pip_index_url="https://p/")

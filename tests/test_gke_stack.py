@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import ConfigError
+from core.config.problems import ConfigError
 from harness import (GCP_PROJECT_NUMBER, GENERATED_API_KEY, CloudMocks, Run, all_strings, is_secret, run_stack,
                      unwrap, validate_kubernetes)
 
@@ -47,7 +47,7 @@ def test_a4_node_pool_has_eight_b200_latest_driver_gvnic_local_ssd_and_the_gpu_t
 
 
 def test_a_named_reservation_is_consumed_by_name():
-    run = run_stack("gke", {"gkeReservation": "specific", "gkeReservationName": "a4-res", "gkeNodeCount": 2})
+    run = run_stack("gke", {"gke.reservation.mode": "specific", "gke.reservation.name": "a4-res", "gpuNodes.min": 2})
     pool = a4_pool(run)
     assert pool["nodeConfig"]["reservationAffinity"] == {
         "consumeReservationType": "SPECIFIC_RESERVATION", "key": "compute.googleapis.com/reservation-name",
@@ -107,7 +107,7 @@ def test_nodes_are_private_and_leave_through_cloud_nat_before_anything_runs_on_t
 
 def test_the_control_plane_is_open_to_listed_networks_only_when_some_are_given(gke):
     assert "masterAuthorizedNetworksConfig" not in unwrap(gke.one(CLUSTER).inputs)
-    run = run_stack("gke", {"gkeControlPlaneCidrs": ["203.0.113.0/24", "198.51.100.7/32"]})
+    run = run_stack("gke", {"cluster.apiCidrs": ["203.0.113.0/24", "198.51.100.7/32"]})
     config = unwrap(run.one(CLUSTER).inputs)["masterAuthorizedNetworksConfig"]
     assert [b["cidrBlock"] for b in config["cidrBlocks"]] == ["203.0.113.0/24", "198.51.100.7/32"]
     assert config["gcpPublicCidrsAccessEnabled"] is False
@@ -130,12 +130,12 @@ def test_bucket_is_private_regional_and_kept_on_destroy_in_the_example(gke):
 
 
 def test_a_bucket_not_retained_is_emptied_and_deleted():
-    bucket = run_stack("gke", {"retainModelStore": False}).one(BUCKET)
+    bucket = run_stack("gke", {"modelStore.retain": False}).one(BUCKET)
     assert not bucket.retain_on_delete and unwrap(bucket.inputs)["forceDestroy"] is True
 
 
 def test_a_kept_bucket_is_adopted_by_name_without_creating_or_deleting_it():
-    run = run_stack("gke", {"modelBucket": "llm-gke-models-kept", "adoptModelBucket": True})
+    run = run_stack("gke", {"modelStore.bucket": "llm-gke-models-kept", "modelStore.adopt": True})
     assert run.of_type(BUCKET) == []
     binding = unwrap(run.one("gcp:storage/bucketIAMMember:BucketIAMMember").inputs)
     assert binding["bucket"] == "llm-gke-models-kept" and binding["member"].endswith("/ns/llm/sa/llm-models")
@@ -287,7 +287,7 @@ def test_outputs_name_the_urls_model_and_keep_the_key_secret(gke):
 
 
 def test_public_access_adds_a_load_balancer_limited_to_the_allowed_cidrs():
-    run = run_stack("gke", {"publicAccess": True, "allowedCidrs": ["198.51.100.0/24"]})
+    run = run_stack("gke", {"access.public": True, "access.allowedCidrs": ["198.51.100.0/24"]})
     balancer = next(s for s in run.kubernetes_objects() if s["kind"] == "Service"
                     and s["spec"].get("loadBalancerSourceRanges"))
     assert balancer["spec"]["loadBalancerSourceRanges"] == ["198.51.100.0/24"]
@@ -302,12 +302,12 @@ def test_a_channel_whose_version_cannot_run_a4_is_refused_before_the_cluster(mon
 
 
 def test_a_gcp_region_outside_the_us_is_accepted():
-    run = run_stack("gke", {"region": "europe-west4", "zone": "europe-west4-b"})
+    run = run_stack("gke", {"gcp:region": "europe-west4", "gcp:zone": "europe-west4-b"})
     assert run.outputs["servedModelName"]
 
 
 def test_the_private_api_is_an_internal_load_balancer_and_the_public_one_is_not_internal():
-    run = run_stack("gke", {"publicAccess": True, "allowedCidrs": ["198.51.100.0/24"]})
+    run = run_stack("gke", {"access.public": True, "access.allowedCidrs": ["198.51.100.0/24"]})
     balancers = {s["metadata"]["name"]: s for s in run.kubernetes_objects()
                  if s["kind"] == "Service" and s["spec"].get("type") == "LoadBalancer"}
     assert set(balancers) == {"llm-private", "llm-public"}
@@ -318,7 +318,7 @@ def test_the_private_api_is_an_internal_load_balancer_and_the_public_one_is_not_
 
 @pytest.fixture(scope="module")
 def downloading():
-    return run_stack("gke", {"gkeModelSource": "download", "hfToken": HF_TOKEN}, secret_keys=["hfToken"])
+    return run_stack("gke", {"gke.modelSource": "download", "hfToken": HF_TOKEN}, secret_keys=["hfToken"])
 
 
 def test_download_mode_serves_from_the_hub_into_local_ssd_without_an_import(downloading):
@@ -360,20 +360,20 @@ def test_download_mode_startup_probe_allows_for_the_download(downloading, gke):
 
 
 def test_download_mode_without_a_token_references_no_secret():
-    pod = serving_pod(run_stack("gke", {"gkeModelSource": "download"}))
+    pod = serving_pod(run_stack("gke", {"gke.modelSource": "download"}))
     assert "HF_TOKEN" not in {e["name"] for e in pod["spec"]["containers"][0]["env"]}
 
 
 def test_an_unknown_model_source_is_refused_before_any_resource():
     record = Run()
-    with pytest.raises(ConfigError, match="gkeModelSource"):
-        run_stack("gke", {"gkeModelSource": "s3"}, record=record)
+    with pytest.raises(ConfigError, match="gke.modelSource"):
+        run_stack("gke", {"gke.modelSource": "s3"}, record=record)
     assert record.resources == []
 
 
 @pytest.fixture(scope="module")
 def rdma():
-    return run_stack("gke", {"gkeRdma": True})
+    return run_stack("gke", {"gke.rdma": True})
 
 
 def test_rdma_adds_a_gvnic_vpc_and_a_roce_vpc_with_eight_subnets(rdma):
@@ -433,7 +433,7 @@ def test_without_rdma_serving_and_the_cluster_are_unchanged(gke, rdma):
 
 @pytest.fixture(scope="module")
 def two_nodes():
-    return run_stack("gke", {"gkeRdma": True, "podsPerReplica": 2, "gkeNodeCount": 2})
+    return run_stack("gke", {"gke.rdma": True, "placement.podsPerReplica": 2, "gpuNodes.min": 2})
 
 
 def test_a_copy_over_two_nodes_is_a_leader_worker_set_whose_pods_attach_the_rdma_nics(two_nodes):
@@ -477,6 +477,6 @@ def test_a_copy_over_two_nodes_waits_for_the_lws_controller_and_the_network_obje
 
 
 def test_a_copy_over_two_nodes_surges_when_the_pool_has_two_spare_nodes():
-    run = run_stack("gke", {"gkeRdma": True, "podsPerReplica": 2, "gkeNodeCount": 4})
+    run = run_stack("gke", {"gke.rdma": True, "placement.podsPerReplica": 2, "gpuNodes.min": 4})
     strategy = run.kubernetes_object("LeaderWorkerSet", "llm")["spec"]["rolloutStrategy"]
     assert strategy["rollingUpdateConfiguration"] == {"maxSurge": 1, "maxUnavailable": 0}

@@ -21,14 +21,14 @@ def test_pods_are_sized_to_fit_an_ordinary_gpu_node(existing):
 
 
 def test_a_retained_model_volume_is_adopted_by_the_next_up():
-    run = run_stack("kubernetes", {"retainModelStore": True})
+    run = run_stack("kubernetes", {"modelStore.retain": True})
     assert run.one("pulumi:providers:kubernetes").inputs["upsertExistingObjects"] in (True, "true")
     assert run.one("kubernetes:core/v1:Namespace").retain_on_delete
     assert run.one("kubernetes:core/v1:PersistentVolumeClaim").retain_on_delete
 
 
 def test_a_kubeconfig_from_config_stays_secret():
-    run = run_stack("kubernetes", {"kubeconfig": "apiVersion: v1\nkind: Config\n"}, secret_keys=["kubeconfig"])
+    run = run_stack("kubernetes", {"kubernetes:kubeconfig": "apiVersion: v1\nkind: Config\n"}, secret_keys=["kubernetes:kubeconfig"])
     assert is_secret(run.one("pulumi:providers:kubernetes").inputs["kubeconfig"])
 
 
@@ -43,7 +43,7 @@ def test_model_goes_once_into_a_pvc_that_serving_mounts_read_only(existing):
 
 
 def test_storage_class_and_shared_access_when_several_pods_read_the_model():
-    run = run_stack("kubernetes", {"storageClass": "nfs-client", "replicas": 2})
+    run = run_stack("kubernetes", {"kubernetes.storageClass": "nfs-client", "scaling.replicas": 2})
     claim = run.kubernetes_object("PersistentVolumeClaim")
     assert claim["spec"]["storageClassName"] == "nfs-client" and claim["spec"]["accessModes"] == ["ReadWriteMany"]
     assert run.kubernetes_object("PodDisruptionBudget")
@@ -57,7 +57,7 @@ def test_private_by_default_clusterip_only(existing):
 
 
 def test_public_access_adds_a_load_balancer_limited_to_the_allowed_cidrs():
-    run = run_stack("kubernetes", {"publicAccess": True, "allowedCidrs": ["198.51.100.0/24"]})
+    run = run_stack("kubernetes", {"access.public": True, "access.allowedCidrs": ["198.51.100.0/24"]})
     balancer = next(s for s in run.kubernetes_objects() if s["kind"] == "Service" and s["spec"]["type"] == "LoadBalancer")
     assert balancer["spec"]["loadBalancerSourceRanges"] == ["198.51.100.0/24"]
     assert run.outputs["publicApiUrl"] == f"http://{PUBLIC_LB_IP}:8000/v1"
@@ -83,7 +83,7 @@ def test_key_is_secret_and_never_a_literal(existing):
 
 
 def test_benchmark_job_targets_the_private_service_with_the_key_from_the_secret():
-    run = run_stack("kubernetes", {"benchmark": True, "benchmarkPrompts": 50})
+    run = run_stack("kubernetes", {"benchmark.enabled": True, "benchmark.prompts": 50})
     job = next(o for o in run.kubernetes_objects() if o["kind"] == "Job" and "benchmark" in o["metadata"]["name"])
     container = job["spec"]["template"]["spec"]["containers"][0]
     env = {e["name"]: e for e in container["env"]}

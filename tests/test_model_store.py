@@ -421,9 +421,9 @@ def test_the_download_logic_exists_once():
 
 def test_ecs_user_data_installs_the_same_fetch_script():
     from components.alibaba.host_scripts import render_user_data
-    from core.settings import from_mapping
+    from harness import settings_for
     from stacks.alibaba.ecs import host_config
-    user_data = render_user_data(host_config(from_mapping({}, "dev")))
+    user_data = render_user_data(host_config(settings_for("dev")))
     assert f"cat > /usr/local/lib/llm-serving/fetch-model.sh <<'LLM_SERVING_EOF'\n{FETCH.read_text()}" in user_data
 
 

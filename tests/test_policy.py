@@ -19,7 +19,7 @@ from pulumi.output import Unknown
 from pulumi_policy import EnforcementLevel, ResourceValidationArgs
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
 
-from core.errors import ConfigError
+from core.config.problems import ConfigError
 from harness import ROOT, Resource, run_stack, unwrap
 
 POLICY_DIR = ROOT / "policy"
@@ -116,9 +116,9 @@ def test_example_stack_passes_every_mandatory_policy(stack):
     assert len(run.resources) > 5
 
 
-@pytest.mark.parametrize("overrides", [{"gkeRdma": True}, {"gkeModelSource": "download"},
-                                       {"publicAccess": True, "allowedCidrs": ["198.51.100.0/24"]},
-                                       {"gkeRdma": True, "podsPerReplica": 2, "gkeNodeCount": 2}],
+@pytest.mark.parametrize("overrides", [{"gke.rdma": True}, {"gke.modelSource": "download"},
+                                       {"access.public": True, "access.allowedCidrs": ["198.51.100.0/24"]},
+                                       {"gke.rdma": True, "placement.podsPerReplica": 2, "gpuNodes.min": 2}],
                          ids=["rdma", "download", "public", "two-nodes"])
 def test_gke_options_pass_every_mandatory_policy(overrides):
     run = run_stack("gke", overrides)
@@ -352,7 +352,7 @@ def test_each_rule_catches_its_violation(case):
 
 
 @pytest.mark.parametrize("resource_type, props, stack, expected", [
-    (llm_policies.ECS_INSTANCE, {"instanceType": "ecs.gn7i-c16g1.4xlarge"}, "prod", True),
+    (llm_policies.ECS_INSTANCE, {"placement.instanceType": "ecs.gn7i-c16g1.4xlarge"}, "prod", True),
     (llm_policies.ECS_INSTANCE, {"deletionProtection": False}, "acs-prod", True),
     (llm_policies.ECS_INSTANCE, {"deletionProtection": True}, "prod", False),
     (llm_policies.ECS_INSTANCE, {"deletionProtection": False}, "dev", False),

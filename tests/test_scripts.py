@@ -1,4 +1,5 @@
 """Host scripts: shellcheck-clean as written and as rendered, within ECS limits, config round-trips."""
+import dataclasses
 import base64
 import subprocess
 import sys
@@ -8,7 +9,7 @@ import pytest
 
 from components.alibaba.host_scripts import (SCRIPTS, USER_DATA_LIMIT_BYTES, HostConfig, model_dir, render_conf,
                                      render_ready_command, render_user_data)
-from core.settings import from_mapping
+from harness import settings_for
 from harness import run_stack, unwrap
 from stacks.alibaba.ecs import host_config
 
@@ -26,15 +27,15 @@ def test_scripts_as_written_pass_shellcheck(script):
 
 
 def host_for(overrides: dict) -> HostConfig:
-    return host_config(from_mapping(overrides, "dev"))
+    return host_config(settings_for("dev", overrides))
 
 
 VARIANTS = {
     "vllm-7b": {},
-    "sglang-7b": {"engine": "sglang"},
-    "vllm-qwq-tp4": {"model": "QwQ-32B", "instanceType": "ecs.gn7i-4x.8xlarge"},
-    "vllm-r1-h20": {"model": "DeepSeek-R1", "instanceType": "ecs.ebmgn8v.48xlarge",
-                    "extraEngineArgs": '["--enable-expert-parallel"]'},
+    "sglang-7b": {"engine.name": "sglang"},
+    "vllm-qwq-tp4": {"model": "QwQ-32B", "placement.instanceType": "ecs.gn7i-4x.8xlarge"},
+    "vllm-r1-h20": {"model": "DeepSeek-R1", "placement.instanceType": "ecs.ebmgn8v.48xlarge",
+                    "engine.extraArgs": ["--enable-expert-parallel"]},
 }
 
 
@@ -55,8 +56,10 @@ def test_rendered_readiness_command_passes_shellcheck(tmp_path):
 
 
 def test_config_values_survive_shell_quoting(tmp_path):
-    """bash reads back exactly the values Python wrote, including the engine command line."""
-    host = host_for({"engine": "sglang", "servedModelName": "it's \"quoted\" $HOME"})
+    """bash reads back exactly the values Python wrote, including an engine argument config would refuse."""
+    host = host_for({"engine.name": "sglang"})
+    hostile = dataclasses.replace(host.engine, argv=(*host.engine.argv, "--served-model-name", "it's \"quoted\" $HOME"))
+    host = dataclasses.replace(host, engine=hostile)
     conf = tmp_path / "serving.conf"
     conf.write_text(render_conf(host))
     printed = subprocess.run(["bash", "-c", f'source {conf}; printf "%s\\n" "$ENGINE_CMD" "$MODEL_DIR"'],

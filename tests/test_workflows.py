@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import ROOT
+from harness import EXAMPLE_STACKS, ROOT
 
 WORKFLOWS = ROOT / ".github" / "workflows"
 BIN = Path(sys.executable).parent
-STACKS = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in ROOT.glob("Pulumi.*.yaml"))
+STACKS = sorted(EXAMPLE_STACKS)  # dev and prod at the root, the rest in examples/ (never a glob: a user's own stack file is not an example)
 REUSABLE = "./.github/workflows/pulumi.yml"
 TESTS = "./.github/workflows/test.yml"
 SECRETS = ("ALICLOUD_ACCESS_KEY", "ALICLOUD_SECRET_KEY", "GOOGLE_CREDENTIALS", "PULUMI_CONFIG_PASSPHRASE",

@@ -11,7 +11,7 @@ from typing import Mapping, Optional, Sequence
 import pulumi
 import pulumi_gcp as gcp
 
-from core.gke_settings import A4_ACCELERATOR, A4_GPUS, A4_MACHINE_TYPE, Reservation
+from core.config.gke import A4_ACCELERATOR, A4_GPUS, A4_MACHINE_TYPE, Reservation
 
 # B200 needs driver >= 570: LATEST on GKE 1.32 (cluster-toolkit PR #3704, reference.md section 3).
 GPU_DRIVER_VERSION = "LATEST"

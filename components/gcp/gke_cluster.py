@@ -116,7 +116,7 @@ class GkeCluster(pulumi.ComponentResource):
             # master CIDR is needed; the control plane keeps its public endpoint (Pulumi talks to it, IAM guards it).
             private_cluster_config={"enable_private_nodes": True},
             **({"master_authorized_networks_config": {
-                "cidr_blocks": [{"cidr_block": c, "display_name": f"llm:gkeControlPlaneCidrs[{i}]"}
+                "cidr_blocks": [{"cidr_block": c, "display_name": f"cluster.apiCidrs[{i}]"}
                                 for i, c in enumerate(args.control_plane_cidrs)],
                 # Only the listed networks, not every Google Cloud VM's address.
                 "gcp_public_cidrs_access_enabled": False}} if args.control_plane_cidrs else {}),

@@ -21,7 +21,7 @@ import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 
 from components.kubernetes.serving_workload import HostMount
-from core.gke_settings import A4_ACCELERATOR, A4_GPUS
+from core.config.gke import A4_ACCELERATOR, A4_GPUS
 
 RDMA_MTU = 8896  # the RoCE network profile's MTU (reference.md section 3)
 RDMA_SUBNETS = A4_GPUS  # one RoCE NIC per GPU

@@ -13,7 +13,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.kubernetes.serving_workload import secret_env_var
-from core.settings import Benchmark
+from core.config.benchmark import BenchmarkConfig
 
 SHAREGPT_DATASET = "gliang1001/ShareGPT_V3_unfiltered_cleaned_split"  # the reference's ModelScope copy
 SHAREGPT_FILE = "ShareGPT_V3_unfiltered_cleaned_split.json"
@@ -31,7 +31,7 @@ class BenchmarkArgs:
     model_mount_path: str
     api_key_secret: pulumi.Input[str]
     api_key_secret_key: str
-    config: Benchmark
+    config: BenchmarkConfig
     pip_index_url: str
     results_volume: Optional[Mapping[str, object]] = None  # None: results only in the Job's log
     pod_labels: Mapping[str, str] = field(default_factory=dict)
@@ -45,7 +45,7 @@ def bench_argv(args: BenchmarkArgs, results_dir: Optional[str], dataset_path: Op
     c = args.config
     argv = ["vllm", "bench", "serve", "--backend", "openai", "--endpoint", "/v1/completions",
             "--base-url", "$(BASE_URL)", "--model", args.model_path, "--served-model-name", args.served_model_name,
-            "--dataset-name", c.dataset, "--num-prompts", str(c.prompts), "--request-rate", c.request_rate,
+            "--dataset-name", c.dataset, "--num-prompts", str(c.prompts), "--request-rate", c.request_rate_text,
             "--ready-check-timeout-sec", "600"]
     if c.dataset == "random":
         argv += ["--random-input-len", str(c.input_len), "--random-output-len", str(c.output_len)]

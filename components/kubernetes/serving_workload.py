@@ -77,7 +77,7 @@ class HostMount:
 class ServingArgs:
     namespace: pulumi.Input[str]  # created by the stack (storage lives there too)
     app: str  # app label value and name prefix, e.g. "llm"
-    image: str  # pinned tag or digest (core.settings checks it)
+    image: str  # pinned tag or digest (core.config checks it)
     engine: EngineCommand  # core.engine.build_command(..., multi_node=pods_per_replica > 1)
     api_key: pulumi.Output[str]  # a Pulumi secret
     model_volume: Mapping[str, object]  # a volume source, e.g. {"persistentVolumeClaim": {"claimName": "m"}}

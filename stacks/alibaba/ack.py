@@ -11,17 +11,17 @@ from components.api_key import ApiKey
 from components.alibaba.host_scripts import PIP_INDEX_URL
 from components.alibaba.managed_cluster import ManagedCluster, ManagedClusterArgs
 from components.alibaba.node_pool import NodePool, NodePoolArgs
-from core.settings import Settings
+from core.config import Settings
 from stacks import serving
 from stacks.alibaba import cost
-from stacks.alibaba.common import stack_tags
+from stacks.alibaba.common import alibaba_provider, stack_tags
 from stacks.alibaba.managed_kubernetes import (CLUSTER_SPEC, GPU_TOLERATION, addons, cluster_network, cluster_zones,
                                               kubectl_hint, load_balancers, namespace_and_store, serve_and_autoscale,
                                               system_pool)
 
 TERWAY_ADDONS = ({"name": "terway-eniip"}, {"name": "csi-plugin"}, {"name": "csi-provisioner"})
 def build(settings: Settings) -> dict[str, object]:
-    provider = alicloud.Provider("alicloud", region=settings.region)
+    provider = alibaba_provider(settings)
     ack = settings.ack
     zones = cluster_zones(settings, provider, ack.gpu_pool.instance_type)
     tags = stack_tags(settings)
@@ -69,5 +69,5 @@ def _node_pools(settings: Settings, cluster: ManagedCluster, vswitches: Sequence
         min_nodes=pool.min_nodes, max_nodes=pool.max_nodes, image_type=settings.ack.node_image_type, gpu=True,
         spot=pool.spot,
         # Container images (the engine's is ~10-20 GB) and any local cache of the weights.
-        data_disk_gib=settings.system_disk_gib, disk_category=settings.disk_category, tags=tags), opts=opts)
+        data_disk_gib=settings.disk.size_gib, disk_category=settings.disk.category, tags=tags), opts=opts)
     return system, gpu

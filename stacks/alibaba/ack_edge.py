@@ -2,7 +2,7 @@
 ACS) taking the overflow up to a maximum, and the HPA that creates it (reference 002, without arena).
 
 The IDC machines join an edge node pool created outside Pulumi (the provider cannot create one for
-on-prem machines; README "ack-edge"); its id comes from llm:edgeNodePoolId.
+on-prem machines; README "ack-edge"); its id comes from ackEdge.nodePoolId.
 """
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from components.alibaba.host_scripts import PIP_INDEX_URL
 from components.alibaba.managed_cluster import ManagedCluster, ManagedClusterArgs
 from components.alibaba.resource_policy import NODE_POOL_ID_LABEL, ResourcePolicy, ResourcePolicyArgs, Unit
 from components.alibaba.virtual_nodes import TOLERATION as VIRTUAL_NODE_TOLERATION, VirtualNodes, VirtualNodesArgs
-from core.settings import Settings
+from core.config import Settings
 from stacks import serving
 from stacks.alibaba import cost
-from stacks.alibaba.common import stack_tags
+from stacks.alibaba.common import alibaba_provider, stack_tags
 from stacks.alibaba.managed_kubernetes import (CLUSTER_SPEC, GPU_TOLERATION, addons, cluster_network, cluster_zones,
                                               kubectl_hint, load_balancers, namespace_and_store, serve_and_autoscale,
                                               system_pool)
@@ -29,7 +29,7 @@ ECI_VSWITCH = "k8s.aliyun.com/eci-vswitch"
 
 
 def build(settings: Settings) -> dict[str, object]:
-    provider = alicloud.Provider("alicloud", region=settings.region)
+    provider = alibaba_provider(settings)
     ack, plan = settings.ack, settings.cluster
     zones = cluster_zones(settings, provider, None)  # GPUs are in the IDC and on virtual nodes
     tags = stack_tags(settings)
@@ -78,8 +78,9 @@ def _cluster_only_outputs(settings: Settings, zones, cluster: ManagedCluster) ->
     return {"target": settings.target, "region": settings.region, "zones": list(zones),
             "clusterId": cluster.cluster_id, "kubeconfig": cluster.kubeconfig,  # secret
             "nextStep": "create an edge node pool in this cluster (ACK console), join the IDC GPU machines to it "
-                        "(README \"ack-edge\"), then: pulumi config set llm:edgeNodePoolId <np-id> && "
-                        "pulumi config set llm:edgeClusterOnly false && pulumi up"}
+                        f"(docs/targets/ack-edge.md), then: pulumi config set --path '{settings.namespace}:ackEdge."
+                        f"nodePoolId' <np-id> && pulumi config set --path '{settings.namespace}:ackEdge.clusterOnly' "
+                        "false && pulumi up"}
 
 
 def cloud_unit(settings: Settings, vswitches: list) -> Unit:

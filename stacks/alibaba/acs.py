@@ -11,17 +11,17 @@ from components.alibaba.jump_host import JumpHost, JumpHostArgs
 from components.kubernetes.leader_worker_set import LeaderWorkerSetController
 from components.alibaba.oss_model_store import OssModelStore
 from components.alibaba.network import Network
-from core.settings import Settings
+from core.config import Settings
 from stacks import serving
 from stacks.alibaba import cost
-from stacks.alibaba.common import stack_tags, ubuntu_image
+from stacks.alibaba.common import alibaba_provider, stack_tags, ubuntu_image
 from stacks.alibaba.managed_kubernetes import MODEL_PREFIX, cluster_network, cluster_zones, load_balancers, namespace_and_store
 
 DEFAULT_KUBECTL_MINOR = "1.33"  # kubectl talks to one minor version either side
 
 
 def build(settings: Settings) -> dict[str, object]:
-    provider = alicloud.Provider("alicloud", region=settings.region)
+    provider = alibaba_provider(settings)
     jump = settings.jump_host
     zones = cluster_zones(settings, provider, jump.instance_type if jump.enabled else None)
     tags = stack_tags(settings)
@@ -65,7 +65,7 @@ def build(settings: Settings) -> dict[str, object]:
 
 
 def _volumes(settings: Settings, store: OssModelStore, importer, ns, opts: pulumi.ResourceOptions) -> serving.ModelVolumes:
-    """The raw OSS volume, or (llm:fluid) Fluid's cache over it, warmed once the import is done."""
+    """The raw OSS volume, or (acs.fluid) Fluid's cache over it, warmed once the import is done."""
     results = {"persistentVolumeClaim": {"claimName": store.results_claim}} if store.results_claim is not None else None
     if not settings.model_store.fluid:
         return serving.ModelVolumes(
@@ -85,7 +85,7 @@ def _volumes(settings: Settings, store: OssModelStore, importer, ns, opts: pulum
 
 def _jump_host(settings: Settings, provider, network: Network, cluster: ManagedCluster, zones, tags) -> dict:
     instance_type = settings.jump_host.instance_type
-    image = settings.image_id or ubuntu_image(provider, settings.region, instance_type)
+    image = settings.jump_host.image_id or ubuntu_image(settings, provider, instance_type, key="acs.jumpHost.imageId")
     version = settings.cluster.kubernetes_version
     minor = ".".join(version.split(".")[:2]) if version else DEFAULT_KUBECTL_MINOR
     reachable = bool(settings.access.ssh_cidrs)

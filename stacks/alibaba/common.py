@@ -1,24 +1,33 @@
-"""What every Alibaba Cloud target needs: the stack's tags and the public OS image lookup."""
+"""What every Alibaba Cloud target needs: the provider, the stack's tags and the public OS image lookup."""
+
 from __future__ import annotations
 
 import pulumi
 import pulumi_alicloud as alicloud
 
-from core.errors import ConfigError, Problem
-from core.settings import Settings
+from core.config import Settings
+from core.config.problems import ConfigError, Problem
+from stacks.providers import provider_args
+
+
+def alibaba_provider(settings: Settings) -> alicloud.Provider:
+    """The Alibaba Cloud provider from the stack's alicloud:* config (region, profile, assumeRole, ...)."""
+    return alicloud.Provider("alicloud", **provider_args(settings.provider, alicloud.ProviderArgs,
+                                                         region=settings.region))
 
 
 def stack_tags(settings: Settings) -> dict[str, str]:
     return {"app": "llm-serving", "stack": settings.stack, **settings.tags}
 
 
-def ubuntu_image(provider: alicloud.Provider, region: str, instance_type: str, uefi: bool = False) -> str:
+def ubuntu_image(settings: Settings, provider: alicloud.Provider, instance_type: str, uefi: bool = False,
+                 key: str = "ecs.imageId") -> str:
     """Newest Ubuntu 22.04 public image the instance type supports (UEFI builds for ebmgn8v)."""
     pattern = r"^ubuntu_22_04_uefi_x64" if uefi else r"^ubuntu_22_04_x64"
     found = alicloud.ecs.get_images(name_regex=pattern, owners="system", most_recent=True, os_type="linux",
                                     instance_type=instance_type, opts=pulumi.InvokeOptions(provider=provider))
     if not found.images:
-        raise ConfigError([Problem("imageId", "", f"no public image matching {pattern} supports "
-                                   f"{instance_type} in {region}",
-                                   "set llm:imageId to an Ubuntu 22.04 image id from the ECS console")])
+        raise ConfigError([Problem(key, None, f"no public image matching {pattern} supports {instance_type} in "
+                                   f"{settings.region}", f"pulumi config set --path '{settings.namespace}:{key}' "
+                                   "<an Ubuntu 22.04 image id from the ECS console>", settings.namespace)])
     return found.images[0].id

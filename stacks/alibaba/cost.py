@@ -12,9 +12,9 @@ from dataclasses import replace
 import pulumi
 import pulumi_alicloud as alicloud
 
-from core.ack_settings import SYSTEM_NODES
+from core.config.ack import SYSTEM_DISK_CATEGORY, SYSTEM_NODES
 from core.cost import Item, Price, estimate
-from core.settings import Settings
+from core.config import Settings
 
 LIVE = "live: cloudcontrol GetPrice"
 # Only the product/resource codes shown in the provider's get_prices docstring are used ("ECS"/"Instance",
@@ -55,11 +55,12 @@ def ecs_instance_price(provider: alicloud.Provider, instance_type: str, disk_cat
 def ecs_estimate(settings: Settings, provider: alicloud.Provider) -> dict:
     """Target `ecs`: the GPU host, its NAT egress or public bandwidth."""
     access = settings.access
-    items = [Item(f"ECS {settings.placement.instance.name} + {settings.disk_category} system disk "
-                  f"({settings.system_disk_gib} GiB configured)", 1,
-                  ecs_instance_price(provider, settings.placement.instance.name, settings.disk_category), "gpu-host")]
+    disk = settings.disk
+    items = [Item(f"ECS {settings.placement.instance.name} + {disk.category} system disk ({disk.size_gib} GiB "
+                  "configured)", 1, ecs_instance_price(provider, settings.placement.instance.name, disk.category),
+                  "gpu-host")]
     items += _public_bandwidth("GPU host") if access.public else _nat_egress()
-    return estimate(items, settings.hourly_prices, settings.price_currency)
+    return estimate(items, settings.cost.prices, settings.cost.currency)
 
 
 def acs_estimate(settings: Settings, provider: alicloud.Provider) -> dict:
@@ -82,15 +83,15 @@ def acs_estimate(settings: Settings, provider: alicloud.Provider) -> dict:
                           ecs_instance_price(provider, jump.instance_type, "cloud_essd"), "jump-host"))
         if settings.access.ssh_cidrs:
             items += _public_bandwidth("jump host")
-    return estimate(items, settings.hourly_prices, settings.price_currency)
+    return estimate(items, settings.cost.prices, settings.cost.currency)
 
 
 def ack_estimate(settings: Settings, provider: alicloud.Provider) -> dict:
     """Targets `ack` and `ack-edge`: cloud nodes at their minimum, the cluster fee, NAT, LBs and the bucket."""
     ack = settings.ack
     system = ack.system_instance_type
-    items = [Item(f"ECS {system} system nodes + {settings.disk_category} system disk", SYSTEM_NODES,
-                  ecs_instance_price(provider, system, settings.disk_category), "system-node"),
+    items = [Item(f"ECS {system} system nodes + {SYSTEM_DISK_CATEGORY} system disk", SYSTEM_NODES,
+                  ecs_instance_price(provider, system, SYSTEM_DISK_CATEGORY), "system-node"),
              Item("ACK Pro cluster management", 1, Price.unknown("no verified price code for the ACK cluster fee"),
                   "ack-cluster")]
     if settings.target == "ack":
@@ -98,13 +99,13 @@ def ack_estimate(settings: Settings, provider: alicloud.Provider) -> dict:
         items.insert(0, Item(f"ECS {pool.instance_type} GPU nodes at the pool minimum ({pool.min_nodes}; up to "
                              f"{pool.max_nodes}){', spot' if pool.spot else ''}", pool.min_nodes,
                              Price.unknown("spot prices vary by the hour") if pool.spot
-                             else ecs_instance_price(provider, pool.instance_type, settings.disk_category), "gpu-node"))
+                             else ecs_instance_price(provider, pool.instance_type, settings.disk.category), "gpu-node"))
     else:
         items.insert(0, Item(f"cloud serving pods on {ack.edge.unit} virtual nodes (0 until the IDC is full; "
                              f"up to {ack.edge.cloud_max_pods})", 0,
                              Price.unknown("ECI/ACS GPU pod prices have no verified lookup"), "virtual-gpu-pod"))
     items += _nat_egress() + _balancers_and_bucket(settings)
-    return estimate(items, settings.hourly_prices, settings.price_currency)
+    return estimate(items, settings.cost.prices, settings.cost.currency)
 
 
 def _balancers_and_bucket(settings: Settings) -> list[Item]:

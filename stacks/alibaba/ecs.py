@@ -9,25 +9,25 @@ from components.alibaba.gpu_instance import GpuInstance, GpuInstanceArgs
 from components.alibaba.host_scripts import HostConfig, model_dir, render_user_data
 from components.alibaba.network import Network, NetworkArgs, Subnet
 from core.engine import build_command
-from core.errors import ConfigError, Problem
-from core.settings import Settings
+from core.config.problems import ConfigError, Problem
+from core.config import Settings
 from stacks.alibaba import cost
-from stacks.alibaba.common import stack_tags, ubuntu_image
+from stacks.alibaba.common import alibaba_provider, stack_tags, ubuntu_image
 from stacks.client import api_base, client_outputs
 
 
 def build(settings: Settings) -> dict[str, object]:
-    provider = alicloud.Provider("alicloud", region=settings.region)
+    provider = alibaba_provider(settings)
     placement = settings.placement
     zone = _zone(settings, provider)
     instance = settings.placement.instance
-    image_id = settings.image_id or ubuntu_image(provider, settings.region, instance.name, instance.uefi_only)
+    image_id = settings.ecs.image_id or ubuntu_image(settings, provider, instance.name, instance.uefi_only)
     tags = stack_tags(settings)
     in_region = pulumi.ResourceOptions(providers=[provider])
 
     api_key = ApiKey(f"{settings.name}-api-key", settings.api_key)
     network = Network(settings.name, NetworkArgs(
-        vpc_cidr=settings.vpc_cidr, subnets=[Subnet("hosts", zone, settings.vswitch_cidr)],
+        vpc_cidr=settings.network.vpc_cidr, subnets=[Subnet("hosts", zone, settings.network.vswitch_cidr)],
         api_port=settings.engine.port,
         public_api_cidrs=settings.access.allowed_cidrs if settings.access.public else (),
         ssh_cidrs=settings.access.ssh_cidrs, nat_egress=not settings.access.public, tags=tags), opts=in_region)
@@ -39,8 +39,8 @@ def build(settings: Settings) -> dict[str, object]:
         instance_type=placement.instance.name, image_id=image_id, vswitch_id=network.vswitch_id,
         security_group_id=network.security_group_id, user_data=user_data, api_key=api_key.value,
         api_key_env=engine.api_key_env, api_port=engine.port,
-        readiness_timeout_minutes=settings.readiness_timeout_minutes, disk_category=settings.disk_category,
-        system_disk_gib=settings.system_disk_gib,
+        readiness_timeout_minutes=settings.ecs.readiness_timeout_minutes, disk_category=settings.disk.category,
+        system_disk_gib=settings.disk.size_gib,
         public_bandwidth_mbps=settings.access.public_bandwidth_mbps if settings.access.public else 0,
         key_pair=settings.access.ssh_key_pair or None, deletion_protection=settings.deletion_protection,
         tags=tags), opts=in_region)
@@ -60,7 +60,7 @@ def build(settings: Settings) -> dict[str, object]:
         "engine": settings.engine.engine,
         "engineImage": settings.engine.image,
         "healthCheck": pulumi.Output.concat("curl http://", host.private_ip, f":{port}/health"),
-        "readinessTimeoutMinutes": settings.readiness_timeout_minutes,
+        "readinessTimeoutMinutes": settings.ecs.readiness_timeout_minutes,
         "costEstimate": cost.ecs_estimate(settings, provider),
     })
     if settings.access.ssh_cidrs:
@@ -75,7 +75,7 @@ def host_config(settings: Settings) -> HostConfig:
     engine = build_command(settings.engine, settings.model, model_dir(settings.model), placement.tensor_parallel,
                            gpu_has_bf16=placement.gpu.bf16)
     return HostConfig(model=settings.model, model_revision=settings.model_revision,
-                      engine_image=settings.engine.image, engine=engine, driver_branch=settings.gpu_driver_branch,
+                      engine_image=settings.engine.image, engine=engine, driver_branch=settings.ecs.gpu_driver_branch,
                       fabric_manager=placement.instance.nvswitch)
 
 
@@ -83,15 +83,18 @@ def _zone(settings: Settings, provider: alicloud.Provider) -> str:
     """A zone that sells the instance type now (GPU stock varies by zone), checked before creating anything."""
     instance_type = settings.placement.instance.name
     found = alicloud.get_zones(available_instance_type=instance_type, available_resource_creation="VSwitch",
-                               available_disk_category=settings.disk_category,
+                               available_disk_category=settings.disk.category,
                                opts=pulumi.InvokeOptions(provider=provider))
     zones = [z.id for z in found.zones]
-    if settings.zone and settings.zone not in zones:
-        raise ConfigError([Problem("zone", settings.zone, f"does not offer {instance_type} with "
-                                   f"{settings.disk_category} now; zones that do: {zones or 'none'}",
-                                   "pick one of those zones, or leave llm:zone empty to choose automatically")])
+    wanted = settings.ecs.zone
+    if wanted and wanted not in zones:
+        raise ConfigError([Problem("placement.zone", wanted, f"does not offer {instance_type} with "
+                                   f"{settings.disk.category} now; zones that do: {zones or 'none'}",
+                                   f"pick one of those zones, or unset it to choose automatically: pulumi config rm "
+                                   f"--path '{settings.namespace}:placement.zone'", settings.namespace)])
     if not zones:
-        raise ConfigError([Problem("instanceType", instance_type, f"no zone of {settings.region} offers it now "
-                                   "(sold out or not sold in this region)",
-                                   "try another region, llm:gpuKind or llm:instanceType, or ask Alibaba Cloud for quota")])
-    return settings.zone or zones[0]
+        raise ConfigError([Problem("placement.instanceType", instance_type, f"no zone of {settings.region} offers "
+                                   "it now (sold out or not sold in this region)",
+                                   "try another region (alicloud:region), placement.gpuKind or "
+                                   "placement.instanceType, or ask Alibaba Cloud for quota", settings.namespace)])
+    return wanted or zones[0]

@@ -12,9 +12,9 @@ from components.alibaba.network import Network, NetworkArgs, Subnet
 from components.alibaba.node_pool import GPU_TAINT, NodePool, NodePoolArgs
 from components.alibaba.serving_metrics import ServingMetrics, ServingMetricsArgs
 from components.kubernetes.autoscaler import Autoscaler, AutoscalerArgs
-from core.ack_settings import SYSTEM_NODES
-from core.errors import ConfigError, Problem
-from core.settings import Settings
+from core.config.ack import SYSTEM_DISK_CATEGORY, SYSTEM_NODES
+from core.config.problems import ConfigError, Problem
+from core.config import Settings
 from stacks import serving
 
 MODEL_PREFIX = "models"  # objects under oss://<bucket>/models/<ModelScope id>/
@@ -30,7 +30,7 @@ def system_pool(settings: Settings, cluster: ManagedCluster, vswitches: Sequence
     return NodePool(f"{settings.name}-system", NodePoolArgs(
         cluster_id=cluster.cluster_id, pool_name="system", vswitch_ids=vswitches,
         instance_types=[settings.ack.system_instance_type], min_nodes=SYSTEM_NODES, max_nodes=SYSTEM_NODES,
-        image_type=settings.ack.node_image_type, disk_category=settings.disk_category, tags=tags), opts=opts)
+        image_type=settings.ack.node_image_type, disk_category=SYSTEM_DISK_CATEGORY, tags=tags), opts=opts)
 
 
 def addons(base: Sequence[dict], sls_logging: bool) -> list[dict]:
@@ -56,7 +56,7 @@ def serve_and_autoscale(settings: Settings, platform: serving.Platform, cluster:
 
 
 def replicas_owned_by_hpa(settings: Settings, opts: pulumi.ResourceOptions) -> pulumi.ResourceOptions:
-    """With an HPA, `pulumi up` sets the Deployment's replicas at creation only: re-applying llm:replicas on
+    """With an HPA, `pulumi up` sets the Deployment's replicas at creation only: re-applying scaling.replicas on
     every update would scale a busy service down to its minimum."""
     if not settings.ack.autoscaling.enabled:
         return opts
@@ -72,10 +72,10 @@ def replicas_owned_by_hpa(settings: Settings, opts: pulumi.ResourceOptions) -> p
 
 def autoscale(settings: Settings, cluster: ManagedCluster, ns: pulumi.Output[str], opts: pulumi.ResourceOptions,
               workload) -> dict[str, object]:
-    """Managed Prometheus, the metrics adapter and the HPA, when llm:maxReplicas > llm:replicas."""
+    """Managed Prometheus, the metrics adapter and the HPA, when scaling.maxReplicas > scaling.replicas."""
     scaling = settings.ack.autoscaling
     if not scaling.enabled:
-        return {"autoscaling": f"off: {scaling.min_replicas} replica(s) (llm:maxReplicas = llm:replicas)"}
+        return {"autoscaling": f"off: {scaling.min_replicas} replica(s) (scaling.maxReplicas = scaling.replicas)"}
     metrics = ServingMetrics(f"{settings.name}-metrics", ServingMetricsArgs(
         cluster_id=cluster.cluster_id, namespace=ns, app=serving.APP, port_name="http", metric=scaling.metric),
         opts=opts)
@@ -122,11 +122,13 @@ def cluster_zones(settings: Settings, provider: alicloud.Provider, instance_type
     what = f"vSwitches{' and ' + instance_type if instance_type else ''}"
     missing = [z for z in wanted if z not in zones]
     if missing:
-        raise ConfigError([Problem("clusterZones", list(wanted), f"{missing} cannot host {what} now; zones that can: {zones}",
-                                   "pick two of those zones, or leave llm:clusterZones empty")])
+        raise ConfigError([Problem("network.zones", list(wanted), f"{missing} cannot host {what} now; zones that "
+                                   f"can: {zones}", "pick two of those zones, or unset network.zones: pulumi config rm "
+                                   f"--path '{settings.namespace}:network.zones'", settings.namespace)])
     if not wanted and len(zones) < 2:
-        raise ConfigError([Problem("region", settings.region, f"needs two zones with {what}; found {zones}",
-                                   "choose another region, GPU kind (llm:gpuKind) or instance type")])
+        raise ConfigError([Problem("alicloud:region", settings.region, f"needs two zones with {what}; found {zones}",
+                                   "choose another region (pulumi config set alicloud:region ...), GPU kind "
+                                   "(placement.gpuKind) or instance type", settings.namespace)])
     return tuple(wanted) if wanted else (zones[0], zones[1])
 
 
@@ -139,7 +141,7 @@ def cluster_network(settings: Settings, zones: tuple[str, str], tags: dict, prov
     if pod_vswitches:
         subnets += [Subnet("pods-a", zones[0], plan.pod_vswitch_cidrs[0]),
                     Subnet("pods-b", zones[1], plan.pod_vswitch_cidrs[1])]
-    return Network(settings.name, NetworkArgs(vpc_cidr=settings.vpc_cidr, subnets=subnets,
+    return Network(settings.name, NetworkArgs(vpc_cidr=settings.network.vpc_cidr, subnets=subnets,
                                               ssh_cidrs=settings.access.ssh_cidrs, nat_egress=True, tags=tags),
                    opts=pulumi.ResourceOptions(providers=[provider]))
 

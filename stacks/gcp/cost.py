@@ -2,8 +2,8 @@
 
 Nothing is looked up live: pulumi-gcp 10.2.0 has no invoke that returns SKU prices (no Cloud Billing
 Catalog data source; its `billing` module has accounts, budgets and IAM only). Prices come from the dated
-table in core.cost or from llm:hourlyPrices. The estimate is in USD, the currency of Google's price
-pages: overrides in another llm:priceCurrency are not converted and count as unknown, with a warning.
+table in core.cost or from cost.prices. The estimate is in USD, the currency of Google's price
+pages: overrides in another cost.currency are not converted and count as unknown, with a warning.
 No alicloud import here: a gke run loads only the gcp and kubernetes SDKs.
 """
 from __future__ import annotations
@@ -12,8 +12,8 @@ import pulumi
 
 from components.gcp.gke_cluster import SYSTEM_MACHINE_TYPE, SYSTEM_NODES
 from core.cost import Item, Price, estimate
-from core.gke_settings import A4_GPU_KIND, A4_GPUS, A4_MACHINE_TYPE
-from core.settings import Settings
+from core.config.gke import A4_GPU_KIND, A4_GPUS, A4_MACHINE_TYPE
+from core.config import Settings
 
 CURRENCY = "USD"
 NOT_CITED = "pulumi-gcp has no price lookup and no official on-demand price of {} could be cited"
@@ -37,7 +37,7 @@ def gke_estimate(settings: Settings) -> dict:
         _bucket(settings),
     ]
     _warn_on_currency(settings, items)
-    return estimate(items, settings.hourly_prices, settings.price_currency, currency=CURRENCY)
+    return estimate(items, settings.cost.prices, settings.cost.currency, currency=CURRENCY)
 
 
 def _a4_price(reservation: str) -> Price:
@@ -66,15 +66,15 @@ def _bucket(settings: Settings) -> Item:
     price = Price.from_table(f"gcs/standard/{region}", f"no cited Standard storage price for {region}")
     if settings.gke.model_source == "download":
         # Serving downloads from Hugging Face: the bucket only holds benchmark results (not counted).
-        return Item(f"GCS bucket in {region}: no weights with llm:gkeModelSource download (GiB)", 0, price,
+        return Item(f"GCS bucket in {region}: no weights with gke.modelSource download (GiB)", 0, price,
                     "gcs.gib-month")
     return Item(f"GCS bucket in {region}: the weights in Standard storage (GiB)", round(settings.model.weights_gib, 1),
                 price, "gcs.gib-month")
 
 
 def _warn_on_currency(settings: Settings, items: list[Item]) -> None:
-    overridden = sorted({i.key for i in items} & set(settings.hourly_prices))
-    if overridden and settings.price_currency != CURRENCY:
-        pulumi.log.warn(f"costEstimate: the gke estimate is in {CURRENCY}; llm:hourlyPrices {', '.join(overridden)} "
-                        f"are in {settings.price_currency} (llm:priceCurrency) and count as unknown. "
-                        f"Set llm:priceCurrency {CURRENCY} to use them.")
+    overridden = sorted({i.key for i in items} & set(settings.cost.prices))
+    if overridden and settings.cost.currency != CURRENCY:
+        pulumi.log.warn(f"costEstimate: the gke estimate is in {CURRENCY}; cost.prices {', '.join(overridden)} "
+                        f"are in {settings.cost.currency} (cost.currency) and count as unknown. "
+                        f"Set cost.currency {CURRENCY} to use them.")

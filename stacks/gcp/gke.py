@@ -1,11 +1,11 @@
 """Target `gke`: a GKE cluster with an A4 High node pool serving one model copy per node (reference 004),
-or per group of nodes over RDMA (llm:gkeRdma, llm:podsPerReplica).
+or per group of nodes over RDMA (gke.rdma, placement.podsPerReplica).
 
 The weights are imported once from Hugging Face into a private GCS bucket and read by the serving
 pods through GCS FUSE, with a file cache on the node's local SSD, instead of ~700 GB downloaded at
-every pod start (llm:gkeModelSource download keeps the reference's download at start). The engine
+every pod start (gke.modelSource download keeps the reference's download at start). The engine
 image is pulled through an Artifact Registry remote repository of Docker Hub. The API has an internal
-load balancer in the VPC, plus a public one with llm:publicAccess.
+load balancer in the VPC, plus a public one with access.public.
 """
 from __future__ import annotations
 
@@ -30,10 +30,11 @@ from components.gcp.gcs_model_store import (MODEL_SERVICE_ACCOUNT, MODELS_DIR, R
 from components.kubernetes.leader_worker_set import LeaderWorkerSetController
 from components.kubernetes.serving_workload import ServiceExposure
 from core import sizing
-from core.errors import ConfigError, Problem
-from core.gke_settings import A4_MIN_VERSION, GkeSettings, supports_a4
-from core.settings import Settings
+from core.config.problems import ConfigError, Problem
+from core.config.gke import A4_MIN_VERSION, supports_a4
+from core.config import Settings
 from stacks import serving
+from stacks.providers import provider_args
 from stacks.gcp import cost as gke_cost
 
 APIS = ("compute.googleapis.com", "container.googleapis.com", "iam.googleapis.com", "storage.googleapis.com",
@@ -41,7 +42,7 @@ APIS = ("compute.googleapis.com", "container.googleapis.com", "iam.googleapis.co
 # The reference's engine environment; HF_HUB_ENABLE_HF_TRANSFER is left out: serving reads the bucket
 # offline, the import Job does the download.
 ENGINE_ENV = {"VLLM_WORKER_MULTIPROC_METHOD": "spawn"}
-# Download at start (llm:gkeModelSource download), as the reference: hf_transfer's parallel download.
+# Download at start (gke.modelSource download), as the reference: hf_transfer's parallel download.
 # Unverified: that the pinned vllm-openai image ships the hf_transfer package (the reference's v0.9.0 does).
 DOWNLOAD_ENV = {"HF_HUB_ENABLE_HF_TRANSFER": "1"}
 INTERNAL_LB = "networking.gke.io/load-balancer-type"
@@ -49,9 +50,11 @@ INTERNAL_LB = "networking.gke.io/load-balancer-type"
 
 def build(settings: Settings) -> dict[str, object]:
     gke = settings.gke
-    provider = gcp.Provider("gcp", project=gke.project, region=gke.region)
+    # The stack's gcp:* config (credentials, impersonation, ...), with the checked project, region and zone.
+    provider = gcp.Provider("gcp", **provider_args(settings.provider, gcp.ProviderArgs, project=gke.project,
+                                                   region=gke.region, zone=gke.zone))
     in_project = pulumi.ResourceOptions(provider=provider)
-    _check_version(gke, provider)
+    _check_version(settings, provider)
     labels = {"app": "llm-serving", "stack": _label(settings.stack)}
     apis = [gcp.projects.Service(f"{settings.name}-{api.split('.')[0]}", project=gke.project, service=api,
                                  # Other workloads of the project may need the API after this stack is gone.
@@ -101,7 +104,7 @@ def build(settings: Settings) -> dict[str, object]:
     api_key = ApiKey(f"{settings.name}-api-key", settings.api_key)
 
     importer, download, model_volume = _model_source(settings, ns, store, image, ready, cluster.provider, in_cluster)
-    multi_node = settings.placement.pods > 1  # only with RDMA (core.gke_settings)
+    multi_node = settings.placement.pods > 1  # only with RDMA (core.config.parse)
     if multi_node:
         serving_needs.append(LeaderWorkerSetController(f"{settings.name}-lws", opts=in_cluster))
     platform = _platform(settings, multi_node)
@@ -155,21 +158,24 @@ def _platform(settings: Settings, multi_node: bool) -> serving.Platform:
         # A new serving pod (group) needs whole free A4 nodes: surge only when the pool has them to spare.
         surge_updates=settings.gke.node_count >= (workload.replicas + 1) * pods,
         # A VPC address for clients in the network, as acs's intranet load balancer gives (GKE internal
-        # passthrough Network Load Balancer); the public one only with llm:publicAccess.
+        # passthrough Network Load Balancer); the public one only with access.public.
         private_service=ServiceExposure(annotations={INTERNAL_LB: "Internal"}),
         public_service=ServiceExposure(source_ranges=settings.access.allowed_cidrs)
         if settings.access.public else None)
 
 
-def _check_version(gke: GkeSettings, provider: gcp.Provider) -> None:
+def _check_version(settings: Settings, provider: gcp.Provider) -> None:
     """The channel's default version must run A4 (GKE >= 1.32.4-gke.1236000); refused before any cluster."""
+    gke = settings.gke
     versions = gcp.container.get_engine_versions(location=gke.region, project=gke.project,
                                                  opts=pulumi.InvokeOptions(provider=provider))
     default = (versions.release_channel_default_version or {}).get(gke.release_channel)
     if not default or not supports_a4(default):
-        raise ConfigError([Problem("gkeReleaseChannel", gke.release_channel,
+        raise ConfigError([Problem("gke.releaseChannel", gke.release_channel,
                                    f"creates clusters at {default or 'no version'} in {gke.region}; A4 needs "
-                                   f"{A4_MIN_VERSION} or newer", "pulumi config set llm:gkeReleaseChannel RAPID")])
+                                   f"{A4_MIN_VERSION} or newer",
+                                   f"pulumi config set --path '{settings.namespace}:gke.releaseChannel' RAPID",
+                                   settings.namespace)])
 
 
 def _hf_token_secret(settings: Settings, ns, provider: k8s.Provider):

@@ -1,0 +1,50 @@
+"""Every pinned image, chart and package version the program deploys, each with where it comes from.
+
+One table, so an upgrade is one edit and a review sees all pins together. `checked` is the date the pin and
+its source were last read. Engine images have a mainland-China mirror (Alibaba's EGS registry, reachable
+where Docker Hub is not) and an upstream image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Pin:
+    value: str
+    source: str
+    checked: str
+
+
+# --- Inference engines -------------------------------------------------------------------------------------
+VLLM_VERSION = "0.11.0"
+VLLM_IMAGE = Pin(f"docker.io/vllm/vllm-openai:v{VLLM_VERSION}", "hub.docker.com/r/vllm/vllm-openai/tags", "2025-10-15")
+VLLM_IMAGE_CN = Pin(
+    "egs-registry.cn-hangzhou.cr.aliyuncs.com/egs/vllm:0.11.0-pytorch2.8-cu128-20251015",
+    "Alibaba EGS image tag used in public `docker run` examples (audit alibaba.md claim 32)", "2025-10-15")
+SGLANG_VERSION = "0.4.6.post1"
+SGLANG_IMAGE = Pin(f"docker.io/lmsysorg/sglang:v{SGLANG_VERSION}-cu124", "hub.docker.com/r/lmsysorg/sglang/tags",
+                   "2025-04-29")
+SGLANG_IMAGE_CN = Pin(
+    "egs-registry.cn-hangzhou.cr.aliyuncs.com/egs/sglang:0.4.6.post1-pytorch2.6-cu124-20250429",
+    "Alibaba EGS image tag used in public `docker run` examples (audit alibaba.md claim 32)", "2025-04-29")
+
+# --- Model downloaders (pip, into the import worker) ---------------------------------------------------------
+MODELSCOPE = Pin("1.40.2", "pypi.org/project/modelscope", "2025-11-20")
+MODELSCOPE_HUB = Pin("0.5.1", "pypi.org/project/modelscope-hub", "2025-11-20")
+HUGGINGFACE_HUB = Pin("0.34.4", "pypi.org/project/huggingface-hub", "2025-11-20")
+
+# --- Kubernetes add-ons --------------------------------------------------------------------------------------
+LWS_CHART = Pin("oci://registry.k8s.io/lws/charts/lws", "kubernetes-sigs/lws install docs", "2025-11-20")
+LWS_CHART_VERSION = Pin("0.9.0", "kubernetes-sigs/lws tag v0.9.0 (f056f611)", "2025-11-20")
+ACK_FLUID_VERSION = Pin("1.0.13", "aliyun-computenest/quickstart-vllm-ack acs-ecs.yaml at f9af47c", "2025-11-20")
+UPSTREAM_FLUID_VERSION = Pin("1.0.8", "fluid-cloudnative/fluid#5249", "2025-11-20")
+
+# --- GKE RDMA ------------------------------------------------------------------------------------------------
+GIB_INSTALLER_IMAGE = Pin(
+    "us-docker.pkg.dev/gce-ai-infra/gpudirect-gib/nccl-plugin-gib:v1.1.0",
+    "GoogleCloudPlatform/cluster-toolkit examples/gke-a4 (3d916eb46)", "2025-11-20")
+PAUSE_IMAGE = Pin(
+    "gke.gcr.io/pause:3.8@sha256:880e63f94b145e46f1b1082bb71b85e21f16b99b180b9996407d61240ceb9830",
+    "GoogleCloudPlatform/cluster-toolkit gIB installer manifest", "2025-11-20")

@@ -1,0 +1,422 @@
+"""Configuration: the grouped schema, every bad input refused before any resource, each rule at its boundary.
+
+Mocks cannot prove that the Pulumi CLI stores `pulumi config set --path` values exactly as the harness
+does (JSON objects under the top-level key); that follows Pulumi's documented config format.
+"""
+
+import pytest
+
+from core.config.problems import ConfigError
+from harness import Run, run_stack, settings_for, unwrap
+
+
+def problems_of(stack: str, overrides: dict, **kwargs) -> list:
+    with pytest.raises(ConfigError) as error:
+        settings_for(stack, overrides, **kwargs)
+    return list(error.value.problems)
+
+
+def problem(stack: str, overrides: dict, key: str):
+    found = [p for p in problems_of(stack, overrides) if p.key == key]
+    assert found, f"no problem for {key} in {problems_of(stack, overrides)}"
+    return found[0]
+
+
+# ------------------------------------------------------------------------------------------ defaults, groups
+
+
+def test_dev_parses_into_one_a10_host_with_a_generated_key():
+    settings = settings_for("dev")
+    assert settings.target == "ecs" and settings.region == "cn-hangzhou"
+    assert settings.model.name == "DeepSeek-R1-Distill-Qwen-7B"
+    assert settings.placement.instance.name == "ecs.gn7i-c16g1.4xlarge" and settings.placement.tensor_parallel == 1
+    assert settings.api_key is None  # generated at deploy time
+    assert settings.tags == {"env": "dev"}
+
+
+def test_gpu_count_zero_picks_the_fewest_gpus_that_fit():
+    settings = settings_for("dev", {"model": "QwQ-32B", "placement.instanceType": None, "placement.gpuKind": "A10"})
+    assert settings.placement.instance.name == "ecs.gn7i-4x.8xlarge"
+
+
+def test_model_is_a_catalog_name_or_an_object_with_revision_and_served_name():
+    short = settings_for("acs", {"model": "QwQ-32B"})
+    full = settings_for("acs", {"model": {"name": "QwQ-32B", "revision": "v1.0", "servedName": "qwq"}})
+    assert short.model == full.model and short.engine.served_model_name == "Qwen/QwQ-32B"
+    assert (full.model_revision, full.engine.served_model_name) == ("v1.0", "qwq")
+
+
+def test_a_custom_model_is_an_object_sized_like_catalog_models():
+    custom = {"name": "Tiny-1B", "modelscopeId": "org/Tiny-1B", "hfId": "org/Tiny-1B", "paramsBillion": 1.2,
+              "weightDtype": "bf16", "layers": 16, "attentionHeads": 16, "kvHeads": 8, "headDim": 64,
+              "contextLength": 8192, "reasoning": "qwen3"}
+    settings = settings_for("dev", {"model": {"custom": custom}, "engine.maxModelLen": 8192})
+    assert settings.model.modelscope_id == "org/Tiny-1B" and settings.placement.fit.fits
+    missing = problem("dev", {"model": {"custom": {"name": "x"}}}, "model.custom.modelscopeId")
+    assert missing.allowed == "is required"
+
+
+def test_maps_are_maps_tags_and_prices():
+    settings = settings_for("dev", {"tags": {"team": "ml", "cost-center": "42"}, "cost.prices": {"gpu-host": 9.5}})
+    assert settings.tags == {"team": "ml", "cost-center": "42"} and settings.cost.prices == {"gpu-host": 9.5}
+    assert "not an allowed key" in problem("dev", {"cost.prices": {"gpu": 3}}, 'cost.prices.gpu').allowed
+
+
+def test_target_defaults_gpu_and_image():
+    assert settings_for("gke").placement.gpu.name == "B200"  # the example does not restate it
+    assert settings_for("acs", {"placement.gpuKind": None}).placement.gpu.name == "H20"
+    kubernetes = settings_for("kubernetes")
+    assert kubernetes.engine.image.startswith("docker.io/vllm/vllm-openai:")  # upstream outside mainland China
+    mirrored = settings_for("kubernetes", {"kubernetes.mainlandChina": True})
+    assert mirrored.engine.image.startswith("egs-registry.cn-hangzhou.cr.aliyuncs.com/")
+    assert settings_for("dev").engine.image.startswith("egs-registry.")  # cn-hangzhou
+    assert settings_for("dev", {"alicloud:region": "ap-southeast-1"}).engine.image.startswith("docker.io/")
+
+
+def test_every_problem_is_reported_at_once():
+    found = problems_of("dev", {"engine.name": "tgi", "engine.maxModelLen": 0, "engine.gpuMemoryUtilization": 2,
+                                "access.apiPort": 0, "tags": {"aliyun:x": "y"}})
+    assert {p.key for p in found} == {"engine.name", "engine.maxModelLen", "engine.gpuMemoryUtilization",
+                                      "access.apiPort", 'tags["aliyun:x"]'}
+    assert all(p.fix for p in found)
+
+
+def test_bad_config_registers_no_resource():
+    record = Run()
+    with pytest.raises(ConfigError):
+        run_stack("acs", {"engine.maxModelLen": 0}, record=record)
+    assert record.resources == []
+
+
+# ----------------------------------------------------------------------------- unknown and misplaced keys
+
+
+@pytest.mark.parametrize("overrides,key,hint", [
+    ({"maxModelLength": 8192}, "maxModelLength", "did you mean llm:engine.maxModelLen?"),
+    ({"engine.maxModelLength": 8192}, "engine.maxModelLength", "did you mean llm:engine.maxModelLen?"),
+    ({"placement.gpukind": "A10"}, "placement.gpukind", "did you mean llm:placement.gpuKind?"),
+    ({"engine.gpuKind": "A10"}, "engine.gpuKind", "did you mean llm:placement.gpuKind?"),
+])
+def test_an_unknown_key_is_refused_with_the_nearest_valid_key(overrides, key, hint):
+    found = problem("dev", overrides, key)
+    assert "is not a known key" in found.allowed and hint in found.allowed
+    assert found.fix.startswith(f"pulumi config rm --path 'llm:{key}'")
+
+
+def test_a_key_of_the_flat_schema_says_where_it_went():
+    found = problem("dev", {"maxModelLen": 8192}, "maxModelLen")
+    assert "it is now engine.maxModelLen" in found.allowed
+
+
+@pytest.mark.parametrize("stack,overrides,key,targets", [
+    ("gke", {"ack.spotInstances": True}, "ack", "ack"),
+    ("acs", {"access.publicBandwidthMbps": 50}, "access.publicBandwidthMbps", "ecs"),
+    ("dev", {"benchmark.enabled": True}, "benchmark", "acs, ack, ack-edge, gke, kubernetes"),
+    ("dev", {"placement.podsPerReplica": 2}, "placement.podsPerReplica", "acs, ack, ack-edge, gke, kubernetes"),
+    ("acs", {"cluster.apiCidrs": ["203.0.113.0/24"]}, "cluster.apiCidrs", "gke"),
+    ("kubernetes", {"tags": {"team": "ml"}}, "tags", "ecs, acs, ack, ack-edge"),
+    ("ack", {"hfToken": "hf_0123456789abcdefghijKLMN"}, "hfToken", "gke"),
+])
+def test_a_key_that_does_not_apply_to_the_target_names_the_targets_it_applies_to(stack, overrides, key, targets):
+    found = problem(stack, overrides, key)
+    assert found.allowed.startswith(f"applies to target {targets} only")
+
+
+# ------------------------------------------------------------------------------------ namespace, providers
+
+
+def test_a_renamed_project_reads_and_reports_its_own_namespace():
+    run = run_stack("acs", project="my-fork")
+    assert run.outputs["target"] == "acs"
+    with pytest.raises(ConfigError) as error:
+        run_stack("acs", {"engine.maxModelLen": 0}, project="my-fork")
+    assert "my-fork:engine.maxModelLen" in str(error.value) and "--path 'my-fork:engine.maxModelLen'" in str(error.value)
+
+
+def test_alicloud_provider_config_reaches_the_alibaba_provider():
+    run = run_stack("dev", {"alicloud:profile": "deploy", "alicloud:assumeRole": {"roleArn": "acs:ram::1:role/ci"}})
+    provider = unwrap(run.one("pulumi:providers:alicloud").inputs)
+    assert provider["profile"] == "deploy" and provider["region"] == "cn-hangzhou"
+    assert "acs:ram::1:role/ci" in str(provider["assumeRole"])
+
+
+def test_gcp_provider_config_reaches_the_google_provider():
+    run = run_stack("gke", {"gcp:project": "my-other-project", "gcp:impersonateServiceAccount": "ci@p.iam.x"})
+    provider = unwrap(run.one("pulumi:providers:gcp").inputs)
+    assert provider["project"] == "my-other-project" and provider["impersonateServiceAccount"] == "ci@p.iam.x"
+    cluster = unwrap(run.one("gcp:container/cluster:Cluster").inputs)
+    assert cluster["project"] == "my-other-project"
+
+
+def test_kubernetes_provider_config_reaches_the_existing_cluster_provider():
+    run = run_stack("kubernetes", {"kubernetes:context": "gpu-cluster"})
+    assert unwrap(run.one("pulumi:providers:kubernetes").inputs)["context"] == "gpu-cluster"
+
+
+def test_a_secret_provider_setting_stays_secret():
+    from harness import is_secret
+    run = run_stack("dev", {"alicloud:secretKey": "SECRET-KEY-VALUE"}, secret_keys=["alicloud:secretKey"])
+    assert is_secret(run.one("pulumi:providers:alicloud").inputs["secretKey"])
+
+
+def test_an_unknown_provider_setting_is_refused():
+    with pytest.raises(ConfigError, match="alicloud:regoin .*is not a setting of the alicloud provider"):
+        run_stack("dev", {"alicloud:regoin": "cn-beijing"})
+
+
+@pytest.mark.parametrize("stack,key,value,fragment", [
+    ("dev", "alicloud:region", "us-central1", "is a Google Cloud region"),
+    ("dev", "alicloud:region", None, "is required for Alibaba Cloud targets"),
+    ("gke", "gcp:region", "us-west-1", "is an Alibaba Cloud region"),
+    ("gke", "gcp:project", None, "is required for target gke"),
+    ("gke", "gcp:zone", "europe-west4-b", "inside gcp:region us-central1"),
+])
+def test_the_region_belongs_to_the_targets_cloud(stack, key, value, fragment):
+    assert fragment in problem(stack, {key: value}, key).allowed
+
+
+# ------------------------------------------------------------------------------------------------- secrets
+
+
+def test_a_plaintext_api_key_is_refused_without_printing_it():
+    found = problems_of("dev", {"apiKey": "a" * 32}, secret_keys=())
+    assert [p.allowed for p in found] == ["is stored in plaintext in the stack config"]
+    assert "a" * 32 not in str(found)
+
+
+def test_an_api_key_is_checked_without_printing_it():
+    found = problem("dev", {"apiKey": "short'key"}, "apiKey")
+    assert found.value == "****" and "short'key" not in str(found)
+
+
+def test_a_plaintext_kubeconfig_is_refused():
+    assert "in plaintext" in problem("kubernetes", {"kubernetes:kubeconfig": "apiVersion: v1"},
+                                     "kubernetes:kubeconfig").allowed
+
+
+@pytest.mark.parametrize("arg", ["--api-key=x", "--api_key=x", "--api-key x", "--api-k", "--api", "--host 0.0.0.0",
+                                 "--port=9000", "--enable-reasoning"])
+def test_extra_args_cannot_set_the_key_host_or_port_in_any_spelling(arg):
+    found = problem("dev", {"engine.extraArgs": ["--enable-prefix-caching", arg]}, "engine.extraArgs[1]")
+    assert "may not be set here" in found.allowed
+
+
+def test_extra_args_pass_ordinary_flags():
+    settings = settings_for("dev", {"engine.extraArgs": ["--enable-prefix-caching", "--max-num-batched-tokens=8192"]})
+    assert settings.engine.extra_args == ("--enable-prefix-caching", "--max-num-batched-tokens=8192")
+
+
+def test_gke_refuses_a_gated_model_without_a_hugging_face_token():
+    gated = {"name": "Gated-7B", "modelscopeId": "org/Gated-7B", "hfId": "org/Gated-7B", "paramsBillion": 7.6,
+             "weightDtype": "bf16", "layers": 28, "attentionHeads": 32, "kvHeads": 8, "headDim": 128,
+             "contextLength": 32768, "gated": True}
+    assert "is gated on Hugging Face" in problem("gke", {"model": {"custom": gated}}, "hfToken").allowed
+    settings = settings_for("gke", {"model": {"custom": gated}, "hfToken": "hf_0123456789abcdefghijKLMN"})
+    assert settings.gke.hf_token is not None
+
+
+def test_catalog_models_are_not_gated():
+    from core.catalog import MODELS
+    assert [m.name for m in MODELS.values() if m.gated] == []
+
+
+# ----------------------------------------------------------------------------------------------- boundaries
+
+# (stack, key, the limit, one past it, the source of the limit)
+LIMITS = [
+    ("dev", "access.apiPort", 65535, 65536),  # TCP ports
+    ("dev", "access.apiPort", 1, 0),
+    ("dev", "access.publicBandwidthMbps", 100, 101),  # ECS internet_max_bandwidth_out [0, 100]
+    ("dev", "access.publicBandwidthMbps", 1, 0),
+    ("dev", "disk.sizeGib", 2048, 2049),  # ECS ESSD system disk
+    ("dev", "ecs.readinessTimeoutMinutes", 1380, 1381),  # Cloud Assistant runs a command at most 24 h
+    ("dev", "placement.gpuCount", 8, 9),  # no machine or pod here has more than 8 GPUs
+    ("dev", "engine.maxModelLen", 131072, 131073),  # the 7B model's context
+    ("dev", "engine.maxModelLen", 1, 0),
+    ("dev", "engine.maxNumSeqs", 65536, 65537),
+    ("acs", "scaling.replicas", 100, 101),
+    ("acs", "scaling.replicas", 1, 0),
+    ("acs", "placement.podsPerReplica", 4, 5),
+    ("acs", "workload.shmGib", 2048, 2049),
+    ("ack", "scaling.scaleDownStabilizationSeconds", 3600, 3601),  # autoscaling/v2 stabilizationWindowSeconds
+    ("ack", "gpuNodes.max", 1000, 1001),  # ESS scaling group MaxSize / GKE nodes per pool and zone
+    ("ack-edge", "ackEdge.cloudMaxPods", 100, 101),
+    ("acs", "benchmark.prompts", 100000, 100001),
+]
+
+
+@pytest.mark.parametrize("stack,key,limit,past", LIMITS, ids=[f"{k}={p}" for _, k, _, p in LIMITS])
+def test_each_bound_admits_its_limit_and_refuses_one_past_it(stack, key, limit, past):
+    # What else the limit needs to hold (a context that long needs GPUs for its KV cache, and so on).
+    extra = {("engine.maxModelLen", 131072): {"placement.instanceType": "ecs.gn7i-4x.8xlarge"},
+             ("gpuNodes.max", 1000): {"scaling.maxReplicas": 3},
+             ("workload.shmGib", 2048): {"workload.memoryGibPerPod": 3968},
+             ("placement.gpuCount", 8): {"model": "QwQ-32B", "placement.instanceType": "ecs.gn7i-8x.16xlarge"},
+             }.get((key, limit), {})
+    settings_for(stack, {key: limit, **extra})
+    found = problem(stack, {key: past, **extra}, key)
+    assert found.value == past and found.fix
+
+
+def test_gpu_memory_utilization_is_strictly_between_zero_and_one():
+    settings_for("dev", {"engine.gpuMemoryUtilization": 0.99})
+    for bad in (0, 1, 1.5):
+        assert "between 0 and 1" in problem("dev", {"engine.gpuMemoryUtilization": bad},
+                                            "engine.gpuMemoryUtilization").allowed
+
+
+def test_eci_specs_admit_five_types_and_refuse_six():
+    five = ["ecs.gn6e-c12g1.3xlarge"] * 5
+    settings_for("ack-edge", {"ackEdge.eciInstanceTypes": five})
+    assert "at most 5" in problem("ack-edge", {"ackEdge.eciInstanceTypes": five + five[:1]},
+                                  "ackEdge.eciInstanceTypes").allowed
+
+
+@pytest.mark.parametrize("key,limit_ok,past", [
+    ("workload.namespace", "a" * 63, "a" * 64),  # DNS-1123 label
+    ("modelStore.bucket", "a" * 63, "a" * 64),  # OSS bucket names
+    ("modelStore.bucket", "abc", "ab"),
+    ("apiKey", "k" * 256, "k" * 257),
+    ("apiKey", "k" * 16, "k" * 15),
+    ("model.servedName", "m" * 128, "m" * 129),
+    ("model.revision", "r" * 128, "r" * 129),
+])
+def test_each_name_rule_admits_its_longest_or_shortest_and_refuses_one_past(key, limit_ok, past):
+    settings_for("acs", {key: limit_ok})
+    assert problem("acs", {key: past}, key)
+
+
+@pytest.mark.parametrize("key,good", [
+    ("workload.namespace", "llm"), ("model.servedName", "qwq-32b"), ("model.revision", "master"),
+    ("apiKey", "k" * 32), ("engine.image", "docker.io/vllm/vllm-openai:v0.11.0"), ("modelStore.bucket", "my-models"),
+    ("acs.gpuSeries", "H20"), ("placement.gpuKind", "H20"),
+])
+def test_a_value_with_a_trailing_newline_is_refused(key, good):
+    settings_for("acs", {key: good})
+    assert problem("acs", {key: good + "\n"}, key)
+
+
+@pytest.mark.parametrize("image", ["docker.io/vllm/vllm-openai", "docker.io/vllm/vllm-openai:latest"])
+def test_an_engine_image_must_carry_a_pinned_tag(image):
+    assert "pinned tag" in problem("dev", {"engine.image": image}, "engine.image").allowed
+
+
+def test_cidrs_are_ipv4_where_the_field_is_ipv4():
+    assert "IPv4" in problem("dev", {"access.sshCidrs": ["2001:db8::/32"], "access.sshKeyPair": "me"},
+                             "access.sshCidrs[0]").allowed
+
+
+# ------------------------------------------------------------------------------- rules that span keys
+
+
+BAD_INPUTS = [
+    # (stack, overrides, key named in the error, fragment of the explanation)
+    ("dev", {"model": "GPT-5"}, "model.name", "unknown model; the catalog has: Qwen3-235B-A22B"),
+    ("dev", {"model": "QwQ-32B"}, "model.name", "needs 71.1 GiB per GPU"),
+    ("dev", {"model": "DeepSeek-R1", "placement.instanceType": "ecs.gn7i-8x.16xlarge"}, "model.name",
+     "cannot be served on ecs.gn7i-8x.16xlarge"),
+    ("dev", {"placement.instanceType": "ecs.gn7i-8x.16xlarge"}, "model.name",
+     "tensor-parallel size 8 does not divide the 28 attention heads"),
+    ("dev", {"access.public": True, "access.allowedCidrs": ["10.0.0.1/8"]}, "access.allowedCidrs[0]",
+     "has host bits set"),
+    ("dev", {"access.public": True}, "access.allowedCidrs", "must list the CIDRs"),
+    ("dev", {"access.sshCidrs": ["0.0.0.0/0"], "access.sshKeyPair": "me"}, "access.sshCidrs[0]",
+     "may not be opened to the whole internet"),
+    ("dev", {"access.sshCidrs": ["198.51.100.0/24"]}, "access.sshKeyPair", "required when sshCidrs opens SSH"),
+    ("dev", {"access.apiPort": 22}, "access.apiPort", "is SSH's port"),
+    ("dev", {"engine.maxModelLen": 200000}, "engine.maxModelLen", "exceeds the 131072-token context"),
+    ("dev", {"disk.sizeGib": 40}, "disk.sizeGib", "smaller than the 140 GiB the model needs"),
+    ("dev", {"placement.gpuKind": "TPU", "placement.instanceType": None}, "placement.gpuKind",
+     "no ECS instance type in the catalog carries it"),
+    ("dev", {"placement.gpuCount": 3, "placement.instanceType": None}, "placement.gpuCount",
+     "available counts: [1, 4, 8]"),
+    ("dev", {"placement.instanceType": "ecs.g7.large"}, "placement.instanceType", "not in the GPU instance catalog"),
+    ("dev", {"engine.name": "tgi"}, "engine.name", "must be one of vllm, sglang"),
+    ("dev", {"network.vswitchCidr": "10.0.0.0/24"}, "network.vswitchCidr", "inside network.vpcCidr"),
+    ("dev", {"disk.category": "ssd"}, "disk.category", "must be one of"),
+    ("dev", {"engine.maxNumSeqs": "many"}, "engine.maxNumSeqs", "must be a whole number"),
+    ("dev", {"cost.currency": "yuan"}, "cost.currency", "ISO currency code"),
+    ("dev", {"deletionProtection": "yes"}, "deletionProtection", "must be true or false"),
+    ("acs", {"placement.gpuKind": "A10"}, "placement.gpuKind", "no ACS GPU series is known for it"),
+    ("acs", {"acs.gpuSeries": "H20 x"}, "acs.gpuSeries", "must be a Kubernetes label value"),
+    ("acs", {"acs.computeClass": "cpu"}, "acs.computeClass", "must be one of gpu, gpu-hpn"),
+    ("acs", {"placement.gpuCount": 3}, "placement.gpuCount", "one of (1, 2, 4, 8)"),
+    ("acs", {"placement.podsPerReplica": 2, "engine.name": "sglang"}, "placement.podsPerReplica",
+     "only supported with vLLM"),
+    ("acs", {"model": "DeepSeek-R1", "placement.gpuCount": 4, "placement.podsPerReplica": 1}, "model.name",
+     "cannot be served on 1 pod(s) x 4x H20"),
+    ("acs", {"workload.shmGib": 200}, "workload.shmGib", "smaller than the pod's 128 GiB"),
+    ("acs", {"modelStore.adopt": True}, "modelStore.adopt", "needs modelStore.bucket"),
+    ("acs", {"network.zones": ["cn-hangzhou-i"]}, "network.zones", "exactly two different zones"),
+    ("acs", {"network.serviceCidr": "192.168.0.0/20"}, "network.serviceCidr", "overlaps network.vpcCidr"),
+    ("acs", {"network.vpcCidr": "192.168.0.0/24", "network.vswitchCidr": "192.168.0.0/26"}, "network.vpcCidr",
+     "/20 or larger"),
+    ("acs", {"network.vswitchCidr": "192.168.200.0/24"}, "network.vswitchCidr", "first half of 192.168.0.0/16"),
+    ("acs", {"cluster.kubernetesVersion": "latest"}, "cluster.kubernetesVersion", "1.33.3-aliyun.1"),
+    ("acs", {"acs.jumpHost.instanceType": "g7.large"}, "acs.jumpHost.instanceType", "ECS instance type"),
+    ("acs", {"benchmark.enabled": True, "benchmark.dataset": "sonnet"}, "benchmark.dataset", "random, sharegpt"),
+    ("acs", {"benchmark.enabled": True, "benchmark.requestRate": "fast"}, "benchmark.requestRate", "or inf"),
+    ("acs", {"benchmark.enabled": True, "benchmark.inputLen": 32000}, "benchmark.inputLen",
+     "exceed engine.maxModelLen 32768"),
+    ("acs", {"benchmark.enabled": True, "engine.name": "sglang"}, "benchmark.enabled", "needs the vLLM image"),
+    ("ack", {"gpuNodes.min": 3, "gpuNodes.max": 2}, "gpuNodes.min", "larger than gpuNodes.max (2)"),
+    ("ack", {"gpuNodes.max": 2, "scaling.maxReplicas": 3}, "gpuNodes.max",
+     "fewer serving pods than scaling.maxReplicas (3)"),
+    ("ack", {"scaling.replicas": 3, "scaling.maxReplicas": 2}, "scaling.maxReplicas", "at least scaling.replicas (3)"),
+    ("ack", {"scaling.metric": "gpu"}, "scaling.metric", "must be one of vllm:num_requests_waiting"),
+    ("ack", {"engine.name": "sglang"}, "scaling.metric", "SGLang does not export it"),
+    ("ack", {"scaling.metric": "DCGM_CUSTOM_PROCESS_SM_UTIL", "scaling.target": 150}, "scaling.target",
+     "at most 100"),
+    ("ack", {"cluster.nodeImageType": "Windows"}, "cluster.nodeImageType", "must be one of AliyunLinux3"),
+    ("ack", {"cluster.systemNodeInstanceType": "g7.xlarge"}, "cluster.systemNodeInstanceType", "ECS instance type"),
+    ("ack-edge", {"ackEdge.nodePoolId": None}, "ackEdge.nodePoolId", "is required"),
+    ("ack-edge", {"ackEdge.nodePoolId": "pool-1"}, "ackEdge.nodePoolId", "node pool id like"),
+    ("ack-edge", {"ackEdge.virtualNodeUnit": "ecs"}, "ackEdge.virtualNodeUnit", "must be one of eci, acs"),
+    ("ack-edge", {"ackEdge.virtualNodeUnit": "acs"}, "placement.gpuKind", "no ACS GPU series is known"),
+    ("ack-edge", {"ackEdge.podCidr": "192.168.0.0/16"}, "ackEdge.podCidr", "overlaps 192.168.0.0/16"),
+    ("gke", {"placement.gpuCount": 4}, "placement.gpuCount", "tensor parallel 8"),
+    ("gke", {"placement.gpuKind": "H20"}, "placement.gpuKind", "a4-highgpu-8g: 8x B200"),
+    ("gke", {"gke.reservation.mode": "sometimes"}, "gke.reservation.mode", "must be one of none, any, specific"),
+    ("gke", {"gke.reservation.mode": "specific"}, "gke.reservation.name", "must name the reservation"),
+    ("gke", {"gke.releaseChannel": "beta"}, "gke.releaseChannel", "RAPID, REGULAR, STABLE"),
+    ("gke", {"gpuNodes.min": 1, "scaling.replicas": 2}, "gpuNodes.min", "at least 2"),
+    ("gke", {"placement.podsPerReplica": 2}, "placement.podsPerReplica", "needs RDMA"),
+    ("gke", {"placement.podsPerReplica": 2, "gke.rdma": True}, "gpuNodes.min", "at least 2"),
+    ("gke", {"cluster.apiCidrs": ["203.0.113.7/24"]}, "cluster.apiCidrs[0]", "has host bits set"),
+    ("gke", {"placement.podsPerReplica": 2, "gke.rdma": True, "gpuNodes.min": 2, "gke.modelSource": "download"},
+     "gke.modelSource", "reads the weights from the bucket"),
+    ("gke", {"hfToken": "not-a-token"}, "hfToken", "Hugging Face access token"),
+]
+
+
+@pytest.mark.parametrize("stack,overrides,key,fragment", BAD_INPUTS,
+                         ids=[f"{s}-{k}-{i}" for i, (s, _, k, _) in enumerate(BAD_INPUTS)])
+def test_bad_input_is_refused_before_any_resource(stack, overrides, key, fragment):
+    record = Run()
+    with pytest.raises(ConfigError) as error:
+        run_stack(stack, overrides, record=record)
+    found = next((p for p in error.value.problems if p.key == key), None)
+    assert found is not None, str(error.value)
+    assert fragment in str(found)
+    assert found.fix, "every problem says how to fix it"
+    assert record.resources == [], "no resource may be registered when config is bad"
+
+
+def test_zone_without_stock_is_refused_before_any_cloud_resource():
+    record = Run()
+    with pytest.raises(ConfigError, match="no zone of cn-hangzhou offers it now"):
+        run_stack("dev", zones=[], record=record)
+    assert [r.type for r in record.resources] == ["pulumi:providers:alicloud"]
+
+
+def test_configured_zone_must_offer_the_instance_type():
+    with pytest.raises(ConfigError, match="zones that do: \\['cn-hangzhou-i', 'cn-hangzhou-j'\\]"):
+        run_stack("dev", {"placement.zone": "cn-hangzhou-b"})
+
+
+def test_gke_example_is_r1_on_one_a4_node_with_the_reference_benchmark():
+    settings = settings_for("gke")
+    assert settings.placement.gpus_per_pod == 8 and settings.placement.gpu.name == "B200"
+    assert settings.workload.shm_gib == 250 and settings.gke.node_count == 1
+    benchmark = settings.benchmark
+    assert (benchmark.prompts, benchmark.input_len, benchmark.output_len) == (1100, 1000, 1000)

@@ -1,4 +1,5 @@
 """The API key guarding the OpenAI-compatible API, as a Pulumi secret from end to end."""
+
 from __future__ import annotations
 
 from typing import Optional
@@ -6,7 +7,7 @@ from typing import Optional
 import pulumi
 import pulumi_random as random
 
-from core.config.settings import SecretStr
+from core.config.secret import SecretStr
 
 
 class ApiKey(pulumi.ComponentResource):
@@ -20,6 +21,7 @@ class ApiKey(pulumi.ComponentResource):
             self.value = pulumi.Output.secret(configured.reveal())
         else:
             generated = random.RandomPassword(
-                f"{name}-generated", length=48, special=False, opts=pulumi.ResourceOptions(parent=self))
+                f"{name}-generated", length=48, special=False, opts=pulumi.ResourceOptions(parent=self)
+            )
             self.value = pulumi.Output.secret(generated.result)
         self.register_outputs({"value": self.value})

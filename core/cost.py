@@ -5,10 +5,12 @@ by the caller; this module only records it and refuses to turn a missing price i
 price is unknown, the totals are null and `hourlyKnownPart` gives the sum of what is known, so a reader
 sees a lower bound and the list of what is missing, never a number that looks complete but is not.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Optional, Sequence
+from typing import Optional
 
 HOURS_PER_MONTH = 730  # 365 x 24 / 12, the convention cloud price pages use for "per month"
 
@@ -35,14 +37,23 @@ PRICE_TABLE: Mapping[str, TablePrice] = {
     # Standard edition: a regional cluster pays it in full (the free tier credit covers zonal and Autopilot
     # clusters only, per the same page).
     "gke/cluster": TablePrice(
-        0.10, "USD", "cluster", "GKE pricing, cluster management fee of $0.10 per cluster per hour",
-        "2026-11-21", "https://cloud.google.com/kubernetes-engine/pricing"),
+        0.10,
+        "USD",
+        "cluster",
+        "GKE pricing, cluster management fee of $0.10 per cluster per hour",
+        "2026-11-21",
+        "https://cloud.google.com/kubernetes-engine/pricing",
+    ),
     # $0.020 per GB-month spread over HOURS_PER_MONTH. Read from stored copies of the page, not live; a public
     # transcription of the current page quotes $0.000027397 per GiB-hour (= 0.020 / 730), so GB means GiB.
     "gcs/standard/us-central1": TablePrice(
-        0.020 / HOURS_PER_MONTH, "USD", "GiB",
+        0.020 / HOURS_PER_MONTH,
+        "USD",
+        "GiB",
         "Cloud Storage pricing, Standard storage in Iowa (us-central1), $0.020 per GiB-month",
-        "2026-11-21", "https://cloud.google.com/storage/pricing"),
+        "2026-11-21",
+        "https://cloud.google.com/storage/pricing",
+    ),
 }
 
 
@@ -56,11 +67,11 @@ class Price:
     reason: str = ""
 
     @staticmethod
-    def unknown(reason: str) -> "Price":
+    def unknown(reason: str) -> Price:
         return Price(None, None, "unknown", reason)
 
     @staticmethod
-    def from_table(key: str, missing: str, table: Mapping[str, TablePrice] = PRICE_TABLE) -> "Price":
+    def from_table(key: str, missing: str, table: Mapping[str, TablePrice] = PRICE_TABLE) -> Price:
         """The table's price for `key`, or unknown with `missing` as the reason."""
         found = table.get(key)
         if found is None:
@@ -112,8 +123,12 @@ def monthly(hourly: Optional[float]) -> Optional[float]:
     return None if hourly is None else hourly * HOURS_PER_MONTH
 
 
-def estimate(items: Sequence[Item], overrides: Optional[Mapping[str, float]] = None,
-             override_currency: str = "CNY", currency: Optional[str] = None) -> dict:
+def estimate(
+    items: Sequence[Item],
+    overrides: Optional[Mapping[str, float]] = None,
+    override_currency: str = "CNY",
+    currency: Optional[str] = None,
+) -> dict:
     """The `costEstimate` stack output for `items` (JSON-ready: numbers, strings, lists, nulls).
 
     `currency` fixes the estimate's currency (prices in any other become unknown); None: the first known price's.
@@ -140,8 +155,12 @@ def _overridden(item: Item, overrides: Mapping[str, float], currency: str) -> It
     if item.key not in overrides:
         return item
     if item.key in MONTHLY_KEYS:
-        price = Price(overrides[item.key] / HOURS_PER_MONTH, currency, "config: cost.prices",
-                      f"{overrides[item.key]} per month / {HOURS_PER_MONTH} hours")
+        price = Price(
+            overrides[item.key] / HOURS_PER_MONTH,
+            currency,
+            "config: cost.prices",
+            f"{overrides[item.key]} per month / {HOURS_PER_MONTH} hours",
+        )
     else:
         price = Price(overrides[item.key], currency, "config: cost.prices")
     return Item(item.resource, item.quantity, price, item.key)
@@ -152,14 +171,23 @@ def _in_currency(item: Item, currency: Optional[str]) -> Item:
     price = item.price
     if price.hourly is None or price.currency == currency:
         return item
-    return Item(item.resource, item.quantity, Price.unknown(
-        f"priced {price.hourly} {price.currency}/h ({price.source}); the estimate is in {currency}"), item.key)
+    return Item(
+        item.resource,
+        item.quantity,
+        Price.unknown(f"priced {price.hourly} {price.currency}/h ({price.source}); the estimate is in {currency}"),
+        item.key,
+    )
 
 
 def _item_output(item: Item) -> dict:
     # 8 digits: a per-GiB storage price is a few millionths per hour.
-    out = {"resource": item.resource, "quantity": item.quantity, "unitHourly": _round(item.price.hourly, 8),
-           "hourly": _round(item.hourly, 4), "source": item.price.source}
+    out = {
+        "resource": item.resource,
+        "quantity": item.quantity,
+        "unitHourly": _round(item.price.hourly, 8),
+        "hourly": _round(item.hourly, 4),
+        "source": item.price.source,
+    }
     if item.price.reason:
         out["note"] = item.price.reason
     return out

@@ -6,11 +6,12 @@ The API key never appears in the arguments as a literal: vLLM reads VLLM_API_KEY
 environment; SGLang only has --api-key, so its value is a reference that the launcher expands
 (Kubernetes `$(VAR)` or a shell `"${VAR}"`), with the variable coming from a secret.
 """
+
 from __future__ import annotations
 
 import shlex
-from typing import Optional
 from dataclasses import dataclass
+from typing import Optional
 
 from core.catalog import ModelSpec
 
@@ -66,9 +67,15 @@ class EngineCommand:
         return " ".join(f'"${{{self.api_key_env}}}"' if a == API_KEY_REF else shlex.quote(a) for a in self.argv)
 
 
-def build_command(options: EngineOptions, model: ModelSpec, model_path: str,
-                  tensor_parallel: int, pipeline_parallel: int = 1, gpu_has_bf16: bool = True,
-                  multi_node: bool = False) -> EngineCommand:
+def build_command(
+    options: EngineOptions,
+    model: ModelSpec,
+    model_path: str,
+    tensor_parallel: int,
+    pipeline_parallel: int = 1,
+    gpu_has_bf16: bool = True,
+    multi_node: bool = False,
+) -> EngineCommand:
     """The engine's argv for serving `model` from `model_path` on tensor_parallel x pipeline_parallel GPUs.
 
     multi_node: the GPUs span several hosts or pods (a Ray cluster the launcher starts first, as
@@ -81,15 +88,18 @@ def build_command(options: EngineOptions, model: ModelSpec, model_path: str,
             argv += ["--distributed-executor-backend", "ray"]
     elif options.engine == SGLANG:
         if multi_node:
-            raise ValueError("SGLang across several pods or hosts is not supported here (only vLLM with Ray); "
-                             "use one pod with enough GPUs, or the vllm engine")
+            raise ValueError(
+                "SGLang across several pods or hosts is not supported here (only vLLM with Ray); "
+                "use one pod with enough GPUs, or the vllm engine"
+            )
         argv = _sglang_argv(options, model, model_path, tensor_parallel, pipeline_parallel)
     else:
         raise ValueError(f"unknown engine {options.engine!r}; expected one of {ENGINES}")
     if model.weight_dtype == "bf16" and not gpu_has_bf16:
         argv += ["--dtype", "half"]  # both engines refuse bf16 on GPUs without it
-    return EngineCommand(argv=tuple(argv) + options.extra_args, api_key_env=API_KEY_ENV[options.engine],
-                         port=options.port)
+    return EngineCommand(
+        argv=tuple(argv) + options.extra_args, api_key_env=API_KEY_ENV[options.engine], port=options.port
+    )
 
 
 def _reasoning_parser(engine: str, model: ModelSpec) -> list[str]:
@@ -99,14 +109,22 @@ def _reasoning_parser(engine: str, model: ModelSpec) -> list[str]:
 
 
 def _vllm_argv(o: EngineOptions, model: ModelSpec, path: str, tp: int, pp: int) -> list[str]:
-    argv = ["vllm", "serve", path,
-            "--served-model-name", o.served_model_name,
-            "--host", "0.0.0.0", "--port", str(o.port),
-            "--tensor-parallel-size", str(tp)]
+    argv = [
+        "vllm",
+        "serve",
+        path,
+        "--served-model-name",
+        o.served_model_name,
+        "--host",
+        "0.0.0.0",
+        "--port",
+        str(o.port),
+        "--tensor-parallel-size",
+        str(tp),
+    ]
     if pp > 1:
         argv += ["--pipeline-parallel-size", str(pp)]
-    argv += ["--max-model-len", str(o.max_model_len),
-             "--gpu-memory-utilization", f"{o.gpu_memory_utilization:g}"]
+    argv += ["--max-model-len", str(o.max_model_len), "--gpu-memory-utilization", f"{o.gpu_memory_utilization:g}"]
     if o.max_num_seqs:
         argv += ["--max-num-seqs", str(o.max_num_seqs)]
     if model.trust_remote_code:
@@ -117,15 +135,28 @@ def _vllm_argv(o: EngineOptions, model: ModelSpec, path: str, tp: int, pp: int) 
 def _sglang_argv(o: EngineOptions, model: ModelSpec, path: str, tp: int, pp: int) -> list[str]:
     if pp > 1:
         raise ValueError("pipeline parallelism is only wired for vLLM; use tensor parallelism with SGLang")
-    argv = ["python3", "-m", "sglang.launch_server",
-            "--model-path", path,
-            "--served-model-name", o.served_model_name,
-            "--host", "0.0.0.0", "--port", str(o.port),
-            "--tp-size", str(tp),
-            "--context-length", str(o.max_model_len),
-            "--mem-fraction-static", f"{o.gpu_memory_utilization:g}",
-            "--enable-metrics",
-            "--api-key", API_KEY_REF]
+    argv = [
+        "python3",
+        "-m",
+        "sglang.launch_server",
+        "--model-path",
+        path,
+        "--served-model-name",
+        o.served_model_name,
+        "--host",
+        "0.0.0.0",
+        "--port",
+        str(o.port),
+        "--tp-size",
+        str(tp),
+        "--context-length",
+        str(o.max_model_len),
+        "--mem-fraction-static",
+        f"{o.gpu_memory_utilization:g}",
+        "--enable-metrics",
+        "--api-key",
+        API_KEY_REF,
+    ]
     if o.max_num_seqs:
         argv += ["--max-running-requests", str(o.max_num_seqs)]
     if model.trust_remote_code:

@@ -1,4 +1,5 @@
 """Kubernetes object names derived from Pulumi resource names."""
+
 from __future__ import annotations
 
 import re
@@ -9,4 +10,4 @@ def dns_name(name: str, suffix: str = "") -> str:
     base = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")
     if not suffix:
         return base[:63].rstrip("-")
-    return f"{base[:63 - len(suffix) - 1].rstrip('-')}-{suffix}"
+    return f"{base[: 63 - len(suffix) - 1].rstrip('-')}-{suffix}"

@@ -3,6 +3,7 @@
 One memory model serves every target: per GPU, the shard of the weights, the KV cache for one
 sequence of the maximum length, and a fixed runtime overhead must fit in memory x utilisation.
 """
+
 from __future__ import annotations
 
 import math
@@ -46,9 +47,11 @@ class Fit:
         return self.needed_gib <= self.available_gib
 
     def describe(self) -> str:
-        return (f"needs {self.needed_gib:.1f} GiB per GPU (weights {self.weights_gib:.1f} + KV cache "
-                f"{self.kv_cache_gib:.1f} + runtime {self.overhead_gib:.1f}) but {self.gpu_count} GPU(s) give "
-                f"{self.available_gib:.1f} GiB each at this memory utilisation")
+        return (
+            f"needs {self.needed_gib:.1f} GiB per GPU (weights {self.weights_gib:.1f} + KV cache "
+            f"{self.kv_cache_gib:.1f} + runtime {self.overhead_gib:.1f}) but {self.gpu_count} GPU(s) give "
+            f"{self.available_gib:.1f} GiB each at this memory utilisation"
+        )
 
 
 def kv_bytes_per_token_per_gpu(model: ModelSpec, tensor_parallel: int) -> float:
@@ -59,8 +62,9 @@ def kv_bytes_per_token_per_gpu(model: ModelSpec, tensor_parallel: int) -> float:
     return 2 * model.layers * kv_heads_per_gpu * model.head_dim * KV_CACHE_DTYPE_BYTES
 
 
-def fit(model: ModelSpec, gpu: Gpu, gpu_count: int, max_model_len: int, utilisation: float,
-        pipeline_parallel: int = 1) -> Fit:
+def fit(
+    model: ModelSpec, gpu: Gpu, gpu_count: int, max_model_len: int, utilisation: float, pipeline_parallel: int = 1
+) -> Fit:
     """Memory budget when the model is split over `gpu_count` GPUs (TP x PP)."""
     tensor_parallel = gpu_count // pipeline_parallel
     layers_share = 1 / pipeline_parallel
@@ -76,13 +80,16 @@ def fit(model: ModelSpec, gpu: Gpu, gpu_count: int, max_model_len: int, utilisat
 def parallelism_problem(model: ModelSpec, tensor_parallel: int) -> Optional[str]:
     """Why the engines would refuse this tensor-parallel size, or None when it is valid."""
     if model.attention_heads % tensor_parallel:
-        return (f"tensor-parallel size {tensor_parallel} does not divide the {model.attention_heads} "
-                f"attention heads of {model.name}")
+        return (
+            f"tensor-parallel size {tensor_parallel} does not divide the {model.attention_heads} "
+            f"attention heads of {model.name}"
+        )
     if not model.is_mla:
         kv = model.kv_heads
         if (kv >= tensor_parallel and kv % tensor_parallel) or (kv < tensor_parallel and tensor_parallel % kv):
-            return (f"tensor-parallel size {tensor_parallel} and the {kv} KV heads of {model.name} "
-                    f"must divide one another")
+            return (
+                f"tensor-parallel size {tensor_parallel} and the {kv} KV heads of {model.name} must divide one another"
+            )
     return None
 
 
@@ -94,15 +101,15 @@ def disk_gib(model: ModelSpec) -> int:
 
 def load_minutes(model: ModelSpec) -> int:
     """Time from container start to a healthy engine, weights already on local disk."""
-    return int(math.ceil(model.weights_gib / LOAD_GIB_PER_MIN)) + WARMUP_MIN
+    return math.ceil(model.weights_gib / LOAD_GIB_PER_MIN) + WARMUP_MIN
 
 
 def first_ready_minutes(model: ModelSpec) -> int:
     """Expected time from a fresh host to a healthy API: setup overlaps the download, then load."""
     download = model.weights_gib / DOWNLOAD_GIB_PER_MIN
-    return int(math.ceil(max(download, HOST_SETUP_MIN))) + load_minutes(model)
+    return math.ceil(max(download, HOST_SETUP_MIN)) + load_minutes(model)
 
 
 def readiness_timeout_minutes(model: ModelSpec) -> int:
     """How long `pulumi up` waits for /health before failing: 1.5x the estimate, at least 30 min."""
-    return max(30, int(math.ceil(first_ready_minutes(model) * 1.5)))
+    return max(30, math.ceil(first_ready_minutes(model) * 1.5))

@@ -22,13 +22,18 @@ VLLM_VERSION = "0.11.0"
 VLLM_IMAGE = Pin(f"docker.io/vllm/vllm-openai:v{VLLM_VERSION}", "hub.docker.com/r/vllm/vllm-openai/tags", "2025-10-15")
 VLLM_IMAGE_CN = Pin(
     "egs-registry.cn-hangzhou.cr.aliyuncs.com/egs/vllm:0.11.0-pytorch2.8-cu128-20251015",
-    "Alibaba EGS image tag used in public `docker run` examples (audit alibaba.md claim 32)", "2025-10-15")
+    "Alibaba EGS image tag used in public `docker run` examples (audit alibaba.md claim 32)",
+    "2025-10-15",
+)
 SGLANG_VERSION = "0.4.6.post1"
-SGLANG_IMAGE = Pin(f"docker.io/lmsysorg/sglang:v{SGLANG_VERSION}-cu124", "hub.docker.com/r/lmsysorg/sglang/tags",
-                   "2025-04-29")
+SGLANG_IMAGE = Pin(
+    f"docker.io/lmsysorg/sglang:v{SGLANG_VERSION}-cu124", "hub.docker.com/r/lmsysorg/sglang/tags", "2025-04-29"
+)
 SGLANG_IMAGE_CN = Pin(
     "egs-registry.cn-hangzhou.cr.aliyuncs.com/egs/sglang:0.4.6.post1-pytorch2.6-cu124-20250429",
-    "Alibaba EGS image tag used in public `docker run` examples (audit alibaba.md claim 32)", "2025-04-29")
+    "Alibaba EGS image tag used in public `docker run` examples (audit alibaba.md claim 32)",
+    "2025-04-29",
+)
 
 # --- Model downloaders (pip, into the import worker) ---------------------------------------------------------
 MODELSCOPE = Pin("1.40.2", "pypi.org/project/modelscope", "2025-11-20")
@@ -44,7 +49,11 @@ UPSTREAM_FLUID_VERSION = Pin("1.0.8", "fluid-cloudnative/fluid#5249", "2025-11-2
 # --- GKE RDMA ------------------------------------------------------------------------------------------------
 GIB_INSTALLER_IMAGE = Pin(
     "us-docker.pkg.dev/gce-ai-infra/gpudirect-gib/nccl-plugin-gib:v1.1.0",
-    "GoogleCloudPlatform/cluster-toolkit examples/gke-a4 (3d916eb46)", "2025-11-20")
+    "GoogleCloudPlatform/cluster-toolkit examples/gke-a4 (3d916eb46)",
+    "2025-11-20",
+)
 PAUSE_IMAGE = Pin(
     "gke.gcr.io/pause:3.8@sha256:880e63f94b145e46f1b1082bb71b85e21f16b99b180b9996407d61240ceb9830",
-    "GoogleCloudPlatform/cluster-toolkit gIB installer manifest", "2025-11-20")
+    "GoogleCloudPlatform/cluster-toolkit gIB installer manifest",
+    "2025-11-20",
+)

@@ -1,7 +1,10 @@
 """Entry point the Pulumi CLI runs for `--policy-pack policy`: serve the guardrail policies."""
-from pulumi_policy import PolicyPack
 
 from llm_policies import POLICIES
+from pulumi_policy import PolicyPack
 
-PolicyPack(name="llm-guardrails", policies=POLICIES,
-           description="Guardrails for the llm inference stacks: exposure, secrets, images, GPUs, buckets.")
+PolicyPack(
+    name="llm-guardrails",
+    policies=POLICIES,
+    description="Guardrails for the llm inference stacks: exposure, secrets, images, GPUs, buckets.",
+)

@@ -7,14 +7,16 @@ SDK reports as "can't run during preview"; only the walk that *finds* pod specs 
 This module stands alone (the policy pack runs in its own virtualenv without the program's code),
 so the few names it shares with core/engine.py (VLLM_API_KEY) are repeated here on purpose.
 """
+
 from __future__ import annotations
 
 import base64
 import binascii
 import ipaddress
+import itertools
 import re
-from collections.abc import Mapping, Sequence
-from typing import Any, Iterator, Optional
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Optional
 
 from pulumi_policy.proxy import UnknownValueError
 
@@ -199,10 +201,15 @@ def requests_gpu(container: Mapping) -> bool:
 
 def has_memory_shm(pod: Mapping, container: Mapping) -> bool:
     """The container mounts a memory-backed emptyDir at /dev/shm (the default 64 MiB is too small for NCCL)."""
-    memory_volumes = {get(v, "name") for _, v in known_items(get(pod, "volumes", default=[]) or [])
-                      if str(get(v, "emptyDir", "medium", default="")).lower() == "memory"}
-    return any(get(m, "mountPath") == SHM_PATH and get(m, "name") in memory_volumes
-               for _, m in known_items(get(container, "volumeMounts", default=[]) or []))
+    memory_volumes = {
+        get(v, "name")
+        for _, v in known_items(get(pod, "volumes", default=[]) or [])
+        if str(get(v, "emptyDir", "medium", default="")).lower() == "memory"
+    }
+    return any(
+        get(m, "mountPath") == SHM_PATH and get(m, "name") in memory_volumes
+        for _, m in known_items(get(container, "volumeMounts", default=[]) or [])
+    )
 
 
 # The OpenAI-compatible servers this project runs. `vllm bench serve` (a client) does not match.
@@ -217,8 +224,11 @@ def is_inference_server(container: Mapping) -> bool:
 
 def secret_env_names(container: Mapping) -> set[str]:
     """Environment variables whose value comes from a Kubernetes Secret (valueFrom.secretKeyRef)."""
-    return {get(e, "name") for _, e in known_items(get(container, "env", default=[]) or [])
-            if get(e, "valueFrom", "secretKeyRef") is not None}
+    return {
+        get(e, "name")
+        for _, e in known_items(get(container, "env", default=[]) or [])
+        if get(e, "valueFrom", "secretKeyRef") is not None
+    }
 
 
 def api_key_source(container: Mapping) -> Optional[str]:
@@ -230,8 +240,11 @@ def api_key_source(container: Mapping) -> Optional[str]:
     from_secrets = secret_env_names(container)
     words = command_line(container).split()
     for i, word in enumerate(words):
-        value = word.split("=", 1)[1] if word.startswith("--api-key=") else (
-            words[i + 1] if word == "--api-key" and i + 1 < len(words) else None)
+        value = (
+            word.split("=", 1)[1]
+            if word.startswith("--api-key=")
+            else (words[i + 1] if word == "--api-key" and i + 1 < len(words) else None)
+        )
         if value is None:
             continue
         ref = KUBERNETES_VAR_REF.match(value.strip("'\""))
@@ -261,9 +274,13 @@ KEY_FORMATS = {
 
 _VALUE = r"(?P<value>\"[^\"]*\"|'[^']*'|[^\s;&|)]+)"
 # NAME=value (shell, env files, systemd) and `name: value` at the start of a line (cloud-config, YAML).
-ASSIGNMENT = re.compile(r"(?<![\w.-])(?P<name>[A-Za-z_][A-Za-z0-9_.-]*)=" + _VALUE
-                        + r"|^[ \t-]*(?P<yname>[A-Za-z_][A-Za-z0-9_.-]*):[ \t]+" + _VALUE.replace("value", "yvalue"),
-                        re.MULTILINE)
+ASSIGNMENT = re.compile(
+    r"(?<![\w.-])(?P<name>[A-Za-z_][A-Za-z0-9_.-]*)="
+    + _VALUE
+    + r"|^[ \t-]*(?P<yname>[A-Za-z_][A-Za-z0-9_.-]*):[ \t]+"
+    + _VALUE.replace("value", "yvalue"),
+    re.MULTILINE,
+)
 # --api-key value / --hf-token=value
 FLAG = re.compile(r"(?<![\w-])--(?P<name>[A-Za-z][A-Za-z0-9-]*)(?:=|\s+)" + _VALUE)
 BEARER = re.compile(r"Authorization:\s*Bearer\s+" + _VALUE, re.IGNORECASE)
@@ -273,7 +290,7 @@ TOKEN_ALPHABET = re.compile(r"[A-Za-z0-9+/=_.~:@-]{8,}")
 
 def name_looks_secret(name: str) -> bool:
     words = [w for w in re.split(r"[^a-z0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()) if w]
-    return bool(SECRET_WORDS & set(words)) or any(pair in SECRET_PAIRS for pair in zip(words, words[1:]))
+    return bool(SECRET_WORDS & set(words)) or any(pair in SECRET_PAIRS for pair in itertools.pairwise(words))
 
 
 def is_literal(value: str) -> bool:

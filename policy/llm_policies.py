@@ -4,13 +4,13 @@
 Each validation reads `args.resource_type`, `args.props` (camelCase inputs) and, for the advisory
 prod rule, the stack name in `args.urn`.
 """
+
 from __future__ import annotations
 
-from typing import Callable
-
-from pulumi_policy import EnforcementLevel, ReportViolation, ResourceValidationArgs, ResourceValidationPolicy
+from collections.abc import Callable
 
 import llm_checks as c
+from pulumi_policy import EnforcementLevel, ReportViolation, ResourceValidationArgs, ResourceValidationPolicy
 
 SECURITY_GROUP_RULE = "alicloud:ecs/securityGroupRule:SecurityGroupRule"
 GCP_FIREWALL = "gcp:compute/firewall:Firewall"
@@ -69,16 +69,20 @@ def validate_public_endpoint(args: ResourceValidationArgs, report: ReportViolati
     props = args.props
     if args.resource_type == SECURITY_GROUP_RULE and _is_accepting_ingress(props):
         for cidr in _open_sources(props, "cidrIp", "ipv6CidrIp"):
-            report(f"ingress on ports {c.get(props, 'portRange', default='-1/-1')} is open to {cidr}; "
-                   "list the client CIDRs (llm:allowedCidrs)")
+            report(
+                f"ingress on ports {c.get(props, 'portRange', default='-1/-1')} is open to {cidr}; "
+                "list the client CIDRs (llm:allowedCidrs)"
+            )
     elif args.resource_type == GCP_FIREWALL:
         for cidr in _gcp_open_ingress(props):
             report(f"firewall ingress is open to {cidr}; list the client CIDRs")
     elif args.resource_type == SERVICE and c.is_internet_facing_service(props):
         ranges = list(c.get(props, "spec", "loadBalancerSourceRanges", default=[]) or [])
         if not ranges:
-            report("internet-facing LoadBalancer without spec.loadBalancerSourceRanges; "
-                   "set the client CIDRs or make it internal")
+            report(
+                "internet-facing LoadBalancer without spec.loadBalancerSourceRanges; "
+                "set the client CIDRs or make it internal"
+            )
         for cidr in ranges:
             if c.is_open_cidr(cidr):
                 report(f"loadBalancerSourceRanges includes {cidr}")
@@ -88,15 +92,16 @@ def validate_api_key(args: ResourceValidationArgs, report: ReportViolation) -> N
     for pod in _workload_pods(args):
         for container in c.containers(pod, init=False):
             if c.is_inference_server(container) and c.api_key_source(container) is None:
-                report(f"container {c.get(container, 'name')!r} serves the OpenAI API without an API key from a "
-                       "Secret: pass --api-key $(VAR) or VLLM_API_KEY with valueFrom.secretKeyRef")
+                report(
+                    f"container {c.get(container, 'name')!r} serves the OpenAI API without an API key from a "
+                    "Secret: pass --api-key $(VAR) or VLLM_API_KEY with valueFrom.secretKeyRef"
+                )
 
 
 def validate_no_ssh_from_internet(args: ResourceValidationArgs, report: ReportViolation) -> None:
     props = args.props
     if args.resource_type == SECURITY_GROUP_RULE and _is_accepting_ingress(props):
-        if c.get(props, "ipProtocol") in ("tcp", "all") and \
-                c.alicloud_port_range_covers(c.get(props, "portRange"), 22):
+        if c.get(props, "ipProtocol") in ("tcp", "all") and c.alicloud_port_range_covers(c.get(props, "portRange"), 22):
             for cidr in _open_sources(props, "cidrIp", "ipv6CidrIp"):
                 report(f"SSH (22) is open to {cidr}; use llm:sshCidrs with your own address")
     elif args.resource_type == GCP_FIREWALL and _gcp_open_ingress(props):
@@ -115,8 +120,10 @@ def validate_buckets(args: ResourceValidationArgs, report: ReportViolation) -> N
     if args.resource_type == OSS_BUCKET:
         algorithm = c.get(props, "serverSideEncryptionRule", "sseAlgorithm")
         if algorithm not in OSS_ENCRYPTION:
-            report(f"OSS bucket without server-side encryption; set server_side_encryption_rule "
-                   f"(sse_algorithm one of {', '.join(OSS_ENCRYPTION)})")
+            report(
+                f"OSS bucket without server-side encryption; set server_side_encryption_rule "
+                f"(sse_algorithm one of {', '.join(OSS_ENCRYPTION)})"
+            )
         acl = c.get(props, "acl")
         if acl not in (None, "", "private"):
             report(f"OSS bucket ACL is {acl!r}; it must be private")
@@ -137,8 +144,10 @@ def validate_no_plaintext_secrets(args: ResourceValidationArgs, report: ReportVi
     for key in SCRIPT_INPUTS.get(args.resource_type, ()):
         text = c.decoded_text(c.get(args.props, key))
         for finding in c.secrets_in_text(text):
-            report(f"{key} contains what looks like a credential ({finding}); pass secrets by reference "
-                   "(OOS encrypted parameter, Secret) instead")
+            report(
+                f"{key} contains what looks like a credential ({finding}); pass secrets by reference "
+                "(OOS encrypted parameter, Secret) instead"
+            )
     for pod in _workload_pods(args):
         for container in c.containers(pod):
             name = c.get(container, "name")
@@ -182,8 +191,9 @@ def validate_gpu_workloads(args: ResourceValidationArgs, report: ReportViolation
 
 
 def validate_prod_deletion_protection(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    if args.resource_type not in (ECS_INSTANCE, ACK_CLUSTER, GKE_CLUSTER) \
-            or not c.is_production(c.stack_of(args.urn or "")):
+    if args.resource_type not in (ECS_INSTANCE, ACK_CLUSTER, GKE_CLUSTER) or not c.is_production(
+        c.stack_of(args.urn or "")
+    ):
         return
     protection = c.get(args.props, "deletionProtection")
     # The GKE provider protects clusters unless deletion_protection is set to false.
@@ -193,27 +203,55 @@ def validate_prod_deletion_protection(args: ResourceValidationArgs, report: Repo
 
 MANDATORY = EnforcementLevel.MANDATORY
 POLICIES: list[ResourceValidationPolicy] = [
-    _policy("public-endpoint-cidr-limits",
-            "Nothing is reachable from the whole internet: security group rules, firewalls and internet-facing "
-            "LoadBalancer Services list the allowed client CIDRs.", MANDATORY, validate_public_endpoint),
-    _policy("inference-api-key-required",
-            "Every vLLM/SGLang server requires an API key that comes from a Kubernetes Secret.",
-            MANDATORY, validate_api_key),
-    _policy("no-ssh-from-internet", "SSH (port 22) is never open to 0.0.0.0/0 or ::/0.",
-            MANDATORY, validate_no_ssh_from_internet),
-    _policy("private-encrypted-buckets",
-            "Buckets are private and encrypted: OSS with server-side encryption and a private ACL; GCS with "
-            "uniform access and public access prevention enforced.", MANDATORY, validate_buckets),
-    _policy("no-plaintext-secrets",
-            "No credential is written out in pod env, container command/args, ECS user-data or Cloud Assistant "
-            "command text.", MANDATORY, validate_no_plaintext_secrets),
-    _policy("pinned-images",
-            "Container images carry a version tag other than latest, or a digest; remote Helm charts a version.",
-            MANDATORY, validate_pinned_images),
-    _policy("gpu-workload-probes-and-shm",
-            "GPU containers have a startup or readiness probe and a memory-backed /dev/shm.",
-            MANDATORY, validate_gpu_workloads),
-    _policy("prod-deletion-protection",
-            "In production stacks, instances and clusters are protected from deletion.",
-            EnforcementLevel.ADVISORY, validate_prod_deletion_protection),
+    _policy(
+        "public-endpoint-cidr-limits",
+        "Nothing is reachable from the whole internet: security group rules, firewalls and internet-facing "
+        "LoadBalancer Services list the allowed client CIDRs.",
+        MANDATORY,
+        validate_public_endpoint,
+    ),
+    _policy(
+        "inference-api-key-required",
+        "Every vLLM/SGLang server requires an API key that comes from a Kubernetes Secret.",
+        MANDATORY,
+        validate_api_key,
+    ),
+    _policy(
+        "no-ssh-from-internet",
+        "SSH (port 22) is never open to 0.0.0.0/0 or ::/0.",
+        MANDATORY,
+        validate_no_ssh_from_internet,
+    ),
+    _policy(
+        "private-encrypted-buckets",
+        "Buckets are private and encrypted: OSS with server-side encryption and a private ACL; GCS with "
+        "uniform access and public access prevention enforced.",
+        MANDATORY,
+        validate_buckets,
+    ),
+    _policy(
+        "no-plaintext-secrets",
+        "No credential is written out in pod env, container command/args, ECS user-data or Cloud Assistant "
+        "command text.",
+        MANDATORY,
+        validate_no_plaintext_secrets,
+    ),
+    _policy(
+        "pinned-images",
+        "Container images carry a version tag other than latest, or a digest; remote Helm charts a version.",
+        MANDATORY,
+        validate_pinned_images,
+    ),
+    _policy(
+        "gpu-workload-probes-and-shm",
+        "GPU containers have a startup or readiness probe and a memory-backed /dev/shm.",
+        MANDATORY,
+        validate_gpu_workloads,
+    ),
+    _policy(
+        "prod-deletion-protection",
+        "In production stacks, instances and clusters are protected from deletion.",
+        EnforcementLevel.ADVISORY,
+        validate_prod_deletion_protection,
+    ),
 ]

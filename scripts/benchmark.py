@@ -4,6 +4,7 @@ Each run is a fresh Python process (imports included, as `pulumi preview` pays t
 process start to the last stack output. Not a test: it prints figures for the README.
 Usage: venv/bin/python scripts/benchmark.py [runs]
 """
+
 from __future__ import annotations
 
 import statistics
@@ -40,8 +41,10 @@ def main() -> None:
         samples = [measure(stack) for _ in range(runs)]
         walls = [s[0] for s in samples]
         programs = [s[1] for s in samples]
-        print(f"{stack:<8} {samples[0][2]:>9} {statistics.median(walls):>19.2f} {max(walls):>7.2f} "
-              f"{statistics.median(programs):>19.2f}")
+        print(
+            f"{stack:<8} {samples[0][2]:>9} {statistics.median(walls):>19.2f} {max(walls):>7.2f} "
+            f"{statistics.median(programs):>19.2f}"
+        )
 
 
 if __name__ == "__main__":

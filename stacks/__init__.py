@@ -1,4 +1,5 @@
 """One module per deployment target; only the chosen target's module (and cloud SDK) is imported."""
+
 from __future__ import annotations
 
 import importlib

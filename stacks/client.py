@@ -3,6 +3,7 @@
 The snippets read the key with `pulumi stack output apiKey --show-secrets` at the moment they run,
 so no output other than apiKey (a secret) ever holds it.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,12 +18,18 @@ def api_base(address: pulumi.Input[str], port: int) -> pulumi.Output[str]:
     return pulumi.Output.concat("http://", address, f":{port}/v1")
 
 
-def client_outputs(*, model_name: str, engine: str, api_key: pulumi.Output[str], private_base: pulumi.Output[str],
-                   public_base: Optional[pulumi.Output[str]]) -> dict[str, object]:
+def client_outputs(
+    *,
+    model_name: str,
+    engine: str,
+    api_key: pulumi.Output[str],
+    private_base: pulumi.Output[str],
+    public_base: Optional[pulumi.Output[str]],
+) -> dict[str, object]:
     """apiKey (secret), URLs, served model name, a curl command, an OpenAI snippet and Chatbox settings."""
     base = public_base if public_base is not None else private_base
     outputs: dict[str, object] = {
-        "apiKey": pulumi.Output.secret(api_key),
+        "apiKey": pulumi.Output.secret(api_key),  # type: ignore[arg-type]  # Output.secret takes an Output too
         "privateApiUrl": private_base,
         "publicApiUrl": public_base,
         "servedModelName": model_name,
@@ -34,23 +41,28 @@ def client_outputs(*, model_name: str, engine: str, api_key: pulumi.Output[str],
 
 
 def curl_command(base_url: str, model_name: str) -> str:
-    body = json.dumps({"model": model_name, "messages": [{"role": "user", "content": "Who are you?"}],
-                       "max_tokens": 512})
-    return (f"curl {base_url}/chat/completions -H \"Authorization: Bearer $({KEY_COMMAND})\" "
-            f"-H 'Content-Type: application/json' -d '{body}'")
+    body = json.dumps(
+        {"model": model_name, "messages": [{"role": "user", "content": "Who are you?"}], "max_tokens": 512}
+    )
+    return (
+        f'curl {base_url}/chat/completions -H "Authorization: Bearer $({KEY_COMMAND})" '
+        f"-H 'Content-Type: application/json' -d '{body}'"
+    )
 
 
 def openai_snippet(base_url: str, model_name: str) -> str:
-    return "\n".join([
-        "import subprocess",
-        "from openai import OpenAI",
-        "",
-        f"key = subprocess.run({KEY_COMMAND.split()!r}, capture_output=True, text=True, check=True).stdout.strip()",
-        f"client = OpenAI(base_url={base_url!r}, api_key=key)",
-        f"reply = client.chat.completions.create(model={model_name!r}, "
-        "messages=[{'role': 'user', 'content': 'Who are you?'}])",
-        "print(reply.choices[0].message.content)",
-    ])
+    return "\n".join(
+        [
+            "import subprocess",
+            "from openai import OpenAI",
+            "",
+            f"key = subprocess.run({KEY_COMMAND.split()!r}, capture_output=True, text=True, check=True).stdout.strip()",
+            f"client = OpenAI(base_url={base_url!r}, api_key=key)",
+            f"reply = client.chat.completions.create(model={model_name!r}, "
+            "messages=[{'role': 'user', 'content': 'Who are you?'}])",
+            "print(reply.choices[0].message.content)",
+        ]
+    )
 
 
 def chatbox_settings(base_url: str, model_name: str, engine: str) -> dict[str, object]:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import inspect
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import pulumi
 
@@ -33,13 +34,20 @@ def _snake_keys(value: Any) -> Any:
 
 def provider_args(config: ProviderConfig, args_type: type, **fixed: Any) -> dict[str, Any]:
     """Keyword arguments for `args_type`'s provider: the stack's provider keys, then `fixed` (the program's own)."""
-    accepted = set(inspect.signature(args_type.__init__).parameters) - {"self", "resource_name", "opts"}
+    accepted = set(inspect.signature(args_type).parameters) - {"resource_name", "opts"}
     unknown = [k for k in config.values if snake(k) not in accepted]
     if unknown:
-        raise ConfigError([Problem(f"{config.namespace}:{k}", config.values[k],
-                                   f"is not a setting of the {config.namespace} provider",
-                                   f"pulumi config rm {config.namespace}:{k} (settings: the provider's documentation)")
-                           for k in unknown])
+        raise ConfigError(
+            [
+                Problem(
+                    f"{config.namespace}:{k}",
+                    config.values[k],
+                    f"is not a setting of the {config.namespace} provider",
+                    f"pulumi config rm {config.namespace}:{k} (settings: the provider's documentation)",
+                )
+                for k in unknown
+            ]
+        )
     args: dict[str, Any] = {}
     for key, value in config.values.items():
         value = _snake_keys(value)

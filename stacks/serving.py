@@ -3,22 +3,32 @@
 A target brings a Kubernetes provider, a namespace and a model store, plus what its platform adds to
 the pods (ACS labels, tolerations, load balancer annotations); everything else is decided here.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Optional, Sequence
+from typing import Optional, Protocol
 
 import pulumi
+import pulumi_kubernetes as k8s
 
 from components.kubernetes.benchmark_job import BenchmarkArgs, BenchmarkJob
 from components.kubernetes.model_import import ModelImport, ModelImportArgs
 from components.kubernetes.serving_workload import HostMount, ServiceExposure, ServingArgs, ServingWorkload
 from core import sizing
+from core.config.settings import ClusterSettings
 from core.engine import build_command
-from core.config import Settings
 from stacks.client import api_base, client_outputs
+
+
+class Importer(Protocol):
+    """A one-time model import the serving workload waits for (ModelImport, HfModelImport)."""
+
+    job: k8s.batch.v1.Job
+
 
 MODEL_MOUNT = "/models"
 APP = "llm"
@@ -66,34 +76,56 @@ class HubDownload:
     env: Mapping[str, str] = field(default_factory=dict)  # e.g. HF_HUB_ENABLE_HF_TRANSFER
 
 
-def model_path(settings: Settings) -> str:
+def model_path(settings: ClusterSettings) -> str:
     return f"{MODEL_MOUNT}/{settings.model.modelscope_id}"
 
 
-def download_minutes(settings: Settings) -> int:
+def download_minutes(settings: ClusterSettings) -> int:
     """The model download at the conservative rate (core.sizing.DOWNLOAD_GIB_PER_MIN)."""
-    return int(math.ceil(settings.model.weights_gib / sizing.DOWNLOAD_GIB_PER_MIN))
+    return math.ceil(settings.model.weights_gib / sizing.DOWNLOAD_GIB_PER_MIN)
 
 
-def import_timeout_minutes(settings: Settings) -> int:
+def import_timeout_minutes(settings: ClusterSettings) -> int:
     """The download at the conservative in-region rate, doubled, at least 30 minutes."""
-    return max(30, int(math.ceil(settings.model.weights_gib / sizing.DOWNLOAD_GIB_PER_MIN * 2)))
+    return max(30, math.ceil(settings.model.weights_gib / sizing.DOWNLOAD_GIB_PER_MIN * 2))
 
 
-def import_model(settings: Settings, platform: Platform, namespace: pulumi.Input[str],
-                 claim: pulumi.Input[str], opts: pulumi.ResourceOptions) -> ModelImport:
+def import_model(
+    settings: ClusterSettings,
+    platform: Platform,
+    namespace: pulumi.Input[str],
+    claim: pulumi.Input[str],
+    opts: pulumi.ResourceOptions,
+) -> ModelImport:
     """The one-time download of the model into the store; serving depends on its Job."""
-    return ModelImport(f"{settings.name}-import", ModelImportArgs(
-        namespace=namespace, claim=claim, model_id=settings.model.modelscope_id, revision=settings.model_revision,
-        sub_path=settings.model.modelscope_id, image=settings.engine.image,
-        timeout_minutes=import_timeout_minutes(settings), pip_index_url=platform.pip_index_url,
-        pod_labels=platform.helper_pod_labels), opts=opts)
+    return ModelImport(
+        f"{settings.name}-import",
+        ModelImportArgs(
+            namespace=namespace,
+            claim=claim,
+            model_id=settings.model.modelscope_id,
+            revision=settings.model_revision,
+            sub_path=settings.model.modelscope_id,
+            image=settings.engine.image,
+            timeout_minutes=import_timeout_minutes(settings),
+            pip_index_url=platform.pip_index_url,
+            pod_labels=platform.helper_pod_labels,
+        ),
+        opts=opts,
+    )
 
 
-def serve(settings: Settings, platform: Platform, namespace: pulumi.Input[str], volumes: ModelVolumes,
-          importer: Optional[ModelImport], api_key: pulumi.Output[str], opts: pulumi.ResourceOptions,
-          serving_depends_on: Sequence[pulumi.Resource] = (), download: Optional[HubDownload] = None
-          ) -> tuple[ServingWorkload, dict[str, object]]:
+def serve(
+    settings: ClusterSettings,
+    platform: Platform,
+    namespace: pulumi.Input[str],
+    volumes: ModelVolumes,
+    importer: Optional[Importer],
+    api_key: pulumi.Output[str],
+    opts: pulumi.ResourceOptions,
+    serving_depends_on: Sequence[pulumi.Resource] = (),
+    download: Optional[HubDownload] = None,
+) -> tuple[ServingWorkload, dict[str, object]]:
     """The serving workload (after the import, or downloading at start), the optional benchmark, the outputs.
 
     `importer` is None only with `download`: the engine fetches the model itself.
@@ -103,52 +135,99 @@ def serve(settings: Settings, platform: Platform, namespace: pulumi.Input[str], 
     placement, workload, engine_options = settings.placement, settings.workload, settings.engine
     # Served from the store's path, or from the Hub id with the download into the model volume.
     path = model_path(settings) if download is None else download.model_id
-    engine = build_command(engine_options, settings.model, path, placement.tensor_parallel,
-                           placement.pipeline_parallel, gpu_has_bf16=placement.gpu.bf16,
-                           multi_node=placement.pods > 1)
+    engine = build_command(
+        engine_options,
+        settings.model,
+        path,
+        placement.tensor_parallel,
+        placement.pipeline_parallel,
+        gpu_has_bf16=placement.gpu.bf16,
+        multi_node=placement.pods > 1,
+    )
     load_minutes = sizing.load_minutes(settings.model)
     env, secret_env = dict(platform.env), {}
     if download is not None:
-        engine = dataclasses.replace(engine, argv=engine.argv + (
-            "--download-dir", MODEL_MOUNT, "--revision", download.revision))
+        engine = dataclasses.replace(
+            engine, argv=(*engine.argv, "--download-dir", MODEL_MOUNT, "--revision", download.revision)
+        )
         load_minutes += download_minutes(settings)
         env.update(download.env)
         if download.token_secret is not None:
             secret_env["HF_TOKEN"] = (download.token_secret, "HF_TOKEN")
-    serving = ServingWorkload(settings.name, ServingArgs(
-        namespace=namespace, app=APP, image=engine_options.image, engine=engine, api_key=api_key,
-        model_volume=volumes.serving, model_mount_path=MODEL_MOUNT, gpus_per_pod=placement.gpus_per_pod,
-        pods_per_replica=placement.pods, replicas=workload.replicas, cpu=workload.cpu,
-        memory_gib=workload.memory_gib, shm_gib=workload.shm_gib, load_minutes=load_minutes,
-        pod_labels=platform.pod_labels, pod_annotations=platform.pod_annotations,
-        node_selector=platform.node_selector, tolerations=platform.tolerations,
-        private_service=platform.private_service, public_service=platform.public_service,
-        surge_updates=platform.surge_updates, env=env, secret_env=secret_env, host_mounts=platform.host_mounts,
-        download_at_start=download is not None,
-        depends_on=[*([importer.job] if importer is not None else []), *volumes.ready, *serving_depends_on]),
-        opts=opts)
+    serving = ServingWorkload(
+        settings.name,
+        ServingArgs(
+            namespace=namespace,
+            app=APP,
+            image=engine_options.image,
+            engine=engine,
+            api_key=api_key,
+            model_volume=volumes.serving,
+            model_mount_path=MODEL_MOUNT,
+            gpus_per_pod=placement.gpus_per_pod,
+            pods_per_replica=placement.pods,
+            replicas=workload.replicas,
+            cpu=workload.cpu,
+            memory_gib=workload.memory_gib,
+            shm_gib=workload.shm_gib,
+            load_minutes=load_minutes,
+            pod_labels=platform.pod_labels,
+            pod_annotations=platform.pod_annotations,
+            node_selector=platform.node_selector,
+            tolerations=platform.tolerations,
+            private_service=platform.private_service,
+            public_service=platform.public_service,
+            surge_updates=platform.surge_updates,
+            env=env,
+            secret_env=secret_env,
+            host_mounts=platform.host_mounts,
+            download_at_start=download is not None,
+            depends_on=[*([importer.job] if importer is not None else []), *volumes.ready, *serving_depends_on],
+        ),
+        opts=opts,
+    )
     port = engine.port
     if settings.benchmark.enabled:
-        BenchmarkJob(f"{settings.name}-benchmark", BenchmarkArgs(
-            namespace=namespace, image=engine_options.image,
-            base_url=pulumi.Output.concat("http://", serving.service_name, ".", namespace, f".svc.cluster.local:{port}"),
-            # With a download at start there is no shared copy: the benchmark fetches the tokenizer by id.
-            served_model_name=engine_options.served_model_name, model_path=path,
-            model_volume=volumes.serving, model_mount_path=MODEL_MOUNT, api_key_secret=serving.secret_name,
-            api_key_secret_key=engine.api_key_env, config=settings.benchmark, pip_index_url=platform.pip_index_url,
-            results_volume=volumes.results, pod_labels=platform.helper_pod_labels,
-            hf_token_secret=download.token_secret if download is not None else None, depends_on=[serving]), opts=opts)
+        BenchmarkJob(
+            f"{settings.name}-benchmark",
+            BenchmarkArgs(
+                namespace=namespace,
+                image=engine_options.image,
+                base_url=pulumi.Output.concat(
+                    "http://", serving.service_name, ".", namespace, f".svc.cluster.local:{port}"
+                ),
+                # With a download at start there is no shared copy: the benchmark fetches the tokenizer by id.
+                served_model_name=engine_options.served_model_name,
+                model_path=path,
+                model_volume=volumes.serving,
+                model_mount_path=MODEL_MOUNT,
+                api_key_secret=serving.secret_name,
+                api_key_secret_key=engine.api_key_env,
+                config=settings.benchmark,
+                pip_index_url=platform.pip_index_url,
+                results_volume=volumes.results,
+                pod_labels=platform.helper_pod_labels,
+                hf_token_secret=download.token_secret if download is not None else None,
+                depends_on=[serving],
+            ),
+            opts=opts,
+        )
     outputs = client_outputs(
-        model_name=engine_options.served_model_name, engine=engine_options.engine, api_key=api_key,
+        model_name=engine_options.served_model_name,
+        engine=engine_options.engine,
+        api_key=api_key,
         private_base=api_base(serving.private_address, port),
-        public_base=api_base(serving.public_address, port) if serving.public_address is not None else None)
-    outputs.update({
-        "target": settings.target,
-        "namespace": settings.workload.namespace,
-        "gpus": (f"{workload.replicas} x {placement.pods} pod(s) x {placement.gpus_per_pod}x {placement.gpu.name}"),
-        "engine": engine_options.engine,
-        "engineImage": engine_options.image,
-        "modelPath": path,
-        "loadMinutesEstimate": load_minutes,
-    })
+        public_base=api_base(serving.public_address, port) if serving.public_address is not None else None,
+    )
+    outputs.update(
+        {
+            "target": settings.target,
+            "namespace": settings.workload.namespace,
+            "gpus": (f"{workload.replicas} x {placement.pods} pod(s) x {placement.gpus_per_pod}x {placement.gpu.name}"),
+            "engine": engine_options.engine,
+            "engineImage": engine_options.image,
+            "modelPath": path,
+            "loadMinutesEstimate": load_minutes,
+        }
+    )
     return serving, outputs

@@ -6,7 +6,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import reset_runtime  # noqa: E402
+from harness import reset_runtime
 
 
 @pytest.fixture(autouse=True)

@@ -1,22 +1,25 @@
 """The one test harness: run the real __main__.py for a stack under Pulumi mocks and record everything.
 
 Config is assembled as the Pulumi CLI does it (the stack file, then the test's overrides as `--path` keys),
-so a test of `dev` is a test of the committed dev stack and a test of `acs` one of examples/acs.yaml. Each registration is
-recorded with its type, name, parent, dependencies, protect/retainOnDelete, timeouts, ignoreChanges
+so a test of `dev` is a test of the committed dev stack and a test of `acs` one of examples/acs.yaml.
+Each registration is recorded with its type, name, parent, dependencies, protect/retainOnDelete, timeouts, ignoreChanges
 and inputs, secrets still wrapped in Pulumi's secret marker.
 """
+
 from __future__ import annotations
 
 import copy
 import json
 import runpy
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, ClassVar, Optional
 
 import pulumi
 import yaml
-from pulumi.runtime import mocks, rpc, settings as runtime_settings
+from pulumi.runtime import mocks, rpc
+from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.stack import wait_for_rpcs
 from pulumi.runtime.sync_await import _sync_await
 
@@ -83,12 +86,18 @@ class Run:
 
     def kubernetes_objects(self) -> list[dict]:
         """Every Kubernetes object as a manifest (secrets unwrapped, whole numbers as ints)."""
-        return [manifest(r) for r in self.resources if r.type.startswith("kubernetes:")
-                and not r.type.startswith(("kubernetes:helm", "kubernetes:index"))]
+        return [
+            manifest(r)
+            for r in self.resources
+            if r.type.startswith("kubernetes:") and not r.type.startswith(("kubernetes:helm", "kubernetes:index"))
+        ]
 
     def kubernetes_object(self, kind: str, name: Optional[str] = None) -> dict:
-        found = [o for o in self.kubernetes_objects()
-                 if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)]
+        found = [
+            o
+            for o in self.kubernetes_objects()
+            if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)
+        ]
         assert len(found) == 1, f"expected one {kind} {name or ''}, found {[o['metadata']['name'] for o in found]}"
         return found[0]
 
@@ -98,10 +107,13 @@ class CloudMocks(pulumi.runtime.Mocks):
 
     # Cloud Control quotes by "<product>/<resourceCode>"; a code not listed fails as an unsupported one would.
     # A test changes the answers with monkeypatch.setattr(CloudMocks, "prices", {...}).
-    prices: dict[str, float] = {"ECS/Instance": 9.5}
+    prices: ClassVar[dict[str, float]] = {"ECS/Instance": 9.5}
     # GKE's default version per release channel (monkeypatch to test an older channel).
-    gke_channel_versions: dict[str, str] = {"RAPID": "1.34.1-gke.1431000", "REGULAR": "1.33.5-gke.1308000",
-                                            "STABLE": "1.32.2-gke.1297002"}
+    gke_channel_versions: ClassVar[dict[str, str]] = {
+        "RAPID": "1.34.1-gke.1431000",
+        "REGULAR": "1.33.5-gke.1308000",
+        "STABLE": "1.32.2-gke.1297002",
+    }
     price_currency = "CNY"
 
     def __init__(self, run: Run, zones: Iterable[str] = ZONES, images: Optional[list[str]] = None):
@@ -125,8 +137,13 @@ class CloudMocks(pulumi.runtime.Mocks):
             "random:index/randomPassword:RandomPassword": {"result": GENERATED_API_KEY},
             "random:index/randomId:RandomId": {"hex": "a1b2c3d4"},
             "alicloud:cs/managedKubernetes:ManagedKubernetes": {
-                "rrsaMetadata": {"enabled": True, "ramOidcProviderArn": "acs:ram::1234:oidc-provider/ack-rrsa-c1",
-                                 "ramOidcProviderName": "ack-rrsa-c1", "rrsaOidcIssuerUrl": "https://oidc-ack"}},
+                "rrsaMetadata": {
+                    "enabled": True,
+                    "ramOidcProviderArn": "acs:ram::1234:oidc-provider/ack-rrsa-c1",
+                    "ramOidcProviderName": "ack-rrsa-c1",
+                    "rrsaOidcIssuerUrl": "https://oidc-ack",
+                }
+            },
             "alicloud:ram/role:Role": {"arn": f"acs:ram::1234:role/{args.inputs.get('roleName', args.name)}"},
             "alicloud:ram/accessKey:AccessKey": {"secret": "RAM-ACCESS-KEY-SECRET"},
             "alicloud:cs/nodePool:NodePool": {"nodePoolId": f"np{args.name.replace('-', '')[-12:]}"},
@@ -140,31 +157,53 @@ class CloudMocks(pulumi.runtime.Mocks):
     def call(self, args: pulumi.runtime.MockCallArgs):
         self.run.invokes.append((args.token, dict(args.args)))
         if args.token == "alicloud:index/getZones:getZones":
-            zones = [{"id": z, "localName": z, "availableDiskCategories": ["cloud_essd"],
-                      "availableInstanceTypes": [args.args.get("availableInstanceType", "")],
-                      "availableResourceCreations": ["VSwitch", "Instance"], "multiZoneIds": [],
-                      "slbSlaveZoneIds": []} for z in self.zones]
+            zones = [
+                {
+                    "id": z,
+                    "localName": z,
+                    "availableDiskCategories": ["cloud_essd"],
+                    "availableInstanceTypes": [args.args.get("availableInstanceType", "")],
+                    "availableResourceCreations": ["VSwitch", "Instance"],
+                    "multiZoneIds": [],
+                    "slbSlaveZoneIds": [],
+                }
+                for z in self.zones
+            ]
             return {"id": "zones", "ids": self.zones, "zones": zones}
         if args.token == "alicloud:cs/getClusterCredential:getClusterCredential":
-            return {"id": args.args["clusterId"], "clusterId": args.args["clusterId"], "kubeConfig": KUBECONFIG,
-                    "certificateAuthority": {}, "clusterName": "mock"}
+            return {
+                "id": args.args["clusterId"],
+                "clusterId": args.args["clusterId"],
+                "kubeConfig": KUBECONFIG,
+                "certificateAuthority": {},
+                "clusterName": "mock",
+            }
         if args.token == "alicloud:ecs/getImages:getImages":
             images = [_image(i) for i in self.images]
             return {"id": "images", "ids": self.images, "images": images, "nameRegex": args.args.get("nameRegex")}
         if args.token == "alicloud:arms/getPrometheus:getPrometheus":
             # Another cluster's instance, then one for each cluster this run created (as arms-prometheus does).
             clusters = [f"{r.name}-id" for r in self.run.of_type("alicloud:cs/managedKubernetes:ManagedKubernetes")]
-            found = [_prometheus("prom-other", "c-other")] + [_prometheus(f"prom-{i + 1}", c) for i, c in enumerate(clusters)]
+            found = [_prometheus("prom-other", "c-other")] + [
+                _prometheus(f"prom-{i + 1}", c) for i, c in enumerate(clusters)
+            ]
             return {"id": "prometheus", "ids": [p["id"] for p in found], "prometheis": found}
         if args.token == "alicloud:cloudcontrol/getPrices:getPrices":
             return self._price(args.args)
         if args.token == "gcp:organizations/getProject:getProject":
-            return {"id": f"projects/{args.args.get('projectId')}", "projectId": args.args.get("projectId"),
-                    "number": GCP_PROJECT_NUMBER, "name": "mock"}
+            return {
+                "id": f"projects/{args.args.get('projectId')}",
+                "projectId": args.args.get("projectId"),
+                "number": GCP_PROJECT_NUMBER,
+                "name": "mock",
+            }
         if args.token == "gcp:container/getEngineVersions:getEngineVersions":
-            return {"id": "versions", "location": args.args.get("location"),
-                    "releaseChannelDefaultVersion": dict(self.gke_channel_versions),
-                    "validMasterVersions": list(self.gke_channel_versions.values())}
+            return {
+                "id": "versions",
+                "location": args.args.get("location"),
+                "releaseChannelDefaultVersion": dict(self.gke_channel_versions),
+                "validMasterVersions": list(self.gke_channel_versions.values()),
+            }
         raise AssertionError(f"unexpected invoke {args.token}")
 
     def _price(self, args: dict):
@@ -172,20 +211,39 @@ class CloudMocks(pulumi.runtime.Mocks):
         if code not in self.prices:  # an invoke that fails the way a provider error does (the program may catch it)
             return {}, [("resourceCode", f"{code} is not supported by Cloud Control GetPrice")]
         price = self.prices[code]
-        quote = {"currency": self.price_currency, "tradePrice": price, "originalPrice": price, "discountPrice": 0.0,
-                 "moduleDetails": [], "promotionDetails": []}
-        return {"id": code, "product": args.get("product"), "resourceCode": args.get("resourceCode"),
-                "desireAttributesJson": args.get("desireAttributesJson"), "prices": [quote]}
+        quote = {
+            "currency": self.price_currency,
+            "tradePrice": price,
+            "originalPrice": price,
+            "discountPrice": 0.0,
+            "moduleDetails": [],
+            "promotionDetails": [],
+        }
+        return {
+            "id": code,
+            "product": args.get("product"),
+            "resourceCode": args.get("resourceCode"),
+            "desireAttributesJson": args.get("desireAttributesJson"),
+            "prices": [quote],
+        }
 
 
 def _prometheus(instance_id: str, cluster_id: str) -> dict:
     """An ARMS Prometheus instance as GetPrometheus returns it with enableDetails."""
-    text = ("authToken clusterName clusterType grafanaInstanceId pushGateWayInterUrl pushGateWayIntraUrl "
-            "remoteReadInterUrl remoteReadIntraUrl remoteWriteInterUrl remoteWriteIntraUrl resourceGroupId "
-            "securityGroupId subClustersJson vpcId vswitchId httpApiInterUrl").split()
+    text = (
+        "authToken clusterName clusterType grafanaInstanceId pushGateWayInterUrl pushGateWayIntraUrl "
+        "remoteReadInterUrl remoteReadIntraUrl remoteWriteInterUrl remoteWriteIntraUrl resourceGroupId "
+        "securityGroupId subClustersJson vpcId vswitchId httpApiInterUrl"
+    ).split()
     instance = {k: "" for k in text}
-    instance.update({"id": instance_id, "clusterId": cluster_id, "tags": {},
-                     "httpApiIntraUrl": f"http://{instance_id}.arms-internal/api/v1/prometheus"})
+    instance.update(
+        {
+            "id": instance_id,
+            "clusterId": cluster_id,
+            "tags": {},
+            "httpApiIntraUrl": f"http://{instance_id}.arms-internal/api/v1/prometheus",
+        }
+    )
     return instance
 
 
@@ -197,8 +255,11 @@ GKE_CA = "TU9DSy1DQQ=="
 def _gcp_state(args: pulumi.runtime.MockResourceArgs) -> dict:
     """What Google Cloud computes for the gcp resources the gke target creates."""
     if args.typ == "gcp:container/cluster:Cluster":
-        return {"endpoint": GKE_ENDPOINT, "masterAuth": {"clusterCaCertificate": GKE_CA},
-                "name": args.inputs.get("name", args.name)}
+        return {
+            "endpoint": GKE_ENDPOINT,
+            "masterAuth": {"clusterCaCertificate": GKE_CA},
+            "name": args.inputs.get("name", args.name),
+        }
     if args.typ == "gcp:serviceaccount/account:Account":
         return {"email": f"{args.inputs['accountId']}@{args.inputs.get('project', 'p')}.iam.gserviceaccount.com"}
     if args.typ in ("gcp:storage/bucket:Bucket", "gcp:artifactregistry/repository:Repository"):
@@ -207,12 +268,25 @@ def _gcp_state(args: pulumi.runtime.MockResourceArgs) -> dict:
 
 
 def _image(image_id: str) -> dict:
-    text = ("architecture creationTime description imageOwnerAlias imageVersion osName osNameEn osType "
-            "platform productCode progress state status usage").split()
+    text = (
+        "architecture creationTime description imageOwnerAlias imageVersion osName osNameEn osType "
+        "platform productCode progress state status usage"
+    ).split()
     image = {k: "" for k in text}
-    image.update({"id": image_id, "imageId": image_id, "name": "ubuntu_22_04_x64_20G_alibase_20251001.vhd",
-                  "diskDeviceMappings": [], "isCopied": False, "isSelfShared": "", "isSubscribed": False,
-                  "isSupportIoOptimized": True, "size": 20, "tags": {}})
+    image.update(
+        {
+            "id": image_id,
+            "imageId": image_id,
+            "name": "ubuntu_22_04_x64_20G_alibase_20251001.vhd",
+            "diskDeviceMappings": [],
+            "isCopied": False,
+            "isSelfShared": "",
+            "isSubscribed": False,
+            "isSupportIoOptimized": True,
+            "size": 20,
+            "tags": {},
+        }
+    )
     return image
 
 
@@ -227,17 +301,24 @@ class RecordingMonitor(mocks.MockMonitor):
         response = super().RegisterResource(request)
         if request.type != "pulumi:pulumi:Stack":
             timeouts = request.customTimeouts
-            self.run.resources.append(Resource(
-                type=request.type, name=request.name, urn=response.urn, parent=request.parent,
-                inputs=rpc.deserialize_properties(request.object, keep_unknowns=True),
-                protect=bool(request.protect), retain_on_delete=bool(request.retainOnDelete),
-                dependencies=list(request.dependencies),
-                custom_timeouts={"create": timeouts.create, "update": timeouts.update, "delete": timeouts.delete},
-                ignore_changes=list(request.ignoreChanges),
-                replace_on_changes=list(request.replaceOnChanges),
-                has_replacement_trigger=request.HasField("replacement_trigger"),
-                provider=request.provider, delete_before_replace=bool(request.deleteBeforeReplace),
-            ))
+            self.run.resources.append(
+                Resource(
+                    type=request.type,
+                    name=request.name,
+                    urn=response.urn,
+                    parent=request.parent,
+                    inputs=rpc.deserialize_properties(request.object, keep_unknowns=True),
+                    protect=bool(request.protect),
+                    retain_on_delete=bool(request.retainOnDelete),
+                    dependencies=list(request.dependencies),
+                    custom_timeouts={"create": timeouts.create, "update": timeouts.update, "delete": timeouts.delete},
+                    ignore_changes=list(request.ignoreChanges),
+                    replace_on_changes=list(request.replaceOnChanges),
+                    has_replacement_trigger=request.HasField("replacement_trigger"),
+                    provider=request.provider,
+                    delete_before_replace=bool(request.deleteBeforeReplace),
+                )
+            )
         return response
 
 
@@ -290,17 +371,33 @@ def _as_config_string(value: Any) -> str:
     return str(value)
 
 
-def run_stack(stack: str = "dev", overrides: Optional[dict] = None, secret_keys: Iterable[str] = ("apiKey", "hfToken"),
-              preview: bool = False, zones: Iterable[str] = ZONES, images: Optional[list[str]] = None,
-              record: Optional[Run] = None, project: str = PROJECT) -> Run:
+def run_stack(
+    stack: str = "dev",
+    overrides: Optional[dict] = None,
+    secret_keys: Iterable[str] = ("apiKey", "hfToken"),
+    preview: bool = False,
+    zones: Iterable[str] = ZONES,
+    images: Optional[list[str]] = None,
+    record: Optional[Run] = None,
+    project: str = PROJECT,
+) -> Run:
     """Run __main__.py for `stack`; raises whatever the program raises (e.g. ConfigError).
 
     `overrides` are key paths as `pulumi config set --path` takes them ({"engine.maxModelLen": 8192},
     {"alicloud:region": "cn-beijing"}); `secret_keys` are stored as secrets (by default the API key and HF token,
     as the docs tell users to set them). Pass `record` to inspect what was registered even when the program fails.
     """
-    return _run(lambda: runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__"), stack, overrides,
-                secret_keys, preview, zones, images, record, project)
+    return _run(
+        lambda: runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__"),
+        stack,
+        overrides,
+        secret_keys,
+        preview,
+        zones,
+        images,
+        record,
+        project,
+    )
 
 
 def run_program(program: Callable[[], Optional[dict]], stack: str = "dev", preview: bool = False) -> Run:
@@ -308,23 +405,33 @@ def run_program(program: Callable[[], Optional[dict]], stack: str = "dev", previ
 
     For tests of one component: import the component inside `program`, after the mocks are set.
     """
+
     def body():
         for name, value in (program() or {}).items():
             if value is not None:
                 pulumi.export(name, value)
+
     return _run(body, stack, {}, (), preview, ZONES, None, None, PROJECT)
 
 
-def _run(body: Callable[[], object], stack: str, overrides: Optional[dict], secret_keys: Iterable[str],
-         preview: bool, zones: Iterable[str], images: Optional[list[str]], record: Optional[Run],
-         project: str) -> Run:
+def _run(
+    body: Callable[[], object],
+    stack: str,
+    overrides: Optional[dict],
+    secret_keys: Iterable[str],
+    preview: bool,
+    zones: Iterable[str],
+    images: Optional[list[str]],
+    record: Optional[Run],
+    project: str,
+) -> Run:
     run = record if record is not None else Run()
     cloud = CloudMocks(run, zones=zones, images=images)
     runtime_settings.ROOT.set(None)
-    pulumi.runtime.set_mocks(cloud, project=project, stack=stack, preview=preview,
-                             monitor=RecordingMonitor(cloud, run))
-    pulumi.runtime.set_all_config(stack_config(stack, overrides, project),
-                                  [k if ":" in k else f"{project}:{k}" for k in secret_keys])
+    pulumi.runtime.set_mocks(cloud, project=project, stack=stack, preview=preview, monitor=RecordingMonitor(cloud, run))
+    pulumi.runtime.set_all_config(
+        stack_config(stack, overrides, project), [k if ":" in k else f"{project}:{k}" for k in secret_keys]
+    )
     body()
     _sync_await(wait_for_rpcs())
     root = runtime_settings.get_root_resource()
@@ -349,6 +456,7 @@ def unwrap(value: Any) -> Any:
 
 def manifest(resource: Resource) -> dict:
     """A recorded Kubernetes resource as the manifest the provider would send."""
+
     def whole(value: Any) -> Any:
         if isinstance(value, dict):
             return {k: whole(v) for k, v in value.items()}
@@ -357,6 +465,7 @@ def manifest(resource: Resource) -> dict:
         if isinstance(value, float) and value.is_integer():
             return int(value)
         return value
+
     return whole(unwrap(resource.inputs))
 
 
@@ -366,6 +475,7 @@ def validate_kubernetes(run: Run) -> list[str]:
     Custom resources (no schema in kubernetes-validate) are returned by name for their own assertions.
     """
     import kubernetes_validate
+
     custom = []
     for obj in run.kubernetes_objects():
         try:
@@ -397,8 +507,12 @@ def reset_runtime() -> None:
     pulumi.runtime.settings.reset_options()
 
 
-def settings_for(stack: str = "dev", overrides: Optional[dict] = None,
-                 secret_keys: Iterable[str] = ("apiKey", "hfToken"), project: str = PROJECT):
+def settings_for(
+    stack: str = "dev",
+    overrides: Optional[dict] = None,
+    secret_keys: Iterable[str] = ("apiKey", "hfToken"),
+    project: str = PROJECT,
+):
     """The Settings a stack's config parses into (no Pulumi run): the stack file plus `overrides` key paths."""
     from core.config.parse import parse
     from core.config.source import from_mapping

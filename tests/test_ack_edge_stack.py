@@ -1,6 +1,6 @@
 """The ack-edge target: ACK Edge, IDC pool first, capped ECI/ACS burst, HPA on vLLM's queue."""
-import pytest
 
+import pytest
 from harness import run_stack, unwrap, validate_kubernetes
 
 CLUSTER = "alicloud:cs/managedKubernetes:ManagedKubernetes"
@@ -51,11 +51,17 @@ def test_serving_pods_carry_the_policy_selector_and_no_cloud_specific_marks(edge
 
 
 def test_acs_unit_labels_pods_for_acs_gpus_only_there():
-    run = run_stack("ack-edge", {"ackEdge.virtualNodeUnit": "acs", "placement.gpuKind": "H20", "ackEdge.cloudMaxPods": 4})
+    run = run_stack(
+        "ack-edge", {"ackEdge.virtualNodeUnit": "acs", "placement.gpuKind": "H20", "ackEdge.cloudMaxPods": 4}
+    )
     cloud = policy(run)["spec"]["units"][1]
     assert cloud["resource"] == "acs" and cloud["max"] == 4
-    assert cloud["podLabels"] == {"alibabacloud.com/acs": "true", "alibabacloud.com/compute-class": "gpu",
-                                  "alibabacloud.com/gpu-model-series": "H20", "alibabacloud.com/compute-qos": "default"}
+    assert cloud["podLabels"] == {
+        "alibabacloud.com/acs": "true",
+        "alibabacloud.com/compute-class": "gpu",
+        "alibabacloud.com/gpu-model-series": "H20",
+        "alibabacloud.com/compute-qos": "default",
+    }
     labels = run.kubernetes_object("Deployment")["spec"]["template"]["metadata"]["labels"]
     assert "alibabacloud.com/acs" not in labels
 
@@ -67,8 +73,10 @@ def test_hpa_bounds_and_metric(edge):
 
 
 def test_objects_validate_and_custom_resources_are_named(edge):
-    assert sorted(validate_kubernetes(edge)) == ["monitoring.coreos.com/v1/PodMonitor",
-                                                 "scheduling.alibabacloud.com/v1alpha1/ResourcePolicy"]
+    assert sorted(validate_kubernetes(edge)) == [
+        "monitoring.coreos.com/v1/PodMonitor",
+        "scheduling.alibabacloud.com/v1alpha1/ResourcePolicy",
+    ]
 
 
 def test_first_run_creates_only_the_network_and_cluster_for_the_edge_pool_to_join():

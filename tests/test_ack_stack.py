@@ -1,8 +1,8 @@
 """The ack target as deployed: ACK Pro, system and GPU node pools, RRSA model store, HPA on vLLM's queue."""
+
 import json
 
 import pytest
-
 from harness import KUBECONFIG, all_strings, is_secret, run_stack, unwrap, validate_kubernetes
 
 CLUSTER = "alicloud:cs/managedKubernetes:ManagedKubernetes"
@@ -69,8 +69,9 @@ def test_fixed_gpu_pool_has_a_desired_size_and_rolls_without_surge():
 def test_serving_pods_tolerate_the_taint_and_select_the_gpu_pool(ack):
     pod = ack.kubernetes_object("Deployment")["spec"]["template"]["spec"]
     assert pod["nodeSelector"] == {"llm-serving/pool": "gpu"}
-    assert {"key": "nvidia.com/gpu", "operator": "Equal", "value": "present", "effect": "NoSchedule"} \
-        in pod["tolerations"]
+    assert {"key": "nvidia.com/gpu", "operator": "Equal", "value": "present", "effect": "NoSchedule"} in pod[
+        "tolerations"
+    ]
     assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
     job = next(o for o in ack.kubernetes_objects() if o["kind"] == "Job")["spec"]["template"]["spec"]
     assert "tolerations" not in job  # the import stays off the GPU nodes

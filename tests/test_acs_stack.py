@@ -1,17 +1,29 @@
 """The acs target as deployed: network, cluster, model store, serving, Services, options and secrecy."""
+
 import json
 
 import pytest
-
-from harness import (GENERATED_API_KEY, KUBECONFIG, PRIVATE_LB_IP, PUBLIC_LB_IP, all_strings, is_secret, run_stack,
-                     unwrap, validate_kubernetes)
+from harness import (
+    GENERATED_API_KEY,
+    KUBECONFIG,
+    PRIVATE_LB_IP,
+    PUBLIC_LB_IP,
+    all_strings,
+    is_secret,
+    run_stack,
+    unwrap,
+    validate_kubernetes,
+)
 
 CLUSTER = "alicloud:cs/managedKubernetes:ManagedKubernetes"
 SWITCH = "alicloud:vpc/switch:Switch"
 BUCKET = "alicloud:oss/bucket:Bucket"
 K8S_PROVIDER = "pulumi:providers:kubernetes"
-COMPUTE_LABELS = {"alibabacloud.com/compute-class": "gpu", "alibabacloud.com/gpu-model-series": "H20",
-                  "alibabacloud.com/compute-qos": "default"}
+COMPUTE_LABELS = {
+    "alibabacloud.com/compute-class": "gpu",
+    "alibabacloud.com/gpu-model-series": "H20",
+    "alibabacloud.com/compute-qos": "default",
+}
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +47,11 @@ def serving_pod(run, kind="Deployment"):
 def test_cluster_is_acs_in_two_zones_with_pod_vswitches_and_nat_egress(acs):
     switches = {unwrap(s.inputs)["vswitchName"]: unwrap(s.inputs) for s in acs.of_type(SWITCH)}
     assert {(v["zoneId"], v["cidrBlock"]) for v in switches.values()} == {
-        ("cn-hangzhou-i", "192.168.0.0/24"), ("cn-hangzhou-j", "192.168.1.0/24"),
-        ("cn-hangzhou-i", "192.168.128.0/18"), ("cn-hangzhou-j", "192.168.192.0/18")}
+        ("cn-hangzhou-i", "192.168.0.0/24"),
+        ("cn-hangzhou-j", "192.168.1.0/24"),
+        ("cn-hangzhou-i", "192.168.128.0/18"),
+        ("cn-hangzhou-j", "192.168.192.0/18"),
+    }
     cluster = acs.one(CLUSTER)
     spec = unwrap(cluster.inputs)
     assert spec["profile"] == "Acs" and len(spec["vswitchIds"]) == 2 and len(spec["podVswitchIds"]) == 2
@@ -52,15 +67,16 @@ def test_kubernetes_provider_uses_the_secret_short_lived_kubeconfig_of_the_clust
     cluster = acs.one(CLUSTER)
     assert cluster.urn in provider.dependencies
     assert provider.inputs["clusterIdentifier"] == f"{cluster.name}-id"
-    token, args = next(i for i in acs.invokes if i[0] == "alicloud:cs/getClusterCredential:getClusterCredential")
+    _token, args = next(i for i in acs.invokes if i[0] == "alicloud:cs/getClusterCredential:getClusterCredential")
     assert args["temporaryDurationMinutes"] == 4320
 
 
 def test_every_kubernetes_object_goes_through_the_cluster_provider_so_destroy_deletes_it_first(acs):
     provider = acs.one(K8S_PROVIDER)
     objects = [r for r in acs.resources if r.type.startswith("kubernetes:")]
-    assert objects and all(r.provider.startswith(provider.urn) for r in objects), \
-        [r.name for r in objects if not r.provider.startswith(provider.urn)]
+    assert objects and all(r.provider.startswith(provider.urn) for r in objects), [
+        r.name for r in objects if not r.provider.startswith(provider.urn)
+    ]
 
 
 def test_every_plain_kubernetes_object_validates_against_the_schema(acs, r1):
@@ -91,8 +107,12 @@ def test_serving_reads_the_model_read_only_from_oss_on_the_internal_endpoint(acs
     model_mount = next(m for m in mounts if m["mountPath"] == "/models")
     assert model_mount["readOnly"] is True
     claim = next(v for v in pod["spec"]["volumes"] if v["name"] == model_mount["name"])["persistentVolumeClaim"]
-    serving_pv = next(v for v in volumes if v["metadata"]["name"] == acs.kubernetes_object(
-        "PersistentVolumeClaim", claim["claimName"])["spec"]["volumeName"])
+    serving_pv = next(
+        v
+        for v in volumes
+        if v["metadata"]["name"]
+        == acs.kubernetes_object("PersistentVolumeClaim", claim["claimName"])["spec"]["volumeName"]
+    )
     assert "ReadOnlyMany" in serving_pv["spec"]["accessModes"]
 
 
@@ -117,12 +137,18 @@ def test_qwq_pod_is_sized_like_the_reference(acs):
 
 def test_no_secret_literal_in_any_resource_except_secrets(acs):
     for resource in acs.resources:
-        if resource.type in ("kubernetes:core/v1:Secret", "alicloud:oos/secretParameter:SecretParameter",
-                             K8S_PROVIDER):  # each holds its secret as a Pulumi secret (asserted elsewhere)
+        if resource.type in (
+            "kubernetes:core/v1:Secret",
+            "alicloud:oos/secretParameter:SecretParameter",
+            K8S_PROVIDER,
+        ):  # each holds its secret as a Pulumi secret (asserted elsewhere)
             continue
         for text in all_strings(unwrap(resource.inputs)):
-            assert GENERATED_API_KEY not in text and "KUBE-TOKEN-SECRET" not in text \
-                and "RAM-ACCESS-KEY-SECRET" not in text, resource.name
+            assert (
+                GENERATED_API_KEY not in text
+                and "KUBE-TOKEN-SECRET" not in text
+                and "RAM-ACCESS-KEY-SECRET" not in text
+            ), resource.name
     for secret in acs.of_type("kubernetes:core/v1:Secret"):
         data = secret.inputs.get("stringData") or secret.inputs.get("data")
         assert is_secret(data) or all(is_secret(v) for v in data.values()), secret.name
@@ -145,16 +171,19 @@ def test_private_load_balancer_always_public_only_when_asked(acs):
     services = {s["metadata"]["name"]: s for s in acs.kubernetes_objects() if s["kind"] == "Service"}
     balancers = [s for s in services.values() if s["spec"]["type"] == "LoadBalancer"]
     assert len(balancers) == 1
-    assert balancers[0]["metadata"]["annotations"][
-        "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-address-type"] == "intranet"
+    assert (
+        balancers[0]["metadata"]["annotations"]["service.beta.kubernetes.io/alibaba-cloud-loadbalancer-address-type"]
+        == "intranet"
+    )
     assert acs.outputs["privateApiUrl"] == f"http://{PRIVATE_LB_IP}:8000/v1"
     assert "publicApiUrl" not in acs.outputs
 
 
 def test_public_load_balancer_only_from_the_allowed_cidrs():
     run = run_stack("acs", {"access.public": True, "access.allowedCidrs": ["203.0.113.0/24"]})
-    public = [s for s in run.kubernetes_objects() if s["kind"] == "Service"
-              and s["spec"].get("loadBalancerSourceRanges")]
+    public = [
+        s for s in run.kubernetes_objects() if s["kind"] == "Service" and s["spec"].get("loadBalancerSourceRanges")
+    ]
     assert len(public) == 1
     spec = public[0]["spec"]
     assert spec["loadBalancerSourceRanges"] == ["203.0.113.0/24"] and spec["externalTrafficPolicy"] == "Local"
@@ -163,8 +192,15 @@ def test_public_load_balancer_only_from_the_allowed_cidrs():
 
 
 def test_outputs_name_the_urls_model_and_keep_secrets_secret(acs):
-    assert {"apiKey", "privateApiUrl", "servedModelName", "curlCommand", "clusterId", "modelBucket",
-            "kubeconfig"} <= set(acs.outputs)
+    assert {
+        "apiKey",
+        "privateApiUrl",
+        "servedModelName",
+        "curlCommand",
+        "clusterId",
+        "modelBucket",
+        "kubeconfig",
+    } <= set(acs.outputs)
     assert acs.outputs["servedModelName"] == "qwq-32b"
     assert {"apiKey", "kubeconfig"} <= acs.secret_outputs
     assert acs.outputs["apiKey"] == GENERATED_API_KEY
@@ -175,6 +211,7 @@ def test_outputs_name_the_urls_model_and_keep_secrets_secret(acs):
 
 def test_jump_host_gets_kubectl_from_user_data_and_the_kubeconfig_only_through_oos(acs):
     import base64
+
     host = next(r for r in acs.of_type("alicloud:ecs/instance:Instance") if "jump" in r.name)
     user_data = base64.b64decode(unwrap(host.inputs)["userData"]).decode()
     assert "kubectl" in user_data and "KUBE-TOKEN" not in user_data

@@ -5,9 +5,9 @@ does (JSON objects under the top-level key); that follows Pulumi's documented co
 """
 
 import pytest
+from harness import Run, run_stack, settings_for, unwrap
 
 from core.config.problems import ConfigError
-from harness import Run, run_stack, settings_for, unwrap
 
 
 def problems_of(stack: str, overrides: dict, **kwargs) -> list:
@@ -47,9 +47,19 @@ def test_model_is_a_catalog_name_or_an_object_with_revision_and_served_name():
 
 
 def test_a_custom_model_is_an_object_sized_like_catalog_models():
-    custom = {"name": "Tiny-1B", "modelscopeId": "org/Tiny-1B", "hfId": "org/Tiny-1B", "paramsBillion": 1.2,
-              "weightDtype": "bf16", "layers": 16, "attentionHeads": 16, "kvHeads": 8, "headDim": 64,
-              "contextLength": 8192, "reasoning": "qwen3"}
+    custom = {
+        "name": "Tiny-1B",
+        "modelscopeId": "org/Tiny-1B",
+        "hfId": "org/Tiny-1B",
+        "paramsBillion": 1.2,
+        "weightDtype": "bf16",
+        "layers": 16,
+        "attentionHeads": 16,
+        "kvHeads": 8,
+        "headDim": 64,
+        "contextLength": 8192,
+        "reasoning": "qwen3",
+    }
     settings = settings_for("dev", {"model": {"custom": custom}, "engine.maxModelLen": 8192})
     assert settings.model.modelscope_id == "org/Tiny-1B" and settings.placement.fit.fits
     missing = problem("dev", {"model": {"custom": {"name": "x"}}}, "model.custom.modelscopeId")
@@ -59,7 +69,7 @@ def test_a_custom_model_is_an_object_sized_like_catalog_models():
 def test_maps_are_maps_tags_and_prices():
     settings = settings_for("dev", {"tags": {"team": "ml", "cost-center": "42"}, "cost.prices": {"gpu-host": 9.5}})
     assert settings.tags == {"team": "ml", "cost-center": "42"} and settings.cost.prices == {"gpu-host": 9.5}
-    assert "not an allowed key" in problem("dev", {"cost.prices": {"gpu": 3}}, 'cost.prices.gpu').allowed
+    assert "not an allowed key" in problem("dev", {"cost.prices": {"gpu": 3}}, "cost.prices.gpu").allowed
 
 
 def test_target_defaults_gpu_and_image():
@@ -74,10 +84,23 @@ def test_target_defaults_gpu_and_image():
 
 
 def test_every_problem_is_reported_at_once():
-    found = problems_of("dev", {"engine.name": "tgi", "engine.maxModelLen": 0, "engine.gpuMemoryUtilization": 2,
-                                "access.apiPort": 0, "tags": {"aliyun:x": "y"}})
-    assert {p.key for p in found} == {"engine.name", "engine.maxModelLen", "engine.gpuMemoryUtilization",
-                                      "access.apiPort", 'tags["aliyun:x"]'}
+    found = problems_of(
+        "dev",
+        {
+            "engine.name": "tgi",
+            "engine.maxModelLen": 0,
+            "engine.gpuMemoryUtilization": 2,
+            "access.apiPort": 0,
+            "tags": {"aliyun:x": "y"},
+        },
+    )
+    assert {p.key for p in found} == {
+        "engine.name",
+        "engine.maxModelLen",
+        "engine.gpuMemoryUtilization",
+        "access.apiPort",
+        'tags["aliyun:x"]',
+    }
     assert all(p.fix for p in found)
 
 
@@ -91,12 +114,15 @@ def test_bad_config_registers_no_resource():
 # ----------------------------------------------------------------------------- unknown and misplaced keys
 
 
-@pytest.mark.parametrize("overrides,key,hint", [
-    ({"maxModelLength": 8192}, "maxModelLength", "did you mean llm:engine.maxModelLen?"),
-    ({"engine.maxModelLength": 8192}, "engine.maxModelLength", "did you mean llm:engine.maxModelLen?"),
-    ({"placement.gpukind": "A10"}, "placement.gpukind", "did you mean llm:placement.gpuKind?"),
-    ({"engine.gpuKind": "A10"}, "engine.gpuKind", "did you mean llm:placement.gpuKind?"),
-])
+@pytest.mark.parametrize(
+    "overrides,key,hint",
+    [
+        ({"maxModelLength": 8192}, "maxModelLength", "did you mean llm:engine.maxModelLen?"),
+        ({"engine.maxModelLength": 8192}, "engine.maxModelLength", "did you mean llm:engine.maxModelLen?"),
+        ({"placement.gpukind": "A10"}, "placement.gpukind", "did you mean llm:placement.gpuKind?"),
+        ({"engine.gpuKind": "A10"}, "engine.gpuKind", "did you mean llm:placement.gpuKind?"),
+    ],
+)
 def test_an_unknown_key_is_refused_with_the_nearest_valid_key(overrides, key, hint):
     found = problem("dev", overrides, key)
     assert "is not a known key" in found.allowed and hint in found.allowed
@@ -108,15 +134,18 @@ def test_a_key_of_the_flat_schema_says_where_it_went():
     assert "it is now engine.maxModelLen" in found.allowed
 
 
-@pytest.mark.parametrize("stack,overrides,key,targets", [
-    ("gke", {"ack.spotInstances": True}, "ack", "ack"),
-    ("acs", {"access.publicBandwidthMbps": 50}, "access.publicBandwidthMbps", "ecs"),
-    ("dev", {"benchmark.enabled": True}, "benchmark", "acs, ack, ack-edge, gke, kubernetes"),
-    ("dev", {"placement.podsPerReplica": 2}, "placement.podsPerReplica", "acs, ack, ack-edge, gke, kubernetes"),
-    ("acs", {"cluster.apiCidrs": ["203.0.113.0/24"]}, "cluster.apiCidrs", "gke"),
-    ("kubernetes", {"tags": {"team": "ml"}}, "tags", "ecs, acs, ack, ack-edge"),
-    ("ack", {"hfToken": "hf_0123456789abcdefghijKLMN"}, "hfToken", "gke"),
-])
+@pytest.mark.parametrize(
+    "stack,overrides,key,targets",
+    [
+        ("gke", {"ack.spotInstances": True}, "ack", "ack"),
+        ("acs", {"access.publicBandwidthMbps": 50}, "access.publicBandwidthMbps", "ecs"),
+        ("dev", {"benchmark.enabled": True}, "benchmark", "acs, ack, ack-edge, gke, kubernetes"),
+        ("dev", {"placement.podsPerReplica": 2}, "placement.podsPerReplica", "acs, ack, ack-edge, gke, kubernetes"),
+        ("acs", {"cluster.apiCidrs": ["203.0.113.0/24"]}, "cluster.apiCidrs", "gke"),
+        ("kubernetes", {"tags": {"team": "ml"}}, "tags", "ecs, acs, ack, ack-edge"),
+        ("ack", {"hfToken": "hf_0123456789abcdefghijKLMN"}, "hfToken", "gke"),
+    ],
+)
 def test_a_key_that_does_not_apply_to_the_target_names_the_targets_it_applies_to(stack, overrides, key, targets):
     found = problem(stack, overrides, key)
     assert found.allowed.startswith(f"applies to target {targets} only")
@@ -130,7 +159,9 @@ def test_a_renamed_project_reads_and_reports_its_own_namespace():
     assert run.outputs["target"] == "acs"
     with pytest.raises(ConfigError) as error:
         run_stack("acs", {"engine.maxModelLen": 0}, project="my-fork")
-    assert "my-fork:engine.maxModelLen" in str(error.value) and "--path 'my-fork:engine.maxModelLen'" in str(error.value)
+    assert "my-fork:engine.maxModelLen" in str(error.value) and "--path 'my-fork:engine.maxModelLen'" in str(
+        error.value
+    )
 
 
 def test_alicloud_provider_config_reaches_the_alibaba_provider():
@@ -155,22 +186,26 @@ def test_kubernetes_provider_config_reaches_the_existing_cluster_provider():
 
 def test_a_secret_provider_setting_stays_secret():
     from harness import is_secret
+
     run = run_stack("dev", {"alicloud:secretKey": "SECRET-KEY-VALUE"}, secret_keys=["alicloud:secretKey"])
     assert is_secret(run.one("pulumi:providers:alicloud").inputs["secretKey"])
 
 
 def test_an_unknown_provider_setting_is_refused():
-    with pytest.raises(ConfigError, match="alicloud:regoin .*is not a setting of the alicloud provider"):
+    with pytest.raises(ConfigError, match=r"alicloud:regoin .*is not a setting of the alicloud provider"):
         run_stack("dev", {"alicloud:regoin": "cn-beijing"})
 
 
-@pytest.mark.parametrize("stack,key,value,fragment", [
-    ("dev", "alicloud:region", "us-central1", "is a Google Cloud region"),
-    ("dev", "alicloud:region", None, "is required for Alibaba Cloud targets"),
-    ("gke", "gcp:region", "us-west-1", "is an Alibaba Cloud region"),
-    ("gke", "gcp:project", None, "is required for target gke"),
-    ("gke", "gcp:zone", "europe-west4-b", "inside gcp:region us-central1"),
-])
+@pytest.mark.parametrize(
+    "stack,key,value,fragment",
+    [
+        ("dev", "alicloud:region", "us-central1", "is a Google Cloud region"),
+        ("dev", "alicloud:region", None, "is required for Alibaba Cloud targets"),
+        ("gke", "gcp:region", "us-west-1", "is an Alibaba Cloud region"),
+        ("gke", "gcp:project", None, "is required for target gke"),
+        ("gke", "gcp:zone", "europe-west4-b", "inside gcp:region us-central1"),
+    ],
+)
 def test_the_region_belongs_to_the_targets_cloud(stack, key, value, fragment):
     assert fragment in problem(stack, {key: value}, key).allowed
 
@@ -190,12 +225,25 @@ def test_an_api_key_is_checked_without_printing_it():
 
 
 def test_a_plaintext_kubeconfig_is_refused():
-    assert "in plaintext" in problem("kubernetes", {"kubernetes:kubeconfig": "apiVersion: v1"},
-                                     "kubernetes:kubeconfig").allowed
+    assert (
+        "in plaintext"
+        in problem("kubernetes", {"kubernetes:kubeconfig": "apiVersion: v1"}, "kubernetes:kubeconfig").allowed
+    )
 
 
-@pytest.mark.parametrize("arg", ["--api-key=x", "--api_key=x", "--api-key x", "--api-k", "--api", "--host 0.0.0.0",
-                                 "--port=9000", "--enable-reasoning"])
+@pytest.mark.parametrize(
+    "arg",
+    [
+        "--api-key=x",
+        "--api_key=x",
+        "--api-key x",
+        "--api-k",
+        "--api",
+        "--host 0.0.0.0",
+        "--port=9000",
+        "--enable-reasoning",
+    ],
+)
 def test_extra_args_cannot_set_the_key_host_or_port_in_any_spelling(arg):
     found = problem("dev", {"engine.extraArgs": ["--enable-prefix-caching", arg]}, "engine.extraArgs[1]")
     assert "may not be set here" in found.allowed
@@ -207,9 +255,19 @@ def test_extra_args_pass_ordinary_flags():
 
 
 def test_gke_refuses_a_gated_model_without_a_hugging_face_token():
-    gated = {"name": "Gated-7B", "modelscopeId": "org/Gated-7B", "hfId": "org/Gated-7B", "paramsBillion": 7.6,
-             "weightDtype": "bf16", "layers": 28, "attentionHeads": 32, "kvHeads": 8, "headDim": 128,
-             "contextLength": 32768, "gated": True}
+    gated = {
+        "name": "Gated-7B",
+        "modelscopeId": "org/Gated-7B",
+        "hfId": "org/Gated-7B",
+        "paramsBillion": 7.6,
+        "weightDtype": "bf16",
+        "layers": 28,
+        "attentionHeads": 32,
+        "kvHeads": 8,
+        "headDim": 128,
+        "contextLength": 32768,
+        "gated": True,
+    }
     assert "is gated on Hugging Face" in problem("gke", {"model": {"custom": gated}}, "hfToken").allowed
     settings = settings_for("gke", {"model": {"custom": gated}, "hfToken": "hf_0123456789abcdefghijKLMN"})
     assert settings.gke.hf_token is not None
@@ -217,6 +275,7 @@ def test_gke_refuses_a_gated_model_without_a_hugging_face_token():
 
 def test_catalog_models_are_not_gated():
     from core.catalog import MODELS
+
     assert [m.name for m in MODELS.values() if m.gated] == []
 
 
@@ -248,11 +307,12 @@ LIMITS = [
 @pytest.mark.parametrize("stack,key,limit,past", LIMITS, ids=[f"{k}={p}" for _, k, _, p in LIMITS])
 def test_each_bound_admits_its_limit_and_refuses_one_past_it(stack, key, limit, past):
     # What else the limit needs to hold (a context that long needs GPUs for its KV cache, and so on).
-    extra = {("engine.maxModelLen", 131072): {"placement.instanceType": "ecs.gn7i-4x.8xlarge"},
-             ("gpuNodes.max", 1000): {"scaling.maxReplicas": 3},
-             ("workload.shmGib", 2048): {"workload.memoryGibPerPod": 3968},
-             ("placement.gpuCount", 8): {"model": "QwQ-32B", "placement.instanceType": "ecs.gn7i-8x.16xlarge"},
-             }.get((key, limit), {})
+    extra = {
+        ("engine.maxModelLen", 131072): {"placement.instanceType": "ecs.gn7i-4x.8xlarge"},
+        ("gpuNodes.max", 1000): {"scaling.maxReplicas": 3},
+        ("workload.shmGib", 2048): {"workload.memoryGibPerPod": 3968},
+        ("placement.gpuCount", 8): {"model": "QwQ-32B", "placement.instanceType": "ecs.gn7i-8x.16xlarge"},
+    }.get((key, limit), {})
     settings_for(stack, {key: limit, **extra})
     found = problem(stack, {key: past, **extra}, key)
     assert found.value == past and found.fix
@@ -261,36 +321,51 @@ def test_each_bound_admits_its_limit_and_refuses_one_past_it(stack, key, limit, 
 def test_gpu_memory_utilization_is_strictly_between_zero_and_one():
     settings_for("dev", {"engine.gpuMemoryUtilization": 0.99})
     for bad in (0, 1, 1.5):
-        assert "between 0 and 1" in problem("dev", {"engine.gpuMemoryUtilization": bad},
-                                            "engine.gpuMemoryUtilization").allowed
+        assert (
+            "between 0 and 1"
+            in problem("dev", {"engine.gpuMemoryUtilization": bad}, "engine.gpuMemoryUtilization").allowed
+        )
 
 
 def test_eci_specs_admit_five_types_and_refuse_six():
     five = ["ecs.gn6e-c12g1.3xlarge"] * 5
     settings_for("ack-edge", {"ackEdge.eciInstanceTypes": five})
-    assert "at most 5" in problem("ack-edge", {"ackEdge.eciInstanceTypes": five + five[:1]},
-                                  "ackEdge.eciInstanceTypes").allowed
+    assert (
+        "at most 5"
+        in problem("ack-edge", {"ackEdge.eciInstanceTypes": five + five[:1]}, "ackEdge.eciInstanceTypes").allowed
+    )
 
 
-@pytest.mark.parametrize("key,limit_ok,past", [
-    ("workload.namespace", "a" * 63, "a" * 64),  # DNS-1123 label
-    ("modelStore.bucket", "a" * 63, "a" * 64),  # OSS bucket names
-    ("modelStore.bucket", "abc", "ab"),
-    ("apiKey", "k" * 256, "k" * 257),
-    ("apiKey", "k" * 16, "k" * 15),
-    ("model.servedName", "m" * 128, "m" * 129),
-    ("model.revision", "r" * 128, "r" * 129),
-])
+@pytest.mark.parametrize(
+    "key,limit_ok,past",
+    [
+        ("workload.namespace", "a" * 63, "a" * 64),  # DNS-1123 label
+        ("modelStore.bucket", "a" * 63, "a" * 64),  # OSS bucket names
+        ("modelStore.bucket", "abc", "ab"),
+        ("apiKey", "k" * 256, "k" * 257),
+        ("apiKey", "k" * 16, "k" * 15),
+        ("model.servedName", "m" * 128, "m" * 129),
+        ("model.revision", "r" * 128, "r" * 129),
+    ],
+)
 def test_each_name_rule_admits_its_longest_or_shortest_and_refuses_one_past(key, limit_ok, past):
     settings_for("acs", {key: limit_ok})
     assert problem("acs", {key: past}, key)
 
 
-@pytest.mark.parametrize("key,good", [
-    ("workload.namespace", "llm"), ("model.servedName", "qwq-32b"), ("model.revision", "master"),
-    ("apiKey", "k" * 32), ("engine.image", "docker.io/vllm/vllm-openai:v0.11.0"), ("modelStore.bucket", "my-models"),
-    ("acs.gpuSeries", "H20"), ("placement.gpuKind", "H20"),
-])
+@pytest.mark.parametrize(
+    "key,good",
+    [
+        ("workload.namespace", "llm"),
+        ("model.servedName", "qwq-32b"),
+        ("model.revision", "master"),
+        ("apiKey", "k" * 32),
+        ("engine.image", "docker.io/vllm/vllm-openai:v0.11.0"),
+        ("modelStore.bucket", "my-models"),
+        ("acs.gpuSeries", "H20"),
+        ("placement.gpuKind", "H20"),
+    ],
+)
 def test_a_value_with_a_trailing_newline_is_refused(key, good):
     settings_for("acs", {key: good})
     assert problem("acs", {key: good + "\n"}, key)
@@ -302,8 +377,12 @@ def test_an_engine_image_must_carry_a_pinned_tag(image):
 
 
 def test_cidrs_are_ipv4_where_the_field_is_ipv4():
-    assert "IPv4" in problem("dev", {"access.sshCidrs": ["2001:db8::/32"], "access.sshKeyPair": "me"},
-                             "access.sshCidrs[0]").allowed
+    assert (
+        "IPv4"
+        in problem(
+            "dev", {"access.sshCidrs": ["2001:db8::/32"], "access.sshKeyPair": "me"}, "access.sshCidrs[0]"
+        ).allowed
+    )
 
 
 # ------------------------------------------------------------------------------- rules that span keys
@@ -313,23 +392,47 @@ BAD_INPUTS = [
     # (stack, overrides, key named in the error, fragment of the explanation)
     ("dev", {"model": "GPT-5"}, "model.name", "unknown model; the catalog has: Qwen3-235B-A22B"),
     ("dev", {"model": "QwQ-32B"}, "model.name", "needs 71.1 GiB per GPU"),
-    ("dev", {"model": "DeepSeek-R1", "placement.instanceType": "ecs.gn7i-8x.16xlarge"}, "model.name",
-     "cannot be served on ecs.gn7i-8x.16xlarge"),
-    ("dev", {"placement.instanceType": "ecs.gn7i-8x.16xlarge"}, "model.name",
-     "tensor-parallel size 8 does not divide the 28 attention heads"),
-    ("dev", {"access.public": True, "access.allowedCidrs": ["10.0.0.1/8"]}, "access.allowedCidrs[0]",
-     "has host bits set"),
+    (
+        "dev",
+        {"model": "DeepSeek-R1", "placement.instanceType": "ecs.gn7i-8x.16xlarge"},
+        "model.name",
+        "cannot be served on ecs.gn7i-8x.16xlarge",
+    ),
+    (
+        "dev",
+        {"placement.instanceType": "ecs.gn7i-8x.16xlarge"},
+        "model.name",
+        "tensor-parallel size 8 does not divide the 28 attention heads",
+    ),
+    (
+        "dev",
+        {"access.public": True, "access.allowedCidrs": ["10.0.0.1/8"]},
+        "access.allowedCidrs[0]",
+        "has host bits set",
+    ),
     ("dev", {"access.public": True}, "access.allowedCidrs", "must list the CIDRs"),
-    ("dev", {"access.sshCidrs": ["0.0.0.0/0"], "access.sshKeyPair": "me"}, "access.sshCidrs[0]",
-     "may not be opened to the whole internet"),
+    (
+        "dev",
+        {"access.sshCidrs": ["0.0.0.0/0"], "access.sshKeyPair": "me"},
+        "access.sshCidrs[0]",
+        "may not be opened to the whole internet",
+    ),
     ("dev", {"access.sshCidrs": ["198.51.100.0/24"]}, "access.sshKeyPair", "required when sshCidrs opens SSH"),
     ("dev", {"access.apiPort": 22}, "access.apiPort", "is SSH's port"),
     ("dev", {"engine.maxModelLen": 200000}, "engine.maxModelLen", "exceeds the 131072-token context"),
     ("dev", {"disk.sizeGib": 40}, "disk.sizeGib", "smaller than the 140 GiB the model needs"),
-    ("dev", {"placement.gpuKind": "TPU", "placement.instanceType": None}, "placement.gpuKind",
-     "no ECS instance type in the catalog carries it"),
-    ("dev", {"placement.gpuCount": 3, "placement.instanceType": None}, "placement.gpuCount",
-     "available counts: [1, 4, 8]"),
+    (
+        "dev",
+        {"placement.gpuKind": "TPU", "placement.instanceType": None},
+        "placement.gpuKind",
+        "no ECS instance type in the catalog carries it",
+    ),
+    (
+        "dev",
+        {"placement.gpuCount": 3, "placement.instanceType": None},
+        "placement.gpuCount",
+        "available counts: [1, 4, 8]",
+    ),
     ("dev", {"placement.instanceType": "ecs.g7.large"}, "placement.instanceType", "not in the GPU instance catalog"),
     ("dev", {"engine.name": "tgi"}, "engine.name", "must be one of vllm, sglang"),
     ("dev", {"network.vswitchCidr": "10.0.0.0/24"}, "network.vswitchCidr", "inside network.vpcCidr"),
@@ -341,32 +444,51 @@ BAD_INPUTS = [
     ("acs", {"acs.gpuSeries": "H20 x"}, "acs.gpuSeries", "must be a Kubernetes label value"),
     ("acs", {"acs.computeClass": "cpu"}, "acs.computeClass", "must be one of gpu, gpu-hpn"),
     ("acs", {"placement.gpuCount": 3}, "placement.gpuCount", "one of (1, 2, 4, 8)"),
-    ("acs", {"placement.podsPerReplica": 2, "engine.name": "sglang"}, "placement.podsPerReplica",
-     "only supported with vLLM"),
-    ("acs", {"model": "DeepSeek-R1", "placement.gpuCount": 4, "placement.podsPerReplica": 1}, "model.name",
-     "cannot be served on 1 pod(s) x 4x H20"),
+    (
+        "acs",
+        {"placement.podsPerReplica": 2, "engine.name": "sglang"},
+        "placement.podsPerReplica",
+        "only supported with vLLM",
+    ),
+    (
+        "acs",
+        {"model": "DeepSeek-R1", "placement.gpuCount": 4, "placement.podsPerReplica": 1},
+        "model.name",
+        "cannot be served on 1 pod(s) x 4x H20",
+    ),
     ("acs", {"workload.shmGib": 200}, "workload.shmGib", "smaller than the pod's 128 GiB"),
     ("acs", {"modelStore.adopt": True}, "modelStore.adopt", "needs modelStore.bucket"),
     ("acs", {"network.zones": ["cn-hangzhou-i"]}, "network.zones", "exactly two different zones"),
     ("acs", {"network.serviceCidr": "192.168.0.0/20"}, "network.serviceCidr", "overlaps network.vpcCidr"),
-    ("acs", {"network.vpcCidr": "192.168.0.0/24", "network.vswitchCidr": "192.168.0.0/26"}, "network.vpcCidr",
-     "/20 or larger"),
+    (
+        "acs",
+        {"network.vpcCidr": "192.168.0.0/24", "network.vswitchCidr": "192.168.0.0/26"},
+        "network.vpcCidr",
+        "/20 or larger",
+    ),
     ("acs", {"network.vswitchCidr": "192.168.200.0/24"}, "network.vswitchCidr", "first half of 192.168.0.0/16"),
     ("acs", {"cluster.kubernetesVersion": "latest"}, "cluster.kubernetesVersion", "1.33.3-aliyun.1"),
     ("acs", {"acs.jumpHost.instanceType": "g7.large"}, "acs.jumpHost.instanceType", "ECS instance type"),
     ("acs", {"benchmark.enabled": True, "benchmark.dataset": "sonnet"}, "benchmark.dataset", "random, sharegpt"),
     ("acs", {"benchmark.enabled": True, "benchmark.requestRate": "fast"}, "benchmark.requestRate", "or inf"),
-    ("acs", {"benchmark.enabled": True, "benchmark.inputLen": 32000}, "benchmark.inputLen",
-     "exceed engine.maxModelLen 32768"),
+    (
+        "acs",
+        {"benchmark.enabled": True, "benchmark.inputLen": 32000},
+        "benchmark.inputLen",
+        "exceed engine.maxModelLen 32768",
+    ),
     ("acs", {"benchmark.enabled": True, "engine.name": "sglang"}, "benchmark.enabled", "needs the vLLM image"),
     ("ack", {"gpuNodes.min": 3, "gpuNodes.max": 2}, "gpuNodes.min", "larger than gpuNodes.max (2)"),
-    ("ack", {"gpuNodes.max": 2, "scaling.maxReplicas": 3}, "gpuNodes.max",
-     "fewer serving pods than scaling.maxReplicas (3)"),
+    (
+        "ack",
+        {"gpuNodes.max": 2, "scaling.maxReplicas": 3},
+        "gpuNodes.max",
+        "fewer serving pods than scaling.maxReplicas (3)",
+    ),
     ("ack", {"scaling.replicas": 3, "scaling.maxReplicas": 2}, "scaling.maxReplicas", "at least scaling.replicas (3)"),
     ("ack", {"scaling.metric": "gpu"}, "scaling.metric", "must be one of vllm:num_requests_waiting"),
     ("ack", {"engine.name": "sglang"}, "scaling.metric", "SGLang does not export it"),
-    ("ack", {"scaling.metric": "DCGM_CUSTOM_PROCESS_SM_UTIL", "scaling.target": 150}, "scaling.target",
-     "at most 100"),
+    ("ack", {"scaling.metric": "DCGM_CUSTOM_PROCESS_SM_UTIL", "scaling.target": 150}, "scaling.target", "at most 100"),
     ("ack", {"cluster.nodeImageType": "Windows"}, "cluster.nodeImageType", "must be one of AliyunLinux3"),
     ("ack", {"cluster.systemNodeInstanceType": "g7.xlarge"}, "cluster.systemNodeInstanceType", "ECS instance type"),
     ("ack-edge", {"ackEdge.nodePoolId": None}, "ackEdge.nodePoolId", "is required"),
@@ -383,14 +505,19 @@ BAD_INPUTS = [
     ("gke", {"placement.podsPerReplica": 2}, "placement.podsPerReplica", "needs RDMA"),
     ("gke", {"placement.podsPerReplica": 2, "gke.rdma": True}, "gpuNodes.min", "at least 2"),
     ("gke", {"cluster.apiCidrs": ["203.0.113.7/24"]}, "cluster.apiCidrs[0]", "has host bits set"),
-    ("gke", {"placement.podsPerReplica": 2, "gke.rdma": True, "gpuNodes.min": 2, "gke.modelSource": "download"},
-     "gke.modelSource", "reads the weights from the bucket"),
+    (
+        "gke",
+        {"placement.podsPerReplica": 2, "gke.rdma": True, "gpuNodes.min": 2, "gke.modelSource": "download"},
+        "gke.modelSource",
+        "reads the weights from the bucket",
+    ),
     ("gke", {"hfToken": "not-a-token"}, "hfToken", "Hugging Face access token"),
 ]
 
 
-@pytest.mark.parametrize("stack,overrides,key,fragment", BAD_INPUTS,
-                         ids=[f"{s}-{k}-{i}" for i, (s, _, k, _) in enumerate(BAD_INPUTS)])
+@pytest.mark.parametrize(
+    "stack,overrides,key,fragment", BAD_INPUTS, ids=[f"{s}-{k}-{i}" for i, (s, _, k, _) in enumerate(BAD_INPUTS)]
+)
 def test_bad_input_is_refused_before_any_resource(stack, overrides, key, fragment):
     record = Run()
     with pytest.raises(ConfigError) as error:

@@ -1,11 +1,12 @@
 """The cost estimate: arithmetic, unknown prices kept unknown, live Cloud Control prices with a safe fallback."""
+
 import json
 
-import pytest
-
 import harness
-from core.cost import HOURS_PER_MONTH, Item, Price, TablePrice, estimate
+import pytest
 from harness import run_stack
+
+from core.cost import HOURS_PER_MONTH, Item, Price, TablePrice, estimate
 
 GET_PRICES = "alicloud:cloudcontrol/getPrices:getPrices"
 LIVE = "live: cloudcontrol GetPrice"
@@ -21,6 +22,7 @@ def price_lookups(run):
 
 # Arithmetic ------------------------------------------------------------------------------------------------
 
+
 def test_hourly_is_unit_price_times_quantity_and_monthly_is_730_hours():
     result = estimate([Item("gpu host", 2, cny(10.25)), Item("jump host", 1, cny(0.5))])
     assert HOURS_PER_MONTH == 730
@@ -30,7 +32,9 @@ def test_hourly_is_unit_price_times_quantity_and_monthly_is_730_hours():
     assert result["hourlyKnownPart"] == 21.0
     assert result["unknown"] == []
     assert [(i["resource"], i["quantity"], i["unitHourly"], i["hourly"]) for i in result["items"]] == [
-        ("gpu host", 2, 10.25, 20.5), ("jump host", 1, 0.5, 0.5)]
+        ("gpu host", 2, 10.25, 20.5),
+        ("jump host", 1, 0.5, 0.5),
+    ]
 
 
 def test_an_unknown_price_makes_the_totals_unknown_not_zero():
@@ -45,8 +49,14 @@ def test_an_unknown_price_makes_the_totals_unknown_not_zero():
 
 def test_when_nothing_is_known_there_is_no_currency_and_no_number():
     result = estimate([Item("pods", 4, Price.unknown("no price"))])
-    assert result == {**result, "currency": None, "hourly": None, "monthly": None, "hourlyKnownPart": None,
-                      "unknown": ["pods"]}
+    assert result == {
+        **result,
+        "currency": None,
+        "hourly": None,
+        "monthly": None,
+        "hourlyKnownPart": None,
+        "unknown": ["pods"],
+    }
 
 
 def test_a_price_in_another_currency_is_not_added_but_reported_unknown():
@@ -67,6 +77,7 @@ def test_a_table_price_names_its_source_and_date_and_a_missing_one_is_unknown():
 
 # Stacks ----------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("preview", [False, True])
 def test_dev_reports_the_live_gpu_host_price_at_preview_and_the_nat_as_unknown(preview):
     run = run_stack("dev", preview=preview)
@@ -81,8 +92,10 @@ def test_dev_reports_the_live_gpu_host_price_at_preview_and_the_nat_as_unknown(p
     (lookup,) = price_lookups(run)
     assert (lookup["product"], lookup["resourceCode"]) == ("ECS", "Instance")
     assert json.loads(lookup["desireAttributesJson"]) == {
-        "InstanceType": "ecs.gn7i-c16g1.4xlarge", "PaymentType": "PayAsYouGo",
-        "SystemDisk": {"Category": "cloud_essd"}}
+        "InstanceType": "ecs.gn7i-c16g1.4xlarge",
+        "PaymentType": "PayAsYouGo",
+        "SystemDisk": {"Category": "cloud_essd"},
+    }
     assert "desireAttributes" not in lookup  # conflicts with the JSON form
 
 
@@ -154,10 +167,18 @@ def test_ack_edge_cloud_pods_start_at_zero_and_stay_unknown_until_priced():
 
 # gke -------------------------------------------------------------------------------------------------------
 
-GKE_FEE = "table: GKE pricing, cluster management fee of $0.10 per cluster per hour, 2026-11-21, " \
-          "https://cloud.google.com/kubernetes-engine/pricing"
-USD_PRICES = {"gke.a4-highgpu-8g": 80, "gke.system-node": 0.3, "gke.cluster": 0.1, "gcp.lb": 0.025,
-              "gcs.gib-month": 0.02, "gcp.nat": 0.05}
+GKE_FEE = (
+    "table: GKE pricing, cluster management fee of $0.10 per cluster per hour, 2026-11-21, "
+    "https://cloud.google.com/kubernetes-engine/pricing"
+)
+USD_PRICES = {
+    "gke.a4-highgpu-8g": 80,
+    "gke.system-node": 0.3,
+    "gke.cluster": 0.1,
+    "gcp.lb": 0.025,
+    "gcs.gib-month": 0.02,
+    "gcp.nat": 0.05,
+}
 
 
 def gke_cost(overrides=None):
@@ -171,6 +192,7 @@ def item(cost, start):
 
 def weights_gib():
     from core.catalog import MODELS
+
     return round(MODELS["DeepSeek-R1"].weights_gib, 1)
 
 
@@ -188,6 +210,7 @@ def test_a_fixed_currency_turns_prices_in_another_into_unknowns():
 
 def test_gke_lists_one_a4_node_per_gke_node_and_cites_the_cluster_fee():
     from components.gcp.gke_cluster import SYSTEM_MACHINE_TYPE, SYSTEM_NODES
+
     cost = gke_cost({"gpuNodes.min": 3})
     a4 = item(cost, "GKE A4 High nodes (a4-highgpu-8g")
     assert a4["quantity"] == 3 and a4["hourly"] is None and "could be cited" in a4["note"]
@@ -200,9 +223,12 @@ def test_gke_lists_one_a4_node_per_gke_node_and_cites_the_cluster_fee():
     assert bucket["hourly"] == round(weights_gib() * 0.02 / 730, 4)
     assert cost["currency"] == "USD" and cost["hourly"] is None and cost["monthly"] is None
     assert cost["hourlyKnownPart"] == round(0.1 + weights_gib() * 0.02 / 730, 4)
-    assert cost["unknown"] == [a4["resource"], system["resource"],
-                               "internal passthrough Network Load Balancer (API Service)",
-                               "Cloud NAT for the nodes' egress (model download, PyPI, images)"]
+    assert cost["unknown"] == [
+        a4["resource"],
+        system["resource"],
+        "internal passthrough Network Load Balancer (API Service)",
+        "Cloud NAT for the nodes' egress (model download, PyPI, images)",
+    ]
 
 
 def test_gke_prices_from_config_in_usd_fill_the_totals():
@@ -216,6 +242,7 @@ def test_gke_prices_from_config_in_usd_fill_the_totals():
 
 def test_gke_overrides_in_another_currency_are_not_mixed_into_usd(monkeypatch):
     import pulumi
+
     warnings = []
     monkeypatch.setattr(pulumi.log, "warn", lambda message, *args, **kwargs: warnings.append(message))
     cost = gke_cost({"cost.prices": {"gke.a4-highgpu-8g": 500}, "cost.currency": "CNY"})
@@ -227,10 +254,13 @@ def test_gke_overrides_in_another_currency_are_not_mixed_into_usd(monkeypatch):
 
 def test_gke_has_a_public_load_balancer_only_with_public_access():
     private = [i["resource"] for i in gke_cost()["items"] if "Load Balancer" in i["resource"]]
-    public = [i["resource"] for i in gke_cost({"access.public": True, "access.allowedCidrs": ["198.51.100.0/24"]})["items"]
-              if "Load Balancer" in i["resource"]]
+    public = [
+        i["resource"]
+        for i in gke_cost({"access.public": True, "access.allowedCidrs": ["198.51.100.0/24"]})["items"]
+        if "Load Balancer" in i["resource"]
+    ]
     assert private == ["internal passthrough Network Load Balancer (API Service)"]
-    assert public == private + ["external passthrough Network Load Balancer (public API Service)"]
+    assert public == [*private, "external passthrough Network Load Balancer (public API Service)"]
 
 
 def test_gke_download_mode_stores_no_weights_in_the_bucket():
@@ -246,8 +276,8 @@ def test_gke_reserved_nodes_say_how_they_are_billed():
 def test_gke_cost_module_does_not_import_alicloud():
     import ast
     from pathlib import Path
+
     tree = ast.parse((Path(__file__).resolve().parent.parent / "stacks" / "gcp" / "cost.py").read_text())
     imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     imported |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     assert not any("alicloud" in name or name == "stacks.alibaba.cost" for name in imported)
-

@@ -1,8 +1,8 @@
 """The ecs target as deployed: resources, security rules, options, outputs and secrecy."""
+
 import base64
 
 import pytest
-
 from harness import GENERATED_API_KEY, all_strings, is_secret, run_stack, unwrap
 
 INSTANCE = "alicloud:ecs/instance:Instance"
@@ -32,9 +32,18 @@ def user_data(run):
 
 
 def test_dev_builds_network_nat_instance_key_and_readiness_gate(dev):
-    assert {"alicloud:vpc/network:Network", "alicloud:vpc/switch:Switch", "alicloud:ecs/securityGroup:SecurityGroup",
-            "alicloud:vpc/natGateway:NatGateway", "alicloud:vpc/snatEntry:SnatEntry", INSTANCE, SECRET_PARAMETER,
-            COMMAND, INVOCATION, "random:index/randomPassword:RandomPassword"} <= dev.types()
+    assert {
+        "alicloud:vpc/network:Network",
+        "alicloud:vpc/switch:Switch",
+        "alicloud:ecs/securityGroup:SecurityGroup",
+        "alicloud:vpc/natGateway:NatGateway",
+        "alicloud:vpc/snatEntry:SnatEntry",
+        INSTANCE,
+        SECRET_PARAMETER,
+        COMMAND,
+        INVOCATION,
+        "random:index/randomPassword:RandomPassword",
+    } <= dev.types()
     instance = unwrap(dev.one(INSTANCE).inputs)
     assert instance["instanceType"] == "ecs.gn7i-c16g1.4xlarge"
     assert instance["systemDiskSize"] == 140 and instance["systemDiskCategory"] == "cloud_essd"
@@ -45,7 +54,7 @@ def test_dev_builds_network_nat_instance_key_and_readiness_gate(dev):
 
 
 def test_zone_lookup_asks_for_the_instance_type_and_disk(dev):
-    token, args = next(i for i in dev.invokes if i[0] == "alicloud:index/getZones:getZones")
+    _token, args = next(i for i in dev.invokes if i[0] == "alicloud:index/getZones:getZones")
     assert args["availableInstanceType"] == "ecs.gn7i-c16g1.4xlarge"
     assert args["availableResourceCreation"] == "VSwitch" and args["availableDiskCategory"] == "cloud_essd"
 
@@ -56,8 +65,11 @@ def test_api_is_private_and_ssh_closed_by_default(dev):
 
 def test_public_access_opens_only_the_api_port_to_the_allowed_cidrs():
     run = run_stack("dev", {"access.public": True, "access.allowedCidrs": ["203.0.113.0/24", "198.51.100.7/32"]})
-    assert ingress(run) == [("8000/8000", "192.168.0.0/16"), ("8000/8000", "198.51.100.7/32"),
-                            ("8000/8000", "203.0.113.0/24")]
+    assert ingress(run) == [
+        ("8000/8000", "192.168.0.0/16"),
+        ("8000/8000", "198.51.100.7/32"),
+        ("8000/8000", "203.0.113.0/24"),
+    ]
     assert unwrap(run.one(INSTANCE).inputs)["internetMaxBandwidthOut"] == 100
     assert not run.of_type("alicloud:vpc/natGateway:NatGateway")
     assert run.outputs["publicApiUrl"] == "http://47.96.0.10:8000/v1"
@@ -130,10 +142,14 @@ def test_outputs_tell_how_to_call_the_model(dev):
     assert "$(pulumi stack output apiKey --show-secrets)" in out["curlCommand"]
     assert "OpenAI(base_url='http://192.168.0.10:8000/v1'" in out["openaiSnippet"]
     assert out["chatboxSettings"] == {
-        "modelProvider": "Add custom provider", "name": "vLLM API", "apiHost": "http://192.168.0.10:8000",
-        "apiPath": "/v1/chat/completions", "improveNetworkCompatibility": True,
+        "modelProvider": "Add custom provider",
+        "name": "vLLM API",
+        "apiHost": "http://192.168.0.10:8000",
+        "apiPath": "/v1/chat/completions",
+        "improveNetworkCompatibility": True,
         "apiKey": "run: pulumi stack output apiKey --show-secrets",
-        "model": "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B"}
+        "model": "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B",
+    }
     assert out["healthCheck"] == "curl http://192.168.0.10:8000/health"
 
 
@@ -176,7 +192,7 @@ def decoded(text):
 def test_sglang_runs_with_its_own_image_and_key_variable():
     run = run_stack("dev", {"engine.name": "sglang"})
     text = user_data(run)
-    assert "egs/sglang:0.4.6.post1" in text and "--api-key \"${SGLANG_API_KEY}\"" in text
+    assert "egs/sglang:0.4.6.post1" in text and '--api-key "${SGLANG_API_KEY}"' in text
     script = base64.b64decode(unwrap(run.one(COMMAND).inputs)["commandContent"]).decode()
     assert "API_KEY_ENV=SGLANG_API_KEY" in script
     assert run.outputs["chatboxSettings"]["name"] == "SGLang API"
@@ -190,7 +206,7 @@ def test_regions_outside_mainland_china_pull_upstream_images():
 
 def test_uefi_only_h20_machines_get_a_uefi_image_and_fabric_manager():
     run = run_stack("dev", {"model": "QwQ-32B", "placement.instanceType": "ecs.ebmgn8v.48xlarge"})
-    token, args = next(i for i in run.invokes if i[0] == "alicloud:ecs/getImages:getImages")
+    _token, args = next(i for i in run.invokes if i[0] == "alicloud:ecs/getImages:getImages")
     assert args["nameRegex"] == "^ubuntu_22_04_uefi_x64" and args["instanceType"] == "ecs.ebmgn8v.48xlarge"
     assert "FABRIC_MANAGER=true" in user_data(run)
 

@@ -1,4 +1,5 @@
 """The engine command line: pinned per model, only flags of the pinned engine versions, no key literal."""
+
 import json
 from pathlib import Path
 
@@ -12,19 +13,36 @@ PINNED = {"vllm": "vllm==0.11.0", "sglang": "sglang==0.4.6.post1"}
 
 
 def options(engine="vllm", **overrides):
-    values = dict(engine=engine, image="img:1", served_model_name="served", max_model_len=32768,
-                  gpu_memory_utilization=0.9)
+    values = dict(
+        engine=engine, image="img:1", served_model_name="served", max_model_len=32768, gpu_memory_utilization=0.9
+    )
     values.update(overrides)
     return EngineOptions(**values)
 
 
 def test_vllm_qwq_on_four_gpus():
-    command = build_command(options(served_model_name="Qwen/QwQ-32B"), MODELS["QwQ-32B"],
-                            "/root/llm-model/Qwen/QwQ-32B", 4)
+    command = build_command(
+        options(served_model_name="Qwen/QwQ-32B"), MODELS["QwQ-32B"], "/root/llm-model/Qwen/QwQ-32B", 4
+    )
     assert command.argv == (
-        "vllm", "serve", "/root/llm-model/Qwen/QwQ-32B", "--served-model-name", "Qwen/QwQ-32B",
-        "--host", "0.0.0.0", "--port", "8000", "--tensor-parallel-size", "4",
-        "--max-model-len", "32768", "--gpu-memory-utilization", "0.9", "--reasoning-parser", "deepseek_r1")
+        "vllm",
+        "serve",
+        "/root/llm-model/Qwen/QwQ-32B",
+        "--served-model-name",
+        "Qwen/QwQ-32B",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "8000",
+        "--tensor-parallel-size",
+        "4",
+        "--max-model-len",
+        "32768",
+        "--gpu-memory-utilization",
+        "0.9",
+        "--reasoning-parser",
+        "deepseek_r1",
+    )
     assert command.api_key_env == "VLLM_API_KEY" and command.health_path == "/health"
 
 
@@ -46,10 +64,29 @@ def test_vllm_deepseek_r1_across_two_pods_uses_pipeline_parallel():
 def test_sglang_command_takes_the_key_from_the_environment():
     command = build_command(options("sglang", served_model_name="ds"), MODELS["DeepSeek-R1-Distill-Qwen-7B"], "/m", 1)
     assert command.argv == (
-        "python3", "-m", "sglang.launch_server", "--model-path", "/m", "--served-model-name", "ds",
-        "--host", "0.0.0.0", "--port", "8000", "--tp-size", "1", "--context-length", "32768",
-        "--mem-fraction-static", "0.9", "--enable-metrics", "--api-key", API_KEY_REF,
-        "--reasoning-parser", "deepseek-r1")
+        "python3",
+        "-m",
+        "sglang.launch_server",
+        "--model-path",
+        "/m",
+        "--served-model-name",
+        "ds",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "8000",
+        "--tp-size",
+        "1",
+        "--context-length",
+        "32768",
+        "--mem-fraction-static",
+        "0.9",
+        "--enable-metrics",
+        "--api-key",
+        API_KEY_REF,
+        "--reasoning-parser",
+        "deepseek-r1",
+    )
     assert command.kubernetes_args()[command.argv.index("--api-key") + 1] == "$(SGLANG_API_KEY)"
     assert '--api-key "${SGLANG_API_KEY}"' in command.shell()
 
@@ -103,12 +140,24 @@ def test_kubernetes_args_keep_other_dollar_signs_literal():
 def test_benchmark_flags_exist_in_the_pinned_vllm_bench_serve():
     from components.kubernetes.benchmark_job import BenchmarkArgs, bench_argv
     from core.config.benchmark import BenchmarkConfig
+
     for dataset in ("random", "sharegpt"):
-        config = BenchmarkConfig(enabled=True, dataset=dataset, prompts=200, request_rate=1, concurrency=8,
-                                 input_len=1000, output_len=1000)
-        args = BenchmarkArgs(namespace="llm", image="img:1", base_url="http://x", served_model_name="m",
-                             model_path="/models/m", model_volume={}, model_mount_path="/models",
-                             api_key_secret="s", api_key_secret_key="k", config=config, pip_index_url="https://p/")
+        config = BenchmarkConfig(
+            enabled=True, dataset=dataset, prompts=200, request_rate=1, concurrency=8, input_len=1000, output_len=1000
+        )
+        args = BenchmarkArgs(
+            namespace="llm",
+            image="img:1",
+            base_url="http://x",
+            served_model_name="m",
+            model_path="/models/m",
+            model_volume={},
+            model_mount_path="/models",
+            api_key_secret="s",
+            api_key_secret_key="k",
+            config=config,
+            pip_index_url="https://p/",
+        )
         flags = [a for a in bench_argv(args, "/results", "/data/d.json") if a.startswith("--")]
         unknown = set(flags) - set(FLAGS["vllm==0.11.0 bench serve"])
         assert not unknown, unknown

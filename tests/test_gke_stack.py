@@ -1,12 +1,22 @@
 """The gke target as deployed: APIs, cluster, A4 node pool, bucket and identity, registry, serving, secrets."""
+
 import json
 from pathlib import Path
 
 import pytest
+from harness import (
+    GCP_PROJECT_NUMBER,
+    GENERATED_API_KEY,
+    CloudMocks,
+    Run,
+    all_strings,
+    is_secret,
+    run_stack,
+    unwrap,
+    validate_kubernetes,
+)
 
 from core.config.problems import ConfigError
-from harness import (GCP_PROJECT_NUMBER, GENERATED_API_KEY, CloudMocks, Run, all_strings, is_secret, run_stack,
-                     unwrap, validate_kubernetes)
 
 CLUSTER = "gcp:container/cluster:Cluster"
 POOL = "gcp:container/nodePool:NodePool"
@@ -26,8 +36,9 @@ def with_token():
 
 
 def a4_pool(run):
-    return next(unwrap(p.inputs) for p in run.of_type(POOL) if unwrap(p.inputs)["nodeConfig"]["machineType"]
-                == "a4-highgpu-8g")
+    return next(
+        unwrap(p.inputs) for p in run.of_type(POOL) if unwrap(p.inputs)["nodeConfig"]["machineType"] == "a4-highgpu-8g"
+    )
 
 
 def serving_pod(run):
@@ -37,8 +48,9 @@ def serving_pod(run):
 def test_a4_node_pool_has_eight_b200_latest_driver_gvnic_local_ssd_and_the_gpu_taint(gke):
     pool = a4_pool(gke)
     config = pool["nodeConfig"]
-    assert config["guestAccelerators"] == [{"type": "nvidia-b200", "count": 8,
-                                            "gpuDriverInstallationConfig": {"gpuDriverVersion": "LATEST"}}]
+    assert config["guestAccelerators"] == [
+        {"type": "nvidia-b200", "count": 8, "gpuDriverInstallationConfig": {"gpuDriverVersion": "LATEST"}}
+    ]
     assert config["gvnic"] == {"enabled": True} and config["ephemeralStorageLocalSsdConfig"]["localSsdCount"] == 32
     assert config["workloadMetadataConfig"] == {"mode": "GKE_METADATA"}
     assert config["taints"] == [{"key": "nvidia.com/gpu", "value": "present", "effect": "NO_SCHEDULE"}]
@@ -50,8 +62,10 @@ def test_a_named_reservation_is_consumed_by_name():
     run = run_stack("gke", {"gke.reservation.mode": "specific", "gke.reservation.name": "a4-res", "gpuNodes.min": 2})
     pool = a4_pool(run)
     assert pool["nodeConfig"]["reservationAffinity"] == {
-        "consumeReservationType": "SPECIFIC_RESERVATION", "key": "compute.googleapis.com/reservation-name",
-        "values": ["a4-res"]}
+        "consumeReservationType": "SPECIFIC_RESERVATION",
+        "key": "compute.googleapis.com/reservation-name",
+        "values": ["a4-res"],
+    }
     assert pool["nodeCount"] == 2
     strategy = run.kubernetes_object("Deployment")["spec"]["strategy"]["rollingUpdate"]
     assert (strategy["maxSurge"], strategy["maxUnavailable"]) == (1, 0)  # a spare node: surge
@@ -72,8 +86,9 @@ def test_cluster_on_a_channel_with_workload_identity_gcs_fuse_dcgm_and_destroyab
     assert "DCGM" in cluster["monitoringConfig"]["enableComponents"]
     assert cluster["removeDefaultNodePool"] is True and cluster["deletionProtection"] is False
     assert not resource.protect
-    system = [unwrap(p.inputs) for p in gke.of_type(POOL) if unwrap(p.inputs)["nodeConfig"]["machineType"]
-              != "a4-highgpu-8g"]
+    system = [
+        unwrap(p.inputs) for p in gke.of_type(POOL) if unwrap(p.inputs)["nodeConfig"]["machineType"] != "a4-highgpu-8g"
+    ]
     assert len(system) == 1 and system[0]["nodeCount"] == 1
 
 
@@ -84,8 +99,12 @@ def test_deletion_protection_protects_the_cluster():
 
 def test_apis_are_enabled_and_left_enabled_on_destroy(gke):
     services = {unwrap(s.inputs)["service"]: unwrap(s.inputs) for s in gke.of_type("gcp:projects/service:Service")}
-    assert {"container.googleapis.com", "compute.googleapis.com", "storage.googleapis.com",
-            "artifactregistry.googleapis.com"} <= set(services)
+    assert {
+        "container.googleapis.com",
+        "compute.googleapis.com",
+        "storage.googleapis.com",
+        "artifactregistry.googleapis.com",
+    } <= set(services)
     assert all(s["disableOnDestroy"] is False for s in services.values())
     cluster = gke.one(CLUSTER)
     assert {s.urn for s in gke.of_type("gcp:projects/service:Service")} <= set(cluster.dependencies)
@@ -148,12 +167,17 @@ def test_a_kept_bucket_is_adopted_by_name_without_creating_or_deleting_it():
 def test_only_the_dedicated_service_account_may_use_the_bucket_and_every_bucket_pod_runs_as_it(gke):
     binding = unwrap(gke.one("gcp:storage/bucketIAMMember:BucketIAMMember").inputs)
     assert binding["role"] == "roles/storage.objectAdmin"
-    assert binding["member"] == (f"principal://iam.googleapis.com/projects/{GCP_PROJECT_NUMBER}/locations/global/"
-                                 "workloadIdentityPools/my-gcp-project.svc.id.goog/subject/ns/llm/sa/llm-models")
+    assert binding["member"] == (
+        f"principal://iam.googleapis.com/projects/{GCP_PROJECT_NUMBER}/locations/global/"
+        "workloadIdentityPools/my-gcp-project.svc.id.goog/subject/ns/llm/sa/llm-models"
+    )
     account = gke.kubernetes_object("ServiceAccount", "llm-models")
     assert account["metadata"]["namespace"] == "llm" and account["automountServiceAccountToken"] is False
-    templates = {o["metadata"]["name"]: o["spec"]["template"] for o in gke.kubernetes_objects()
-                 if o["kind"] in ("Deployment", "Job")}
+    templates = {
+        o["metadata"]["name"]: o["spec"]["template"]
+        for o in gke.kubernetes_objects()
+        if o["kind"] in ("Deployment", "Job")
+    }
     assert len(templates) == 3  # serving, import, benchmark: all mount the bucket
     for name, template in templates.items():
         assert template["spec"]["serviceAccountName"] == "llm-models", name
@@ -201,8 +225,9 @@ def test_engine_runs_like_the_reference_on_the_a4_node(gke):
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "8"
     shm = next(v for v in pod["spec"]["volumes"] if v["name"] == "dshm")
     assert shm["emptyDir"] == {"medium": "Memory", "sizeLimit": "250Gi"}
-    assert {"key": "nvidia.com/gpu", "operator": "Equal", "value": "present", "effect": "NoSchedule"} \
-        in pod["spec"]["tolerations"]
+    assert {"key": "nvidia.com/gpu", "operator": "Equal", "value": "present", "effect": "NoSchedule"} in pod["spec"][
+        "tolerations"
+    ]
     assert pod["spec"]["nodeSelector"] == {"llm/pool": "a4"}
     startup = container["startupProbe"]
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 38 * 60  # the 671B load estimate
@@ -217,7 +242,9 @@ def test_image_is_pulled_through_the_artifact_registry_remote_repository(gke):
     reader = unwrap(gke.one("gcp:artifactregistry/repositoryIamMember:RepositoryIamMember").inputs)
     nodes = unwrap(gke.one("gcp:serviceaccount/account:Account").inputs)
     assert reader["role"] == "roles/artifactregistry.reader" and nodes["accountId"] in reader["member"]
-    assert all(unwrap(p.inputs)["nodeConfig"]["serviceAccount"].startswith(nodes["accountId"]) for p in gke.of_type(POOL))
+    assert all(
+        unwrap(p.inputs)["nodeConfig"]["serviceAccount"].startswith(nodes["accountId"]) for p in gke.of_type(POOL)
+    )
 
 
 def test_model_is_imported_once_from_hugging_face_into_the_bucket_before_serving(gke):
@@ -265,14 +292,18 @@ def test_benchmark_defaults_to_the_reference_run_and_writes_to_the_bucket(gke):
     pod = job["spec"]["template"]["spec"]
     argv = pod["containers"][0]["command"]
     assert argv[argv.index("--dataset-name") + 1] == "random" and argv[argv.index("--num-prompts") + 1] == "1100"
-    assert argv[argv.index("--random-input-len") + 1] == "1000" and argv[argv.index("--random-output-len") + 1] == "1000"
+    assert (
+        argv[argv.index("--random-input-len") + 1] == "1000" and argv[argv.index("--random-output-len") + 1] == "1000"
+    )
     results = next(v for v in pod["volumes"] if v["name"] == "results")
     assert "only-dir=benchmarks" in results["csi"]["volumeAttributes"]["mountOptions"]
     assert gke.outputs["benchmarkResults"] == f"gs://{gke.outputs['modelBucket']}/benchmarks/"
 
 
 def test_outputs_name_the_urls_model_and_keep_the_key_secret(gke):
-    assert {"apiKey", "privateApiUrl", "servedModelName", "clusterName", "modelBucket", "kubectlHint"} <= set(gke.outputs)
+    assert {"apiKey", "privateApiUrl", "servedModelName", "clusterName", "modelBucket", "kubectlHint"} <= set(
+        gke.outputs
+    )
     assert gke.outputs["servedModelName"] == "deepseek-ai/DeepSeek-R1"
     assert "apiKey" in gke.secret_outputs
     for name, value in gke.outputs.items():
@@ -288,15 +319,16 @@ def test_outputs_name_the_urls_model_and_keep_the_key_secret(gke):
 
 def test_public_access_adds_a_load_balancer_limited_to_the_allowed_cidrs():
     run = run_stack("gke", {"access.public": True, "access.allowedCidrs": ["198.51.100.0/24"]})
-    balancer = next(s for s in run.kubernetes_objects() if s["kind"] == "Service"
-                    and s["spec"].get("loadBalancerSourceRanges"))
+    balancer = next(
+        s for s in run.kubernetes_objects() if s["kind"] == "Service" and s["spec"].get("loadBalancerSourceRanges")
+    )
     assert balancer["spec"]["loadBalancerSourceRanges"] == ["198.51.100.0/24"]
 
 
 def test_a_channel_whose_version_cannot_run_a4_is_refused_before_the_cluster(monkeypatch):
     monkeypatch.setattr(CloudMocks, "gke_channel_versions", {"REGULAR": "1.32.2-gke.1297002"})
     record = Run()
-    with pytest.raises(ConfigError, match="1.32.4-gke.1236000"):
+    with pytest.raises(ConfigError, match=r"1\.32\.4-gke\.1236000"):
         run_stack("gke", record=record)
     assert [r.type for r in record.resources] == ["pulumi:providers:gcp"]
 
@@ -308,8 +340,11 @@ def test_a_gcp_region_outside_the_us_is_accepted():
 
 def test_the_private_api_is_an_internal_load_balancer_and_the_public_one_is_not_internal():
     run = run_stack("gke", {"access.public": True, "access.allowedCidrs": ["198.51.100.0/24"]})
-    balancers = {s["metadata"]["name"]: s for s in run.kubernetes_objects()
-                 if s["kind"] == "Service" and s["spec"].get("type") == "LoadBalancer"}
+    balancers = {
+        s["metadata"]["name"]: s
+        for s in run.kubernetes_objects()
+        if s["kind"] == "Service" and s["spec"].get("type") == "LoadBalancer"
+    }
     assert set(balancers) == {"llm-private", "llm-public"}
     assert balancers["llm-private"]["metadata"]["annotations"]["networking.gke.io/load-balancer-type"] == "Internal"
     assert "networking.gke.io/load-balancer-type" not in (balancers["llm-public"]["metadata"].get("annotations") or {})
@@ -340,10 +375,15 @@ def test_download_mode_serves_from_the_hub_into_local_ssd_without_an_import(down
     assert "HF_HUB_OFFLINE" not in env and env["HF_HUB_ENABLE_HF_TRANSFER"]["value"] == "1"
     assert env["HF_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "hf-token", "key": "HF_TOKEN"}
     # The benchmark reads the tokenizer from the Hub too (no shared copy), with the same token.
-    bench = next(o for o in downloading.kubernetes_objects() if o["kind"] == "Job" and "benchmark" in o["metadata"]["name"])
+    bench = next(
+        o for o in downloading.kubernetes_objects() if o["kind"] == "Job" and "benchmark" in o["metadata"]["name"]
+    )
     bench_container = bench["spec"]["template"]["spec"]["containers"][0]
     assert bench_container["command"][bench_container["command"].index("--model") + 1] == "deepseek-ai/DeepSeek-R1"
-    assert {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf-token", "key": "HF_TOKEN"}}} in bench_container["env"]
+    assert {
+        "name": "HF_TOKEN",
+        "valueFrom": {"secretKeyRef": {"name": "hf-token", "key": "HF_TOKEN"}},
+    } in bench_container["env"]
     for resource in downloading.resources:
         if resource.type != "kubernetes:core/v1:Secret":
             assert not any(HF_TOKEN in text for text in all_strings(unwrap(resource.inputs))), resource.name
@@ -353,6 +393,7 @@ def test_download_mode_startup_probe_allows_for_the_download(downloading, gke):
     def startup_seconds(run):
         probe = serving_pod(run)["spec"]["containers"][0]["startupProbe"]
         return probe["periodSeconds"] * probe["failureThreshold"]
+
     # ~700 GiB at the conservative 3 GiB/min is about 4 hours more than the load from the bucket.
     assert startup_seconds(downloading) - startup_seconds(gke) >= 3.5 * 3600
     assert downloading.outputs["loadMinutesEstimate"] > gke.outputs["loadMinutesEstimate"] + 200
@@ -366,7 +407,7 @@ def test_download_mode_without_a_token_references_no_secret():
 
 def test_an_unknown_model_source_is_refused_before_any_resource():
     record = Run()
-    with pytest.raises(ConfigError, match="gke.modelSource"):
+    with pytest.raises(ConfigError, match=r"gke\.modelSource"):
         run_stack("gke", {"gke.modelSource": "s3"}, record=record)
     assert record.resources == []
 
@@ -407,17 +448,21 @@ def test_rdma_network_objects_are_gvnic_1_and_rdma_0_to_7_with_their_required_fi
         assert params[f"rdma-{i}"]["vpcSubnet"] == f"{params['rdma-0']['vpc']}-sub-{i}"
     networks = {o["metadata"]["name"]: o["spec"] for o in rdma.kubernetes_objects() if o["kind"] == "Network"}
     assert set(networks) == set(params)
-    assert all(n["type"] == "Device" and n["parametersRef"] == {"group": "networking.gke.io",
-                                                                "kind": "GKENetworkParamSet", "name": name}
-               for name, n in networks.items())
+    assert all(
+        n["type"] == "Device"
+        and n["parametersRef"] == {"group": "networking.gke.io", "kind": "GKENetworkParamSet", "name": name}
+        for name, n in networks.items()
+    )
 
 
 def test_rdma_installs_the_pinned_gib_nccl_plugin_on_the_b200_nodes(rdma):
     spec = rdma.kubernetes_object("DaemonSet", "nccl-rdma-installer")["spec"]["template"]["spec"]
     init = spec["initContainers"][0]
     assert init["image"] == "us-docker.pkg.dev/gce-ai-infra/gpudirect-gib/nccl-plugin-gib:v1.1.0"
-    assert {v["hostPath"]["path"] for v in spec["volumes"]} == {"/home/kubernetes/bin/gib",
-                                                                "/home/kubernetes/bin/nvidia/lib64"}
+    assert {v["hostPath"]["path"] for v in spec["volumes"]} == {
+        "/home/kubernetes/bin/gib",
+        "/home/kubernetes/bin/nvidia/lib64",
+    }
     terms = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
     assert terms[0]["matchExpressions"][0]["values"] == ["nvidia-b200"]
     assert all(":" in c["image"] and not c["image"].endswith(":latest") for c in spec["containers"] + [init])
@@ -473,7 +518,8 @@ def test_a_copy_over_two_nodes_waits_for_the_lws_controller_and_the_network_obje
     networks = two_nodes.of_type("kubernetes:networking.gke.io/v1:Network")
     assert len(networks) == 9 and all(n.urn in lws.dependencies for n in networks)
     assert [t for t in validate_kubernetes(two_nodes) if "networking.gke.io" not in t] == [
-        "leaderworkerset.x-k8s.io/v1/LeaderWorkerSet"]
+        "leaderworkerset.x-k8s.io/v1/LeaderWorkerSet"
+    ]
 
 
 def test_a_copy_over_two_nodes_surges_when_the_pool_has_two_spare_nodes():

@@ -1,4 +1,5 @@
 """Each target loads only the cloud SDKs it uses, so evaluation stays fast."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -16,14 +17,17 @@ print(sorted({{m.split(".")[0] for m in sys.modules if m.startswith("pulumi_")}}
 """
 
 
-@pytest.mark.parametrize("stack,expected", [
-    ("dev", "['pulumi_alicloud', 'pulumi_random']"),
-    ("acs", "['pulumi_alicloud', 'pulumi_kubernetes', 'pulumi_random']"),
-    ("kubernetes", "['pulumi_kubernetes', 'pulumi_random']"),
-    ("gke", "['pulumi_gcp', 'pulumi_kubernetes', 'pulumi_random']"),
-    ("ack", "['pulumi_alicloud', 'pulumi_kubernetes', 'pulumi_random']"),
-    ("ack-edge", "['pulumi_alicloud', 'pulumi_kubernetes', 'pulumi_random']"),
-])
+@pytest.mark.parametrize(
+    "stack,expected",
+    [
+        ("dev", "['pulumi_alicloud', 'pulumi_random']"),
+        ("acs", "['pulumi_alicloud', 'pulumi_kubernetes', 'pulumi_random']"),
+        ("kubernetes", "['pulumi_kubernetes', 'pulumi_random']"),
+        ("gke", "['pulumi_gcp', 'pulumi_kubernetes', 'pulumi_random']"),
+        ("ack", "['pulumi_alicloud', 'pulumi_kubernetes', 'pulumi_random']"),
+        ("ack-edge", "['pulumi_alicloud', 'pulumi_kubernetes', 'pulumi_random']"),
+    ],
+)
 def test_target_imports_only_its_cloud_sdks(stack, expected):
     code = PROGRAM.format(root=str(ROOT), tests=str(ROOT / "tests"), stack=stack)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)

@@ -1,6 +1,6 @@
 """The kubernetes target: the shared workload on an existing cluster, private unless asked."""
-import pytest
 
+import pytest
 from harness import GENERATED_API_KEY, PUBLIC_LB_IP, all_strings, is_secret, run_stack, unwrap, validate_kubernetes
 
 
@@ -28,7 +28,9 @@ def test_a_retained_model_volume_is_adopted_by_the_next_up():
 
 
 def test_a_kubeconfig_from_config_stays_secret():
-    run = run_stack("kubernetes", {"kubernetes:kubeconfig": "apiVersion: v1\nkind: Config\n"}, secret_keys=["kubernetes:kubeconfig"])
+    run = run_stack(
+        "kubernetes", {"kubernetes:kubeconfig": "apiVersion: v1\nkind: Config\n"}, secret_keys=["kubernetes:kubeconfig"]
+    )
     assert is_secret(run.one("pulumi:providers:kubernetes").inputs["kubeconfig"])
 
 
@@ -58,7 +60,9 @@ def test_private_by_default_clusterip_only(existing):
 
 def test_public_access_adds_a_load_balancer_limited_to_the_allowed_cidrs():
     run = run_stack("kubernetes", {"access.public": True, "access.allowedCidrs": ["198.51.100.0/24"]})
-    balancer = next(s for s in run.kubernetes_objects() if s["kind"] == "Service" and s["spec"]["type"] == "LoadBalancer")
+    balancer = next(
+        s for s in run.kubernetes_objects() if s["kind"] == "Service" and s["spec"]["type"] == "LoadBalancer"
+    )
     assert balancer["spec"]["loadBalancerSourceRanges"] == ["198.51.100.0/24"]
     assert run.outputs["publicApiUrl"] == f"http://{PUBLIC_LB_IP}:8000/v1"
 

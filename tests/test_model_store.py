@@ -1,4 +1,5 @@
 """Model store, import Job and Fluid cache: what they create, what they protect, and the download script."""
+
 import json
 import os
 import re
@@ -8,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from harness import all_strings, is_secret, run_program, unwrap, validate_kubernetes
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "components" / "scripts"
@@ -23,23 +23,41 @@ NS = "llm"
 
 # ---------------------------------------------------------------- builders (components imported after mocks)
 
+
 def oss_store(**overrides):
     def program():
         from components.alibaba.oss_model_store import OssModelStore, OssModelStoreArgs
+
         args = {"region": "cn-hangzhou", "namespace": NS, "model_prefix": "models", **overrides}
         store = OssModelStore("llm-dev-models", OssModelStoreArgs(**args))
-        return {"bucket": store.bucket, "serving": store.serving_claim, "import": store.import_claim,
-                "results": store.results_claim, "credentials": store.credentials_secret, "role": store.role_name}
+        return {
+            "bucket": store.bucket,
+            "serving": store.serving_claim,
+            "import": store.import_claim,
+            "results": store.results_claim,
+            "credentials": store.credentials_secret,
+            "role": store.role_name,
+        }
+
     return run_program(program)
 
 
 def importer(**overrides):
     def program():
         from components.kubernetes.model_import import ModelImport, ModelImportArgs
-        args = {"namespace": NS, "claim": "llm-dev-models-import", "model_id": "Qwen/QwQ-32B", "revision": "v1",
-                "sub_path": "Qwen/QwQ-32B", "image": "registry.example/vllm:0.11.0", "timeout_minutes": 60,
-                **overrides}
+
+        args = {
+            "namespace": NS,
+            "claim": "llm-dev-models-import",
+            "model_id": "Qwen/QwQ-32B",
+            "revision": "v1",
+            "sub_path": "Qwen/QwQ-32B",
+            "image": "registry.example/vllm:0.11.0",
+            "timeout_minutes": 60,
+            **overrides,
+        }
         ModelImport("llm-dev-import", ModelImportArgs(**args))
+
     return run_program(program)
 
 
@@ -47,24 +65,47 @@ def fluid(with_import=False, **overrides):
     def program():
         from components.alibaba.fluid_cache import FluidCache, FluidCacheArgs
         from components.kubernetes.model_import import ModelImport, ModelImportArgs
+
         needs = []
         if with_import:
-            needs = [ModelImport("llm-dev-import", ModelImportArgs(
-                namespace=NS, claim="c", model_id="Qwen/QwQ-32B", revision="v1", sub_path="Qwen/QwQ-32B",
-                image="img:1", timeout_minutes=60)).job]
-        args = {"namespace": NS, "bucket": "llm-models-a1b2c3d4", "prefix": "models", "region": "cn-hangzhou",
-                "credentials_secret": "llm-dev-models-oss-credentials", "cache_gib": 80,
-                "pod_labels": {"alibabacloud.com/compute-class": "performance"}, "depends_on": needs, **overrides}
+            needs = [
+                ModelImport(
+                    "llm-dev-import",
+                    ModelImportArgs(
+                        namespace=NS,
+                        claim="c",
+                        model_id="Qwen/QwQ-32B",
+                        revision="v1",
+                        sub_path="Qwen/QwQ-32B",
+                        image="img:1",
+                        timeout_minutes=60,
+                    ),
+                ).job
+            ]
+        args = {
+            "namespace": NS,
+            "bucket": "llm-models-a1b2c3d4",
+            "prefix": "models",
+            "region": "cn-hangzhou",
+            "credentials_secret": "llm-dev-models-oss-credentials",
+            "cache_gib": 80,
+            "pod_labels": {"alibabacloud.com/compute-class": "performance"},
+            "depends_on": needs,
+            **overrides,
+        }
         cache = FluidCache("llm-dev-fluid", FluidCacheArgs(**args))
         return {"claim": cache.claim}
+
     return run_program(program)
 
 
 def pvc_store(**overrides):
     def program():
         from components.kubernetes.pvc_model_store import PvcModelStore, PvcModelStoreArgs
+
         store = PvcModelStore("llm-dev-models", PvcModelStoreArgs(**{"namespace": NS, "size_gib": 120, **overrides}))
         return {"serving": store.serving_claim, "import": store.import_claim}
+
     return run_program(program)
 
 
@@ -88,6 +129,7 @@ def job_run():
 
 
 # ---------------------------------------------------------------- bucket
+
 
 def test_bucket_is_private_encrypted_standard_and_blocks_public_access(store):
     bucket = store.one(BUCKET)
@@ -119,14 +161,20 @@ def test_generated_bucket_name_is_valid_and_unique_per_stack(store):
 
     def long_named():
         from components.alibaba.oss_model_store import OssModelStore, OssModelStoreArgs
-        return {"b": OssModelStore("Very_Long-" + "x" * 80, OssModelStoreArgs(
-            region="cn-hangzhou", namespace=NS, model_prefix="models")).bucket}
+
+        return {
+            "b": OssModelStore(
+                "Very_Long-" + "x" * 80, OssModelStoreArgs(region="cn-hangzhou", namespace=NS, model_prefix="models")
+            ).bucket
+        }
+
     run = run_program(long_named)
     name = run.outputs["b"]
     assert re.fullmatch(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]", name) and name.endswith("-a1b2c3d4"), name
     pvs = objects(run, "PersistentVolume")  # cluster-wide names, also label values: distinct, <= 63 characters
-    assert len(pvs) == 3 and all(len(n) <= 63 and pv["metadata"]["labels"]["alicloud-pvname"] == n
-                                 for n, pv in pvs.items())
+    assert len(pvs) == 3 and all(
+        len(n) <= 63 and pv["metadata"]["labels"]["alicloud-pvname"] == n for n, pv in pvs.items()
+    )
 
 
 def test_given_bucket_name_is_used_and_checked():
@@ -136,6 +184,7 @@ def test_given_bucket_name_is_used_and_checked():
 
 
 # ---------------------------------------------------------------- RAM: one bucket, nothing else
+
 
 def test_ram_policy_covers_exactly_this_bucket(store):
     policy = unwrap(store.one("alicloud:ram/policy:Policy").inputs)
@@ -173,8 +222,10 @@ def test_rrsa_uses_a_role_for_the_ossfs_service_account_and_no_long_lived_key(rr
     [statement] = json.loads(role["assumeRolePolicyDocument"])["Statement"]
     assert statement["Action"] == "sts:AssumeRole" and statement["Principal"] == {"Federated": [OIDC_ARN]}
     assert statement["Condition"]["StringEquals"] == {
-        "oidc:aud": "sts.aliyuncs.com", "oidc:iss": "https://oidc-ack",
-        "oidc:sub": "system:serviceaccount:ack-csi-fuse:csi-fuse-ossfs"}
+        "oidc:aud": "sts.aliyuncs.com",
+        "oidc:iss": "https://oidc-ack",
+        "oidc:sub": "system:serviceaccount:ack-csi-fuse:csi-fuse-ossfs",
+    }
     attachment = unwrap(rrsa.one("alicloud:ram/rolePolicyAttachment:RolePolicyAttachment").inputs)
     assert attachment["roleName"] == role["roleName"] and attachment["policyType"] == "Custom"
     for pv in objects(rrsa, "PersistentVolume").values():
@@ -193,6 +244,7 @@ def test_store_arguments_are_checked():
 
 
 # ---------------------------------------------------------------- static OSS volumes
+
 
 def test_volumes_are_static_oss_pvs_on_the_internal_endpoint(store):
     pvs = objects(store, "PersistentVolume")
@@ -221,8 +273,11 @@ def test_serving_volume_is_read_only_and_import_and_results_are_writable(store):
         assert writable["spec"]["accessModes"] == ["ReadWriteMany"]
         assert "-o ro" not in writable["spec"]["csi"]["volumeAttributes"]["otherOpts"]
     # The import writes <sub_path> under the same prefix serving reads; results stay apart from the weights.
-    assert serving["spec"]["csi"]["volumeAttributes"]["path"] == imports["spec"]["csi"]["volumeAttributes"]["path"] \
+    assert (
+        serving["spec"]["csi"]["volumeAttributes"]["path"]
+        == imports["spec"]["csi"]["volumeAttributes"]["path"]
         == "/models"
+    )
     assert results["spec"]["csi"]["volumeAttributes"]["path"] == "/benchmarks"
 
 
@@ -246,12 +301,16 @@ def test_every_store_object_validates_against_the_kubernetes_schema(store, rrsa,
 
 # ---------------------------------------------------------------- PVC store (existing cluster)
 
+
 def test_pvc_store_is_one_claim_for_import_and_serving():
     run = pvc_store(storage_class="alicloud-disk-essd", access_mode="ReadWriteMany")
     [claim] = objects(run, "PersistentVolumeClaim").values()
     assert run.outputs["serving"] == run.outputs["import"] == claim["metadata"]["name"]
-    assert claim["spec"] == {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "120Gi"}},
-                             "storageClassName": "alicloud-disk-essd"}
+    assert claim["spec"] == {
+        "accessModes": ["ReadWriteMany"],
+        "resources": {"requests": {"storage": "120Gi"}},
+        "storageClassName": "alicloud-disk-essd",
+    }
     # WaitForFirstConsumer classes bind only when the import pod exists: Pulumi must not wait for Bound.
     assert claim["metadata"]["annotations"]["pulumi.com/skipAwait"] == "true"
     resource = run.one("kubernetes:core/v1:PersistentVolumeClaim")
@@ -270,6 +329,7 @@ def test_pvc_store_uses_the_default_class_and_can_be_retained():
 
 # ---------------------------------------------------------------- import Job
 
+
 def the_job(run):
     return next(iter(objects(run, "Job").values()))
 
@@ -279,7 +339,13 @@ def test_import_job_runs_the_shared_script_into_the_claim(job_run):
     pod = job["spec"]["template"]["spec"]
     [container] = pod["containers"]
     script_dir = next(m["mountPath"] for m in container["volumeMounts"] if m["name"] == "script")
-    assert container["command"] == ["bash", f"{script_dir}/fetch-model.sh", "Qwen/QwQ-32B", "v1", "/models/Qwen/QwQ-32B"]
+    assert container["command"] == [
+        "bash",
+        f"{script_dir}/fetch-model.sh",
+        "Qwen/QwQ-32B",
+        "v1",
+        "/models/Qwen/QwQ-32B",
+    ]
     [config_map] = objects(job_run, "ConfigMap").values()
     assert config_map["data"] == {"fetch-model.sh": FETCH.read_text()}  # the very file the ECS host runs
     volumes = {v["name"]: v for v in pod["volumes"]}
@@ -326,16 +392,32 @@ def test_a_new_revision_changes_the_job_spec_so_pulumi_replaces_it(job_run):
 def test_import_waits_for_what_it_is_given():
     def program():
         import pulumi_kubernetes as k8s
+
         from components.kubernetes.model_import import ModelImport, ModelImportArgs
+
         ns = k8s.core.v1.Namespace("ns", metadata={"name": NS})
-        ModelImport("imp", ModelImportArgs(namespace=NS, claim="c", model_id="a/b", revision="master", sub_path="a/b",
-                                           image="i:1", timeout_minutes=30, depends_on=[ns]))
+        ModelImport(
+            "imp",
+            ModelImportArgs(
+                namespace=NS,
+                claim="c",
+                model_id="a/b",
+                revision="master",
+                sub_path="a/b",
+                image="i:1",
+                timeout_minutes=30,
+                depends_on=[ns],
+            ),
+        )
+
     run = run_program(program)
     assert run.named("ns").urn in run.one("kubernetes:batch/v1:Job").dependencies
 
 
-@pytest.mark.parametrize("bad", [{"sub_path": "/abs"}, {"sub_path": "../up"}, {"sub_path": ""},
-                                 {"timeout_minutes": 0}, {"model_id": "no-org"}])
+@pytest.mark.parametrize(
+    "bad",
+    [{"sub_path": "/abs"}, {"sub_path": "../up"}, {"sub_path": ""}, {"timeout_minutes": 0}, {"model_id": "no-org"}],
+)
 def test_import_arguments_are_checked(bad):
     with pytest.raises(ValueError):
         importer(**bad)
@@ -362,9 +444,15 @@ def fetch(tmp_path):
     target = tmp_path / "volume" / "Qwen" / "QwQ-32B"
 
     def run(revision="v1", fail=False, args=None):
-        env = {**os.environ, "PYTHON": str(python), "CALLS": str(calls), "MODELSCOPE_LIB": str(tmp_path / "lib"),
-               "PIP_INDEX_URL": "https://mirror.example/simple/", "MODELSCOPE_VERSION": "1.40.2",
-               "MODELSCOPE_HUB_VERSION": "0.5.1"}
+        env = {
+            **os.environ,
+            "PYTHON": str(python),
+            "CALLS": str(calls),
+            "MODELSCOPE_LIB": str(tmp_path / "lib"),
+            "PIP_INDEX_URL": "https://mirror.example/simple/",
+            "MODELSCOPE_VERSION": "1.40.2",
+            "MODELSCOPE_HUB_VERSION": "0.5.1",
+        }
         if fail:
             env["FAIL_DOWNLOAD"] = "1"
         calls.write_text("")
@@ -407,7 +495,9 @@ def test_fetch_refuses_bad_usage(fetch):
 
 
 def test_fetch_script_passes_shellcheck():
-    result = subprocess.run([SHELLCHECK, "--shell=bash", "--severity=style", str(FETCH)], capture_output=True, text=True)
+    result = subprocess.run(
+        [SHELLCHECK, "--shell=bash", "--severity=style", str(FETCH)], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -420,14 +510,17 @@ def test_the_download_logic_exists_once():
 
 
 def test_ecs_user_data_installs_the_same_fetch_script():
-    from components.alibaba.host_scripts import render_user_data
     from harness import settings_for
+
+    from components.alibaba.host_scripts import render_user_data
     from stacks.alibaba.ecs import host_config
+
     user_data = render_user_data(host_config(settings_for("dev")))
     assert f"cat > /usr/local/lib/llm-serving/fetch-model.sh <<'LLM_SERVING_EOF'\n{FETCH.read_text()}" in user_data
 
 
 # ---------------------------------------------------------------- Fluid
+
 
 def test_fluid_installs_ack_fluid_pinned_for_acs_by_default():
     run = fluid()
@@ -445,8 +538,20 @@ def test_fluid_installs_ack_fluid_pinned_for_acs_by_default():
 def test_fluid_can_use_the_upstream_chart_or_an_existing_install():
     def upstream():
         from components.alibaba.fluid_cache import UPSTREAM_FLUID, FluidCache, FluidCacheArgs
-        FluidCache("f", FluidCacheArgs(namespace=NS, bucket="b-1", prefix="models", region="cn-hangzhou",
-                                       credentials_secret="s", cache_gib=10, chart=UPSTREAM_FLUID))
+
+        FluidCache(
+            "f",
+            FluidCacheArgs(
+                namespace=NS,
+                bucket="b-1",
+                prefix="models",
+                region="cn-hangzhou",
+                credentials_secret="s",
+                cache_gib=10,
+                chart=UPSTREAM_FLUID,
+            ),
+        )
+
     release = unwrap(run_program(upstream).one("kubernetes:helm.sh/v3:Release").inputs)
     assert release["repositoryOpts"]["repo"] == "https://fluid-cloudnative.github.io/charts"
     assert release["chart"] == "fluid" and re.fullmatch(r"\d+\.\d+\.\d+", release["version"])
@@ -455,15 +560,18 @@ def test_fluid_can_use_the_upstream_chart_or_an_existing_install():
 
 def test_fluid_dataset_mounts_the_prefix_on_the_internal_endpoint_with_the_secret():
     run = fluid()
-    assert set(validate_kubernetes(run)) == {f"data.fluid.io/v1alpha1/{k}" for k in ("Dataset", "JindoRuntime",
-                                                                                     "DataLoad")}
+    assert set(validate_kubernetes(run)) == {
+        f"data.fluid.io/v1alpha1/{k}" for k in ("Dataset", "JindoRuntime", "DataLoad")
+    }
     dataset = run.kubernetes_object("Dataset")
     [mount] = dataset["spec"]["mounts"]  # CRD: mounts minItems 1, mountPoint required (minLength 5)
     assert mount["mountPoint"] == "oss://llm-models-a1b2c3d4/models/" and mount["path"] == "/"
     assert mount["options"] == {"fs.oss.endpoint": ENDPOINT}
     refs = {o["name"]: o["valueFrom"]["secretKeyRef"] for o in mount["encryptOptions"]}
-    assert refs == {"fs.oss.accessKeyId": {"name": "llm-dev-models-oss-credentials", "key": "akId"},
-                    "fs.oss.accessKeySecret": {"name": "llm-dev-models-oss-credentials", "key": "akSecret"}}
+    assert refs == {
+        "fs.oss.accessKeyId": {"name": "llm-dev-models-oss-credentials", "key": "akId"},
+        "fs.oss.accessKeySecret": {"name": "llm-dev-models-oss-credentials", "key": "akSecret"},
+    }
     assert dataset["spec"]["accessModes"] == ["ReadOnlyMany"]
     assert run.outputs["claim"] == dataset["metadata"]["name"]  # Fluid's PVC is named after the Dataset
 
@@ -485,6 +593,7 @@ def test_jindo_runtime_caches_the_model_in_memory_sized_from_it():
 
 def test_a_bigger_model_gets_more_workers_within_the_acs_cpu_memory_ratio():
     from components.alibaba.fluid_cache import plan_workers
+
     plan = plan_workers(760, 120)  # DeepSeek-R1: ~690 GB of weights plus margin
     assert plan.replicas == 7 and plan.replicas * plan.quota_gib >= 760
     assert plan.memory_gib <= plan.cpu * 8
@@ -494,8 +603,11 @@ def test_a_bigger_model_gets_more_workers_within_the_acs_cpu_memory_ratio():
 def test_dataload_warms_the_cache_after_the_import():
     run = fluid(with_import=True, preload_path="Qwen/QwQ-32B")
     load = run.kubernetes_object("DataLoad")
-    assert load["spec"] == {"dataset": {"name": run.outputs["claim"], "namespace": NS}, "loadMetadata": True,
-                            "target": [{"path": "/Qwen/QwQ-32B", "replicas": 1}]}
+    assert load["spec"] == {
+        "dataset": {"name": run.outputs["claim"], "namespace": NS},
+        "loadMetadata": True,
+        "target": [{"path": "/Qwen/QwQ-32B", "replicas": 1}],
+    }
     assert run.one("kubernetes:batch/v1:Job").urn in run.one("kubernetes:data.fluid.io/v1alpha1:DataLoad").dependencies
 
 

@@ -3,24 +3,24 @@
 Policies are called as the engine calls them: `validate(args, report_violation)` with camelCase props
 wrapped in pulumi_policy's unknown-checking proxy. No policy server is started.
 """
+
 from __future__ import annotations
 
 import base64
 import copy
 import runpy
 import sys
-from pathlib import Path
 from typing import Any, Optional
 
-import pytest
 import pulumi_policy
+import pytest
 import yaml
+from harness import ROOT, Resource, run_stack, unwrap
 from pulumi.output import Unknown
 from pulumi_policy import EnforcementLevel, ResourceValidationArgs
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
 
 from core.config.problems import ConfigError
-from harness import ROOT, Resource, run_stack, unwrap
 
 POLICY_DIR = ROOT / "policy"
 sys.path.insert(0, str(POLICY_DIR))
@@ -48,13 +48,20 @@ def engine_value(value: Any) -> Any:
 
 def args_for(resource_type: str, props: dict, stack: str = "dev", name: str = "r") -> ResourceValidationArgs:
     urn = f"urn:pulumi:{stack}::llm::{resource_type}::{name}"
-    return ResourceValidationArgs(resource_type, unknown_checking_proxy(engine_value(unwrap(props))), urn, name,
-                                  None, None)
+    return ResourceValidationArgs(
+        resource_type, unknown_checking_proxy(engine_value(unwrap(props))), urn, name, None, None
+    )
 
 
 def recorded_args(resource: Resource) -> ResourceValidationArgs:
-    return ResourceValidationArgs(resource.type, unknown_checking_proxy(engine_value(unwrap(resource.inputs))),
-                                  resource.urn, resource.name, None, None)
+    return ResourceValidationArgs(
+        resource.type,
+        unknown_checking_proxy(engine_value(unwrap(resource.inputs))),
+        resource.urn,
+        resource.name,
+        None,
+        None,
+    )
 
 
 def violations(policy_name: str, args: ResourceValidationArgs) -> list[str]:
@@ -75,22 +82,24 @@ def test_pack_serves_every_policy_with_the_documented_enforcement_levels(monkeyp
     monkeypatch.setattr(pulumi_policy, "PolicyPack", lambda **kw: built.update(kw))
     runpy.run_path(str(POLICY_DIR / "__main__.py"), run_name="__main__")
     assert built["name"] == "llm-guardrails" and built["policies"] is llm_policies.POLICIES
-    assert MANDATORY == ["gpu-workload-probes-and-shm", "inference-api-key-required", "no-plaintext-secrets",
-                         "no-ssh-from-internet", "pinned-images", "private-encrypted-buckets",
-                         "public-endpoint-cidr-limits"]
+    assert MANDATORY == [
+        "gpu-workload-probes-and-shm",
+        "inference-api-key-required",
+        "no-plaintext-secrets",
+        "no-ssh-from-internet",
+        "pinned-images",
+        "private-encrypted-buckets",
+        "public-endpoint-cidr-limits",
+    ]
     assert POLICIES["prod-deletion-protection"].enforcement_level == EnforcementLevel.ADVISORY
 
 
-def _pins(path: Path) -> dict[str, str]:
-    lines = [line.split("#")[0].strip() for line in path.read_text().splitlines()]
-    return dict(line.split("==") for line in lines if "==" in line)
-
-
 def test_policy_requirements_match_the_versions_the_tests_use():
-    policy, dev, runtime = (_pins(p) for p in (POLICY_DIR / "requirements.txt", ROOT / "requirements-dev.txt",
-                                               ROOT / "requirements.txt"))
-    assert policy["pulumi-policy"] == dev["pulumi-policy"]
-    assert policy["pulumi"] == runtime["pulumi"]
+    from pins import project_pins, requirement_pins
+
+    policy, project = requirement_pins(POLICY_DIR / "requirements.txt"), project_pins()
+    for package in ("pulumi-policy", "pulumi", "protobuf"):
+        assert policy[package] == project[package], package
     pack = yaml.safe_load((POLICY_DIR / "PulumiPolicy.yaml").read_text())
     assert pack["runtime"] == {"name": "python", "options": {"virtualenv": "venv"}} and pack["version"]
 
@@ -116,10 +125,16 @@ def test_example_stack_passes_every_mandatory_policy(stack):
     assert len(run.resources) > 5
 
 
-@pytest.mark.parametrize("overrides", [{"gke.rdma": True}, {"gke.modelSource": "download"},
-                                       {"access.public": True, "access.allowedCidrs": ["198.51.100.0/24"]},
-                                       {"gke.rdma": True, "placement.podsPerReplica": 2, "gpuNodes.min": 2}],
-                         ids=["rdma", "download", "public", "two-nodes"])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"gke.rdma": True},
+        {"gke.modelSource": "download"},
+        {"access.public": True, "access.allowedCidrs": ["198.51.100.0/24"]},
+        {"gke.rdma": True, "placement.podsPerReplica": 2, "gpuNodes.min": 2},
+    ],
+    ids=["rdma", "download", "public", "two-nodes"],
+)
 def test_gke_options_pass_every_mandatory_policy(overrides):
     run = run_stack("gke", overrides)
     found = {r.name: v for r in run.resources if (v := all_violations(recorded_args(r), MANDATORY))}
@@ -145,10 +160,14 @@ IMAGE = "docker.io/vllm/vllm-openai:v0.11.0"
 def serving_container() -> dict:
     """A compliant vLLM container: pinned image, key from a Secret, startup probe, memory /dev/shm."""
     return {
-        "name": "engine", "image": IMAGE,
+        "name": "engine",
+        "image": IMAGE,
         "command": ["vllm", "serve", "/models/Qwen/QwQ-32B", "--port", "8000", "--tensor-parallel-size", "2"],
-        "env": [{"name": "VLLM_API_KEY", "valueFrom": {"secretKeyRef": {"name": "llm-api-key", "key": "apiKey"}}},
-                {"name": "HF_HUB_OFFLINE", "value": "1"}, {"name": "TOKENIZERS_PARALLELISM", "value": "false"}],
+        "env": [
+            {"name": "VLLM_API_KEY", "valueFrom": {"secretKeyRef": {"name": "llm-api-key", "key": "apiKey"}}},
+            {"name": "HF_HUB_OFFLINE", "value": "1"},
+            {"name": "TOKENIZERS_PARALLELISM", "value": "false"},
+        ],
         "resources": {"limits": {"nvidia.com/gpu": "2", "memory": "256Gi"}},
         "startupProbe": {"httpGet": {"path": "/health", "port": 8000}, "periodSeconds": 10, "failureThreshold": 180},
         "volumeMounts": [{"name": "shm", "mountPath": "/dev/shm"}, {"name": "model", "mountPath": "/models"}],
@@ -156,48 +175,92 @@ def serving_container() -> dict:
 
 
 def pod_spec(container: Optional[dict] = None) -> dict:
-    return {"containers": [container or serving_container()],
-            "volumes": [{"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}},
-                        {"name": "model", "persistentVolumeClaim": {"claimName": "model"}}]}
+    return {
+        "containers": [container or serving_container()],
+        "volumes": [
+            {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}},
+            {"name": "model", "persistentVolumeClaim": {"claimName": "model"}},
+        ],
+    }
 
 
 def deployment(pod: Optional[dict] = None) -> dict:
-    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "llm", "namespace": "llm"},
-            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "llm"}},
-                     "template": {"metadata": {"labels": {"app": "llm"}}, "spec": pod or pod_spec()}}}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "llm", "namespace": "llm"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "llm"}},
+            "template": {"metadata": {"labels": {"app": "llm"}}, "spec": pod or pod_spec()},
+        },
+    }
 
 
 def leader_worker_set() -> dict:
     leader = serving_container()
     worker = {k: v for k, v in serving_container().items() if k != "startupProbe"}
-    worker.update(name="worker", command=["ray", "start", "--block", "--address=$(LWS_LEADER_ADDRESS):6379"],
-                  readinessProbe={"exec": {"command": ["ray", "health-check"]}})
-    return {"apiVersion": "leaderworkerset.x-k8s.io/v1", "kind": "LeaderWorkerSet", "metadata": {"name": "llm"},
-            "spec": {"replicas": 1, "leaderWorkerTemplate": {
-                "size": 2, "leaderTemplate": {"spec": pod_spec(leader)}, "workerTemplate": {"spec": pod_spec(worker)}}}}
+    worker.update(
+        name="worker",
+        command=["ray", "start", "--block", "--address=$(LWS_LEADER_ADDRESS):6379"],
+        readinessProbe={"exec": {"command": ["ray", "health-check"]}},
+    )
+    return {
+        "apiVersion": "leaderworkerset.x-k8s.io/v1",
+        "kind": "LeaderWorkerSet",
+        "metadata": {"name": "llm"},
+        "spec": {
+            "replicas": 1,
+            "leaderWorkerTemplate": {
+                "size": 2,
+                "leaderTemplate": {"spec": pod_spec(leader)},
+                "workerTemplate": {"spec": pod_spec(worker)},
+            },
+        },
+    }
 
 
 def sglang_container() -> dict:
-    return {**serving_container(),
-            "command": ["python3", "-m", "sglang.launch_server", "--model-path", "/models/m", "--api-key",
-                        "$(SGLANG_API_KEY)"],
-            "env": [{"name": "SGLANG_API_KEY", "valueFrom": {"secretKeyRef": {"name": "k", "key": "apiKey"}}}]}
+    return {
+        **serving_container(),
+        "command": [
+            "python3",
+            "-m",
+            "sglang.launch_server",
+            "--model-path",
+            "/models/m",
+            "--api-key",
+            "$(SGLANG_API_KEY)",
+        ],
+        "env": [{"name": "SGLANG_API_KEY", "valueFrom": {"secretKeyRef": {"name": "k", "key": "apiKey"}}}],
+    }
 
 
 def service(annotations: dict, source_ranges: Optional[list] = None) -> dict:
     spec: dict = {"type": "LoadBalancer", "selector": {"app": "llm"}, "ports": [{"port": 8000, "targetPort": 8000}]}
     if source_ranges is not None:
         spec["loadBalancerSourceRanges"] = source_ranges
-    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "llm", "annotations": annotations},
-            "spec": spec}
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "llm", "annotations": annotations},
+        "spec": spec,
+    }
 
 
 ALIBABA_ADDRESS = "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-address-type"
 
 
 def sg_rule(port_range: str, cidr: str = "", protocol: str = "tcp", **extra) -> dict:
-    rule = {"type": "ingress", "ipProtocol": protocol, "portRange": port_range, "policy": "accept",
-            "securityGroupId": "sg-1", "nicType": "intranet", **extra}
+    rule = {
+        "type": "ingress",
+        "ipProtocol": protocol,
+        "portRange": port_range,
+        "policy": "accept",
+        "securityGroupId": "sg-1",
+        "nicType": "intranet",
+        **extra,
+    }
     if cidr:
         rule["cidrIp"] = cidr
     return rule
@@ -217,27 +280,61 @@ COMPLIANT = {
     "vllm deployment": (DEPLOYMENT, deployment()),
     "sglang deployment": (DEPLOYMENT, deployment(pod_spec(sglang_container()))),
     "leaderworkerset": (LWS, leader_worker_set()),
-    "benchmark job (vllm bench is a client)": (JOB, {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {
-        "spec": {"restartPolicy": "Never", "containers": [{
-            "name": "bench", "image": IMAGE, "command": ["vllm", "bench", "serve", "--base-url", "http://llm:8000"],
-            "env": [{"name": "OPENAI_API_KEY", "valueFrom": {"secretKeyRef": {"name": "k", "key": "apiKey"}}}]}]}}}}),
+    "benchmark job (vllm bench is a client)": (
+        JOB,
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "spec": {
+                "template": {
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "containers": [
+                            {
+                                "name": "bench",
+                                "image": IMAGE,
+                                "command": ["vllm", "bench", "serve", "--base-url", "http://llm:8000"],
+                                "env": [
+                                    {
+                                        "name": "OPENAI_API_KEY",
+                                        "valueFrom": {"secretKeyRef": {"name": "k", "key": "apiKey"}},
+                                    }
+                                ],
+                            }
+                        ],
+                    }
+                }
+            },
+        },
+    ),
     "intranet LoadBalancer (Alibaba)": (SERVICE, service({ALIBABA_ADDRESS: "intranet"})),
     "internal LoadBalancer (GKE)": (SERVICE, service({"networking.gke.io/load-balancer-type": "Internal"})),
-    "internet LoadBalancer limited to client CIDRs": (SERVICE, service({ALIBABA_ADDRESS: "internet"},
-                                                                       ["203.0.113.0/24"])),
+    "internet LoadBalancer limited to client CIDRs": (
+        SERVICE,
+        service({ALIBABA_ADDRESS: "internet"}, ["203.0.113.0/24"]),
+    ),
     "API rule from a client CIDR": (llm_policies.SECURITY_GROUP_RULE, sg_rule("8000/8000", "203.0.113.7/32")),
     "SSH from an admin CIDR": (llm_policies.SECURITY_GROUP_RULE, sg_rule("22/22", "198.51.100.0/24")),
-    "encrypted OSS bucket": (llm_policies.OSS_BUCKET, {"bucket": "m",
-                                                       "serverSideEncryptionRule": {"sseAlgorithm": "AES256"}}),
+    "encrypted OSS bucket": (
+        llm_policies.OSS_BUCKET,
+        {"bucket": "m", "serverSideEncryptionRule": {"sseAlgorithm": "AES256"}},
+    ),
     "private OSS ACL": (llm_policies.OSS_BUCKET_ACL, {"bucket": "m", "acl": "private"}),
-    "locked-down GCS bucket": (llm_policies.GCS_BUCKET, {"name": "m", "location": "US",
-                                                         "uniformBucketLevelAccess": True,
-                                                         "publicAccessPrevention": "enforced"}),
+    "locked-down GCS bucket": (
+        llm_policies.GCS_BUCKET,
+        {"name": "m", "location": "US", "uniformBucketLevelAccess": True, "publicAccessPrevention": "enforced"},
+    ),
     "Helm release with a chart version": ("kubernetes:helm.sh/v3:Release", {"chart": "lws", "version": "0.7.0"}),
     "Helm release of a local chart": ("kubernetes:helm.sh/v3:Release", {"chart": "./charts/lws"}),
-    "user-data referencing an OOS secret": (llm_policies.ECS_INSTANCE, {"userData": b64(
-        "#!/bin/bash\nAPI_KEY_ENV=VLLM_API_KEY\nAPI_KEY_VALUE='{{oos-secret:llm-dev-api-key}}'\n"
-        "printf 'Authorization: Bearer %s\\n' \"$API_KEY_VALUE\"\nexport HF_TOKEN=\"${HF_TOKEN}\"\n")}),
+    "user-data referencing an OOS secret": (
+        llm_policies.ECS_INSTANCE,
+        {
+            "userData": b64(
+                "#!/bin/bash\nAPI_KEY_ENV=VLLM_API_KEY\nAPI_KEY_VALUE='{{oos-secret:llm-dev-api-key}}'\n"
+                'printf \'Authorization: Bearer %s\\n\' "$API_KEY_VALUE"\nexport HF_TOKEN="${HF_TOKEN}"\n'
+            )
+        },
+    ),
 }
 
 
@@ -260,87 +357,204 @@ def lws_with(template: str, change) -> dict:
 
 VIOLATIONS = {
     # public-endpoint-cidr-limits
-    "API rule open to 0.0.0.0/0": ("public-endpoint-cidr-limits", llm_policies.SECURITY_GROUP_RULE,
-                                   sg_rule("8000/8000", "0.0.0.0/0")),
-    "rule open to ::/0": ("public-endpoint-cidr-limits", llm_policies.SECURITY_GROUP_RULE,
-                          sg_rule("8000/8000", ipv6CidrIp="::/0")),
-    "internet LoadBalancer without source ranges (Alibaba)": ("public-endpoint-cidr-limits", SERVICE,
-                                                              service({ALIBABA_ADDRESS: "internet"})),
+    "API rule open to 0.0.0.0/0": (
+        "public-endpoint-cidr-limits",
+        llm_policies.SECURITY_GROUP_RULE,
+        sg_rule("8000/8000", "0.0.0.0/0"),
+    ),
+    "rule open to ::/0": (
+        "public-endpoint-cidr-limits",
+        llm_policies.SECURITY_GROUP_RULE,
+        sg_rule("8000/8000", ipv6CidrIp="::/0"),
+    ),
+    "internet LoadBalancer without source ranges (Alibaba)": (
+        "public-endpoint-cidr-limits",
+        SERVICE,
+        service({ALIBABA_ADDRESS: "internet"}),
+    ),
     "LoadBalancer without annotations is external on GKE": ("public-endpoint-cidr-limits", SERVICE, service({})),
-    "LoadBalancer source range 0.0.0.0/0": ("public-endpoint-cidr-limits", SERVICE,
-                                            service({ALIBABA_ADDRESS: "internet"}, ["0.0.0.0/0"])),
-    "GCP firewall from anywhere": ("public-endpoint-cidr-limits", llm_policies.GCP_FIREWALL,
-                                   {"network": "n", "sourceRanges": ["0.0.0.0/0"], "allows": [{"protocol": "tcp",
-                                                                                                "ports": ["8000"]}]}),
+    "LoadBalancer source range 0.0.0.0/0": (
+        "public-endpoint-cidr-limits",
+        SERVICE,
+        service({ALIBABA_ADDRESS: "internet"}, ["0.0.0.0/0"]),
+    ),
+    "GCP firewall from anywhere": (
+        "public-endpoint-cidr-limits",
+        llm_policies.GCP_FIREWALL,
+        {"network": "n", "sourceRanges": ["0.0.0.0/0"], "allows": [{"protocol": "tcp", "ports": ["8000"]}]},
+    ),
     # inference-api-key-required
     "vLLM without a key": ("inference-api-key-required", DEPLOYMENT, with_container(_drop_key)),
-    "vLLM key from a literal env, not a Secret": ("inference-api-key-required", DEPLOYMENT, with_container(
-        lambda c: c.update(env=[{"name": "VLLM_API_KEY", "value": "$(OTHER)"}]))),
-    "SGLang --api-key from a plain env var": ("inference-api-key-required", DEPLOYMENT, deployment(pod_spec({
-        **sglang_container(), "env": [{"name": "SGLANG_API_KEY", "value": "$(X)"}]}))),
+    "vLLM key from a literal env, not a Secret": (
+        "inference-api-key-required",
+        DEPLOYMENT,
+        with_container(lambda c: c.update(env=[{"name": "VLLM_API_KEY", "value": "$(OTHER)"}])),
+    ),
+    "SGLang --api-key from a plain env var": (
+        "inference-api-key-required",
+        DEPLOYMENT,
+        deployment(pod_spec({**sglang_container(), "env": [{"name": "SGLANG_API_KEY", "value": "$(X)"}]})),
+    ),
     "LeaderWorkerSet leader without a key": ("inference-api-key-required", LWS, lws_with("leaderTemplate", _drop_key)),
     # no-ssh-from-internet
     "SSH from 0.0.0.0/0": ("no-ssh-from-internet", llm_policies.SECURITY_GROUP_RULE, sg_rule("22/22", "0.0.0.0/0")),
-    "all TCP ports from 0.0.0.0/0": ("no-ssh-from-internet", llm_policies.SECURITY_GROUP_RULE,
-                                     sg_rule("1/65535", "0.0.0.0/0")),
-    "all protocols from 0.0.0.0/0": ("no-ssh-from-internet", llm_policies.SECURITY_GROUP_RULE,
-                                     sg_rule("-1/-1", "0.0.0.0/0", protocol="all")),
-    "GCP firewall SSH from anywhere": ("no-ssh-from-internet", llm_policies.GCP_FIREWALL,
-                                       {"network": "n", "sourceRanges": ["0.0.0.0/0"],
-                                        "allows": [{"protocol": "tcp", "ports": ["20-30"]}]}),
+    "all TCP ports from 0.0.0.0/0": (
+        "no-ssh-from-internet",
+        llm_policies.SECURITY_GROUP_RULE,
+        sg_rule("1/65535", "0.0.0.0/0"),
+    ),
+    "all protocols from 0.0.0.0/0": (
+        "no-ssh-from-internet",
+        llm_policies.SECURITY_GROUP_RULE,
+        sg_rule("-1/-1", "0.0.0.0/0", protocol="all"),
+    ),
+    "GCP firewall SSH from anywhere": (
+        "no-ssh-from-internet",
+        llm_policies.GCP_FIREWALL,
+        {"network": "n", "sourceRanges": ["0.0.0.0/0"], "allows": [{"protocol": "tcp", "ports": ["20-30"]}]},
+    ),
     # private-encrypted-buckets
     "OSS bucket without encryption": ("private-encrypted-buckets", llm_policies.OSS_BUCKET, {"bucket": "m"}),
-    "OSS bucket with a public-read acl": ("private-encrypted-buckets", llm_policies.OSS_BUCKET, {
-        "bucket": "m", "acl": "public-read", "serverSideEncryptionRule": {"sseAlgorithm": "KMS"}}),
-    "OSS BucketAcl public-read": ("private-encrypted-buckets", llm_policies.OSS_BUCKET_ACL,
-                                  {"bucket": "m", "acl": "public-read"}),
-    "GCS bucket with fine-grained ACLs": ("private-encrypted-buckets", llm_policies.GCS_BUCKET, {
-        "name": "m", "location": "US", "publicAccessPrevention": "enforced"}),
-    "GCS bucket with inherited public access prevention": ("private-encrypted-buckets", llm_policies.GCS_BUCKET, {
-        "name": "m", "location": "US", "uniformBucketLevelAccess": True, "publicAccessPrevention": "inherited"}),
+    "OSS bucket with a public-read acl": (
+        "private-encrypted-buckets",
+        llm_policies.OSS_BUCKET,
+        {"bucket": "m", "acl": "public-read", "serverSideEncryptionRule": {"sseAlgorithm": "KMS"}},
+    ),
+    "OSS BucketAcl public-read": (
+        "private-encrypted-buckets",
+        llm_policies.OSS_BUCKET_ACL,
+        {"bucket": "m", "acl": "public-read"},
+    ),
+    "GCS bucket with fine-grained ACLs": (
+        "private-encrypted-buckets",
+        llm_policies.GCS_BUCKET,
+        {"name": "m", "location": "US", "publicAccessPrevention": "enforced"},
+    ),
+    "GCS bucket with inherited public access prevention": (
+        "private-encrypted-buckets",
+        llm_policies.GCS_BUCKET,
+        {"name": "m", "location": "US", "uniformBucketLevelAccess": True, "publicAccessPrevention": "inherited"},
+    ),
     # no-plaintext-secrets
-    "API key as a literal env value": ("no-plaintext-secrets", DEPLOYMENT, with_container(
-        lambda c: c["env"].append({"name": "OPENAI_API_KEY", "value": "not-a-reference"}))),
-    "HF token in env under any name": ("no-plaintext-secrets", DEPLOYMENT, with_container(
-        lambda c: c["env"].append({"name": "DOWNLOAD", "value": "hf_" + "a1B2" * 9}))),
-    "--api-key literal in args": ("no-plaintext-secrets", DEPLOYMENT, with_container(
-        lambda c: c.update(args=["--api-key", "sekrit-value-123"]))),
-    "token assignment in a shell command": ("no-plaintext-secrets", JOB, {"spec": {"template": {"spec": {
-        "containers": [{"name": "dl", "image": "python:3.11.9-slim",
-                        "command": ["sh", "-c", "export MODELSCOPE_TOKEN=ms-0123456789abcdef && python dl.py"]}]}}}}),
-    "key in ECS user-data": ("no-plaintext-secrets", llm_policies.ECS_INSTANCE, {
-        "userData": b64("#!/bin/bash\necho VLLM_API_KEY=Zq9XhT2mLp4Rw8Ke >/etc/llm-serving/secret.env\n")}),
-    "AccessKey id in ECS user-data (plain text)": ("no-plaintext-secrets", llm_policies.ECS_INSTANCE, {
-        "userData": "#!/bin/bash\nossutil config -i LTAI5tAbCdEfGhIjKlMnOp\n"}),
-    "bearer token in a Cloud Assistant command": ("no-plaintext-secrets", llm_policies.ECS_COMMAND, {
-        "commandContent": b64("curl -H 'Authorization: Bearer abcdEFGH12345678' http://127.0.0.1:8000/v1/models\n")}),
-    "password in cloud-config": ("no-plaintext-secrets", llm_policies.ECS_INSTANCE, {
-        "userData": b64("#cloud-config\nchpasswd:\n  list: |\n    root:x\npassword: CorrectHorse99\n")}),
+    "API key as a literal env value": (
+        "no-plaintext-secrets",
+        DEPLOYMENT,
+        with_container(lambda c: c["env"].append({"name": "OPENAI_API_KEY", "value": "not-a-reference"})),
+    ),
+    "HF token in env under any name": (
+        "no-plaintext-secrets",
+        DEPLOYMENT,
+        with_container(lambda c: c["env"].append({"name": "DOWNLOAD", "value": "hf_" + "a1B2" * 9})),
+    ),
+    "--api-key literal in args": (
+        "no-plaintext-secrets",
+        DEPLOYMENT,
+        with_container(lambda c: c.update(args=["--api-key", "sekrit-value-123"])),
+    ),
+    "token assignment in a shell command": (
+        "no-plaintext-secrets",
+        JOB,
+        {
+            "spec": {
+                "template": {
+                    "spec": {
+                        "containers": [
+                            {
+                                "name": "dl",
+                                "image": "python:3.11.9-slim",
+                                "command": ["sh", "-c", "export MODELSCOPE_TOKEN=ms-0123456789abcdef && python dl.py"],
+                            }
+                        ]
+                    }
+                }
+            }
+        },
+    ),
+    "key in ECS user-data": (
+        "no-plaintext-secrets",
+        llm_policies.ECS_INSTANCE,
+        {"userData": b64("#!/bin/bash\necho VLLM_API_KEY=Zq9XhT2mLp4Rw8Ke >/etc/llm-serving/secret.env\n")},
+    ),
+    "AccessKey id in ECS user-data (plain text)": (
+        "no-plaintext-secrets",
+        llm_policies.ECS_INSTANCE,
+        {"userData": "#!/bin/bash\nossutil config -i LTAI5tAbCdEfGhIjKlMnOp\n"},
+    ),
+    "bearer token in a Cloud Assistant command": (
+        "no-plaintext-secrets",
+        llm_policies.ECS_COMMAND,
+        {"commandContent": b64("curl -H 'Authorization: Bearer abcdEFGH12345678' http://127.0.0.1:8000/v1/models\n")},
+    ),
+    "password in cloud-config": (
+        "no-plaintext-secrets",
+        llm_policies.ECS_INSTANCE,
+        {"userData": b64("#cloud-config\nchpasswd:\n  list: |\n    root:x\npassword: CorrectHorse99\n")},
+    ),
     # pinned-images
-    "image without a tag": ("pinned-images", DEPLOYMENT, with_container(
-        lambda c: c.update(image="vllm/vllm-openai"))),
+    "image without a tag": ("pinned-images", DEPLOYMENT, with_container(lambda c: c.update(image="vllm/vllm-openai"))),
     "image :latest": ("pinned-images", DEPLOYMENT, with_container(lambda c: c.update(image="vllm/vllm-openai:latest"))),
-    "registry with a port, no tag": ("pinned-images", POD, {"spec": pod_spec({**serving_container(),
-                                                                              "image": "registry:5000/vllm"})}),
-    "init container unpinned": ("pinned-images", JOB, {"spec": {"template": {"spec": {
-        "initContainers": [{"name": "fetch", "image": "busybox"}],
-        "containers": [{"name": "main", "image": "busybox:1.36.1"}]}}}}),
-    "LeaderWorkerSet worker :latest": ("pinned-images", LWS, lws_with(
-        "workerTemplate", lambda c: c.update(image="vllm/vllm-openai:latest"))),
-    "LeaderWorkerSet worker without probes": ("gpu-workload-probes-and-shm", LWS, lws_with(
-        "workerTemplate", lambda c: c.pop("readinessProbe"))),
-    "Helm release without a chart version": ("pinned-images", "kubernetes:helm.sh/v3:Release", {
-        "chart": "lws", "repositoryOpts": {"repo": "https://example.com/charts"}, "namespace": "lws-system"}),
+    "registry with a port, no tag": (
+        "pinned-images",
+        POD,
+        {"spec": pod_spec({**serving_container(), "image": "registry:5000/vllm"})},
+    ),
+    "init container unpinned": (
+        "pinned-images",
+        JOB,
+        {
+            "spec": {
+                "template": {
+                    "spec": {
+                        "initContainers": [{"name": "fetch", "image": "busybox"}],
+                        "containers": [{"name": "main", "image": "busybox:1.36.1"}],
+                    }
+                }
+            }
+        },
+    ),
+    "LeaderWorkerSet worker :latest": (
+        "pinned-images",
+        LWS,
+        lws_with("workerTemplate", lambda c: c.update(image="vllm/vllm-openai:latest")),
+    ),
+    "LeaderWorkerSet worker without probes": (
+        "gpu-workload-probes-and-shm",
+        LWS,
+        lws_with("workerTemplate", lambda c: c.pop("readinessProbe")),
+    ),
+    "Helm release without a chart version": (
+        "pinned-images",
+        "kubernetes:helm.sh/v3:Release",
+        {"chart": "lws", "repositoryOpts": {"repo": "https://example.com/charts"}, "namespace": "lws-system"},
+    ),
     # gpu-workload-probes-and-shm
-    "GPU container without probes": ("gpu-workload-probes-and-shm", DEPLOYMENT, with_container(
-        lambda c: c.pop("startupProbe"))),
-    "GPU container without /dev/shm": ("gpu-workload-probes-and-shm", DEPLOYMENT, with_container(
-        lambda c: c.update(volumeMounts=[{"name": "model", "mountPath": "/models"}]))),
-    "/dev/shm on a disk-backed emptyDir": ("gpu-workload-probes-and-shm", DEPLOYMENT, deployment(
-        {**pod_spec(), "volumes": [{"name": "shm", "emptyDir": {}}, {"name": "model", "emptyDir": {}}]})),
-    "GPU requested in requests only, no probe": ("gpu-workload-probes-and-shm", POD, {"spec": pod_spec({
-        **{k: v for k, v in serving_container().items() if k != "startupProbe"},
-        "resources": {"requests": {"nvidia.com/gpu": 1}}})}),
+    "GPU container without probes": (
+        "gpu-workload-probes-and-shm",
+        DEPLOYMENT,
+        with_container(lambda c: c.pop("startupProbe")),
+    ),
+    "GPU container without /dev/shm": (
+        "gpu-workload-probes-and-shm",
+        DEPLOYMENT,
+        with_container(lambda c: c.update(volumeMounts=[{"name": "model", "mountPath": "/models"}])),
+    ),
+    "/dev/shm on a disk-backed emptyDir": (
+        "gpu-workload-probes-and-shm",
+        DEPLOYMENT,
+        deployment({**pod_spec(), "volumes": [{"name": "shm", "emptyDir": {}}, {"name": "model", "emptyDir": {}}]}),
+    ),
+    "GPU requested in requests only, no probe": (
+        "gpu-workload-probes-and-shm",
+        POD,
+        {
+            "spec": pod_spec(
+                {
+                    **{k: v for k, v in serving_container().items() if k != "startupProbe"},
+                    "resources": {"requests": {"nvidia.com/gpu": 1}},
+                }
+            )
+        },
+    ),
 }
 
 
@@ -351,15 +565,18 @@ def test_each_rule_catches_its_violation(case):
     assert policy in found, found
 
 
-@pytest.mark.parametrize("resource_type, props, stack, expected", [
-    (llm_policies.ECS_INSTANCE, {"placement.instanceType": "ecs.gn7i-c16g1.4xlarge"}, "prod", True),
-    (llm_policies.ECS_INSTANCE, {"deletionProtection": False}, "acs-prod", True),
-    (llm_policies.ECS_INSTANCE, {"deletionProtection": True}, "prod", False),
-    (llm_policies.ECS_INSTANCE, {"deletionProtection": False}, "dev", False),
-    (llm_policies.ACK_CLUSTER, {"profile": "Acs"}, "production", True),
-    (llm_policies.GKE_CLUSTER, {"deletionProtection": False}, "prod", True),
-    (llm_policies.GKE_CLUSTER, {}, "prod", False),  # the provider default protects the cluster
-])
+@pytest.mark.parametrize(
+    "resource_type, props, stack, expected",
+    [
+        (llm_policies.ECS_INSTANCE, {"placement.instanceType": "ecs.gn7i-c16g1.4xlarge"}, "prod", True),
+        (llm_policies.ECS_INSTANCE, {"deletionProtection": False}, "acs-prod", True),
+        (llm_policies.ECS_INSTANCE, {"deletionProtection": True}, "prod", False),
+        (llm_policies.ECS_INSTANCE, {"deletionProtection": False}, "dev", False),
+        (llm_policies.ACK_CLUSTER, {"profile": "Acs"}, "production", True),
+        (llm_policies.GKE_CLUSTER, {"deletionProtection": False}, "prod", True),
+        (llm_policies.GKE_CLUSTER, {}, "prod", False),  # the provider default protects the cluster
+    ],
+)
 def test_prod_deletion_protection_is_advised(resource_type, props, stack, expected):
     assert bool(violations("prod-deletion-protection", args_for(resource_type, props, stack=stack))) is expected
 
@@ -372,7 +589,7 @@ def test_secret_heuristics_leave_ordinary_names_and_references_alone():
     assert llm_checks.name_looks_secret("akSecret") and llm_checks.name_looks_secret("ALICLOUD_ACCESS_KEY")
     assert not llm_checks.name_looks_secret("TOKENIZERS_PARALLELISM")
     assert not llm_checks.name_looks_secret("MAX_NUM_BATCHED_TOKENS")
-    assert llm_checks.secrets_in_text("--api-key $(VLLM_API_KEY) --api-key \"${KEY}\" --api-key {{oos-secret:k}}") == []
+    assert llm_checks.secrets_in_text('--api-key $(VLLM_API_KEY) --api-key "${KEY}" --api-key {{oos-secret:k}}') == []
     assert llm_checks.secrets_in_text("--max-num-batched-tokens 32768 --env-file /etc/llm-serving/secret.env") == []
     assert llm_checks.secrets_in_text("HF_TOKEN=abc123") == []  # too short to be a credential
 

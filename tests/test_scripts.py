@@ -1,16 +1,23 @@
 """Host scripts: shellcheck-clean as written and as rendered, within ECS limits, config round-trips."""
-import dataclasses
+
 import base64
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from harness import run_stack, settings_for, unwrap
 
-from components.alibaba.host_scripts import (SCRIPTS, USER_DATA_LIMIT_BYTES, HostConfig, model_dir, render_conf,
-                                     render_ready_command, render_user_data)
-from harness import settings_for
-from harness import run_stack, unwrap
+from components.alibaba.host_scripts import (
+    SCRIPTS,
+    USER_DATA_LIMIT_BYTES,
+    HostConfig,
+    model_dir,
+    render_conf,
+    render_ready_command,
+    render_user_data,
+)
 from stacks.alibaba.ecs import host_config
 
 SHELLCHECK = str(Path(sys.executable).parent / "shellcheck")
@@ -34,8 +41,11 @@ VARIANTS = {
     "vllm-7b": {},
     "sglang-7b": {"engine.name": "sglang"},
     "vllm-qwq-tp4": {"model": "QwQ-32B", "placement.instanceType": "ecs.gn7i-4x.8xlarge"},
-    "vllm-r1-h20": {"model": "DeepSeek-R1", "placement.instanceType": "ecs.ebmgn8v.48xlarge",
-                    "engine.extraArgs": ["--enable-expert-parallel"]},
+    "vllm-r1-h20": {
+        "model": "DeepSeek-R1",
+        "placement.instanceType": "ecs.ebmgn8v.48xlarge",
+        "engine.extraArgs": ["--enable-expert-parallel"],
+    },
 }
 
 
@@ -50,28 +60,39 @@ def test_rendered_user_data_passes_shellcheck_and_fits_the_ecs_limit(variant, tm
 
 def test_rendered_readiness_command_passes_shellcheck(tmp_path):
     path = tmp_path / "ready.sh"
-    path.write_text(render_ready_command(api_port=8000, api_key_env="VLLM_API_KEY",
-                                         secret_parameter="llm-dev-api-key", timeout_seconds=2820))
+    path.write_text(
+        render_ready_command(
+            api_port=8000, api_key_env="VLLM_API_KEY", secret_parameter="llm-dev-api-key", timeout_seconds=2820
+        )
+    )
     shellcheck(path)
 
 
 def test_config_values_survive_shell_quoting(tmp_path):
     """bash reads back exactly the values Python wrote, including an engine argument config would refuse."""
     host = host_for({"engine.name": "sglang"})
-    hostile = dataclasses.replace(host.engine, argv=(*host.engine.argv, "--served-model-name", "it's \"quoted\" $HOME"))
+    hostile = dataclasses.replace(host.engine, argv=(*host.engine.argv, "--served-model-name", 'it\'s "quoted" $HOME'))
     host = dataclasses.replace(host, engine=hostile)
     conf = tmp_path / "serving.conf"
     conf.write_text(render_conf(host))
-    printed = subprocess.run(["bash", "-c", f'source {conf}; printf "%s\\n" "$ENGINE_CMD" "$MODEL_DIR"'],
-                             capture_output=True, text=True, check=True).stdout.splitlines()
+    printed = subprocess.run(
+        ["bash", "-c", f'source {conf}; printf "%s\\n" "$ENGINE_CMD" "$MODEL_DIR"'],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
     assert printed == [host.engine.shell(), model_dir(host.model)]
 
 
 def test_user_data_installs_both_units_and_starts_the_bootstrap_without_waiting():
     run = run_stack("dev")
     text = base64.b64decode(unwrap(run.one("alicloud:ecs/instance:Instance").inputs)["userData"]).decode()
-    for path in ("/etc/systemd/system/llm-bootstrap.service", "/etc/systemd/system/llm-serving.service",
-                 "/usr/local/lib/llm-serving/bootstrap.sh", "/usr/local/bin/llm-serving-run"):
+    for path in (
+        "/etc/systemd/system/llm-bootstrap.service",
+        "/etc/systemd/system/llm-serving.service",
+        "/usr/local/lib/llm-serving/bootstrap.sh",
+        "/usr/local/bin/llm-serving-run",
+    ):
         assert f"cat > {path} <<'LLM_SERVING_EOF'" in text
     assert text.rstrip().endswith("systemctl start --no-block llm-bootstrap.service")
     assert "MODEL_ID=deepseek-ai/DeepSeek-R1-Distill-Qwen-7B" in text and "docker pull" in text

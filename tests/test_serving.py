@@ -1,4 +1,5 @@
 """The Kubernetes serving workload: what a production cluster needs from one pod or one LWS group per copy."""
+
 import hashlib
 import math
 import os
@@ -8,11 +9,19 @@ from pathlib import Path
 
 import kubernetes_validate
 import pytest
+from harness import (
+    KUBERNETES_SCHEMA_VERSION,
+    PRIVATE_LB_IP,
+    PUBLIC_LB_IP,
+    all_strings,
+    is_secret,
+    run_program,
+    unwrap,
+    validate_kubernetes,
+)
 
 from core.catalog import MODELS
 from core.engine import EngineOptions, build_command
-from harness import (KUBERNETES_SCHEMA_VERSION, PRIVATE_LB_IP, PUBLIC_LB_IP, all_strings, is_secret, run_program,
-                     unwrap, validate_kubernetes)
 
 KEY = "serving-test-KEY-0123456789abcdefXYZ"
 LWS = "kubernetes:leaderworkerset.x-k8s.io/v1:LeaderWorkerSet"
@@ -32,14 +41,25 @@ def engine(kind="vllm", pods=1):
 
 def build(private=None, public=None, with_dependency=False, **overrides):
     """Build one ServingWorkload under mocks; exposures as ServiceExposure keyword dicts."""
+
     def program():
         import pulumi
         import pulumi_kubernetes as k8s
 
         from components.kubernetes.serving_workload import ServiceExposure, ServingArgs, ServingWorkload
-        values = dict(namespace="llm", app="llm", image="docker.io/vllm/vllm-openai:v0.11.0", engine=engine(),
-                      api_key=pulumi.Output.secret(KEY), model_volume=PVC, model_mount_path="/models",
-                      gpus_per_pod=1, load_minutes=20, pod_labels=ACS_LABELS)
+
+        values = dict(
+            namespace="llm",
+            app="llm",
+            image="docker.io/vllm/vllm-openai:v0.11.0",
+            engine=engine(),
+            api_key=pulumi.Output.secret(KEY),
+            model_volume=PVC,
+            model_mount_path="/models",
+            gpus_per_pod=1,
+            load_minutes=20,
+            pod_labels=ACS_LABELS,
+        )
         values.update(overrides)
         if with_dependency:
             values["depends_on"] = [k8s.core.v1.ConfigMap("model-import", metadata={"namespace": "llm"})]
@@ -48,8 +68,14 @@ def build(private=None, public=None, with_dependency=False, **overrides):
         if public is not None:
             values["public_service"] = ServiceExposure(**public)
         serving = ServingWorkload("serving", ServingArgs(**values))
-        return {"private": serving.private_address, "public": serving.public_address,
-                "service": serving.service_name, "secret": serving.secret_name, "secretKey": serving.secret_key}
+        return {
+            "private": serving.private_address,
+            "public": serving.public_address,
+            "service": serving.service_name,
+            "secret": serving.secret_name,
+            "secretKey": serving.secret_key,
+        }
+
     return run_program(program)
 
 
@@ -74,7 +100,7 @@ def kubelet_expand(text, env):
             i += 2
         elif text.startswith("$(", i) and text.find(")", i) != -1:
             end = text.find(")", i)
-            out.append(env.get(text[i + 2:end], text[i:end + 1]))
+            out.append(env.get(text[i + 2 : end], text[i : end + 1]))
             i = end + 1
         else:
             out.append(text[i])
@@ -83,6 +109,7 @@ def kubelet_expand(text, env):
 
 
 # --- One pod per copy: a Deployment -------------------------------------------------------------
+
 
 def test_a_single_pod_copy_is_a_deployment_that_validates_against_the_kubernetes_schema():
     run = build()
@@ -108,8 +135,7 @@ def test_selector_is_the_stable_app_label_and_pod_labels_only_label_the_pods():
 def test_resources_are_guaranteed_with_the_gpus_of_the_pod():
     run = build(gpus_per_pod=4, cpu=16, memory_gib=128, gpu_resource="alibabacloud.com/ppu")
     resources = engine_container(run)["resources"]
-    assert resources["requests"] == resources["limits"] == {"cpu": "16", "memory": "128Gi",
-                                                            "alibabacloud.com/ppu": "4"}
+    assert resources["requests"] == resources["limits"] == {"cpu": "16", "memory": "128Gi", "alibabacloud.com/ppu": "4"}
 
 
 def test_shared_memory_is_a_sized_memory_volume_and_the_model_is_mounted_read_only():
@@ -145,6 +171,7 @@ def test_readiness_and_liveness_probes_leave_a_busy_engine_alone():
 
 def test_rollout_waits_are_sized_from_the_load_not_from_kubernetes_defaults():
     from components.kubernetes.serving_workload import ready_minutes
+
     run = build(load_minutes=45)
     minutes = ready_minutes(45)
     startup = engine_container(run)["startupProbe"]
@@ -174,15 +201,20 @@ def test_pods_run_without_privileges_or_api_credentials():
 def test_updates_start_the_new_pod_before_stopping_the_old_unless_there_is_no_spare_capacity():
     surge = build()
     assert surge.kubernetes_object("Deployment")["spec"]["strategy"] == {
-        "type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
     fixed = build(replicas=3, surge_updates=False)
     assert fixed.kubernetes_object("Deployment")["spec"]["strategy"]["rollingUpdate"] == {
-        "maxSurge": 0, "maxUnavailable": 1}
+        "maxSurge": 0,
+        "maxUnavailable": 1,
+    }
     # A surge update replaces the copies one after another: the update wait grows with them.
     assert fixed.one(DEPLOYMENT).custom_timeouts["update"] != surge.one(DEPLOYMENT).custom_timeouts["update"]
 
 
 # --- The API key ---------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("kind", ["vllm", "sglang"])
 def test_the_api_key_reaches_the_engine_only_through_a_secret_reference(kind):
@@ -211,12 +243,15 @@ def test_a_new_key_gets_a_new_immutable_secret_so_the_pods_roll():
     assert secret["immutable"] is True
     version = run.one("random:index/randomId:RandomId")
     assert is_secret(version.inputs["keepers"]) or is_secret(version.inputs["keepers"]["apiKeySha256"])
-    assert unwrap(version.inputs["keepers"]) == {"apiKeySha256": hashlib.sha256(KEY.encode()).hexdigest(),
-                                                 "secretKey": "VLLM_API_KEY"}
+    assert unwrap(version.inputs["keepers"]) == {
+        "apiKeySha256": hashlib.sha256(KEY.encode()).hexdigest(),
+        "secretKey": "VLLM_API_KEY",
+    }
     assert secret["metadata"]["name"] == "llm-api-key-a1b2c3d4"  # the mocked RandomId hex
 
 
 # --- Copies, disruption budget, Services -------------------------------------------------------
+
 
 def test_one_copy_has_no_disruption_budget():
     assert build().of_type(PDB) == []
@@ -256,9 +291,10 @@ def test_a_private_load_balancer_carries_its_annotations_and_gives_the_private_a
 
 def test_a_public_load_balancer_admits_only_the_source_ranges():
     internet = {"service.beta.kubernetes.io/alibaba-cloud-loadbalancer-address-type": "internet"}
-    run = build(private={"annotations": {"x": "intranet"}},
-                public={"annotations": internet, "source_ranges": ["203.0.113.0/24"],
-                        "external_traffic_policy": "Local"})
+    run = build(
+        private={"annotations": {"x": "intranet"}},
+        public={"annotations": internet, "source_ranges": ["203.0.113.0/24"], "external_traffic_policy": "Local"},
+    )
     assert {s.name for s in run.of_type(SERVICE)} == {"serving-api", "serving-private", "serving-public"}
     public = run.kubernetes_object("Service", "llm-public")["spec"]
     assert public["loadBalancerSourceRanges"] == ["203.0.113.0/24"]
@@ -282,6 +318,7 @@ def test_serving_starts_only_after_its_dependencies_and_every_child_is_parented(
 
 # --- Several pods per copy: a LeaderWorkerSet --------------------------------------------------
 
+
 def lws_run(**overrides):
     values = dict(engine=engine(pods=2), gpus_per_pod=8, pods_per_replica=2, memory_gib=1024, shm_gib=64)
     values.update(overrides)
@@ -303,8 +340,10 @@ def test_a_multi_pod_copy_is_a_leader_worker_set_with_its_required_fields():
     assert spec["replicas"] == 2
     template = spec["leaderWorkerTemplate"]
     assert template["size"] == 2 and template["restartPolicy"] == "RecreateGroupOnPodRestart"
-    assert spec["rolloutStrategy"] == {"type": "RollingUpdate",
-                                       "rollingUpdateConfiguration": {"maxSurge": 1, "maxUnavailable": 0}}
+    assert spec["rolloutStrategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdateConfiguration": {"maxSurge": 1, "maxUnavailable": 0},
+    }
     assert lws["metadata"]["annotations"]["pulumi.com/waitFor"] == "condition=Available"
     resource = run.one(LWS)
     assert run.named("model-import").urn in resource.dependencies
@@ -313,8 +352,11 @@ def test_a_multi_pod_copy_is_a_leader_worker_set_with_its_required_fields():
 
 def test_leader_and_worker_templates_are_valid_pod_templates():
     for template in lws_templates(lws_run()):
-        kubernetes_validate.validate({"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "t"},
-                                      "template": template}, KUBERNETES_SCHEMA_VERSION, strict=True)
+        kubernetes_validate.validate(
+            {"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "t"}, "template": template},
+            KUBERNETES_SCHEMA_VERSION,
+            strict=True,
+        )
 
 
 def test_every_pod_of_the_group_has_its_gpus_the_model_and_shared_memory():
@@ -323,7 +365,9 @@ def test_every_pod_of_the_group_has_its_gpus_the_model_and_shared_memory():
         assert container["resources"]["limits"]["nvidia.com/gpu"] == "8"
         assert container["resources"]["requests"] == container["resources"]["limits"]
         assert {m["mountPath"]: m.get("readOnly", False) for m in container["volumeMounts"]} == {
-            "/models": True, "/dev/shm": False}
+            "/models": True,
+            "/dev/shm": False,
+        }
         assert ACS_LABELS.items() <= template["metadata"]["labels"].items()
 
 
@@ -370,14 +414,17 @@ def test_multi_pod_needs_a_ray_command_and_single_pod_refuses_one():
         build(engine=engine(pods=2))
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"shm_gib": 64, "memory_gib": 64}, "below memory_gib"),
-    ({"pod_labels": {"app": "other"}}, "app label"),
-    ({"env": {"VLLM_API_KEY": "literal"}}, "must not set"),
-    ({"app": "LLM_Server"}, "DNS label"),
-    ({"replicas": 0}, "replicas must be at least 1"),
-    ({"secret_env": {"VLLM_API_KEY": ("other", "k")}}, "secret_env must not set"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"shm_gib": 64, "memory_gib": 64}, "below memory_gib"),
+        ({"pod_labels": {"app": "other"}}, "app label"),
+        ({"env": {"VLLM_API_KEY": "literal"}}, "must not set"),
+        ({"app": "LLM_Server"}, "DNS label"),
+        ({"replicas": 0}, "replicas must be at least 1"),
+        ({"secret_env": {"VLLM_API_KEY": ("other", "k")}}, "secret_env must not set"),
+    ],
+)
 def test_mistakes_are_refused_before_anything_is_created(overrides, message):
     with pytest.raises(ValueError, match=message):
         build(**overrides)
@@ -396,6 +443,7 @@ def test_an_engine_that_downloads_at_start_writes_its_volume_online_with_secret_
 
 # --- The Ray launch scripts, run as the kubelet would run them -----------------------------------
 
+
 def fake_tools(tmp_path, gpu_counts):
     """A PATH with stand-ins for ray, python3 (the GPU count query), vllm and sleep."""
     bin_dir = tmp_path / "bin"
@@ -405,11 +453,14 @@ def fake_tools(tmp_path, gpu_counts):
         "vllm": 'echo "vllm $*" >> "$STATE/log"',
         "sleep": "exit 0",
         # Answers the leader's GPU query with the next of gpu_counts (the last one repeats).
-        "python3": "\n".join([
-            "cat >/dev/null",
-            'n=$(( $(cat "$STATE/calls" 2>/dev/null || echo 0) + 1 )); echo "$n" > "$STATE/calls"',
-            f"counts=({' '.join(map(str, gpu_counts))})",
-            'i=$(( n <= ${#counts[@]} ? n - 1 : ${#counts[@]} - 1 )); echo "${counts[$i]}"']),
+        "python3": "\n".join(
+            [
+                "cat >/dev/null",
+                'n=$(( $(cat "$STATE/calls" 2>/dev/null || echo 0) + 1 )); echo "$n" > "$STATE/calls"',
+                f"counts=({' '.join(map(str, gpu_counts))})",
+                'i=$(( n <= ${#counts[@]} ? n - 1 : ${#counts[@]} - 1 )); echo "${counts[$i]}"',
+            ]
+        ),
     }
     for name, body in tools.items():
         path = bin_dir / name
@@ -428,6 +479,7 @@ def run_container(container, env, timeout=20):
 
 def test_inline_scripts_are_escaped_against_kubelet_expansion():
     from components.kubernetes.serving_workload import kubernetes_literal
+
     text = 'echo "$$ $(HOME) $(date) ${X}" $((1 + 2))'
     assert kubelet_expand(text, {"HOME": "/root"}) != text  # what an unescaped script would suffer
     assert kubelet_expand(kubernetes_literal(text), {"HOME": "/root"}) == text
@@ -435,12 +487,14 @@ def test_inline_scripts_are_escaped_against_kubelet_expansion():
 
 def test_scripts_reach_the_container_unchanged_by_kubelet_expansion():
     from components.kubernetes.serving_workload import SCRIPTS
+
     leader, worker = lws_templates(lws_run())
     for template, script in ((leader, "ray-leader.sh"), (worker, "ray-worker.sh")):
         container = template["spec"]["containers"][0]
         env = {e["name"]: "X" for e in container["env"]}
         assert kubelet_expand(container["command"][2], env) == (
-            (SCRIPTS / "ray-network-env.sh").read_text() + "\n" + (SCRIPTS / script).read_text())
+            (SCRIPTS / "ray-network-env.sh").read_text() + "\n" + (SCRIPTS / script).read_text()
+        )
 
 
 def test_leader_waits_for_all_gpus_then_execs_the_engine_argv(tmp_path):
@@ -472,7 +526,8 @@ def test_worker_joins_the_leaders_ray_head_once_it_listens(tmp_path):
     assert result.returncode == 0, result.stderr
     node_port = env_of(worker)["LLM_RAY_NODE_PORT"]["value"]
     assert (tmp_path / "log").read_text().strip() == (
-        f"ray start --address=127.0.0.1:{port} --node-manager-port={node_port} --block")
+        f"ray start --address=127.0.0.1:{port} --node-manager-port={node_port} --block"
+    )
 
 
 def test_worker_gives_up_when_the_leader_never_answers(tmp_path):
@@ -480,8 +535,12 @@ def test_worker_gives_up_when_the_leader_never_answers(tmp_path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]
-    env = {**fake_tools(tmp_path, []), "LWS_LEADER_ADDRESS": "127.0.0.1", "LLM_RAY_PORT": str(closed_port),
-           "LLM_RAY_JOIN_TIMEOUT_SECONDS": "0"}
+    env = {
+        **fake_tools(tmp_path, []),
+        "LWS_LEADER_ADDRESS": "127.0.0.1",
+        "LLM_RAY_PORT": str(closed_port),
+        "LLM_RAY_JOIN_TIMEOUT_SECONDS": "0",
+    }
     result = run_container(worker, env)
     assert result.returncode == 1 and "did not answer" in result.stderr
     assert not (tmp_path / "log").exists()
@@ -490,15 +549,25 @@ def test_worker_gives_up_when_the_leader_never_answers(tmp_path):
 def test_both_ray_scripts_first_source_the_networks_nccl_settings(tmp_path):
     # What GKE's gIB installer leaves on an RDMA node; it reads a variable nobody set (set -u must not trip).
     nccl = tmp_path / "set_nccl_env.sh"
-    nccl.write_text('export NCCL_NET=gIB\nexport LD_LIBRARY_PATH="$LD_LIBRARY_PATH:/gib/lib64"\n'
-                    ': "$UNSET_BY_ANYONE"\necho "sourced" >> "$STATE/log"\n')
+    nccl.write_text(
+        'export NCCL_NET=gIB\nexport LD_LIBRARY_PATH="$LD_LIBRARY_PATH:/gib/lib64"\n'
+        ': "$UNSET_BY_ANYONE"\necho "sourced" >> "$STATE/log"\n'
+    )
     leader, worker = (t["spec"]["containers"][0] for t in lws_templates(lws_run()))
     tools = fake_tools(tmp_path, [16])
     # The fake ray records the library path it was started with.
-    (tmp_path / "bin" / "ray").write_text('#!/bin/bash\necho "LD_LIBRARY_PATH=$LD_LIBRARY_PATH" >> "$STATE/env"\n'
-                                          'echo "ray $*" >> "$STATE/log"\n')
-    result = run_container(leader, {**tools, "LLM_NCCL_ENV_SCRIPT": str(nccl),
-                                     "LLM_EXTRA_LIBRARY_PATH": "/usr/local/nvidia/lib64", "LD_LIBRARY_PATH": "/image/lib"})
+    (tmp_path / "bin" / "ray").write_text(
+        '#!/bin/bash\necho "LD_LIBRARY_PATH=$LD_LIBRARY_PATH" >> "$STATE/env"\necho "ray $*" >> "$STATE/log"\n'
+    )
+    result = run_container(
+        leader,
+        {
+            **tools,
+            "LLM_NCCL_ENV_SCRIPT": str(nccl),
+            "LLM_EXTRA_LIBRARY_PATH": "/usr/local/nvidia/lib64",
+            "LD_LIBRARY_PATH": "/image/lib",
+        },
+    )
     assert result.returncode == 0, result.stderr
     assert "NCCL_NET=gIB" in result.stdout
     assert (tmp_path / "log").read_text().splitlines()[:2] == ["sourced", "ray start --head --port=6379"]
@@ -509,23 +578,31 @@ def test_both_ray_scripts_first_source_the_networks_nccl_settings(tmp_path):
 
 def test_a_missing_nccl_settings_script_stops_the_pod_before_ray(tmp_path):
     worker = lws_templates(lws_run())[1]["spec"]["containers"][0]
-    env = {**fake_tools(tmp_path, []), "LWS_LEADER_ADDRESS": "127.0.0.1", "LLM_RAY_PORT": "1",
-           "LLM_NCCL_ENV_SCRIPT": str(tmp_path / "never.sh"), "LLM_RAY_JOIN_TIMEOUT_SECONDS": "0"}
+    env = {
+        **fake_tools(tmp_path, []),
+        "LWS_LEADER_ADDRESS": "127.0.0.1",
+        "LLM_RAY_PORT": "1",
+        "LLM_NCCL_ENV_SCRIPT": str(tmp_path / "never.sh"),
+        "LLM_RAY_JOIN_TIMEOUT_SECONDS": "0",
+    }
     result = run_container(worker, env)
     assert result.returncode == 1 and "never.sh did not appear" in result.stderr
     assert not (tmp_path / "log").exists()
 
 
-@pytest.mark.parametrize("mount, message", [(("model", "/x", "/y"), "host_mounts names"),
-                                            (("x", "/x", "/dev/shm"), "must not mount over")])
+@pytest.mark.parametrize(
+    "mount, message", [(("model", "/x", "/y"), "host_mounts names"), (("x", "/x", "/dev/shm"), "must not mount over")]
+)
 def test_host_mounts_over_the_workloads_own_volumes_are_refused(mount, message):
     from components.kubernetes.serving_workload import HostMount
+
     with pytest.raises(ValueError, match=message):
         build(host_mounts=(HostMount(*mount),))
 
 
 def test_host_mounts_reach_every_gpu_container_read_only():
     from components.kubernetes.serving_workload import HostMount
+
     mounts = (HostMount("gib", "/home/kubernetes/bin/gib", "/usr/local/gib"),)
     for template in lws_templates(lws_run(host_mounts=mounts)):
         spec = template["spec"]
@@ -535,4 +612,5 @@ def test_host_mounts_reach_every_gpu_container_read_only():
 
 def test_scripts_are_in_the_shellchecked_directory():
     from components.kubernetes.serving_workload import SCRIPTS
+
     assert {"ray-leader.sh", "ray-worker.sh"} <= {p.name for p in Path(SCRIPTS).glob("*.sh")}

@@ -1,4 +1,5 @@
 """Sizing: real model/GPU pairs, KV cache arithmetic, tensor-parallel rules, disk and readiness."""
+
 import pytest
 
 from core import sizing
@@ -7,9 +8,15 @@ from core.catalog import GPUS, MODELS
 KIB = 1024
 
 
-@pytest.mark.parametrize("model,kib_per_token", [
-    ("QwQ-32B", 256), ("Qwen3-32B", 256), ("DeepSeek-R1-Distill-Llama-70B", 320), ("Qwen3-235B-A22B", 188),
-])
+@pytest.mark.parametrize(
+    "model,kib_per_token",
+    [
+        ("QwQ-32B", 256),
+        ("Qwen3-32B", 256),
+        ("DeepSeek-R1-Distill-Llama-70B", 320),
+        ("Qwen3-235B-A22B", 188),
+    ],
+)
 def test_kv_cache_per_token_matches_the_reference_figures(model, kib_per_token):
     assert sizing.kv_bytes_per_token_per_gpu(MODELS[model], 1) == kib_per_token * KIB
 
@@ -26,14 +33,17 @@ def test_kv_heads_are_split_across_tensor_parallel_ranks_but_never_below_one():
     assert sizing.kv_bytes_per_token_per_gpu(qwq, 16) == 256 * KIB / 8
 
 
-@pytest.mark.parametrize("model,gpu,count,fits", [
-    ("QwQ-32B", "A10", 4, True),
-    ("QwQ-32B", "A10", 1, False),
-    ("DeepSeek-R1", "A10", 8, False),
-    ("DeepSeek-R1-Distill-Qwen-7B", "A10", 1, True),
-    ("QwQ-32B", "H20", 1, True),
-    ("Qwen3-235B-A22B", "H20", 8, True),
-])
+@pytest.mark.parametrize(
+    "model,gpu,count,fits",
+    [
+        ("QwQ-32B", "A10", 4, True),
+        ("QwQ-32B", "A10", 1, False),
+        ("DeepSeek-R1", "A10", 8, False),
+        ("DeepSeek-R1-Distill-Qwen-7B", "A10", 1, True),
+        ("QwQ-32B", "H20", 1, True),
+        ("Qwen3-235B-A22B", "H20", 8, True),
+    ],
+)
 def test_real_model_gpu_pairs(model, gpu, count, fits):
     assert sizing.fit(MODELS[model], GPUS[gpu], count, 32768, 0.9).fits is fits
 
@@ -48,11 +58,18 @@ def test_longer_context_needs_more_memory():
     assert sizing.fit(qwq, a10, 4, 40960, 0.9).needed_gib > sizing.fit(qwq, a10, 4, 8192, 0.9).needed_gib
 
 
-@pytest.mark.parametrize("model,tp,ok", [
-    ("QwQ-32B", 8, True), ("QwQ-32B", 4, True), ("QwQ-32B", 3, False),
-    ("DeepSeek-R1-Distill-Qwen-7B", 8, False), ("DeepSeek-R1-Distill-Qwen-7B", 2, True),
-    ("Qwen3-235B-A22B", 8, True), ("DeepSeek-R1", 16, True),
-])
+@pytest.mark.parametrize(
+    "model,tp,ok",
+    [
+        ("QwQ-32B", 8, True),
+        ("QwQ-32B", 4, True),
+        ("QwQ-32B", 3, False),
+        ("DeepSeek-R1-Distill-Qwen-7B", 8, False),
+        ("DeepSeek-R1-Distill-Qwen-7B", 2, True),
+        ("Qwen3-235B-A22B", 8, True),
+        ("DeepSeek-R1", 16, True),
+    ],
+)
 def test_tensor_parallel_must_divide_heads(model, tp, ok):
     assert (sizing.parallelism_problem(MODELS[model], tp) is None) is ok
 

@@ -4,6 +4,7 @@ preview.yml (pull requests): tests, then `pulumi preview` of every stack with th
 on the PR. deploy.yml (main): tests, `pulumi up` dev, then prod behind the `production` environment.
 destroy.yml (manual): one confirmed stack. pulumi.yml holds the shared steps; test.yml the test suite.
 """
+
 from __future__ import annotations
 
 import os
@@ -14,16 +15,22 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from harness import EXAMPLE_STACKS, ROOT
 
 WORKFLOWS = ROOT / ".github" / "workflows"
 BIN = Path(sys.executable).parent
-STACKS = sorted(EXAMPLE_STACKS)  # dev and prod at the root, the rest in examples/ (never a glob: a user's own stack file is not an example)
+STACKS = sorted(
+    EXAMPLE_STACKS
+)  # dev and prod at the root, the rest in examples/ (never a glob: a user's own stack file is not an example)
 REUSABLE = "./.github/workflows/pulumi.yml"
 TESTS = "./.github/workflows/test.yml"
-SECRETS = ("ALICLOUD_ACCESS_KEY", "ALICLOUD_SECRET_KEY", "GOOGLE_CREDENTIALS", "PULUMI_CONFIG_PASSPHRASE",
-           "PULUMI_ACCESS_TOKEN")
+SECRETS = (
+    "ALICLOUD_ACCESS_KEY",
+    "ALICLOUD_SECRET_KEY",
+    "GOOGLE_CREDENTIALS",
+    "PULUMI_CONFIG_PASSPHRASE",
+    "PULUMI_ACCESS_TOKEN",
+)
 
 
 def load(name: str) -> dict:
@@ -41,10 +48,10 @@ def calls(workflow: dict, job: str, target: str = REUSABLE) -> dict:
     return spec
 
 
-def pin(requirements: Path, package: str) -> str:
-    match = re.search(rf"^{re.escape(package)}==(\S+)", requirements.read_text(), re.MULTILINE)
-    assert match, f"{package} is not pinned in {requirements.name}"
-    return match.group(1)
+def pin(package: str) -> str:
+    from pins import project_pins
+
+    return project_pins()[package]
 
 
 def test_actionlint_passes_on_every_workflow():
@@ -52,8 +59,9 @@ def test_actionlint_passes_on_every_workflow():
     files = sorted(str(p) for p in WORKFLOWS.glob("*.yml"))
     assert len(files) == 5
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}  # its shellcheck, too
-    result = subprocess.run([str(BIN / "actionlint"), "-no-color", *files], capture_output=True, text=True,
-                            cwd=ROOT, env=env)
+    result = subprocess.run(
+        [str(BIN / "actionlint"), "-no-color", *files], capture_output=True, text=True, cwd=ROOT, env=env
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -76,7 +84,9 @@ def test_shared_job_installs_python_dependencies_before_pulumi_runs(shared):
     _, job = shared
     steps = job["steps"]
     pulumi = step_index(steps, lambda s: str(s.get("uses", "")).startswith("pulumi/actions@"))
-    program = step_index(steps, lambda s: "-r requirements.txt" in s.get("run", ""))
+    program = step_index(steps, lambda s: "uv sync --locked" in s.get("run", ""))
+    uv = step_index(steps, lambda s: str(s.get("uses", "")).startswith("astral-sh/setup-uv@"))
+    stack_file = step_index(steps, lambda s: "scripts/stack-file.sh" in s.get("run", ""))
     policy = step_index(steps, lambda s: "-r policy/requirements.txt" in s.get("run", ""))
     setup = step_index(steps, lambda s: str(s.get("uses", "")).startswith("actions/setup-python@"))
     checkout = step_index(steps, lambda s: str(s.get("uses", "")).startswith("actions/checkout@"))
@@ -85,8 +95,12 @@ def test_shared_job_installs_python_dependencies_before_pulumi_runs(shared):
     program_venv = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["runtime"]["options"]["virtualenv"]
     policy_pack = yaml.safe_load((ROOT / "policy" / "PulumiPolicy.yaml").read_text())
     policy_venv = policy_pack["runtime"]["options"]["virtualenv"]
-    assert f"python -m venv {program_venv}\n" in steps[program]["run"]
-    assert f"{program_venv}/bin/python -m pip install" in steps[program]["run"]
+    runtime = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["runtime"]["options"]
+    assert runtime["toolchain"] == "uv" and program_venv == ".venv"  # where `uv sync` puts it
+    assert uv < program < pulumi and stack_file < pulumi
+    assert (
+        str(steps[uv]["with"]["version"]) == re.search(r"UV_VERSION=(\S+)", (ROOT / "scripts" / "uv.sh").read_text())[1]
+    )
     assert f"python -m venv policy/{policy_venv}\n" in steps[policy]["run"]
     assert steps[setup]["with"]["python-version"] == "3.11"
 
@@ -103,7 +117,7 @@ def test_shared_job_runs_the_pinned_pulumi_action_with_policy_pack_and_pr_commen
     assert step["with"]["policyPacks"] == "${{ inputs.policy-packs }}"
     assert step["with"]["comment-on-pr"] == "${{ inputs.comment-on-pr }}"
     assert step["with"]["cloud-url"] == "${{ secrets.PULUMI_BACKEND_URL }}"
-    assert str(step["with"]["pulumi-version"]) == pin(ROOT / "requirements.txt", "pulumi")
+    assert str(step["with"]["pulumi-version"]) == pin("pulumi")
     assert job["environment"] == "${{ inputs.environment }}"
 
 

@@ -1,33 +1,60 @@
 """The ECS instance shape every host of this program shares (GPU server, jump host)."""
+
 from __future__ import annotations
 
 import base64
-from typing import Mapping, Optional
+from collections.abc import Mapping
+from typing import Optional
 
 import pulumi
 import pulumi_alicloud as alicloud
 
 
-def linux_host(name: str, parent: pulumi.Resource, *, instance_type: str, image_id: str,
-               vswitch_id: pulumi.Input[str], security_group_id: pulumi.Input[str], user_data: str,
-               disk_category: str, disk_gib: int, public_bandwidth_mbps: int, key_pair: Optional[str],
-               tags: Mapping[str, str], deletion_protection: bool = False,
-               timeouts: Optional[pulumi.CustomTimeouts] = None) -> alicloud.ecs.Instance:
+def linux_host(
+    name: str,
+    parent: pulumi.Resource,
+    *,
+    instance_type: str,
+    image_id: str,
+    vswitch_id: pulumi.Input[str],
+    security_group_id: pulumi.Input[str],
+    user_data: str,
+    disk_category: str,
+    disk_gib: int,
+    public_bandwidth_mbps: int,
+    key_pair: Optional[str],
+    tags: Mapping[str, str],
+    deletion_protection: bool = False,
+    timeouts: Optional[pulumi.CustomTimeouts] = None,
+) -> alicloud.ecs.Instance:
     """Pay-as-you-go, IMDSv2 only, public address only with bandwidth, replaced when its user-data changes."""
     return alicloud.ecs.Instance(
         f"{name}-instance",
-        instance_name=name, host_name=name, instance_type=instance_type, image_id=image_id,
-        vswitch_id=vswitch_id, security_groups=[security_group_id], instance_charge_type="PostPaid",
-        system_disk_category=disk_category, system_disk_size=disk_gib,
-        internet_charge_type="PayByTraffic", internet_max_bandwidth_out=public_bandwidth_mbps,
-        key_name=key_pair, user_data=base64.b64encode(user_data.encode()).decode(),
-        http_tokens="required", deletion_protection=deletion_protection, tags=dict(tags),
+        instance_name=name,
+        host_name=name,
+        instance_type=instance_type,
+        image_id=image_id,
+        vswitch_id=vswitch_id,
+        security_groups=[security_group_id],
+        instance_charge_type="PostPaid",
+        system_disk_category=disk_category,
+        system_disk_size=disk_gib,
+        internet_charge_type="PayByTraffic",
+        internet_max_bandwidth_out=public_bandwidth_mbps,
+        key_name=key_pair,
+        user_data=base64.b64encode(user_data.encode()).decode(),
+        http_tokens="required",
+        deletion_protection=deletion_protection,
+        tags=dict(tags),
         opts=pulumi.ResourceOptions(
-            parent=parent, protect=deletion_protection,
+            parent=parent,
+            protect=deletion_protection,
             # The image lookup moves to newer builds over time; that must not replace a host.
             ignore_changes=["image_id"],
             # cloud-init runs user-data once per instance, so new settings need a new host; Pulumi creates
             # it before deleting the old one, which serves until then. A protected host must be
             # unprotected first.
             replace_on_changes=["user_data"],
-            custom_timeouts=timeouts))
+            custom_timeouts=timeouts,
+        ),
+    )

@@ -12,17 +12,20 @@ upstream chart pulls from Docker Hub, which mainland regions cannot reach. So th
 `ack_fluid(region)` (1.0.13, the version the Compute Nest ACS template installs); `UPSTREAM_FLUID`
 (fluid-cloudnative, 1.0.8) is for clusters with ordinary nodes and Docker Hub access.
 """
+
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Optional, Sequence
+from typing import Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components.alibaba.oss_model_store import internal_endpoint
+from components.kubernetes.objects import object_name
 
 API_VERSION = "data.fluid.io/v1alpha1"
 WORKER_OVERHEAD_GIB = 8  # Jindo worker process beside its in-memory cache
@@ -46,8 +49,12 @@ class FluidChart:
 
 
 # Open-source Fluid (Fluid 1.0.8, chart bumped in fluid-cloudnative/fluid#5249). Jindo's controller on.
-UPSTREAM_FLUID = FluidChart(chart="fluid", version="1.0.8", repo="https://fluid-cloudnative.github.io/charts",
-                            values={"runtime": {"jindo": {"enabled": True}}})
+UPSTREAM_FLUID = FluidChart(
+    chart="fluid",
+    version="1.0.8",
+    repo="https://fluid-cloudnative.github.io/charts",
+    values={"runtime": {"jindo": {"enabled": True}}},
+)
 ACK_FLUID_REPO = "https://aliacs-app-catalog.oss-cn-hangzhou.aliyuncs.com/charts-incubator/"
 ACK_FLUID_VERSION = "1.0.13"
 
@@ -58,8 +65,13 @@ def ack_fluid(region: str) -> FluidChart:
     The values are the ACS-specific ones of the Compute Nest template (quickstart-vllm-ack, acs-ecs.yaml);
     the chart's defaults are assumed for the rest (not verified against the chart itself).
     """
-    return FluidChart(chart="ack-fluid", version=ACK_FLUID_VERSION, repo=ACK_FLUID_REPO, release_name="ack-fluid",
-                      values={"region": region, "clusterProfileforApp": "Acs", "pullImageByVPCNetwork": True})
+    return FluidChart(
+        chart="ack-fluid",
+        version=ACK_FLUID_VERSION,
+        repo=ACK_FLUID_REPO,
+        release_name="ack-fluid",
+        values={"region": region, "clusterProfileforApp": "Acs", "pullImageByVPCNetwork": True},
+    )
 
 
 @dataclass(frozen=True)
@@ -95,8 +107,10 @@ def plan_workers(cache_gib: int, worker_cache_gib: int) -> WorkerPlan:
     quota = math.ceil(cache_gib / replicas)
     memory = quota + WORKER_OVERHEAD_GIB
     if memory > MAX_WORKER_MEMORY_GIB:
-        raise ValueError(f"worker_cache_gib {worker_cache_gib} needs {memory} GiB per worker; "
-                         f"at most {MAX_WORKER_MEMORY_GIB - WORKER_OVERHEAD_GIB} fits")
+        raise ValueError(
+            f"worker_cache_gib {worker_cache_gib} needs {memory} GiB per worker; "
+            f"at most {MAX_WORKER_MEMORY_GIB - WORKER_OVERHEAD_GIB} fits"
+        )
     cpu = next(c for c in WORKER_CPUS if c * MAX_MEMORY_PER_CPU_GIB >= memory)
     return WorkerPlan(replicas=replicas, quota_gib=quota, cpu=cpu, memory_gib=memory)
 
@@ -117,27 +131,50 @@ class FluidCache(pulumi.ComponentResource):
         needs: list[pulumi.Resource] = []
         if args.install:
             chart = args.chart or ack_fluid(args.region)
-            needs.append(k8s.helm.v3.Release(
-                f"{name}-release", name=chart.release_name, chart=chart.chart, version=chart.version,
-                repository_opts={"repo": chart.repo}, namespace=chart.namespace, create_namespace=True,
-                values=dict(chart.values), timeout=600, opts=pulumi.ResourceOptions(parent=self)))
+            needs.append(
+                k8s.helm.v3.Release(
+                    f"{name}-release",
+                    name=chart.release_name,
+                    chart=chart.chart,
+                    version=chart.version,
+                    repository_opts={"repo": chart.repo},
+                    namespace=chart.namespace,
+                    create_namespace=True,
+                    values=dict(chart.values),
+                    timeout=600,
+                    opts=pulumi.ResourceOptions(parent=self),
+                )
+            )
         in_fluid = pulumi.ResourceOptions(parent=self, depends_on=needs)  # the chart brings the CRDs
 
         dataset_name = _dns_label(name)
         meta = {"name": dataset_name, "namespace": args.namespace}
         self.dataset = k8s.apiextensions.CustomResource(
-            f"{name}-dataset", api_version=API_VERSION, kind="Dataset", metadata=meta,
-            spec=dataset_spec(args), opts=in_fluid)
+            f"{name}-dataset",
+            api_version=API_VERSION,
+            kind="Dataset",
+            metadata=meta,
+            spec=dataset_spec(args),
+            opts=in_fluid,
+        )
         # A JindoRuntime serves the Dataset of the same name.
         runtime = k8s.apiextensions.CustomResource(
-            f"{name}-runtime", api_version=API_VERSION, kind="JindoRuntime", metadata=meta,
-            spec=runtime_spec(args, workers), opts=in_fluid)
+            f"{name}-runtime",
+            api_version=API_VERSION,
+            kind="JindoRuntime",
+            metadata=meta,
+            spec=runtime_spec(args, workers),
+            opts=in_fluid,
+        )
         self.dataload = k8s.apiextensions.CustomResource(
-            f"{name}-preload", api_version=API_VERSION, kind="DataLoad",
+            f"{name}-preload",
+            api_version=API_VERSION,
+            kind="DataLoad",
             metadata={"name": f"{dataset_name}-preload", "namespace": args.namespace},
-            spec=dataload_spec(args, self.dataset.metadata["name"]),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*needs, self.dataset, runtime, *args.depends_on]))
-        self.claim = self.dataset.metadata["name"]
+            spec=dataload_spec(args, object_name(self.dataset)),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*needs, self.dataset, runtime, *args.depends_on]),
+        )
+        self.claim = object_name(self.dataset)
         self.register_outputs({"claim": self.claim, "workers": workers.replicas})
 
 
@@ -147,16 +184,21 @@ def dataset_spec(args: FluidCacheArgs) -> dict:
     return {
         "accessModes": ["ReadOnlyMany"],
         "placement": "Shared",
-        "mounts": [{
-            "name": "models",
-            "mountPoint": pulumi.Output.concat("oss://", args.bucket, f"/{args.prefix}/"),
-            "path": "/",
-            "options": {"fs.oss.endpoint": internal_endpoint(args.region)},
-            "encryptOptions": [
-                {"name": "fs.oss.accessKeyId", "valueFrom": {"secretKeyRef": {"name": secret, "key": "akId"}}},
-                {"name": "fs.oss.accessKeySecret", "valueFrom": {"secretKeyRef": {"name": secret, "key": "akSecret"}}},
-            ],
-        }],
+        "mounts": [
+            {
+                "name": "models",
+                "mountPoint": pulumi.Output.concat("oss://", args.bucket, f"/{args.prefix}/"),
+                "path": "/",
+                "options": {"fs.oss.endpoint": internal_endpoint(args.region)},
+                "encryptOptions": [
+                    {"name": "fs.oss.accessKeyId", "valueFrom": {"secretKeyRef": {"name": secret, "key": "akId"}}},
+                    {
+                        "name": "fs.oss.accessKeySecret",
+                        "valueFrom": {"secretKeyRef": {"name": secret, "key": "akSecret"}},
+                    },
+                ],
+            }
+        ],
     }
 
 
@@ -168,11 +210,22 @@ def runtime_spec(args: FluidCacheArgs, workers: WorkerPlan) -> dict:
         "replicas": workers.replicas,
         "networkmode": "ContainerNetwork",
         "master": {"podMetadata": {"labels": labels}},
-        "worker": {"podMetadata": {"labels": labels, "annotations": dict(args.worker_annotations)},
-                   "resources": {"requests": amount, "limits": amount}},
-        "tieredstore": {"levels": [{
-            "mediumtype": "MEM", "path": "/dev/shm", "volumeType": "emptyDir", "quota": f"{workers.quota_gib}Gi",
-            "high": CACHE_HIGH_WATERMARK, "low": CACHE_LOW_WATERMARK}]},
+        "worker": {
+            "podMetadata": {"labels": labels, "annotations": dict(args.worker_annotations)},
+            "resources": {"requests": amount, "limits": amount},
+        },
+        "tieredstore": {
+            "levels": [
+                {
+                    "mediumtype": "MEM",
+                    "path": "/dev/shm",
+                    "volumeType": "emptyDir",
+                    "quota": f"{workers.quota_gib}Gi",
+                    "high": CACHE_HIGH_WATERMARK,
+                    "low": CACHE_LOW_WATERMARK,
+                }
+            ]
+        },
     }
 
 

@@ -4,10 +4,12 @@
 API-key enforcement on the host. The API key travels as an OOS encrypted parameter referenced by
 that command, never in user-data.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping, Optional
+from typing import Optional
 
 import pulumi
 
@@ -46,22 +48,45 @@ class GpuInstance(pulumi.ComponentResource):
         public = args.public_bandwidth_mbps > 0
 
         instance = linux_host(
-            name, self, instance_type=args.instance_type, image_id=args.image_id, vswitch_id=args.vswitch_id,
-            security_group_id=args.security_group_id, user_data=args.user_data, disk_category=args.disk_category,
-            disk_gib=args.system_disk_gib, public_bandwidth_mbps=args.public_bandwidth_mbps, key_pair=args.key_pair,
-            tags=tags, deletion_protection=args.deletion_protection,
-            timeouts=pulumi.CustomTimeouts(create="30m", delete="20m"))
+            name,
+            self,
+            instance_type=args.instance_type,
+            image_id=args.image_id,
+            vswitch_id=args.vswitch_id,
+            security_group_id=args.security_group_id,
+            user_data=args.user_data,
+            disk_category=args.disk_category,
+            disk_gib=args.system_disk_gib,
+            public_bandwidth_mbps=args.public_bandwidth_mbps,
+            key_pair=args.key_pair,
+            tags=tags,
+            deletion_protection=args.deletion_protection,
+            timeouts=pulumi.CustomTimeouts(create="30m", delete="20m"),
+        )
 
-        script = render_ready_command(api_port=args.api_port, api_key_env=args.api_key_env,
-                                      secret_parameter=f"{name}-api-key",
-                                      timeout_seconds=args.readiness_timeout_minutes * 60)
-        self.ready = SecretCommand(f"{name}-ready", SecretCommandArgs(
-            instance_id=instance.id, secret=args.api_key, script=script, parameter_name=f"{name}-api-key",
-            timeout_minutes=args.readiness_timeout_minutes, tags=tags,
-            description="Install the API key, start the engine, wait for /health"), opts=pulumi.ResourceOptions(parent=self))
+        script = render_ready_command(
+            api_port=args.api_port,
+            api_key_env=args.api_key_env,
+            secret_parameter=f"{name}-api-key",
+            timeout_seconds=args.readiness_timeout_minutes * 60,
+        )
+        self.ready = SecretCommand(
+            f"{name}-ready",
+            SecretCommandArgs(
+                instance_id=instance.id,
+                secret=args.api_key,
+                script=script,
+                parameter_name=f"{name}-api-key",
+                timeout_minutes=args.readiness_timeout_minutes,
+                tags=tags,
+                description="Install the API key, start the engine, wait for /health",
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
 
         self.instance_id = instance.id
         self.private_ip = instance.private_ip
         self.public_ip = instance.public_ip if public else None
-        self.register_outputs({"instance_id": instance.id, "private_ip": instance.private_ip,
-                               "ready": self.ready.status})
+        self.register_outputs(
+            {"instance_id": instance.id, "private_ip": instance.private_ip, "ready": self.ready.status}
+        )

@@ -5,6 +5,7 @@ config file of shell assignments, each value quoted with shlex. Nothing rendered
 secret: the API key reaches the host only through an OOS encrypted-parameter reference that
 Cloud Assistant resolves on the instance.
 """
+
 from __future__ import annotations
 
 import shlex
@@ -71,8 +72,11 @@ def fetch_model_script() -> str:
 
 def fetch_model_env(pip_index_url: str = PIP_INDEX_URL) -> dict[str, str]:
     """The environment fetch-model.sh requires: pinned downloader versions and the PyPI mirror."""
-    return {"PIP_INDEX_URL": pip_index_url, "MODELSCOPE_VERSION": MODELSCOPE_VERSION,
-            "MODELSCOPE_HUB_VERSION": MODELSCOPE_HUB_VERSION}
+    return {
+        "PIP_INDEX_URL": pip_index_url,
+        "MODELSCOPE_VERSION": MODELSCOPE_VERSION,
+        "MODELSCOPE_HUB_VERSION": MODELSCOPE_HUB_VERSION,
+    }
 
 
 def _write_file(path: str, content: str, mode: str) -> str:
@@ -111,13 +115,15 @@ def secret_reference(parameter_name: str) -> str:
 
 def render_ready_command(*, api_port: int, api_key_env: str, secret_parameter: str, timeout_seconds: int) -> str:
     """The readiness command: installs the key from OOS, (re)starts the engine, waits for /health."""
-    header = "\n".join([
-        "#!/bin/bash",
-        f"TIMEOUT_SECONDS={int(timeout_seconds)}",
-        f"API_PORT={int(api_port)}",
-        f"API_KEY_ENV={shlex.quote(api_key_env)}",
-        f"API_KEY_VALUE='{secret_reference(secret_parameter)}'",
-        "",
-    ])
+    header = "\n".join(
+        [
+            "#!/bin/bash",
+            f"TIMEOUT_SECONDS={int(timeout_seconds)}",
+            f"API_PORT={int(api_port)}",
+            f"API_KEY_ENV={shlex.quote(api_key_env)}",
+            f"API_KEY_VALUE='{secret_reference(secret_parameter)}'",
+            "",
+        ]
+    )
     body = _script("ready.sh").split("\n", 1)[1]  # drop the script's own shebang
     return header + body

@@ -4,12 +4,14 @@ kubectl comes from user-data (no secret). The kubeconfig is a secret: it is deli
 Assistant command that reads it from an OOS encrypted parameter (components.alibaba.secret_command), and is
 delivered again whenever `pulumi up` fetches fresh cluster credentials.
 """
+
 from __future__ import annotations
 
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Optional
 
 import pulumi
 
@@ -52,15 +54,33 @@ class JumpHost(pulumi.ComponentResource):
         super().__init__("llm:alibaba:JumpHost", name, None, opts)
         tags = dict(args.tags)
         instance = linux_host(
-            name, self, instance_type=args.instance_type, image_id=args.image_id, vswitch_id=args.vswitch_id,
-            security_group_id=args.security_group_id, user_data=render_setup(args.kubectl_minor),
-            disk_category="cloud_essd", disk_gib=40, public_bandwidth_mbps=args.public_bandwidth_mbps,
-            key_pair=args.key_pair, tags=tags)
+            name,
+            self,
+            instance_type=args.instance_type,
+            image_id=args.image_id,
+            vswitch_id=args.vswitch_id,
+            security_group_id=args.security_group_id,
+            user_data=render_setup(args.kubectl_minor),
+            disk_category="cloud_essd",
+            disk_gib=40,
+            public_bandwidth_mbps=args.public_bandwidth_mbps,
+            key_pair=args.key_pair,
+            tags=tags,
+        )
         parameter = f"{name}-kubeconfig"
-        SecretCommand(f"{name}-kubeconfig", SecretCommandArgs(
-            instance_id=instance.id, secret=args.kubeconfig, script=render_kubeconfig_install(parameter),
-            parameter_name=parameter, timeout_minutes=10, tags=tags,
-            description="Install the cluster kubeconfig for root"), opts=pulumi.ResourceOptions(parent=self))
+        SecretCommand(
+            f"{name}-kubeconfig",
+            SecretCommandArgs(
+                instance_id=instance.id,
+                secret=args.kubeconfig,
+                script=render_kubeconfig_install(parameter),
+                parameter_name=parameter,
+                timeout_minutes=10,
+                tags=tags,
+                description="Install the cluster kubeconfig for root",
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         self.instance_id = instance.id
         self.private_ip = instance.private_ip
         self.public_ip = instance.public_ip if args.public_bandwidth_mbps else None

@@ -6,6 +6,7 @@ SLS docs "collect container logs with CRDs"): the operator creates the logstore 
 log project and pushes the pipeline. The `input_container_stdio` and `flusher_sls` plugin names and
 their fields follow the iLogtail plugin docs; not checked against a live cluster.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -31,15 +32,29 @@ class LogCollection(pulumi.ComponentResource):
     def __init__(self, name: str, args: LogCollectionArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("llm:alibaba:LogCollection", name, None, opts)
         k8s.apiextensions.CustomResource(
-            f"{name}-pipeline", api_version="telemetry.alibabacloud.com/v1alpha1", kind="ClusterAliyunPipelineConfig",
+            f"{name}-pipeline",
+            api_version="telemetry.alibabacloud.com/v1alpha1",
+            kind="ClusterAliyunPipelineConfig",
             metadata={"name": f"{args.logstore}-stdio"},  # cluster-scoped, unique in the project
-            spec={"project": {"name": args.project},
-                  "logstores": [{"name": args.logstore, "ttl": RETENTION_DAYS}],
-                  "config": {
-                      "inputs": [{"Type": "input_container_stdio", "IgnoringStdout": False, "IgnoringStderr": False,
-                                  "ContainerFilters": {"K8sNamespaceRegex": pulumi.Output.concat("^", args.namespace, "$"),
-                                                       "IncludeK8sLabel": {"app": args.app}}}],
-                      "flushers": [{"Type": "flusher_sls", "Logstore": args.logstore}]}},
-            opts=pulumi.ResourceOptions(parent=self))
+            spec={
+                "project": {"name": args.project},
+                "logstores": [{"name": args.logstore, "ttl": RETENTION_DAYS}],
+                "config": {
+                    "inputs": [
+                        {
+                            "Type": "input_container_stdio",
+                            "IgnoringStdout": False,
+                            "IgnoringStderr": False,
+                            "ContainerFilters": {
+                                "K8sNamespaceRegex": pulumi.Output.concat("^", args.namespace, "$"),
+                                "IncludeK8sLabel": {"app": args.app},
+                            },
+                        }
+                    ],
+                    "flushers": [{"Type": "flusher_sls", "Logstore": args.logstore}],
+                },
+            },
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         self.logstore = args.logstore
         self.register_outputs({"logstore": args.logstore})

@@ -6,10 +6,12 @@ stack creates uses `provider`, which depends on the cluster, so `pulumi destroy`
 (and the load balancers their Services created) before the cluster. The kubeconfig is short-lived
 and a Pulumi secret; see README "Destroy" for refreshing it.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Optional, Sequence
+from typing import Optional
 
 import pulumi
 import pulumi_alicloud as alicloud
@@ -49,34 +51,51 @@ class ManagedCluster(pulumi.ComponentResource):
         super().__init__("llm:alibaba:ManagedCluster", name, None, opts)
         _check(args)
         cluster = alicloud.cs.ManagedKubernetes(
-            f"{name}-cluster", name=name, profile=args.profile, cluster_spec=args.cluster_spec,
-            vswitch_ids=list(args.vswitch_ids), pod_vswitch_ids=list(args.pod_vswitch_ids) or None,
-            pod_cidr=args.pod_cidr, service_cidr=args.service_cidr, version=args.kubernetes_version,
+            f"{name}-cluster",
+            name=name,
+            profile=args.profile,
+            cluster_spec=args.cluster_spec,
+            vswitch_ids=list(args.vswitch_ids),
+            pod_vswitch_ids=list(args.pod_vswitch_ids) or None,
+            pod_cidr=args.pod_cidr,
+            service_cidr=args.service_cidr,
+            version=args.kubernetes_version,
             enable_rrsa=True if args.enable_rrsa else None,
-            addons=[dict(a) for a in args.addons] or None,
+            addons=[alicloud.cs.ManagedKubernetesAddonArgs(name=a["name"], config=a.get("config")) for a in args.addons]
+            or None,
             # Our own NAT gateway (components.alibaba.network) gives nodes and pods egress; do not create a second one.
-            new_nat_gateway=False, slb_internet_enabled=args.public_endpoint,
+            new_nat_gateway=False,
+            slb_internet_enabled=args.public_endpoint,
             deletion_protection=args.deletion_protection,
             # Remove what the cluster created on our behalf, so nothing is left billing after destroy.
-            delete_options=[{"resource_type": kind, "delete_mode": "delete"}
-                            for kind in ("SLB", "ALB", "SLS_Data", "SLS_ControlPlane")],
+            delete_options=[
+                {"resource_type": kind, "delete_mode": "delete"}
+                for kind in ("SLB", "ALB", "SLS_Data", "SLS_ControlPlane")
+            ],
             tags=dict(args.tags),
             opts=pulumi.ResourceOptions(
-                parent=self, protect=args.deletion_protection,
-                custom_timeouts=pulumi.CustomTimeouts(create="60m", update="60m", delete="60m")))
+                parent=self,
+                protect=args.deletion_protection,
+                custom_timeouts=pulumi.CustomTimeouts(create="60m", update="60m", delete="60m"),
+            ),
+        )
         credential = alicloud.cs.get_cluster_credential_output(
-            cluster_id=cluster.id, temporary_duration_minutes=CREDENTIAL_MINUTES,
-            opts=pulumi.InvokeOutputOptions(parent=self))
+            cluster_id=cluster.id,
+            temporary_duration_minutes=CREDENTIAL_MINUTES,
+            opts=pulumi.InvokeOutputOptions(parent=self),
+        )
         self.cluster_id = cluster.id
         rrsa = cluster.rrsa_metadata
         self.oidc_provider_arn = rrsa.apply(lambda m: (m.ram_oidc_provider_arn or "") if m else "")
         self.oidc_issuer_url = rrsa.apply(lambda m: (m.rrsa_oidc_issuer_url or "") if m else "")
         self.kubeconfig = pulumi.Output.secret(credential.kube_config)
         self.provider = k8s.Provider(
-            f"{name}-k8s", kubeconfig=self.kubeconfig,
+            f"{name}-k8s",
+            kubeconfig=self.kubeconfig,
             # A fresh credential on every `pulumi up` is an update, never a new cluster.
             cluster_identifier=cluster.id,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[cluster]))
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[cluster]),
+        )
         self.register_outputs({"cluster_id": cluster.id})
 
 

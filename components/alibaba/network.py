@@ -1,8 +1,10 @@
 """VPC, vSwitches, NAT egress and the security group in front of the hosts."""
+
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Optional, Sequence
+from typing import Optional
 
 import pulumi
 import pulumi_alicloud as alicloud
@@ -42,18 +44,31 @@ class Network(pulumi.ComponentResource):
         vswitches = {
             s.role: alicloud.vpc.Switch(
                 f"{name}-vswitch" if i == 0 else f"{name}-vswitch-{s.role}",
-                vswitch_name=f"{name}-{s.role}-{s.zone_id}", vpc_id=vpc.id, cidr_block=s.cidr, zone_id=s.zone_id,
-                tags=tags, opts=child)
-            for i, s in enumerate(args.subnets)}
+                vswitch_name=f"{name}-{s.role}-{s.zone_id}",
+                vpc_id=vpc.id,
+                cidr_block=s.cidr,
+                zone_id=s.zone_id,
+                tags=tags,
+                opts=child,
+            )
+            for i, s in enumerate(args.subnets)
+        }
         group = alicloud.ecs.SecurityGroup(
-            f"{name}-sg", security_group_name=name, vpc_id=vpc.id, tags=tags,
-            description="LLM hosts: API from the VPC; public CIDRs and SSH only when configured", opts=child)
+            f"{name}-sg",
+            security_group_name=name,
+            vpc_id=vpc.id,
+            tags=tags,
+            description="LLM hosts: API from the VPC; public CIDRs and SSH only when configured",
+            opts=child,
+        )
 
         self.rules = []
         if args.api_port is not None:
             self.rules.append(self._allow(f"{name}-api-vpc", group, args.api_port, args.vpc_cidr, "API from the VPC"))
-            self.rules += [self._allow(f"{name}-api-public-{i}", group, args.api_port, cidr, "public API")
-                           for i, cidr in enumerate(args.public_api_cidrs)]
+            self.rules += [
+                self._allow(f"{name}-api-public-{i}", group, args.api_port, cidr, "public API")
+                for i, cidr in enumerate(args.public_api_cidrs)
+            ]
         self.rules += [self._allow(f"{name}-ssh-{i}", group, 22, cidr, "SSH") for i, cidr in enumerate(args.ssh_cidrs)]
         if args.nat_egress:
             self._nat(name, vpc, list(vswitches.values()), tags)
@@ -70,23 +85,53 @@ class Network(pulumi.ComponentResource):
     def _allow(self, name: str, group, port: int, cidr: str, what: str):
         # In a VPC the NIC type is always "intranet"; internet sources are matched by their CIDR.
         return alicloud.ecs.SecurityGroupRule(
-            name, security_group_id=group.id, type="ingress", ip_protocol="tcp", policy="accept",
-            port_range=f"{port}/{port}", cidr_ip=cidr, nic_type="intranet", priority=1, description=what,
-            opts=pulumi.ResourceOptions(parent=self))
+            name,
+            security_group_id=group.id,
+            type="ingress",
+            ip_protocol="tcp",
+            policy="accept",
+            port_range=f"{port}/{port}",
+            cidr_ip=cidr,
+            nic_type="intranet",
+            priority=1,
+            description=what,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
 
     def _nat(self, name: str, vpc, vswitches: list, tags: dict) -> None:
         child = pulumi.ResourceOptions(parent=self)
         nat = alicloud.vpc.NatGateway(
-            f"{name}-nat", nat_gateway_name=name, vpc_id=vpc.id, vswitch_id=vswitches[0].id, nat_type="Enhanced",
-            network_type="internet", payment_type="PayAsYouGo", internet_charge_type="PayByLcu", tags=tags, opts=child)
+            f"{name}-nat",
+            nat_gateway_name=name,
+            vpc_id=vpc.id,
+            vswitch_id=vswitches[0].id,
+            nat_type="Enhanced",
+            network_type="internet",
+            payment_type="PayAsYouGo",
+            internet_charge_type="PayByLcu",
+            tags=tags,
+            opts=child,
+        )
         eip = alicloud.ecs.EipAddress(
-            f"{name}-nat-eip", address_name=f"{name}-nat", bandwidth="100", internet_charge_type="PayByTraffic",
-            payment_type="PayAsYouGo", tags=tags, opts=child)
+            f"{name}-nat-eip",
+            address_name=f"{name}-nat",
+            bandwidth="100",
+            internet_charge_type="PayByTraffic",
+            payment_type="PayAsYouGo",
+            tags=tags,
+            opts=child,
+        )
         binding = alicloud.ecs.EipAssociation(
-            f"{name}-nat-eip", allocation_id=eip.id, instance_id=nat.id, instance_type="Nat", opts=child)
+            f"{name}-nat-eip", allocation_id=eip.id, instance_id=nat.id, instance_type="Nat", opts=child
+        )
         self.snat_entries = [
             alicloud.vpc.SnatEntry(
-                f"{name}-snat" if i == 0 else f"{name}-snat-{i}", snat_table_id=nat.snat_table_ids,
-                source_vswitch_id=vswitch.id, snat_ip=eip.ip_address, snat_entry_name=f"{name}-{i}",
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[binding]))
-            for i, vswitch in enumerate(vswitches)]
+                f"{name}-snat" if i == 0 else f"{name}-snat-{i}",
+                snat_table_id=nat.snat_table_ids,
+                source_vswitch_id=vswitch.id,
+                snat_ip=eip.ip_address,
+                snat_entry_name=f"{name}-{i}",
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[binding]),
+            )
+            for i, vswitch in enumerate(vswitches)
+        ]

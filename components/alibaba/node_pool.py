@@ -5,10 +5,12 @@ tolerate the taint and select the label land on the expensive nodes; system pods
 and the benchmark stay on the small CPU pool. A replaced pool is deleted before its successor is
 created: ACK refuses a second pool of the same name (aliyun/terraform-provider-alicloud#6502).
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Optional, Sequence
+from typing import Optional
 
 import pulumi
 import pulumi_alicloud as alicloud
@@ -48,23 +50,40 @@ class NodePool(pulumi.ComponentResource):
         self.taints = [dict(GPU_TAINT)] if args.gpu else []
         autoscaled = args.max_nodes > args.min_nodes
         pool = alicloud.cs.NodePool(
-            f"{name}-pool", cluster_id=args.cluster_id, node_pool_name=args.pool_name,
-            vswitch_ids=list(args.vswitch_ids), instance_types=list(args.instance_types),
-            image_type=args.image_type, system_disk_category=args.disk_category, system_disk_size=SYSTEM_DISK_GIB,
+            f"{name}-pool",
+            cluster_id=args.cluster_id,
+            node_pool_name=args.pool_name,
+            vswitch_ids=list(args.vswitch_ids),
+            instance_types=list(args.instance_types),
+            image_type=args.image_type,
+            system_disk_category=args.disk_category,
+            system_disk_size=SYSTEM_DISK_GIB,
             data_disks=[{"category": args.disk_category, "size": args.data_disk_gib}] if args.data_disk_gib else None,
             labels=[{"key": k, "value": v} for k, v in self.labels.items()],
-            taints=self.taints or None,
+            taints=[
+                alicloud.cs.NodePoolTaintArgs(key=t["key"], value=t["value"], effect=t["effect"]) for t in self.taints
+            ]
+            or None,
             # Autoscaled pools are sized by ACK's autoscaler; a fixed pool by desired_size (a string).
-            scaling_config={"enable": True, "min_size": args.min_nodes, "max_size": args.max_nodes,
-                            "type": "gpu" if args.gpu else "cpu"} if autoscaled else None,
+            scaling_config={
+                "enable": True,
+                "min_size": args.min_nodes,
+                "max_size": args.max_nodes,
+                "type": "gpu" if args.gpu else "cpu",
+            }
+            if autoscaled
+            else None,
             desired_size=None if autoscaled else str(args.min_nodes),
             spot_strategy="SpotAsPriceGo" if args.spot else "NoSpot",
             # Spread over the given zones so one zone's stock-out does not stop scaling.
             multi_az_policy="BALANCE",
             tags=dict(args.tags),
-            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True,
-                                        custom_timeouts=pulumi.CustomTimeouts(create="40m", update="40m",
-                                                                              delete="30m")))
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                delete_before_replace=True,
+                custom_timeouts=pulumi.CustomTimeouts(create="40m", update="40m", delete="30m"),
+            ),
+        )
         self.node_pool_id = pool.node_pool_id
         self.register_outputs({"node_pool_id": pool.node_pool_id})
 

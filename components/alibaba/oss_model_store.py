@@ -12,12 +12,14 @@ Secret), or with RRSA: a RAM role the ossfs service account assumes, no long-liv
 PvcModelStore (`kubernetes`, an existing cluster): one PVC of the cluster's storage; serving,
 import and results share it.
 """
+
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping, Optional
+from typing import Optional, cast
 
 import pulumi
 import pulumi_alicloud as alicloud
@@ -41,8 +43,14 @@ STS_AUDIENCE = "sts.aliyuncs.com"
 # What ossfs needs to list, read and write (multipart uploads; a rename is a copy plus a delete) and the
 # import needs to resume; nothing that changes bucket settings, ACLs or policies.
 OSS_ACTIONS = (
-    "oss:ListObjects", "oss:GetBucketInfo", "oss:ListMultipartUploads",
-    "oss:GetObject", "oss:PutObject", "oss:DeleteObject", "oss:AbortMultipartUpload", "oss:ListParts",
+    "oss:ListObjects",
+    "oss:GetBucketInfo",
+    "oss:ListMultipartUploads",
+    "oss:GetObject",
+    "oss:PutObject",
+    "oss:DeleteObject",
+    "oss:AbortMultipartUpload",
+    "oss:ListParts",
 )
 ABORT_MULTIPART_DAYS = 7  # an interrupted upload leaves billed parts; the import never runs this long
 SUFFIX_BYTES = 4  # 8 hex characters: bucket and RAM names are unique per account (bucket: per OSS)
@@ -80,15 +88,19 @@ class OssModelStore(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         suffix = random.RandomId(f"{name}-suffix", byte_length=SUFFIX_BYTES, opts=child).hex
         self.endpoint = internal_endpoint(args.region)
-        if args.adopt:
+        if args.adopt and args.bucket_name:
             self.bucket = pulumi.Output.from_input(args.bucket_name)
         else:
-            self.bucket = self._bucket(name, args, suffix).bucket
+            # The provider types `bucket` as optional; it is always set once the bucket exists.
+            self.bucket = cast(pulumi.Output[str], self._bucket(name, args, suffix).bucket)
         policy = alicloud.ram.Policy(
-            f"{name}-oss", policy_name=pulumi.Output.concat(_ram_name(name, 110), "-oss-", suffix),
+            f"{name}-oss",
+            policy_name=pulumi.Output.concat(_ram_name(name, 110), "-oss-", suffix),
             policy_document=self.bucket.apply(bucket_policy_document),
             description="Read and write the model bucket only (OSS CSI volumes and the model import)",
-            force=True, opts=child)
+            force=True,
+            opts=child,
+        )
 
         self.credentials_secret = None
         self.role_name = None
@@ -111,72 +123,124 @@ class OssModelStore(pulumi.ComponentResource):
         claims = {}
         for role_of, (path, read_only, gib) in volumes.items():
             claims[role_of] = self._static_volume(
-                name, role_of, args.namespace,
+                name,
+                role_of,
+                args.namespace,
                 OssVolume(bucket=self.bucket, endpoint=self.endpoint, path=path, read_only=read_only, gib=gib),
-                auth, credentials)
+                auth,
+                credentials,
+            )
         self.serving_claim = claims["serving"]
         self.import_claim = claims["import"]
         self.results_claim = claims["results"]
-        self.register_outputs({"bucket": self.bucket, "serving_claim": self.serving_claim,
-                               "import_claim": self.import_claim, "results_claim": self.results_claim})
+        self.register_outputs(
+            {
+                "bucket": self.bucket,
+                "serving_claim": self.serving_claim,
+                "import_claim": self.import_claim,
+                "results_claim": self.results_claim,
+            }
+        )
 
     def _bucket(self, name: str, args: OssModelStoreArgs, suffix: pulumi.Output[str]) -> alicloud.oss.Bucket:
         """Private, encrypted, Standard LRS (the weights can be downloaded again); public access blocked."""
         bucket_name = args.bucket_name or pulumi.Output.concat(_bucket_prefix(name), "-", suffix)
         keep = pulumi.ResourceOptions(parent=self, retain_on_delete=args.retain)
         bucket = alicloud.oss.Bucket(
-            f"{name}-bucket", bucket=bucket_name, storage_class="Standard", redundancy_type="LRS",
+            f"{name}-bucket",
+            bucket=bucket_name,
+            storage_class="Standard",
+            redundancy_type="LRS",
             server_side_encryption_rule={"sse_algorithm": "AES256"},
-            lifecycle_rules=[{"id": "abort-incomplete-uploads", "enabled": True,
-                              "abort_multipart_uploads": [{"days": ABORT_MULTIPART_DAYS}]}],
+            lifecycle_rules=[
+                {
+                    "id": "abort-incomplete-uploads",
+                    "enabled": True,
+                    "abort_multipart_uploads": [{"days": ABORT_MULTIPART_DAYS}],
+                }
+            ],
             # retain: the bucket outlives the stack. Otherwise destroy empties it first, so it never hangs.
             force_destroy=None if args.retain else True,
             tags=dict(args.tags),
-            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=args.retain,
-                                        # BucketAcl manages the ACL (the provider's note on standalone sub-resources)
-                                        ignore_changes=["acl"]))
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                retain_on_delete=args.retain,
+                # BucketAcl manages the ACL (the provider's note on standalone sub-resources)
+                ignore_changes=["acl"],
+            ),
+        )
         alicloud.oss.BucketAcl(f"{name}-acl", bucket=bucket.bucket, acl="private", opts=keep)
-        alicloud.oss.BucketPublicAccessBlock(f"{name}-public-access-block", bucket=bucket.bucket,
-                                             block_public_access=True, opts=keep)
+        alicloud.oss.BucketPublicAccessBlock(
+            f"{name}-public-access-block", bucket=bucket.bucket, block_public_access=True, opts=keep
+        )
         return bucket
 
-    def _access_key(self, name: str, args: OssModelStoreArgs, suffix: pulumi.Output[str],
-                    policy: alicloud.ram.Policy) -> k8s.core.v1.Secret:
+    def _access_key(
+        self, name: str, args: OssModelStoreArgs, suffix: pulumi.Output[str], policy: alicloud.ram.Policy
+    ) -> k8s.core.v1.Secret:
         """A RAM user allowed only this bucket; its AccessKey exists only in state (secret) and the Secret."""
         child = pulumi.ResourceOptions(parent=self)
         user = alicloud.ram.User(
-            f"{name}-oss-user", name=pulumi.Output.concat(_ram_name(name, 50), "-oss-", suffix),
-            display_name=_ram_name(name, 100) + "-oss", comments="OSS CSI volumes of the model bucket",
-            force=True, opts=child)
+            f"{name}-oss-user",
+            name=pulumi.Output.concat(_ram_name(name, 50), "-oss-", suffix),
+            display_name=_ram_name(name, 100) + "-oss",
+            comments="OSS CSI volumes of the model bucket",
+            force=True,
+            opts=child,
+        )
         attachment = alicloud.ram.UserPolicyAttachment(
-            f"{name}-oss-user", policy_name=policy.policy_name, policy_type="Custom", user_name=user.name, opts=child)
+            f"{name}-oss-user", policy_name=policy.policy_name, policy_type="Custom", user_name=user.name, opts=child
+        )
         # The provider marks `secret` as a Pulumi secret (additional_secret_outputs); kept secret below too.
-        key = alicloud.ram.AccessKey(f"{name}-oss-key", user_name=user.name, status="Active",
-                                     opts=pulumi.ResourceOptions(parent=self, depends_on=[attachment]))
+        key = alicloud.ram.AccessKey(
+            f"{name}-oss-key",
+            user_name=user.name,
+            status="Active",
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[attachment]),
+        )
         return k8s.core.v1.Secret(
             f"{name}-oss-credentials",
             metadata={"name": dns_name(name, suffix="oss-credentials"), "namespace": args.namespace},
             type="Opaque",
             string_data=pulumi.Output.secret({"akId": key.id, "akSecret": key.secret}),
-            opts=child)
+            opts=child,
+        )
 
-    def _role(self, name: str, args: OssModelStoreArgs, suffix: pulumi.Output[str],
-              policy: alicloud.ram.Policy) -> tuple[alicloud.ram.Role, alicloud.ram.RolePolicyAttachment]:
+    def _role(
+        self, name: str, args: OssModelStoreArgs, suffix: pulumi.Output[str], policy: alicloud.ram.Policy
+    ) -> tuple[alicloud.ram.Role, alicloud.ram.RolePolicyAttachment]:
         """A RAM role only the cluster's ossfs service account can assume, through the cluster's OIDC provider."""
         child = pulumi.ResourceOptions(parent=self)
         trust = pulumi.Output.all(args.oidc_provider_arn, args.oidc_issuer_url).apply(
-            lambda v: trust_policy_document(v[0], v[1]))
+            lambda v: trust_policy_document(v[0], v[1])
+        )
         role = alicloud.ram.Role(
-            f"{name}-oss-role", role_name=pulumi.Output.concat(_ram_name(name, 50), "-oss-", suffix),
-            assume_role_policy_document=trust, description="OSS CSI volumes of the model bucket (RRSA)",
-            force=True, tags=dict(args.tags), opts=child)
+            f"{name}-oss-role",
+            role_name=pulumi.Output.concat(_ram_name(name, 50), "-oss-", suffix),
+            assume_role_policy_document=trust,
+            description="OSS CSI volumes of the model bucket (RRSA)",
+            force=True,
+            tags=dict(args.tags),
+            opts=child,
+        )
         attachment = alicloud.ram.RolePolicyAttachment(
-            f"{name}-oss-role", policy_name=policy.policy_name, policy_type="Custom", role_name=role.role_name,
-            opts=child)
+            f"{name}-oss-role",
+            policy_name=policy.policy_name,
+            policy_type="Custom",
+            role_name=role.role_name,
+            opts=child,
+        )
         return role, attachment
 
-    def _static_volume(self, name: str, role_of: str, namespace: pulumi.Input[str], volume: OssVolume,
-                       auth: VolumeAuth, credentials: list[pulumi.Resource]) -> pulumi.Output[str]:
+    def _static_volume(
+        self,
+        name: str,
+        role_of: str,
+        namespace: pulumi.Input[str],
+        volume: OssVolume,
+        auth: VolumeAuth,
+        credentials: list[pulumi.Resource],
+    ) -> pulumi.Output[str]:
         """A static PV on the bucket and the PVC bound to exactly it; returns the claim name."""
         pv_name = dns_name(name, suffix=role_of)  # also a label value: at most 63 characters
         name = f"{name}-{role_of}"
@@ -185,17 +249,27 @@ class OssModelStore(pulumi.ComponentResource):
         pv = k8s.core.v1.PersistentVolume(
             name,
             metadata={"name": pv_name, "labels": {PV_LABEL: pv_name}},
-            spec={"accessModes": access, "capacity": {"storage": storage},
-                  "persistentVolumeReclaimPolicy": "Retain",  # deleting the volume never touches the bucket
-                  "storageClassName": "", "csi": volume.csi(pv_name, auth)},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=credentials))
+            spec={
+                "access_modes": access,
+                "capacity": {"storage": storage},
+                "persistent_volume_reclaim_policy": "Retain",  # deleting the volume never touches the bucket
+                "storage_class_name": "",
+                "csi": volume.csi(pv_name, auth),
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=credentials),
+        )
         claim = k8s.core.v1.PersistentVolumeClaim(
             name,
             metadata={"name": pv_name, "namespace": namespace},
-            spec={"accessModes": access, "resources": {"requests": {"storage": storage}},
-                  "storageClassName": "", "volumeName": pv.metadata["name"],
-                  "selector": {"matchLabels": {PV_LABEL: pv_name}}},
-            opts=pulumi.ResourceOptions(parent=self))
+            spec={
+                "access_modes": access,
+                "resources": {"requests": {"storage": storage}},
+                "storage_class_name": "",
+                "volume_name": pv.metadata["name"],
+                "selector": {"match_labels": {PV_LABEL: pv_name}},
+            },
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         return claim.metadata["name"]
 
 
@@ -216,15 +290,26 @@ class OssVolume:
     read_only: bool
     gib: int
 
-    def csi(self, handle: str, auth: VolumeAuth) -> dict:
+    def csi(self, handle: str, auth: VolumeAuth) -> k8s.core.v1.CSIPersistentVolumeSourceArgsDict:
         options = OSSFS_OPTIONS + (f" {READ_ONLY_OPTION}" if self.read_only else "")
-        attributes = {"bucket": self.bucket, "url": self.endpoint, "path": self.path, "otherOpts": options}
-        source = {"driver": CSI_DRIVER, "volumeHandle": handle, "readOnly": self.read_only}
+        # volume_attributes is a string map the OSS CSI driver reads: its keys are the driver's own (camelCase).
+        attributes: dict[str, pulumi.Input[str]] = {
+            "bucket": self.bucket,
+            "url": self.endpoint,
+            "path": self.path,
+            "otherOpts": options,
+        }
+        source: k8s.core.v1.CSIPersistentVolumeSourceArgsDict = {
+            "driver": CSI_DRIVER,
+            "volume_handle": handle,
+            "read_only": self.read_only,
+        }
         if auth.role_name is not None:
             attributes.update({"authType": "rrsa", "roleName": auth.role_name})
         else:
-            source["nodePublishSecretRef"] = {"name": auth.secret_name, "namespace": auth.secret_namespace}
-        return {**source, "volumeAttributes": attributes}
+            source["node_publish_secret_ref"] = {"name": auth.secret_name, "namespace": auth.secret_namespace}
+        source["volume_attributes"] = attributes
+        return source
 
 
 def internal_endpoint(region: str) -> str:
@@ -234,9 +319,18 @@ def internal_endpoint(region: str) -> str:
 
 def bucket_policy_document(bucket: str) -> str:
     """RAM policy: the OSS_ACTIONS on this bucket and its objects, nothing else."""
-    return json.dumps({"Version": "1", "Statement": [{
-        "Effect": "Allow", "Action": list(OSS_ACTIONS),
-        "Resource": [f"acs:oss:*:*:{bucket}", f"acs:oss:*:*:{bucket}/*"]}]})
+    return json.dumps(
+        {
+            "Version": "1",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": list(OSS_ACTIONS),
+                    "Resource": [f"acs:oss:*:*:{bucket}", f"acs:oss:*:*:{bucket}/*"],
+                }
+            ],
+        }
+    )
 
 
 def trust_policy_document(oidc_provider_arn: str, oidc_issuer_url: Optional[str] = None) -> str:
@@ -244,10 +338,19 @@ def trust_policy_document(oidc_provider_arn: str, oidc_issuer_url: Optional[str]
     condition = {"oidc:aud": STS_AUDIENCE, "oidc:sub": OSSFS_SUBJECT}
     if oidc_issuer_url:
         condition["oidc:iss"] = oidc_issuer_url
-    return json.dumps({"Version": "1", "Statement": [{
-        "Effect": "Allow", "Action": "sts:AssumeRole",
-        "Principal": {"Federated": [oidc_provider_arn]},
-        "Condition": {"StringEquals": condition}}]})
+    return json.dumps(
+        {
+            "Version": "1",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": "sts:AssumeRole",
+                    "Principal": {"Federated": [oidc_provider_arn]},
+                    "Condition": {"StringEquals": condition},
+                }
+            ],
+        }
+    )
 
 
 def _check(args: OssModelStoreArgs) -> None:
@@ -270,7 +373,7 @@ def _check(args: OssModelStoreArgs) -> None:
 
 def _bucket_prefix(name: str) -> str:
     """Leaves room for "-<8 hex>" within OSS's 63 characters."""
-    return dns_name(name)[:63 - 1 - 2 * SUFFIX_BYTES].rstrip("-")
+    return dns_name(name)[: 63 - 1 - 2 * SUFFIX_BYTES].rstrip("-")
 
 
 def _ram_name(name: str, limit: int) -> str:

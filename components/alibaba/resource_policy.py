@@ -6,10 +6,12 @@ only when it lands in that unit, so the ECI spec annotations or ACS labels never
 Scale-in removes pods from the last unit first. Fields per "Configure priority-based resource
 scheduling" (ACK documentation); the CRD is not validated offline, so tests assert its fields.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Optional, Sequence
+from typing import Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -55,8 +57,11 @@ class ResourcePolicy(pulumi.ComponentResource):
         if not args.units or bad or not args.selector:
             raise ValueError(f"ResourcePolicy needs a selector and units of {RESOURCES}; got {bad or 'none'}")
         k8s.apiextensions.CustomResource(
-            f"{name}-policy", api_version=API_VERSION, kind="ResourcePolicy",
+            f"{name}-policy",
+            api_version=API_VERSION,
+            kind="ResourcePolicy",
             metadata={"name": args.name, "namespace": args.namespace},
             spec={"selector": dict(args.selector), "strategy": "prefer", "units": [u.spec() for u in args.units]},
-            opts=pulumi.ResourceOptions(parent=self))
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         self.register_outputs({})

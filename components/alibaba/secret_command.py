@@ -5,11 +5,13 @@ The secret travels as an OOS encrypted parameter that the command references as
 user-data, the command text or Pulumi's plaintext state. `pulumi up` waits for the command to succeed
 (EcsInvocation waits for Success, bounded by its create timeout), and a new secret value runs it again.
 """
+
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping, Optional
+from typing import Optional
 
 import pulumi
 import pulumi_alicloud as alicloud
@@ -34,21 +36,38 @@ class SecretCommand(pulumi.ComponentResource):
     def __init__(self, name: str, args: SecretCommandArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("llm:alibaba:SecretCommand", name, None, opts)
         parameter = alicloud.oos.SecretParameter(
-            args.parameter_name, secret_parameter_name=args.parameter_name, value=args.secret, type="Secret",
-            description=args.description, tags=dict(args.tags), opts=pulumi.ResourceOptions(parent=self))
+            args.parameter_name,
+            secret_parameter_name=args.parameter_name,
+            value=args.secret,
+            type="Secret",
+            description=args.description,
+            tags=dict(args.tags),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         timeout_seconds = args.timeout_minutes * 60
         command = alicloud.ecs.Command(
-            name, name=name, type="RunShellScript", enable_parameter=True,
-            command_content=base64.b64encode(args.script.encode()).decode(), working_dir="/root",
-            timeout=timeout_seconds + MARGIN_SECONDS, description=args.description,
-            opts=pulumi.ResourceOptions(parent=self))
+            name,
+            name=name,
+            type="RunShellScript",
+            enable_parameter=True,
+            command_content=base64.b64encode(args.script.encode()).decode(),
+            working_dir="/root",
+            timeout=timeout_seconds + MARGIN_SECONDS,
+            description=args.description,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         wait_minutes = args.timeout_minutes + MARGIN_SECONDS // 60 + 5
         invocation = alicloud.ecs.EcsInvocation(
-            name, command_id=command.id, instance_ids=[args.instance_id],
+            name,
+            command_id=command.id,
+            instance_ids=[args.instance_id],
             opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[parameter],
+                parent=self,
+                depends_on=[parameter],
                 # A changed secret must be installed again: re-run the command when it changes.
                 replacement_trigger=args.secret,
-                custom_timeouts=pulumi.CustomTimeouts(create=f"{wait_minutes}m", delete="5m")))
+                custom_timeouts=pulumi.CustomTimeouts(create=f"{wait_minutes}m", delete="5m"),
+            ),
+        )
         self.status = invocation.status
         self.register_outputs({"status": invocation.status})

@@ -4,6 +4,7 @@
 requires it for `ack-virtual-node`). No add-on config is set: the add-on's own defaults (the
 cluster's vSwitches and security group) are used; ECI pods may name vSwitches by annotation.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,6 +29,10 @@ class VirtualNodes(pulumi.ComponentResource):
     def __init__(self, name: str, args: VirtualNodesArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("llm:alibaba:VirtualNodes", name, None, opts)
         self.addon = alicloud.cs.KubernetesAddon(
-            f"{name}-addon", cluster_id=args.cluster_id, name=ADDON, cleanup_cloud_resources=True,
-            opts=pulumi.ResourceOptions(parent=self))
+            f"{name}-addon",
+            cluster_id=args.cluster_id,
+            name=ADDON,
+            cleanup_cloud_resources=True,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         self.register_outputs({})

@@ -4,6 +4,7 @@ The nodes pull the engine image from the repository in the cluster's region inst
 the first pull fills the cache, later pulls (new nodes, restarts) stay inside Google's network and
 are not subject to Docker Hub's rate limits. The node service account may read the repository.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ def proxied_image(image: str, project: str, region: str, repository_id: str) -> 
     """The Docker Hub image `image` as served by the remote repository; None when it is not a Docker Hub image."""
     for prefix in DOCKER_HUB_PREFIXES:
         if image.startswith(prefix):
-            path = image[len(prefix):]
+            path = image[len(prefix) :]
             break
     else:
         first = image.split("/", 1)[0]
@@ -46,13 +47,26 @@ class DockerHubMirror(pulumi.ComponentResource):
         super().__init__("llm:gcp:DockerHubMirror", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.repository = gcp.artifactregistry.Repository(
-            f"{name}-repo", project=args.project, location=args.region, repository_id=args.repository_id,
-            format="DOCKER", mode="REMOTE_REPOSITORY",
+            f"{name}-repo",
+            project=args.project,
+            location=args.region,
+            repository_id=args.repository_id,
+            format="DOCKER",
+            mode="REMOTE_REPOSITORY",
             description="Docker Hub, cached for the LLM serving nodes",
-            remote_repository_config={"description": "Docker Hub",
-                                      "docker_repository": {"public_repository": "DOCKER_HUB"}},
-            opts=child)
+            remote_repository_config={
+                "description": "Docker Hub",
+                "docker_repository": {"public_repository": "DOCKER_HUB"},
+            },
+            opts=child,
+        )
         gcp.artifactregistry.RepositoryIamMember(
-            f"{name}-reader", project=args.project, location=args.region, repository=self.repository.name,
-            role="roles/artifactregistry.reader", member=args.reader, opts=child)
+            f"{name}-reader",
+            project=args.project,
+            location=args.region,
+            repository=self.repository.name,
+            role="roles/artifactregistry.reader",
+            member=args.reader,
+            opts=child,
+        )
         self.register_outputs({"repository": self.repository.name})

@@ -7,10 +7,12 @@ CSI driver, whose sidecar the driver's webhook injects into pods that carry the 
 annotation; `gcsfuse_pod_transformation` adds it, and the service account, to every pod template that
 mounts such a volume, so the shared components need not know about GKE.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping, Optional
+from typing import Any, Optional
 
 import pulumi
 import pulumi_gcp as gcp
@@ -18,8 +20,12 @@ import pulumi_gcp as gcp
 GCSFUSE_DRIVER = "gcsfuse.csi.storage.gke.io"
 # Sidecar annotations (GKE "Cloud Storage FUSE CSI driver" docs): inject it, and do not cap its CPU,
 # memory or ephemeral storage: it streams ~700 GB and caches files on the node's local SSD.
-SIDECAR_ANNOTATIONS = {"gke-gcsfuse/volumes": "true", "gke-gcsfuse/cpu-limit": "0",
-                       "gke-gcsfuse/memory-limit": "0", "gke-gcsfuse/ephemeral-storage-limit": "0"}
+SIDECAR_ANNOTATIONS = {
+    "gke-gcsfuse/volumes": "true",
+    "gke-gcsfuse/cpu-limit": "0",
+    "gke-gcsfuse/memory-limit": "0",
+    "gke-gcsfuse/ephemeral-storage-limit": "0",
+}
 # The Kubernetes service account of every pod that mounts the bucket (import, serving, benchmark).
 MODEL_SERVICE_ACCOUNT = "llm-models"
 MODELS_DIR = "models"
@@ -42,12 +48,20 @@ class GcsModelStoreArgs:
     labels: Mapping[str, str] = field(default_factory=dict)
 
 
-def workload_principal(project_number: pulumi.Input[str], workload_pool: str, namespace: pulumi.Input[str],
-                       service_account: str) -> pulumi.Output[str]:
+def workload_principal(
+    project_number: pulumi.Input[str], workload_pool: str, namespace: pulumi.Input[str], service_account: str
+) -> pulumi.Output[str]:
     """IAM principal of a Kubernetes service account under GKE workload identity federation."""
-    return pulumi.Output.concat("principal://iam.googleapis.com/projects/", project_number,
-                                "/locations/global/workloadIdentityPools/", workload_pool,
-                                "/subject/ns/", namespace, "/sa/", service_account)
+    return pulumi.Output.concat(
+        "principal://iam.googleapis.com/projects/",
+        project_number,
+        "/locations/global/workloadIdentityPools/",
+        workload_pool,
+        "/subject/ns/",
+        namespace,
+        "/sa/",
+        service_account,
+    )
 
 
 class GcsModelStore(pulumi.ComponentResource):
@@ -58,21 +72,34 @@ class GcsModelStore(pulumi.ComponentResource):
         super().__init__("llm:gcp:GcsModelStore", name, None, opts)
         if args.adopt and not args.bucket_name:
             raise ValueError("adopt needs bucket_name: the existing bucket to use")
-        self.bucket = pulumi.Output.from_input(args.bucket_name) if args.adopt else self._bucket(name, args).name
+        self.bucket = (
+            pulumi.Output.from_input(args.bucket_name)
+            if args.adopt and args.bucket_name
+            else self._bucket(name, args).name
+        )
         # Read (serving) and write (import, benchmark results): objectAdmin, on this bucket only.
         self.binding = gcp.storage.BucketIAMMember(
-            f"{name}-workload", bucket=self.bucket, role="roles/storage.objectAdmin",
+            f"{name}-workload",
+            bucket=self.bucket,
+            role="roles/storage.objectAdmin",
             member=workload_principal(args.project_number, args.workload_pool, args.namespace, args.service_account),
-            opts=pulumi.ResourceOptions(parent=self))
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         self.register_outputs({"bucket": self.bucket})
 
     def _bucket(self, name: str, args: GcsModelStoreArgs) -> gcp.storage.Bucket:
         return gcp.storage.Bucket(
-            f"{name}-bucket", project=args.project, name=args.bucket_name, location=args.region.upper(),
-            uniform_bucket_level_access=True, public_access_prevention="enforced",
+            f"{name}-bucket",
+            project=args.project,
+            name=args.bucket_name,
+            location=args.region.upper(),
+            uniform_bucket_level_access=True,
+            public_access_prevention="enforced",
             # A retained bucket keeps its weights; otherwise destroy empties it instead of failing on objects.
-            force_destroy=not args.retain, labels=dict(args.labels),
-            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=args.retain))
+            force_destroy=not args.retain,
+            labels=dict(args.labels),
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=args.retain),
+        )
 
 
 def gcsfuse_volume(bucket: pulumi.Input[str], directory: str, read_only: bool, file_cache: bool) -> dict:
@@ -87,7 +114,7 @@ def gcsfuse_volume(bucket: pulumi.Input[str], directory: str, read_only: bool, f
     return {"csi": {"driver": GCSFUSE_DRIVER, "readOnly": read_only, "volumeAttributes": attributes}}
 
 
-def _pod_templates(props: dict) -> list[dict]:
+def _pod_templates(props: Mapping[str, Any]) -> list[dict]:
     spec = props.get("spec")
     if not isinstance(spec, dict):
         return []
@@ -104,7 +131,9 @@ def _mounts_gcsfuse(template: dict) -> bool:
     return any(isinstance(v, dict) and (v.get("csi") or {}).get("driver") == GCSFUSE_DRIVER for v in volumes)
 
 
-def gcsfuse_pod_transformation(args: pulumi.ResourceTransformationArgs) -> Optional[pulumi.ResourceTransformationResult]:
+def gcsfuse_pod_transformation(
+    args: pulumi.ResourceTransformationArgs,
+) -> Optional[pulumi.ResourceTransformationResult]:
     """Every pod template (Job, Deployment, LeaderWorkerSet) with a GCS FUSE volume gets the sidecar
     annotations and runs as MODEL_SERVICE_ACCOUNT, the identity the bucket trusts.
 

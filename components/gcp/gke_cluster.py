@@ -6,10 +6,12 @@ removed; a small system pool in the A4 zone runs system pods, the benchmark and 
 Kubernetes object goes through `provider`, which depends on the cluster, so `pulumi destroy` deletes
 the objects (and the load balancers of their Services) before the cluster.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Optional, Sequence
+from typing import Optional
 
 import pulumi
 import pulumi_gcp as gcp
@@ -43,7 +45,9 @@ class GkeClusterArgs:
 
 def kubeconfig(name: str, endpoint: pulumi.Input[str], ca_certificate: pulumi.Input[str]) -> pulumi.Output[str]:
     """A kubeconfig whose credential comes from gke-gcloud-auth-plugin at each use: no token in the state."""
-    return pulumi.Output.all(endpoint, ca_certificate).apply(lambda v: f"""apiVersion: v1
+    return pulumi.Output.all(endpoint, ca_certificate).apply(
+        lambda v: (
+            f"""apiVersion: v1
 kind: Config
 clusters:
 - name: {name}
@@ -64,7 +68,9 @@ users:
       command: gke-gcloud-auth-plugin
       installHint: Install gke-gcloud-auth-plugin (gcloud components install gke-gcloud-auth-plugin).
       provideClusterInfo: true
-""")
+"""
+        )
+    )
 
 
 class GkeCluster(pulumi.ComponentResource):
@@ -80,69 +86,136 @@ class GkeCluster(pulumi.ComponentResource):
         super().__init__("llm:gcp:GkeCluster", name, None, opts)
         after_apis = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
         self.network = gcp.compute.Network(
-            f"{name}-vpc", project=args.project, name=name, auto_create_subnetworks=False, opts=after_apis)
+            f"{name}-vpc", project=args.project, name=name, auto_create_subnetworks=False, opts=after_apis
+        )
         self.subnet = gcp.compute.Subnetwork(
-            f"{name}-nodes", project=args.project, name=f"{name}-nodes", region=args.region,
-            network=self.network.id, ip_cidr_range=args.node_cidr, private_ip_google_access=True,
-            secondary_ip_ranges=[{"range_name": "pods", "ip_cidr_range": args.pod_cidr},
-                                 {"range_name": "services", "ip_cidr_range": args.service_cidr}],
-            opts=pulumi.ResourceOptions(parent=self))
+            f"{name}-nodes",
+            project=args.project,
+            name=f"{name}-nodes",
+            region=args.region,
+            network=self.network.id,
+            ip_cidr_range=args.node_cidr,
+            private_ip_google_access=True,
+            secondary_ip_ranges=[
+                {"range_name": "pods", "ip_cidr_range": args.pod_cidr},
+                {"range_name": "services", "ip_cidr_range": args.service_cidr},
+            ],
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         # Nodes have no public address (private nodes below): Cloud NAT is their way out (Hugging Face, PyPI,
         # registry.k8s.io); Google APIs (GCS, Artifact Registry) go through Private Google Access on the subnet.
         router = gcp.compute.Router(
-            f"{name}-router", project=args.project, name=f"{name}-router", region=args.region,
-            network=self.network.id, opts=pulumi.ResourceOptions(parent=self))
+            f"{name}-router",
+            project=args.project,
+            name=f"{name}-router",
+            region=args.region,
+            network=self.network.id,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         self.nat = gcp.compute.RouterNat(
-            f"{name}-nat", project=args.project, name=f"{name}-nat", router=router.name, region=args.region,
-            nat_ip_allocate_option="AUTO_ONLY", source_subnetwork_ip_ranges_to_nat="ALL_SUBNETWORKS_ALL_IP_RANGES",
+            f"{name}-nat",
+            project=args.project,
+            name=f"{name}-nat",
+            router=router.name,
+            region=args.region,
+            nat_ip_allocate_option="AUTO_ONLY",
+            source_subnetwork_ip_ranges_to_nat="ALL_SUBNETWORKS_ALL_IP_RANGES",
             # A 700 GB download opens many parallel connections: ports grow with demand.
-            enable_dynamic_port_allocation=True, min_ports_per_vm=64, max_ports_per_vm=4096,
-            opts=pulumi.ResourceOptions(parent=self))
+            enable_dynamic_port_allocation=True,
+            min_ports_per_vm=64,
+            max_ports_per_vm=4096,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         account = gcp.serviceaccount.Account(
-            f"{name}-nodes", project=args.project, account_id=f"{name}-nodes"[:30].rstrip("-"),
-            display_name=f"{name} GKE nodes", opts=after_apis)
+            f"{name}-nodes",
+            project=args.project,
+            account_id=f"{name}-nodes"[:30].rstrip("-"),
+            display_name=f"{name} GKE nodes",
+            opts=after_apis,
+        )
         self.node_service_account = account.email
         node_role = gcp.projects.IAMMember(
-            f"{name}-node-role", project=args.project, role=NODE_ROLE,
+            f"{name}-node-role",
+            project=args.project,
+            role=NODE_ROLE,
             member=account.email.apply(lambda email: f"serviceAccount:{email}"),
-            opts=pulumi.ResourceOptions(parent=self))
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         self.cluster = gcp.container.Cluster(
-            f"{name}-cluster", project=args.project, name=name, location=args.region,
-            node_locations=[args.zone], network=self.network.id, subnetwork=self.subnet.id,
+            f"{name}-cluster",
+            project=args.project,
+            name=name,
+            location=args.region,
+            node_locations=[args.zone],
+            network=self.network.id,
+            subnetwork=self.subnet.id,
             ip_allocation_policy={"cluster_secondary_range_name": "pods", "services_secondary_range_name": "services"},
             release_channel={"channel": args.release_channel},
             workload_identity_config={"workload_pool": args.workload_pool},
             # Nodes get internal addresses only. GKE >= 1.29 reaches them over Private Service Connect, so no
             # master CIDR is needed; the control plane keeps its public endpoint (Pulumi talks to it, IAM guards it).
             private_cluster_config={"enable_private_nodes": True},
-            **({"master_authorized_networks_config": {
-                "cidr_blocks": [{"cidr_block": c, "display_name": f"cluster.apiCidrs[{i}]"}
-                                for i, c in enumerate(args.control_plane_cidrs)],
-                # Only the listed networks, not every Google Cloud VM's address.
-                "gcp_public_cidrs_access_enabled": False}} if args.control_plane_cidrs else {}),
+            **(
+                {
+                    "master_authorized_networks_config": {
+                        "cidr_blocks": [
+                            {"cidr_block": c, "display_name": f"cluster.apiCidrs[{i}]"}
+                            for i, c in enumerate(args.control_plane_cidrs)
+                        ],
+                        # Only the listed networks, not every Google Cloud VM's address.
+                        "gcp_public_cidrs_access_enabled": False,
+                    }
+                }
+                if args.control_plane_cidrs
+                else {}
+            ),
             addons_config={"gcs_fuse_csi_driver_config": {"enabled": True}},
-            monitoring_config={"enable_components": ["SYSTEM_COMPONENTS", "DCGM"],
-                               "managed_prometheus": {"enabled": True}},
-            **({"datapath_provider": "ADVANCED_DATAPATH", "enable_multi_networking": True}
-               if args.multi_networking else {}),
-            remove_default_node_pool=True, initial_node_count=1,
-            deletion_protection=args.deletion_protection, resource_labels=dict(args.labels),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on), protect=args.deletion_protection,
-                                        custom_timeouts=pulumi.CustomTimeouts(create="45m", update="60m",
-                                                                              delete="45m")))
+            monitoring_config={
+                "enable_components": ["SYSTEM_COMPONENTS", "DCGM"],
+                "managed_prometheus": {"enabled": True},
+            },
+            **(
+                {"datapath_provider": "ADVANCED_DATAPATH", "enable_multi_networking": True}
+                if args.multi_networking
+                else {}
+            ),
+            remove_default_node_pool=True,
+            initial_node_count=1,
+            deletion_protection=args.deletion_protection,
+            resource_labels=dict(args.labels),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=list(args.depends_on),
+                protect=args.deletion_protection,
+                custom_timeouts=pulumi.CustomTimeouts(create="45m", update="60m", delete="45m"),
+            ),
+        )
         self.system_pool = gcp.container.NodePool(
-            f"{name}-system", project=args.project, cluster=self.cluster.id, location=args.region,
-            node_locations=[args.zone], node_count=SYSTEM_NODES,
-            node_config={"machine_type": SYSTEM_MACHINE_TYPE, "service_account": account.email,
-                         "oauth_scopes": ["https://www.googleapis.com/auth/cloud-platform"],
-                         "workload_metadata_config": {"mode": "GKE_METADATA"},
-                         "labels": {"llm/pool": "system"}, "resource_labels": dict(args.labels)},
+            f"{name}-system",
+            project=args.project,
+            cluster=self.cluster.id,
+            location=args.region,
+            node_locations=[args.zone],
+            node_count=SYSTEM_NODES,
+            node_config={
+                "machine_type": SYSTEM_MACHINE_TYPE,
+                "service_account": account.email,
+                "oauth_scopes": ["https://www.googleapis.com/auth/cloud-platform"],
+                "workload_metadata_config": {"mode": "GKE_METADATA"},
+                "labels": {"llm/pool": "system"},
+                "resource_labels": dict(args.labels),
+            },
             management={"auto_repair": True, "auto_upgrade": True},
             # Nodes need their egress before anything is scheduled (the provider below waits for this pool).
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[node_role, self.nat]))
-        self.kubeconfig = kubeconfig(name, self.cluster.endpoint,
-                                     self.cluster.master_auth.apply(lambda auth: auth.cluster_ca_certificate))
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[node_role, self.nat]),
+        )
+        self.kubeconfig = kubeconfig(
+            name, self.cluster.endpoint, self.cluster.master_auth.apply(lambda auth: auth.cluster_ca_certificate or "")
+        )
         self.provider = k8s.Provider(
-            f"{name}-k8s", kubeconfig=self.kubeconfig, cluster_identifier=self.cluster.id,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.cluster, self.system_pool]))
+            f"{name}-k8s",
+            kubeconfig=self.kubeconfig,
+            cluster_identifier=self.cluster.id,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.cluster, self.system_pool]),
+        )
         self.register_outputs({"cluster": self.cluster.name, "endpoint": self.cluster.endpoint})

@@ -6,10 +6,12 @@ from a Kubernetes Secret (secretKeyRef), the target is the bucket mounted throug
 a PVC, and it runs on an A4 node, whose local SSD holds GCS FUSE's write staging (the weights are
 ~700 GB) and whose network is the fastest in the cluster.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Optional, Sequence
+from typing import Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -37,17 +39,27 @@ class HfModelImportArgs:
 
 
 def hf_job_spec(args: HfModelImportArgs, script_config_map: pulumi.Input[str], labels: Mapping[str, str]) -> dict:
-    shared = ModelImportArgs(namespace=args.namespace, claim="unused", model_id=args.model_id,
-                             revision=args.revision, sub_path=args.sub_path, image=args.image,
-                             timeout_minutes=args.timeout_minutes, pip_index_url=PYPI)
+    shared = ModelImportArgs(
+        namespace=args.namespace,
+        claim="unused",
+        model_id=args.model_id,
+        revision=args.revision,
+        sub_path=args.sub_path,
+        image=args.image,
+        timeout_minutes=args.timeout_minutes,
+        pip_index_url=PYPI,
+    )
     spec = job_spec(shared, script_config_map, labels)
     pod = spec["template"]["spec"]
-    pod["volumes"] = [{"name": "model", **dict(args.model_volume)} if v["name"] == "model" else v
-                      for v in pod["volumes"]]
+    pod["volumes"] = [
+        {"name": "model", **dict(args.model_volume)} if v["name"] == "model" else v for v in pod["volumes"]
+    ]
     container = pod["containers"][0]
-    container["env"] += [{"name": "MODEL_SOURCE", "value": "huggingface"},
-                         {"name": "HF_HUB_VERSION", "value": HF_HUB_VERSION},
-                         {"name": "HF_HUB_DISABLE_TELEMETRY", "value": "1"}]
+    container["env"] += [
+        {"name": "MODEL_SOURCE", "value": "huggingface"},
+        {"name": "HF_HUB_VERSION", "value": HF_HUB_VERSION},
+        {"name": "HF_HUB_DISABLE_TELEMETRY", "value": "1"},
+    ]
     if args.token_secret is not None:
         container["env"].append(secret_env_var("HF_TOKEN", args.token_secret, "HF_TOKEN"))
     if args.tolerations:
@@ -62,6 +74,12 @@ class HfModelImport(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: HfModelImportArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("llm:gcp:HfModelImport", name, None, opts)
-        self.job = import_job(self, name, args.namespace, args.timeout_minutes, args.depends_on,
-                              lambda config_map, labels: hf_job_spec(args, config_map, labels))
+        self.job = import_job(
+            self,
+            name,
+            args.namespace,
+            args.timeout_minutes,
+            args.depends_on,
+            lambda config_map, labels: hf_job_spec(args, config_map, labels),
+        )
         self.register_outputs({"job": self.job.metadata["name"]})

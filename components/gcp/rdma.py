@@ -9,6 +9,7 @@ parallel 8 over NVLink) needs none of this, which is why it is optional.
 `RdmaNetworks` (GCP side) comes before the cluster and node pool, which attach its subnets;
 `RdmaClusterObjects` (Kubernetes side) comes after, through the cluster's provider.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -20,6 +21,7 @@ import pulumi
 import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 
+from components.kubernetes.objects import manifest
 from components.kubernetes.serving_workload import HostMount
 from core.config.gke import A4_ACCELERATOR, A4_GPUS
 
@@ -43,16 +45,22 @@ NVIDIA_LIB_HOST_DIR = f"{NVIDIA_HOST_DIR}/lib64"
 # nccl-jobset-example.yaml): the node's driver libraries (where the installer put its NCCL) and the gIB
 # plugin, NCCL pointed at gIB, and the plugin's own settings script, which the Ray scripts source
 # (components/scripts/ray-network-env.sh). Unverified here: that the NCCL inside vLLM's image loads the plugin.
-POD_HOST_MOUNTS = (HostMount("nvidia-host", NVIDIA_HOST_DIR, "/usr/local/nvidia"),
-                   HostMount("gib", GIB_HOST_DIR, "/usr/local/gib"))
-POD_ENV = {"LLM_EXTRA_LIBRARY_PATH": "/usr/local/nvidia/lib64", "NCCL_NET": "gIB",
-           "LLM_NCCL_ENV_SCRIPT": "/usr/local/gib/scripts/set_nccl_env.sh"}
+POD_HOST_MOUNTS = (
+    HostMount("nvidia-host", NVIDIA_HOST_DIR, "/usr/local/nvidia"),
+    HostMount("gib", GIB_HOST_DIR, "/usr/local/gib"),
+)
+POD_ENV = {
+    "LLM_EXTRA_LIBRARY_PATH": "/usr/local/nvidia/lib64",
+    "NCCL_NET": "gIB",
+    "LLM_NCCL_ENV_SCRIPT": "/usr/local/gib/scripts/set_nccl_env.sh",
+}
 
 
 def pod_network_annotations() -> dict[str, str]:
     """The pod keeps its default interface (eth0: Services, Ray) and gets the 8 RDMA NICs as eth2..eth9."""
     interfaces = [{"interfaceName": "eth0", "network": "default"}] + [
-        {"interfaceName": f"eth{i + 2}", "network": rdma_network_object(i)} for i in range(RDMA_SUBNETS)]
+        {"interfaceName": f"eth{i + 2}", "network": rdma_network_object(i)} for i in range(RDMA_SUBNETS)
+    ]
     return {"networking.gke.io/default-interface": "eth0", "networking.gke.io/interfaces": json.dumps(interfaces)}
 
 
@@ -85,23 +93,48 @@ class RdmaNetworks(pulumi.ComponentResource):
         super().__init__("llm:gcp:RdmaNetworks", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.gvnic_network = gcp.compute.Network(
-            f"{name}-gvnic", project=args.project, name=f"{name}-gvnic", auto_create_subnetworks=False, opts=child)
+            f"{name}-gvnic", project=args.project, name=f"{name}-gvnic", auto_create_subnetworks=False, opts=child
+        )
         self.gvnic_subnet = gcp.compute.Subnetwork(
-            f"{name}-gvnic-sub", project=args.project, name=f"{name}-gvnic-sub", region=args.region,
-            network=self.gvnic_network.id, ip_cidr_range=GVNIC_CIDR, opts=child)
+            f"{name}-gvnic-sub",
+            project=args.project,
+            name=f"{name}-gvnic-sub",
+            region=args.region,
+            network=self.gvnic_network.id,
+            ip_cidr_range=GVNIC_CIDR,
+            opts=child,
+        )
         gcp.compute.Firewall(
-            f"{name}-gvnic-internal", project=args.project, name=f"{name}-gvnic-internal",
-            network=self.gvnic_network.id, source_ranges=[GVNIC_CIDR],
-            allows=[{"protocol": "tcp"}, {"protocol": "udp"}, {"protocol": "icmp"}], opts=child)
+            f"{name}-gvnic-internal",
+            project=args.project,
+            name=f"{name}-gvnic-internal",
+            network=self.gvnic_network.id,
+            source_ranges=[GVNIC_CIDR],
+            allows=[{"protocol": "tcp"}, {"protocol": "udp"}, {"protocol": "icmp"}],
+            opts=child,
+        )
         self.rdma_network = gcp.compute.Network(
-            f"{name}-rdma", project=args.project, name=f"{name}-rdma", auto_create_subnetworks=False,
-            mtu=RDMA_MTU, routing_mode="REGIONAL",
-            network_profile=f"projects/{args.project}/global/networkProfiles/{args.zone}-vpc-roce", opts=child)
+            f"{name}-rdma",
+            project=args.project,
+            name=f"{name}-rdma",
+            auto_create_subnetworks=False,
+            mtu=RDMA_MTU,
+            routing_mode="REGIONAL",
+            network_profile=f"projects/{args.project}/global/networkProfiles/{args.zone}-vpc-roce",
+            opts=child,
+        )
         self.rdma_subnets = [
             gcp.compute.Subnetwork(
-                f"{name}-rdma-sub-{i}", project=args.project, name=f"{name}-rdma-sub-{i}", region=args.region,
-                network=self.rdma_network.id, ip_cidr_range=cidr, opts=child)
-            for i, cidr in enumerate(rdma_subnet_ranges())]
+                f"{name}-rdma-sub-{i}",
+                project=args.project,
+                name=f"{name}-rdma-sub-{i}",
+                region=args.region,
+                network=self.rdma_network.id,
+                ip_cidr_range=cidr,
+                opts=child,
+            )
+            for i, cidr in enumerate(rdma_subnet_ranges())
+        ]
         self.register_outputs({"gvnicNetwork": self.gvnic_network.name, "rdmaNetwork": self.rdma_network.name})
 
     def node_network_configs(self) -> list[dict]:
@@ -111,9 +144,9 @@ class RdmaNetworks(pulumi.ComponentResource):
 
     def network_objects(self) -> list[tuple[str, pulumi.Output[str], pulumi.Output[str], str]]:
         """(object name, VPC, subnet, deviceMode) of each in-cluster network: gvnic-1, rdma-0..7."""
-        return ([(GVNIC_NETWORK_OBJECT, self.gvnic_network.name, self.gvnic_subnet.name, "NetDevice")]
-                + [(rdma_network_object(i), self.rdma_network.name, s.name, "RDMA")
-                   for i, s in enumerate(self.rdma_subnets)])
+        return [(GVNIC_NETWORK_OBJECT, self.gvnic_network.name, self.gvnic_subnet.name, "NetDevice")] + [
+            (rdma_network_object(i), self.rdma_network.name, s.name, "RDMA") for i, s in enumerate(self.rdma_subnets)
+        ]
 
 
 class RdmaClusterObjects(pulumi.ComponentResource):
@@ -123,19 +156,34 @@ class RdmaClusterObjects(pulumi.ComponentResource):
         super().__init__("llm:gcp:RdmaClusterObjects", name, None, opts)
         for object_name, vpc, subnet, mode in networks.network_objects():
             params = k8s.apiextensions.CustomResource(
-                f"{name}-{object_name}-params", api_version=NETWORKING_API, kind="GKENetworkParamSet",
-                metadata={"name": object_name}, spec={"vpc": vpc, "vpcSubnet": subnet, "deviceMode": mode},
-                opts=pulumi.ResourceOptions(parent=self))
-            k8s.apiextensions.CustomResource(
-                f"{name}-{object_name}-network", api_version=NETWORKING_API, kind="Network",
+                f"{name}-{object_name}-params",
+                api_version=NETWORKING_API,
+                kind="GKENetworkParamSet",
                 metadata={"name": object_name},
-                spec={"type": "Device", "parametersRef": {"group": "networking.gke.io", "kind": "GKENetworkParamSet",
-                                                          "name": object_name}},
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[params]))
+                spec={"vpc": vpc, "vpcSubnet": subnet, "deviceMode": mode},
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            k8s.apiextensions.CustomResource(
+                f"{name}-{object_name}-network",
+                api_version=NETWORKING_API,
+                kind="Network",
+                metadata={"name": object_name},
+                spec={
+                    "type": "Device",
+                    "parametersRef": {"group": "networking.gke.io", "kind": "GKENetworkParamSet", "name": object_name},
+                },
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[params]),
+            )
         self.installer = k8s.apps.v1.DaemonSet(
-            f"{name}-nccl-gib", metadata={"name": "nccl-rdma-installer", "namespace": "kube-system",
-                                          "labels": {"k8s-app": "nccl-rdma-installer"}},
-            spec=gib_installer_spec(), opts=pulumi.ResourceOptions(parent=self))
+            f"{name}-nccl-gib",
+            metadata={
+                "name": "nccl-rdma-installer",
+                "namespace": "kube-system",
+                "labels": {"k8s-app": "nccl-rdma-installer"},
+            },
+            spec=manifest(gib_installer_spec()),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         self.register_outputs({})
 
 
@@ -147,28 +195,57 @@ def gib_installer_spec() -> dict:
     return {
         "selector": {"matchLabels": {"k8s-app": "nccl-rdma-installer"}},
         "updateStrategy": {"type": "RollingUpdate"},
-        "template": {"metadata": {"labels": labels}, "spec": {
-            "priorityClassName": "system-node-critical",
-            "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
-                {"matchExpressions": [{"key": "cloud.google.com/gke-accelerator", "operator": "In",
-                                       "values": [A4_ACCELERATOR]}]}]}}},
-            "tolerations": [{"operator": "Exists"}],
-            "hostNetwork": True, "hostPID": True,
-            "volumes": [{"name": "library-dir-host",
-                         "hostPath": {"path": NVIDIA_LIB_HOST_DIR, "type": "DirectoryOrCreate"}},
-                        {"name": "gib", "hostPath": {"path": GIB_HOST_DIR}}],
-            "initContainers": [{
-                "name": "nccl-rdma-installer", "image": GIB_IMAGE,
-                "resources": {"requests": {"cpu": "150m"}},
-                # It writes the node's host directories: privileged, as upstream's installer.
-                "securityContext": {"privileged": True},
-                "volumeMounts": [{"name": "library-dir-host", "mountPath": f"/usr/local{NVIDIA_LIB_HOST_DIR}"},
-                                 {"name": "gib", "mountPath": f"/usr/local{GIB_HOST_DIR}"}],
-                "command": ["/bin/sh", "-c"],
-                "args": ["set -ex\n/scripts/container_entry.sh install --install-nccl\n"
-                         f"cp -r /var/lib/gib/lib64/. /usr/local{NVIDIA_LIB_HOST_DIR}\n"
-                         f"cp -r /var/lib/gib/. /usr/local{GIB_HOST_DIR}\n"],
-            }],
-            "containers": [{"name": "pause", "image": PAUSE_IMAGE}],
-        }},
+        "template": {
+            "metadata": {"labels": labels},
+            "spec": {
+                "priorityClassName": "system-node-critical",
+                "affinity": {
+                    "nodeAffinity": {
+                        "requiredDuringSchedulingIgnoredDuringExecution": {
+                            "nodeSelectorTerms": [
+                                {
+                                    "matchExpressions": [
+                                        {
+                                            "key": "cloud.google.com/gke-accelerator",
+                                            "operator": "In",
+                                            "values": [A4_ACCELERATOR],
+                                        }
+                                    ]
+                                }
+                            ]
+                        }
+                    }
+                },
+                "tolerations": [{"operator": "Exists"}],
+                "hostNetwork": True,
+                "hostPID": True,
+                "volumes": [
+                    {
+                        "name": "library-dir-host",
+                        "hostPath": {"path": NVIDIA_LIB_HOST_DIR, "type": "DirectoryOrCreate"},
+                    },
+                    {"name": "gib", "hostPath": {"path": GIB_HOST_DIR}},
+                ],
+                "initContainers": [
+                    {
+                        "name": "nccl-rdma-installer",
+                        "image": GIB_IMAGE,
+                        "resources": {"requests": {"cpu": "150m"}},
+                        # It writes the node's host directories: privileged, as upstream's installer.
+                        "securityContext": {"privileged": True},
+                        "volumeMounts": [
+                            {"name": "library-dir-host", "mountPath": f"/usr/local{NVIDIA_LIB_HOST_DIR}"},
+                            {"name": "gib", "mountPath": f"/usr/local{GIB_HOST_DIR}"},
+                        ],
+                        "command": ["/bin/sh", "-c"],
+                        "args": [
+                            "set -ex\n/scripts/container_entry.sh install --install-nccl\n"
+                            f"cp -r /var/lib/gib/lib64/. /usr/local{NVIDIA_LIB_HOST_DIR}\n"
+                            f"cp -r /var/lib/gib/. /usr/local{GIB_HOST_DIR}\n"
+                        ],
+                    }
+                ],
+                "containers": [{"name": "pause", "image": PAUSE_IMAGE}],
+            },
+        },
     }

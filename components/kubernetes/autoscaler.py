@@ -4,6 +4,7 @@ Scale-up is quick (a queue means users are waiting); scale-down waits `scale_dow
 load and removes one pod at a time, so a burst between two quiet minutes does not kill a pod that
 is still answering long generations (the pod also drains for its grace period on the way out).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -41,20 +42,33 @@ class Autoscaler(pulumi.ComponentResource):
             f"{name}-hpa",
             metadata={"name": args.name, "namespace": args.namespace},
             spec={
-                "scaleTargetRef": {"apiVersion": args.target_api_version, "kind": args.target_kind,
-                                   "name": args.target_name},
-                "minReplicas": args.min_replicas,
-                "maxReplicas": args.max_replicas,
-                "metrics": [{"type": "Pods", "pods": {
-                    "metric": {"name": args.metric_name},
-                    "target": {"type": "AverageValue", "averageValue": str(args.target_average)}}}],
+                "scale_target_ref": {
+                    "api_version": args.target_api_version,
+                    "kind": args.target_kind,
+                    "name": args.target_name,
+                },
+                "min_replicas": args.min_replicas,
+                "max_replicas": args.max_replicas,
+                "metrics": [
+                    {
+                        "type": "Pods",
+                        "pods": {
+                            "metric": {"name": args.metric_name},
+                            "target": {"type": "AverageValue", "average_value": str(args.target_average)},
+                        },
+                    }
+                ],
                 "behavior": {
-                    "scaleUp": {"stabilizationWindowSeconds": SCALE_UP_WINDOW_SECONDS,
-                                "policies": [{"type": "Pods", "value": 1, "periodSeconds": SCALE_UP_WINDOW_SECONDS}]},
-                    "scaleDown": {"stabilizationWindowSeconds": args.scale_down_seconds,
-                                  "policies": [{"type": "Pods", "value": 1,
-                                                "periodSeconds": SCALE_DOWN_PERIOD_SECONDS}]},
+                    "scale_up": {
+                        "stabilization_window_seconds": SCALE_UP_WINDOW_SECONDS,
+                        "policies": [{"type": "Pods", "value": 1, "period_seconds": SCALE_UP_WINDOW_SECONDS}],
+                    },
+                    "scale_down": {
+                        "stabilization_window_seconds": args.scale_down_seconds,
+                        "policies": [{"type": "Pods", "value": 1, "period_seconds": SCALE_DOWN_PERIOD_SECONDS}],
+                    },
                 },
             },
-            opts=pulumi.ResourceOptions(parent=self))
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         self.register_outputs({})

@@ -4,14 +4,17 @@ It runs after the serving workload is ready (Pulumi waits for the Deployment's r
 API key from the serving Secret, and does not hold `pulumi up` (skipAwait): read the results from
 the Job's log or from the results volume (README "Benchmark").
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Optional, Sequence
+from typing import Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.kubernetes.objects import manifest
 from components.kubernetes.serving_workload import secret_env_var
 from core.config.benchmark import BenchmarkConfig
 
@@ -43,10 +46,29 @@ class BenchmarkArgs:
 
 def bench_argv(args: BenchmarkArgs, results_dir: Optional[str], dataset_path: Optional[str]) -> list[str]:
     c = args.config
-    argv = ["vllm", "bench", "serve", "--backend", "openai", "--endpoint", "/v1/completions",
-            "--base-url", "$(BASE_URL)", "--model", args.model_path, "--served-model-name", args.served_model_name,
-            "--dataset-name", c.dataset, "--num-prompts", str(c.prompts), "--request-rate", c.request_rate_text,
-            "--ready-check-timeout-sec", "600"]
+    argv = [
+        "vllm",
+        "bench",
+        "serve",
+        "--backend",
+        "openai",
+        "--endpoint",
+        "/v1/completions",
+        "--base-url",
+        "$(BASE_URL)",
+        "--model",
+        args.model_path,
+        "--served-model-name",
+        args.served_model_name,
+        "--dataset-name",
+        c.dataset,
+        "--num-prompts",
+        str(c.prompts),
+        "--request-rate",
+        c.request_rate_text,
+        "--ready-check-timeout-sec",
+        "600",
+    ]
     if c.dataset == "random":
         argv += ["--random-input-len", str(c.input_len), "--random-output-len", str(c.output_len)]
     else:
@@ -65,46 +87,78 @@ class BenchmarkJob(pulumi.ComponentResource):
         super().__init__("llm:kubernetes:BenchmarkJob", name, None, opts)
         sharegpt = args.config.dataset == "sharegpt"
         volumes = [{"name": "model", **args.model_volume}, {"name": "data", "emptyDir": {}}]
-        mounts = [{"name": "model", "mountPath": args.model_mount_path, "readOnly": True},
-                  {"name": "data", "mountPath": "/data"}]
+        mounts = [
+            {"name": "model", "mountPath": args.model_mount_path, "readOnly": True},
+            {"name": "data", "mountPath": "/data"},
+        ]
         results_dir = None
         if args.results_volume is not None:
             volumes.append({"name": "results", **args.results_volume})
             mounts.append({"name": "results", "mountPath": "/results"})
             results_dir = "/results"
-        env = [{"name": "BASE_URL", "value": args.base_url},
-               secret_env_var("OPENAI_API_KEY", args.api_key_secret, args.api_key_secret_key)]
+        env = [
+            {"name": "BASE_URL", "value": args.base_url},
+            secret_env_var("OPENAI_API_KEY", args.api_key_secret, args.api_key_secret_key),
+        ]
         if args.hf_token_secret is not None:
             env.append(secret_env_var("HF_TOKEN", args.hf_token_secret, "HF_TOKEN"))
         init = []
         if sharegpt:
             # ShareGPT is a file, not a generator: fetch it once per run from ModelScope into /data.
-            init.append({
-                "name": "fetch-dataset", "image": args.image, "command": ["sh", "-c"],
-                "args": ["pip install --quiet --index-url \"$PIP_INDEX_URL\" \"modelscope==$MODELSCOPE_VERSION\" && "
-                         "modelscope download --dataset \"$DATASET\" \"$DATASET_FILE\" --local_dir /data"],
-                "env": [{"name": "PIP_INDEX_URL", "value": args.pip_index_url},
+            init.append(
+                {
+                    "name": "fetch-dataset",
+                    "image": args.image,
+                    "command": ["sh", "-c"],
+                    "args": [
+                        'pip install --quiet --index-url "$PIP_INDEX_URL" "modelscope==$MODELSCOPE_VERSION" && '
+                        'modelscope download --dataset "$DATASET" "$DATASET_FILE" --local_dir /data'
+                    ],
+                    "env": [
+                        {"name": "PIP_INDEX_URL", "value": args.pip_index_url},
                         {"name": "MODELSCOPE_VERSION", "value": MODELSCOPE_VERSION},
-                        {"name": "DATASET", "value": SHAREGPT_DATASET}, {"name": "DATASET_FILE", "value": SHAREGPT_FILE}],
-                "volumeMounts": [{"name": "data", "mountPath": "/data"}],
-                "resources": _resources(2, 4)})
+                        {"name": "DATASET", "value": SHAREGPT_DATASET},
+                        {"name": "DATASET_FILE", "value": SHAREGPT_FILE},
+                    ],
+                    "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+                    "resources": _resources(2, 4),
+                }
+            )
         container = {
-            "name": "bench", "image": args.image, "securityContext": {"allowPrivilegeEscalation": False},
+            "name": "bench",
+            "image": args.image,
+            "securityContext": {"allowPrivilegeEscalation": False},
             "command": bench_argv(args, results_dir, f"/data/{SHAREGPT_FILE}" if sharegpt else None),
-            "env": env, "volumeMounts": mounts, "resources": _resources(4, 16)}
+            "env": env,
+            "volumeMounts": mounts,
+            "resources": _resources(4, 16),
+        }
         self.job = k8s.batch.v1.Job(
             name,
-            metadata={"namespace": args.namespace, "name": name,
-                      # A benchmark must not hold `pulumi up`, and its failure must not fail the deployment.
-                      "annotations": {"pulumi.com/skipAwait": "true"}},
-            spec={"backoffLimit": 0,
-                  "template": {"metadata": {"labels": {"app": name, **args.pod_labels}},
-                               "spec": {"restartPolicy": "Never", "initContainers": init or None,
-                                        # It talks to the model's Service, never to the API server.
-                                        "automountServiceAccountToken": False,
-                                        "containers": [container], "volumes": volumes}}},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on),
-                                        delete_before_replace=True))
+            metadata={
+                "namespace": args.namespace,
+                "name": name,
+                # A benchmark must not hold `pulumi up`, and its failure must not fail the deployment.
+                "annotations": {"pulumi.com/skipAwait": "true"},
+            },
+            spec=manifest(
+                {
+                    "backoffLimit": 0,
+                    "template": {
+                        "metadata": {"labels": {"app": name, **args.pod_labels}},
+                        "spec": {
+                            "restartPolicy": "Never",
+                            "initContainers": init or None,
+                            # It talks to the model's Service, never to the API server.
+                            "automountServiceAccountToken": False,
+                            "containers": [container],
+                            "volumes": volumes,
+                        },
+                    },
+                }
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on), delete_before_replace=True),
+        )
         self.register_outputs({"job": self.job.metadata["name"]})
 
 

@@ -3,6 +3,7 @@
 Installed from the project's own Helm chart (kubernetes-sigs/lws, OCI registry.k8s.io). Images come
 from registry.k8s.io, which mainland China regions may not reach: see README "Known limitations".
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -21,7 +22,15 @@ class LeaderWorkerSetController(pulumi.ComponentResource):
     def __init__(self, name: str, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("llm:kubernetes:LeaderWorkerSetController", name, None, opts)
         self.release = k8s.helm.v3.Release(
-            name, name="lws", chart=CHART, version=CHART_VERSION, namespace=NAMESPACE, create_namespace=True,
+            name,
+            name="lws",
+            chart=CHART,
+            version=CHART_VERSION,
+            namespace=NAMESPACE,
+            create_namespace=True,
             # Wait until the controller and its webhook serve, so the LeaderWorkerSet can be created.
-            atomic=True, timeout=600, opts=pulumi.ResourceOptions(parent=self))
+            atomic=True,
+            timeout=600,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         self.register_outputs({"status": self.release.status})

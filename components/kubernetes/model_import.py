@@ -6,17 +6,20 @@ exists once. `pulumi up` waits for the Job: pulumi_kubernetes awaits a batch/v1 
 bounded by the custom timeouts set here. A rerun is cheap: the script checks a marker naming the
 model and revision first, and ModelScope resumes partial downloads and skips complete files.
 """
+
 from __future__ import annotations
 
 import posixpath
 import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Optional, Sequence
+from typing import Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components.alibaba import host_scripts
+from components.kubernetes.objects import manifest
 from core.naming import dns_name
 
 VOLUME_MOUNT = "/models"
@@ -52,14 +55,25 @@ class ModelImport(pulumi.ComponentResource):
     def __init__(self, name: str, args: ModelImportArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("llm:kubernetes:ModelImport", name, None, opts)
         _check(args)
-        self.job = import_job(self, name, args.namespace, args.timeout_minutes, args.depends_on,
-                              lambda config_map, labels: job_spec(args, config_map, labels))
+        self.job = import_job(
+            self,
+            name,
+            args.namespace,
+            args.timeout_minutes,
+            args.depends_on,
+            lambda config_map, labels: job_spec(args, config_map, labels),
+        )
         self.register_outputs({"job": self.job.metadata["name"]})
 
 
-def import_job(parent: pulumi.Resource, name: str, namespace: pulumi.Input[str], timeout_minutes: int,
-               depends_on: Sequence[pulumi.Resource],
-               spec_for: Callable[[pulumi.Output[str], Mapping[str, str]], dict]) -> k8s.batch.v1.Job:
+def import_job(
+    parent: pulumi.Resource,
+    name: str,
+    namespace: pulumi.Input[str],
+    timeout_minutes: int,
+    depends_on: Sequence[pulumi.Resource],
+    spec_for: Callable[[pulumi.Output[str], Mapping[str, str]], dict],
+) -> k8s.batch.v1.Job:
     """The fetch script as a ConfigMap and the Job that runs it (`spec_for` builds the Job spec)."""
     job_name = dns_name(name)  # Job names become pod label values: a DNS label
     labels = {"app.kubernetes.io/name": "model-import", "app.kubernetes.io/instance": job_name}
@@ -67,22 +81,31 @@ def import_job(parent: pulumi.Resource, name: str, namespace: pulumi.Input[str],
         f"{name}-script",
         metadata={"name": dns_name(name, suffix="script"), "namespace": namespace, "labels": labels},
         data={SCRIPT_FILE: host_scripts.fetch_model_script()},
-        opts=pulumi.ResourceOptions(parent=parent))
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
     wait = f"{timeout_minutes + AWAIT_MARGIN_MINUTES}m"
     return k8s.batch.v1.Job(
         name,
-        metadata={"name": job_name, "namespace": namespace, "labels": labels,
-                  # A Job that failed or timed out is replaced on the next `pulumi up` (and resumes),
-                  # instead of Pulumi waiting again on the failed one.
-                  "annotations": {"pulumi.com/replaceUnready": "true"}},
-        spec=spec_for(script.metadata["name"], labels),
+        metadata={
+            "name": job_name,
+            "namespace": namespace,
+            "labels": labels,
+            # A Job that failed or timed out is replaced on the next `pulumi up` (and resumes),
+            # instead of Pulumi waiting again on the failed one.
+            "annotations": {"pulumi.com/replaceUnready": "true"},
+        },
+        spec=manifest(spec_for(script.metadata["name"], labels)),
         opts=pulumi.ResourceOptions(
-            parent=parent, depends_on=[script, *depends_on],
+            parent=parent,
+            depends_on=[script, *depends_on],
             # A Job's pod template is immutable: a new model, revision or image means a new Job. Its
             # name is fixed, so the old one goes first. No ttlSecondsAfterFinished: the cluster would
             # delete the Job behind Pulumi's back and the next update would recreate it.
-            replace_on_changes=["spec"], delete_before_replace=True,
-            custom_timeouts=pulumi.CustomTimeouts(create=wait, update=wait)))
+            replace_on_changes=["spec"],
+            delete_before_replace=True,
+            custom_timeouts=pulumi.CustomTimeouts(create=wait, update=wait),
+        ),
+    )
 
 
 def target_dir(sub_path: str) -> str:
@@ -91,17 +114,23 @@ def target_dir(sub_path: str) -> str:
 
 def job_spec(args: ModelImportArgs, script_config_map: pulumi.Input[str], labels: Mapping[str, str]) -> dict:
     """A single pod that runs fetch-model.sh into the claim; restarts resume, the deadline bounds it."""
-    env = {**host_scripts.fetch_model_env(args.pip_index_url),
-           "MODELSCOPE_LIB": f"{SCRATCH}/modelscope-lib", "HOME": SCRATCH, "PYTHONUNBUFFERED": "1"}
+    env = {
+        **host_scripts.fetch_model_env(args.pip_index_url),
+        "MODELSCOPE_LIB": f"{SCRATCH}/modelscope-lib",
+        "HOME": SCRATCH,
+        "PYTHONUNBUFFERED": "1",
+    }
     container = {
         "name": "fetch-model",
         "image": args.image,
         "command": ["bash", f"{SCRIPT_DIR}/{SCRIPT_FILE}", args.model_id, args.revision, target_dir(args.sub_path)],
         "env": [{"name": k, "value": v} for k, v in env.items()],
         "resources": {"requests": _amount(), "limits": _amount()},
-        "volumeMounts": [{"name": "model", "mountPath": VOLUME_MOUNT},
-                         {"name": "script", "mountPath": SCRIPT_DIR, "readOnly": True},
-                         {"name": "scratch", "mountPath": SCRATCH}],
+        "volumeMounts": [
+            {"name": "model", "mountPath": VOLUME_MOUNT},
+            {"name": "script", "mountPath": SCRIPT_DIR, "readOnly": True},
+            {"name": "scratch", "mountPath": SCRATCH},
+        ],
         "securityContext": {"allowPrivilegeEscalation": False},
     }
     return {
@@ -113,9 +142,11 @@ def job_spec(args: ModelImportArgs, script_config_map: pulumi.Input[str], labels
                 "restartPolicy": "OnFailure",
                 "automountServiceAccountToken": False,  # it talks to ModelScope and the mirror, never the API server
                 "containers": [container],
-                "volumes": [{"name": "model", "persistentVolumeClaim": {"claimName": args.claim}},
-                            {"name": "script", "configMap": {"name": script_config_map, "defaultMode": 0o444}},
-                            {"name": "scratch", "emptyDir": {"sizeLimit": f"{SCRATCH_GIB}Gi"}}],
+                "volumes": [
+                    {"name": "model", "persistentVolumeClaim": {"claimName": args.claim}},
+                    {"name": "script", "configMap": {"name": script_config_map, "defaultMode": 0o444}},
+                    {"name": "scratch", "emptyDir": {"sizeLimit": f"{SCRATCH_GIB}Gi"}},
+                ],
             },
         },
     }

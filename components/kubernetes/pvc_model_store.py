@@ -1,4 +1,5 @@
 """The model store of the `kubernetes` target: one PVC of the cluster's storage class."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -33,17 +34,24 @@ class PvcModelStore(pulumi.ComponentResource):
             raise ValueError(f"access_mode must be ReadWriteOnce or ReadWriteMany, got {args.access_mode!r}")
         if args.size_gib <= 0:
             raise ValueError(f"size_gib must be positive, got {args.size_gib}")
-        spec: dict = {"accessModes": [args.access_mode], "resources": {"requests": {"storage": f"{args.size_gib}Gi"}}}
+        spec: k8s.core.v1.PersistentVolumeClaimSpecArgsDict = {
+            "access_modes": [args.access_mode],
+            "resources": {"requests": {"storage": f"{args.size_gib}Gi"}},
+        }
         if args.storage_class is not None:
-            spec["storageClassName"] = args.storage_class
+            spec["storage_class_name"] = args.storage_class
         claim = k8s.core.v1.PersistentVolumeClaim(
             name,
-            metadata={"name": dns_name(name), "namespace": args.namespace,
-                      # With a WaitForFirstConsumer class the claim binds only once the import pod exists, and
-                      # that pod waits for the claim: do not wait for Bound (the import Job is awaited instead).
-                      "annotations": {"pulumi.com/skipAwait": "true"}},
+            metadata={
+                "name": dns_name(name),
+                "namespace": args.namespace,
+                # With a WaitForFirstConsumer class the claim binds only once the import pod exists, and
+                # that pod waits for the claim: do not wait for Bound (the import Job is awaited instead).
+                "annotations": {"pulumi.com/skipAwait": "true"},
+            },
             spec=spec,
-            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=args.retain))
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=args.retain),
+        )
         self.serving_claim = claim.metadata["name"]
         self.import_claim = self.serving_claim
         self.results_claim = None

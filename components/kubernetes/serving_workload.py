@@ -11,19 +11,22 @@ through `secretKeyRef` (SGLang's `--api-key $(SGLANG_API_KEY)` is expanded by th
 Secret is immutable and its name carries a random suffix that changes with the key, so a new key
 rolls the pods instead of leaving them on the old one.
 """
+
 from __future__ import annotations
 
 import hashlib
 import math
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Optional, Sequence
+from typing import Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from components.kubernetes.objects import manifest
 from core.engine import EngineCommand
 
 SCRIPTS = Path(__file__).parent.parent / "scripts"
@@ -160,30 +163,45 @@ class ServingWorkload(pulumi.ComponentResource):
         cluster_ip = self._service(f"{name}-api", f"{args.app}-api", labels, selector, None, waits, after_workload)
         self.service_name = cluster_ip.metadata.name
         if args.private_service is not None:
-            private = self._service(f"{name}-private", f"{args.app}-private", labels, selector,
-                                    args.private_service, waits, after_workload)
+            private = self._service(
+                f"{name}-private", f"{args.app}-private", labels, selector, args.private_service, waits, after_workload
+            )
             self.private_address = _load_balancer_address(private)
         else:
             self.private_address = pulumi.Output.concat(
-                cluster_ip.metadata.name, ".", args.namespace, ".svc.cluster.local")
+                cluster_ip.metadata.name, ".", args.namespace, ".svc.cluster.local"
+            )
         self.public_address = None
         if args.public_service is not None:
-            public = self._service(f"{name}-public", f"{args.app}-public", labels, selector,
-                                   args.public_service, waits, after_workload)
+            public = self._service(
+                f"{name}-public", f"{args.app}-public", labels, selector, args.public_service, waits, after_workload
+            )
             self.public_address = _load_balancer_address(public)
         self.secret_name = secret.metadata.name
         self.secret_key = args.engine.api_key_env
         self.port = args.engine.port
-        self.register_outputs({"private_address": self.private_address, "public_address": self.public_address,
-                               "service_name": self.service_name, "secret_name": self.secret_name})
+        self.register_outputs(
+            {
+                "private_address": self.private_address,
+                "public_address": self.public_address,
+                "service_name": self.service_name,
+                "secret_name": self.secret_name,
+            }
+        )
 
-    def _child(self, depends_on: Sequence[pulumi.Resource] = (),
-               timeouts: Optional[pulumi.CustomTimeouts] = None) -> pulumi.ResourceOptions:
+    def _child(
+        self, depends_on: Sequence[pulumi.Resource] = (), timeouts: Optional[pulumi.CustomTimeouts] = None
+    ) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions(parent=self, depends_on=list(depends_on), custom_timeouts=timeouts)
 
-    def _metadata(self, name: pulumi.Input[str], labels: Mapping[str, str],
-                  annotations: Optional[Mapping[str, str]] = None) -> dict:
-        metadata = {"name": name, "namespace": self._args.namespace, "labels": dict(labels)}
+    def _metadata(
+        self, name: pulumi.Input[str], labels: Mapping[str, str], annotations: Optional[Mapping[str, str]] = None
+    ) -> k8s.meta.v1.ObjectMetaArgsDict:
+        metadata: k8s.meta.v1.ObjectMetaArgsDict = {
+            "name": name,
+            "namespace": self._args.namespace,
+            "labels": dict(labels),
+        }
         if annotations:
             metadata["annotations"] = dict(annotations)
         return metadata
@@ -196,19 +214,31 @@ class ServingWorkload(pulumi.ComponentResource):
         """
         args = self._args
         version = random.RandomId(
-            f"{name}-api-key-version", byte_length=4,
-            keepers={"apiKeySha256": args.api_key.apply(lambda key: hashlib.sha256(key.encode()).hexdigest()),
-                     "secretKey": args.engine.api_key_env},
-            opts=self._child())
+            f"{name}-api-key-version",
+            byte_length=4,
+            keepers={
+                "apiKeySha256": args.api_key.apply(lambda key: hashlib.sha256(key.encode()).hexdigest()),
+                "secretKey": args.engine.api_key_env,
+            },
+            opts=self._child(),
+        )
         return k8s.core.v1.Secret(
             f"{name}-api-key",
             metadata=self._metadata(pulumi.Output.concat(args.app, "-api-key-", version.hex), labels),
-            type="Opaque", immutable=True,
+            type="Opaque",
+            immutable=True,
             string_data={args.engine.api_key_env: pulumi.Output.secret(args.api_key)},
-            opts=self._child())
+            opts=self._child(),
+        )
 
-    def _deployment(self, name: str, labels: Mapping[str, str], secret: k8s.core.v1.Secret,
-                    waits: pulumi.CustomTimeouts, depends_on: Sequence[pulumi.Resource]) -> k8s.apps.v1.Deployment:
+    def _deployment(
+        self,
+        name: str,
+        labels: Mapping[str, str],
+        secret: k8s.core.v1.Secret,
+        waits: pulumi.CustomTimeouts,
+        depends_on: Sequence[pulumi.Resource],
+    ) -> k8s.apps.v1.Deployment:
         args = self._args
         container = self._engine_container(secret, args.engine.kubernetes_args(), extra_startup_seconds=0)
         surge, unavailable = _update_budget(args.surge_updates)
@@ -221,17 +251,27 @@ class ServingWorkload(pulumi.ComponentResource):
             "revisionHistoryLimit": 5,
             "template": self._pod_template(labels, self._pod_spec([container], TERMINATION_GRACE_SECONDS)),
         }
-        return k8s.apps.v1.Deployment(name, metadata=self._metadata(args.app, labels), spec=spec,
-                                      opts=self._child(depends_on, waits))
+        return k8s.apps.v1.Deployment(
+            name, metadata=self._metadata(args.app, labels), spec=manifest(spec), opts=self._child(depends_on, waits)
+        )
 
-    def _leader_worker_set(self, name: str, labels: Mapping[str, str], secret: k8s.core.v1.Secret,
-                           waits: pulumi.CustomTimeouts, depends_on: Sequence[pulumi.Resource]
-                           ) -> k8s.apiextensions.CustomResource:
+    def _leader_worker_set(
+        self,
+        name: str,
+        labels: Mapping[str, str],
+        secret: k8s.core.v1.Secret,
+        waits: pulumi.CustomTimeouts,
+        depends_on: Sequence[pulumi.Resource],
+    ) -> k8s.apiextensions.CustomResource:
         args = self._args
         ray_env = _ray_env(args)
         leader = self._engine_container(
-            secret, args.engine.kubernetes_args(), extra_startup_seconds=RAY_JOIN_TIMEOUT_SECONDS,
-            command=_ray_script_command("ray-leader.sh"), extra_env=ray_env)
+            secret,
+            args.engine.kubernetes_args(),
+            extra_startup_seconds=RAY_JOIN_TIMEOUT_SECONDS,
+            command=_ray_script_command("ray-leader.sh"),
+            extra_env=ray_env,
+        )
         leader["ports"].append({"name": "ray", "containerPort": RAY_PORT, "protocol": "TCP"})
         raylet = {"tcpSocket": {"port": "ray-node"}, "periodSeconds": PROBE_PERIOD_SECONDS, "timeoutSeconds": 5}
         worker = {
@@ -243,15 +283,19 @@ class ServingWorkload(pulumi.ComponentResource):
             "ports": [{"name": "ray-node", "containerPort": RAY_NODE_PORT, "protocol": "TCP"}],
             # Ready once its raylet is up, i.e. it has joined the leader (it waits for the leader's Ray
             # head up to the join timeout). A lost raylet ends `ray start --block`: no liveness probe needed.
-            "startupProbe": {**raylet, "failureThreshold": math.ceil((RAY_JOIN_TIMEOUT_SECONDS + 300)
-                                                                      / PROBE_PERIOD_SECONDS)},
+            "startupProbe": {
+                **raylet,
+                "failureThreshold": math.ceil((RAY_JOIN_TIMEOUT_SECONDS + 300) / PROBE_PERIOD_SECONDS),
+            },
             "readinessProbe": {**raylet, "failureThreshold": READINESS_FAILURES},
         }
         surge, unavailable = _update_budget(args.surge_updates)
         spec = {
             "replicas": args.replicas,
-            "rolloutStrategy": {"type": "RollingUpdate",
-                                "rollingUpdateConfiguration": {"maxSurge": surge, "maxUnavailable": unavailable}},
+            "rolloutStrategy": {
+                "type": "RollingUpdate",
+                "rollingUpdateConfiguration": {"maxSurge": surge, "maxUnavailable": unavailable},
+            },
             "leaderWorkerTemplate": {
                 "size": args.pods_per_replica,
                 # A lost pod breaks the Ray cluster of its group: restart the group as one.
@@ -264,8 +308,13 @@ class ServingWorkload(pulumi.ComponentResource):
         # once its groups are ready. Not verifiable offline: pulumi-kubernetes >= 4.18 reads this annotation.
         metadata = self._metadata(args.app, labels, {"pulumi.com/waitFor": "condition=Available"})
         return k8s.apiextensions.CustomResource(
-            name, api_version=LWS_API_VERSION, kind="LeaderWorkerSet", metadata=metadata, spec=spec,
-            opts=self._child(depends_on, waits))
+            name,
+            api_version=LWS_API_VERSION,
+            kind="LeaderWorkerSet",
+            metadata=metadata,
+            spec=spec,
+            opts=self._child(depends_on, waits),
+        )
 
     def _gpu_container_basics(self) -> dict:
         """Image, resources (requests == limits: guaranteed QoS), model and /dev/shm mounts, security."""
@@ -275,18 +324,28 @@ class ServingWorkload(pulumi.ComponentResource):
             "image": args.image,
             "imagePullPolicy": "IfNotPresent",
             "resources": {"requests": dict(resources), "limits": dict(resources)},
-            "volumeMounts": [{"name": "model", "mountPath": args.model_mount_path,
-                              "readOnly": not args.download_at_start},
-                             {"name": "dshm", "mountPath": "/dev/shm"},
-                             *({"name": m.name, "mountPath": m.mount_path, "readOnly": True} for m in args.host_mounts)],
+            "volumeMounts": [
+                {"name": "model", "mountPath": args.model_mount_path, "readOnly": not args.download_at_start},
+                {"name": "dshm", "mountPath": "/dev/shm"},
+                *({"name": m.name, "mountPath": m.mount_path, "readOnly": True} for m in args.host_mounts),
+            ],
             # Engine images run as root and write caches under $HOME; GPUs come from the device
             # plugin, so nothing here needs privileges or capabilities.
-            "securityContext": {"privileged": False, "allowPrivilegeEscalation": False,
-                                "capabilities": {"drop": ["ALL"]}},
+            "securityContext": {
+                "privileged": False,
+                "allowPrivilegeEscalation": False,
+                "capabilities": {"drop": ["ALL"]},
+            },
         }
 
-    def _engine_container(self, secret: k8s.core.v1.Secret, argv: Sequence[str], extra_startup_seconds: int,
-                          command: Optional[list[str]] = None, extra_env: Optional[Mapping[str, str]] = None) -> dict:
+    def _engine_container(
+        self,
+        secret: k8s.core.v1.Secret,
+        argv: Sequence[str],
+        extra_startup_seconds: int,
+        command: Optional[list[str]] = None,
+        extra_env: Optional[Mapping[str, str]] = None,
+    ) -> dict:
         """The API server container: the engine argv (as command, or as args of a launcher), key, probes."""
         args = self._args
         engine = args.engine
@@ -296,14 +355,29 @@ class ServingWorkload(pulumi.ComponentResource):
             "name": "engine",
             **self._gpu_container_basics(),
             "ports": [{"name": "http", "containerPort": engine.port, "protocol": "TCP"}],
-            "env": [key_ref, *_env_list({**_default_env(args), **(extra_env or {}), **args.env}),
-                    *_secret_env_list(args.secret_env)],
-            "startupProbe": {**health, "periodSeconds": PROBE_PERIOD_SECONDS, "timeoutSeconds": 5,
-                             "failureThreshold": startup_failure_threshold(args.load_minutes, extra_startup_seconds)},
-            "readinessProbe": {**health, "periodSeconds": PROBE_PERIOD_SECONDS, "timeoutSeconds": 5,
-                               "failureThreshold": READINESS_FAILURES},
-            "livenessProbe": {**health, "periodSeconds": LIVENESS_PERIOD_SECONDS,
-                              "timeoutSeconds": LIVENESS_TIMEOUT_SECONDS, "failureThreshold": LIVENESS_FAILURES},
+            "env": [
+                key_ref,
+                *_env_list({**_default_env(args), **(extra_env or {}), **args.env}),
+                *_secret_env_list(args.secret_env),
+            ],
+            "startupProbe": {
+                **health,
+                "periodSeconds": PROBE_PERIOD_SECONDS,
+                "timeoutSeconds": 5,
+                "failureThreshold": startup_failure_threshold(args.load_minutes, extra_startup_seconds),
+            },
+            "readinessProbe": {
+                **health,
+                "periodSeconds": PROBE_PERIOD_SECONDS,
+                "timeoutSeconds": 5,
+                "failureThreshold": READINESS_FAILURES,
+            },
+            "livenessProbe": {
+                **health,
+                "periodSeconds": LIVENESS_PERIOD_SECONDS,
+                "timeoutSeconds": LIVENESS_TIMEOUT_SECONDS,
+                "failureThreshold": LIVENESS_FAILURES,
+            },
             "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(DRAIN_SECONDS)]}}},
         }
         if command is None:
@@ -317,10 +391,11 @@ class ServingWorkload(pulumi.ComponentResource):
         args = self._args
         spec: dict = {
             "containers": containers,
-            "volumes": [{"name": "model", **dict(args.model_volume)},
-                        {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": f"{args.shm_gib}Gi"}},
-                        *({"name": m.name, "hostPath": {"path": m.host_path, "type": "Directory"}}
-                          for m in args.host_mounts)],
+            "volumes": [
+                {"name": "model", **dict(args.model_volume)},
+                {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": f"{args.shm_gib}Gi"}},
+                *({"name": m.name, "hostPath": {"path": m.host_path, "type": "Directory"}} for m in args.host_mounts),
+            ],
             "terminationGracePeriodSeconds": grace_seconds,
             # The engine never calls the Kubernetes API; and Service env vars would be noise (a
             # Service named "vllm" even breaks vLLM through VLLM_PORT).
@@ -333,9 +408,14 @@ class ServingWorkload(pulumi.ComponentResource):
             spec["tolerations"] = [dict(t) for t in args.tolerations]
         if args.replicas > 1:
             # Spread copies over zones when the cluster can, never block scheduling for it.
-            spec["topologySpreadConstraints"] = [{
-                "maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "ScheduleAnyway",
-                "labelSelector": {"matchLabels": {"app": args.app}}}]
+            spec["topologySpreadConstraints"] = [
+                {
+                    "maxSkew": 1,
+                    "topologyKey": "topology.kubernetes.io/zone",
+                    "whenUnsatisfiable": "ScheduleAnyway",
+                    "labelSelector": {"matchLabels": {"app": args.app}},
+                }
+            ]
         return spec
 
     def _pod_template(self, labels: Mapping[str, str], spec: dict) -> dict:
@@ -349,29 +429,45 @@ class ServingWorkload(pulumi.ComponentResource):
         """Voluntary evictions (node drains, upgrades) take one serving pod at a time."""
         args = self._args
         k8s.policy.v1.PodDisruptionBudget(
-            f"{name}-pdb", metadata=self._metadata(args.app, labels),
-            spec={"maxUnavailable": 1, "selector": {"matchLabels": {"app": args.app}},
-                  # A pod that is not ready serves nothing: evicting it must not block a drain.
-                  "unhealthyPodEvictionPolicy": "AlwaysAllow"},
-            opts=self._child())
+            f"{name}-pdb",
+            metadata=self._metadata(args.app, labels),
+            spec={
+                "max_unavailable": 1,
+                "selector": {"match_labels": {"app": args.app}},
+                # A pod that is not ready serves nothing: evicting it must not block a drain.
+                "unhealthy_pod_eviction_policy": "AlwaysAllow",
+            },
+            opts=self._child(),
+        )
 
-    def _service(self, resource_name: str, service_name: str, labels: Mapping[str, str],
-                 selector: Mapping[str, str], exposure: Optional[ServiceExposure],
-                 waits: pulumi.CustomTimeouts, depends_on: Sequence[pulumi.Resource]) -> k8s.core.v1.Service:
-        spec: dict = {
+    def _service(
+        self,
+        resource_name: str,
+        service_name: str,
+        labels: Mapping[str, str],
+        selector: Mapping[str, str],
+        exposure: Optional[ServiceExposure],
+        waits: pulumi.CustomTimeouts,
+        depends_on: Sequence[pulumi.Resource],
+    ) -> k8s.core.v1.Service:
+        spec: k8s.core.v1.ServiceSpecArgsDict = {
             "type": "ClusterIP" if exposure is None else "LoadBalancer",
             "selector": dict(selector),
-            "ports": [{"name": "http", "port": self._args.engine.port, "targetPort": "http", "protocol": "TCP"}],
+            "ports": [{"name": "http", "port": self._args.engine.port, "target_port": "http", "protocol": "TCP"}],
         }
         annotations = None
         if exposure is not None:
             annotations = exposure.annotations
             if exposure.source_ranges:
-                spec["loadBalancerSourceRanges"] = list(exposure.source_ranges)
+                spec["load_balancer_source_ranges"] = list(exposure.source_ranges)
             if exposure.external_traffic_policy:
-                spec["externalTrafficPolicy"] = exposure.external_traffic_policy
-        return k8s.core.v1.Service(resource_name, metadata=self._metadata(service_name, labels, annotations),
-                                   spec=spec, opts=self._child(depends_on, waits))
+                spec["external_traffic_policy"] = exposure.external_traffic_policy
+        return k8s.core.v1.Service(
+            resource_name,
+            metadata=self._metadata(service_name, labels, annotations),
+            spec=spec,
+            opts=self._child(depends_on, waits),
+        )
 
 
 # Model files come from the mounted volume only; no usage reports leave the cluster (vLLM and
@@ -396,8 +492,12 @@ def _secret_env_list(secret_envs: Mapping[str, tuple[pulumi.Input[str], str]]) -
 
 
 def _labels(app: str) -> dict[str, str]:
-    return {"app": app, "app.kubernetes.io/name": app, "app.kubernetes.io/component": "inference",
-            "app.kubernetes.io/managed-by": "pulumi"}
+    return {
+        "app": app,
+        "app.kubernetes.io/name": app,
+        "app.kubernetes.io/component": "inference",
+        "app.kubernetes.io/managed-by": "pulumi",
+    }
 
 
 def _env_list(env: Mapping[str, str]) -> list[dict]:
@@ -411,10 +511,13 @@ def _update_budget(surge: bool) -> tuple[int, int]:
 
 def _ray_env(args: ServingArgs) -> dict[str, str]:
     """What ray-leader.sh and ray-worker.sh read (LWS_LEADER_ADDRESS comes from the LWS controller)."""
-    return {"LLM_RAY_PORT": str(RAY_PORT), "LLM_RAY_NODE_PORT": str(RAY_NODE_PORT),
-            "LLM_RAY_JOIN_TIMEOUT_SECONDS": str(RAY_JOIN_TIMEOUT_SECONDS),
-            "LLM_RAY_GROUP_GPUS": str(args.gpus_per_pod * args.pods_per_replica),
-            "RAY_USAGE_STATS_ENABLED": "0"}
+    return {
+        "LLM_RAY_PORT": str(RAY_PORT),
+        "LLM_RAY_NODE_PORT": str(RAY_NODE_PORT),
+        "LLM_RAY_JOIN_TIMEOUT_SECONDS": str(RAY_JOIN_TIMEOUT_SECONDS),
+        "LLM_RAY_GROUP_GPUS": str(args.gpus_per_pod * args.pods_per_replica),
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
 
 
 def _ray_wait(pods_per_replica: int) -> int:
@@ -433,11 +536,13 @@ def _ray_script_command(script: str) -> list[str]:
 
 def _load_balancer_address(service: k8s.core.v1.Service) -> pulumi.Output[str]:
     """The first ingress address; the provider waits for it before the Service counts as created."""
+
     def first(status) -> str:
         ingress = status.load_balancer.ingress if status is not None and status.load_balancer is not None else None
         if not ingress or not (ingress[0].ip or ingress[0].hostname):
             raise ValueError("the LoadBalancer Service has no ingress address yet")
         return ingress[0].ip or ingress[0].hostname
+
     return service.status.apply(first)
 
 
@@ -450,16 +555,18 @@ def _validate(args: ServingArgs) -> None:
         if getattr(args, field_name) < 1:
             problems.append(f"{field_name} must be at least 1")
     if args.shm_gib >= args.memory_gib:
-        problems.append(f"shm_gib ({args.shm_gib}) counts against the pod memory and must be below memory_gib "
-                        f"({args.memory_gib})")
+        problems.append(
+            f"shm_gib ({args.shm_gib}) counts against the pod memory and must be below memory_gib ({args.memory_gib})"
+        )
     if args.pod_labels.get("app", args.app) != args.app:
         problems.append("pod_labels must not change the app label (it is the selector)")
     reserved = {args.engine.api_key_env, *_DEFAULT_ENV, *_ray_env(args)}
     if reserved & set(args.env):
         problems.append(f"env must not set {sorted(reserved & set(args.env))}: the component sets them")
     if (reserved | set(args.env)) & set(args.secret_env):
-        problems.append(f"secret_env must not set {sorted((reserved | set(args.env)) & set(args.secret_env))}: "
-                        "already set")
+        problems.append(
+            f"secret_env must not set {sorted((reserved | set(args.env)) & set(args.secret_env))}: already set"
+        )
     mount_names = [m.name for m in args.host_mounts]
     if set(mount_names) & {"model", "dshm"} or len(set(mount_names)) < len(mount_names):
         problems.append(f"host_mounts names {mount_names} must be unique and not 'model' or 'dshm'")
@@ -467,8 +574,9 @@ def _validate(args: ServingArgs) -> None:
         problems.append("host_mounts must not mount over the model or /dev/shm")
     uses_ray = _ray_backend(args.engine)
     if args.pods_per_replica > 1 and not uses_ray:
-        problems.append("pods_per_replica > 1 needs a vLLM command built with multi_node=True "
-                        "(--distributed-executor-backend ray)")
+        problems.append(
+            "pods_per_replica > 1 needs a vLLM command built with multi_node=True (--distributed-executor-backend ray)"
+        )
     if args.pods_per_replica == 1 and uses_ray:
         problems.append("a single-pod replica needs no Ray: build the command with multi_node=False")
     if problems:
@@ -477,4 +585,4 @@ def _validate(args: ServingArgs) -> None:
 
 def _ray_backend(engine: EngineCommand) -> bool:
     argv = list(engine.argv)
-    return any(a == "--distributed-executor-backend" and argv[i + 1:i + 2] == ["ray"] for i, a in enumerate(argv))
+    return any(a == "--distributed-executor-backend" and argv[i + 1 : i + 2] == ["ray"] for i, a in enumerate(argv))

@@ -8,13 +8,14 @@ own namespace.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping, Optional
+from collections.abc import Iterable, Mapping
+from typing import Any, Optional
 
 from core.config.parse import parse
 from core.config.problems import ConfigError, Problem
 from core.config.settings import Settings
-from core.config.source import ConfigValues, from_mapping as _values_from_mapping
-from core.config.source import from_pulumi
+from core.config.source import ConfigValues, from_pulumi
+from core.config.source import from_mapping as _values_from_mapping
 
 __all__ = ["ConfigError", "ConfigValues", "Problem", "Settings", "from_mapping", "load", "parse"]
 
@@ -26,9 +27,13 @@ def load() -> Settings:
     return parse(from_pulumi(), pulumi.get_stack())
 
 
-def from_mapping(values: Mapping[str, Any], stack: str = "dev", namespace: str = "llm",
-                 secret_keys: Iterable[str] = ("apiKey", "hfToken"),
-                 providers: Optional[Mapping[str, Mapping[str, Any]]] = None,
-                 provider_secrets: Iterable[str] = ()) -> Settings:
+def from_mapping(
+    values: Mapping[str, Any],
+    stack: str = "dev",
+    namespace: str = "llm",
+    secret_keys: Iterable[str] = ("apiKey", "hfToken"),
+    providers: Optional[Mapping[str, Mapping[str, Any]]] = None,
+    provider_secrets: Iterable[str] = (),
+) -> Settings:
     """parse() over plain values (tests, scripts); secrets given here count as stored secretly."""
     return parse(_values_from_mapping(values, namespace, secret_keys, providers, provider_secrets), stack)

@@ -27,7 +27,8 @@ class GpuNodesConfig(Group):
     TARGETS = (ACK, GKE)
     min: Annotated[Int, within(0, MAX_NODES, "nodes")] = option(1, "Fewest GPU nodes (0: none while idle, ack only).")
     max: Optional[Annotated[Int, within(1, MAX_NODES, "nodes")]] = option(
-        None, "Most GPU nodes; empty: min (a fixed pool). One serving pod per node on ack.", example=3)
+        None, "Most GPU nodes; empty: min (a fixed pool). One serving pod per node on ack.", example=3
+    )
 
     @property
     def maximum(self) -> int:
@@ -42,16 +43,21 @@ class AckConfig(Group):
 class AckEdgeConfig(Group):
     TARGETS = (ACK_EDGE,)
     node_pool_id: Optional[Annotated[str, matches(r"np[a-z0-9]{6,64}", "a node pool id like np1a2b3c4d5e6f")]] = option(
-        None, "The edge node pool the IDC GPU machines joined (required unless clusterOnly).", example="np1a2b3c4d5e6f")
-    cluster_only: Flag = option(False, "First run: create only the network and cluster, so the edge node pool can "
-                                       "be made in it.")
+        None, "The edge node pool the IDC GPU machines joined (required unless clusterOnly).", example="np1a2b3c4d5e6f"
+    )
+    cluster_only: Flag = option(
+        False, "First run: create only the network and cluster, so the edge node pool can be made in it."
+    )
     pod_cidr: Cidr = option("172.20.0.0/16", "Pod CIDR (Flannel); apart from the VPC, Service and IDC networks.")
     virtual_node_unit: Literal["eci", "acs"] = option("eci", "Cloud capacity when the IDC is full: eci or acs.")
     cloud_max_pods: Annotated[Int, within(0, 100, "pods")] = option(
-        2, "Most serving pods on virtual nodes at once (0: IDC only).")
+        2, "Most serving pods on virtual nodes at once (0: IDC only)."
+    )
     eci_instance_types: tuple[EcsInstanceType, ...] = option(
-        (), f"eci: GPU instance types for cloud pods (up to {MAX_ECI_SPECS}); empty: catalog types with the pod's GPUs.",
-        example=["ecs.gn6e-c12g1.3xlarge"])
+        (),
+        f"eci: GPU instance types for cloud pods (up to {MAX_ECI_SPECS}); empty: catalog types with the pod's GPUs.",
+        example=["ecs.gn6e-c12g1.3xlarge"],
+    )
 
 
 @dataclass(frozen=True)
@@ -81,49 +87,88 @@ class AckSettings:
     autoscaling: Autoscaling
     node_image_type: str  # both targets' cloud node pools
     system_instance_type: str  # the small CPU pool: system pods, the model import, the benchmark
-    gpu_pool: Optional[GpuNodePool] = None  # ack
-    edge: Optional[EdgeBurst] = None  # ack-edge
     sls_logging: bool = False
 
 
-def resolve_gpu_pool(nodes: GpuNodesConfig, ack: AckConfig, instance: Optional[InstanceType],
-                     autoscaling: Autoscaling, problems: Problems) -> GpuNodePool:
+def resolve_gpu_pool(
+    nodes: GpuNodesConfig,
+    ack: AckConfig,
+    instance: Optional[InstanceType],
+    autoscaling: Autoscaling,
+    problems: Problems,
+) -> GpuNodePool:
     low, high = nodes.min, nodes.maximum
     if low > high:
-        problems.add("gpuNodes.min", low, f"is larger than gpuNodes.max ({high})",
-                     f"{problems.set_command('gpuNodes.min', high)}, or raise gpuNodes.max")
+        problems.add(
+            "gpuNodes.min",
+            low,
+            f"is larger than gpuNodes.max ({high})",
+            f"{problems.set_command('gpuNodes.min', high)}, or raise gpuNodes.max",
+        )
     elif high < autoscaling.max_replicas:
-        problems.add("gpuNodes.max", high, f"holds fewer serving pods than scaling.maxReplicas "
-                     f"({autoscaling.max_replicas}); each pod takes one GPU node",
-                     problems.set_command("gpuNodes.max", autoscaling.max_replicas))
-    return GpuNodePool(instance_type=instance.name if instance else "", min_nodes=low, max_nodes=high,
-                       spot=ack.spot_instances)
+        problems.add(
+            "gpuNodes.max",
+            high,
+            f"holds fewer serving pods than scaling.maxReplicas "
+            f"({autoscaling.max_replicas}); each pod takes one GPU node",
+            problems.set_command("gpuNodes.max", autoscaling.max_replicas),
+        )
+    return GpuNodePool(
+        instance_type=instance.name if instance else "", min_nodes=low, max_nodes=high, spot=ack.spot_instances
+    )
 
 
-def resolve_edge(config: AckEdgeConfig, gpus_per_pod: Optional[int], gpu_kind: str, service_cidr: str,
-                 vpc_cidr: str, problems: Problems) -> EdgeBurst:
+def resolve_edge(
+    config: AckEdgeConfig,
+    gpus_per_pod: Optional[int],
+    gpu_kind: str,
+    service_cidr: str,
+    vpc_cidr: str,
+    problems: Problems,
+) -> EdgeBurst:
     pool = config.node_pool_id or ""
     if not pool and not config.cluster_only:
-        problems.add("ackEdge.nodePoolId", None, "is required: the id of the edge node pool the IDC GPU machines "
-                     "joined (the provider cannot create one for on-prem machines)",
-                     f"first run: {problems.set_command('ackEdge.clusterOnly', True)} && pulumi up (cluster only); "
-                     "create the edge node pool in the ACK console (docs/targets/ack-edge.md), then "
-                     f"{problems.set_command('ackEdge.nodePoolId', 'np...')} && "
-                     f"{problems.set_command('ackEdge.clusterOnly', False)} && pulumi up")
+        problems.add(
+            "ackEdge.nodePoolId",
+            None,
+            "is required: the id of the edge node pool the IDC GPU machines "
+            "joined (the provider cannot create one for on-prem machines)",
+            f"first run: {problems.set_command('ackEdge.clusterOnly', True)} && pulumi up (cluster only); "
+            "create the edge node pool in the ACK console (docs/targets/ack-edge.md), then "
+            f"{problems.set_command('ackEdge.nodePoolId', 'np...')} && "
+            f"{problems.set_command('ackEdge.clusterOnly', False)} && pulumi up",
+        )
     specs = tuple(config.eci_instance_types)
     if len(specs) > MAX_ECI_SPECS:
-        problems.add("ackEdge.eciInstanceTypes", list(specs), f"must be at most {MAX_ECI_SPECS} ECS instance types "
-                     "(the eci-use-specs annotation takes five)",
-                     problems.set_command("ackEdge.eciInstanceTypes", list(specs[:MAX_ECI_SPECS])))
+        problems.add(
+            "ackEdge.eciInstanceTypes",
+            list(specs),
+            f"must be at most {MAX_ECI_SPECS} ECS instance types (the eci-use-specs annotation takes five)",
+            problems.set_command("ackEdge.eciInstanceTypes", list(specs[:MAX_ECI_SPECS])),
+        )
     if config.virtual_node_unit == "eci" and not specs and gpus_per_pod:
         specs = tuple(t.name for t in instance_types_with(gpu_kind) if t.gpu_count == gpus_per_pod)[:MAX_ECI_SPECS]
         if not specs:
-            problems.add("ackEdge.eciInstanceTypes", [], f"no catalog ECS type has {gpus_per_pod}x {gpu_kind} for the "
-                         "cloud pods", problems.set_command("ackEdge.eciInstanceTypes[0]", "ecs.gn7i-c16g1.4xlarge"))
+            problems.add(
+                "ackEdge.eciInstanceTypes",
+                [],
+                f"no catalog ECS type has {gpus_per_pod}x {gpu_kind} for the cloud pods",
+                problems.set_command("ackEdge.eciInstanceTypes[0]", "ecs.gn7i-c16g1.4xlarge"),
+            )
     network = ipaddress.ip_network(config.pod_cidr)
     clash = [c for c in (service_cidr, vpc_cidr) if network.overlaps(ipaddress.ip_network(c))]
     if clash:
-        problems.add("ackEdge.podCidr", config.pod_cidr, f"must be a CIDR apart from the VPC and Service CIDRs "
-                     f"(overlaps {clash[0]})", problems.set_command("ackEdge.podCidr", "172.20.0.0/16"))
-    return EdgeBurst(node_pool_id=pool, cluster_only=config.cluster_only, unit=config.virtual_node_unit,
-                     cloud_max_pods=config.cloud_max_pods, eci_instance_types=specs, pod_cidr=config.pod_cidr)
+        problems.add(
+            "ackEdge.podCidr",
+            config.pod_cidr,
+            f"must be a CIDR apart from the VPC and Service CIDRs (overlaps {clash[0]})",
+            problems.set_command("ackEdge.podCidr", "172.20.0.0/16"),
+        )
+    return EdgeBurst(
+        node_pool_id=pool,
+        cluster_only=config.cluster_only,
+        unit=config.virtual_node_unit,
+        cloud_max_pods=config.cloud_max_pods,
+        eci_instance_types=specs,
+        pod_cidr=config.pod_cidr,
+    )

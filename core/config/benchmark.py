@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Optional, Union
 
-from core.config.problems import Problems
 from pydantic import BeforeValidator
-from pydantic_core import PydanticCustomError
 
-from core.config.schema import Flag, Group, Int, option, within
+from core.config.problems import Problems
+from core.config.schema import Flag, Group, Int, option, rule, within
 from core.engine import VLLM, EngineOptions
 from core.targets import ON_KUBERNETES
-
-
 
 
 def _rate(value: Any) -> Union[float, str]:
@@ -26,7 +23,7 @@ def _rate(value: Any) -> Union[float, str]:
     except (TypeError, ValueError):
         rate = 0.0
     if not 0 < rate <= 100_000:
-        raise PydanticCustomError("rate", "must be a positive number of requests per second (at most 100000), or inf")
+        raise rule("rate", "must be a positive number of requests per second (at most 100000), or inf")
     return rate
 
 
@@ -38,12 +35,14 @@ class BenchmarkConfig(Group):
     enabled: Flag = option(False, "Run `vllm bench serve` once against the private Service.")
     dataset: Literal["random", "sharegpt"] = option("random", "random, or sharegpt (fetched from ModelScope).")
     prompts: Annotated[Int, within(1, 100_000, "prompts")] = option(200, "Number of prompts.")
-    request_rate: RequestRate = option(
-        1.0, "Requests per second, or inf (all at once).")
-    concurrency: Annotated[Int, within(0, 100_000, "requests")] = option(
-        0, "Most concurrent requests; 0: unlimited.")
-    input_len: Annotated[Int, within(1, 10_000_000, "tokens")] = option(1024, "random dataset: input tokens per prompt.")
-    output_len: Annotated[Int, within(1, 10_000_000, "tokens")] = option(1024, "random dataset: output tokens per prompt.")
+    request_rate: RequestRate = option(1.0, "Requests per second, or inf (all at once).")
+    concurrency: Annotated[Int, within(0, 100_000, "requests")] = option(0, "Most concurrent requests; 0: unlimited.")
+    input_len: Annotated[Int, within(1, 10_000_000, "tokens")] = option(
+        1024, "random dataset: input tokens per prompt."
+    )
+    output_len: Annotated[Int, within(1, 10_000_000, "tokens")] = option(
+        1024, "random dataset: output tokens per prompt."
+    )
 
     @property
     def request_rate_text(self) -> str:
@@ -52,11 +51,22 @@ class BenchmarkConfig(Group):
 
 def check_benchmark(config: BenchmarkConfig, engine: Optional[EngineOptions], problems: Problems) -> None:
     if config.enabled and engine is not None and engine.engine != VLLM:
-        problems.add("benchmark.enabled", True, "runs `vllm bench serve`, which needs the vLLM image",
-                     f"{problems.set_command('benchmark.enabled', False)}, or {problems.set_command('engine.name', 'vllm')}")
-    if config.enabled and engine is not None and config.dataset == "random" and \
-            config.input_len + config.output_len > engine.max_model_len:
-        problems.add("benchmark.inputLen", config.input_len,
-                     f"input + output tokens ({config.input_len + config.output_len}) exceed engine.maxModelLen "
-                     f"{engine.max_model_len}", problems.set_command("benchmark.inputLen",
-                                                                      max(1, engine.max_model_len - config.output_len)))
+        problems.add(
+            "benchmark.enabled",
+            True,
+            "runs `vllm bench serve`, which needs the vLLM image",
+            f"{problems.set_command('benchmark.enabled', False)}, or {problems.set_command('engine.name', 'vllm')}",
+        )
+    if (
+        config.enabled
+        and engine is not None
+        and config.dataset == "random"
+        and config.input_len + config.output_len > engine.max_model_len
+    ):
+        problems.add(
+            "benchmark.inputLen",
+            config.input_len,
+            f"input + output tokens ({config.input_len + config.output_len}) exceed engine.maxModelLen "
+            f"{engine.max_model_len}",
+            problems.set_command("benchmark.inputLen", max(1, engine.max_model_len - config.output_len)),
+        )

@@ -29,20 +29,27 @@ class EngineConfig(Group):
 
     name: Literal["vllm", "sglang"] = option("vllm", "Inference engine.")
     image: Optional[Image] = option(
-        None, "Engine image with a pinned tag or digest; empty: the default for the engine and region "
-              "(Alibaba's EGS registry in mainland China, the upstream image elsewhere).",
-        example=versions.VLLM_IMAGE.value)
+        None,
+        "Engine image with a pinned tag or digest; empty: the default for the engine and region "
+        "(Alibaba's EGS registry in mainland China, the upstream image elsewhere).",
+        example=versions.VLLM_IMAGE.value,
+    )
     # No engine limit below the model's context (checked against it); 10M tokens bounds typos.
     max_model_len: Annotated[Int, within(1, 10_000_000, "tokens")] = option(
-        32768, "Maximum context length (prompt + output tokens) per request; at most the model's context.")
+        32768, "Maximum context length (prompt + output tokens) per request; at most the model's context."
+    )
     gpu_memory_utilization: Annotated[Number, between(0, 1, exclusive=True)] = option(
-        0.90, "Fraction of each GPU's memory the engine may use.")
+        0.90, "Fraction of each GPU's memory the engine may use."
+    )
     # vLLM and SGLang set no upper bound; 65536 concurrent sequences is far beyond any GPU here.
     max_num_seqs: Annotated[Int, within(0, 65536, "sequences")] = option(
-        0, "Maximum concurrent sequences per engine; 0: the engine's default.")
+        0, "Maximum concurrent sequences per engine; 0: the engine's default."
+    )
     extra_args: tuple[EngineArg, ...] = option(
-        (), "Extra engine arguments appended as they are, e.g. [\"--enable-prefix-caching\"].",
-        example=["--enable-prefix-caching"])
+        (),
+        'Extra engine arguments appended as they are, e.g. ["--enable-prefix-caching"].',
+        example=["--enable-prefix-caching"],
+    )
 
 
 def default_image(engine: str, mainland_china: bool) -> str:
@@ -56,33 +63,56 @@ def _pinned(image: str) -> bool:
     return ":" in last and not last.endswith(":latest")
 
 
-def resolve_engine(config: EngineConfig, model: Optional[ModelSpec], served_name: Optional[str], mainland_china: bool,
-                   api_port: int, problems: Problems) -> Optional[EngineOptions]:
+def resolve_engine(
+    config: EngineConfig,
+    model: Optional[ModelSpec],
+    served_name: Optional[str],
+    mainland_china: bool,
+    api_port: int,
+    problems: Problems,
+) -> Optional[EngineOptions]:
     """The engine options, with the rules that span keys (context vs model, argv the program owns)."""
     ok = True
     if config.image is not None and not _pinned(config.image):
-        problems.add("engine.image", config.image, "must carry a pinned tag or digest (not :latest, not untagged)",
-                     problems.set_command("engine.image", versions.VLLM_IMAGE.value))
+        problems.add(
+            "engine.image",
+            config.image,
+            "must carry a pinned tag or digest (not :latest, not untagged)",
+            problems.set_command("engine.image", versions.VLLM_IMAGE.value),
+        )
         ok = False
     if model is not None and config.max_model_len > model.context_length:
-        problems.add("engine.maxModelLen", config.max_model_len,
-                     f"exceeds the {model.context_length}-token context of {model.name}",
-                     problems.set_command("engine.maxModelLen", min(32768, model.context_length)))
+        problems.add(
+            "engine.maxModelLen",
+            config.max_model_len,
+            f"exceeds the {model.context_length}-token context of {model.name}",
+            problems.set_command("engine.maxModelLen", min(32768, model.context_length)),
+        )
         ok = False
     for index, arg in enumerate(config.extra_args):
         reserved = reserved_flag(arg)
         if reserved is not None:
-            why = {"--api-key": "the API key comes from a secret (apiKey), never the command line",
-                   "--enable-reasoning": "it was removed in vLLM 0.10; the reasoning parser comes from the catalog",
-                   }.get(reserved, "the program sets it: the engine listens on loopback behind the gateway")
-            problems.add(f"engine.extraArgs[{index}]", arg, f"spells {reserved}, which may not be set here: {why}",
-                         f"remove it: pulumi config set --path '{problems.namespace}:engine.extraArgs' '[...]' "
-                         "without that element")
+            why = {
+                "--api-key": "the API key comes from a secret (apiKey), never the command line",
+                "--enable-reasoning": "it was removed in vLLM 0.10; the reasoning parser comes from the catalog",
+            }.get(reserved, "the program sets it: the engine listens on loopback behind the gateway")
+            problems.add(
+                f"engine.extraArgs[{index}]",
+                arg,
+                f"spells {reserved}, which may not be set here: {why}",
+                f"remove it: pulumi config set --path '{problems.namespace}:engine.extraArgs' '[...]' "
+                "without that element",
+            )
             ok = False
     if not ok or model is None:
         return None
     return EngineOptions(
-        engine=config.name, image=config.image or default_image(config.name, mainland_china),
-        served_model_name=served_name or model.modelscope_id, max_model_len=config.max_model_len,
-        gpu_memory_utilization=config.gpu_memory_utilization, port=api_port, max_num_seqs=config.max_num_seqs,
-        extra_args=tuple(config.extra_args))
+        engine=config.name,
+        image=config.image or default_image(config.name, mainland_china),
+        served_model_name=served_name or model.modelscope_id,
+        max_model_len=config.max_model_len,
+        gpu_memory_utilization=config.gpu_memory_utilization,
+        port=api_port,
+        max_num_seqs=config.max_num_seqs,
+        extra_args=tuple(config.extra_args),
+    )

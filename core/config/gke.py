@@ -12,6 +12,7 @@ from typing import Annotated, Literal, Optional
 
 from core.config.problems import Problems
 from core.config.schema import Flag, Group, matches, option
+from core.config.secret import SecretStr
 from core.targets import GKE
 
 # A4 High: one machine shape, 8 x B200 (GoogleCloudPlatform/cluster-toolkit examples/gke-a4).
@@ -37,7 +38,8 @@ class ReservationConfig(Group):
     TARGETS = (GKE,)
     mode: Literal["none", "any", "specific"] = option("none", "How the A4 nodes consume reserved capacity.")
     name: Optional[Annotated[str, matches(RESERVATION_NAME, "a reservation name (lowercase resource name)")]] = option(
-        None, "The reservation, when mode is specific.", example="my-a4-reservation")
+        None, "The reservation, when mode is specific.", example="my-a4-reservation"
+    )
 
 
 class GkeConfig(Group):
@@ -45,7 +47,8 @@ class GkeConfig(Group):
     reservation: ReservationConfig = option(ReservationConfig(), "Reservation affinity of the A4 nodes.")
     release_channel: Literal["RAPID", "REGULAR", "STABLE"] = option("REGULAR", "Cluster release channel.")
     model_source: Literal["bucket", "download"] = option(
-        "bucket", "bucket: imported once into GCS, read through GCS FUSE; download: vLLM downloads at every start.")
+        "bucket", "bucket: imported once into GCS, read through GCS FUSE; download: vLLM downloads at every start."
+    )
     rdma: Flag = option(False, "RDMA (RoCE) networking on the A4 nodes: extra VPCs, multi-networking, gIB.")
 
 
@@ -69,7 +72,7 @@ class GkeSettings:
     node_count: int  # A4 nodes (8 GPUs each)
     reservation: Reservation
     release_channel: str
-    hf_token: Optional[object]  # core.config.settings.SecretStr; None: anonymous downloads (public models)
+    hf_token: Optional[SecretStr]  # None: anonymous downloads (public models)
     model_source: str = "bucket"
     rdma: bool = False  # RoCE networking: gVNIC + RDMA VPCs, multi-networking, the gIB NCCL plugin
     control_plane_cidrs: tuple[str, ...] = ()  # master authorized networks; empty: not restricted
@@ -84,12 +87,20 @@ class GkeSettings:
 
 def resolve_reservation(config: ReservationConfig, problems: Problems) -> Reservation:
     if config.mode == "specific" and not config.name:
-        problems.add("gke.reservation.name", None, "must name the reservation when gke.reservation.mode is specific",
-                     problems.set_command("gke.reservation.name", "<reservation>"))
+        problems.add(
+            "gke.reservation.name",
+            None,
+            "must name the reservation when gke.reservation.mode is specific",
+            problems.set_command("gke.reservation.name", "<reservation>"),
+        )
     if config.mode != "specific" and config.name:
-        problems.add("gke.reservation.name", config.name, "is only used when gke.reservation.mode is specific",
-                     f"{problems.set_command('gke.reservation.mode', 'specific')}, or "
-                     f"{problems.rm_command('gke.reservation.name')}")
+        problems.add(
+            "gke.reservation.name",
+            config.name,
+            "is only used when gke.reservation.mode is specific",
+            f"{problems.set_command('gke.reservation.mode', 'specific')}, or "
+            f"{problems.rm_command('gke.reservation.name')}",
+        )
     return Reservation(config.mode, config.name if config.mode == "specific" else None)
 
 

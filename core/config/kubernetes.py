@@ -14,10 +14,13 @@ from core.targets import KUBERNETES
 class KubernetesConfig(Group):
     TARGETS = (KUBERNETES,)
     storage_class: Optional[DnsSubdomain] = option(
-        None, "Storage class of the model volume; empty: the cluster default.", example="standard")
+        None, "Storage class of the model volume; empty: the cluster default.", example="standard"
+    )
     mainland_china: Flag = option(
-        False, "The cluster's nodes are in mainland China: default images come from Alibaba's EGS registry "
-               "instead of Docker Hub.")
+        False,
+        "The cluster's nodes are in mainland China: default images come from Alibaba's EGS registry "
+        "instead of Docker Hub.",
+    )
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Annotated, Literal, Optional
 
+from core.config.placement import ZONE
 from core.config.problems import Problems
 from core.config.schema import Cidr, EcsInstanceType, Flag, Group, matches, option
-from core.config.placement import ZONE
 from core.targets import ACK_FAMILY, ALIBABA, GKE, MANAGED_ALIBABA
 
 Zone = Annotated[str, matches(ZONE, "an Alibaba Cloud zone id like cn-hangzhou-i")]
@@ -26,10 +26,15 @@ class NetworkConfig(Group):
     TARGETS = ALIBABA
     vpc_cidr: Cidr = option("192.168.0.0/16", "CIDR of the VPC.")
     vswitch_cidr: Cidr = option("192.168.0.0/24", "CIDR of the (first) vSwitch, inside vpcCidr.")
-    service_cidr: Cidr = option("172.16.0.0/16", "CIDR of Kubernetes Services; apart from vpcCidr.",
-                                targets=MANAGED_ALIBABA)
-    zones: tuple[Zone, ...] = option((), "The two zones of the cluster's vSwitches; empty: the first two found.",
-                                     targets=MANAGED_ALIBABA, example=["cn-hangzhou-i", "cn-hangzhou-j"])
+    service_cidr: Cidr = option(
+        "172.16.0.0/16", "CIDR of Kubernetes Services; apart from vpcCidr.", targets=MANAGED_ALIBABA
+    )
+    zones: tuple[Zone, ...] = option(
+        (),
+        "The two zones of the cluster's vSwitches; empty: the first two found.",
+        targets=MANAGED_ALIBABA,
+        example=["cn-hangzhou-i", "cn-hangzhou-j"],
+    )
 
 
 class ClusterConfig(Group):
@@ -39,16 +44,23 @@ class ClusterConfig(Group):
     kubernetes_version: Optional[
         Annotated[str, matches(r"1\.\d+\.\d+-aliyun\.\d+", "an ACK version string like 1.33.3-aliyun.1")]
     ] = option(None, "Kubernetes version; empty: the newest at creation.", example="1.33.3-aliyun.1")
-    public_endpoint: Flag = option(True, "Give the API server a public endpoint so `pulumi up` works from outside "
-                                         "the VPC.")
+    public_endpoint: Flag = option(
+        True, "Give the API server a public endpoint so `pulumi up` works from outside the VPC."
+    )
     api_cidrs: tuple[Cidr, ...] = option(
-        (), "CIDRs allowed to reach the cluster's control plane (where pulumi and kubectl run); empty: any, "
-            "IAM-guarded.", targets=(GKE,), example=["203.0.113.0/24"])
+        (),
+        "CIDRs allowed to reach the cluster's control plane (where pulumi and kubectl run); empty: any, IAM-guarded.",
+        targets=(GKE,),
+        example=["203.0.113.0/24"],
+    )
     node_image_type: Literal["AliyunLinux3", "AliyunLinux3ContainerOptimized", "ContainerOS", "Ubuntu"] = option(
-        "AliyunLinux3", "OS image type of the cloud node pools.", targets=ACK_FAMILY)
+        "AliyunLinux3", "OS image type of the cloud node pools.", targets=ACK_FAMILY
+    )
     system_node_instance_type: EcsInstanceType = option(
-        "ecs.g7.xlarge", "Instance type of the two-node system pool (system pods, model import, benchmark).",
-        targets=ACK_FAMILY)
+        "ecs.g7.xlarge",
+        "Instance type of the two-node system pool (system pods, model import, benchmark).",
+        targets=ACK_FAMILY,
+    )
     sls_logging: Flag = option(False, "Collect the serving pods' logs into SLS (logtail-ds).", targets=ACK_FAMILY)
 
 
@@ -66,36 +78,65 @@ class ClusterNetwork:
 
 def check_network(config: NetworkConfig, problems: Problems) -> bool:
     """The vSwitch lies in the VPC; False when it does not (the cluster plan is then not derived)."""
-    if not ipaddress.ip_network(config.vswitch_cidr).subnet_of(ipaddress.ip_network(config.vpc_cidr)):
-        problems.add("network.vswitchCidr", config.vswitch_cidr, f"must be a CIDR inside network.vpcCidr "
-                     f"({config.vpc_cidr})", problems.set_command("network.vswitchCidr", "192.168.0.0/24"))
+    if not ipaddress.IPv4Network(config.vswitch_cidr).subnet_of(ipaddress.IPv4Network(config.vpc_cidr)):
+        problems.add(
+            "network.vswitchCidr",
+            config.vswitch_cidr,
+            f"must be a CIDR inside network.vpcCidr ({config.vpc_cidr})",
+            problems.set_command("network.vswitchCidr", "192.168.0.0/24"),
+        )
         return False
     return True
 
 
-def resolve_cluster_network(network: NetworkConfig, cluster: ClusterConfig,
-                            problems: Problems) -> Optional[ClusterNetwork]:
-    vpc = ipaddress.ip_network(network.vpc_cidr)
-    first = ipaddress.ip_network(network.vswitch_cidr)
+def resolve_cluster_network(
+    network: NetworkConfig, cluster: ClusterConfig, problems: Problems
+) -> Optional[ClusterNetwork]:
+    vpc = ipaddress.IPv4Network(network.vpc_cidr)
+    first = ipaddress.IPv4Network(network.vswitch_cidr)
     zones = network.zones
     if zones and (len(zones) != 2 or zones[0] == zones[1]):
-        problems.add("network.zones", list(zones), "must name exactly two different zones, or be empty to choose them",
-                     problems.set_command("network.zones", ["cn-hangzhou-i", "cn-hangzhou-j"]))
-    service = ipaddress.ip_network(network.service_cidr)
+        problems.add(
+            "network.zones",
+            list(zones),
+            "must name exactly two different zones, or be empty to choose them",
+            problems.set_command("network.zones", ["cn-hangzhou-i", "cn-hangzhou-j"]),
+        )
+    service = ipaddress.IPv4Network(network.service_cidr)
     if service.overlaps(vpc):
-        problems.add("network.serviceCidr", network.service_cidr, f"must be a CIDR outside the VPC (overlaps "
-                     f"network.vpcCidr {vpc})", problems.set_command("network.serviceCidr", "172.16.0.0/16"))
+        problems.add(
+            "network.serviceCidr",
+            network.service_cidr,
+            f"must be a CIDR outside the VPC (overlaps network.vpcCidr {vpc})",
+            problems.set_command("network.serviceCidr", "172.16.0.0/16"),
+        )
     if vpc.prefixlen > 20:
-        problems.add("network.vpcCidr", network.vpc_cidr, "needs a VPC of /20 or larger: its last half holds the pod "
-                     "vSwitches", problems.set_command("network.vpcCidr", "192.168.0.0/16"))
+        problems.add(
+            "network.vpcCidr",
+            network.vpc_cidr,
+            "needs a VPC of /20 or larger: its last half holds the pod vSwitches",
+            problems.set_command("network.vpcCidr", "192.168.0.0/16"),
+        )
         return None
-    second = ipaddress.ip_network((int(first.network_address) + first.num_addresses, first.prefixlen))
+    second = ipaddress.IPv4Network((int(first.network_address) + first.num_addresses, first.prefixlen))
     quarters = list(vpc.subnets(prefixlen_diff=2))
-    if not (first.subnet_of(quarters[0]) or first.subnet_of(quarters[1])) or not second.subnet_of(vpc) \
-            or second.overlaps(quarters[2]):
-        problems.add("network.vswitchCidr", network.vswitch_cidr, f"is used with the next block ({second}) for the "
-                     f"nodes; both must lie in the first half of {vpc} (the second half holds the pod vSwitches)",
-                     problems.set_command("network.vswitchCidr", str(next(vpc.subnets(new_prefix=24)))))
-    return ClusterNetwork(zones=tuple(zones), node_vswitch_cidrs=(str(first), str(second)),
-                          pod_vswitch_cidrs=(str(quarters[2]), str(quarters[3])), service_cidr=network.service_cidr,
-                          kubernetes_version=cluster.kubernetes_version, public_endpoint=cluster.public_endpoint)
+    if (
+        not (first.subnet_of(quarters[0]) or first.subnet_of(quarters[1]))
+        or not second.subnet_of(vpc)
+        or second.overlaps(quarters[2])
+    ):
+        problems.add(
+            "network.vswitchCidr",
+            network.vswitch_cidr,
+            f"is used with the next block ({second}) for the "
+            f"nodes; both must lie in the first half of {vpc} (the second half holds the pod vSwitches)",
+            problems.set_command("network.vswitchCidr", str(next(vpc.subnets(new_prefix=24)))),
+        )
+    return ClusterNetwork(
+        zones=tuple(zones),
+        node_vswitch_cidrs=(str(first), str(second)),
+        pod_vswitch_cidrs=(str(quarters[2]), str(quarters[3])),
+        service_cidr=network.service_cidr,
+        kubernetes_version=cluster.kubernetes_version,
+        public_endpoint=cluster.public_endpoint,
+    )

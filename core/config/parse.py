@@ -19,11 +19,23 @@ from core.config.problems import Problems
 from core.config.providers import alibaba_region, check_kubeconfig, gcp_location, provider_config
 from core.config.root import StackConfig
 from core.config.scaling import resolve_autoscaling
-from core.config.settings import Cost, JumpHost, Settings, SecretStr, is_mainland_china
+from core.config.settings import (
+    AckEdgeSettings,
+    AckTargetSettings,
+    AcsSettings,
+    Cost,
+    EcsSettings,
+    ExistingClusterSettings,
+    GkeTargetSettings,
+    JumpHost,
+    SecretStr,
+    Settings,
+    is_mainland_china,
+)
 from core.config.source import ConfigValues
 from core.config.storage import resolve_disk, resolve_model_store
 from core.config.validation import check_secrets, check_targets, validate_groups
-from core.targets import ACK, ACK_EDGE, ACK_FAMILY, ACS, ALIBABA, ECS, GKE, KUBERNETES, MANAGED_ALIBABA
+from core.targets import ACK, ACK_FAMILY, ACS, ALIBABA, ECS, GKE, KUBERNETES, MANAGED_ALIBABA
 
 
 def parse(values: ConfigValues, stack: str) -> Settings:
@@ -50,30 +62,33 @@ def _defaults() -> dict[str, Any]:
     return {name: info.default for name, info in StackConfig.model_fields.items()}
 
 
-def _resolve(c: StackConfig, failed: set[str], values: ConfigValues, stack: str, target: str,
-             problems: Problems) -> Optional[Settings]:
+def _resolve(
+    c: StackConfig, failed: set[str], values: ConfigValues, stack: str, target: str, problems: Problems
+) -> Optional[Settings]:
     """The rules that span groups, and the derived settings; a group that failed validation is skipped."""
-    ok = lambda *groups: not failed & set(groups)  # noqa: E731 - reads as a guard below
+    ok = lambda *groups: not failed & set(groups)
 
+    project = zone = ""
     if target in ALIBABA:
         region = alibaba_region(values, problems) or ""
         provider = provider_config(values, "alicloud")
         mainland = is_mainland_china(region)
-        project = zone = ""
     elif target == GKE:
         project, region, zone = gcp_location(values, problems)
         provider = provider_config(values, "gcp")
         mainland = False
     else:
         check_kubeconfig(values, problems)
-        region, project, zone = "", "", ""
+        region = ""
         provider = provider_config(values, "kubernetes")
         mainland = c.kubernetes.mainland_china
 
     model = resolve_model(c.model, problems) if ok("model") else None
-    engine = resolve_engine(c.engine, model, c.model.served_name, mainland, c.access.api_port, problems) \
-        if ok("engine", "access") else None
-    on_kubernetes = target not in (ECS,)
+    engine = (
+        resolve_engine(c.engine, model, c.model.served_name, mainland, c.access.api_port, problems)
+        if ok("engine", "access")
+        else None
+    )
     placement_config = c.placement
     if target == GKE and not placement_config.gpu_count:
         # One serving pod takes the whole A4 node, as the reference does: tensor parallel over its 8 GPUs.
@@ -87,87 +102,163 @@ def _resolve(c: StackConfig, failed: set[str], values: ConfigValues, stack: str,
     if ok("access"):
         check_access(c.access, problems)
     network_ok = ok("network") and target in ALIBABA and check_network(c.network, problems)
-
-    settings: dict[str, Any] = {}
-    if target in (ECS, ACK) and ok("disk"):
-        settings["disk"] = resolve_disk(c.disk, model, problems)
-    if target == ECS and ok("ecs", "placement"):
-        settings["ecs"] = resolve_host(c.ecs, c.placement.zone, model)
     kind = gpu_kind(c.placement, target)
-    if on_kubernetes:
-        settings["workload"] = resolve_workload(c.workload, c.scaling.replicas, placement, target, problems) \
-            if ok("workload", "scaling") else None
-        settings["model_store"] = resolve_model_store(
-            c.model_store, fluid=c.acs.fluid, storage_class=c.kubernetes.storage_class, problems=problems) \
-            if ok("modelStore", "acs", "kubernetes") else None
-        settings["benchmark"] = c.benchmark
+
+    extra: dict[str, Any] = {}
+    settings_class: type[Settings] = Settings
+    if target == ECS:
+        settings_class = EcsSettings
+        extra["instance"] = placement.instance if placement else None
+        extra["disk"] = resolve_disk(c.disk, model, problems) if ok("disk") else None
+        extra["ecs"] = resolve_host(c.ecs, c.placement.zone, model) if ok("ecs", "placement") else None
+    else:
+        extra["workload"] = (
+            resolve_workload(c.workload, c.scaling.replicas, placement, target, problems)
+            if ok("workload", "scaling")
+            else None
+        )
+        extra["model_store"] = (
+            resolve_model_store(
+                c.model_store, fluid=c.acs.fluid, storage_class=c.kubernetes.storage_class, problems=problems
+            )
+            if ok("modelStore", "acs", "kubernetes")
+            else None
+        )
+        extra["benchmark"] = c.benchmark
         if ok("benchmark"):
             check_benchmark(c.benchmark, engine, problems)
-    if target in MANAGED_ALIBABA and network_ok and ok("cluster"):
-        settings["cluster"] = resolve_cluster_network(c.network, c.cluster, problems)
-    if (target == ACS or (target == ACK_EDGE and c.ack_edge.virtual_node_unit == "acs")) and ok("acs"):
-        settings["acs"] = resolve_acs_pod(c.acs, kind, problems)
+    if target in MANAGED_ALIBABA:
+        extra["cluster"] = (
+            resolve_cluster_network(c.network, c.cluster, problems) if network_ok and ok("cluster") else None
+        )
     if target == ACS:
+        settings_class = AcsSettings
+        extra["acs"] = resolve_acs_pod(c.acs, kind, problems) if ok("acs") else None
         jump = c.acs.jump_host
-        settings["jump_host"] = JumpHost(enabled=jump.enabled, instance_type=jump.instance_type,
-                                         image_id=jump.image_id)
+        extra["jump_host"] = JumpHost(enabled=jump.enabled, instance_type=jump.instance_type, image_id=jump.image_id)
     if target in ACK_FAMILY and ok("scaling", "cluster", "gpuNodes", "ack", "ackEdge"):
         autoscaling = resolve_autoscaling(c.scaling, engine.engine if engine else None, problems)
-        settings["ack"] = AckSettings(
-            autoscaling=autoscaling, node_image_type=c.cluster.node_image_type,
-            system_instance_type=c.cluster.system_node_instance_type, sls_logging=c.cluster.sls_logging,
-            gpu_pool=resolve_gpu_pool(c.gpu_nodes, c.ack, placement.instance if placement else None, autoscaling,
-                                      problems) if target == ACK else None,
-            edge=resolve_edge(c.ack_edge, placement.gpus_per_pod if placement else None, kind,
-                              c.network.service_cidr, c.network.vpc_cidr, problems) if target == ACK_EDGE else None)
+        extra["ack"] = AckSettings(
+            autoscaling=autoscaling,
+            node_image_type=c.cluster.node_image_type,
+            system_instance_type=c.cluster.system_node_instance_type,
+            sls_logging=c.cluster.sls_logging,
+        )
+        if target == ACK:
+            settings_class = AckTargetSettings
+            extra["disk"] = resolve_disk(c.disk, model, problems) if ok("disk") else None
+            extra["gpu_pool"] = resolve_gpu_pool(
+                c.gpu_nodes, c.ack, placement.instance if placement else None, autoscaling, problems
+            )
+        else:
+            settings_class = AckEdgeSettings
+            extra["edge"] = resolve_edge(
+                c.ack_edge,
+                placement.gpus_per_pod if placement else None,
+                kind,
+                c.network.service_cidr,
+                c.network.vpc_cidr,
+                problems,
+            )
+            if c.ack_edge.virtual_node_unit == "acs" and ok("acs"):
+                extra["acs"] = resolve_acs_pod(c.acs, kind, problems)
     if target == GKE and ok("gke", "gpuNodes", "scaling", "placement"):
-        settings["gke"] = _gke(c, project, region, zone, placement, model, problems)
+        settings_class = GkeTargetSettings
+        extra["gke"] = _gke(c, project, region, zone, placement, model, problems)
     if target == KUBERNETES:
-        settings["kubernetes"] = KubernetesSettings(storage_class=c.kubernetes.storage_class,
-                                                    mainland_china=c.kubernetes.mainland_china)
+        settings_class = ExistingClusterSettings
+        extra["kubernetes"] = KubernetesSettings(
+            storage_class=c.kubernetes.storage_class, mainland_china=c.kubernetes.mainland_china
+        )
     if model is None or engine is None or placement is None or problems.items:
         return None
-    return Settings(
-        stack=stack, namespace=values.namespace, target=target, region=region, model=model,
-        model_revision=c.model.revision, engine=engine, placement=placement, access=c.access,
-        api_key=SecretStr(c.api_key) if c.api_key else None, network=c.network,
-        deletion_protection=c.deletion_protection, tags=dict(c.tags),
-        cost=Cost(prices=dict(c.cost.prices), currency=c.cost.currency_for(target)), mainland_china=mainland,
-        provider=provider, kubernetes_provider=provider_config(values, "kubernetes"), **settings)
+    return settings_class(
+        stack=stack,
+        namespace=values.namespace,
+        target=target,
+        region=region,
+        model=model,
+        model_revision=c.model.revision,
+        engine=engine,
+        placement=placement,
+        access=c.access,
+        api_key=SecretStr(c.api_key) if c.api_key else None,
+        network=c.network,
+        deletion_protection=c.deletion_protection,
+        tags=dict(c.tags),
+        cost=Cost(prices=dict(c.cost.prices), currency=c.cost.currency_for(target)),
+        mainland_china=mainland,
+        provider=provider,
+        **extra,
+    )
 
 
 def _gke(c: StackConfig, project: str, region: str, zone: str, placement, model, problems: Problems) -> GkeSettings:
     """gke: A4 High nodes, one serving pod per node (or per group of nodes over RDMA)."""
     kind = gpu_kind(c.placement, GKE)
     if kind != A4_GPU_KIND:
-        problems.add("placement.gpuKind", kind, f"gke runs on {A4_MACHINE_TYPE}: {A4_GPUS}x {A4_GPU_KIND}",
-                     problems.set_command("placement.gpuKind", A4_GPU_KIND))
+        problems.add(
+            "placement.gpuKind",
+            kind,
+            f"gke runs on {A4_MACHINE_TYPE}: {A4_GPUS}x {A4_GPU_KIND}",
+            problems.set_command("placement.gpuKind", A4_GPU_KIND),
+        )
     if placement is not None and placement.gpus_per_pod != A4_GPUS:
-        problems.add("placement.gpuCount", placement.gpus_per_pod, f"gke serves with tensor parallel {A4_GPUS}, one "
-                     f"pod per {A4_MACHINE_TYPE} node with its {A4_GPUS} GPUs",
-                     problems.set_command("placement.gpuCount", A4_GPUS))
+        problems.add(
+            "placement.gpuCount",
+            placement.gpus_per_pod,
+            f"gke serves with tensor parallel {A4_GPUS}, one pod per {A4_MACHINE_TYPE} node with its {A4_GPUS} GPUs",
+            problems.set_command("placement.gpuCount", A4_GPUS),
+        )
     pods = placement.pods if placement is not None else None
     if pods is not None and pods > 1 and not c.gke.rdma:
         # NCCL between nodes without the RoCE NICs and the gIB plugin fails ("gIB network not found").
-        problems.add("placement.podsPerReplica", pods, "a copy over several A4 nodes needs RDMA networking",
-                     f"{problems.set_command('gke.rdma', True)} (or {problems.set_command('placement.podsPerReplica', 1)})")
+        problems.add(
+            "placement.podsPerReplica",
+            pods,
+            "a copy over several A4 nodes needs RDMA networking",
+            f"{problems.set_command('gke.rdma', True)} (or {problems.set_command('placement.podsPerReplica', 1)})",
+        )
     needed = c.scaling.replicas * (pods or 1)
     nodes = c.gpu_nodes.min
     if nodes < needed:
-        problems.add("gpuNodes.min", nodes, f"must be at least {needed}: one A4 node per serving pod",
-                     problems.set_command("gpuNodes.min", needed))
+        problems.add(
+            "gpuNodes.min",
+            nodes,
+            f"must be at least {needed}: one A4 node per serving pod",
+            problems.set_command("gpuNodes.min", needed),
+        )
     if c.gpu_nodes.max is not None and c.gpu_nodes.max != nodes:
-        problems.add("gpuNodes.max", c.gpu_nodes.max, "gke runs a fixed A4 pool: set gpuNodes.min alone",
-                     problems.rm_command("gpuNodes.max"))
+        problems.add(
+            "gpuNodes.max",
+            c.gpu_nodes.max,
+            "gke runs a fixed A4 pool: set gpuNodes.min alone",
+            problems.rm_command("gpuNodes.max"),
+        )
     if model is not None and model.gated and not c.hf_token:
-        problems.add("hfToken", None, f"{model.name} is gated on Hugging Face: the download needs a token with access",
-                     f"accept the model's terms on huggingface.co, then "
-                     f"{problems.set_command('hfToken', '<token>', secret=True)}")
+        problems.add(
+            "hfToken",
+            None,
+            f"{model.name} is gated on Hugging Face: the download needs a token with access",
+            f"accept the model's terms on huggingface.co, then "
+            f"{problems.set_command('hfToken', '<token>', secret=True)}",
+        )
     if c.gke.model_source == "download" and pods is not None and pods > 1:
-        problems.add("gke.modelSource", "download", f"downloads on every node of a copy; a copy over {pods} nodes "
-                     "reads the weights from the bucket", problems.set_command("gke.modelSource", "bucket"))
-    return GkeSettings(project=project, region=region, zone=zone, node_count=nodes,
-                       reservation=resolve_reservation(c.gke.reservation, problems),
-                       release_channel=c.gke.release_channel,
-                       hf_token=SecretStr(c.hf_token) if c.hf_token else None, model_source=c.gke.model_source,
-                       rdma=c.gke.rdma, control_plane_cidrs=tuple(c.cluster.api_cidrs))
+        problems.add(
+            "gke.modelSource",
+            "download",
+            f"downloads on every node of a copy; a copy over {pods} nodes reads the weights from the bucket",
+            problems.set_command("gke.modelSource", "bucket"),
+        )
+    return GkeSettings(
+        project=project,
+        region=region,
+        zone=zone,
+        node_count=nodes,
+        reservation=resolve_reservation(c.gke.reservation, problems),
+        release_channel=c.gke.release_channel,
+        hf_token=SecretStr(c.hf_token) if c.hf_token else None,
+        model_source=c.gke.model_source,
+        rdma=c.gke.rdma,
+        control_plane_cidrs=tuple(c.cluster.api_cidrs),
+    )

@@ -15,7 +15,7 @@ from core.catalog import ECS_INSTANCE_TYPES, GPUS, Gpu, InstanceType, ModelSpec,
 from core.config.problems import Problems
 from core.config.schema import DnsLabel, EcsInstanceType, Group, Int, matches, option, within
 from core.engine import VLLM, EngineOptions
-from core.targets import ACK, ACS, ACK_EDGE, ECS, GKE, KUBERNETES, ON_KUBERNETES
+from core.targets import ACK, ACK_EDGE, ACS, ECS, GKE, KUBERNETES, ON_KUBERNETES
 
 # The GPU kind each target assumes when placement.gpuKind is unset: what its example serves on, and on acs
 # the only series confirmed (H20), on gke the A4 High machine (B200).
@@ -29,20 +29,31 @@ class PlacementConfig(Group):
     """Where one copy of the model runs."""
 
     gpu_kind: Optional[Annotated[str, matches(r"[A-Za-z0-9]{2,16}", "a GPU kind like A10, H20 or B200")]] = option(
-        None, "GPU kind; empty: the target's (ecs/ack A10, ack-edge V100, acs H20, gke B200, kubernetes A10).",
-        example="A10")
+        None,
+        "GPU kind; empty: the target's (ecs/ack A10, ack-edge V100, acs H20, gke B200, kubernetes A10).",
+        example="A10",
+    )
     # No machine or pod here has more than 8 GPUs (ebmgn8v, a4-highgpu-8g, gn7i-8x).
     gpu_count: Annotated[Int, within(0, 8, "GPUs")] = option(
-        0, "GPUs per instance (ecs) or per pod (Kubernetes targets); 0: the fewest that fit.")
+        0, "GPUs per instance (ecs) or per pod (Kubernetes targets); 0: the fewest that fit."
+    )
     instance_type: Optional[EcsInstanceType] = option(
-        None, "ECS GPU instance type (ecs: the host, ack: the GPU nodes); empty: chosen from gpuKind and gpuCount.",
-        targets=(ECS, ACK), example="ecs.gn7i-c16g1.4xlarge")
+        None,
+        "ECS GPU instance type (ecs: the host, ack: the GPU nodes); empty: chosen from gpuKind and gpuCount.",
+        targets=(ECS, ACK),
+        example="ecs.gn7i-c16g1.4xlarge",
+    )
     pods_per_replica: Annotated[Int, within(0, MAX_PODS_PER_REPLICA, "pods")] = option(
-        0, "Pods per model copy (pipeline stages, a LeaderWorkerSet when > 1); 0: the fewest that fit.",
-        targets=ON_KUBERNETES)
+        0,
+        "Pods per model copy (pipeline stages, a LeaderWorkerSet when > 1); 0: the fewest that fit.",
+        targets=ON_KUBERNETES,
+    )
     zone: Optional[Annotated[str, matches(ZONE, "an Alibaba Cloud zone id like cn-hangzhou-i")]] = option(
-        None, "Zone of the GPU host; empty: the first zone that sells the instance type now.", targets=(ECS,),
-        example="cn-hangzhou-i")
+        None,
+        "Zone of the GPU host; empty: the first zone that sells the instance type now.",
+        targets=(ECS,),
+        example="cn-hangzhou-i",
+    )
 
 
 class WorkloadConfig(Group):
@@ -52,11 +63,14 @@ class WorkloadConfig(Group):
     namespace: DnsLabel = option("llm", "Namespace of the serving workload.")
     # Largest machines here: a4-highgpu-8g (224 vCPU, 3968 GiB), ebmgn8v (192 vCPU, 1024 GiB).
     cpu_per_pod: Annotated[Int, within(0, 224, "vCPUs")] = option(
-        0, "vCPUs per serving pod; 0: 16 per GPU up to 64 (acs), 4 per GPU up to 32 (elsewhere).")
+        0, "vCPUs per serving pod; 0: 16 per GPU up to 64 (acs), 4 per GPU up to 32 (elsewhere)."
+    )
     memory_gib_per_pod: Annotated[Int, within(0, 3968, "GiB")] = option(
-        0, "Memory per serving pod; 0: 128 GiB per GPU up to 512 (acs), 24 per GPU up to 192 (elsewhere).")
+        0, "Memory per serving pod; 0: 128 GiB per GPU up to 512 (acs), 24 per GPU up to 192 (elsewhere)."
+    )
     shm_gib: Annotated[Int, within(0, 2048, "GiB")] = option(
-        0, "/dev/shm per serving pod (memory-backed); 0: 8 GiB per GPU, at most a quarter of the memory.")
+        0, "/dev/shm per serving pod (memory-backed); 0: 8 GiB per GPU, at most a quarter of the memory."
+    )
 
 
 @dataclass(frozen=True)
@@ -93,35 +107,53 @@ def gpu_kind(config: PlacementConfig, target: str) -> str:
     return config.gpu_kind or DEFAULT_GPU[target]
 
 
-def resolve_instance_placement(config: PlacementConfig, target: str, model: Optional[ModelSpec],
-                               engine: Optional[EngineOptions], problems: Problems) -> Optional[Placement]:
+def resolve_instance_placement(
+    config: PlacementConfig,
+    target: str,
+    model: Optional[ModelSpec],
+    engine: Optional[EngineOptions],
+    problems: Problems,
+) -> Optional[Placement]:
     """ecs and ack: an ECS instance type carries the GPUs; the smallest catalog type that fits."""
     kind, count = gpu_kind(config, target), config.gpu_count
     if config.instance_type:
         instance = ECS_INSTANCE_TYPES.get(config.instance_type)
         if instance is None:
-            problems.add("placement.instanceType", config.instance_type,
-                         f"not in the GPU instance catalog: {', '.join(ECS_INSTANCE_TYPES)}",
-                         f"pick one, or unset it and set placement.gpuKind / placement.gpuCount: "
-                         f"{problems.rm_command('placement.instanceType')}")
+            problems.add(
+                "placement.instanceType",
+                config.instance_type,
+                f"not in the GPU instance catalog: {', '.join(ECS_INSTANCE_TYPES)}",
+                f"pick one, or unset it and set placement.gpuKind / placement.gpuCount: "
+                f"{problems.rm_command('placement.instanceType')}",
+            )
             return None
         if count and count != instance.gpu_count:
-            problems.add("placement.gpuCount", count, f"{instance.name} has {instance.gpu_count} GPU(s)",
-                         problems.set_command("placement.gpuCount", 0))
+            problems.add(
+                "placement.gpuCount",
+                count,
+                f"{instance.name} has {instance.gpu_count} GPU(s)",
+                problems.set_command("placement.gpuCount", 0),
+            )
         candidates = [instance]
     else:
         if kind not in GPUS or not instance_types_with(kind):
             kinds = sorted({t.gpu for t in ECS_INSTANCE_TYPES.values()})
-            problems.add("placement.gpuKind", kind,
-                         f"no ECS instance type in the catalog carries it; available: {', '.join(kinds)}",
-                         problems.set_command("placement.gpuKind", "A10"))
+            problems.add(
+                "placement.gpuKind",
+                kind,
+                f"no ECS instance type in the catalog carries it; available: {', '.join(kinds)}",
+                problems.set_command("placement.gpuKind", "A10"),
+            )
             return None
         candidates = [t for t in instance_types_with(kind) if not count or t.gpu_count == count]
         if not candidates:
             counts = sorted({t.gpu_count for t in instance_types_with(kind)})
-            problems.add("placement.gpuCount", count,
-                         f"no {kind} instance type has that many GPUs; available counts: {counts}",
-                         problems.set_command("placement.gpuCount", 0))
+            problems.add(
+                "placement.gpuCount",
+                count,
+                f"no {kind} instance type has that many GPUs; available counts: {counts}",
+                problems.set_command("placement.gpuCount", 0),
+            )
             return None
     if model is None or engine is None:
         return None
@@ -131,48 +163,80 @@ def resolve_instance_placement(config: PlacementConfig, target: str, model: Opti
             return placement
     largest = candidates[-1]
     reason = try_place(model, engine, GPUS[largest.gpu], largest.gpu_count, instance=largest)
-    fitting = [f"{t.name} ({t.gpu_count}x {t.gpu})" for t in ECS_INSTANCE_TYPES.values()
-               if isinstance(try_place(model, engine, GPUS[t.gpu], t.gpu_count), Placement)]
-    fix = (f"use an instance type that fits ({problems.set_command('placement.instanceType', '<type>')}): "
-           f"{', '.join(fitting)}" if fitting else "no catalog instance type fits this model")
+    fitting = [
+        f"{t.name} ({t.gpu_count}x {t.gpu})"
+        for t in ECS_INSTANCE_TYPES.values()
+        if isinstance(try_place(model, engine, GPUS[t.gpu], t.gpu_count), Placement)
+    ]
+    fix = (
+        f"use an instance type that fits ({problems.set_command('placement.instanceType', '<type>')}): "
+        f"{', '.join(fitting)}"
+        if fitting
+        else "no catalog instance type fits this model"
+    )
     does_not_fit(problems, model, largest.name, reason, fix)
     return None
 
 
-def resolve_pod_placement(config: PlacementConfig, target: str, model: Optional[ModelSpec],
-                          engine: Optional[EngineOptions], problems: Problems) -> Optional[Placement]:
+def resolve_pod_placement(
+    config: PlacementConfig,
+    target: str,
+    model: Optional[ModelSpec],
+    engine: Optional[EngineOptions],
+    problems: Problems,
+) -> Optional[Placement]:
     """Kubernetes targets: GPUs per pod and pods per copy; the fewest GPUs (then pods) that fit."""
     kind, count, pods = gpu_kind(config, target), config.gpu_count, config.pods_per_replica
     bad = False
     if kind not in GPUS:
-        problems.add("placement.gpuKind", kind, f"unknown GPU; known: {', '.join(GPUS)}",
-                     problems.set_command("placement.gpuKind", DEFAULT_GPU[target]))
+        problems.add(
+            "placement.gpuKind",
+            kind,
+            f"unknown GPU; known: {', '.join(GPUS)}",
+            problems.set_command("placement.gpuKind", DEFAULT_GPU[target]),
+        )
         bad = True
     if count not in (0, *POD_GPU_COUNTS):
-        problems.add("placement.gpuCount", count,
-                     f"GPUs per pod must be 0 (the fewest that fit) or one of {POD_GPU_COUNTS}",
-                     problems.set_command("placement.gpuCount", 0))
+        problems.add(
+            "placement.gpuCount",
+            count,
+            f"GPUs per pod must be 0 (the fewest that fit) or one of {POD_GPU_COUNTS}",
+            problems.set_command("placement.gpuCount", 0),
+        )
         bad = True
     if pods > 1 and engine is not None and engine.engine != VLLM:
-        problems.add("placement.podsPerReplica", pods, "a model spread over several pods is only supported with vLLM "
-                     "(Ray)", f"{problems.set_command('engine.name', 'vllm')}, or "
-                     f"{problems.set_command('placement.podsPerReplica', 1)}")
+        problems.add(
+            "placement.podsPerReplica",
+            pods,
+            "a model spread over several pods is only supported with vLLM (Ray)",
+            f"{problems.set_command('engine.name', 'vllm')}, or {problems.set_command('placement.podsPerReplica', 1)}",
+        )
         bad = True
     if bad or model is None or engine is None:
         return None
     gpu = GPUS[kind]
-    shapes = sorted(((c, p) for c in ([count] if count else POD_GPU_COUNTS)
-                     for p in ([pods] if pods else range(1, 3 if engine.engine == VLLM else 2))),
-                    key=lambda shape: (shape[0] * shape[1], shape[1]))
+    shapes = sorted(
+        (
+            (c, p)
+            for c in ([count] if count else POD_GPU_COUNTS)
+            for p in ([pods] if pods else range(1, 3 if engine.engine == VLLM else 2))
+        ),
+        key=lambda shape: (shape[0] * shape[1], shape[1]),
+    )
     for gpus_per_pod, stages in shapes:
         placement = try_place(model, engine, gpu, gpus_per_pod, stages)
         if isinstance(placement, Placement):
             return placement
     gpus_per_pod, stages = shapes[-1]
     reason = try_place(model, engine, gpu, gpus_per_pod, stages)
-    does_not_fit(problems, model, f"{stages} pod(s) x {gpus_per_pod}x {kind}", reason,
-                 "use more GPUs per pod (placement.gpuCount up to 8), more pods (placement.podsPerReplica) "
-                 "or a larger GPU (placement.gpuKind)")
+    does_not_fit(
+        problems,
+        model,
+        f"{stages} pod(s) x {gpus_per_pod}x {kind}",
+        reason,
+        "use more GPUs per pod (placement.gpuCount up to 8), more pods (placement.podsPerReplica) "
+        "or a larger GPU (placement.gpuKind)",
+    )
     return None
 
 
@@ -184,19 +248,27 @@ def does_not_fit(problems: Problems, model: ModelSpec, where: str, reason: objec
     problems.add("model.name", model.name, f"cannot be served on {where}: {reason}", fix)
 
 
-def try_place(model: ModelSpec, engine: EngineOptions, gpu: Gpu, gpus_per_pod: int, pods: int = 1,
-              instance: Optional[InstanceType] = None) -> object:
+def try_place(
+    model: ModelSpec,
+    engine: EngineOptions,
+    gpu: Gpu,
+    gpus_per_pod: int,
+    pods: int = 1,
+    instance: Optional[InstanceType] = None,
+) -> object:
     """A Placement when it fits and the engines accept the split; else the Fit that failed or the reason."""
     problem = sizing.parallelism_problem(model, gpus_per_pod)
     if problem:
         return problem
-    budget = sizing.fit(model, gpu, gpus_per_pod * pods, engine.max_model_len, engine.gpu_memory_utilization,
-                        pipeline_parallel=pods)
+    budget = sizing.fit(
+        model, gpu, gpus_per_pod * pods, engine.max_model_len, engine.gpu_memory_utilization, pipeline_parallel=pods
+    )
     return Placement(gpu, gpus_per_pod, budget, pods=pods, instance=instance) if budget.fits else budget
 
 
-def resolve_workload(config: WorkloadConfig, replicas: int, placement: Optional[Placement], target: str,
-                     problems: Problems) -> Workload:
+def resolve_workload(
+    config: WorkloadConfig, replicas: int, placement: Optional[Placement], target: str, problems: Problems
+) -> Workload:
     """Pod sizes: given, or derived from the GPUs; /dev/shm counts against the pod's memory."""
     gpus = placement.gpus_per_pod if placement else 1
     # Serverless GPU pods come with generous CPU and memory (the reference's QwQ pod: 16 vCPU, 128 GiB per
@@ -206,6 +278,10 @@ def resolve_workload(config: WorkloadConfig, replicas: int, placement: Optional[
     memory = config.memory_gib_per_pod or min(memory_per_gpu * gpus, memory_cap)
     shm = config.shm_gib or max(1, min(8 * gpus, memory // 4))
     if shm >= memory:
-        problems.add("workload.shmGib", shm, f"must be smaller than the pod's {memory} GiB of memory "
-                     "(/dev/shm counts against it)", problems.set_command("workload.shmGib", max(1, memory // 4)))
+        problems.add(
+            "workload.shmGib",
+            shm,
+            f"must be smaller than the pod's {memory} GiB of memory (/dev/shm counts against it)",
+            problems.set_command("workload.shmGib", max(1, memory // 4)),
+        )
     return Workload(namespace=config.namespace, replicas=replicas, cpu=cpu, memory_gib=memory, shm_gib=shm)

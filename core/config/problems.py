@@ -11,8 +11,9 @@ import difflib
 import json
 import re
 import shlex
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable, Optional
+from typing import Any, Optional
 
 MASK = "****"
 PROVIDER_NAMESPACES = ("alicloud", "gcp", "kubernetes")

@@ -30,11 +30,17 @@ def alibaba_region(values: ConfigValues, problems: Problems) -> Optional[str]:
     region = values.provider("alicloud").get("region")
     fix = "pulumi config set alicloud:region cn-hangzhou"
     if not region:
-        problems.add("alicloud:region", None, "is required for Alibaba Cloud targets (the provider's standard key)", fix)
+        problems.add(
+            "alicloud:region", None, "is required for Alibaba Cloud targets (the provider's standard key)", fix
+        )
         return None
     if not isinstance(region, str) or re.fullmatch(GCP_REGION, region):
-        problems.add("alicloud:region", region, "is a Google Cloud region; Alibaba Cloud regions look like cn-hangzhou "
-                     "or us-west-1", fix)
+        problems.add(
+            "alicloud:region",
+            region,
+            "is a Google Cloud region; Alibaba Cloud regions look like cn-hangzhou or us-west-1",
+            fix,
+        )
         return None
     if not re.fullmatch(ALIBABA_REGION, region):
         problems.add("alicloud:region", region, "must be an Alibaba Cloud region id like cn-hangzhou", fix)
@@ -49,25 +55,48 @@ def gcp_location(values: ConfigValues, problems: Problems) -> tuple[str, str, st
     if not project:
         problems.add("gcp:project", None, "is required for target gke", "pulumi config set gcp:project <project id>")
     elif not re.fullmatch(GCP_PROJECT, str(project)):
-        problems.add("gcp:project", project, "must be a project id: 6-30 lowercase letters, digits and '-'",
-                     "pulumi config set gcp:project my-project (gcloud projects list)")
+        problems.add(
+            "gcp:project",
+            project,
+            "must be a project id: 6-30 lowercase letters, digits and '-'",
+            "pulumi config set gcp:project my-project (gcloud projects list)",
+        )
     if re.fullmatch(ALIBABA_REGION, str(region)) and not re.fullmatch(GCP_REGION, str(region)):
-        problems.add("gcp:region", region, "is an Alibaba Cloud region; Google Cloud regions look like us-central1",
-                     "pulumi config set gcp:region us-central1")
+        problems.add(
+            "gcp:region",
+            region,
+            "is an Alibaba Cloud region; Google Cloud regions look like us-central1",
+            "pulumi config set gcp:region us-central1",
+        )
     elif not re.fullmatch(GCP_REGION, str(region)):
-        problems.add("gcp:region", region, "must be a Google Cloud region like us-central1",
-                     "pulumi config set gcp:region us-central1")
+        problems.add(
+            "gcp:region",
+            region,
+            "must be a Google Cloud region like us-central1",
+            "pulumi config set gcp:region us-central1",
+        )
     if not re.fullmatch(GCP_ZONE, str(zone)) or not str(zone).startswith(f"{region}-"):
-        problems.add("gcp:zone", zone or None, f"gke needs the zone of the GPU nodes, inside gcp:region {region}",
-                     f"pulumi config set gcp:zone {region}-b (a zone with A4 capacity or your reservation)")
+        problems.add(
+            "gcp:zone",
+            zone or None,
+            f"gke needs the zone of the GPU nodes, inside gcp:region {region}",
+            f"pulumi config set gcp:zone {region}-b (a zone with A4 capacity or your reservation)",
+        )
     return str(project), str(region), str(zone)
 
 
 def check_kubeconfig(values: ConfigValues, problems: Problems) -> None:
     """kubernetes:kubeconfig holding a kubeconfig's content (not a path) must be a secret."""
     kubeconfig = values.provider("kubernetes").get("kubeconfig")
-    if isinstance(kubeconfig, (str, dict)) and "apiVersion" in str(kubeconfig) \
-            and "kubernetes:kubeconfig" not in values.provider_secrets:
-        problems.add("kubernetes:kubeconfig", "****", "holds a kubeconfig in plaintext in the stack config",
-                     "pulumi config rm kubernetes:kubeconfig && pulumi config set --secret kubernetes:kubeconfig "
-                     "\"$(cat kubeconfig)\" (or give a file path instead)")
+    if (
+        isinstance(kubeconfig, (str, dict))
+        and "apiVersion" in str(kubeconfig)
+        and "kubernetes:kubeconfig" not in values.provider_secrets
+    ):
+        problems.add(
+            "kubernetes:kubeconfig",
+            "****",
+            "holds a kubeconfig in plaintext in the stack config",
+            "pulumi config rm kubernetes:kubeconfig && pulumi config set --secret kubernetes:kubeconfig "
+            '"$(cat kubeconfig)" (or give a file path instead)',
+        )

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Annotated, Literal, Optional
 
 from core.config.access import AccessConfig
-from core.config.acs import AcsConfig
 from core.config.ack import AckConfig, AckEdgeConfig, GpuNodesConfig
+from core.config.acs import AcsConfig
 from core.config.benchmark import BenchmarkConfig
 from core.config.cost import CostConfig
 from core.config.engine import EngineConfig
@@ -27,12 +27,15 @@ from core.config.storage import DiskConfig, ModelStoreConfig
 from core.targets import ALIBABA, ALL_TARGETS, GKE
 
 # Alibaba Cloud tags: key 1-128 characters not starting with aliyun or acs:, value up to 128 (Tag API).
-TagKey = Annotated[str, matches(r"(?!aliyun|acs:)[^\r\n\x00]{1,128}", "a tag key of 1-128 characters, not starting "
-                                                                        "with aliyun or acs:")]
+TagKey = Annotated[
+    str,
+    matches(r"(?!aliyun|acs:)[^\r\n\x00]{1,128}", "a tag key of 1-128 characters, not starting with aliyun or acs:"),
+]
 TagValue = Annotated[str, matches(r"[^\r\n\x00]{0,128}", "a tag value of at most 128 characters on one line")]
 # The API key reaches the gateway's auth file and client headers: no quotes, spaces or line breaks.
-ApiKeyText = Annotated[str, matches(r"[A-Za-z0-9._~+/=-]{16,256}", "16-256 characters of letters, digits and "
-                                                                    ". _ ~ + / = -")]
+ApiKeyText = Annotated[
+    str, matches(r"[A-Za-z0-9._~+/=-]{16,256}", "16-256 characters of letters, digits and . _ ~ + / = -")
+]
 HfTokenText = Annotated[str, matches(r"hf_[A-Za-z0-9]{20,200}", "a Hugging Face access token (hf_...)")]
 SECRET_KEYS = ("apiKey", "hfToken")
 
@@ -41,7 +44,8 @@ class StackConfig(Group):
     """Every key of the project namespace."""
 
     target: Literal["ecs", "acs", "ack", "ack-edge", "gke", "kubernetes"] = option(
-        "ecs", f"Deployment target: {', '.join(ALL_TARGETS)} (an existing cluster).")
+        "ecs", f"Deployment target: {', '.join(ALL_TARGETS)} (an existing cluster)."
+    )
     model: ModelConfig = option(ModelConfig(), "The model to serve.")
     engine: EngineConfig = option(EngineConfig(), "The inference engine and its knobs.")
     placement: PlacementConfig = option(PlacementConfig(), "Where one copy of the model runs.")
@@ -61,11 +65,15 @@ class StackConfig(Group):
     acs: AcsConfig = option(AcsConfig(), "ACS GPU pods, Fluid and the jump host.")
     gke: GkeConfig = option(GkeConfig(), "What only gke has.")
     kubernetes: KubernetesConfig = option(KubernetesConfig(), "What only the kubernetes target has.")
-    tags: dict[TagKey, TagValue] = option({}, "Extra resource tags, a map, e.g. {team: ml}.", targets=ALIBABA,
-                                          example={"team": "ml"})
-    deletion_protection: Flag = option(False, "Protect the instance or cluster from deletion (console, API, Pulumi).",
-                                       targets=(*ALIBABA, GKE))
+    tags: dict[TagKey, TagValue] = option(
+        {}, "Extra resource tags, a map, e.g. {team: ml}.", targets=ALIBABA, example={"team": "ml"}
+    )
+    deletion_protection: Flag = option(
+        False, "Protect the instance or cluster from deletion (console, API, Pulumi).", targets=(*ALIBABA, GKE)
+    )
     api_key: Optional[ApiKeyText] = option(
-        None, "API key (set with --secret); empty: a random key is generated.", example="<key>")
+        None, "API key (set with --secret); empty: a random key is generated.", example="<key>"
+    )
     hf_token: Optional[HfTokenText] = option(
-        None, "Hugging Face token (set with --secret); gated models need it.", targets=(GKE,), example="<hf_token>")
+        None, "Hugging Face token (set with --secret); gated models need it.", targets=(GKE,), example="<hf_token>"
+    )

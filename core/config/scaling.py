@@ -28,16 +28,20 @@ class ScalingConfig(Group):
 
     TARGETS = ON_KUBERNETES
     replicas: Annotated[Int, within(1, MAX_REPLICAS, "copies")] = option(
-        1, "Copies of the model behind the Services (the fewest, with an autoscaler).")
+        1, "Copies of the model behind the Services (the fewest, with an autoscaler)."
+    )
     max_replicas: Optional[Annotated[Int, within(1, MAX_REPLICAS, "copies")]] = option(
-        None, "Most copies the HPA may run; empty or equal to replicas: no autoscaling.", targets=ACK_FAMILY,
-        example=3)
+        None, "Most copies the HPA may run; empty or equal to replicas: no autoscaling.", targets=ACK_FAMILY, example=3
+    )
     metric: Literal["vllm:num_requests_waiting", "DCGM_CUSTOM_PROCESS_SM_UTIL"] = option(
-        QUEUE_METRIC, "HPA metric per pod: the engine's queue, or ACK's GPU SM utilisation.", targets=ACK_FAMILY)
+        QUEUE_METRIC, "HPA metric per pod: the engine's queue, or ACK's GPU SM utilisation.", targets=ACK_FAMILY
+    )
     target: Annotated[Int, within(0, 1000)] = option(
-        0, "HPA target per pod; 0: 5 waiting requests, or 50 (% GPU utilisation).", targets=ACK_FAMILY)
+        0, "HPA target per pod; 0: 5 waiting requests, or 50 (% GPU utilisation).", targets=ACK_FAMILY
+    )
     scale_down_stabilization_seconds: Annotated[Int, within(0, 3600, "seconds")] = option(
-        600, "How long load must stay low before the HPA removes a copy.", targets=ACK_FAMILY)
+        600, "How long load must stay low before the HPA removes a copy.", targets=ACK_FAMILY
+    )
 
 
 @dataclass(frozen=True)
@@ -59,14 +63,30 @@ def resolve_autoscaling(config: ScalingConfig, engine: Optional[str], problems: 
     low = config.replicas
     high = config.max_replicas if config.max_replicas is not None else low
     if high < low:
-        problems.add("scaling.maxReplicas", high, f"must be at least scaling.replicas ({low}), the fewest copies the "
-                     "autoscaler keeps", f"{problems.set_command('scaling.maxReplicas', low)} (equal: no autoscaling)")
+        problems.add(
+            "scaling.maxReplicas",
+            high,
+            f"must be at least scaling.replicas ({low}), the fewest copies the autoscaler keeps",
+            f"{problems.set_command('scaling.maxReplicas', low)} (equal: no autoscaling)",
+        )
     if config.metric == QUEUE_METRIC and engine is not None and engine != "vllm" and high > low:
-        problems.add("scaling.metric", config.metric, "is a vLLM metric; SGLang does not export it",
-                     problems.set_command("scaling.metric", GPU_METRIC))
+        problems.add(
+            "scaling.metric",
+            config.metric,
+            "is a vLLM metric; SGLang does not export it",
+            problems.set_command("scaling.metric", GPU_METRIC),
+        )
     if config.metric == GPU_METRIC and config.target > 100:
-        problems.add("scaling.target", config.target, "is a GPU utilisation percentage: at most 100",
-                     problems.set_command("scaling.target", 0))
-    return Autoscaling(metric=config.metric, target=config.target or METRIC_DEFAULT_TARGETS[config.metric],
-                       min_replicas=low, max_replicas=max(low, high),
-                       scale_down_seconds=config.scale_down_stabilization_seconds)
+        problems.add(
+            "scaling.target",
+            config.target,
+            "is a GPU utilisation percentage: at most 100",
+            problems.set_command("scaling.target", 0),
+        )
+    return Autoscaling(
+        metric=config.metric,
+        target=config.target or METRIC_DEFAULT_TARGETS[config.metric],
+        min_replicas=low,
+        max_replicas=max(low, high),
+        scale_down_seconds=config.scale_down_stabilization_seconds,
+    )

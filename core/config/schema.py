@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated, Any, ClassVar, Optional
+from typing import Annotated, Any, ClassVar, LiteralString, Optional, cast
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -50,14 +50,16 @@ def option(
     return Field(default, description=description, json_schema_extra=extra or None)
 
 
-def _rule(kind: str, message: str) -> PydanticCustomError:
-    return PydanticCustomError(kind, message)
+def rule(kind: str, message: str) -> PydanticCustomError:
+    # pydantic-core types these as LiteralString to discourage templates built from user input; our messages are
+    # ours (the value is never part of the template, it is reported next to it).
+    return PydanticCustomError(cast(LiteralString, kind), cast(LiteralString, message))
 
 
 def _strict_int(value: Any) -> Any:
     """Integers, or their decimal text (top-level keys arrive as text); never booleans or fractions."""
     if isinstance(value, bool):
-        raise _rule("int_type", "must be a whole number, not true/false")
+        raise rule("int_type", "must be a whole number, not true/false")
     if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
         return int(value)
     if isinstance(value, float) and value.is_integer():
@@ -70,13 +72,13 @@ def _strict_bool(value: Any) -> Any:
     if isinstance(value, str) and value.lower() in ("true", "false"):
         return value.lower() == "true"
     if not isinstance(value, bool):
-        raise _rule("bool_type", "must be true or false")
+        raise rule("bool_type", "must be true or false")
     return value
 
 
 def _number(value: Any) -> Any:
     if isinstance(value, bool):
-        raise _rule("float_type", "must be a number, not true/false")
+        raise rule("float_type", "must be a number, not true/false")
     return value
 
 
@@ -92,7 +94,7 @@ def within(low: int, high: int, unit: str = "") -> AfterValidator:
 
     def check(value: int) -> int:
         if not low <= value <= high:
-            raise _rule("range", f"must be {low}-{high}{what}")
+            raise rule("range", f"must be {low}-{high}{what}")
         return value
 
     return AfterValidator(check)
@@ -102,8 +104,12 @@ def between(low: float, high: float, *, exclusive: bool = False) -> AfterValidat
     def check(value: float) -> float:
         inside = low < value < high if exclusive else low <= value <= high
         if not inside:
-            span = f"between {_num(low)} and {_num(high)} (exclusive)" if exclusive else f"from {_num(low)} to {_num(high)}"
-            raise _rule("range", f"must be a number {span}")
+            span = (
+                f"between {_num(low)} and {_num(high)} (exclusive)"
+                if exclusive
+                else f"from {_num(low)} to {_num(high)}"
+            )
+            raise rule("range", f"must be a number {span}")
         return value
 
     return AfterValidator(check)
@@ -119,7 +125,7 @@ def matches(pattern: str, what: str) -> AfterValidator:
 
     def check(value: str) -> str:
         if not compiled.fullmatch(value):
-            raise _rule("pattern", f"must be {what}")
+            raise rule("pattern", f"must be {what}")
         return value
 
     return AfterValidator(check)
@@ -129,9 +135,9 @@ def _ipv4_cidr(value: str) -> str:
     try:
         network = ipaddress.ip_network(value, strict=True)
     except ValueError as exc:
-        raise _rule("cidr", f"must be an IPv4 CIDR like 203.0.113.0/24 ({exc})") from None
+        raise rule("cidr", f"must be an IPv4 CIDR like 203.0.113.0/24 ({exc})") from None
     if network.version != 4:
-        raise _rule("cidr", "must be an IPv4 CIDR (this field is IPv4 only)")
+        raise rule("cidr", "must be an IPv4 CIDR (this field is IPv4 only)")
     return str(network)
 
 
@@ -143,7 +149,9 @@ DNS_SUBDOMAIN = r"[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?"
 DnsLabel = Annotated[
     str, matches(DNS_LABEL, "a DNS-1123 label: 1-63 lowercase letters, digits and '-', not starting or ending with '-'")
 ]
-DnsSubdomain = Annotated[str, matches(DNS_SUBDOMAIN, "a lowercase DNS subdomain (letters, digits, '-' and '.', at most 253)")]
+DnsSubdomain = Annotated[
+    str, matches(DNS_SUBDOMAIN, "a lowercase DNS subdomain (letters, digits, '-' and '.', at most 253)")
+]
 # Image references: [registry[:port]/]path[:tag][@sha256:digest] (distribution/reference grammar, simplified
 # to what a shell, a pod spec and a Docker command line take without quoting surprises).
 IMAGE_REFERENCE = (

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Optional
 
-from core.catalog import ModelSpec
+from core.catalog import InstanceType, ModelSpec
 from core.config.access import AccessConfig
-from core.config.ack import AckSettings
+from core.config.ack import AckSettings, EdgeBurst, GpuNodePool
 from core.config.acs import AcsPod
 from core.config.benchmark import BenchmarkConfig
 from core.config.gke import GkeSettings
@@ -15,22 +16,10 @@ from core.config.host import EcsHost
 from core.config.kubernetes import KubernetesSettings
 from core.config.network import ClusterNetwork, NetworkConfig
 from core.config.placement import Placement, Workload
+from core.config.secret import SecretStr
 from core.config.storage import Disk, ModelStore
 from core.engine import EngineOptions
 from core.targets import ON_KUBERNETES
-
-
-class SecretStr:
-    """A secret value that does not print itself."""
-
-    def __init__(self, value: str):
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "SecretStr('****')"
 
 
 @dataclass(frozen=True)
@@ -58,8 +47,11 @@ class ProviderConfig:
         return self.values.get(key)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Settings:
+    """What every target has. Each target's settings class adds what only it has, so a stack reads its own
+    settings without checking for None."""
+
     stack: str
     namespace: str  # the project's config namespace (its name), for messages and fix commands
     target: str
@@ -76,18 +68,6 @@ class Settings:
     cost: Cost
     mainland_china: bool  # default images from Alibaba's EGS registry (Docker Hub is not reachable there)
     provider: ProviderConfig  # the target's cloud provider config
-    disk: Optional[Disk] = None  # ecs, ack
-    ecs: Optional[EcsHost] = None  # ecs
-    workload: Optional[Workload] = None  # Kubernetes targets
-    cluster: Optional[ClusterNetwork] = None  # acs, ack, ack-edge
-    acs: Optional[AcsPod] = None  # acs, ack-edge with ACS virtual nodes
-    model_store: Optional[ModelStore] = None  # Kubernetes targets
-    jump_host: Optional[JumpHost] = None  # acs
-    benchmark: Optional[BenchmarkConfig] = None  # Kubernetes targets
-    ack: Optional[AckSettings] = None  # ack, ack-edge
-    gke: Optional[GkeSettings] = None  # gke
-    kubernetes: Optional[KubernetesSettings] = None  # kubernetes
-    kubernetes_provider: ProviderConfig = field(default_factory=lambda: ProviderConfig("kubernetes", {}))
 
     @property
     def on_kubernetes(self) -> bool:
@@ -97,6 +77,68 @@ class Settings:
     def name(self) -> str:
         """Prefix for cloud resource names: short, unique per stack."""
         return f"llm-{self.stack}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class EcsSettings(Settings):
+    """ecs: one GPU host."""
+
+    instance: InstanceType  # the GPU host's type (placement.instance, known to be set here)
+    disk: Disk
+    ecs: EcsHost
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClusterSettings(Settings):
+    """Every Kubernetes target: the shared serving workload, its model store and the benchmark."""
+
+    workload: Workload
+    model_store: ModelStore
+    benchmark: BenchmarkConfig
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlibabaClusterSettings(ClusterSettings):
+    """acs, ack, ack-edge: a managed cluster in a VPC this program creates."""
+
+    cluster: ClusterNetwork
+
+
+@dataclass(frozen=True, kw_only=True)
+class AcsSettings(AlibabaClusterSettings):
+    acs: AcsPod
+    jump_host: JumpHost
+
+
+@dataclass(frozen=True, kw_only=True)
+class AckFamilySettings(AlibabaClusterSettings):
+    """ack and ack-edge: cloud node pools, the HPA, logs."""
+
+    ack: AckSettings
+
+
+@dataclass(frozen=True, kw_only=True)
+class AckTargetSettings(AckFamilySettings):
+    disk: Disk
+    gpu_pool: GpuNodePool
+
+
+@dataclass(frozen=True, kw_only=True)
+class AckEdgeSettings(AckFamilySettings):
+    edge: EdgeBurst
+    acs: Optional[AcsPod] = None  # the labels of ACS virtual-node pods (ackEdge.virtualNodeUnit acs)
+
+
+@dataclass(frozen=True, kw_only=True)
+class GkeTargetSettings(ClusterSettings):
+    gke: GkeSettings
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExistingClusterSettings(ClusterSettings):
+    """kubernetes: a cluster you already have."""
+
+    kubernetes: KubernetesSettings
 
 
 def is_mainland_china(region: str) -> bool:

@@ -11,11 +11,11 @@ stored as a secret (so a plaintext API key is refused).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any, Optional
 
 from core.config.problems import PROVIDER_NAMESPACES  # the provider keys the explicit providers are built from
-
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def from_pulumi() -> ConfigValues:
     def read(ns: str) -> dict[str, Any]:
         bag = pulumi.Config(ns)
         prefix = f"{ns}:"
-        return {k[len(prefix):]: decode(bag.get(k[len(prefix):])) for k in keys if k.startswith(prefix)}
+        return {k[len(prefix) :]: decode(bag.get(k[len(prefix) :])) for k in keys if k.startswith(prefix)}
 
     values = read(namespace)
     providers = {ns: read(ns) for ns in PROVIDER_NAMESPACES}

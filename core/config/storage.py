@@ -27,19 +27,25 @@ class DiskConfig(Group):
     TARGETS = (ECS, ACK)
     category: Literal["cloud_essd", "cloud_auto", "cloud_efficiency"] = option("cloud_essd", "Disk category.")
     size_gib: Annotated[Int, within(0, MAX_DISK_GIB, "GiB")] = option(
-        0, "Disk size; 0: sized from the model (OS + engine image + weights).")
+        0, "Disk size; 0: sized from the model (OS + engine image + weights)."
+    )
 
 
 class ModelStoreConfig(Group):
     """The bucket (acs, ack, ack-edge, gke) or volume (kubernetes) that holds the weights."""
 
     TARGETS = ON_KUBERNETES
-    bucket: Optional[Annotated[str, matches(BUCKET, "3-63 lowercase letters, digits and '-', not starting or ending "
-                                                    "with '-'")]] = option(
-        None, "Bucket name; empty: a generated unique name.", targets=(*MANAGED_ALIBABA, GKE), example="my-llm-models")
+    bucket: Optional[
+        Annotated[str, matches(BUCKET, "3-63 lowercase letters, digits and '-', not starting or ending with '-'")]
+    ] = option(
+        None, "Bucket name; empty: a generated unique name.", targets=(*MANAGED_ALIBABA, GKE), example="my-llm-models"
+    )
     retain: Flag = option(False, "Keep the bucket (or the volume and namespace on kubernetes) on `pulumi destroy`.")
-    adopt: Flag = option(False, "modelStore.bucket names an existing bucket (e.g. one kept by retain): use it, "
-                                "do not create it.", targets=(*MANAGED_ALIBABA, GKE))
+    adopt: Flag = option(
+        False,
+        "modelStore.bucket names an existing bucket (e.g. one kept by retain): use it, do not create it.",
+        targets=(*MANAGED_ALIBABA, GKE),
+    )
 
 
 @dataclass(frozen=True)
@@ -60,21 +66,36 @@ class ModelStore:
 def resolve_disk(config: DiskConfig, model: Optional[ModelSpec], problems: Problems) -> Disk:
     need = sizing.disk_gib(model) if model else 0
     if config.size_gib and config.size_gib < need:
-        problems.add("disk.sizeGib", config.size_gib, f"is smaller than the {need} GiB the model needs",
-                     problems.set_command("disk.sizeGib", need))
+        problems.add(
+            "disk.sizeGib",
+            config.size_gib,
+            f"is smaller than the {need} GiB the model needs",
+            problems.set_command("disk.sizeGib", need),
+        )
     if not config.size_gib and need > MAX_DISK_GIB:
-        problems.add("model.name", model.name if model else None, f"needs a {need} GiB disk; ECS system disks hold "
-                     f"at most {MAX_DISK_GIB} GiB", "serve it on a Kubernetes target (the weights live in a bucket)")
+        problems.add(
+            "model.name",
+            model.name if model else None,
+            f"needs a {need} GiB disk; ECS system disks hold at most {MAX_DISK_GIB} GiB",
+            "serve it on a Kubernetes target (the weights live in a bucket)",
+        )
     return Disk(category=config.category, size_gib=config.size_gib or need)
 
 
-def resolve_model_store(config: ModelStoreConfig, fluid: bool, storage_class: Optional[str],
-                        problems: Problems) -> ModelStore:
+def resolve_model_store(
+    config: ModelStoreConfig, fluid: bool, storage_class: Optional[str], problems: Problems
+) -> ModelStore:
     if config.adopt and not config.bucket:
-        problems.add("modelStore.adopt", True, "needs modelStore.bucket: the name of the existing bucket to use",
-                     f"{problems.set_command('modelStore.bucket', '<bucket name>')} (the modelBucket output of the "
-                     "old stack)")
-    return ModelStore(bucket_name=config.bucket, adopt_bucket=config.adopt, retain=config.retain, fluid=fluid,
-                      storage_class=storage_class)
-
-
+        problems.add(
+            "modelStore.adopt",
+            True,
+            "needs modelStore.bucket: the name of the existing bucket to use",
+            f"{problems.set_command('modelStore.bucket', '<bucket name>')} (the modelBucket output of the old stack)",
+        )
+    return ModelStore(
+        bucket_name=config.bucket,
+        adopt_bucket=config.adopt,
+        retain=config.retain,
+        fluid=fluid,
+        storage_class=storage_class,
+    )

@@ -8,7 +8,8 @@ a group that fails is left out (None) and the rules that span groups skip it.
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable, Mapping, Optional, get_args
+from collections.abc import Iterable, Mapping
+from typing import Annotated, Any, Optional, cast, get_args
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
@@ -20,46 +21,101 @@ from core.targets import ALL_TARGETS
 
 # The flat keys of earlier versions, so a stack file written for them gets told where each key went.
 MOVED = {
-    "region": "alicloud:region (Alibaba targets) or gcp:region (gke)", "zone": "placement.zone (ecs) or gcp:zone (gke)",
-    "gcpProject": "gcp:project", "kubeconfig": "kubernetes:kubeconfig", "customModel": "model.custom",
-    "modelRevision": "model.revision", "servedModelName": "model.servedName", "engineImage": "engine.image",
-    "maxModelLen": "engine.maxModelLen", "gpuMemoryUtilization": "engine.gpuMemoryUtilization",
-    "maxNumSeqs": "engine.maxNumSeqs", "extraEngineArgs": "engine.extraArgs", "apiPort": "access.apiPort",
-    "instanceType": "placement.instanceType", "gpuKind": "placement.gpuKind", "gpuCount": "placement.gpuCount",
-    "podsPerReplica": "placement.podsPerReplica", "replicas": "scaling.replicas", "maxReplicas": "scaling.maxReplicas",
-    "cpuPerPod": "workload.cpuPerPod", "memoryGibPerPod": "workload.memoryGibPerPod", "shmGib": "workload.shmGib",
-    "namespace": "workload.namespace", "publicAccess": "access.public", "allowedCidrs": "access.allowedCidrs",
-    "publicBandwidthMbps": "access.publicBandwidthMbps", "sshCidrs": "access.sshCidrs",
-    "sshKeyPair": "access.sshKeyPair", "vpcCidr": "network.vpcCidr", "vswitchCidr": "network.vswitchCidr",
-    "serviceCidr": "network.serviceCidr", "clusterZones": "network.zones", "imageId": "ecs.imageId",
-    "gpuDriverBranch": "ecs.gpuDriverBranch", "diskCategory": "disk.category", "systemDiskGb": "disk.sizeGib",
-    "readinessTimeoutMinutes": "ecs.readinessTimeoutMinutes", "hourlyPrices": "cost.prices",
-    "priceCurrency": "cost.currency", "ackGpuNodesMin": "gpuNodes.min", "ackGpuNodesMax": "gpuNodes.max",
-    "ackSpotInstances": "ack.spotInstances", "ackNodeImageType": "cluster.nodeImageType",
-    "ackSystemNodeInstanceType": "cluster.systemNodeInstanceType", "autoscalingMetric": "scaling.metric",
-    "autoscalingTarget": "scaling.target", "scaleDownStabilizationSeconds": "scaling.scaleDownStabilizationSeconds",
-    "edgeNodePoolId": "ackEdge.nodePoolId", "edgeClusterOnly": "ackEdge.clusterOnly", "edgePodCidr": "ackEdge.podCidr",
-    "virtualNodeUnit": "ackEdge.virtualNodeUnit", "cloudMaxPods": "ackEdge.cloudMaxPods",
-    "eciInstanceTypes": "ackEdge.eciInstanceTypes", "slsLogging": "cluster.slsLogging",
-    "kubernetesVersion": "cluster.kubernetesVersion", "clusterPublicEndpoint": "cluster.publicEndpoint",
-    "acsGpuSeries": "acs.gpuSeries", "acsComputeClass": "acs.computeClass", "acsComputeQos": "acs.computeQos",
-    "modelBucket": "modelStore.bucket", "retainModelStore": "modelStore.retain", "adoptModelBucket": "modelStore.adopt",
-    "fluid": "acs.fluid", "jumpHost": "acs.jumpHost.enabled", "jumpHostInstanceType": "acs.jumpHost.instanceType",
-    "storageClass": "kubernetes.storageClass", "benchmarkDataset": "benchmark.dataset",
-    "benchmarkPrompts": "benchmark.prompts", "benchmarkRequestRate": "benchmark.requestRate",
-    "benchmarkConcurrency": "benchmark.concurrency", "benchmarkInputLen": "benchmark.inputLen",
-    "benchmarkOutputLen": "benchmark.outputLen", "gkeNodeCount": "gpuNodes.min (and gpuNodes.max)",
-    "gkeReservation": "gke.reservation.mode", "gkeReservationName": "gke.reservation.name",
-    "gkeReleaseChannel": "gke.releaseChannel", "gkeModelSource": "gke.modelSource", "gkeRdma": "gke.rdma",
+    "region": "alicloud:region (Alibaba targets) or gcp:region (gke)",
+    "zone": "placement.zone (ecs) or gcp:zone (gke)",
+    "gcpProject": "gcp:project",
+    "kubeconfig": "kubernetes:kubeconfig",
+    "customModel": "model.custom",
+    "modelRevision": "model.revision",
+    "servedModelName": "model.servedName",
+    "engineImage": "engine.image",
+    "maxModelLen": "engine.maxModelLen",
+    "gpuMemoryUtilization": "engine.gpuMemoryUtilization",
+    "maxNumSeqs": "engine.maxNumSeqs",
+    "extraEngineArgs": "engine.extraArgs",
+    "apiPort": "access.apiPort",
+    "instanceType": "placement.instanceType",
+    "gpuKind": "placement.gpuKind",
+    "gpuCount": "placement.gpuCount",
+    "podsPerReplica": "placement.podsPerReplica",
+    "replicas": "scaling.replicas",
+    "maxReplicas": "scaling.maxReplicas",
+    "cpuPerPod": "workload.cpuPerPod",
+    "memoryGibPerPod": "workload.memoryGibPerPod",
+    "shmGib": "workload.shmGib",
+    "namespace": "workload.namespace",
+    "publicAccess": "access.public",
+    "allowedCidrs": "access.allowedCidrs",
+    "publicBandwidthMbps": "access.publicBandwidthMbps",
+    "sshCidrs": "access.sshCidrs",
+    "sshKeyPair": "access.sshKeyPair",
+    "vpcCidr": "network.vpcCidr",
+    "vswitchCidr": "network.vswitchCidr",
+    "serviceCidr": "network.serviceCidr",
+    "clusterZones": "network.zones",
+    "imageId": "ecs.imageId",
+    "gpuDriverBranch": "ecs.gpuDriverBranch",
+    "diskCategory": "disk.category",
+    "systemDiskGb": "disk.sizeGib",
+    "readinessTimeoutMinutes": "ecs.readinessTimeoutMinutes",
+    "hourlyPrices": "cost.prices",
+    "priceCurrency": "cost.currency",
+    "ackGpuNodesMin": "gpuNodes.min",
+    "ackGpuNodesMax": "gpuNodes.max",
+    "ackSpotInstances": "ack.spotInstances",
+    "ackNodeImageType": "cluster.nodeImageType",
+    "ackSystemNodeInstanceType": "cluster.systemNodeInstanceType",
+    "autoscalingMetric": "scaling.metric",
+    "autoscalingTarget": "scaling.target",
+    "scaleDownStabilizationSeconds": "scaling.scaleDownStabilizationSeconds",
+    "edgeNodePoolId": "ackEdge.nodePoolId",
+    "edgeClusterOnly": "ackEdge.clusterOnly",
+    "edgePodCidr": "ackEdge.podCidr",
+    "virtualNodeUnit": "ackEdge.virtualNodeUnit",
+    "cloudMaxPods": "ackEdge.cloudMaxPods",
+    "eciInstanceTypes": "ackEdge.eciInstanceTypes",
+    "slsLogging": "cluster.slsLogging",
+    "kubernetesVersion": "cluster.kubernetesVersion",
+    "clusterPublicEndpoint": "cluster.publicEndpoint",
+    "acsGpuSeries": "acs.gpuSeries",
+    "acsComputeClass": "acs.computeClass",
+    "acsComputeQos": "acs.computeQos",
+    "modelBucket": "modelStore.bucket",
+    "retainModelStore": "modelStore.retain",
+    "adoptModelBucket": "modelStore.adopt",
+    "fluid": "acs.fluid",
+    "jumpHost": "acs.jumpHost.enabled",
+    "jumpHostInstanceType": "acs.jumpHost.instanceType",
+    "storageClass": "kubernetes.storageClass",
+    "benchmarkDataset": "benchmark.dataset",
+    "benchmarkPrompts": "benchmark.prompts",
+    "benchmarkRequestRate": "benchmark.requestRate",
+    "benchmarkConcurrency": "benchmark.concurrency",
+    "benchmarkInputLen": "benchmark.inputLen",
+    "benchmarkOutputLen": "benchmark.outputLen",
+    "gkeNodeCount": "gpuNodes.min (and gpuNodes.max)",
+    "gkeReservation": "gke.reservation.mode",
+    "gkeReservationName": "gke.reservation.name",
+    "gkeReleaseChannel": "gke.releaseChannel",
+    "gkeModelSource": "gke.modelSource",
+    "gkeRdma": "gke.rdma",
     "gkeControlPlaneCidrs": "cluster.apiCidrs",
 }
 PLAIN_TYPES = {
-    "int_parsing": "must be a whole number", "int_type": "must be a whole number",
-    "int_from_float": "must be a whole number", "float_parsing": "must be a number", "float_type": "must be a number",
-    "bool_parsing": "must be true or false", "bool_type": "must be true or false",
-    "string_type": "must be text (quote it in YAML)", "model_type": "must be an object of keys and values",
-    "model_attributes_type": "must be an object of keys and values", "dict_type": "must be a map of keys to values",
-    "tuple_type": "must be a list", "list_type": "must be a list", "missing": "is required",
+    "int_parsing": "must be a whole number",
+    "int_type": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_parsing": "must be a number",
+    "float_type": "must be a number",
+    "bool_parsing": "must be true or false",
+    "bool_type": "must be true or false",
+    "string_type": "must be text (quote it in YAML)",
+    "model_type": "must be an object of keys and values",
+    "model_attributes_type": "must be an object of keys and values",
+    "dict_type": "must be a map of keys to values",
+    "tuple_type": "must be a list",
+    "list_type": "must be a list",
+    "missing": "is required",
 }
 
 
@@ -152,8 +208,12 @@ def _problem_from_error(error: Mapping[str, Any], prefix: list[Any], problems: P
     info = field_at(names)
     inside = info is not None and len(names) > _depth(names)  # a map key or a list item of the field
     if key_error:
-        problems.add(path, value, f"is not an allowed key here ({error['msg'].removeprefix('Input should be ')})",
-                     problems.rm_command(path))
+        problems.add(
+            path,
+            value,
+            f"is not an allowed key here ({error['msg'].removeprefix('Input should be ')})",
+            problems.rm_command(path),
+        )
         return
     if kind == "literal_error":
         expected = str((error.get("ctx") or {}).get("expected", "")).replace("'", "")
@@ -185,13 +245,21 @@ def _depth(names: list[str]) -> int:
 def _unknown_key(path: str, value: Any, problems: Problems) -> None:
     moved = MOVED.get(path)
     if moved:
-        problems.add(path, value, f"is a key of an earlier version; it is now {moved}",
-                     f"{problems.rm_command(path)}, then set {moved.split(' ')[0]}")
+        problems.add(
+            path,
+            value,
+            f"is a key of an earlier version; it is now {moved}",
+            f"{problems.rm_command(path)}, then set {moved.split(' ')[0]}",
+        )
         return
     suggestion = nearest(path, key_paths())
     hint = f"; did you mean {problems.qualified(suggestion)}?" if suggestion else ""
-    problems.add(path, value, f"is not a known key{hint}", problems.rm_command(path)
-                 + (f" and set {problems.qualified(suggestion)} instead" if suggestion else ""))
+    problems.add(
+        path,
+        value,
+        f"is not a known key{hint}",
+        problems.rm_command(path) + (f" and set {problems.qualified(suggestion)} instead" if suggestion else ""),
+    )
 
 
 def validate_groups(values: Mapping[str, Any], problems: Problems) -> dict[str, Any]:
@@ -205,7 +273,7 @@ def validate_groups(values: Mapping[str, Any], problems: Problems) -> dict[str, 
         name, info = fields[key]
         annotation = info.annotation if not info.metadata else _annotated(info)
         try:
-            parsed[name] = TypeAdapter(annotation).validate_python(raw)
+            parsed[name] = TypeAdapter(cast(Any, annotation)).validate_python(raw)
         except ValidationError as exc:
             for error in exc.errors():
                 _problem_from_error(error, [key], problems)
@@ -213,9 +281,7 @@ def validate_groups(values: Mapping[str, Any], problems: Problems) -> dict[str, 
 
 
 def _annotated(info: FieldInfo) -> Any:
-    from typing import Annotated
-
-    return Annotated[(info.annotation, *info.metadata)]  # type: ignore[valid-type]
+    return Annotated[(info.annotation, *info.metadata)]
 
 
 def check_targets(values: Mapping[str, Any], target: str, problems: Problems) -> None:
@@ -235,8 +301,9 @@ def field_targets(info: FieldInfo, group_targets: tuple[str, ...]) -> tuple[str,
     return group_targets
 
 
-def _walk(raw: Any, model: type[BaseModel], prefix: str, allowed: tuple[str, ...], target: str,
-          problems: Problems) -> None:
+def _walk(
+    raw: Any, model: type[BaseModel], prefix: str, allowed: tuple[str, ...], target: str, problems: Problems
+) -> None:
     if not isinstance(raw, Mapping):
         return
     fields = _by_alias(model)
@@ -250,8 +317,12 @@ def _walk(raw: Any, model: type[BaseModel], prefix: str, allowed: tuple[str, ...
         inner = _group_class(info.annotation)
         if target not in scope:
             shown = MASK if key in SECRET_KEYS else value
-            problems.add(path, shown, f"applies to target {', '.join(scope) or 'none'} only, not to {target}",
-                         problems.rm_command(path))
+            problems.add(
+                path,
+                shown,
+                f"applies to target {', '.join(scope) or 'none'} only, not to {target}",
+                problems.rm_command(path),
+            )
             continue
         if inner is not None:
             _walk(value, inner, f"{path}.", scope, target, problems)
@@ -260,9 +331,13 @@ def _walk(raw: Any, model: type[BaseModel], prefix: str, allowed: tuple[str, ...
 def check_secrets(values: Mapping[str, Any], secret_keys: frozenset[str], problems: Problems) -> None:
     for key in SECRET_KEYS:
         if values.get(key) and key not in secret_keys:
-            problems.add(key, MASK, "is stored in plaintext in the stack config",
-                         f"pulumi config rm {problems.namespace}:{key} && "
-                         f"pulumi config set --secret {problems.namespace}:{key} <value>")
+            problems.add(
+                key,
+                MASK,
+                "is stored in plaintext in the stack config",
+                f"pulumi config rm {problems.namespace}:{key} && "
+                f"pulumi config set --secret {problems.namespace}:{key} <value>",
+            )
 
 
 __all__ = ["MOVED", "check_secrets", "check_targets", "field_at", "key_paths", "validate_groups"]

@@ -1,73 +1,125 @@
 """Target `ack`: an ACK Pro cluster with an autoscaling GPU node pool, an OSS model store read through
 RRSA, the shared serving workload and an HPA on the engine's queue (reference 003, corrected)."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import pulumi
 import pulumi_alicloud as alicloud
 
-from components.api_key import ApiKey
 from components.alibaba.host_scripts import PIP_INDEX_URL
 from components.alibaba.managed_cluster import ManagedCluster, ManagedClusterArgs
 from components.alibaba.node_pool import NodePool, NodePoolArgs
-from core.config import Settings
+from components.api_key import ApiKey
+from core.config.settings import AckTargetSettings
 from stacks import serving
 from stacks.alibaba import cost
 from stacks.alibaba.common import alibaba_provider, stack_tags
-from stacks.alibaba.managed_kubernetes import (CLUSTER_SPEC, GPU_TOLERATION, addons, cluster_network, cluster_zones,
-                                              kubectl_hint, load_balancers, namespace_and_store, serve_and_autoscale,
-                                              system_pool)
+from stacks.alibaba.managed_kubernetes import (
+    CLUSTER_SPEC,
+    GPU_TOLERATION,
+    addons,
+    cluster_network,
+    cluster_zones,
+    kubectl_hint,
+    load_balancers,
+    namespace_and_store,
+    serve_and_autoscale,
+    system_pool,
+)
 
 TERWAY_ADDONS = ({"name": "terway-eniip"}, {"name": "csi-plugin"}, {"name": "csi-provisioner"})
-def build(settings: Settings) -> dict[str, object]:
+
+
+def build(settings: AckTargetSettings) -> dict[str, object]:
     provider = alibaba_provider(settings)
     ack = settings.ack
-    zones = cluster_zones(settings, provider, ack.gpu_pool.instance_type)
+    zones = cluster_zones(settings, provider, settings.gpu_pool.instance_type)
     tags = stack_tags(settings)
     plan = settings.cluster
     api_key = ApiKey(f"{settings.name}-api-key", settings.api_key)
     network = cluster_network(settings, zones, tags, provider)
     ids = network.vswitch_ids
     node_vswitches = [ids["nodes-a"], ids["nodes-b"]]
-    cluster = ManagedCluster(settings.name, ManagedClusterArgs(
-        profile="Default", cluster_spec=CLUSTER_SPEC, vswitch_ids=node_vswitches,
-        pod_vswitch_ids=[ids["pods-a"], ids["pods-b"]], service_cidr=plan.service_cidr, enable_rrsa=True,
-        addons=addons(TERWAY_ADDONS, ack.sls_logging), kubernetes_version=plan.kubernetes_version,
-        public_endpoint=plan.public_endpoint, deletion_protection=settings.deletion_protection, tags=tags),
-        opts=pulumi.ResourceOptions(providers=[provider], depends_on=network.snat_entries))
+    cluster = ManagedCluster(
+        settings.name,
+        ManagedClusterArgs(
+            profile="Default",
+            cluster_spec=CLUSTER_SPEC,
+            vswitch_ids=node_vswitches,
+            pod_vswitch_ids=[ids["pods-a"], ids["pods-b"]],
+            service_cidr=plan.service_cidr,
+            enable_rrsa=True,
+            addons=addons(TERWAY_ADDONS, ack.sls_logging),
+            kubernetes_version=plan.kubernetes_version,
+            public_endpoint=plan.public_endpoint,
+            deletion_protection=settings.deletion_protection,
+            tags=tags,
+        ),
+        opts=pulumi.ResourceOptions(providers=[provider], depends_on=network.snat_entries),
+    )
     pools = _node_pools(settings, cluster, node_vswitches, tags, provider)
     system, gpu = pools
     in_cluster = pulumi.ResourceOptions(providers=[provider, cluster.provider])
 
     ns, store = namespace_and_store(settings, cluster, tags, in_cluster, auth="rrsa")
-    gpu_pool = ack.gpu_pool
+    gpu_pool = settings.gpu_pool
     platform = serving.Platform(
-        node_selector=dict(gpu.labels), tolerations=[GPU_TOLERATION],
+        node_selector=dict(gpu.labels),
+        tolerations=[GPU_TOLERATION],
         **load_balancers(settings),
         pip_index_url=PIP_INDEX_URL,
         # A rolling update needs one more GPU node; only an autoscaling pool can add it.
-        surge_updates=gpu_pool.max_nodes > gpu_pool.min_nodes)
-    outputs = serve_and_autoscale(settings, platform, cluster, ns, store, api_key.value, in_cluster,
-                                  import_on=[system], serving_after=[gpu])
-    outputs.update({"region": settings.region, "zones": list(zones), "clusterId": cluster.cluster_id,
-                    "gpuNodePoolId": gpu.node_pool_id, "systemNodePoolId": system.node_pool_id,
-                    "gpuInstanceType": gpu_pool.instance_type, "modelBucket": store.bucket,
-                    "costEstimate": cost.ack_estimate(settings, provider),
-                    "kubeconfig": cluster.kubeconfig,  # secret
-                    "kubectlHint": kubectl_hint(settings)})
+        surge_updates=gpu_pool.max_nodes > gpu_pool.min_nodes,
+    )
+    outputs = serve_and_autoscale(
+        settings, platform, cluster, ns, store, api_key.value, in_cluster, import_on=[system], serving_after=[gpu]
+    )
+    outputs.update(
+        {
+            "region": settings.region,
+            "zones": list(zones),
+            "clusterId": cluster.cluster_id,
+            "gpuNodePoolId": gpu.node_pool_id,
+            "systemNodePoolId": system.node_pool_id,
+            "gpuInstanceType": gpu_pool.instance_type,
+            "modelBucket": store.bucket,
+            "costEstimate": cost.ack_estimate(settings, provider),
+            "kubeconfig": cluster.kubeconfig,  # secret
+            "kubectlHint": kubectl_hint(settings),
+        }
+    )
     return outputs
 
 
-def _node_pools(settings: Settings, cluster: ManagedCluster, vswitches: Sequence[pulumi.Input[str]],
-                tags: dict, provider: alicloud.Provider) -> tuple[NodePool, NodePool]:
-    pool = settings.ack.gpu_pool
+def _node_pools(
+    settings: AckTargetSettings,
+    cluster: ManagedCluster,
+    vswitches: Sequence[pulumi.Input[str]],
+    tags: dict,
+    provider: alicloud.Provider,
+) -> tuple[NodePool, NodePool]:
+    pool = settings.gpu_pool
     opts = pulumi.ResourceOptions(providers=[provider])
     system = system_pool(settings, cluster, vswitches, tags, opts)
-    gpu = NodePool(f"{settings.name}-gpu", NodePoolArgs(
-        cluster_id=cluster.cluster_id, pool_name="gpu", vswitch_ids=vswitches, instance_types=[pool.instance_type],
-        min_nodes=pool.min_nodes, max_nodes=pool.max_nodes, image_type=settings.ack.node_image_type, gpu=True,
-        spot=pool.spot,
-        # Container images (the engine's is ~10-20 GB) and any local cache of the weights.
-        data_disk_gib=settings.disk.size_gib, disk_category=settings.disk.category, tags=tags), opts=opts)
+    gpu = NodePool(
+        f"{settings.name}-gpu",
+        NodePoolArgs(
+            cluster_id=cluster.cluster_id,
+            pool_name="gpu",
+            vswitch_ids=vswitches,
+            instance_types=[pool.instance_type],
+            min_nodes=pool.min_nodes,
+            max_nodes=pool.max_nodes,
+            image_type=settings.ack.node_image_type,
+            gpu=True,
+            spot=pool.spot,
+            # Container images (the engine's is ~10-20 GB) and any local cache of the weights.
+            data_disk_gib=settings.disk.size_gib,
+            disk_category=settings.disk.category,
+            tags=tags,
+        ),
+        opts=opts,
+    )
     return system, gpu

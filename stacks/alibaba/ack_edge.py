@@ -4,23 +4,33 @@ ACS) taking the overflow up to a maximum, and the HPA that creates it (reference
 The IDC machines join an edge node pool created outside Pulumi (the provider cannot create one for
 on-prem machines; README "ack-edge"); its id comes from ackEdge.nodePoolId.
 """
+
 from __future__ import annotations
 
 import pulumi
-import pulumi_alicloud as alicloud
 
-from components.api_key import ApiKey
 from components.alibaba.host_scripts import PIP_INDEX_URL
 from components.alibaba.managed_cluster import ManagedCluster, ManagedClusterArgs
 from components.alibaba.resource_policy import NODE_POOL_ID_LABEL, ResourcePolicy, ResourcePolicyArgs, Unit
-from components.alibaba.virtual_nodes import TOLERATION as VIRTUAL_NODE_TOLERATION, VirtualNodes, VirtualNodesArgs
-from core.config import Settings
+from components.alibaba.virtual_nodes import TOLERATION as VIRTUAL_NODE_TOLERATION
+from components.alibaba.virtual_nodes import VirtualNodes, VirtualNodesArgs
+from components.api_key import ApiKey
+from core.config.settings import AckEdgeSettings
 from stacks import serving
 from stacks.alibaba import cost
 from stacks.alibaba.common import alibaba_provider, stack_tags
-from stacks.alibaba.managed_kubernetes import (CLUSTER_SPEC, GPU_TOLERATION, addons, cluster_network, cluster_zones,
-                                              kubectl_hint, load_balancers, namespace_and_store, serve_and_autoscale,
-                                              system_pool)
+from stacks.alibaba.managed_kubernetes import (
+    CLUSTER_SPEC,
+    GPU_TOLERATION,
+    addons,
+    cluster_network,
+    cluster_zones,
+    kubectl_hint,
+    load_balancers,
+    namespace_and_store,
+    serve_and_autoscale,
+    system_pool,
+)
 
 # Flannel: IDC nodes have no VPC ENIs, so no Terway. Unverified offline: the add-on name ACK Edge expects.
 EDGE_ADDONS = ({"name": "flannel"}, {"name": "csi-plugin"}, {"name": "csi-provisioner"})
@@ -28,7 +38,7 @@ ECI_SPECS = "k8s.aliyun.com/eci-use-specs"
 ECI_VSWITCH = "k8s.aliyun.com/eci-vswitch"
 
 
-def build(settings: Settings) -> dict[str, object]:
+def build(settings: AckEdgeSettings) -> dict[str, object]:
     provider = alibaba_provider(settings)
     ack, plan = settings.ack, settings.cluster
     zones = cluster_zones(settings, provider, None)  # GPUs are in the IDC and on virtual nodes
@@ -36,18 +46,30 @@ def build(settings: Settings) -> dict[str, object]:
     api_key = ApiKey(f"{settings.name}-api-key", settings.api_key)
     network = cluster_network(settings, zones, tags, provider, pod_vswitches=False)  # Flannel: no pod vSwitches
     vswitches = [network.vswitch_ids["nodes-a"], network.vswitch_ids["nodes-b"]]
-    cluster = ManagedCluster(settings.name, ManagedClusterArgs(
-        profile="Edge", cluster_spec=CLUSTER_SPEC, vswitch_ids=vswitches, pod_cidr=ack.edge.pod_cidr,
-        service_cidr=plan.service_cidr, enable_rrsa=True, addons=addons(EDGE_ADDONS, ack.sls_logging),
-        kubernetes_version=plan.kubernetes_version, public_endpoint=plan.public_endpoint,
-        deletion_protection=settings.deletion_protection, tags=tags),
-        opts=pulumi.ResourceOptions(providers=[provider], depends_on=network.snat_entries))
+    cluster = ManagedCluster(
+        settings.name,
+        ManagedClusterArgs(
+            profile="Edge",
+            cluster_spec=CLUSTER_SPEC,
+            vswitch_ids=vswitches,
+            pod_cidr=settings.edge.pod_cidr,
+            service_cidr=plan.service_cidr,
+            enable_rrsa=True,
+            addons=addons(EDGE_ADDONS, ack.sls_logging),
+            kubernetes_version=plan.kubernetes_version,
+            public_endpoint=plan.public_endpoint,
+            deletion_protection=settings.deletion_protection,
+            tags=tags,
+        ),
+        opts=pulumi.ResourceOptions(providers=[provider], depends_on=network.snat_entries),
+    )
     in_region = pulumi.ResourceOptions(providers=[provider])
     # Cloud nodes for the cluster's own components, the model import and the benchmark.
     system = system_pool(settings, cluster, vswitches, tags, in_region)
-    virtual = VirtualNodes(f"{settings.name}-virtual-nodes", VirtualNodesArgs(cluster_id=cluster.cluster_id),
-                           opts=in_region)
-    if ack.edge.cluster_only:
+    virtual = VirtualNodes(
+        f"{settings.name}-virtual-nodes", VirtualNodesArgs(cluster_id=cluster.cluster_id), opts=in_region
+    )
+    if settings.edge.cluster_only:
         return _cluster_only_outputs(settings, zones, cluster)
     in_cluster = pulumi.ResourceOptions(providers=[provider, cluster.provider])
 
@@ -56,41 +78,76 @@ def build(settings: Settings) -> dict[str, object]:
         # Where the pods go is the ResourcePolicy's choice; they may land on tainted GPU or virtual nodes.
         tolerations=[GPU_TOLERATION, VIRTUAL_NODE_TOLERATION],
         **load_balancers(settings),
-        pip_index_url=PIP_INDEX_URL)
-    policy = ResourcePolicy(f"{settings.name}-placement", ResourcePolicyArgs(
-        namespace=ns, name=serving.APP, selector={"app": serving.APP},
-        units=[Unit("ecs", node_selector={NODE_POOL_ID_LABEL: ack.edge.node_pool_id}), cloud_unit(settings, vswitches)]),
-        opts=pulumi.ResourceOptions.merge(in_cluster, pulumi.ResourceOptions(depends_on=[virtual])))
+        pip_index_url=PIP_INDEX_URL,
+    )
+    policy = ResourcePolicy(
+        f"{settings.name}-placement",
+        ResourcePolicyArgs(
+            namespace=ns,
+            name=serving.APP,
+            selector={"app": serving.APP},
+            units=[
+                Unit("ecs", node_selector={NODE_POOL_ID_LABEL: settings.edge.node_pool_id}),
+                cloud_unit(settings, vswitches),
+            ],
+        ),
+        opts=pulumi.ResourceOptions.merge(in_cluster, pulumi.ResourceOptions(depends_on=[virtual])),
+    )
     # The policy must exist before the first pod is scheduled, or that pod ignores it.
-    outputs = serve_and_autoscale(settings, platform, cluster, ns, store, api_key.value, in_cluster,
-                                  import_on=[system], serving_after=[policy])
-    outputs.update({"region": settings.region, "zones": list(zones), "clusterId": cluster.cluster_id,
-                    "edgeNodePoolId": ack.edge.node_pool_id,
-                    "cloudBurst": f"up to {ack.edge.cloud_max_pods} pod(s) on {ack.edge.unit} virtual nodes",
-                    "modelBucket": store.bucket, "costEstimate": cost.ack_estimate(settings, provider),
-                    "kubeconfig": cluster.kubeconfig,  # secret
-                    "kubectlHint": kubectl_hint(settings)})
+    outputs = serve_and_autoscale(
+        settings, platform, cluster, ns, store, api_key.value, in_cluster, import_on=[system], serving_after=[policy]
+    )
+    outputs.update(
+        {
+            "region": settings.region,
+            "zones": list(zones),
+            "clusterId": cluster.cluster_id,
+            "edgeNodePoolId": settings.edge.node_pool_id,
+            "cloudBurst": f"up to {settings.edge.cloud_max_pods} pod(s) on {settings.edge.unit} virtual nodes",
+            "modelBucket": store.bucket,
+            "costEstimate": cost.ack_estimate(settings, provider),
+            "kubeconfig": cluster.kubeconfig,  # secret
+            "kubectlHint": kubectl_hint(settings),
+        }
+    )
     return outputs
 
 
-def _cluster_only_outputs(settings: Settings, zones, cluster: ManagedCluster) -> dict[str, object]:
+def _cluster_only_outputs(settings: AckEdgeSettings, zones, cluster: ManagedCluster) -> dict[str, object]:
     """First run: the cluster exists, serving waits for the edge node pool the IDC machines join."""
-    return {"target": settings.target, "region": settings.region, "zones": list(zones),
-            "clusterId": cluster.cluster_id, "kubeconfig": cluster.kubeconfig,  # secret
-            "nextStep": "create an edge node pool in this cluster (ACK console), join the IDC GPU machines to it "
-                        f"(docs/targets/ack-edge.md), then: pulumi config set --path '{settings.namespace}:ackEdge."
-                        f"nodePoolId' <np-id> && pulumi config set --path '{settings.namespace}:ackEdge.clusterOnly' "
-                        "false && pulumi up"}
+    return {
+        "target": settings.target,
+        "region": settings.region,
+        "zones": list(zones),
+        "clusterId": cluster.cluster_id,
+        "kubeconfig": cluster.kubeconfig,  # secret
+        "nextStep": "create an edge node pool in this cluster (ACK console), join the IDC GPU machines to it "
+        f"(docs/targets/ack-edge.md), then: pulumi config set --path '{settings.namespace}:ackEdge."
+        f"nodePoolId' <np-id> && pulumi config set --path '{settings.namespace}:ackEdge.clusterOnly' "
+        "false && pulumi up",
+    }
 
 
-def cloud_unit(settings: Settings, vswitches: list) -> Unit:
+def cloud_unit(settings: AckEdgeSettings, vswitches: list) -> Unit:
     """The virtual-node unit, with what its capacity needs on the pod: ECI specs, or ACS GPU labels."""
-    edge = settings.ack.edge
-    if edge.unit == "acs":
+    edge = settings.edge
+    if edge.unit == "acs" and settings.acs is not None:  # config requires the ACS labels for this unit
         acs = settings.acs
-        return Unit("acs", max=edge.cloud_max_pods, pod_labels={
-            "alibabacloud.com/acs": "true", "alibabacloud.com/compute-class": acs.compute_class,
-            "alibabacloud.com/gpu-model-series": acs.gpu_series, "alibabacloud.com/compute-qos": acs.compute_qos})
-    return Unit("eci", max=edge.cloud_max_pods, pod_annotations={
-        ECI_SPECS: ",".join(edge.eci_instance_types),
-        ECI_VSWITCH: pulumi.Output.all(*vswitches).apply(",".join)})
+        return Unit(
+            "acs",
+            max=edge.cloud_max_pods,
+            pod_labels={
+                "alibabacloud.com/acs": "true",
+                "alibabacloud.com/compute-class": acs.compute_class,
+                "alibabacloud.com/gpu-model-series": acs.gpu_series,
+                "alibabacloud.com/compute-qos": acs.compute_qos,
+            },
+        )
+    return Unit(
+        "eci",
+        max=edge.cloud_max_pods,
+        pod_annotations={
+            ECI_SPECS: ",".join(edge.eci_instance_types),
+            ECI_VSWITCH: pulumi.Output.all(*vswitches).apply(",".join),
+        },
+    )

@@ -1,26 +1,32 @@
 """Target `acs`: an ACS serverless cluster, an OSS model store and the shared serving workload (reference 000)."""
+
 from __future__ import annotations
 
 import pulumi
-import pulumi_alicloud as alicloud
 
-from components.alibaba.managed_cluster import ManagedCluster, ManagedClusterArgs
-from components.api_key import ApiKey
 from components.alibaba.host_scripts import PIP_INDEX_URL
 from components.alibaba.jump_host import JumpHost, JumpHostArgs
-from components.kubernetes.leader_worker_set import LeaderWorkerSetController
-from components.alibaba.oss_model_store import OssModelStore
+from components.alibaba.managed_cluster import ManagedCluster, ManagedClusterArgs
 from components.alibaba.network import Network
-from core.config import Settings
+from components.alibaba.oss_model_store import OssModelStore
+from components.api_key import ApiKey
+from components.kubernetes.leader_worker_set import LeaderWorkerSetController
+from core.config.settings import AcsSettings
 from stacks import serving
 from stacks.alibaba import cost
 from stacks.alibaba.common import alibaba_provider, stack_tags, ubuntu_image
-from stacks.alibaba.managed_kubernetes import MODEL_PREFIX, cluster_network, cluster_zones, load_balancers, namespace_and_store
+from stacks.alibaba.managed_kubernetes import (
+    MODEL_PREFIX,
+    cluster_network,
+    cluster_zones,
+    load_balancers,
+    namespace_and_store,
+)
 
 DEFAULT_KUBECTL_MINOR = "1.33"  # kubectl talks to one minor version either side
 
 
-def build(settings: Settings) -> dict[str, object]:
+def build(settings: AcsSettings) -> dict[str, object]:
     provider = alibaba_provider(settings)
     jump = settings.jump_host
     zones = cluster_zones(settings, provider, jump.instance_type if jump.enabled else None)
@@ -30,11 +36,19 @@ def build(settings: Settings) -> dict[str, object]:
     api_key = ApiKey(f"{settings.name}-api-key", settings.api_key)
     network = cluster_network(settings, zones, tags, provider)
     ids = network.vswitch_ids
-    cluster = ManagedCluster(settings.name, ManagedClusterArgs(
-        vswitch_ids=[ids["nodes-a"], ids["nodes-b"]], pod_vswitch_ids=[ids["pods-a"], ids["pods-b"]],
-        service_cidr=plan.service_cidr, kubernetes_version=plan.kubernetes_version,
-        public_endpoint=plan.public_endpoint, deletion_protection=settings.deletion_protection, tags=tags),
-        opts=pulumi.ResourceOptions(providers=[provider], depends_on=network.snat_entries))
+    cluster = ManagedCluster(
+        settings.name,
+        ManagedClusterArgs(
+            vswitch_ids=[ids["nodes-a"], ids["nodes-b"]],
+            pod_vswitch_ids=[ids["pods-a"], ids["pods-b"]],
+            service_cidr=plan.service_cidr,
+            kubernetes_version=plan.kubernetes_version,
+            public_endpoint=plan.public_endpoint,
+            deletion_protection=settings.deletion_protection,
+            tags=tags,
+        ),
+        opts=pulumi.ResourceOptions(providers=[provider], depends_on=network.snat_entries),
+    )
     in_cluster = pulumi.ResourceOptions(providers=[provider, cluster.provider])
 
     # RRSA for the OSS volumes of ACS pods is not confirmed: a bucket-scoped RAM user's key in a Secret.
@@ -44,58 +58,92 @@ def build(settings: Settings) -> dict[str, object]:
     acs = settings.acs
     platform = serving.Platform(
         helper_pod_labels={"alibabacloud.com/compute-class": "general-purpose"},
-        pod_labels={"alibabacloud.com/compute-class": acs.compute_class,
-                    "alibabacloud.com/gpu-model-series": acs.gpu_series,
-                    "alibabacloud.com/compute-qos": acs.compute_qos},
+        pod_labels={
+            "alibabacloud.com/compute-class": acs.compute_class,
+            "alibabacloud.com/gpu-model-series": acs.gpu_series,
+            "alibabacloud.com/compute-qos": acs.compute_qos,
+        },
         **load_balancers(settings),
-        pip_index_url=PIP_INDEX_URL)
+        pip_index_url=PIP_INDEX_URL,
+    )
     importer = serving.import_model(settings, platform, ns, store.import_claim, in_cluster)
     volumes = _volumes(settings, store, importer, ns, in_cluster)
-    _, outputs = serving.serve(settings, platform, ns, volumes, importer, api_key.value, in_cluster,
-                               serving_depends_on=needs)
+    _, outputs = serving.serve(
+        settings, platform, ns, volumes, importer, api_key.value, in_cluster, serving_depends_on=needs
+    )
 
-    outputs.update({"region": settings.region, "zones": list(zones), "clusterId": cluster.cluster_id,
-                    "modelBucket": store.bucket, "costEstimate": cost.acs_estimate(settings, provider),
-                    "kubeconfig": cluster.kubeconfig,  # secret
-                    "kubectlHint": "pulumi stack output kubeconfig --show-secrets > kubeconfig && "
-                                   f"KUBECONFIG=kubeconfig kubectl -n {settings.workload.namespace} get pods"})
+    outputs.update(
+        {
+            "region": settings.region,
+            "zones": list(zones),
+            "clusterId": cluster.cluster_id,
+            "modelBucket": store.bucket,
+            "costEstimate": cost.acs_estimate(settings, provider),
+            "kubeconfig": cluster.kubeconfig,  # secret
+            "kubectlHint": "pulumi stack output kubeconfig --show-secrets > kubeconfig && "
+            f"KUBECONFIG=kubeconfig kubectl -n {settings.workload.namespace} get pods",
+        }
+    )
     if settings.jump_host.enabled:
         outputs.update(_jump_host(settings, provider, network, cluster, zones, tags))
     return outputs
 
 
-def _volumes(settings: Settings, store: OssModelStore, importer, ns, opts: pulumi.ResourceOptions) -> serving.ModelVolumes:
+def _volumes(
+    settings: AcsSettings, store: OssModelStore, importer, ns, opts: pulumi.ResourceOptions
+) -> serving.ModelVolumes:
     """The raw OSS volume, or (acs.fluid) Fluid's cache over it, warmed once the import is done."""
     results = {"persistentVolumeClaim": {"claimName": store.results_claim}} if store.results_claim is not None else None
     if not settings.model_store.fluid:
         return serving.ModelVolumes(
-            serving={"persistentVolumeClaim": {"claimName": store.serving_claim, "readOnly": True}}, results=results)
+            serving={"persistentVolumeClaim": {"claimName": store.serving_claim, "readOnly": True}}, results=results
+        )
     from components.alibaba.fluid_cache import FluidCache, FluidCacheArgs
-    cache = FluidCache(f"{settings.name}-fluid", FluidCacheArgs(
-        namespace=ns, bucket=store.bucket, prefix=MODEL_PREFIX, region=settings.region,
-        credentials_secret=store.credentials_secret, cache_gib=int(settings.model.weights_gib * 1.1) + 10,
-        pod_labels={"alibabacloud.com/compute-class": "performance", "alibabacloud.com/compute-qos": "default"},
-        preload_path=settings.model.modelscope_id, depends_on=[importer.job]), opts=opts)
+
+    cache = FluidCache(
+        f"{settings.name}-fluid",
+        FluidCacheArgs(
+            namespace=ns,
+            bucket=store.bucket,
+            prefix=MODEL_PREFIX,
+            region=settings.region,
+            credentials_secret=store.credentials_secret,
+            cache_gib=int(settings.model.weights_gib * 1.1) + 10,
+            pod_labels={"alibabacloud.com/compute-class": "performance", "alibabacloud.com/compute-qos": "default"},
+            preload_path=settings.model.modelscope_id,
+            depends_on=[importer.job],
+        ),
+        opts=opts,
+    )
     return serving.ModelVolumes(
-        serving={"persistentVolumeClaim": {"claimName": cache.claim, "readOnly": True}}, results=results,
-        ready=[cache])
+        serving={"persistentVolumeClaim": {"claimName": cache.claim, "readOnly": True}}, results=results, ready=[cache]
+    )
 
 
-
-
-def _jump_host(settings: Settings, provider, network: Network, cluster: ManagedCluster, zones, tags) -> dict:
+def _jump_host(settings: AcsSettings, provider, network: Network, cluster: ManagedCluster, zones, tags) -> dict:
     instance_type = settings.jump_host.instance_type
     image = settings.jump_host.image_id or ubuntu_image(settings, provider, instance_type, key="acs.jumpHost.imageId")
     version = settings.cluster.kubernetes_version
     minor = ".".join(version.split(".")[:2]) if version else DEFAULT_KUBECTL_MINOR
     reachable = bool(settings.access.ssh_cidrs)
-    host = JumpHost(f"{settings.name}-jump", JumpHostArgs(
-        instance_type=instance_type, image_id=image, vswitch_id=network.vswitch_ids["nodes-a"],
-        security_group_id=network.security_group_id, kubeconfig=cluster.kubeconfig, kubectl_minor=minor,
-        public_bandwidth_mbps=10 if reachable else 0, key_pair=settings.access.ssh_key_pair or None, tags=tags),
-        opts=pulumi.ResourceOptions(providers=[provider]))
+    host = JumpHost(
+        f"{settings.name}-jump",
+        JumpHostArgs(
+            instance_type=instance_type,
+            image_id=image,
+            vswitch_id=network.vswitch_ids["nodes-a"],
+            security_group_id=network.security_group_id,
+            kubeconfig=cluster.kubeconfig,
+            kubectl_minor=minor,
+            public_bandwidth_mbps=10 if reachable else 0,
+            key_pair=settings.access.ssh_key_pair or None,
+            tags=tags,
+        ),
+        opts=pulumi.ResourceOptions(providers=[provider]),
+    )
     outputs: dict[str, object] = {"jumpHostId": host.instance_id, "jumpHostPrivateIp": host.private_ip}
     if reachable:
-        outputs["sshCommand"] = pulumi.Output.concat("ssh -i <", settings.access.ssh_key_pair, ".pem> root@",
-                                                     host.public_ip)
+        outputs["sshCommand"] = pulumi.Output.concat(
+            "ssh -i <", settings.access.ssh_key_pair or "", ".pem> root@", host.public_ip or host.private_ip
+        )
     return outputs

@@ -12,22 +12,39 @@ from stacks.providers import provider_args
 
 def alibaba_provider(settings: Settings) -> alicloud.Provider:
     """The Alibaba Cloud provider from the stack's alicloud:* config (region, profile, assumeRole, ...)."""
-    return alicloud.Provider("alicloud", **provider_args(settings.provider, alicloud.ProviderArgs,
-                                                         region=settings.region))
+    return alicloud.Provider(
+        "alicloud", **provider_args(settings.provider, alicloud.ProviderArgs, region=settings.region)
+    )
 
 
 def stack_tags(settings: Settings) -> dict[str, str]:
     return {"app": "llm-serving", "stack": settings.stack, **settings.tags}
 
 
-def ubuntu_image(settings: Settings, provider: alicloud.Provider, instance_type: str, uefi: bool = False,
-                 key: str = "ecs.imageId") -> str:
+def ubuntu_image(
+    settings: Settings, provider: alicloud.Provider, instance_type: str, uefi: bool = False, key: str = "ecs.imageId"
+) -> str:
     """Newest Ubuntu 22.04 public image the instance type supports (UEFI builds for ebmgn8v)."""
     pattern = r"^ubuntu_22_04_uefi_x64" if uefi else r"^ubuntu_22_04_x64"
-    found = alicloud.ecs.get_images(name_regex=pattern, owners="system", most_recent=True, os_type="linux",
-                                    instance_type=instance_type, opts=pulumi.InvokeOptions(provider=provider))
+    found = alicloud.ecs.get_images(
+        name_regex=pattern,
+        owners="system",
+        most_recent=True,
+        os_type="linux",
+        instance_type=instance_type,
+        opts=pulumi.InvokeOptions(provider=provider),
+    )
     if not found.images:
-        raise ConfigError([Problem(key, None, f"no public image matching {pattern} supports {instance_type} in "
-                                   f"{settings.region}", f"pulumi config set --path '{settings.namespace}:{key}' "
-                                   "<an Ubuntu 22.04 image id from the ECS console>", settings.namespace)])
+        raise ConfigError(
+            [
+                Problem(
+                    key,
+                    None,
+                    f"no public image matching {pattern} supports {instance_type} in {settings.region}",
+                    f"pulumi config set --path '{settings.namespace}:{key}' "
+                    "<an Ubuntu 22.04 image id from the ECS console>",
+                    settings.namespace,
+                )
+            ]
+        )
     return found.images[0].id

@@ -4,6 +4,7 @@ Prices are looked up with plain invokes while the program runs, so they are know
 failed lookup (product not supported, no permission, no price) becomes an unknown item with the reason and
 a warning: pricing never fails a deployment.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,15 @@ import pulumi
 import pulumi_alicloud as alicloud
 
 from core.config.ack import SYSTEM_DISK_CATEGORY, SYSTEM_NODES
+from core.config.settings import (
+    AckEdgeSettings,
+    AckFamilySettings,
+    AckTargetSettings,
+    AcsSettings,
+    ClusterSettings,
+    EcsSettings,
+)
 from core.cost import Item, Price, estimate
-from core.config import Settings
 
 LIVE = "live: cloudcontrol GetPrice"
 # Only the product/resource codes shown in the provider's get_prices docstring are used ("ECS"/"Instance",
@@ -30,8 +38,11 @@ def live_price(provider: alicloud.Provider, product: str, resource_code: str, at
     """
     try:
         found = alicloud.cloudcontrol.get_prices(
-            product=product, resource_code=resource_code, desire_attributes_json=json.dumps(attributes),
-            opts=pulumi.InvokeOptions(provider=provider))
+            product=product,
+            resource_code=resource_code,
+            desire_attributes_json=json.dumps(attributes),
+            opts=pulumi.InvokeOptions(provider=provider),
+        )
     except Exception as error:  # any provider or API error: report, do not fail the deployment
         reason = f"{product}/{resource_code} price lookup failed: {_first_line(error)}"
         pulumi.log.warn(f"costEstimate: {reason}")
@@ -45,88 +56,142 @@ def live_price(provider: alicloud.Provider, product: str, resource_code: str, at
 def ecs_instance_price(provider: alicloud.Provider, instance_type: str, disk_category: str) -> Price:
     # The docstring's ECS example passes InstanceType and SystemDisk.Category; the disk size is not a documented
     # attribute there, so the quote is for the API's default system disk size.
-    price = live_price(provider, "ECS", "Instance", {
-        "InstanceType": instance_type, "PaymentType": "PayAsYouGo", "SystemDisk": {"Category": disk_category}})
+    price = live_price(
+        provider,
+        "ECS",
+        "Instance",
+        {"InstanceType": instance_type, "PaymentType": "PayAsYouGo", "SystemDisk": {"Category": disk_category}},
+    )
     if price.hourly is None:
         return price
     return replace(price, reason="system disk quoted at the API's default size, not the configured one")
 
 
-def ecs_estimate(settings: Settings, provider: alicloud.Provider) -> dict:
+def ecs_estimate(settings: EcsSettings, provider: alicloud.Provider) -> dict:
     """Target `ecs`: the GPU host, its NAT egress or public bandwidth."""
     access = settings.access
     disk = settings.disk
-    items = [Item(f"ECS {settings.placement.instance.name} + {disk.category} system disk ({disk.size_gib} GiB "
-                  "configured)", 1, ecs_instance_price(provider, settings.placement.instance.name, disk.category),
-                  "gpu-host")]
+    items = [
+        Item(
+            f"ECS {settings.instance.name} + {disk.category} system disk ({disk.size_gib} GiB configured)",
+            1,
+            ecs_instance_price(provider, settings.instance.name, disk.category),
+            "gpu-host",
+        )
+    ]
     items += _public_bandwidth("GPU host") if access.public else _nat_egress()
     return estimate(items, settings.cost.prices, settings.cost.currency)
 
 
-def acs_estimate(settings: Settings, provider: alicloud.Provider) -> dict:
+def acs_estimate(settings: AcsSettings, provider: alicloud.Provider) -> dict:
     """Target `acs`: GPU pods, NAT egress, load balancers, model bucket and the optional jump host."""
     placement, acs, workload = settings.placement, settings.acs, settings.workload
     gpus = workload.replicas * placement.pods * placement.gpus_per_pod
     items = [
-        Item(f"ACS {acs.compute_class} pod GPUs ({acs.gpu_series}), {placement.gpus_per_pod} per pod, "
-             f"{workload.cpu} vCPU / {workload.memory_gib} GiB per pod", gpus,
-             Price.from_table(f"acs/{acs.compute_class}/{acs.gpu_series}",
-                              "the provider has no ACS price lookup and no public ACS GPU price could be cited"),
-             "acs-gpu"),
+        Item(
+            f"ACS {acs.compute_class} pod GPUs ({acs.gpu_series}), {placement.gpus_per_pod} per pod, "
+            f"{workload.cpu} vCPU / {workload.memory_gib} GiB per pod",
+            gpus,
+            Price.from_table(
+                f"acs/{acs.compute_class}/{acs.gpu_series}",
+                "the provider has no ACS price lookup and no public ACS GPU price could be cited",
+            ),
+            "acs-gpu",
+        ),
         Item("ACS cluster", 1, Price.unknown("not verified whether ACS bills the cluster itself"), "acs-cluster"),
         *_nat_egress(),
         *_balancers_and_bucket(settings),
     ]
     jump = settings.jump_host
     if jump.enabled:
-        items.append(Item(f"ECS {jump.instance_type} jump host + cloud_essd system disk", 1,
-                          ecs_instance_price(provider, jump.instance_type, "cloud_essd"), "jump-host"))
+        items.append(
+            Item(
+                f"ECS {jump.instance_type} jump host + cloud_essd system disk",
+                1,
+                ecs_instance_price(provider, jump.instance_type, "cloud_essd"),
+                "jump-host",
+            )
+        )
         if settings.access.ssh_cidrs:
             items += _public_bandwidth("jump host")
     return estimate(items, settings.cost.prices, settings.cost.currency)
 
 
-def ack_estimate(settings: Settings, provider: alicloud.Provider) -> dict:
+def ack_estimate(settings: AckFamilySettings, provider: alicloud.Provider) -> dict:
     """Targets `ack` and `ack-edge`: cloud nodes at their minimum, the cluster fee, NAT, LBs and the bucket."""
     ack = settings.ack
     system = ack.system_instance_type
-    items = [Item(f"ECS {system} system nodes + {SYSTEM_DISK_CATEGORY} system disk", SYSTEM_NODES,
-                  ecs_instance_price(provider, system, SYSTEM_DISK_CATEGORY), "system-node"),
-             Item("ACK Pro cluster management", 1, Price.unknown("no verified price code for the ACK cluster fee"),
-                  "ack-cluster")]
-    if settings.target == "ack":
-        pool = ack.gpu_pool
-        items.insert(0, Item(f"ECS {pool.instance_type} GPU nodes at the pool minimum ({pool.min_nodes}; up to "
-                             f"{pool.max_nodes}){', spot' if pool.spot else ''}", pool.min_nodes,
-                             Price.unknown("spot prices vary by the hour") if pool.spot
-                             else ecs_instance_price(provider, pool.instance_type, settings.disk.category), "gpu-node"))
-    else:
-        items.insert(0, Item(f"cloud serving pods on {ack.edge.unit} virtual nodes (0 until the IDC is full; "
-                             f"up to {ack.edge.cloud_max_pods})", 0,
-                             Price.unknown("ECI/ACS GPU pod prices have no verified lookup"), "virtual-gpu-pod"))
+    items = [
+        Item(
+            f"ECS {system} system nodes + {SYSTEM_DISK_CATEGORY} system disk",
+            SYSTEM_NODES,
+            ecs_instance_price(provider, system, SYSTEM_DISK_CATEGORY),
+            "system-node",
+        ),
+        Item(
+            "ACK Pro cluster management",
+            1,
+            Price.unknown("no verified price code for the ACK cluster fee"),
+            "ack-cluster",
+        ),
+    ]
+    if isinstance(settings, AckTargetSettings):
+        pool = settings.gpu_pool
+        items.insert(
+            0,
+            Item(
+                f"ECS {pool.instance_type} GPU nodes at the pool minimum ({pool.min_nodes}; up to "
+                f"{pool.max_nodes}){', spot' if pool.spot else ''}",
+                pool.min_nodes,
+                Price.unknown("spot prices vary by the hour")
+                if pool.spot
+                else ecs_instance_price(provider, pool.instance_type, settings.disk.category),
+                "gpu-node",
+            ),
+        )
+    elif isinstance(settings, AckEdgeSettings):
+        items.insert(
+            0,
+            Item(
+                f"cloud serving pods on {settings.edge.unit} virtual nodes (0 until the IDC is full; "
+                f"up to {settings.edge.cloud_max_pods})",
+                0,
+                Price.unknown("ECI/ACS GPU pod prices have no verified lookup"),
+                "virtual-gpu-pod",
+            ),
+        )
     items += _nat_egress() + _balancers_and_bucket(settings)
     return estimate(items, settings.cost.prices, settings.cost.currency)
 
 
-def _balancers_and_bucket(settings: Settings) -> list[Item]:
+def _balancers_and_bucket(settings: ClusterSettings) -> list[Item]:
     """What every Alibaba Kubernetes target has: the Services' load balancers and the model bucket."""
     chosen = Price.unknown("its spec and billing are chosen by the cluster's cloud controller, not by this program")
     items = [Item("private API load balancer (created by the cluster for the Service)", 1, chosen, "private-lb")]
     if settings.access.public:
         items.append(Item("public API load balancer (created by the cluster for the Service)", 1, chosen, "public-lb"))
-    items.append(Item("OSS model bucket", 1, Price.unknown("billed by stored GiB and requests, not per hour"),
-                      "model-bucket"))
+    items.append(
+        Item("OSS model bucket", 1, Price.unknown("billed by stored GiB and requests, not per hour"), "model-bucket")
+    )
     return items
 
 
 def _nat_egress() -> list[Item]:
-    return [Item("NAT gateway (Enhanced, PayByLcu)", 1, Price.unknown(NO_CODE), "nat-gateway"),
-            Item("EIP of the NAT gateway (PayByTraffic)", 1, Price.unknown(NO_CODE), "nat-eip")]
+    return [
+        Item("NAT gateway (Enhanced, PayByLcu)", 1, Price.unknown(NO_CODE), "nat-gateway"),
+        Item("EIP of the NAT gateway (PayByTraffic)", 1, Price.unknown(NO_CODE), "nat-eip"),
+    ]
 
 
 def _public_bandwidth(what: str) -> list[Item]:
-    return [Item(f"public traffic of the {what} (PayByTraffic)", 1,
-                 Price.unknown("billed per GB sent, not per hour"), "public-traffic")]
+    return [
+        Item(
+            f"public traffic of the {what} (PayByTraffic)",
+            1,
+            Price.unknown("billed per GB sent, not per hour"),
+            "public-traffic",
+        )
+    ]
 
 
 def _first_line(error: Exception) -> str:

@@ -1,8 +1,10 @@
 """What the managed-Kubernetes targets (acs, ack, ack-edge) share: zones, the cluster network, the namespace and
 OSS model store, the load balancers, and for ack and ack-edge the system pool and the serve-and-autoscale tail."""
+
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 import pulumi
 import pulumi_alicloud as alicloud
@@ -14,23 +16,43 @@ from components.alibaba.serving_metrics import ServingMetrics, ServingMetricsArg
 from components.kubernetes.autoscaler import Autoscaler, AutoscalerArgs
 from core.config.ack import SYSTEM_DISK_CATEGORY, SYSTEM_NODES
 from core.config.problems import ConfigError, Problem
-from core.config import Settings
+from core.config.settings import AckFamilySettings, AlibabaClusterSettings, ClusterSettings
 from stacks import serving
 
 MODEL_PREFIX = "models"  # objects under oss://<bucket>/models/<ModelScope id>/
 ADDRESS_TYPE = "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-address-type"
 CLUSTER_SPEC = "ack.pro.small"
-GPU_TOLERATION = {"key": GPU_TAINT["key"], "operator": "Equal", "value": GPU_TAINT["value"],
-                  "effect": GPU_TAINT["effect"]}
+GPU_TOLERATION = {
+    "key": GPU_TAINT["key"],
+    "operator": "Equal",
+    "value": GPU_TAINT["value"],
+    "effect": GPU_TAINT["effect"],
+}
 
 
-def system_pool(settings: Settings, cluster: ManagedCluster, vswitches: Sequence[pulumi.Input[str]], tags: dict,
-                opts: pulumi.ResourceOptions) -> NodePool:
+def system_pool(
+    settings: AckFamilySettings,
+    cluster: ManagedCluster,
+    vswitches: Sequence[pulumi.Input[str]],
+    tags: dict,
+    opts: pulumi.ResourceOptions,
+) -> NodePool:
     """Two small CPU nodes, one per zone: system pods, the model import and the benchmark."""
-    return NodePool(f"{settings.name}-system", NodePoolArgs(
-        cluster_id=cluster.cluster_id, pool_name="system", vswitch_ids=vswitches,
-        instance_types=[settings.ack.system_instance_type], min_nodes=SYSTEM_NODES, max_nodes=SYSTEM_NODES,
-        image_type=settings.ack.node_image_type, disk_category=SYSTEM_DISK_CATEGORY, tags=tags), opts=opts)
+    return NodePool(
+        f"{settings.name}-system",
+        NodePoolArgs(
+            cluster_id=cluster.cluster_id,
+            pool_name="system",
+            vswitch_ids=vswitches,
+            instance_types=[settings.ack.system_instance_type],
+            min_nodes=SYSTEM_NODES,
+            max_nodes=SYSTEM_NODES,
+            image_type=settings.ack.node_image_type,
+            disk_category=SYSTEM_DISK_CATEGORY,
+            tags=tags,
+        ),
+        opts=opts,
+    )
 
 
 def addons(base: Sequence[dict], sls_logging: bool) -> list[dict]:
@@ -38,129 +60,248 @@ def addons(base: Sequence[dict], sls_logging: bool) -> list[dict]:
     return [*base, {"name": "logtail-ds"}] if sls_logging else list(base)
 
 
-def serve_and_autoscale(settings: Settings, platform: serving.Platform, cluster: ManagedCluster, ns, store,
-                        api_key: pulumi.Output[str], in_cluster: pulumi.ResourceOptions,
-                        import_on: Sequence[pulumi.Resource], serving_after: Sequence[pulumi.Resource]) -> dict:
+def serve_and_autoscale(
+    settings: AckFamilySettings,
+    platform: serving.Platform,
+    cluster: ManagedCluster,
+    ns,
+    store,
+    api_key: pulumi.Output[str],
+    in_cluster: pulumi.ResourceOptions,
+    import_on: Sequence[pulumi.Resource],
+    serving_after: Sequence[pulumi.Resource],
+) -> dict:
     """ack and ack-edge alike: import on the system nodes, serve, autoscale, and ship logs when asked."""
-    importer = serving.import_model(settings, platform, ns, store.import_claim,
-                                    pulumi.ResourceOptions.merge(in_cluster, pulumi.ResourceOptions(depends_on=import_on)))
+    importer = serving.import_model(
+        settings,
+        platform,
+        ns,
+        store.import_claim,
+        pulumi.ResourceOptions.merge(in_cluster, pulumi.ResourceOptions(depends_on=import_on)),
+    )
     volumes = serving.ModelVolumes(
         serving={"persistentVolumeClaim": {"claimName": store.serving_claim, "readOnly": True}},
-        results={"persistentVolumeClaim": {"claimName": store.results_claim}})
-    workload, outputs = serving.serve(settings, platform, ns, volumes, importer, api_key,
-                                      replicas_owned_by_hpa(settings, in_cluster), serving_depends_on=serving_after)
+        results={"persistentVolumeClaim": {"claimName": store.results_claim}},
+    )
+    workload, outputs = serving.serve(
+        settings,
+        platform,
+        ns,
+        volumes,
+        importer,
+        api_key,
+        replicas_owned_by_hpa(settings, in_cluster),
+        serving_depends_on=serving_after,
+    )
     outputs.update(autoscale(settings, cluster, ns, in_cluster, workload))
     if settings.ack.sls_logging:
         outputs.update(collect_logs(settings, cluster.cluster_id, ns, in_cluster))
     return outputs
 
 
-def replicas_owned_by_hpa(settings: Settings, opts: pulumi.ResourceOptions) -> pulumi.ResourceOptions:
+def replicas_owned_by_hpa(settings: AckFamilySettings, opts: pulumi.ResourceOptions) -> pulumi.ResourceOptions:
     """With an HPA, `pulumi up` sets the Deployment's replicas at creation only: re-applying scaling.replicas on
     every update would scale a busy service down to its minimum."""
     if not settings.ack.autoscaling.enabled:
         return opts
 
     def ignore_replicas(args: pulumi.ResourceTransformationArgs) -> Optional[pulumi.ResourceTransformationResult]:
-        if args.type_ not in ("kubernetes:apps/v1:Deployment", "kubernetes:leaderworkerset.x-k8s.io/v1:LeaderWorkerSet"):
+        if args.type_ not in (
+            "kubernetes:apps/v1:Deployment",
+            "kubernetes:leaderworkerset.x-k8s.io/v1:LeaderWorkerSet",
+        ):
             return None
-        return pulumi.ResourceTransformationResult(args.props, pulumi.ResourceOptions.merge(
-            args.opts, pulumi.ResourceOptions(ignore_changes=["spec.replicas"])))
+        return pulumi.ResourceTransformationResult(
+            args.props,
+            pulumi.ResourceOptions.merge(args.opts, pulumi.ResourceOptions(ignore_changes=["spec.replicas"])),
+        )
+
     # `transformations` reach the component's children (the mock engine does not run `transforms`).
     return pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(transformations=[ignore_replicas]))
 
 
-def autoscale(settings: Settings, cluster: ManagedCluster, ns: pulumi.Output[str], opts: pulumi.ResourceOptions,
-              workload) -> dict[str, object]:
+def autoscale(
+    settings: AckFamilySettings, cluster: ManagedCluster, ns: pulumi.Output[str], opts: pulumi.ResourceOptions, workload
+) -> dict[str, object]:
     """Managed Prometheus, the metrics adapter and the HPA, when scaling.maxReplicas > scaling.replicas."""
     scaling = settings.ack.autoscaling
     if not scaling.enabled:
         return {"autoscaling": f"off: {scaling.min_replicas} replica(s) (scaling.maxReplicas = scaling.replicas)"}
-    metrics = ServingMetrics(f"{settings.name}-metrics", ServingMetricsArgs(
-        cluster_id=cluster.cluster_id, namespace=ns, app=serving.APP, port_name="http", metric=scaling.metric),
-        opts=opts)
+    metrics = ServingMetrics(
+        f"{settings.name}-metrics",
+        ServingMetricsArgs(
+            cluster_id=cluster.cluster_id, namespace=ns, app=serving.APP, port_name="http", metric=scaling.metric
+        ),
+        opts=opts,
+    )
     multi_pod = settings.placement.pods > 1
-    Autoscaler(f"{settings.name}-autoscaler", AutoscalerArgs(
-        namespace=ns, name=serving.APP,
-        target_api_version="leaderworkerset.x-k8s.io/v1" if multi_pod else "apps/v1",
-        target_kind="LeaderWorkerSet" if multi_pod else "Deployment", target_name=serving.APP,
-        metric_name=metrics.metric_name, target_average=scaling.target, min_replicas=scaling.min_replicas,
-        max_replicas=scaling.max_replicas, scale_down_seconds=scaling.scale_down_seconds),
-        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[metrics, workload])))
-    return {"autoscaling": f"{scaling.min_replicas}-{scaling.max_replicas} replicas on {scaling.metric} "
-                           f"(target {scaling.target} per pod)"}
+    Autoscaler(
+        f"{settings.name}-autoscaler",
+        AutoscalerArgs(
+            namespace=ns,
+            name=serving.APP,
+            target_api_version="leaderworkerset.x-k8s.io/v1" if multi_pod else "apps/v1",
+            target_kind="LeaderWorkerSet" if multi_pod else "Deployment",
+            target_name=serving.APP,
+            metric_name=metrics.metric_name,
+            target_average=scaling.target,
+            min_replicas=scaling.min_replicas,
+            max_replicas=scaling.max_replicas,
+            scale_down_seconds=scaling.scale_down_seconds,
+        ),
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[metrics, workload])),
+    )
+    return {
+        "autoscaling": f"{scaling.min_replicas}-{scaling.max_replicas} replicas on {scaling.metric} "
+        f"(target {scaling.target} per pod)"
+    }
 
 
-def collect_logs(settings: Settings, cluster_id: pulumi.Output[str], ns: pulumi.Output[str],
-                 opts: pulumi.ResourceOptions) -> dict[str, object]:
+def collect_logs(
+    settings: AckFamilySettings, cluster_id: pulumi.Output[str], ns: pulumi.Output[str], opts: pulumi.ResourceOptions
+) -> dict[str, object]:
     from components.alibaba.log_collection import LogCollection, LogCollectionArgs
-    logs = LogCollection(f"{settings.name}-logs", LogCollectionArgs(
-        project=pulumi.Output.concat("k8s-log-", cluster_id), namespace=ns, app=serving.APP,
-        logstore=f"{settings.name}-serving"), opts=opts)
+
+    logs = LogCollection(
+        f"{settings.name}-logs",
+        LogCollectionArgs(
+            project=pulumi.Output.concat("k8s-log-", cluster_id),
+            namespace=ns,
+            app=serving.APP,
+            logstore=f"{settings.name}-serving",
+        ),
+        opts=opts,
+    )
     return {"slsLogstore": logs.logstore}
 
 
-def kubectl_hint(settings: Settings) -> str:
-    return ("pulumi stack output kubeconfig --show-secrets > kubeconfig && "
-            f"KUBECONFIG=kubeconfig kubectl -n {settings.workload.namespace} get pods,hpa")
+def kubectl_hint(settings: ClusterSettings) -> str:
+    return (
+        "pulumi stack output kubeconfig --show-secrets > kubeconfig && "
+        f"KUBECONFIG=kubeconfig kubectl -n {settings.workload.namespace} get pods,hpa"
+    )
 
 
-def load_balancers(settings: Settings) -> dict:
+def load_balancers(settings: AlibabaClusterSettings) -> dict:
     """Platform Service exposures on Alibaba Cloud: an intranet LB always, an internet one only when asked."""
     from components.kubernetes.serving_workload import ServiceExposure
-    public = ServiceExposure(annotations={ADDRESS_TYPE: "internet"}, source_ranges=settings.access.allowed_cidrs,
-                             external_traffic_policy="Local") if settings.access.public else None
+
+    public = (
+        ServiceExposure(
+            annotations={ADDRESS_TYPE: "internet"},
+            source_ranges=settings.access.allowed_cidrs,
+            external_traffic_policy="Local",
+        )
+        if settings.access.public
+        else None
+    )
     return {"private_service": ServiceExposure(annotations={ADDRESS_TYPE: "intranet"}), "public_service": public}
 
 
-def cluster_zones(settings: Settings, provider: alicloud.Provider, instance_type: Optional[str]) -> tuple[str, str]:
+def cluster_zones(
+    settings: AlibabaClusterSettings, provider: alicloud.Provider, instance_type: Optional[str]
+) -> tuple[str, str]:
     """Two zones for a cluster's vSwitches; with `instance_type`, both must sell it now."""
-    found = alicloud.get_zones(available_resource_creation="VSwitch", available_instance_type=instance_type,
-                               opts=pulumi.InvokeOptions(provider=provider))
+    found = alicloud.get_zones(
+        available_resource_creation="VSwitch",
+        available_instance_type=instance_type,
+        opts=pulumi.InvokeOptions(provider=provider),
+    )
     zones = [z.id for z in found.zones]
     wanted = settings.cluster.zones
     what = f"vSwitches{' and ' + instance_type if instance_type else ''}"
     missing = [z for z in wanted if z not in zones]
     if missing:
-        raise ConfigError([Problem("network.zones", list(wanted), f"{missing} cannot host {what} now; zones that "
-                                   f"can: {zones}", "pick two of those zones, or unset network.zones: pulumi config rm "
-                                   f"--path '{settings.namespace}:network.zones'", settings.namespace)])
+        raise ConfigError(
+            [
+                Problem(
+                    "network.zones",
+                    list(wanted),
+                    f"{missing} cannot host {what} now; zones that can: {zones}",
+                    "pick two of those zones, or unset network.zones: pulumi config rm "
+                    f"--path '{settings.namespace}:network.zones'",
+                    settings.namespace,
+                )
+            ]
+        )
     if not wanted and len(zones) < 2:
-        raise ConfigError([Problem("alicloud:region", settings.region, f"needs two zones with {what}; found {zones}",
-                                   "choose another region (pulumi config set alicloud:region ...), GPU kind "
-                                   "(placement.gpuKind) or instance type", settings.namespace)])
-    return tuple(wanted) if wanted else (zones[0], zones[1])
+        raise ConfigError(
+            [
+                Problem(
+                    "alicloud:region",
+                    settings.region,
+                    f"needs two zones with {what}; found {zones}",
+                    "choose another region (pulumi config set alicloud:region ...), GPU kind "
+                    "(placement.gpuKind) or instance type",
+                    settings.namespace,
+                )
+            ]
+        )
+    return (wanted[0], wanted[1]) if wanted else (zones[0], zones[1])
 
 
-def cluster_network(settings: Settings, zones: tuple[str, str], tags: dict, provider: alicloud.Provider,
-                    pod_vswitches: bool = True) -> Network:
+def cluster_network(
+    settings: AlibabaClusterSettings,
+    zones: tuple[str, str],
+    tags: dict,
+    provider: alicloud.Provider,
+    pod_vswitches: bool = True,
+) -> Network:
     """The VPC of a cluster: node vSwitches in two zones, Terway pod vSwitches unless the CNI needs none."""
     plan = settings.cluster
-    subnets = [Subnet("nodes-a", zones[0], plan.node_vswitch_cidrs[0]),
-               Subnet("nodes-b", zones[1], plan.node_vswitch_cidrs[1])]
+    subnets = [
+        Subnet("nodes-a", zones[0], plan.node_vswitch_cidrs[0]),
+        Subnet("nodes-b", zones[1], plan.node_vswitch_cidrs[1]),
+    ]
     if pod_vswitches:
-        subnets += [Subnet("pods-a", zones[0], plan.pod_vswitch_cidrs[0]),
-                    Subnet("pods-b", zones[1], plan.pod_vswitch_cidrs[1])]
-    return Network(settings.name, NetworkArgs(vpc_cidr=settings.network.vpc_cidr, subnets=subnets,
-                                              ssh_cidrs=settings.access.ssh_cidrs, nat_egress=True, tags=tags),
-                   opts=pulumi.ResourceOptions(providers=[provider]))
+        subnets += [
+            Subnet("pods-a", zones[0], plan.pod_vswitch_cidrs[0]),
+            Subnet("pods-b", zones[1], plan.pod_vswitch_cidrs[1]),
+        ]
+    return Network(
+        settings.name,
+        NetworkArgs(
+            vpc_cidr=settings.network.vpc_cidr,
+            subnets=subnets,
+            ssh_cidrs=settings.access.ssh_cidrs,
+            nat_egress=True,
+            tags=tags,
+        ),
+        opts=pulumi.ResourceOptions(providers=[provider]),
+    )
 
 
-def namespace_and_store(settings: Settings, cluster, tags: dict, opts: pulumi.ResourceOptions, auth: str):
-    """The workload's namespace and the OSS model store (`auth`: "rrsa", or "access-key" where RRSA is not known to work)."""
+def namespace_and_store(settings: AlibabaClusterSettings, cluster, tags: dict, opts: pulumi.ResourceOptions, auth: str):
+    """The workload's namespace and the OSS model store.
+
+    `auth`: "rrsa", or "access-key" where RRSA is not known to work.
+    """
     import pulumi_kubernetes as k8s
 
     from components.alibaba.oss_model_store import OssModelStore, OssModelStoreArgs
+
     namespace = k8s.core.v1.Namespace(
-        f"{settings.name}-namespace", metadata={"name": settings.workload.namespace,
-                                               "labels": {"app.kubernetes.io/managed-by": "pulumi"}},
-        opts=pulumi.ResourceOptions(provider=cluster.provider))
+        f"{settings.name}-namespace",
+        metadata={"name": settings.workload.namespace, "labels": {"app.kubernetes.io/managed-by": "pulumi"}},
+        opts=pulumi.ResourceOptions(provider=cluster.provider),
+    )
     ns = namespace.metadata["name"]
     rrsa = auth == "rrsa"
-    store = OssModelStore(f"{settings.name}-models", OssModelStoreArgs(
-        region=settings.region, namespace=ns, model_prefix=MODEL_PREFIX, bucket_name=settings.model_store.bucket_name,
-        retain=settings.model_store.retain, adopt=settings.model_store.adopt_bucket, auth=auth,
-        oidc_provider_arn=cluster.oidc_provider_arn if rrsa else None,
-        oidc_issuer_url=cluster.oidc_issuer_url if rrsa else None,
-        volume_gib=max(100, int(settings.model.weights_gib * 1.2)), tags=tags), opts=opts)
+    store = OssModelStore(
+        f"{settings.name}-models",
+        OssModelStoreArgs(
+            region=settings.region,
+            namespace=ns,
+            model_prefix=MODEL_PREFIX,
+            bucket_name=settings.model_store.bucket_name,
+            retain=settings.model_store.retain,
+            adopt=settings.model_store.adopt_bucket,
+            auth=auth,
+            oidc_provider_arn=cluster.oidc_provider_arn if rrsa else None,
+            oidc_issuer_url=cluster.oidc_issuer_url if rrsa else None,
+            volume_gib=max(100, int(settings.model.weights_gib * 1.2)),
+            tags=tags,
+        ),
+        opts=opts,
+    )
     return ns, store

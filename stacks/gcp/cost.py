@@ -6,34 +6,53 @@ table in core.cost or from cost.prices. The estimate is in USD, the currency of 
 pages: overrides in another cost.currency are not converted and count as unknown, with a warning.
 No alicloud import here: a gke run loads only the gcp and kubernetes SDKs.
 """
+
 from __future__ import annotations
 
 import pulumi
 
 from components.gcp.gke_cluster import SYSTEM_MACHINE_TYPE, SYSTEM_NODES
-from core.cost import Item, Price, estimate
 from core.config.gke import A4_GPU_KIND, A4_GPUS, A4_MACHINE_TYPE
-from core.config import Settings
+from core.config.settings import GkeTargetSettings
+from core.cost import Item, Price, estimate
 
 CURRENCY = "USD"
 NOT_CITED = "pulumi-gcp has no price lookup and no official on-demand price of {} could be cited"
 # Not counted: boot disks, network traffic, Artifact Registry storage, Cloud Logging and Monitoring.
 
 
-def gke_estimate(settings: Settings) -> dict:
+def gke_estimate(settings: GkeTargetSettings) -> dict:
     """Target `gke`: A4 nodes, system nodes, the cluster fee, the Services' load balancers and the bucket."""
     gke = settings.gke
     items = [
-        Item(f"GKE A4 High nodes ({A4_MACHINE_TYPE}, {A4_GPUS} x {A4_GPU_KIND}, bundled local SSD)", gke.node_count,
-             _a4_price(gke.reservation.mode), "gke.a4-highgpu-8g"),
-        Item(f"GKE system nodes ({SYSTEM_MACHINE_TYPE})", SYSTEM_NODES,
-             Price.unknown(NOT_CITED.format(SYSTEM_MACHINE_TYPE)), "gke.system-node"),
-        Item("GKE Standard cluster management (regional cluster)", 1,
-             Price.from_table("gke/cluster", "no cited price of the GKE cluster fee"), "gke.cluster"),
+        Item(
+            f"GKE A4 High nodes ({A4_MACHINE_TYPE}, {A4_GPUS} x {A4_GPU_KIND}, bundled local SSD)",
+            gke.node_count,
+            _a4_price(gke.reservation.mode),
+            "gke.a4-highgpu-8g",
+        ),
+        Item(
+            f"GKE system nodes ({SYSTEM_MACHINE_TYPE})",
+            SYSTEM_NODES,
+            Price.unknown(NOT_CITED.format(SYSTEM_MACHINE_TYPE)),
+            "gke.system-node",
+        ),
+        Item(
+            "GKE Standard cluster management (regional cluster)",
+            1,
+            Price.from_table("gke/cluster", "no cited price of the GKE cluster fee"),
+            "gke.cluster",
+        ),
         *_load_balancers(settings.access.public),
-        Item("Cloud NAT for the nodes' egress (model download, PyPI, images)", 1,
-             Price.unknown("billed per node-hour and per GiB processed: depends on traffic (a bucket import "
-                           "downloads the weights once, the download mode at every pod start)"), "gcp.nat"),
+        Item(
+            "Cloud NAT for the nodes' egress (model download, PyPI, images)",
+            1,
+            Price.unknown(
+                "billed per node-hour and per GiB processed: depends on traffic (a bucket import "
+                "downloads the weights once, the download mode at every pod start)"
+            ),
+            "gcp.nat",
+        ),
         _bucket(settings),
     ]
     _warn_on_currency(settings, items)
@@ -49,15 +68,17 @@ def _a4_price(reservation: str) -> Price:
 
 def _load_balancers(public: bool) -> list[Item]:
     """GKE makes one passthrough Network Load Balancer per LoadBalancer Service: internal, and external if public."""
-    tiered = Price.unknown("forwarding rules are billed per project in tiers (the first five together) "
-                           "plus processed data, so one load balancer's share is not fixed")
+    tiered = Price.unknown(
+        "forwarding rules are billed per project in tiers (the first five together) "
+        "plus processed data, so one load balancer's share is not fixed"
+    )
     items = [Item("internal passthrough Network Load Balancer (API Service)", 1, tiered, "gcp.lb")]
     if public:
         items.append(Item("external passthrough Network Load Balancer (public API Service)", 1, tiered, "gcp.lb"))
     return items
 
 
-def _bucket(settings: Settings) -> Item:
+def _bucket(settings: GkeTargetSettings) -> Item:
     """The weights at rest in the regional bucket, priced per GiB-hour (a GiB-month spread over 730 hours).
 
     Assumed: the bucket's class is Standard (components.gcp.gcs_model_store sets none; Standard is GCS's default).
@@ -66,15 +87,22 @@ def _bucket(settings: Settings) -> Item:
     price = Price.from_table(f"gcs/standard/{region}", f"no cited Standard storage price for {region}")
     if settings.gke.model_source == "download":
         # Serving downloads from Hugging Face: the bucket only holds benchmark results (not counted).
-        return Item(f"GCS bucket in {region}: no weights with gke.modelSource download (GiB)", 0, price,
-                    "gcs.gib-month")
-    return Item(f"GCS bucket in {region}: the weights in Standard storage (GiB)", round(settings.model.weights_gib, 1),
-                price, "gcs.gib-month")
+        return Item(
+            f"GCS bucket in {region}: no weights with gke.modelSource download (GiB)", 0, price, "gcs.gib-month"
+        )
+    return Item(
+        f"GCS bucket in {region}: the weights in Standard storage (GiB)",
+        round(settings.model.weights_gib, 1),
+        price,
+        "gcs.gib-month",
+    )
 
 
-def _warn_on_currency(settings: Settings, items: list[Item]) -> None:
+def _warn_on_currency(settings: GkeTargetSettings, items: list[Item]) -> None:
     overridden = sorted({i.key for i in items} & set(settings.cost.prices))
     if overridden and settings.cost.currency != CURRENCY:
-        pulumi.log.warn(f"costEstimate: the gke estimate is in {CURRENCY}; cost.prices {', '.join(overridden)} "
-                        f"are in {settings.cost.currency} (cost.currency) and count as unknown. "
-                        f"Set cost.currency {CURRENCY} to use them.")
+        pulumi.log.warn(
+            f"costEstimate: the gke estimate is in {CURRENCY}; cost.prices {', '.join(overridden)} "
+            f"are in {settings.cost.currency} (cost.currency) and count as unknown. "
+            f"Set cost.currency {CURRENCY} to use them."
+        )

@@ -7,6 +7,7 @@ every pod start (gke.modelSource download keeps the reference's download at star
 image is pulled through an Artifact Registry remote repository of Docker Hub. The API has an internal
 load balancer in the VPC, plus a public one with access.public.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -18,27 +19,41 @@ import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 
 from components.api_key import ApiKey
+from components.gcp.a4_node_pool import GPU_TOLERATION, POOL_LABEL, A4NodePool, A4NodePoolArgs
+from components.gcp.docker_hub_mirror import DockerHubMirror, DockerHubMirrorArgs, proxied_image
+from components.gcp.gcs_model_store import (
+    MODEL_SERVICE_ACCOUNT,
+    MODELS_DIR,
+    RESULTS_DIR,
+    GcsModelStore,
+    GcsModelStoreArgs,
+    gcsfuse_pod_transformation,
+    gcsfuse_volume,
+)
 from components.gcp.gke_cluster import GkeCluster, GkeClusterArgs
 from components.gcp.hf_model_import import HfModelImport, HfModelImportArgs
-from components.gcp.a4_node_pool import GPU_TOLERATION, POOL_LABEL, A4NodePool, A4NodePoolArgs
 from components.gcp.rdma import POD_ENV as RDMA_POD_ENV
 from components.gcp.rdma import POD_HOST_MOUNTS as RDMA_POD_HOST_MOUNTS
 from components.gcp.rdma import RdmaClusterObjects, RdmaNetworks, RdmaNetworksArgs, pod_network_annotations
-from components.gcp.docker_hub_mirror import DockerHubMirror, DockerHubMirrorArgs, proxied_image
-from components.gcp.gcs_model_store import (MODEL_SERVICE_ACCOUNT, MODELS_DIR, RESULTS_DIR, GcsModelStore, GcsModelStoreArgs,
-                                    gcsfuse_pod_transformation, gcsfuse_volume)
 from components.kubernetes.leader_worker_set import LeaderWorkerSetController
 from components.kubernetes.serving_workload import ServiceExposure
 from core import sizing
-from core.config.problems import ConfigError, Problem
 from core.config.gke import A4_MIN_VERSION, supports_a4
-from core.config import Settings
+from core.config.problems import ConfigError, Problem
+from core.config.settings import GkeTargetSettings
 from stacks import serving
-from stacks.providers import provider_args
 from stacks.gcp import cost as gke_cost
+from stacks.providers import provider_args
 
-APIS = ("compute.googleapis.com", "container.googleapis.com", "iam.googleapis.com", "storage.googleapis.com",
-        "artifactregistry.googleapis.com", "monitoring.googleapis.com", "logging.googleapis.com")
+APIS = (
+    "compute.googleapis.com",
+    "container.googleapis.com",
+    "iam.googleapis.com",
+    "storage.googleapis.com",
+    "artifactregistry.googleapis.com",
+    "monitoring.googleapis.com",
+    "logging.googleapis.com",
+)
 # The reference's engine environment; HF_HUB_ENABLE_HF_TRANSFER is left out: serving reads the bucket
 # offline, the import Job does the download.
 ENGINE_ENV = {"VLLM_WORKER_MULTIPROC_METHOD": "spawn"}
@@ -48,58 +63,124 @@ DOWNLOAD_ENV = {"HF_HUB_ENABLE_HF_TRANSFER": "1"}
 INTERNAL_LB = "networking.gke.io/load-balancer-type"
 
 
-def build(settings: Settings) -> dict[str, object]:
+def build(settings: GkeTargetSettings) -> dict[str, object]:
     gke = settings.gke
     # The stack's gcp:* config (credentials, impersonation, ...), with the checked project, region and zone.
-    provider = gcp.Provider("gcp", **provider_args(settings.provider, gcp.ProviderArgs, project=gke.project,
-                                                   region=gke.region, zone=gke.zone))
+    provider = gcp.Provider(
+        "gcp",
+        **provider_args(settings.provider, gcp.ProviderArgs, project=gke.project, region=gke.region, zone=gke.zone),
+    )
     in_project = pulumi.ResourceOptions(provider=provider)
     _check_version(settings, provider)
     labels = {"app": "llm-serving", "stack": _label(settings.stack)}
-    apis = [gcp.projects.Service(f"{settings.name}-{api.split('.')[0]}", project=gke.project, service=api,
-                                 # Other workloads of the project may need the API after this stack is gone.
-                                 disable_on_destroy=False, opts=in_project) for api in APIS]
-    rdma = RdmaNetworks(f"{settings.name}-net", RdmaNetworksArgs(project=gke.project, region=gke.region, zone=gke.zone),
-                        opts=pulumi.ResourceOptions(provider=provider, depends_on=apis)) if gke.rdma else None
-    cluster = GkeCluster(settings.name, GkeClusterArgs(
-        project=gke.project, region=gke.region, zone=gke.zone, node_cidr=gke.node_cidr, pod_cidr=gke.pod_cidr,
-        service_cidr=gke.service_cidr, release_channel=gke.release_channel, workload_pool=gke.workload_pool,
-        deletion_protection=settings.deletion_protection, labels=labels, depends_on=apis,
-        multi_networking=rdma is not None, control_plane_cidrs=gke.control_plane_cidrs), opts=in_project)
-    pool = A4NodePool(f"{settings.name}-a4", A4NodePoolArgs(
-        project=gke.project, cluster=cluster.cluster.id, region=gke.region, zone=gke.zone, node_count=gke.node_count,
-        reservation=gke.reservation, service_account=cluster.node_service_account, labels=labels,
-        additional_networks=rdma.node_network_configs() if rdma is not None else ()), opts=in_project)
+    apis = [
+        gcp.projects.Service(
+            f"{settings.name}-{api.split('.')[0]}",
+            project=gke.project,
+            service=api,
+            # Other workloads of the project may need the API after this stack is gone.
+            disable_on_destroy=False,
+            opts=in_project,
+        )
+        for api in APIS
+    ]
+    rdma = (
+        RdmaNetworks(
+            f"{settings.name}-net",
+            RdmaNetworksArgs(project=gke.project, region=gke.region, zone=gke.zone),
+            opts=pulumi.ResourceOptions(provider=provider, depends_on=apis),
+        )
+        if gke.rdma
+        else None
+    )
+    cluster = GkeCluster(
+        settings.name,
+        GkeClusterArgs(
+            project=gke.project,
+            region=gke.region,
+            zone=gke.zone,
+            node_cidr=gke.node_cidr,
+            pod_cidr=gke.pod_cidr,
+            service_cidr=gke.service_cidr,
+            release_channel=gke.release_channel,
+            workload_pool=gke.workload_pool,
+            deletion_protection=settings.deletion_protection,
+            labels=labels,
+            depends_on=apis,
+            multi_networking=rdma is not None,
+            control_plane_cidrs=gke.control_plane_cidrs,
+        ),
+        opts=in_project,
+    )
+    pool = A4NodePool(
+        f"{settings.name}-a4",
+        A4NodePoolArgs(
+            project=gke.project,
+            cluster=cluster.cluster.id,
+            region=gke.region,
+            zone=gke.zone,
+            node_count=gke.node_count,
+            reservation=gke.reservation,
+            service_account=cluster.node_service_account,
+            labels=labels,
+            additional_networks=rdma.node_network_configs() if rdma is not None else (),
+        ),
+        opts=in_project,
+    )
     repository_id = f"{settings.name}-dockerhub"
-    mirror = DockerHubMirror(f"{settings.name}-registry", DockerHubMirrorArgs(
-        project=gke.project, region=gke.region, repository_id=repository_id,
-        reader=pulumi.Output.concat("serviceAccount:", cluster.node_service_account)),
-        opts=pulumi.ResourceOptions(provider=provider, depends_on=apis))
+    mirror = DockerHubMirror(
+        f"{settings.name}-registry",
+        DockerHubMirrorArgs(
+            project=gke.project,
+            region=gke.region,
+            repository_id=repository_id,
+            reader=pulumi.Output.concat("serviceAccount:", cluster.node_service_account),
+        ),
+        opts=pulumi.ResourceOptions(provider=provider, depends_on=apis),
+    )
     image = proxied_image(settings.engine.image, gke.project, gke.region, repository_id) or settings.engine.image
     settings = dataclasses.replace(settings, engine=dataclasses.replace(settings.engine, image=image))
 
     # Every pod template with a GCS FUSE volume gets the sidecar annotations (components.gcp.gcs_model_store).
     in_cluster = pulumi.ResourceOptions(provider=cluster.provider, transformations=[gcsfuse_pod_transformation])
     namespace = k8s.core.v1.Namespace(
-        f"{settings.name}-namespace", metadata={"name": settings.workload.namespace,
-                                               "labels": {"app.kubernetes.io/managed-by": "pulumi"}},
-        opts=pulumi.ResourceOptions(provider=cluster.provider))
+        f"{settings.name}-namespace",
+        metadata={"name": settings.workload.namespace, "labels": {"app.kubernetes.io/managed-by": "pulumi"}},
+        opts=pulumi.ResourceOptions(provider=cluster.provider),
+    )
     ns = namespace.metadata["name"]
     serving_needs: list[pulumi.Resource] = []  # the RDMA network objects, the LWS controller
     if rdma is not None:
-        serving_needs.append(RdmaClusterObjects(f"{settings.name}-rdma", rdma, opts=pulumi.ResourceOptions(
-            provider=cluster.provider, depends_on=[pool])))
-    project = gcp.organizations.get_project_output(project_id=gke.project,
-                                                   opts=pulumi.InvokeOutputOptions(provider=provider))
-    store = GcsModelStore(f"{settings.name}-models", GcsModelStoreArgs(
-        project=gke.project, region=gke.region, project_number=project.number, workload_pool=gke.workload_pool,
-        namespace=ns, bucket_name=settings.model_store.bucket_name, retain=settings.model_store.retain,
-        adopt=settings.model_store.adopt_bucket, labels=labels), opts=pulumi.ResourceOptions(provider=provider, depends_on=[cluster]))
+        serving_needs.append(
+            RdmaClusterObjects(
+                f"{settings.name}-rdma", rdma, opts=pulumi.ResourceOptions(provider=cluster.provider, depends_on=[pool])
+            )
+        )
+    project = gcp.organizations.get_project_output(
+        project_id=gke.project, opts=pulumi.InvokeOutputOptions(provider=provider)
+    )
+    store = GcsModelStore(
+        f"{settings.name}-models",
+        GcsModelStoreArgs(
+            project=gke.project,
+            region=gke.region,
+            project_number=project.number,
+            workload_pool=gke.workload_pool,
+            namespace=ns,
+            bucket_name=settings.model_store.bucket_name,
+            retain=settings.model_store.retain,
+            adopt=settings.model_store.adopt_bucket,
+            labels=labels,
+        ),
+        opts=pulumi.ResourceOptions(provider=provider, depends_on=[cluster]),
+    )
     # The identity of the pods that mount the bucket (the transformation sets it on them); no API token.
     model_account = k8s.core.v1.ServiceAccount(
-        f"{settings.name}-model-account", metadata={"name": MODEL_SERVICE_ACCOUNT, "namespace": ns,
-                                                    "labels": {"app.kubernetes.io/managed-by": "pulumi"}},
-        automount_service_account_token=False, opts=pulumi.ResourceOptions(provider=cluster.provider))
+        f"{settings.name}-model-account",
+        metadata={"name": MODEL_SERVICE_ACCOUNT, "namespace": ns, "labels": {"app.kubernetes.io/managed-by": "pulumi"}},
+        automount_service_account_token=False,
+        opts=pulumi.ResourceOptions(provider=cluster.provider),
+    )
     ready = [store.binding, model_account, pool.pool, mirror.repository]
     api_key = ApiKey(f"{settings.name}-api-key", settings.api_key)
 
@@ -109,48 +190,86 @@ def build(settings: Settings) -> dict[str, object]:
         serving_needs.append(LeaderWorkerSetController(f"{settings.name}-lws", opts=in_cluster))
     platform = _platform(settings, multi_node)
     volumes = serving.ModelVolumes(
-        serving=model_volume,
-        results=gcsfuse_volume(store.bucket, RESULTS_DIR, read_only=False, file_cache=False))
-    _, outputs = serving.serve(settings, platform, ns, volumes, importer, api_key.value, in_cluster,
-                               serving_depends_on=[*ready, *serving_needs], download=download)
-    outputs.update({
-        "project": gke.project, "region": gke.region, "zone": gke.zone,
-        "costEstimate": gke_cost.gke_estimate(settings),
-        "clusterName": cluster.cluster.name, "modelBucket": store.bucket,
-        "benchmarkResults": pulumi.Output.concat("gs://", store.bucket, f"/{RESULTS_DIR}/"),
-        "imageRepository": mirror.repository.name,
-        "kubeconfig": cluster.kubeconfig,  # no credential inside: gke-gcloud-auth-plugin supplies it
-        "kubectlHint": pulumi.Output.concat("gcloud container clusters get-credentials ", cluster.cluster.name,
-                                            f" --region {gke.region} --project {gke.project} && kubectl -n ",
-                                            settings.workload.namespace, " get pods"),
-    })
+        serving=model_volume, results=gcsfuse_volume(store.bucket, RESULTS_DIR, read_only=False, file_cache=False)
+    )
+    _, outputs = serving.serve(
+        settings,
+        platform,
+        ns,
+        volumes,
+        importer,
+        api_key.value,
+        in_cluster,
+        serving_depends_on=[*ready, *serving_needs],
+        download=download,
+    )
+    outputs.update(
+        {
+            "project": gke.project,
+            "region": gke.region,
+            "zone": gke.zone,
+            "costEstimate": gke_cost.gke_estimate(settings),
+            "clusterName": cluster.cluster.name,
+            "modelBucket": store.bucket,
+            "benchmarkResults": pulumi.Output.concat("gs://", store.bucket, f"/{RESULTS_DIR}/"),
+            "imageRepository": mirror.repository.name,
+            "kubeconfig": cluster.kubeconfig,  # no credential inside: gke-gcloud-auth-plugin supplies it
+            "kubectlHint": pulumi.Output.concat(
+                "gcloud container clusters get-credentials ",
+                cluster.cluster.name,
+                f" --region {gke.region} --project {gke.project} && kubectl -n ",
+                settings.workload.namespace,
+                " get pods",
+            ),
+        }
+    )
     return outputs
 
 
-def _model_source(settings: Settings, ns, store: GcsModelStore, image: str, ready: list[pulumi.Resource],
-                  provider: k8s.Provider, opts: pulumi.ResourceOptions
-                  ) -> tuple[Optional[HfModelImport], Optional[serving.HubDownload], dict]:
+def _model_source(
+    settings: GkeTargetSettings,
+    ns,
+    store: GcsModelStore,
+    image: str,
+    ready: list[pulumi.Resource],
+    provider: k8s.Provider,
+    opts: pulumi.ResourceOptions,
+) -> tuple[Optional[HfModelImport], Optional[serving.HubDownload], dict]:
     """The import Job into the bucket and its GCS FUSE volume, or (download mode) local SSD scratch space."""
     token_secret = _hf_token_secret(settings, ns, provider)
     revision = _hf_revision(settings.model_revision)
     if settings.gke.model_source == "download":
         # The reference's mode: no import, vLLM downloads from Hugging Face into local SSD at every start.
-        download = serving.HubDownload(model_id=settings.model.hf_id, revision=revision, token_secret=token_secret,
-                                       env=DOWNLOAD_ENV)
+        download = serving.HubDownload(
+            model_id=settings.model.hf_id, revision=revision, token_secret=token_secret, env=DOWNLOAD_ENV
+        )
         return None, download, {"emptyDir": {"sizeLimit": f"{sizing.disk_gib(settings.model)}Gi"}}
-    importer = HfModelImport(f"{settings.name}-import", HfModelImportArgs(
-        namespace=ns, model_volume=gcsfuse_volume(store.bucket, MODELS_DIR, read_only=False, file_cache=False),
-        model_id=settings.model.hf_id, revision=revision, sub_path=settings.model.modelscope_id, image=image,
-        timeout_minutes=serving.import_timeout_minutes(settings), token_secret=token_secret,
-        tolerations=[GPU_TOLERATION], node_selector=POOL_LABEL, depends_on=ready), opts=opts)
+    importer = HfModelImport(
+        f"{settings.name}-import",
+        HfModelImportArgs(
+            namespace=ns,
+            model_volume=gcsfuse_volume(store.bucket, MODELS_DIR, read_only=False, file_cache=False),
+            model_id=settings.model.hf_id,
+            revision=revision,
+            sub_path=settings.model.modelscope_id,
+            image=image,
+            timeout_minutes=serving.import_timeout_minutes(settings),
+            token_secret=token_secret,
+            tolerations=[GPU_TOLERATION],
+            node_selector=POOL_LABEL,
+            depends_on=ready,
+        ),
+        opts=opts,
+    )
     return importer, None, gcsfuse_volume(store.bucket, MODELS_DIR, read_only=True, file_cache=True)
 
 
-def _platform(settings: Settings, multi_node: bool) -> serving.Platform:
+def _platform(settings: GkeTargetSettings, multi_node: bool) -> serving.Platform:
     """What GKE adds to the shared workload: A4 placement, the load balancers, and RDMA for multi-node copies."""
     workload, pods = settings.workload, settings.placement.pods
     return serving.Platform(
-        tolerations=[GPU_TOLERATION], node_selector=POOL_LABEL,
+        tolerations=[GPU_TOLERATION],
+        node_selector=POOL_LABEL,
         # A copy over several nodes: NCCL over the RDMA NICs through the gIB plugin.
         env={**ENGINE_ENV, **(RDMA_POD_ENV if multi_node else {})},
         pod_annotations=pod_network_annotations() if multi_node else {},
@@ -160,32 +279,43 @@ def _platform(settings: Settings, multi_node: bool) -> serving.Platform:
         # A VPC address for clients in the network, as acs's intranet load balancer gives (GKE internal
         # passthrough Network Load Balancer); the public one only with access.public.
         private_service=ServiceExposure(annotations={INTERNAL_LB: "Internal"}),
-        public_service=ServiceExposure(source_ranges=settings.access.allowed_cidrs)
-        if settings.access.public else None)
+        public_service=ServiceExposure(source_ranges=settings.access.allowed_cidrs) if settings.access.public else None,
+    )
 
 
-def _check_version(settings: Settings, provider: gcp.Provider) -> None:
+def _check_version(settings: GkeTargetSettings, provider: gcp.Provider) -> None:
     """The channel's default version must run A4 (GKE >= 1.32.4-gke.1236000); refused before any cluster."""
     gke = settings.gke
-    versions = gcp.container.get_engine_versions(location=gke.region, project=gke.project,
-                                                 opts=pulumi.InvokeOptions(provider=provider))
+    versions = gcp.container.get_engine_versions(
+        location=gke.region, project=gke.project, opts=pulumi.InvokeOptions(provider=provider)
+    )
     default = (versions.release_channel_default_version or {}).get(gke.release_channel)
     if not default or not supports_a4(default):
-        raise ConfigError([Problem("gke.releaseChannel", gke.release_channel,
-                                   f"creates clusters at {default or 'no version'} in {gke.region}; A4 needs "
-                                   f"{A4_MIN_VERSION} or newer",
-                                   f"pulumi config set --path '{settings.namespace}:gke.releaseChannel' RAPID",
-                                   settings.namespace)])
+        raise ConfigError(
+            [
+                Problem(
+                    "gke.releaseChannel",
+                    gke.release_channel,
+                    f"creates clusters at {default or 'no version'} in {gke.region}; A4 needs "
+                    f"{A4_MIN_VERSION} or newer",
+                    f"pulumi config set --path '{settings.namespace}:gke.releaseChannel' RAPID",
+                    settings.namespace,
+                )
+            ]
+        )
 
 
-def _hf_token_secret(settings: Settings, ns, provider: k8s.Provider):
+def _hf_token_secret(settings: GkeTargetSettings, ns, provider: k8s.Provider):
     """The Hugging Face token as a Kubernetes Secret (from the Pulumi secret); None without a token."""
     if settings.gke.hf_token is None:
         return None
     secret = k8s.core.v1.Secret(
-        f"{settings.name}-hf-token", metadata={"name": "hf-token", "namespace": ns}, type="Opaque",
+        f"{settings.name}-hf-token",
+        metadata={"name": "hf-token", "namespace": ns},
+        type="Opaque",
         string_data={"HF_TOKEN": pulumi.Output.secret(settings.gke.hf_token.reveal())},
-        opts=pulumi.ResourceOptions(provider=provider))
+        opts=pulumi.ResourceOptions(provider=provider),
+    )
     return secret.metadata["name"]
 
 

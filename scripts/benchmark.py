@@ -14,7 +14,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-STACKS = sorted(p.name.split(".")[1] for p in ROOT.glob("Pulumi.*.yaml"))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+from harness import EXAMPLE_STACKS  # noqa: E402  (tests/ is on sys.path above)
+
+STACKS = sorted(EXAMPLE_STACKS)
 PROGRAM = """
 import sys, time
 start = time.perf_counter()

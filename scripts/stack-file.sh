@@ -10,7 +10,11 @@ if [ -f "Pulumi.$stack.yaml" ]; then
   exit 0
 fi
 if [ ! -f "examples/$example.yaml" ]; then
-  echo "no Pulumi.$stack.yaml and no examples/$example.yaml; examples: $(cd examples && ls ./*.yaml | sed 's|^\./||; s|\.yaml$||' | tr '\n' ' ')" >&2
+  names=""
+  for file in examples/*.yaml; do
+    names="$names $(basename "$file" .yaml)"
+  done
+  echo "no Pulumi.$stack.yaml and no examples/$example.yaml; examples:$names" >&2
   exit 1
 fi
 cp "examples/$example.yaml" "Pulumi.$stack.yaml"

@@ -200,7 +200,7 @@ def test_sglang_runs_with_its_own_image_and_key_variable():
 
 def test_regions_outside_mainland_china_pull_upstream_images():
     run = run_stack("dev", {"alicloud:region": "ap-southeast-1"})
-    assert run.outputs["engineImage"] == "docker.io/vllm/vllm-openai:v0.11.0"
+    assert run.outputs["engineImage"] == "docker.io/vllm/vllm-openai:v0.32.0"
     assert unwrap(run.one("pulumi:providers:alicloud").inputs)["region"] == "ap-southeast-1"
 
 

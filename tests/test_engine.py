@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 
 from core.catalog import MODELS
-from core.engine import API_KEY_REF, EngineOptions, build_command
+from core.engine import API_KEY_REF, REASONING_PARSERS, EngineOptions, build_command, parsed_flag, reserved_flag
 
-FLAGS = json.loads((Path(__file__).parent / "data" / "engine_flags.json").read_text())
-PINNED = {"vllm": "vllm==0.11.0", "sglang": "sglang==0.4.6.post1"}
+FLAGS = json.loads((Path(__file__).parent.parent / "core" / "engine_flags.json").read_text())
+PINNED = {"vllm": "vllm==0.32.0", "sglang": "sglang==0.4.6.post1"}
 
 
 def options(engine="vllm", **overrides):
@@ -159,5 +159,59 @@ def test_benchmark_flags_exist_in_the_pinned_vllm_bench_serve():
             pip_index_url="https://p/",
         )
         flags = [a for a in bench_argv(args, "/results", "/data/d.json") if a.startswith("--")]
-        unknown = set(flags) - set(FLAGS["vllm==0.11.0 bench serve"])
+        unknown = set(flags) - set(FLAGS["vllm==0.32.0 bench serve"])
         assert not unknown, unknown
+
+
+def test_the_catalogs_reasoning_parsers_exist_in_the_pinned_vllm():
+    assert set(REASONING_PARSERS["vllm"].values()) <= set(FLAGS["vllm==0.32.0 reasoning parsers"])
+
+
+# The spellings vLLM 0.32.0's real parser reads as the API key (tests/engine checks the same list against it):
+# the flag, `_` for `-`, `=value`, and every unique prefix down to --api-k (--api and --api- are ambiguous with
+# --api-server-count, so the parser refuses them).
+@pytest.mark.parametrize(
+    "arg",
+    [
+        "--api-key",
+        "--api_key",
+        "--api-key=x",
+        "--api_key=x",
+        "--api-k",
+        "--api-ke",
+        "--api_k=x",
+        "--api-ke=x",
+        "--api-key x",
+    ],
+)
+def test_every_spelling_vllm_reads_as_the_api_key_is_reserved(arg):
+    assert parsed_flag(arg, "vllm")[0] == "--api-key"
+    assert reserved_flag(arg, "vllm") == "--api-key"
+
+
+def test_an_ambiguous_prefix_of_the_key_flag_is_refused_too():
+    assert parsed_flag("--api", "vllm") == (None, ("--api-key", "--api-server-count"))
+    assert reserved_flag("--api", "vllm") == "--api-key"  # the parser would fail; another version might not
+
+
+@pytest.mark.parametrize(
+    "arg",
+    [
+        "--api-server-count=2",
+        "--apikey",
+        "-api-key",
+        "x--api-key",
+        "--enable-prefix-caching",
+        "--max-num-batched-tokens=8192",
+        "32768",
+    ],
+)
+def test_other_arguments_are_not_taken_for_the_api_key(arg):
+    assert reserved_flag(arg, "vllm") is None
+
+
+@pytest.mark.parametrize(
+    "arg,flag", [("--host", "--host"), ("--ho=0.0.0.0", "--host"), ("--port=9000", "--port"), ("--por", "--port")]
+)
+def test_host_and_port_are_reserved_in_any_spelling(arg, flag):
+    assert reserved_flag(arg, "vllm") == flag

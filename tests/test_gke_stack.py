@@ -237,7 +237,7 @@ def test_image_is_pulled_through_the_artifact_registry_remote_repository(gke):
     repo = unwrap(gke.one("gcp:artifactregistry/repository:Repository").inputs)
     assert repo["mode"] == "REMOTE_REPOSITORY" and repo["format"] == "DOCKER"
     assert repo["remoteRepositoryConfig"]["dockerRepository"] == {"publicRepository": "DOCKER_HUB"}
-    image = f"us-central1-docker.pkg.dev/my-gcp-project/{repo['repositoryId']}/vllm/vllm-openai:v0.11.0"
+    image = f"us-central1-docker.pkg.dev/my-gcp-project/{repo['repositoryId']}/vllm/vllm-openai:v0.32.0"
     assert serving_pod(gke)["spec"]["containers"][0]["image"] == image
     reader = unwrap(gke.one("gcp:artifactregistry/repositoryIamMember:RepositoryIamMember").inputs)
     nodes = unwrap(gke.one("gcp:serviceaccount/account:Account").inputs)
@@ -364,7 +364,7 @@ def test_download_mode_serves_from_the_hub_into_local_ssd_without_an_import(down
     argv = container["command"]
     assert argv[:3] == ["vllm", "serve", "deepseek-ai/DeepSeek-R1"]
     assert argv[argv.index("--download-dir") + 1] == "/models" and argv[argv.index("--revision") + 1] == "main"
-    known = set(json.loads((Path(__file__).parent / "data" / "engine_flags.json").read_text())["vllm==0.11.0"])
+    known = set(json.loads((Path(__file__).parent.parent / "core" / "engine_flags.json").read_text())["vllm==0.32.0"])
     assert {a for a in argv if a.startswith("--")} <= known  # flags of the pinned vLLM
     model = next(v for v in pod["spec"]["volumes"] if v["name"] == "model")
     assert set(model) == {"name", "emptyDir"} and "medium" not in model["emptyDir"]  # node disk: local SSD

@@ -15,7 +15,7 @@ from typing import Any, Optional
 import pulumi_policy
 import pytest
 import yaml
-from harness import ROOT, Resource, run_stack, unwrap
+from harness import EXAMPLE_STACKS, ROOT, Resource, run_stack, unwrap
 from pulumi.output import Unknown
 from pulumi_policy import EnforcementLevel, ResourceValidationArgs
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
@@ -29,7 +29,7 @@ import llm_policies  # noqa: E402
 
 POLICIES = {p.name: p for p in llm_policies.POLICIES}
 MANDATORY = sorted(n for n, p in POLICIES.items() if p.enforcement_level == EnforcementLevel.MANDATORY)
-STACKS = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in ROOT.glob("Pulumi.*.yaml"))
+STACKS = sorted(EXAMPLE_STACKS)
 
 
 # ---------------------------------------------------------------------------------------------- adapter

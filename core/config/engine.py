@@ -90,7 +90,7 @@ def resolve_engine(
         )
         ok = False
     for index, arg in enumerate(config.extra_args):
-        reserved = reserved_flag(arg)
+        reserved = reserved_flag(arg, config.name)
         if reserved is not None:
             why = {
                 "--api-key": "the API key comes from a secret (apiKey), never the command line",

@@ -1,0 +1,270 @@
+"""The real-engine suite: real vLLM (CPU) behind real nginx, offline (tests/engine/README.md).
+
+Session fixtures start, once: the tiny model (made here), `vllm serve` with the production argv
+and the CPU substitutions (substitutions.py), and nginx with render_nginx_conf() unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import types
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path[:0] = [str(HERE), str(ROOT)]
+
+
+class _Anything:
+    """Stands in for any Pulumi SDK name: a class to subclass, a type to annotate, a value."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __class_getitem__(cls, item):
+        return cls
+
+    def __getattr__(self, name):
+        return _Anything()
+
+    def __call__(self, *args, **kwargs):
+        return _Anything()
+
+
+class _StubModule(types.ModuleType):
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return _Anything
+
+
+def _stub_pulumi_sdks() -> None:
+    """The engine venv has no Pulumi SDKs. components/benchmark.py and stacks/client.py import them
+    at the top, but the suite calls only their pure functions (bench_argv, curl_command,
+    openai_snippet), so import-time stand-ins are enough."""
+    for name in ("pulumi", "pulumi_kubernetes", "pulumi_random"):
+        try:
+            __import__(name)
+        except ImportError:
+            sys.modules[name] = _StubModule(name)
+
+
+_stub_pulumi_sdks()
+
+import substitutions as subs  # noqa: E402
+import tiny_model  # noqa: E402
+
+from core.catalog import MODELS  # noqa: E402
+from core.engine import EngineOptions, build_command  # noqa: E402
+from core.gateway import (  # noqa: E402
+    GatewayConfig,
+    auth_map_entry,
+    generation_timeout_seconds,
+    max_body_bytes,
+    nginx_argv,
+    render_nginx_conf,
+)
+
+NGINX = "/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else "nginx"
+NOBODY = 65534
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(url: str, seconds: float, process: subprocess.Popen | None = None, log: Path | None = None) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            tail = log.read_text()[-4000:] if log else ""
+            raise RuntimeError(f"{process.args[0]} exited with {process.returncode} before {url} answered:\n{tail}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"{url} did not answer within {seconds} s")
+
+
+def production_argv() -> tuple[str, ...]:
+    """The argv a target would run for the catalog model (one GPU, the defaults of core.settings)."""
+    options = EngineOptions(
+        engine="vllm",
+        image="docker.io/vllm/vllm-openai:v0.32.0",
+        served_model_name=subs.SERVED_NAME,
+        max_model_len=32768,
+        gpu_memory_utilization=0.9,
+    )
+    return build_command(options, MODELS[subs.MODEL], f"/models/{subs.MODEL}", 1).argv
+
+
+@dataclass
+class Engine:
+    process: subprocess.Popen
+    port: int
+    argv: list[str]
+    log: Path
+    model_dir: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@dataclass
+class Gateway:
+    process: subprocess.Popen
+    config: GatewayConfig
+    conf_path: Path
+    log: Path
+    as_nobody: bool
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.config.listen_port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.config.metrics_port}"
+
+
+@pytest.fixture(scope="session")
+def workdir():
+    with tempfile.TemporaryDirectory(prefix="llm-engine-suite-") as directory:
+        os.chmod(directory, 0o755)  # nginx as nobody reads its conf and key file here
+        yield Path(directory)
+
+
+@pytest.fixture(scope="session")
+def model_dir(workdir):
+    return tiny_model.build(workdir / "model")
+
+
+def start_engine(model_dir: Path, log: Path, port: int | None = None, extra: tuple[str, ...] = ()) -> Engine:
+    """`vllm serve` with the production argv, the CPU substitutions, and `extra` appended."""
+    port = port or free_port()
+    argv = subs.cpu_argv(production_argv(), str(model_dir), port) + list(extra)
+    venv_bin = Path(sys.executable).parent
+    env = {**os.environ, **subs.ENV, "PATH": f"{venv_bin}:{os.environ.get('PATH', '')}"}
+    handle = log.open("w")
+    process = subprocess.Popen(
+        [str(venv_bin / "vllm"), *argv[1:]], stdout=handle, stderr=subprocess.STDOUT, env=env, start_new_session=True
+    )
+    engine = Engine(process, port, argv, log, model_dir)
+    wait_for(f"{engine.url}/health", 300, process, log)
+    return engine
+
+
+def stop(process: subprocess.Popen, sig: int = signal.SIGTERM, seconds: float = 60) -> int:
+    """Signal, wait, then SIGKILL; for an engine (its own session) also whatever is left of its
+    process group (EngineCore and workers outlive the API server when it is killed)."""
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(seconds)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+    if os.getpgid(0) != process.pid:
+        kill_group(process.pid)
+    return process.returncode
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
+def kill_group(pgid: int) -> None:
+    """SIGKILL the process group of an engine started here (start_new_session: pgid == its pid)."""
+    if group_alive(pgid):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="session")
+def engine(model_dir, workdir):
+    engine = start_engine(model_dir, workdir / "engine.log")
+    yield engine
+    stop(engine.process)
+
+
+def gateway_config(workdir: Path, engine_port: int, name: str = "gateway", grace_seconds: int = 60) -> GatewayConfig:
+    runtime = workdir / f"{name}-run"
+    runtime.mkdir(exist_ok=True)
+    os.chmod(runtime, 0o777)
+    return GatewayConfig(
+        listen_port=free_port(),
+        engine_port=engine_port,
+        metrics_port=free_port(),
+        key_file=str(workdir / f"{name}-key.map"),
+        read_timeout_seconds=generation_timeout_seconds(subs.MAX_MODEL_LEN),
+        max_body_bytes=max_body_bytes(subs.MAX_MODEL_LEN),
+        runtime_dir=str(runtime),
+        graceful_shutdown_seconds=grace_seconds,
+    )
+
+
+def read_only_root(runtime_dir: str) -> list[str]:
+    """An argv prefix: a private mount namespace where / is read-only and only runtime_dir (a new
+    tmpfs) is writable, as in a pod with readOnlyRootFilesystem and an emptyDir. Needs root."""
+    script = f'mount -o remount,bind,ro / && mount -t tmpfs -o mode=1777 tmpfs "{runtime_dir}" && exec "$@"'
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh"]
+
+
+def start_gateway(
+    workdir: Path,
+    config: GatewayConfig,
+    conf_text: str | None = None,
+    name: str = "gateway",
+    prefix: tuple[str, ...] = (),
+) -> Gateway:
+    """nginx with the rendered conf (or conf_text), as uid 65534 when the suite runs as root."""
+    conf = workdir / f"{name}.conf"
+    conf.write_text(conf_text if conf_text is not None else render_nginx_conf(config))
+    Path(config.key_file).write_text(auth_map_entry(subs.API_KEY))
+    os.chmod(config.key_file, 0o644)
+    log = workdir / f"{name}.log"
+    handle = log.open("w")
+    argv = nginx_argv(str(conf), NGINX)
+    as_nobody = os.geteuid() == 0
+    if as_nobody:
+        argv = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", *argv]
+        os.fchown(handle.fileno(), NOBODY, NOBODY)  # as a container runtime hands stdio to the user
+    process = subprocess.Popen([*prefix, *argv], stdout=handle, stderr=subprocess.STDOUT)
+    gateway = Gateway(process, config, conf, log, as_nobody)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"nginx exited: {log.read_text()}")
+        try:
+            socket.create_connection(("127.0.0.1", config.listen_port), timeout=1).close()
+            return gateway
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError("nginx did not listen")
+
+
+@pytest.fixture(scope="session")
+def gateway(engine, workdir):
+    gateway = start_gateway(workdir, gateway_config(workdir, engine.port))
+    yield gateway
+    stop(gateway.process, signal.SIGQUIT, 30)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Optional
 
+import cloud_rules
 import pulumi
 import yaml
 from pulumi.runtime import mocks, rpc
@@ -64,6 +65,7 @@ class Run:
     outputs: dict[str, Any] = field(default_factory=dict)
     secret_outputs: set[str] = field(default_factory=set)
     invokes: list[tuple[str, dict]] = field(default_factory=list)
+    refusals: list[str] = field(default_factory=list)  # what the clouds' rules refused (tests/cloud_rules)
 
     def of_type(self, type_: str) -> list[Resource]:
         return [r for r in self.resources if r.type == type_]
@@ -298,6 +300,19 @@ class RecordingMonitor(mocks.MockMonitor):
         self.run = run
 
     def RegisterResource(self, request):
+        if request.type != "pulumi:pulumi:Stack":
+            # The cloud's rules (tests/cloud_rules): a refusal fails the run at its end, as the update would.
+            candidate = cloud_rules.Candidate(
+                type=request.type,
+                name=request.name,
+                parent=request.parent,
+                inputs=rpc.deserialize_properties(request.object, keep_unknowns=True),
+                dependencies=tuple(request.dependencies),
+            )
+            try:
+                cloud_rules.check_registration(candidate, self.run)
+            except cloud_rules.CloudRefusal as refusal:
+                self.run.refusals.append(str(refusal))
         response = super().RegisterResource(request)
         if request.type != "pulumi:pulumi:Stack":
             timeouts = request.customTimeouts
@@ -380,8 +395,10 @@ def run_stack(
     images: Optional[list[str]] = None,
     record: Optional[Run] = None,
     project: str = PROJECT,
+    enforce_cloud_rules: bool = True,
 ) -> Run:
-    """Run __main__.py for `stack`; raises whatever the program raises (e.g. ConfigError).
+    """Run __main__.py for `stack`; raises whatever the program raises (e.g. ConfigError), and CloudRefusal
+    when a resource breaks a rule the cloud enforces (tests/cloud_rules).
 
     `overrides` are key paths as `pulumi config set --path` takes them ({"engine.maxModelLen": 8192},
     {"alicloud:region": "cn-beijing"}); `secret_keys` are stored as secrets (by default the API key and HF token,
@@ -397,6 +414,7 @@ def run_stack(
         images,
         record,
         project,
+        enforce_cloud_rules,
     )
 
 
@@ -424,6 +442,7 @@ def _run(
     images: Optional[list[str]],
     record: Optional[Run],
     project: str,
+    enforce_cloud_rules: bool = True,
 ) -> Run:
     run = record if record is not None else Run()
     cloud = CloudMocks(run, zones=zones, images=images)
@@ -434,6 +453,12 @@ def _run(
     )
     body()
     _sync_await(wait_for_rpcs())
+    try:
+        cloud_rules.check_run(run)
+    except cloud_rules.CloudRefusal as refusal:
+        run.refusals.append(str(refusal))
+    if run.refusals and enforce_cloud_rules:
+        raise cloud_rules.CloudRefusal("\n".join(run.refusals))
     root = runtime_settings.get_root_resource()
     for name, value in root.outputs.items():
         output = pulumi.Output.from_input(value)

@@ -1,0 +1,40 @@
+"""The mock provider refuses what the clouds refuse: each rule of tests/cloud_rules, shown refusing.
+
+What the mocks cannot prove: that the cited limits are still the clouds' limits on the day of a deployment.
+"""
+
+import cloud_rules
+import pytest
+from harness import EXAMPLE_STACKS, run_program, run_stack
+
+
+def test_every_rule_names_its_source():
+    assert cloud_rules.RULES and all(r.source for r in [*cloud_rules.RULES, *cloud_rules.RUN_RULES])
+
+
+@pytest.mark.parametrize("stack", EXAMPLE_STACKS)
+def test_every_example_stack_keeps_every_cloud_rule(stack):
+    assert run_stack(stack, enforce_cloud_rules=False).refusals == []
+
+
+def test_an_encrypted_parameter_longer_than_oos_allows_is_refused():
+    def program():
+        import pulumi
+        import pulumi_alicloud as alicloud
+
+        alicloud.oos.SecretParameter(
+            "too-long", secret_parameter_name="too-long", type="Secret", value=pulumi.Output.secret("x" * 4097)
+        )
+
+    with pytest.raises(cloud_rules.CloudRefusal, match="must be 1-4096 characters; this one is 4097"):
+        run_program(program)
+
+
+def test_a_kubernetes_name_the_api_server_refuses_is_refused():
+    def program():
+        import pulumi_kubernetes as k8s
+
+        k8s.core.v1.Service("bad", metadata={"name": "Not_A_Label"}, spec={"ports": [{"port": 80}]})
+
+    with pytest.raises(cloud_rules.CloudRefusal, match="must be a DNS-1123 label"):
+        run_program(program)

@@ -331,3 +331,9 @@ def _route(path: str, method: str) -> str:
             }}
             proxy_pass http://llm_engine{path};
         }}"""
+
+
+# The ports every target uses around the gateway: the engine on loopback behind it, and the metrics listener.
+# The public API port is access.apiPort (8000 by default), which config keeps apart from these two.
+ENGINE_LOOPBACK_PORT = 18000
+METRICS_PORT = 9400

@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 from core.config.problems import Problems
 from core.config.schema import Cidr, Flag, Group, Int, matches, option, within
+from core.gateway import ENGINE_LOOPBACK_PORT, METRICS_PORT
 from core.targets import ACS, ECS
 
 # ECS key pair names: 2-128 characters, starting with a letter (ECS CreateKeyPair API).
@@ -62,3 +63,11 @@ def check_access(config: AccessConfig, problems: Problems) -> None:
         )
     if config.api_port == 22:
         problems.add("access.apiPort", 22, "is SSH's port", problems.set_command("access.apiPort", 8000))
+    if config.api_port in (ENGINE_LOOPBACK_PORT, METRICS_PORT):
+        problems.add(
+            "access.apiPort",
+            config.api_port,
+            f"is taken: the engine listens on {ENGINE_LOOPBACK_PORT} "
+            f"(loopback, behind the gateway) and the metrics on {METRICS_PORT}",
+            problems.set_command("access.apiPort", 8000),
+        )

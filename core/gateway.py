@@ -334,6 +334,9 @@ def _route(path: str, method: str) -> str:
 
 
 # The ports every target uses around the gateway: the engine on loopback behind it, and the metrics listener.
-# The public API port is access.apiPort (8000 by default), which config keeps apart from these two.
-ENGINE_LOOPBACK_PORT = 18000
-METRICS_PORT = 9400
+# The public API port is access.apiPort (8000 by default), which config keeps apart from these two. Both lie
+# outside the ranges others take on the same host or pod: Ray's worker ports (10002-19999 by default, `ray start
+# --min-worker-port/--max-worker-port`) on a LeaderWorkerSet leader, Linux's ephemeral ports (32768-60999),
+# and 9400, where NVIDIA's DCGM exporter listens (prometheus/prometheus wiki "Default port allocations").
+ENGINE_LOOPBACK_PORT = 8001
+METRICS_PORT = 8002

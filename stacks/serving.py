@@ -17,8 +17,15 @@ import pulumi_kubernetes as k8s
 
 from components.kubernetes.benchmark_job import BenchmarkArgs, BenchmarkJob
 from components.kubernetes.model_import import ModelImport, ModelImportArgs
-from components.kubernetes.serving_workload import HostMount, ServiceExposure, ServingArgs, ServingWorkload
-from core import sizing
+from components.kubernetes.serving_workload import (
+    SHUTDOWN_SECONDS,
+    Gateway,
+    HostMount,
+    ServiceExposure,
+    ServingArgs,
+    ServingWorkload,
+)
+from core import gateway, sizing
 from core.config.settings import ClusterSettings
 from core.engine import build_command
 from stacks.client import api_base, client_outputs
@@ -143,6 +150,8 @@ def serve(
         placement.pipeline_parallel,
         gpu_has_bf16=placement.gpu.bf16,
         multi_node=placement.pods > 1,
+        behind_gateway=True,
+        shutdown_timeout_seconds=SHUTDOWN_SECONDS,
     )
     load_minutes = sizing.load_minutes(settings.model)
     env, secret_env = dict(platform.env), {}
@@ -161,6 +170,13 @@ def serve(
             app=APP,
             image=engine_options.image,
             engine=engine,
+            gateway=Gateway(
+                image=settings.gateway.image,
+                port=settings.access.api_port,
+                read_timeout_seconds=gateway.generation_timeout_seconds(engine_options.max_model_len),
+                max_body_bytes=gateway.max_body_bytes(engine_options.max_model_len),
+                routes=settings.gateway.routes,
+            ),
             api_key=api_key,
             model_volume=volumes.serving,
             model_mount_path=MODEL_MOUNT,
@@ -186,7 +202,7 @@ def serve(
         ),
         opts=opts,
     )
-    port = engine.port
+    port = serving.port
     if settings.benchmark.enabled:
         BenchmarkJob(
             f"{settings.name}-benchmark",

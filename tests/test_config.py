@@ -63,7 +63,7 @@ def test_a_custom_model_is_an_object_sized_like_catalog_models():
     settings = settings_for("dev", {"model": {"custom": custom}, "engine.maxModelLen": 8192})
     assert settings.model.modelscope_id == "org/Tiny-1B" and settings.placement.fit.fits
     missing = problem("dev", {"model": {"custom": {"name": "x"}}}, "model.custom.modelscopeId")
-    assert missing.allowed == "is required"
+    assert missing.allowed.startswith("is required: ModelScope repository id")
 
 
 def test_maps_are_maps_tags_and_prices():
@@ -242,6 +242,11 @@ def test_a_plaintext_kubeconfig_is_refused():
         "--host 0.0.0.0",
         "--port=9000",
         "--enable-reasoning",
+        "--uds=/tmp/vllm.sock",
+        "--grpc-port 50051",
+        "--ssl-keyfile=/k.pem",
+        "--ssl-certfile /c.pem",
+        "--shutdown-timeout=600",
     ],
 )
 def test_extra_args_cannot_set_the_key_host_or_port_in_any_spelling(arg):
@@ -547,3 +552,70 @@ def test_gke_example_is_r1_on_one_a4_node_with_the_reference_benchmark():
     assert settings.workload.shm_gib == 250 and settings.gke.node_count == 1
     benchmark = settings.benchmark
     assert (benchmark.prompts, benchmark.input_len, benchmark.output_len) == (1100, 1000, 1000)
+
+
+# ------------------------------------------------------------------------------------------------- gateway
+
+ROUTE = {"path": "/v1/embeddings", "method": "POST", "reason": "embeddings for the search index"}
+
+
+def test_the_gateway_forwards_the_default_routes_and_extra_ones_in_order():
+    from core.gateway import DEFAULT_ROUTES, GATEWAY_IMAGE
+
+    assert settings_for("dev").gateway.routes == DEFAULT_ROUTES
+    settings = settings_for("dev", {"gateway.extraRoutes": [ROUTE, {**ROUTE, "path": "/tokenize"}]})
+    assert settings.gateway.routes == (*DEFAULT_ROUTES, ("/v1/embeddings", "POST"), ("/tokenize", "POST"))
+    assert settings_for("dev", {"alicloud:region": "ap-southeast-1"}).gateway.image == GATEWAY_IMAGE
+
+
+def test_the_gateway_image_follows_the_region_unless_set():
+    from core.gateway import GATEWAY_IMAGE_CN
+
+    assert settings_for("dev", {"alicloud:region": "cn-hangzhou"}).gateway.image == GATEWAY_IMAGE_CN
+    mirrored = "registry.cn-hangzhou.aliyuncs.com/me/nginx:1.30.6-alpine"
+    assert settings_for("dev", {"alicloud:region": "cn-hangzhou", "gateway.image": mirrored}).gateway.image == mirrored
+
+
+@pytest.mark.parametrize(
+    ("route", "key", "fragment"),
+    [
+        ({"path": "/v1/embeddings"}, "gateway.extraRoutes[0].reason", "is required: Why clients need the path"),
+        ({**ROUTE, "reason": "x" * 9}, "gateway.extraRoutes[0].reason", "10-300 characters"),
+        ({**ROUTE, "reason": "x" * 301}, "gateway.extraRoutes[0].reason", "10-300 characters"),
+        ({**ROUTE, "path": "/health"}, "gateway.extraRoutes[0].path", "answers it itself"),
+        ({**ROUTE, "path": "/metrics"}, "gateway.extraRoutes[0].path", "their own port for Prometheus"),
+        ({**ROUTE, "path": "/v1/models"}, "gateway.extraRoutes[0].path", "is forwarded already"),
+        ({**ROUTE, "path": "/v1//models"}, "gateway.extraRoutes[0].path", "plain path"),
+        ({**ROUTE, "path": "/v1/../invocations"}, "gateway.extraRoutes[0].path", "plain path"),
+        ({**ROUTE, "path": "v1/embeddings"}, "gateway.extraRoutes[0].path", "an absolute path"),
+        ({**ROUTE, "path": "/v1/embeddings?x=1"}, "gateway.extraRoutes[0].path", "an absolute path"),
+        ({**ROUTE, "method": "DELETE"}, "gateway.extraRoutes[0].method", "must be one of GET, POST"),
+        ({**ROUTE, "reasn": "typo"}, "gateway.extraRoutes[0].reasn", "did you mean llm:gateway.extraRoutes[0].reason"),
+    ],
+)
+def test_an_extra_route_without_a_reason_or_that_reopens_a_closed_path_is_refused(route, key, fragment):
+    found = problem("dev", {"gateway.extraRoutes": [route]}, key)
+    assert fragment in str(found)
+    assert "pulumi config" in found.fix
+
+
+@pytest.mark.parametrize("length", [10, 300])
+def test_a_reason_at_the_length_limits_passes(length):
+    settings = settings_for("dev", {"gateway.extraRoutes": [{**ROUTE, "reason": "x" * length}]})
+    assert settings.gateway.routes[-1] == ("/v1/embeddings", "POST")
+
+
+def test_the_same_extra_path_twice_is_refused():
+    found = problem("dev", {"gateway.extraRoutes": [ROUTE, ROUTE]}, "gateway.extraRoutes[1].path")
+    assert "is forwarded already" in found.allowed
+    assert found.fix == "pulumi config rm --path 'llm:gateway.extraRoutes[1]'"
+
+
+@pytest.mark.parametrize("image", ["docker.io/library/nginx", "docker.io/library/nginx:latest"])
+def test_an_unpinned_gateway_image_is_refused(image):
+    assert "pinned tag or digest" in problem("dev", {"gateway.image": image}, "gateway.image").allowed
+
+
+def test_there_is_no_switch_to_turn_the_gateway_off():
+    found = problem("dev", {"gateway.enabled": False}, "gateway.enabled")
+    assert "is not a known key" in found.allowed

@@ -20,8 +20,10 @@ from harness import (
     validate_kubernetes,
 )
 
+from components.kubernetes.serving_workload import ENGINE_PROBE
 from core.catalog import MODELS
 from core.engine import EngineOptions, build_command
+from core.gateway import GATEWAY_IMAGE, auth_map_entry
 
 KEY = "serving-test-KEY-0123456789abcdefXYZ"
 LWS = "kubernetes:leaderworkerset.x-k8s.io/v1:LeaderWorkerSet"
@@ -34,9 +36,18 @@ PVC = {"persistentVolumeClaim": {"claimName": "model", "readOnly": True}}
 
 def engine(kind="vllm", pods=1):
     options = EngineOptions(kind, "img:1", "served", 32768, 0.9)
+    behind = {"behind_gateway": True, "shutdown_timeout_seconds": 90 if kind == "vllm" else 0}
     if pods > 1:
-        return build_command(options, MODELS["DeepSeek-R1"], "/models/DeepSeek-R1", 8, pods, multi_node=True)
-    return build_command(options, MODELS["QwQ-32B"], "/models/QwQ-32B", 1)
+        return build_command(options, MODELS["DeepSeek-R1"], "/models/DeepSeek-R1", 8, pods, multi_node=True, **behind)
+    return build_command(options, MODELS["QwQ-32B"], "/models/QwQ-32B", 1, **behind)
+
+
+def gateway(**overrides):
+    from components.kubernetes.serving_workload import Gateway
+
+    values = dict(image=GATEWAY_IMAGE, port=8000, read_timeout_seconds=3577, max_body_bytes=3 << 20)
+    values.update(overrides)
+    return Gateway(**values)
 
 
 def build(private=None, public=None, with_dependency=False, **overrides):
@@ -53,6 +64,7 @@ def build(private=None, public=None, with_dependency=False, **overrides):
             app="llm",
             image="docker.io/vllm/vllm-openai:v0.11.0",
             engine=engine(),
+            gateway=gateway(),
             api_key=pulumi.Output.secret(KEY),
             model_volume=PVC,
             model_mount_path="/models",
@@ -153,7 +165,7 @@ def test_shared_memory_is_a_sized_memory_volume_and_the_model_is_mounted_read_on
 def test_startup_probe_allows_one_and_a_half_times_the_expected_load(load_minutes):
     container = engine_container(build(load_minutes=load_minutes))
     startup = container["startupProbe"]
-    assert startup["httpGet"] == {"path": "/health", "port": "http"}
+    assert startup["exec"] == {"command": ["python3", "-c", ENGINE_PROBE]}
     assert startup["periodSeconds"] == 10
     assert startup["failureThreshold"] == math.ceil(load_minutes * 60 * 1.5 / 10)
     assert startup["periodSeconds"] * startup["failureThreshold"] >= load_minutes * 60 * 1.5
@@ -162,11 +174,13 @@ def test_startup_probe_allows_one_and_a_half_times_the_expected_load(load_minute
 def test_readiness_and_liveness_probes_leave_a_busy_engine_alone():
     container = engine_container(build())
     readiness, liveness = container["readinessProbe"], container["livenessProbe"]
-    assert readiness["httpGet"]["path"] == liveness["httpGet"]["path"] == "/health"
+    # The engine listens on loopback: its probes run inside it, against its own /health.
+    assert readiness["exec"] == liveness["exec"] == {"command": ["python3", "-c", ENGINE_PROBE]}
+    assert "http://127.0.0.1:8001/health" in ENGINE_PROBE
     assert readiness["periodSeconds"] == 10 and readiness["failureThreshold"] == 3
     assert liveness["periodSeconds"] >= 15 and liveness["timeoutSeconds"] >= 5
     assert liveness["periodSeconds"] * liveness["failureThreshold"] >= 120  # 2 min unresponsive before a restart
-    assert container["ports"] == [{"name": "http", "containerPort": 8000, "protocol": "TCP"}]
+    assert "ports" not in container
 
 
 def test_rollout_waits_are_sized_from_the_load_not_from_kubernetes_defaults():
@@ -181,12 +195,25 @@ def test_rollout_waits_are_sized_from_the_load_not_from_kubernetes_defaults():
     assert run.one(DEPLOYMENT).custom_timeouts["create"] == f"{minutes}m"
 
 
-def test_pods_drain_from_the_load_balancer_before_the_engine_stops():
+def test_pods_drain_then_the_gateway_stops_accepting_then_the_engine_finishes_what_is_in_flight():
     run = build()
-    pod, container = deployment_pod(run)["spec"], engine_container(run)
-    sleep = container["lifecycle"]["preStop"]["exec"]["command"]
-    assert sleep[0] == "sleep" and int(sleep[1]) >= 15
-    assert pod["terminationGracePeriodSeconds"] >= int(sleep[1]) + 60
+    pod = deployment_pod(run)["spec"]
+    engine, gateway = containers(pod)
+    # The gateway: the drain (load balancers stop sending), then nginx's graceful quit, waiting until it exits.
+    script = gateway["lifecycle"]["preStop"]["exec"]["command"]
+    assert script[:2] == ["/bin/sh", "-c"]
+    drain = int(script[2].split(";")[0].removeprefix("sleep "))
+    assert drain >= 15 and "nginx -c /etc/llm-gateway/nginx.conf -s quit" in script[2]
+    assert "while [ -e /run/llm-gateway/llm-gateway.pid ]" in script[2]
+    # The engine gets SIGTERM a little after the gateway stopped accepting, and drains (vLLM --shutdown-timeout).
+    sleep = engine["lifecycle"]["preStop"]["exec"]["command"]
+    assert sleep[0] == "sleep" and int(sleep[1]) > drain
+    argv = engine["command"]
+    shutdown = int(argv[argv.index("--shutdown-timeout") + 1])
+    conf = gateway_conf(run)
+    assert f"worker_shutdown_timeout {shutdown}s;" in conf
+    # The grace period covers the engine's sleep and its whole drain, with room for the exit.
+    assert pod["terminationGracePeriodSeconds"] >= int(sleep[1]) + shutdown + 5
 
 
 def test_pods_run_without_privileges_or_api_credentials():
@@ -230,7 +257,8 @@ def test_the_api_key_reaches_the_engine_only_through_a_secret_reference(kind):
     # The key is in the Secret, as a Pulumi secret, and nowhere else.
     recorded = run.one("kubernetes:core/v1:Secret").inputs
     assert is_secret(recorded["stringData"]) or is_secret(recorded["stringData"][command.api_key_env])
-    assert secret["type"] == "Opaque" and secret["stringData"] == {command.api_key_env: KEY}
+    assert secret["type"] == "Opaque"
+    assert secret["stringData"] == {command.api_key_env: KEY, "gateway-auth.conf": auth_map_entry(KEY)}
     for resource in run.resources:
         if resource.type != "kubernetes:core/v1:Secret":
             assert not any(KEY in s for s in all_strings(unwrap(resource.inputs))), resource.name
@@ -614,3 +642,159 @@ def test_scripts_are_in_the_shellchecked_directory():
     from components.kubernetes.serving_workload import SCRIPTS
 
     assert {"ray-leader.sh", "ray-worker.sh"} <= {p.name for p in Path(SCRIPTS).glob("*.sh")}
+
+
+# --- The gateway: the only way into a serving pod -------------------------------------------------
+
+
+def containers(pod_spec):
+    by_name = {c["name"]: c for c in pod_spec["containers"]}
+    assert list(by_name) == ["engine", "gateway"]
+    return by_name["engine"], by_name["gateway"]
+
+
+def gateway_conf(run):
+    return run.kubernetes_object("ConfigMap")["data"]["nginx.conf"]
+
+
+def test_the_engine_listens_on_loopback_and_the_gateway_publishes_the_api_and_metrics_ports():
+    run = build()
+    engine, gateway = containers(deployment_pod(run)["spec"])
+    argv = engine["command"]
+    assert argv[argv.index("--host") + 1] == "127.0.0.1" and argv[argv.index("--port") + 1] == "8001"
+    assert "ports" not in engine
+    assert gateway["ports"] == [
+        {"name": "http", "containerPort": 8000, "protocol": "TCP"},
+        {"name": "metrics", "containerPort": 8002, "protocol": "TCP"},
+    ]
+    assert gateway["image"] == GATEWAY_IMAGE
+    assert gateway["command"] == ["nginx", "-c", "/etc/llm-gateway/nginx.conf", "-e", "stderr"]
+
+
+def test_services_publish_the_api_port_and_send_it_to_the_gateway_never_to_the_engine_or_metrics():
+    run = build(
+        gateway=gateway(port=443),
+        private={"annotations": {"x": "intranet"}},
+        public={"source_ranges": ["203.0.113.0/24"]},
+    )
+    _, proxy = containers(deployment_pod(run)["spec"])
+    gateway_ports = {p["name"]: p["containerPort"] for p in proxy["ports"]}
+    for service in (o for o in run.kubernetes_objects() if o["kind"] == "Service"):
+        assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(443, "http")]
+        assert gateway_ports["http"] == 8000  # 443 outside, no root inside
+    assert "listen 0.0.0.0:8000 " in gateway_conf(run) and ":443" not in gateway_conf(run)
+
+
+def build_port(port):
+    return build(gateway=gateway(port=port))
+
+
+def test_the_gateway_runs_unprivileged_on_a_read_only_root_with_only_its_key_file():
+    run = build()
+    pod = deployment_pod(run)["spec"]
+    _, gateway = containers(pod)
+    assert gateway["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 101,
+        "runAsGroup": 101,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["name"]: m for m in gateway["volumeMounts"]}
+    assert mounts["gateway-conf"]["readOnly"] and mounts["gateway-key"]["readOnly"]
+    assert "readOnly" not in mounts["gateway-run"] and volumes["gateway-run"]["emptyDir"]["medium"] == "Memory"
+    secret = run.kubernetes_object("Secret")
+    key_volume = volumes["gateway-key"]["secret"]
+    # Only the map entry: the gateway never sees the engine's variable, the engine never mounts the file.
+    assert key_volume["secretName"] == secret["metadata"]["name"]
+    assert key_volume["items"] == [{"key": "gateway-auth.conf", "path": "gateway-auth.conf"}]
+    assert "include /etc/llm-gateway-key/gateway-auth.conf;" in gateway_conf(run)
+    engine, _ = containers(pod)
+    assert not {m["name"] for m in engine["volumeMounts"]} & {"gateway-key", "gateway-conf", "gateway-run"}
+    assert "env" not in gateway
+
+
+def test_the_gateway_conf_is_rendered_for_the_model_holds_no_key_and_rolls_the_pods_when_it_changes():
+    from core.gateway import GatewayConfig, render_nginx_conf
+
+    run = build()
+    config_map = run.kubernetes_object("ConfigMap")
+    conf = gateway_conf(run)
+    assert conf == render_nginx_conf(
+        GatewayConfig(
+            listen_port=8000,
+            engine_port=8001,
+            metrics_port=8002,
+            key_file="/etc/llm-gateway-key/gateway-auth.conf",
+            read_timeout_seconds=3577,
+            max_body_bytes=3 << 20,
+            runtime_dir="/run/llm-gateway",
+            graceful_shutdown_seconds=90,
+        )
+    )
+    assert KEY not in conf and config_map["immutable"] is True
+    assert config_map["metadata"]["name"] == "llm-gateway-" + hashlib.sha256(conf.encode()).hexdigest()[:10]
+    pod_volume = next(v for v in deployment_pod(run)["spec"]["volumes"] if v["name"] == "gateway-conf")
+    assert pod_volume["configMap"]["name"] == config_map["metadata"]["name"]
+    longer = build(gateway=gateway(read_timeout_seconds=7000))
+    assert longer.kubernetes_object("ConfigMap")["metadata"]["name"] != config_map["metadata"]["name"]
+
+
+def test_the_rendered_conf_passes_nginx_t(tmp_path):
+    from test_gateway import nginx_test
+
+    run = build(gateway=gateway(routes=(("/v1/models", "GET"), ("/v1/embeddings", "POST"))))
+    conf = gateway_conf(run)
+    assert "location = /v1/embeddings" in conf
+    (tmp_path / "gateway-auth.conf").write_text(auth_map_entry(KEY))
+    (tmp_path / "run").mkdir()
+    local = conf.replace("/etc/llm-gateway-key", str(tmp_path)).replace("/run/llm-gateway", str(tmp_path / "run"))
+    (tmp_path / "nginx.conf").write_text(local)
+    result = nginx_test(tmp_path / "nginx.conf")
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_gateway_is_ready_when_the_engine_answers_through_it_and_alive_while_nginx_listens():
+    _, gateway = containers(deployment_pod(build())["spec"])
+    assert gateway["readinessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
+    # A loading or busy engine must not restart nginx, nor nginx's restart the engine.
+    assert gateway["livenessProbe"]["tcpSocket"] == {"port": "http"}
+    assert "startupProbe" not in gateway
+
+
+def test_only_the_leader_of_a_group_runs_a_gateway():
+    run = build(engine=engine(pods=2), pods_per_replica=2, gpus_per_pod=8)
+    template = run.kubernetes_object("LeaderWorkerSet")["spec"]["leaderWorkerTemplate"]
+    leader, _ = containers(template["leaderTemplate"]["spec"])
+    assert [p["name"] for p in leader["ports"]] == ["ray"]
+    assert leader["args"][leader["args"].index("--host") + 1] == "127.0.0.1"
+    workers = template["workerTemplate"]["spec"]
+    assert [c["name"] for c in workers["containers"]] == ["ray-worker"]
+    assert not any(v["name"].startswith("gateway") for v in workers["volumes"])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "problem"),
+    [
+        (
+            {"engine": build_command(EngineOptions("vllm", "img:1", "served", 32768, 0.9), MODELS["QwQ-32B"], "/m", 1)},
+            "must listen on 127.0.0.1:8001 behind the gateway",
+        ),
+        ({"gateway": gateway(port=0)}, "gateway port 0 must be a TCP port"),
+        ({"gateway": gateway(port=65536)}, "gateway port 65536 must be a TCP port"),
+        ({"gateway": gateway(routes=(("/health", "GET"),))}, "served by the gateway itself"),
+        ({"gateway": gateway(routes=())}, "allowed_paths must be non-empty"),
+    ],
+)
+def test_an_engine_outside_the_gateway_or_a_broken_gateway_is_refused(overrides, problem):
+    with pytest.raises(Exception, match=problem):
+        build(**overrides)
+
+
+@pytest.mark.parametrize("port", [1, 65535])
+def test_any_tcp_port_can_be_the_published_api_port(port):
+    service = build_port(port).kubernetes_object("Service")
+    assert service["spec"]["ports"][0]["port"] == port

@@ -6,10 +6,21 @@ with `ray start` (vLLM's documented LeaderWorkerSet layout, pipeline parallel ac
 LeaderWorkerSet controller is not installed here: the stack installs it and passes it in
 `depends_on`, since a cluster has one controller for all its workloads.
 
-The API key lives only in a Kubernetes Secret created from the Pulumi secret and reaches the engine
-through `secretKeyRef` (SGLang's `--api-key $(SGLANG_API_KEY)` is expanded by the kubelet). The
-Secret is immutable and its name carries a random suffix that changes with the key, so a new key
-rolls the pods instead of leaving them on the old one.
+Every serving pod (a leader, for a LeaderWorkerSet) runs two containers: the engine, listening on
+127.0.0.1 only, and the authenticating gateway (nginx, core/gateway.py), the only listener: the API port
+with its allowlist of paths, each behind the key, plus `/health` for probes, and a metrics port for the
+cluster's Prometheus that no Service exposes. The engine's own key check does not guard every path
+(vllm-project/vllm#58144; tests/engine), which is why nothing reaches it but through the gateway.
+
+The API key lives only in a Kubernetes Secret created from the Pulumi secret: the engine reads it through
+`secretKeyRef` (SGLang's `--api-key $(SGLANG_API_KEY)` is expanded by the kubelet) and the gateway mounts
+its map entry as a file. The Secret is immutable and its name carries a random suffix that changes with
+the key, so a new key rolls the pods instead of leaving them on the old one. The gateway's nginx.conf holds
+no secret; its ConfigMap is named after its content, so a change rolls the pods too.
+
+Shutdown: both containers sleep DRAIN_SECONDS in preStop while the load balancers stop sending, then the
+gateway stops accepting and lets requests in flight finish (nginx -s quit) while the engine, on SIGTERM,
+finishes them too (vLLM --shutdown-timeout); the grace period covers both.
 """
 
 from __future__ import annotations
@@ -28,6 +39,16 @@ import pulumi_random as random
 
 from components.kubernetes.objects import manifest
 from core.engine import EngineCommand
+from core.gateway import (
+    DEFAULT_ROUTES,
+    ENGINE_LOOPBACK_PORT,
+    HEALTH_PATH,
+    METRICS_PORT,
+    GatewayConfig,
+    auth_map_entry,
+    nginx_argv,
+    render_nginx_conf,
+)
 
 SCRIPTS = Path(__file__).parent.parent / "scripts"
 
@@ -51,10 +72,34 @@ LIVENESS_TIMEOUT_SECONDS = 10
 # The load balancers keep sending new requests for a while after the pod starts terminating;
 # the pod keeps serving during this sleep, then the engine gets SIGTERM.
 DRAIN_SECONDS = 30
-TERMINATION_GRACE_SECONDS = 120
+# After the drain: the gateway lets requests in flight finish for this long, and the engine keeps generating
+# for them (vLLM --shutdown-timeout); a longer generation is cut when the grace period ends.
+SHUTDOWN_SECONDS = 90
+# The engine gets SIGTERM this long after the gateway stopped accepting: nothing new reaches it while it drains.
+ENGINE_STOP_DELAY_SECONDS = 5
+TERMINATION_GRACE_SECONDS = DRAIN_SECONDS + ENGINE_STOP_DELAY_SECONDS + SHUTDOWN_SECONDS + 10
 WORKER_GRACE_SECONDS = 30  # workers serve no clients: nothing to drain
 # Time before the engine starts: GPU capacity (ACS provisions it per pod) and a ~10 GB image pull.
 SCHEDULE_AND_PULL_MINUTES = 20
+
+# The gateway container's files: its conf (a ConfigMap), the key's map entry (from the Secret), runtime files.
+GATEWAY_CONF_DIR = "/etc/llm-gateway"
+GATEWAY_CONF = f"{GATEWAY_CONF_DIR}/nginx.conf"
+GATEWAY_KEY_DIR = "/etc/llm-gateway-key"
+GATEWAY_KEY_ITEM = "gateway-auth.conf"  # its key in the API key Secret
+GATEWAY_RUN_DIR = "/run/llm-gateway"
+GATEWAY_PID = f"{GATEWAY_RUN_DIR}/llm-gateway.pid"  # core.gateway writes the pid file there
+# The official nginx image's unprivileged user (nginx/docker-nginx: `adduser -u 101 ... nginx`); nginx needs
+# no root here (ports above 1024, no `user` directive), so any uid works, the image's own is the natural one.
+GATEWAY_UID = 101
+# The gateway's port inside the pod, whatever access.apiPort the Services publish (443 needs no root this way).
+GATEWAY_POD_PORT = 8000
+GATEWAY_RESOURCES = {"requests": {"cpu": "250m", "memory": "128Mi"}, "limits": {"cpu": "2", "memory": "512Mi"}}
+# The engine's probes run inside its container (it listens on loopback, out of the kubelet's reach); every
+# engine image has Python (the engines are Python), not always curl.
+ENGINE_PROBE = (
+    f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{ENGINE_LOOPBACK_PORT}{HEALTH_PATH}', timeout=8)"
+)
 
 _DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _APP_MAX = 40  # room for the suffixes Kubernetes and the LeaderWorkerSet add to names
@@ -77,11 +122,36 @@ class HostMount:
 
 
 @dataclass(frozen=True)
+class Gateway:
+    """The authenticating gateway in front of the engine (core/gateway.py renders its nginx.conf)."""
+
+    image: str  # pinned (core.gateway.GATEWAY_IMAGE, or GATEWAY_IMAGE_CN in mainland China)
+    port: int  # the API port clients use (access.apiPort): the Services' port, to GATEWAY_POD_PORT
+    read_timeout_seconds: int  # core.gateway.generation_timeout_seconds(max_model_len)
+    max_body_bytes: int  # core.gateway.max_body_bytes(max_model_len)
+    routes: Sequence[tuple[str, str]] = DEFAULT_ROUTES  # (path, method), each behind the key
+
+    def config(self) -> GatewayConfig:
+        return GatewayConfig(
+            listen_port=GATEWAY_POD_PORT,
+            engine_port=ENGINE_LOOPBACK_PORT,
+            metrics_port=METRICS_PORT,
+            key_file=f"{GATEWAY_KEY_DIR}/{GATEWAY_KEY_ITEM}",
+            read_timeout_seconds=self.read_timeout_seconds,
+            max_body_bytes=self.max_body_bytes,
+            allowed_paths=tuple(self.routes),
+            runtime_dir=GATEWAY_RUN_DIR,
+            graceful_shutdown_seconds=SHUTDOWN_SECONDS,
+        )
+
+
+@dataclass(frozen=True)
 class ServingArgs:
     namespace: pulumi.Input[str]  # created by the stack (storage lives there too)
     app: str  # app label value and name prefix, e.g. "llm"
     image: str  # pinned tag or digest (core.config checks it)
-    engine: EngineCommand  # core.engine.build_command(..., multi_node=pods_per_replica > 1)
+    engine: EngineCommand  # core.engine.build_command(..., multi_node=pods > 1, behind_gateway=True)
+    gateway: Gateway
     api_key: pulumi.Output[str]  # a Pulumi secret
     model_volume: Mapping[str, object]  # a volume source, e.g. {"persistentVolumeClaim": {"claimName": "m"}}
     model_mount_path: str  # mounted read-only; the engine argv already points into it
@@ -144,6 +214,7 @@ class ServingWorkload(pulumi.ComponentResource):
         self._args = args
         labels = _labels(args.app)
         secret = self._api_key_secret(name, labels)
+        self._gateway_conf = self._gateway_config_map(name, labels)
         multi_pod = args.pods_per_replica > 1
         minutes = ready_minutes(args.load_minutes, args.pods_per_replica)
         # Pods start together on create; a surge update replaces one pod (group) at a time.
@@ -179,7 +250,7 @@ class ServingWorkload(pulumi.ComponentResource):
             self.public_address = _load_balancer_address(public)
         self.secret_name = secret.metadata.name
         self.secret_key = args.engine.api_key_env
-        self.port = args.engine.port
+        self.port = args.gateway.port
         self.register_outputs(
             {
                 "private_address": self.private_address,
@@ -227,9 +298,85 @@ class ServingWorkload(pulumi.ComponentResource):
             metadata=self._metadata(pulumi.Output.concat(args.app, "-api-key-", version.hex), labels),
             type="Opaque",
             immutable=True,
-            string_data={args.engine.api_key_env: pulumi.Output.secret(args.api_key)},
+            string_data={
+                args.engine.api_key_env: pulumi.Output.secret(args.api_key),
+                GATEWAY_KEY_ITEM: pulumi.Output.secret(args.api_key.apply(auth_map_entry)),
+            },
             opts=self._child(),
         )
+
+    def _gateway_config_map(self, name: str, labels: Mapping[str, str]) -> k8s.core.v1.ConfigMap:
+        """The gateway's nginx.conf (no secret in it), named after its content so a change rolls the pods."""
+        conf = render_nginx_conf(self._args.gateway.config())
+        digest = hashlib.sha256(conf.encode()).hexdigest()[:10]
+        return k8s.core.v1.ConfigMap(
+            f"{name}-gateway",
+            metadata=self._metadata(f"{self._args.app}-gateway-{digest}", labels),
+            data={"nginx.conf": conf},
+            immutable=True,
+            opts=self._child(),
+        )
+
+    def _gateway_container(self) -> dict:
+        """nginx in front of the engine: the API port (allowlist behind the key, /health) and the metrics port."""
+        args = self._args
+        health = {"httpGet": {"path": HEALTH_PATH, "port": "http"}}
+        # The drain, then a graceful quit whatever the image's stop signal; the pid file goes when nginx exits.
+        drain = f"sleep {DRAIN_SECONDS}; nginx -c {GATEWAY_CONF} -s quit; while [ -e {GATEWAY_PID} ]; do sleep 1; done"
+        return {
+            "name": "gateway",
+            "image": args.gateway.image,
+            "imagePullPolicy": "IfNotPresent",
+            "command": nginx_argv(GATEWAY_CONF),
+            "ports": [
+                {"name": "http", "containerPort": GATEWAY_POD_PORT, "protocol": "TCP"},
+                {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
+            ],
+            "resources": {k: dict(v) for k, v in GATEWAY_RESOURCES.items()},
+            "volumeMounts": [
+                {"name": "gateway-conf", "mountPath": GATEWAY_CONF_DIR, "readOnly": True},
+                {"name": "gateway-key", "mountPath": GATEWAY_KEY_DIR, "readOnly": True},
+                {"name": "gateway-run", "mountPath": GATEWAY_RUN_DIR},
+            ],
+            # In the Service only while the engine answers /health through it.
+            "readinessProbe": {
+                **health,
+                "periodSeconds": PROBE_PERIOD_SECONDS,
+                "timeoutSeconds": 5,
+                "failureThreshold": READINESS_FAILURES,
+            },
+            # nginx itself: a busy or loading engine must not restart the gateway.
+            "livenessProbe": {
+                "tcpSocket": {"port": "http"},
+                "periodSeconds": LIVENESS_PERIOD_SECONDS,
+                "timeoutSeconds": 5,
+                "failureThreshold": 3,
+            },
+            "lifecycle": {"preStop": {"exec": {"command": ["/bin/sh", "-c", drain]}}},
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": GATEWAY_UID,
+                "runAsGroup": GATEWAY_UID,
+                "allowPrivilegeEscalation": False,
+                "readOnlyRootFilesystem": True,
+                "capabilities": {"drop": ["ALL"]},
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+        }
+
+    def _gateway_volumes(self, secret: k8s.core.v1.Secret) -> list[dict]:
+        return [
+            {"name": "gateway-conf", "configMap": {"name": self._gateway_conf.metadata.name, "defaultMode": 0o444}},
+            {
+                "name": "gateway-key",
+                "secret": {
+                    "secretName": secret.metadata.name,
+                    "defaultMode": 0o440,
+                    "items": [{"key": GATEWAY_KEY_ITEM, "path": GATEWAY_KEY_ITEM}],
+                },
+            },
+            {"name": "gateway-run", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
+        ]
 
     def _deployment(
         self,
@@ -240,7 +387,7 @@ class ServingWorkload(pulumi.ComponentResource):
         depends_on: Sequence[pulumi.Resource],
     ) -> k8s.apps.v1.Deployment:
         args = self._args
-        container = self._engine_container(secret, args.engine.kubernetes_args(), extra_startup_seconds=0)
+        engine = self._engine_container(secret, args.engine.kubernetes_args(), extra_startup_seconds=0)
         surge, unavailable = _update_budget(args.surge_updates)
         spec = {
             "replicas": args.replicas,
@@ -249,7 +396,7 @@ class ServingWorkload(pulumi.ComponentResource):
             # The default 600 s would mark a rollout failed while the model is still loading.
             "progressDeadlineSeconds": ready_minutes(args.load_minutes) * 60,
             "revisionHistoryLimit": 5,
-            "template": self._pod_template(labels, self._pod_spec([container], TERMINATION_GRACE_SECONDS)),
+            "template": self._pod_template(labels, self._serving_pod_spec(engine, secret)),
         }
         return k8s.apps.v1.Deployment(
             name, metadata=self._metadata(args.app, labels), spec=manifest(spec), opts=self._child(depends_on, waits)
@@ -272,7 +419,7 @@ class ServingWorkload(pulumi.ComponentResource):
             command=_ray_script_command("ray-leader.sh"),
             extra_env=ray_env,
         )
-        leader["ports"].append({"name": "ray", "containerPort": RAY_PORT, "protocol": "TCP"})
+        leader["ports"] = [{"name": "ray", "containerPort": RAY_PORT, "protocol": "TCP"}]
         raylet = {"tcpSocket": {"port": "ray-node"}, "periodSeconds": PROBE_PERIOD_SECONDS, "timeoutSeconds": 5}
         worker = {
             "name": "ray-worker",
@@ -300,7 +447,7 @@ class ServingWorkload(pulumi.ComponentResource):
                 "size": args.pods_per_replica,
                 # A lost pod breaks the Ray cluster of its group: restart the group as one.
                 "restartPolicy": "RecreateGroupOnPodRestart",
-                "leaderTemplate": self._pod_template(labels, self._pod_spec([leader], TERMINATION_GRACE_SECONDS)),
+                "leaderTemplate": self._pod_template(labels, self._serving_pod_spec(leader, secret)),
                 "workerTemplate": self._pod_template(labels, self._pod_spec([worker], WORKER_GRACE_SECONDS)),
             },
         }
@@ -346,15 +493,19 @@ class ServingWorkload(pulumi.ComponentResource):
         command: Optional[list[str]] = None,
         extra_env: Optional[Mapping[str, str]] = None,
     ) -> dict:
-        """The API server container: the engine argv (as command, or as args of a launcher), key, probes."""
+        """The API server container: the engine argv (as command, or as args of a launcher), key, probes.
+
+        It listens on 127.0.0.1 only, so it publishes no port and its probes run inside it (the kubelet's
+        HTTP probes would go to the pod address). They watch the engine itself, not the gateway: a gateway
+        restart must not restart a loaded engine.
+        """
         args = self._args
         engine = args.engine
         key_ref = secret_env_var(engine.api_key_env, secret.metadata.name, engine.api_key_env)
-        health = {"httpGet": {"path": engine.health_path, "port": "http"}}
+        health = {"exec": {"command": ["python3", "-c", ENGINE_PROBE]}}
         container = {
             "name": "engine",
             **self._gpu_container_basics(),
-            "ports": [{"name": "http", "containerPort": engine.port, "protocol": "TCP"}],
             "env": [
                 key_ref,
                 *_env_list({**_default_env(args), **(extra_env or {}), **args.env}),
@@ -378,7 +529,9 @@ class ServingWorkload(pulumi.ComponentResource):
                 "timeoutSeconds": LIVENESS_TIMEOUT_SECONDS,
                 "failureThreshold": LIVENESS_FAILURES,
             },
-            "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(DRAIN_SECONDS)]}}},
+            # SIGTERM comes ENGINE_STOP_DELAY_SECONDS after the gateway stopped accepting (its preStop):
+            # the engine then finishes what is in flight (vLLM --shutdown-timeout) and exits.
+            "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(DRAIN_SECONDS + ENGINE_STOP_DELAY_SECONDS)]}}},
         }
         if command is None:
             container["command"] = list(argv)
@@ -387,7 +540,13 @@ class ServingWorkload(pulumi.ComponentResource):
             container["args"] = list(argv)
         return container
 
-    def _pod_spec(self, containers: list[dict], grace_seconds: int) -> dict:
+    def _serving_pod_spec(self, engine: dict, secret: k8s.core.v1.Secret) -> dict:
+        """A pod that serves the API: the engine and its gateway, the only listener."""
+        return self._pod_spec(
+            [engine, self._gateway_container()], TERMINATION_GRACE_SECONDS, self._gateway_volumes(secret)
+        )
+
+    def _pod_spec(self, containers: list[dict], grace_seconds: int, extra_volumes: Sequence[dict] = ()) -> dict:
         args = self._args
         spec: dict = {
             "containers": containers,
@@ -395,6 +554,7 @@ class ServingWorkload(pulumi.ComponentResource):
                 {"name": "model", **dict(args.model_volume)},
                 {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": f"{args.shm_gib}Gi"}},
                 *({"name": m.name, "hostPath": {"path": m.host_path, "type": "Directory"}} for m in args.host_mounts),
+                *extra_volumes,
             ],
             "terminationGracePeriodSeconds": grace_seconds,
             # The engine never calls the Kubernetes API; and Service env vars would be noise (a
@@ -453,7 +613,8 @@ class ServingWorkload(pulumi.ComponentResource):
         spec: k8s.core.v1.ServiceSpecArgsDict = {
             "type": "ClusterIP" if exposure is None else "LoadBalancer",
             "selector": dict(selector),
-            "ports": [{"name": "http", "port": self._args.engine.port, "target_port": "http", "protocol": "TCP"}],
+            # The gateway's port: the engine's own is on loopback, the metrics port is for Prometheus only.
+            "ports": [{"name": "http", "port": self._args.gateway.port, "target_port": "http", "protocol": "TCP"}],
         }
         annotations = None
         if exposure is not None:
@@ -572,6 +733,14 @@ def _validate(args: ServingArgs) -> None:
         problems.append(f"host_mounts names {mount_names} must be unique and not 'model' or 'dshm'")
     if {m.mount_path for m in args.host_mounts} & {args.model_mount_path, "/dev/shm"}:
         problems.append("host_mounts must not mount over the model or /dev/shm")
+    if (args.engine.host, args.engine.port) != ("127.0.0.1", ENGINE_LOOPBACK_PORT):
+        problems.append(
+            f"the engine listens on {args.engine.host}:{args.engine.port}; it must listen on "
+            f"127.0.0.1:{ENGINE_LOOPBACK_PORT} behind the gateway (build_command(..., behind_gateway=True))"
+        )
+    problems += [f"gateway: {p}" for p in args.gateway.config().problems()]
+    if not 0 < args.gateway.port < 65536:
+        problems.append(f"gateway port {args.gateway.port} must be a TCP port (1-65535)")
     uses_ray = _ray_backend(args.engine)
     if args.pods_per_replica > 1 and not uses_ray:
         problems.append(

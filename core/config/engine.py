@@ -8,7 +8,7 @@ from core import versions
 from core.catalog import ModelSpec
 from core.config.problems import Problems
 from core.config.schema import IMAGE_REFERENCE, Group, Int, Number, between, matches, option, within
-from core.engine import SGLANG, VLLM, EngineOptions, reserved_flag
+from core.engine import RESERVED_FLAGS, SGLANG, VLLM, EngineOptions, reserved_flag
 
 Image = Annotated[
     str, matches(IMAGE_REFERENCE, "an image reference like docker.io/vllm/vllm-openai:v0.11.0 (registry/path:tag)")
@@ -56,7 +56,7 @@ def default_image(engine: str, mainland_china: bool) -> str:
     return DEFAULT_IMAGES[(engine, mainland_china)]
 
 
-def _pinned(image: str) -> bool:
+def pinned(image: str) -> bool:
     if "@sha256:" in image:
         return True
     last = image.rsplit("/", 1)[-1]
@@ -73,7 +73,7 @@ def resolve_engine(
 ) -> Optional[EngineOptions]:
     """The engine options, with the rules that span keys (context vs model, argv the program owns)."""
     ok = True
-    if config.image is not None and not _pinned(config.image):
+    if config.image is not None and not pinned(config.image):
         problems.add(
             "engine.image",
             config.image,
@@ -92,14 +92,10 @@ def resolve_engine(
     for index, arg in enumerate(config.extra_args):
         reserved = reserved_flag(arg, config.name)
         if reserved is not None:
-            why = {
-                "--api-key": "the API key comes from a secret (apiKey), never the command line",
-                "--enable-reasoning": "it was removed in vLLM 0.10; the reasoning parser comes from the catalog",
-            }.get(reserved, "the program sets it: the engine listens on loopback behind the gateway")
             problems.add(
                 f"engine.extraArgs[{index}]",
                 arg,
-                f"spells {reserved}, which may not be set here: {why}",
+                f"spells {reserved}, which may not be set here: {RESERVED_FLAGS[reserved]}",
                 f"remove it: pulumi config set --path '{problems.namespace}:engine.extraArgs' '[...]' "
                 "without that element",
             )

@@ -9,6 +9,7 @@ from core.config.ack import AckSettings, resolve_edge, resolve_gpu_pool
 from core.config.acs import resolve_acs_pod
 from core.config.benchmark import check_benchmark
 from core.config.engine import resolve_engine
+from core.config.gateway import resolve_gateway
 from core.config.gke import A4_GPU_KIND, A4_GPUS, A4_MACHINE_TYPE, GkeSettings, resolve_reservation
 from core.config.host import resolve_host
 from core.config.kubernetes import KubernetesSettings
@@ -101,6 +102,7 @@ def _resolve(
             placement = resolve_pod_placement(placement_config, target, model, engine, problems)
     if ok("access"):
         check_access(c.access, problems)
+    gateway = resolve_gateway(c.gateway, mainland, problems) if ok("gateway") else None
     network_ok = ok("network") and target in ALIBABA and check_network(c.network, problems)
     kind = gpu_kind(c.placement, target)
 
@@ -170,7 +172,7 @@ def _resolve(
         extra["kubernetes"] = KubernetesSettings(
             storage_class=c.kubernetes.storage_class, mainland_china=c.kubernetes.mainland_china
         )
-    if model is None or engine is None or placement is None or problems.items:
+    if model is None or engine is None or placement is None or gateway is None or problems.items:
         return None
     return settings_class(
         stack=stack,
@@ -182,6 +184,7 @@ def _resolve(
         engine=engine,
         placement=placement,
         access=c.access,
+        gateway=gateway,
         api_key=SecretStr(c.api_key) if c.api_key else None,
         network=c.network,
         deletion_protection=c.deletion_protection,

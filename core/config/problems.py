@@ -34,7 +34,8 @@ class Problem:
         return qualify(self.key, self.namespace)
 
     def __str__(self) -> str:
-        return f"{self.qualified_key} = {self.value!r}: {self.allowed}. Fix: {self.fix}"
+        end = "" if self.allowed.endswith(("?", ".")) else "."
+        return f"{self.qualified_key} = {self.value!r}: {self.allowed}{end} Fix: {self.fix}"
 
 
 class ConfigError(Exception):

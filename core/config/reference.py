@@ -60,7 +60,9 @@ def _type_name(annotation: Any) -> str:
 
 def _default(info: FieldInfo) -> str:
     default = info.default
-    if isinstance(default, BaseModel) or repr(default) == "PydanticUndefined":
+    if repr(default) == "PydanticUndefined":
+        return "required"
+    if isinstance(default, BaseModel):
         return ""
     if default in (None, "", (), {}):
         return "empty"
@@ -88,8 +90,10 @@ def rows(
         if path in SECRET_KEYS:
             description += " Set it with `--secret`."
         if inner is not None:
-            yield path, "object", "", shown, description
-            yield from rows(inner, f"{path}.", targets)
+            listed = typing.get_origin(info.annotation) in (tuple, list)
+            yield path, "list of objects" if listed else "object", "empty" if listed else "", shown, description
+            # An item's keys: `gateway.extraRoutes.path` is `gateway.extraRoutes[0].path` in --path syntax.
+            yield from rows(inner, f"{path}[]." if listed else f"{path}.", targets)
         else:
             yield path, _type_name(info.annotation), _default(info), shown, description
 

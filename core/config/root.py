@@ -15,6 +15,7 @@ from core.config.acs import AcsConfig
 from core.config.benchmark import BenchmarkConfig
 from core.config.cost import CostConfig
 from core.config.engine import EngineConfig
+from core.config.gateway import GatewayConfig
 from core.config.gke import GkeConfig
 from core.config.host import EcsConfig
 from core.config.kubernetes import KubernetesConfig
@@ -52,6 +53,7 @@ class StackConfig(Group):
     workload: WorkloadConfig = option(WorkloadConfig(), "What each Kubernetes serving pod gets.")
     scaling: ScalingConfig = option(ScalingConfig(), "Copies of the model and the autoscaler.")
     access: AccessConfig = option(AccessConfig(), "Who may reach the API, its port, SSH.")
+    gateway: GatewayConfig = option(GatewayConfig(), "The authenticating gateway in front of the engine.")
     network: NetworkConfig = option(NetworkConfig(), "The VPC address plan (Alibaba targets).")
     cluster: ClusterConfig = option(ClusterConfig(), "The managed cluster.")
     disk: DiskConfig = option(DiskConfig(), "Disks of the GPU host (ecs) or GPU nodes (ack).")

@@ -11,6 +11,7 @@ from core.config.access import AccessConfig
 from core.config.ack import AckSettings, EdgeBurst, GpuNodePool
 from core.config.acs import AcsPod
 from core.config.benchmark import BenchmarkConfig
+from core.config.gateway import Gateway
 from core.config.gke import GkeSettings
 from core.config.host import EcsHost
 from core.config.kubernetes import KubernetesSettings
@@ -61,6 +62,7 @@ class Settings:
     engine: EngineOptions
     placement: Placement
     access: AccessConfig
+    gateway: Gateway  # its image and routes; the port is access.apiPort
     api_key: Optional[SecretStr]
     network: NetworkConfig
     deletion_protection: bool

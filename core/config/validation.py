@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from typing import Annotated, Any, Optional, cast, get_args
+from typing import Annotated, Any, Optional, cast, get_args, get_origin
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
@@ -144,7 +144,8 @@ def key_paths(model: type[BaseModel] = StackConfig, prefix: str = "") -> list[st
         paths.append(path)
         inner = _group_class(info.annotation)
         if inner is not None:
-            paths += key_paths(inner, f"{path}.")
+            listed = get_origin(info.annotation) in (tuple, list)
+            paths += key_paths(inner, f"{path}[]." if listed else f"{path}.")
     return paths
 
 
@@ -204,6 +205,8 @@ def _problem_from_error(error: Mapping[str, Any], prefix: list[Any], problems: P
     if kind == "extra_forbidden":
         _unknown_key(path, value, problems)
         return
+    if kind == "missing":
+        value = None  # pydantic reports the enclosing object as the input; the key itself is not set
     names = [p for p in loc if isinstance(p, str)]
     info = field_at(names)
     inside = info is not None and len(names) > _depth(names)  # a map key or a list item of the field
@@ -222,6 +225,8 @@ def _problem_from_error(error: Mapping[str, Any], prefix: list[Any], problems: P
         allowed = PLAIN_TYPES[kind]
     else:
         allowed = error["msg"].removeprefix("Value error, ")
+    if kind == "missing" and info is not None and info.description:
+        allowed += f": {info.description.rstrip('.')}"
     item = inside or isinstance(loc[-1], int)
     fix = problems.set_command(path, "<value>" if secret else _fix_value(info, item), secret=secret)
     problems.add(path, value, allowed, fix)
@@ -252,7 +257,12 @@ def _unknown_key(path: str, value: Any, problems: Problems) -> None:
             f"{problems.rm_command(path)}, then set {moved.split(' ')[0]}",
         )
         return
-    suggestion = nearest(path, key_paths())
+    # Inside a list of objects (gateway.extraRoutes[0].reasn) look among the item keys (gateway.extraRoutes[].reason),
+    # then put the index back.
+    indexes = re.findall(r"\[(\d+)\]", path)
+    suggestion = nearest(re.sub(r"\[\d+\]", "[]", path), key_paths())
+    for index in indexes:
+        suggestion = suggestion.replace("[]", f"[{index}]", 1) if suggestion else None
     hint = f"; did you mean {problems.qualified(suggestion)}?" if suggestion else ""
     problems.add(
         path,

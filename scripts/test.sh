@@ -32,6 +32,10 @@ ensure_nginx
 if [ "${1:-}" = --engine ]; then
   shift
   engine_venv=$(scripts/engine-env.sh)
+  # What the suite runs comes from the program: every Kubernetes example stack, built under the mocks.
+  LLM_STACKS_JSON="$(mktemp -d)/stacks.json"
+  export LLM_STACKS_JSON
+  .venv/bin/python tests/engine/export_stacks.py "$LLM_STACKS_JSON" >&2
   exec "$engine_venv/bin/python" -m pytest -c tests/engine/pytest.ini --rootdir=tests/engine \
     --confcutdir=tests/engine tests/engine "$@"
 fi

@@ -114,7 +114,13 @@ def test_metrics_pipeline_prometheus_podmonitor_and_adapter(ack):
     assert "vllm:num_requests_waiting" in rule["seriesQuery"] and rule["name"]["as"] == "vllm_num_requests_waiting"
     monitor = ack.kubernetes_object("PodMonitor")
     assert monitor["spec"]["selector"] == {"matchLabels": {"app": "llm"}}
-    assert monitor["spec"]["podMetricsEndpoints"][0] == {"port": "http", "path": "/metrics", "interval": "15s"}
+    assert monitor["spec"]["podMetricsEndpoints"][0] == {"port": "metrics", "path": "/metrics", "interval": "15s"}
+    # The gateway's metrics listener (the API port answers /metrics with 404), which no Service publishes.
+    pod = ack.kubernetes_object("Deployment")["spec"]["template"]["spec"]
+    gateway = next(c for c in pod["containers"] if c["name"] == "gateway")
+    assert {"name": "metrics", "containerPort": 8002, "protocol": "TCP"} in gateway["ports"]
+    for service in (o for o in ack.kubernetes_objects() if o["kind"] == "Service"):
+        assert all(p["targetPort"] == "http" for p in service["spec"]["ports"])
     prometheus = next(r for r in ack.of_type(ADDON) if unwrap(r.inputs)["name"] == "arms-prometheus")
     assert prometheus.urn in ack.one("kubernetes:monitoring.coreos.com/v1:PodMonitor").dependencies
 

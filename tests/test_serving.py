@@ -203,7 +203,7 @@ def test_pods_drain_then_the_gateway_stops_accepting_then_the_engine_finishes_wh
     script = gateway["lifecycle"]["preStop"]["exec"]["command"]
     assert script[:2] == ["/bin/sh", "-c"]
     drain = int(script[2].split(";")[0].removeprefix("sleep "))
-    assert drain >= 15 and "nginx -c /etc/llm-gateway/nginx.conf -s quit" in script[2]
+    assert drain >= 15 and "nginx -c /etc/llm-gateway/nginx.conf -e stderr -s quit" in script[2]
     assert "while [ -e /run/llm-gateway/llm-gateway.pid ]" in script[2]
     # The engine gets SIGTERM a little after the gateway stopped accepting, and drains (vLLM --shutdown-timeout).
     sleep = engine["lifecycle"]["preStop"]["exec"]["command"]

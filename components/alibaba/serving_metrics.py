@@ -69,7 +69,7 @@ class ServingMetricsArgs:
     cluster_id: pulumi.Input[str]
     namespace: pulumi.Input[str]
     app: str  # the serving pods' `app` label
-    port_name: str  # the engine's container port name (the API port also serves /metrics)
+    port_name: str  # the gateway's metrics port name: GET /metrics only, never behind a load balancer
     metric: str  # a key of RULES
 
 

@@ -92,6 +92,9 @@ GATEWAY_PID = f"{GATEWAY_RUN_DIR}/llm-gateway.pid"  # core.gateway writes the pi
 # The official nginx image's unprivileged user (nginx/docker-nginx: `adduser -u 101 ... nginx`); nginx needs
 # no root here (ports above 1024, no `user` directive), so any uid works, the image's own is the natural one.
 GATEWAY_UID = 101
+# The gateway container's port names: the API (the Services' target) and the metrics (Prometheus' scrape target).
+API_PORT_NAME = "http"
+METRICS_PORT_NAME = "metrics"
 # The gateway's port inside the pod, whatever access.apiPort the Services publish (443 needs no root this way).
 GATEWAY_POD_PORT = 8000
 GATEWAY_RESOURCES = {"requests": {"cpu": "250m", "memory": "128Mi"}, "limits": {"cpu": "2", "memory": "512Mi"}}
@@ -322,15 +325,16 @@ class ServingWorkload(pulumi.ComponentResource):
         args = self._args
         health = {"httpGet": {"path": HEALTH_PATH, "port": "http"}}
         # The drain, then a graceful quit whatever the image's stop signal; the pid file goes when nginx exits.
-        drain = f"sleep {DRAIN_SECONDS}; nginx -c {GATEWAY_CONF} -s quit; while [ -e {GATEWAY_PID} ]; do sleep 1; done"
+        quit_gracefully = " ".join([*nginx_argv(GATEWAY_CONF), "-s", "quit"])
+        drain = f"sleep {DRAIN_SECONDS}; {quit_gracefully}; while [ -e {GATEWAY_PID} ]; do sleep 1; done"
         return {
             "name": "gateway",
             "image": args.gateway.image,
             "imagePullPolicy": "IfNotPresent",
             "command": nginx_argv(GATEWAY_CONF),
             "ports": [
-                {"name": "http", "containerPort": GATEWAY_POD_PORT, "protocol": "TCP"},
-                {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
+                {"name": API_PORT_NAME, "containerPort": GATEWAY_POD_PORT, "protocol": "TCP"},
+                {"name": METRICS_PORT_NAME, "containerPort": METRICS_PORT, "protocol": "TCP"},
             ],
             "resources": {k: dict(v) for k, v in GATEWAY_RESOURCES.items()},
             "volumeMounts": [
@@ -614,7 +618,9 @@ class ServingWorkload(pulumi.ComponentResource):
             "type": "ClusterIP" if exposure is None else "LoadBalancer",
             "selector": dict(selector),
             # The gateway's port: the engine's own is on loopback, the metrics port is for Prometheus only.
-            "ports": [{"name": "http", "port": self._args.gateway.port, "target_port": "http", "protocol": "TCP"}],
+            "ports": [
+                {"name": "http", "port": self._args.gateway.port, "target_port": API_PORT_NAME, "protocol": "TCP"}
+            ],
         }
         annotations = None
         if exposure is not None:

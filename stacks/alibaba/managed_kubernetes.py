@@ -14,6 +14,7 @@ from components.alibaba.network import Network, NetworkArgs, Subnet
 from components.alibaba.node_pool import GPU_TAINT, NodePool, NodePoolArgs
 from components.alibaba.serving_metrics import ServingMetrics, ServingMetricsArgs
 from components.kubernetes.autoscaler import Autoscaler, AutoscalerArgs
+from components.kubernetes.serving_workload import METRICS_PORT_NAME
 from core.config.ack import SYSTEM_DISK_CATEGORY, SYSTEM_NODES
 from core.config.problems import ConfigError, Problem
 from core.config.settings import AckFamilySettings, AlibabaClusterSettings, ClusterSettings
@@ -130,7 +131,11 @@ def autoscale(
     metrics = ServingMetrics(
         f"{settings.name}-metrics",
         ServingMetricsArgs(
-            cluster_id=cluster.cluster_id, namespace=ns, app=serving.APP, port_name="http", metric=scaling.metric
+            cluster_id=cluster.cluster_id,
+            namespace=ns,
+            app=serving.APP,
+            port_name=METRICS_PORT_NAME,
+            metric=scaling.metric,
         ),
         opts=opts,
     )

@@ -6,6 +6,7 @@ and the CPU substitutions (substitutions.py), and nginx with render_nginx_conf()
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -111,7 +112,7 @@ def production_argv() -> tuple[str, ...]:
         max_model_len=32768,
         gpu_memory_utilization=0.9,
     )
-    return build_command(options, MODELS[subs.MODEL], f"/models/{subs.MODEL}", 1).argv
+    return build_command(options, MODELS[subs.MODEL], f"/models/{subs.MODEL}", 1, behind_gateway=True).argv
 
 
 @dataclass
@@ -236,12 +237,15 @@ def start_gateway(
     conf_text: str | None = None,
     name: str = "gateway",
     prefix: tuple[str, ...] = (),
+    key_entry: str | None = auth_map_entry(subs.API_KEY),
 ) -> Gateway:
-    """nginx with the rendered conf (or conf_text), as uid 65534 when the suite runs as root."""
+    """nginx with the rendered conf (or conf_text), as uid 65534 when the suite runs as root; key_entry None:
+    the key file is written already."""
     conf = workdir / f"{name}.conf"
     conf.write_text(conf_text if conf_text is not None else render_nginx_conf(config))
-    Path(config.key_file).write_text(auth_map_entry(subs.API_KEY))
-    os.chmod(config.key_file, 0o644)
+    if key_entry is not None:
+        Path(config.key_file).write_text(key_entry)
+        os.chmod(config.key_file, 0o644)
     log = workdir / f"{name}.log"
     handle = log.open("w")
     argv = nginx_argv(str(conf), NGINX)
@@ -268,3 +272,93 @@ def gateway(engine, workdir):
     gateway = start_gateway(workdir, gateway_config(workdir, engine.port))
     yield gateway
     stop(gateway.process, signal.SIGQUIT, 30)
+
+
+# --- The example stacks, as the program builds them (export_stacks.py) ---------------------------------------
+
+
+def exported_stacks() -> dict:
+    """What export_stacks.py wrote (./scripts/test.sh --engine runs it first and sets LLM_STACKS_JSON)."""
+    path = os.environ.get("LLM_STACKS_JSON")
+    if not path:
+        raise RuntimeError(
+            "LLM_STACKS_JSON is not set: run the suite with ./scripts/test.sh --engine, which exports the example "
+            "stacks from the program (tests/engine/export_stacks.py) before it starts"
+        )
+    return json.loads(Path(path).read_text())
+
+
+def _variant_key(stack: dict) -> str:
+    """Two stacks that would run the same engine argv and environment behind the same gateway conf share a run."""
+    engine = stack["engine"]
+    env = {e["name"]: e.get("value", "<secret>") for e in engine.get("env") or []}
+    argv = subs.stack_engine_argv(engine, "MODEL", 0)
+    return json.dumps([argv, env, stack["nginx_conf"], stack["gateway"]["lifecycle"]], sort_keys=True)
+
+
+def stack_variants() -> list[list[str]]:
+    """The example stacks grouped by what would run (the first of each group is the one started)."""
+    groups: dict[str, list[str]] = {}
+    for name, stack in sorted(exported_stacks().items()):
+        groups.setdefault(_variant_key(stack), []).append(name)
+    return list(groups.values())
+
+
+@dataclass
+class ServedStack:
+    names: list[str]  # every example stack that runs exactly this
+    export: dict  # export_stacks.py's record of the first
+    engine: Engine
+    gateway: Gateway
+    key: str  # the stack's API key (the mock's generated one, from its own Secret)
+
+    @property
+    def served_name(self) -> str:
+        return self.export["outputs"]["servedModelName"]
+
+
+def start_stack(export: dict, model_dir: Path, workdir: Path, name: str, max_model_len: int = subs.MAX_MODEL_LEN):
+    """The stack's engine container and gateway container, as the pod would run them, on this machine."""
+    secrets = export["secrets"]
+    engine_port = free_port()
+    argv = subs.stack_engine_argv(export["engine"], str(model_dir), engine_port, max_model_len)
+    env = subs.stack_env(export["engine"], secrets)
+    venv_bin = Path(sys.executable).parent
+    log = workdir / f"{name}-engine.log"
+    process = subprocess.Popen(
+        [str(venv_bin / "vllm"), *argv[1:]],
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **env, "PATH": f"{venv_bin}:{os.environ.get('PATH', '')}"},
+        start_new_session=True,
+    )
+    engine = Engine(process, engine_port, argv, log, model_dir)
+    wait_for(f"{engine.url}/health", 300, process, log)
+
+    run_dir = workdir / f"{name}-run"
+    run_dir.mkdir(exist_ok=True)
+    os.chmod(run_dir, 0o777)
+    key_file = workdir / f"{name}-gateway-auth.conf"
+    key_volume = _key_item(export)
+    key_file.write_text(secrets[key_volume[0]][key_volume[1]])
+    os.chmod(key_file, 0o644)
+    api_port, metrics_port = free_port(), free_port()
+    conf = subs.stack_conf(export["nginx_conf"], api_port, metrics_port, engine_port, str(key_file), str(run_dir))
+    config = GatewayConfig(
+        listen_port=api_port,
+        engine_port=engine_port,
+        metrics_port=metrics_port,
+        key_file=str(key_file),
+        read_timeout_seconds=1,
+        max_body_bytes=1,
+        runtime_dir=str(run_dir),
+    )
+    gateway = start_gateway(workdir, config, conf, name=f"{name}-gateway", key_entry=None)
+    return ServedStack([name], export, engine, gateway, export["api_key"])
+
+
+def _key_item(export: dict) -> tuple[str, str]:
+    """(Secret name, key) the gateway's key volume mounts."""
+    volume = export["gateway_key_volume"]
+    (item,) = volume["items"]
+    return volume["secretName"], item["key"]

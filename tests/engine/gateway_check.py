@@ -131,3 +131,12 @@ def audit_conf(text: str) -> list[str]:
         if check < 0 or check > body.find("proxy_pass") or "return 401" not in body:
             problems.append(f"location {where} proxies to the engine without the key check")
     return problems
+
+
+_ALLOWED = re.compile(r"location = (/\S*) \{\s*if \(\$llm_key_ok != 1\).*?if \(\$request_method != (\w+)\)", re.S)
+
+
+def allowed_routes(text: str) -> set[tuple[str, str]]:
+    """The (path, method) pairs an nginx.conf forwards with the key, read from the conf itself."""
+    api = text.split("# Prometheus only")[0]
+    return {(path, method) for path, method in _ALLOWED.findall(api)}

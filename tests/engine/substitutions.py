@@ -1,48 +1,68 @@
 """Every difference between what production runs and what this suite runs on a CPU, in one place.
 
-The engine argv comes from core.engine.build_command for a catalog model, exactly as a target
-builds it; cpu_argv() then makes only these substitutions:
+What runs comes from the program itself: export_stacks.py builds every Kubernetes example stack under the
+test harness's mocks and writes out its serving pod (engine and gateway containers, the gateway's nginx.conf,
+the API key Secret), its benchmark Job and its client outputs. The suite starts those with these changes only:
 
-- the model path and served name: the tiny model made at test time (tiny_model.py);
-- --host 0.0.0.0 -> 127.0.0.1 and --port -> the engine port behind the gateway (the gateway
-  layout: the engine listens on loopback only);
+Engine argv (stack_engine_argv):
+- the model path: the tiny model made at test time (tiny_model.py); --served-model-name stays the stack's;
+- --port 8001 -> a free port (--host is already 127.0.0.1: the gateway layout);
 - --tensor-parallel-size N -> 1, and no --pipeline-parallel-size or --distributed-executor-backend
-  (one CPU process);
+  (one CPU process; a LeaderWorkerSet leader's argv is taken from its args, without the Ray launcher);
 - no --gpu-memory-utilization (no GPU; the CPU KV cache size is VLLM_CPU_KVCACHE_SPACE below);
-- --max-model-len -> MAX_MODEL_LEN (the tiny model has 4096 positions);
-- + --enforce-eager: skips torch.compile on CPU (engine start 3 s instead of 30 s); it changes no
-  HTTP behaviour.
-
-The gateway conf is render_nginx_conf() unchanged, with ports and paths of this machine.
-In the client snippets (stacks/client.py) the key command `pulumi stack output apiKey
---show-secrets` becomes `echo <test key>`: client_strings() below is the one place.
+- --max-model-len -> MAX_MODEL_LEN (the tiny model has 4096 positions), and --max-num-batched-tokens at most it;
+- + --enforce-eager: skips torch.compile on CPU (engine start 3 s instead of 30 s); it changes no HTTP behaviour.
+Engine environment (stack_env): the stack's own, with each secretKeyRef read from the stack's own Secret (the
+mock's generated key), plus CPU_ENV.
+Gateway (stack_conf): the ConfigMap's nginx.conf with its ports, key file and runtime directory moved to this
+machine; probes and preStop hooks: the same ports and paths, the preStop sleep shortened (gateway_prestop).
+Benchmark Job (stack_bench_argv): $(BASE_URL) -> the gateway, the tokenizer path -> the tiny model, 4 prompts
+(random: 16 in / 8 out tokens) instead of the stack's, --result-dir -> a temporary directory, and a ShareGPT
+--dataset-path -> a small file in ShareGPT's format made at test time (sharegpt_file) instead of the download.
+Client outputs (client_strings): the URL -> the gateway's, `pulumi stack output apiKey --show-secrets` -> echo.
 """
 
 from __future__ import annotations
 
+import re
 import shlex
+from collections.abc import Mapping, Sequence
 
-MODEL = "DeepSeek-R1-Distill-Qwen-7B"  # the catalog model whose argv is run (reasoning parser deepseek_r1)
+MODEL = "DeepSeek-R1-Distill-Qwen-7B"  # the catalog model of the locally built argvs (test_engine_cli, shutdown)
 SERVED_NAME = "deepseek-r1"
 MAX_MODEL_LEN = 1024
 API_KEY = "test-key-0123456789abcdefghijklmnopqrstuvwxyzABCD"  # 48 characters, as pulumi-random makes
-ENV = {
-    "VLLM_API_KEY": API_KEY,  # as the Secret gives it to the engine
+CPU_ENV = {
     "VLLM_CPU_KVCACHE_SPACE": "1",  # GiB of KV cache on the CPU
-    "HF_HUB_OFFLINE": "1",
-    "DO_NOT_TRACK": "1",
-    "VLLM_NO_USAGE_STATS": "1",  # as components/serving.py
+    "VLLM_NO_USAGE_STATS": "1",
 }
+ENV = {"VLLM_API_KEY": API_KEY, "HF_HUB_OFFLINE": "1", "DO_NOT_TRACK": "1", **CPU_ENV}
+
+# The ports and paths of a serving pod (components/kubernetes/serving_workload.py), as they appear in its specs.
+POD_API = "0.0.0.0:8000"
+POD_METRICS = "0.0.0.0:8002"
+POD_ENGINE = "127.0.0.1:8001"
+POD_KEY_FILE = "/etc/llm-gateway-key/gateway-auth.conf"
+POD_RUN_DIR = "/run/llm-gateway"
+POD_CONF = "/etc/llm-gateway/nginx.conf"
 
 _VALUE_DROPPED = {"--gpu-memory-utilization", "--pipeline-parallel-size", "--distributed-executor-backend"}
-_VALUE_REPLACED = {"--host": "127.0.0.1", "--tensor-parallel-size": "1", "--max-model-len": str(MAX_MODEL_LEN)}
 
 
-def cpu_argv(argv: tuple[str, ...] | list[str], model_path: str, engine_port: int) -> list[str]:
-    """The production vLLM argv with the CPU substitutions above."""
+def cpu_argv(
+    argv: Sequence[str],
+    model_path: str,
+    engine_port: int,
+    served_name: str | None = SERVED_NAME,
+    max_model_len: int = MAX_MODEL_LEN,
+) -> list[str]:
+    """A production vLLM argv with the CPU substitutions above; served_name None keeps the argv's own."""
     argv = list(argv)
     if argv[:2] != ["vllm", "serve"]:
         raise ValueError("only vLLM runs on the CPU here")
+    replaced = {"--tensor-parallel-size": "1", "--max-model-len": str(max_model_len), "--port": str(engine_port)}
+    if served_name is not None:
+        replaced["--served-model-name"] = served_name
     out = ["vllm", "serve", model_path]
     i = 3
     while i < len(argv):
@@ -51,23 +71,112 @@ def cpu_argv(argv: tuple[str, ...] | list[str], model_path: str, engine_port: in
         if flag in _VALUE_DROPPED:
             i += 2
             continue
-        if flag in _VALUE_REPLACED:
-            out += [flag, _VALUE_REPLACED[flag]]
-        elif flag == "--port":
-            out += [flag, str(engine_port)]
-        elif flag == "--served-model-name":
-            out += [flag, SERVED_NAME]
+        if flag in replaced:
+            out += [flag, replaced[flag]]
+        elif flag == "--max-num-batched-tokens" and value is not None:
+            out += [flag, str(min(int(value), max_model_len))]
         else:
             out += [flag] + ([value] if value is not None else [])
         i += 2 if value is not None else 1
     return [*out, "--enforce-eager"]
 
 
-def client_strings(text: str) -> str:
-    """A stacks/client.py snippet with the key read from `echo` instead of the Pulumi stack."""
+def stack_engine_argv(container: Mapping, model_path: str, engine_port: int, max_model_len: int = MAX_MODEL_LEN):
+    """The engine container's argv (a LeaderWorkerSet leader passes it as args to its Ray launcher)."""
+    argv = container.get("args") or container["command"]
+    host = argv[argv.index("--host") + 1]
+    if host != "127.0.0.1":
+        raise AssertionError(f"the stack's engine listens on {host}, not on loopback behind the gateway")
+    return cpu_argv(argv, model_path, engine_port, served_name=None, max_model_len=max_model_len)
+
+
+def stack_env(container: Mapping, secrets: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
+    """The container's environment, Secret references read from the stack's own Secrets, plus CPU_ENV."""
+    env = {}
+    for entry in container.get("env") or []:
+        if "value" in entry:
+            env[entry["name"]] = entry["value"]
+        else:
+            ref = entry["valueFrom"]["secretKeyRef"]
+            env[entry["name"]] = secrets[ref["name"]][ref["key"]]
+    return {**env, **CPU_ENV}
+
+
+def _replace(text: str, old: str, new: str, count: int | None = 1) -> str:
+    found = text.count(old)
+    if found == 0 or (count is not None and found != count):
+        raise AssertionError(f"expected {old!r} {count or 'some'} time(s) in the stack's text, found {found}")
+    return text.replace(old, new)
+
+
+def stack_conf(conf: str, api_port: int, metrics_port: int, engine_port: int, key_file: str, run_dir: str) -> str:
+    """The gateway's nginx.conf from the stack's ConfigMap, its ports and paths moved to this machine."""
+    conf = _replace(conf, f"listen {POD_API} ", f"listen 127.0.0.1:{api_port} ")
+    conf = _replace(conf, f"listen {POD_METRICS};", f"listen 127.0.0.1:{metrics_port};")
+    conf = _replace(conf, f"server {POD_ENGINE};", f"server 127.0.0.1:{engine_port};")
+    conf = _replace(conf, POD_KEY_FILE, key_file)
+    return _replace(conf, POD_RUN_DIR, run_dir, count=None)
+
+
+def pod_command(argv: Sequence[str], engine_port: int) -> list[str]:
+    """A probe's command, pointed at the engine's port here."""
+    return [a.replace(POD_ENGINE, f"127.0.0.1:{engine_port}") for a in argv]
+
+
+def gateway_prestop(script: str, conf_path: str, run_dir: str) -> str:
+    """The gateway's preStop script, with this machine's conf and runtime directory and no drain sleep."""
+    script = _replace(script, POD_CONF, conf_path)
+    script = _replace(script, POD_RUN_DIR, run_dir)
+    return re.sub(r"^sleep \d+;", "sleep 0;", script)
+
+
+BENCH_SIZES = {"--num-prompts": "4", "--random-input-len": "16", "--random-output-len": "8"}
+
+
+def stack_bench_argv(
+    container: Mapping, base_url: str, model_path: str, result_dir: str, dataset_path: str
+) -> list[str]:
+    argv = list(container.get("args") or container["command"])
+    out = []
+    for i, word in enumerate(argv):
+        before = argv[i - 1] if i else ""
+        if word == "$(BASE_URL)":
+            out.append(base_url)
+        elif before == "--model":
+            out.append(model_path)
+        elif before == "--result-dir":
+            out.append(result_dir)
+        elif before == "--dataset-path":
+            out.append(dataset_path)
+        elif before in BENCH_SIZES:
+            out.append(BENCH_SIZES[before])
+        else:
+            out.append(word)
+    return out
+
+
+def sharegpt_file(path) -> None:
+    """A few conversations in the ShareGPT layout `vllm bench serve --dataset-name sharegpt` reads."""
+    import json
+
+    turns = [
+        ("Tell me about the sea and the sky, please.", "The sea is wide and the sky is bright over it today."),
+        ("Who are you and what can you do?", "I am a small model that answers with a few words only."),
+    ]
+    conversations = [
+        {"id": str(i), "conversations": [{"from": "human", "value": q}, {"from": "gpt", "value": a}]}
+        for i, (q, a) in enumerate(turns * 4)
+    ]
+    path.write_text(json.dumps(conversations))
+
+
+def client_strings(text: str, key: str = API_KEY, url: tuple[str, str] | None = None) -> str:
+    """A stacks/client.py snippet with the key read from `echo` instead of the Pulumi stack, and `url` = (the
+    stack's base URL, the gateway's here) swapped."""
     from stacks.client import KEY_COMMAND
 
     if KEY_COMMAND not in text and repr(KEY_COMMAND.split()) not in text:
         raise ValueError("the snippet no longer reads the key with KEY_COMMAND")
-    echo = f"echo {shlex.quote(API_KEY)}"
-    return text.replace(repr(KEY_COMMAND.split()), repr(["echo", API_KEY])).replace(KEY_COMMAND, echo)
+    echo = f"echo {shlex.quote(key)}"
+    text = text.replace(repr(KEY_COMMAND.split()), repr(["echo", key])).replace(KEY_COMMAND, echo)
+    return _replace(text, url[0], url[1]) if url else text

@@ -1,18 +1,22 @@
-"""A pod's shutdown during a stream: nginx gets SIGQUIT (the image's STOPSIGNAL), the engine SIGTERM.
+"""A pod's shutdown during streams: why the engine needs --shutdown-timeout, and that the pod as the program
+builds it lets every stream in flight finish.
 
-Each test starts its own engine and gateway (the session ones keep serving the other tests). The
-engines here allow 4096 tokens (the tiny model's maximum) so that a stream lasts seconds.
+Each test starts its own engine and gateway (the session ones keep serving the other tests). The engines here
+allow 4096 tokens (the tiny model's maximum) so that a stream lasts seconds.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
+import subprocess
 import threading
 import time
 
 import pytest
-from conftest import gateway_config, group_alive, start_engine, start_gateway, stop
+import substitutions as subs
+from conftest import exported_stacks, gateway_config, group_alive, start_engine, start_gateway, start_stack, stop
 from test_gateway_live import LONG as STREAM
 from test_gateway_live import _stream, generated
 
@@ -59,53 +63,24 @@ def refuses_connections(port: int) -> bool:
 
 
 @pytest.fixture
-def own_gateway(model_dir, workdir):
-    """An engine of 4096 tokens (a 4000-token stream lasts seconds, even on a fast machine) and its gateway."""
-    engine = start_engine(model_dir, workdir / "drain-engine.log", extra=("--max-model-len", "4096"))
-    gateway = start_gateway(
-        workdir, gateway_config(workdir, engine.port, name="drain", grace_seconds=120), name="drain"
-    )
+def default_shutdown(model_dir, workdir):
+    """vLLM without --shutdown-timeout (its default, 0: "abort"), behind a gateway that drains for 10 s."""
+    engine = start_engine(model_dir, workdir / "abort-engine.log", extra=("--max-model-len", "4096"))
+    assert "--shutdown-timeout" not in engine.argv
+    gateway = start_gateway(workdir, gateway_config(workdir, engine.port, name="abort", grace_seconds=10), name="abort")
     yield engine, gateway
     stop(gateway.process, signal.SIGKILL, 10)
     stop(engine.process, signal.SIGKILL, 10)
 
 
-@pytest.fixture
-def pair(model_dir, workdir, request):
-    timeout = request.param
-    extra = ("--max-model-len", "4096") + (("--shutdown-timeout", str(timeout)) if timeout else ())
-    name = f"shutdown-{timeout}"
-    engine = start_engine(model_dir, workdir / f"{name}-engine.log", extra=extra)
-    # nginx's drain limit: short where the engine drops the streams anyway, long where it drains them.
-    grace = 90 if timeout else 10
-    gateway = start_gateway(workdir, gateway_config(workdir, engine.port, name=name, grace_seconds=grace), name=name)
-    yield engine, gateway
-    stop(gateway.process, signal.SIGKILL, 10)
-    stop(engine.process, signal.SIGKILL, 10)
-
-
-def test_sigquit_lets_nginx_finish_a_stream(own_gateway):
-    _engine, gateway = own_gateway
-    threads, (result,) = streaming(gateway.url, LONG)
-    signalled = time.monotonic()
-    gateway.process.send_signal(signal.SIGQUIT)
-    time.sleep(0.5)
-    assert refuses_connections(gateway.config.listen_port)  # no new requests once it drains
-    threads[0].join(120)
-    assert result["done"] and generated(result["chunks"]) == LONG["max_tokens"]  # the stream finished whole
-    assert result["ended"] > signalled + 0.5  # it really was in flight when the signal came
-    assert gateway.process.wait(30) == 0  # and nginx then exited by itself
-
-
-@pytest.mark.parametrize("pair", [0], indirect=True)
-def test_vllm_sigterm_by_default_aborts_the_stream_in_flight(pair, record_property):
+def test_vllm_sigterm_by_default_aborts_the_streams_in_flight(default_shutdown, record_property):
     """Measured, not wished: vLLM 0.32.0 with the default --shutdown-timeout 0 ("abort") stops
     generating at once on SIGTERM and every stream in flight is cut. With one stream we saw a last
     event with finish_reason "abort" and [DONE], and an exit in about 0.5 s; with 8 streams, no
     final event at all, the connections held open until nginx's worker_shutdown_timeout closed
     them (10 s here; 60 s in another run), then exit 0. nginx's SIGQUIT drain cannot save a stream the engine has
     dropped; only the engine's --shutdown-timeout can (next test)."""
-    engine, gateway = pair
+    engine, gateway = default_shutdown
     # 8 streams of 4000 tokens: seconds of generation even for the tiny model (thousands of tokens/s).
     threads, results = streaming(gateway.url, count=8)
     signalled = time.monotonic()
@@ -135,27 +110,64 @@ def test_vllm_sigterm_by_default_aborts_the_stream_in_flight(pair, record_proper
     assert code == 0 and exited < gateway.config.graceful_shutdown_seconds + 30
 
 
-@pytest.mark.parametrize("pair", [60], indirect=True)
-def test_vllm_sigterm_with_a_shutdown_timeout_drains_the_stream(pair, record_property):
-    """With --shutdown-timeout N ("drain"), SIGTERM waits up to N s for requests in flight."""
-    engine, gateway = pair
-    threads, results = streaming(gateway.url, count=8)
-    signalled = time.monotonic()
-    gateway.process.send_signal(signal.SIGQUIT)
-    engine.process.send_signal(signal.SIGTERM)
-    for thread in threads:
-        thread.join(120)
-    code = engine.process.wait(90)
-    exited = time.monotonic() - signalled
-    observed = {
-        "exit_code": code,
-        "exit_seconds": round(exited, 2),
-        "done": [r["done"] for r in results],
-        "generated": [generated(r["chunks"]) for r in results],
-        "of": 4000,
-        "engine_processes_gone": group_gone(engine.process.pid),
-    }
-    record_property("vllm_sigterm_drain", observed)
-    print("vllm SIGTERM with --shutdown-timeout observed:", observed)
-    assert all(r["done"] and generated(r["chunks"]) == 4000 for r in results)
-    assert finish_reasons(results[0])[-1] == "length"
+# --- Shutdown as the pod does it -------------------------------------------------------------------------
+
+
+def test_a_pod_shutdown_lets_streams_in_flight_finish(model_dir, workdir, record_property):
+    """The first stack's pod, stopped as Kubernetes stops it after the drain: the gateway's own preStop script
+    (nginx -s quit, then wait for nginx to exit) and SIGTERM to the engine, whose --shutdown-timeout comes from
+    the program. 8 streams of 3000 tokens in flight: all finish whole, within the pod's grace period."""
+    name = sorted(exported_stacks())[0]
+    export = exported_stacks()[name]
+    stack = start_stack(export, model_dir, workdir, f"{name}-shutdown", max_model_len=4096)
+    try:
+        results = [{} for _ in range(8)]
+
+        def run(result):
+            body = {
+                "model": stack.served_name,
+                "prompt": "Go",
+                "max_tokens": 3000,
+                "ignore_eos": True,
+                "stream_options": {"include_usage": True},
+            }
+            result["chunks"], result["done"] = _stream(f"{stack.gateway.url}/v1/completions", body, key=stack.key)
+
+        threads = [threading.Thread(target=run, args=(r,), daemon=True) for r in results]
+        for thread in threads:
+            thread.start()
+        time.sleep(1.0)
+        signalled = time.monotonic()
+        script = subs.gateway_prestop(
+            export["gateway"]["lifecycle"]["preStop"]["exec"]["command"][2],
+            str(stack.gateway.conf_path),
+            stack.gateway.config.runtime_dir,
+        )
+        prestop = subprocess.Popen(["sh", "-c", script], env={**os.environ, "PATH": f"/usr/sbin:{os.environ['PATH']}"})
+        time.sleep(0.5)
+        assert refuses_connections(stack.gateway.config.listen_port)  # nothing new once nginx quits
+        engine_sleep = int(export["engine"]["lifecycle"]["preStop"]["exec"]["command"][1])
+        gateway_sleep = int(export["gateway"]["lifecycle"]["preStop"]["exec"]["command"][2].split(";")[0].split()[1])
+        time.sleep(engine_sleep - gateway_sleep)  # the engine's preStop sleeps a little longer than the gateway's
+        stack.engine.process.send_signal(signal.SIGTERM)
+        for thread in threads:
+            thread.join(export["grace_seconds"])
+        prestop_code = prestop.wait(export["grace_seconds"])
+        engine_code = stack.engine.process.wait(export["grace_seconds"])
+        elapsed = time.monotonic() - signalled
+        observed = {
+            "generated": [generated(r["chunks"]) for r in results],
+            "done": [r["done"] for r in results],
+            "seconds": round(elapsed, 1),
+            "prestop_exit": prestop_code,
+            "engine_exit": engine_code,
+        }
+        record_property("pod_shutdown", observed)
+        print("pod shutdown observed:", observed)
+        assert all(r["done"] and generated(r["chunks"]) == 3000 for r in results), observed
+        assert prestop_code == 0 and stack.gateway.process.wait(10) == 0
+        assert engine_code == 0 and elapsed < export["grace_seconds"] - gateway_sleep
+        assert group_gone(stack.engine.process.pid)
+    finally:
+        stop(stack.gateway.process, signal.SIGKILL, 10)
+        stop(stack.engine.process, signal.SIGKILL, 10)

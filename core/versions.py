@@ -50,6 +50,14 @@ MODELSCOPE = Pin("1.40.2", "pypi.org/project/modelscope", "2025-11-20")
 MODELSCOPE_HUB = Pin("0.5.1", "pypi.org/project/modelscope-hub", "2025-11-20")
 HUGGINGFACE_HUB = Pin("0.34.4", "pypi.org/project/huggingface-hub", "2025-11-20")
 
+# --- The acs jump host: fetches its kubeconfig with its own RAM role (pip, from the internal PyPI mirror) ----------
+ACK_CS_SDK = Pin(
+    "7.2.3", "pypi.org/project/alibabacloud-cs20151215 (describe_cluster_user_kubeconfig checked)", "2026-12-02"
+)
+ALIBABA_CREDENTIALS_SDK = Pin(
+    "1.0.12", "pypi.org/project/alibabacloud-credentials (Config type ecs_ram_role, role_name)", "2026-12-02"
+)
+
 # --- Kubernetes add-ons --------------------------------------------------------------------------------------
 LWS_CHART = Pin("oci://registry.k8s.io/lws/charts/lws", "kubernetes-sigs/lws install docs", "2025-11-20")
 LWS_CHART_VERSION = Pin("0.9.0", "kubernetes-sigs/lws tag v0.9.0 (f056f611)", "2025-11-20")

@@ -110,3 +110,20 @@ def test_bootstrap_downloads_in_parallel_with_host_setup():
     script = (SCRIPTS / "bootstrap.sh").read_text()
     start = script.index("download_model >")
     assert start < script.index("\ninstall_driver\n") < script.index('wait "$download_pid"')
+
+
+def test_rendered_jump_host_scripts_pass_shellcheck_and_fit_the_ecs_limit(tmp_path):
+    from components.alibaba.jump_host import render_kubeconfig_install, render_setup
+
+    setup = render_setup("1.33")
+    assert len(setup.encode()) <= USER_DATA_LIMIT_BYTES
+    for name, text in (("setup.sh", setup), ("install.sh", render_kubeconfig_install("c-1", "cn-hangzhou", "r-1"))):
+        path = tmp_path / name
+        path.write_text(text)
+        shellcheck(path)
+
+
+def test_the_kubeconfig_fetcher_asks_for_the_private_endpoint_with_the_instance_role():
+    text = (SCRIPTS / "llm-kubeconfig.py").read_text()
+    assert "private_ip_address=True" in text and 'type="ecs_ram_role"' in text
+    compile(text, "llm-kubeconfig.py", "exec")

@@ -79,7 +79,7 @@ def fetch_model_env(pip_index_url: str = PIP_INDEX_URL) -> dict[str, str]:
     }
 
 
-def _write_file(path: str, content: str, mode: str) -> str:
+def write_file(path: str, content: str, mode: str) -> str:
     if HEREDOC_END in content:
         raise ValueError(f"{path} contains the heredoc terminator {HEREDOC_END}")
     return f"cat > {path} <<'{HEREDOC_END}'\n{content}{HEREDOC_END}\nchmod {mode} {path}\n"
@@ -91,12 +91,12 @@ def render_user_data(host: HostConfig) -> str:
         "#!/bin/bash\n# LLM serving host set-up, written by the llm Pulumi program. Holds no secret.\n",
         "set -euo pipefail\n",
         "install -d -m 0755 /usr/local/lib/llm-serving /etc/llm-serving\n",
-        _write_file("/etc/llm-serving/serving.conf", render_conf(host), "0644"),
-        _write_file("/usr/local/lib/llm-serving/bootstrap.sh", _script("bootstrap.sh"), "0755"),
-        _write_file("/usr/local/lib/llm-serving/fetch-model.sh", fetch_model_script(), "0755"),
-        _write_file("/usr/local/bin/llm-serving-run", _script("serving-run.sh"), "0755"),
-        _write_file("/etc/systemd/system/llm-bootstrap.service", _script("llm-bootstrap.service"), "0644"),
-        _write_file("/etc/systemd/system/llm-serving.service", _script("llm-serving.service"), "0644"),
+        write_file("/etc/llm-serving/serving.conf", render_conf(host), "0644"),
+        write_file("/usr/local/lib/llm-serving/bootstrap.sh", _script("bootstrap.sh"), "0755"),
+        write_file("/usr/local/lib/llm-serving/fetch-model.sh", fetch_model_script(), "0755"),
+        write_file("/usr/local/bin/llm-serving-run", _script("serving-run.sh"), "0755"),
+        write_file("/etc/systemd/system/llm-bootstrap.service", _script("llm-bootstrap.service"), "0644"),
+        write_file("/etc/systemd/system/llm-serving.service", _script("llm-serving.service"), "0644"),
         "systemctl daemon-reload\n",
         "systemctl enable llm-bootstrap.service\n",
         "systemctl start --no-block llm-bootstrap.service\n",

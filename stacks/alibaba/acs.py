@@ -129,11 +129,12 @@ def _jump_host(settings: AcsSettings, provider, network: Network, cluster: Manag
     host = JumpHost(
         f"{settings.name}-jump",
         JumpHostArgs(
+            region=settings.region,
             instance_type=instance_type,
             image_id=image,
             vswitch_id=network.vswitch_ids["nodes-a"],
             security_group_id=network.security_group_id,
-            kubeconfig=cluster.kubeconfig,
+            cluster_id=cluster.cluster_id,
             kubectl_minor=minor,
             public_bandwidth_mbps=10 if reachable else 0,
             key_pair=settings.access.ssh_key_pair or None,

@@ -47,6 +47,7 @@ def build(settings: EcsSettings) -> dict[str, object]:
     host = GpuInstance(
         settings.name,
         GpuInstanceArgs(
+            region=settings.region,
             instance_type=settings.instance.name,
             image_id=image_id,
             vswitch_id=network.vswitch_id,

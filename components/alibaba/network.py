@@ -24,6 +24,7 @@ class NetworkArgs:
     vpc_cidr: str
     subnets: Sequence[Subnet]  # the first one hosts the NAT gateway
     api_port: Optional[int] = None  # None: no host in the security group serves the API
+    metrics_port: Optional[int] = None  # the gateway's GET /metrics: from the VPC only (a scraper), never public
     public_api_cidrs: Sequence[str] = ()  # empty: the API is reachable from inside the VPC only
     ssh_cidrs: Sequence[str] = ()  # empty: SSH closed
     nat_egress: bool = True  # hosts and pods without public addresses reach ModelScope and registries through NAT
@@ -69,6 +70,10 @@ class Network(pulumi.ComponentResource):
                 self._allow(f"{name}-api-public-{i}", group, args.api_port, cidr, "public API")
                 for i, cidr in enumerate(args.public_api_cidrs)
             ]
+        if args.metrics_port is not None:
+            self.rules.append(
+                self._allow(f"{name}-metrics-vpc", group, args.metrics_port, args.vpc_cidr, "metrics from the VPC")
+            )
         self.rules += [self._allow(f"{name}-ssh-{i}", group, 22, cidr, "SSH") for i, cidr in enumerate(args.ssh_cidrs)]
         if args.nat_egress:
             self._nat(name, vpc, list(vswitches.values()), tags)

@@ -6,12 +6,13 @@ import pulumi
 import pulumi_alicloud as alicloud
 
 from components.alibaba.gpu_instance import GpuInstance, GpuInstanceArgs
-from components.alibaba.host_scripts import HostConfig, model_dir, render_user_data
+from components.alibaba.host_scripts import ENGINE_SHUTDOWN_SECONDS, HostConfig, model_dir, render_user_data
 from components.alibaba.network import Network, NetworkArgs, Subnet
 from components.api_key import ApiKey
 from core.config.problems import ConfigError, Problem
 from core.config.settings import EcsSettings
 from core.engine import build_command
+from core.gateway import GATEWAY_IMAGE, GATEWAY_IMAGE_CN, METRICS_PORT
 from stacks.alibaba import cost
 from stacks.alibaba.common import alibaba_provider, stack_tags, ubuntu_image
 from stacks.client import api_base, client_outputs
@@ -32,7 +33,8 @@ def build(settings: EcsSettings) -> dict[str, object]:
         NetworkArgs(
             vpc_cidr=settings.network.vpc_cidr,
             subnets=[Subnet("hosts", zone, settings.network.vswitch_cidr)],
-            api_port=settings.engine.port,
+            api_port=settings.engine.port,  # the gateway's; the engine listens on loopback only
+            metrics_port=METRICS_PORT,  # from the VPC only, for a scraper
             public_api_cidrs=settings.access.allowed_cidrs if settings.access.public else (),
             ssh_cidrs=settings.access.ssh_cidrs,
             nat_egress=not settings.access.public,
@@ -55,7 +57,7 @@ def build(settings: EcsSettings) -> dict[str, object]:
             user_data=user_data,
             api_key=api_key.value,
             api_key_env=engine.api_key_env,
-            api_port=engine.port,
+            api_port=settings.engine.port,
             readiness_timeout_minutes=settings.ecs.readiness_timeout_minutes,
             disk_category=settings.disk.category,
             system_disk_gib=settings.disk.size_gib,
@@ -67,7 +69,7 @@ def build(settings: EcsSettings) -> dict[str, object]:
         opts=in_region,
     )
 
-    port = engine.port
+    port = settings.engine.port  # the gateway: the only way in
     outputs = client_outputs(
         model_name=settings.engine.served_model_name,
         engine=settings.engine.engine,
@@ -107,6 +109,8 @@ def host_config(settings: EcsSettings) -> HostConfig:
         model_dir(settings.model),
         placement.tensor_parallel,
         gpu_has_bf16=placement.gpu.bf16,
+        behind_gateway=True,
+        shutdown_timeout_seconds=ENGINE_SHUTDOWN_SECONDS,
     )
     return HostConfig(
         model=settings.model,
@@ -115,6 +119,10 @@ def host_config(settings: EcsSettings) -> HostConfig:
         engine=engine,
         driver_branch=settings.ecs.gpu_driver_branch,
         fabric_manager=settings.instance.nvswitch,
+        api_port=settings.engine.port,
+        gateway_image=GATEWAY_IMAGE_CN if settings.mainland_china else GATEWAY_IMAGE,
+        max_model_len=settings.engine.max_model_len,
+        open_kernel_modules=placement.gpu.open_kernel_modules,
     )
 
 

@@ -20,6 +20,8 @@ from stacks.alibaba.managed_kubernetes import (
     CLUSTER_SPEC,
     GPU_TOLERATION,
     addons,
+    bandwidth_deadlines,
+    cloud_helpers,
     cluster_network,
     cluster_zones,
     kubectl_hint,
@@ -70,6 +72,8 @@ def build(settings: AckTargetSettings) -> dict[str, object]:
         tolerations=[GPU_TOLERATION],
         **load_balancers(settings),
         pip_index_url=PIP_INDEX_URL,
+        **cloud_helpers(system),
+        **bandwidth_deadlines(settings, gpu_capacity_minutes=0),  # the GPU pool is up before serving starts
         # A rolling update needs one more GPU node; only an autoscaling pool can add it.
         surge_updates=gpu_pool.max_nodes > gpu_pool.min_nodes,
     )

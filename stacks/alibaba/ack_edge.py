@@ -23,6 +23,8 @@ from stacks.alibaba.managed_kubernetes import (
     CLUSTER_SPEC,
     GPU_TOLERATION,
     addons,
+    bandwidth_deadlines,
+    cloud_helpers,
     cluster_network,
     cluster_zones,
     kubectl_hint,
@@ -79,6 +81,9 @@ def build(settings: AckEdgeSettings) -> dict[str, object]:
         tolerations=[GPU_TOLERATION, VIRTUAL_NODE_TOLERATION],
         **load_balancers(settings),
         pip_index_url=PIP_INDEX_URL,
+        **cloud_helpers(system),
+        # The IDC machines exist; they pull over the IDC's own internet, assumed as fast as the NAT.
+        **bandwidth_deadlines(settings, gpu_capacity_minutes=0),
     )
     policy = ResourcePolicy(
         f"{settings.name}-placement",

@@ -38,6 +38,8 @@ def build(settings: EcsSettings) -> dict[str, object]:
             public_api_cidrs=settings.access.allowed_cidrs if settings.access.public else (),
             ssh_cidrs=settings.access.ssh_cidrs,
             nat_egress=not settings.access.public,
+            nat_bandwidth_mbps=settings.network.nat_bandwidth_mbps,
+            nat_billing=settings.network.nat_billing,
             tags=tags,
         ),
         opts=in_region,

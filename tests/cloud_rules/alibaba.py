@@ -198,3 +198,41 @@ def ram_role_name_is_valid(candidate: Candidate, run) -> str | None:
     if known(name) and isinstance(name, str) and not re.fullmatch(r"[A-Za-z0-9.-]{1,64}", name):
         return f"a RAM role name is 1-64 letters, digits, '.' and '-'; got {name!r}"
     return None
+
+
+@rule(
+    "alicloud:ecs/eipAddress:EipAddress",
+    source="pulumi_alicloud ecs/eip_address.py docstring (bandwidth: PayByBandwidth 1-500 Mbit/s, PayByTraffic "
+    "1-200; subscription 1-1000); AllocateEipAddress API",
+)
+def eip_bandwidth_fits_its_billing(candidate: Candidate, run) -> str | None:
+    inputs = _unwrap(candidate.inputs)
+    bandwidth, charge = inputs.get("bandwidth"), inputs.get("internetChargeType", "PayByBandwidth")
+    if not known(bandwidth) or bandwidth is None:
+        return None
+    limit = {"PayByTraffic": 200, "PayByBandwidth": 500}.get(charge, 1000)
+    if not 1 <= int(bandwidth) <= limit:
+        return f"a {charge} EIP carries 1-{limit} Mbit/s, not {bandwidth}"
+    return None
+
+
+@rule(
+    "alicloud:vpc/commonBandwithPackage:CommonBandwithPackage",
+    "alicloud:vpc/commonBandwithPackageAttachment:CommonBandwithPackageAttachment",
+    source="pulumi_alicloud vpc/common_bandwith_package.py (bandwidth 1-1000 Mbit/s) and "
+    "common_bandwith_package_attachment.py (an EIP's bandwidth no larger than the package's)",
+)
+def shared_bandwidth_fits(candidate: Candidate, run) -> str | None:
+    inputs = _unwrap(candidate.inputs)
+    if candidate.type.endswith(":CommonBandwithPackage"):
+        value = inputs.get("bandwidth")
+        if known(value) and value is not None and not 1 <= int(value) <= 1000:
+            return f"a shared bandwidth package carries 1-1000 Mbit/s, not {value}"
+        return None
+    packages = _by_id(run, "alicloud:vpc/commonBandwithPackage:CommonBandwithPackage")
+    package = packages.get(inputs.get("bandwidthPackageId"))
+    value = inputs.get("bandwidthPackageBandwidth")
+    if package is not None and known(value) and value not in (None, "Cancelled"):
+        if int(value) > int(_unwrap(package.inputs).get("bandwidth", 0)):
+            return f"an EIP's {value} Mbit/s exceed its package's {_unwrap(package.inputs).get('bandwidth')}"
+    return None

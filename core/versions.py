@@ -77,6 +77,25 @@ ALIBABA_CREDENTIALS_SDK = Pin(
 # --- Kubernetes add-ons --------------------------------------------------------------------------------------
 LWS_CHART = Pin("oci://registry.k8s.io/lws/charts/lws", "kubernetes-sigs/lws install docs", "2025-11-20")
 LWS_CHART_VERSION = Pin("0.9.0", "kubernetes-sigs/lws tag v0.9.0 (f056f611)", "2025-11-20")
+# ACK's app catalog (an OSS bucket in cn-hangzhou that Helm reads from where Pulumi runs); images from the
+# region's VPC registry. The Compute Nest ACS template installs exactly these (quickstart-vllm-ack
+# .computenest/ros_templates/acs-ecs.yaml at f9af47c; the same at 3615cae, 2025-04-09). No newer entry of the
+# catalog could be read offline.
+ACK_CATALOG = "https://aliacs-app-catalog.oss-cn-hangzhou.aliyuncs.com/charts-incubator"
+ALIBABA_LWS_CHART = Pin(
+    f"{ACK_CATALOG}/lws-0.1.0.tgz", "acs-ecs.yaml lines 544-546 (helm install lws ...)", "2025-04-09"
+)
+ALIBABA_LWS_IMAGE_TAG = Pin("v0.5.0", "acs-ecs.yaml lines 552-589 (image.manager.tag)", "2025-04-09")
+ACK_FLUID_CHART = Pin(f"{ACK_CATALOG}/ack-fluid-1.0.13.tgz", "acs-ecs.yaml lines 540-542", "2025-04-09")
+ACK_FLUID_IMAGE_VERSION = Pin(
+    "v1.0.13-fc3296a6", "acs-ecs.yaml fluid-values (version, crdUpgrade.imageTag)", "2025-04-09"
+)
+# ROS example ALIYUN::CS::ClusterHelmApplication (ros-templates resources/cs/cluster-node-pool-case3.yml):
+# the adapter as a Helm release in kube-system, not a CS add-on (audit D5, claim 18).
+METRICS_ADAPTER_CHART = Pin(
+    f"{ACK_CATALOG}/ack-alibaba-cloud-metrics-adapter-1.3.3.tgz", "ROS cluster-node-pool-case3.yml", "2026-12-02"
+)
+METRICS_ADAPTER_IMAGE_TAG = Pin("v0.2.7-f1ee5c3-aliyun", "ROS cluster-node-pool-case3.yml (image tag)", "2026-12-02")
 ACK_FLUID_VERSION = Pin("1.0.13", "aliyun-computenest/quickstart-vllm-ack acs-ecs.yaml at f9af47c", "2025-11-20")
 UPSTREAM_FLUID_VERSION = Pin("1.0.8", "fluid-cloudnative/fluid#5249", "2025-11-20")
 

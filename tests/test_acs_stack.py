@@ -260,7 +260,10 @@ def test_r1_spreads_one_copy_over_two_pods_of_eight_h20(r1):
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "8"
     assert COMPUTE_LABELS.items() <= leader["metadata"]["labels"].items()
     release = next(r for r in r1.of_type("kubernetes:helm.sh/v3:Release") if "lws" in r.name)
-    assert unwrap(release.inputs)["chart"].endswith("/lws") and unwrap(release.inputs)["version"]
+    spec = unwrap(release.inputs)
+    assert spec["chart"].endswith("/charts-incubator/lws-0.1.0.tgz")  # Alibaba's catalog, not registry.k8s.io
+    manager = spec["values"]["image"]["manager"]
+    assert manager["repository"] == "registry-cn-hangzhou-vpc.ack.aliyuncs.com/acs/lws" and manager["tag"] == "v0.5.0"
     assert release.urn in r1.one("kubernetes:leaderworkerset.x-k8s.io/v1:LeaderWorkerSet").dependencies
 
 

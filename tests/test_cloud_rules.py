@@ -111,3 +111,106 @@ def test_a_ram_policy_over_6144_bytes_and_a_bad_role_name_are_refused():
         run_program(program(6145, "ok"))
     with pytest.raises(cloud_rules.CloudRefusal, match="RAM role name is 1-64"):
         run_program(program(100, "a" * 65))
+
+
+def _cluster(profile: str):
+    import pulumi_alicloud as alicloud
+
+    return alicloud.cs.ManagedKubernetes("c", profile=profile, vswitch_ids=["vsw-1"])
+
+
+def _job(node_selector=None):
+    import pulumi_kubernetes as k8s
+
+    pod = {"restartPolicy": "Never", "containers": [{"name": "x", "image": "python:3.12-slim-bookworm"}]}
+    if node_selector:
+        pod["nodeSelector"] = node_selector
+    k8s.batch.v1.Job("import", metadata={"name": "import"}, spec={"template": {"spec": pod}})
+
+
+def test_an_unknown_addon_name_is_refused():
+    def program():
+        import pulumi_alicloud as alicloud
+
+        alicloud.cs.KubernetesAddon("adapter", cluster_id="c", name="ack-alibaba-cloud-metrics-adapter")
+
+    with pytest.raises(cloud_rules.CloudRefusal, match=r"no source installs .*through the add-on API"):
+        run_program(program)
+
+
+def test_an_autoscaled_pool_without_cluster_autoscaling_is_refused():
+    def program(enabled: bool):
+        def body():
+            import pulumi_alicloud as alicloud
+
+            alicloud.cs.NodePool("gpu", cluster_id="c1", scaling_config={"enable": True, "min_size": 1, "max_size": 3})
+            if enabled:
+                alicloud.cs.AutoscalingConfig("on", cluster_id="c1", scaler_type="cluster-autoscaler")
+
+        return body
+
+    with pytest.raises(cloud_rules.CloudRefusal, match=r"no cs\.AutoscalingConfig"):
+        run_program(program(False))
+    run_program(program(True))
+
+
+def test_a_registry_k8s_io_chart_in_a_mainland_region_is_refused():
+    def program(region: str):
+        def body():
+            import pulumi_alicloud as alicloud
+            import pulumi_kubernetes as k8s
+
+            alicloud.Provider("alicloud", region=region)
+            k8s.helm.v3.Release("lws", chart="oci://registry.k8s.io/lws/charts/lws", version="0.9.0")
+
+        return body
+
+    with pytest.raises(cloud_rules.CloudRefusal, match=r"registry\.k8s\.io, which mainland China regions"):
+        run_program(program("cn-hangzhou"))
+    run_program(program("ap-southeast-1"))
+
+
+def test_a_job_on_ack_edge_that_may_land_on_an_idc_node_is_refused():
+    def program(pinned: bool):
+        def body():
+            import pulumi_alicloud as alicloud
+
+            _cluster("Edge")
+            alicloud.cs.NodePool("system", cluster_id="c", labels=[{"key": "llm-serving/pool", "value": "system"}])
+            _job({"llm-serving/pool": "system"} if pinned else None)
+
+        return body
+
+    with pytest.raises(cloud_rules.CloudRefusal, match="may be scheduled on an IDC node"):
+        run_program(program(False))
+    run_program(program(True))
+
+
+def test_an_acs_pod_whose_engine_image_outgrows_its_ephemeral_storage_is_refused():
+    def program(annotation):
+        def body():
+            import pulumi_kubernetes as k8s
+
+            _cluster("Acs")
+            metadata = (
+                {"labels": {"app": "llm"}, "annotations": annotation} if annotation else {"labels": {"app": "llm"}}
+            )
+            k8s.apps.v1.Deployment(
+                "llm",
+                metadata={"name": "llm"},
+                spec={
+                    "selector": {"matchLabels": {"app": "llm"}},
+                    "template": {
+                        "metadata": metadata,
+                        "spec": {"containers": [{"name": "engine", "image": "docker.io/vllm/vllm-openai:v0.32.0"}]},
+                    },
+                },
+            )
+
+        return body
+
+    with pytest.raises(cloud_rules.CloudRefusal, match="needs 53 GiB of ephemeral storage"):
+        run_program(program(None))
+    with pytest.raises(cloud_rules.CloudRefusal, match="plus 22 declared"):
+        run_program(program({"alibabacloud.com/extra-ephemeral-storage": "22Gi"}))
+    run_program(program({"alibabacloud.com/extra-ephemeral-storage": "24Gi"}))

@@ -10,7 +10,7 @@ from components.alibaba.managed_cluster import ManagedCluster, ManagedClusterArg
 from components.alibaba.network import Network
 from components.alibaba.oss_model_store import OssModelStore
 from components.api_key import ApiKey
-from components.kubernetes.leader_worker_set import LeaderWorkerSetController
+from components.kubernetes.leader_worker_set import LeaderWorkerSetController, alibaba_lws
 from core import durations
 from core.config.settings import AcsSettings
 from stacks import serving
@@ -57,7 +57,12 @@ def build(settings: AcsSettings) -> dict[str, object]:
 
     # RRSA for the OSS volumes of ACS pods is not confirmed: a bucket-scoped RAM user's key in a Secret.
     ns, store = namespace_and_store(settings, cluster, tags, in_cluster, auth="access-key")
-    needs = [LeaderWorkerSetController(f"{settings.name}-lws", opts=in_cluster)] if settings.placement.pods > 1 else []
+    # LWS from Alibaba's catalog and the region's VPC registry: registry.k8s.io is unreliable from mainland China.
+    needs = (
+        [LeaderWorkerSetController(f"{settings.name}-lws", opts=in_cluster, chart=alibaba_lws(settings.region))]
+        if settings.placement.pods > 1
+        else []
+    )
 
     acs = settings.acs
     # The engine image counts twice against a pod's 30 free GiB of ephemeral storage (audit D8).

@@ -178,7 +178,12 @@ def autoscale(
     metrics = ServingMetrics(
         f"{settings.name}-metrics",
         ServingMetricsArgs(
-            cluster_id=cluster.cluster_id, namespace=ns, app=serving.APP, port_name="http", metric=scaling.metric
+            cluster_id=cluster.cluster_id,
+            namespace=ns,
+            app=serving.APP,
+            port_name="http",
+            metric=scaling.metric,
+            region=settings.region,
         ),
         opts=opts,
     )

@@ -236,3 +236,156 @@ def shared_bandwidth_fits(candidate: Candidate, run) -> str | None:
         if int(value) > int(_unwrap(package.inputs).get("bandwidth", 0)):
             return f"an EIP's {value} Mbit/s exceed its package's {_unwrap(package.inputs).get('bandwidth')}"
     return None
+
+
+def _pod_templates(run):
+    """(owner name, pod template metadata, pod spec) of every Deployment, Job and LeaderWorkerSet."""
+    for resource in run.resources:
+        spec = _unwrap(resource.inputs).get("spec") or {}
+        if resource.type in ("kubernetes:apps/v1:Deployment", "kubernetes:batch/v1:Job"):
+            template = spec.get("template") or {}
+            yield resource.name, template.get("metadata") or {}, template.get("spec") or {}
+        elif resource.type == "kubernetes:leaderworkerset.x-k8s.io/v1:LeaderWorkerSet":
+            group = spec.get("leaderWorkerTemplate") or {}
+            for key in ("leaderTemplate", "workerTemplate"):
+                if group.get(key):
+                    yield f"{resource.name}/{key}", group[key].get("metadata") or {}, group[key].get("spec") or {}
+
+
+def _cluster_profiles(run) -> set:
+    return {_unwrap(c.inputs).get("profile") for c in run.of_type("alicloud:cs/managedKubernetes:ManagedKubernetes")}
+
+
+@run_rule(
+    source="help.aliyun.com/en/cloud-network-well-architected-design/idc-accesses-cloud-services-through-leased-"
+    "lines (cloud services in 100.64.0.0/10 are reached from an IDC only over Express Connect, with routes); "
+    "mirrors.cloud.aliyuncs.com and oss-<region>-internal.aliyuncs.com are VPC-internal endpoints"
+)
+def edge_helper_pods_stay_on_cloud_nodes(run):
+    """On ACK Edge an unpinned Job may land on an IDC node, which cannot reach the VPC-only PyPI mirror or the
+    internal OSS endpoint: Jobs must select the labels of a cloud node pool of this run."""
+    if "Edge" not in _cluster_profiles(run):
+        return
+    pools = [
+        {label["key"]: label["value"] for label in _unwrap(p.inputs).get("labels") or []}
+        for p in run.of_type("alicloud:cs/nodePool:NodePool")
+    ]
+    for resource in run.of_type("kubernetes:batch/v1:Job"):
+        pod = ((_unwrap(resource.inputs).get("spec") or {}).get("template") or {}).get("spec") or {}
+        selector = pod.get("nodeSelector") or {}
+        if not selector or not any(selector.items() <= pool.items() for pool in pools):
+            yield f"{resource.name}: a Job on ACK Edge may be scheduled on an IDC node (no cloud node pool selected)"
+
+
+ACS_FREE_EPHEMERAL_GIB = 30
+ENGINE_IMAGE_UNPACKED_GIB = 28.6 / 1.073741824  # vllm-project/vllm#22377 (28.6 GB unpacked); EGS assumed alike
+OTHER_IMAGE_UNPACKED_GIB = 2.0  # assumed for small images (Python, nginx)
+
+
+def _quantity_gib(text) -> float:
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)(Gi|Mi|G|M)?", str(text or "0"))
+    if not match:
+        return 0.0
+    value, unit = float(match.group(1)), match.group(2) or ""
+    return {"Gi": value, "Mi": value / 1024, "G": value / 1.073741824, "M": value / 1073.741824}.get(
+        unit, value / 2**30
+    )
+
+
+@run_rule(
+    source="ACS help 'Increase temporary storage' (help/id/cs/user-guide/increase-temporary-storage-size): each "
+    "pod has 30 GiB of ephemeral storage, images take at least twice their size there, more is declared with "
+    "alibabacloud.com/extra-ephemeral-storage"
+)
+def acs_pods_fit_their_ephemeral_storage(run):
+    if "Acs" not in _cluster_profiles(run):
+        return
+    for owner, metadata, pod in _pod_templates(run):
+        images = [c.get("image", "") for c in [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]]
+        # Init containers run before the main ones, but their images stay on the pod's storage.
+        need = sum(
+            2 * (ENGINE_IMAGE_UNPACKED_GIB if any(e in i for e in ("vllm", "sglang")) else OTHER_IMAGE_UNPACKED_GIB)
+            for i in set(images)
+        )
+        need += sum(
+            _quantity_gib((v.get("emptyDir") or {}).get("sizeLimit"))
+            for v in pod.get("volumes") or []
+            if "emptyDir" in v and (v.get("emptyDir") or {}).get("medium") != "Memory"
+        )
+        extra = _quantity_gib((metadata.get("annotations") or {}).get("alibabacloud.com/extra-ephemeral-storage"))
+        if need > ACS_FREE_EPHEMERAL_GIB + extra:
+            yield (
+                f"{owner}: needs {need:.0f} GiB of ephemeral storage (images twice, plus emptyDirs); an ACS pod has "
+                f"{ACS_FREE_EPHEMERAL_GIB} GiB plus {extra:.0f} declared"
+            )
+
+
+def _mainland(run) -> bool:
+    regions = {_unwrap(p.inputs).get("region") for p in run.of_type("pulumi:providers:alicloud")}
+    return any(isinstance(r, str) and r.startswith("cn-") and r != "cn-hongkong" for r in regions)
+
+
+@run_rule(
+    source="audit alibaba.md claim 33 (registry.k8s.io from mainland China works only with luck); the Compute "
+    "Nest ACS template installs LWS from the ACK catalog with registry-<region>-vpc.ack.aliyuncs.com/acs/lws"
+)
+def mainland_helm_releases_avoid_registry_k8s_io(run):
+    """A Helm release in a mainland China region whose chart or images come from registry.k8s.io rolls back
+    after its timeout when the pull fails."""
+    if not _mainland(run):
+        return
+    from harness import all_strings
+
+    for release in run.of_type("kubernetes:helm.sh/v3:Release"):
+        inputs = _unwrap(release.inputs)
+        texts = [inputs.get("chart") or "", *all_strings(inputs.get("values") or {})]
+        if any("registry.k8s.io" in t for t in texts if isinstance(t, str)):
+            yield f"{release.name}: pulls from registry.k8s.io, which mainland China regions may not reach"
+        if (inputs.get("repositoryOpts") or {}).get("repo", "").startswith("https://fluid-cloudnative.github.io"):
+            yield f"{release.name}: upstream Fluid pulls from Docker Hub, which mainland China regions cannot reach"
+
+
+# Add-on names with a source that installs them through the CS add-on API (cs.KubernetesAddon or the
+# cluster's `addons`). A name without one is refused until a source is cited.
+KNOWN_ADDONS = {
+    "arms-prometheus": 'TF website/docs/r/cs_managed_kubernetes.html.markdown (name = "arms-prometheus")',
+    "ack-virtual-node": "pulumi_alicloud cs/kubernetes_addon.py (cleanup_cloud_resources is required for it)",
+    "terway-eniip": "TF docs cs_managed_kubernetes (addons: terway-eniip)",
+    "csi-plugin": "TF docs cs_managed_kubernetes (addons: csi-plugin)",
+    "csi-provisioner": "TF docs cs_managed_kubernetes (addons: csi-provisioner)",
+    "flannel": "TF docs cs_edge_kubernetes ('specify the pod_cidr field and addons with flannel')",
+    "logtail-ds": "TF docs cs_managed_kubernetes (addons: logtail-ds, SLS)",
+}
+
+
+@rule(
+    "alicloud:cs/kubernetesAddon:KubernetesAddon",
+    "alicloud:cs/managedKubernetes:ManagedKubernetes",
+    source="TF resource_alicloud_cs_kubernetes_addon.go:155 (an unknown add-on fails installAddon or reports "
+    "'Unknown Reason'); help doc-detail/186646: ack-alibaba-cloud-metrics-adapter is an App Catalog chart",
+)
+def addons_are_known_to_the_addon_api(candidate: Candidate, run) -> str | None:
+    inputs = _unwrap(candidate.inputs)
+    names = (
+        [inputs.get("name")]
+        if candidate.type.endswith(":KubernetesAddon")
+        else [a.get("name") for a in inputs.get("addons") or []]
+    )
+    unknown = [n for n in names if known(n) and n not in KNOWN_ADDONS]
+    if unknown:
+        return f"no source installs {unknown} through the add-on API (known: {sorted(KNOWN_ADDONS)})"
+    return None
+
+
+@run_rule(
+    source="help .../ack-managed-and-ack-dedicated/user-guide/auto-scaling-of-nodes ('Node pool auto scaling only "
+    "takes effect after you enable it at the cluster level'); TF docs cs_autoscaling_config"
+)
+def autoscaled_node_pools_need_cluster_autoscaling(run):
+    configured = {
+        _unwrap(c.inputs).get("clusterId") for c in run.of_type("alicloud:cs/autoscalingConfig:AutoscalingConfig")
+    }
+    for pool in run.of_type("alicloud:cs/nodePool:NodePool"):
+        inputs = _unwrap(pool.inputs)
+        if (inputs.get("scalingConfig") or {}).get("enable") and inputs.get("clusterId") not in configured:
+            yield f"{pool.name}: scales only once the cluster's autoscaling is on (no cs.AutoscalingConfig)"

@@ -96,7 +96,6 @@ METRICS_ADAPTER_CHART = Pin(
     f"{ACK_CATALOG}/ack-alibaba-cloud-metrics-adapter-1.3.3.tgz", "ROS cluster-node-pool-case3.yml", "2026-12-02"
 )
 METRICS_ADAPTER_IMAGE_TAG = Pin("v0.2.7-f1ee5c3-aliyun", "ROS cluster-node-pool-case3.yml (image tag)", "2026-12-02")
-ACK_FLUID_VERSION = Pin("1.0.13", "aliyun-computenest/quickstart-vllm-ack acs-ecs.yaml at f9af47c", "2025-11-20")
 UPSTREAM_FLUID_VERSION = Pin("1.0.8", "fluid-cloudnative/fluid#5249", "2025-11-20")
 
 # --- GKE RDMA ------------------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ import pulumi_alicloud as alicloud
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from components.alibaba.multipart_cleanup import MultipartCleanup
 from core.naming import dns_name
 
 CSI_DRIVER = "ossplugin.csi.alibabacloud.com"
@@ -52,7 +53,9 @@ OSS_ACTIONS = (
     "oss:AbortMultipartUpload",
     "oss:ListParts",
 )
-ABORT_MULTIPART_DAYS = 7  # an interrupted upload leaves billed parts; the import never runs this long
+# An interrupted upload leaves billed parts. Lifecycle runs about daily, so this is hygiene only; destroy aborts
+# them itself (components.alibaba.multipart_cleanup). 1 is the smallest `days` (OSS lifecycle rules).
+ABORT_MULTIPART_DAYS = 1
 SUFFIX_BYTES = 4  # 8 hex characters: bucket and RAM names are unique per account (bucket: per OSS)
 
 
@@ -88,11 +91,23 @@ class OssModelStore(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         suffix = random.RandomId(f"{name}-suffix", byte_length=SUFFIX_BYTES, opts=child).hex
         self.endpoint = internal_endpoint(args.region)
+        cleanup: list[pulumi.Resource] = []
         if args.adopt and args.bucket_name:
             self.bucket = pulumi.Output.from_input(args.bucket_name)
         else:
+            bucket = self._bucket(name, args, suffix)
             # The provider types `bucket` as optional; it is always set once the bucket exists.
-            self.bucket = cast(pulumi.Output[str], self._bucket(name, args, suffix).bucket)
+            self.bucket = cast(pulumi.Output[str], bucket.bucket)
+            if not args.retain:
+                # Destroyed after the volumes that write into the bucket and before the bucket (audit D9).
+                cleanup.append(
+                    MultipartCleanup(
+                        f"{name}-abort-uploads",
+                        self.bucket,
+                        args.region,
+                        pulumi.ResourceOptions(parent=self, depends_on=[bucket]),
+                    )
+                )
         policy = alicloud.ram.Policy(
             f"{name}-oss",
             policy_name=pulumi.Output.concat(_ram_name(name, 110), "-oss-", suffix),
@@ -128,7 +143,7 @@ class OssModelStore(pulumi.ComponentResource):
                 args.namespace,
                 OssVolume(bucket=self.bucket, endpoint=self.endpoint, path=path, read_only=read_only, gib=gib),
                 auth,
-                credentials,
+                [*credentials, *cleanup],
             )
         self.serving_claim = claims["serving"]
         self.import_claim = claims["import"]

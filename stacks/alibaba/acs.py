@@ -18,6 +18,7 @@ from stacks.alibaba import cost
 from stacks.alibaba.common import alibaba_provider, stack_tags, ubuntu_image
 from stacks.alibaba.managed_kubernetes import (
     ACS_EXTRA_EPHEMERAL_STORAGE,
+    CLUSTER_SPEC,
     MODEL_PREFIX,
     acs_extra_ephemeral_gib,
     bandwidth_deadlines,
@@ -43,6 +44,7 @@ def build(settings: AcsSettings) -> dict[str, object]:
     cluster = ManagedCluster(
         settings.name,
         ManagedClusterArgs(
+            cluster_spec=CLUSTER_SPEC,
             vswitch_ids=[ids["nodes-a"], ids["nodes-b"]],
             pod_vswitch_ids=[ids["pods-a"], ids["pods-b"]],
             service_cidr=plan.service_cidr,

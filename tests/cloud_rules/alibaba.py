@@ -389,3 +389,24 @@ def autoscaled_node_pools_need_cluster_autoscaling(run):
         inputs = _unwrap(pool.inputs)
         if (inputs.get("scalingConfig") or {}).get("enable") and inputs.get("clusterId") not in configured:
             yield f"{pool.name}: scales only once the cluster's autoscaling is on (no cs.AutoscalingConfig)"
+
+
+@run_rule(
+    source="help alibabacloud.com/help/en/oss/user-guide/delete-parts ('Before you delete a bucket, you must delete "
+    "all objects and parts'); TF resource_alicloud_oss_bucket.go:1734-1801 (force_destroy deletes object "
+    "versions only, never AbortMultipartUpload)"
+)
+def destroyed_buckets_abort_their_parts_first(run):
+    """A bucket that destroy deletes, written through ossfs (multipart), needs something that aborts its
+    incomplete uploads and is destroyed before it (depends on it)."""
+    for bucket in run.of_type("alicloud:oss/bucket:Bucket"):
+        if bucket.retain_on_delete:
+            continue
+        name = _unwrap(bucket.inputs).get("bucket")
+        aborters = [
+            r
+            for r in run.resources
+            if _unwrap(r.inputs).get("abortsMultipartUploadsOf") == name and bucket.urn in r.dependencies
+        ]
+        if not aborters:
+            yield f"{bucket.name}: destroy deletes it, but nothing aborts its incomplete multipart uploads first"

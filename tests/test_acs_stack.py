@@ -287,3 +287,11 @@ def test_a_kept_bucket_is_adopted_by_name_instead_of_created():
     assert run.outputs["modelBucket"] == "llm-acs-models-kept"
     volumes = [o for o in run.kubernetes_objects() if o["kind"] == "PersistentVolume"]
     assert {v["spec"]["csi"]["volumeAttributes"]["bucket"] for v in volumes} == {"llm-acs-models-kept"}
+
+
+def test_a_private_endpoint_points_the_provider_at_the_api_servers_intranet_address():
+    run = run_stack("acs", {"cluster.publicEndpoint": False})
+    assert unwrap(run.one(CLUSTER).inputs)["slbInternetEnabled"] is False
+    kubeconfig = unwrap(run.one(K8S_PROVIDER).inputs["kubeconfig"])
+    assert "server: https://192.168.0.200:6443" in kubeconfig and "47.96.0.30" not in kubeconfig
+    assert is_secret(run.one(K8S_PROVIDER).inputs["kubeconfig"])

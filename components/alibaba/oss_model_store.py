@@ -71,6 +71,7 @@ class OssModelStoreArgs:
     volume_gib: int = 1000  # nominal PV capacity (OSS has no quota)
     tags: Mapping[str, str] = field(default_factory=dict)
     oidc_issuer_url: Optional[pulumi.Input[str]] = None  # rrsa: also pin the token issuer (recommended)
+    endpoint: Optional[str] = None  # None: the region's internal endpoint (ack-edge may choose the public one)
     # True: bucket_name is an existing bucket (e.g. kept by an earlier stack with retain): use it as it is,
     # without creating or managing the bucket, its ACL or its encryption; the import then finds the weights.
     adopt: bool = False
@@ -90,7 +91,7 @@ class OssModelStore(pulumi.ComponentResource):
         _check(args)
         child = pulumi.ResourceOptions(parent=self)
         suffix = random.RandomId(f"{name}-suffix", byte_length=SUFFIX_BYTES, opts=child).hex
-        self.endpoint = internal_endpoint(args.region)
+        self.endpoint = args.endpoint or internal_endpoint(args.region)
         cleanup: list[pulumi.Resource] = []
         if args.adopt and args.bucket_name:
             self.bucket = pulumi.Output.from_input(args.bucket_name)

@@ -75,7 +75,19 @@ def build(settings: AckEdgeSettings) -> dict[str, object]:
         return _cluster_only_outputs(settings, zones, cluster)
     in_cluster = pulumi.ResourceOptions(providers=[provider, cluster.provider])
 
-    ns, store = namespace_and_store(settings, cluster, tags, in_cluster, auth="rrsa")
+    # Audit D11: the reference's AccessKey and internal endpoint by default; the public endpoint for an IDC
+    # without Express Connect or VPN.
+    from components.alibaba.multipart_cleanup import public_endpoint
+
+    edge = settings.edge
+    ns, store = namespace_and_store(
+        settings,
+        cluster,
+        tags,
+        in_cluster,
+        auth=edge.oss_auth,
+        endpoint=public_endpoint(settings.region) if edge.oss_endpoint == "public" else None,
+    )
     platform = serving.Platform(
         # Where the pods go is the ResourcePolicy's choice; they may land on tainted GPU or virtual nodes.
         tolerations=[GPU_TOLERATION, VIRTUAL_NODE_TOLERATION],

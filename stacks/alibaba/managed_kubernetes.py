@@ -334,7 +334,14 @@ def cluster_network(
     )
 
 
-def namespace_and_store(settings: AlibabaClusterSettings, cluster, tags: dict, opts: pulumi.ResourceOptions, auth: str):
+def namespace_and_store(
+    settings: AlibabaClusterSettings,
+    cluster,
+    tags: dict,
+    opts: pulumi.ResourceOptions,
+    auth: str,
+    endpoint: Optional[str] = None,
+):
     """The workload's namespace and the OSS model store.
 
     `auth`: "rrsa", or "access-key" where RRSA is not known to work.
@@ -360,6 +367,7 @@ def namespace_and_store(settings: AlibabaClusterSettings, cluster, tags: dict, o
             retain=settings.model_store.retain,
             adopt=settings.model_store.adopt_bucket,
             auth=auth,
+            endpoint=endpoint,
             oidc_provider_arn=cluster.oidc_provider_arn if rrsa else None,
             oidc_issuer_url=cluster.oidc_issuer_url if rrsa else None,
             volume_gib=max(100, int(settings.model.weights_gib * 1.2)),

@@ -183,6 +183,10 @@ class Gpu:
     # ACS `alibabacloud.com/gpu-model-series` label value. Only series confirmed in the reference
     # deployments are listed; others can be given with llm:acsGpuSeries.
     acs_series: Optional[str] = None
+    # NVIDIA's open kernel modules support Turing and newer only; Volta (V100) needs the proprietary ones,
+    # and Blackwell needs the open ones (NVIDIA's driver README, "open GPU kernel modules"; notes: a public
+    # log of Pascal failing with -open).
+    open_kernel_modules: bool = True
 
     @property
     def memory_gib(self) -> float:
@@ -194,7 +198,7 @@ GPUS: dict[str, Gpu] = {
     g.name: g
     for g in (
         Gpu("A10", 23028),
-        Gpu("V100", 32768, bf16=False),
+        Gpu("V100", 32768, bf16=False, open_kernel_modules=False),
         Gpu("L20", 46068),
         Gpu("H20", 97871, acs_series="H20"),
         Gpu("A100", 81920),

@@ -45,15 +45,57 @@ SGLANG_IMAGE_CN = Pin(
     "2025-04-29",
 )
 
+# --- The import Job's image: bash, python3 and pip, nothing else (the engine image is 10-20 GB; audit D8) ----------
+IMPORT_IMAGE = Pin(
+    "docker.io/library/python:3.12-slim-bookworm",
+    "hub.docker.com/_/python (Debian bookworm slim: bash, python3, pip)",
+    "2026-12-02",
+)
+# Reachable from mainland China without Docker Hub. Used in Alibaba's own ACK guide for Harbor tasks
+# (alibaba/harbor, "在 ACK 上运行 Harbor 任务": "该镜像已预装 Python 3.11") and in many public Dockerfiles
+# ("基础镜像已包含 Python 和 pip"). Public endpoint only: no VPC address of this registry is known for other
+# accounts (it is an ACR Enterprise instance of Alibaba's).
+IMPORT_IMAGE_CN = Pin(
+    "alibaba-cloud-linux-3-registry.cn-hangzhou.cr.aliyuncs.com/alinux3/python:3.11.1",
+    "Alibaba Cloud Linux 3 Python image in ACR (alibaba/harbor ACK guide; public Dockerfiles)",
+    "2026-12-02",
+)
+
 # --- Model downloaders (pip, into the import worker) ---------------------------------------------------------
 MODELSCOPE = Pin("1.40.2", "pypi.org/project/modelscope", "2025-11-20")
 MODELSCOPE_HUB = Pin("0.5.1", "pypi.org/project/modelscope-hub", "2025-11-20")
 HUGGINGFACE_HUB = Pin("0.34.4", "pypi.org/project/huggingface-hub", "2025-11-20")
 
+# --- The acs jump host: fetches its kubeconfig with its own RAM role (pip, from the internal PyPI mirror) ----------
+ACK_CS_SDK = Pin(
+    "7.2.3", "pypi.org/project/alibabacloud-cs20151215 (describe_cluster_user_kubeconfig checked)", "2026-12-02"
+)
+ALIBABA_CREDENTIALS_SDK = Pin(
+    "1.0.12", "pypi.org/project/alibabacloud-credentials (Config type ecs_ram_role, role_name)", "2026-12-02"
+)
+
 # --- Kubernetes add-ons --------------------------------------------------------------------------------------
 LWS_CHART = Pin("oci://registry.k8s.io/lws/charts/lws", "kubernetes-sigs/lws install docs", "2025-11-20")
 LWS_CHART_VERSION = Pin("0.9.0", "kubernetes-sigs/lws tag v0.9.0 (f056f611)", "2025-11-20")
-ACK_FLUID_VERSION = Pin("1.0.13", "aliyun-computenest/quickstart-vllm-ack acs-ecs.yaml at f9af47c", "2025-11-20")
+# ACK's app catalog (an OSS bucket in cn-hangzhou that Helm reads from where Pulumi runs); images from the
+# region's VPC registry. The Compute Nest ACS template installs exactly these (quickstart-vllm-ack
+# .computenest/ros_templates/acs-ecs.yaml at f9af47c; the same at 3615cae, 2025-04-09). No newer entry of the
+# catalog could be read offline.
+ACK_CATALOG = "https://aliacs-app-catalog.oss-cn-hangzhou.aliyuncs.com/charts-incubator"
+ALIBABA_LWS_CHART = Pin(
+    f"{ACK_CATALOG}/lws-0.1.0.tgz", "acs-ecs.yaml lines 544-546 (helm install lws ...)", "2025-04-09"
+)
+ALIBABA_LWS_IMAGE_TAG = Pin("v0.5.0", "acs-ecs.yaml lines 552-589 (image.manager.tag)", "2025-04-09")
+ACK_FLUID_CHART = Pin(f"{ACK_CATALOG}/ack-fluid-1.0.13.tgz", "acs-ecs.yaml lines 540-542", "2025-04-09")
+ACK_FLUID_IMAGE_VERSION = Pin(
+    "v1.0.13-fc3296a6", "acs-ecs.yaml fluid-values (version, crdUpgrade.imageTag)", "2025-04-09"
+)
+# ROS example ALIYUN::CS::ClusterHelmApplication (ros-templates resources/cs/cluster-node-pool-case3.yml):
+# the adapter as a Helm release in kube-system, not a CS add-on (audit D5, claim 18).
+METRICS_ADAPTER_CHART = Pin(
+    f"{ACK_CATALOG}/ack-alibaba-cloud-metrics-adapter-1.3.3.tgz", "ROS cluster-node-pool-case3.yml", "2026-12-02"
+)
+METRICS_ADAPTER_IMAGE_TAG = Pin("v0.2.7-f1ee5c3-aliyun", "ROS cluster-node-pool-case3.yml (image tag)", "2026-12-02")
 UPSTREAM_FLUID_VERSION = Pin("1.0.8", "fluid-cloudnative/fluid#5249", "2025-11-20")
 
 # --- GKE RDMA ------------------------------------------------------------------------------------------------

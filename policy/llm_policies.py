@@ -7,6 +7,7 @@ prod rule, the stack name in `args.urn`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import llm_checks as c
@@ -166,7 +167,9 @@ HELM_CHARTS = ("kubernetes:helm.sh/v3:Release", "kubernetes:helm.sh/v4:Chart")
 def validate_pinned_images(args: ResourceValidationArgs, report: ReportViolation) -> None:
     if args.resource_type in HELM_CHARTS:
         chart = str(c.get(args.props, "chart", default=""))
-        if not chart.startswith((".", "/")) and not c.get(args.props, "version"):
+        # A chart tarball URL names its version in the file name (<chart>-<x.y.z>.tgz): pinned as it is.
+        versioned_tarball = re.search(r"-\d+\.\d+\.\d+\.tgz$", chart)
+        if not chart.startswith((".", "/")) and not versioned_tarball and not c.get(args.props, "version"):
             report(f"Helm chart {chart!r} has no version; pin one (its images follow the chart version)")
     for pod in _workload_pods(args):
         for container in c.containers(pod):

@@ -16,6 +16,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.kubernetes.benchmark_job import BenchmarkArgs, BenchmarkJob
+from components.kubernetes.model_import import CPU as IMPORT_CPU
 from components.kubernetes.model_import import ModelImport, ModelImportArgs
 from components.kubernetes.serving_workload import (
     SHUTDOWN_SECONDS,
@@ -58,6 +59,16 @@ class Platform:
     surge_updates: bool = True
     env: Mapping[str, str] = field(default_factory=dict)  # extra plain engine environment (e.g. gke's vLLM settings)
     host_mounts: Sequence[HostMount] = ()  # node directories for the GPU containers (e.g. gke's NCCL gIB plugin)
+    # Helper pods (model import, benchmark): where they may run (e.g. ack-edge: cloud nodes only, not the IDC),
+    # and what their platform needs on them (e.g. ACS ephemeral storage).
+    helper_node_selector: Mapping[str, str] = field(default_factory=dict)
+    helper_pod_annotations: Mapping[str, str] = field(default_factory=dict)
+    import_image: Optional[str] = None  # a small image with bash, python3 and pip; None: the engine image
+    import_env: Mapping[str, str] = field(default_factory=dict)  # e.g. ModelScope's intranet acceleration
+    import_cpu: Optional[int] = None  # None: the import Job's default
+    # Deadlines from the platform's bandwidth (core/durations.py); None: the conservative defaults below.
+    import_timeout_minutes: Optional[int] = None
+    load_minutes: Optional[int] = None  # the startup window's load estimate (plus a pull longer than allowed)
 
 
 @dataclass(frozen=True)
@@ -113,10 +124,14 @@ def import_model(
             model_id=settings.model.modelscope_id,
             revision=settings.model_revision,
             sub_path=settings.model.modelscope_id,
-            image=settings.engine.image,
-            timeout_minutes=import_timeout_minutes(settings),
+            image=platform.import_image or settings.engine.image,
+            timeout_minutes=platform.import_timeout_minutes or import_timeout_minutes(settings),
             pip_index_url=platform.pip_index_url,
             pod_labels=platform.helper_pod_labels,
+            pod_annotations=platform.helper_pod_annotations,
+            node_selector=platform.helper_node_selector,
+            env=platform.import_env,
+            cpu=platform.import_cpu or IMPORT_CPU,
         ),
         opts=opts,
     )
@@ -153,7 +168,7 @@ def serve(
         behind_gateway=True,
         shutdown_timeout_seconds=SHUTDOWN_SECONDS,
     )
-    load_minutes = sizing.load_minutes(settings.model)
+    load_minutes = platform.load_minutes or sizing.load_minutes(settings.model)
     env, secret_env = dict(platform.env), {}
     if download is not None:
         engine = dataclasses.replace(
@@ -223,6 +238,8 @@ def serve(
                 pip_index_url=platform.pip_index_url,
                 results_volume=volumes.results,
                 pod_labels=platform.helper_pod_labels,
+                pod_annotations=platform.helper_pod_annotations,
+                node_selector=platform.helper_node_selector,
                 hf_token_secret=download.token_secret if download is not None else None,
                 depends_on=[serving],
             ),

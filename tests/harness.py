@@ -33,11 +33,32 @@ SECRET_SIG = rpc._special_secret_sig  # how Pulumi marks a secret value in seria
 GENERATED_API_KEY = "generated-key-FROM-RANDOM-0123456789abcdefghijklmn"  # what RandomPassword returns here
 
 ZONES = ["cn-hangzhou-i", "cn-hangzhou-j"]
-KUBECONFIG = "apiVersion: v1\nkind: Config\nusers: [{name: admin, user: {token: KUBE-TOKEN-SECRET}}]\n"
+
+
+def _fake_base64(label: str, chars: int) -> str:
+    """Test-only filler with the length of a real base64 field (no key material: a fixed, repeated text)."""
+    seed = f"FAKE-TEST-ONLY-{label}-NOT-A-KEY-"
+    return (seed * (chars // len(seed) + 1))[:chars]
+
+
+# As big as a kubeconfig ACK issues (about 6 KB: an RSA-2048 CA certificate, client certificate and client
+# key, base64-encoded PEM; audit alibaba.md claim 2 measured 6,038 characters), so size limits (an OOS
+# parameter's 4,096 characters) bite here as they would in the cloud. KUBE-TOKEN-SECRET marks the
+# credential part for the tests that look for leaks.
+KUBECONFIG = (
+    "apiVersion: v1\nclusters:\n- cluster:\n    server: https://47.96.0.30:6443\n"
+    f"    certificate-authority-data: {_fake_base64('CA', 1780)}\n"
+    '  name: kubernetes\ncontexts:\n- context:\n    cluster: kubernetes\n    user: "2001234567890"\n'
+    "  name: 2001234567890-c1mock\ncurrent-context: 2001234567890-c1mock\nkind: Config\npreferences: {}\n"
+    'users:\n- name: "2001234567890"\n  user:\n'
+    f"    client-certificate-data: {_fake_base64('CERT', 1780)}\n"
+    f"    client-key-data: KUBE-TOKEN-SECRET{_fake_base64('KEY', 2080)}\n"
+)
 # Kubernetes objects are validated against this schema version: the oldest minor version ACK and ACS
 # still offered when this was written, so what validates here also validates on newer clusters.
 KUBERNETES_SCHEMA_VERSION = "1.33.0"
 PRIVATE_LB_IP = "192.168.0.100"
+ACCOUNT_ID = "1234567890123456"  # the account getCallerIdentity answers with
 PUBLIC_LB_IP = "47.96.0.100"
 
 
@@ -139,14 +160,18 @@ class CloudMocks(pulumi.runtime.Mocks):
             "random:index/randomPassword:RandomPassword": {"result": GENERATED_API_KEY},
             "random:index/randomId:RandomId": {"hex": "a1b2c3d4"},
             "alicloud:cs/managedKubernetes:ManagedKubernetes": {
+                "connections": [{"apiServerIntranet": "https://192.168.0.200:6443", "apiServerInternet": ""}],
                 "rrsaMetadata": {
                     "enabled": True,
                     "ramOidcProviderArn": "acs:ram::1234:oidc-provider/ack-rrsa-c1",
                     "ramOidcProviderName": "ack-rrsa-c1",
                     "rrsaOidcIssuerUrl": "https://oidc-ack",
-                }
+                },
             },
-            "alicloud:ram/role:Role": {"arn": f"acs:ram::1234:role/{args.inputs.get('roleName', args.name)}"},
+            "alicloud:ram/role:Role": {
+                "arn": f"acs:ram::{ACCOUNT_ID}:role/{args.inputs.get('roleName', args.name)}",
+                "roleId": f"3{abs(hash(args.name)) % 10**15:015d}",
+            },
             "alicloud:ram/accessKey:AccessKey": {"secret": "RAM-ACCESS-KEY-SECRET"},
             "alicloud:cs/nodePool:NodePool": {"nodePoolId": f"np{args.name.replace('-', '')[-12:]}"},
         }.get(args.typ, {})
@@ -172,6 +197,13 @@ class CloudMocks(pulumi.runtime.Mocks):
                 for z in self.zones
             ]
             return {"id": "zones", "ids": self.zones, "zones": zones}
+        if args.token == "alicloud:index/getCallerIdentity:getCallerIdentity":
+            return {
+                "id": ACCOUNT_ID,
+                "accountId": ACCOUNT_ID,
+                "arn": f"acs:ram::{ACCOUNT_ID}:root",
+                "identityType": "Account",
+            }
         if args.token == "alicloud:cs/getClusterCredential:getClusterCredential":
             return {
                 "id": args.args["clusterId"],

@@ -85,3 +85,16 @@ def test_first_run_creates_only_the_network_and_cluster_for_the_edge_pool_to_joi
     assert not [r for r in run.resources if r.type.startswith("kubernetes:") and "Namespace" in r.type]
     assert not run.of_type("kubernetes:apps/v1:Deployment") and not run.of_type("alicloud:oss/bucket:Bucket")
     assert "ackEdge.nodePoolId" in run.outputs["nextStep"] and "kubeconfig" in run.secret_outputs
+
+
+def test_oss_volumes_default_to_the_references_access_key_and_can_use_the_public_endpoint():
+    from harness import run_stack as run
+
+    default = run("ack-edge")
+    volumes = [o for o in default.kubernetes_objects() if o["kind"] == "PersistentVolume"]
+    assert all("nodePublishSecretRef" in v["spec"]["csi"] for v in volumes)  # RRSA is unproven on IDC nodes
+    assert {v["spec"]["csi"]["volumeAttributes"]["url"] for v in volumes} == {"oss-cn-hangzhou-internal.aliyuncs.com"}
+    public = run("ack-edge", {"ackEdge.ossEndpoint": "public", "ackEdge.ossAuth": "rrsa"})
+    volumes = [o for o in public.kubernetes_objects() if o["kind"] == "PersistentVolume"]
+    assert {v["spec"]["csi"]["volumeAttributes"]["url"] for v in volumes} == {"oss-cn-hangzhou.aliyuncs.com"}
+    assert all(v["spec"]["csi"]["volumeAttributes"]["authType"] == "rrsa" for v in volumes)

@@ -107,8 +107,13 @@ def test_replicas_belong_to_the_hpa_after_creation(ack):
 
 def test_metrics_pipeline_prometheus_podmonitor_and_adapter(ack):
     installed = addons(ack)
-    assert {"arms-prometheus", "ack-alibaba-cloud-metrics-adapter"} <= set(installed)
-    config = json.loads(installed["ack-alibaba-cloud-metrics-adapter"]["config"])["AlibabaCloudMetricsAdapter"]
+    assert "arms-prometheus" in installed and "ack-alibaba-cloud-metrics-adapter" not in installed
+    release = next(r for r in ack.of_type("kubernetes:helm.sh/v3:Release") if "adapter" in r.name)
+    spec = unwrap(release.inputs)
+    assert spec["chart"].endswith("/charts-incubator/ack-alibaba-cloud-metrics-adapter-1.3.3.tgz")
+    assert spec["namespace"] == "kube-system" and spec["name"] == "ack-alibaba-cloud-metrics-adapter"
+    config = spec["values"]["AlibabaCloudMetricsAdapter"]
+    assert config["image"]["repository"].startswith("registry-cn-hangzhou-vpc.ack.aliyuncs.com/acs/")
     assert config["prometheus"]["url"] == "http://prom-1.arms-internal/api/v1/prometheus"  # this cluster's
     rule = config["prometheus"]["adapter"]["rules"]["custom"][0]
     assert "vllm:num_requests_waiting" in rule["seriesQuery"] and rule["name"]["as"] == "vllm_num_requests_waiting"

@@ -209,18 +209,33 @@ def test_outputs_name_the_urls_model_and_keep_secrets_secret(acs):
             assert GENERATED_API_KEY not in json.dumps(value) and "KUBE-TOKEN" not in json.dumps(value), name
 
 
-def test_jump_host_gets_kubectl_from_user_data_and_the_kubeconfig_only_through_oos(acs):
+def test_jump_host_fetches_its_own_kubeconfig_with_its_role_and_no_secret_passes_through_pulumi(acs):
     import base64
 
     host = next(r for r in acs.of_type("alicloud:ecs/instance:Instance") if "jump" in r.name)
     user_data = base64.b64decode(unwrap(host.inputs)["userData"]).decode()
-    assert "kubectl" in user_data and "KUBE-TOKEN" not in user_data
+    assert "kubectl" in user_data and "alibabacloud_cs20151215" in user_data and "KUBE-TOKEN" not in user_data
     assert unwrap(host.inputs)["internetMaxBandwidthOut"] == 0  # no SSH asked: no public address
-    parameter = next(r for r in acs.of_type("alicloud:oos/secretParameter:SecretParameter") if "kubeconfig" in r.name)
-    assert is_secret(parameter.inputs["value"])
+    assert not [r for r in acs.of_type("alicloud:oos/secretParameter:SecretParameter") if "kubeconfig" in r.name]
     command = next(r for r in acs.of_type("alicloud:ecs/command:Command") if "kubeconfig" in r.name)
     script = base64.b64decode(unwrap(command.inputs)["commandContent"]).decode()
-    assert "{{oos-secret:" in script and "KUBE-TOKEN" not in script
+    assert "CLUSTER_ID=llm-acs-cluster-id" in script and "KUBE-TOKEN" not in script and "oos-secret" not in script
+    # The role may fetch this one cluster's kubeconfig and holds the cluster's admin RBAC role.
+    policy = next(r for r in acs.of_type("alicloud:ram/policy:Policy") if "jump" in r.name)
+    statement = json.loads(unwrap(policy.inputs)["policyDocument"])["Statement"][0]
+    assert "cs:DescribeClusterUserKubeconfig" in statement["Action"]
+    assert statement["Resource"] == ["acs:cs:cn-hangzhou:1234567890123456:cluster/llm-acs-cluster-id"]
+    permission = unwrap(acs.one("alicloud:cs/kubernetesPermission:KubernetesPermission").inputs)
+    assert permission["permissions"] == [
+        {"cluster": "llm-acs-cluster-id", "roleType": "cluster", "roleName": "admin", "isRamRole": True}
+    ]
+    invocation = next(r for r in acs.of_type("alicloud:ecs/ecsInvocation:EcsInvocation") if "kubeconfig" in r.name)
+    waits_for = {acs.by_urn(u).type for u in invocation.dependencies}
+    assert {
+        "alicloud:ecs/ramRoleAttachment:RamRoleAttachment",
+        "alicloud:cs/kubernetesPermission:KubernetesPermission",
+    } <= waits_for
+    assert not invocation.has_replacement_trigger  # no fresh credential, no re-run on every `pulumi up`
 
 
 def test_jump_host_can_be_left_out():
@@ -245,7 +260,10 @@ def test_r1_spreads_one_copy_over_two_pods_of_eight_h20(r1):
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "8"
     assert COMPUTE_LABELS.items() <= leader["metadata"]["labels"].items()
     release = next(r for r in r1.of_type("kubernetes:helm.sh/v3:Release") if "lws" in r.name)
-    assert unwrap(release.inputs)["chart"].endswith("/lws") and unwrap(release.inputs)["version"]
+    spec = unwrap(release.inputs)
+    assert spec["chart"].endswith("/charts-incubator/lws-0.1.0.tgz")  # Alibaba's catalog, not registry.k8s.io
+    manager = spec["values"]["image"]["manager"]
+    assert manager["repository"] == "registry-cn-hangzhou-vpc.ack.aliyuncs.com/acs/lws" and manager["tag"] == "v0.5.0"
     assert release.urn in r1.one("kubernetes:leaderworkerset.x-k8s.io/v1:LeaderWorkerSet").dependencies
 
 
@@ -269,3 +287,11 @@ def test_a_kept_bucket_is_adopted_by_name_instead_of_created():
     assert run.outputs["modelBucket"] == "llm-acs-models-kept"
     volumes = [o for o in run.kubernetes_objects() if o["kind"] == "PersistentVolume"]
     assert {v["spec"]["csi"]["volumeAttributes"]["bucket"] for v in volumes} == {"llm-acs-models-kept"}
+
+
+def test_a_private_endpoint_points_the_provider_at_the_api_servers_intranet_address():
+    run = run_stack("acs", {"cluster.publicEndpoint": False})
+    assert unwrap(run.one(CLUSTER).inputs)["slbInternetEnabled"] is False
+    kubeconfig = unwrap(run.one(K8S_PROVIDER).inputs["kubeconfig"])
+    assert "server: https://192.168.0.200:6443" in kubeconfig and "47.96.0.30" not in kubeconfig
+    assert is_secret(run.one(K8S_PROVIDER).inputs["kubeconfig"])

@@ -48,7 +48,7 @@ def test_dev_builds_network_nat_instance_key_and_readiness_gate(dev):
     assert instance["instanceType"] == "ecs.gn7i-c16g1.4xlarge"
     assert instance["systemDiskSize"] == 140 and instance["systemDiskCategory"] == "cloud_essd"
     assert instance["internetMaxBandwidthOut"] == 0  # private: egress through NAT
-    assert instance["httpTokens"] == "required"
+    assert instance["httpTokens"] == "optional"  # the agent reads the role without a token (cloud rule)
     vswitch = unwrap(dev.one("alicloud:vpc/switch:Switch").inputs)
     assert vswitch["zoneId"] == "cn-hangzhou-i"  # the first zone the lookup returned
 
@@ -60,7 +60,29 @@ def test_zone_lookup_asks_for_the_instance_type_and_disk(dev):
 
 
 def test_api_is_private_and_ssh_closed_by_default(dev):
-    assert ingress(dev) == [("8000/8000", "192.168.0.0/16")]
+    # The gateway's API port and its metrics port from the VPC only; never the engine's loopback port.
+    assert ingress(dev) == [("8000/8000", "192.168.0.0/16"), ("8002/8002", "192.168.0.0/16")]
+
+
+def test_the_engine_listens_on_loopback_behind_the_gateway_on_the_api_port(dev):
+    from core.gateway import ENGINE_LOOPBACK_PORT
+
+    text = user_data(dev)
+    assert f"--host 127.0.0.1 --port {ENGINE_LOOPBACK_PORT}" in text and "0.0.0.0 --port" not in text
+    assert "--shutdown-timeout 100" in text  # below llm-serving.service's docker stop --time 120
+    assert "listen 0.0.0.0:8000 default_server;" in text and f"server 127.0.0.1:{ENGINE_LOOPBACK_PORT};" in text
+    assert "include /etc/llm-gateway/api-key.map;" in text and "Bearer" not in text.split("api-key.map")[0][-200:]
+    assert "GATEWAY_IMAGE=alibaba-cloud-linux-3-registry" in text  # mainland China: no Docker Hub
+    for rule in dev.of_type(RULE):
+        assert unwrap(rule.inputs)["portRange"] != f"{ENGINE_LOOPBACK_PORT}/{ENGINE_LOOPBACK_PORT}"
+
+
+def test_the_host_gateway_takes_the_configured_image_and_extra_routes():
+    route = {"path": "/v1/embeddings", "method": "POST", "reason": "embeddings for the search index"}
+    mirrored = "registry.cn-hangzhou.aliyuncs.com/me/nginx:1.30.6-alpine"
+    text = user_data(run_stack("dev", {"gateway.extraRoutes": [route], "gateway.image": mirrored}))
+    assert f"GATEWAY_IMAGE={mirrored}" in text
+    assert "location = /v1/embeddings {" in text and "proxy_pass http://llm_engine/v1/embeddings;" in text
 
 
 def test_public_access_opens_only_the_api_port_to_the_allowed_cidrs():
@@ -69,6 +91,7 @@ def test_public_access_opens_only_the_api_port_to_the_allowed_cidrs():
         ("8000/8000", "192.168.0.0/16"),
         ("8000/8000", "198.51.100.7/32"),
         ("8000/8000", "203.0.113.0/24"),
+        ("8002/8002", "192.168.0.0/16"),  # metrics: never public
     ]
     assert unwrap(run.one(INSTANCE).inputs)["internetMaxBandwidthOut"] == 100
     assert not run.of_type("alicloud:vpc/natGateway:NatGateway")
@@ -107,9 +130,9 @@ def test_new_model_or_engine_settings_replace_the_host(dev):
 def test_up_waits_for_the_readiness_command_sized_for_the_model(dev):
     invocation = dev.one(INVOCATION)
     command = unwrap(dev.one(COMMAND).inputs)
-    assert dev.outputs["readinessTimeoutMinutes"] == 47
-    assert command["timeout"] == 47 * 60 + 300 and command["enableParameter"] is True
-    assert invocation.custom_timeouts["create"] == "57m"
+    assert dev.outputs["readinessTimeoutMinutes"] == 45  # core.durations at 200 Mbit/s x 1.5
+    assert command["timeout"] == 45 * 60 + 300 and command["enableParameter"] is True
+    assert invocation.custom_timeouts["create"] == "55m"
     secret_parameter = dev.one(SECRET_PARAMETER)
     assert secret_parameter.urn in invocation.dependencies
     assert invocation.has_replacement_trigger  # a rotated key is installed again
@@ -118,7 +141,9 @@ def test_up_waits_for_the_readiness_command_sized_for_the_model(dev):
 def test_readiness_command_checks_health_and_key_enforcement(dev):
     script = base64.b64decode(unwrap(dev.one(COMMAND).inputs)["commandContent"]).decode()
     assert "API_KEY_VALUE='{{oos-secret:llm-dev-api-key}}'" in script
-    assert "/health" in script and "expected 401" in script and "TIMEOUT_SECONDS=2820" in script
+    assert "/health" in script and "expected 401" in script and "TIMEOUT_SECONDS=2700" in script
+    assert "/invocations" in script and "expected the gateway's 404" in script  # the path vLLM's key skips
+    assert "GATEWAY_KEY_PATH=/etc/llm-serving/gateway/api-key.map" in script
     assert unwrap(dev.one(SECRET_PARAMETER).inputs)["secretParameterName"] == "llm-dev-api-key"
 
 

@@ -525,9 +525,20 @@ def test_ecs_user_data_installs_the_same_fetch_script():
 def test_fluid_installs_ack_fluid_pinned_for_acs_by_default():
     run = fluid()
     release = unwrap(run.one("kubernetes:helm.sh/v3:Release").inputs)
-    assert release["chart"] == "ack-fluid" and re.fullmatch(r"\d+\.\d+\.\d+", release["version"])
-    assert release["repositoryOpts"]["repo"].startswith("https://aliacs-app-catalog.oss-cn-hangzhou.aliyuncs.com/")
-    assert release["values"]["region"] == "cn-hangzhou" and release["values"]["clusterProfileforApp"] == "Acs"
+    # The catalog's tarball and the Compute Nest ACS template's values (audit D10).
+    assert (
+        release["chart"]
+        == "https://aliacs-app-catalog.oss-cn-hangzhou.aliyuncs.com/charts-incubator/ack-fluid-1.0.13.tgz"
+    )
+    assert "repositoryOpts" not in release and "version" not in release
+    values = release["values"]
+    assert values["region"] == "cn-hangzhou" and values["clusterProfileforApp"] == "Acs"
+    assert (values["cluster_profile"], values["imagePrefix"], values["version"]) == (
+        "ManagedKubernetes",
+        "acs",
+        "v1.0.13-fc3296a6",
+    )
+    assert values["helmDriver"] == "configmap" and values["crdUpgrade"]["imageTag"] == "v1.0.13-fc3296a6"
     assert release["namespace"] == "fluid-system" and release["createNamespace"] is True
     release_urn = run.one("kubernetes:helm.sh/v3:Release").urn
     for kind in ("Dataset", "JindoRuntime", "DataLoad"):

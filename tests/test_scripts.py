@@ -110,3 +110,143 @@ def test_bootstrap_downloads_in_parallel_with_host_setup():
     script = (SCRIPTS / "bootstrap.sh").read_text()
     start = script.index("download_model >")
     assert start < script.index("\ninstall_driver\n") < script.index('wait "$download_pid"')
+
+
+def test_rendered_jump_host_scripts_pass_shellcheck_and_fit_the_ecs_limit(tmp_path):
+    from components.alibaba.jump_host import render_kubeconfig_install, render_setup
+
+    setup = render_setup("1.33")
+    assert len(setup.encode()) <= USER_DATA_LIMIT_BYTES
+    for name, text in (("setup.sh", setup), ("install.sh", render_kubeconfig_install("c-1", "cn-hangzhou", "r-1"))):
+        path = tmp_path / name
+        path.write_text(text)
+        shellcheck(path)
+
+
+def test_the_kubeconfig_fetcher_asks_for_the_private_endpoint_with_the_instance_role():
+    text = (SCRIPTS / "llm-kubeconfig.py").read_text()
+    assert "private_ip_address=True" in text and 'type="ecs_ram_role"' in text
+    compile(text, "llm-kubeconfig.py", "exec")
+
+
+def test_the_readiness_command_writes_the_gateways_key_file_as_core_gateway_renders_it():
+    from core.gateway import auth_map_entry
+
+    script = (SCRIPTS / "ready.sh").read_text()
+    line = 'printf \'"Bearer %s" 1;\\n\' "$API_KEY_VALUE"'
+    assert line in script
+    key = "k3y-Of.48_characters~abcdefghijklmnopqrstuvwxyz+/="
+    printed = subprocess.run(
+        ["bash", "-c", line], env={"API_KEY_VALUE": key}, capture_output=True, text=True, check=True
+    ).stdout
+    assert printed == auth_map_entry(key)
+
+
+def test_the_gateway_runs_read_only_without_root_as_core_gateway_starts_it():
+    from components.alibaba.host_scripts import GATEWAY_CONF
+    from core.gateway import nginx_argv
+
+    runner = (SCRIPTS / "gateway-run.sh").read_text()
+    assert '--entrypoint nginx \\\n  "$GATEWAY_IMAGE" -c "$GATEWAY_CONF" -e stderr' in runner
+    assert nginx_argv(GATEWAY_CONF)[1:] == ["-c", GATEWAY_CONF, "-e", "stderr"]
+    for flag in ("--read-only", '--user "$GATEWAY_USER"', "--cap-drop ALL", "--network host", "--stop-signal SIGQUIT"):
+        assert flag in runner
+    assert ':ro"' in runner.split("api-key.map")[1][:40]
+
+
+def test_shutdown_drains_the_gateway_first_and_lets_the_engine_finish_before_docker_kills_it():
+    from components.alibaba.host_scripts import ENGINE_SHUTDOWN_SECONDS, ENGINE_STOP_SECONDS
+    from core.gateway import GatewayConfig
+
+    serving = (SCRIPTS / "llm-serving.service").read_text()
+    gateway = (SCRIPTS / "llm-gateway.service").read_text()
+    assert f"docker stop --time {ENGINE_STOP_SECONDS} " in serving and ENGINE_SHUTDOWN_SECONDS < ENGINE_STOP_SECONDS
+    assert "After=docker.service llm-serving.service" in gateway  # stopped before the engine
+    drain = GatewayConfig.__dataclass_fields__["graceful_shutdown_seconds"].default
+    assert f"docker stop --time {drain + 10} " in gateway
+
+
+@pytest.mark.skipif(not Path("/usr/sbin/nginx").exists(), reason="Debian nginx is not installed")
+def test_the_hosts_rendered_gateway_conf_passes_nginx_t(tmp_path):
+    from test_gateway import nginx_test
+
+    from components.alibaba.host_scripts import GATEWAY_KEY_FILE, gateway_config
+    from core.gateway import auth_map_entry, render_nginx_conf
+
+    conf = render_nginx_conf(gateway_config(host_for({})))
+    key_file = tmp_path / "api-key.map"
+    key_file.write_text(auth_map_entry("k3y-Of.48_characters~abcdefghijklmnopqrstuvwxyz+/="))
+    path = tmp_path / "nginx.conf"
+    path.write_text(conf.replace(GATEWAY_KEY_FILE, str(key_file)))
+    result = nginx_test(path)
+    assert result.returncode == 0, result.stderr
+
+
+def _driver_run(tmp_path, prebuilt: bool, manager_versions: list[str], fabric: str = "true", flavour: str = "open"):
+    """install-driver.sh against stub apt tools; returns (exit code, output, the apt calls made)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    log = tmp_path / "calls.log"
+    stubs = {
+        "uname": "echo 5.15.0-105-generic",
+        "apt-cache": (
+            'echo "apt-cache $*" >>"$LOG"\n'
+            'case "$1" in\n'
+            f'  show) [ "{str(prebuilt).lower()}" = true ] ;;\n'
+            "  madison) for v in $MANAGER_VERSIONS; do\n"
+            '    echo "$2 | $v | http://mirrors.cloud.aliyuncs.com jammy"; done ;;\n'
+            "esac"
+        ),
+        "apt-get": 'echo "apt-get $*" >>"$LOG"',
+        "apt-mark": 'echo "apt-mark $*" >>"$LOG"',
+        "dpkg-query": 'echo "570.172.08-0ubuntu0.22.04.1"',
+    }
+    for name, body in stubs.items():
+        stub = bin_dir / name
+        stub.write_text(f"#!/bin/bash\n{body}\n")
+        stub.chmod(0o755)
+    result = subprocess.run(
+        ["bash", str(SCRIPTS / "install-driver.sh"), "570", flavour, fabric],
+        env={"PATH": f"{bin_dir}:/usr/bin:/bin", "LOG": str(log), "MANAGER_VERSIONS": " ".join(manager_versions)},
+        capture_output=True,
+        text=True,
+    )
+    calls = log.read_text().splitlines() if log.exists() else []
+    return result.returncode, result.stdout + result.stderr, calls
+
+
+def test_the_driver_uses_prebuilt_modules_for_the_running_kernel_and_fabric_manager_of_its_version(tmp_path):
+    code, output, calls = _driver_run(tmp_path, prebuilt=True, manager_versions=["575.1-1", "570.172.08-0ubuntu1"])
+    assert code == 0, output
+    assert (
+        "apt-get install -y --no-install-recommends linux-modules-nvidia-570-server-open-5.15.0-105-generic "
+        "nvidia-headless-no-dkms-570-server-open nvidia-utils-570-server"
+    ) in calls
+    assert "apt-get install -y --no-install-recommends nvidia-fabricmanager-570=570.172.08-0ubuntu1" in calls
+    assert (
+        "apt-mark hold nvidia-headless-no-dkms-570-server-open nvidia-utils-570-server nvidia-fabricmanager-570"
+        in calls
+    )
+
+
+def test_without_prebuilt_modules_the_driver_builds_with_the_kernels_headers(tmp_path):
+    code, output, calls = _driver_run(
+        tmp_path, prebuilt=False, manager_versions=[], fabric="false", flavour="proprietary"
+    )
+    assert code == 0, output
+    assert (
+        "apt-get install -y --no-install-recommends linux-headers-5.15.0-105-generic nvidia-dkms-570-server "
+        "nvidia-headless-570-server nvidia-utils-570-server"
+    ) in calls
+    assert not any("fabricmanager" in c for c in calls)
+
+
+def test_a_fabric_manager_of_another_version_is_never_installed(tmp_path):
+    code, output, calls = _driver_run(tmp_path, prebuilt=True, manager_versions=["575.51.03-0ubuntu1"])
+    assert code == 1 and "Fabric Manager would refuse a mismatch" in output
+    assert not any("fabricmanager-570=" in c for c in calls)
+
+
+def test_v100_hosts_get_the_proprietary_driver_and_others_the_open_one():
+    assert "DRIVER_FLAVOUR=open" in render_conf(host_for({}))
+    assert "DRIVER_FLAVOUR=proprietary" in render_conf(host_for({"placement.instanceType": "ecs.gn6e-c12g1.3xlarge"}))

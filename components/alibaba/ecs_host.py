@@ -27,7 +27,7 @@ def linux_host(
     deletion_protection: bool = False,
     timeouts: Optional[pulumi.CustomTimeouts] = None,
 ) -> alicloud.ecs.Instance:
-    """Pay-as-you-go, IMDSv2 only, public address only with bandwidth, replaced when its user-data changes."""
+    """Pay-as-you-go, public address only with bandwidth, replaced when its user-data changes."""
     return alicloud.ecs.Instance(
         f"{name}-instance",
         instance_name=name,
@@ -43,7 +43,11 @@ def linux_host(
         internet_max_bandwidth_out=public_bandwidth_mbps,
         key_name=key_pair,
         user_data=base64.b64encode(user_data.encode()).decode(),
-        http_tokens="required",
+        # IMDSv2 stays optional: Cloud Assistant reads the instance role's credentials (for {{oos-secret:...}})
+        # with a tokenless GET in every public agent version (aliyun_assist_client agent/util/paramstore.go at
+        # 028f1de), and whether the agents on current images send the token is not known (README "Known
+        # limitations"). Enforcing it would fail every readiness command.
+        http_tokens="optional",
         deletion_protection=deletion_protection,
         tags=dict(tags),
         opts=pulumi.ResourceOptions(

@@ -26,6 +26,7 @@ import pulumi_kubernetes as k8s
 
 from components.alibaba.oss_model_store import internal_endpoint
 from components.kubernetes.objects import object_name
+from core import versions
 
 API_VERSION = "data.fluid.io/v1alpha1"
 WORKER_OVERHEAD_GIB = 8  # Jindo worker process beside its in-memory cache
@@ -40,9 +41,9 @@ CACHE_LOW_WATERMARK = "0.95"
 class FluidChart:
     """A pinned Fluid Helm chart and the values it needs."""
 
-    chart: str
-    version: str
-    repo: str
+    chart: str  # a chart name in `repo`, or a chart tarball URL
+    version: Optional[str]  # None: a tarball carries its version
+    repo: Optional[str]  # None: `chart` is a tarball URL
     values: Mapping[str, object] = field(default_factory=dict)
     release_name: str = "fluid"
     namespace: str = "fluid-system"
@@ -55,22 +56,44 @@ UPSTREAM_FLUID = FluidChart(
     repo="https://fluid-cloudnative.github.io/charts",
     values={"runtime": {"jindo": {"enabled": True}}},
 )
-ACK_FLUID_REPO = "https://aliacs-app-catalog.oss-cn-hangzhou.aliyuncs.com/charts-incubator/"
-ACK_FLUID_VERSION = "1.0.13"
 
 
 def ack_fluid(region: str) -> FluidChart:
     """Alibaba's ack-fluid for ACS: images over the VPC from the region's registry, ACS sidecar injection.
 
-    The values are the ACS-specific ones of the Compute Nest template (quickstart-vllm-ack, acs-ecs.yaml);
-    the chart's defaults are assumed for the rest (not verified against the chart itself).
+    Installed from the catalog's tarball with the values the Compute Nest ACS template passes
+    (quickstart-vllm-ack .computenest/ros_templates/acs-ecs.yaml at f9af47c, lines 540-845; audit D10, claim
+    12): the top-level keys, the image prefix and version pair, and the CRD upgrader. The other values (CSI,
+    runtimes, webhook) stay at the chart's defaults, which the template also sets to what they are believed
+    to be; not verified against the chart itself.
     """
+    version = versions.ACK_FLUID_IMAGE_VERSION.value
     return FluidChart(
-        chart="ack-fluid",
-        version=ACK_FLUID_VERSION,
-        repo=ACK_FLUID_REPO,
+        chart=versions.ACK_FLUID_CHART.value,
+        version=None,
+        repo=None,
         release_name="ack-fluid",
-        values={"region": region, "clusterProfileforApp": "Acs", "pullImageByVPCNetwork": True},
+        values={
+            "region": region,
+            "cluster_profile": "ManagedKubernetes",
+            "clusterProfileforApp": "Acs",
+            "pullImageByVPCNetwork": True,
+            "appendImageTag": True,
+            "workdir": "/tmp",
+            "helmDriver": "configmap",
+            "image": {"imagePullSecrets": []},
+            "imagePrefix": "acs",
+            "version": version,
+            "namespace": "fluid-system",
+            "crdUpgrade": {
+                "enabled": True,
+                "ttlSecondsAfterFinished": 259200,
+                "imagePrefix": "acs",
+                "imageName": "fluid-crd-upgrader",
+                "imageTag": version,
+            },
+            "dataset": {"controller": {"imagePrefix": "acs", "imageName": "dataset-controller", "imageTag": version}},
+        },
     )
 
 
@@ -137,7 +160,7 @@ class FluidCache(pulumi.ComponentResource):
                     name=chart.release_name,
                     chart=chart.chart,
                     version=chart.version,
-                    repository_opts={"repo": chart.repo},
+                    repository_opts={"repo": chart.repo} if chart.repo else None,
                     namespace=chart.namespace,
                     create_namespace=True,
                     values=dict(chart.values),

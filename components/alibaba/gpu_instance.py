@@ -2,7 +2,8 @@
 
 `pulumi up` ends when a Cloud Assistant command (components.alibaba.secret_command) confirms /health and
 API-key enforcement on the host. The API key travels as an OOS encrypted parameter referenced by
-that command, never in user-data.
+that command, never in user-data; the instance's own RAM role (components.alibaba.instance_role) may
+read that one parameter, which is how Cloud Assistant resolves the reference.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ import pulumi
 
 from components.alibaba.ecs_host import linux_host
 from components.alibaba.host_scripts import render_ready_command
+from components.alibaba.instance_role import InstanceRole, InstanceRoleArgs, account_id, secret_read_statements
 from components.alibaba.secret_command import SecretCommand, SecretCommandArgs
 
 
 @dataclass(frozen=True)
 class GpuInstanceArgs:
+    region: str
     instance_type: str
     image_id: str
     vswitch_id: pulumi.Input[str]
@@ -64,10 +67,23 @@ class GpuInstance(pulumi.ComponentResource):
             timeouts=pulumi.CustomTimeouts(create="30m", delete="20m"),
         )
 
+        parameter = f"{name}-api-key"
+        role = InstanceRole(
+            f"{name}-host",
+            InstanceRoleArgs(
+                instance_id=instance.id,
+                statements=account_id(self).apply(
+                    lambda account: secret_read_statements(args.region, account, parameter)
+                ),
+                description="Lets Cloud Assistant on the GPU host read the API key parameter, nothing else",
+                tags=tags,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         script = render_ready_command(
             api_port=args.api_port,
             api_key_env=args.api_key_env,
-            secret_parameter=f"{name}-api-key",
+            secret_parameter=parameter,
             timeout_seconds=args.readiness_timeout_minutes * 60,
         )
         self.ready = SecretCommand(
@@ -76,10 +92,11 @@ class GpuInstance(pulumi.ComponentResource):
                 instance_id=instance.id,
                 secret=args.api_key,
                 script=script,
-                parameter_name=f"{name}-api-key",
+                parameter_name=parameter,
                 timeout_minutes=args.readiness_timeout_minutes,
                 tags=tags,
                 description="Install the API key, start the engine, wait for /health",
+                depends_on=role.attached,
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )

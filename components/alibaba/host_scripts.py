@@ -4,6 +4,10 @@ The scripts are plain files (shellcheck reads them as they are); what varies per
 config file of shell assignments, each value quoted with shlex. Nothing rendered here holds a
 secret: the API key reaches the host only through an OOS encrypted-parameter reference that
 Cloud Assistant resolves on the instance.
+
+The engine listens on 127.0.0.1 only (core.gateway.ENGINE_LOOPBACK_PORT); the authenticating gateway
+(nginx, core/gateway.py, in Docker with the host network) is the only listener on the API port. Its
+nginx.conf is rendered here (no secret in it); its key file is written by the readiness command.
 """
 
 from __future__ import annotations
@@ -14,6 +18,14 @@ from pathlib import Path
 
 from core.catalog import ModelSpec
 from core.engine import EngineCommand
+from core.gateway import (
+    DEFAULT_ROUTES,
+    METRICS_PORT,
+    GatewayConfig,
+    generation_timeout_seconds,
+    max_body_bytes,
+    render_nginx_conf,
+)
 
 SCRIPTS = Path(__file__).parent.parent / "scripts"
 MODEL_ROOT = "/root/llm-model"
@@ -23,7 +35,19 @@ MODELSCOPE_HUB_VERSION = "0.5.1"
 # Alibaba Cloud's PyPI mirror on the internal network of every region.
 PIP_INDEX_URL = "https://mirrors.cloud.aliyuncs.com/pypi/simple/"
 NVIDIA_TOOLKIT_REPO = "https://nvidia.github.io/libnvidia-container"
-USER_DATA_LIMIT_BYTES = 16 * 1024  # ECS limit on user-data before base64
+# ECS RunInstances UserData: "the raw data can be up to 32 KB" before Base64 (the program kept 16 KiB before;
+# audit m7: stricter than the API, harmless, but the gateway's conf needs the room).
+USER_DATA_LIMIT_BYTES = 32 * 1024
+# The gateway: host directory only root can enter (ready.sh makes it 0700), bind-mounted read-only.
+GATEWAY_CONTAINER = "llm-gateway"  # also named in scripts/llm-gateway.service (ExecStop)
+GATEWAY_DIR = "/etc/llm-serving/gateway"
+GATEWAY_CONF = "/etc/llm-gateway/nginx.conf"  # inside the container
+GATEWAY_KEY_FILE = "/etc/llm-gateway/api-key.map"  # inside the container
+GATEWAY_UID = 65534  # nobody: not root, and the same uid in any image (the CN image's own user is unknown)
+# vLLM finishes requests in flight on SIGTERM for this long (--shutdown-timeout; without it they are cut,
+# measured in tests/engine); below `docker stop --time 120` of llm-serving.service.
+ENGINE_SHUTDOWN_SECONDS = 100
+ENGINE_STOP_SECONDS = 120
 HEREDOC_END = "LLM_SERVING_EOF"
 FETCH_MODEL_SCRIPT = "fetch-model.sh"
 
@@ -36,6 +60,11 @@ class HostConfig:
     engine: EngineCommand
     driver_branch: str
     fabric_manager: bool  # NVSwitch machines (8-GPU HGX boards) need NVIDIA Fabric Manager
+    api_port: int  # the gateway's port (access.apiPort); the engine listens on engine.port, loopback only
+    gateway_image: str  # settings.gateway.image: pinned
+    max_model_len: int  # sizes the gateway's timeouts and body limit
+    open_kernel_modules: bool = True  # NVIDIA's open modules (Turing and newer); False: proprietary (Volta)
+    gateway_routes: tuple[tuple[str, str], ...] = DEFAULT_ROUTES  # (path, method) behind the key: settings.gateway
 
 
 def model_dir(model: ModelSpec) -> str:
@@ -51,8 +80,16 @@ def render_conf(host: HostConfig) -> str:
         "ENGINE_IMAGE": host.engine_image,
         "ENGINE_CMD": host.engine.shell(),
         "CONTAINER_NAME": CONTAINER_NAME,
-        "API_PORT": str(host.engine.port),
+        "API_PORT": str(host.api_port),
+        "ENGINE_PORT": str(host.engine.port),
+        "GATEWAY_IMAGE": host.gateway_image,
+        "GATEWAY_CONTAINER": GATEWAY_CONTAINER,
+        "GATEWAY_DIR": GATEWAY_DIR,
+        "GATEWAY_CONF": GATEWAY_CONF,
+        "GATEWAY_KEY_FILE": GATEWAY_KEY_FILE,
+        "GATEWAY_USER": f"{GATEWAY_UID}:{GATEWAY_UID}",
         "DRIVER_BRANCH": host.driver_branch,
+        "DRIVER_FLAVOUR": "open" if host.open_kernel_modules else "proprietary",
         "FABRIC_MANAGER": "true" if host.fabric_manager else "false",
         **fetch_model_env(),
         "NVIDIA_TOOLKIT_REPO": NVIDIA_TOOLKIT_REPO,
@@ -79,10 +116,23 @@ def fetch_model_env(pip_index_url: str = PIP_INDEX_URL) -> dict[str, str]:
     }
 
 
-def _write_file(path: str, content: str, mode: str) -> str:
+def write_file(path: str, content: str, mode: str) -> str:
     if HEREDOC_END in content:
         raise ValueError(f"{path} contains the heredoc terminator {HEREDOC_END}")
     return f"cat > {path} <<'{HEREDOC_END}'\n{content}{HEREDOC_END}\nchmod {mode} {path}\n"
+
+
+def gateway_config(host: HostConfig) -> GatewayConfig:
+    """The gateway in front of the engine: the API port on 0.0.0.0, the engine on loopback, metrics apart."""
+    return GatewayConfig(
+        listen_port=host.api_port,
+        engine_port=host.engine.port,
+        metrics_port=METRICS_PORT,
+        key_file=GATEWAY_KEY_FILE,
+        read_timeout_seconds=generation_timeout_seconds(host.max_model_len),
+        max_body_bytes=max_body_bytes(host.max_model_len),
+        allowed_paths=tuple(host.gateway_routes),
+    )
 
 
 def render_user_data(host: HostConfig) -> str:
@@ -90,13 +140,17 @@ def render_user_data(host: HostConfig) -> str:
     parts = [
         "#!/bin/bash\n# LLM serving host set-up, written by the llm Pulumi program. Holds no secret.\n",
         "set -euo pipefail\n",
-        "install -d -m 0755 /usr/local/lib/llm-serving /etc/llm-serving\n",
-        _write_file("/etc/llm-serving/serving.conf", render_conf(host), "0644"),
-        _write_file("/usr/local/lib/llm-serving/bootstrap.sh", _script("bootstrap.sh"), "0755"),
-        _write_file("/usr/local/lib/llm-serving/fetch-model.sh", fetch_model_script(), "0755"),
-        _write_file("/usr/local/bin/llm-serving-run", _script("serving-run.sh"), "0755"),
-        _write_file("/etc/systemd/system/llm-bootstrap.service", _script("llm-bootstrap.service"), "0644"),
-        _write_file("/etc/systemd/system/llm-serving.service", _script("llm-serving.service"), "0644"),
+        f"install -d -m 0755 /usr/local/lib/llm-serving\ninstall -d -m 0700 /etc/llm-serving {GATEWAY_DIR}\n",
+        write_file("/etc/llm-serving/serving.conf", render_conf(host), "0644"),
+        write_file(f"{GATEWAY_DIR}/nginx.conf", render_nginx_conf(gateway_config(host)), "0644"),
+        write_file("/usr/local/lib/llm-serving/bootstrap.sh", _script("bootstrap.sh"), "0755"),
+        write_file("/usr/local/lib/llm-serving/install-driver.sh", _script("install-driver.sh"), "0755"),
+        write_file("/usr/local/lib/llm-serving/fetch-model.sh", fetch_model_script(), "0755"),
+        write_file("/usr/local/bin/llm-serving-run", _script("serving-run.sh"), "0755"),
+        write_file("/usr/local/bin/llm-gateway-run", _script("gateway-run.sh"), "0755"),
+        write_file("/etc/systemd/system/llm-bootstrap.service", _script("llm-bootstrap.service"), "0644"),
+        write_file("/etc/systemd/system/llm-serving.service", _script("llm-serving.service"), "0644"),
+        write_file("/etc/systemd/system/llm-gateway.service", _script("llm-gateway.service"), "0644"),
         "systemctl daemon-reload\n",
         "systemctl enable llm-bootstrap.service\n",
         "systemctl start --no-block llm-bootstrap.service\n",
@@ -114,7 +168,8 @@ def secret_reference(parameter_name: str) -> str:
 
 
 def render_ready_command(*, api_port: int, api_key_env: str, secret_parameter: str, timeout_seconds: int) -> str:
-    """The readiness command: installs the key from OOS, (re)starts the engine, waits for /health."""
+    """The readiness command: installs the key from OOS for the engine and the gateway, (re)starts both, and
+    checks through the gateway (api_port) that /health answers and the key guards every path."""
     header = "\n".join(
         [
             "#!/bin/bash",
@@ -122,6 +177,8 @@ def render_ready_command(*, api_port: int, api_key_env: str, secret_parameter: s
             f"API_PORT={int(api_port)}",
             f"API_KEY_ENV={shlex.quote(api_key_env)}",
             f"API_KEY_VALUE='{secret_reference(secret_parameter)}'",
+            f"GATEWAY_KEY_PATH={GATEWAY_DIR}/api-key.map",
+            f"GATEWAY_UID={GATEWAY_UID}",
             "",
         ]
     )

@@ -24,9 +24,13 @@ class NetworkArgs:
     vpc_cidr: str
     subnets: Sequence[Subnet]  # the first one hosts the NAT gateway
     api_port: Optional[int] = None  # None: no host in the security group serves the API
+    metrics_port: Optional[int] = None  # the gateway's GET /metrics: from the VPC only (a scraper), never public
     public_api_cidrs: Sequence[str] = ()  # empty: the API is reachable from inside the VPC only
     ssh_cidrs: Sequence[str] = ()  # empty: SSH closed
     nat_egress: bool = True  # hosts and pods without public addresses reach ModelScope and registries through NAT
+    # The NAT's EIP: everything public comes in through it (core/durations.py derives the deadlines from it).
+    nat_bandwidth_mbps: int = 200
+    nat_billing: str = "traffic"  # traffic: PayByTraffic EIP (<= 200); bandwidth: PayByBandwidth (<= 500, then shared)
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -37,6 +41,7 @@ class Network(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: NetworkArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("llm:alibaba:Network", name, None, opts)
+        self._args = args
         child = pulumi.ResourceOptions(parent=self)
         tags = dict(args.tags)
 
@@ -69,6 +74,10 @@ class Network(pulumi.ComponentResource):
                 self._allow(f"{name}-api-public-{i}", group, args.api_port, cidr, "public API")
                 for i, cidr in enumerate(args.public_api_cidrs)
             ]
+        if args.metrics_port is not None:
+            self.rules.append(
+                self._allow(f"{name}-metrics-vpc", group, args.metrics_port, args.vpc_cidr, "metrics from the VPC")
+            )
         self.rules += [self._allow(f"{name}-ssh-{i}", group, 22, cidr, "SSH") for i, cidr in enumerate(args.ssh_cidrs)]
         if args.nat_egress:
             self._nat(name, vpc, list(vswitches.values()), tags)
@@ -112,15 +121,35 @@ class Network(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
+        mbps, shared = nat_eip_plan(self._args.nat_bandwidth_mbps, self._args.nat_billing)
         eip = alicloud.ecs.EipAddress(
             f"{name}-nat-eip",
             address_name=f"{name}-nat",
-            bandwidth="100",
-            internet_charge_type="PayByTraffic",
+            bandwidth=str(mbps),
+            internet_charge_type="PayByTraffic" if self._args.nat_billing == "traffic" else "PayByBandwidth",
             payment_type="PayAsYouGo",
             tags=tags,
             opts=child,
         )
+        joined: list[pulumi.Resource] = []
+        if shared:
+            package = alicloud.vpc.CommonBandwithPackage(
+                f"{name}-nat-bandwidth",
+                bandwidth_package_name=f"{name}-nat",
+                bandwidth=str(self._args.nat_bandwidth_mbps),
+                internet_charge_type="PayByBandwidth",
+                tags=tags,
+                opts=child,
+            )
+            joined.append(
+                alicloud.vpc.CommonBandwithPackageAttachment(
+                    f"{name}-nat-bandwidth",
+                    bandwidth_package_id=package.id,
+                    instance_id=eip.id,
+                    bandwidth_package_bandwidth=str(self._args.nat_bandwidth_mbps),
+                    opts=child,
+                )
+            )
         binding = alicloud.ecs.EipAssociation(
             f"{name}-nat-eip", allocation_id=eip.id, instance_id=nat.id, instance_type="Nat", opts=child
         )
@@ -131,7 +160,22 @@ class Network(pulumi.ComponentResource):
                 source_vswitch_id=vswitch.id,
                 snat_ip=eip.ip_address,
                 snat_entry_name=f"{name}-{i}",
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[binding]),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[binding, *joined]),
             )
             for i, vswitch in enumerate(vswitches)
         ]
+
+
+MAX_TRAFFIC_MBPS = 200  # PayByTraffic EIP (pulumi_alicloud ecs/eip_address.py docstring)
+MAX_EIP_BANDWIDTH_MBPS = 500  # PayByBandwidth EIP
+
+
+def nat_eip_plan(mbps: int, billing: str) -> tuple[int, bool]:
+    """(the EIP's own bandwidth, whether a shared bandwidth package carries the rest) for `mbps`."""
+    if billing == "traffic":
+        if mbps > MAX_TRAFFIC_MBPS:
+            raise ValueError(f"a pay-by-traffic EIP carries at most {MAX_TRAFFIC_MBPS} Mbit/s, not {mbps}")
+        return mbps, False
+    if mbps <= MAX_EIP_BANDWIDTH_MBPS:
+        return mbps, False
+    return MAX_EIP_BANDWIDTH_MBPS, True

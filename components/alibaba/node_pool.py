@@ -100,3 +100,27 @@ def _check(args: NodePoolArgs) -> None:
         problems.append(f"disk_category must be one of {DISK_CATEGORIES}")
     if problems:
         raise ValueError("NodePool: " + "; ".join(problems))
+
+
+def cluster_autoscaling(name: str, cluster_id: pulumi.Input[str], opts: pulumi.ResourceOptions) -> pulumi.Resource:
+    """Turns node autoscaling on at cluster level: without it an autoscaled pool stays at its minimum, extra
+    replicas stay Pending and a surge rollout hangs (help "Auto scaling of nodes": "Node pool auto scaling
+    only takes effect after you enable it at the cluster level"; audit D6).
+
+    cluster-autoscaler (goatscaler, instant scaling, is the other choice). GPU nodes use emptyDirs, so local
+    storage must not pin them (skip_nodes_with_local_storage=False); scale up from zero for gpuNodes.min 0.
+    The provider's delete is a no-op (TF resource_alicloud_cs_autoscaling_config.go): the cluster's deletion
+    removes it. Prerequisites per account (README "Before the first run"): Auto Scaling (ESS) activated and
+    the AliyunCSManagedAutoScalerRole authorised.
+    """
+    return alicloud.cs.AutoscalingConfig(
+        f"{name}-autoscaling",
+        cluster_id=cluster_id,
+        scaler_type="cluster-autoscaler",
+        expander="least-waste",
+        scale_up_from_zero=True,
+        scale_down_enabled=True,
+        skip_nodes_with_local_storage=False,
+        skip_nodes_with_system_pods=True,
+        opts=opts,
+    )

@@ -26,6 +26,7 @@ import pulumi_alicloud as alicloud
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from components.alibaba.multipart_cleanup import MultipartCleanup
 from core.naming import dns_name
 
 CSI_DRIVER = "ossplugin.csi.alibabacloud.com"
@@ -52,7 +53,9 @@ OSS_ACTIONS = (
     "oss:AbortMultipartUpload",
     "oss:ListParts",
 )
-ABORT_MULTIPART_DAYS = 7  # an interrupted upload leaves billed parts; the import never runs this long
+# An interrupted upload leaves billed parts. Lifecycle runs about daily, so this is hygiene only; destroy aborts
+# them itself (components.alibaba.multipart_cleanup). 1 is the smallest `days` (OSS lifecycle rules).
+ABORT_MULTIPART_DAYS = 1
 SUFFIX_BYTES = 4  # 8 hex characters: bucket and RAM names are unique per account (bucket: per OSS)
 
 
@@ -68,6 +71,7 @@ class OssModelStoreArgs:
     volume_gib: int = 1000  # nominal PV capacity (OSS has no quota)
     tags: Mapping[str, str] = field(default_factory=dict)
     oidc_issuer_url: Optional[pulumi.Input[str]] = None  # rrsa: also pin the token issuer (recommended)
+    endpoint: Optional[str] = None  # None: the region's internal endpoint (ack-edge may choose the public one)
     # True: bucket_name is an existing bucket (e.g. kept by an earlier stack with retain): use it as it is,
     # without creating or managing the bucket, its ACL or its encryption; the import then finds the weights.
     adopt: bool = False
@@ -87,12 +91,24 @@ class OssModelStore(pulumi.ComponentResource):
         _check(args)
         child = pulumi.ResourceOptions(parent=self)
         suffix = random.RandomId(f"{name}-suffix", byte_length=SUFFIX_BYTES, opts=child).hex
-        self.endpoint = internal_endpoint(args.region)
+        self.endpoint = args.endpoint or internal_endpoint(args.region)
+        cleanup: list[pulumi.Resource] = []
         if args.adopt and args.bucket_name:
             self.bucket = pulumi.Output.from_input(args.bucket_name)
         else:
+            bucket = self._bucket(name, args, suffix)
             # The provider types `bucket` as optional; it is always set once the bucket exists.
-            self.bucket = cast(pulumi.Output[str], self._bucket(name, args, suffix).bucket)
+            self.bucket = cast(pulumi.Output[str], bucket.bucket)
+            if not args.retain:
+                # Destroyed after the volumes that write into the bucket and before the bucket (audit D9).
+                cleanup.append(
+                    MultipartCleanup(
+                        f"{name}-abort-uploads",
+                        self.bucket,
+                        args.region,
+                        pulumi.ResourceOptions(parent=self, depends_on=[bucket]),
+                    )
+                )
         policy = alicloud.ram.Policy(
             f"{name}-oss",
             policy_name=pulumi.Output.concat(_ram_name(name, 110), "-oss-", suffix),
@@ -128,7 +144,7 @@ class OssModelStore(pulumi.ComponentResource):
                 args.namespace,
                 OssVolume(bucket=self.bucket, endpoint=self.endpoint, path=path, read_only=read_only, gib=gib),
                 auth,
-                credentials,
+                [*credentials, *cleanup],
             )
         self.serving_claim = claims["serving"]
         self.import_claim = claims["import"]

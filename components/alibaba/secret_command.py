@@ -1,15 +1,17 @@
 """A Cloud Assistant command that reads one secret on an ECS instance, run once and waited for.
 
 The secret travels as an OOS encrypted parameter that the command references as
-`{{oos-secret:NAME}}`: Cloud Assistant resolves it on the instance, so the value never appears in
-user-data, the command text or Pulumi's plaintext state. `pulumi up` waits for the command to succeed
+`{{oos-secret:NAME}}`: Cloud Assistant resolves it on the instance, with the instance's own RAM role
+(components.alibaba.instance_role), so the value never appears in user-data, the command text or
+Pulumi's plaintext state. The agent deletes a script that held such a reference after the run
+(aliyun_assist_client agent/taskengine/basetask.go: ScriptToDelete). `pulumi up` waits for the command to succeed
 (EcsInvocation waits for Success, bounded by its create timeout), and a new secret value runs it again.
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -28,6 +30,9 @@ class SecretCommandArgs:
     timeout_minutes: int
     description: str
     tags: Mapping[str, str] = field(default_factory=dict)
+    # What the agent needs before it can resolve the reference: the instance's RAM role, attached and
+    # allowed to read the parameter (components.alibaba.instance_role.InstanceRole.attached).
+    depends_on: Sequence[pulumi.Resource] = ()
 
 
 class SecretCommand(pulumi.ComponentResource):
@@ -63,7 +68,7 @@ class SecretCommand(pulumi.ComponentResource):
             instance_ids=[args.instance_id],
             opts=pulumi.ResourceOptions(
                 parent=self,
-                depends_on=[parameter],
+                depends_on=[parameter, *args.depends_on],
                 # A changed secret must be installed again: re-run the command when it changes.
                 replacement_trigger=args.secret,
                 custom_timeouts=pulumi.CustomTimeouts(create=f"{wait_minutes}m", delete="5m"),

@@ -6,17 +6,18 @@
   are the ones ACK's LLM-autoscaling guide puts on it) scrapes the engine's /metrics.
 - `ack-alibaba-cloud-metrics-adapter` turns a Prometheus series into a per-pod custom metric
   (custom.metrics.k8s.io) by a prometheus-adapter rule, reading the instance's internal HTTP API URL,
-  which is looked up once the add-on has created the instance.
+  which is looked up once the add-on has created the instance. It is installed the way Alibaba documents
+  it: a Helm release of the ACK catalog's chart in kube-system (App Catalog / Helm pages of the ACK and ACS
+  docs; Alibaba's ROS example installs ack-alibaba-cloud-metrics-adapter-1.3.3.tgz with
+  ALIYUN::CS::ClusterHelmApplication), not a CS add-on, which no source installs (audit D5, claim 18).
 
-Unverified offline (see README "ack"): that the adapter is installable as a cs.KubernetesAddon under
-this name and takes this config layout (ACK documents `AlibabaCloudMetricsAdapter.prometheus.url` and
-prometheus-adapter style rules; older guides install it as a Helm chart from the ACK catalog), and the
-label names of ACK's GPU exporter (NamespaceName, PodName).
+Unverified offline (see README "ack"): the label names of ACK's GPU exporter (NamespaceName, PodName), and
+that the Prometheus instance carries the cluster id the lookup filters on.
 """
 
 from __future__ import annotations
 
-import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Optional
@@ -25,8 +26,14 @@ import pulumi
 import pulumi_alicloud as alicloud
 import pulumi_kubernetes as k8s
 
+from core import versions
+
 PROMETHEUS_ADDON = "arms-prometheus"
-ADAPTER_ADDON = "ack-alibaba-cloud-metrics-adapter"
+ADAPTER_RELEASE = "ack-alibaba-cloud-metrics-adapter"
+ADAPTER_NAMESPACE = "kube-system"  # the APIService is served from kube-system (ACK docs)
+# arms-prometheus creates the instance asynchronously: look for it this often before giving up (audit m1).
+LOOKUP_ATTEMPTS = 20
+LOOKUP_PAUSE_SECONDS = 30
 METRICS_PATH = "/metrics"
 SCRAPE_INTERVAL = "15s"
 
@@ -71,11 +78,12 @@ class ServingMetricsArgs:
     app: str  # the serving pods' `app` label
     port_name: str  # the gateway's metrics port name: GET /metrics only, never behind a load balancer
     metric: str  # a key of RULES
+    region: str  # the adapter's image comes from the region's VPC registry
 
 
 class ServingMetrics(pulumi.ComponentResource):
     metric_name: str  # the custom metric the HPA reads
-    adapter: alicloud.cs.KubernetesAddon
+    adapter: k8s.helm.v3.Release
 
     def __init__(self, name: str, args: ServingMetricsArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("llm:alibaba:ServingMetrics", name, None, opts)
@@ -102,47 +110,60 @@ class ServingMetrics(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[prometheus]),
         )
         url = prometheus_url(args.cluster_id, prometheus, self)
-        config = url.apply(lambda u: json.dumps(adapter_config(u, rule)))
-        self.adapter = alicloud.cs.KubernetesAddon(
+        self.adapter = k8s.helm.v3.Release(
             f"{name}-adapter",
-            cluster_id=args.cluster_id,
-            name=ADAPTER_ADDON,
-            config=config,
+            name=ADAPTER_RELEASE,
+            chart=versions.METRICS_ADAPTER_CHART.value,
+            namespace=ADAPTER_NAMESPACE,
+            values=url.apply(lambda u: adapter_values(u, rule, args.region)),
+            timeout=600,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[prometheus]),
         )
         self.metric_name = rule.name
         self.register_outputs({"metric_name": rule.name})
 
 
-def adapter_config(url: str, rule: SeriesRule) -> dict:
-    """The adapter reads only our rule from the cluster's Prometheus instance."""
+def adapter_values(url: str, rule: SeriesRule, region: str) -> dict:
+    """The adapter reads only our rule from the cluster's Prometheus instance; its image from the VPC registry."""
     return {
         "AlibabaCloudMetricsAdapter": {
+            "image": {
+                "repository": f"registry-{region}-vpc.ack.aliyuncs.com/acs/alibaba-cloud-metrics-adapter-amd64",
+                "tag": versions.METRICS_ADAPTER_IMAGE_TAG.value,
+            },
             "prometheus": {
                 "enabled": True,
                 "url": url,
+                "metricsRelistInterval": "1m",
                 "adapter": {"rules": {"default": False, "custom": [rule.adapter_rule()]}},
-            }
+            },
         }
     }
 
 
 def prometheus_url(
-    cluster_id: pulumi.Input[str], prometheus: pulumi.Resource, parent: pulumi.Resource
+    cluster_id: pulumi.Input[str], prometheus: pulumi.CustomResource, parent: pulumi.Resource
 ) -> pulumi.Output[str]:
-    """The internal HTTP API URL of the instance `arms-prometheus` created for this cluster."""
-    found = alicloud.arms.get_prometheus_output(
-        enable_details=True, opts=pulumi.InvokeOutputOptions(parent=parent, depends_on=[prometheus])
-    )
+    """The internal HTTP API URL of the instance `arms-prometheus` created for this cluster, looked up again for
+    up to LOOKUP_ATTEMPTS x LOOKUP_PAUSE_SECONDS while the add-on is still creating it (audit m1)."""
+    # Ordered after the add-on: the lookup runs once the add-on resource exists.
+    ready = pulumi.Output.all(cluster_id, prometheus.id)
 
     def pick(values) -> str:
-        cluster, result = values
-        urls = [p.http_api_intra_url for p in result.prometheis if p.cluster_id == cluster and p.http_api_intra_url]
-        if not urls:
-            raise ValueError(
-                f"no Managed Service for Prometheus instance found for cluster {cluster}; "
-                f"check the {PROMETHEUS_ADDON} add-on in the ACK console and run `pulumi up` again"
-            )
-        return urls[0]
+        cluster = values[0]
+        if pulumi.runtime.is_dry_run():
+            return ""  # unknown until the add-on exists
+        for attempt in range(LOOKUP_ATTEMPTS):
+            found = alicloud.arms.get_prometheus(enable_details=True, opts=pulumi.InvokeOptions(parent=parent))
+            urls = [p.http_api_intra_url for p in found.prometheis if p.cluster_id == cluster and p.http_api_intra_url]
+            if urls:
+                return urls[0]
+            if attempt + 1 < LOOKUP_ATTEMPTS:
+                time.sleep(LOOKUP_PAUSE_SECONDS)
+        raise ValueError(
+            f"no Managed Service for Prometheus instance found for cluster {cluster} after "
+            f"{LOOKUP_ATTEMPTS * LOOKUP_PAUSE_SECONDS // 60} minutes; check the {PROMETHEUS_ADDON} add-on in the "
+            "ACK console and run `pulumi up` again"
+        )
 
-    return pulumi.Output.all(cluster_id, found).apply(pick)
+    return ready.apply(pick)

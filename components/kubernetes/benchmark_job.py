@@ -38,6 +38,8 @@ class BenchmarkArgs:
     pip_index_url: str
     results_volume: Optional[Mapping[str, object]] = None  # None: results only in the Job's log
     pod_labels: Mapping[str, str] = field(default_factory=dict)
+    pod_annotations: Mapping[str, str] = field(default_factory=dict)  # e.g. ACS extra ephemeral storage
+    node_selector: Mapping[str, str] = field(default_factory=dict)  # e.g. ack-edge: cloud nodes, never the IDC
     # Secret with key HF_TOKEN, when the tokenizer comes from Hugging Face (model_path is a repo id of a
     # gated model); None: no token.
     hf_token_secret: Optional[pulumi.Input[str]] = None
@@ -145,8 +147,12 @@ class BenchmarkJob(pulumi.ComponentResource):
                 {
                     "backoffLimit": 0,
                     "template": {
-                        "metadata": {"labels": {"app": name, **args.pod_labels}},
+                        "metadata": {
+                            "labels": {"app": name, **args.pod_labels},
+                            "annotations": dict(args.pod_annotations) or None,
+                        },
                         "spec": {
+                            "nodeSelector": dict(args.node_selector) or None,
                             "restartPolicy": "Never",
                             "initContainers": init or None,
                             # It talks to the model's Service, never to the API server.

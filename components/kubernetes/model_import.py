@@ -47,6 +47,10 @@ class ModelImportArgs:
     pip_index_url: str = host_scripts.PIP_INDEX_URL
     pod_labels: Mapping[str, str] = field(default_factory=dict)  # e.g. ACS compute-class labels for a CPU pod
     depends_on: Sequence[pulumi.Resource] = ()
+    pod_annotations: Mapping[str, str] = field(default_factory=dict)  # e.g. ACS extra ephemeral storage
+    node_selector: Mapping[str, str] = field(default_factory=dict)  # e.g. ack-edge: cloud nodes, never the IDC
+    env: Mapping[str, str] = field(default_factory=dict)  # extra plain environment for the downloader
+    cpu: int = CPU  # fewer where nodes are small (ack's 4-vCPU system nodes allocate less than 4)
 
 
 class ModelImport(pulumi.ComponentResource):
@@ -119,13 +123,14 @@ def job_spec(args: ModelImportArgs, script_config_map: pulumi.Input[str], labels
         "MODELSCOPE_LIB": f"{SCRATCH}/modelscope-lib",
         "HOME": SCRATCH,
         "PYTHONUNBUFFERED": "1",
+        **args.env,
     }
     container = {
         "name": "fetch-model",
         "image": args.image,
         "command": ["bash", f"{SCRIPT_DIR}/{SCRIPT_FILE}", args.model_id, args.revision, target_dir(args.sub_path)],
         "env": [{"name": k, "value": v} for k, v in env.items()],
-        "resources": {"requests": _amount(), "limits": _amount()},
+        "resources": {"requests": _amount(args.cpu), "limits": _amount(args.cpu)},
         "volumeMounts": [
             {"name": "model", "mountPath": VOLUME_MOUNT},
             {"name": "script", "mountPath": SCRIPT_DIR, "readOnly": True},
@@ -133,12 +138,19 @@ def job_spec(args: ModelImportArgs, script_config_map: pulumi.Input[str], labels
         ],
         "securityContext": {"allowPrivilegeEscalation": False},
     }
+    metadata: dict = {"labels": {**args.pod_labels, **labels}}
+    if args.pod_annotations:
+        metadata["annotations"] = dict(args.pod_annotations)
+    spec: dict = {}
+    if args.node_selector:
+        spec["nodeSelector"] = dict(args.node_selector)
     return {
         "backoffLimit": BACKOFF_LIMIT,
         "activeDeadlineSeconds": args.timeout_minutes * 60,
         "template": {
-            "metadata": {"labels": {**args.pod_labels, **labels}},
+            "metadata": metadata,
             "spec": {
+                **spec,
                 "restartPolicy": "OnFailure",
                 "automountServiceAccountToken": False,  # it talks to ModelScope and the mirror, never the API server
                 "containers": [container],
@@ -152,8 +164,8 @@ def job_spec(args: ModelImportArgs, script_config_map: pulumi.Input[str], labels
     }
 
 
-def _amount() -> dict:
-    return {"cpu": str(CPU), "memory": f"{MEMORY_GIB}Gi"}
+def _amount(cpu: int) -> dict:
+    return {"cpu": str(cpu), "memory": f"{MEMORY_GIB}Gi"}
 
 
 def _check(args: ModelImportArgs) -> None:

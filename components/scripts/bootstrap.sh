@@ -40,11 +40,9 @@ download_model() {
 
 install_driver() {
   nvidia-smi >/dev/null 2>&1 && return 0
-  apt_install "nvidia-headless-${DRIVER_BRANCH}-server" "nvidia-utils-${DRIVER_BRANCH}-server"
-  if [ "$FABRIC_MANAGER" = true ]; then
-    apt_install "nvidia-fabricmanager-${DRIVER_BRANCH}"
-    systemctl enable nvidia-fabricmanager
-  fi
+  # Prebuilt modules for the running kernel, or DKMS with its headers; Fabric Manager of the same version.
+  retry /usr/local/lib/llm-serving/install-driver.sh "$DRIVER_BRANCH" "$DRIVER_FLAVOUR" "$FABRIC_MANAGER"
+  if [ "$FABRIC_MANAGER" = true ]; then systemctl enable nvidia-fabricmanager; fi
   # nouveau claims the GPU on some images; unloading it avoids the reboot when nothing uses it.
   modprobe --remove nouveau 2>/dev/null || true
   modprobe nvidia || true
@@ -81,8 +79,9 @@ download_pid=$!
 install_driver
 install_container_runtime
 retry docker pull "$ENGINE_IMAGE"
+retry docker pull "$GATEWAY_IMAGE"
 
 wait "$download_pid" || fail "model download failed; see $STATE_DIR/download.log"
-systemctl enable llm-serving.service
+systemctl enable llm-serving.service llm-gateway.service
 touch "$STATE_DIR/bootstrap.done"
 echo "bootstrap complete"

@@ -1,8 +1,10 @@
 #!/bin/bash
-# Cloud Assistant command run by `pulumi up`: installs the API key, starts the engine and waits
-# until the API is healthy and refuses requests without the key. `pulumi up` finishes when this
-# succeeds. API_KEY_VALUE is an OOS encrypted-parameter reference that Cloud Assistant resolves on
-# the instance at run time; the command text stored in the cloud only holds the reference.
+# Cloud Assistant command run by `pulumi up`: installs the API key for the engine and the gateway, starts
+# both and waits until the API answers through the gateway and refuses what it must. `pulumi up`
+# finishes when this succeeds. API_KEY_VALUE is an OOS encrypted-parameter reference that Cloud
+# Assistant resolves on the instance at run time (with the instance's RAM role); the command text stored
+# in the cloud only holds the reference. Set by the header: TIMEOUT_SECONDS, API_PORT (the gateway's),
+# API_KEY_ENV, API_KEY_VALUE, GATEWAY_KEY_PATH, GATEWAY_UID.
 set -euo pipefail
 umask 077
 
@@ -15,18 +17,31 @@ fail() {
 }
 past_deadline() { [ "$(date +%s)" -ge "$deadline" ]; }
 
-install -d -m 0700 /etc/llm-serving
-new_env=$(mktemp /etc/llm-serving/secret.env.XXXXXX)
-printf '%s=%s\n' "$API_KEY_ENV" "$API_KEY_VALUE" >"$new_env"
-changed=false
-if cmp -s "$new_env" /etc/llm-serving/secret.env; then
-  rm -f "$new_env"
-else
-  mv "$new_env" /etc/llm-serving/secret.env
-  changed=true
-fi
+# The gateway's key file format (core.gateway.auth_map_entry) allows only these characters.
+[[ $API_KEY_VALUE =~ ^[A-Za-z0-9._~+/=-]{16,256}$ ]] || fail "the API key has characters the gateway cannot take"
 
-echo "waiting for the host bootstrap (driver, runtime, image, model download)"
+# install_secret PATH CONTENT OWNER: writes PATH (mode 0400) only when CONTENT differs; prints whether it changed.
+install_secret() {
+  local path=$1 content=$2 owner=$3 staged
+  staged=$(mktemp "$path.XXXXXX")
+  printf '%s' "$content" >"$staged"
+  if cmp -s "$staged" "$path"; then
+    rm -f "$staged"
+    echo false
+  else
+    chown "$owner" "$staged"
+    chmod 0400 "$staged"
+    mv "$staged" "$path"
+    echo true
+  fi
+}
+
+install -d -m 0700 /etc/llm-serving "$(dirname "$GATEWAY_KEY_PATH")"
+engine_changed=$(install_secret /etc/llm-serving/secret.env "$(printf '%s=%s\n' "$API_KEY_ENV" "$API_KEY_VALUE")" root:root)
+# Readable by the gateway's user through its read-only bind mount; the directory stays root's alone.
+gateway_changed=$(install_secret "$GATEWAY_KEY_PATH" "$(printf '"Bearer %s" 1;\n' "$API_KEY_VALUE")" "$GATEWAY_UID:$GATEWAY_UID")
+
+echo "waiting for the host bootstrap (driver, runtime, images, model download)"
 until [ -f "$STATE_DIR/bootstrap.done" ]; do
   if [ -f "$STATE_DIR/bootstrap.failed" ]; then
     tail -n 20 /var/log/llm-serving-bootstrap.log >&2 || true
@@ -36,18 +51,25 @@ until [ -f "$STATE_DIR/bootstrap.done" ]; do
   sleep 20
 done
 
-if [ "$changed" = true ] || ! systemctl is-active --quiet llm-serving.service; then
+if [ "$engine_changed" = true ] || ! systemctl is-active --quiet llm-serving.service; then
   systemctl restart llm-serving.service
+fi
+if [ "$gateway_changed" = true ] || ! systemctl is-active --quiet llm-gateway.service; then
+  systemctl restart llm-gateway.service
 fi
 
 echo "waiting for http://127.0.0.1:$API_PORT/health"
 until curl -fsS -o /dev/null "http://127.0.0.1:$API_PORT/health"; do
-  past_deadline && fail "engine not healthy after ${TIMEOUT_SECONDS}s; see: journalctl -u llm-serving"
+  past_deadline && fail "engine not healthy after ${TIMEOUT_SECONDS}s; see: journalctl -u llm-serving -u llm-gateway"
   sleep 15
 done
 
 status=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$API_PORT/v1/models")
 [ "$status" = 401 ] || fail "/v1/models answered $status without an API key; expected 401"
+# vLLM's own key check skips /invocations (vllm-project/vllm#58144): only the gateway refuses it.
+status=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' -d '{}' \
+  "http://127.0.0.1:$API_PORT/invocations")
+[ "$status" = 404 ] || fail "POST /invocations answered $status without an API key; expected the gateway's 404"
 
 header_file=$(mktemp)
 trap 'rm -f "$header_file"' EXIT

@@ -58,6 +58,20 @@ class AckEdgeConfig(Group):
         f"eci: GPU instance types for cloud pods (up to {MAX_ECI_SPECS}); empty: catalog types with the pod's GPUs.",
         example=["ecs.gn6e-c12g1.3xlarge"],
     )
+    # Audit D11: IDC nodes reach VPC-only endpoints only over Express Connect or VPN (the reference assumes
+    # Express Connect), and RRSA for OSS volumes on IDC nodes and ECI is not proven. One serving workload mounts
+    # one volume, so the endpoint is per stack, not per unit (a ResourcePolicy unit adds only labels and
+    # annotations to a pod).
+    oss_endpoint: Literal["internal", "public"] = option(
+        "internal",
+        "OSS endpoint of the serving volumes: internal (the IDC reaches the VPC over Express Connect or VPN, as "
+        "the reference requires) or public (oss-<region>.aliyuncs.com over the internet; traffic is billed).",
+    )
+    oss_auth: Literal["access-key", "rrsa"] = option(
+        "access-key",
+        "How the OSS volumes authenticate: access-key (a bucket-only RAM user's key in a Secret, as the reference "
+        "does) or rrsa (no long-lived key; not proven on IDC nodes or ECI).",
+    )
 
 
 @dataclass(frozen=True)
@@ -80,6 +94,8 @@ class EdgeBurst:
     cloud_max_pods: int
     eci_instance_types: tuple[str, ...]
     pod_cidr: str
+    oss_endpoint: str = "internal"
+    oss_auth: str = "access-key"
 
 
 @dataclass(frozen=True)
@@ -171,4 +187,6 @@ def resolve_edge(
         cloud_max_pods=config.cloud_max_pods,
         eci_instance_types=specs,
         pod_cidr=config.pod_cidr,
+        oss_endpoint=config.oss_endpoint,
+        oss_auth=config.oss_auth,
     )

@@ -13,11 +13,17 @@ from typing import Annotated, Literal, Optional
 
 from core.config.placement import ZONE
 from core.config.problems import Problems
-from core.config.schema import Cidr, EcsInstanceType, Flag, Group, matches, option
+from core.config.schema import Cidr, EcsInstanceType, Flag, Group, Int, matches, option, within
 from core.targets import ACK_FAMILY, ALIBABA, GKE, MANAGED_ALIBABA
 
 Zone = Annotated[str, matches(ZONE, "an Alibaba Cloud zone id like cn-hangzhou-i")]
 NODE_IMAGE_TYPES = ("AliyunLinux3", "AliyunLinux3ContainerOptimized", "ContainerOS", "Ubuntu")
+# EIP bandwidth by billing (pulumi_alicloud ecs/eip_address.py docstring: PayByTraffic 1-200 Mbit/s,
+# PayByBandwidth 1-500); above 500 the EIP joins an Internet Shared Bandwidth package of up to 1000 Mbit/s
+# (vpc/common_bandwith_package.py). Inbound traffic is free, so pay-by-traffic costs nothing for downloads.
+MAX_TRAFFIC_MBPS = 200
+MAX_EIP_BANDWIDTH_MBPS = 500
+MAX_SHARED_BANDWIDTH_MBPS = 1000
 
 
 class NetworkConfig(Group):
@@ -26,6 +32,16 @@ class NetworkConfig(Group):
     TARGETS = ALIBABA
     vpc_cidr: Cidr = option("192.168.0.0/16", "CIDR of the VPC.")
     vswitch_cidr: Cidr = option("192.168.0.0/24", "CIDR of the (first) vSwitch, inside vpcCidr.")
+    nat_bandwidth_mbps: Annotated[Int, within(1, MAX_SHARED_BANDWIDTH_MBPS, "Mbit/s")] = option(
+        MAX_TRAFFIC_MBPS,
+        "Bandwidth of the NAT gateway's EIP: weights and images come in through it, and every readiness "
+        "timeout and Job deadline is derived from it (core/durations.py).",
+    )
+    nat_billing: Literal["traffic", "bandwidth"] = option(
+        "traffic",
+        "traffic: pay-by-traffic EIP (at most 200 Mbit/s; inbound is free); bandwidth: billed per Mbit/s and "
+        "hour (EIP up to 500, a shared bandwidth package up to 1000).",
+    )
     service_cidr: Cidr = option(
         "172.16.0.0/16", "CIDR of Kubernetes Services; apart from vpcCidr.", targets=MANAGED_ALIBABA
     )
@@ -78,6 +94,14 @@ class ClusterNetwork:
 
 def check_network(config: NetworkConfig, problems: Problems) -> bool:
     """The vSwitch lies in the VPC; False when it does not (the cluster plan is then not derived)."""
+    if config.nat_billing == "traffic" and config.nat_bandwidth_mbps > MAX_TRAFFIC_MBPS:
+        problems.add(
+            "network.natBandwidthMbps",
+            config.nat_bandwidth_mbps,
+            f"a pay-by-traffic EIP carries at most {MAX_TRAFFIC_MBPS} Mbit/s",
+            f"{problems.set_command('network.natBandwidthMbps', MAX_TRAFFIC_MBPS)}, or "
+            f"{problems.set_command('network.natBilling', 'bandwidth')} (billed per Mbit/s and hour)",
+        )
     if not ipaddress.IPv4Network(config.vswitch_cidr).subnet_of(ipaddress.IPv4Network(config.vpc_cidr)):
         problems.add(
             "network.vswitchCidr",

@@ -112,7 +112,19 @@ def _resolve(
         settings_class = EcsSettings
         extra["instance"] = placement.instance if placement else None
         extra["disk"] = resolve_disk(c.disk, model, problems) if ok("disk") else None
-        extra["ecs"] = resolve_host(c.ecs, c.placement.zone, model) if ok("ecs", "placement") else None
+        public = c.access.public
+        extra["ecs"] = (
+            resolve_host(
+                c.ecs,
+                c.placement.zone,
+                model,
+                c.access.public_bandwidth_mbps if public else c.network.nat_bandwidth_mbps,
+                "access.publicBandwidthMbps" if public else "network.natBandwidthMbps",
+                problems,
+            )
+            if ok("ecs", "placement", "access", "network")
+            else None
+        )
     else:
         extra["workload"] = (
             resolve_workload(c.workload, c.scaling.replicas, placement, target, problems)

@@ -10,7 +10,7 @@ import pulumi_alicloud as alicloud
 
 from components.alibaba.host_scripts import PIP_INDEX_URL
 from components.alibaba.managed_cluster import ManagedCluster, ManagedClusterArgs
-from components.alibaba.node_pool import NodePool, NodePoolArgs
+from components.alibaba.node_pool import NodePool, NodePoolArgs, cluster_autoscaling
 from components.api_key import ApiKey
 from core.config.settings import AckTargetSettings
 from stacks import serving
@@ -20,6 +20,8 @@ from stacks.alibaba.managed_kubernetes import (
     CLUSTER_SPEC,
     GPU_TOLERATION,
     addons,
+    bandwidth_deadlines,
+    cloud_helpers,
     cluster_network,
     cluster_zones,
     kubectl_hint,
@@ -70,11 +72,27 @@ def build(settings: AckTargetSettings) -> dict[str, object]:
         tolerations=[GPU_TOLERATION],
         **load_balancers(settings),
         pip_index_url=PIP_INDEX_URL,
+        **cloud_helpers(system),
+        **bandwidth_deadlines(settings, gpu_capacity_minutes=0),  # the GPU pool is up before serving starts
         # A rolling update needs one more GPU node; only an autoscaling pool can add it.
         surge_updates=gpu_pool.max_nodes > gpu_pool.min_nodes,
     )
+    serving_after: list[pulumi.Resource] = [gpu]
+    if gpu_pool.max_nodes > gpu_pool.min_nodes:
+        # Before serving: extra replicas and surge rollouts need the nodes only cluster autoscaling adds.
+        serving_after.append(
+            cluster_autoscaling(settings.name, cluster.cluster_id, pulumi.ResourceOptions(providers=[provider]))
+        )
     outputs = serve_and_autoscale(
-        settings, platform, cluster, ns, store, api_key.value, in_cluster, import_on=[system], serving_after=[gpu]
+        settings,
+        platform,
+        cluster,
+        ns,
+        store,
+        api_key.value,
+        in_cluster,
+        import_on=[system],
+        serving_after=serving_after,
     )
     outputs.update(
         {

@@ -23,6 +23,8 @@ from stacks.alibaba.managed_kubernetes import (
     CLUSTER_SPEC,
     GPU_TOLERATION,
     addons,
+    bandwidth_deadlines,
+    cloud_helpers,
     cluster_network,
     cluster_zones,
     kubectl_hint,
@@ -73,12 +75,27 @@ def build(settings: AckEdgeSettings) -> dict[str, object]:
         return _cluster_only_outputs(settings, zones, cluster)
     in_cluster = pulumi.ResourceOptions(providers=[provider, cluster.provider])
 
-    ns, store = namespace_and_store(settings, cluster, tags, in_cluster, auth="rrsa")
+    # Audit D11: the reference's AccessKey and internal endpoint by default; the public endpoint for an IDC
+    # without Express Connect or VPN.
+    from components.alibaba.multipart_cleanup import public_endpoint
+
+    edge = settings.edge
+    ns, store = namespace_and_store(
+        settings,
+        cluster,
+        tags,
+        in_cluster,
+        auth=edge.oss_auth,
+        endpoint=public_endpoint(settings.region) if edge.oss_endpoint == "public" else None,
+    )
     platform = serving.Platform(
         # Where the pods go is the ResourcePolicy's choice; they may land on tainted GPU or virtual nodes.
         tolerations=[GPU_TOLERATION, VIRTUAL_NODE_TOLERATION],
         **load_balancers(settings),
         pip_index_url=PIP_INDEX_URL,
+        **cloud_helpers(system),
+        # The IDC machines exist; they pull over the IDC's own internet, assumed as fast as the NAT.
+        **bandwidth_deadlines(settings, gpu_capacity_minutes=0),
     )
     policy = ResourcePolicy(
         f"{settings.name}-placement",

@@ -10,13 +10,18 @@ from components.alibaba.managed_cluster import ManagedCluster, ManagedClusterArg
 from components.alibaba.network import Network
 from components.alibaba.oss_model_store import OssModelStore
 from components.api_key import ApiKey
-from components.kubernetes.leader_worker_set import LeaderWorkerSetController
+from components.kubernetes.leader_worker_set import LeaderWorkerSetController, alibaba_lws
+from core import durations
 from core.config.settings import AcsSettings
 from stacks import serving
 from stacks.alibaba import cost
 from stacks.alibaba.common import alibaba_provider, stack_tags, ubuntu_image
 from stacks.alibaba.managed_kubernetes import (
+    ACS_EXTRA_EPHEMERAL_STORAGE,
+    CLUSTER_SPEC,
     MODEL_PREFIX,
+    acs_extra_ephemeral_gib,
+    bandwidth_deadlines,
     cluster_network,
     cluster_zones,
     load_balancers,
@@ -39,6 +44,7 @@ def build(settings: AcsSettings) -> dict[str, object]:
     cluster = ManagedCluster(
         settings.name,
         ManagedClusterArgs(
+            cluster_spec=CLUSTER_SPEC,
             vswitch_ids=[ids["nodes-a"], ids["nodes-b"]],
             pod_vswitch_ids=[ids["pods-a"], ids["pods-b"]],
             service_cidr=plan.service_cidr,
@@ -53,11 +59,23 @@ def build(settings: AcsSettings) -> dict[str, object]:
 
     # RRSA for the OSS volumes of ACS pods is not confirmed: a bucket-scoped RAM user's key in a Secret.
     ns, store = namespace_and_store(settings, cluster, tags, in_cluster, auth="access-key")
-    needs = [LeaderWorkerSetController(f"{settings.name}-lws", opts=in_cluster)] if settings.placement.pods > 1 else []
+    # LWS from Alibaba's catalog and the region's VPC registry: registry.k8s.io is unreliable from mainland China.
+    needs = (
+        [LeaderWorkerSetController(f"{settings.name}-lws", opts=in_cluster, chart=alibaba_lws(settings.region))]
+        if settings.placement.pods > 1
+        else []
+    )
 
     acs = settings.acs
+    # The engine image counts twice against a pod's 30 free GiB of ephemeral storage (audit D8).
+    engine_storage = {
+        ACS_EXTRA_EPHEMERAL_STORAGE: f"{acs_extra_ephemeral_gib(durations.ENGINE_IMAGE_UNPACKED_GB.value)}Gi"
+    }
     platform = serving.Platform(
         helper_pod_labels={"alibabacloud.com/compute-class": "general-purpose"},
+        # The benchmark runs the engine image; the import a small one that fits the free 30 GiB.
+        helper_pod_annotations=engine_storage,
+        pod_annotations=engine_storage,
         pod_labels={
             "alibabacloud.com/compute-class": acs.compute_class,
             "alibabacloud.com/gpu-model-series": acs.gpu_series,
@@ -65,6 +83,7 @@ def build(settings: AcsSettings) -> dict[str, object]:
         },
         **load_balancers(settings),
         pip_index_url=PIP_INDEX_URL,
+        **bandwidth_deadlines(settings, gpu_capacity_minutes=durations.GPU_CAPACITY_MIN.value),
     )
     importer = serving.import_model(settings, platform, ns, store.import_claim, in_cluster)
     volumes = _volumes(settings, store, importer, ns, in_cluster)
@@ -129,11 +148,12 @@ def _jump_host(settings: AcsSettings, provider, network: Network, cluster: Manag
     host = JumpHost(
         f"{settings.name}-jump",
         JumpHostArgs(
+            region=settings.region,
             instance_type=instance_type,
             image_id=image,
             vswitch_id=network.vswitch_ids["nodes-a"],
             security_group_id=network.security_group_id,
-            kubeconfig=cluster.kubeconfig,
+            cluster_id=cluster.cluster_id,
             kubectl_minor=minor,
             public_bandwidth_mbps=10 if reachable else 0,
             key_pair=settings.access.ssh_key_pair or None,

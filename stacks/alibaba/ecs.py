@@ -6,12 +6,13 @@ import pulumi
 import pulumi_alicloud as alicloud
 
 from components.alibaba.gpu_instance import GpuInstance, GpuInstanceArgs
-from components.alibaba.host_scripts import HostConfig, model_dir, render_user_data
+from components.alibaba.host_scripts import ENGINE_SHUTDOWN_SECONDS, HostConfig, model_dir, render_user_data
 from components.alibaba.network import Network, NetworkArgs, Subnet
 from components.api_key import ApiKey
 from core.config.problems import ConfigError, Problem
 from core.config.settings import EcsSettings
 from core.engine import build_command
+from core.gateway import METRICS_PORT
 from stacks.alibaba import cost
 from stacks.alibaba.common import alibaba_provider, stack_tags, ubuntu_image
 from stacks.client import api_base, client_outputs
@@ -32,10 +33,13 @@ def build(settings: EcsSettings) -> dict[str, object]:
         NetworkArgs(
             vpc_cidr=settings.network.vpc_cidr,
             subnets=[Subnet("hosts", zone, settings.network.vswitch_cidr)],
-            api_port=settings.engine.port,
+            api_port=settings.engine.port,  # the gateway's; the engine listens on loopback only
+            metrics_port=METRICS_PORT,  # from the VPC only, for a scraper
             public_api_cidrs=settings.access.allowed_cidrs if settings.access.public else (),
             ssh_cidrs=settings.access.ssh_cidrs,
             nat_egress=not settings.access.public,
+            nat_bandwidth_mbps=settings.network.nat_bandwidth_mbps,
+            nat_billing=settings.network.nat_billing,
             tags=tags,
         ),
         opts=in_region,
@@ -47,6 +51,7 @@ def build(settings: EcsSettings) -> dict[str, object]:
     host = GpuInstance(
         settings.name,
         GpuInstanceArgs(
+            region=settings.region,
             instance_type=settings.instance.name,
             image_id=image_id,
             vswitch_id=network.vswitch_id,
@@ -54,7 +59,7 @@ def build(settings: EcsSettings) -> dict[str, object]:
             user_data=user_data,
             api_key=api_key.value,
             api_key_env=engine.api_key_env,
-            api_port=engine.port,
+            api_port=settings.engine.port,
             readiness_timeout_minutes=settings.ecs.readiness_timeout_minutes,
             disk_category=settings.disk.category,
             system_disk_gib=settings.disk.size_gib,
@@ -66,7 +71,7 @@ def build(settings: EcsSettings) -> dict[str, object]:
         opts=in_region,
     )
 
-    port = engine.port
+    port = settings.engine.port  # the gateway: the only way in
     outputs = client_outputs(
         model_name=settings.engine.served_model_name,
         engine=settings.engine.engine,
@@ -106,6 +111,8 @@ def host_config(settings: EcsSettings) -> HostConfig:
         model_dir(settings.model),
         placement.tensor_parallel,
         gpu_has_bf16=placement.gpu.bf16,
+        behind_gateway=True,
+        shutdown_timeout_seconds=ENGINE_SHUTDOWN_SECONDS,
     )
     return HostConfig(
         model=settings.model,
@@ -114,6 +121,11 @@ def host_config(settings: EcsSettings) -> HostConfig:
         engine=engine,
         driver_branch=settings.ecs.gpu_driver_branch,
         fabric_manager=settings.instance.nvswitch,
+        api_port=settings.engine.port,
+        gateway_image=settings.gateway.image,
+        gateway_routes=settings.gateway.routes,
+        max_model_len=settings.engine.max_model_len,
+        open_kernel_modules=placement.gpu.open_kernel_modules,
     )
 
 

@@ -3,6 +3,7 @@ OSS model store, the load balancers, and for ack and ack-edge the system pool an
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Optional
 
@@ -15,6 +16,7 @@ from components.alibaba.node_pool import GPU_TAINT, NodePool, NodePoolArgs
 from components.alibaba.serving_metrics import ServingMetrics, ServingMetricsArgs
 from components.kubernetes.autoscaler import Autoscaler, AutoscalerArgs
 from components.kubernetes.serving_workload import METRICS_PORT_NAME
+from core import durations, sizing, versions
 from core.config.ack import SYSTEM_DISK_CATEGORY, SYSTEM_NODES
 from core.config.problems import ConfigError, Problem
 from core.config.settings import AckFamilySettings, AlibabaClusterSettings, ClusterSettings
@@ -29,6 +31,52 @@ GPU_TOLERATION = {
     "value": GPU_TAINT["value"],
     "effect": GPU_TAINT["effect"],
 }
+
+
+# ModelScope's intranet acceleration (OSS over the region's internal network, bypassing the NAT where a region
+# serves all models: cn-hangzhou, cn-zhangjiakou, cn-wulanchabu). The SDK detects the region from ECS metadata,
+# which pods may not reach, so the region is given. Source: ModelScope docs "Alibaba Cloud Intranet
+# Acceleration" (cloud-accelerator_EN.md); its throughput is unknown, so the deadlines still assume the NAT.
+def modelscope_intranet_env(region: str) -> dict[str, str]:
+    return {"INTRA_CLOUD_ACCELERATION": "true", "INTRA_CLOUD_ACCELERATION_REGION": region}
+
+
+IMPORT_DEADLINE_MARGIN = 2.0  # the download's rate is the softest figure (core/durations.py)
+IMPORT_DEADLINE_FLOOR_MINUTES = 30
+# ACS: each pod has 30 GiB of ephemeral storage, and an image takes at least twice its size there; more is
+# declared by this annotation, billed as PL1 ESSD while the pod runs (ACS help "Increase temporary storage").
+ACS_EXTRA_EPHEMERAL_STORAGE = "alibabacloud.com/extra-ephemeral-storage"
+ACS_FREE_EPHEMERAL_GIB = 30
+SCRATCH_GIB = 10  # logs, caches, the engine's compile cache
+
+
+def acs_extra_ephemeral_gib(image_unpacked_gb: float, scratch_gib: int = SCRATCH_GIB) -> int:
+    """Extra ephemeral storage an ACS pod needs beyond the free 30 GiB: twice the unpacked image plus scratch."""
+    need = 2 * image_unpacked_gb / durations.GB_PER_GIB + scratch_gib
+    return max(0, math.ceil(need - ACS_FREE_EPHEMERAL_GIB))
+
+
+def import_image(settings: AlibabaClusterSettings) -> str:
+    """A small image for the import Job instead of the engine's (it only runs bash, pip and python)."""
+    return (versions.IMPORT_IMAGE_CN if settings.mainland_china else versions.IMPORT_IMAGE).value
+
+
+def bandwidth_deadlines(settings: AlibabaClusterSettings, gpu_capacity_minutes: float) -> dict:
+    """Platform fields derived from network.natBandwidthMbps (core/durations.py): the import Job's deadline, and
+    the serving pods' load estimate plus any image pull longer than the workload's fixed allowance."""
+    from components.kubernetes.serving_workload import SCHEDULE_AND_PULL_MINUTES
+
+    mbps = settings.network.nat_bandwidth_mbps
+    importing = durations.model_import(settings.model, mbps)
+    pods = settings.placement.pods * settings.workload.replicas  # every pod of the first rollout pulls at once
+    starting = durations.pod_start(mbps, pods, gpu_capacity_minutes)
+    overflow = max(0, math.ceil(starting.minutes) - SCHEDULE_AND_PULL_MINUTES)
+    return {
+        "import_timeout_minutes": importing.deadline(IMPORT_DEADLINE_MARGIN, IMPORT_DEADLINE_FLOOR_MINUTES),
+        "load_minutes": sizing.load_minutes(settings.model) + overflow,
+        "import_image": import_image(settings),
+        "import_env": modelscope_intranet_env(settings.region),
+    }
 
 
 def system_pool(
@@ -136,6 +184,7 @@ def autoscale(
             app=serving.APP,
             port_name=METRICS_PORT_NAME,
             metric=scaling.metric,
+            region=settings.region,
         ),
         opts=opts,
     )
@@ -185,6 +234,14 @@ def kubectl_hint(settings: ClusterSettings) -> str:
         "pulumi stack output kubeconfig --show-secrets > kubeconfig && "
         f"KUBECONFIG=kubeconfig kubectl -n {settings.workload.namespace} get pods,hpa"
     )
+
+
+def cloud_helpers(system: NodePool) -> dict:
+    """ack and ack-edge: the import and benchmark Jobs on the system pool, so they never land on an IDC node
+    (which cannot reach the VPC-only PyPI mirror or the internal OSS endpoint; audit D7) nor hold a GPU."""
+    # The system nodes (cluster.systemNodeInstanceType, 4 vCPU by default) allocate less than 4 CPUs, the
+    # import's default request; the download is network-bound, 2 are plenty.
+    return {"helper_node_selector": dict(system.labels), "import_cpu": 2}
 
 
 def load_balancers(settings: AlibabaClusterSettings) -> dict:
@@ -270,13 +327,22 @@ def cluster_network(
             subnets=subnets,
             ssh_cidrs=settings.access.ssh_cidrs,
             nat_egress=True,
+            nat_bandwidth_mbps=settings.network.nat_bandwidth_mbps,
+            nat_billing=settings.network.nat_billing,
             tags=tags,
         ),
         opts=pulumi.ResourceOptions(providers=[provider]),
     )
 
 
-def namespace_and_store(settings: AlibabaClusterSettings, cluster, tags: dict, opts: pulumi.ResourceOptions, auth: str):
+def namespace_and_store(
+    settings: AlibabaClusterSettings,
+    cluster,
+    tags: dict,
+    opts: pulumi.ResourceOptions,
+    auth: str,
+    endpoint: Optional[str] = None,
+):
     """The workload's namespace and the OSS model store.
 
     `auth`: "rrsa", or "access-key" where RRSA is not known to work.
@@ -302,6 +368,7 @@ def namespace_and_store(settings: AlibabaClusterSettings, cluster, tags: dict, o
             retain=settings.model_store.retain,
             adopt=settings.model_store.adopt_bucket,
             auth=auth,
+            endpoint=endpoint,
             oidc_provider_arn=cluster.oidc_provider_arn if rrsa else None,
             oidc_issuer_url=cluster.oidc_issuer_url if rrsa else None,
             volume_gib=max(100, int(settings.model.weights_gib * 1.2)),

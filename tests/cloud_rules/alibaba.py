@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from cloud_rules import Candidate, known, rule
+import re
+
+from cloud_rules import Candidate, known, rule, run_rule
 
 
 def _unwrap(value):
@@ -21,3 +23,390 @@ def secret_parameter_value_fits(candidate: Candidate, run) -> str | None:
     if known(value) and isinstance(value, str) and not 1 <= len(value) <= 4096:
         return f"an encrypted parameter's value must be 1-4096 characters; this one is {len(value)}"
     return None
+
+
+# --- Resolving references in a mock run -------------------------------------------------------------------
+# The mocks give every resource the id "<name>-id" (tests/harness.py CloudMocks.new_resource), so an input
+# holding another resource's id names it.
+
+
+def _by_id(run, type_: str) -> dict:
+    return {f"{r.name}-id": r for r in run.of_type(type_)}
+
+
+def _depends_on(run, resource, target_urn: str) -> bool:
+    """True when `resource` waits for `target_urn`, directly or through what it waits for (and parents)."""
+    by_urn = {r.urn: r for r in run.resources}
+    seen, todo = set(), [resource.urn]
+    while todo:
+        urn = todo.pop()
+        if urn in seen:
+            continue
+        seen.add(urn)
+        current = by_urn.get(urn)
+        if current is None:
+            continue
+        if target_urn in current.dependencies:
+            return True
+        todo.extend(current.dependencies)
+    return False
+
+
+def _statements(document) -> list[dict]:
+    import json
+
+    if not isinstance(document, str) or not known(document):
+        return []
+    try:
+        statements = json.loads(document).get("Statement", [])
+    except ValueError:
+        return []
+    return [s for s in statements if isinstance(s, dict)]
+
+
+def _listed(value) -> list[str]:
+    return [value] if isinstance(value, str) else list(value or [])
+
+
+def _allows(statements: list[dict], action: str, resource_pattern: str) -> bool:
+    """Some Allow statement grants `action` on a resource matching `resource_pattern` (a regex)."""
+    import fnmatch
+    import re
+
+    for s in statements:
+        if s.get("Effect") != "Allow":
+            continue
+        if not any(fnmatch.fnmatchcase(action, a) for a in _listed(s.get("Action"))):
+            continue
+        if any(re.fullmatch(resource_pattern, r.replace("*", "x")) or r == "*" for r in _listed(s.get("Resource"))):
+            return True
+    return False
+
+
+def _role_policies(run, role_name: str) -> list[dict]:
+    """The statements of every custom policy attached to the RAM role `role_name` in this run."""
+    policies = {_unwrap(p.inputs).get("policyName"): p for p in run.of_type("alicloud:ram/policy:Policy")}
+    found = []
+    for attachment in run.of_type("alicloud:ram/rolePolicyAttachment:RolePolicyAttachment"):
+        inputs = _unwrap(attachment.inputs)
+        if inputs.get("roleName") == role_name and inputs.get("policyName") in policies:
+            found += _statements(_unwrap(policies[inputs["policyName"]].inputs).get("policyDocument"))
+    return found
+
+
+def _instance_roles(run, instance_id: str) -> list[tuple[str, object]]:
+    """(role name, the resource that attaches it) for an instance: RamRoleAttachment or the instance's role_name."""
+    found = []
+    for attachment in run.of_type("alicloud:ecs/ramRoleAttachment:RamRoleAttachment"):
+        inputs = _unwrap(attachment.inputs)
+        if inputs.get("instanceId") == instance_id:
+            found.append((inputs.get("ramRoleName"), attachment))
+    instance = _by_id(run, "alicloud:ecs/instance:Instance").get(instance_id)
+    if instance is not None and _unwrap(instance.inputs).get("roleName"):
+        found.append((_unwrap(instance.inputs)["roleName"], instance))
+    return found
+
+
+def _invocations_with_secrets(run):
+    """(invocation, instance ids, OOS parameter names the command resolves) for every EcsInvocation."""
+    import base64
+    import re
+
+    commands = _by_id(run, "alicloud:ecs/command:Command")
+    for invocation in run.of_type("alicloud:ecs/ecsInvocation:EcsInvocation"):
+        inputs = _unwrap(invocation.inputs)
+        command = commands.get(inputs.get("commandId"))
+        if command is None:
+            continue
+        content = _unwrap(command.inputs).get("commandContent")
+        if not isinstance(content, str) or not known(content):
+            continue
+        text = base64.b64decode(content).decode(errors="replace")
+        # The agent's own pattern (aliyun_assist_client agent/util/resolveparamstore.go).
+        names = re.findall(r"\{\{\s*oos-secret\s*:\s*([\w\-.]+)\s*\}\}", text)
+        yield invocation, _listed(inputs.get("instanceIds")), names
+
+
+AGENT_PARAMSTORE = (
+    "aliyun/aliyun_assist_client agent/util/paramstore.go at 028f1de (GetSecretParam: the instance's RAM role, "
+    "read from 100.100.100.200/latest/meta-data/ram/security-credentials/); help 'Use OOS Parameter Store in "
+    "Cloud Assistant commands' (bind a RAM role allowed oos:GetSecretParameter and kms:GetSecretValue)"
+)
+
+
+@run_rule(source=AGENT_PARAMSTORE)
+def oos_secrets_need_the_instance_role(run):
+    """Cloud Assistant resolves {{oos-secret:NAME}} with the instance's own RAM role: the instance needs one
+    allowed that parameter (and its KMS secret), attached before the command runs, or the task fails
+    (basetask.go: "ReplaceAllParameterStore error")."""
+    for invocation, instances, names in _invocations_with_secrets(run):
+        for instance_id in instances:
+            roles = _instance_roles(run, instance_id)
+            if not names:
+                continue
+            if not roles:
+                yield f"{invocation.name}: instance {instance_id} has no RAM role, but its command reads {names}"
+                continue
+            for role_name, attached_by in roles:
+                if not _depends_on(run, invocation, attached_by.urn):
+                    yield f"{invocation.name}: runs without waiting for {attached_by.name} (the role may be missing)"
+                statements = _role_policies(run, role_name)
+                for name in names:
+                    name_re = re.escape(name)
+                    if not _allows(
+                        statements, "oos:GetSecretParameter", rf"acs:oos:[^:]+:[^:]+:secretparameter/{name_re}"
+                    ):
+                        yield f"{invocation.name}: role {role_name} may not oos:GetSecretParameter {name}"
+                    if not _allows(statements, "kms:GetSecretValue", rf"acs:kms:[^:]+:[^:]+:secret/oos/{name_re}"):
+                        yield f"{invocation.name}: role {role_name} may not kms:GetSecretValue secret/oos/{name}"
+
+
+@run_rule(
+    source="aliyun/aliyun_assist_client agent/util/paramstore.go GetRoleName at 028f1de (a plain GET, no "
+    "X-aliyun-ecs-metadata-token); help 'Access instance metadata in security hardening mode only' (only some "
+    "of the latest public images support it). Conservative: not proven for the agents on current images"
+)
+def role_credentials_need_metadata_without_token(run):
+    """With http_tokens=required the metadata service refuses the tokenless GET the public agent makes, so
+    the agent cannot read the role's credentials (unknown for newer closed-source agents: keep optional)."""
+    instances = _by_id(run, "alicloud:ecs/instance:Instance")
+    for invocation, ids, names in _invocations_with_secrets(run):
+        for instance_id in ids:
+            instance = instances.get(instance_id)
+            if names and instance is not None and _unwrap(instance.inputs).get("httpTokens") == "required":
+                yield f"{invocation.name}: {instance.name} enforces IMDSv2, which the agent's role lookup does not use"
+
+
+@rule(
+    "alicloud:ram/policy:Policy",
+    source="pulumi_alicloud ram/policy.py docstring (policy_document: at most 6144 bytes); RAM CreatePolicy API",
+)
+def ram_policy_document_fits(candidate: Candidate, run) -> str | None:
+    document = _unwrap(candidate.inputs.get("policyDocument"))
+    if known(document) and isinstance(document, str) and len(document.encode()) > 6144:
+        return f"a policy document holds at most 6144 bytes; this one has {len(document.encode())}"
+    return None
+
+
+@rule(
+    "alicloud:ram/role:Role",
+    source="RAM CreateRole API, help.aliyun.com/zh/ram/developer-reference/api-ram-2015-05-01-createrole "
+    "(RoleName: 1-64 characters, letters, digits, '.' and '-')",
+)
+def ram_role_name_is_valid(candidate: Candidate, run) -> str | None:
+    name = _unwrap(candidate.inputs.get("roleName"))
+    if known(name) and isinstance(name, str) and not re.fullmatch(r"[A-Za-z0-9.-]{1,64}", name):
+        return f"a RAM role name is 1-64 letters, digits, '.' and '-'; got {name!r}"
+    return None
+
+
+@rule(
+    "alicloud:ecs/eipAddress:EipAddress",
+    source="pulumi_alicloud ecs/eip_address.py docstring (bandwidth: PayByBandwidth 1-500 Mbit/s, PayByTraffic "
+    "1-200; subscription 1-1000); AllocateEipAddress API",
+)
+def eip_bandwidth_fits_its_billing(candidate: Candidate, run) -> str | None:
+    inputs = _unwrap(candidate.inputs)
+    bandwidth, charge = inputs.get("bandwidth"), inputs.get("internetChargeType", "PayByBandwidth")
+    if not known(bandwidth) or bandwidth is None:
+        return None
+    limit = {"PayByTraffic": 200, "PayByBandwidth": 500}.get(charge, 1000)
+    if not 1 <= int(bandwidth) <= limit:
+        return f"a {charge} EIP carries 1-{limit} Mbit/s, not {bandwidth}"
+    return None
+
+
+@rule(
+    "alicloud:vpc/commonBandwithPackage:CommonBandwithPackage",
+    "alicloud:vpc/commonBandwithPackageAttachment:CommonBandwithPackageAttachment",
+    source="pulumi_alicloud vpc/common_bandwith_package.py (bandwidth 1-1000 Mbit/s) and "
+    "common_bandwith_package_attachment.py (an EIP's bandwidth no larger than the package's)",
+)
+def shared_bandwidth_fits(candidate: Candidate, run) -> str | None:
+    inputs = _unwrap(candidate.inputs)
+    if candidate.type.endswith(":CommonBandwithPackage"):
+        value = inputs.get("bandwidth")
+        if known(value) and value is not None and not 1 <= int(value) <= 1000:
+            return f"a shared bandwidth package carries 1-1000 Mbit/s, not {value}"
+        return None
+    packages = _by_id(run, "alicloud:vpc/commonBandwithPackage:CommonBandwithPackage")
+    package = packages.get(inputs.get("bandwidthPackageId"))
+    value = inputs.get("bandwidthPackageBandwidth")
+    if package is not None and known(value) and value not in (None, "Cancelled"):
+        if int(value) > int(_unwrap(package.inputs).get("bandwidth", 0)):
+            return f"an EIP's {value} Mbit/s exceed its package's {_unwrap(package.inputs).get('bandwidth')}"
+    return None
+
+
+def _pod_templates(run):
+    """(owner name, pod template metadata, pod spec) of every Deployment, Job and LeaderWorkerSet."""
+    for resource in run.resources:
+        spec = _unwrap(resource.inputs).get("spec") or {}
+        if resource.type in ("kubernetes:apps/v1:Deployment", "kubernetes:batch/v1:Job"):
+            template = spec.get("template") or {}
+            yield resource.name, template.get("metadata") or {}, template.get("spec") or {}
+        elif resource.type == "kubernetes:leaderworkerset.x-k8s.io/v1:LeaderWorkerSet":
+            group = spec.get("leaderWorkerTemplate") or {}
+            for key in ("leaderTemplate", "workerTemplate"):
+                if group.get(key):
+                    yield f"{resource.name}/{key}", group[key].get("metadata") or {}, group[key].get("spec") or {}
+
+
+def _cluster_profiles(run) -> set:
+    return {_unwrap(c.inputs).get("profile") for c in run.of_type("alicloud:cs/managedKubernetes:ManagedKubernetes")}
+
+
+@run_rule(
+    source="help.aliyun.com/en/cloud-network-well-architected-design/idc-accesses-cloud-services-through-leased-"
+    "lines (cloud services in 100.64.0.0/10 are reached from an IDC only over Express Connect, with routes); "
+    "mirrors.cloud.aliyuncs.com and oss-<region>-internal.aliyuncs.com are VPC-internal endpoints"
+)
+def edge_helper_pods_stay_on_cloud_nodes(run):
+    """On ACK Edge an unpinned Job may land on an IDC node, which cannot reach the VPC-only PyPI mirror or the
+    internal OSS endpoint: Jobs must select the labels of a cloud node pool of this run."""
+    if "Edge" not in _cluster_profiles(run):
+        return
+    pools = [
+        {label["key"]: label["value"] for label in _unwrap(p.inputs).get("labels") or []}
+        for p in run.of_type("alicloud:cs/nodePool:NodePool")
+    ]
+    for resource in run.of_type("kubernetes:batch/v1:Job"):
+        pod = ((_unwrap(resource.inputs).get("spec") or {}).get("template") or {}).get("spec") or {}
+        selector = pod.get("nodeSelector") or {}
+        if not selector or not any(selector.items() <= pool.items() for pool in pools):
+            yield f"{resource.name}: a Job on ACK Edge may be scheduled on an IDC node (no cloud node pool selected)"
+
+
+ACS_FREE_EPHEMERAL_GIB = 30
+ENGINE_IMAGE_UNPACKED_GIB = 28.6 / 1.073741824  # vllm-project/vllm#22377 (28.6 GB unpacked); EGS assumed alike
+OTHER_IMAGE_UNPACKED_GIB = 2.0  # assumed for small images (Python, nginx)
+
+
+def _quantity_gib(text) -> float:
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)(Gi|Mi|G|M)?", str(text or "0"))
+    if not match:
+        return 0.0
+    value, unit = float(match.group(1)), match.group(2) or ""
+    return {"Gi": value, "Mi": value / 1024, "G": value / 1.073741824, "M": value / 1073.741824}.get(
+        unit, value / 2**30
+    )
+
+
+@run_rule(
+    source="ACS help 'Increase temporary storage' (help/id/cs/user-guide/increase-temporary-storage-size): each "
+    "pod has 30 GiB of ephemeral storage, images take at least twice their size there, more is declared with "
+    "alibabacloud.com/extra-ephemeral-storage"
+)
+def acs_pods_fit_their_ephemeral_storage(run):
+    if "Acs" not in _cluster_profiles(run):
+        return
+    for owner, metadata, pod in _pod_templates(run):
+        images = [c.get("image", "") for c in [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]]
+        # Init containers run before the main ones, but their images stay on the pod's storage.
+        need = sum(
+            2 * (ENGINE_IMAGE_UNPACKED_GIB if any(e in i for e in ("vllm", "sglang")) else OTHER_IMAGE_UNPACKED_GIB)
+            for i in set(images)
+        )
+        need += sum(
+            _quantity_gib((v.get("emptyDir") or {}).get("sizeLimit"))
+            for v in pod.get("volumes") or []
+            if "emptyDir" in v and (v.get("emptyDir") or {}).get("medium") != "Memory"
+        )
+        extra = _quantity_gib((metadata.get("annotations") or {}).get("alibabacloud.com/extra-ephemeral-storage"))
+        if need > ACS_FREE_EPHEMERAL_GIB + extra:
+            yield (
+                f"{owner}: needs {need:.0f} GiB of ephemeral storage (images twice, plus emptyDirs); an ACS pod has "
+                f"{ACS_FREE_EPHEMERAL_GIB} GiB plus {extra:.0f} declared"
+            )
+
+
+def _mainland(run) -> bool:
+    regions = {_unwrap(p.inputs).get("region") for p in run.of_type("pulumi:providers:alicloud")}
+    return any(isinstance(r, str) and r.startswith("cn-") and r != "cn-hongkong" for r in regions)
+
+
+@run_rule(
+    source="audit alibaba.md claim 33 (registry.k8s.io from mainland China works only with luck); the Compute "
+    "Nest ACS template installs LWS from the ACK catalog with registry-<region>-vpc.ack.aliyuncs.com/acs/lws"
+)
+def mainland_helm_releases_avoid_registry_k8s_io(run):
+    """A Helm release in a mainland China region whose chart or images come from registry.k8s.io rolls back
+    after its timeout when the pull fails."""
+    if not _mainland(run):
+        return
+    from harness import all_strings
+
+    for release in run.of_type("kubernetes:helm.sh/v3:Release"):
+        inputs = _unwrap(release.inputs)
+        texts = [inputs.get("chart") or "", *all_strings(inputs.get("values") or {})]
+        if any("registry.k8s.io" in t for t in texts if isinstance(t, str)):
+            yield f"{release.name}: pulls from registry.k8s.io, which mainland China regions may not reach"
+        if (inputs.get("repositoryOpts") or {}).get("repo", "").startswith("https://fluid-cloudnative.github.io"):
+            yield f"{release.name}: upstream Fluid pulls from Docker Hub, which mainland China regions cannot reach"
+
+
+# Add-on names with a source that installs them through the CS add-on API (cs.KubernetesAddon or the
+# cluster's `addons`). A name without one is refused until a source is cited.
+KNOWN_ADDONS = {
+    "arms-prometheus": 'TF website/docs/r/cs_managed_kubernetes.html.markdown (name = "arms-prometheus")',
+    "ack-virtual-node": "pulumi_alicloud cs/kubernetes_addon.py (cleanup_cloud_resources is required for it)",
+    "terway-eniip": "TF docs cs_managed_kubernetes (addons: terway-eniip)",
+    "csi-plugin": "TF docs cs_managed_kubernetes (addons: csi-plugin)",
+    "csi-provisioner": "TF docs cs_managed_kubernetes (addons: csi-provisioner)",
+    "flannel": "TF docs cs_edge_kubernetes ('specify the pod_cidr field and addons with flannel')",
+    "logtail-ds": "TF docs cs_managed_kubernetes (addons: logtail-ds, SLS)",
+}
+
+
+@rule(
+    "alicloud:cs/kubernetesAddon:KubernetesAddon",
+    "alicloud:cs/managedKubernetes:ManagedKubernetes",
+    source="TF resource_alicloud_cs_kubernetes_addon.go:155 (an unknown add-on fails installAddon or reports "
+    "'Unknown Reason'); help doc-detail/186646: ack-alibaba-cloud-metrics-adapter is an App Catalog chart",
+)
+def addons_are_known_to_the_addon_api(candidate: Candidate, run) -> str | None:
+    inputs = _unwrap(candidate.inputs)
+    names = (
+        [inputs.get("name")]
+        if candidate.type.endswith(":KubernetesAddon")
+        else [a.get("name") for a in inputs.get("addons") or []]
+    )
+    unknown = [n for n in names if known(n) and n not in KNOWN_ADDONS]
+    if unknown:
+        return f"no source installs {unknown} through the add-on API (known: {sorted(KNOWN_ADDONS)})"
+    return None
+
+
+@run_rule(
+    source="help .../ack-managed-and-ack-dedicated/user-guide/auto-scaling-of-nodes ('Node pool auto scaling only "
+    "takes effect after you enable it at the cluster level'); TF docs cs_autoscaling_config"
+)
+def autoscaled_node_pools_need_cluster_autoscaling(run):
+    configured = {
+        _unwrap(c.inputs).get("clusterId") for c in run.of_type("alicloud:cs/autoscalingConfig:AutoscalingConfig")
+    }
+    for pool in run.of_type("alicloud:cs/nodePool:NodePool"):
+        inputs = _unwrap(pool.inputs)
+        if (inputs.get("scalingConfig") or {}).get("enable") and inputs.get("clusterId") not in configured:
+            yield f"{pool.name}: scales only once the cluster's autoscaling is on (no cs.AutoscalingConfig)"
+
+
+@run_rule(
+    source="help alibabacloud.com/help/en/oss/user-guide/delete-parts ('Before you delete a bucket, you must delete "
+    "all objects and parts'); TF resource_alicloud_oss_bucket.go:1734-1801 (force_destroy deletes object "
+    "versions only, never AbortMultipartUpload)"
+)
+def destroyed_buckets_abort_their_parts_first(run):
+    """A bucket that destroy deletes, written through ossfs (multipart), needs something that aborts its
+    incomplete uploads and is destroyed before it (depends on it)."""
+    for bucket in run.of_type("alicloud:oss/bucket:Bucket"):
+        if bucket.retain_on_delete:
+            continue
+        name = _unwrap(bucket.inputs).get("bucket")
+        aborters = [
+            r
+            for r in run.resources
+            if _unwrap(r.inputs).get("abortsMultipartUploadsOf") == name and bucket.urn in r.dependencies
+        ]
+        if not aborters:
+            yield f"{bucket.name}: destroy deletes it, but nothing aborts its incomplete multipart uploads first"

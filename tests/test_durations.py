@@ -1,0 +1,140 @@
+"""One duration model for every Alibaba deadline: its arithmetic, its config bounds, and that each example
+stack's modelled readiness fits inside the deadlines the stack actually registers, at the bandwidth it
+actually configures (read from the recorded EIP, not from the settings)."""
+
+import base64
+import re
+
+import pytest
+from harness import run_stack, settings_for, unwrap
+
+from core import durations, sizing
+from core.config.problems import ConfigError
+
+ALIBABA_K8S = ("acs", "acs-r1", "ack", "ack-edge")
+
+
+def minutes(timeout: str) -> float:
+    match = re.fullmatch(r"(\d+)m", timeout)
+    assert match, timeout
+    return int(match.group(1))
+
+
+def nat_mbps(run) -> int:
+    """What the stack deploys: the NAT EIP's bandwidth, or with a shared package the package's."""
+    packages = run.of_type("alicloud:vpc/commonBandwithPackage:CommonBandwithPackage")
+    if packages:
+        return int(unwrap(packages[0].inputs)["bandwidth"])
+    return int(unwrap(run.one("alicloud:ecs/eipAddress:EipAddress").inputs)["bandwidth"])
+
+
+def test_transfer_minutes_is_size_over_rate_with_a_cap():
+    assert durations.transfer_minutes(12, 200) == pytest.approx(8.0)  # 12 GB at 25 MB/s
+    assert durations.transfer_minutes(12, 8000, cap_mb_per_s=100) == pytest.approx(2.0)
+    with pytest.raises(ValueError):
+        durations.transfer_minutes(1, 0)
+
+
+def test_a_plans_deadline_is_its_total_times_the_margin_never_below_the_floor():
+    plan = durations.Plan((durations.Step("a", 10.2, "x"), durations.Step("b", 5, "y")))
+    assert plan.minutes == pytest.approx(15.2) and plan.deadline(1.5) == 23 and plan.deadline(1.5, 30) == 30
+
+
+def test_every_figure_names_its_kind_and_source():
+    figures = [v for v in vars(durations).values() if isinstance(v, durations.Figure)]
+    assert figures and all(f.kind in ("S", "D", "A") and f.source for f in figures)
+
+
+def test_more_bandwidth_means_a_shorter_wait():
+    model = settings_for("prod").model
+    assert durations.ecs_readiness(model, 500).minutes < durations.ecs_readiness(model, 100).minutes
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_ecs_modelled_readiness_fits_its_own_deadlines(stack):
+    run = run_stack(stack)
+    settings = settings_for(stack)
+    plan = durations.ecs_readiness(settings.model, nat_mbps(run))
+    command = unwrap(run.one("alicloud:ecs/command:Command").inputs)
+    script = base64.b64decode(command["commandContent"]).decode()
+    waited = int(re.search(r"TIMEOUT_SECONDS=(\d+)", script).group(1)) / 60
+    invocation = next(r for r in run.of_type("alicloud:ecs/ecsInvocation:EcsInvocation") if "ready" in r.name)
+    assert plan.minutes <= waited <= command["timeout"] / 60 <= minutes(invocation.custom_timeouts["create"]), (
+        plan.describe()
+    )
+
+
+@pytest.mark.parametrize("stack", ALIBABA_K8S)
+def test_kubernetes_modelled_import_and_start_fit_their_own_deadlines(stack):
+    run = run_stack(stack)
+    settings = settings_for(stack)
+    mbps = nat_mbps(run)
+    job = next(r for r in run.of_type("kubernetes:batch/v1:Job") if "import" in r.name)
+    spec = unwrap(job.inputs)["spec"]
+    image = spec["template"]["spec"]["containers"][0]["image"]
+    engine_image = any(name in image for name in ("vllm", "sglang"))  # what the Job really pulls
+    importing = durations.model_import(
+        settings.model, mbps, durations.ENGINE_IMAGE_GB if engine_image else durations.SLIM_IMAGE_GB
+    )
+    assert importing.minutes <= spec["activeDeadlineSeconds"] / 60 <= minutes(job.custom_timeouts["create"]), (
+        importing.describe()
+    )
+    workload = next(
+        r
+        for r in run.resources
+        if r.type in ("kubernetes:apps/v1:Deployment", "kubernetes:leaderworkerset.x-k8s.io/v1:LeaderWorkerSet")
+    )
+    capacity = durations.GPU_CAPACITY_MIN.value if settings.target == "acs" else 0
+    pods = settings.placement.pods * settings.workload.replicas
+    starting = durations.pod_start(mbps, pods, capacity).minutes + sizing.load_minutes(settings.model)
+    assert starting <= minutes(workload.custom_timeouts["create"]), (stack, starting)
+
+
+def test_a_lower_bandwidth_lengthens_the_deadlines_so_they_still_fit():
+    slow = {"network.natBandwidthMbps": 20}
+    run = run_stack("acs-r1", slow)
+    job = next(r for r in run.of_type("kubernetes:batch/v1:Job") if "import" in r.name)
+    plan = durations.model_import(settings_for("acs-r1", slow).model, 20)
+    assert plan.minutes <= unwrap(job.inputs)["spec"]["activeDeadlineSeconds"] / 60
+    lws = run.one("kubernetes:leaderworkerset.x-k8s.io/v1:LeaderWorkerSet")
+    starting = durations.pod_start(20, 2, durations.GPU_CAPACITY_MIN.value).minutes
+    assert starting + sizing.load_minutes(settings_for("acs-r1").model) <= minutes(lws.custom_timeouts["create"])
+
+
+def test_nat_bandwidth_bounds_per_billing():
+    assert settings_for("acs", {"network.natBandwidthMbps": 200}).network.nat_bandwidth_mbps == 200
+    with pytest.raises(ConfigError, match=r"network\.natBandwidthMbps.*at most 200"):
+        settings_for("acs", {"network.natBandwidthMbps": 201})
+    billed = {"network.natBilling": "bandwidth"}
+    assert settings_for("acs", {**billed, "network.natBandwidthMbps": 1000}).network.nat_bandwidth_mbps == 1000
+    with pytest.raises(ConfigError, match=r"network\.natBandwidthMbps.*1-1000"):
+        settings_for("acs", {**billed, "network.natBandwidthMbps": 1001})
+    with pytest.raises(ConfigError, match=r"network\.natBandwidthMbps.*1-1000"):
+        settings_for("acs", {"network.natBandwidthMbps": 0})
+
+
+def test_above_500_mbps_the_eip_joins_a_shared_bandwidth_package():
+    run = run_stack("acs", {"network.natBilling": "bandwidth", "network.natBandwidthMbps": 800})
+    eip = unwrap(run.one("alicloud:ecs/eipAddress:EipAddress").inputs)
+    assert (eip["bandwidth"], eip["internetChargeType"]) == ("500", "PayByBandwidth")
+    attachment = unwrap(run.one("alicloud:vpc/commonBandwithPackageAttachment:CommonBandwithPackageAttachment").inputs)
+    assert attachment["bandwidthPackageBandwidth"] == "800" and nat_mbps(run) == 800
+    single = run_stack("acs", {"network.natBilling": "bandwidth", "network.natBandwidthMbps": 500})
+    assert not single.of_type("alicloud:vpc/commonBandwithPackage:CommonBandwithPackage")
+
+
+def test_a_readiness_timeout_shorter_than_the_modelled_start_is_refused():
+    modelled = int(durations.ecs_readiness(settings_for("prod").model, 200).minutes) + 1  # ceil
+    assert settings_for("prod", {"ecs.readinessTimeoutMinutes": modelled}).ecs.readiness_timeout_minutes == modelled
+    with pytest.raises(ConfigError, match=r"ecs\.readinessTimeoutMinutes.*shorter than"):
+        settings_for("prod", {"ecs.readinessTimeoutMinutes": modelled - 1})
+
+
+def test_a_bandwidth_too_low_for_cloud_assistants_day_is_refused():
+    with pytest.raises(ConfigError, match=r"network\.natBandwidthMbps.*Cloud Assistant waits at most 1380"):
+        settings_for("prod", {"network.natBandwidthMbps": 5})
+    with pytest.raises(ConfigError, match=r"access\.publicBandwidthMbps"):
+        settings_for(
+            "prod",
+            {"access.public": True, "access.allowedCidrs": ["203.0.113.0/24"], "access.publicBandwidthMbps": 5},
+        )

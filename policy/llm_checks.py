@@ -255,6 +255,25 @@ def api_key_source(container: Mapping) -> Optional[str]:
     return None
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+_HOST_FLAG = re.compile(r"(?<![\w-])--host(?:=|\s+)(?P<host>\S+)")
+_SERVER_LINE = re.compile(f"(?:{INFERENCE_SERVER.pattern}).*")
+
+
+def listen_hosts(text: str) -> list[str]:
+    """The --host of each inference server started in `text` (a command line, or a script: one per line), the last
+    one given as argparse reads it; "0.0.0.0" when unset, the engines' default."""
+    hosts = []
+    for line in _SERVER_LINE.findall(text):
+        found = _HOST_FLAG.findall(line)
+        hosts.append(found[-1].strip("'\"") if found else "0.0.0.0")
+    return hosts
+
+
+def published_ports(container: Mapping) -> list[Any]:
+    return [get(p, "containerPort") for _, p in known_items(get(container, "ports", default=[]) or [])]
+
+
 # ---------------------------------------------------------------------------------------------- secrets
 
 # A name "looks secret" when one of its words is one of these, or two adjacent words form a pair below

@@ -52,6 +52,28 @@ def _workload_pods(args: ResourceValidationArgs) -> list:
 # ---------------------------------------------------------------------------------------------- network
 
 
+def validate_engine_behind_gateway(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    """The engines' key check does not guard every path (vllm-project/vllm#58144): nothing may reach them directly."""
+    for key in SCRIPT_INPUTS.get(args.resource_type, ()):
+        for host in c.listen_hosts(c.decoded_text(c.get(args.props, key))):
+            if host not in c.LOOPBACK_HOSTS:
+                report(
+                    f"{key} starts an inference server on --host {host}; it must listen on 127.0.0.1 behind the gateway"
+                )
+    for pod in _workload_pods(args):
+        servers = [k for k in c.containers(pod, init=False) if c.is_inference_server(k)]
+        for container in servers:
+            name = c.get(container, "name")
+            for host in c.listen_hosts(c.command_line(container)):
+                if host not in c.LOOPBACK_HOSTS:
+                    report(
+                        f"container {name!r} listens on --host {host}; it must listen on 127.0.0.1 behind the gateway"
+                    )
+        others = [k for k in c.containers(pod, init=False) if k not in servers]
+        if servers and not any(c.published_ports(k) for k in others):
+            report("a pod serving inference has no gateway container publishing the API port")
+
+
 def _open_sources(props, *cidr_keys: str) -> list[str]:
     return [props[k] for k in cidr_keys if c.has_key(props, k) and c.is_open_cidr(props[k])]
 
@@ -212,6 +234,12 @@ POLICIES: list[ResourceValidationPolicy] = [
         "LoadBalancer Services list the allowed client CIDRs.",
         MANDATORY,
         validate_public_endpoint,
+    ),
+    _policy(
+        "engine-behind-gateway",
+        "Inference servers listen on 127.0.0.1 only; a gateway beside them (same pod or host) is the only way in.",
+        MANDATORY,
+        validate_engine_behind_gateway,
     ),
     _policy(
         "inference-api-key-required",

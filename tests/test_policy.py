@@ -83,6 +83,7 @@ def test_pack_serves_every_policy_with_the_documented_enforcement_levels(monkeyp
     runpy.run_path(str(POLICY_DIR / "__main__.py"), run_name="__main__")
     assert built["name"] == "llm-guardrails" and built["policies"] is llm_policies.POLICIES
     assert MANDATORY == [
+        "engine-behind-gateway",
         "gpu-workload-probes-and-shm",
         "inference-api-key-required",
         "no-plaintext-secrets",
@@ -162,21 +163,39 @@ def serving_container() -> dict:
     return {
         "name": "engine",
         "image": IMAGE,
-        "command": ["vllm", "serve", "/models/Qwen/QwQ-32B", "--port", "8000", "--tensor-parallel-size", "2"],
+        "command": [
+            "vllm",
+            "serve",
+            "/models/Qwen/QwQ-32B",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "8001",
+            "--tensor-parallel-size",
+            "2",
+        ],
         "env": [
             {"name": "VLLM_API_KEY", "valueFrom": {"secretKeyRef": {"name": "llm-api-key", "key": "apiKey"}}},
             {"name": "HF_HUB_OFFLINE", "value": "1"},
             {"name": "TOKENIZERS_PARALLELISM", "value": "false"},
         ],
         "resources": {"limits": {"nvidia.com/gpu": "2", "memory": "256Gi"}},
-        "startupProbe": {"httpGet": {"path": "/health", "port": 8000}, "periodSeconds": 10, "failureThreshold": 180},
+        "startupProbe": {"exec": {"command": ["python3", "-c", "probe"]}, "periodSeconds": 10, "failureThreshold": 180},
         "volumeMounts": [{"name": "shm", "mountPath": "/dev/shm"}, {"name": "model", "mountPath": "/models"}],
     }
 
 
-def pod_spec(container: Optional[dict] = None) -> dict:
+GATEWAY = {
+    "name": "gateway",
+    "image": "docker.io/library/nginx:1.30.6-alpine",
+    "command": ["nginx", "-c", "/etc/llm-gateway/nginx.conf"],
+    "ports": [{"name": "http", "containerPort": 8000}],
+}
+
+
+def pod_spec(container: Optional[dict] = None, gateway: bool = True) -> dict:
     return {
-        "containers": [container or serving_container()],
+        "containers": [container or serving_container(), *([GATEWAY] if gateway else [])],
         "volumes": [
             {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}},
             {"name": "model", "persistentVolumeClaim": {"claimName": "model"}},
@@ -229,6 +248,8 @@ def sglang_container() -> dict:
             "sglang.launch_server",
             "--model-path",
             "/models/m",
+            "--host",
+            "127.0.0.1",
             "--api-key",
             "$(SGLANG_API_KEY)",
         ],
@@ -382,6 +403,28 @@ VIOLATIONS = {
         "public-endpoint-cidr-limits",
         llm_policies.GCP_FIREWALL,
         {"network": "n", "sourceRanges": ["0.0.0.0/0"], "allows": [{"protocol": "tcp", "ports": ["8000"]}]},
+    ),
+    # engine-behind-gateway
+    "vLLM on every address": (
+        "engine-behind-gateway",
+        DEPLOYMENT,
+        with_container(lambda c: c["command"].__setitem__(4, "0.0.0.0")),
+    ),
+    "vLLM without --host (the engine's default is every address)": (
+        "engine-behind-gateway",
+        DEPLOYMENT,
+        with_container(lambda c: c.update(command=["vllm", "serve", "/m", "--port", "8001"])),
+    ),
+    "SGLang with --host=0.0.0.0": (
+        "engine-behind-gateway",
+        DEPLOYMENT,
+        deployment(pod_spec({**sglang_container(), "args": ["--host=0.0.0.0"]})),
+    ),
+    "a serving pod without a gateway": ("engine-behind-gateway", DEPLOYMENT, deployment(pod_spec(gateway=False))),
+    "user-data starting vLLM on every address": (
+        "engine-behind-gateway",
+        llm_policies.ECS_INSTANCE,
+        {"userData": b64("#!/bin/bash\ndocker run img vllm serve /m --host 0.0.0.0 --port 8000\n")},
     ),
     # inference-api-key-required
     "vLLM without a key": ("inference-api-key-required", DEPLOYMENT, with_container(_drop_key)),

@@ -339,11 +339,12 @@ def start_stack(export: dict, model_dir: Path, workdir: Path, name: str, max_mod
     run_dir.mkdir(exist_ok=True)
     os.chmod(run_dir, 0o777)
     key_file = workdir / f"{name}-gateway-auth.conf"
-    key_volume = _key_item(export)
-    key_file.write_text(secrets[key_volume[0]][key_volume[1]])
+    key_file.write_text(export["gateway_key_entry"])
     os.chmod(key_file, 0o644)
     api_port, metrics_port = free_port(), free_port()
-    conf = subs.stack_conf(export["nginx_conf"], api_port, metrics_port, engine_port, str(key_file), str(run_dir))
+    conf = subs.stack_conf(
+        export["nginx_conf"], api_port, metrics_port, engine_port, str(key_file), str(run_dir), export["paths"]
+    )
     config = GatewayConfig(
         listen_port=api_port,
         engine_port=engine_port,
@@ -355,10 +356,3 @@ def start_stack(export: dict, model_dir: Path, workdir: Path, name: str, max_mod
     )
     gateway = start_gateway(workdir, config, conf, name=f"{name}-gateway", key_entry=None)
     return ServedStack([name], export, engine, gateway, export["api_key"])
-
-
-def _key_item(export: dict) -> tuple[str, str]:
-    """(Secret name, key) the gateway's key volume mounts."""
-    volume = export["gateway_key_volume"]
-    (item,) = volume["items"]
-    return volume["secretName"], item["key"]

@@ -7,20 +7,26 @@ Run with the main venv (it has the Pulumi SDKs; the engine venv has not):
 For every Kubernetes example stack: the serving pod's engine container (command, args, environment with
 Secret references kept as such, probes, preStop), the gateway container (command, preStop, probes) and its
 nginx.conf from the ConfigMap, the benchmark Job's container if the stack has one, and the client outputs
-(curlCommand, openaiSnippet). The real-engine suite runs exactly these, with substitutions.py's changes only.
+(curlCommand, openaiSnippet). For the ecs stacks: the engine command and the nginx.conf the user-data writes,
+and the key as ready.sh writes it. The real-engine suite runs exactly these, with substitutions.py's changes only.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import re
+import shlex
+import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
 
-from harness import EXAMPLE_STACKS, run_stack, settings_for  # noqa: E402
+from harness import EXAMPLE_STACKS, run_stack, settings_for, unwrap  # noqa: E402
 
+from core.engine import API_KEY_ENV  # noqa: E402
 from core.targets import ECS  # noqa: E402
 
 
@@ -37,7 +43,16 @@ def _container(pod: dict, name: str) -> dict:
     return next(c for c in pod["containers"] if c["name"] == name)
 
 
+OUTPUTS = ("curlCommand", "openaiSnippet", "privateApiUrl", "servedModelName")
+# Where the pods and the ecs host keep the gateway's files, as the specs name them (substitutions.py moves them).
+POD_PATHS = {"key_file": "/etc/llm-gateway-key/gateway-auth.conf", "run_dir": "/run/llm-gateway"}
+
+
 def export(stack: str) -> dict:
+    return export_host(stack) if settings_for(stack).target == ECS else export_pod(stack)
+
+
+def export_pod(stack: str) -> dict:
     run = run_stack(stack)
     objects = run.kubernetes_objects()
     pod = _serving_pod(objects)
@@ -50,14 +65,17 @@ def export(stack: str) -> dict:
     bench = jobs[0]["spec"]["template"]["spec"]["containers"][0] if jobs else None
     mounts = (bench or {}).get("volumeMounts", [])
     results_mount = next((m["mountPath"] for m in mounts if m["name"] == "results"), None)
-    outputs = {k: run.outputs.get(k) for k in ("curlCommand", "openaiSnippet", "privateApiUrl", "servedModelName")}
+    outputs = {k: run.outputs.get(k) for k in OUTPUTS}
     key_volume = next(v for v in pod["volumes"] if v["name"] == "gateway-key")
     # The stack's own Secrets: under the mocks the API key is the RandomPassword mock's (not a real secret).
     secrets = {o["metadata"]["name"]: o["stringData"] for o in objects if o["kind"] == "Secret" and "stringData" in o}
+    (item,) = key_volume["secret"]["items"]
     return {
+        "kind": "pod",
         "api_key": run.outputs["apiKey"],
         "secrets": secrets,
-        "gateway_key_volume": key_volume["secret"],
+        "gateway_key_entry": secrets[key_volume["secret"]["secretName"]][item["key"]],
+        "paths": POD_PATHS,
         "stack": stack,
         "multi_pod": any(o["kind"] == "LeaderWorkerSet" for o in objects),
         "engine": {
@@ -73,8 +91,59 @@ def export(stack: str) -> dict:
     }
 
 
+def _heredocs(user_data: str) -> dict[str, str]:
+    """{path: content} of the files the user-data writes (`cat > PATH <<'END' ... END`)."""
+    from components.alibaba.host_scripts import HEREDOC_END
+
+    pattern = re.compile(rf"cat > (\S+) <<'{HEREDOC_END}'\n(.*?){HEREDOC_END}\n", re.S)
+    return dict(pattern.findall(user_data))
+
+
+def _sourced(conf_text: str, names: list[str]) -> dict[str, str]:
+    """Variables of a shell conf as `source` reads them (bash), NUL-separated so any value survives."""
+    script = conf_text + "\nprintf '%s\\0' " + " ".join(f'"${{{n}}}"' for n in names)
+    values = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True).stdout.split("\0")
+    return dict(zip(names, values, strict=False))
+
+
+def export_host(stack: str) -> dict:
+    """The ecs host: user-data writes serving.conf (the engine command) and the gateway's nginx.conf; ready.sh
+    writes secret.env (API_KEY_ENV=<key>) and the gateway's map entry (checked equal to auth_map_entry)."""
+    from core.gateway import auth_map_entry
+
+    run = run_stack(stack)
+    instance = next(r for r in run.resources if r.type == "alicloud:ecs/instance:Instance")
+    files = _heredocs(base64.b64decode(unwrap(instance.inputs)["userData"]).decode())
+    conf = _sourced(files["/etc/llm-serving/serving.conf"], ["ENGINE_CMD", "GATEWAY_KEY_FILE"])
+    nginx_conf = next(text for path, text in files.items() if path.endswith("/nginx.conf"))
+    key = run.outputs["apiKey"]
+    env_name = API_KEY_ENV[settings_for(stack).engine.engine]
+    return {
+        "kind": "host",
+        "api_key": key,
+        "secrets": {"oos": {"apiKey": key}},
+        "gateway_key_entry": auth_map_entry(key),
+        # nginx runs in a container with a read-only root and a tmpfs /tmp (gateway-run.sh).
+        "paths": {"key_file": conf["GATEWAY_KEY_FILE"], "run_dir": "/tmp"},
+        "stack": stack,
+        "multi_pod": False,
+        # The engine runs `sh -c "exec $ENGINE_CMD"` with secret.env as its environment (serving-run.sh).
+        "engine": {
+            "command": shlex.split(conf["ENGINE_CMD"]),
+            "args": None,
+            "env": [{"name": env_name, "valueFrom": {"secretKeyRef": {"name": "oos", "key": "apiKey"}}}],
+        },
+        "gateway": {"lifecycle": None},
+        "nginx_conf": nginx_conf,
+        "grace_seconds": None,
+        "benchmark": None,
+        "benchmark_results_mount": None,
+        "outputs": {k: run.outputs.get(k) for k in OUTPUTS},
+    }
+
+
 def main(out: str) -> None:
-    stacks = [s for s in EXAMPLE_STACKS if settings_for(s).target != ECS]
+    stacks = list(EXAMPLE_STACKS)
     Path(out).write_text(json.dumps({s: export(s) for s in stacks}, indent=1, sort_keys=True))
     print(f"exported {len(stacks)} stacks to {out}: {', '.join(stacks)}")
 

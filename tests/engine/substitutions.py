@@ -42,7 +42,6 @@ ENV = {"VLLM_API_KEY": API_KEY, "HF_HUB_OFFLINE": "1", "DO_NOT_TRACK": "1", **CP
 POD_API = "0.0.0.0:8000"
 POD_METRICS = "0.0.0.0:8002"
 POD_ENGINE = "127.0.0.1:8001"
-POD_KEY_FILE = "/etc/llm-gateway-key/gateway-auth.conf"
 POD_RUN_DIR = "/run/llm-gateway"
 POD_CONF = "/etc/llm-gateway/nginx.conf"
 
@@ -109,13 +108,16 @@ def _replace(text: str, old: str, new: str, count: int | None = 1) -> str:
     return text.replace(old, new)
 
 
-def stack_conf(conf: str, api_port: int, metrics_port: int, engine_port: int, key_file: str, run_dir: str) -> str:
-    """The gateway's nginx.conf from the stack's ConfigMap, its ports and paths moved to this machine."""
+def stack_conf(
+    conf: str, api_port: int, metrics_port: int, engine_port: int, key_file: str, run_dir: str, paths: Mapping
+) -> str:
+    """The gateway's nginx.conf from the stack (a pod's ConfigMap, the ecs user-data), its ports and its paths
+    (`paths`: key_file and run_dir as the stack names them) moved to this machine."""
     conf = _replace(conf, f"listen {POD_API} ", f"listen 127.0.0.1:{api_port} ")
     conf = _replace(conf, f"listen {POD_METRICS};", f"listen 127.0.0.1:{metrics_port};")
     conf = _replace(conf, f"server {POD_ENGINE};", f"server 127.0.0.1:{engine_port};")
-    conf = _replace(conf, POD_KEY_FILE, key_file)
-    return _replace(conf, POD_RUN_DIR, run_dir, count=None)
+    conf = _replace(conf, f" {paths['run_dir']}/", f" {run_dir}/", count=None)
+    return _replace(conf, f"include {paths['key_file']};", f"include {key_file};")
 
 
 def pod_command(argv: Sequence[str], engine_port: int) -> list[str]:

@@ -216,9 +216,10 @@ def test_the_metrics_listener_serves_the_autoscaling_metrics(gateway):
     assert check.request("POST", f"{gateway.metrics_url}/metrics")[0] == 405
 
 
-def test_the_readiness_checks_pass_against_gateway_and_engine(gateway, tmp_path):
-    """components/scripts/ready.sh's own lines from the /health wait on (a copy: the host-side
-    steps before it, secret.env and systemd, have no place here), with API_PORT the gateway's."""
+def check_readiness_script(port: int, key: str, tmp_path: Path) -> None:
+    """components/scripts/ready.sh's own lines from the /health wait on (a copy: the host-side steps before it,
+    secret.env and systemd, have no place here), with API_PORT the gateway's: they pass with the key and fail
+    with a wrong one."""
     ready = (ROOT / "components/scripts/ready.sh").read_text()
     tail = ready[ready.index('echo "waiting for http://127.0.0.1:$API_PORT/health"') :]
     script = tmp_path / "ready-tail.sh"
@@ -227,7 +228,7 @@ def test_the_readiness_checks_pass_against_gateway_and_engine(gateway, tmp_path)
         'fail() { echo "not ready: $*" >&2; exit 1; }\n'
         'past_deadline() { [ "$(date +%s)" -ge "$deadline" ]; }\n' + tail
     )
-    env = {**os.environ, "API_PORT": str(gateway.config.listen_port), "API_KEY_VALUE": KEY, "TIMEOUT_SECONDS": "60"}
+    env = {**os.environ, "API_PORT": str(port), "API_KEY_VALUE": key, "TIMEOUT_SECONDS": "60"}
     result = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "ready: the API is healthy and requires the API key" in result.stdout
@@ -239,6 +240,10 @@ def test_the_readiness_checks_pass_against_gateway_and_engine(gateway, tmp_path)
         timeout=120,
     )
     assert wrong.returncode == 1 and "refused the configured API key" in wrong.stderr
+
+
+def test_the_readiness_checks_pass_against_gateway_and_engine(gateway, tmp_path):
+    check_readiness_script(gateway.config.listen_port, KEY, tmp_path)
 
 
 def test_vllm_bench_serve_with_the_projects_argv_through_the_gateway(gateway, engine, tmp_path):

@@ -40,7 +40,10 @@ def _serving_pod(objects: list[dict]) -> dict:
 
 
 def _container(pod: dict, name: str) -> dict:
-    return next(c for c in pod["containers"] if c["name"] == name)
+    found = [c for c in pod["containers"] if c["name"] == name]
+    if not found:
+        raise LookupError(f"the serving pod has no {name!r} container: {[c['name'] for c in pod['containers']]}")
+    return found[0]
 
 
 OUTPUTS = ("curlCommand", "openaiSnippet", "privateApiUrl", "servedModelName")

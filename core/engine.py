@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,11 @@ class EngineOptions:
     port: int = 8000
     max_num_seqs: int = 0  # 0: engine default
     extra_args: tuple[str, ...] = ()
+    version: str = ""  # the engine version inside `image` (engine_version()); "": the pinned one
+
+    @property
+    def engine_version(self) -> str:
+        return self.version or PINNED_VERSIONS[self.engine]
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,7 @@ class EngineCommand:
     port: int  # where the engine listens
     health_path: str = "/health"
     host: str = "0.0.0.0"  # 127.0.0.1 behind the gateway
+    engine: str = VLLM
 
     def kubernetes_args(self) -> list[str]:
         """argv for a container `command`, the key as a `$(VAR)` reference Kubernetes expands.
@@ -97,7 +104,7 @@ def build_command(
     host, port = ("127.0.0.1", ENGINE_LOOPBACK_PORT) if behind_gateway else ("0.0.0.0", options.port)
     if options.engine == VLLM:
         argv = _vllm_argv(options, model, model_path, tensor_parallel, pipeline_parallel, host, port)
-        if shutdown_timeout_seconds:
+        if shutdown_timeout_seconds and drains_on_sigterm(options):
             argv += ["--shutdown-timeout", str(shutdown_timeout_seconds)]
         if multi_node:
             # The default multiprocessing executor only sees the local GPUs; Ray spans the pods.
@@ -114,7 +121,11 @@ def build_command(
     if model.weight_dtype == "bf16" and not gpu_has_bf16:
         argv += ["--dtype", "half"]  # both engines refuse bf16 on GPUs without it
     return EngineCommand(
-        argv=tuple(argv) + options.extra_args, api_key_env=API_KEY_ENV[options.engine], port=port, host=host
+        argv=tuple(argv) + options.extra_args,
+        api_key_env=API_KEY_ENV[options.engine],
+        port=port,
+        host=host,
+        engine=options.engine,
     )
 
 
@@ -201,9 +212,50 @@ RESERVED_FLAGS: dict[str, str] = {
 
 
 @functools.cache
-def known_flags(engine: str) -> frozenset[str]:
-    """The options of the pinned engine's server parser."""
-    return frozenset(json.loads(FLAGS_FILE.read_text())[FLAG_LISTS[engine]])
+def _flag_lists() -> dict:
+    return json.loads(FLAGS_FILE.read_text())
+
+
+def known_flags(engine: str, version: str = "") -> frozenset[str]:
+    """The options of the engine's server parser: of `version` when its list is recorded, else the pinned one's."""
+    lists = _flag_lists()
+    return frozenset(lists.get(f"{engine}=={version}") or lists[FLAG_LISTS[engine]])
+
+
+PINNED_VERSIONS = {VLLM: versions.VLLM_VERSION, SGLANG: versions.SGLANG_VERSION}
+# The default images' engine versions, from their pinned tags.
+_IMAGE_VERSIONS = {
+    versions.VLLM_IMAGE.value: versions.VLLM_VERSION,
+    versions.VLLM_IMAGE_CN.value: "0.11.0",
+    versions.SGLANG_IMAGE.value: versions.SGLANG_VERSION,
+    versions.SGLANG_IMAGE_CN.value: versions.SGLANG_VERSION,
+}
+_TAG_VERSION = re.compile(r"^v?(\d+\.\d+\.\d+(?:\.post\d+)?)(?:[-+_.].*)?$")
+
+
+def engine_version(engine: str, image: str) -> str:
+    """The engine version inside `image`: known for the default images, else read from a tag like `v0.18.1` or
+    `0.11.0-pytorch2.8-...`; the pinned version when the tag says nothing (a digest, `nightly`)."""
+    if image in _IMAGE_VERSIONS:
+        return _IMAGE_VERSIONS[image]
+    tag = image.split("@", 1)[0].rsplit("/", 1)[-1].partition(":")[2]
+    found = _TAG_VERSION.match(tag)
+    return found.group(1) if found else PINNED_VERSIONS[engine]
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in re.findall(r"\d+", version)[:3])
+
+
+# vLLM's `--shutdown-timeout` (finish requests in flight on SIGTERM) exists from 0.18.0 on (vllm-project/vllm#34730,
+# re-landed as #36666; llm-d/llm-d#927: "Available in: vLLM v0.18.0+"); 0.11.0's parser has no such option
+# (engine_flags.json), and an unknown option stops vLLM at start.
+SHUTDOWN_TIMEOUT_SINCE = (0, 18, 0)
+
+
+def drains_on_sigterm(options: EngineOptions) -> bool:
+    """Whether the engine can be told to finish requests in flight on SIGTERM (vLLM --shutdown-timeout)."""
+    return options.engine == VLLM and _version_tuple(options.engine_version) >= SHUTDOWN_TIMEOUT_SINCE
 
 
 def parsed_flag(arg: str, engine: str) -> tuple[Optional[str], tuple[str, ...]]:

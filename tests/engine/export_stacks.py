@@ -75,6 +75,7 @@ def export_pod(stack: str) -> dict:
     (item,) = key_volume["secret"]["items"]
     return {
         "kind": "pod",
+        "engine_version": settings_for(stack).engine.engine_version,
         "api_key": run.outputs["apiKey"],
         "secrets": secrets,
         "gateway_key_entry": secrets[key_volume["secret"]["secretName"]][item["key"]],
@@ -123,6 +124,7 @@ def export_host(stack: str) -> dict:
     env_name = API_KEY_ENV[settings_for(stack).engine.engine]
     return {
         "kind": "host",
+        "engine_version": settings_for(stack).engine.engine_version,
         "api_key": key,
         "secrets": {"oos": {"apiKey": key}},
         "gateway_key_entry": auth_map_entry(key),

@@ -15,7 +15,8 @@ Engine argv (stack_engine_argv):
 Engine environment (stack_env): the stack's own, with each secretKeyRef read from the stack's own Secret (the
 mock's generated key), plus CPU_ENV.
 Gateway (stack_conf): the ConfigMap's nginx.conf with its ports, key file and runtime directory moved to this
-machine; probes and preStop hooks: the same ports and paths, the preStop sleep shortened (gateway_prestop).
+machine; probes and preStop hooks: the same ports and paths, the preStop sleeps shortened by the 30 s drain
+(gateway_prestop, engine_prestop).
 Benchmark Job (stack_bench_argv): $(BASE_URL) -> the gateway, the tokenizer path -> the tiny model, 4 prompts
 (random: 16 in / 8 out tokens) instead of the stack's, --result-dir -> a temporary directory, and a ShareGPT
 --dataset-path -> a small file in ShareGPT's format made at test time (sharegpt_file) instead of the download.
@@ -130,6 +131,15 @@ def gateway_prestop(script: str, conf_path: str, run_dir: str) -> str:
     script = _replace(script, POD_CONF, conf_path)
     script = _replace(script, POD_RUN_DIR, run_dir)
     return re.sub(r"^sleep \d+;", "sleep 0;", script)
+
+
+def engine_prestop(command: Sequence[str], engine_port: int) -> list[str]:
+    """The engine container's preStop (python3 -c <drain script>), at this machine's engine port, its drain
+    sleep shortened by the gateway's (30 s), so that it still ends after the gateway has stopped accepting."""
+    script = _replace(command[2], POD_ENGINE, f"127.0.0.1:{engine_port}")
+    sleep = int(re.search(r"time\.sleep\((\d+)\)", script).group(1))
+    script = _replace(script, f"time.sleep({sleep})", f"time.sleep({sleep - 30})")
+    return [command[0], command[1], script]
 
 
 BENCH_SIZES = {"--num-prompts": "4", "--random-input-len": "16", "--random-output-len": "8"}

@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 
@@ -23,8 +24,24 @@ from test_gateway_live import _stream, generated
 LONG = {**STREAM, "max_tokens": 4000}
 
 
-def streaming(url: str, body: dict = LONG, count: int = 1):
-    """Start `count` streams in threads; returns (threads, results) shortly after."""
+def wait_running(engine_url: str, count: int, seconds: float = 60) -> None:
+    """Until the engine's own metrics show `count` requests running: the streams are in flight, not done yet
+    (the tiny model writes thousands of tokens a second on an idle machine, so a fixed sleep could miss them)."""
+    import re
+    import urllib.request
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        text = urllib.request.urlopen(f"{engine_url}/metrics", timeout=5).read().decode()
+        running = sum(float(v) for v in re.findall(r"^vllm:num_requests_running\{[^}]*\} (\S+)$", text, re.M))
+        if running >= count:
+            return
+        time.sleep(0.02)
+    raise TimeoutError(f"{count} requests never ran at once")
+
+
+def streaming(url: str, body: dict = LONG, count: int = 1, engine_url: str | None = None):
+    """Start `count` streams in threads; returns (threads, results) once they run (or shortly after)."""
     results: list[dict] = [{} for _ in range(count)]
 
     def run(result):
@@ -34,7 +51,10 @@ def streaming(url: str, body: dict = LONG, count: int = 1):
     threads = [threading.Thread(target=run, args=(r,), daemon=True) for r in results]
     for thread in threads:
         thread.start()
-    time.sleep(0.5)
+    if engine_url:
+        wait_running(engine_url, count)
+    else:
+        time.sleep(0.5)
     return threads, results
 
 
@@ -82,7 +102,7 @@ def test_vllm_sigterm_by_default_aborts_the_streams_in_flight(default_shutdown, 
     dropped; only the engine's --shutdown-timeout can (next test)."""
     engine, gateway = default_shutdown
     # 8 streams of 4000 tokens: seconds of generation even for the tiny model (thousands of tokens/s).
-    threads, results = streaming(gateway.url, count=8)
+    threads, results = streaming(gateway.url, count=8, engine_url=engine.url)
     signalled = time.monotonic()
     gateway.process.send_signal(signal.SIGQUIT)
     engine.process.send_signal(signal.SIGTERM)
@@ -113,11 +133,27 @@ def test_vllm_sigterm_by_default_aborts_the_streams_in_flight(default_shutdown, 
 # --- Shutdown as the pod does it -------------------------------------------------------------------------
 
 
-def test_a_pod_shutdown_lets_streams_in_flight_finish(model_dir, workdir, record_property):
-    """The first stack's pod, stopped as Kubernetes stops it after the drain: the gateway's own preStop script
-    (nginx -s quit, then wait for nginx to exit) and SIGTERM to the engine, whose --shutdown-timeout comes from
-    the program. 8 streams of 3000 tokens in flight: all finish whole, within the pod's grace period."""
-    name = sorted(exported_stacks())[0]
+def pod_stack(with_shutdown_timeout: bool) -> str:
+    """The first Kubernetes example stack whose engine argv has (or has not) --shutdown-timeout."""
+    for name, stack in sorted(exported_stacks().items()):
+        argv = stack["engine"]["args"] or stack["engine"]["command"]
+        if stack["kind"] == "pod" and ("--shutdown-timeout" in argv) is with_shutdown_timeout:
+            return name
+    raise LookupError(f"no pod stack {'with' if with_shutdown_timeout else 'without'} --shutdown-timeout")
+
+
+@pytest.mark.parametrize(
+    "variant", ["vLLM >= 0.18: --shutdown-timeout", "vLLM 0.11.0 (the mainland default): no --shutdown-timeout"]
+)
+def test_a_pod_shutdown_lets_streams_in_flight_finish(variant, model_dir, workdir, record_property):
+    """A stack's pod, stopped as the kubelet stops it: both containers' own preStop hooks at once (the
+    gateway: the drain, `nginx -s quit`, wait for nginx to exit; the engine: a slightly longer drain, then wait
+    while its metrics show requests in flight), then SIGTERM to the engine once its hook returns. 8 streams of
+    3000 tokens in flight: all finish whole, within the pod's grace period, for a stack whose argv has the
+    program's --shutdown-timeout and for one whose has none (a mainland stack: vLLM 0.11.0 has no such option and
+    aborts everything on SIGTERM, the preStop wait is what saves the streams there; run here on 0.32.0 without the
+    option, whose default is the same abort)."""
+    name = pod_stack(with_shutdown_timeout="0.18" in variant)
     export = exported_stacks()[name]
     stack = start_stack(export, model_dir, workdir, f"{name}-shutdown", max_model_len=4096)
     try:
@@ -136,37 +172,42 @@ def test_a_pod_shutdown_lets_streams_in_flight_finish(model_dir, workdir, record
         threads = [threading.Thread(target=run, args=(r,), daemon=True) for r in results]
         for thread in threads:
             thread.start()
-        time.sleep(1.0)
+        wait_running(stack.engine.url, len(threads))
         signalled = time.monotonic()
-        script = subs.gateway_prestop(
-            export["gateway"]["lifecycle"]["preStop"]["exec"]["command"][2],
-            str(stack.gateway.conf_path),
-            stack.gateway.config.runtime_dir,
+        gateway_hook = export["gateway"]["lifecycle"]["preStop"]["exec"]["command"]
+        script = subs.gateway_prestop(gateway_hook[2], str(stack.gateway.conf_path), stack.gateway.config.runtime_dir)
+        path = {**os.environ, "PATH": f"/usr/sbin:{os.environ['PATH']}"}
+        gateway_prestop = subprocess.Popen(["sh", "-c", script], env=path)
+        engine_hook = subs.engine_prestop(
+            export["engine"]["lifecycle"]["preStop"]["exec"]["command"], stack.engine.port
         )
-        prestop = subprocess.Popen(["sh", "-c", script], env={**os.environ, "PATH": f"/usr/sbin:{os.environ['PATH']}"})
+        engine_hook[0] = sys.executable
+        engine_prestop = subprocess.Popen(engine_hook)
         time.sleep(0.5)
         assert refuses_connections(stack.gateway.config.listen_port)  # nothing new once nginx quits
-        engine_sleep = int(export["engine"]["lifecycle"]["preStop"]["exec"]["command"][1])
-        gateway_sleep = int(export["gateway"]["lifecycle"]["preStop"]["exec"]["command"][2].split(";")[0].split()[1])
-        time.sleep(engine_sleep - gateway_sleep)  # the engine's preStop sleeps a little longer than the gateway's
+        engine_prestop.wait(export["grace_seconds"])
+        busy_after_hook = sum(1 for r in results if "chunks" not in r)
         stack.engine.process.send_signal(signal.SIGTERM)
         for thread in threads:
             thread.join(export["grace_seconds"])
-        prestop_code = prestop.wait(export["grace_seconds"])
+        gateway_code = gateway_prestop.wait(export["grace_seconds"])
         engine_code = stack.engine.process.wait(export["grace_seconds"])
         elapsed = time.monotonic() - signalled
         observed = {
+            "stack": name,
+            "variant": variant,
             "generated": [generated(r["chunks"]) for r in results],
             "done": [r["done"] for r in results],
+            "streams_open_at_sigterm": busy_after_hook,
             "seconds": round(elapsed, 1),
-            "prestop_exit": prestop_code,
+            "gateway_prestop_exit": gateway_code,
             "engine_exit": engine_code,
         }
         record_property("pod_shutdown", observed)
         print("pod shutdown observed:", observed)
         assert all(r["done"] and generated(r["chunks"]) == 3000 for r in results), observed
-        assert prestop_code == 0 and stack.gateway.process.wait(10) == 0
-        assert engine_code == 0 and elapsed < export["grace_seconds"] - gateway_sleep
+        assert gateway_code == 0 and stack.gateway.process.wait(10) == 0
+        assert engine_code == 0 and elapsed < export["grace_seconds"]
         assert group_gone(stack.engine.process.pid)
     finally:
         stop(stack.gateway.process, signal.SIGKILL, 10)

@@ -46,6 +46,21 @@ POD_START_MIN = Figure(0.5, "min", "A", "a CPU pod scheduled and started (ACS: a
 GPU_CAPACITY_MIN = Figure(2.0, "min", "A", "an ACS GPU pod's capacity (acs_gpu_pod); an existing node: 0")
 PIP_INSTALL_MIN = Figure(0.5, "min", "A", "the downloader from the internal PyPI mirror")
 POLL_MIN = Figure(0.5, "min", "D", "the readiness command polls every 15-20 s")
+NETWORK_MIN = Figure(0.4, "min", "S", "VPC and vSwitch 'Creation complete after 7s/8s' (time-to-ready.md 'vpc')")
+NAT_MIN = Figure(1.2, "min", "A", "NAT gateway, EIP and SNAT entry (time-to-ready.md 'nat')")
+ACS_CLUSTER_MIN = Figure(8.0, "min", "A", "anchor: 'about 15 minutes' for ACK, terraform-provider-alicloud docs")
+ACK_CLUSTER_MIN = Figure(
+    10.0, "min", "A", "anchor: 'about 15 minutes', terraform-provider-alicloud cs_managed_kubernetes"
+)
+CPU_POOL_MIN = Figure(5.0, "min", "A", "a CPU node pool's nodes ready (time-to-ready.md 'pool_cpu')")
+GPU_POOL_MIN = Figure(8.0, "min", "A", "GKE GPU node 9 min (codalab-worksheets#4042); time-to-ready.md 'pool_gpu'")
+LB_ALIBABA_MIN = Figure(0.75, "min", "A", "a CLB/NLB for a LoadBalancer Service (time-to-ready.md 'lb_ali')")
+LB_GCP_MIN = Figure(1.5, "min", "A", "an internal passthrough LB for a Service (time-to-ready.md 'lb_gcp')")
+GCP_APIS_MIN = Figure(1.7, "min", "D", "service enablement 1 min + VPC 22 s (time-to-ready.md 'gcp_api', 'gcp_vpc')")
+GKE_CLUSTER_MIN = Figure(9.0, "min", "A", "zonal cluster ~6 min (astronomer/astro-sdk benchmark terraform), 25+ seen")
+GKE_A4_POOL_MIN = Figure(12.0, "min", "A", "GPU pools 9-10 min, one 35-min outlier (NVIDIA/aicr#2065)")
+HF_MB_PER_S = Figure(320.0, "MB/s", "D", "~40 MB/s per file (huggingface/huggingface_hub#2658) x 8 workers")
+REGISTRY_NEAR_MB_PER_S = Figure(150.0, "MB/s", "A", "Artifact Registry remote or a VPC registry endpoint")
 
 
 @dataclass(frozen=True)

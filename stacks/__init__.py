@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import importlib
 
+import pulumi
+
 from core.config import Settings
+from core.config.settings import AckEdgeSettings
+from core.ready_time import timeline
 
 # Target -> the module that composes it. Modules sit with the cloud that runs them.
 TARGET_MODULES = {
@@ -18,5 +22,11 @@ TARGET_MODULES = {
 
 
 def build(settings: Settings) -> dict[str, object]:
-    """Build the target's resources and return its stack outputs."""
-    return importlib.import_module(TARGET_MODULES[settings.target]).build(settings)
+    """Build the target's resources and return its stack outputs, with the modelled time to a serving API
+    (printed first, so `pulumi preview` shows it before anything is created)."""
+    expected = timeline(settings)
+    pulumi.log.info(f"{settings.stack}: {expected.summary()} (core/timeline.py)")
+    outputs = importlib.import_module(TARGET_MODULES[settings.target]).build(settings)
+    if not (isinstance(settings, AckEdgeSettings) and settings.edge.cluster_only):  # that run serves nothing yet
+        outputs["expectedReadyMinutes"] = expected.output()
+    return outputs

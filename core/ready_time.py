@@ -1,0 +1,146 @@
+"""Each target's `pulumi up`, as its stack composes it, as a timeline of slow steps (core/timeline.py).
+
+The order of the tasks here is the order the stacks impose (a `depends_on`, a Job the workload waits for, a pod
+that needs a node); when a stack changes its order, its timeline here changes with it, and tests/test_timeline.py
+checks the stack's deadlines against it. `scripts/ready-time.py` prints every example stack's.
+"""
+
+from __future__ import annotations
+
+from core import durations as d
+from core.config.settings import ClusterSettings, EcsSettings, Settings
+from core.targets import ACK, ACK_EDGE, ACS, ECS, GKE, KUBERNETES
+from core.timeline import API, Task, Timeline
+
+
+def _step(name: str, minutes: float, after: tuple[str, ...], figure: d.Figure | str) -> Task:
+    return Task(name, minutes, after, figure.source if isinstance(figure, d.Figure) else figure)
+
+
+def _plan_tasks(prefix: str, plan: d.Plan, after: tuple[str, ...]) -> list[Task]:
+    """A duration plan's steps as tasks one after another, the first after `after`."""
+    tasks, previous = [], after
+    for step in plan.steps:
+        tasks.append(Task(f"{prefix}: {step.name}", step.minutes, previous, step.source))
+        previous = (tasks[-1].name,)
+    return tasks
+
+
+def ecs(settings: EcsSettings) -> Timeline:
+    """One host: the network, then the host's first boot (components/scripts/bootstrap.sh) until ready.sh passes."""
+    plan = d.ecs_readiness(settings.model, settings.ecs.egress_mbps)
+    return Timeline(ECS, (*_plan_tasks("host", plan, ()), Task(API, 0.0, (f"host: {plan.steps[-1].name}",))))
+
+
+# Markers (0 minutes) every Kubernetes timeline has, so the deadlines can be checked the same way on every target:
+IMPORT_START, IMPORT_DONE = "import starts", "import done"  # the import Job (or worker) runs between them
+SERVING_START, SERVING_READY = "serving starts", "engine load"  # the serving workload is created, is ready
+
+
+def _serving(settings: ClusterSettings, mbps: float, capacity_minutes: float, after: tuple[str, ...]) -> list[Task]:
+    """The serving pods (GPU capacity, the engine image, every pod of the first rollout at once), the load."""
+    pods = settings.placement.pods * settings.workload.replicas
+    return [
+        Task(SERVING_START, 0.0, after, "the serving workload is created"),
+        _step("GPU capacity", capacity_minutes, (SERVING_START,), d.GPU_CAPACITY_MIN),
+        Task("engine image", d.image_pull(mbps, pods).minutes, ("GPU capacity",), d.image_pull(mbps, pods).source),
+        Task(
+            "engine load",
+            d.engine_load(settings.model).minutes,
+            ("engine image",),
+            d.engine_load(settings.model).source,
+        ),
+    ]
+
+
+def _import(settings: ClusterSettings, mbps: float, after: tuple[str, ...]) -> list[Task]:
+    plan = d.model_import(settings.model, mbps)
+    tasks = _plan_tasks("import", plan, (IMPORT_START,))
+    return [
+        Task(IMPORT_START, 0.0, after, "the import Job is created"),
+        *tasks,
+        Task(IMPORT_DONE, 0.0, (tasks[-1].name,), "the import Job completes"),
+    ]
+
+
+def acs(settings: ClusterSettings) -> Timeline:
+    """Network and NAT, the ACS cluster, the import Job in it, then the serving pods (they wait for the Job)."""
+    mbps = settings.network.nat_bandwidth_mbps
+    tasks = [
+        _step("network", d.NETWORK_MIN.value + d.NAT_MIN.value, (), d.NETWORK_MIN),
+        _step("ACS cluster", d.ACS_CLUSTER_MIN.value, ("network",), d.ACS_CLUSTER_MIN),
+        *_import(settings, mbps, ("ACS cluster",)),
+        *_serving(settings, mbps, d.GPU_CAPACITY_MIN.value, (IMPORT_DONE,)),
+        _step("private load balancer", d.LB_ALIBABA_MIN.value, ("engine load",), d.LB_ALIBABA_MIN),
+    ]
+    return Timeline(ACS, (*tasks, Task(API, 0.0, ("private load balancer",))))
+
+
+def ack(settings: ClusterSettings) -> Timeline:
+    """ACK Pro, the system pool (the import runs there), the GPU pool beside it; serving after both."""
+    mbps = settings.network.nat_bandwidth_mbps
+    tasks = [
+        _step("network", d.NETWORK_MIN.value + d.NAT_MIN.value, (), d.NETWORK_MIN),
+        _step("ACK cluster", d.ACK_CLUSTER_MIN.value, ("network",), d.ACK_CLUSTER_MIN),
+        _step("system pool", d.CPU_POOL_MIN.value, ("ACK cluster",), d.CPU_POOL_MIN),
+        _step("GPU pool", d.GPU_POOL_MIN.value, ("ACK cluster",), d.GPU_POOL_MIN),
+        *_import(settings, mbps, ("system pool",)),
+        *_serving(settings, mbps, 0.0, (IMPORT_DONE, "GPU pool")),
+        _step("private load balancer", d.LB_ALIBABA_MIN.value, ("engine load",), d.LB_ALIBABA_MIN),
+    ]
+    return Timeline(ACK, (*tasks, Task(API, 0.0, ("private load balancer",))))
+
+
+def ack_edge(settings: ClusterSettings) -> Timeline:
+    """The second run (the cluster and its system pool exist): the import, then serving on the IDC nodes."""
+    mbps = settings.network.nat_bandwidth_mbps
+    tasks = [
+        *_import(settings, mbps, ()),
+        *_serving(settings, mbps, 0.0, (IMPORT_DONE,)),
+        _step("private load balancer", d.LB_ALIBABA_MIN.value, ("engine load",), d.LB_ALIBABA_MIN),
+    ]
+    return Timeline(ACK_EDGE, (*tasks, Task(API, 0.0, ("private load balancer",))))
+
+
+def gke(settings: ClusterSettings) -> Timeline:
+    """APIs and VPC, the cluster, the GPU pool, the import from Hugging Face after it, serving from GCS FUSE."""
+    weights = d.weights_gb(settings.model)
+    hf = weights * 1000 / d.HF_MB_PER_S.value / 60
+    pull = d.ENGINE_IMAGE_GB.value * 1000 / d.REGISTRY_NEAR_MB_PER_S.value / 60
+    tasks = [
+        _step("APIs and network", d.GCP_APIS_MIN.value, (), d.GCP_APIS_MIN),
+        _step("GKE cluster", d.GKE_CLUSTER_MIN.value, ("APIs and network",), d.GKE_CLUSTER_MIN),
+        _step("GPU pool", d.GKE_A4_POOL_MIN.value, ("GKE cluster",), d.GKE_A4_POOL_MIN),
+        Task(IMPORT_START, 0.0, ("GPU pool",), "the import Job is created"),
+        _step("import from Hugging Face", hf, (IMPORT_START,), d.HF_MB_PER_S),
+        Task(IMPORT_DONE, 0.0, ("import from Hugging Face",), "the import Job completes"),
+        Task(SERVING_START, 0.0, (IMPORT_DONE,), "the serving workload is created"),
+        _step("engine image", pull, (SERVING_START,), d.REGISTRY_NEAR_MB_PER_S),
+        Task(
+            "engine load",
+            d.engine_load(settings.model).minutes,
+            ("engine image",),
+            d.engine_load(settings.model).source,
+        ),
+        _step("private load balancer", d.LB_GCP_MIN.value, ("engine load",), d.LB_GCP_MIN),
+    ]
+    return Timeline(GKE, (*tasks, Task(API, 0.0, ("private load balancer",))))
+
+
+def kubernetes(settings: ClusterSettings) -> Timeline:
+    """An existing cluster with GPU nodes: the import Job, then serving (image pull rate assumed 100 Mbit/s)."""
+    mbps = 100.0
+    tasks = [*_import(settings, mbps, ()), *_serving(settings, mbps, 0.0, (IMPORT_DONE,))]
+    return Timeline(KUBERNETES, (*tasks, Task(API, 0.0, ("engine load",))))
+
+
+BUILDERS = {ECS: ecs, ACS: acs, ACK: ack, ACK_EDGE: ack_edge, GKE: gke, KUBERNETES: kubernetes}
+
+
+def timeline(settings: Settings) -> Timeline:
+    return BUILDERS[settings.target](settings)  # type: ignore[arg-type]  # each builder takes its target's settings
+
+
+# What each example stack should reach (minutes to a serving API, modelled), from the time-to-ready audit's
+# improved designs (../shared/audits/time-to-ready.md). ecs: first host in a region; ack-edge: its second run.
+GOALS = {"dev": 10, "prod": 16, "acs": 18, "acs-r1": 45, "ack": 25, "ack-edge": 10, "gke": 36}

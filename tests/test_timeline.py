@@ -1,0 +1,136 @@
+"""The time to a serving API (core/timeline.py, core/ready_time.py): the model, its output, and every deadline the
+program sets against the step it waits for, on every example stack."""
+
+from __future__ import annotations
+
+import functools
+import re
+
+import pytest
+from harness import EXAMPLE_STACKS, run_stack, settings_for, unwrap
+
+from core.ready_time import IMPORT_DONE, IMPORT_START, SERVING_READY, SERVING_START, timeline
+from core.timeline import API, Task, Timeline, chain
+
+K8S_STACKS = [s for s in EXAMPLE_STACKS if s not in ("dev", "prod")]
+
+
+@functools.cache
+def stack(name):
+    return run_stack(name)
+
+
+def minutes(text: str) -> float:
+    """A Pulumi custom timeout ('95m', '2h', '90s') in minutes."""
+    value, unit = re.fullmatch(r"(\d+)([smh])", text).groups()
+    return int(value) * {"s": 1 / 60, "m": 1, "h": 60}[unit]
+
+
+# --- The model itself -----------------------------------------------------------------------------------------
+
+
+def test_the_critical_path_is_the_longest_chain_and_overlapped_steps_are_off_it():
+    graph = Timeline(
+        "t",
+        (
+            Task("cluster", 10),
+            Task("import", 30),  # starts at t=0, beside the cluster
+            Task("pool", 8, ("cluster",)),
+            Task("load", 5, ("pool", "import")),
+            Task(API, 0, ("load",)),
+        ),
+    )
+    assert graph.total == 35 and [t.name for t in graph.critical_path()] == ["import", "load", API]
+    assert graph.start("load") == 30 and graph.span("pool", "load") == 25
+    serial = chain("t", [("cluster", 10, ""), ("pool", 8, ""), ("import", 30, ""), ("load", 5, "")])
+    assert serial.total == 53
+
+
+@pytest.mark.parametrize(
+    "tasks",
+    [
+        (Task("a", 1, ("b",)), Task("b", 1, ("a",)), Task(API, 0, ("a",))),  # a cycle
+        (Task("a", 1, ("missing",)), Task(API, 0, ("a",))),
+        (Task("a", 1), Task("a", 2), Task(API, 0, ("a",))),
+        (Task("a", 1),),  # no goal
+    ],
+)
+def test_a_malformed_graph_is_refused(tasks):
+    with pytest.raises(ValueError):
+        Timeline("t", tasks)
+
+
+@pytest.mark.parametrize("name", EXAMPLE_STACKS)
+def test_every_stack_outputs_its_expected_time_and_critical_path(name):
+    expected = timeline(settings_for(name))
+    output = stack(name).outputs["expectedReadyMinutes"]
+    assert output["total"] == round(expected.total, 1) > 0
+    path = output["criticalPath"]
+    assert path[-1]["step"] == API and path[-1]["startsAt"] == output["total"]
+    assert sum(step["minutes"] for step in path) == pytest.approx(output["total"], abs=0.1 * len(path))
+
+
+def test_preview_prints_the_estimate_before_anything_is_created(caplog):
+    import pulumi
+
+    messages = []
+    original = pulumi.log.info
+    pulumi.log.info = lambda message, *args, **kwargs: messages.append(message)
+    try:
+        run_stack("acs")
+    finally:
+        pulumi.log.info = original
+    assert any(m.startswith("acs: acs: about") and "critical path" in m for m in messages), messages
+
+
+# --- Deadlines against what they wait for ---------------------------------------------------------------------
+
+
+def test_the_ecs_readiness_wait_covers_the_hosts_first_start():
+    for name in ("dev", "prod"):
+        settings = settings_for(name)
+        first_start = timeline(settings).span(timeline(settings).tasks[0].name)
+        assert settings.ecs.readiness_timeout_minutes >= first_start, name
+
+
+def _import_job(run):
+    jobs = [o for o in run.kubernetes_objects() if o["kind"] == "Job" and "import" in o["metadata"]["name"]]
+    assert len(jobs) == 1, [o["metadata"]["name"] for o in run.kubernetes_objects() if o["kind"] == "Job"]
+    resource = next(r for r in run.of_type("kubernetes:batch/v1:Job") if "import" in r.name)
+    return jobs[0], resource
+
+
+@pytest.mark.parametrize("name", K8S_STACKS)
+def test_the_import_deadlines_cover_the_modelled_import(name):
+    expected = timeline(settings_for(name))
+    if IMPORT_START not in expected.by_name:
+        pytest.skip("no import on this stack")
+    job, resource = _import_job(stack(name))
+    modelled = expected.span(IMPORT_START, IMPORT_DONE)
+    assert job["spec"]["activeDeadlineSeconds"] / 60 >= modelled
+    assert minutes(resource.custom_timeouts["create"]) >= modelled
+
+
+def _serving(run):
+    for resource in run.resources:
+        if resource.type in ("kubernetes:apps/v1:Deployment", "kubernetes:leaderworkerset.x-k8s.io/v1:LeaderWorkerSet"):
+            if unwrap(resource.inputs)["metadata"]["name"] == "llm":
+                return resource
+    raise LookupError("no serving workload")
+
+
+@pytest.mark.parametrize("name", K8S_STACKS)
+def test_the_serving_waits_cover_the_modelled_start_and_load(name):
+    expected = timeline(settings_for(name))
+    run = stack(name)
+    workload = _serving(run)
+    modelled = expected.span(SERVING_START, SERVING_READY)
+    assert minutes(workload.custom_timeouts["create"]) >= modelled
+    spec = unwrap(workload.inputs)["spec"]
+    template = spec.get("template") or spec["leaderWorkerTemplate"]["leaderTemplate"]
+    engine = next(c for c in template["spec"]["containers"] if c["name"] == "engine")
+    startup = engine["startupProbe"]
+    load = expected.by_name[SERVING_READY].minutes
+    assert startup["periodSeconds"] * startup["failureThreshold"] / 60 >= load
+    if "progressDeadlineSeconds" in spec:
+        assert spec["progressDeadlineSeconds"] / 60 >= modelled

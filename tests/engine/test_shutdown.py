@@ -82,6 +82,16 @@ def refuses_connections(port: int) -> bool:
         return True
 
 
+def until(condition, seconds: float) -> bool:
+    """Whether `condition()` becomes true within `seconds` (polled every 0.1 s)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 @pytest.fixture
 def default_shutdown(model_dir, workdir):
     """vLLM without --shutdown-timeout (its default, 0: "abort"), behind a gateway that drains for 10 s."""
@@ -183,8 +193,8 @@ def test_a_pod_shutdown_lets_streams_in_flight_finish(variant, model_dir, workdi
         )
         engine_hook[0] = sys.executable
         engine_prestop = subprocess.Popen(engine_hook)
-        time.sleep(0.5)
-        assert refuses_connections(stack.gateway.config.listen_port)  # nothing new once nginx quits
+        # nothing new once nginx quits; polled, as `sh` and `nginx -s quit` take a moment on a loaded machine
+        assert until(lambda: refuses_connections(stack.gateway.config.listen_port), seconds=15)
         engine_prestop.wait(export["grace_seconds"])
         busy_after_hook = sum(1 for r in results if "chunks" not in r)
         stack.engine.process.send_signal(signal.SIGTERM)

@@ -38,3 +38,39 @@ def test_a_kubernetes_name_the_api_server_refuses_is_refused():
 
     with pytest.raises(cloud_rules.CloudRefusal, match="must be a DNS-1123 label"):
         run_program(program)
+
+
+# gcp ---------------------------------------------------------------------------------------------------------
+
+
+def test_a_gcp_resource_that_does_not_wait_for_its_api_is_refused():
+    def program():
+        import pulumi_gcp as gcp
+
+        gcp.projects.Service("storage", service="storage.googleapis.com")
+        gcp.storage.Bucket("models", location="US")
+
+    with pytest.raises(cloud_rules.CloudRefusal, match=r"without waiting for the projects\.Service of storage"):
+        run_program(program)
+
+
+def test_a_gcp_resource_waiting_for_its_api_through_another_resource_is_accepted():
+    def program():
+        import pulumi
+        import pulumi_gcp as gcp
+
+        api = gcp.projects.Service("compute", service="compute.googleapis.com")
+        network = gcp.compute.Network("net", opts=pulumi.ResourceOptions(depends_on=[api]))
+        gcp.compute.Subnetwork("sub", network=network.id, ip_cidr_range="10.0.0.0/24")  # waits via network.id
+
+    assert run_program(program).refusals == []
+
+
+def test_a_gcp_resource_type_without_a_known_api_is_refused_until_the_rule_knows_it():
+    def program():
+        import pulumi_gcp as gcp
+
+        gcp.pubsub.Topic("topic")
+
+    with pytest.raises(cloud_rules.CloudRefusal, match="no API is known for this resource type"):
+        run_program(program)

@@ -104,6 +104,9 @@ def test_apis_are_enabled_and_left_enabled_on_destroy(gke):
         "compute.googleapis.com",
         "storage.googleapis.com",
         "artifactregistry.googleapis.com",
+        "cloudresourcemanager.googleapis.com",
+        "iamcredentials.googleapis.com",
+        "sts.googleapis.com",
     } <= set(services)
     assert all(s["disableOnDestroy"] is False for s in services.values())
     cluster = gke.one(CLUSTER)

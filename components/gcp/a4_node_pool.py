@@ -40,6 +40,7 @@ class A4NodePoolArgs:
     labels: Mapping[str, str] = field(default_factory=dict)
     # additional_node_network_configs ({"network", "subnetwork"}), e.g. components.gcp.rdma's; empty: none
     additional_networks: Sequence[Mapping[str, pulumi.Input[str]]] = ()
+    depends_on: Sequence[pulumi.Resource] = ()  # the enabled APIs (container): the pool waits for them
 
 
 def reservation_affinity(reservation: Reservation) -> gcp.container.NodePoolNodeConfigReservationAffinityArgsDict:
@@ -93,7 +94,9 @@ class A4NodePool(pulumi.ComponentResource):
             upgrade_settings={"max_surge": 0, "max_unavailable": 1},
             network_config={"additional_node_network_configs": networks} if networks else None,
             opts=pulumi.ResourceOptions(
-                parent=self, custom_timeouts=pulumi.CustomTimeouts(create="60m", update="60m", delete="30m")
+                parent=self,
+                depends_on=list(args.depends_on),
+                custom_timeouts=pulumi.CustomTimeouts(create="60m", update="60m", delete="30m"),
             ),
         )
         self.register_outputs({"pool": self.pool.name})

@@ -10,7 +10,7 @@ mounts such a volume, so the shared components need not know about GKE.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -46,6 +46,7 @@ class GcsModelStoreArgs:
     # neither creates nor deletes it; the binding below still gives this stack's pods access.
     adopt: bool = False
     labels: Mapping[str, str] = field(default_factory=dict)
+    depends_on: Sequence[pulumi.Resource] = ()  # the enabled APIs (storage): every child waits for them
 
 
 def workload_principal(
@@ -83,7 +84,7 @@ class GcsModelStore(pulumi.ComponentResource):
             bucket=self.bucket,
             role="roles/storage.objectAdmin",
             member=workload_principal(args.project_number, args.workload_pool, args.namespace, args.service_account),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
         )
         self.register_outputs({"bucket": self.bucket})
 
@@ -98,7 +99,7 @@ class GcsModelStore(pulumi.ComponentResource):
             # A retained bucket keeps its weights; otherwise destroy empties it instead of failing on objects.
             force_destroy=not args.retain,
             labels=dict(args.labels),
-            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=args.retain),
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=args.retain, depends_on=list(args.depends_on)),
         )
 
 

@@ -84,6 +84,7 @@ class GkeCluster(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: GkeClusterArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("llm:gcp:GkeCluster", name, None, opts)
+        # A component's depends_on does not hold back its children: each child waits for the APIs itself.
         after_apis = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
         self.network = gcp.compute.Network(
             f"{name}-vpc", project=args.project, name=name, auto_create_subnetworks=False, opts=after_apis
@@ -100,7 +101,7 @@ class GkeCluster(pulumi.ComponentResource):
                 {"range_name": "pods", "ip_cidr_range": args.pod_cidr},
                 {"range_name": "services", "ip_cidr_range": args.service_cidr},
             ],
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=after_apis,
         )
         # Nodes have no public address (private nodes below): Cloud NAT is their way out (Hugging Face, PyPI,
         # registry.k8s.io); Google APIs (GCS, Artifact Registry) go through Private Google Access on the subnet.
@@ -110,7 +111,7 @@ class GkeCluster(pulumi.ComponentResource):
             name=f"{name}-router",
             region=args.region,
             network=self.network.id,
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=after_apis,
         )
         self.nat = gcp.compute.RouterNat(
             f"{name}-nat",
@@ -124,7 +125,7 @@ class GkeCluster(pulumi.ComponentResource):
             enable_dynamic_port_allocation=True,
             min_ports_per_vm=64,
             max_ports_per_vm=4096,
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=after_apis,
         )
         account = gcp.serviceaccount.Account(
             f"{name}-nodes",
@@ -139,7 +140,7 @@ class GkeCluster(pulumi.ComponentResource):
             project=args.project,
             role=NODE_ROLE,
             member=account.email.apply(lambda email: f"serviceAccount:{email}"),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=after_apis,
         )
         self.cluster = gcp.container.Cluster(
             f"{name}-cluster",
@@ -207,7 +208,7 @@ class GkeCluster(pulumi.ComponentResource):
             },
             management={"auto_repair": True, "auto_upgrade": True},
             # Nodes need their egress before anything is scheduled (the provider below waits for this pool).
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[node_role, self.nat]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.depends_on, node_role, self.nat]),
         )
         self.kubeconfig = kubeconfig(
             name, self.cluster.endpoint, self.cluster.master_auth.apply(lambda auth: auth.cluster_ca_certificate or "")

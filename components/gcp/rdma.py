@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Optional
 
@@ -79,6 +80,7 @@ class RdmaNetworksArgs:
     project: str
     region: str
     zone: str  # the RoCE network profile is zonal: the A4 pool's zone
+    depends_on: Sequence[pulumi.Resource] = ()  # the enabled APIs (compute): every child waits for them
 
 
 class RdmaNetworks(pulumi.ComponentResource):
@@ -91,7 +93,8 @@ class RdmaNetworks(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: RdmaNetworksArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("llm:gcp:RdmaNetworks", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        # A component's depends_on does not hold back its children: each child waits for the APIs itself.
+        child = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
         self.gvnic_network = gcp.compute.Network(
             f"{name}-gvnic", project=args.project, name=f"{name}-gvnic", auto_create_subnetworks=False, opts=child
         )

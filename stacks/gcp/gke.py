@@ -53,6 +53,13 @@ APIS = (
     "artifactregistry.googleapis.com",
     "monitoring.googleapis.com",
     "logging.googleapis.com",
+    # Already on before the stack runs (projects.Service itself reads the project through it: README
+    # "Before the first gke run"); listed so a later `pulumi destroy` of another stack cannot be what turns it off.
+    "cloudresourcemanager.googleapis.com",
+    # Workload identity federation tokens (the pods' access to the bucket). Whether GKE needs these enabled
+    # by hand is not settled by any source found (audit gke.md m10); enabling them is free and harmless.
+    "iamcredentials.googleapis.com",
+    "sts.googleapis.com",
 )
 # The reference's engine environment; HF_HUB_ENABLE_HF_TRANSFER is left out: serving reads the bucket
 # offline, the import Job does the download.
@@ -87,8 +94,8 @@ def build(settings: GkeTargetSettings) -> dict[str, object]:
     rdma = (
         RdmaNetworks(
             f"{settings.name}-net",
-            RdmaNetworksArgs(project=gke.project, region=gke.region, zone=gke.zone),
-            opts=pulumi.ResourceOptions(provider=provider, depends_on=apis),
+            RdmaNetworksArgs(project=gke.project, region=gke.region, zone=gke.zone, depends_on=apis),
+            opts=in_project,
         )
         if gke.rdma
         else None
@@ -124,6 +131,7 @@ def build(settings: GkeTargetSettings) -> dict[str, object]:
             service_account=cluster.node_service_account,
             labels=labels,
             additional_networks=rdma.node_network_configs() if rdma is not None else (),
+            depends_on=apis,
         ),
         opts=in_project,
     )
@@ -135,8 +143,9 @@ def build(settings: GkeTargetSettings) -> dict[str, object]:
             region=gke.region,
             repository_id=repository_id,
             reader=pulumi.Output.concat("serviceAccount:", cluster.node_service_account),
+            depends_on=apis,
         ),
-        opts=pulumi.ResourceOptions(provider=provider, depends_on=apis),
+        opts=in_project,
     )
     image = proxied_image(settings.engine.image, gke.project, gke.region, repository_id) or settings.engine.image
     settings = dataclasses.replace(settings, engine=dataclasses.replace(settings.engine, image=image))
@@ -171,8 +180,10 @@ def build(settings: GkeTargetSettings) -> dict[str, object]:
             retain=settings.model_store.retain,
             adopt=settings.model_store.adopt_bucket,
             labels=labels,
+            # The workload identity pool <project>.svc.id.goog that the binding names comes with the cluster.
+            depends_on=[*apis, cluster.cluster],
         ),
-        opts=pulumi.ResourceOptions(provider=provider, depends_on=[cluster]),
+        opts=in_project,
     )
     # The identity of the pods that mount the bucket (the transformation sets it on them); no API token.
     model_account = k8s.core.v1.ServiceAccount(

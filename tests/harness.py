@@ -117,6 +117,8 @@ class CloudMocks(pulumi.runtime.Mocks):
         "STABLE": "1.32.2-gke.1297002",
     }
     price_currency = "CNY"
+    # APIs that are normally on before a gke run (tests/cloud_rules/gcp.py PREREQUISITE_APIS) but off in this test.
+    disabled_prerequisites: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, run: Run, zones: Iterable[str] = ZONES, images: Optional[list[str]] = None):
         self.run = run
@@ -152,12 +154,25 @@ class CloudMocks(pulumi.runtime.Mocks):
         }.get(args.typ, {})
         if args.typ == "alicloud:oss/bucket:Bucket":
             state.setdefault("bucket", f"{args.name}-id")
+        if args.typ == "gcp:projects/service:Service" and pulumi.runtime.is_dry_run():
+            # A preview creates nothing: an API the stack enables has no id yet (and is not on).
+            return "", {**state, **_gcp_state(args)}
         state.update(_gcp_state(args))
         state.update(extra)
         return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs):
         self.run.invokes.append((args.token, dict(args.args)))
+        # The cloud's rules (tests/cloud_rules): a refused call fails as the provider's would.
+        refusal = cloud_rules.check_invoke(
+            cloud_rules.InvokeCandidate(
+                args.token, dict(args.args), pulumi.runtime.is_dry_run(), self.disabled_prerequisites
+            ),
+            self.run,
+        )
+        if refusal:
+            self.run.refusals.append(refusal)
+            return {}, [("", refusal)]
         if args.token == "alicloud:index/getZones:getZones":
             zones = [
                 {

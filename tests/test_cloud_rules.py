@@ -74,3 +74,32 @@ def test_a_gcp_resource_type_without_a_known_api_is_refused_until_the_rule_knows
 
     with pytest.raises(cloud_rules.CloudRefusal, match="no API is known for this resource type"):
         run_program(program)
+
+
+def test_a_gke_data_source_called_before_its_api_is_enabled_fails_as_on_a_new_project():
+    def program():
+        import pulumi_gcp as gcp
+
+        gcp.projects.Service("container", service="container.googleapis.com")
+        gcp.container.get_engine_versions(location="us-central1", project="p-123456")
+
+    for preview in (True, False):
+        with pytest.raises(Exception, match=r"container\.googleapis\.com has not been used .* \(SERVICE_DISABLED\)"):
+            run_program(program, preview=preview)
+
+
+def test_a_gke_data_source_that_waits_for_its_api_runs_at_up_and_is_skipped_at_the_first_preview():
+    def program():
+        import pulumi
+        import pulumi_gcp as gcp
+
+        api = gcp.projects.Service("container", service="container.googleapis.com")
+        versions = gcp.container.get_engine_versions_output(
+            location="us-central1", project="p-123456", opts=pulumi.InvokeOutputOptions(depends_on=[api])
+        )
+        return {"regular": versions.release_channel_default_version.apply(lambda d: (d or {}).get("REGULAR"))}
+
+    up = run_program(program)
+    assert up.refusals == [] and up.outputs["regular"]
+    preview = run_program(program, preview=True)
+    assert preview.refusals == [] and not any("getEngineVersions" in token for token, _ in preview.invokes)

@@ -333,6 +333,35 @@ def test_a_channel_whose_version_cannot_run_a4_is_refused_before_the_cluster(mon
     record = Run()
     with pytest.raises(ConfigError, match=r"1\.32\.4-gke\.1236000"):
         run_stack("gke", record=record)
+    created = {r.type for r in record.resources}
+    assert "gcp:projects/service:Service" in created  # the check ran after the GKE API was enabled
+    assert not created & {CLUSTER, POOL} and not any(t.startswith("kubernetes:") for t in created)
+
+
+def test_the_first_preview_on_a_new_project_skips_the_version_check_until_the_gke_api_is_on():
+    # Only Service Usage and Cloud Resource Manager are on (tests/cloud_rules/gcp.py): a GKE call would fail.
+    run = run_stack("gke", preview=True)
+    tokens = [token for token, _ in run.invokes]
+    assert "gcp:container/getEngineVersions:getEngineVersions" not in tokens
+    assert tokens == ["gcp:organizations/getProject:getProject"]  # Cloud Resource Manager: a prerequisite
+
+
+def test_up_on_a_new_project_checks_the_version_once_the_gke_api_is_enabled(gke):
+    lookups = [args for token, args in gke.invokes if token == "gcp:container/getEngineVersions:getEngineVersions"]
+    assert lookups == [{"location": "us-central1", "project": "my-gcp-project"}]
+
+
+def test_a_project_without_cloud_resource_manager_is_refused_with_the_command_that_enables_it(monkeypatch):
+    monkeypatch.setattr(CloudMocks, "disabled_prerequisites", frozenset({"cloudresourcemanager.googleapis.com"}))
+    record = Run()
+    with pytest.raises(ConfigError) as error:
+        run_stack("gke", preview=True, record=record)
+    (problem,) = error.value.problems
+    assert problem.key == "gcp:project" and "SERVICE_DISABLED" in problem.allowed
+    assert problem.fix.startswith(
+        "gcloud services enable cloudresourcemanager.googleapis.com serviceusage.googleapis.com "
+        "--project my-gcp-project"
+    )
     assert [r.type for r in record.resources] == ["pulumi:providers:gcp"]
 
 

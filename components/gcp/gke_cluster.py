@@ -31,7 +31,7 @@ class GkeClusterArgs:
     node_cidr: str
     pod_cidr: str
     service_cidr: str
-    release_channel: str
+    release_channel: pulumi.Input[str]  # RAPID | REGULAR | STABLE
     workload_pool: str
     deletion_protection: bool = False
     labels: Mapping[str, str] = field(default_factory=dict)

@@ -78,10 +78,10 @@ def build(settings: GkeTargetSettings) -> dict[str, object]:
         **provider_args(settings.provider, gcp.ProviderArgs, project=gke.project, region=gke.region, zone=gke.zone),
     )
     in_project = pulumi.ResourceOptions(provider=provider)
-    _check_version(settings, provider)
+    project_number = _check_prerequisites(settings, provider)
     labels = {"app": "llm-serving", "stack": _label(settings.stack)}
-    apis = [
-        gcp.projects.Service(
+    services = {
+        api: gcp.projects.Service(
             f"{settings.name}-{api.split('.')[0]}",
             project=gke.project,
             service=api,
@@ -90,7 +90,10 @@ def build(settings: GkeTargetSettings) -> dict[str, object]:
             opts=in_project,
         )
         for api in APIS
-    ]
+    }
+    apis = list(services.values())
+    # The channel's version, checked once the GKE API is on; the cluster takes its channel through the check.
+    release_channel = _checked_channel(settings, provider, services["container.googleapis.com"])
     rdma = (
         RdmaNetworks(
             f"{settings.name}-net",
@@ -109,7 +112,7 @@ def build(settings: GkeTargetSettings) -> dict[str, object]:
             node_cidr=gke.node_cidr,
             pod_cidr=gke.pod_cidr,
             service_cidr=gke.service_cidr,
-            release_channel=gke.release_channel,
+            release_channel=release_channel,
             workload_pool=gke.workload_pool,
             deletion_protection=settings.deletion_protection,
             labels=labels,
@@ -165,15 +168,12 @@ def build(settings: GkeTargetSettings) -> dict[str, object]:
                 f"{settings.name}-rdma", rdma, opts=pulumi.ResourceOptions(provider=cluster.provider, depends_on=[pool])
             )
         )
-    project = gcp.organizations.get_project_output(
-        project_id=gke.project, opts=pulumi.InvokeOutputOptions(provider=provider)
-    )
     store = GcsModelStore(
         f"{settings.name}-models",
         GcsModelStoreArgs(
             project=gke.project,
             region=gke.region,
-            project_number=project.number,
+            project_number=project_number,
             workload_pool=gke.workload_pool,
             namespace=ns,
             bucket_name=settings.model_store.bucket_name,
@@ -294,26 +294,77 @@ def _platform(settings: GkeTargetSettings, multi_node: bool) -> serving.Platform
     )
 
 
-def _check_version(settings: GkeTargetSettings, provider: gcp.Provider) -> None:
-    """The channel's default version must run A4 (GKE >= 1.32.4-gke.1236000); refused before any cluster."""
+def _check_prerequisites(settings: GkeTargetSettings, provider: gcp.Provider) -> str:
+    """The project's number, read through Cloud Resource Manager: the one lookup before anything is enabled.
+
+    Cloud Resource Manager and Service Usage must be on before the first run: projects.Service calls Service
+    Usage and reads the project through Cloud Resource Manager (terraform-provider-google
+    resource_google_project_service.go), so no stack can enable them for itself. A project where they are off
+    (or credentials that cannot read it) is refused here, at preview, with the command that fixes it.
+    """
     gke = settings.gke
-    versions = gcp.container.get_engine_versions(
-        location=gke.region, project=gke.project, opts=pulumi.InvokeOptions(provider=provider)
-    )
-    default = (versions.release_channel_default_version or {}).get(gke.release_channel)
-    if not default or not supports_a4(default):
+    try:
+        project = gcp.organizations.get_project(project_id=gke.project, opts=pulumi.InvokeOptions(provider=provider))
+    except Exception as error:  # the provider's error text: SERVICE_DISABLED, PERMISSION_DENIED, not found
         raise ConfigError(
             [
                 Problem(
-                    "gke.releaseChannel",
-                    gke.release_channel,
-                    f"creates clusters at {default or 'no version'} in {gke.region}; A4 needs "
-                    f"{A4_MIN_VERSION} or newer",
-                    f"pulumi config set --path '{settings.namespace}:gke.releaseChannel' RAPID",
+                    "gcp:project",
+                    gke.project,
+                    "cannot be read through the Cloud Resource Manager API, which (with Service Usage) must be "
+                    f"on before the first run, for credentials that may read the project ({_first_line(error)})",
+                    f"gcloud services enable cloudresourcemanager.googleapis.com serviceusage.googleapis.com "
+                    f"--project {gke.project} (with user credentials also in their quota project: "
+                    "gcloud auth application-default set-quota-project), and check gcp:project",
                     settings.namespace,
                 )
             ]
+        ) from None
+    if not project.number:
+        raise ConfigError(
+            [Problem("gcp:project", gke.project, "has no project number", "check gcp:project", settings.namespace)]
         )
+    return project.number
+
+
+def _checked_channel(
+    settings: GkeTargetSettings, provider: gcp.Provider, container_api: gcp.projects.Service
+) -> pulumi.Output[str]:
+    """The release channel, once its default version is known to run A4 (GKE >= 1.32.4-gke.1236000).
+
+    The lookup calls the GKE API, so it waits for the API's projects.Service: on a new project the first
+    preview skips it (the engine leaves the result unknown until the API exists) and `pulumi up` checks it
+    before the cluster, whose release channel goes through this check.
+    """
+    gke = settings.gke
+    versions = gcp.container.get_engine_versions_output(
+        location=gke.region,
+        project=gke.project,
+        opts=pulumi.InvokeOutputOptions(provider=provider, depends_on=[container_api]),
+    )
+
+    def check(defaults: Optional[dict]) -> str:
+        default = (defaults or {}).get(gke.release_channel)
+        if not default or not supports_a4(default):
+            raise ConfigError(
+                [
+                    Problem(
+                        "gke.releaseChannel",
+                        gke.release_channel,
+                        f"creates clusters at {default or 'no version'} in {gke.region}; A4 needs "
+                        f"{A4_MIN_VERSION} or newer",
+                        f"pulumi config set --path '{settings.namespace}:gke.releaseChannel' RAPID",
+                        settings.namespace,
+                    )
+                ]
+            )
+        return gke.release_channel
+
+    return versions.release_channel_default_version.apply(check)
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
 def _hf_token_secret(settings: GkeTargetSettings, ns, provider: k8s.Provider):

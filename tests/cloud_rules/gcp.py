@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from cloud_rules import run_rule
+from cloud_rules import InvokeCandidate, invoke_rule, run_rule
 
 # Google APIs answer "SERVICE_DISABLED: <API> has not been used in project <p> before or it is disabled" until
 # the API is enabled in the project (cloud.google.com/service-usage/docs/enable-disable). The API each pulumi_gcp
@@ -78,3 +78,35 @@ def every_gcp_resource_waits_for_its_api(run) -> Iterable[str]:
                 f"{resource.type} {resource.name} is created without waiting for the projects.Service of {api}: "
                 "on a project where the API is off, the call fails with SERVICE_DISABLED"
             )
+
+
+# The API each data source calls (terraform-provider-google): google_container_engine_versions is GKE's
+# projects.locations.getServerConfig (data_source_google_container_engine_versions.go), google_project is
+# Cloud Resource Manager's projects.get (data_source_google_project.go -> readGoogleProject).
+API_OF_INVOKE = {
+    "gcp:container/getEngineVersions:getEngineVersions": "container.googleapis.com",
+    "gcp:organizations/getProject:getProject": "cloudresourcemanager.googleapis.com",
+}
+
+
+@invoke_rule(
+    source="cloud.google.com/service-usage/docs/enable-disable (SERVICE_DISABLED until the API is on); a data source "
+    "runs when the program runs, at `pulumi preview` too, before any projects.Service exists (audit gke.md B2)"
+)
+def a_gcp_data_source_needs_its_api_on(call: InvokeCandidate, run) -> str | None:
+    if not call.token.startswith("gcp:"):
+        return None
+    api = API_OF_INVOKE.get(call.token)
+    if api is None:
+        return "no API is known for this data source (add it to tests/cloud_rules/gcp.py API_OF_INVOKE)"
+    if api in PREREQUISITE_APIS:
+        on = api not in call.disabled_prerequisites
+    else:
+        # The project is new: only what this run enabled is on, and a preview enables nothing.
+        on = not call.preview and any(
+            r.type == SERVICE and _unwrap(r.inputs).get("service") == api for r in run.resources
+        )
+    if on:
+        return None
+    project = call.args.get("project") or call.args.get("projectId") or "<project>"
+    return f"{api} has not been used in project {project} before or it is disabled (SERVICE_DISABLED)"

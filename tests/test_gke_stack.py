@@ -231,7 +231,7 @@ def test_engine_runs_like_the_reference_on_the_a4_node(gke):
     assert {"key": "nvidia.com/gpu", "operator": "Equal", "value": "present", "effect": "NoSchedule"} in pod["spec"][
         "tolerations"
     ]
-    assert pod["spec"]["nodeSelector"] == {"llm/pool": "a4"}
+    assert pod["spec"]["nodeSelector"] == {"llm/pool": "gpu"}
     startup = container["startupProbe"]
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 38 * 60  # the 671B load estimate
 
@@ -558,3 +558,17 @@ def test_a_copy_over_two_nodes_surges_when_the_pool_has_two_spare_nodes():
     run = run_stack("gke", {"gke.rdma": True, "placement.podsPerReplica": 2, "gpuNodes.min": 4})
     strategy = run.kubernetes_object("LeaderWorkerSet", "llm")["spec"]["rolloutStrategy"]
     assert strategy["rollingUpdateConfiguration"] == {"maxSurge": 1, "maxUnavailable": 0}
+
+
+def test_a_small_model_runs_on_one_l4_with_its_local_ssd_and_a_serving_pod_of_one_gpu():
+    run = run_stack("gke", {"gke.machineType": None, "model.name": "DeepSeek-R1-Distill-Qwen-7B", "workload": {}})
+    pool = next(unwrap(p.inputs) for p in run.of_type(POOL) if "gpu" in p.name)
+    config = pool["nodeConfig"]
+    assert config["machineType"] == "g2-standard-8"
+    assert config["guestAccelerators"][0]["type"] == "nvidia-l4" and config["guestAccelerators"][0]["count"] == 1
+    assert config["ephemeralStorageLocalSsdConfig"] == {"localSsdCount": 1}
+    container = serving_pod(run)["spec"]["containers"][0]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert "--tensor-parallel-size" not in container["command"] or (
+        container["command"][container["command"].index("--tensor-parallel-size") + 1] == "1"
+    )

@@ -24,10 +24,11 @@ import pulumi_kubernetes as k8s
 
 from components.kubernetes.objects import manifest
 from components.kubernetes.serving_workload import HostMount
-from core.config.gke import A4_ACCELERATOR, A4_GPUS
+from core.catalog import GKE_MACHINES
 
 RDMA_MTU = 8896  # the RoCE network profile's MTU (reference.md section 3)
-RDMA_SUBNETS = A4_GPUS  # one RoCE NIC per GPU
+A4 = GKE_MACHINES["a4-highgpu-8g"]  # the machine these networks are built for (core.catalog: rdma)
+RDMA_SUBNETS = A4.gpu_count  # one RoCE NIC per GPU
 GVNIC_CIDR = "192.168.64.0/18"  # address plan of cluster-toolkit examples/gke-a4
 RDMA_CIDR = "192.168.128.0/18"  # split into RDMA_SUBNETS equal subnets
 GVNIC_NETWORK_OBJECT = "gvnic-1"
@@ -211,7 +212,7 @@ def gib_installer_spec() -> dict:
                                         {
                                             "key": "cloud.google.com/gke-accelerator",
                                             "operator": "In",
-                                            "values": [A4_ACCELERATOR],
+                                            "values": [A4.accelerator],
                                         }
                                     ]
                                 }

@@ -1,7 +1,7 @@
-"""`gke`: what only the gke target has: the A4 reservation, release channel, model source and RDMA.
+"""`gke`: what only the gke target has: the GPU machine, the reservation, release channel, model source and RDMA.
 
 The project, region and zone are the Google provider's standard keys (gcp:project, gcp:region, gcp:zone),
-read with the rest of the provider config.
+read with the rest of the provider config. The GPU machines are core.catalog.GKE_MACHINES.
 """
 
 from __future__ import annotations
@@ -10,18 +10,14 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Literal, Optional
 
+from pydantic import AfterValidator
+
+from core.catalog import GKE_MACHINES, GkeMachine
 from core.config.problems import Problems
-from core.config.schema import Flag, Group, matches, option
+from core.config.schema import Flag, Group, matches, option, rule
 from core.config.secret import SecretStr
 from core.targets import GKE
 
-# A4 High: one machine shape, 8 x B200 (GoogleCloudPlatform/cluster-toolkit examples/gke-a4).
-A4_MACHINE_TYPE = "a4-highgpu-8g"
-A4_ACCELERATOR = "nvidia-b200"
-A4_GPU_KIND = "B200"
-A4_GPUS = 8
-# GKE supports A4 from this version (AI-Hypercomputer/gpu-recipes docs/configuring-environment-gke-a4.md).
-A4_MIN_VERSION = "1.32.4-gke.1236000"
 DEFAULT_REGION = "us-central1"  # a region that offers A4 (gpu-recipes' examples)
 
 GCP_PROJECT = r"[a-z][a-z0-9-]{4,28}[a-z0-9]"  # project ids: 6-30 characters (Resource Manager naming rules)
@@ -42,8 +38,20 @@ class ReservationConfig(Group):
     )
 
 
+def _machine_type(value: str) -> str:
+    if value not in GKE_MACHINES:
+        raise rule("machine_type", f"must be a GPU machine of the catalog: {', '.join(GKE_MACHINES)}")
+    return value
+
+
 class GkeConfig(Group):
     TARGETS = (GKE,)
+    machine_type: Optional[Annotated[str, AfterValidator(_machine_type)]] = option(
+        None,
+        "GPU machine type of the node pool; empty: the smallest catalog machine that holds the model "
+        "(with placement.gpuKind / placement.gpuCount, if set).",
+        example="g2-standard-8",
+    )
     reservation: ReservationConfig = option(ReservationConfig(), "Reservation affinity of the A4 nodes.")
     release_channel: Literal["RAPID", "REGULAR", "STABLE"] = option("REGULAR", "Cluster release channel.")
     model_source: Literal["bucket", "download"] = option(
@@ -68,8 +76,9 @@ class Reservation:
 class GkeSettings:
     project: str
     region: str
-    zone: str  # the A4 node pool's zone (where the capacity or reservation is)
-    node_count: int  # A4 nodes (8 GPUs each)
+    zone: str  # the GPU node pool's zone (where the capacity or reservation is)
+    machine: GkeMachine  # the GPU nodes' machine (core.config.placement chose or checked it)
+    node_count: int  # GPU nodes, one serving pod each
     reservation: Reservation
     release_channel: str
     hf_token: Optional[SecretStr]  # None: anonymous downloads (public models)
@@ -110,5 +119,5 @@ def version_key(version: str) -> tuple[int, ...]:
     return tuple(int(n) for n in numbers[:4]) + (0,) * (4 - len(numbers[:4]))
 
 
-def supports_a4(version: str) -> bool:
-    return version_key(version) >= version_key(A4_MIN_VERSION)
+def at_least(version: str, minimum: str) -> bool:
+    return version_key(version) >= version_key(minimum)

@@ -1,5 +1,7 @@
-"""Target `gke`: a GKE cluster with an A4 High node pool serving one model copy per node (reference 004),
-or per group of nodes over RDMA (gke.rdma, placement.podsPerReplica).
+"""Target `gke`: a GKE cluster with a GPU node pool serving one model copy per node, on the smallest catalog
+machine that holds the model (G2 L4, A3 High H100, A3 Ultra H200, A4 B200: core.catalog.GKE_MACHINES); the
+reference (004) is DeepSeek-R1 on an A4 node, or a copy over a group of A4 nodes over RDMA (gke.rdma,
+placement.podsPerReplica).
 
 The weights are imported once from Hugging Face into a private GCS bucket and read by the serving
 pods through GCS FUSE, with a file cache on the node's local SSD, instead of ~700 GB downloaded at
@@ -19,7 +21,6 @@ import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 
 from components.api_key import ApiKey
-from components.gcp.a4_node_pool import GPU_TOLERATION, POOL_LABEL, A4NodePool, A4NodePoolArgs
 from components.gcp.docker_hub_mirror import DockerHubMirror, DockerHubMirrorArgs, proxied_image
 from components.gcp.gcs_model_store import (
     MODEL_SERVICE_ACCOUNT,
@@ -31,6 +32,7 @@ from components.gcp.gcs_model_store import (
     gcsfuse_volume,
 )
 from components.gcp.gke_cluster import GkeCluster, GkeClusterArgs
+from components.gcp.gpu_node_pool import GPU_TOLERATION, POOL_LABEL, GpuNodePool, GpuNodePoolArgs
 from components.gcp.hf_model_import import HfModelImport, HfModelImportArgs
 from components.gcp.rdma import POD_ENV as RDMA_POD_ENV
 from components.gcp.rdma import POD_HOST_MOUNTS as RDMA_POD_HOST_MOUNTS
@@ -38,7 +40,7 @@ from components.gcp.rdma import RdmaClusterObjects, RdmaNetworks, RdmaNetworksAr
 from components.kubernetes.leader_worker_set import LeaderWorkerSetController
 from components.kubernetes.serving_workload import ServiceExposure
 from core import sizing
-from core.config.gke import A4_MIN_VERSION, supports_a4
+from core.config.gke import at_least
 from core.config.problems import ConfigError, Problem
 from core.config.settings import GkeTargetSettings
 from stacks import serving
@@ -122,13 +124,14 @@ def build(settings: GkeTargetSettings) -> dict[str, object]:
         ),
         opts=in_project,
     )
-    pool = A4NodePool(
-        f"{settings.name}-a4",
-        A4NodePoolArgs(
+    pool = GpuNodePool(
+        f"{settings.name}-gpu",
+        GpuNodePoolArgs(
             project=gke.project,
             cluster=cluster.cluster.id,
             region=gke.region,
             zone=gke.zone,
+            machine=gke.machine,
             node_count=gke.node_count,
             reservation=gke.reservation,
             service_account=cluster.node_service_account,
@@ -276,7 +279,7 @@ def _model_source(
 
 
 def _platform(settings: GkeTargetSettings, multi_node: bool) -> serving.Platform:
-    """What GKE adds to the shared workload: A4 placement, the load balancers, and RDMA for multi-node copies."""
+    """What GKE adds to the shared workload: GPU node placement, the load balancers, and RDMA for multi-node copies."""
     workload, pods = settings.workload, settings.placement.pods
     return serving.Platform(
         tolerations=[GPU_TOLERATION],
@@ -285,7 +288,7 @@ def _platform(settings: GkeTargetSettings, multi_node: bool) -> serving.Platform
         env={**ENGINE_ENV, **(RDMA_POD_ENV if multi_node else {})},
         pod_annotations=pod_network_annotations() if multi_node else {},
         host_mounts=RDMA_POD_HOST_MOUNTS if multi_node else (),
-        # A new serving pod (group) needs whole free A4 nodes: surge only when the pool has them to spare.
+        # A new serving pod (group) needs whole free GPU nodes: surge only when the pool has them to spare.
         surge_updates=settings.gke.node_count >= (workload.replicas + 1) * pods,
         # A VPC address for clients in the network, as acs's intranet load balancer gives (GKE internal
         # passthrough Network Load Balancer); the public one only with access.public.
@@ -330,7 +333,8 @@ def _check_prerequisites(settings: GkeTargetSettings, provider: gcp.Provider) ->
 def _checked_channel(
     settings: GkeTargetSettings, provider: gcp.Provider, container_api: gcp.projects.Service
 ) -> pulumi.Output[str]:
-    """The release channel, once its default version is known to run A4 (GKE >= 1.32.4-gke.1236000).
+    """The release channel, once its default version is known to run the GPU machine (core.catalog: A4 needs
+    GKE >= 1.32.4-gke.1236000, A3 Ultra 1.31.7-gke.1265000; G2 and A3 High name no minimum).
 
     The lookup calls the GKE API, so it waits for the API's projects.Service: on a new project the first
     preview skips it (the engine leaves the result unknown until the API exists) and `pulumi up` checks it
@@ -343,16 +347,18 @@ def _checked_channel(
         opts=pulumi.InvokeOutputOptions(provider=provider, depends_on=[container_api]),
     )
 
+    minimum = gke.machine.min_gke_version
+
     def check(defaults: Optional[dict]) -> str:
         default = (defaults or {}).get(gke.release_channel)
-        if not default or not supports_a4(default):
+        if not default or (minimum is not None and not at_least(default, minimum)):
             raise ConfigError(
                 [
                     Problem(
                         "gke.releaseChannel",
                         gke.release_channel,
-                        f"creates clusters at {default or 'no version'} in {gke.region}; A4 needs "
-                        f"{A4_MIN_VERSION} or newer",
+                        f"creates clusters at {default or 'no version'} in {gke.region}; {gke.machine.name} needs "
+                        f"{minimum} or newer",
                         f"pulumi config set --path '{settings.namespace}:gke.releaseChannel' RAPID",
                         settings.namespace,
                     )

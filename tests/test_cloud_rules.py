@@ -103,3 +103,101 @@ def test_a_gke_data_source_that_waits_for_its_api_runs_at_up_and_is_skipped_at_t
     assert up.refusals == [] and up.outputs["regular"]
     preview = run_program(program, preview=True)
     assert preview.refusals == [] and not any("getEngineVersions" in token for token, _ in preview.invokes)
+
+
+def gpu_pool(machine: str, **extra):
+    """A program registering one GPU node pool with `extra` top-level and nodeConfig inputs."""
+    node_config = {k: v for k, v in extra.items() if k in ("spot", "flex_start", "max_run_duration", "reservation")}
+    pool_args = {k: v for k, v in extra.items() if k not in node_config}
+
+    def program():
+        import pulumi
+        import pulumi_gcp as gcp
+
+        api = gcp.projects.Service("container", service="container.googleapis.com")
+        config = {"machine_type": machine, **{k: v for k, v in node_config.items() if k != "reservation"}}
+        if "reservation" in node_config:
+            config["reservation_affinity"] = node_config["reservation"]
+        gcp.container.NodePool(
+            "gpu", cluster="c", node_config=config, opts=pulumi.ResourceOptions(depends_on=[api]), **pool_args
+        )
+
+    return program
+
+
+@pytest.mark.parametrize(
+    "machine, extra, refused",
+    [
+        ("a4-highgpu-8g", {"node_count": 1}, "a4-highgpu-8g is not sold on demand"),
+        (
+            "a3-ultragpu-8g",
+            {"node_count": 1, "reservation": {"consume_reservation_type": "ANY_RESERVATION"}},
+            "a3-ultragpu-8g is not sold on demand",
+        ),
+        ("a3-highgpu-2g", {"node_count": 1}, "can only be had as Spot or Flex-start VMs"),
+        ("a4-highgpu-8g", {"node_count": 1, "spot": True}, None),
+        ("g2-standard-8", {"node_count": 1}, None),
+    ],
+)
+def test_gpu_machines_google_does_not_sell_on_demand_are_refused_without_spot_flex_or_a_reservation(
+    machine, extra, refused
+):
+    if refused is None:
+        assert run_program(gpu_pool(machine, **extra)).refusals == []
+    else:
+        with pytest.raises(cloud_rules.CloudRefusal, match=refused):
+            run_program(gpu_pool(machine, **extra))
+
+
+@pytest.mark.parametrize(
+    "extra, refused",
+    [
+        ({"node_count": 1}, "a node_count"),
+        ({"autoscaling": {"total_min_node_count": 1, "total_max_node_count": 2}}, "no autoscaling from a minimum of 0"),
+        ({"autoscaling": {"total_min_node_count": 0, "total_max_node_count": 2}}, "auto-repair on"),
+        (
+            {
+                "autoscaling": {"total_min_node_count": 0, "total_max_node_count": 2, "location_policy": "BALANCED"},
+                "management": {"auto_repair": False},
+            },
+            "a location policy other than ANY",
+        ),
+        (
+            {
+                "autoscaling": {"total_min_node_count": 0, "total_max_node_count": 2},
+                "management": {"auto_repair": False},
+                "max_run_duration": "604801s",
+            },
+            "max_run_duration 604801s",
+        ),
+    ],
+)
+def test_a_flex_start_pool_must_autoscale_from_zero_without_auto_repair(extra, refused):
+    with pytest.raises(cloud_rules.CloudRefusal, match=refused):
+        run_program(gpu_pool("a4-highgpu-8g", flex_start=True, **extra))
+    fine = {
+        "autoscaling": {"total_min_node_count": 0, "total_max_node_count": 2, "location_policy": "ANY"},
+        "management": {"auto_repair": False},
+        "max_run_duration": "604800s",
+    }
+    assert run_program(gpu_pool("a4-highgpu-8g", flex_start=True, **fine)).refusals == []
+
+
+def test_a_spot_pool_consuming_a_reservation_is_refused():
+    specific = {"consume_reservation_type": "SPECIFIC_RESERVATION", "key": "compute.googleapis.com/reservation-name"}
+    with pytest.raises(cloud_rules.CloudRefusal, match="a Spot node pool has reservation affinity SPECIFIC"):
+        run_program(gpu_pool("a4-highgpu-8g", node_count=1, spot=True, reservation={**specific, "values": ["r"]}))
+
+
+def test_a_specific_reservation_needs_its_key_and_name_and_a_block_its_zone():
+    named = {"consume_reservation_type": "SPECIFIC_RESERVATION", "key": "compute.googleapis.com/reservation-name"}
+    with pytest.raises(cloud_rules.CloudRefusal, match=r"needs key compute\.googleapis\.com/reservation-name"):
+        run_program(
+            gpu_pool("a4-highgpu-8g", node_count=1, reservation={"consume_reservation_type": "SPECIFIC_RESERVATION"})
+        )
+    block = {**named, "values": ["projects/p/reservations/r/reservationBlocks/b"]}
+    with pytest.raises(cloud_rules.CloudRefusal, match="a reservation block needs the pool's zone"):
+        run_program(gpu_pool("a4-highgpu-8g", node_count=1, reservation=block))
+    assert (
+        run_program(gpu_pool("a4-highgpu-8g", node_count=1, node_locations=["z-a"], reservation=block)).refusals == []
+    )

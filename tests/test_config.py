@@ -514,8 +514,38 @@ BAD_INPUTS = [
         "built here for a4-highgpu-8g only",
     ),
     ("gke", {"workload.cpuPerPod": 224}, "workload.cpuPerPod", "224 vCPUs do not fit on a4-highgpu-8g"),
-    ("gke", {"gke.reservation.mode": "sometimes"}, "gke.reservation.mode", "must be one of none, any, specific"),
-    ("gke", {"gke.reservation.mode": "specific"}, "gke.reservation.name", "must name the reservation"),
+    (
+        "gke",
+        {"gke.capacity.mode": "sometimes"},
+        "gke.capacity.mode",
+        "must be one of on-demand, reservation, spot, flex-start",
+    ),
+    ("gke", {"gke.capacity.mode": "reservation"}, "gke.capacity.reservation", "must name the specific reservation"),
+    ("gke", {"gke.capacity.mode": "on-demand"}, "gke.capacity.mode", "a4-highgpu-8g cannot be had on-demand"),
+    ("gke", {"gke.capacity.reservation": "r1"}, "gke.capacity.reservation", "only used when gke.capacity.mode is"),
+    ("gke", {"gke.capacity.maxRunHours": 24}, "gke.capacity.maxRunHours", "only used when gke.capacity.mode is"),
+    (
+        "gke",
+        {
+            "gke.capacity.mode": "reservation",
+            "gke.capacity.reservation": "r/reservationBlocks/b/reservationSubBlocks/c",
+        },
+        "gke.capacity.reservation",
+        "must be a reservation: <name>, <name>/reservationBlocks/<block>",
+    ),
+    ("gke", {"gke.reservation.mode": "specific"}, "gke.reservation", "is a key of an earlier version"),
+    (
+        "gke",
+        {
+            "gke.machineType": None,
+            "placement.gpuKind": "H100",
+            "gke.capacity.mode": "on-demand",
+            "model.name": "DeepSeek-R1-Distill-Qwen-7B",
+            "workload": {},
+        },
+        "gke.capacity.mode",
+        "none of a3-highgpu-1g, a3-highgpu-2g, a3-highgpu-4g, a3-highgpu-8g can be had on-demand",
+    ),
     ("gke", {"gke.releaseChannel": "beta"}, "gke.releaseChannel", "RAPID, REGULAR, STABLE"),
     ("gke", {"gpuNodes.min": 1, "scaling.replicas": 2}, "gpuNodes.min", "at least 2"),
     ("gke", {"placement.podsPerReplica": 2}, "placement.podsPerReplica", "needs RDMA"),
@@ -623,3 +653,43 @@ def test_gke_pod_must_fit_the_machine_allocatable(key, fits, one_past):
     assert settings_for("gke", {key: fits}).gke.machine.name == "a4-highgpu-8g"
     found = problem("gke", {key: one_past}, key)
     assert f"{one_past} " in found.allowed and "do not fit on a4-highgpu-8g" in found.allowed
+
+
+def test_gke_a4_on_demand_is_refused_with_the_ways_it_can_be_had_and_what_each_needs():
+    found = problem("gke", {"gke.capacity.mode": "on-demand"}, "gke.capacity.mode")
+    assert "it can be had with: reservation (a specific reservation of the machine in gcp:zone" in found.allowed
+    assert "spot (Spot GPU quota in gcp:region" in found.allowed and "flex-start (no reservation" in found.allowed
+    assert found.fix == (
+        "pulumi config set --path 'llm:gke.capacity.mode' reservation && "
+        "pulumi config set --path 'llm:gke.capacity.reservation' '<reservation>'"
+    )
+
+
+def test_gke_on_demand_picks_among_machines_sold_on_demand():
+    qwen = {"gke.machineType": None, "model.name": "Qwen3-32B", "workload": {}, "gke.capacity.mode": "on-demand"}
+    # One H100 (a3-highgpu-1g) holds it at the example's 32k context, but only Spot or Flex-start get that
+    # machine: on demand it is 4x L4.
+    assert gke_machine(qwen) == "g2-standard-48"
+    assert gke_machine({**qwen, "gke.capacity.mode": "spot"}) == "a3-highgpu-1g"
+
+
+@pytest.mark.parametrize("hours, ok", [(1, True), (168, True), (0, False), (169, False)])
+def test_gke_flex_start_runs_nodes_for_at_most_seven_days(hours, ok):
+    overrides = {"gke.capacity.mode": "flex-start", "gke.capacity.maxRunHours": hours}
+    if ok:
+        assert settings_for("gke", overrides).gke.capacity.max_run_seconds == hours * 3600
+    else:
+        assert "must be 1-168 hours" in problem("gke", overrides, "gke.capacity.maxRunHours").allowed
+
+
+@pytest.mark.parametrize(
+    "reservation, sent",
+    [
+        ("a4-res", "projects/my-gcp-project/reservations/a4-res"),
+        ("a4-res/reservationBlocks/block-1", "projects/my-gcp-project/reservations/a4-res/reservationBlocks/block-1"),
+        ("projects/shared-host-1/reservations/a4-res", "projects/shared-host-1/reservations/a4-res"),
+    ],
+)
+def test_gke_reservations_are_named_in_every_form_google_documents(reservation, sent):
+    overrides = {"gke.capacity.mode": "reservation", "gke.capacity.reservation": reservation}
+    assert settings_for("gke", overrides).gke.capacity.reservation == sent

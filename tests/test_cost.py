@@ -269,7 +269,7 @@ def test_gke_download_mode_stores_no_weights_in_the_bucket():
 
 
 def test_gke_reserved_nodes_say_how_they_are_billed():
-    a4 = item(gke_cost({"gke.reservation.mode": "any"}), "GKE A4 GPU nodes")
+    a4 = item(gke_cost({"gke.capacity.mode": "reservation", "gke.capacity.reservation": "a4-res"}), "GKE A4 GPU nodes")
     assert a4["hourly"] is None and "reservation's terms" in a4["note"]
 
 

@@ -54,21 +54,60 @@ def test_a4_node_pool_has_eight_b200_latest_driver_gvnic_local_ssd_and_the_gpu_t
     assert config["gvnic"] == {"enabled": True} and config["ephemeralStorageLocalSsdConfig"]["localSsdCount"] == 32
     assert config["workloadMetadataConfig"] == {"mode": "GKE_METADATA"}
     assert config["taints"] == [{"key": "nvidia.com/gpu", "value": "present", "effect": "NO_SCHEDULE"}]
-    assert config["reservationAffinity"] == {"consumeReservationType": "NO_RESERVATION"}
     assert pool["nodeCount"] == 1 and pool["nodeLocations"] == ["us-central1-b"]
 
 
-def test_a_named_reservation_is_consumed_by_name():
-    run = run_stack("gke", {"gke.reservation.mode": "specific", "gke.reservation.name": "a4-res", "gpuNodes.min": 2})
+def test_the_example_gets_its_a4_node_as_spot_capacity(gke):
+    pool = a4_pool(gke)
+    config = pool["nodeConfig"]
+    assert config["spot"] is True and config["reservationAffinity"] == {"consumeReservationType": "NO_RESERVATION"}
+    assert "flexStart" not in config and pool["management"]["autoRepair"] is True
+
+
+def test_a_named_reservation_is_consumed_by_its_full_path():
+    run = run_stack(
+        "gke",
+        {
+            "gke.capacity.mode": "reservation",
+            "gke.capacity.reservation": "a4-res/reservationBlocks/b1",
+            "gpuNodes.min": 2,
+        },
+    )
     pool = a4_pool(run)
     assert pool["nodeConfig"]["reservationAffinity"] == {
         "consumeReservationType": "SPECIFIC_RESERVATION",
         "key": "compute.googleapis.com/reservation-name",
-        "values": ["a4-res"],
+        "values": ["projects/my-gcp-project/reservations/a4-res/reservationBlocks/b1"],
     }
-    assert pool["nodeCount"] == 2
+    assert "spot" not in pool["nodeConfig"] and pool["nodeCount"] == 2 and pool["nodeLocations"] == ["us-central1-b"]
     strategy = run.kubernetes_object("Deployment")["spec"]["strategy"]["rollingUpdate"]
     assert (strategy["maxSurge"], strategy["maxUnavailable"]) == (1, 0)  # a spare node: surge
+
+
+def test_flex_start_pools_start_empty_autoscale_to_the_node_count_and_end_after_the_run_duration():
+    run = run_stack("gke", {"gke.capacity.mode": "flex-start", "gke.capacity.maxRunHours": 24, "gpuNodes.min": 2})
+    pool = a4_pool(run)
+    config = pool["nodeConfig"]
+    assert config["flexStart"] is True and config["maxRunDuration"] == "86400s" and "spot" not in config
+    assert config["reservationAffinity"] == {"consumeReservationType": "NO_RESERVATION"}
+    assert "nodeCount" not in pool and pool["initialNodeCount"] == 0
+    assert pool["autoscaling"] == {"totalMinNodeCount": 0, "totalMaxNodeCount": 2, "locationPolicy": "ANY"}
+    assert pool["management"] == {"autoRepair": False, "autoUpgrade": True}
+
+
+def test_flex_start_needs_a_channel_at_gke_1_32_2_gke_1652000(monkeypatch):
+    monkeypatch.setattr(CloudMocks, "gke_channel_versions", {"REGULAR": "1.32.1-gke.1000000"})
+    small = {"gke.machineType": "g2-standard-8", "model.name": "DeepSeek-R1-Distill-Qwen-7B", "workload": {}}
+    assert run_stack("gke", {**small, "gke.capacity.mode": "on-demand"}).outputs["servedModelName"]
+    with pytest.raises(ConfigError, match=r"Flex-start needs 1\.32\.2-gke\.1652000 or newer"):
+        run_stack("gke", {**small, "gke.capacity.mode": "flex-start"})
+
+
+def test_on_demand_nodes_take_a_matching_open_reservation_first():
+    small = {"gke.machineType": None, "model.name": "DeepSeek-R1-Distill-Qwen-7B", "workload": {}}
+    run = run_stack("gke", {**small, "gke.capacity.mode": "on-demand"})
+    config = next(unwrap(p.inputs) for p in run.of_type(POOL) if "gpu" in p.name)["nodeConfig"]
+    assert config["reservationAffinity"] == {"consumeReservationType": "ANY_RESERVATION"} and "spot" not in config
 
 
 def test_one_node_means_updates_stop_the_old_pod_first(gke):
@@ -561,7 +600,15 @@ def test_a_copy_over_two_nodes_surges_when_the_pool_has_two_spare_nodes():
 
 
 def test_a_small_model_runs_on_one_l4_with_its_local_ssd_and_a_serving_pod_of_one_gpu():
-    run = run_stack("gke", {"gke.machineType": None, "model.name": "DeepSeek-R1-Distill-Qwen-7B", "workload": {}})
+    run = run_stack(
+        "gke",
+        {
+            "gke.machineType": None,
+            "model.name": "DeepSeek-R1-Distill-Qwen-7B",
+            "workload": {},
+            "gke.capacity.mode": "on-demand",
+        },
+    )
     pool = next(unwrap(p.inputs) for p in run.of_type(POOL) if "gpu" in p.name)
     config = pool["nodeConfig"]
     assert config["machineType"] == "g2-standard-8"

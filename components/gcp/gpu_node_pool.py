@@ -1,5 +1,13 @@
 """The GPU node pool: one catalog machine type (core.catalog.GKE_MACHINES) with GKE-managed drivers, local
-SSD as ephemeral storage and gVNIC.
+SSD as ephemeral storage and gVNIC, getting its capacity the configured way (core.config.gke.Capacity):
+on demand, from a specific reservation, as Spot VMs, or through Flex-start.
+
+Flex-start (pulumi_gcp NodePoolNodeConfig.flex_start, max_run_duration) follows Google's own module
+(cluster-toolkit modules/compute/gke-node-pool: "enable_flex_start needs node auto_repair set to false",
+"does not work with static_node_count", NO_RESERVATION, location_policy ANY) and GKE's flex-start how-to
+(`--flex-start --enable-autoscaling --num-nodes=0 --total-max-nodes N --location-policy=ANY
+--reservation-affinity=none --no-enable-autorepair`): the pool starts empty and the cluster autoscaler adds
+nodes for the pending serving pods, each of which GKE deletes when its max run duration ends.
 
 Serving pods tolerate the GPU taint and take all of a node's GPUs. Changing the machine or the driver
 version recreates the pool (a new node, a new model load).
@@ -14,8 +22,8 @@ from typing import Optional
 import pulumi
 import pulumi_gcp as gcp
 
-from core.catalog import GkeMachine
-from core.config.gke import Reservation
+from core.catalog import FLEX_START, RESERVATION, SPOT, GkeMachine
+from core.config.gke import Capacity
 
 # LATEST on every GPU: B200 needs the R570 branch, which LATEST gives on GKE 1.32 (COS board-overlays af3ca4ea,
 # cluster-toolkit PR #3704); for L4 (>= 525.60.13) and H100/H200 (branch not captured) the newest driver of the
@@ -39,7 +47,7 @@ class GpuNodePoolArgs:
     zone: str
     machine: GkeMachine
     node_count: int
-    reservation: Reservation
+    capacity: Capacity
     service_account: pulumi.Input[str]  # node service account email
     labels: Mapping[str, str] = field(default_factory=dict)
     # additional_node_network_configs ({"network", "subnetwork"}), e.g. components.gcp.rdma's; empty: none
@@ -47,19 +55,20 @@ class GpuNodePoolArgs:
     depends_on: Sequence[pulumi.Resource] = ()  # the enabled APIs (container): the pool waits for them
 
 
-def reservation_affinity(reservation: Reservation) -> gcp.container.NodePoolNodeConfigReservationAffinityArgsDict:
+def reservation_affinity(capacity: Capacity) -> gcp.container.NodePoolNodeConfigReservationAffinityArgsDict:
     affinity: gcp.container.NodePoolNodeConfigReservationAffinityArgsDict = {
-        "consume_reservation_type": reservation.consume_type
+        "consume_reservation_type": capacity.consume_type
     }
-    if reservation.mode == "specific":
+    if capacity.mode == RESERVATION:
+        # projects/<p>/reservations/<name>[/reservationBlocks/<block>], as cluster-toolkit sends it.
         affinity["key"] = RESERVATION_KEY
-        affinity["values"] = [reservation.name or ""]
+        affinity["values"] = [capacity.reservation or ""]
     return affinity
 
 
 def node_config(args: GpuNodePoolArgs) -> gcp.container.NodePoolNodeConfigArgsDict:
-    machine = args.machine
-    return {
+    machine, capacity = args.machine, args.capacity
+    config: gcp.container.NodePoolNodeConfigArgsDict = {
         "machine_type": machine.name,
         "guest_accelerators": [
             {
@@ -77,11 +86,17 @@ def node_config(args: GpuNodePoolArgs) -> gcp.container.NodePoolNodeConfigArgsDi
         "workload_metadata_config": {"mode": "GKE_METADATA"},
         "taints": [GPU_TAINT],
         "labels": dict(POOL_LABEL),
-        "reservation_affinity": reservation_affinity(args.reservation),
+        "reservation_affinity": reservation_affinity(capacity),
         "service_account": args.service_account,
         "oauth_scopes": ["https://www.googleapis.com/auth/cloud-platform"],
         "resource_labels": dict(args.labels),
     }
+    if capacity.mode == SPOT:
+        config["spot"] = True
+    if capacity.mode == FLEX_START:
+        config["flex_start"] = True
+        config["max_run_duration"] = f"{capacity.max_run_seconds}s"
+    return config
 
 
 class GpuNodePool(pulumi.ComponentResource):
@@ -92,17 +107,32 @@ class GpuNodePool(pulumi.ComponentResource):
         networks: list[gcp.container.NodePoolNetworkConfigAdditionalNodeNetworkConfigArgsDict] = [
             {"network": n["network"], "subnetwork": n["subnetwork"]} for n in args.additional_networks
         ]
+        flex = args.capacity.mode == FLEX_START
+        size: dict = (
+            # Empty until the serving pods are pending; the autoscaler adds up to the configured count.
+            {
+                "initial_node_count": 0,
+                "autoscaling": {
+                    "total_min_node_count": 0,
+                    "total_max_node_count": args.node_count,
+                    "location_policy": "ANY",
+                },
+            }
+            if flex
+            else {"node_count": args.node_count}
+        )
         self.pool = gcp.container.NodePool(
             f"{name}-pool",
             project=args.project,
             cluster=args.cluster,
             location=args.region,
             node_locations=[args.zone],
-            node_count=args.node_count,
+            **size,
             node_config=node_config(args),
             # Nodes are not upgraded under a loaded model by surprise: GKE still upgrades within the channel,
-            # one node at a time with no surge (a surge node would need spare GPU capacity).
-            management={"auto_repair": True, "auto_upgrade": True},
+            # one node at a time with no surge (a surge node would need spare GPU capacity). Flex-start nodes
+            # are not auto-repaired (GKE refuses it).
+            management={"auto_repair": not flex, "auto_upgrade": True},
             upgrade_settings={"max_surge": 0, "max_unavailable": 1},
             network_config={"additional_node_network_configs": networks} if networks else None,
             opts=pulumi.ResourceOptions(

@@ -12,9 +12,9 @@ from typing import Annotated, Literal, Optional
 
 from pydantic import AfterValidator
 
-from core.catalog import GKE_MACHINES, GkeMachine
+from core.catalog import GKE_MACHINES, ON_DEMAND, RESERVATION, GkeMachine
 from core.config.problems import Problems
-from core.config.schema import Flag, Group, matches, option, rule
+from core.config.schema import Flag, Group, Int, matches, option, rule, within
 from core.config.secret import SecretStr
 from core.targets import GKE
 
@@ -23,18 +23,46 @@ DEFAULT_REGION = "us-central1"  # a region that offers A4 (gpu-recipes' examples
 GCP_PROJECT = r"[a-z][a-z0-9-]{4,28}[a-z0-9]"  # project ids: 6-30 characters (Resource Manager naming rules)
 GCP_REGION = r"[a-z]+-[a-z]+[0-9]+"  # us-central1, europe-west4
 GCP_ZONE = r"[a-z]+-[a-z]+[0-9]+-[a-z]"  # us-central1-b
-RESERVATION_NAME = r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?"
+RESOURCE_NAME = r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?"
+# A specific reservation as GKE's reservation affinity takes it: a name in the project, a block of it (A4
+# reservations come in blocks: gpu-recipes docs/configuring-environment-gke-a4.md uses <name>/reservationBlocks/
+# <block>), or the full path, which also names a reservation shared from another project (cluster-toolkit
+# modules/compute/gke-node-pool reservation_definitions.tf). Sub-blocks (.../reservationSubBlocks/<sub>) are seen
+# only for A4X in Google's examples: not accepted here.
+RESERVATION_REF = rf"(projects/{GCP_PROJECT}/reservations/)?{RESOURCE_NAME}(/reservationBlocks/{RESOURCE_NAME})?"
+# Flex-start nodes run "for up to seven days" (GKE "About GPU obtainability with flex-start", concepts/dws);
+# GKE deletes a node when its max_run_duration ends. No lower bound was found: 1 hour is the provider's example.
+MAX_RUN_HOURS = 168
+# Flex-start needs GKE 1.32.2-gke.1652000 or later (same page).
+FLEX_START_MIN_GKE = "1.32.2-gke.1652000"
 # Address plan of the VPC the stack creates (nothing else lives in it).
 NODE_CIDR = "10.0.0.0/20"
 POD_CIDR = "10.4.0.0/14"
 SERVICE_CIDR = "10.8.0.0/20"
 
 
-class ReservationConfig(Group):
+class CapacityConfig(Group):
     TARGETS = (GKE,)
-    mode: Literal["none", "any", "specific"] = option("none", "How the A4 nodes consume reserved capacity.")
-    name: Optional[Annotated[str, matches(RESERVATION_NAME, "a reservation name (lowercase resource name)")]] = option(
-        None, "The reservation, when mode is specific.", example="my-a4-reservation"
+    mode: Literal["on-demand", "reservation", "spot", "flex-start"] = option(
+        "on-demand",
+        "How the GPU nodes get capacity: on-demand (G2), a specific reservation, Spot VMs, or Flex-start "
+        "(A3, A4: never on demand; see docs/reference/models.md).",
+    )
+    reservation: Optional[
+        Annotated[
+            str,
+            matches(
+                RESERVATION_REF,
+                "a reservation: <name>, <name>/reservationBlocks/<block>, or "
+                "projects/<project>/reservations/<name>[/reservationBlocks/<block>]",
+            ),
+        ]
+    ] = option(None, "mode reservation: the specific reservation the nodes consume.", example="my-a4-reservation")
+    max_run_hours: Optional[Annotated[Int, within(1, MAX_RUN_HOURS, "hours")]] = option(
+        None,
+        f"mode flex-start: hours a node runs before GKE deletes it (and a new one is requested); "
+        f"empty: {MAX_RUN_HOURS}, the longest.",
+        example=24,
     )
 
 
@@ -52,7 +80,7 @@ class GkeConfig(Group):
         "(with placement.gpuKind / placement.gpuCount, if set).",
         example="g2-standard-8",
     )
-    reservation: ReservationConfig = option(ReservationConfig(), "Reservation affinity of the A4 nodes.")
+    capacity: CapacityConfig = option(CapacityConfig(), "How the GPU nodes get their capacity.")
     release_channel: Literal["RAPID", "REGULAR", "STABLE"] = option("REGULAR", "Cluster release channel.")
     model_source: Literal["bucket", "download"] = option(
         "bucket", "bucket: imported once into GCS, read through GCS FUSE; download: vLLM downloads at every start."
@@ -61,15 +89,19 @@ class GkeConfig(Group):
 
 
 @dataclass(frozen=True)
-class Reservation:
-    """How the A4 nodes consume reserved capacity: none, any matching reservation, or one by name."""
+class Capacity:
+    """How the GPU nodes get capacity (core.catalog CAPACITY_MODES)."""
 
-    mode: str  # none | any | specific
-    name: Optional[str] = None  # specific only
+    mode: str  # on-demand | reservation | spot | flex-start
+    reservation: Optional[str] = None  # reservation: projects/<p>/reservations/<name>[/reservationBlocks/<block>]
+    max_run_seconds: Optional[int] = None  # flex-start: the node's lifetime
 
     @property
     def consume_type(self) -> str:
-        return {"none": "NO_RESERVATION", "any": "ANY_RESERVATION", "specific": "SPECIFIC_RESERVATION"}[self.mode]
+        """GKE's reservation affinity. On demand takes a matching non-specific reservation first, else on-demand
+        capacity (ANY_RESERVATION, pulumi_gcp docs); Spot and Flex-start consume none (cluster-toolkit
+        gke-node-pool: "Spot consumption option only works with ... NO_RESERVATION", flex-start likewise)."""
+        return {RESERVATION: "SPECIFIC_RESERVATION", ON_DEMAND: "ANY_RESERVATION"}.get(self.mode, "NO_RESERVATION")
 
 
 @dataclass(frozen=True)
@@ -79,7 +111,7 @@ class GkeSettings:
     zone: str  # the GPU node pool's zone (where the capacity or reservation is)
     machine: GkeMachine  # the GPU nodes' machine (core.config.placement chose or checked it)
     node_count: int  # GPU nodes, one serving pod each
-    reservation: Reservation
+    capacity: Capacity
     release_channel: str
     hf_token: Optional[SecretStr]  # None: anonymous downloads (public models)
     model_source: str = "bucket"
@@ -94,23 +126,36 @@ class GkeSettings:
         return f"{self.project}.svc.id.goog"
 
 
-def resolve_reservation(config: ReservationConfig, problems: Problems) -> Reservation:
-    if config.mode == "specific" and not config.name:
+def resolve_capacity(config: CapacityConfig, project: str, problems: Problems) -> Capacity:
+    """The capacity mode with its own keys; whether the machine can be had so is core.config.placement's check."""
+    if config.mode == RESERVATION and not config.reservation:
         problems.add(
-            "gke.reservation.name",
+            "gke.capacity.reservation",
             None,
-            "must name the reservation when gke.reservation.mode is specific",
-            problems.set_command("gke.reservation.name", "<reservation>"),
+            "must name the specific reservation when gke.capacity.mode is reservation",
+            problems.set_command("gke.capacity.reservation", "<reservation>"),
         )
-    if config.mode != "specific" and config.name:
+    if config.mode != RESERVATION and config.reservation:
         problems.add(
-            "gke.reservation.name",
-            config.name,
-            "is only used when gke.reservation.mode is specific",
-            f"{problems.set_command('gke.reservation.mode', 'specific')}, or "
-            f"{problems.rm_command('gke.reservation.name')}",
+            "gke.capacity.reservation",
+            config.reservation,
+            "is only used when gke.capacity.mode is reservation",
+            f"{problems.set_command('gke.capacity.mode', RESERVATION)}, or "
+            f"{problems.rm_command('gke.capacity.reservation')}",
         )
-    return Reservation(config.mode, config.name if config.mode == "specific" else None)
+    if config.mode != "flex-start" and config.max_run_hours is not None:
+        problems.add(
+            "gke.capacity.maxRunHours",
+            config.max_run_hours,
+            "is only used when gke.capacity.mode is flex-start",
+            problems.rm_command("gke.capacity.maxRunHours"),
+        )
+    reservation = None
+    if config.mode == RESERVATION and config.reservation:
+        ref = config.reservation
+        reservation = ref if ref.startswith("projects/") else f"projects/{project}/reservations/{ref}"
+    max_run = (config.max_run_hours or MAX_RUN_HOURS) * 3600 if config.mode == "flex-start" else None
+    return Capacity(config.mode, reservation, max_run)
 
 
 def version_key(version: str) -> tuple[int, ...]:

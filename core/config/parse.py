@@ -9,7 +9,7 @@ from core.config.ack import AckSettings, resolve_edge, resolve_gpu_pool
 from core.config.acs import resolve_acs_pod
 from core.config.benchmark import check_benchmark
 from core.config.engine import resolve_engine
-from core.config.gke import GkeSettings, resolve_reservation
+from core.config.gke import GkeSettings, resolve_capacity
 from core.config.host import resolve_host
 from core.config.kubernetes import KubernetesSettings
 from core.config.model import resolve_model
@@ -100,7 +100,9 @@ def _resolve(
     placement = None
     if target == GKE:  # one serving pod takes a whole GKE GPU node (the reference: TP 8 over an A4 node's GPUs)
         if ok("placement", "gke", "workload"):
-            placement = resolve_gke_placement(placement_config, c.workload, c.gke.machine_type, model, engine, problems)
+            placement = resolve_gke_placement(
+                placement_config, c.workload, c.gke.machine_type, model, engine, problems, c.gke.capacity.mode
+            )
     elif ok("placement"):
         if target in (ECS, ACK):  # one ECS instance type carries the GPUs (ack: one serving pod per GPU node)
             placement = resolve_instance_placement(placement_config, target, model, engine, problems)
@@ -252,6 +254,7 @@ def _gke(
             f"downloads on every node of a copy; a copy over {pods} nodes reads the weights from the bucket",
             problems.set_command("gke.modelSource", "bucket"),
         )
+    capacity = resolve_capacity(c.gke.capacity, project, problems)
     if machine is None:
         return None  # placement reported why
     return GkeSettings(
@@ -260,7 +263,7 @@ def _gke(
         zone=zone,
         machine=machine,
         node_count=nodes,
-        reservation=resolve_reservation(c.gke.reservation, problems),
+        capacity=capacity,
         release_channel=c.gke.release_channel,
         hf_token=SecretStr(c.hf_token) if c.hf_token else None,
         model_source=c.gke.model_source,

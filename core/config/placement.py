@@ -12,9 +12,14 @@ from typing import Annotated, Optional
 
 from core import sizing
 from core.catalog import (
+    CAPACITY_MODES,
     ECS_INSTANCE_TYPES,
+    FLEX_START,
     GKE_MACHINES,
     GPUS,
+    ON_DEMAND,
+    RESERVATION,
+    SPOT,
     GkeMachine,
     Gpu,
     InstanceType,
@@ -321,9 +326,11 @@ def resolve_gke_placement(
             return None
         candidates = spread
     if capacity is not None:
-        candidates = [m for m in candidates if capacity in m.capacity]
-        if not candidates:
-            return None  # core.config.parse reports the capacity mode with the machines it can get
+        sellable = [m for m in candidates if capacity in m.capacity]
+        if not sellable:
+            capacity_problem(problems, capacity, candidates)
+            return None
+        candidates = sellable
     if model is None or engine is None or not candidates:
         return None
     for machine in candidates:
@@ -357,6 +364,30 @@ def resolve_gke_placement(
     where = largest.name if len(candidates) == 1 else f"any of {', '.join(m.name for m in candidates)}"
     does_not_fit(problems, model, where, reason, fix)
     return None
+
+
+# What each capacity mode asks of the user (core.catalog: the modes a machine can be had with).
+CAPACITY_NEEDS = {
+    RESERVATION: "a specific reservation of the machine in gcp:zone, named in gke.capacity.reservation",
+    SPOT: "Spot GPU quota in gcp:region; nodes can be reclaimed at any time",
+    FLEX_START: "no reservation: a node comes when capacity is free and runs at most 7 days",
+    ON_DEMAND: "on-demand GPU quota in gcp:region",
+}
+
+
+def capacity_problem(problems: Problems, mode: str, machines: list[GkeMachine]) -> None:
+    """None of `machines` can be had with `mode`: say which modes can get them and what each needs."""
+    modes = [c for c in CAPACITY_MODES if any(c in m.capacity for m in machines)]
+    if len(machines) == 1:
+        what = f"{machines[0].name} cannot be had {mode} (Compute Engine does not offer it so)"
+    else:
+        what = f"none of {', '.join(m.name for m in machines)} can be had {mode}"
+    per_machine = "; ".join(f"{m.name}: {', '.join(c for c in CAPACITY_MODES if c in m.capacity)}" for m in machines)
+    ways = "; ".join(f"{c} ({CAPACITY_NEEDS[c]})" for c in modes)
+    fix = problems.set_command("gke.capacity.mode", modes[0])
+    if modes[0] == RESERVATION:
+        fix += f" && {problems.set_command('gke.capacity.reservation', '<reservation>')}"
+    problems.add("gke.capacity.mode", mode, f"{what}; it can be had with: {ways} [{per_machine}]", fix)
 
 
 def pod_misfit(workload: WorkloadConfig, machine: GkeMachine) -> Optional[tuple[str, int, str]]:

@@ -78,6 +78,7 @@ MOVED = {
     "kubernetesVersion": "cluster.kubernetesVersion",
     "clusterPublicEndpoint": "cluster.publicEndpoint",
     "acsGpuSeries": "acs.gpuSeries",
+    "gke.reservation": "gke.capacity (mode: reservation, reservation: <name>)",
     "acsComputeClass": "acs.computeClass",
     "acsComputeQos": "acs.computeQos",
     "modelBucket": "modelStore.bucket",

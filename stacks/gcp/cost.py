@@ -12,6 +12,7 @@ from __future__ import annotations
 import pulumi
 
 from components.gcp.gke_cluster import SYSTEM_MACHINE_TYPE, SYSTEM_NODES
+from core.catalog import FLEX_START, RESERVATION, SPOT
 from core.config.settings import GkeTargetSettings
 from core.cost import Item, Price, estimate
 
@@ -29,7 +30,7 @@ def gke_estimate(settings: GkeTargetSettings) -> dict:
         Item(
             f"GKE {machine.family} GPU nodes ({machine.name}, {machine.gpu_count} x {machine.gpu}, {ssd} local SSD)",
             gke.node_count,
-            _gpu_node_price(machine.name, gke.reservation.mode),
+            _gpu_node_price(machine.name, gke.capacity.mode),
             f"gke.{machine.name}",
         ),
         Item(
@@ -60,10 +61,13 @@ def gke_estimate(settings: GkeTargetSettings) -> dict:
     return estimate(items, settings.cost.prices, settings.cost.currency, currency=CURRENCY)
 
 
-def _gpu_node_price(machine: str, reservation: str) -> Price:
+def _gpu_node_price(machine: str, capacity: str) -> Price:
     reason = NOT_CITED.format(machine)
-    if reservation != "none":
-        reason += "; nodes in a reservation are billed on the reservation's terms"
+    reason += {
+        RESERVATION: "; nodes in a reservation are billed on the reservation's terms (it bills whether used or not)",
+        SPOT: "; Spot VMs are billed at the (variable) Spot price",
+        FLEX_START: "; Flex-start VMs are billed at the Flex-start price while they run",
+    }.get(capacity, "")
     return Price.unknown(reason)
 
 

@@ -40,7 +40,8 @@ from components.gcp.rdma import RdmaClusterObjects, RdmaNetworks, RdmaNetworksAr
 from components.kubernetes.leader_worker_set import LeaderWorkerSetController
 from components.kubernetes.serving_workload import ServiceExposure
 from core import sizing
-from core.config.gke import at_least
+from core.catalog import FLEX_START
+from core.config.gke import FLEX_START_MIN_GKE, at_least, version_key
 from core.config.problems import ConfigError, Problem
 from core.config.settings import GkeTargetSettings
 from stacks import serving
@@ -133,7 +134,7 @@ def build(settings: GkeTargetSettings) -> dict[str, object]:
             zone=gke.zone,
             machine=gke.machine,
             node_count=gke.node_count,
-            reservation=gke.reservation,
+            capacity=gke.capacity,
             service_account=cluster.node_service_account,
             labels=labels,
             additional_networks=rdma.node_network_configs() if rdma is not None else (),
@@ -347,7 +348,12 @@ def _checked_channel(
         opts=pulumi.InvokeOutputOptions(provider=provider, depends_on=[container_api]),
     )
 
-    minimum = gke.machine.min_gke_version
+    # The newest of what the machine and the capacity mode need (Flex-start: GKE 1.32.2-gke.1652000).
+    needs_by = {gke.machine.name: gke.machine.min_gke_version}
+    if gke.capacity.mode == FLEX_START:
+        needs_by["Flex-start"] = FLEX_START_MIN_GKE
+    known: dict[str, str] = {who: v for who, v in needs_by.items() if v}
+    needs, minimum = max(known.items(), key=lambda item: version_key(item[1])) if known else ("", None)
 
     def check(defaults: Optional[dict]) -> str:
         default = (defaults or {}).get(gke.release_channel)
@@ -357,7 +363,7 @@ def _checked_channel(
                     Problem(
                         "gke.releaseChannel",
                         gke.release_channel,
-                        f"creates clusters at {default or 'no version'} in {gke.region}; {gke.machine.name} needs "
+                        f"creates clusters at {default or 'no version'} in {gke.region}; {needs} needs "
                         f"{minimum} or newer",
                         f"pulumi config set --path '{settings.namespace}:gke.releaseChannel' RAPID",
                         settings.namespace,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from cloud_rules import InvokeCandidate, invoke_rule, run_rule
+from cloud_rules import Candidate, InvokeCandidate, invoke_rule, known, rule, run_rule
 
 # Google APIs answer "SERVICE_DISABLED: <API> has not been used in project <p> before or it is disabled" until
 # the API is enabled in the project (cloud.google.com/service-usage/docs/enable-disable). The API each pulumi_gcp
@@ -110,3 +110,105 @@ def a_gcp_data_source_needs_its_api_on(call: InvokeCandidate, run) -> str | None
         return None
     project = call.args.get("project") or call.args.get("projectId") or "<project>"
     return f"{api} has not been used in project {project} before or it is disabled (SERVICE_DISABLED)"
+
+
+# --- GPU node pools: capacity ---------------------------------------------------------------------------------
+NODE_POOL = "gcp:container/nodePool:NodePool"
+GCE_AO = "docs.cloud.google.com/compute/docs/accelerator-optimized-machines (2026-04-13)"
+# GCE_AO, A3 Ultra and A4: "you must reserve capacity to create instances or clusters, use Spot VMs, use Flex-start
+# VMs, or create a resize request in a MIG"; A3 High 1g/2g/4g: "you must create instances by using Spot VMs or
+# Flex-start VMs". (A pool asking for them otherwise is accepted by the API and never gets a node.)
+RESERVATION_SPOT_OR_FLEX = frozenset({"a4-highgpu-8g", "a3-ultragpu-8g"})
+SPOT_OR_FLEX = frozenset({"a3-highgpu-1g", "a3-highgpu-2g", "a3-highgpu-4g"})
+RESERVATION_KEY = "compute.googleapis.com/reservation-name"
+FLEX_START_MAX_RUN_SECONDS = 7 * 24 * 3600  # "for up to seven days" (GKE concepts/dws)
+
+
+def _pool(candidate: Candidate) -> tuple[dict, dict, str | None]:
+    inputs = _unwrap(candidate.inputs)
+    config = inputs.get("nodeConfig") or {}
+    affinity = (config.get("reservationAffinity") or {}).get("consumeReservationType")
+    return inputs, config, affinity
+
+
+@rule(NODE_POOL, source=f"{GCE_AO}: how A3 High 1g-4g, A3 Ultra and A4 can be had")
+def gpu_machines_that_are_not_sold_on_demand(candidate: Candidate, run) -> str | None:
+    _, config, affinity = _pool(candidate)
+    machine = config.get("machineType")
+    spot_or_flex = config.get("spot") is True or config.get("flexStart") is True
+    if not known(machine) or spot_or_flex:
+        return None
+    if machine in SPOT_OR_FLEX:
+        return f"{machine} can only be had as Spot or Flex-start VMs; this pool is neither"
+    if machine in RESERVATION_SPOT_OR_FLEX and affinity != "SPECIFIC_RESERVATION":
+        return (
+            f"{machine} is not sold on demand (a specific reservation, Spot or Flex-start only); with reservation "
+            f"affinity {affinity or 'unset'} and neither Spot nor Flex-start the pool gets no node"
+        )
+    return None
+
+
+@rule(
+    NODE_POOL,
+    source="GoogleCloudPlatform/cluster-toolkit@1047080 modules/compute/gke-node-pool main.tf preconditions "
+    "(flex-start: no static node count, auto_repair false, NO_RESERVATION, location_policy ANY, not with spot); GKE "
+    "how-to provisioningrequest/flex-start (--num-nodes=0 --enable-autoscaling --no-enable-autorepair); "
+    "GKE concepts/dws (up to seven days)",
+)
+def flex_start_pools_autoscale_from_zero(candidate: Candidate, run) -> str | None:
+    inputs, config, affinity = _pool(candidate)
+    if config.get("flexStart") is not True:
+        return None
+    autoscaling = inputs.get("autoscaling") or {}
+    minimum = autoscaling.get("totalMinNodeCount", autoscaling.get("minNodeCount"))
+    duration = config.get("maxRunDuration")
+    wrong = [
+        "a node_count (flex-start pools are sized by the autoscaler)" if inputs.get("nodeCount") is not None else "",
+        "no autoscaling from a minimum of 0" if not autoscaling or minimum not in (0, None) else "",
+        "auto-repair on" if (inputs.get("management") or {}).get("autoRepair") is not False else "",
+        f"reservation affinity {affinity} (must be NO_RESERVATION)" if affinity not in (None, "NO_RESERVATION") else "",
+        "Spot as well" if config.get("spot") is True else "",
+        "a location policy other than ANY" if autoscaling.get("locationPolicy") not in (None, "ANY") else "",
+        (
+            f"max_run_duration {duration} (at most {FLEX_START_MAX_RUN_SECONDS}s)"
+            if known(duration)
+            and isinstance(duration, str)
+            and not (
+                duration.endswith("s") and duration[:-1].isdigit() and int(duration[:-1]) <= FLEX_START_MAX_RUN_SECONDS
+            )
+            else ""
+        ),
+    ]
+    wrong = [w for w in wrong if w]
+    return f"a flex-start node pool has {', '.join(wrong)}" if wrong else None
+
+
+@rule(
+    NODE_POOL,
+    source='GoogleCloudPlatform/cluster-toolkit@1047080 modules/compute/gke-node-pool main.tf: "Spot consumption '
+    'option only works with reservation_affinity consume_reservation_type NO_RESERVATION"',
+)
+def spot_pools_consume_no_reservation(candidate: Candidate, run) -> str | None:
+    _, config, affinity = _pool(candidate)
+    if config.get("spot") is True and affinity not in (None, "NO_RESERVATION"):
+        return f"a Spot node pool has reservation affinity {affinity} (must be NO_RESERVATION)"
+    return None
+
+
+@rule(
+    NODE_POOL,
+    source="pulumi_gcp 10.2.0 container NodePoolNodeConfigReservationAffinity (SPECIFIC_RESERVATION: key "
+    "compute.googleapis.com/reservation-name and the reservation as value); cluster-toolkit gke-node-pool: "
+    '"var.zones must be explicitly provided when using an extended reservation block"',
+)
+def a_specific_reservation_is_named(candidate: Candidate, run) -> str | None:
+    inputs, config, affinity = _pool(candidate)
+    if affinity != "SPECIFIC_RESERVATION":
+        return None
+    reservation = config.get("reservationAffinity") or {}
+    values = reservation.get("values") or []
+    if reservation.get("key") != RESERVATION_KEY or not values or not all(values):
+        return f"SPECIFIC_RESERVATION needs key {RESERVATION_KEY} and the reservation's name as value"
+    if any("/reservationBlocks/" in str(v) for v in values) and not inputs.get("nodeLocations"):
+        return "a reservation block needs the pool's zone in node_locations"
+    return None

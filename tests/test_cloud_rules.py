@@ -201,3 +201,46 @@ def test_a_specific_reservation_needs_its_key_and_name_and_a_block_its_zone():
     assert (
         run_program(gpu_pool("a4-highgpu-8g", node_count=1, node_locations=["z-a"], reservation=block)).refusals == []
     )
+
+
+@pytest.mark.parametrize(
+    "exclusion, refused",
+    [
+        (
+            {
+                "end_time": "2027-01-01T00:00:00Z",
+                "exclusion_options": {
+                    "scope": "NO_MINOR_OR_NODE_UPGRADES",
+                    "end_time_behavior": "UNTIL_END_OF_SUPPORT",
+                },
+            },
+            "exactly one of end_time and end_time_behavior",
+        ),
+        (
+            {"exclusion_options": {"scope": "NO_MINOR_OR_NODE_UPGRADES"}},
+            "exactly one of end_time and end_time_behavior",
+        ),
+        (
+            {"exclusion_options": {"scope": "NO_NODE_UPGRADES", "end_time_behavior": "UNTIL_END_OF_SUPPORT"}},
+            "scope NO_NODE_UPGRADES is not one of",
+        ),
+    ],
+)
+def test_a_maintenance_exclusion_gke_would_refuse_is_refused(exclusion, refused):
+    def program():
+        import pulumi
+        import pulumi_gcp as gcp
+
+        api = gcp.projects.Service("container", service="container.googleapis.com")
+        gcp.container.Cluster(
+            "c",
+            location="us-central1",
+            maintenance_policy={
+                "daily_maintenance_window": {"start_time": "09:00"},
+                "maintenance_exclusions": [{"exclusion_name": "x", "start_time": "2025-12-01T00:00:00Z", **exclusion}],
+            },
+            opts=pulumi.ResourceOptions(depends_on=[api]),
+        )
+
+    with pytest.raises(cloud_rules.CloudRefusal, match=refused):
+        run_program(program)

@@ -693,3 +693,12 @@ def test_gke_flex_start_runs_nodes_for_at_most_seven_days(hours, ok):
 def test_gke_reservations_are_named_in_every_form_google_documents(reservation, sent):
     overrides = {"gke.capacity.mode": "reservation", "gke.capacity.reservation": reservation}
     assert settings_for("gke", overrides).gke.capacity.reservation == sent
+
+
+@pytest.mark.parametrize("start, ok", [("00:00", True), ("23:59", True), ("24:00", False), ("9:00", False)])
+def test_gke_maintenance_window_starts_at_a_utc_time_of_day(start, ok):
+    overrides = {"gke.maintenance.windowStart": start}
+    if ok:
+        assert settings_for("gke", overrides).gke.maintenance_window_start == start
+    else:
+        assert "a UTC time of day like 09:00" in problem("gke", overrides, "gke.maintenance.windowStart").allowed

@@ -619,3 +619,18 @@ def test_a_small_model_runs_on_one_l4_with_its_local_ssd_and_a_serving_pod_of_on
     assert "--tensor-parallel-size" not in container["command"] or (
         container["command"][container["command"].index("--tensor-parallel-size") + 1] == "1"
     )
+
+
+def test_gpu_nodes_are_not_upgraded_on_their_own_and_maintenance_has_a_window(gke):
+    policy = unwrap(gke.one(CLUSTER).inputs)["maintenancePolicy"]
+    assert policy["dailyMaintenanceWindow"] == {"startTime": "09:00"}
+    assert policy["maintenanceExclusions"] == [
+        {
+            "exclusionName": "no-minor-or-node-upgrades",
+            "startTime": "2025-12-01T00:00:00Z",
+            "exclusionOptions": {"scope": "NO_MINOR_OR_NODE_UPGRADES", "endTimeBehavior": "UNTIL_END_OF_SUPPORT"},
+        }
+    ]
+    run = run_stack("gke", {"gke.maintenance.holdNodeUpgrades": False, "gke.maintenance.windowStart": "22:30"})
+    policy = unwrap(run.one(CLUSTER).inputs)["maintenancePolicy"]
+    assert policy == {"dailyMaintenanceWindow": {"startTime": "22:30"}}

@@ -41,6 +41,35 @@ class GkeClusterArgs:
     multi_networking: bool = False
     # Who may reach the control plane's public endpoint (master authorized networks); empty: anyone, with IAM.
     control_plane_cidrs: Sequence[str] = ()
+    maintenance_window_start: str = "09:00"  # HH:MM UTC, GKE's daily 4-hour window
+    hold_node_upgrades: bool = True  # NO_MINOR_OR_NODE_UPGRADES until end of support
+
+
+# cluster-toolkit@1047080 examples/gke-a4/gke-a4.yaml: an exclusion of scope NO_MINOR_OR_NODE_UPGRADES with
+# end_time_behavior UNTIL_END_OF_SUPPORT, beside a daily window (its gke-cluster module, default 09:00). GKE's
+# scope: "excludes all minor upgrades for the cluster, and also exclude all node pool upgrades. Only control plane
+# patches are allowed." A fixed start (the blueprint's date) so that runs do not differ; the exclusion holds
+# neither auto-repair nor host maintenance (A4 and A3 Ultra: terminate with Local SSD data kept, 90 days' notice).
+EXCLUSION_NAME = "no-minor-or-node-upgrades"
+EXCLUSION_START = "2025-12-01T00:00:00Z"
+
+
+def maintenance_policy(args: GkeClusterArgs) -> gcp.container.ClusterMaintenancePolicyArgsDict:
+    policy: gcp.container.ClusterMaintenancePolicyArgsDict = {
+        "daily_maintenance_window": {"start_time": args.maintenance_window_start}
+    }
+    if args.hold_node_upgrades:
+        policy["maintenance_exclusions"] = [
+            {
+                "exclusion_name": EXCLUSION_NAME,
+                "start_time": EXCLUSION_START,
+                "exclusion_options": {
+                    "scope": "NO_MINOR_OR_NODE_UPGRADES",
+                    "end_time_behavior": "UNTIL_END_OF_SUPPORT",
+                },
+            }
+        ]
+    return policy
 
 
 def kubeconfig(name: str, endpoint: pulumi.Input[str], ca_certificate: pulumi.Input[str]) -> pulumi.Output[str]:
@@ -152,6 +181,8 @@ class GkeCluster(pulumi.ComponentResource):
             subnetwork=self.subnet.id,
             ip_allocation_policy={"cluster_secondary_range_name": "pods", "services_secondary_range_name": "services"},
             release_channel={"channel": args.release_channel},
+            # Upgrades happen in the window, and never recreate the GPU nodes on their own (with the exclusion).
+            maintenance_policy=maintenance_policy(args),
             workload_identity_config={"workload_pool": args.workload_pool},
             # Nodes get internal addresses only. GKE >= 1.29 reaches them over Private Service Connect, so no
             # master CIDR is needed; the control plane keeps its public endpoint (Pulumi talks to it, IAM guards it).

@@ -66,6 +66,20 @@ class CapacityConfig(Group):
     )
 
 
+class MaintenanceConfig(Group):
+    """When GKE may maintain the cluster, and what it must not do on its own (cluster-toolkit examples/gke-a4)."""
+
+    TARGETS = (GKE,)
+    window_start: Annotated[str, matches(r"([01][0-9]|2[0-3]):[0-5][0-9]", "a UTC time of day like 09:00")] = option(
+        "09:00", "Start (UTC) of the daily 4-hour window in which GKE may maintain the cluster."
+    )
+    hold_node_upgrades: Flag = option(
+        True,
+        "No automatic minor or node upgrades until the version's end of support (NO_MINOR_OR_NODE_UPGRADES): an "
+        "upgrade would recreate the GPU nodes and reload the model; control plane patches still apply.",
+    )
+
+
 def _machine_type(value: str) -> str:
     if value not in GKE_MACHINES:
         raise rule("machine_type", f"must be a GPU machine of the catalog: {', '.join(GKE_MACHINES)}")
@@ -82,6 +96,7 @@ class GkeConfig(Group):
     )
     capacity: CapacityConfig = option(CapacityConfig(), "How the GPU nodes get their capacity.")
     release_channel: Literal["RAPID", "REGULAR", "STABLE"] = option("REGULAR", "Cluster release channel.")
+    maintenance: MaintenanceConfig = option(MaintenanceConfig(), "The cluster's maintenance window and exclusion.")
     model_source: Literal["bucket", "download"] = option(
         "bucket", "bucket: imported once into GCS, read through GCS FUSE; download: vLLM downloads at every start."
     )
@@ -113,6 +128,8 @@ class GkeSettings:
     node_count: int  # GPU nodes, one serving pod each
     capacity: Capacity
     release_channel: str
+    maintenance_window_start: str  # HH:MM UTC
+    hold_node_upgrades: bool  # a NO_MINOR_OR_NODE_UPGRADES exclusion until end of support
     hf_token: Optional[SecretStr]  # None: anonymous downloads (public models)
     model_source: str = "bucket"
     rdma: bool = False  # RoCE networking: gVNIC + RDMA VPCs, multi-networking, the gIB NCCL plugin

@@ -265,6 +265,8 @@ def _gke(
         node_count=nodes,
         capacity=capacity,
         release_channel=c.gke.release_channel,
+        maintenance_window_start=c.gke.maintenance.window_start,
+        hold_node_upgrades=c.gke.maintenance.hold_node_upgrades,
         hf_token=SecretStr(c.hf_token) if c.hf_token else None,
         model_source=c.gke.model_source,
         rdma=c.gke.rdma,

@@ -122,6 +122,8 @@ def build(settings: GkeTargetSettings) -> dict[str, object]:
             depends_on=apis,
             multi_networking=rdma is not None,
             control_plane_cidrs=gke.control_plane_cidrs,
+            maintenance_window_start=gke.maintenance_window_start,
+            hold_node_upgrades=gke.hold_node_upgrades,
         ),
         opts=in_project,
     )

@@ -212,3 +212,33 @@ def a_specific_reservation_is_named(candidate: Candidate, run) -> str | None:
     if any("/reservationBlocks/" in str(v) for v in values) and not inputs.get("nodeLocations"):
         return "a reservation block needs the pool's zone in node_locations"
     return None
+
+
+# --- Clusters ---------------------------------------------------------------------------------------------------
+CLUSTER = "gcp:container/cluster:Cluster"
+EXCLUSION_SCOPES = ("NO_UPGRADES", "NO_MINOR_UPGRADES", "NO_MINOR_OR_NODE_UPGRADES")
+
+
+@rule(
+    CLUSTER,
+    source='pulumi_gcp 10.2.0 container ClusterMaintenancePolicyMaintenanceExclusion: "Exactly one of `end_time` '
+    'and `exclusion_options.end_time_behavior` should be specified", scope "One of: NO_UPGRADES | '
+    'NO_MINOR_UPGRADES | NO_MINOR_OR_NODE_UPGRADES", end_time_behavior "One of: UNTIL_END_OF_SUPPORT"; up to '
+    "20 exclusions",
+)
+def maintenance_exclusions_are_well_formed(candidate: Candidate, run) -> str | None:
+    policy = _unwrap(candidate.inputs).get("maintenancePolicy") or {}
+    exclusions = policy.get("maintenanceExclusions") or []
+    if len(exclusions) > 20:
+        return f"{len(exclusions)} maintenance exclusions (at most 20)"
+    for exclusion in exclusions:
+        options = exclusion.get("exclusionOptions") or {}
+        behavior = options.get("endTimeBehavior")
+        name = exclusion.get("exclusionName")
+        if (exclusion.get("endTime") is None) == (behavior is None):
+            return f"maintenance exclusion {name}: exactly one of end_time and end_time_behavior"
+        if options and options.get("scope") not in EXCLUSION_SCOPES:
+            return f"maintenance exclusion {name}: scope {options.get('scope')} is not one of {EXCLUSION_SCOPES}"
+        if behavior is not None and behavior != "UNTIL_END_OF_SUPPORT":
+            return f"maintenance exclusion {name}: end_time_behavior {behavior} is not UNTIL_END_OF_SUPPORT"
+    return None

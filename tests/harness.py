@@ -57,6 +57,7 @@ class Resource:
     has_replacement_trigger: bool
     provider: str = ""  # "<provider urn>::<provider id>" when set explicitly or inherited
     delete_before_replace: bool = False
+    id: str = ""  # what the mock cloud answered (an input naming this resource by id holds it)
 
 
 @dataclass
@@ -347,6 +348,7 @@ class RecordingMonitor(mocks.MockMonitor):
                     has_replacement_trigger=request.HasField("replacement_trigger"),
                     provider=request.provider,
                     delete_before_replace=bool(request.deleteBeforeReplace),
+                    id=response.id,
                 )
             )
         return response

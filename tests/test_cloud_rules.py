@@ -244,3 +244,38 @@ def test_a_maintenance_exclusion_gke_would_refuse_is_refused(exclusion, refused)
 
     with pytest.raises(cloud_rules.CloudRefusal, match=refused):
         run_program(program)
+
+
+def test_the_lws_webhook_on_a_private_cluster_needs_a_firewall_rule_from_the_control_plane():
+    def program(with_rule: bool):
+        def body():
+            import pulumi
+            import pulumi_gcp as gcp
+            import pulumi_kubernetes as k8s
+
+            apis = [gcp.projects.Service(a, service=f"{a}.googleapis.com") for a in ("compute", "container")]
+            after = pulumi.ResourceOptions(depends_on=apis)
+            net = gcp.compute.Network("net", opts=after)
+            sub = gcp.compute.Subnetwork("sub", network=net.id, ip_cidr_range="10.0.0.0/20", opts=after)
+            gcp.container.Cluster(
+                "c",
+                network=net.id,
+                subnetwork=sub.id,
+                private_cluster_config={"enable_private_nodes": True},
+                opts=after,
+            )
+            if with_rule:
+                gcp.compute.Firewall(
+                    "webhooks",
+                    network=net.id,
+                    source_ranges=["10.0.0.0/20"],
+                    allows=[{"protocol": "tcp", "ports": ["9443"]}],
+                    opts=after,
+                )
+            k8s.helm.v3.Release("lws", chart="oci://registry.k8s.io/lws/charts/lws")
+
+        return body
+
+    with pytest.raises(cloud_rules.CloudRefusal, match=r"no firewall rule lets its control plane \(10\.0\.0\.0/20\)"):
+        run_program(program(with_rule=False))
+    assert run_program(program(with_rule=True)).refusals == []

@@ -634,3 +634,12 @@ def test_gpu_nodes_are_not_upgraded_on_their_own_and_maintenance_has_a_window(gk
     run = run_stack("gke", {"gke.maintenance.holdNodeUpgrades": False, "gke.maintenance.windowStart": "22:30"})
     policy = unwrap(run.one(CLUSTER).inputs)["maintenancePolicy"]
     assert policy == {"dailyMaintenanceWindow": {"startTime": "22:30"}}
+
+
+def test_a_copy_over_two_nodes_lets_the_control_plane_reach_the_lws_webhook(two_nodes, gke):
+    (rule,) = [unwrap(f.inputs) for f in two_nodes.of_type("gcp:compute/firewall:Firewall") if "webhooks" in f.name]
+    assert rule["direction"] == "INGRESS" and rule["allows"] == [{"protocol": "tcp", "ports": ["9443"]}]
+    assert rule["sourceRanges"] == ["10.0.0.0/20"]  # the node subnet: a PSC cluster's control plane
+    tags = {t for p in two_nodes.of_type(POOL) for t in unwrap(p.inputs)["nodeConfig"]["tags"]}
+    assert rule["targetTags"] == ["llm-gke-node"] and tags == {"llm-gke-node"}
+    assert not [f for f in gke.of_type("gcp:compute/firewall:Firewall") if "webhooks" in f.name]  # no LWS, no rule

@@ -53,6 +53,7 @@ class GpuNodePoolArgs:
     # additional_node_network_configs ({"network", "subnetwork"}), e.g. components.gcp.rdma's; empty: none
     additional_networks: Sequence[Mapping[str, pulumi.Input[str]]] = ()
     depends_on: Sequence[pulumi.Resource] = ()  # the enabled APIs (container): the pool waits for them
+    network_tags: Sequence[str] = ()  # e.g. GkeCluster.node_tag, so the cluster's firewall rules reach the nodes
 
 
 def reservation_affinity(capacity: Capacity) -> gcp.container.NodePoolNodeConfigReservationAffinityArgsDict:
@@ -91,6 +92,8 @@ def node_config(args: GpuNodePoolArgs) -> gcp.container.NodePoolNodeConfigArgsDi
         "oauth_scopes": ["https://www.googleapis.com/auth/cloud-platform"],
         "resource_labels": dict(args.labels),
     }
+    if args.network_tags:
+        config["tags"] = list(args.network_tags)
     if capacity.mode == SPOT:
         config["spot"] = True
     if capacity.mode == FLEX_START:

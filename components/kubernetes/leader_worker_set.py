@@ -14,6 +14,9 @@ import pulumi_kubernetes as k8s
 CHART = "oci://registry.k8s.io/lws/charts/lws"
 CHART_VERSION = "0.9.0"
 NAMESPACE = "lws-system"
+# The admission webhook's container port (kubernetes-sigs/lws@v0.9.0 charts/lws/templates/webhook/service.yaml:
+# port 443 -> targetPort 9443): the API server must reach it on the controller's pod.
+WEBHOOK_PORT = 9443
 
 
 class LeaderWorkerSetController(pulumi.ComponentResource):

@@ -37,6 +37,7 @@ from components.gcp.hf_model_import import HfModelImport, HfModelImportArgs
 from components.gcp.rdma import POD_ENV as RDMA_POD_ENV
 from components.gcp.rdma import POD_HOST_MOUNTS as RDMA_POD_HOST_MOUNTS
 from components.gcp.rdma import RdmaClusterObjects, RdmaNetworks, RdmaNetworksArgs, pod_network_annotations
+from components.kubernetes.leader_worker_set import WEBHOOK_PORT as LWS_WEBHOOK_PORT
 from components.kubernetes.leader_worker_set import LeaderWorkerSetController
 from components.kubernetes.serving_workload import ServiceExposure
 from core import sizing
@@ -122,6 +123,8 @@ def build(settings: GkeTargetSettings) -> dict[str, object]:
             depends_on=apis,
             multi_networking=rdma is not None,
             control_plane_cidrs=gke.control_plane_cidrs,
+            # A copy over several nodes installs LeaderWorkerSet, whose webhook the control plane must reach.
+            webhook_ports=(LWS_WEBHOOK_PORT,) if settings.placement.pods > 1 else (),
             maintenance_window_start=gke.maintenance_window_start,
             hold_node_upgrades=gke.hold_node_upgrades,
         ),
@@ -141,6 +144,7 @@ def build(settings: GkeTargetSettings) -> dict[str, object]:
             labels=labels,
             additional_networks=rdma.node_network_configs() if rdma is not None else (),
             depends_on=apis,
+            network_tags=(cluster.node_tag,),
         ),
         opts=in_project,
     )

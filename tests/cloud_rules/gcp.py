@@ -242,3 +242,67 @@ def maintenance_exclusions_are_well_formed(candidate: Candidate, run) -> str | N
         if behavior is not None and behavior != "UNTIL_END_OF_SUPPORT":
             return f"maintenance exclusion {name}: end_time_behavior {behavior} is not UNTIL_END_OF_SUPPORT"
     return None
+
+
+# --- Admission webhooks on private clusters ------------------------------------------------------------------
+# kubernetes-sigs/lws@v0.9.0 charts/lws/templates/webhook/service.yaml: the webhook Service maps 443 to the
+# controller's targetPort 9443. The API server calls it on the pod, and GKE's own "-master" rule opens only
+# "TCP: 443 ... and TCP: 10250", "for private clusters only" (GKE docs concepts/firewall-rules): a webhook on
+# another port times out ("failed calling webhook ... context deadline exceeded", open-telemetry-operator#100).
+# The control plane's source range: the master CIDR when one is set, else, for Private Service Connect clusters,
+# the cluster subnet's primary range (terraform-google-modules/terraform-google-kubernetes-engine@bb176b2
+# autogen/main/main.tf.tmpl, fix #2354).
+LWS_WEBHOOK_PORT = 9443
+FIREWALL = "gcp:compute/firewall:Firewall"
+
+
+def _opens_tcp(firewall: dict, port: int) -> bool:
+    for allow in firewall.get("allows") or []:
+        if str(allow.get("protocol")).lower() not in ("tcp", "all"):
+            continue
+        ports = allow.get("ports") or []
+        if not ports:
+            return True
+        for item in ports:
+            low, _, high = str(item).partition("-")
+            if int(low) <= port <= int(high or low):
+                return True
+    return False
+
+
+@run_rule(
+    source="GKE docs concepts/firewall-rules (private clusters: the control plane reaches nodes on 443 and 10250 "
+    "only); kubernetes-sigs/lws@v0.9.0 charts/lws webhook Service targetPort 9443; terraform-google-kubernetes-"
+    "engine autogen main.tf.tmpl (the control plane's range of a PSC cluster: the node subnet)"
+)
+def a_private_cluster_lets_its_control_plane_reach_the_lws_webhook(run) -> Iterable[str]:
+    releases = [r for r in run.resources if r.type == "kubernetes:helm.sh/v3:Release"]
+    if not any("lws" in str(_unwrap(r.inputs).get("chart", "")) for r in releases):
+        return
+    subnets = {r.id: _unwrap(r.inputs) for r in run.resources if r.type == "gcp:compute/subnetwork:Subnetwork"}
+    firewalls = [_unwrap(r.inputs) for r in run.resources if r.type == FIREWALL]
+    pools = [_unwrap(r.inputs) for r in run.resources if r.type == NODE_POOL]
+    for cluster in (r for r in run.resources if r.type == CLUSTER):
+        inputs = _unwrap(cluster.inputs)
+        private = inputs.get("privateClusterConfig") or {}
+        if not private.get("enablePrivateNodes"):
+            continue
+        source = private.get("masterIpv4CidrBlock")
+        if not source:
+            source = subnets.get(inputs.get("subnetwork"), {}).get("ipCidrRange")
+        tags = {t for p in pools for t in ((p.get("nodeConfig") or {}).get("tags") or [])}
+        allowed = [
+            f
+            for f in firewalls
+            if f.get("direction", "INGRESS") == "INGRESS"
+            and f.get("network") == inputs.get("network")
+            and _opens_tcp(f, LWS_WEBHOOK_PORT)
+            and source in (f.get("sourceRanges") or [])
+            and (not f.get("targetTags") or set(f["targetTags"]) & tags)
+        ]
+        if not allowed:
+            yield (
+                f"private cluster {cluster.name} runs the LeaderWorkerSet webhook on tcp:{LWS_WEBHOOK_PORT}, but no "
+                f"firewall rule lets its control plane ({source}) reach the nodes there: creating the "
+                "LeaderWorkerSet fails with 'failed calling webhook'"
+            )

@@ -279,3 +279,71 @@ def test_the_lws_webhook_on_a_private_cluster_needs_a_firewall_rule_from_the_con
     with pytest.raises(cloud_rules.CloudRefusal, match=r"no firewall rule lets its control plane \(10\.0\.0\.0/20\)"):
         run_program(program(with_rule=False))
     assert run_program(program(with_rule=True)).refusals == []
+
+
+def test_a_node_pool_created_before_its_service_account_holds_the_node_role_is_refused():
+    def program(wait: bool):
+        def body():
+            import pulumi
+            import pulumi_gcp as gcp
+
+            apis = [gcp.projects.Service(a, service=f"{a}.googleapis.com") for a in ("iam", "container")]
+            after = pulumi.ResourceOptions(depends_on=apis)
+            account = gcp.serviceaccount.Account("nodes", account_id="nodes", project="p-123456", opts=after)
+            role = gcp.projects.IAMMember(
+                "role",
+                project="p-123456",
+                role="roles/container.defaultNodeServiceAccount",
+                member=pulumi.Output.concat("serviceAccount:", account.email),
+            )
+            gcp.container.NodePool(
+                "gpu",
+                cluster="c",
+                node_count=1,
+                node_config={"machine_type": "g2-standard-8", "service_account": account.email},
+                opts=pulumi.ResourceOptions(depends_on=[*apis, *([role] if wait else [])]),
+            )
+
+        return body
+
+    with pytest.raises(cloud_rules.CloudRefusal, match=r"before it holds roles/container\.defaultNodeServiceAccount"):
+        run_program(program(wait=False))
+    assert run_program(program(wait=True)).refusals == []
+
+
+def test_a_pod_pulling_through_the_stacks_registry_before_the_nodes_may_read_it_is_refused():
+    def program(wait: bool):
+        def body():
+            import pulumi
+            import pulumi_gcp as gcp
+            import pulumi_kubernetes as k8s
+
+            api = gcp.projects.Service("ar", service="artifactregistry.googleapis.com")
+            repo = gcp.artifactregistry.Repository(
+                "repo",
+                repository_id="mirror",
+                location="us-central1",
+                format="DOCKER",
+                opts=pulumi.ResourceOptions(depends_on=[api]),
+            )
+            reader = gcp.artifactregistry.RepositoryIamMember(
+                "reader", repository=repo.name, role="roles/artifactregistry.reader", member="serviceAccount:n@p"
+            )
+            k8s.batch.v1.Job(
+                "job",
+                spec={
+                    "template": {
+                        "spec": {
+                            "restartPolicy": "Never",
+                            "containers": [{"name": "c", "image": "us-central1-docker.pkg.dev/p/mirror/vllm/x:1"}],
+                        }
+                    }
+                },
+                opts=pulumi.ResourceOptions(depends_on=[reader] if wait else [repo]),
+            )
+
+        return body
+
+    with pytest.raises(cloud_rules.CloudRefusal, match="before the nodes may read repository mirror"):
+        run_program(program(wait=False))
+    assert run_program(program(wait=True)).refusals == []

@@ -44,6 +44,7 @@ def proxied_image(image: str, project: str, region: str, repository_id: str) -> 
 
 class DockerHubMirror(pulumi.ComponentResource):
     repository: gcp.artifactregistry.Repository
+    reader: gcp.artifactregistry.RepositoryIamMember  # pods that pull through the repository wait for it
 
     def __init__(self, name: str, args: DockerHubMirrorArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("llm:gcp:DockerHubMirror", name, None, opts)
@@ -63,7 +64,7 @@ class DockerHubMirror(pulumi.ComponentResource):
             },
             opts=child,
         )
-        gcp.artifactregistry.RepositoryIamMember(
+        self.reader = gcp.artifactregistry.RepositoryIamMember(
             f"{name}-reader",
             project=args.project,
             location=args.region,

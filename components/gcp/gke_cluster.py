@@ -113,6 +113,7 @@ class GkeCluster(pulumi.ComponentResource):
     subnet: gcp.compute.Subnetwork
     nat: gcp.compute.RouterNat
     node_service_account: pulumi.Output[str]  # email
+    node_role: gcp.projects.IAMMember  # the account's node role: every node pool waits for it
     provider: k8s.Provider
     kubeconfig: pulumi.Output[str]
     node_tag: str
@@ -171,7 +172,7 @@ class GkeCluster(pulumi.ComponentResource):
             opts=after_apis,
         )
         self.node_service_account = account.email
-        node_role = gcp.projects.IAMMember(
+        node_role = self.node_role = gcp.projects.IAMMember(
             f"{name}-node-role",
             project=args.project,
             role=NODE_ROLE,

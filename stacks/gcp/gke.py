@@ -143,7 +143,8 @@ def build(settings: GkeTargetSettings) -> dict[str, object]:
             service_account=cluster.node_service_account,
             labels=labels,
             additional_networks=rdma.node_network_configs() if rdma is not None else (),
-            depends_on=apis,
+            # Nodes start with their service account's role, as the system pool's do.
+            depends_on=[*apis, cluster.node_role],
             network_tags=(cluster.node_tag,),
         ),
         opts=in_project,
@@ -202,7 +203,9 @@ def build(settings: GkeTargetSettings) -> dict[str, object]:
         automount_service_account_token=False,
         opts=pulumi.ResourceOptions(provider=cluster.provider),
     )
-    ready = [store.binding, model_account, pool.pool, mirror.repository]
+    # What the pods need before they start: their identity and its bucket grant, and the nodes' grant to pull the
+    # image through the repository (which the grant itself waits for).
+    ready = [store.binding, model_account, pool.pool, mirror.reader]
     api_key = ApiKey(f"{settings.name}-api-key", settings.api_key)
 
     importer, download, model_volume = _model_source(settings, ns, store, image, ready, cluster.provider, in_cluster)

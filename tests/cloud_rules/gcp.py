@@ -306,3 +306,72 @@ def a_private_cluster_lets_its_control_plane_reach_the_lws_webhook(run) -> Itera
                 f"firewall rule lets its control plane ({source}) reach the nodes there: creating the "
                 "LeaderWorkerSet fails with 'failed calling webhook'"
             )
+
+
+# --- IAM before use ------------------------------------------------------------------------------------------
+NODE_ROLE = "roles/container.defaultNodeServiceAccount"
+AR_READER = "roles/artifactregistry.reader"
+POD_OWNERS = ("kubernetes:apps/v1:Deployment", "kubernetes:batch/v1:Job", "kubernetes:apps/v1:DaemonSet")
+
+
+@run_rule(
+    source='GKE docs "Configure node service accounts": "At a minimum, these node service accounts must have the '
+    'Kubernetes Engine Default Node Service Account (roles/container.defaultNodeServiceAccount) role" (audit gke.md '
+    "m7: a pool created before the binding starts nodes that cannot write logs and metrics or register cleanly)"
+)
+def node_pools_wait_for_their_service_accounts_role(run) -> Iterable[str]:
+    bindings = {
+        r.urn: _unwrap(r.inputs)
+        for r in run.resources
+        if r.type == "gcp:projects/iAMMember:IAMMember" and _unwrap(r.inputs).get("role") == NODE_ROLE
+    }
+    for pool in (r for r in run.resources if r.type == NODE_POOL):
+        account = (_unwrap(pool.inputs).get("nodeConfig") or {}).get("serviceAccount")
+        if not known(account) or not account:
+            continue
+        before = transitive_dependencies(run, pool.urn)
+        if not any(urn in before and b.get("member") == f"serviceAccount:{account}" for urn, b in bindings.items()):
+            yield f"node pool {pool.name} runs as {account} before it holds {NODE_ROLE}"
+
+
+def _images(obj) -> list[str]:
+    """Every container image inside a (manifest-shaped) value."""
+    found = []
+    if isinstance(obj, dict):
+        if isinstance(obj.get("image"), str):
+            found.append(obj["image"])
+        for value in obj.values():
+            found += _images(value)
+    elif isinstance(obj, list):
+        for value in obj:
+            found += _images(value)
+    return found
+
+
+@run_rule(
+    source="Artifact Registry access control (cloud.google.com/artifact-registry/docs/access-control): pulling an "
+    "image needs roles/artifactregistry.reader; GKE nodes pull with the node service account (audit gke.md m7: a pod "
+    "created before the grant retries its pull in ImagePullBackOff for minutes)"
+)
+def pods_pulling_from_artifact_registry_wait_for_the_reader_grant(run) -> Iterable[str]:
+    grants = {
+        r.urn: _unwrap(r.inputs)
+        for r in run.resources
+        if r.type == "gcp:artifactregistry/repositoryIamMember:RepositoryIamMember"
+        and _unwrap(r.inputs).get("role") == AR_READER
+    }
+    # Repositories of this run (others, such as Google's public gce-ai-infra images, are not this project's to grant).
+    ours = {
+        _unwrap(r.inputs).get("repositoryId")
+        for r in run.resources
+        if r.type == "gcp:artifactregistry/repository:Repository"
+    }
+    for owner in (r for r in run.resources if r.type in POD_OWNERS or r.type.startswith("kubernetes:leaderworkerset")):
+        for image in _images(_unwrap(owner.inputs)):
+            host, _, path = image.partition("/")
+            repository = path.split("/")[1] if path.count("/") >= 2 else ""
+            if not host.endswith("-docker.pkg.dev") or repository not in ours:
+                continue
+            before = transitive_dependencies(run, owner.urn)
+            if not any(urn in before and g.get("repository") == repository for urn, g in grants.items()):
+                yield f"{owner.type} {owner.name} pulls {image} before the nodes may read repository {repository}"

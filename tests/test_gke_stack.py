@@ -643,3 +643,25 @@ def test_a_copy_over_two_nodes_lets_the_control_plane_reach_the_lws_webhook(two_
     tags = {t for p in two_nodes.of_type(POOL) for t in unwrap(p.inputs)["nodeConfig"]["tags"]}
     assert rule["targetTags"] == ["llm-gke-node"] and tags == {"llm-gke-node"}
     assert not [f for f in gke.of_type("gcp:compute/firewall:Firewall") if "webhooks" in f.name]  # no LWS, no rule
+
+
+def test_the_import_runs_on_the_system_pool_without_waiting_for_the_gpu_nodes(gke):
+    from cloud_rules.gcp import transitive_dependencies
+
+    job = next(r for r in gke.of_type("kubernetes:batch/v1:Job") if "import" in r.name)
+    pod = gke.kubernetes_object("Job", job.name)["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"llm/pool": "system"} and "tolerations" not in pod
+    gpu_pool = next(p for p in gke.of_type(POOL) if "gpu" in p.name)
+    assert gpu_pool.urn not in transitive_dependencies(gke, job.urn)
+    system = next(unwrap(p.inputs) for p in gke.of_type(POOL) if "system" in p.name)
+    assert system["nodeConfig"]["diskSizeGb"] == 200 and system["nodeConfig"]["labels"] == {"llm/pool": "system"}
+
+
+def test_the_import_keeps_no_xet_chunk_cache_and_its_scratch_holds_what_hf_xet_keeps(gke):
+    job = next(o for o in gke.kubernetes_objects() if o["kind"] == "Job" and "import" in o["metadata"]["name"])
+    pod = job["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert env["HF_XET_CHUNK_CACHE_SIZE_BYTES"] == "0" and env["HF_XET_CACHE"] == "/scratch/xet"
+    assert env["HOME"] == "/scratch"
+    scratch = next(v for v in pod["volumes"] if v["name"] == "scratch")
+    assert scratch == {"name": "scratch", "emptyDir": {"sizeLimit": "20Gi"}}

@@ -31,7 +31,7 @@ from components.gcp.gcs_model_store import (
     gcsfuse_pod_transformation,
     gcsfuse_volume,
 )
-from components.gcp.gke_cluster import GkeCluster, GkeClusterArgs
+from components.gcp.gke_cluster import SYSTEM_POOL_LABEL, GkeCluster, GkeClusterArgs
 from components.gcp.gpu_node_pool import GPU_TOLERATION, POOL_LABEL, GpuNodePool, GpuNodePoolArgs
 from components.gcp.hf_model_import import HfModelImport, HfModelImportArgs
 from components.gcp.rdma import POD_ENV as RDMA_POD_ENV
@@ -204,8 +204,9 @@ def build(settings: GkeTargetSettings) -> dict[str, object]:
         opts=pulumi.ResourceOptions(provider=cluster.provider),
     )
     # What the pods need before they start: their identity and its bucket grant, and the nodes' grant to pull the
-    # image through the repository (which the grant itself waits for).
-    ready = [store.binding, model_account, pool.pool, mirror.reader]
+    # image through the repository (which the grant itself waits for). The import runs on the system pool (which
+    # the cluster's provider waits for), so it starts while the GPU nodes come up.
+    ready = [store.binding, model_account, mirror.reader]
     api_key = ApiKey(f"{settings.name}-api-key", settings.api_key)
 
     importer, download, model_volume = _model_source(settings, ns, store, image, ready, cluster.provider, in_cluster)
@@ -224,7 +225,7 @@ def build(settings: GkeTargetSettings) -> dict[str, object]:
         importer,
         api_key.value,
         in_cluster,
-        serving_depends_on=[*ready, *serving_needs],
+        serving_depends_on=[*ready, pool.pool, *serving_needs],
         download=download,
     )
     outputs.update(
@@ -279,8 +280,8 @@ def _model_source(
             image=image,
             timeout_minutes=serving.import_timeout_minutes(settings),
             token_secret=token_secret,
-            tolerations=[GPU_TOLERATION],
-            node_selector=POOL_LABEL,
+            # A CPU node: the GPUs would idle for the hours of a 700 GB download (audit gke.md m9).
+            node_selector=SYSTEM_POOL_LABEL,
             depends_on=ready,
         ),
         opts=opts,

@@ -58,6 +58,7 @@ class Resource:
     provider: str = ""  # "<provider urn>::<provider id>" when set explicitly or inherited
     delete_before_replace: bool = False
     id: str = ""  # what the mock cloud answered (an input naming this resource by id holds it)
+    deleted_with: str = ""  # URN: destroy skips this resource's delete when that one is deleted too
 
 
 @dataclass
@@ -349,6 +350,7 @@ class RecordingMonitor(mocks.MockMonitor):
                     provider=request.provider,
                     delete_before_replace=bool(request.deleteBeforeReplace),
                     id=response.id,
+                    deleted_with=request.deletedWith,
                 )
             )
         return response

@@ -665,3 +665,28 @@ def test_the_import_keeps_no_xet_chunk_cache_and_its_scratch_holds_what_hf_xet_k
     assert env["HOME"] == "/scratch"
     scratch = next(v for v in pod["volumes"] if v["name"] == "scratch")
     assert scratch == {"name": "scratch", "emptyDir": {"sizeLimit": "20Gi"}}
+
+
+def test_a_destroy_that_cannot_reach_the_api_server_still_deletes_the_gpu_pool():
+    """Kubernetes objects are skipped on destroy when the cluster goes too (deleted_with), except the
+    LoadBalancer Services, whose cloud load balancers GKE removes only when the Service is deleted; and
+    nothing deleted through the API depends on the GPU pool, so an unreachable API server cannot keep the
+    pool (and its bill) alive."""
+    from cloud_rules.gcp import transitive_dependencies
+
+    for run in (
+        run_stack("gke"),
+        run_stack("gke", {"gke.rdma": True, "placement.podsPerReplica": 2, "gpuNodes.min": 2}),
+    ):
+        cluster = run.one(CLUSTER)
+        gpu_pool = next(p for p in run.of_type(POOL) if "gpu" in p.name)
+        through_the_api = []
+        for r in run.resources:
+            if not r.type.startswith("kubernetes:"):
+                continue
+            inputs = unwrap(r.inputs)
+            balancer = r.type == "kubernetes:core/v1:Service" and inputs["spec"].get("type") == "LoadBalancer"
+            assert r.deleted_with == ("" if balancer else cluster.urn), r.name
+            if not r.deleted_with:
+                through_the_api.append(r)
+        assert through_the_api and all(gpu_pool.urn not in transitive_dependencies(run, r.urn) for r in through_the_api)

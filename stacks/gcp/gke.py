@@ -165,20 +165,21 @@ def build(settings: GkeTargetSettings) -> dict[str, object]:
     settings = dataclasses.replace(settings, engine=dataclasses.replace(settings.engine, image=image))
 
     # Every pod template with a GCS FUSE volume gets the sidecar annotations (components.gcp.gcs_model_store).
-    in_cluster = pulumi.ResourceOptions(provider=cluster.provider, transformations=[gcsfuse_pod_transformation])
+    # Every Kubernetes object of the stack: through the cluster's provider, with the GCS FUSE sidecar where a pod
+    # mounts the bucket, and deleted with the cluster (below).
+    in_cluster = pulumi.ResourceOptions(
+        provider=cluster.provider,
+        transformations=[gcsfuse_pod_transformation, _deleted_with(cluster.cluster)],
+    )
     namespace = k8s.core.v1.Namespace(
         f"{settings.name}-namespace",
         metadata={"name": settings.workload.namespace, "labels": {"app.kubernetes.io/managed-by": "pulumi"}},
-        opts=pulumi.ResourceOptions(provider=cluster.provider),
+        opts=in_cluster,
     )
     ns = namespace.metadata["name"]
     serving_needs: list[pulumi.Resource] = []  # the RDMA network objects, the LWS controller
     if rdma is not None:
-        serving_needs.append(
-            RdmaClusterObjects(
-                f"{settings.name}-rdma", rdma, opts=pulumi.ResourceOptions(provider=cluster.provider, depends_on=[pool])
-            )
-        )
+        serving_needs.append(RdmaClusterObjects(f"{settings.name}-rdma", rdma, opts=in_cluster))
     store = GcsModelStore(
         f"{settings.name}-models",
         GcsModelStoreArgs(
@@ -201,7 +202,7 @@ def build(settings: GkeTargetSettings) -> dict[str, object]:
         f"{settings.name}-model-account",
         metadata={"name": MODEL_SERVICE_ACCOUNT, "namespace": ns, "labels": {"app.kubernetes.io/managed-by": "pulumi"}},
         automount_service_account_token=False,
-        opts=pulumi.ResourceOptions(provider=cluster.provider),
+        opts=in_cluster,
     )
     # What the pods need before they start: their identity and its bucket grant, and the nodes' grant to pull the
     # image through the repository (which the grant itself waits for). The import runs on the system pool (which
@@ -209,7 +210,7 @@ def build(settings: GkeTargetSettings) -> dict[str, object]:
     ready = [store.binding, model_account, mirror.reader]
     api_key = ApiKey(f"{settings.name}-api-key", settings.api_key)
 
-    importer, download, model_volume = _model_source(settings, ns, store, image, ready, cluster.provider, in_cluster)
+    importer, download, model_volume = _model_source(settings, ns, store, image, ready, in_cluster)
     multi_node = settings.placement.pods > 1  # only with RDMA (core.config.parse)
     if multi_node:
         serving_needs.append(LeaderWorkerSetController(f"{settings.name}-lws", opts=in_cluster))
@@ -225,7 +226,10 @@ def build(settings: GkeTargetSettings) -> dict[str, object]:
         importer,
         api_key.value,
         in_cluster,
-        serving_depends_on=[*ready, pool.pool, *serving_needs],
+        # Not the GPU pool: the serving pods wait in Pending for their node (the rollout wait allows for it), and
+        # nothing deleted through the Kubernetes API may depend on the pool, or a destroy that cannot reach the
+        # API server would never get to delete the GPU nodes (audit gke.md M5).
+        serving_depends_on=[*ready, *serving_needs],
         download=download,
     )
     outputs.update(
@@ -235,6 +239,7 @@ def build(settings: GkeTargetSettings) -> dict[str, object]:
             "zone": gke.zone,
             "costEstimate": gke_cost.gke_estimate(settings),
             "clusterName": cluster.cluster.name,
+            "gpuNodePool": pool.pool.name,  # README "Destroy": what to delete by hand if the API cannot be reached
             "modelBucket": store.bucket,
             "benchmarkResults": pulumi.Output.concat("gs://", store.bucket, f"/{RESULTS_DIR}/"),
             "imageRepository": mirror.repository.name,
@@ -257,11 +262,10 @@ def _model_source(
     store: GcsModelStore,
     image: str,
     ready: list[pulumi.Resource],
-    provider: k8s.Provider,
     opts: pulumi.ResourceOptions,
 ) -> tuple[Optional[HfModelImport], Optional[serving.HubDownload], dict]:
     """The import Job into the bucket and its GCS FUSE volume, or (download mode) local SSD scratch space."""
-    token_secret = _hf_token_secret(settings, ns, provider)
+    token_secret = _hf_token_secret(settings, ns, opts)
     revision = _hf_revision(settings.model_revision)
     if settings.gke.model_source == "download":
         # The reference's mode: no import, vLLM downloads from Hugging Face into local SSD at every start.
@@ -389,7 +393,7 @@ def _first_line(error: Exception) -> str:
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
-def _hf_token_secret(settings: GkeTargetSettings, ns, provider: k8s.Provider):
+def _hf_token_secret(settings: GkeTargetSettings, ns, opts: pulumi.ResourceOptions):
     """The Hugging Face token as a Kubernetes Secret (from the Pulumi secret); None without a token."""
     if settings.gke.hf_token is None:
         return None
@@ -398,9 +402,29 @@ def _hf_token_secret(settings: GkeTargetSettings, ns, provider: k8s.Provider):
         metadata={"name": "hf-token", "namespace": ns},
         type="Opaque",
         string_data={"HF_TOKEN": pulumi.Output.secret(settings.gke.hf_token.reveal())},
-        opts=pulumi.ResourceOptions(provider=provider),
+        opts=opts,
     )
     return secret.metadata["name"]
+
+
+def _deleted_with(cluster: gcp.container.Cluster):
+    """A transformation: `pulumi destroy` skips the Kubernetes API for objects the cluster's deletion removes anyway
+    (Pulumi's deleted_with), so an unreachable API server (no gke-gcloud-auth-plugin, cluster.apiCidrs no longer
+    covering the operator) cannot hold them, and the pools and cluster behind them, in place. Except LoadBalancer
+    Services: GKE deletes their forwarding rules and firewall rules when the Service goes, not with the cluster.
+    The Helm release of LeaderWorkerSet included, whose delete ignores the provider's delete_unreachable."""
+
+    def transform(args: pulumi.ResourceTransformationArgs) -> Optional[pulumi.ResourceTransformationResult]:
+        if not args.type_.startswith("kubernetes:") or args.type_.startswith("pulumi:providers:"):
+            return None
+        spec = args.props.get("spec")
+        if args.type_ == "kubernetes:core/v1:Service" and isinstance(spec, dict) and spec.get("type") == "LoadBalancer":
+            return None
+        return pulumi.ResourceTransformationResult(
+            args.props, pulumi.ResourceOptions.merge(args.opts, pulumi.ResourceOptions(deleted_with=cluster))
+        )
+
+    return transform
 
 
 def _hf_revision(revision: str) -> str:

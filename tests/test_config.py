@@ -551,6 +551,7 @@ BAD_INPUTS = [
     ("gke", {"placement.podsPerReplica": 2}, "placement.podsPerReplica", "needs RDMA"),
     ("gke", {"placement.podsPerReplica": 2, "gke.rdma": True}, "gpuNodes.min", "at least 2"),
     ("gke", {"cluster.apiCidrs": ["203.0.113.7/24"]}, "cluster.apiCidrs[0]", "has host bits set"),
+    ("gke", {"cluster.apiCidrs": []}, "cluster.apiCidrs", "gke needs the networks that may reach the cluster's"),
     (
         "gke",
         {"placement.podsPerReplica": 2, "gke.rdma": True, "gpuNodes.min": 2, "gke.modelSource": "download"},

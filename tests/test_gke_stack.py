@@ -166,8 +166,9 @@ def test_nodes_are_private_and_leave_through_cloud_nat_before_anything_runs_on_t
     assert nat_resource.urn in system.dependencies
 
 
-def test_the_control_plane_is_open_to_listed_networks_only_when_some_are_given(gke):
-    assert "masterAuthorizedNetworksConfig" not in unwrap(gke.one(CLUSTER).inputs)
+def test_the_control_plane_answers_the_listed_networks_only(gke):
+    example = unwrap(gke.one(CLUSTER).inputs)["masterAuthorizedNetworksConfig"]
+    assert [b["cidrBlock"] for b in example["cidrBlocks"]] == ["203.0.113.0/24"]
     run = run_stack("gke", {"cluster.apiCidrs": ["203.0.113.0/24", "198.51.100.7/32"]})
     config = unwrap(run.one(CLUSTER).inputs)["masterAuthorizedNetworksConfig"]
     assert [b["cidrBlock"] for b in config["cidrBlocks"]] == ["203.0.113.0/24", "198.51.100.7/32"]

@@ -45,7 +45,8 @@ class GkeClusterArgs:
     # Dataplane V2 with multi-networking: node pools can attach additional (RDMA) networks. Changing it
     # recreates the cluster, so it is only set when asked.
     multi_networking: bool = False
-    # Who may reach the control plane's public endpoint (master authorized networks); empty: anyone, with IAM.
+    # Who may reach the control plane's public endpoint (master authorized networks); empty: anyone, with IAM
+    # (core.config requires some on gke).
     control_plane_cidrs: Sequence[str] = ()
     # Admission webhook ports the control plane must reach on the nodes (e.g. LeaderWorkerSet's 9443); GKE's
     # firewall opens only 443 and 10250 to it on private clusters.

@@ -254,6 +254,16 @@ def _gke(
             f"downloads on every node of a copy; a copy over {pods} nodes reads the weights from the bucket",
             problems.set_command("gke.modelSource", "bucket"),
         )
+    if not c.cluster.api_cidrs:
+        # Private by default: the control plane's public endpoint answers only the listed networks (master
+        # authorized networks). Pulumi talks to it, so it cannot be private-only from outside the VPC.
+        problems.add(
+            "cluster.apiCidrs",
+            None,
+            "gke needs the networks that may reach the cluster's control plane (where pulumi and kubectl run, CI "
+            "included); 0.0.0.0/0 opens it to any address, guarded by IAM only",
+            problems.set_command("cluster.apiCidrs", ["<your public address>/32"]),
+        )
     capacity = resolve_capacity(c.gke.capacity, project, problems)
     if machine is None:
         return None  # placement reported why

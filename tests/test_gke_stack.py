@@ -199,36 +199,48 @@ def test_a_bucket_not_retained_is_emptied_and_deleted():
 def test_a_kept_bucket_is_adopted_by_name_without_creating_or_deleting_it():
     run = run_stack("gke", {"modelStore.bucket": "llm-gke-models-kept", "modelStore.adopt": True})
     assert run.of_type(BUCKET) == []
-    binding = unwrap(run.one("gcp:storage/bucketIAMMember:BucketIAMMember").inputs)
-    assert binding["bucket"] == "llm-gke-models-kept" and binding["member"].endswith("/ns/llm/sa/llm-models")
+    bindings = [unwrap(b.inputs) for b in run.of_type("gcp:storage/bucketIAMMember:BucketIAMMember")]
+    assert {b["bucket"] for b in bindings} == {"llm-gke-models-kept"}
+    assert {b["member"].rsplit("/sa/", 1)[1] for b in bindings} == {"llm-models", "llm-models-writer"}
     assert run.outputs["modelBucket"] == "llm-gke-models-kept"
     pod = serving_pod(run)
     model = next(v for v in pod["spec"]["volumes"] if v["name"] == "model")
     assert model["csi"]["volumeAttributes"]["bucketName"] == "llm-gke-models-kept"
 
 
-def test_only_the_dedicated_service_account_may_use_the_bucket_and_every_bucket_pod_runs_as_it(gke):
-    binding = unwrap(gke.one("gcp:storage/bucketIAMMember:BucketIAMMember").inputs)
-    assert binding["role"] == "roles/storage.objectAdmin"
-    assert binding["member"] == (
+def test_serving_only_reads_the_bucket_and_only_the_import_and_benchmark_write_it(gke):
+    principal = (
         f"principal://iam.googleapis.com/projects/{GCP_PROJECT_NUMBER}/locations/global/"
-        "workloadIdentityPools/my-gcp-project.svc.id.goog/subject/ns/llm/sa/llm-models"
+        "workloadIdentityPools/my-gcp-project.svc.id.goog/subject/ns/llm/sa/"
     )
-    account = gke.kubernetes_object("ServiceAccount", "llm-models")
-    assert account["metadata"]["namespace"] == "llm" and account["automountServiceAccountToken"] is False
+    roles = {
+        unwrap(b.inputs)["member"]: unwrap(b.inputs)["role"]
+        for b in gke.of_type("gcp:storage/bucketIAMMember:BucketIAMMember")
+    }
+    assert roles == {
+        principal + "llm-models": "roles/storage.objectViewer",
+        principal + "llm-models-writer": "roles/storage.objectUser",
+    }
+    for name in ("llm-models", "llm-models-writer"):
+        account = gke.kubernetes_object("ServiceAccount", name)
+        assert account["metadata"]["namespace"] == "llm" and account["automountServiceAccountToken"] is False
     templates = {
         o["metadata"]["name"]: o["spec"]["template"]
         for o in gke.kubernetes_objects()
         if o["kind"] in ("Deployment", "Job")
     }
-    assert len(templates) == 3  # serving, import, benchmark: all mount the bucket
-    for name, template in templates.items():
-        assert template["spec"]["serviceAccountName"] == "llm-models", name
-        assert template["spec"]["automountServiceAccountToken"] is False, name
-    # The pods wait for their identity: serving and the import depend on the account.
-    account_urn = gke.one("kubernetes:core/v1:ServiceAccount").urn
+    accounts = {name: t["spec"]["serviceAccountName"] for name, t in templates.items()}
+    assert accounts == {
+        "llm": "llm-models",
+        "llm-gke-import": "llm-models-writer",
+        "llm-gke-benchmark": "llm-models-writer",
+    }
+    assert all(t["spec"]["automountServiceAccountToken"] is False for t in templates.values())
+    # The pods wait for their identities: serving and the import depend on the accounts.
+    account_urns = {a.urn for a in gke.of_type("kubernetes:core/v1:ServiceAccount")}
     importer = next(j for j in gke.of_type("kubernetes:batch/v1:Job") if "import" in j.name)
-    assert account_urn in importer.dependencies and account_urn in gke.one("kubernetes:apps/v1:Deployment").dependencies
+    assert account_urns <= set(importer.dependencies)
+    assert account_urns <= set(gke.one("kubernetes:apps/v1:Deployment").dependencies)
 
 
 def test_pods_without_a_bucket_volume_keep_the_default_service_account(rdma):

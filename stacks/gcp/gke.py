@@ -24,6 +24,7 @@ from components.api_key import ApiKey
 from components.gcp.docker_hub_mirror import DockerHubMirror, DockerHubMirrorArgs, proxied_image
 from components.gcp.gcs_model_store import (
     MODEL_SERVICE_ACCOUNT,
+    MODEL_WRITER_ACCOUNT,
     MODELS_DIR,
     RESULTS_DIR,
     GcsModelStore,
@@ -197,17 +198,21 @@ def build(settings: GkeTargetSettings) -> dict[str, object]:
         ),
         opts=in_project,
     )
-    # The identity of the pods that mount the bucket (the transformation sets it on them); no API token.
-    model_account = k8s.core.v1.ServiceAccount(
-        f"{settings.name}-model-account",
-        metadata={"name": MODEL_SERVICE_ACCOUNT, "namespace": ns, "labels": {"app.kubernetes.io/managed-by": "pulumi"}},
-        automount_service_account_token=False,
-        opts=in_cluster,
-    )
+    # The identities of the pods that mount the bucket, reading or writing (the transformation sets them on the
+    # pods); no API token.
+    model_accounts = [
+        k8s.core.v1.ServiceAccount(
+            f"{settings.name}-{resource}",
+            metadata={"name": account, "namespace": ns, "labels": {"app.kubernetes.io/managed-by": "pulumi"}},
+            automount_service_account_token=False,
+            opts=in_cluster,
+        )
+        for resource, account in (("model-account", MODEL_SERVICE_ACCOUNT), ("model-writer", MODEL_WRITER_ACCOUNT))
+    ]
     # What the pods need before they start: their identity and its bucket grant, and the nodes' grant to pull the
     # image through the repository (which the grant itself waits for). The import runs on the system pool (which
     # the cluster's provider waits for), so it starts while the GPU nodes come up.
-    ready = [store.binding, model_account, mirror.reader]
+    ready = [store.reader_binding, store.writer_binding, *model_accounts, mirror.reader]
     api_key = ApiKey(f"{settings.name}-api-key", settings.api_key)
 
     importer, download, model_volume = _model_source(settings, ns, store, image, ready, in_cluster)

@@ -431,7 +431,7 @@ def test_the_private_api_is_an_internal_load_balancer_and_the_public_one_is_not_
     }
     assert set(balancers) == {"llm-private", "llm-public"}
     assert balancers["llm-private"]["metadata"]["annotations"]["networking.gke.io/load-balancer-type"] == "Internal"
-    assert "networking.gke.io/load-balancer-type" not in (balancers["llm-public"]["metadata"].get("annotations") or {})
+    assert "networking.gke.io/load-balancer-type" not in balancers["llm-public"]["metadata"]["annotations"]
     assert run.outputs["privateApiUrl"] != run.outputs["publicApiUrl"]
 
 
@@ -703,3 +703,18 @@ def test_a_destroy_that_cannot_reach_the_api_server_still_deletes_the_gpu_pool()
             if not r.deleted_with:
                 through_the_api.append(r)
         assert through_the_api and all(gpu_pool.urn not in transitive_dependencies(run, r.urn) for r in through_the_api)
+
+
+def test_both_pools_boot_with_secure_boot_and_integrity_monitoring(gke):
+    for pool in gke.of_type(POOL):
+        shielded = unwrap(pool.inputs)["nodeConfig"]["shieldedInstanceConfig"]
+        assert shielded == {"enableSecureBoot": True, "enableIntegrityMonitoring": True}, pool.name
+
+
+def test_the_public_load_balancer_is_backend_service_based_and_the_bucket_keeps_no_soft_deleted_objects():
+    run = run_stack("gke", {"access.public": True, "access.allowedCidrs": ["198.51.100.0/24"]})
+    public = run.kubernetes_object("Service", "llm-public")
+    assert public["metadata"]["annotations"] == {"cloud.google.com/l4-rbs": "enabled"}
+    private = run.kubernetes_object("Service", "llm-private")
+    assert "cloud.google.com/l4-rbs" not in private["metadata"]["annotations"]  # internal: no target pools anyway
+    assert unwrap(run.one(BUCKET).inputs)["softDeletePolicy"] == {"retentionDurationSeconds": 0}

@@ -116,6 +116,10 @@ class GcsModelStore(pulumi.ComponentResource):
             public_access_prevention="enforced",
             # A retained bucket keeps its weights; otherwise destroy empties it instead of failing on objects.
             force_destroy=not args.retain,
+            # No soft delete: by default deleted and overwritten objects stay, billed, for 7 days (pulumi_gcp:
+            # "To disable the soft delete policy on a bucket, This field must be set to 0"), which would bill
+            # ~700 GB for a week after a destroy or a re-import. The weights can be downloaded again.
+            soft_delete_policy={"retention_duration_seconds": 0},
             labels=dict(args.labels),
             opts=pulumi.ResourceOptions(parent=self, retain_on_delete=args.retain, depends_on=list(args.depends_on)),
         )

@@ -249,6 +249,7 @@ class GkeCluster(pulumi.ComponentResource):
                 "service_account": account.email,
                 "oauth_scopes": ["https://www.googleapis.com/auth/cloud-platform"],
                 "workload_metadata_config": {"mode": "GKE_METADATA"},
+                "shielded_instance_config": {"enable_secure_boot": True, "enable_integrity_monitoring": True},
                 "labels": dict(SYSTEM_POOL_LABEL),
                 "disk_size_gb": SYSTEM_DISK_GB,
                 "disk_type": "pd-balanced",

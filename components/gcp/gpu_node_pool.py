@@ -36,6 +36,13 @@ GPU_TAINT: gcp.container.NodePoolNodeConfigTaintArgsDict = {
 }
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Equal", "value": "present", "effect": "NoSchedule"}
 POOL_LABEL = {"llm/pool": "gpu"}
+# Secure boot with integrity monitoring, as cluster-toolkit's gke-node-pool module sets by default (also for its A4
+# blueprint and daily A4 test): COS with GKE-installed drivers loads only signed modules ("Keep enabled unless custom
+# kernel modules need to be loaded").
+SHIELDED: gcp.container.NodePoolNodeConfigShieldedInstanceConfigArgsDict = {
+    "enable_secure_boot": True,
+    "enable_integrity_monitoring": True,
+}
 RESERVATION_KEY = "compute.googleapis.com/reservation-name"
 
 
@@ -85,6 +92,7 @@ def node_config(args: GpuNodePoolArgs) -> gcp.container.NodePoolNodeConfigArgsDi
         # cluster-toolkit leaves disk_type unset for A4 too).
         "ephemeral_storage_local_ssd_config": {"local_ssd_count": machine.local_ssds},
         "workload_metadata_config": {"mode": "GKE_METADATA"},
+        "shielded_instance_config": SHIELDED,
         "taints": [GPU_TAINT],
         "labels": dict(POOL_LABEL),
         "reservation_affinity": reservation_affinity(capacity),

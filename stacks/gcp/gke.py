@@ -73,6 +73,7 @@ ENGINE_ENV = {"VLLM_WORKER_MULTIPROC_METHOD": "spawn"}
 # Unverified: that the pinned vllm-openai image ships the hf_transfer package (the reference's v0.9.0 does).
 DOWNLOAD_ENV = {"HF_HUB_ENABLE_HF_TRANSFER": "1"}
 INTERNAL_LB = "networking.gke.io/load-balancer-type"
+BACKEND_SERVICE_LB = "cloud.google.com/l4-rbs"
 
 
 def build(settings: GkeTargetSettings) -> dict[str, object]:
@@ -313,7 +314,14 @@ def _platform(settings: GkeTargetSettings, multi_node: bool) -> serving.Platform
         # A VPC address for clients in the network, as acs's intranet load balancer gives (GKE internal
         # passthrough Network Load Balancer); the public one only with access.public.
         private_service=ServiceExposure(annotations={INTERNAL_LB: "Internal"}),
-        public_service=ServiceExposure(source_ranges=settings.access.allowed_cidrs) if settings.access.public else None,
+        # The public one as a backend service-based external passthrough Network Load Balancer: without the
+        # annotation GKE builds a target pool-based one, which its Service page calls no longer recommended
+        # (GKE how-to external-svc-lb-rbs: needs GKE >= 1.25.5 and the HttpLoadBalancing add-on, on by default).
+        public_service=(
+            ServiceExposure(annotations={BACKEND_SERVICE_LB: "enabled"}, source_ranges=settings.access.allowed_cidrs)
+            if settings.access.public
+            else None
+        ),
     )
 
 

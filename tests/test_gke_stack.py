@@ -23,6 +23,7 @@ POOL = "gcp:container/nodePool:NodePool"
 BUCKET = "gcp:storage/bucket:Bucket"
 HF_TOKEN = "hf_MOCKTOKEN0123456789abcdefghij"
 GCSFUSE = "gcsfuse.csi.storage.gke.io"
+PODMONITORING = "monitoring.googleapis.com/v1/PodMonitoring"
 
 
 @pytest.fixture(scope="module")
@@ -338,8 +339,8 @@ def test_kubernetes_provider_uses_the_exec_plugin_and_every_object_goes_through_
 
 
 def test_plain_kubernetes_objects_validate(gke, with_token):
-    assert validate_kubernetes(gke) == []
-    assert validate_kubernetes(with_token) == []
+    assert validate_kubernetes(gke) == [PODMONITORING]  # a custom resource: asserted below
+    assert validate_kubernetes(with_token) == [PODMONITORING]
 
 
 def test_benchmark_defaults_to_the_reference_run_and_writes_to_the_bucket(gke):
@@ -481,7 +482,7 @@ def test_download_mode_startup_probe_allows_for_the_download(downloading, gke):
     # ~700 GiB at the conservative 3 GiB/min is about 4 hours more than the load from the bucket.
     assert startup_seconds(downloading) - startup_seconds(gke) >= 3.5 * 3600
     assert downloading.outputs["loadMinutesEstimate"] > gke.outputs["loadMinutesEstimate"] + 200
-    assert validate_kubernetes(downloading) == []
+    assert validate_kubernetes(downloading) == [PODMONITORING]
 
 
 def test_download_mode_without_a_token_references_no_secret():
@@ -523,7 +524,11 @@ def test_rdma_cluster_runs_dataplane_v2_with_multi_networking_and_the_pool_attac
 
 
 def test_rdma_network_objects_are_gvnic_1_and_rdma_0_to_7_with_their_required_fields(rdma):
-    assert set(validate_kubernetes(rdma)) == {"networking.gke.io/v1/GKENetworkParamSet", "networking.gke.io/v1/Network"}
+    assert set(validate_kubernetes(rdma)) == {
+        "networking.gke.io/v1/GKENetworkParamSet",
+        "networking.gke.io/v1/Network",
+        PODMONITORING,
+    }
     params = {o["metadata"]["name"]: o["spec"] for o in rdma.kubernetes_objects() if o["kind"] == "GKENetworkParamSet"}
     assert set(params) == {"gvnic-1", *(f"rdma-{i}" for i in range(8))}
     assert params["gvnic-1"]["deviceMode"] == "NetDevice" and params["gvnic-1"]["vpc"].endswith("-gvnic")
@@ -601,8 +606,9 @@ def test_a_copy_over_two_nodes_waits_for_the_lws_controller_and_the_network_obje
     assert release.urn in lws.dependencies
     networks = two_nodes.of_type("kubernetes:networking.gke.io/v1:Network")
     assert len(networks) == 9 and all(n.urn in lws.dependencies for n in networks)
-    assert [t for t in validate_kubernetes(two_nodes) if "networking.gke.io" not in t] == [
-        "leaderworkerset.x-k8s.io/v1/LeaderWorkerSet"
+    assert sorted(t for t in validate_kubernetes(two_nodes) if "networking.gke.io" not in t) == [
+        "leaderworkerset.x-k8s.io/v1/LeaderWorkerSet",
+        PODMONITORING,
     ]
 
 
@@ -718,3 +724,17 @@ def test_the_public_load_balancer_is_backend_service_based_and_the_bucket_keeps_
     private = run.kubernetes_object("Service", "llm-private")
     assert "cloud.google.com/l4-rbs" not in private["metadata"]["annotations"]  # internal: no target pools anyway
     assert unwrap(run.one(BUCKET).inputs)["softDeletePolicy"] == {"retentionDurationSeconds": 0}
+
+
+def test_managed_prometheus_scrapes_the_serving_pods_metrics_port(gke, two_nodes):
+    monitoring = gke.kubernetes_object("PodMonitoring", "llm-serving")
+    assert monitoring["apiVersion"] == "monitoring.googleapis.com/v1" and monitoring["metadata"]["namespace"] == "llm"
+    assert monitoring["spec"] == {
+        "selector": {"matchLabels": {"app": "llm"}},
+        "endpoints": [{"port": 9400, "path": "/metrics", "interval": "30s"}],
+    }
+    pod_labels = serving_pod(gke)["metadata"]["labels"]
+    assert pod_labels["app"] == "llm"
+    # A copy over several pods: only the leader serves the API and its metrics.
+    leaders = two_nodes.kubernetes_object("PodMonitoring", "llm-serving")["spec"]["selector"]["matchLabels"]
+    assert leaders == {"app": "llm", "leaderworkerset.sigs.k8s.io/worker-index": "0"}

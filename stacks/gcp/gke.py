@@ -35,17 +35,19 @@ from components.gcp.gcs_model_store import (
 from components.gcp.gke_cluster import SYSTEM_POOL_LABEL, GkeCluster, GkeClusterArgs
 from components.gcp.gpu_node_pool import GPU_TOLERATION, POOL_LABEL, GpuNodePool, GpuNodePoolArgs
 from components.gcp.hf_model_import import HfModelImport, HfModelImportArgs
+from components.gcp.pod_monitoring import serving_pod_monitoring
 from components.gcp.rdma import POD_ENV as RDMA_POD_ENV
 from components.gcp.rdma import POD_HOST_MOUNTS as RDMA_POD_HOST_MOUNTS
 from components.gcp.rdma import RdmaClusterObjects, RdmaNetworks, RdmaNetworksArgs, pod_network_annotations
 from components.kubernetes.leader_worker_set import WEBHOOK_PORT as LWS_WEBHOOK_PORT
 from components.kubernetes.leader_worker_set import LeaderWorkerSetController
-from components.kubernetes.serving_workload import ServiceExposure
+from components.kubernetes.serving_workload import LWS_WORKER_INDEX_LABEL, ServiceExposure
 from core import sizing
 from core.catalog import FLEX_START
 from core.config.gke import FLEX_START_MIN_GKE, at_least, version_key
 from core.config.problems import ConfigError, Problem
 from core.config.settings import GkeTargetSettings
+from core.gateway import METRICS_PORT
 from stacks import serving
 from stacks.gcp import cost as gke_cost
 from stacks.providers import provider_args
@@ -223,6 +225,15 @@ def build(settings: GkeTargetSettings) -> dict[str, object]:
     platform = _platform(settings, multi_node)
     volumes = serving.ModelVolumes(
         serving=model_volume, results=gcsfuse_volume(store.bucket, RESULTS_DIR, read_only=False, file_cache=False)
+    )
+    # vLLM's metrics into Cloud Monitoring: the serving pods (a copy over several pods: its leader, which serves
+    # the API and the metrics), on the gateway's metrics port.
+    serving_pod_monitoring(
+        f"{settings.name}-metrics",
+        ns,
+        {"app": serving.APP, **({LWS_WORKER_INDEX_LABEL: "0"} if multi_node else {})},
+        METRICS_PORT,
+        opts=in_cluster,
     )
     _, outputs = serving.serve(
         settings,

@@ -547,7 +547,9 @@ def test_rdma_network_objects_are_gvnic_1_and_rdma_0_to_7_with_their_required_fi
 def test_rdma_installs_the_pinned_gib_nccl_plugin_on_the_b200_nodes(rdma):
     spec = rdma.kubernetes_object("DaemonSet", "nccl-rdma-installer")["spec"]["template"]["spec"]
     init = spec["initContainers"][0]
-    assert init["image"] == "us-docker.pkg.dev/gce-ai-infra/gpudirect-gib/nccl-plugin-gib:v1.1.0"
+    assert init["image"] == "us-docker.pkg.dev/gce-ai-infra/gpudirect-gib/nccl-plugin-gib:v1.1.1"
+    script = init["args"][0]
+    assert "/scripts/container_entry.sh install\n" in script and "--install-nccl" not in script  # NCCL: the image's
     assert {v["hostPath"]["path"] for v in spec["volumes"]} == {
         "/home/kubernetes/bin/gib",
         "/home/kubernetes/bin/nvidia/lib64",
@@ -587,7 +589,9 @@ def test_a_copy_over_two_nodes_is_a_leader_worker_set_whose_pods_attach_the_rdma
         spec = template["spec"]
         container = spec["containers"][0]
         env = {e["name"]: e.get("value") for e in container["env"]}
-        assert env["NCCL_NET"] == "gIB" and env["LLM_EXTRA_LIBRARY_PATH"] == "/usr/local/nvidia/lib64"
+        assert env["NCCL_NET"] == "gIB" and env["NCCL_PLUGIN_PATH"] == "/usr/local/gib/lib64"
+        assert env["LLM_EXTRA_LIBRARY_PATH"] == "/usr/local/gib/lib64:/usr/local/nvidia/lib64"
+        assert env["LLM_SOCKET_IFNAME"] == "eth0" and env["LLM_RUN_LDCONFIG"] == "1"
         assert "LD_LIBRARY_PATH" not in env  # the image's own path stays; the Ray prelude prepends ours
         assert env["LLM_NCCL_ENV_SCRIPT"] == "/usr/local/gib/scripts/set_nccl_env.sh"
         host = {v["hostPath"]["path"]: v["name"] for v in spec["volumes"] if "hostPath" in v}

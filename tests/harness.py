@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PROJECT = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["name"]  # the config namespace
 PROVIDER_NAMESPACES = ("alicloud", "gcp", "kubernetes")
 ROOT_STACKS = ("dev", "prod")  # Pulumi.<stack>.yaml at the root; other examples in examples/<name>.yaml
-EXAMPLE_STACKS = ("dev", "prod", "acs", "acs-r1", "ack", "ack-edge", "gke", "kubernetes")
+EXAMPLE_STACKS = ("dev", "prod", "acs", "acs-r1", "ack", "ack-edge", "gke", "gke-l4", "kubernetes")
 SECRET_SIG = rpc._special_secret_sig  # how Pulumi marks a secret value in serialized properties
 GENERATED_API_KEY = "generated-key-FROM-RANDOM-0123456789abcdefghijklmn"  # what RandomPassword returns here
 

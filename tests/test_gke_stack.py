@@ -12,6 +12,7 @@ from harness import (
     all_strings,
     is_secret,
     run_stack,
+    settings_for,
     unwrap,
     validate_kubernetes,
 )
@@ -742,3 +743,15 @@ def test_managed_prometheus_scrapes_the_serving_pods_metrics_port(gke, two_nodes
     # A copy over several pods: only the leader serves the API and its metrics.
     leaders = two_nodes.kubernetes_object("PodMonitoring", "llm-serving")["spec"]["selector"]["matchLabels"]
     assert leaders == {"app": "llm", "leaderworkerset.sigs.k8s.io/worker-index": "0"}
+
+
+def test_the_small_example_serves_the_7b_on_one_l4_machine_on_demand():
+    settings = settings_for("gke-l4")
+    assert settings.gke.machine.name == "g2-standard-8" and settings.gke.capacity.mode == "on-demand"
+    assert (settings.placement.gpus_per_pod, settings.placement.gpu.name) == (1, "L4") and settings.placement.fit.fits
+    run = run_stack("gke-l4")
+    pool = next(unwrap(p.inputs) for p in run.of_type(POOL) if "gpu" in p.name)
+    assert pool["nodeConfig"]["machineType"] == "g2-standard-8" and pool["nodeCount"] == 1
+    assert pool["nodeConfig"]["reservationAffinity"] == {"consumeReservationType": "ANY_RESERVATION"}
+    assert serving_pod(run)["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert validate_kubernetes(run) == [PODMONITORING]

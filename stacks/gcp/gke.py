@@ -71,8 +71,9 @@ APIS = (
 # The reference's engine environment; HF_HUB_ENABLE_HF_TRANSFER is left out: serving reads the bucket
 # offline, the import Job does the download.
 ENGINE_ENV = {"VLLM_WORKER_MULTIPROC_METHOD": "spawn"}
-# Download at start (gke.modelSource download), as the reference: hf_transfer's parallel download.
-# Unverified: that the pinned vllm-openai image ships the hf_transfer package (the reference's v0.9.0 does).
+# Download at start (gke.modelSource download), as the reference: hf_transfer's parallel download. vLLM's image
+# installs hf_transfer (its Dockerfile, audit gke.md claim 14); for files Hugging Face stores with Xet,
+# huggingface_hub downloads through hf_xet instead and this has no effect (whether R1's are is not known).
 DOWNLOAD_ENV = {"HF_HUB_ENABLE_HF_TRANSFER": "1"}
 INTERNAL_LB = "networking.gke.io/load-balancer-type"
 BACKEND_SERVICE_LB = "cloud.google.com/l4-rbs"
@@ -168,9 +169,8 @@ def build(settings: GkeTargetSettings) -> dict[str, object]:
     image = proxied_image(settings.engine.image, gke.project, gke.region, repository_id) or settings.engine.image
     settings = dataclasses.replace(settings, engine=dataclasses.replace(settings.engine, image=image))
 
-    # Every pod template with a GCS FUSE volume gets the sidecar annotations (components.gcp.gcs_model_store).
-    # Every Kubernetes object of the stack: through the cluster's provider, with the GCS FUSE sidecar where a pod
-    # mounts the bucket, and deleted with the cluster (below).
+    # Every Kubernetes object of the stack: through the cluster's provider, with the GCS FUSE sidecar annotations
+    # and identity where a pod mounts the bucket (components.gcp.gcs_model_store), and deleted with the cluster.
     in_cluster = pulumi.ResourceOptions(
         provider=cluster.provider,
         transformations=[gcsfuse_pod_transformation, _deleted_with(cluster.cluster)],

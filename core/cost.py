@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Optional
 
+from core.catalog import GKE_MACHINES
+
 HOURS_PER_MONTH = 730  # 365 x 24 / 12, the convention cloud price pages use for "per month"
 
 
@@ -96,7 +98,10 @@ PRICE_KEYS: Mapping[str, str] = {
     "model-bucket": "the OSS model bucket, per hour (storage spread over the month)",
     "jump-host": "the jump host with its system disk, per hour",
     "public-traffic": "public traffic, per hour (your expected volume)",
-    "gke.a4-highgpu-8g": "a gke A4 High node (a4-highgpu-8g, 8 x B200), per node-hour",
+    **{
+        f"gke.{m.name}": f"a gke GPU node ({m.name}, {m.gpu_count} x {m.gpu}), per node-hour"
+        for m in GKE_MACHINES.values()
+    },
     "gke.system-node": "a gke system node (components.gcp.gke_cluster's machine type), per node-hour",
     "gke.cluster": "the GKE cluster management fee, per cluster-hour",
     "gcp.nat": "the gke Cloud NAT gateway with its processed data, per hour (your expected volume)",

@@ -99,10 +99,13 @@ METRICS_ADAPTER_IMAGE_TAG = Pin("v0.2.7-f1ee5c3-aliyun", "ROS cluster-node-pool-
 UPSTREAM_FLUID_VERSION = Pin("1.0.8", "fluid-cloudnative/fluid#5249", "2025-11-20")
 
 # --- GKE RDMA ------------------------------------------------------------------------------------------------
+# What Google's installer manifest ships now, invoked as it does: `/scripts/container_entry.sh install` without
+# --install-nccl (removed from the default and A4X installers in 2da1c92f), so NCCL comes from the engine image and
+# gIB only adds its net plugin. Not pulled or run here.
 GIB_INSTALLER_IMAGE = Pin(
-    "us-docker.pkg.dev/gce-ai-infra/gpudirect-gib/nccl-plugin-gib:v1.1.0",
-    "GoogleCloudPlatform/cluster-toolkit examples/gke-a4 (3d916eb46)",
-    "2025-11-20",
+    "us-docker.pkg.dev/gce-ai-infra/gpudirect-gib/nccl-plugin-gib:v1.1.1",
+    "GoogleCloudPlatform/container-engine-accelerators@992db81 gpudirect-rdma/nccl-rdma-installer.yaml",
+    "2026-06-09",
 )
 PAUSE_IMAGE = Pin(
     "gke.gcr.io/pause:3.8@sha256:880e63f94b145e46f1b1082bb71b85e21f16b99b180b9996407d61240ceb9830",

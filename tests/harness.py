@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PROJECT = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["name"]  # the config namespace
 PROVIDER_NAMESPACES = ("alicloud", "gcp", "kubernetes")
 ROOT_STACKS = ("dev", "prod")  # Pulumi.<stack>.yaml at the root; other examples in examples/<name>.yaml
-EXAMPLE_STACKS = ("dev", "prod", "acs", "acs-r1", "ack", "ack-edge", "gke", "kubernetes")
+EXAMPLE_STACKS = ("dev", "prod", "acs", "acs-r1", "ack", "ack-edge", "gke", "gke-l4", "kubernetes")
 SECRET_SIG = rpc._special_secret_sig  # how Pulumi marks a secret value in serialized properties
 GENERATED_API_KEY = "generated-key-FROM-RANDOM-0123456789abcdefghijklmn"  # what RandomPassword returns here
 
@@ -78,6 +78,8 @@ class Resource:
     has_replacement_trigger: bool
     provider: str = ""  # "<provider urn>::<provider id>" when set explicitly or inherited
     delete_before_replace: bool = False
+    id: str = ""  # what the mock cloud answered (an input naming this resource by id holds it)
+    deleted_with: str = ""  # URN: destroy skips this resource's delete when that one is deleted too
 
 
 @dataclass
@@ -138,6 +140,8 @@ class CloudMocks(pulumi.runtime.Mocks):
         "STABLE": "1.32.2-gke.1297002",
     }
     price_currency = "CNY"
+    # APIs that are normally on before a gke run (tests/cloud_rules/gcp.py PREREQUISITE_APIS) but off in this test.
+    disabled_prerequisites: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, run: Run, zones: Iterable[str] = ZONES, images: Optional[list[str]] = None):
         self.run = run
@@ -177,12 +181,25 @@ class CloudMocks(pulumi.runtime.Mocks):
         }.get(args.typ, {})
         if args.typ == "alicloud:oss/bucket:Bucket":
             state.setdefault("bucket", f"{args.name}-id")
+        if args.typ == "gcp:projects/service:Service" and pulumi.runtime.is_dry_run():
+            # A preview creates nothing: an API the stack enables has no id yet (and is not on).
+            return "", {**state, **_gcp_state(args)}
         state.update(_gcp_state(args))
         state.update(extra)
         return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs):
         self.run.invokes.append((args.token, dict(args.args)))
+        # The cloud's rules (tests/cloud_rules): a refused call fails as the provider's would.
+        refusal = cloud_rules.check_invoke(
+            cloud_rules.InvokeCandidate(
+                args.token, dict(args.args), pulumi.runtime.is_dry_run(), self.disabled_prerequisites
+            ),
+            self.run,
+        )
+        if refusal:
+            self.run.refusals.append(refusal)
+            return {}, [("", refusal)]
         if args.token == "alicloud:index/getZones:getZones":
             zones = [
                 {
@@ -364,6 +381,8 @@ class RecordingMonitor(mocks.MockMonitor):
                     has_replacement_trigger=request.HasField("replacement_trigger"),
                     provider=request.provider,
                     delete_before_replace=bool(request.deleteBeforeReplace),
+                    id=response.id,
+                    deleted_with=request.deletedWith,
                 )
             )
         return response

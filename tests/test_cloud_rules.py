@@ -214,3 +214,309 @@ def test_an_acs_pod_whose_engine_image_outgrows_its_ephemeral_storage_is_refused
     with pytest.raises(cloud_rules.CloudRefusal, match="plus 22 declared"):
         run_program(program({"alibabacloud.com/extra-ephemeral-storage": "22Gi"}))
     run_program(program({"alibabacloud.com/extra-ephemeral-storage": "24Gi"}))
+
+
+def test_a_gcp_resource_that_does_not_wait_for_its_api_is_refused():
+    def program():
+        import pulumi_gcp as gcp
+
+        gcp.projects.Service("storage", service="storage.googleapis.com")
+        gcp.storage.Bucket("models", location="US")
+
+    with pytest.raises(cloud_rules.CloudRefusal, match=r"without waiting for the projects\.Service of storage"):
+        run_program(program)
+
+
+def test_a_gcp_resource_waiting_for_its_api_through_another_resource_is_accepted():
+    def program():
+        import pulumi
+        import pulumi_gcp as gcp
+
+        api = gcp.projects.Service("compute", service="compute.googleapis.com")
+        network = gcp.compute.Network("net", opts=pulumi.ResourceOptions(depends_on=[api]))
+        gcp.compute.Subnetwork("sub", network=network.id, ip_cidr_range="10.0.0.0/24")  # waits via network.id
+
+    assert run_program(program).refusals == []
+
+
+def test_a_gcp_resource_type_without_a_known_api_is_refused_until_the_rule_knows_it():
+    def program():
+        import pulumi_gcp as gcp
+
+        gcp.pubsub.Topic("topic")
+
+    with pytest.raises(cloud_rules.CloudRefusal, match="no API is known for this resource type"):
+        run_program(program)
+
+
+def test_a_gke_data_source_called_before_its_api_is_enabled_fails_as_on_a_new_project():
+    def program():
+        import pulumi_gcp as gcp
+
+        gcp.projects.Service("container", service="container.googleapis.com")
+        gcp.container.get_engine_versions(location="us-central1", project="p-123456")
+
+    for preview in (True, False):
+        with pytest.raises(Exception, match=r"container\.googleapis\.com has not been used .* \(SERVICE_DISABLED\)"):
+            run_program(program, preview=preview)
+
+
+def test_a_gke_data_source_that_waits_for_its_api_runs_at_up_and_is_skipped_at_the_first_preview():
+    def program():
+        import pulumi
+        import pulumi_gcp as gcp
+
+        api = gcp.projects.Service("container", service="container.googleapis.com")
+        versions = gcp.container.get_engine_versions_output(
+            location="us-central1", project="p-123456", opts=pulumi.InvokeOutputOptions(depends_on=[api])
+        )
+        return {"regular": versions.release_channel_default_version.apply(lambda d: (d or {}).get("REGULAR"))}
+
+    up = run_program(program)
+    assert up.refusals == [] and up.outputs["regular"]
+    preview = run_program(program, preview=True)
+    assert preview.refusals == [] and not any("getEngineVersions" in token for token, _ in preview.invokes)
+
+
+def gpu_pool(machine: str, **extra):
+    """A program registering one GPU node pool with `extra` top-level and nodeConfig inputs."""
+    node_config = {k: v for k, v in extra.items() if k in ("spot", "flex_start", "max_run_duration", "reservation")}
+    pool_args = {k: v for k, v in extra.items() if k not in node_config}
+
+    def program():
+        import pulumi
+        import pulumi_gcp as gcp
+
+        api = gcp.projects.Service("container", service="container.googleapis.com")
+        config = {"machine_type": machine, **{k: v for k, v in node_config.items() if k != "reservation"}}
+        if "reservation" in node_config:
+            config["reservation_affinity"] = node_config["reservation"]
+        gcp.container.NodePool(
+            "gpu", cluster="c", node_config=config, opts=pulumi.ResourceOptions(depends_on=[api]), **pool_args
+        )
+
+    return program
+
+
+@pytest.mark.parametrize(
+    "machine, extra, refused",
+    [
+        ("a4-highgpu-8g", {"node_count": 1}, "a4-highgpu-8g is not sold on demand"),
+        (
+            "a3-ultragpu-8g",
+            {"node_count": 1, "reservation": {"consume_reservation_type": "ANY_RESERVATION"}},
+            "a3-ultragpu-8g is not sold on demand",
+        ),
+        ("a3-highgpu-2g", {"node_count": 1}, "can only be had as Spot or Flex-start VMs"),
+        ("a4-highgpu-8g", {"node_count": 1, "spot": True}, None),
+        ("g2-standard-8", {"node_count": 1}, None),
+    ],
+)
+def test_gpu_machines_google_does_not_sell_on_demand_are_refused_without_spot_flex_or_a_reservation(
+    machine, extra, refused
+):
+    if refused is None:
+        assert run_program(gpu_pool(machine, **extra)).refusals == []
+    else:
+        with pytest.raises(cloud_rules.CloudRefusal, match=refused):
+            run_program(gpu_pool(machine, **extra))
+
+
+@pytest.mark.parametrize(
+    "extra, refused",
+    [
+        ({"node_count": 1}, "a node_count"),
+        ({"autoscaling": {"total_min_node_count": 1, "total_max_node_count": 2}}, "no autoscaling from a minimum of 0"),
+        ({"autoscaling": {"total_min_node_count": 0, "total_max_node_count": 2}}, "auto-repair on"),
+        (
+            {
+                "autoscaling": {"total_min_node_count": 0, "total_max_node_count": 2, "location_policy": "BALANCED"},
+                "management": {"auto_repair": False},
+            },
+            "a location policy other than ANY",
+        ),
+        (
+            {
+                "autoscaling": {"total_min_node_count": 0, "total_max_node_count": 2},
+                "management": {"auto_repair": False},
+                "max_run_duration": "604801s",
+            },
+            "max_run_duration 604801s",
+        ),
+    ],
+)
+def test_a_flex_start_pool_must_autoscale_from_zero_without_auto_repair(extra, refused):
+    with pytest.raises(cloud_rules.CloudRefusal, match=refused):
+        run_program(gpu_pool("a4-highgpu-8g", flex_start=True, **extra))
+    fine = {
+        "autoscaling": {"total_min_node_count": 0, "total_max_node_count": 2, "location_policy": "ANY"},
+        "management": {"auto_repair": False},
+        "max_run_duration": "604800s",
+    }
+    assert run_program(gpu_pool("a4-highgpu-8g", flex_start=True, **fine)).refusals == []
+
+
+def test_a_spot_pool_consuming_a_reservation_is_refused():
+    specific = {"consume_reservation_type": "SPECIFIC_RESERVATION", "key": "compute.googleapis.com/reservation-name"}
+    with pytest.raises(cloud_rules.CloudRefusal, match="a Spot node pool has reservation affinity SPECIFIC"):
+        run_program(gpu_pool("a4-highgpu-8g", node_count=1, spot=True, reservation={**specific, "values": ["r"]}))
+
+
+def test_a_specific_reservation_needs_its_key_and_name_and_a_block_its_zone():
+    named = {"consume_reservation_type": "SPECIFIC_RESERVATION", "key": "compute.googleapis.com/reservation-name"}
+    with pytest.raises(cloud_rules.CloudRefusal, match=r"needs key compute\.googleapis\.com/reservation-name"):
+        run_program(
+            gpu_pool("a4-highgpu-8g", node_count=1, reservation={"consume_reservation_type": "SPECIFIC_RESERVATION"})
+        )
+    block = {**named, "values": ["projects/p/reservations/r/reservationBlocks/b"]}
+    with pytest.raises(cloud_rules.CloudRefusal, match="a reservation block needs the pool's zone"):
+        run_program(gpu_pool("a4-highgpu-8g", node_count=1, reservation=block))
+    assert (
+        run_program(gpu_pool("a4-highgpu-8g", node_count=1, node_locations=["z-a"], reservation=block)).refusals == []
+    )
+
+
+@pytest.mark.parametrize(
+    "exclusion, refused",
+    [
+        (
+            {
+                "end_time": "2027-01-01T00:00:00Z",
+                "exclusion_options": {
+                    "scope": "NO_MINOR_OR_NODE_UPGRADES",
+                    "end_time_behavior": "UNTIL_END_OF_SUPPORT",
+                },
+            },
+            "exactly one of end_time and end_time_behavior",
+        ),
+        (
+            {"exclusion_options": {"scope": "NO_MINOR_OR_NODE_UPGRADES"}},
+            "exactly one of end_time and end_time_behavior",
+        ),
+        (
+            {"exclusion_options": {"scope": "NO_NODE_UPGRADES", "end_time_behavior": "UNTIL_END_OF_SUPPORT"}},
+            "scope NO_NODE_UPGRADES is not one of",
+        ),
+    ],
+)
+def test_a_maintenance_exclusion_gke_would_refuse_is_refused(exclusion, refused):
+    def program():
+        import pulumi
+        import pulumi_gcp as gcp
+
+        api = gcp.projects.Service("container", service="container.googleapis.com")
+        gcp.container.Cluster(
+            "c",
+            location="us-central1",
+            maintenance_policy={
+                "daily_maintenance_window": {"start_time": "09:00"},
+                "maintenance_exclusions": [{"exclusion_name": "x", "start_time": "2025-12-01T00:00:00Z", **exclusion}],
+            },
+            opts=pulumi.ResourceOptions(depends_on=[api]),
+        )
+
+    with pytest.raises(cloud_rules.CloudRefusal, match=refused):
+        run_program(program)
+
+
+def test_the_lws_webhook_on_a_private_cluster_needs_a_firewall_rule_from_the_control_plane():
+    def program(with_rule: bool):
+        def body():
+            import pulumi
+            import pulumi_gcp as gcp
+            import pulumi_kubernetes as k8s
+
+            apis = [gcp.projects.Service(a, service=f"{a}.googleapis.com") for a in ("compute", "container")]
+            after = pulumi.ResourceOptions(depends_on=apis)
+            net = gcp.compute.Network("net", opts=after)
+            sub = gcp.compute.Subnetwork("sub", network=net.id, ip_cidr_range="10.0.0.0/20", opts=after)
+            gcp.container.Cluster(
+                "c",
+                network=net.id,
+                subnetwork=sub.id,
+                private_cluster_config={"enable_private_nodes": True},
+                opts=after,
+            )
+            if with_rule:
+                gcp.compute.Firewall(
+                    "webhooks",
+                    network=net.id,
+                    source_ranges=["10.0.0.0/20"],
+                    allows=[{"protocol": "tcp", "ports": ["9443"]}],
+                    opts=after,
+                )
+            k8s.helm.v3.Release("lws", chart="oci://registry.k8s.io/lws/charts/lws")
+
+        return body
+
+    with pytest.raises(cloud_rules.CloudRefusal, match=r"no firewall rule lets its control plane \(10\.0\.0\.0/20\)"):
+        run_program(program(with_rule=False))
+    assert run_program(program(with_rule=True)).refusals == []
+
+
+def test_a_node_pool_created_before_its_service_account_holds_the_node_role_is_refused():
+    def program(wait: bool):
+        def body():
+            import pulumi
+            import pulumi_gcp as gcp
+
+            apis = [gcp.projects.Service(a, service=f"{a}.googleapis.com") for a in ("iam", "container")]
+            after = pulumi.ResourceOptions(depends_on=apis)
+            account = gcp.serviceaccount.Account("nodes", account_id="nodes", project="p-123456", opts=after)
+            role = gcp.projects.IAMMember(
+                "role",
+                project="p-123456",
+                role="roles/container.defaultNodeServiceAccount",
+                member=pulumi.Output.concat("serviceAccount:", account.email),
+            )
+            gcp.container.NodePool(
+                "gpu",
+                cluster="c",
+                node_count=1,
+                node_config={"machine_type": "g2-standard-8", "service_account": account.email},
+                opts=pulumi.ResourceOptions(depends_on=[*apis, *([role] if wait else [])]),
+            )
+
+        return body
+
+    with pytest.raises(cloud_rules.CloudRefusal, match=r"before it holds roles/container\.defaultNodeServiceAccount"):
+        run_program(program(wait=False))
+    assert run_program(program(wait=True)).refusals == []
+
+
+def test_a_pod_pulling_through_the_stacks_registry_before_the_nodes_may_read_it_is_refused():
+    def program(wait: bool):
+        def body():
+            import pulumi
+            import pulumi_gcp as gcp
+            import pulumi_kubernetes as k8s
+
+            api = gcp.projects.Service("ar", service="artifactregistry.googleapis.com")
+            repo = gcp.artifactregistry.Repository(
+                "repo",
+                repository_id="mirror",
+                location="us-central1",
+                format="DOCKER",
+                opts=pulumi.ResourceOptions(depends_on=[api]),
+            )
+            reader = gcp.artifactregistry.RepositoryIamMember(
+                "reader", repository=repo.name, role="roles/artifactregistry.reader", member="serviceAccount:n@p"
+            )
+            k8s.batch.v1.Job(
+                "job",
+                spec={
+                    "template": {
+                        "spec": {
+                            "restartPolicy": "Never",
+                            "containers": [{"name": "c", "image": "us-central1-docker.pkg.dev/p/mirror/vllm/x:1"}],
+                        }
+                    }
+                },
+                opts=pulumi.ResourceOptions(depends_on=[reader] if wait else [repo]),
+            )
+
+        return body
+
+    with pytest.raises(cloud_rules.CloudRefusal, match="before the nodes may read repository mirror"):
+        run_program(program(wait=False))
+    assert run_program(program(wait=True)).refusals == []

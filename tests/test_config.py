@@ -73,7 +73,6 @@ def test_maps_are_maps_tags_and_prices():
 
 
 def test_target_defaults_gpu_and_image():
-    assert settings_for("gke").placement.gpu.name == "B200"  # the example does not restate it
     assert settings_for("acs", {"placement.gpuKind": None}).placement.gpu.name == "H20"
     kubernetes = settings_for("kubernetes")
     assert kubernetes.engine.image.startswith("docker.io/vllm/vllm-openai:")  # upstream outside mainland China
@@ -501,15 +500,63 @@ BAD_INPUTS = [
     ("ack-edge", {"ackEdge.virtualNodeUnit": "ecs"}, "ackEdge.virtualNodeUnit", "must be one of eci, acs"),
     ("ack-edge", {"ackEdge.virtualNodeUnit": "acs"}, "placement.gpuKind", "no ACS GPU series is known"),
     ("ack-edge", {"ackEdge.podCidr": "192.168.0.0/16"}, "ackEdge.podCidr", "overlaps 192.168.0.0/16"),
-    ("gke", {"placement.gpuCount": 4}, "placement.gpuCount", "tensor parallel 8"),
-    ("gke", {"placement.gpuKind": "H20"}, "placement.gpuKind", "a4-highgpu-8g: 8x B200"),
-    ("gke", {"gke.reservation.mode": "sometimes"}, "gke.reservation.mode", "must be one of none, any, specific"),
-    ("gke", {"gke.reservation.mode": "specific"}, "gke.reservation.name", "must name the reservation"),
+    ("gke", {"placement.gpuCount": 4}, "placement.gpuCount", "a4-highgpu-8g has 8 GPU(s)"),
+    ("gke", {"placement.gpuKind": "H20"}, "placement.gpuKind", "gke.machineType a4-highgpu-8g carries B200"),
+    (
+        "gke",
+        {"gke.machineType": None, "placement.gpuKind": "H20"},
+        "placement.gpuKind",
+        "no GKE machine of the catalog carries it; available: B200, H100, H200, L4",
+    ),
+    ("gke", {"gke.machineType": None, "placement.gpuCount": 3}, "placement.gpuCount", "available counts: [1, 2, 4, 8]"),
+    ("gke", {"gke.machineType": "n1-standard-4"}, "gke.machineType", "must be a GPU machine of the catalog"),
+    ("gke", {"gke.machineType": "g2-standard-96"}, "model.name", "cannot be served on g2-standard-96"),
+    ("gke", {"gke.machineType": "a3-ultragpu-8g", "gke.rdma": True}, "gke.rdma", "for the A4 machine only"),
+    (
+        "gke",
+        {"gke.machineType": "a3-ultragpu-8g", "gke.rdma": True, "placement.podsPerReplica": 2, "gpuNodes.min": 2},
+        "placement.podsPerReplica",
+        "built here for a4-highgpu-8g only",
+    ),
+    ("gke", {"workload.cpuPerPod": 224}, "workload.cpuPerPod", "224 vCPUs do not fit on a4-highgpu-8g"),
+    (
+        "gke",
+        {"gke.capacity.mode": "sometimes"},
+        "gke.capacity.mode",
+        "must be one of on-demand, reservation, spot, flex-start",
+    ),
+    ("gke", {"gke.capacity.mode": "reservation"}, "gke.capacity.reservation", "must name the specific reservation"),
+    ("gke", {"gke.capacity.mode": "on-demand"}, "gke.capacity.mode", "a4-highgpu-8g cannot be had on-demand"),
+    ("gke", {"gke.capacity.reservation": "r1"}, "gke.capacity.reservation", "only used when gke.capacity.mode is"),
+    ("gke", {"gke.capacity.maxRunHours": 24}, "gke.capacity.maxRunHours", "only used when gke.capacity.mode is"),
+    (
+        "gke",
+        {
+            "gke.capacity.mode": "reservation",
+            "gke.capacity.reservation": "r/reservationBlocks/b/reservationSubBlocks/c",
+        },
+        "gke.capacity.reservation",
+        "must be a reservation: <name>, <name>/reservationBlocks/<block>",
+    ),
+    ("gke", {"gke.reservation.mode": "specific"}, "gke.reservation", "is a key of an earlier version"),
+    (
+        "gke",
+        {
+            "gke.machineType": None,
+            "placement.gpuKind": "H100",
+            "gke.capacity.mode": "on-demand",
+            "model.name": "DeepSeek-R1-Distill-Qwen-7B",
+            "workload": {},
+        },
+        "gke.capacity.mode",
+        "none of a3-highgpu-1g, a3-highgpu-2g, a3-highgpu-4g, a3-highgpu-8g can be had on-demand",
+    ),
     ("gke", {"gke.releaseChannel": "beta"}, "gke.releaseChannel", "RAPID, REGULAR, STABLE"),
     ("gke", {"gpuNodes.min": 1, "scaling.replicas": 2}, "gpuNodes.min", "at least 2"),
     ("gke", {"placement.podsPerReplica": 2}, "placement.podsPerReplica", "needs RDMA"),
     ("gke", {"placement.podsPerReplica": 2, "gke.rdma": True}, "gpuNodes.min", "at least 2"),
     ("gke", {"cluster.apiCidrs": ["203.0.113.7/24"]}, "cluster.apiCidrs[0]", "has host bits set"),
+    ("gke", {"cluster.apiCidrs": []}, "cluster.apiCidrs", "gke needs the networks that may reach the cluster's"),
     (
         "gke",
         {"placement.podsPerReplica": 2, "gke.rdma": True, "gpuNodes.min": 2, "gke.modelSource": "download"},
@@ -619,3 +666,112 @@ def test_an_unpinned_gateway_image_is_refused(image):
 def test_there_is_no_switch_to_turn_the_gateway_off():
     found = problem("dev", {"gateway.enabled": False}, "gateway.enabled")
     assert "is not a known key" in found.allowed
+
+
+# ------------------------------------------------------------------------------------------ gke machines
+
+R1_ANYWHERE = {"gke.machineType": None}
+
+
+def gke_machine(overrides: dict) -> str:
+    return settings_for("gke", overrides).gke.machine.name
+
+
+def test_gke_takes_the_smallest_machine_that_holds_the_model_and_the_pod():
+    # DeepSeek-R1 (689 GB) needs 8 GPUs of at least H200 class: A3 Ultra before A4 (smaller GPU).
+    assert gke_machine(R1_ANYWHERE) == "a3-ultragpu-8g"
+    seven_b = {**R1_ANYWHERE, "model.name": "DeepSeek-R1-Distill-Qwen-7B", "workload": {}, "engine": {}}
+    # One L4 holds the 7B; g2-standard-4 (4 vCPU, 16 GiB) cannot hold the default pod (4 vCPU, 24 GiB).
+    assert gke_machine(seven_b) == "g2-standard-8"
+    assert gke_machine({**seven_b, "workload.cpuPerPod": 2, "workload.memoryGibPerPod": 10}) == "g2-standard-4"
+    assert gke_machine({**seven_b, "placement.gpuKind": "H100"}) == "a3-highgpu-1g"
+    settings = settings_for("gke", {**seven_b, "placement.gpuKind": "H100"})
+    assert (settings.placement.gpus_per_pod, settings.placement.gpu.name) == (1, "H100")
+
+
+def test_gke_refuses_a_model_no_machine_of_the_kind_holds_and_names_the_machines_that_would():
+    found = problem("gke", {**R1_ANYWHERE, "placement.gpuKind": "L4"}, "model.name")
+    assert "cannot be served on any of" in found.allowed and "g2-standard-96" in found.allowed
+    assert "a3-ultragpu-8g (8x H200; " in found.fix and "a4-highgpu-8g (8x B200; " in found.fix
+    assert "g2-standard" not in found.fix
+
+
+def test_gke_refuses_a_model_that_fits_no_machine():
+    huge = {
+        "name": "Huge-4T",
+        "modelscopeId": "org/Huge-4T",
+        "hfId": "org/Huge-4T",
+        "paramsBillion": 2000,
+        "weightDtype": "bf16",
+        "layers": 64,
+        "attentionHeads": 64,
+        "kvHeads": 8,
+        "headDim": 128,
+        "contextLength": 8192,
+    }
+    found = problem("gke", {**R1_ANYWHERE, "model": {"custom": huge}, "engine.maxModelLen": 8192}, "model.name")
+    assert found.fix == "no catalog GKE machine fits this model"
+
+
+@pytest.mark.parametrize(
+    "key, fits, one_past",
+    [
+        # a4-highgpu-8g: 223.37 allocatable vCPUs (GKE's reservation tiers) less 1.5 for daemons and the sidecar.
+        ("workload.cpuPerPod", 221, 222),
+        # 3968 GiB less GKE's memory tiers (86.1 GiB) and 100 MiB for evictions, less 3 GiB for daemons.
+        ("workload.memoryGibPerPod", 3878, 3879),
+    ],
+)
+def test_gke_pod_must_fit_the_machine_allocatable(key, fits, one_past):
+    assert settings_for("gke", {key: fits}).gke.machine.name == "a4-highgpu-8g"
+    found = problem("gke", {key: one_past}, key)
+    assert f"{one_past} " in found.allowed and "do not fit on a4-highgpu-8g" in found.allowed
+
+
+def test_gke_a4_on_demand_is_refused_with_the_ways_it_can_be_had_and_what_each_needs():
+    found = problem("gke", {"gke.capacity.mode": "on-demand"}, "gke.capacity.mode")
+    assert "it can be had with: reservation (a specific reservation of the machine in gcp:zone" in found.allowed
+    assert "spot (Spot GPU quota in gcp:region" in found.allowed and "flex-start (no reservation" in found.allowed
+    assert found.fix == (
+        "pulumi config set --path 'llm:gke.capacity.mode' reservation && "
+        "pulumi config set --path 'llm:gke.capacity.reservation' '<reservation>'"
+    )
+
+
+def test_gke_on_demand_picks_among_machines_sold_on_demand():
+    qwen = {"gke.machineType": None, "model.name": "Qwen3-32B", "workload": {}, "gke.capacity.mode": "on-demand"}
+    # One H100 (a3-highgpu-1g) holds it at the example's 32k context, but only Spot or Flex-start get that
+    # machine: on demand it is 4x L4.
+    assert gke_machine(qwen) == "g2-standard-48"
+    assert gke_machine({**qwen, "gke.capacity.mode": "spot"}) == "a3-highgpu-1g"
+
+
+@pytest.mark.parametrize("hours, ok", [(1, True), (168, True), (0, False), (169, False)])
+def test_gke_flex_start_runs_nodes_for_at_most_seven_days(hours, ok):
+    overrides = {"gke.capacity.mode": "flex-start", "gke.capacity.maxRunHours": hours}
+    if ok:
+        assert settings_for("gke", overrides).gke.capacity.max_run_seconds == hours * 3600
+    else:
+        assert "must be 1-168 hours" in problem("gke", overrides, "gke.capacity.maxRunHours").allowed
+
+
+@pytest.mark.parametrize(
+    "reservation, sent",
+    [
+        ("a4-res", "projects/my-gcp-project/reservations/a4-res"),
+        ("a4-res/reservationBlocks/block-1", "projects/my-gcp-project/reservations/a4-res/reservationBlocks/block-1"),
+        ("projects/shared-host-1/reservations/a4-res", "projects/shared-host-1/reservations/a4-res"),
+    ],
+)
+def test_gke_reservations_are_named_in_every_form_google_documents(reservation, sent):
+    overrides = {"gke.capacity.mode": "reservation", "gke.capacity.reservation": reservation}
+    assert settings_for("gke", overrides).gke.capacity.reservation == sent
+
+
+@pytest.mark.parametrize("start, ok", [("00:00", True), ("23:59", True), ("24:00", False), ("9:00", False)])
+def test_gke_maintenance_window_starts_at_a_utc_time_of_day(start, ok):
+    overrides = {"gke.maintenance.windowStart": start}
+    if ok:
+        assert settings_for("gke", overrides).gke.maintenance_window_start == start
+    else:
+        assert "a UTC time of day like 09:00" in problem("gke", overrides, "gke.maintenance.windowStart").allowed

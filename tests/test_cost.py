@@ -208,11 +208,11 @@ def test_a_fixed_currency_turns_prices_in_another_into_unknowns():
     assert "500 CNY/h" in result["items"][0]["note"]
 
 
-def test_gke_lists_one_a4_node_per_gke_node_and_cites_the_cluster_fee():
+def test_gke_lists_one_a4_node_per_gpu_node_and_cites_the_cluster_fee():
     from components.gcp.gke_cluster import SYSTEM_MACHINE_TYPE, SYSTEM_NODES
 
     cost = gke_cost({"gpuNodes.min": 3})
-    a4 = item(cost, "GKE A4 High nodes (a4-highgpu-8g")
+    a4 = item(cost, "GKE A4 GPU nodes (a4-highgpu-8g")
     assert a4["quantity"] == 3 and a4["hourly"] is None and "could be cited" in a4["note"]
     system = item(cost, f"GKE system nodes ({SYSTEM_MACHINE_TYPE})")
     assert system["quantity"] == SYSTEM_NODES and system["hourly"] is None
@@ -237,7 +237,7 @@ def test_gke_prices_from_config_in_usd_fill_the_totals():
     assert cost["unknown"] == [] and cost["currency"] == "USD"
     assert cost["hourly"] == round(hourly, 4) and cost["monthly"] == round(hourly * 730, 2)
     assert {i["source"] for i in cost["items"]} == {"config: cost.prices"}
-    assert item(cost, "GKE A4 High nodes")["hourly"] == 160.0
+    assert item(cost, "GKE A4 GPU nodes")["hourly"] == 160.0
 
 
 def test_gke_overrides_in_another_currency_are_not_mixed_into_usd(monkeypatch):
@@ -246,7 +246,7 @@ def test_gke_overrides_in_another_currency_are_not_mixed_into_usd(monkeypatch):
     warnings = []
     monkeypatch.setattr(pulumi.log, "warn", lambda message, *args, **kwargs: warnings.append(message))
     cost = gke_cost({"cost.prices": {"gke.a4-highgpu-8g": 500}, "cost.currency": "CNY"})
-    a4 = item(cost, "GKE A4 High nodes")
+    a4 = item(cost, "GKE A4 GPU nodes")
     assert cost["currency"] == "USD" and a4["hourly"] is None and "500.0 CNY/h" in a4["note"]
     assert cost["hourlyKnownPart"] < 1  # the fee and the bucket only, not 500
     assert any("gke.a4-highgpu-8g" in w and "cost.currency USD" in w for w in warnings)
@@ -269,7 +269,7 @@ def test_gke_download_mode_stores_no_weights_in_the_bucket():
 
 
 def test_gke_reserved_nodes_say_how_they_are_billed():
-    a4 = item(gke_cost({"gke.reservation.mode": "any"}), "GKE A4 High nodes")
+    a4 = item(gke_cost({"gke.capacity.mode": "reservation", "gke.capacity.reservation": "a4-res"}), "GKE A4 GPU nodes")
     assert a4["hourly"] is None and "reservation's terms" in a4["note"]
 
 

@@ -12,17 +12,20 @@ from harness import (
     all_strings,
     is_secret,
     run_stack,
+    settings_for,
     unwrap,
     validate_kubernetes,
 )
 
 from core.config.problems import ConfigError
+from core.gateway import METRICS_PORT
 
 CLUSTER = "gcp:container/cluster:Cluster"
 POOL = "gcp:container/nodePool:NodePool"
 BUCKET = "gcp:storage/bucket:Bucket"
 HF_TOKEN = "hf_MOCKTOKEN0123456789abcdefghij"
 GCSFUSE = "gcsfuse.csi.storage.gke.io"
+PODMONITORING = "monitoring.googleapis.com/v1/PodMonitoring"
 
 
 @pytest.fixture(scope="module")
@@ -54,21 +57,60 @@ def test_a4_node_pool_has_eight_b200_latest_driver_gvnic_local_ssd_and_the_gpu_t
     assert config["gvnic"] == {"enabled": True} and config["ephemeralStorageLocalSsdConfig"]["localSsdCount"] == 32
     assert config["workloadMetadataConfig"] == {"mode": "GKE_METADATA"}
     assert config["taints"] == [{"key": "nvidia.com/gpu", "value": "present", "effect": "NO_SCHEDULE"}]
-    assert config["reservationAffinity"] == {"consumeReservationType": "NO_RESERVATION"}
     assert pool["nodeCount"] == 1 and pool["nodeLocations"] == ["us-central1-b"]
 
 
-def test_a_named_reservation_is_consumed_by_name():
-    run = run_stack("gke", {"gke.reservation.mode": "specific", "gke.reservation.name": "a4-res", "gpuNodes.min": 2})
+def test_the_example_gets_its_a4_node_as_spot_capacity(gke):
+    pool = a4_pool(gke)
+    config = pool["nodeConfig"]
+    assert config["spot"] is True and config["reservationAffinity"] == {"consumeReservationType": "NO_RESERVATION"}
+    assert "flexStart" not in config and pool["management"]["autoRepair"] is True
+
+
+def test_a_named_reservation_is_consumed_by_its_full_path():
+    run = run_stack(
+        "gke",
+        {
+            "gke.capacity.mode": "reservation",
+            "gke.capacity.reservation": "a4-res/reservationBlocks/b1",
+            "gpuNodes.min": 2,
+        },
+    )
     pool = a4_pool(run)
     assert pool["nodeConfig"]["reservationAffinity"] == {
         "consumeReservationType": "SPECIFIC_RESERVATION",
         "key": "compute.googleapis.com/reservation-name",
-        "values": ["a4-res"],
+        "values": ["projects/my-gcp-project/reservations/a4-res/reservationBlocks/b1"],
     }
-    assert pool["nodeCount"] == 2
+    assert "spot" not in pool["nodeConfig"] and pool["nodeCount"] == 2 and pool["nodeLocations"] == ["us-central1-b"]
     strategy = run.kubernetes_object("Deployment")["spec"]["strategy"]["rollingUpdate"]
     assert (strategy["maxSurge"], strategy["maxUnavailable"]) == (1, 0)  # a spare node: surge
+
+
+def test_flex_start_pools_start_empty_autoscale_to_the_node_count_and_end_after_the_run_duration():
+    run = run_stack("gke", {"gke.capacity.mode": "flex-start", "gke.capacity.maxRunHours": 24, "gpuNodes.min": 2})
+    pool = a4_pool(run)
+    config = pool["nodeConfig"]
+    assert config["flexStart"] is True and config["maxRunDuration"] == "86400s" and "spot" not in config
+    assert config["reservationAffinity"] == {"consumeReservationType": "NO_RESERVATION"}
+    assert "nodeCount" not in pool and pool["initialNodeCount"] == 0
+    assert pool["autoscaling"] == {"totalMinNodeCount": 0, "totalMaxNodeCount": 2, "locationPolicy": "ANY"}
+    assert pool["management"] == {"autoRepair": False, "autoUpgrade": True}
+
+
+def test_flex_start_needs_a_channel_at_gke_1_32_2_gke_1652000(monkeypatch):
+    monkeypatch.setattr(CloudMocks, "gke_channel_versions", {"REGULAR": "1.32.1-gke.1000000"})
+    small = {"gke.machineType": "g2-standard-8", "model.name": "DeepSeek-R1-Distill-Qwen-7B", "workload": {}}
+    assert run_stack("gke", {**small, "gke.capacity.mode": "on-demand"}).outputs["servedModelName"]
+    with pytest.raises(ConfigError, match=r"Flex-start needs 1\.32\.2-gke\.1652000 or newer"):
+        run_stack("gke", {**small, "gke.capacity.mode": "flex-start"})
+
+
+def test_on_demand_nodes_take_a_matching_open_reservation_first():
+    small = {"gke.machineType": None, "model.name": "DeepSeek-R1-Distill-Qwen-7B", "workload": {}}
+    run = run_stack("gke", {**small, "gke.capacity.mode": "on-demand"})
+    config = next(unwrap(p.inputs) for p in run.of_type(POOL) if "gpu" in p.name)["nodeConfig"]
+    assert config["reservationAffinity"] == {"consumeReservationType": "ANY_RESERVATION"} and "spot" not in config
 
 
 def test_one_node_means_updates_stop_the_old_pod_first(gke):
@@ -104,6 +146,9 @@ def test_apis_are_enabled_and_left_enabled_on_destroy(gke):
         "compute.googleapis.com",
         "storage.googleapis.com",
         "artifactregistry.googleapis.com",
+        "cloudresourcemanager.googleapis.com",
+        "iamcredentials.googleapis.com",
+        "sts.googleapis.com",
     } <= set(services)
     assert all(s["disableOnDestroy"] is False for s in services.values())
     cluster = gke.one(CLUSTER)
@@ -124,8 +169,9 @@ def test_nodes_are_private_and_leave_through_cloud_nat_before_anything_runs_on_t
     assert nat_resource.urn in system.dependencies
 
 
-def test_the_control_plane_is_open_to_listed_networks_only_when_some_are_given(gke):
-    assert "masterAuthorizedNetworksConfig" not in unwrap(gke.one(CLUSTER).inputs)
+def test_the_control_plane_answers_the_listed_networks_only(gke):
+    example = unwrap(gke.one(CLUSTER).inputs)["masterAuthorizedNetworksConfig"]
+    assert [b["cidrBlock"] for b in example["cidrBlocks"]] == ["203.0.113.0/24"]
     run = run_stack("gke", {"cluster.apiCidrs": ["203.0.113.0/24", "198.51.100.7/32"]})
     config = unwrap(run.one(CLUSTER).inputs)["masterAuthorizedNetworksConfig"]
     assert [b["cidrBlock"] for b in config["cidrBlocks"]] == ["203.0.113.0/24", "198.51.100.7/32"]
@@ -156,36 +202,48 @@ def test_a_bucket_not_retained_is_emptied_and_deleted():
 def test_a_kept_bucket_is_adopted_by_name_without_creating_or_deleting_it():
     run = run_stack("gke", {"modelStore.bucket": "llm-gke-models-kept", "modelStore.adopt": True})
     assert run.of_type(BUCKET) == []
-    binding = unwrap(run.one("gcp:storage/bucketIAMMember:BucketIAMMember").inputs)
-    assert binding["bucket"] == "llm-gke-models-kept" and binding["member"].endswith("/ns/llm/sa/llm-models")
+    bindings = [unwrap(b.inputs) for b in run.of_type("gcp:storage/bucketIAMMember:BucketIAMMember")]
+    assert {b["bucket"] for b in bindings} == {"llm-gke-models-kept"}
+    assert {b["member"].rsplit("/sa/", 1)[1] for b in bindings} == {"llm-models", "llm-models-writer"}
     assert run.outputs["modelBucket"] == "llm-gke-models-kept"
     pod = serving_pod(run)
     model = next(v for v in pod["spec"]["volumes"] if v["name"] == "model")
     assert model["csi"]["volumeAttributes"]["bucketName"] == "llm-gke-models-kept"
 
 
-def test_only_the_dedicated_service_account_may_use_the_bucket_and_every_bucket_pod_runs_as_it(gke):
-    binding = unwrap(gke.one("gcp:storage/bucketIAMMember:BucketIAMMember").inputs)
-    assert binding["role"] == "roles/storage.objectAdmin"
-    assert binding["member"] == (
+def test_serving_only_reads_the_bucket_and_only_the_import_and_benchmark_write_it(gke):
+    principal = (
         f"principal://iam.googleapis.com/projects/{GCP_PROJECT_NUMBER}/locations/global/"
-        "workloadIdentityPools/my-gcp-project.svc.id.goog/subject/ns/llm/sa/llm-models"
+        "workloadIdentityPools/my-gcp-project.svc.id.goog/subject/ns/llm/sa/"
     )
-    account = gke.kubernetes_object("ServiceAccount", "llm-models")
-    assert account["metadata"]["namespace"] == "llm" and account["automountServiceAccountToken"] is False
+    roles = {
+        unwrap(b.inputs)["member"]: unwrap(b.inputs)["role"]
+        for b in gke.of_type("gcp:storage/bucketIAMMember:BucketIAMMember")
+    }
+    assert roles == {
+        principal + "llm-models": "roles/storage.objectViewer",
+        principal + "llm-models-writer": "roles/storage.objectUser",
+    }
+    for name in ("llm-models", "llm-models-writer"):
+        account = gke.kubernetes_object("ServiceAccount", name)
+        assert account["metadata"]["namespace"] == "llm" and account["automountServiceAccountToken"] is False
     templates = {
         o["metadata"]["name"]: o["spec"]["template"]
         for o in gke.kubernetes_objects()
         if o["kind"] in ("Deployment", "Job")
     }
-    assert len(templates) == 3  # serving, import, benchmark: all mount the bucket
-    for name, template in templates.items():
-        assert template["spec"]["serviceAccountName"] == "llm-models", name
-        assert template["spec"]["automountServiceAccountToken"] is False, name
-    # The pods wait for their identity: serving and the import depend on the account.
-    account_urn = gke.one("kubernetes:core/v1:ServiceAccount").urn
+    accounts = {name: t["spec"]["serviceAccountName"] for name, t in templates.items()}
+    assert accounts == {
+        "llm": "llm-models",
+        "llm-gke-import": "llm-models-writer",
+        "llm-gke-benchmark": "llm-models-writer",
+    }
+    assert all(t["spec"]["automountServiceAccountToken"] is False for t in templates.values())
+    # The pods wait for their identities: serving and the import depend on the accounts.
+    account_urns = {a.urn for a in gke.of_type("kubernetes:core/v1:ServiceAccount")}
     importer = next(j for j in gke.of_type("kubernetes:batch/v1:Job") if "import" in j.name)
-    assert account_urn in importer.dependencies and account_urn in gke.one("kubernetes:apps/v1:Deployment").dependencies
+    assert account_urns <= set(importer.dependencies)
+    assert account_urns <= set(gke.one("kubernetes:apps/v1:Deployment").dependencies)
 
 
 def test_pods_without_a_bucket_volume_keep_the_default_service_account(rdma):
@@ -228,7 +286,7 @@ def test_engine_runs_like_the_reference_on_the_a4_node(gke):
     assert {"key": "nvidia.com/gpu", "operator": "Equal", "value": "present", "effect": "NoSchedule"} in pod["spec"][
         "tolerations"
     ]
-    assert pod["spec"]["nodeSelector"] == {"llm/pool": "a4"}
+    assert pod["spec"]["nodeSelector"] == {"llm/pool": "gpu"}
     startup = container["startupProbe"]
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 38 * 60  # the 671B load estimate
 
@@ -283,8 +341,8 @@ def test_kubernetes_provider_uses_the_exec_plugin_and_every_object_goes_through_
 
 
 def test_plain_kubernetes_objects_validate(gke, with_token):
-    assert validate_kubernetes(gke) == []
-    assert validate_kubernetes(with_token) == []
+    assert validate_kubernetes(gke) == [PODMONITORING]  # a custom resource: asserted below
+    assert validate_kubernetes(with_token) == [PODMONITORING]
 
 
 def test_benchmark_defaults_to_the_reference_run_and_writes_to_the_bucket(gke):
@@ -330,6 +388,35 @@ def test_a_channel_whose_version_cannot_run_a4_is_refused_before_the_cluster(mon
     record = Run()
     with pytest.raises(ConfigError, match=r"1\.32\.4-gke\.1236000"):
         run_stack("gke", record=record)
+    created = {r.type for r in record.resources}
+    assert "gcp:projects/service:Service" in created  # the check ran after the GKE API was enabled
+    assert not created & {CLUSTER, POOL} and not any(t.startswith("kubernetes:") for t in created)
+
+
+def test_the_first_preview_on_a_new_project_skips_the_version_check_until_the_gke_api_is_on():
+    # Only Service Usage and Cloud Resource Manager are on (tests/cloud_rules/gcp.py): a GKE call would fail.
+    run = run_stack("gke", preview=True)
+    tokens = [token for token, _ in run.invokes]
+    assert "gcp:container/getEngineVersions:getEngineVersions" not in tokens
+    assert tokens == ["gcp:organizations/getProject:getProject"]  # Cloud Resource Manager: a prerequisite
+
+
+def test_up_on_a_new_project_checks_the_version_once_the_gke_api_is_enabled(gke):
+    lookups = [args for token, args in gke.invokes if token == "gcp:container/getEngineVersions:getEngineVersions"]
+    assert lookups == [{"location": "us-central1", "project": "my-gcp-project"}]
+
+
+def test_a_project_without_cloud_resource_manager_is_refused_with_the_command_that_enables_it(monkeypatch):
+    monkeypatch.setattr(CloudMocks, "disabled_prerequisites", frozenset({"cloudresourcemanager.googleapis.com"}))
+    record = Run()
+    with pytest.raises(ConfigError) as error:
+        run_stack("gke", preview=True, record=record)
+    (problem,) = error.value.problems
+    assert problem.key == "gcp:project" and "SERVICE_DISABLED" in problem.allowed
+    assert problem.fix.startswith(
+        "gcloud services enable cloudresourcemanager.googleapis.com serviceusage.googleapis.com "
+        "--project my-gcp-project"
+    )
     assert [r.type for r in record.resources] == ["pulumi:providers:gcp"]
 
 
@@ -347,7 +434,7 @@ def test_the_private_api_is_an_internal_load_balancer_and_the_public_one_is_not_
     }
     assert set(balancers) == {"llm-private", "llm-public"}
     assert balancers["llm-private"]["metadata"]["annotations"]["networking.gke.io/load-balancer-type"] == "Internal"
-    assert "networking.gke.io/load-balancer-type" not in (balancers["llm-public"]["metadata"].get("annotations") or {})
+    assert "networking.gke.io/load-balancer-type" not in balancers["llm-public"]["metadata"]["annotations"]
     assert run.outputs["privateApiUrl"] != run.outputs["publicApiUrl"]
 
 
@@ -397,7 +484,7 @@ def test_download_mode_startup_probe_allows_for_the_download(downloading, gke):
     # ~700 GiB at the conservative 3 GiB/min is about 4 hours more than the load from the bucket.
     assert startup_seconds(downloading) - startup_seconds(gke) >= 3.5 * 3600
     assert downloading.outputs["loadMinutesEstimate"] > gke.outputs["loadMinutesEstimate"] + 200
-    assert validate_kubernetes(downloading) == []
+    assert validate_kubernetes(downloading) == [PODMONITORING]
 
 
 def test_download_mode_without_a_token_references_no_secret():
@@ -439,7 +526,11 @@ def test_rdma_cluster_runs_dataplane_v2_with_multi_networking_and_the_pool_attac
 
 
 def test_rdma_network_objects_are_gvnic_1_and_rdma_0_to_7_with_their_required_fields(rdma):
-    assert set(validate_kubernetes(rdma)) == {"networking.gke.io/v1/GKENetworkParamSet", "networking.gke.io/v1/Network"}
+    assert set(validate_kubernetes(rdma)) == {
+        "networking.gke.io/v1/GKENetworkParamSet",
+        "networking.gke.io/v1/Network",
+        PODMONITORING,
+    }
     params = {o["metadata"]["name"]: o["spec"] for o in rdma.kubernetes_objects() if o["kind"] == "GKENetworkParamSet"}
     assert set(params) == {"gvnic-1", *(f"rdma-{i}" for i in range(8))}
     assert params["gvnic-1"]["deviceMode"] == "NetDevice" and params["gvnic-1"]["vpc"].endswith("-gvnic")
@@ -458,7 +549,9 @@ def test_rdma_network_objects_are_gvnic_1_and_rdma_0_to_7_with_their_required_fi
 def test_rdma_installs_the_pinned_gib_nccl_plugin_on_the_b200_nodes(rdma):
     spec = rdma.kubernetes_object("DaemonSet", "nccl-rdma-installer")["spec"]["template"]["spec"]
     init = spec["initContainers"][0]
-    assert init["image"] == "us-docker.pkg.dev/gce-ai-infra/gpudirect-gib/nccl-plugin-gib:v1.1.0"
+    assert init["image"] == "us-docker.pkg.dev/gce-ai-infra/gpudirect-gib/nccl-plugin-gib:v1.1.1"
+    script = init["args"][0]
+    assert "/scripts/container_entry.sh install\n" in script and "--install-nccl" not in script  # NCCL: the image's
     assert {v["hostPath"]["path"] for v in spec["volumes"]} == {
         "/home/kubernetes/bin/gib",
         "/home/kubernetes/bin/nvidia/lib64",
@@ -498,7 +591,9 @@ def test_a_copy_over_two_nodes_is_a_leader_worker_set_whose_pods_attach_the_rdma
         spec = template["spec"]
         container = spec["containers"][0]
         env = {e["name"]: e.get("value") for e in container["env"]}
-        assert env["NCCL_NET"] == "gIB" and env["LLM_EXTRA_LIBRARY_PATH"] == "/usr/local/nvidia/lib64"
+        assert env["NCCL_NET"] == "gIB" and env["NCCL_PLUGIN_PATH"] == "/usr/local/gib/lib64"
+        assert env["LLM_EXTRA_LIBRARY_PATH"] == "/usr/local/gib/lib64:/usr/local/nvidia/lib64"
+        assert env["LLM_SOCKET_IFNAME"] == "eth0" and env["LLM_RUN_LDCONFIG"] == "1"
         assert "LD_LIBRARY_PATH" not in env  # the image's own path stays; the Ray prelude prepends ours
         assert env["LLM_NCCL_ENV_SCRIPT"] == "/usr/local/gib/scripts/set_nccl_env.sh"
         host = {v["hostPath"]["path"]: v["name"] for v in spec["volumes"] if "hostPath" in v}
@@ -517,8 +612,9 @@ def test_a_copy_over_two_nodes_waits_for_the_lws_controller_and_the_network_obje
     assert release.urn in lws.dependencies
     networks = two_nodes.of_type("kubernetes:networking.gke.io/v1:Network")
     assert len(networks) == 9 and all(n.urn in lws.dependencies for n in networks)
-    assert [t for t in validate_kubernetes(two_nodes) if "networking.gke.io" not in t] == [
-        "leaderworkerset.x-k8s.io/v1/LeaderWorkerSet"
+    assert sorted(t for t in validate_kubernetes(two_nodes) if "networking.gke.io" not in t) == [
+        "leaderworkerset.x-k8s.io/v1/LeaderWorkerSet",
+        PODMONITORING,
     ]
 
 
@@ -526,3 +622,137 @@ def test_a_copy_over_two_nodes_surges_when_the_pool_has_two_spare_nodes():
     run = run_stack("gke", {"gke.rdma": True, "placement.podsPerReplica": 2, "gpuNodes.min": 4})
     strategy = run.kubernetes_object("LeaderWorkerSet", "llm")["spec"]["rolloutStrategy"]
     assert strategy["rollingUpdateConfiguration"] == {"maxSurge": 1, "maxUnavailable": 0}
+
+
+def test_a_small_model_runs_on_one_l4_with_its_local_ssd_and_a_serving_pod_of_one_gpu():
+    run = run_stack(
+        "gke",
+        {
+            "gke.machineType": None,
+            "model.name": "DeepSeek-R1-Distill-Qwen-7B",
+            "workload": {},
+            "gke.capacity.mode": "on-demand",
+        },
+    )
+    pool = next(unwrap(p.inputs) for p in run.of_type(POOL) if "gpu" in p.name)
+    config = pool["nodeConfig"]
+    assert config["machineType"] == "g2-standard-8"
+    assert config["guestAccelerators"][0]["type"] == "nvidia-l4" and config["guestAccelerators"][0]["count"] == 1
+    assert config["ephemeralStorageLocalSsdConfig"] == {"localSsdCount": 1}
+    container = serving_pod(run)["spec"]["containers"][0]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert "--tensor-parallel-size" not in container["command"] or (
+        container["command"][container["command"].index("--tensor-parallel-size") + 1] == "1"
+    )
+
+
+def test_gpu_nodes_are_not_upgraded_on_their_own_and_maintenance_has_a_window(gke):
+    policy = unwrap(gke.one(CLUSTER).inputs)["maintenancePolicy"]
+    assert policy["dailyMaintenanceWindow"] == {"startTime": "09:00"}
+    assert policy["maintenanceExclusions"] == [
+        {
+            "exclusionName": "no-minor-or-node-upgrades",
+            "startTime": "2025-12-01T00:00:00Z",
+            "exclusionOptions": {"scope": "NO_MINOR_OR_NODE_UPGRADES", "endTimeBehavior": "UNTIL_END_OF_SUPPORT"},
+        }
+    ]
+    run = run_stack("gke", {"gke.maintenance.holdNodeUpgrades": False, "gke.maintenance.windowStart": "22:30"})
+    policy = unwrap(run.one(CLUSTER).inputs)["maintenancePolicy"]
+    assert policy == {"dailyMaintenanceWindow": {"startTime": "22:30"}}
+
+
+def test_a_copy_over_two_nodes_lets_the_control_plane_reach_the_lws_webhook(two_nodes, gke):
+    (rule,) = [unwrap(f.inputs) for f in two_nodes.of_type("gcp:compute/firewall:Firewall") if "webhooks" in f.name]
+    assert rule["direction"] == "INGRESS" and rule["allows"] == [{"protocol": "tcp", "ports": ["9443"]}]
+    assert rule["sourceRanges"] == ["10.0.0.0/20"]  # the node subnet: a PSC cluster's control plane
+    tags = {t for p in two_nodes.of_type(POOL) for t in unwrap(p.inputs)["nodeConfig"]["tags"]}
+    assert rule["targetTags"] == ["llm-gke-node"] and tags == {"llm-gke-node"}
+    assert not [f for f in gke.of_type("gcp:compute/firewall:Firewall") if "webhooks" in f.name]  # no LWS, no rule
+
+
+def test_the_import_runs_on_the_system_pool_without_waiting_for_the_gpu_nodes(gke):
+    from cloud_rules.gcp import transitive_dependencies
+
+    job = next(r for r in gke.of_type("kubernetes:batch/v1:Job") if "import" in r.name)
+    pod = gke.kubernetes_object("Job", job.name)["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"llm/pool": "system"} and "tolerations" not in pod
+    gpu_pool = next(p for p in gke.of_type(POOL) if "gpu" in p.name)
+    assert gpu_pool.urn not in transitive_dependencies(gke, job.urn)
+    system = next(unwrap(p.inputs) for p in gke.of_type(POOL) if "system" in p.name)
+    assert system["nodeConfig"]["diskSizeGb"] == 200 and system["nodeConfig"]["labels"] == {"llm/pool": "system"}
+
+
+def test_the_import_keeps_no_xet_chunk_cache_and_its_scratch_holds_what_hf_xet_keeps(gke):
+    job = next(o for o in gke.kubernetes_objects() if o["kind"] == "Job" and "import" in o["metadata"]["name"])
+    pod = job["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert env["HF_XET_CHUNK_CACHE_SIZE_BYTES"] == "0" and env["HF_XET_CACHE"] == "/scratch/xet"
+    assert env["HOME"] == "/scratch"
+    scratch = next(v for v in pod["volumes"] if v["name"] == "scratch")
+    assert scratch == {"name": "scratch", "emptyDir": {"sizeLimit": "20Gi"}}
+
+
+def test_a_destroy_that_cannot_reach_the_api_server_still_deletes_the_gpu_pool():
+    """Kubernetes objects are skipped on destroy when the cluster goes too (deleted_with), except the
+    LoadBalancer Services, whose cloud load balancers GKE removes only when the Service is deleted; and
+    nothing deleted through the API depends on the GPU pool, so an unreachable API server cannot keep the
+    pool (and its bill) alive."""
+    from cloud_rules.gcp import transitive_dependencies
+
+    for run in (
+        run_stack("gke"),
+        run_stack("gke", {"gke.rdma": True, "placement.podsPerReplica": 2, "gpuNodes.min": 2}),
+    ):
+        cluster = run.one(CLUSTER)
+        gpu_pool = next(p for p in run.of_type(POOL) if "gpu" in p.name)
+        through_the_api = []
+        for r in run.resources:
+            if not r.type.startswith("kubernetes:"):
+                continue
+            inputs = unwrap(r.inputs)
+            balancer = r.type == "kubernetes:core/v1:Service" and inputs["spec"].get("type") == "LoadBalancer"
+            assert r.deleted_with == ("" if balancer else cluster.urn), r.name
+            if not r.deleted_with:
+                through_the_api.append(r)
+        assert through_the_api and all(gpu_pool.urn not in transitive_dependencies(run, r.urn) for r in through_the_api)
+
+
+def test_both_pools_boot_with_secure_boot_and_integrity_monitoring(gke):
+    for pool in gke.of_type(POOL):
+        shielded = unwrap(pool.inputs)["nodeConfig"]["shieldedInstanceConfig"]
+        assert shielded == {"enableSecureBoot": True, "enableIntegrityMonitoring": True}, pool.name
+
+
+def test_the_public_load_balancer_is_backend_service_based_and_the_bucket_keeps_no_soft_deleted_objects():
+    run = run_stack("gke", {"access.public": True, "access.allowedCidrs": ["198.51.100.0/24"]})
+    public = run.kubernetes_object("Service", "llm-public")
+    assert public["metadata"]["annotations"] == {"cloud.google.com/l4-rbs": "enabled"}
+    private = run.kubernetes_object("Service", "llm-private")
+    assert "cloud.google.com/l4-rbs" not in private["metadata"]["annotations"]  # internal: no target pools anyway
+    assert unwrap(run.one(BUCKET).inputs)["softDeletePolicy"] == {"retentionDurationSeconds": 0}
+
+
+def test_managed_prometheus_scrapes_the_serving_pods_metrics_port(gke, two_nodes):
+    monitoring = gke.kubernetes_object("PodMonitoring", "llm-serving")
+    assert monitoring["apiVersion"] == "monitoring.googleapis.com/v1" and monitoring["metadata"]["namespace"] == "llm"
+    assert monitoring["spec"] == {
+        "selector": {"matchLabels": {"app": "llm"}},
+        "endpoints": [{"port": METRICS_PORT, "path": "/metrics", "interval": "30s"}],
+    }
+    pod_labels = serving_pod(gke)["metadata"]["labels"]
+    assert pod_labels["app"] == "llm"
+    # A copy over several pods: only the leader serves the API and its metrics.
+    leaders = two_nodes.kubernetes_object("PodMonitoring", "llm-serving")["spec"]["selector"]["matchLabels"]
+    assert leaders == {"app": "llm", "leaderworkerset.sigs.k8s.io/worker-index": "0"}
+
+
+def test_the_small_example_serves_the_7b_on_one_l4_machine_on_demand():
+    settings = settings_for("gke-l4")
+    assert settings.gke.machine.name == "g2-standard-8" and settings.gke.capacity.mode == "on-demand"
+    assert (settings.placement.gpus_per_pod, settings.placement.gpu.name) == (1, "L4") and settings.placement.fit.fits
+    run = run_stack("gke-l4")
+    pool = next(unwrap(p.inputs) for p in run.of_type(POOL) if "gpu" in p.name)
+    assert pool["nodeConfig"]["machineType"] == "g2-standard-8" and pool["nodeCount"] == 1
+    assert pool["nodeConfig"]["reservationAffinity"] == {"consumeReservationType": "ANY_RESERVATION"}
+    assert serving_pod(run)["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert validate_kubernetes(run) == [PODMONITORING]

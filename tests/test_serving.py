@@ -665,6 +665,34 @@ def test_both_ray_scripts_first_source_the_networks_nccl_settings(tmp_path):
     assert "LLM_NCCL_ENV_SCRIPT" not in env_of(worker)  # only a platform with RDMA sets it
 
 
+def test_after_the_nccl_script_the_loader_cache_is_refreshed_and_sockets_pinned_to_the_pods_interface(tmp_path):
+    nccl = tmp_path / "set_nccl_env.sh"
+    nccl.write_text('export NCCL_SOCKET_IFNAME=eth0,eth1\necho "sourced" >> "$STATE/log"\n')
+    leader = lws_templates(lws_run())[0]["spec"]["containers"][0]
+    tools = fake_tools(tmp_path, [16])
+    (tmp_path / "bin" / "ldconfig").write_text('#!/bin/bash\necho "ldconfig" >> "$STATE/log"\n')
+    (tmp_path / "bin" / "ldconfig").chmod(0o755)
+    (tmp_path / "bin" / "ray").write_text(
+        '#!/bin/bash\necho "GLOO=$GLOO_SOCKET_IFNAME NCCL=$NCCL_SOCKET_IFNAME" >> "$STATE/env"\n'
+        'echo "ray $*" >> "$STATE/log"\n'
+    )
+    env = {**tools, "LLM_NCCL_ENV_SCRIPT": str(nccl), "LLM_RUN_LDCONFIG": "1", "LLM_SOCKET_IFNAME": "eth0"}
+    result = run_container(leader, env)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "log").read_text().splitlines()[:3] == ["sourced", "ldconfig", "ray start --head --port=6379"]
+    assert (tmp_path / "env").read_text().splitlines()[0] == "GLOO=eth0 NCCL=eth0"  # ours wins over the script's
+
+
+def test_a_failing_ldconfig_does_not_stop_ray(tmp_path):
+    leader = lws_templates(lws_run())[0]["spec"]["containers"][0]
+    tools = fake_tools(tmp_path, [16])
+    (tmp_path / "bin" / "ldconfig").write_text("#!/bin/bash\nexit 1\n")
+    (tmp_path / "bin" / "ldconfig").chmod(0o755)
+    result = run_container(leader, {**tools, "LLM_RUN_LDCONFIG": "1"})
+    assert result.returncode == 0 and "ldconfig failed" in result.stderr
+    assert (tmp_path / "log").read_text().splitlines()[0] == "ray start --head --port=6379"
+
+
 def test_a_missing_nccl_settings_script_stops_the_pod_before_ray(tmp_path):
     worker = lws_templates(lws_run())[1]["spec"]["containers"][0]
     env = {

@@ -86,3 +86,38 @@ def test_readiness_wait_grows_with_the_model_and_has_a_floor():
     assert sizing.readiness_timeout_minutes(large) > sizing.readiness_timeout_minutes(small)
     # DeepSeek-R1: ~642 GiB at 3 GiB/min is ~214 min of download before a ~38 min load.
     assert 300 < sizing.readiness_timeout_minutes(large) < 24 * 60
+
+
+def test_every_gke_machine_names_a_known_gpu_capacity_and_room_for_the_file_cache():
+    from core.catalog import CAPACITY_MODES, GKE_MACHINES
+
+    for machine in GKE_MACHINES.values():
+        gpu = GPUS[machine.gpu]
+        assert machine.capacity and machine.capacity <= set(CAPACITY_MODES), machine.name
+        # GCS FUSE caches the weights on the local SSD: any model the GPUs hold fits twice over.
+        assert machine.local_ssd_gib >= 2 * machine.gpu_count * gpu.memory_gib, machine.name
+        assert machine.accelerator.startswith("nvidia-") and machine.allocatable_cpu < machine.vcpu
+
+
+def test_gke_machines_bundle_the_local_ssds_google_names():
+    from core.catalog import GKE_MACHINES
+
+    # cluster-toolkit disk_definitions.tf (8g shapes) and GCE's attached Local SSD column (smaller A3 High).
+    bundled = {m.name: m.local_ssds for m in GKE_MACHINES.values() if m.local_ssd_bundled}
+    assert bundled == {
+        "a3-highgpu-1g": 2,
+        "a3-highgpu-2g": 4,
+        "a3-highgpu-4g": 8,
+        "a3-highgpu-8g": 16,
+        "a3-ultragpu-8g": 32,
+        "a4-highgpu-8g": 32,
+    }
+
+
+def test_gke_allocatable_follows_gkes_reservation_tiers():
+    from core.catalog import GKE_MACHINES
+
+    g2 = GKE_MACHINES["g2-standard-8"]  # 8 vCPU: 0.06 + 0.01 + 2 x 0.005 + 4 x 0.0025 = 0.09 reserved
+    assert round(g2.allocatable_cpu, 3) == 7.91
+    # 32 GiB: 1 + 0.8 + 0.8 + 16 x 0.06 = 3.56 GiB reserved, plus 100 MiB for evictions
+    assert round(g2.allocatable_memory_gib, 3) == round(32 - 3.56 - 100 / 1024, 3)

@@ -94,7 +94,15 @@ def test_stack_file_never_overwrites_a_users_stack_file(scratch):
         ["bash", str(repo / "scripts" / "stack-file.sh"), "nope"], capture_output=True, text=True, env=env
     )
     listed = missing.stderr.rsplit("examples:", 1)[1].split()
-    assert missing.returncode == 1 and sorted(listed) == ["ack", "ack-edge", "acs", "acs-r1", "gke", "kubernetes"]
+    assert missing.returncode == 1 and sorted(listed) == [
+        "ack",
+        "ack-edge",
+        "acs",
+        "acs-r1",
+        "gke",
+        "gke-l4",
+        "kubernetes",
+    ]
 
 
 def test_a_users_own_stack_file_in_the_root_does_not_change_what_the_tests_see():

@@ -7,6 +7,7 @@ are not subject to Docker Hub's rate limits. The node service account may read t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Optional
 
@@ -22,6 +23,7 @@ class DockerHubMirrorArgs:
     region: str
     repository_id: str  # lowercase letters, digits and '-'
     reader: pulumi.Input[str]  # IAM member that pulls, e.g. serviceAccount:<node SA email>
+    depends_on: Sequence[pulumi.Resource] = ()  # the enabled APIs (artifactregistry): every child waits for them
 
 
 def proxied_image(image: str, project: str, region: str, repository_id: str) -> Optional[str]:
@@ -42,10 +44,12 @@ def proxied_image(image: str, project: str, region: str, repository_id: str) -> 
 
 class DockerHubMirror(pulumi.ComponentResource):
     repository: gcp.artifactregistry.Repository
+    reader: gcp.artifactregistry.RepositoryIamMember  # pods that pull through the repository wait for it
 
     def __init__(self, name: str, args: DockerHubMirrorArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("llm:gcp:DockerHubMirror", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        # A component's depends_on does not hold back its children: each child waits for the APIs itself.
+        child = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
         self.repository = gcp.artifactregistry.Repository(
             f"{name}-repo",
             project=args.project,
@@ -60,7 +64,7 @@ class DockerHubMirror(pulumi.ComponentResource):
             },
             opts=child,
         )
-        gcp.artifactregistry.RepositoryIamMember(
+        self.reader = gcp.artifactregistry.RepositoryIamMember(
             f"{name}-reader",
             project=args.project,
             location=args.region,

@@ -3,8 +3,13 @@
 The Job is the shared import's (components.model_import.job_spec: same script, marker, deadline,
 backoff, awaited by `pulumi up`) with three differences: the source is Hugging Face with the token
 from a Kubernetes Secret (secretKeyRef), the target is the bucket mounted through GCS FUSE instead of
-a PVC, and it runs on an A4 node, whose local SSD holds GCS FUSE's write staging (the weights are
-~700 GB) and whose network is the fastest in the cluster.
+a PVC, and it runs on a CPU node (the stack's system pool), not a GPU node: the download needs no
+GPU, and it need not wait for (nor hold idle) the GPU nodes, which can come up meanwhile.
+
+Hugging Face's Xet downloader (hf_xet, a dependency of huggingface_hub on x86_64 and arm64) keeps a
+chunk cache of 10 GB by default under $HF_HOME/xet (xet-core DEFAULT_CHUNK_CACHE_CAPACITY; huggingface_hub
+docs: "To disable the Xet cache, set HF_XET_CHUNK_CACHE_SIZE_BYTES=0"). The weights are read once, so the
+cache is off and what hf_xet keeps besides lives on the scratch volume.
 """
 
 from __future__ import annotations
@@ -16,11 +21,15 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.kubernetes.model_import import ModelImportArgs, import_job, job_spec
+from components.kubernetes.model_import import SCRATCH, ModelImportArgs, import_job, job_spec
 from components.kubernetes.serving_workload import secret_env_var
 
 HF_HUB_VERSION = "0.34.4"
 PYPI = "https://pypi.org/simple/"
+# The scratch volume: pip's files and hf_xet's own state (its chunk cache is off). What hf_xet keeps there besides
+# the chunk cache (shard metadata) was not measured: twice the shared import's 10 GiB.
+SCRATCH_GIB = 20
+XET_ENV = {"HF_XET_CHUNK_CACHE_SIZE_BYTES": "0", "HF_XET_CACHE": f"{SCRATCH}/xet"}
 
 
 @dataclass(frozen=True)
@@ -51,14 +60,17 @@ def hf_job_spec(args: HfModelImportArgs, script_config_map: pulumi.Input[str], l
     )
     spec = job_spec(shared, script_config_map, labels)
     pod = spec["template"]["spec"]
-    pod["volumes"] = [
-        {"name": "model", **dict(args.model_volume)} if v["name"] == "model" else v for v in pod["volumes"]
-    ]
+    volumes = {
+        "model": {"name": "model", **dict(args.model_volume)},
+        "scratch": {"name": "scratch", "emptyDir": {"sizeLimit": f"{SCRATCH_GIB}Gi"}},
+    }
+    pod["volumes"] = [volumes.get(v["name"], v) for v in pod["volumes"]]
     container = pod["containers"][0]
     container["env"] += [
         {"name": "MODEL_SOURCE", "value": "huggingface"},
         {"name": "HF_HUB_VERSION", "value": HF_HUB_VERSION},
         {"name": "HF_HUB_DISABLE_TELEMETRY", "value": "1"},
+        *({"name": k, "value": v} for k, v in XET_ENV.items()),
     ]
     if args.token_secret is not None:
         container["env"].append(secret_env_var("HF_TOKEN", args.token_secret, "HF_TOKEN"))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Optional
 
@@ -23,36 +24,46 @@ import pulumi_kubernetes as k8s
 
 from components.kubernetes.objects import manifest
 from components.kubernetes.serving_workload import HostMount
-from core.config.gke import A4_ACCELERATOR, A4_GPUS
+from core import versions
+from core.catalog import GKE_MACHINES
 
 RDMA_MTU = 8896  # the RoCE network profile's MTU (reference.md section 3)
-RDMA_SUBNETS = A4_GPUS  # one RoCE NIC per GPU
+A4 = GKE_MACHINES["a4-highgpu-8g"]  # the machine these networks are built for (core.catalog: rdma)
+RDMA_SUBNETS = A4.gpu_count  # one RoCE NIC per GPU
 GVNIC_CIDR = "192.168.64.0/18"  # address plan of cluster-toolkit examples/gke-a4
 RDMA_CIDR = "192.168.128.0/18"  # split into RDMA_SUBNETS equal subnets
 GVNIC_NETWORK_OBJECT = "gvnic-1"
 NETWORKING_API = "networking.gke.io/v1"
-# The gIB installer of cluster-toolkit examples/gke-a4: the image of its kubectl-apply module's default,
-# at the version the blueprint pins (v1.1.0). Not pulled or run here: unverified beyond those sources.
-GIB_IMAGE = "us-docker.pkg.dev/gce-ai-infra/gpudirect-gib/nccl-plugin-gib:v1.1.0"
-PAUSE_IMAGE = "gke.gcr.io/pause:3.8@sha256:880e63f94b145e46f1b1082bb71b85e21f16b99b180b9996407d61240ceb9830"
+# The gIB installer as Google's container-engine-accelerators manifest ships it (core.versions). Not pulled or run
+# here: unverified beyond that source.
+GIB_IMAGE = versions.GIB_INSTALLER_IMAGE.value
+PAUSE_IMAGE = versions.PAUSE_IMAGE.value
 GIB_HOST_DIR = "/home/kubernetes/bin/gib"
 NVIDIA_HOST_DIR = "/home/kubernetes/bin/nvidia"
 NVIDIA_LIB_HOST_DIR = f"{NVIDIA_HOST_DIR}/lib64"
 
 
-# What a serving pod of a copy over several nodes adds to use the RDMA NICs (GoogleCloudPlatform
-# container-engine-accelerators gpudirect-rdma/nccl-test-a4.yaml, cluster-toolkit gke-a4
-# nccl-jobset-example.yaml): the node's driver libraries (where the installer put its NCCL) and the gIB
-# plugin, NCCL pointed at gIB, and the plugin's own settings script, which the Ray scripts source
-# (components/scripts/ray-network-env.sh). Unverified here: that the NCCL inside vLLM's image loads the plugin.
+# What a serving pod of a copy over several nodes adds to use the RDMA NICs, as Google's A4 serving template does
+# (AI-Hypercomputer/gpu-recipes src/helm-charts/a4/inference-templates/deployment/templates/serving-launcher.yaml):
+# the node's gIB plugin and driver libraries mounted at /usr/local/gib and /usr/local/nvidia, NCCL_PLUGIN_PATH at
+# the plugin, the plugin's directory before the driver's on the library path, the plugin's settings script sourced
+# and then `ldconfig` (the Ray scripts do both: components/scripts/ray-network-env.sh). Sockets (Ray's own, Gloo,
+# NCCL's bootstrap) on eth0, the pod's default interface, as gpu-recipes' A4 templates set GLOO_SOCKET_IFNAME;
+# the pods attach no gVNIC interface (eth1 in Google's templates), so NCCL's socket interface is eth0 alone.
+# Unverified here: that the NCCL inside vLLM's image loads the plugin, and that `ldconfig` and the RDMA verbs work
+# in the engine container, which runs unprivileged with every capability dropped (Google's template runs it
+# privileged; its NCCL test with the default capabilities); a 2-node NCCL_DEBUG=INFO test settles both.
 POD_HOST_MOUNTS = (
     HostMount("nvidia-host", NVIDIA_HOST_DIR, "/usr/local/nvidia"),
     HostMount("gib", GIB_HOST_DIR, "/usr/local/gib"),
 )
 POD_ENV = {
-    "LLM_EXTRA_LIBRARY_PATH": "/usr/local/nvidia/lib64",
+    "LLM_EXTRA_LIBRARY_PATH": "/usr/local/gib/lib64:/usr/local/nvidia/lib64",
     "NCCL_NET": "gIB",
+    "NCCL_PLUGIN_PATH": "/usr/local/gib/lib64",
     "LLM_NCCL_ENV_SCRIPT": "/usr/local/gib/scripts/set_nccl_env.sh",
+    "LLM_RUN_LDCONFIG": "1",
+    "LLM_SOCKET_IFNAME": "eth0",
 }
 
 
@@ -79,6 +90,7 @@ class RdmaNetworksArgs:
     project: str
     region: str
     zone: str  # the RoCE network profile is zonal: the A4 pool's zone
+    depends_on: Sequence[pulumi.Resource] = ()  # the enabled APIs (compute): every child waits for them
 
 
 class RdmaNetworks(pulumi.ComponentResource):
@@ -91,7 +103,8 @@ class RdmaNetworks(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: RdmaNetworksArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("llm:gcp:RdmaNetworks", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        # A component's depends_on does not hold back its children: each child waits for the APIs itself.
+        child = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
         self.gvnic_network = gcp.compute.Network(
             f"{name}-gvnic", project=args.project, name=f"{name}-gvnic", auto_create_subnetworks=False, opts=child
         )
@@ -188,9 +201,10 @@ class RdmaClusterObjects(pulumi.ComponentResource):
 
 
 def gib_installer_spec() -> dict:
-    """cluster-toolkit's gIB installer: an init container copies the plugin and NCCL to the node's
-    /home/kubernetes/bin/{gib,nvidia/lib64}; a pause container keeps the pod. (The blueprint's extra
-    init container that only silences martian-packet logs with an unpinned alpine image is left out.)"""
+    """Google's gIB installer (container-engine-accelerators gpudirect-rdma/nccl-rdma-installer.yaml): an init
+    container installs the plugin and copies it to the node's /home/kubernetes/bin/{gib,nvidia/lib64}; a pause
+    container keeps the pod. Without --install-nccl: NCCL is the engine image's own. (cluster-toolkit's extra init
+    container that only silences martian-packet logs with an unpinned alpine image is left out.)"""
     labels = {"name": "nccl-rdma-installer", "k8s-app": "nccl-rdma-installer"}
     return {
         "selector": {"matchLabels": {"k8s-app": "nccl-rdma-installer"}},
@@ -208,7 +222,7 @@ def gib_installer_spec() -> dict:
                                         {
                                             "key": "cloud.google.com/gke-accelerator",
                                             "operator": "In",
-                                            "values": [A4_ACCELERATOR],
+                                            "values": [A4.accelerator],
                                         }
                                     ]
                                 }
@@ -239,7 +253,7 @@ def gib_installer_spec() -> dict:
                         ],
                         "command": ["/bin/sh", "-c"],
                         "args": [
-                            "set -ex\n/scripts/container_entry.sh install --install-nccl\n"
+                            "set -ex\n/scripts/container_entry.sh install\n"
                             f"cp -r /var/lib/gib/lib64/. /usr/local{NVIDIA_LIB_HOST_DIR}\n"
                             f"cp -r /var/lib/gib/. /usr/local{GIB_HOST_DIR}\n"
                         ],

@@ -18,6 +18,9 @@ import pulumi_kubernetes as k8s
 from core import versions
 
 NAMESPACE = "lws-system"
+# The admission webhook's container port (kubernetes-sigs/lws@v0.9.0 charts/lws/templates/webhook/service.yaml:
+# port 443 -> targetPort 9443): the API server must reach it on the controller's pod.
+WEBHOOK_PORT = 9443
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
 #!/bin/bash
 # Prepended to ray-leader.sh and ray-worker.sh: the network's NCCL settings (GKE's gIB plugin on RDMA
 # nodes) must be in the environment of `ray start`, so that the Ray workers, and NCCL inside them,
-# inherit them. Set by the pod spec: LLM_EXTRA_LIBRARY_PATH and LLM_NCCL_ENV_SCRIPT (both optional),
+# inherit them. Set by the pod spec (all optional but the timeout): LLM_EXTRA_LIBRARY_PATH, LLM_NCCL_ENV_SCRIPT,
+# LLM_RUN_LDCONFIG (1: refresh the loader cache after the script, as Google's serving launcher does),
+# LLM_SOCKET_IFNAME (the interface for Gloo's and NCCL's sockets, set after the script so that it wins),
 # LLM_RAY_JOIN_TIMEOUT_SECONDS. The node's installer DaemonSet may still be copying the plugin when the
 # pod starts: wait for it.
 set -euo pipefail
@@ -27,4 +29,14 @@ if [[ -n "${LLM_NCCL_ENV_SCRIPT:-}" ]]; then
   source "$LLM_NCCL_ENV_SCRIPT"
   set -u
   echo "NCCL settings from ${LLM_NCCL_ENV_SCRIPT}: NCCL_NET=${NCCL_NET:-}"
+fi
+
+if [[ "${LLM_RUN_LDCONFIG:-}" == 1 ]]; then
+  # Needs a writable /etc/ld.so.cache; without it the library path above still applies.
+  ldconfig || echo "ldconfig failed: continuing with LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}" >&2
+fi
+
+if [[ -n "${LLM_SOCKET_IFNAME:-}" ]]; then
+  export GLOO_SOCKET_IFNAME="$LLM_SOCKET_IFNAME" NCCL_SOCKET_IFNAME="$LLM_SOCKET_IFNAME"
+  echo "sockets on ${LLM_SOCKET_IFNAME}"
 fi

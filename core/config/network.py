@@ -65,7 +65,8 @@ class ClusterConfig(Group):
     )
     api_cidrs: tuple[Cidr, ...] = option(
         (),
-        "CIDRs allowed to reach the cluster's control plane (where pulumi and kubectl run); empty: any, IAM-guarded.",
+        "CIDRs allowed to reach the cluster's control plane (where pulumi and kubectl run); required on gke "
+        "(0.0.0.0/0 opens it to any address, IAM-guarded).",
         targets=(GKE,),
         example=["203.0.113.0/24"],
     )

@@ -10,12 +10,19 @@ from core.config.acs import resolve_acs_pod
 from core.config.benchmark import check_benchmark
 from core.config.engine import resolve_engine
 from core.config.gateway import resolve_gateway
-from core.config.gke import A4_GPU_KIND, A4_GPUS, A4_MACHINE_TYPE, GkeSettings, resolve_reservation
+from core.config.gke import GkeSettings, resolve_capacity
 from core.config.host import resolve_host
 from core.config.kubernetes import KubernetesSettings
 from core.config.model import resolve_model
 from core.config.network import check_network, resolve_cluster_network
-from core.config.placement import gpu_kind, resolve_instance_placement, resolve_pod_placement, resolve_workload
+from core.config.placement import (
+    Placement,
+    gpu_kind,
+    resolve_gke_placement,
+    resolve_instance_placement,
+    resolve_pod_placement,
+    resolve_workload,
+)
 from core.config.problems import Problems
 from core.config.providers import alibaba_region, check_kubeconfig, gcp_location, provider_config
 from core.config.root import StackConfig
@@ -91,11 +98,13 @@ def _resolve(
         else None
     )
     placement_config = c.placement
-    if target == GKE and not placement_config.gpu_count:
-        # One serving pod takes the whole A4 node, as the reference does: tensor parallel over its 8 GPUs.
-        placement_config = placement_config.model_copy(update={"gpu_count": A4_GPUS})
     placement = None
-    if ok("placement"):
+    if target == GKE:  # one serving pod takes a whole GKE GPU node (the reference: TP 8 over an A4 node's GPUs)
+        if ok("placement", "gke", "workload"):
+            placement = resolve_gke_placement(
+                placement_config, c.workload, c.gke.machine_type, model, engine, problems, c.gke.capacity.mode
+            )
+    elif ok("placement"):
         if target in (ECS, ACK):  # one ECS instance type carries the GPUs (ack: one serving pod per GPU node)
             placement = resolve_instance_placement(placement_config, target, model, engine, problems)
         else:
@@ -208,22 +217,17 @@ def _resolve(
     )
 
 
-def _gke(c: StackConfig, project: str, region: str, zone: str, placement, model, problems: Problems) -> GkeSettings:
-    """gke: A4 High nodes, one serving pod per node (or per group of nodes over RDMA)."""
-    kind = gpu_kind(c.placement, GKE)
-    if kind != A4_GPU_KIND:
+def _gke(
+    c: StackConfig, project: str, region: str, zone: str, placement: Optional[Placement], model, problems: Problems
+) -> Optional[GkeSettings]:
+    """gke: GPU nodes of one catalog machine, one serving pod per node (or per group of nodes over RDMA)."""
+    machine = placement.machine if placement is not None else None
+    if machine is not None and c.gke.rdma and not machine.rdma:
         problems.add(
-            "placement.gpuKind",
-            kind,
-            f"gke runs on {A4_MACHINE_TYPE}: {A4_GPUS}x {A4_GPU_KIND}",
-            problems.set_command("placement.gpuKind", A4_GPU_KIND),
-        )
-    if placement is not None and placement.gpus_per_pod != A4_GPUS:
-        problems.add(
-            "placement.gpuCount",
-            placement.gpus_per_pod,
-            f"gke serves with tensor parallel {A4_GPUS}, one pod per {A4_MACHINE_TYPE} node with its {A4_GPUS} GPUs",
-            problems.set_command("placement.gpuCount", A4_GPUS),
+            "gke.rdma",
+            True,
+            f"RDMA networks are built here for the A4 machine only, not {machine.name} (a copy on one node needs none)",
+            problems.set_command("gke.rdma", False),
         )
     pods = placement.pods if placement is not None else None
     if pods is not None and pods > 1 and not c.gke.rdma:
@@ -231,7 +235,7 @@ def _gke(c: StackConfig, project: str, region: str, zone: str, placement, model,
         problems.add(
             "placement.podsPerReplica",
             pods,
-            "a copy over several A4 nodes needs RDMA networking",
+            "a copy over several nodes needs RDMA networking",
             f"{problems.set_command('gke.rdma', True)} (or {problems.set_command('placement.podsPerReplica', 1)})",
         )
     needed = c.scaling.replicas * (pods or 1)
@@ -240,14 +244,14 @@ def _gke(c: StackConfig, project: str, region: str, zone: str, placement, model,
         problems.add(
             "gpuNodes.min",
             nodes,
-            f"must be at least {needed}: one A4 node per serving pod",
+            f"must be at least {needed}: one GPU node per serving pod",
             problems.set_command("gpuNodes.min", needed),
         )
     if c.gpu_nodes.max is not None and c.gpu_nodes.max != nodes:
         problems.add(
             "gpuNodes.max",
             c.gpu_nodes.max,
-            "gke runs a fixed A4 pool: set gpuNodes.min alone",
+            "gke runs a fixed GPU pool: set gpuNodes.min alone",
             problems.rm_command("gpuNodes.max"),
         )
     if model is not None and model.gated and not c.hf_token:
@@ -265,13 +269,29 @@ def _gke(c: StackConfig, project: str, region: str, zone: str, placement, model,
             f"downloads on every node of a copy; a copy over {pods} nodes reads the weights from the bucket",
             problems.set_command("gke.modelSource", "bucket"),
         )
+    if not c.cluster.api_cidrs:
+        # Private by default: the control plane's public endpoint answers only the listed networks (master
+        # authorized networks). Pulumi talks to it, so it cannot be private-only from outside the VPC.
+        problems.add(
+            "cluster.apiCidrs",
+            None,
+            "gke needs the networks that may reach the cluster's control plane (where pulumi and kubectl run, CI "
+            "included); 0.0.0.0/0 opens it to any address, guarded by IAM only",
+            problems.set_command("cluster.apiCidrs", ["<your public address>/32"]),
+        )
+    capacity = resolve_capacity(c.gke.capacity, project, problems)
+    if machine is None:
+        return None  # placement reported why
     return GkeSettings(
         project=project,
         region=region,
         zone=zone,
+        machine=machine,
         node_count=nodes,
-        reservation=resolve_reservation(c.gke.reservation, problems),
+        capacity=capacity,
         release_channel=c.gke.release_channel,
+        maintenance_window_start=c.gke.maintenance.window_start,
+        hold_node_upgrades=c.gke.maintenance.hold_node_upgrades,
         hf_token=SecretStr(c.hf_token) if c.hf_token else None,
         model_source=c.gke.model_source,
         rdma=c.gke.rdma,

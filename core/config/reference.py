@@ -124,7 +124,15 @@ def render() -> str:
 
 def render_models() -> str:
     """The model catalog and the GPU instance types the sizing check chooses from."""
-    from core.catalog import ECS_INSTANCE_TYPES, GPUS, MODELS
+    from core.catalog import (
+        CAPACITY_MODES,
+        ECS_INSTANCE_TYPES,
+        GCE_AO,
+        GKE_MACHINES,
+        GPUS,
+        LOCAL_SSD_GIB,
+        MODELS,
+    )
 
     lines = [
         "# Models and GPUs",
@@ -161,4 +169,24 @@ def render_models() -> str:
     ]
     for t in ECS_INSTANCE_TYPES.values():
         lines.append(f"| `{t.name}` | {t.gpu_count}x {t.gpu} | {t.vcpu} | {t.memory_gib} GiB |")
+    lines += [
+        "",
+        "## GKE GPU machines (gke)",
+        "",
+        "The sizing check takes the smallest machine that holds the model and the serving pod (fewest GPUs, then "
+        "the smaller GPU, then fewest vCPUs), among those the capacity mode can get; `gke.machineType` names one. "
+        f"Sources: {GCE_AO}; cluster-toolkit machine_mappings.json and disk_definitions.tf; gpu-recipes (GKE "
+        'versions). "-": no value found in the sources read.',
+        "",
+        "| machine | family | GPUs | accelerator | vCPU | memory | local SSD (ephemeral) | capacity | min GKE | "
+        "min driver |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for m in GKE_MACHINES.values():
+        ssd = f"{m.local_ssds} x {LOCAL_SSD_GIB} GiB{' (bundled)' if m.local_ssd_bundled else ''}"
+        lines.append(
+            f"| `{m.name}` | {m.family} | {m.gpu_count}x {m.gpu} | `{m.accelerator}` | {m.vcpu} | {m.memory_gib} GiB | "
+            f"{ssd} | {', '.join(c for c in CAPACITY_MODES if c in m.capacity)} | {m.min_gke_version or '-'} | "
+            f"{m.min_driver or '-'} |"
+        )
     return "\n".join(lines) + "\n"

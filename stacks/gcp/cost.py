@@ -12,7 +12,7 @@ from __future__ import annotations
 import pulumi
 
 from components.gcp.gke_cluster import SYSTEM_MACHINE_TYPE, SYSTEM_NODES
-from core.config.gke import A4_GPU_KIND, A4_GPUS, A4_MACHINE_TYPE
+from core.catalog import FLEX_START, RESERVATION, SPOT
 from core.config.settings import GkeTargetSettings
 from core.cost import Item, Price, estimate
 
@@ -22,14 +22,16 @@ NOT_CITED = "pulumi-gcp has no price lookup and no official on-demand price of {
 
 
 def gke_estimate(settings: GkeTargetSettings) -> dict:
-    """Target `gke`: A4 nodes, system nodes, the cluster fee, the Services' load balancers and the bucket."""
+    """Target `gke`: GPU nodes, system nodes, the cluster fee, the Services' load balancers and the bucket."""
     gke = settings.gke
+    machine = gke.machine
+    ssd = "bundled" if machine.local_ssd_bundled else f"{machine.local_ssds} x"
     items = [
         Item(
-            f"GKE A4 High nodes ({A4_MACHINE_TYPE}, {A4_GPUS} x {A4_GPU_KIND}, bundled local SSD)",
+            f"GKE {machine.family} GPU nodes ({machine.name}, {machine.gpu_count} x {machine.gpu}, {ssd} local SSD)",
             gke.node_count,
-            _a4_price(gke.reservation.mode),
-            "gke.a4-highgpu-8g",
+            _gpu_node_price(machine.name, gke.capacity.mode),
+            f"gke.{machine.name}",
         ),
         Item(
             f"GKE system nodes ({SYSTEM_MACHINE_TYPE})",
@@ -59,10 +61,13 @@ def gke_estimate(settings: GkeTargetSettings) -> dict:
     return estimate(items, settings.cost.prices, settings.cost.currency, currency=CURRENCY)
 
 
-def _a4_price(reservation: str) -> Price:
-    reason = NOT_CITED.format(A4_MACHINE_TYPE)
-    if reservation != "none":
-        reason += "; nodes in a reservation are billed on the reservation's terms"
+def _gpu_node_price(machine: str, capacity: str) -> Price:
+    reason = NOT_CITED.format(machine)
+    reason += {
+        RESERVATION: "; nodes in a reservation are billed on the reservation's terms (it bills whether used or not)",
+        SPOT: "; Spot VMs are billed at the (variable) Spot price",
+        FLEX_START: "; Flex-start VMs are billed at the Flex-start price while they run",
+    }.get(capacity, "")
     return Price.unknown(reason)
 
 

@@ -1,5 +1,7 @@
-"""Target `gke`: a GKE cluster with an A4 High node pool serving one model copy per node (reference 004),
-or per group of nodes over RDMA (gke.rdma, placement.podsPerReplica).
+"""Target `gke`: a GKE cluster with a GPU node pool serving one model copy per node, on the smallest catalog
+machine that holds the model (G2 L4, A3 High H100, A3 Ultra H200, A4 B200: core.catalog.GKE_MACHINES); the
+reference (004) is DeepSeek-R1 on an A4 node, or a copy over a group of A4 nodes over RDMA (gke.rdma,
+placement.podsPerReplica).
 
 The weights are imported once from Hugging Face into a private GCS bucket and read by the serving
 pods through GCS FUSE, with a file cache on the node's local SSD, instead of ~700 GB downloaded at
@@ -19,10 +21,10 @@ import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 
 from components.api_key import ApiKey
-from components.gcp.a4_node_pool import GPU_TOLERATION, POOL_LABEL, A4NodePool, A4NodePoolArgs
 from components.gcp.docker_hub_mirror import DockerHubMirror, DockerHubMirrorArgs, proxied_image
 from components.gcp.gcs_model_store import (
     MODEL_SERVICE_ACCOUNT,
+    MODEL_WRITER_ACCOUNT,
     MODELS_DIR,
     RESULTS_DIR,
     GcsModelStore,
@@ -30,17 +32,22 @@ from components.gcp.gcs_model_store import (
     gcsfuse_pod_transformation,
     gcsfuse_volume,
 )
-from components.gcp.gke_cluster import GkeCluster, GkeClusterArgs
+from components.gcp.gke_cluster import SYSTEM_POOL_LABEL, GkeCluster, GkeClusterArgs
+from components.gcp.gpu_node_pool import GPU_TOLERATION, POOL_LABEL, GpuNodePool, GpuNodePoolArgs
 from components.gcp.hf_model_import import HfModelImport, HfModelImportArgs
+from components.gcp.pod_monitoring import serving_pod_monitoring
 from components.gcp.rdma import POD_ENV as RDMA_POD_ENV
 from components.gcp.rdma import POD_HOST_MOUNTS as RDMA_POD_HOST_MOUNTS
 from components.gcp.rdma import RdmaClusterObjects, RdmaNetworks, RdmaNetworksArgs, pod_network_annotations
+from components.kubernetes.leader_worker_set import WEBHOOK_PORT as LWS_WEBHOOK_PORT
 from components.kubernetes.leader_worker_set import LeaderWorkerSetController
-from components.kubernetes.serving_workload import ServiceExposure
+from components.kubernetes.serving_workload import LWS_WORKER_INDEX_LABEL, ServiceExposure
 from core import sizing
-from core.config.gke import A4_MIN_VERSION, supports_a4
+from core.catalog import FLEX_START
+from core.config.gke import FLEX_START_MIN_GKE, at_least, version_key
 from core.config.problems import ConfigError, Problem
 from core.config.settings import GkeTargetSettings
+from core.gateway import METRICS_PORT
 from stacks import serving
 from stacks.gcp import cost as gke_cost
 from stacks.providers import provider_args
@@ -53,14 +60,23 @@ APIS = (
     "artifactregistry.googleapis.com",
     "monitoring.googleapis.com",
     "logging.googleapis.com",
+    # Already on before the stack runs (projects.Service itself reads the project through it: README
+    # "Before the first gke run"); listed so a later `pulumi destroy` of another stack cannot be what turns it off.
+    "cloudresourcemanager.googleapis.com",
+    # Workload identity federation tokens (the pods' access to the bucket). Whether GKE needs these enabled
+    # by hand is not settled by any source found (audit gke.md m10); enabling them is free and harmless.
+    "iamcredentials.googleapis.com",
+    "sts.googleapis.com",
 )
 # The reference's engine environment; HF_HUB_ENABLE_HF_TRANSFER is left out: serving reads the bucket
 # offline, the import Job does the download.
 ENGINE_ENV = {"VLLM_WORKER_MULTIPROC_METHOD": "spawn"}
-# Download at start (gke.modelSource download), as the reference: hf_transfer's parallel download.
-# Unverified: that the pinned vllm-openai image ships the hf_transfer package (the reference's v0.9.0 does).
+# Download at start (gke.modelSource download), as the reference: hf_transfer's parallel download. vLLM's image
+# installs hf_transfer (its Dockerfile, audit gke.md claim 14); for files Hugging Face stores with Xet,
+# huggingface_hub downloads through hf_xet instead and this has no effect (whether R1's are is not known).
 DOWNLOAD_ENV = {"HF_HUB_ENABLE_HF_TRANSFER": "1"}
 INTERNAL_LB = "networking.gke.io/load-balancer-type"
+BACKEND_SERVICE_LB = "cloud.google.com/l4-rbs"
 
 
 def build(settings: GkeTargetSettings) -> dict[str, object]:
@@ -71,10 +87,10 @@ def build(settings: GkeTargetSettings) -> dict[str, object]:
         **provider_args(settings.provider, gcp.ProviderArgs, project=gke.project, region=gke.region, zone=gke.zone),
     )
     in_project = pulumi.ResourceOptions(provider=provider)
-    _check_version(settings, provider)
+    project_number = _check_prerequisites(settings, provider)
     labels = {"app": "llm-serving", "stack": _label(settings.stack)}
-    apis = [
-        gcp.projects.Service(
+    services = {
+        api: gcp.projects.Service(
             f"{settings.name}-{api.split('.')[0]}",
             project=gke.project,
             service=api,
@@ -83,12 +99,15 @@ def build(settings: GkeTargetSettings) -> dict[str, object]:
             opts=in_project,
         )
         for api in APIS
-    ]
+    }
+    apis = list(services.values())
+    # The channel's version, checked once the GKE API is on; the cluster takes its channel through the check.
+    release_channel = _checked_channel(settings, provider, services["container.googleapis.com"])
     rdma = (
         RdmaNetworks(
             f"{settings.name}-net",
-            RdmaNetworksArgs(project=gke.project, region=gke.region, zone=gke.zone),
-            opts=pulumi.ResourceOptions(provider=provider, depends_on=apis),
+            RdmaNetworksArgs(project=gke.project, region=gke.region, zone=gke.zone, depends_on=apis),
+            opts=in_project,
         )
         if gke.rdma
         else None
@@ -102,28 +121,36 @@ def build(settings: GkeTargetSettings) -> dict[str, object]:
             node_cidr=gke.node_cidr,
             pod_cidr=gke.pod_cidr,
             service_cidr=gke.service_cidr,
-            release_channel=gke.release_channel,
+            release_channel=release_channel,
             workload_pool=gke.workload_pool,
             deletion_protection=settings.deletion_protection,
             labels=labels,
             depends_on=apis,
             multi_networking=rdma is not None,
             control_plane_cidrs=gke.control_plane_cidrs,
+            # A copy over several nodes installs LeaderWorkerSet, whose webhook the control plane must reach.
+            webhook_ports=(LWS_WEBHOOK_PORT,) if settings.placement.pods > 1 else (),
+            maintenance_window_start=gke.maintenance_window_start,
+            hold_node_upgrades=gke.hold_node_upgrades,
         ),
         opts=in_project,
     )
-    pool = A4NodePool(
-        f"{settings.name}-a4",
-        A4NodePoolArgs(
+    pool = GpuNodePool(
+        f"{settings.name}-gpu",
+        GpuNodePoolArgs(
             project=gke.project,
             cluster=cluster.cluster.id,
             region=gke.region,
             zone=gke.zone,
+            machine=gke.machine,
             node_count=gke.node_count,
-            reservation=gke.reservation,
+            capacity=gke.capacity,
             service_account=cluster.node_service_account,
             labels=labels,
             additional_networks=rdma.node_network_configs() if rdma is not None else (),
+            # Nodes start with their service account's role, as the system pool's do.
+            depends_on=[*apis, cluster.node_role],
+            network_tags=(cluster.node_tag,),
         ),
         opts=in_project,
     )
@@ -135,62 +162,78 @@ def build(settings: GkeTargetSettings) -> dict[str, object]:
             region=gke.region,
             repository_id=repository_id,
             reader=pulumi.Output.concat("serviceAccount:", cluster.node_service_account),
+            depends_on=apis,
         ),
-        opts=pulumi.ResourceOptions(provider=provider, depends_on=apis),
+        opts=in_project,
     )
     image = proxied_image(settings.engine.image, gke.project, gke.region, repository_id) or settings.engine.image
     settings = dataclasses.replace(settings, engine=dataclasses.replace(settings.engine, image=image))
 
-    # Every pod template with a GCS FUSE volume gets the sidecar annotations (components.gcp.gcs_model_store).
-    in_cluster = pulumi.ResourceOptions(provider=cluster.provider, transformations=[gcsfuse_pod_transformation])
+    # Every Kubernetes object of the stack: through the cluster's provider, with the GCS FUSE sidecar annotations
+    # and identity where a pod mounts the bucket (components.gcp.gcs_model_store), and deleted with the cluster.
+    in_cluster = pulumi.ResourceOptions(
+        provider=cluster.provider,
+        transformations=[gcsfuse_pod_transformation, _deleted_with(cluster.cluster)],
+    )
     namespace = k8s.core.v1.Namespace(
         f"{settings.name}-namespace",
         metadata={"name": settings.workload.namespace, "labels": {"app.kubernetes.io/managed-by": "pulumi"}},
-        opts=pulumi.ResourceOptions(provider=cluster.provider),
+        opts=in_cluster,
     )
     ns = namespace.metadata["name"]
     serving_needs: list[pulumi.Resource] = []  # the RDMA network objects, the LWS controller
     if rdma is not None:
-        serving_needs.append(
-            RdmaClusterObjects(
-                f"{settings.name}-rdma", rdma, opts=pulumi.ResourceOptions(provider=cluster.provider, depends_on=[pool])
-            )
-        )
-    project = gcp.organizations.get_project_output(
-        project_id=gke.project, opts=pulumi.InvokeOutputOptions(provider=provider)
-    )
+        serving_needs.append(RdmaClusterObjects(f"{settings.name}-rdma", rdma, opts=in_cluster))
     store = GcsModelStore(
         f"{settings.name}-models",
         GcsModelStoreArgs(
             project=gke.project,
             region=gke.region,
-            project_number=project.number,
+            project_number=project_number,
             workload_pool=gke.workload_pool,
             namespace=ns,
             bucket_name=settings.model_store.bucket_name,
             retain=settings.model_store.retain,
             adopt=settings.model_store.adopt_bucket,
             labels=labels,
+            # The workload identity pool <project>.svc.id.goog that the binding names comes with the cluster.
+            depends_on=[*apis, cluster.cluster],
         ),
-        opts=pulumi.ResourceOptions(provider=provider, depends_on=[cluster]),
+        opts=in_project,
     )
-    # The identity of the pods that mount the bucket (the transformation sets it on them); no API token.
-    model_account = k8s.core.v1.ServiceAccount(
-        f"{settings.name}-model-account",
-        metadata={"name": MODEL_SERVICE_ACCOUNT, "namespace": ns, "labels": {"app.kubernetes.io/managed-by": "pulumi"}},
-        automount_service_account_token=False,
-        opts=pulumi.ResourceOptions(provider=cluster.provider),
-    )
-    ready = [store.binding, model_account, pool.pool, mirror.repository]
+    # The identities of the pods that mount the bucket, reading or writing (the transformation sets them on the
+    # pods); no API token.
+    model_accounts = [
+        k8s.core.v1.ServiceAccount(
+            f"{settings.name}-{resource}",
+            metadata={"name": account, "namespace": ns, "labels": {"app.kubernetes.io/managed-by": "pulumi"}},
+            automount_service_account_token=False,
+            opts=in_cluster,
+        )
+        for resource, account in (("model-account", MODEL_SERVICE_ACCOUNT), ("model-writer", MODEL_WRITER_ACCOUNT))
+    ]
+    # What the pods need before they start: their identity and its bucket grant, and the nodes' grant to pull the
+    # image through the repository (which the grant itself waits for). The import runs on the system pool (which
+    # the cluster's provider waits for), so it starts while the GPU nodes come up.
+    ready = [store.reader_binding, store.writer_binding, *model_accounts, mirror.reader]
     api_key = ApiKey(f"{settings.name}-api-key", settings.api_key)
 
-    importer, download, model_volume = _model_source(settings, ns, store, image, ready, cluster.provider, in_cluster)
+    importer, download, model_volume = _model_source(settings, ns, store, image, ready, in_cluster)
     multi_node = settings.placement.pods > 1  # only with RDMA (core.config.parse)
     if multi_node:
         serving_needs.append(LeaderWorkerSetController(f"{settings.name}-lws", opts=in_cluster))
     platform = _platform(settings, multi_node)
     volumes = serving.ModelVolumes(
         serving=model_volume, results=gcsfuse_volume(store.bucket, RESULTS_DIR, read_only=False, file_cache=False)
+    )
+    # vLLM's metrics into Cloud Monitoring: the serving pods (a copy over several pods: its leader, which serves
+    # the API and the metrics), on the gateway's metrics port.
+    serving_pod_monitoring(
+        f"{settings.name}-metrics",
+        ns,
+        {"app": serving.APP, **({LWS_WORKER_INDEX_LABEL: "0"} if multi_node else {})},
+        METRICS_PORT,
+        opts=in_cluster,
     )
     _, outputs = serving.serve(
         settings,
@@ -200,6 +243,9 @@ def build(settings: GkeTargetSettings) -> dict[str, object]:
         importer,
         api_key.value,
         in_cluster,
+        # Not the GPU pool: the serving pods wait in Pending for their node (the rollout wait allows for it), and
+        # nothing deleted through the Kubernetes API may depend on the pool, or a destroy that cannot reach the
+        # API server would never get to delete the GPU nodes (audit gke.md M5).
         serving_depends_on=[*ready, *serving_needs],
         download=download,
     )
@@ -210,6 +256,7 @@ def build(settings: GkeTargetSettings) -> dict[str, object]:
             "zone": gke.zone,
             "costEstimate": gke_cost.gke_estimate(settings),
             "clusterName": cluster.cluster.name,
+            "gpuNodePool": pool.pool.name,  # README "Destroy": what to delete by hand if the API cannot be reached
             "modelBucket": store.bucket,
             "benchmarkResults": pulumi.Output.concat("gs://", store.bucket, f"/{RESULTS_DIR}/"),
             "imageRepository": mirror.repository.name,
@@ -232,11 +279,10 @@ def _model_source(
     store: GcsModelStore,
     image: str,
     ready: list[pulumi.Resource],
-    provider: k8s.Provider,
     opts: pulumi.ResourceOptions,
 ) -> tuple[Optional[HfModelImport], Optional[serving.HubDownload], dict]:
     """The import Job into the bucket and its GCS FUSE volume, or (download mode) local SSD scratch space."""
-    token_secret = _hf_token_secret(settings, ns, provider)
+    token_secret = _hf_token_secret(settings, ns, opts)
     revision = _hf_revision(settings.model_revision)
     if settings.gke.model_source == "download":
         # The reference's mode: no import, vLLM downloads from Hugging Face into local SSD at every start.
@@ -255,8 +301,8 @@ def _model_source(
             image=image,
             timeout_minutes=serving.import_timeout_minutes(settings),
             token_secret=token_secret,
-            tolerations=[GPU_TOLERATION],
-            node_selector=POOL_LABEL,
+            # A CPU node: the GPUs would idle for the hours of a 700 GB download (audit gke.md m9).
+            node_selector=SYSTEM_POOL_LABEL,
             depends_on=ready,
         ),
         opts=opts,
@@ -265,7 +311,7 @@ def _model_source(
 
 
 def _platform(settings: GkeTargetSettings, multi_node: bool) -> serving.Platform:
-    """What GKE adds to the shared workload: A4 placement, the load balancers, and RDMA for multi-node copies."""
+    """What GKE adds to the shared workload: GPU node placement, the load balancers, and RDMA for multi-node copies."""
     workload, pods = settings.workload, settings.placement.pods
     return serving.Platform(
         tolerations=[GPU_TOLERATION],
@@ -274,38 +320,104 @@ def _platform(settings: GkeTargetSettings, multi_node: bool) -> serving.Platform
         env={**ENGINE_ENV, **(RDMA_POD_ENV if multi_node else {})},
         pod_annotations=pod_network_annotations() if multi_node else {},
         host_mounts=RDMA_POD_HOST_MOUNTS if multi_node else (),
-        # A new serving pod (group) needs whole free A4 nodes: surge only when the pool has them to spare.
+        # A new serving pod (group) needs whole free GPU nodes: surge only when the pool has them to spare.
         surge_updates=settings.gke.node_count >= (workload.replicas + 1) * pods,
         # A VPC address for clients in the network, as acs's intranet load balancer gives (GKE internal
         # passthrough Network Load Balancer); the public one only with access.public.
         private_service=ServiceExposure(annotations={INTERNAL_LB: "Internal"}),
-        public_service=ServiceExposure(source_ranges=settings.access.allowed_cidrs) if settings.access.public else None,
+        # The public one as a backend service-based external passthrough Network Load Balancer: without the
+        # annotation GKE builds a target pool-based one, which its Service page calls no longer recommended
+        # (GKE how-to external-svc-lb-rbs: needs GKE >= 1.25.5 and the HttpLoadBalancing add-on, on by default).
+        public_service=(
+            ServiceExposure(annotations={BACKEND_SERVICE_LB: "enabled"}, source_ranges=settings.access.allowed_cidrs)
+            if settings.access.public
+            else None
+        ),
     )
 
 
-def _check_version(settings: GkeTargetSettings, provider: gcp.Provider) -> None:
-    """The channel's default version must run A4 (GKE >= 1.32.4-gke.1236000); refused before any cluster."""
+def _check_prerequisites(settings: GkeTargetSettings, provider: gcp.Provider) -> str:
+    """The project's number, read through Cloud Resource Manager: the one lookup before anything is enabled.
+
+    Cloud Resource Manager and Service Usage must be on before the first run: projects.Service calls Service
+    Usage and reads the project through Cloud Resource Manager (terraform-provider-google
+    resource_google_project_service.go), so no stack can enable them for itself. A project where they are off
+    (or credentials that cannot read it) is refused here, at preview, with the command that fixes it.
+    """
     gke = settings.gke
-    versions = gcp.container.get_engine_versions(
-        location=gke.region, project=gke.project, opts=pulumi.InvokeOptions(provider=provider)
-    )
-    default = (versions.release_channel_default_version or {}).get(gke.release_channel)
-    if not default or not supports_a4(default):
+    try:
+        project = gcp.organizations.get_project(project_id=gke.project, opts=pulumi.InvokeOptions(provider=provider))
+    except Exception as error:  # the provider's error text: SERVICE_DISABLED, PERMISSION_DENIED, not found
         raise ConfigError(
             [
                 Problem(
-                    "gke.releaseChannel",
-                    gke.release_channel,
-                    f"creates clusters at {default or 'no version'} in {gke.region}; A4 needs "
-                    f"{A4_MIN_VERSION} or newer",
-                    f"pulumi config set --path '{settings.namespace}:gke.releaseChannel' RAPID",
+                    "gcp:project",
+                    gke.project,
+                    "cannot be read through the Cloud Resource Manager API, which (with Service Usage) must be "
+                    f"on before the first run, for credentials that may read the project ({_first_line(error)})",
+                    f"gcloud services enable cloudresourcemanager.googleapis.com serviceusage.googleapis.com "
+                    f"--project {gke.project} (with user credentials also in their quota project: "
+                    "gcloud auth application-default set-quota-project), and check gcp:project",
                     settings.namespace,
                 )
             ]
+        ) from None
+    if not project.number:
+        raise ConfigError(
+            [Problem("gcp:project", gke.project, "has no project number", "check gcp:project", settings.namespace)]
         )
+    return project.number
 
 
-def _hf_token_secret(settings: GkeTargetSettings, ns, provider: k8s.Provider):
+def _checked_channel(
+    settings: GkeTargetSettings, provider: gcp.Provider, container_api: gcp.projects.Service
+) -> pulumi.Output[str]:
+    """The release channel, once its default version is known to run the GPU machine (core.catalog: A4 needs
+    GKE >= 1.32.4-gke.1236000, A3 Ultra 1.31.7-gke.1265000; G2 and A3 High name no minimum).
+
+    The lookup calls the GKE API, so it waits for the API's projects.Service: on a new project the first
+    preview skips it (the engine leaves the result unknown until the API exists) and `pulumi up` checks it
+    before the cluster, whose release channel goes through this check.
+    """
+    gke = settings.gke
+    versions = gcp.container.get_engine_versions_output(
+        location=gke.region,
+        project=gke.project,
+        opts=pulumi.InvokeOutputOptions(provider=provider, depends_on=[container_api]),
+    )
+
+    # The newest of what the machine and the capacity mode need (Flex-start: GKE 1.32.2-gke.1652000).
+    needs_by = {gke.machine.name: gke.machine.min_gke_version}
+    if gke.capacity.mode == FLEX_START:
+        needs_by["Flex-start"] = FLEX_START_MIN_GKE
+    known: dict[str, str] = {who: v for who, v in needs_by.items() if v}
+    needs, minimum = max(known.items(), key=lambda item: version_key(item[1])) if known else ("", None)
+
+    def check(defaults: Optional[dict]) -> str:
+        default = (defaults or {}).get(gke.release_channel)
+        if not default or (minimum is not None and not at_least(default, minimum)):
+            raise ConfigError(
+                [
+                    Problem(
+                        "gke.releaseChannel",
+                        gke.release_channel,
+                        f"creates clusters at {default or 'no version'} in {gke.region}; {needs} needs "
+                        f"{minimum} or newer",
+                        f"pulumi config set --path '{settings.namespace}:gke.releaseChannel' RAPID",
+                        settings.namespace,
+                    )
+                ]
+            )
+        return gke.release_channel
+
+    return versions.release_channel_default_version.apply(check)
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def _hf_token_secret(settings: GkeTargetSettings, ns, opts: pulumi.ResourceOptions):
     """The Hugging Face token as a Kubernetes Secret (from the Pulumi secret); None without a token."""
     if settings.gke.hf_token is None:
         return None
@@ -314,9 +426,29 @@ def _hf_token_secret(settings: GkeTargetSettings, ns, provider: k8s.Provider):
         metadata={"name": "hf-token", "namespace": ns},
         type="Opaque",
         string_data={"HF_TOKEN": pulumi.Output.secret(settings.gke.hf_token.reveal())},
-        opts=pulumi.ResourceOptions(provider=provider),
+        opts=opts,
     )
     return secret.metadata["name"]
+
+
+def _deleted_with(cluster: gcp.container.Cluster):
+    """A transformation: `pulumi destroy` skips the Kubernetes API for objects the cluster's deletion removes anyway
+    (Pulumi's deleted_with), so an unreachable API server (no gke-gcloud-auth-plugin, cluster.apiCidrs no longer
+    covering the operator) cannot hold them, and the pools and cluster behind them, in place. Except LoadBalancer
+    Services: GKE deletes their forwarding rules and firewall rules when the Service goes, not with the cluster.
+    The Helm release of LeaderWorkerSet included, whose delete ignores the provider's delete_unreachable."""
+
+    def transform(args: pulumi.ResourceTransformationArgs) -> Optional[pulumi.ResourceTransformationResult]:
+        if not args.type_.startswith("kubernetes:") or args.type_.startswith("pulumi:providers:"):
+            return None
+        spec = args.props.get("spec")
+        if args.type_ == "kubernetes:core/v1:Service" and isinstance(spec, dict) and spec.get("type") == "LoadBalancer":
+            return None
+        return pulumi.ResourceTransformationResult(
+            args.props, pulumi.ResourceOptions.merge(args.opts, pulumi.ResourceOptions(deleted_with=cluster))
+        )
+
+    return transform
 
 
 def _hf_revision(revision: str) -> str:

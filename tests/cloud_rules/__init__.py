@@ -2,11 +2,13 @@
 
 Each rule names the resource type it judges, the source of the rule (a URL, or a repository path at a commit)
 and a check that returns why the cloud would refuse the resource, or None. `tests/harness.py` runs every
-registration through `check_registration` before the mock accepts it, and the whole run through
-`check_run` once the program has finished (for rules across resources: "X exists when Y does",
-"X depends on Y"), so every stack, in every test, is held to every rule.
+registration through `check_registration` before the mock accepts it, every invoke (data source) through
+`check_invoke` before the mock answers it, and the whole run through `check_run` once the program has
+finished (for rules across resources: "X exists when Y does", "X depends on Y"), so every stack, in every
+test, is held to every rule.
 
-Modules per cloud (alibaba.py, gcp.py, kubernetes.py) register their rules with `@rule` / `@run_rule`;
+Modules per cloud (alibaba.py, gcp.py, kubernetes.py) register their rules with `@rule` / `@run_rule` /
+`@invoke_rule`;
 `tests/test_cloud_rules.py` shows each rule refusing what it should.
 """
 
@@ -33,6 +35,16 @@ class Candidate:
 
 
 @dataclass(frozen=True)
+class InvokeCandidate:
+    """A data-source call (invoke) as the program makes it: what an invoke rule judges."""
+
+    token: str
+    args: dict
+    preview: bool
+    disabled_prerequisites: frozenset[str] = frozenset()  # APIs a test turned off that are normally on
+
+
+@dataclass(frozen=True)
 class Rule:
     resource_types: tuple[str, ...]  # empty: every type
     source: str
@@ -45,8 +57,15 @@ class RunRule:
     check: Callable[[Any], Iterable[str]]  # (the finished run) -> every refusal
 
 
+@dataclass(frozen=True)
+class InvokeRule:
+    source: str
+    check: Callable[[InvokeCandidate, Any], Optional[str]]  # (the call, the run so far) -> why refused, or None
+
+
 RULES: list[Rule] = []
 RUN_RULES: list[RunRule] = []
+INVOKE_RULES: list[InvokeRule] = []
 
 
 def rule(*resource_types: str, source: str) -> Callable:
@@ -63,6 +82,23 @@ def run_rule(source: str) -> Callable:
         return check
 
     return register
+
+
+def invoke_rule(source: str) -> Callable:
+    def register(check: Callable[[InvokeCandidate, Any], Optional[str]]) -> Callable:
+        INVOKE_RULES.append(InvokeRule(source, check))
+        return check
+
+    return register
+
+
+def check_invoke(call: InvokeCandidate, run: Any) -> Optional[str]:
+    """Why the cloud would fail this call (the mock then fails it as the provider would), or None."""
+    for each in INVOKE_RULES:
+        why = each.check(call, run)
+        if why:
+            return f"{call.token}: {why} (cloud rule: {each.source})"
+    return None
 
 
 def check_registration(candidate: Candidate, run: Any) -> None:

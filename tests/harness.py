@@ -89,6 +89,10 @@ class Run:
     secret_outputs: set[str] = field(default_factory=set)
     invokes: list[tuple[str, dict]] = field(default_factory=list)
     refusals: list[str] = field(default_factory=list)  # what the clouds' rules refused (tests/cloud_rules)
+    logs: list[tuple[str, str]] = field(default_factory=list)  # pulumi.log.info: (message, the resource's name)
+
+    def logged(self, fragment: str) -> list[tuple[str, str]]:
+        return [(message, name) for message, name in self.logs if fragment in message]
 
     def of_type(self, type_: str) -> list[Resource]:
         return [r for r in self.resources if r.type == type_]
@@ -186,6 +190,8 @@ class CloudMocks(pulumi.runtime.Mocks):
             return "", {**state, **_gcp_state(args)}
         state.update(_gcp_state(args))
         state.update(extra)
+        if pulumi.runtime.is_dry_run():
+            return "", state  # as in a real preview, a resource to be created has no id yet
         return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs):
@@ -502,8 +508,17 @@ def _run(
     pulumi.runtime.set_all_config(
         stack_config(stack, overrides, project), [k if ":" in k else f"{project}:{k}" for k in secret_keys]
     )
-    body()
-    _sync_await(wait_for_rpcs())
+    original_info = pulumi.log.info
+
+    def record_info(msg: str, resource: Optional[pulumi.Resource] = None, *_args: object, **_kwargs: object) -> None:
+        run.logs.append((msg, resource.pulumi_resource_name if resource is not None else ""))
+
+    pulumi.log.info = record_info
+    try:
+        body()
+        _sync_await(wait_for_rpcs())
+    finally:
+        pulumi.log.info = original_info
     try:
         cloud_rules.check_run(run)
     except cloud_rules.CloudRefusal as refusal:

@@ -153,3 +153,11 @@ def timeline(settings: Settings) -> Timeline:
 # What each example stack should reach (minutes to a serving API, modelled), from the time-to-ready audit's
 # improved designs (../shared/audits/time-to-ready.md). ecs: first host in a region; ack-edge: its second run.
 GOALS = {"dev": 10, "prod": 16, "acs": 18, "acs-r1": 45, "ack": 25, "ack-edge": 10, "gke": 36}
+# The ecs goals of later hosts in a region (issue 14): a stack's config plus these `--path` keys, and its goal.
+PREPARED = "m-bp1preparedimage1"  # any prepared image id: the model reads only that there is one
+IN_REGION = {"ecs.weights.source": "oss", "ecs.weights.bucket": "my-llm-models"}
+VARIANTS = {
+    "dev, prepared image": ("dev", {"ecs.preparedImage.id": PREPARED}, 5),
+    "dev, prepared image, weights in the region": ("dev", {"ecs.preparedImage.id": PREPARED, **IN_REGION}, 5),
+    "prod, prepared image, weights in the region": ("prod", {"ecs.preparedImage.id": PREPARED, **IN_REGION}, 10),
+}

@@ -182,8 +182,8 @@ class CloudMocks(pulumi.runtime.Mocks):
         }.get(args.typ, {})
         if args.typ == "alicloud:oss/bucket:Bucket":
             state.setdefault("bucket", f"{args.name}-id")
-        if args.typ == "pulumi-python:dynamic:Resource" and "executionId" in state:
-            state["imageId"] = PREPARED_IMAGE_ID  # what the prepared image build's wait returns
+        if args.typ == "pulumi-python:dynamic:Resource" and "execution_id" in state:
+            state["image_id"] = PREPARED_IMAGE_ID  # what the prepared image build's wait returns
         if args.typ == "gcp:projects/service:Service" and pulumi.runtime.is_dry_run():
             # A preview creates nothing: an API the stack enables has no id yet (and is not on).
             return "", {**state, **_gcp_state(args)}
@@ -339,7 +339,8 @@ def _image(image_id: str) -> dict:
             "isSelfShared": "",
             "isSubscribed": False,
             "isSupportIoOptimized": True,
-            "size": 80 if image_id.startswith("m-bp1") else 20,  # a prepared image's disk (core.config.host)
+            # A prepared image's disk (core.config.host), one too big for a host's disk, a public image's.
+            "size": 500 if "big" in image_id else 80 if image_id.startswith("m-bp1") else 20,
             "tags": {},
         }
     )

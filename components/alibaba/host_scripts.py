@@ -187,6 +187,9 @@ def render_user_data(host: HostConfig) -> str:
     return user_data
 
 
+PREPARE_DIR = "/var/tmp/llm-serving-image"  # the build's own files, removed when it is done
+
+
 def render_prepare_image(host: HostConfig) -> str:
     """What ECS Image Builder runs on its intermediate instance (components/alibaba/prepared_image.py): the conf,
     bootstrap.sh and install-driver.sh, then `bootstrap.sh --prepare-image` (the driver, Docker, toolkit and
@@ -195,15 +198,13 @@ def render_prepare_image(host: HostConfig) -> str:
     parts = [
         "#!/bin/bash\n# LLM serving prepared image, written by the llm Pulumi program. Holds no secret.\n",
         "set -euo pipefail\n",
-        "build=$(mktemp -d)\n",
-        write_file("$build/serving.conf", render_conf(host), "0644"),
-        write_file("$build/bootstrap.sh", _script("bootstrap.sh"), "0755"),
-        write_file(f"{LIB_DIR}/install-driver.sh", _script("install-driver.sh"), "0755").replace(
-            f"cat > {LIB_DIR}", f"install -d -m 0755 {LIB_DIR}\ncat > {LIB_DIR}", 1
-        ),
-        'LLM_SERVING_CONF="$build/serving.conf" LLM_SERVING_STATE="$build/state" \\\n'
-        '  "$build/bootstrap.sh" --prepare-image\n',
-        'rm -rf "$build"\n',
+        f"install -d -m 0700 {PREPARE_DIR}\ninstall -d -m 0755 {LIB_DIR}\n",
+        write_file(f"{PREPARE_DIR}/serving.conf", render_conf(host), "0644"),
+        write_file(f"{PREPARE_DIR}/bootstrap.sh", _script("bootstrap.sh"), "0755"),
+        write_file(f"{LIB_DIR}/install-driver.sh", _script("install-driver.sh"), "0755"),
+        f"LLM_SERVING_CONF={PREPARE_DIR}/serving.conf LLM_SERVING_STATE={PREPARE_DIR}/state \\\n"
+        f"  {PREPARE_DIR}/bootstrap.sh --prepare-image\n",
+        f"rm -rf {PREPARE_DIR}\n",
     ]
     return "".join(parts)
 

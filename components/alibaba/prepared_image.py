@@ -148,14 +148,14 @@ def _provider() -> dynamic.ResourceProvider:
             if credentials is None:
                 raise RuntimeError(
                     "no AccessKey in the environment or ~/.aliyun/config.json to follow the prepared image build; "
-                    f"see it with: {follow_command(props['region'], props['executionId'])}, then set "
+                    f"see it with: {follow_command(props['region'], props['execution_id'])}, then set "
                     "ecs.preparedImage.id to its ImageId and ecs.preparedImage.build to false"
                 )
-            image_id = wait_for_image(props["region"], props["executionId"], credentials, props["waitMinutes"] * 60)
-            return dynamic.CreateResult(id_=image_id, outs={**props, "imageId": image_id})
+            image_id = wait_for_image(props["region"], props["execution_id"], credentials, props["wait_minutes"] * 60)
+            return dynamic.CreateResult(id_=image_id, outs={**props, "image_id": image_id})
 
         def diff(self, id: str, old: dict[str, Any], new: dict[str, Any]) -> dynamic.DiffResult:
-            replaces = [k for k in ("executionId", "region") if old.get(k) != new.get(k)]
+            replaces = [k for k in ("execution_id", "region") if old.get(k) != new.get(k)]
             return dynamic.DiffResult(changes=bool(replaces), replaces=replaces, delete_before_replace=False)
 
         def delete(self, id: str, props: dict[str, Any]) -> None:
@@ -185,13 +185,14 @@ class PreparedImageBuild(dynamic.Resource):
         wait_minutes: int,
         opts: Optional[pulumi.ResourceOptions] = None,
     ):
-        props = {"executionId": execution_id, "region": region, "waitMinutes": wait_minutes, "imageId": None}
+        props = {"execution_id": execution_id, "region": region, "wait_minutes": wait_minutes, "image_id": None}
         super().__init__(_provider(), name, props, opts)
 
 
 def rpc_url(region: str, action: str, params: dict[str, str], credentials: tuple[str, str, Optional[str]]) -> str:
-    """A signed ECS API GET (RPC signature V1: HMAC-SHA1 of `GET&%2F&<percent-encoded sorted query>` with the
-    secret plus '&'; ECS API reference, "Request signatures")."""
+    """A signed ECS API GET to the region's endpoint (RPC signature V1: HMAC-SHA1 of `GET&%2F&<percent-encoded
+    sorted query>` with the secret plus '&'; ECS API reference, "Request signatures", whose DescribeRegions example
+    tests/test_ecs_stack.py reproduces). `params` may override the common parameters."""
     import base64
     import datetime
     import hashlib
@@ -202,7 +203,6 @@ def rpc_url(region: str, action: str, params: dict[str, str], credentials: tuple
     key_id, secret, token = credentials
     query = {
         "Action": action,
-        "RegionId": region,
         "Format": "JSON",
         "Version": "2014-05-26",
         "AccessKeyId": key_id,
@@ -226,7 +226,7 @@ def rpc_url(region: str, action: str, params: dict[str, str], credentials: tuple
 def _call(region: str, action: str, params: dict[str, str], credentials, send: Any) -> dict:
     import urllib.request
 
-    url = rpc_url(region, action, params, credentials)
+    url = rpc_url(region, action, {"RegionId": region, **params}, credentials)
     if send is not None:
         return send(action, params)
     with urllib.request.urlopen(url, timeout=60) as response:

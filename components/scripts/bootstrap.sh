@@ -1,6 +1,6 @@
 #!/bin/bash
-# Prepares a GPU host: starts the model download at once, and in parallel installs the NVIDIA driver, Docker
-# and the NVIDIA container toolkit and pulls the engine and gateway images. Every step first checks whether its
+# Prepares a GPU host: starts the model download at once, and beside it installs Docker and the NVIDIA container
+# toolkit, then pulls the engine and gateway images while the NVIDIA driver installs. Every step first checks whether its
 # result is already there and skips itself, so a host started from a prepared image (ecs.preparedImage: all of
 # them installed) goes straight to the download. Runs from llm-bootstrap.service on every boot until it has
 # finished once, so a reboot (needed when a driver cannot load in place) resumes it. Holds no secret.
@@ -167,11 +167,16 @@ mkdir -p "$MODEL_DIR"
 download_model >"$STATE_DIR/download.log" 2>&1 &
 download_pid=$!
 
-install_driver
+# Docker and the toolkit first (the toolkit restarts Docker), then the pulls beside the driver's install: a pull
+# needs neither the driver nor the GPU.
 install_container_runtime
-pull "$ENGINE_IMAGE"
-pull "$GATEWAY_IMAGE"
+pull_images() { pull "$ENGINE_IMAGE" && pull "$GATEWAY_IMAGE"; }
+pull_images >"$STATE_DIR/pull.log" 2>&1 &
+pull_pid=$!
+install_driver
 
+wait "$pull_pid" || fail "image pull failed; see $STATE_DIR/pull.log"
+cat "$STATE_DIR/pull.log"
 wait "$download_pid" || fail "model download failed; see $STATE_DIR/download.log"
 cat "$STATE_DIR/download.log"
 systemctl enable llm-serving.service llm-gateway.service

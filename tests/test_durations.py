@@ -157,7 +157,8 @@ def test_an_image_is_near_only_from_a_vpc_endpoint_in_the_region(image, near):
 
 
 def test_pulls_per_deploy_share_the_nat_but_not_a_vpc_registry():
-    public, vpc = "egs-registry.cn-hangzhou.cr.aliyuncs.com/egs/vllm:x", "x-registry-vpc.cn-hangzhou.cr.aliyuncs.com/v:x"
+    public = "egs-registry.cn-hangzhou.cr.aliyuncs.com/egs/vllm:x"
+    vpc = "x-registry-vpc.cn-hangzhou.cr.aliyuncs.com/v:x"
     one, two = (durations.engine_image_pull(public, "cn-hangzhou", 200, n).minutes for n in (1, 2))
     assert two - one == pytest.approx(durations.transfer_minutes(durations.ENGINE_IMAGE_GB.value, 200))
     near = [durations.engine_image_pull(vpc, "cn-hangzhou", 200, n).minutes for n in (1, 2)]

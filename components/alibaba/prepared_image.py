@@ -100,7 +100,7 @@ class PreparedImage(pulumi.ComponentResource):
             base_image_type="IMAGE",
             base_image=args.base_image_id,
             build_content=pulumi.Output.concat("COMPONENT ", component.id),
-            image_name=_title(f"{name}-prepared")[:64],
+            image_name=_title(name)[:64],  # "the name prefix of the image" (docstring)
             system_disk_size=args.disk_gib,
             vswitch_id=args.vswitch_id,
             internet_max_bandwidth_out=args.internet_bandwidth_mbps,

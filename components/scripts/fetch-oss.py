@@ -60,12 +60,14 @@ class Credentials:
     """The role's STS credentials, fetched again five minutes before they expire."""
 
     def __init__(self, role: str) -> None:
-        self.role, self.lock, self.value, self.expires = role, threading.Lock(), None, None
+        self.role, self.lock = role, threading.Lock()
+        self.value: dict = {}
+        self.expires = datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)  # noqa: UP017 (Python 3.10)
 
     def get(self) -> dict:
         with self.lock:
             now = datetime.datetime.now(datetime.timezone.utc)  # noqa: UP017 (Ubuntu 22.04: Python 3.10)
-            if self.value is None or self.expires - now < datetime.timedelta(minutes=5):
+            if self.expires - now < datetime.timedelta(minutes=5):
                 with urllib.request.urlopen(METADATA + self.role, timeout=10) as r:
                     self.value = json.load(r)
                 self.expires = datetime.datetime.strptime(self.value["Expiration"], "%Y-%m-%dT%H:%M:%SZ").replace(

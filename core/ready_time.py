@@ -27,9 +27,17 @@ def _plan_tasks(prefix: str, plan: d.Plan, after: tuple[str, ...]) -> list[Task]
 
 
 def ecs(settings: EcsSettings) -> Timeline:
-    """One host: the network, then the host's first boot (components/scripts/bootstrap.sh) until ready.sh passes."""
-    plan = d.ecs_readiness(settings.model, settings.ecs.egress_mbps)
-    return Timeline(ECS, (*_plan_tasks("host", plan, ()), Task(API, 0.0, (f"host: {plan.steps[-1].name}",))))
+    """One host: the network, then the host's first boot (components/scripts/bootstrap.sh) until ready.sh passes,
+    from what it starts with (settings.ecs.start: a prepared image, the weights in the region, a VPC registry).
+    With ecs.preparedImage.build, Image Builder makes the image beside it: `pulumi up` waits for that too, the API
+    does not."""
+    host = settings.ecs
+    plan = d.ecs_readiness(settings.model, host.egress_mbps, host.start)
+    tasks = [*_plan_tasks("host", plan, ()), Task(API, 0.0, (f"host: {plan.steps[-1].name}",))]
+    if host.prepared_image.build:
+        build = d.prepared_image_build(host.egress_mbps, host.start.image_in_region)
+        tasks += _plan_tasks("prepared image", build, ())
+    return Timeline(ECS, tuple(tasks))
 
 
 # Markers (0 minutes) every Kubernetes timeline has, so the deadlines can be checked the same way on every target:
@@ -40,10 +48,11 @@ SERVING_START, SERVING_READY = "serving starts", "engine load"  # the serving wo
 def _serving(settings: ClusterSettings, mbps: float, capacity_minutes: float, after: tuple[str, ...]) -> list[Task]:
     """The serving pods (GPU capacity, the engine image, every pod of the first rollout at once), the load."""
     pods = settings.placement.pods * settings.workload.replicas
+    pull = d.engine_image_pull(settings.engine.image, settings.region, mbps, pods)
     return [
         Task(SERVING_START, 0.0, after, "the serving workload is created"),
         _step("GPU capacity", capacity_minutes, (SERVING_START,), d.GPU_CAPACITY_MIN),
-        Task("engine image", d.image_pull(mbps, pods).minutes, ("GPU capacity",), d.image_pull(mbps, pods).source),
+        Task("engine image", pull.minutes, ("GPU capacity",), f"{pull.name}: {pull.source}"),
         Task(
             "engine load",
             d.engine_load(settings.model).minutes,
@@ -144,3 +153,11 @@ def timeline(settings: Settings) -> Timeline:
 # What each example stack should reach (minutes to a serving API, modelled), from the time-to-ready audit's
 # improved designs (../shared/audits/time-to-ready.md). ecs: first host in a region; ack-edge: its second run.
 GOALS = {"dev": 10, "prod": 16, "acs": 18, "acs-r1": 45, "ack": 25, "ack-edge": 10, "gke": 36}
+# The ecs goals of later hosts in a region (issue 14): a stack's config plus these `--path` keys, and its goal.
+PREPARED = "m-bp1preparedimage1"  # any prepared image id: the model reads only that there is one
+IN_REGION = {"ecs.weights.source": "oss", "ecs.weights.bucket": "my-llm-models"}
+VARIANTS = {
+    "dev, prepared image": ("dev", {"ecs.preparedImage.id": PREPARED}, 5),
+    "dev, prepared image, weights in the region": ("dev", {"ecs.preparedImage.id": PREPARED, **IN_REGION}, 5),
+    "prod, prepared image, weights in the region": ("prod", {"ecs.preparedImage.id": PREPARED, **IN_REGION}, 10),
+}

@@ -60,6 +60,7 @@ KUBERNETES_SCHEMA_VERSION = "1.33.0"
 PRIVATE_LB_IP = "192.168.0.100"
 ACCOUNT_ID = "1234567890123456"  # the account getCallerIdentity answers with
 PUBLIC_LB_IP = "47.96.0.100"
+PREPARED_IMAGE_ID = "m-bp1preparedmock01"  # the image a prepared image build ends with here
 
 
 @dataclass
@@ -185,6 +186,8 @@ class CloudMocks(pulumi.runtime.Mocks):
         }.get(args.typ, {})
         if args.typ == "alicloud:oss/bucket:Bucket":
             state.setdefault("bucket", f"{args.name}-id")
+        if args.typ == "pulumi-python:dynamic:Resource" and "execution_id" in state:
+            state["image_id"] = PREPARED_IMAGE_ID  # what the prepared image build's wait returns
         if args.typ == "gcp:projects/service:Service" and pulumi.runtime.is_dry_run():
             # A preview creates nothing: an API the stack enables has no id yet (and is not on).
             return "", {**state, **_gcp_state(args)}
@@ -236,8 +239,10 @@ class CloudMocks(pulumi.runtime.Mocks):
                 "clusterName": "mock",
             }
         if args.token == "alicloud:ecs/getImages:getImages":
-            images = [_image(i) for i in self.images]
-            return {"id": "images", "ids": self.images, "images": images, "nameRegex": args.args.get("nameRegex")}
+            wanted = args.args.get("imageId")
+            ids = [i for i in self.images if wanted in (None, i)]
+            images = [_image(i) for i in ids]
+            return {"id": "images", "ids": ids, "images": images, "nameRegex": args.args.get("nameRegex")}
         if args.token == "alicloud:arms/getPrometheus:getPrometheus":
             # Another cluster's instance, then one for each cluster this run created (as arms-prometheus does).
             clusters = [f"{r.name}-id" for r in self.run.of_type("alicloud:cs/managedKubernetes:ManagedKubernetes")]
@@ -340,7 +345,8 @@ def _image(image_id: str) -> dict:
             "isSelfShared": "",
             "isSubscribed": False,
             "isSupportIoOptimized": True,
-            "size": 20,
+            # A prepared image's disk (core.config.host), one too big for a host's disk, a public image's.
+            "size": 500 if "big" in image_id else 80 if image_id.startswith("m-bp1") else 20,
             "tags": {},
         }
     )

@@ -43,6 +43,7 @@ from core.config.settings import (
 from core.config.source import ConfigValues
 from core.config.storage import resolve_disk, resolve_model_store
 from core.config.validation import check_secrets, check_targets, validate_groups
+from core.durations import pulled_in_region
 from core.targets import ACK, ACK_FAMILY, ACS, ALIBABA, ECS, GKE, KUBERNETES, MANAGED_ALIBABA
 
 
@@ -130,8 +131,10 @@ def _resolve(
                 c.access.public_bandwidth_mbps if public else c.network.nat_bandwidth_mbps,
                 "access.publicBandwidthMbps" if public else "network.natBandwidthMbps",
                 problems,
+                disk_gib=extra["disk"].size_gib if extra["disk"] else 0,
+                image_in_region=engine is not None and pulled_in_region(engine.image, region),
             )
-            if ok("ecs", "placement", "access", "network")
+            if ok("ecs", "placement", "access", "network", "disk")
             else None
         )
     else:

@@ -61,6 +61,14 @@ GKE_CLUSTER_MIN = Figure(9.0, "min", "A", "zonal cluster ~6 min (astronomer/astr
 GKE_A4_POOL_MIN = Figure(12.0, "min", "A", "GPU pools 9-10 min, one 35-min outlier (NVIDIA/aicr#2065)")
 HF_MB_PER_S = Figure(320.0, "MB/s", "D", "~40 MB/s per file (huggingface/huggingface_hub#2658) x 8 workers")
 REGISTRY_NEAR_MB_PER_S = Figure(150.0, "MB/s", "A", "Artifact Registry remote or a VPC registry endpoint")
+# The load step (modelStore.load, docs/loading.md). Mount: the default loader through the mounted store, at
+# core.sizing's assumed 20 GiB/min (GCS FUSE with its file cache is modelled at 1 GB/s in time-to-ready.md,
+# 'gcsfuse' A; ossfs 1.0 at 0.3 GB/s, 'ossfs1' D: the program's one figure is kept for both). Stream: the Run:ai
+# Model Streamer from gs://, each rank at the rate measured per rank, the ranks of a distributed load together.
+STREAM_GCS_GB_PER_S_PER_RANK = Figure(
+    0.622, "GB/s per rank", "S", "593 MiB/s per rank streaming from gs://, sgl-project/sglang#22749 ('runai_gcs')"
+)
+ENGINE_START_MIN = Figure(0.5, "min", "S", "~30 s unlogged before the load, vllm-project/vllm#20264 ('eng_start')")
 
 
 @dataclass(frozen=True)
@@ -111,11 +119,21 @@ def image_pull(mbps: float, pods_sharing: int = 1, image_gb: Figure = ENGINE_IMA
     )
 
 
-def engine_load(model: ModelSpec) -> Step:
+def engine_load(model: ModelSpec, stream_ranks: int = 0) -> Step:
+    """Engine start, the weights into the GPUs, warm-up. stream_ranks > 0: streamed from the object store by that
+    many processes at once (a distributed load: the tensor-parallel ranks; otherwise 1), else the mount figure."""
+    if stream_ranks <= 0:
+        return Step(
+            "engine start, load and warm-up",
+            sizing.load_minutes(model),
+            "core.sizing.load_minutes (assumed 20 GiB/min + 5 min warm-up)",
+        )
+    stream = weights_gb(model) / (STREAM_GCS_GB_PER_S_PER_RANK.value * stream_ranks) / 60
     return Step(
-        "engine start, load and warm-up",
-        sizing.load_minutes(model),
-        "core.sizing.load_minutes (assumed 20 GiB/min + 5 min warm-up)",
+        f"engine start, stream x{stream_ranks} and warm-up",
+        ENGINE_START_MIN.value + stream + sizing.WARMUP_MIN,
+        f"{ENGINE_START_MIN.source}; {STREAM_GCS_GB_PER_S_PER_RANK.source} x{stream_ranks}; "
+        f"core.sizing.WARMUP_MIN (assumed {sizing.WARMUP_MIN} min)",
     )
 
 

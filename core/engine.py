@@ -314,7 +314,9 @@ LOAD_FORMAT_STREAM = "runai_streamer"
 # the 0.32.0 wheel's `runai` extra is runai-model-streamer[azure,gcs,s3]>=0.15.7 (its METADATA, read here).
 # Which streamer the EGS image (vLLM 0.11.0, the mainland default) carries could not be checked: it is not assumed.
 STREAMER_GCS_SINCE = (0, 11, 1)
-STREAMER_SINCE = (0, 8, 0)  # the local-directory (and S3) streamer in the upstream image; earlier ones not read
+# The base streamer (local directories) and its S3 backend: in a stored vLLM Dockerfile of the 0.8 era (it builds
+# FlashInfer for a torch 2.7 release candidate); the first release that installed them is not established here.
+STREAMER_SINCE = (0, 8, 0)
 # `distributed` in --model-loader-extra-config: vllm-project/vllm#27230 (after 0.11.0); the earliest release read
 # here that accepts it is the pinned 0.32.0 (its loader's allowed_keys), so older versions never get it.
 STREAMER_DISTRIBUTED_SINCE = (0, 32, 0)

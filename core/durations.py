@@ -83,6 +83,14 @@ IMAGE_SNAPSHOT_MIN = Figure(10.0, "min", "A", "CreateImage from the intermediate
 PREPARED_IMAGE_GB = Figure(
     45.0, "GB", "D", "Ubuntu 22.04 ~4 GB + driver and toolkit ~2 GB + engine image unpacked 28.6 (vllm#22377) + Docker"
 )
+# The load step (modelStore.load, docs/loading.md). Mount: the default loader through the mounted store, at
+# core.sizing's assumed 20 GiB/min (GCS FUSE with its file cache is modelled at 1 GB/s in time-to-ready.md,
+# 'gcsfuse' A; ossfs 1.0 at 0.3 GB/s, 'ossfs1' D: the program's one figure is kept for both). Stream: the Run:ai
+# Model Streamer from gs://, each rank at the rate measured per rank, the ranks of a distributed load together.
+STREAM_GCS_GB_PER_S_PER_RANK = Figure(
+    0.622, "GB/s per rank", "S", "593 MiB/s per rank streaming from gs://, sgl-project/sglang#22749 ('runai_gcs')"
+)
+ENGINE_START_MIN = Figure(0.5, "min", "S", "~30 s unlogged before the load, vllm-project/vllm#20264 ('eng_start')")
 
 
 @dataclass(frozen=True)
@@ -163,11 +171,21 @@ def engine_image_pull(image: str, region: str, mbps: float, pods: int) -> Step:
     )
 
 
-def engine_load(model: ModelSpec) -> Step:
+def engine_load(model: ModelSpec, stream_ranks: int = 0) -> Step:
+    """Engine start, the weights into the GPUs, warm-up. stream_ranks > 0: streamed from the object store by that
+    many processes at once (a distributed load: the tensor-parallel ranks; otherwise 1), else the mount figure."""
+    if stream_ranks <= 0:
+        return Step(
+            "engine start, load and warm-up",
+            sizing.load_minutes(model),
+            "core.sizing.load_minutes (assumed 20 GiB/min + 5 min warm-up)",
+        )
+    stream = weights_gb(model) / (STREAM_GCS_GB_PER_S_PER_RANK.value * stream_ranks) / 60
     return Step(
-        "engine start, load and warm-up",
-        sizing.load_minutes(model),
-        "core.sizing.load_minutes (assumed 20 GiB/min + 5 min warm-up)",
+        f"engine start, stream x{stream_ranks} and warm-up",
+        ENGINE_START_MIN.value + stream + sizing.WARMUP_MIN,
+        f"{ENGINE_START_MIN.source}; {STREAM_GCS_GB_PER_S_PER_RANK.source} x{stream_ranks}; "
+        f"core.sizing.WARMUP_MIN (assumed {sizing.WARMUP_MIN} min)",
     )
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from core import durations as d
 from core.config.settings import ClusterSettings, EcsSettings, Settings
+from core.config.storage import STREAM
+from core.engine import stream_load
 from core.targets import ACK, ACK_EDGE, ACS, ECS, GKE, KUBERNETES
 from core.timeline import API, Task, Timeline
 
@@ -45,6 +47,23 @@ IMPORT_START, IMPORT_DONE = "import starts", "import done"  # the import Job (or
 SERVING_START, SERVING_READY = "serving starts", "engine load"  # the serving workload is created, is ready
 
 
+def stream_ranks(settings: ClusterSettings) -> int:
+    """How many processes stream the weights at once (core.durations.engine_load), 0 when nothing streams from an
+    object store: the distributed load's tensor-parallel ranks (core.engine.stream_load), else one."""
+    if settings.target != GKE or settings.model_store.load != STREAM:
+        return 0  # kubernetes streams from its volume, whose throughput is not known: the mount figure stays
+    placement = settings.placement
+    stream = stream_load(
+        settings.engine, True, placement.tensor_parallel, placement.pods > 1, settings.workload.memory_gib
+    )
+    return placement.tensor_parallel if stream.distributed else 1
+
+
+def _engine_load(settings: ClusterSettings, after: tuple[str, ...]) -> Task:
+    load = d.engine_load(settings.model, stream_ranks(settings))
+    return Task(SERVING_READY, load.minutes, after, load.source)
+
+
 def _serving(settings: ClusterSettings, mbps: float, capacity_minutes: float, after: tuple[str, ...]) -> list[Task]:
     """The serving pods (GPU capacity, the engine image, every pod of the first rollout at once), the load."""
     pods = settings.placement.pods * settings.workload.replicas
@@ -53,12 +72,7 @@ def _serving(settings: ClusterSettings, mbps: float, capacity_minutes: float, af
         Task(SERVING_START, 0.0, after, "the serving workload is created"),
         _step("GPU capacity", capacity_minutes, (SERVING_START,), d.GPU_CAPACITY_MIN),
         Task("engine image", pull.minutes, ("GPU capacity",), f"{pull.name}: {pull.source}"),
-        Task(
-            "engine load",
-            d.engine_load(settings.model).minutes,
-            ("engine image",),
-            d.engine_load(settings.model).source,
-        ),
+        _engine_load(settings, ("engine image",)),
     ]
 
 
@@ -125,12 +139,7 @@ def gke(settings: ClusterSettings) -> Timeline:
         Task(IMPORT_DONE, 0.0, ("import from Hugging Face",), "the import Job completes"),
         Task(SERVING_START, 0.0, (IMPORT_DONE,), "the serving workload is created"),
         _step("engine image", pull, (SERVING_START,), d.REGISTRY_NEAR_MB_PER_S),
-        Task(
-            "engine load",
-            d.engine_load(settings.model).minutes,
-            ("engine image",),
-            d.engine_load(settings.model).source,
-        ),
+        _engine_load(settings, ("engine image",)),
         _step("private load balancer", d.LB_GCP_MIN.value, ("engine load",), d.LB_GCP_MIN),
     ]
     return Timeline(GKE, (*tasks, Task(API, 0.0, ("private load balancer",))))

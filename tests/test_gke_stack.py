@@ -206,8 +206,15 @@ def test_a_kept_bucket_is_adopted_by_name_without_creating_or_deleting_it():
     assert {b["bucket"] for b in bindings} == {"llm-gke-models-kept"}
     assert {b["member"].rsplit("/sa/", 1)[1] for b in bindings} == {"llm-models", "llm-models-writer"}
     assert run.outputs["modelBucket"] == "llm-gke-models-kept"
-    pod = serving_pod(run)
-    model = next(v for v in pod["spec"]["volumes"] if v["name"] == "model")
+    engine = serving_pod(run)["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in engine["env"]}
+    assert env["LLM_MODEL_URI"] == "gs://llm-gke-models-kept/models/deepseek-ai/DeepSeek-R1"  # streamed from it
+    mounted = serving_pod(
+        run_stack(
+            "gke", {"modelStore.bucket": "llm-gke-models-kept", "modelStore.adopt": True, "modelStore.load": "mount"}
+        )
+    )
+    model = next(v for v in mounted["spec"]["volumes"] if v["name"] == "model")
     assert model["csi"]["volumeAttributes"]["bucketName"] == "llm-gke-models-kept"
 
 
@@ -251,12 +258,13 @@ def test_pods_without_a_bucket_volume_keep_the_default_service_account(rdma):
     assert "serviceAccountName" not in installer
 
 
-def test_serving_reads_the_bucket_read_only_through_gcs_fuse_with_the_sidecar(gke):
-    pod = serving_pod(gke)
+def test_with_load_mount_serving_reads_the_bucket_read_only_through_gcs_fuse_with_the_sidecar():
+    mounted = run_stack("gke", {"modelStore.load": "mount"})
+    pod = serving_pod(mounted)
     volume = next(v for v in pod["spec"]["volumes"] if v["name"] == "model")
     assert volume["csi"]["driver"] == GCSFUSE and volume["csi"]["readOnly"] is True
     attributes = volume["csi"]["volumeAttributes"]
-    assert attributes["bucketName"] == gke.outputs["modelBucket"]
+    assert attributes["bucketName"] == mounted.outputs["modelBucket"]
     assert "only-dir=models" in attributes["mountOptions"] and attributes["fileCacheCapacity"] == "-1"
     assert pod["metadata"]["annotations"]["gke-gcsfuse/volumes"] == "true"
 
@@ -603,7 +611,12 @@ def test_a_copy_over_two_nodes_is_a_leader_worker_set_whose_pods_attach_the_rdma
         assert mounts["nvidia-host"]["mountPath"] == "/usr/local/nvidia"
         assert container["securityContext"]["privileged"] is False  # the RDMA NICs need no privileges
         assert spec["serviceAccountName"] == "llm-models"  # both read the bucket
-        assert "gke-gcsfuse/volumes" in annotations
+        # Both stream from gs:// (docs/loading.md): no GCS FUSE volume or sidecar.
+        assert not any("csi" in v for v in spec["volumes"]) and "gke-gcsfuse/volumes" not in annotations
+        assert {
+            "name": "LLM_MODEL_URI",
+            "value": "gs://" + two_nodes.outputs["modelBucket"] + "/models/deepseek-ai/DeepSeek-R1",
+        } in container["env"]
 
 
 def test_a_copy_over_two_nodes_waits_for_the_lws_controller_and_the_network_objects(two_nodes):

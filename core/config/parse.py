@@ -41,7 +41,7 @@ from core.config.settings import (
     is_mainland_china,
 )
 from core.config.source import ConfigValues
-from core.config.storage import resolve_disk, resolve_model_store
+from core.config.storage import MOUNT, resolve_disk, resolve_load, resolve_model_store
 from core.config.validation import check_secrets, check_targets, validate_groups
 from core.durations import pulled_in_region
 from core.targets import ACK, ACK_FAMILY, ACS, ALIBABA, ECS, GKE, KUBERNETES, MANAGED_ALIBABA
@@ -145,7 +145,13 @@ def _resolve(
         )
         extra["model_store"] = (
             resolve_model_store(
-                c.model_store, fluid=c.acs.fluid, storage_class=c.kubernetes.storage_class, problems=problems
+                c.model_store,
+                fluid=c.acs.fluid,
+                storage_class=c.kubernetes.storage_class,
+                problems=problems,
+                load=resolve_load(c.model_store, target, engine, c.gke.model_source, problems)
+                if ok("gke", "engine")
+                else MOUNT,
             )
             if ok("modelStore", "acs", "kubernetes")
             else None

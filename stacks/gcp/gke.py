@@ -47,6 +47,7 @@ from core.catalog import FLEX_START
 from core.config.gke import FLEX_START_MIN_GKE, at_least, version_key
 from core.config.problems import ConfigError, Problem
 from core.config.settings import GkeTargetSettings
+from core.config.storage import STREAM
 from core.gateway import METRICS_PORT
 from stacks import serving
 from stacks.gcp import cost as gke_cost
@@ -222,7 +223,8 @@ def build(settings: GkeTargetSettings) -> dict[str, object]:
     multi_node = settings.placement.pods > 1  # only with RDMA (core.config.parse)
     if multi_node:
         serving_needs.append(LeaderWorkerSetController(f"{settings.name}-lws", opts=in_cluster))
-    platform = _platform(settings, multi_node)
+    streaming = download is None and settings.model_store.load == STREAM
+    platform = _platform(settings, multi_node, streaming)
     volumes = serving.ModelVolumes(
         serving=model_volume, results=gcsfuse_volume(store.bucket, RESULTS_DIR, read_only=False, file_cache=False)
     )
@@ -248,6 +250,7 @@ def build(settings: GkeTargetSettings) -> dict[str, object]:
         # API server would never get to delete the GPU nodes (audit gke.md M5).
         serving_depends_on=[*ready, *serving_needs],
         download=download,
+        stream_uri=stream_uri(store.bucket, settings.model.modelscope_id) if streaming else None,
     )
     outputs.update(
         {
@@ -310,10 +313,21 @@ def _model_source(
     return importer, None, gcsfuse_volume(store.bucket, MODELS_DIR, read_only=True, file_cache=True)
 
 
-def _platform(settings: GkeTargetSettings, multi_node: bool) -> serving.Platform:
-    """What GKE adds to the shared workload: GPU node placement, the load balancers, and RDMA for multi-node copies."""
+def stream_uri(bucket: pulumi.Input[str], model_dir: str) -> pulumi.Output[str]:
+    """Where the import Job leaves the weights (HfModelImport's sub_path under MODELS_DIR), as the streamer's URI."""
+    return pulumi.Output.concat("gs://", bucket, f"/{MODELS_DIR}/{model_dir}")
+
+
+def _platform(settings: GkeTargetSettings, multi_node: bool, streaming: bool = False) -> serving.Platform:
+    """What GKE adds to the shared workload: GPU node placement, the load balancers, and RDMA for multi-node copies.
+
+    streaming: the engine reads gs:// itself (modelStore.load stream), so no GCS FUSE volume gives the pods their
+    identity: they run as the bucket's reader account, whose workload identity principal the streamer's GCS client
+    finds through Application Default Credentials (the GKE metadata server).
+    """
     workload, pods = settings.workload, settings.placement.pods
     return serving.Platform(
+        service_account=MODEL_SERVICE_ACCOUNT if streaming else None,
         tolerations=[GPU_TOLERATION],
         node_selector=POOL_LABEL,
         # A copy over several nodes: NCCL over the RDMA NICs through the gIB plugin.

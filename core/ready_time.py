@@ -103,19 +103,22 @@ def ack_edge(settings: ClusterSettings) -> Timeline:
 
 
 def gke(settings: ClusterSettings) -> Timeline:
-    """APIs and VPC, the cluster, the GPU pool, the import from Hugging Face after it, serving from GCS FUSE."""
-    weights = d.weights_gb(settings.model)
-    hf = weights * 1000 / d.HF_MB_PER_S.value / 60
-    pull = d.ENGINE_IMAGE_GB.value * 1000 / d.REGISTRY_NEAR_MB_PER_S.value / 60
+    """APIs and VPC; then the cluster and the GPU pool, and beside them the import (a Cloud Run job that needs only
+    the bucket: components/gcp/hf_gcs_import.py); serving is created after the import and the cluster, its pods
+    start when their GPU nodes are up: one engine image pull per node, then the load."""
+    tasks_count = d.gke_import_tasks(settings.model)
+    plan = d.gke_import(settings.model, tasks_count)
+    nodes = settings.placement.pods * settings.workload.replicas
+    pull = d.gke_image_pulls(nodes)
     tasks = [
         _step("APIs and network", d.GCP_APIS_MIN.value, (), d.GCP_APIS_MIN),
         _step("GKE cluster", d.GKE_CLUSTER_MIN.value, ("APIs and network",), d.GKE_CLUSTER_MIN),
         _step("GPU pool", d.GKE_A4_POOL_MIN.value, ("GKE cluster",), d.GKE_A4_POOL_MIN),
-        Task(IMPORT_START, 0.0, ("GPU pool",), "the import Job is created"),
-        _step("import from Hugging Face", hf, (IMPORT_START,), d.HF_MB_PER_S),
-        Task(IMPORT_DONE, 0.0, ("import from Hugging Face",), "the import Job completes"),
-        Task(SERVING_START, 0.0, (IMPORT_DONE,), "the serving workload is created"),
-        _step("engine image", pull, (SERVING_START,), d.REGISTRY_NEAR_MB_PER_S),
+        Task(IMPORT_START, 0.0, ("APIs and network",), "the bucket and the Cloud Run import job are created"),
+        *_plan_tasks("import", plan, (IMPORT_START,)),
+        Task(IMPORT_DONE, 0.0, (f"import: {plan.steps[-1].name}",), "the job's execution succeeds"),
+        Task(SERVING_START, 0.0, (IMPORT_DONE, "GKE cluster"), "the serving workload is created"),
+        Task("engine image", pull.minutes, (SERVING_START, "GPU pool"), f"{pull.name}: {pull.source}"),
         Task(
             "engine load",
             d.engine_load(settings.model).minutes,

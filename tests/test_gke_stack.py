@@ -331,6 +331,10 @@ def test_model_is_imported_once_from_hugging_face_into_the_bucket_by_a_cloud_run
     # The slim pinned image through the stack's remote repository, not the 12 GB engine image.
     image = inputs["template"]["template"]["containers"][0]["image"]
     assert image == "us-central1-docker.pkg.dev/my-gcp-project/llm-gke-dockerhub/library/python:3.12-slim-bookworm"
+    assert gke.outputs["modelImportJob"] == "llm-gke-import"
+    assert gke.outputs["modelImportLogsHint"] == (
+        "gcloud beta run jobs logs tail llm-gke-import --region us-central1 --project my-gcp-project"
+    )
 
 
 def test_the_import_splits_a_large_model_over_tasks_of_cloud_runs_largest_size(gke):

@@ -288,6 +288,7 @@ def build(settings: GkeTargetSettings) -> dict[str, object]:
             "modelBucket": store.bucket,
             "benchmarkResults": pulumi.Output.concat("gs://", store.bucket, f"/{RESULTS_DIR}/"),
             "imageRepository": mirror.repository.name,
+            **(_import_outputs(importer, gke.region, gke.project) if importer is not None else {}),
             "kubeconfig": cluster.kubeconfig,  # no credential inside: gke-gcloud-auth-plugin supplies it
             "kubectlHint": pulumi.Output.concat(
                 "gcloud container clusters get-credentials ",
@@ -347,6 +348,15 @@ def _model_source(
         opts=in_project,
     )
     return importer, None, gcsfuse_volume(store.bucket, MODELS_DIR, read_only=True, file_cache=True)
+
+
+def _import_outputs(importer: HfGcsImport, region: str, project: str) -> dict[str, object]:
+    """The import job's name and how to follow it (docs/targets/gke-import.md)."""
+    where = f" --region {region} --project {project}"
+    return {
+        "modelImportJob": importer.job.name,
+        "modelImportLogsHint": pulumi.Output.concat("gcloud beta run jobs logs tail ", importer.job.name, where),
+    }
 
 
 def import_deadlines(settings: GkeTargetSettings) -> tuple[int, int, int]:

@@ -176,10 +176,15 @@ def model_import(model: ModelSpec, mbps: float, image_gb: Figure = SLIM_IMAGE_GB
 # a few files in its 32 GiB of memory at a time, never its share, so the split is for time, not for space: with 7
 # tasks the 689 GB take ~7 min at the assumed rate, and ~20 at a third of it, still inside cluster + A4 pool.
 IMPORT_GIB_PER_TASK = 100
+# The bound of gke.importTasks too. Cloud Run allows far more tasks per job: 10 x 8 vCPU is this program's bound (the
+# project's regional Cloud Run CPU quota was not looked up; with less, tasks queue).
 MAX_IMPORT_TASKS = 10
 
 
-def gke_import_tasks(model: ModelSpec) -> int:
+def gke_import_tasks(model: ModelSpec, configured: int | None = None) -> int:
+    """gke.importTasks if set, else one task per IMPORT_GIB_PER_TASK GiB of weights, 1..MAX_IMPORT_TASKS."""
+    if configured is not None:
+        return configured
     return max(1, min(MAX_IMPORT_TASKS, math.ceil(model.weights_gib / IMPORT_GIB_PER_TASK)))
 
 

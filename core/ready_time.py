@@ -8,7 +8,7 @@ checks the stack's deadlines against it. `scripts/ready-time.py` prints every ex
 from __future__ import annotations
 
 from core import durations as d
-from core.config.settings import ClusterSettings, EcsSettings, Settings
+from core.config.settings import ClusterSettings, EcsSettings, GkeTargetSettings, Settings
 from core.targets import ACK, ACK_EDGE, ACS, ECS, GKE, KUBERNETES
 from core.timeline import API, Task, Timeline
 
@@ -102,11 +102,11 @@ def ack_edge(settings: ClusterSettings) -> Timeline:
     return Timeline(ACK_EDGE, (*tasks, Task(API, 0.0, ("private load balancer",))))
 
 
-def gke(settings: ClusterSettings) -> Timeline:
+def gke(settings: GkeTargetSettings) -> Timeline:
     """APIs and VPC; then the cluster and the GPU pool, and beside them the import (a Cloud Run job that needs only
     the bucket: components/gcp/hf_gcs_import.py); serving is created after the import and the cluster, its pods
     start when their GPU nodes are up: one engine image pull per node, then the load."""
-    tasks_count = d.gke_import_tasks(settings.model)
+    tasks_count = d.gke_import_tasks(settings.model, settings.gke.import_tasks)
     plan = d.gke_import(settings.model, tasks_count)
     nodes = settings.placement.pods * settings.workload.replicas
     pull = d.gke_image_pulls(nodes)

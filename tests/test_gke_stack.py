@@ -347,6 +347,21 @@ def test_the_import_splits_a_large_model_over_tasks_of_cloud_runs_largest_size(g
     assert small["template"]["taskCount"] == 1  # 15 GB: one task
 
 
+def test_the_import_tasks_can_be_set_and_the_deadlines_follow(gke):
+    from stacks.gcp.gke import import_deadlines
+
+    run = run_stack("gke", {"gke.importTasks": 3})
+    _, inputs = import_job(run)
+    assert inputs["template"]["taskCount"] == inputs["template"]["parallelism"] == 3
+    _, task_timeout, _ = import_deadlines(settings_for("gke", {"gke.importTasks": 3}))
+    _, seven, _ = import_deadlines(settings_for("gke"))
+    assert inputs["template"]["template"]["timeout"] == f"{task_timeout * 60}s" and task_timeout > seven
+    with pytest.raises(ConfigError, match=r"gke\.importTasks = 11: must be 1-10 tasks"):
+        settings_for("gke", {"gke.importTasks": 11})
+    with pytest.raises(ConfigError, match=r"only used when gke\.modelSource is bucket"):
+        settings_for("gke", {"gke.importTasks": 3, "gke.modelSource": "download"})
+
+
 def test_the_import_runs_as_its_own_account_that_may_only_write_this_bucket(gke):
     _, inputs = import_job(gke)
     account = next(a for a in gke.of_type(ACCOUNT) if "import" in a.name)

@@ -363,7 +363,7 @@ def import_deadlines(settings: GkeTargetSettings) -> tuple[int, int, int]:
     """The import's tasks, each attempt's timeout and how long `pulumi up` waits (minutes), from the duration model:
     a task may take IMPORT_MARGIN times its modelled share (at least IMPORT_FLOOR_MINUTES, at most Cloud Run's 168
     hours); `pulumi up` waits for one full retry of a task besides, and for the tasks to start."""
-    tasks = durations.gke_import_tasks(settings.model)
+    tasks = durations.gke_import_tasks(settings.model, settings.gke.import_tasks)
     plan = durations.gke_import(settings.model, tasks)
     task_timeout = min(plan.deadline(IMPORT_MARGIN, IMPORT_FLOOR_MINUTES), MAX_TASK_TIMEOUT_HOURS * 60)
     return tasks, task_timeout, 2 * task_timeout + math.ceil(durations.CLOUD_RUN_START_MIN.value)

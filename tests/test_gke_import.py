@@ -195,3 +195,35 @@ def test_the_script_runs_as_cloud_run_runs_it_from_its_environment_variable():
     text = SCRIPT.read_text()
     compile(text, "hf-to-gcs.py", "exec")
     assert "$(" not in text and 'if __name__ == "__main__":' in text
+
+
+def test_a_long_stack_name_still_gives_a_job_name_cloud_run_accepts_with_its_execution_token():
+    from harness import run_program, unwrap
+
+    def program():
+        import pulumi_gcp as gcp
+
+        from components.gcp.hf_gcs_import import HfGcsImport, HfGcsImportArgs
+
+        apis = [gcp.projects.Service(a, service=f"{a}.googleapis.com") for a in ("iam", "storage", "run")]
+        HfGcsImport(
+            "llm-" + "a-very-long-stack-name-" * 3 + "import",
+            HfGcsImportArgs(
+                project="my-gcp-project",
+                region="us-central1",
+                bucket="b",
+                model_id="org/model",
+                revision="main",
+                prefix="models/org/model",
+                image="python:3.12-slim-bookworm",
+                workers=1,
+                task_timeout_minutes=30,
+                wait_minutes=61,
+                account_id="llm-import",
+                depends_on=apis,
+            ),
+        )
+
+    run = run_program(program)  # the cloud rules refuse a name and token of 63 characters or more
+    job = unwrap(run.one("gcp:cloudrunv2/job:Job").inputs)
+    assert len(job["name"]) + len(job["runExecutionToken"]) <= 62 and not job["name"].endswith("-")

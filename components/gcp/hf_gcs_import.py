@@ -164,15 +164,16 @@ class HfGcsImport(pulumi.ComponentResource):
                     "value_source": {"secret_key_ref": {"secret": secret.secret_id, "version": "latest"}},
                 }
             )
-        wait = f"{args.wait_minutes}m"
+        wait, token = f"{args.wait_minutes}m", execution_token(args)
         self.job = gcp.cloudrunv2.Job(
             f"{name}-job",
             project=args.project,
             location=args.region,
-            name=name,
+            # "The sum of job name and token length must be fewer than 63 characters" (run_execution_token).
+            name=name[: 62 - len(token)].rstrip("-"),
             deletion_protection=False,
             labels=dict(args.labels),
-            run_execution_token=execution_token(args),
+            run_execution_token=token,
             template={
                 "task_count": args.workers,
                 "parallelism": args.workers,

@@ -104,8 +104,8 @@ def ack_edge(settings: ClusterSettings) -> Timeline:
 
 def gke(settings: GkeTargetSettings) -> Timeline:
     """APIs and VPC; then the cluster and the GPU pool, and beside them the import (a Cloud Run job that needs only
-    the bucket: components/gcp/hf_gcs_import.py); serving is created after the import and the cluster, its pods
-    start when their GPU nodes are up: one engine image pull per node, then the load."""
+    the bucket: components/gcp/hf_gcs_import.py); each GPU node pulls the engine image once it is up (a pre-pull
+    DaemonSet, not waiting for the import); serving is created after the import and loads on a node with the image."""
     tasks_count = d.gke_import_tasks(settings.model, settings.gke.import_tasks)
     plan = d.gke_import(settings.model, tasks_count)
     nodes = settings.placement.pods * settings.workload.replicas
@@ -118,11 +118,12 @@ def gke(settings: GkeTargetSettings) -> Timeline:
         *_plan_tasks("import", plan, (IMPORT_START,)),
         Task(IMPORT_DONE, 0.0, (f"import: {plan.steps[-1].name}",), "the job's execution succeeds"),
         Task(SERVING_START, 0.0, (IMPORT_DONE, "GKE cluster"), "the serving workload is created"),
-        Task("engine image", pull.minutes, (SERVING_START, "GPU pool"), f"{pull.name}: {pull.source}"),
+        # Pulled by the pre-pull DaemonSet as soon as each GPU node is up, whether the import has finished or not.
+        Task("engine image", pull.minutes, ("GPU pool",), f"{pull.name}: {pull.source}"),
         Task(
             "engine load",
             d.engine_load(settings.model).minutes,
-            ("engine image",),
+            ("engine image", SERVING_START),
             d.engine_load(settings.model).source,
         ),
         _step("private load balancer", d.LB_GCP_MIN.value, ("engine load",), d.LB_GCP_MIN),

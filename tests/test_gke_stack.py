@@ -347,6 +347,27 @@ def test_the_import_splits_a_large_model_over_tasks_of_cloud_runs_largest_size(g
     assert small["template"]["taskCount"] == 1  # 15 GB: one task
 
 
+def test_each_gpu_node_pulls_the_engine_image_without_waiting_for_the_import(gke):
+    from cloud_rules.gcp import transitive_dependencies
+
+    prepull = gke.kubernetes_object("DaemonSet", "llm-engine-prepull")
+    pod = prepull["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["image"] == serving_pod(gke)["spec"]["containers"][0]["image"]
+    assert container["command"] == ["sleep", "infinity"]  # running: the kubelet's image GC keeps the image
+    assert pod["nodeSelector"] == {"llm/pool": "gpu"} and pod["tolerations"] == serving_pod(gke)["spec"]["tolerations"]
+    assert container["resources"]["requests"] == {"cpu": "10m", "memory": "16Mi"}
+    assert (
+        container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+        and pod["automountServiceAccountToken"] is False
+    )
+    assert prepull["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}  # up does not wait for nodes
+    resource = next(r for r in gke.of_type("kubernetes:apps/v1:DaemonSet") if "prepull" in r.name)
+    before = transitive_dependencies(gke, resource.urn)
+    job, _ = import_job(gke)
+    assert job.urn not in before and not {p.urn for p in gke.of_type(POOL)} & before
+
+
 def test_the_import_tasks_can_be_set_and_the_deadlines_follow(gke):
     from stacks.gcp.gke import import_deadlines
 
@@ -686,7 +707,10 @@ def test_without_rdma_serving_and_the_cluster_are_unchanged(gke, rdma):
     cluster = unwrap(gke.one(CLUSTER).inputs)
     assert "datapathProvider" not in cluster and "enableMultiNetworking" not in cluster
     assert "networkConfig" not in a4_pool(gke)
-    assert not [o for o in gke.kubernetes_objects() if o["kind"] in ("DaemonSet", "Network", "GKENetworkParamSet")]
+    rdma_kinds = ("DaemonSet", "Network", "GKENetworkParamSet")
+    assert [o["metadata"]["name"] for o in gke.kubernetes_objects() if o["kind"] in rdma_kinds] == [
+        "llm-engine-prepull"
+    ]
     assert serving_pod(gke) == serving_pod(rdma)
 
 

@@ -42,6 +42,7 @@ from components.gcp.pod_monitoring import serving_pod_monitoring
 from components.gcp.rdma import POD_ENV as RDMA_POD_ENV
 from components.gcp.rdma import POD_HOST_MOUNTS as RDMA_POD_HOST_MOUNTS
 from components.gcp.rdma import RdmaClusterObjects, RdmaNetworks, RdmaNetworksArgs, pod_network_annotations
+from components.kubernetes.image_prepull import ImagePrepull, ImagePrepullArgs
 from components.kubernetes.leader_worker_set import WEBHOOK_PORT as LWS_WEBHOOK_PORT
 from components.kubernetes.leader_worker_set import LeaderWorkerSetController
 from components.kubernetes.serving_workload import LWS_WORKER_INDEX_LABEL, ServiceExposure
@@ -250,6 +251,18 @@ def build(settings: GkeTargetSettings) -> dict[str, object]:
     multi_node = settings.placement.pods > 1  # only with RDMA (core.config.parse)
     if multi_node:
         serving_needs.append(LeaderWorkerSetController(f"{settings.name}-lws", opts=in_cluster))
+    # The engine image onto each GPU node as soon as it is up, while the import may still run.
+    ImagePrepull(
+        f"{settings.name}-prepull",
+        ImagePrepullArgs(
+            namespace=ns,
+            image=image,
+            node_selector=POOL_LABEL,
+            tolerations=[GPU_TOLERATION],
+            depends_on=[mirror.reader],
+        ),
+        opts=in_cluster,
+    )
     platform = _platform(settings, multi_node)
     volumes = serving.ModelVolumes(
         serving=model_volume, results=gcsfuse_volume(store.bucket, RESULTS_DIR, read_only=False, file_cache=False)

@@ -18,6 +18,8 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.kubernetes.objects import manifest
+
 LABELS = {"app": "llm-engine-prepull"}
 NOBODY = 65534
 
@@ -79,7 +81,7 @@ class ImagePrepull(pulumi.ComponentResource):
                 # the serving workload waits for the nodes, and a Flex-start pool has none until serving asks.
                 "annotations": {"pulumi.com/skipAwait": "true"},
             },
-            spec=prepull_spec(args),
+            spec=manifest(prepull_spec(args)),
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
         )
         self.register_outputs({"daemonSet": self.daemon_set.metadata["name"]})

@@ -6,8 +6,8 @@ Why a Cloud Run job (docs/targets/gke-import.md has the comparison):
   execution when the job is created (or the token changes) and "The Job will become ready when the execution is
   successfully completed" (pulumi_gcp cloudrunv2/job.py). A Compute Engine VM would be ready once RUNNING and
   need a separate poller; pulumi_gcp 10.2.0 has no Batch resource at all.
-- It bills only while its tasks run (CPU and memory per second) and holds nothing afterwards: no VM to stop,
-  no disk. `pulumi destroy` deletes the job (deletion_protection off; the provider's default would refuse).
+- It bills for CPU and memory while its tasks run (prices not looked up here) and holds nothing afterwards: no
+  VM to stop, no disk. `pulumi destroy` deletes the job (deletion_protection off; the provider's default would refuse).
 - Its limits fit the model when it is split: 8 vCPU and 32 GiB per task at most ("The maximum amount of memory
   you can configure is 32 gibibyte", run/docs/configuring/jobs/memory-limits; CPU '1','2','4','6','8', pulumi_gcp
   JobTemplateTemplateContainerResources), a task timeout of up to 168 hours ("up to 168 hours (7 days)",
@@ -20,8 +20,11 @@ model, roles/secretmanager.secretAccessor on the token's secret only; no key is 
 task as a Secret Manager reference, never as a plain value in the job's spec.
 
 The image is the slim Python image (core.versions.IMPORT_IMAGE) through the Artifact Registry remote repository
-of the cluster's region; Cloud Run's service agent pulls it (same project: no grant needed, Artifact Registry
-"Deploying to Cloud Run" docs). The task installs the pinned huggingface_hub and google-cloud-storage with pip.
+of the cluster's region. Cloud Run's service agent pulls it without a grant of the stack's: "Default service
+accounts for Compute Engine, GKE nodes, Cloud Run, and Cloud Build are granted permissions to interact with
+Artifact Registry repositories in the same project, unless automatic role granting is disabled" (Artifact
+Registry docs, "Work with container images"); not tried with a remote repository here. The task installs the
+pinned huggingface_hub and google-cloud-storage with pip.
 """
 
 from __future__ import annotations

@@ -91,6 +91,22 @@ STREAM_GCS_GB_PER_S_PER_RANK = Figure(
     0.622, "GB/s per rank", "S", "593 MiB/s per rank streaming from gs://, sgl-project/sglang#22749 ('runai_gcs')"
 )
 ENGINE_START_MIN = Figure(0.5, "min", "S", "~30 s unlogged before the load, vllm-project/vllm#20264 ('eng_start')")
+# gke's import (components/gcp/hf_gcs_import.py): Cloud Run job tasks, started once the bucket exists.
+CLOUD_RUN_START_MIN = Figure(
+    1.0, "min", "A", "a Cloud Run job execution's tasks scheduled, the ~50 MB slim image through the remote repository"
+)
+IMPORT_TASK_MB_PER_S = Figure(
+    250.0,
+    "MB/s",
+    "A",
+    "one 8-vCPU Cloud Run task: hf_xet high-performance download, sha256, parallel upload to GCS; no Cloud Run "
+    "bandwidth figure found; half of hf_transfer's 'beyond ~500MB/s' (time-to-ready.md 'hf_best')",
+)
+# GKE image streaming (components/gcp/gpu_node_pool.py): "During the first pull of an eligible image, you might not
+# notice the benefits of Image streaming. However, after Image streaming caches the image, future image pulls on any
+# cluster benefit" (docs.cloud.google.com/kubernetes-engine/docs/how-to/image-streaming). A first deploy pays the
+# full pull; later pulls of the same image (a new node, the next stack) start streamed.
+IMAGE_STREAMED_MIN = Figure(0.25, "min", "A", "a streamed container start: seconds (GKE image streaming docs)")
 
 
 @dataclass(frozen=True)
@@ -296,6 +312,52 @@ def model_import(model: ModelSpec, mbps: float, image_gb: Figure = SLIM_IMAGE_GB
                 f"{MODELSCOPE_MB_PER_S.source}; {OSSFS_WRITE_MB_PER_S.source}",
             ),
         )
+    )
+
+
+# gke's import tasks: one per 100 GiB of weights (R1's 642 GiB: 7 tasks, a 7B model: 1), at most 10. A task keeps
+# a few files in its 32 GiB of memory at a time, never its share, so the split is for time, not for space: with 7
+# tasks the 689 GB take ~7 min at the assumed rate, and ~20 at a third of it, still inside cluster + A4 pool.
+IMPORT_GIB_PER_TASK = 100
+# The bound of gke.importTasks too. Cloud Run allows far more tasks per job: 10 x 8 vCPU is this program's bound (the
+# project's regional Cloud Run CPU quota was not looked up; with less, tasks queue).
+MAX_IMPORT_TASKS = 10
+
+
+def gke_import_tasks(model: ModelSpec, configured: int | None = None) -> int:
+    """gke.importTasks if set, else one task per IMPORT_GIB_PER_TASK GiB of weights, 1..MAX_IMPORT_TASKS."""
+    if configured is not None:
+        return configured
+    return max(1, min(MAX_IMPORT_TASKS, math.ceil(model.weights_gib / IMPORT_GIB_PER_TASK)))
+
+
+def gke_import(model: ModelSpec, workers: int) -> Plan:
+    """gke's import: the Cloud Run tasks start, install the downloader, then each copies its share (the largest)."""
+    share = weights_gb(model) / workers
+    return Plan(
+        (
+            Step("Cloud Run tasks start", CLOUD_RUN_START_MIN.value, CLOUD_RUN_START_MIN.source),
+            Step("downloader", PIP_INSTALL_MIN.value, PIP_INSTALL_MIN.source),
+            Step(
+                f"{share:.0f} GB per task, {workers} task(s) in parallel",
+                share * 1000 / IMPORT_TASK_MB_PER_S.value / 60,
+                IMPORT_TASK_MB_PER_S.source,
+            ),
+        )
+    )
+
+
+def gke_image_pulls(nodes: int, cached: bool = False) -> Step:
+    """The engine image on `nodes` GPU nodes at once, each pulling through the regional remote repository; the
+    first pull of an image is a full one (image streaming helps once the image is cached)."""
+    if cached:
+        return Step(f"engine image: {nodes} streamed pull(s)", IMAGE_STREAMED_MIN.value, IMAGE_STREAMED_MIN.source)
+    pull = ENGINE_IMAGE_GB.value * 1000 / REGISTRY_NEAR_MB_PER_S.value / 60
+    unpack = ENGINE_IMAGE_UNPACKED_GB.value * 1000 / EXTRACT_MB_PER_S.value / 60
+    return Step(
+        f"engine image: {nodes} pull(s), one per GPU node, in parallel",
+        pull + unpack,
+        f"{ENGINE_IMAGE_GB.source}; {REGISTRY_NEAR_MB_PER_S.source}; {EXTRACT_MB_PER_S.source}",
     )
 
 

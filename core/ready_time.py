@@ -8,7 +8,7 @@ checks the stack's deadlines against it. `scripts/ready-time.py` prints every ex
 from __future__ import annotations
 
 from core import durations as d
-from core.config.settings import ClusterSettings, EcsSettings, Settings
+from core.config.settings import ClusterSettings, EcsSettings, GkeTargetSettings, Settings
 from core.config.storage import STREAM
 from core.engine import stream_load
 from core.targets import ACK, ACK_EDGE, ACS, ECS, GKE, KUBERNETES
@@ -125,21 +125,25 @@ def ack_edge(settings: ClusterSettings) -> Timeline:
     return Timeline(ACK_EDGE, (*tasks, Task(API, 0.0, ("private load balancer",))))
 
 
-def gke(settings: ClusterSettings) -> Timeline:
-    """APIs and VPC, the cluster, the GPU pool, the import from Hugging Face after it, serving from GCS FUSE."""
-    weights = d.weights_gb(settings.model)
-    hf = weights * 1000 / d.HF_MB_PER_S.value / 60
-    pull = d.ENGINE_IMAGE_GB.value * 1000 / d.REGISTRY_NEAR_MB_PER_S.value / 60
+def gke(settings: GkeTargetSettings) -> Timeline:
+    """APIs and VPC; then the cluster and the GPU pool, and beside them the import (a Cloud Run job that needs only
+    the bucket: components/gcp/hf_gcs_import.py); each GPU node pulls the engine image once it is up (a pre-pull
+    DaemonSet, not waiting for the import); serving is created after the import and loads on a node with the image."""
+    tasks_count = d.gke_import_tasks(settings.model, settings.gke.import_tasks)
+    plan = d.gke_import(settings.model, tasks_count)
+    nodes = settings.placement.pods * settings.workload.replicas
+    pull = d.gke_image_pulls(nodes)
     tasks = [
         _step("APIs and network", d.GCP_APIS_MIN.value, (), d.GCP_APIS_MIN),
         _step("GKE cluster", d.GKE_CLUSTER_MIN.value, ("APIs and network",), d.GKE_CLUSTER_MIN),
         _step("GPU pool", d.GKE_A4_POOL_MIN.value, ("GKE cluster",), d.GKE_A4_POOL_MIN),
-        Task(IMPORT_START, 0.0, ("GPU pool",), "the import Job is created"),
-        _step("import from Hugging Face", hf, (IMPORT_START,), d.HF_MB_PER_S),
-        Task(IMPORT_DONE, 0.0, ("import from Hugging Face",), "the import Job completes"),
-        Task(SERVING_START, 0.0, (IMPORT_DONE,), "the serving workload is created"),
-        _step("engine image", pull, (SERVING_START,), d.REGISTRY_NEAR_MB_PER_S),
-        _engine_load(settings, ("engine image",)),
+        Task(IMPORT_START, 0.0, ("APIs and network",), "the bucket and the Cloud Run import job are created"),
+        *_plan_tasks("import", plan, (IMPORT_START,)),
+        Task(IMPORT_DONE, 0.0, (f"import: {plan.steps[-1].name}",), "the job's execution succeeds"),
+        Task(SERVING_START, 0.0, (IMPORT_DONE, "GKE cluster"), "the serving workload is created"),
+        # Pulled by the pre-pull DaemonSet as soon as each GPU node is up, whether the import has finished or not.
+        Task("engine image", pull.minutes, ("GPU pool",), f"{pull.name}: {pull.source}"),
+        _engine_load(settings, ("engine image", SERVING_START)),
         _step("private load balancer", d.LB_GCP_MIN.value, ("engine load",), d.LB_GCP_MIN),
     ]
     return Timeline(GKE, (*tasks, Task(API, 0.0, ("private load balancer",))))

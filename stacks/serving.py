@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Optional, Protocol
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from components.kubernetes.benchmark_job import BenchmarkArgs, BenchmarkJob
 from components.kubernetes.model_import import CPU as IMPORT_CPU
@@ -34,9 +33,11 @@ from stacks.client import api_base, client_outputs
 
 
 class Importer(Protocol):
-    """A one-time model import the serving workload waits for (ModelImport, HfModelImport)."""
+    """A one-time model import the serving workload waits for: its Job (ModelImport's in the cluster, or gke's
+    Cloud Run job, HfGcsImport) is ready once the import has succeeded."""
 
-    job: k8s.batch.v1.Job
+    @property
+    def job(self) -> pulumi.CustomResource: ...
 
 
 MODEL_MOUNT = "/models"

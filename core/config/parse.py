@@ -278,6 +278,13 @@ def _gke(
             f"downloads on every node of a copy; a copy over {pods} nodes reads the weights from the bucket",
             problems.set_command("gke.modelSource", "bucket"),
         )
+    if c.gke.model_source == "download" and c.gke.import_tasks is not None:
+        problems.add(
+            "gke.importTasks",
+            c.gke.import_tasks,
+            "is only used when gke.modelSource is bucket (download mode has no import)",
+            problems.rm_command("gke.importTasks"),
+        )
     if not c.cluster.api_cidrs:
         # Private by default: the control plane's public endpoint answers only the listed networks (master
         # authorized networks). Pulumi talks to it, so it cannot be private-only from outside the VPC.
@@ -303,6 +310,7 @@ def _gke(
         hold_node_upgrades=c.gke.maintenance.hold_node_upgrades,
         hf_token=SecretStr(c.hf_token) if c.hf_token else None,
         model_source=c.gke.model_source,
+        import_tasks=c.gke.import_tasks,
         rdma=c.gke.rdma,
         control_plane_cidrs=tuple(c.cluster.api_cidrs),
     )

@@ -5,7 +5,7 @@ placement.podsPerReplica).
 
 The weights are imported once from Hugging Face into a private GCS bucket and read by the serving
 pods through GCS FUSE, with a file cache on the node's local SSD, instead of ~700 GB downloaded at
-every pod start (gke.modelSource download keeps the reference's download at start). The engine
+every pod start (gke.modelSource download keeps the GKE A4 recipe's download at start). The engine
 image is pulled through an Artifact Registry remote repository of Docker Hub. The API has an internal
 load balancer in the VPC, plus a public one with access.public.
 """
@@ -64,15 +64,15 @@ APIS = (
     # "Before the first gke run"); listed so a later `pulumi destroy` of another stack cannot be what turns it off.
     "cloudresourcemanager.googleapis.com",
     # Workload identity federation tokens (the pods' access to the bucket). Whether GKE needs these enabled
-    # by hand is not settled by any source found (audit gke.md m10); enabling them is free and harmless.
+    # by hand is not settled by any source found; enabling them is free and harmless.
     "iamcredentials.googleapis.com",
     "sts.googleapis.com",
 )
-# The reference's engine environment; HF_HUB_ENABLE_HF_TRANSFER is left out: serving reads the bucket
+# The GKE A4 recipe's engine environment; HF_HUB_ENABLE_HF_TRANSFER is left out: serving reads the bucket
 # offline, the import Job does the download.
 ENGINE_ENV = {"VLLM_WORKER_MULTIPROC_METHOD": "spawn"}
-# Download at start (gke.modelSource download), as the reference: hf_transfer's parallel download. vLLM's image
-# installs hf_transfer (its Dockerfile, audit gke.md claim 14); for files Hugging Face stores with Xet,
+# Download at start (gke.modelSource download), as the A4 recipe: hf_transfer's parallel download. vLLM's image
+# installs hf_transfer (its Dockerfile); for files Hugging Face stores with Xet,
 # huggingface_hub downloads through hf_xet instead and this has no effect (whether R1's are is not known).
 DOWNLOAD_ENV = {"HF_HUB_ENABLE_HF_TRANSFER": "1"}
 INTERNAL_LB = "networking.gke.io/load-balancer-type"
@@ -245,7 +245,7 @@ def build(settings: GkeTargetSettings) -> dict[str, object]:
         in_cluster,
         # Not the GPU pool: the serving pods wait in Pending for their node (the rollout wait allows for it), and
         # nothing deleted through the Kubernetes API may depend on the pool, or a destroy that cannot reach the
-        # API server would never get to delete the GPU nodes (audit gke.md M5).
+        # API server would never get to delete the GPU nodes.
         serving_depends_on=[*ready, *serving_needs],
         download=download,
     )
@@ -285,7 +285,7 @@ def _model_source(
     token_secret = _hf_token_secret(settings, ns, opts)
     revision = _hf_revision(settings.model_revision)
     if settings.gke.model_source == "download":
-        # The reference's mode: no import, vLLM downloads from Hugging Face into local SSD at every start.
+        # The A4 recipe's mode: no import, vLLM downloads from Hugging Face into local SSD at every start.
         download = serving.HubDownload(
             model_id=settings.model.hf_id, revision=revision, token_secret=token_secret, env=DOWNLOAD_ENV
         )
@@ -301,7 +301,7 @@ def _model_source(
             image=image,
             timeout_minutes=serving.import_timeout_minutes(settings),
             token_secret=token_secret,
-            # A CPU node: the GPUs would idle for the hours of a 700 GB download (audit gke.md m9).
+            # A CPU node: the GPUs would idle for the hours of a 700 GB download.
             node_selector=SYSTEM_POOL_LABEL,
             depends_on=ready,
         ),

@@ -155,4 +155,4 @@ def test_every_target_page_follows_the_skeleton_and_shows_its_diagram():
     for target in runs.TARGET_EXAMPLES:
         text = (ROOT / "docs" / "targets" / f"{target}.md").read_text()
         assert re.findall(r"^## (.+)$", text, re.M) == skeleton, target
-        assert f"![Resources of the {target} target](../diagrams/{target}.svg)" in text
+        assert f"[![Resources of the {target} target](../diagrams/{target}.svg)](../diagrams/{target}.svg)" in text

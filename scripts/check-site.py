@@ -74,7 +74,7 @@ def pages(site: Path) -> list[str]:
 
 
 def check(base: str, paths: list[str], shots: Path) -> list[str]:
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import sync_playwright  # pyright: ignore[reportMissingImports] (the browser group)
 
     problems: list[str] = []
     with sync_playwright() as playwright:
@@ -119,7 +119,7 @@ def main() -> int:
     if not Path(CHROMIUM).exists():
         sys.exit(f"{CHROMIUM} is missing: apt-get install chromium")
     try:
-        import playwright  # noqa: F401
+        import playwright  # noqa: F401  # pyright: ignore[reportMissingImports] (the browser group)
     except ImportError:
         sys.exit('playwright is missing: source scripts/uv.sh && "$UV" sync --locked --group browser')
     site = Path(tempfile.mkdtemp(prefix="llm-site-"))

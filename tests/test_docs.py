@@ -156,3 +156,20 @@ def test_every_target_page_follows_the_skeleton_and_shows_its_diagram():
         text = (ROOT / "docs" / "targets" / f"{target}.md").read_text()
         assert re.findall(r"^## (.+)$", text, re.M) == skeleton, target
         assert f"[![Resources of the {target} target](../diagrams/{target}.svg)](../diagrams/{target}.svg)" in text
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed (scripts/test.sh installs it)")
+def test_the_site_hook_turns_each_diagram_into_svg_and_fails_on_one_dot_cannot_draw():
+    from mkdocs.config import load_config
+    from mkdocs.exceptions import PluginError
+    from mkdocs.structure.files import File, Files
+    from mkdocs_hooks import on_files
+
+    config = load_config(str(ROOT / "mkdocs.yml"))
+    config.plugins._current_plugin = "test"  # what a build sets before File.generated is called
+    drawn = on_files(Files([File.generated(config, "diagrams/x.dot", content='digraph { a -> "b" }')]), config)
+    assert [f.src_uri for f in drawn] == ["diagrams/x.svg"] and "<svg" in drawn.get_file_from_path(
+        "diagrams/x.svg"
+    ).content_string  # pyright: ignore[reportOptionalMemberAccess]
+    with pytest.raises(PluginError, match=r"docs/diagrams/bad\.dot"):
+        on_files(Files([File.generated(config, "diagrams/bad.dot", content="digraph { a -> ")]), config)

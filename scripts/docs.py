@@ -24,7 +24,7 @@ from core.config import reference  # noqa: E402
 
 def pages() -> dict[Path, Callable[[], str]]:
     """Every generated file and the function that prints it."""
-    from docgen import costs, diagrams, outputs, policies, runs
+    from docgen import costs, diagrams, examples, outputs, policies, runs
 
     def diagram(target: str) -> Callable[[], str]:
         def render() -> str:
@@ -39,6 +39,7 @@ def pages() -> dict[Path, Callable[[], str]]:
         docs / "reference" / "models.md": reference.render_models,
         docs / "reference" / "outputs.md": outputs.render,
         docs / "reference" / "policies.md": policies.render,
+        docs / "reference" / "examples.md": examples.render,
         docs / "costs.md": costs.render,
     }
     for target in runs.TARGET_EXAMPLES:

@@ -87,7 +87,7 @@ def _summary(estimate: dict) -> tuple[str, int, int]:
     priced = [i["hourly"] for i in items if i["source"].startswith(TABLE) and i["hourly"] is not None]
     live = sum(1 for i in items if i["source"].startswith(LIVE))
     unknown = sum(1 for i in items if i["hourly"] is None)
-    table = _money(sum(priced), estimate["currency"] or "") if priced else "no item"
+    table = _money(sum(priced), estimate["currency"] or "") if priced else "none"
     return table, live, unknown
 
 

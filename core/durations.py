@@ -7,7 +7,7 @@ bandwidth shortens them and lowering it lengthens them, instead of several const
 
 A plan is a list of steps, each with its minutes and where the figure comes from; a deadline is the plan's
 total times a margin, never below a floor. Figures are marked S (sourced), D (derived from sourced figures)
-or A (assumed: nothing better was found offline); `../shared/audits/time-to-ready.md` has the full table.
+or A (assumed: nothing better was found offline); each figure below says which.
 Nothing here was measured on Alibaba Cloud.
 """
 

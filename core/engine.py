@@ -306,7 +306,7 @@ def reserved_flag(arg: str, engine: str) -> Optional[str]:
 # venv) streams safetensors with concurrent ranged reads from s3://, gs:// and az:// URIs or from a local directory,
 # and takes --model-loader-extra-config keys `concurrency` (RUNAI_STREAMER_CONCURRENCY), `memory_limit`
 # (RUNAI_STREAMER_MEMORY_LIMIT, bytes of CPU buffer) and `distributed` (each tensor-parallel rank reads a share and
-# broadcasts it: run-ai/runai-model-streamer docs/src/usage.md "Distributed streaming"); any other key is refused.
+# broadcasts it: run-ai/runai-model-streamer/docs/src/usage.md "Distributed streaming"); any other key is refused.
 LOAD_FORMAT_STREAM = "runai_streamer"
 # The images' streamer: vllm/vllm-openai installs runai-model-streamer[s3] since the S3 support (stored vLLM
 # docker/Dockerfile, vllm-openai-base stage), [s3,gcs] since vllm-project/vllm#26464 (merged 2025-10-09, after the
@@ -321,8 +321,8 @@ STREAMER_SINCE = (0, 8, 0)
 # here that accepts it is the pinned 0.32.0 (its loader's allowed_keys), so older versions never get it.
 STREAMER_DISTRIBUTED_SINCE = (0, 32, 0)
 # Concurrent ranged reads per process from object storage: the streamer's own S3 benchmark loads Llama-3-8B fastest
-# at concurrency 32 (4.88 s; 4 gives 28.2 s): run-ai/runai-model-streamer docs/src/benchmarks.md, Figure 5. Its
-# default for object storage is 8 (docs/src/env-vars.md); from a local directory 16, which is kept.
+# at concurrency 32 (4.88 s; 4 gives 28.2 s): run-ai/runai-model-streamer/docs/src/benchmarks.md, Figure 5. Its
+# default for object storage is 8 (runai-model-streamer/docs/src/env-vars.md); from a local directory 16, which is kept.
 OBJECT_STORE_CONCURRENCY = 32
 # The streamer's CPU buffer defaults to 40 GB per process (unlimited in distributed mode; env-vars.md), and every
 # tensor-parallel worker has one: 8 of them would outgrow any serving pod's memory limit. The program caps each at

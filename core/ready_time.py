@@ -163,8 +163,9 @@ def timeline(settings: Settings) -> Timeline:
     return BUILDERS[settings.target](settings)  # type: ignore[arg-type]  # each builder takes its target's settings
 
 
-# What each example stack should reach (minutes to a serving API, modelled), from the time-to-ready audit's
-# improved designs (../shared/audits/time-to-ready.md). ecs: first host in a region; ack-edge: its second run.
+# What each example stack should reach (minutes to a serving API, modelled), from a time-to-ready review of
+# improved designs (its table is not part of this repository). ecs: first host in a region; ack-edge: its second
+# run.
 GOALS = {"dev": 10, "prod": 16, "acs": 18, "acs-r1": 45, "ack": 25, "ack-edge": 10, "gke": 36}
 # The ecs goals of later hosts in a region (issue 14): a stack's config plus these `--path` keys, and its goal.
 PREPARED = "m-bp1preparedimage1"  # any prepared image id: the model reads only that there is one

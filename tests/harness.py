@@ -42,7 +42,7 @@ def _fake_base64(label: str, chars: int) -> str:
 
 
 # As big as a kubeconfig ACK issues (about 6 KB: an RSA-2048 CA certificate, client certificate and client
-# key, base64-encoded PEM; audit alibaba.md claim 2 measured 6,038 characters), so size limits (an OOS
+# key, base64-encoded PEM; one measured 6,038 characters), so size limits (an OOS
 # parameter's 4,096 characters) bite here as they would in the cloud. KUBE-TOKEN-SECRET marks the
 # credential part for the tests that look for leaks.
 KUBECONFIG = (

@@ -3,7 +3,7 @@
 `pulumi up` ends when a Cloud Assistant command (components.alibaba.secret_command) confirms /health and
 API-key enforcement on the host. The API key travels as an OOS encrypted parameter referenced by
 that command, never in user-data; the instance's own RAM role (components.alibaba.instance_role) may
-read that one parameter, which is how Cloud Assistant resolves the reference.
+read that one parameter, which is how Cloud Assistant resolves the `{{oos-secret:...}}` placeholder.
 """
 
 from __future__ import annotations

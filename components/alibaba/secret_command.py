@@ -30,7 +30,7 @@ class SecretCommandArgs:
     timeout_minutes: int
     description: str
     tags: Mapping[str, str] = field(default_factory=dict)
-    # What the agent needs before it can resolve the reference: the instance's RAM role, attached and
+    # What the agent needs before it can resolve the OOS placeholder: the instance's RAM role, attached and
     # allowed to read the parameter (components.alibaba.instance_role.InstanceRole.attached).
     depends_on: Sequence[pulumi.Resource] = ()
 

@@ -100,7 +100,7 @@ def _resolve(
     )
     placement_config = c.placement
     placement = None
-    if target == GKE:  # one serving pod takes a whole GKE GPU node (the reference: TP 8 over an A4 node's GPUs)
+    if target == GKE:  # one serving pod takes a whole GKE GPU node (the GKE A4 recipe: TP 8 over a node's GPUs)
         if ok("placement", "gke", "workload"):
             placement = resolve_gke_placement(
                 placement_config, c.workload, c.gke.machine_type, model, engine, problems, c.gke.capacity.mode

@@ -58,15 +58,16 @@ class ModelStoreConfig(Group):
 
 STREAM, MOUNT = "stream", "mount"
 # Where streaming applies and from what: gke streams from the bucket (gs://, the streamer's GCS backend with
-# Application Default Credentials, i.e. the pod's workload identity: run-ai/runai-model-streamer docs/src/env-vars.md
+# Application Default Credentials, i.e. the pod's workload identity: run-ai/runai-model-streamer/docs/src/env-vars.md
 # RUNAI_STREAMER_GCS_CREDENTIAL_FILE); kubernetes reads the mounted volume with the streamer's concurrent reads.
 STREAM_SOURCES = {GKE: "gs", KUBERNETES: "file"}
 # Why not on Alibaba Cloud (acs, ack, ack-edge), where the weights stay behind ossfs or Fluid: OSS speaks S3 (GetObject
 # with Range, HeadObject, ListObjectsV2; virtual-hosted style only; https://s3.oss-<region>-internal.aliyuncs.com:
 # alibabacloud.com/help/en/oss/developer-reference/compatibility-with-amazon-s3 and .../use-aws-sdks-to-access-oss),
-# but the streamer's S3 credentials come from boto3's chain (docs/src/usage.md "S3 authentication"), whose web
-# identity provider calls AWS STS AssumeRoleWithWebIdentity, while an RRSA token is exchanged with Alibaba STS
-# AssumeRoleWithOIDC: no provider in that chain takes it, and a long-lived AccessKey is not an option here.
+# but the streamer's S3 credentials come from boto3's chain (runai-model-streamer/docs/src/usage.md "S3
+# authentication"), whose web identity provider calls AWS STS AssumeRoleWithWebIdentity, while an RRSA token is
+# exchanged with Alibaba STS AssumeRoleWithOIDC: no provider in that chain takes it, and a long-lived AccessKey is
+# not an option here.
 ALIBABA_NO_STREAM = (
     "the streamer's S3 credentials come from boto3's chain, which cannot exchange an RRSA token (Alibaba STS "
     "AssumeRoleWithOIDC, not AWS AssumeRoleWithWebIdentity), and no long-lived AccessKey is used: the weights are "

@@ -1,4 +1,4 @@
-"""Target `ecs`: one GPU ECS instance serving an OpenAI-compatible API (reference 001)."""
+"""Target `ecs`: one GPU ECS instance serving an OpenAI-compatible API (as Compute Nest's ECS edition)."""
 
 from __future__ import annotations
 

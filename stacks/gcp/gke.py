@@ -1,13 +1,13 @@
 """Target `gke`: a GKE cluster with a GPU node pool serving one model copy per node, on the smallest catalog
 machine that holds the model (G2 L4, A3 High H100, A3 Ultra H200, A4 B200: core.catalog.GKE_MACHINES); the
-reference (004) is DeepSeek-R1 on an A4 node, or a copy over a group of A4 nodes over RDMA (gke.rdma,
+GKE A4 recipe serves DeepSeek-R1 on an A4 node, or a copy over a group of A4 nodes over RDMA (gke.rdma,
 placement.podsPerReplica).
 
 The weights are imported once from Hugging Face into a private GCS bucket by a Cloud Run job that starts
 as soon as the bucket exists, beside the cluster and the GPU pool (components/gcp/hf_gcs_import.py,
 docs/targets/gke-import.md), and read by the serving pods through GCS FUSE, with a file cache on the
 node's local SSD, instead of ~700 GB downloaded at every pod start (gke.modelSource download keeps the
-reference's download at start). The engine image is pulled through an Artifact Registry remote repository
+A4 recipe's download at start). The engine image is pulled through an Artifact Registry remote repository
 of Docker Hub in the cluster's region, with GKE image streaming on the GPU nodes. The API has an internal
 load balancer in the VPC, plus a public one with access.public.
 """
@@ -69,7 +69,7 @@ APIS = (
     # "Before the first gke run"); listed so a later `pulumi destroy` of another stack cannot be what turns it off.
     "cloudresourcemanager.googleapis.com",
     # Workload identity federation tokens (the pods' access to the bucket). Whether GKE needs these enabled
-    # by hand is not settled by any source found (audit gke.md m10); enabling them is free and harmless.
+    # by hand is not settled by any source found; enabling them is free and harmless.
     "iamcredentials.googleapis.com",
     "sts.googleapis.com",
     # The model import's Cloud Run job (components/gcp/hf_gcs_import.py).
@@ -86,11 +86,11 @@ STREAMING_ROLE = "roles/serviceusage.serviceUsageConsumer"
 # How much longer than the modelled import a task may take (the figures are assumed), at least 30 minutes.
 IMPORT_MARGIN = 3
 IMPORT_FLOOR_MINUTES = 30
-# The reference's engine environment; HF_HUB_ENABLE_HF_TRANSFER is left out: serving reads the bucket
+# The GKE A4 recipe's engine environment; HF_HUB_ENABLE_HF_TRANSFER is left out: serving reads the bucket
 # offline, the import (a Cloud Run job) does the download.
 ENGINE_ENV = {"VLLM_WORKER_MULTIPROC_METHOD": "spawn"}
-# Download at start (gke.modelSource download), as the reference: hf_transfer's parallel download. vLLM's image
-# installs hf_transfer (its Dockerfile, audit gke.md claim 14); for files Hugging Face stores with Xet,
+# Download at start (gke.modelSource download), as the A4 recipe: hf_transfer's parallel download. vLLM's image
+# installs hf_transfer (its Dockerfile); for files Hugging Face stores with Xet,
 # huggingface_hub downloads through hf_xet instead and this has no effect (whether R1's are is not known).
 DOWNLOAD_ENV = {"HF_HUB_ENABLE_HF_TRANSFER": "1"}
 INTERNAL_LB = "networking.gke.io/load-balancer-type"
@@ -288,7 +288,7 @@ def build(settings: GkeTargetSettings) -> dict[str, object]:
         in_cluster,
         # Not the GPU pool: the serving pods wait in Pending for their node (the rollout wait allows for it), and
         # nothing deleted through the Kubernetes API may depend on the pool, or a destroy that cannot reach the
-        # API server would never get to delete the GPU nodes (audit gke.md M5).
+        # API server would never get to delete the GPU nodes.
         serving_depends_on=[*ready, *serving_needs],
         download=download,
         stream_uri=stream_uri(store.bucket, settings.model.modelscope_id) if streaming else None,
@@ -332,7 +332,7 @@ def _model_source(
     gke = settings.gke
     revision = _hf_revision(settings.model_revision)
     if gke.model_source == "download":
-        # The reference's mode: no import, vLLM downloads from Hugging Face into local SSD at every start.
+        # The A4 recipe's mode: no import, vLLM downloads from Hugging Face into local SSD at every start.
         download = serving.HubDownload(
             model_id=settings.model.hf_id,
             revision=revision,

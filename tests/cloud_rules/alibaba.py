@@ -326,7 +326,7 @@ def _mainland(run) -> bool:
 
 
 @run_rule(
-    source="audit alibaba.md claim 33 (registry.k8s.io from mainland China works only with luck); the Compute "
+    source="registry.k8s.io from mainland China works only with luck (not reachable reliably); the Compute "
     "Nest ACS template installs LWS from the ACK catalog with registry-<region>-vpc.ack.aliyuncs.com/acs/lws"
 )
 def mainland_helm_releases_avoid_registry_k8s_io(run):

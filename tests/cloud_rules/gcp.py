@@ -59,7 +59,7 @@ def transitive_dependencies(run, urn: str) -> set[str]:
 @run_rule(
     source="cloud.google.com/service-usage/docs/enable-disable (a disabled API refuses every call: SERVICE_DISABLED); "
     "pulumi sdk/python pulumi/runtime/resource.py: a resource waits only for its own depends_on and inputs, not "
-    "its parent component's (audit gke.md claim 23)"
+    "its parent component's"
 )
 def every_gcp_resource_waits_for_its_api(run) -> Iterable[str]:
     services = {r.urn: _unwrap(r.inputs).get("service") for r in run.resources if r.type == SERVICE}
@@ -94,7 +94,7 @@ API_OF_INVOKE = {
 
 @invoke_rule(
     source="cloud.google.com/service-usage/docs/enable-disable (SERVICE_DISABLED until the API is on); a data source "
-    "runs when the program runs, at `pulumi preview` too, before any projects.Service exists (audit gke.md B2)"
+    "runs when the program runs, at `pulumi preview` too, before any projects.Service exists"
 )
 def a_gcp_data_source_needs_its_api_on(call: InvokeCandidate, run) -> str | None:
     if not call.token.startswith("gcp:"):
@@ -319,8 +319,8 @@ POD_OWNERS = ("kubernetes:apps/v1:Deployment", "kubernetes:batch/v1:Job", "kuber
 
 @run_rule(
     source='GKE docs "Configure node service accounts": "At a minimum, these node service accounts must have the '
-    'Kubernetes Engine Default Node Service Account (roles/container.defaultNodeServiceAccount) role" (audit gke.md '
-    "m7: a pool created before the binding starts nodes that cannot write logs and metrics or register cleanly)"
+    'Kubernetes Engine Default Node Service Account (roles/container.defaultNodeServiceAccount) role" (a pool '
+    "created before the binding starts nodes that cannot write logs and metrics or register cleanly)"
 )
 def node_pools_wait_for_their_service_accounts_role(run) -> Iterable[str]:
     bindings = {
@@ -353,7 +353,7 @@ def _images(obj) -> list[str]:
 
 @run_rule(
     source="Artifact Registry access control (cloud.google.com/artifact-registry/docs/access-control): pulling an "
-    "image needs roles/artifactregistry.reader; GKE nodes pull with the node service account (audit gke.md m7: a pod "
+    "image needs roles/artifactregistry.reader; GKE nodes pull with the node service account (a pod "
     "created before the grant retries its pull in ImagePullBackOff for minutes)"
 )
 def pods_pulling_from_artifact_registry_wait_for_the_reader_grant(run) -> Iterable[str]:

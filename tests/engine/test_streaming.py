@@ -4,7 +4,7 @@ S3 API served on loopback by moto, so vLLM 0.32.0's Run:ai Model Streamer lists 
 tokenizer, and streams the safetensors with ranged GETs, then serves.
 
 The endpoint comes from AWS_ENDPOINT_URL, which the streamer documents as the override for S3-compatible stores
-(run-ai/runai-model-streamer docs/src/env-vars.md; vLLM's loader copies it to RUNAI_STREAMER_S3_ENDPOINT). Loopback
+(run-ai/runai-model-streamer/docs/src/env-vars.md; vLLM's loader copies it to RUNAI_STREAMER_S3_ENDPOINT). Loopback
 cannot serve virtual-hosted bucket names, so RUNAI_STREAMER_S3_USE_VIRTUAL_ADDRESSING=0 here; OSS would need the
 default (1), as it refuses path-style requests. moto takes any key: the credentials are its test values, and say
 nothing about RRSA or workload identity (which stay unverified here). The gs:// backend is not run: no GCS emulator

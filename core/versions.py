@@ -65,6 +65,13 @@ IMPORT_IMAGE_CN = Pin(
 MODELSCOPE = Pin("1.40.2", "pypi.org/project/modelscope", "2025-11-20")
 MODELSCOPE_HUB = Pin("0.5.1", "pypi.org/project/modelscope-hub", "2025-11-20")
 HUGGINGFACE_HUB = Pin("0.34.4", "pypi.org/project/huggingface-hub", "2025-11-20")
+# The Alibaba model import workers (components/alibaba/model_import_workers.py): the OSS SDK (multipart upload,
+# the instance role's STS credentials: oss2/credentials.py EcsRamRoleCredentialsProvider) and the API core the
+# worker stops itself with (aliyunsdkcore EcsRamRoleCredential, CommonRequest). Both read in their sdists here.
+OSS2 = Pin("2.19.1", "pypi.org/project/oss2 (oss2/resumable.py resumable_upload, oss2/credentials.py)", "2026-12-01")
+ALIYUN_SDK_CORE = Pin(
+    "2.16.1", "pypi.org/project/aliyun-python-sdk-core (aliyunsdkcore/auth/credentials.py)", "2026-12-01"
+)
 
 # --- The acs jump host: fetches its kubeconfig with its own RAM role (pip, from the internal PyPI mirror) ----------
 ACK_CS_SDK = Pin(

@@ -10,7 +10,7 @@ import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Protocol
+from typing import Optional, Protocol, Union
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -32,10 +32,27 @@ from core.engine import build_command
 from stacks.client import api_base, client_outputs
 
 
-class Importer(Protocol):
-    """A one-time model import the serving workload waits for (ModelImport, HfModelImport)."""
+class JobImporter(Protocol):
+    """A one-time model import Job the serving workload waits for (ModelImport, HfModelImport)."""
 
     job: k8s.batch.v1.Job
+
+
+class WorkerImporter(Protocol):
+    """A model import outside the cluster (components.alibaba.model_import_workers): serving waits for its
+    Cloud Assistant invocations."""
+
+    @property
+    def invocations(self) -> Sequence[pulumi.Resource]: ...
+
+
+Importer = Union[JobImporter, WorkerImporter]
+
+
+def import_done(importer: Importer) -> list[pulumi.Resource]:
+    """What the serving workload (and a cache warmed from the store) waits for: the Job, or the invocations."""
+    invocations = getattr(importer, "invocations", None)
+    return list(invocations) if invocations is not None else [importer.job]  # type: ignore[union-attr]
 
 
 MODEL_MOUNT = "/models"
@@ -213,7 +230,7 @@ def serve(
             secret_env=secret_env,
             host_mounts=platform.host_mounts,
             download_at_start=download is not None,
-            depends_on=[*([importer.job] if importer is not None else []), *volumes.ready, *serving_depends_on],
+            depends_on=[*(import_done(importer) if importer is not None else []), *volumes.ready, *serving_depends_on],
         ),
         opts=opts,
     )

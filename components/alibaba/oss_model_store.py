@@ -62,7 +62,10 @@ SUFFIX_BYTES = 4  # 8 hex characters: bucket and RAM names are unique per accoun
 @dataclass(frozen=True)
 class OssModelStoreArgs:
     region: str  # e.g. cn-hangzhou -> oss-cn-hangzhou-internal.aliyuncs.com
-    namespace: pulumi.Input[str]  # for the PVCs and the credentials Secret (ACS: same namespace as the PVCs)
+    # For the PVCs and the credentials Secret (ACS: same namespace as the PVCs). None: the bucket only (its ACL,
+    # encryption, cleanup and policy), no credentials and no volumes: ack-edge's first run imports the model
+    # before the cluster can take volumes; the second run adds them to the same component (same bucket URN).
+    namespace: Optional[pulumi.Input[str]]
     model_prefix: str  # object prefix the serving and import volumes are rooted at, e.g. "models"
     bucket_name: Optional[str] = None  # None: "<name>-<8 hex>"
     retain: bool = False  # True: the bucket survives `pulumi destroy` (retain_on_delete; destroy still completes)
@@ -80,6 +83,7 @@ class OssModelStoreArgs:
 class OssModelStore(pulumi.ComponentResource):
     bucket: pulumi.Output[str]
     endpoint: str  # internal endpoint, for Fluid too
+    # The claims exist only with a namespace (not on ack-edge's first run).
     serving_claim: pulumi.Output[str]
     import_claim: pulumi.Output[str]
     results_claim: pulumi.Output[str]
@@ -120,6 +124,9 @@ class OssModelStore(pulumi.ComponentResource):
 
         self.credentials_secret = None
         self.role_name = None
+        if args.namespace is None:
+            self.register_outputs({"bucket": self.bucket})
+            return
         if args.auth == "access-key":
             secret = self._access_key(name, args, suffix, policy)
             self.credentials_secret = secret.metadata["name"]

@@ -24,6 +24,7 @@ from stacks.alibaba.managed_kubernetes import (
     cloud_helpers,
     cluster_network,
     cluster_zones,
+    import_workers,
     kubectl_hint,
     load_balancers,
     namespace_and_store,
@@ -91,7 +92,7 @@ def build(settings: AckTargetSettings) -> dict[str, object]:
         store,
         api_key.value,
         in_cluster,
-        import_on=[system],
+        importer=import_workers(settings, provider, network, store, tags),
         serving_after=serving_after,
     )
     outputs.update(

@@ -76,7 +76,8 @@ def import_deadline_minutes(settings: AlibabaClusterSettings, workers: int) -> i
                     f"the model import is modelled at {modelled:.0f} min over {workers} worker(s) sharing the NAT, "
                     f"longer than a Cloud Assistant command may run ({cap} min)",
                     f"pulumi config set --path '{settings.namespace}:network.natBandwidthMbps' <more>, or deploy "
-                    f"where ModelScope serves the weights on the internal network ({', '.join(durations.INTRA_CLOUD_REGIONS)})",
+                    "where ModelScope serves the weights on the internal network: "
+                    + ", ".join(durations.INTRA_CLOUD_REGIONS),
                     settings.namespace,
                 )
             ]

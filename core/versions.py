@@ -45,23 +45,7 @@ SGLANG_IMAGE_CN = Pin(
     "2025-04-29",
 )
 
-# --- The import Job's image: bash, python3 and pip, nothing else (the engine image is 10-20 GB; audit D8) ----------
-IMPORT_IMAGE = Pin(
-    "docker.io/library/python:3.12-slim-bookworm",
-    "hub.docker.com/_/python (Debian bookworm slim: bash, python3, pip)",
-    "2026-12-02",
-)
-# Reachable from mainland China without Docker Hub. Used in Alibaba's own ACK guide for Harbor tasks
-# (alibaba/harbor, "在 ACK 上运行 Harbor 任务": "该镜像已预装 Python 3.11") and in many public Dockerfiles
-# ("基础镜像已包含 Python 和 pip"). Public endpoint only: no VPC address of this registry is known for other
-# accounts (it is an ACR Enterprise instance of Alibaba's).
-IMPORT_IMAGE_CN = Pin(
-    "alibaba-cloud-linux-3-registry.cn-hangzhou.cr.aliyuncs.com/alinux3/python:3.11.1",
-    "Alibaba Cloud Linux 3 Python image in ACR (alibaba/harbor ACK guide; public Dockerfiles)",
-    "2026-12-02",
-)
-
-# --- Model downloaders (pip, into the import worker) ---------------------------------------------------------
+# --- Model downloaders (pip: the import workers, the GPU host, the import Jobs) -------------------------------
 MODELSCOPE = Pin("1.40.2", "pypi.org/project/modelscope", "2025-11-20")
 MODELSCOPE_HUB = Pin("0.5.1", "pypi.org/project/modelscope-hub", "2025-11-20")
 HUGGINGFACE_HUB = Pin("0.34.4", "pypi.org/project/huggingface-hub", "2025-11-20")

@@ -80,12 +80,9 @@ class Platform:
     # and what their platform needs on them (e.g. ACS ephemeral storage).
     helper_node_selector: Mapping[str, str] = field(default_factory=dict)
     helper_pod_annotations: Mapping[str, str] = field(default_factory=dict)
-    import_image: Optional[str] = None  # a small image with bash, python3 and pip; None: the engine image
-    import_env: Mapping[str, str] = field(default_factory=dict)  # e.g. ModelScope's intranet acceleration
-    import_cpu: Optional[int] = None  # None: the import Job's default
-    # Deadlines from the platform's bandwidth (core/durations.py); None: the conservative defaults below.
-    import_timeout_minutes: Optional[int] = None
-    load_minutes: Optional[int] = None  # the startup window's load estimate (plus a pull longer than allowed)
+    # The startup window's load estimate from the platform's bandwidth (core/durations.py), plus a pull longer
+    # than allowed; None: the conservative default (core.sizing).
+    load_minutes: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -132,7 +129,8 @@ def import_model(
     claim: pulumi.Input[str],
     opts: pulumi.ResourceOptions,
 ) -> ModelImport:
-    """The one-time download of the model into the store; serving depends on its Job."""
+    """The one-time download of the model into the store by a Job in the cluster (the `kubernetes` target; the
+    Alibaba cluster targets import on ECS workers instead: components/alibaba/model_import_workers.py)."""
     return ModelImport(
         f"{settings.name}-import",
         ModelImportArgs(
@@ -141,14 +139,13 @@ def import_model(
             model_id=settings.model.modelscope_id,
             revision=settings.model_revision,
             sub_path=settings.model.modelscope_id,
-            image=platform.import_image or settings.engine.image,
-            timeout_minutes=platform.import_timeout_minutes or import_timeout_minutes(settings),
+            image=settings.engine.image,
+            timeout_minutes=import_timeout_minutes(settings),
             pip_index_url=platform.pip_index_url,
             pod_labels=platform.helper_pod_labels,
             pod_annotations=platform.helper_pod_annotations,
             node_selector=platform.helper_node_selector,
-            env=platform.import_env,
-            cpu=platform.import_cpu or IMPORT_CPU,
+            cpu=IMPORT_CPU,
         ),
         opts=opts,
     )

@@ -57,15 +57,21 @@ def workers(run):
     return sorted(found, key=lambda w: int(re.search(r"^WORKER=(\d+)$", w[1], re.M).group(1)))
 
 
+def _waits_for(resource) -> list[str]:
+    """Its dependencies and its provider (a Kubernetes provider waits for the cluster's kubeconfig)."""
+    provider = resource.provider.rsplit("::", 1)[0] if resource.provider else ""
+    return [*resource.dependencies, *([provider] if provider else [])]
+
+
 def closure(run, resource) -> set[str]:
-    """Every URN `resource` waits for, directly or through what it waits for."""
+    """Every URN `resource` waits for, directly or through what it waits for (providers included)."""
     by_urn = {r.urn: r for r in run.resources}
-    seen, todo = set(), list(resource.dependencies)
+    seen, todo = set(), _waits_for(resource)
     while todo:
         urn = todo.pop()
         if urn not in seen:
             seen.add(urn)
-            todo.extend(by_urn[urn].dependencies if urn in by_urn else [])
+            todo.extend(_waits_for(by_urn[urn]) if urn in by_urn else [])
     return seen
 
 
@@ -381,3 +387,10 @@ def test_rendered_worker_scripts_pass_shellcheck(tmp_path):
         path = tmp_path / name
         path.write_text(text)
         shellcheck(path)
+
+
+def test_destroy_removes_the_workers_before_it_aborts_the_buckets_uploads_and_deletes_it():
+    run = stack("acs")  # a bucket destroy deletes (acs-r1 keeps its own: modelStore.retain)
+    cleanup = next(r for r in run.resources if "abort-uploads" in r.name)
+    for instance, _, _ in workers(run):
+        assert cleanup.urn in instance.dependencies  # destroyed in reverse order: the worker first

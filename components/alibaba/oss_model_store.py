@@ -89,6 +89,7 @@ class OssModelStore(pulumi.ComponentResource):
     results_claim: pulumi.Output[str]
     credentials_secret: Optional[pulumi.Output[str]]  # akId/akSecret, access-key mode only
     role_name: Optional[pulumi.Output[str]]  # rrsa mode only
+    cleanup: list[pulumi.Resource]  # the multipart abort (none for a retained or adopted bucket)
 
     def __init__(self, name: str, args: OssModelStoreArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("llm:alibaba:OssModelStore", name, None, opts)
@@ -97,6 +98,7 @@ class OssModelStore(pulumi.ComponentResource):
         suffix = random.RandomId(f"{name}-suffix", byte_length=SUFFIX_BYTES, opts=child).hex
         self.endpoint = args.endpoint or internal_endpoint(args.region)
         cleanup: list[pulumi.Resource] = []
+        self.cleanup = cleanup  # what writers into the bucket depend on, so destroy removes them first
         if args.adopt and args.bucket_name:
             self.bucket = pulumi.Output.from_input(args.bucket_name)
         else:

@@ -119,7 +119,9 @@ def import_workers(settings: AlibabaClusterSettings, provider: alicloud.Provider
             vswitch_id=network.vswitch_ids["nodes-a"],
             security_group_id=network.security_group_id,
             timeout_minutes=import_deadline_minutes(settings, workers),
-            depends_on=network.snat_entries,
+            # The hub is on the internet (the NAT); destroy removes the workers before it aborts the bucket's
+            # incomplete uploads (store.cleanup) and deletes the bucket.
+            depends_on=[*network.snat_entries, *store.cleanup],
             tags=tags,
         ),
         opts=pulumi.ResourceOptions(providers=[provider]),

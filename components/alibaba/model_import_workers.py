@@ -153,6 +153,7 @@ def worker_statements(region: str, account: str, bucket: str, prefix: str, insta
 class ModelImportWorkers(pulumi.ComponentResource):
     invocations: list[alicloud.ecs.EcsInvocation]  # what the serving workload waits for
     instance_ids: list[pulumi.Output[str]]
+    progress: pulumi.Output[str]  # a shell loop that prints each worker's command output
 
     def __init__(self, name: str, args: ModelImportWorkersArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("llm:alibaba:ModelImportWorkers", name, None, opts)
@@ -236,7 +237,17 @@ class ModelImportWorkers(pulumi.ComponentResource):
             )
             self.invocations.append(invocation)
             self.instance_ids.append(instance.id)
+        self.progress = pulumi.Output.all(*self.instance_ids).apply(lambda ids: progress_hint(args.region, ids))
         self.register_outputs({"instance_ids": self.instance_ids})
+
+
+def progress_hint(region: str, instance_ids: Sequence[str]) -> str:
+    """How to follow the import (docs/model-store.md): each worker's invocation output, decoded."""
+    ids = " ".join(instance_ids)
+    return (
+        f"for i in {ids}; do aliyun ecs DescribeInvocationResults --RegionId {region} --InstanceId $i "
+        "--ContentEncoding PlainText; done"
+    )
 
 
 def _check(args: ModelImportWorkersArgs) -> None:

@@ -84,8 +84,13 @@ def build(settings: AckEdgeSettings) -> dict[str, object]:
     endpoint = public_endpoint(settings.region) if edge.oss_endpoint == "public" else None
     if edge.cluster_only:
         store = model_store(settings, cluster, tags, in_region, edge.oss_auth, endpoint, namespace=None)
-        import_workers(settings, provider, network, store, tags)
-        return {**_cluster_only_outputs(settings, zones, cluster), "modelBucket": store.bucket}
+        importer = import_workers(settings, provider, network, store, tags)
+        return {
+            **_cluster_only_outputs(settings, zones, cluster),
+            "modelBucket": store.bucket,
+            "modelImportWorkers": importer.instance_ids,
+            "modelImportProgress": importer.progress,
+        }
     ns, store = namespace_and_store(settings, cluster, tags, in_cluster, auth=edge.oss_auth, endpoint=endpoint)
     # The import workers write over the internal endpoint from the VPC, whichever endpoint the IDC nodes read:
     # no import runs on the IDC (no in-cluster Job is needed on ack-edge).
@@ -124,6 +129,8 @@ def build(settings: AckEdgeSettings) -> dict[str, object]:
             "edgeNodePoolId": settings.edge.node_pool_id,
             "cloudBurst": f"up to {settings.edge.cloud_max_pods} pod(s) on {settings.edge.unit} virtual nodes",
             "modelBucket": store.bucket,
+            "modelImportWorkers": importer.instance_ids,
+            "modelImportProgress": importer.progress,
             "costEstimate": cost.ack_estimate(settings, provider),
             "kubeconfig": cluster.kubeconfig,  # secret
             "kubectlHint": kubectl_hint(settings),

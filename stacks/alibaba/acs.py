@@ -98,6 +98,8 @@ def build(settings: AcsSettings) -> dict[str, object]:
             "zones": list(zones),
             "clusterId": cluster.cluster_id,
             "modelBucket": store.bucket,
+            "modelImportWorkers": importer.instance_ids,
+            "modelImportProgress": importer.progress,
             "costEstimate": cost.acs_estimate(settings, provider),
             "kubeconfig": cluster.kubeconfig,  # secret
             "kubectlHint": "pulumi stack output kubeconfig --show-secrets > kubeconfig && "

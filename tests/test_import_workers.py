@@ -9,6 +9,7 @@ the worker stops billing.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import functools
 import importlib.util
 import json
@@ -210,8 +211,7 @@ def test_an_import_longer_than_a_command_may_run_is_refused_at_preview():
 
     slow = settings_for("acs-r1", {"network.natBandwidthMbps": 20, "modelStore.importWorkers": 1})
     assert import_deadline_minutes(slow, 1) >= durations.worker_import(slow.model, 20, 1, slow.region).minutes
-    elsewhere = type(slow).__new__(type(slow))
-    elsewhere.__dict__.update({**slow.__dict__, "region": "ap-southeast-1"})
+    elsewhere = dataclasses.replace(slow, region="ap-southeast-1")
     with pytest.raises(ConfigError, match=r"network\.natBandwidthMbps.*longer than a Cloud Assistant command"):
         import_deadline_minutes(elsewhere, 1)
 
@@ -233,8 +233,11 @@ def test_ack_edge_imports_in_its_first_run_and_the_second_run_keeps_the_same_buc
     second = stack("ack-edge")
     for type_ in ("alicloud:oss/bucket:Bucket", INSTANCE, INVOCATION, COMMAND):
         assert {r.urn for r in first.of_type(type_)} <= {r.urn for r in second.of_type(type_)}, type_
-    same = {w[0].urn: unwrap(w[0].inputs)["userData"] for w in workers(first)}
-    assert same == {w[0].urn: unwrap(w[0].inputs)["userData"] for w in workers(second)}  # not replaced
+
+    def inputs(run):
+        return {w[0].urn: (unwrap(w[0].inputs)["userData"], w[1]) for w in workers(run)}
+
+    assert inputs(first) == inputs(second)  # the same user-data and command: not replaced, not run again
     assert first.outputs["modelBucket"]
 
 

@@ -158,7 +158,7 @@ class ModelImportWorkers(pulumi.ComponentResource):
     def __init__(self, name: str, args: ModelImportWorkersArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("llm:alibaba:ModelImportWorkers", name, None, opts)
         _check(args)
-        tags = {**args.tags, "llm-serving/role": "model-import"}
+        tags = {**args.tags, "component": "model-import"}
         timeout_seconds = args.timeout_minutes * 60
         self.invocations, self.instance_ids = [], []
         for worker in range(args.workers):

@@ -54,8 +54,9 @@ STOP_AFTER_SECONDS = 60  # the self-stop starts this long after the command retu
 DISK_GIB = 100  # OS, packages and PARALLEL_FILES shards in flight (ESSD PL1: 170 MB/s at 100 GiB)
 DISK_CATEGORY = "cloud_essd"
 # OSS RAM actions of the worker, on its prefix only. oss:PutObject authorizes PutObject and the multipart calls
-# InitiateMultipartUpload, UploadPart and CompleteMultipartUpload; oss:GetObject authorizes HeadObject (OSS help
-# "RAM policy" action list); oss:ListParts lets a resumed upload find its parts.
+# (OSS API InitiateMultipartUpload and UploadPart pages, "Permissions": oss:PutObject); oss:ListParts lets a
+# resumed upload find its parts (oss2 resumable.py PartIterator); oss:GetObject for HeadObject, the check (not
+# confirmed on a page read here: a refusal shows as AccessDenied in the command output).
 OSS_WORKER_ACTIONS = ("oss:PutObject", "oss:AbortMultipartUpload", "oss:ListParts", "oss:GetObject")
 
 

@@ -45,6 +45,13 @@ SGLANG_IMAGE_CN = Pin(
     "2025-04-29",
 )
 
+# --- The gke import task's image (a Cloud Run job, components/gcp/hf_gcs_import.py): python3 and pip only -------
+IMPORT_IMAGE = Pin(
+    "docker.io/library/python:3.12-slim-bookworm",
+    "hub.docker.com/_/python (Debian bookworm slim: bash, python3, pip)",
+    "2026-12-02",
+)
+
 # --- Model downloaders (pip: the import workers, the GPU host, the import Jobs) -------------------------------
 MODELSCOPE = Pin("1.40.2", "pypi.org/project/modelscope", "2025-11-20")
 MODELSCOPE_HUB = Pin("0.5.1", "pypi.org/project/modelscope-hub", "2025-11-20")

@@ -397,3 +397,12 @@ def test_destroy_removes_the_workers_before_it_aborts_the_buckets_uploads_and_de
     cleanup = next(r for r in run.resources if "abort-uploads" in r.name)
     for instance, _, _ in workers(run):
         assert cleanup.urn in instance.dependencies  # destroyed in reverse order: the worker first
+
+
+def test_each_invocation_says_on_its_row_what_it_waits_for_and_how_to_follow_it():
+    up = stack("acs")
+    logged = up.logged("waiting for the model import")
+    assert sorted(row for _, row in logged) == ["llm-acs-import-0", "llm-acs-import-1"]
+    for text, row in logged:
+        assert f"--InstanceId {row}-instance-id --ContentEncoding PlainText" in text and "(modelled " in text
+    assert run_stack("acs", preview=True).logged("waiting for the model import") == []

@@ -8,7 +8,7 @@ read that one parameter, which is how Cloud Assistant resolves the reference.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -38,6 +38,8 @@ class GpuInstanceArgs:
     key_pair: Optional[str] = None
     deletion_protection: bool = False
     tags: Mapping[str, str] = field(default_factory=dict)
+    # What else the host's role may do (instance_role.bucket_read_statements: the weights in the region).
+    extra_statements: Sequence[Mapping[str, object]] = ()
 
 
 class GpuInstance(pulumi.ComponentResource):
@@ -73,9 +75,13 @@ class GpuInstance(pulumi.ComponentResource):
             InstanceRoleArgs(
                 instance_id=instance.id,
                 statements=account_id(self).apply(
-                    lambda account: secret_read_statements(args.region, account, parameter)
+                    lambda account: [
+                        *secret_read_statements(args.region, account, parameter),
+                        *args.extra_statements,
+                    ]
                 ),
-                description="Lets Cloud Assistant on the GPU host read the API key parameter, nothing else",
+                description="Lets Cloud Assistant on the GPU host read the API key parameter"
+                + (", and the host read the weights" if args.extra_statements else ", nothing else"),
                 tags=tags,
             ),
             opts=pulumi.ResourceOptions(parent=self),

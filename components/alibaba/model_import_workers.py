@@ -244,11 +244,10 @@ class ModelImportWorkers(pulumi.ComponentResource):
 
 def progress_hint(region: str, instance_ids: Sequence[str]) -> str:
     """How to follow the import (docs/model-store.md): each worker's invocation output, decoded."""
-    ids = " ".join(instance_ids)
-    return (
-        f"for i in {ids}; do aliyun ecs DescribeInvocationResults --RegionId {region} --InstanceId $i "
-        "--ContentEncoding PlainText; done"
-    )
+    one = f"aliyun ecs DescribeInvocationResults --RegionId {region} --InstanceId {{}} --ContentEncoding PlainText"
+    if len(instance_ids) == 1:
+        return one.format(instance_ids[0])
+    return f"for i in {' '.join(instance_ids)}; do {one.format('$i')}; done"
 
 
 def _check(args: ModelImportWorkersArgs) -> None:

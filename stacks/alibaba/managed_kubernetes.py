@@ -104,7 +104,7 @@ def import_workers(settings: AlibabaClusterSettings, provider: alicloud.Provider
     image = plan.import_image_id or ubuntu_image(
         settings, provider, plan.import_instance_type, key="modelStore.importImageId"
     )
-    return ModelImportWorkers(
+    importer = ModelImportWorkers(
         f"{settings.name}-import",
         ModelImportWorkersArgs(
             region=settings.region,
@@ -126,6 +126,19 @@ def import_workers(settings: AlibabaClusterSettings, provider: alicloud.Provider
         ),
         opts=pulumi.ResourceOptions(providers=[provider]),
     )
+    from components.alibaba.model_import_workers import progress_hint
+    from stacks.progress import announce
+
+    modelled = durations.worker_import(settings.model, settings.network.nat_bandwidth_mbps, workers, settings.region)
+    for worker, (invocation, instance_id) in enumerate(zip(importer.invocations, importer.instance_ids, strict=True)):
+        announce(
+            invocation,
+            f"the model import, worker {worker + 1}/{workers}",
+            modelled.minutes,
+            instance_id.apply(lambda i: progress_hint(settings.region, [i])),
+            [instance_id],
+        )
+    return importer
 
 
 def system_pool(

@@ -67,6 +67,24 @@ GKE_CLUSTER_MIN = Figure(9.0, "min", "A", "zonal cluster ~6 min (astronomer/astr
 GKE_A4_POOL_MIN = Figure(12.0, "min", "A", "GPU pools 9-10 min, one 35-min outlier (NVIDIA/aicr#2065)")
 HF_MB_PER_S = Figure(320.0, "MB/s", "D", "~40 MB/s per file (huggingface/huggingface_hub#2658) x 8 workers")
 REGISTRY_NEAR_MB_PER_S = Figure(150.0, "MB/s", "A", "Artifact Registry remote or a VPC registry endpoint")
+# The model import workers (components/alibaba/model_import_workers.py): small ECS instances in the VPC that
+# start with the network, not the cluster.
+WORKER_BOOT_MIN = Figure(2.0, "min", "D", "RunInstances 75 s + first boot 45 s (time-to-ready.md ecs_create, ecs_boot)")
+WORKER_SETUP_MIN = Figure(1.5, "min", "A", "apt python3-pip + pinned pip packages from the internal mirrors")
+# ModelScope serves files from OSS over the region's internal network where it keeps a copy: modelscope-hub 0.5.1
+# modelscope_hub/_download.py sends `x-aliyun-region-id` (detected from ECS metadata) and is redirected to
+# modelhub-<region>.oss-<region>-internal.aliyuncs.com; the regions per ModelScope's docs "Alibaba Cloud Intranet
+# Acceleration" (cloud-accelerator_EN.md). There the bytes bypass the NAT; no throughput is published.
+INTRA_CLOUD_REGIONS = ("cn-hangzhou", "cn-zhangjiakou", "cn-wulanchabu")
+INTRA_CLOUD_MB_PER_S = Figure(
+    100.0, "MB/s", "A", "per worker, ModelScope from OSS on the internal network; no published rate (as 'modelscope')"
+)
+CHECK_MIN = Figure(0.2, "min", "A", "hub listing, one OSS HEAD per file and the manifest (weights already present)")
+# How much of a model one worker takes by default: about 7 minutes at the assumed 100 MB/s.
+WORKER_SHARE_GB = Figure(40.0, "GB", "A", "a default share per worker, ~7 min at the assumed rate")
+# At most this many workers: OSS takes 20 Gbit/s of intranet upload per account in cn-hangzhou (time-to-ready.md
+# 'oss_limit', alibabacloud.com/help/en/oss/user-guide/limits), i.e. 20 workers at the assumed 100 MB/s each.
+MAX_IMPORT_WORKERS = 20
 # ESSD PL1 (the hosts' default category): throughput min(120 + 0.5 x GiB, 350) MB/s, what a copy onto the system
 # disk is bounded by (alibabacloud.com/help/en/elastic-compute-service/latest/essd-autopl; time-to-ready.md 'essd').
 ESSD_BASE_MB_PER_S = Figure(120.0, "MB/s", "S", "ESSD PL1 120 + 0.5 MB/s per GiB, at most 350 (ECS 'ESSDs' page)")
@@ -373,3 +391,41 @@ def pod_start(mbps: float, pods_sharing: int, capacity_minutes: float) -> Plan:
 
 def fits(plan: Plan, deadline_minutes: float) -> bool:
     return plan.minutes <= deadline_minutes
+
+
+def import_workers(model: ModelSpec, configured: int | None = None) -> int:
+    """Workers for a model: the configured count, or one per WORKER_SHARE_GB of weights (at most the bound)."""
+    if configured:
+        return configured
+    return max(1, min(MAX_IMPORT_WORKERS, math.ceil(weights_gb(model) / WORKER_SHARE_GB.value)))
+
+
+def intra_cloud(region: str) -> bool:
+    return region in INTRA_CLOUD_REGIONS
+
+
+def worker_import(model: ModelSpec, mbps: float, workers: int, region: str, present: bool = False) -> Plan:
+    """One import worker (they run side by side, each with an equal share): its instance, its set-up, then its
+    share from ModelScope into OSS. In INTRA_CLOUD_REGIONS the download bypasses the NAT; elsewhere the workers
+    share the NAT's bandwidth. `present`: the weights are in the bucket already, the worker only checks them."""
+    steps = [
+        Step("worker instance", WORKER_BOOT_MIN.value, WORKER_BOOT_MIN.source),
+        Step("worker set-up", WORKER_SETUP_MIN.value, WORKER_SETUP_MIN.source),
+    ]
+    if present:
+        return Plan((*steps, Step("check the weights", CHECK_MIN.value, CHECK_MIN.source)))
+    share = weights_gb(model) / workers  # the partition balances bytes; the largest file bounds the imbalance
+    if intra_cloud(region):
+        rate, why = INTRA_CLOUD_MB_PER_S.value, f"internal network ({INTRA_CLOUD_MB_PER_S.source})"
+    else:
+        rate = min(MODELSCOPE_MB_PER_S.value, mbps / 8 / workers)
+        why = f"{workers} worker(s) share {mbps:g} Mbit/s of NAT; {MODELSCOPE_MB_PER_S.source}"
+    steps.append(Step(f"{share:.0f} GB into OSS at {rate:.0f} MB/s", share * 1000 / rate / 60, why))
+    return Plan(tuple(steps))
+
+
+def worker_deadline_minutes(model: ModelSpec, mbps: float, workers: int, margin: float, floor: int) -> int:
+    """How long a worker's command may run: the NAT-bound import (what happens if the internal path is not
+    taken) times the margin, at least the floor; never below the modelled import on the internal path."""
+    nat_bound = worker_import(model, mbps, workers, region="")
+    return nat_bound.deadline(margin, floor)

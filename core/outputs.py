@@ -34,6 +34,11 @@ OUTPUTS: Mapping[str, str] = {
     "weightsSource": "Where the ecs host copies the weights from with `ecs.weights.source: oss` (an oss:// prefix).",
     "modelLoad": "How the engine loads the weights (streamed from the store or read from the mount) and the log line "
     "that shows its progress (docs/loading.md).",
+    "modelImportWorkers": (
+        "The ECS instances that import the model into the bucket (acs, ack, ack-edge); each stops itself, billing "
+        "only its disk, once its share is in (docs/model-store.md)."
+    ),
+    "modelImportProgress": "The `aliyun ecs DescribeInvocationResults` command that shows the import's progress.",
     "modelImportJob": "The Cloud Run job that imports the model into the bucket (gke).",
     "modelImportLogsHint": "The gcloud command that follows the import job's logs (docs/targets/gke-import.md).",
     "gpus": "What serves: `4x A10` on ecs; `<replicas> x <pods> pod(s) x <GPUs>x <kind>` on the Kubernetes targets.",

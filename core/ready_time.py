@@ -43,7 +43,7 @@ def ecs(settings: EcsSettings) -> Timeline:
 
 
 # Markers (0 minutes) every Kubernetes timeline has, so the deadlines can be checked the same way on every target:
-IMPORT_START, IMPORT_DONE = "import starts", "import done"  # the import Job (or worker) runs between them
+IMPORT_START, IMPORT_DONE = "import starts", "import done"  # the import Job (or workers) run between them
 SERVING_START, SERVING_READY = "serving starts", "engine load"  # the serving workload is created, is ready
 
 
@@ -86,28 +86,41 @@ def _import(settings: ClusterSettings, mbps: float, after: tuple[str, ...]) -> l
     ]
 
 
+def _workers(settings: ClusterSettings, after: tuple[str, ...]) -> list[Task]:
+    """The import workers (components/alibaba/model_import_workers.py), side by side, each with its share: they
+    start with the network (the NAT) and the bucket, beside the cluster; serving waits for their invocations."""
+    workers = d.import_workers(settings.model, settings.model_store.import_workers)
+    plan = d.worker_import(settings.model, settings.network.nat_bandwidth_mbps, workers, settings.region)
+    tasks = _plan_tasks(f"import ({workers} worker{'s' if workers > 1 else ''})", plan, (IMPORT_START,))
+    return [
+        Task(IMPORT_START, 0.0, after, "the import workers are created"),
+        *tasks,
+        Task(IMPORT_DONE, 0.0, (tasks[-1].name,), "every worker's Cloud Assistant invocation succeeded"),
+    ]
+
+
 def acs(settings: ClusterSettings) -> Timeline:
-    """Network and NAT, the ACS cluster, the import Job in it, then the serving pods (they wait for the Job)."""
+    """Network and NAT; the ACS cluster beside the import workers; the serving pods once both are done."""
     mbps = settings.network.nat_bandwidth_mbps
     tasks = [
         _step("network", d.NETWORK_MIN.value + d.NAT_MIN.value, (), d.NETWORK_MIN),
         _step("ACS cluster", d.ACS_CLUSTER_MIN.value, ("network",), d.ACS_CLUSTER_MIN),
-        *_import(settings, mbps, ("ACS cluster",)),
-        *_serving(settings, mbps, d.GPU_CAPACITY_MIN.value, (IMPORT_DONE,)),
+        *_workers(settings, ("network",)),
+        *_serving(settings, mbps, d.GPU_CAPACITY_MIN.value, (IMPORT_DONE, "ACS cluster")),
         _step("private load balancer", d.LB_ALIBABA_MIN.value, ("engine load",), d.LB_ALIBABA_MIN),
     ]
     return Timeline(ACS, (*tasks, Task(API, 0.0, ("private load balancer",))))
 
 
 def ack(settings: ClusterSettings) -> Timeline:
-    """ACK Pro, the system pool (the import runs there), the GPU pool beside it; serving after both."""
+    """ACK Pro and its pools beside the import workers; serving after the GPU pool and the import."""
     mbps = settings.network.nat_bandwidth_mbps
     tasks = [
         _step("network", d.NETWORK_MIN.value + d.NAT_MIN.value, (), d.NETWORK_MIN),
         _step("ACK cluster", d.ACK_CLUSTER_MIN.value, ("network",), d.ACK_CLUSTER_MIN),
         _step("system pool", d.CPU_POOL_MIN.value, ("ACK cluster",), d.CPU_POOL_MIN),
         _step("GPU pool", d.GPU_POOL_MIN.value, ("ACK cluster",), d.GPU_POOL_MIN),
-        *_import(settings, mbps, ("system pool",)),
+        *_workers(settings, ("network",)),
         *_serving(settings, mbps, 0.0, (IMPORT_DONE, "GPU pool")),
         _step("private load balancer", d.LB_ALIBABA_MIN.value, ("engine load",), d.LB_ALIBABA_MIN),
     ]
@@ -115,14 +128,27 @@ def ack(settings: ClusterSettings) -> Timeline:
 
 
 def ack_edge(settings: ClusterSettings) -> Timeline:
-    """The second run (the cluster and its system pool exist): the import, then serving on the IDC nodes."""
+    """The second run: the network, cluster, system pool, bucket and the imported weights exist (the first run,
+    `ackEdge.clusterOnly`, ran the import workers beside the cluster: ack_edge_first_run), so serving on the IDC
+    nodes starts at once; the workers are unchanged and not run again."""
     mbps = settings.network.nat_bandwidth_mbps
     tasks = [
-        *_import(settings, mbps, ()),
-        *_serving(settings, mbps, 0.0, (IMPORT_DONE,)),
+        *_serving(settings, mbps, 0.0, ()),
         _step("private load balancer", d.LB_ALIBABA_MIN.value, ("engine load",), d.LB_ALIBABA_MIN),
     ]
     return Timeline(ACK_EDGE, (*tasks, Task(API, 0.0, ("private load balancer",))))
+
+
+def ack_edge_first_run(settings: ClusterSettings) -> Timeline:
+    """`ackEdge.clusterOnly`: network and NAT, the Edge cluster and its system pool, the import workers beside
+    them (the bucket needs no cluster); done when both are."""
+    tasks = [
+        _step("network", d.NETWORK_MIN.value + d.NAT_MIN.value, (), d.NETWORK_MIN),
+        _step("Edge cluster", d.ACK_CLUSTER_MIN.value, ("network",), d.ACK_CLUSTER_MIN),
+        _step("system pool", d.CPU_POOL_MIN.value, ("Edge cluster",), d.CPU_POOL_MIN),
+        *_workers(settings, ("network",)),
+    ]
+    return Timeline(ACK_EDGE, (*tasks, Task(API, 0.0, ("system pool", IMPORT_DONE), "the first run ends")))
 
 
 def gke(settings: GkeTargetSettings) -> Timeline:

@@ -45,26 +45,24 @@ SGLANG_IMAGE_CN = Pin(
     "2025-04-29",
 )
 
-# --- The import Job's image: bash, python3 and pip, nothing else (the engine image is 10-20 GB; audit D8) ----------
+# --- The gke import task's image (a Cloud Run job, components/gcp/hf_gcs_import.py): python3 and pip only -------
 IMPORT_IMAGE = Pin(
     "docker.io/library/python:3.12-slim-bookworm",
     "hub.docker.com/_/python (Debian bookworm slim: bash, python3, pip)",
     "2026-12-02",
 )
-# Reachable from mainland China without Docker Hub. Used in Alibaba's own ACK guide for Harbor tasks
-# (alibaba/harbor, "在 ACK 上运行 Harbor 任务": "该镜像已预装 Python 3.11") and in many public Dockerfiles
-# ("基础镜像已包含 Python 和 pip"). Public endpoint only: no VPC address of this registry is known for other
-# accounts (it is an ACR Enterprise instance of Alibaba's).
-IMPORT_IMAGE_CN = Pin(
-    "alibaba-cloud-linux-3-registry.cn-hangzhou.cr.aliyuncs.com/alinux3/python:3.11.1",
-    "Alibaba Cloud Linux 3 Python image in ACR (alibaba/harbor ACK guide; public Dockerfiles)",
-    "2026-12-02",
-)
 
-# --- Model downloaders (pip, into the import worker) ---------------------------------------------------------
+# --- Model downloaders (pip: the import workers, the GPU host, the import Jobs) -------------------------------
 MODELSCOPE = Pin("1.40.2", "pypi.org/project/modelscope", "2025-11-20")
 MODELSCOPE_HUB = Pin("0.5.1", "pypi.org/project/modelscope-hub", "2025-11-20")
 HUGGINGFACE_HUB = Pin("0.34.4", "pypi.org/project/huggingface-hub", "2025-11-20")
+# The Alibaba model import workers (components/alibaba/model_import_workers.py): the OSS SDK (multipart upload,
+# the instance role's STS credentials: oss2/credentials.py EcsRamRoleCredentialsProvider) and the API core the
+# worker stops itself with (aliyunsdkcore EcsRamRoleCredential, CommonRequest). Both read in their sdists here.
+OSS2 = Pin("2.19.1", "pypi.org/project/oss2 (oss2/resumable.py resumable_upload, oss2/credentials.py)", "2026-12-01")
+ALIYUN_SDK_CORE = Pin(
+    "2.16.1", "pypi.org/project/aliyun-python-sdk-core (aliyunsdkcore/auth/credentials.py)", "2026-12-01"
+)
 
 # --- The acs jump host: fetches its kubeconfig with its own RAM role (pip, from the internal PyPI mirror) ----------
 ACK_CS_SDK = Pin(

@@ -10,7 +10,7 @@ import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Protocol
+from typing import Optional, Protocol, Union
 
 import pulumi
 
@@ -32,12 +32,29 @@ from core.engine import MODEL_URI_REF, STREAMER_LOG_LINE, build_command, stream_
 from stacks.client import api_base, client_outputs
 
 
-class Importer(Protocol):
+class JobImporter(Protocol):
     """A one-time model import the serving workload waits for: its Job (ModelImport's in the cluster, or gke's
     Cloud Run job, HfGcsImport) is ready once the import has succeeded."""
 
     @property
     def job(self) -> pulumi.CustomResource: ...
+
+
+class WorkerImporter(Protocol):
+    """A model import outside the cluster (components.alibaba.model_import_workers): serving waits for its
+    Cloud Assistant invocations."""
+
+    @property
+    def invocations(self) -> Sequence[pulumi.Resource]: ...
+
+
+Importer = Union[JobImporter, WorkerImporter]
+
+
+def import_done(importer: Importer) -> list[pulumi.Resource]:
+    """What the serving workload (and a cache warmed from the store) waits for: the Job, or the invocations."""
+    invocations = getattr(importer, "invocations", None)
+    return list(invocations) if invocations is not None else [importer.job]  # type: ignore[union-attr]
 
 
 MODEL_MOUNT = "/models"
@@ -65,12 +82,9 @@ class Platform:
     # and what their platform needs on them (e.g. ACS ephemeral storage).
     helper_node_selector: Mapping[str, str] = field(default_factory=dict)
     helper_pod_annotations: Mapping[str, str] = field(default_factory=dict)
-    import_image: Optional[str] = None  # a small image with bash, python3 and pip; None: the engine image
-    import_env: Mapping[str, str] = field(default_factory=dict)  # e.g. ModelScope's intranet acceleration
-    import_cpu: Optional[int] = None  # None: the import Job's default
-    # Deadlines from the platform's bandwidth (core/durations.py); None: the conservative defaults below.
-    import_timeout_minutes: Optional[int] = None
-    load_minutes: Optional[int] = None  # the startup window's load estimate (plus a pull longer than allowed)
+    # The startup window's load estimate from the platform's bandwidth (core/durations.py), plus a pull longer
+    # than allowed; None: the conservative default (core.sizing).
+    load_minutes: Optional[int] = None
     # The serving pods' service account (e.g. gke's, which the bucket trusts, when the engine streams from it).
     service_account: Optional[str] = None
 
@@ -119,7 +133,8 @@ def import_model(
     claim: pulumi.Input[str],
     opts: pulumi.ResourceOptions,
 ) -> ModelImport:
-    """The one-time download of the model into the store; serving depends on its Job."""
+    """The one-time download of the model into the store by a Job in the cluster (the `kubernetes` target; the
+    Alibaba cluster targets import on ECS workers instead: components/alibaba/model_import_workers.py)."""
     return ModelImport(
         f"{settings.name}-import",
         ModelImportArgs(
@@ -128,14 +143,13 @@ def import_model(
             model_id=settings.model.modelscope_id,
             revision=settings.model_revision,
             sub_path=settings.model.modelscope_id,
-            image=platform.import_image or settings.engine.image,
-            timeout_minutes=platform.import_timeout_minutes or import_timeout_minutes(settings),
+            image=settings.engine.image,
+            timeout_minutes=import_timeout_minutes(settings),
             pip_index_url=platform.pip_index_url,
             pod_labels=platform.helper_pod_labels,
             pod_annotations=platform.helper_pod_annotations,
             node_selector=platform.helper_node_selector,
-            env=platform.import_env,
-            cpu=platform.import_cpu or IMPORT_CPU,
+            cpu=IMPORT_CPU,
         ),
         opts=opts,
     )
@@ -235,7 +249,7 @@ def serve(
             secret_env=secret_env,
             host_mounts=platform.host_mounts,
             download_at_start=download is not None,
-            depends_on=[*([importer.job] if importer is not None else []), *volumes.ready, *serving_depends_on],
+            depends_on=[*(import_done(importer) if importer is not None else []), *volumes.ready, *serving_depends_on],
         ),
         opts=opts,
     )

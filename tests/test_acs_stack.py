@@ -161,10 +161,10 @@ def test_engine_reads_the_key_from_the_secret(acs):
 
 
 def test_serving_waits_for_the_model_import(acs):
-    job = next(r for r in acs.of_type("kubernetes:batch/v1:Job") if "import" in r.name)
+    invocations = [r for r in acs.of_type("alicloud:ecs/ecsInvocation:EcsInvocation") if "-import-" in r.name]
     deployment = acs.one("kubernetes:apps/v1:Deployment")
-    assert job.urn in deployment.dependencies
-    assert job.custom_timeouts["create"]  # `pulumi up` waits for the download, bounded
+    assert invocations and all(i.urn in deployment.dependencies for i in invocations)
+    assert all(i.custom_timeouts["create"] for i in invocations)  # `pulumi up` waits for the import, bounded
 
 
 def test_private_load_balancer_always_public_only_when_asked(acs):
@@ -240,7 +240,10 @@ def test_jump_host_fetches_its_own_kubeconfig_with_its_role_and_no_secret_passes
 
 def test_jump_host_can_be_left_out():
     run = run_stack("acs", {"acs.jumpHost.enabled": False})
-    assert not run.of_type("alicloud:ecs/instance:Instance")
+    assert sorted(i.name for i in run.of_type("alicloud:ecs/instance:Instance")) == [
+        "llm-acs-import-0-instance",
+        "llm-acs-import-1-instance",
+    ]  # only the model import workers
 
 
 def test_deletion_protection_protects_the_cluster():

@@ -522,6 +522,61 @@ def test_a_pod_pulling_through_the_stacks_registry_before_the_nodes_may_read_it_
     assert run_program(program(wait=True)).refusals == []
 
 
+@pytest.mark.parametrize(
+    "timeout, content, refused",
+    [
+        (86400, "x" * 100, None),
+        (86401, "x" * 100, "timeout is 10-86400 s"),
+        (5, "x" * 100, "timeout is 10-86400 s"),
+        (600, "x" * (18 * 1024 + 1), "at most 18432 bytes"),
+    ],
+)
+def test_a_cloud_assistant_command_beyond_its_timeout_or_size_is_refused(timeout, content, refused):
+    def program():
+        import pulumi_alicloud as alicloud
+
+        alicloud.ecs.Command("c", name="c", type="RunShellScript", command_content=content, timeout=timeout)
+
+    if refused is None:
+        run_program(program)
+    else:
+        with pytest.raises(cloud_rules.CloudRefusal, match=refused):
+            run_program(program)
+
+
+def _role_command_program(wait: bool):
+    def program():
+        import pulumi
+        import pulumi_alicloud as alicloud
+
+        from components.alibaba.instance_role import InstanceRole, InstanceRoleArgs
+
+        instance = alicloud.ecs.Instance("worker", instance_type="ecs.g7.xlarge", image_id="m-1")
+        role = InstanceRole(
+            "worker",
+            InstanceRoleArgs(
+                instance_id=instance.id,
+                statements=[{"Effect": "Allow", "Action": ["ecs:StopInstance"], "Resource": ["*"]}],
+                description="d",
+            ),
+        )
+        command = alicloud.ecs.Command("c", name="c", type="RunShellScript", command_content="ZWNobwo=", timeout=60)
+        alicloud.ecs.EcsInvocation(
+            "c",
+            command_id=command.id,
+            instance_ids=[instance.id],
+            opts=pulumi.ResourceOptions(depends_on=role.attached if wait else []),
+        )
+
+    return program
+
+
+def test_a_command_that_runs_before_its_instance_role_is_attached_is_refused():
+    run_program(_role_command_program(wait=True))
+    with pytest.raises(cloud_rules.CloudRefusal, match="without waiting for its role"):
+        run_program(_role_command_program(wait=False))
+
+
 def _cloud_run_job(**task):
     """A program registering one Cloud Run job whose task template takes `task` (container: cpu, memory, env)."""
     limits = {k: task.pop(k) for k in ("cpu", "memory") if k in task}

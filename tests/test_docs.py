@@ -133,8 +133,8 @@ def test_a_diagram_is_the_resource_graph_of_the_targets_example_stack():
     # The cluster builds the Kubernetes provider, which every Kubernetes object goes through.
     assert ("cs ManagedKubernetes\\ncluster", "kubernetes provider\\nk8s") in edges
     assert ("kubernetes provider\\nk8s", "Namespace\\nnamespace") in edges
-    # The import Job completes before the serving workload; the Services come after it.
-    assert ("Job\\nimport", "Deployment\\nllm-acs") in edges
+    # The import workers' invocations complete before the serving workload; the Services come after it.
+    assert ("2 x ecs EcsInvocation", "Deployment\\nllm-acs") in edges
     assert ("Deployment\\nllm-acs", "2 x Service") in edges
     # Components are boxes around their resources.
     assert 'label="ManagedCluster: llm-acs"' in dot and 'label="ServingWorkload: llm-acs"' in dot

@@ -64,21 +64,31 @@ def test_ecs_modelled_readiness_fits_its_own_deadlines(stack):
     )
 
 
+def _import_commands(run):
+    """(command, invocation) of every model import worker."""
+    commands = {f"{c.name}-id": c for c in run.of_type("alicloud:ecs/command:Command")}
+    return [
+        (commands[unwrap(i.inputs)["commandId"]], i)
+        for i in run.of_type("alicloud:ecs/ecsInvocation:EcsInvocation")
+        if "-import-" in i.name
+    ]
+
+
 @pytest.mark.parametrize("stack", ALIBABA_K8S)
 def test_kubernetes_modelled_import_and_start_fit_their_own_deadlines(stack):
     run = run_stack(stack)
     settings = settings_for(stack)
     mbps = nat_mbps(run)
-    job = next(r for r in run.of_type("kubernetes:batch/v1:Job") if "import" in r.name)
-    spec = unwrap(job.inputs)["spec"]
-    image = spec["template"]["spec"]["containers"][0]["image"]
-    engine_image = any(name in image for name in ("vllm", "sglang"))  # what the Job really pulls
-    importing = durations.model_import(
-        settings.model, mbps, durations.ENGINE_IMAGE_GB if engine_image else durations.SLIM_IMAGE_GB
-    )
-    assert importing.minutes <= spec["activeDeadlineSeconds"] / 60 <= minutes(job.custom_timeouts["create"]), (
-        importing.describe()
-    )
+    workers = durations.import_workers(settings.model, settings.model_store.import_workers)
+    importing = durations.worker_import(settings.model, mbps, workers, settings.region)
+    nat_bound = durations.worker_import(settings.model, mbps, workers, region="")  # the internal path not taken
+    pairs = _import_commands(run)
+    assert len(pairs) == workers
+    for command, invocation in pairs:
+        timeout = unwrap(command.inputs)["timeout"] / 60
+        assert importing.minutes <= nat_bound.minutes <= timeout < minutes(invocation.custom_timeouts["create"]), (
+            nat_bound.describe()
+        )
     workload = next(
         r
         for r in run.resources
@@ -92,13 +102,27 @@ def test_kubernetes_modelled_import_and_start_fit_their_own_deadlines(stack):
 
 def test_a_lower_bandwidth_lengthens_the_deadlines_so_they_still_fit():
     slow = {"network.natBandwidthMbps": 20}
-    run = run_stack("acs-r1", slow)
-    job = next(r for r in run.of_type("kubernetes:batch/v1:Job") if "import" in r.name)
-    plan = durations.model_import(settings_for("acs-r1", slow).model, 20)
-    assert plan.minutes <= unwrap(job.inputs)["spec"]["activeDeadlineSeconds"] / 60
-    lws = run.one("kubernetes:leaderworkerset.x-k8s.io/v1:LeaderWorkerSet")
+    run = run_stack("acs", slow)
+    settings = settings_for("acs", slow)
+    workers = durations.import_workers(settings.model)
+    plan = durations.worker_import(settings.model, 20, workers, region="")  # the NAT-bound worst case
+    assert plan.minutes > durations.worker_import(settings.model, 200, workers, region="").minutes
+    for command, _ in _import_commands(run):
+        assert plan.minutes <= unwrap(command.inputs)["timeout"] / 60
+    r1 = run_stack("acs-r1", slow)
+    lws = r1.one("kubernetes:leaderworkerset.x-k8s.io/v1:LeaderWorkerSet")
     starting = durations.pod_start(20, 2, durations.GPU_CAPACITY_MIN.value).minutes
     assert starting + sizing.load_minutes(settings_for("acs-r1").model) <= minutes(lws.custom_timeouts["create"])
+
+
+def test_the_import_bypasses_the_nat_only_where_modelscope_serves_on_the_internal_network():
+    model = settings_for("acs").model
+    inside = durations.worker_import(model, 20, 2, "cn-hangzhou")
+    outside = durations.worker_import(model, 20, 2, "ap-southeast-1")
+    assert inside.minutes == durations.worker_import(model, 1000, 2, "cn-hangzhou").minutes  # NAT-independent
+    assert outside.minutes > inside.minutes  # two workers share 2.5 MB/s of NAT
+    present = durations.worker_import(model, 20, 2, "cn-hangzhou", present=True)
+    assert present.minutes < inside.minutes and "check" in present.steps[-1].name
 
 
 def test_nat_bandwidth_bounds_per_billing():

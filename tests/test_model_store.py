@@ -33,7 +33,6 @@ def oss_store(**overrides):
         return {
             "bucket": store.bucket,
             "serving": store.serving_claim,
-            "import": store.import_claim,
             "results": store.results_claim,
             "credentials": store.credentials_secret,
             "role": store.role_name,
@@ -172,7 +171,7 @@ def test_generated_bucket_name_is_valid_and_unique_per_stack(store):
     name = run.outputs["b"]
     assert re.fullmatch(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]", name) and name.endswith("-a1b2c3d4"), name
     pvs = objects(run, "PersistentVolume")  # cluster-wide names, also label values: distinct, <= 63 characters
-    assert len(pvs) == 3 and all(
+    assert len(pvs) == 2 and all(
         len(n) <= 63 and pv["metadata"]["labels"]["alicloud-pvname"] == n for n, pv in pvs.items()
     )
 
@@ -186,16 +185,19 @@ def test_given_bucket_name_is_used_and_checked():
 # ---------------------------------------------------------------- RAM: one bucket, nothing else
 
 
-def test_ram_policy_covers_exactly_this_bucket(store):
+def test_ram_policy_reads_this_bucket_and_writes_only_its_benchmark_results(store):
     policy = unwrap(store.one("alicloud:ram/policy:Policy").inputs)
     document = json.loads(policy["policyDocument"])
     bucket = store.outputs["bucket"]
-    [statement] = document["Statement"]
-    assert statement["Effect"] == "Allow"
-    assert sorted(statement["Resource"]) == [f"acs:oss:*:*:{bucket}", f"acs:oss:*:*:{bucket}/*"]
-    actions = statement["Action"]
+    read, write = document["Statement"]
+    assert read["Effect"] == write["Effect"] == "Allow"
+    assert sorted(read["Resource"]) == [f"acs:oss:*:*:{bucket}", f"acs:oss:*:*:{bucket}/*"]
+    assert set(read["Action"]) == {"oss:GetObject", "oss:ListObjects", "oss:GetBucketInfo", "oss:ListMultipartUploads"}
+    # The weights are written by the import workers' own roles, never through a volume.
+    assert write["Resource"] == [f"acs:oss:*:*:{bucket}/benchmarks/*"]
+    assert {"oss:PutObject", "oss:DeleteObject", "oss:AbortMultipartUpload"} <= set(write["Action"])
+    actions = [*read["Action"], *write["Action"]]
     assert all(a.startswith("oss:") and "*" not in a for a in actions)
-    assert {"oss:GetObject", "oss:PutObject", "oss:ListObjects", "oss:AbortMultipartUpload"} <= set(actions)
     assert not {a for a in actions if re.search(r"Acl|Policy|DeleteBucket|PutBucket", a)}
     attachment = unwrap(store.one("alicloud:ram/userPolicyAttachment:UserPolicyAttachment").inputs)
     user = unwrap(store.one("alicloud:ram/user:User").inputs)
@@ -249,7 +251,7 @@ def test_store_arguments_are_checked():
 def test_volumes_are_static_oss_pvs_on_the_internal_endpoint(store):
     pvs = objects(store, "PersistentVolume")
     secret = unwrap(store.one("kubernetes:core/v1:Secret").inputs)["metadata"]
-    assert len(pvs) == 3
+    assert len(pvs) == 2  # serving (read-only) and results
     for name, pv in pvs.items():
         csi = pv["spec"]["csi"]
         assert csi["driver"] == "ossplugin.csi.alibabacloud.com" and csi["volumeHandle"] == name
@@ -262,23 +264,19 @@ def test_volumes_are_static_oss_pvs_on_the_internal_endpoint(store):
     assert all(secret_urn in r.dependencies for r in store.of_type("kubernetes:core/v1:PersistentVolume"))
 
 
-def test_serving_volume_is_read_only_and_import_and_results_are_writable(store):
+def test_serving_volume_is_read_only_results_are_writable_and_no_volume_writes_the_weights(store):
     pvs, claims = objects(store, "PersistentVolume"), objects(store, "PersistentVolumeClaim")
     serving = pvs[claims[store.outputs["serving"]]["spec"]["volumeName"]]
-    imports = pvs[claims[store.outputs["import"]]["spec"]["volumeName"]]
     results = pvs[claims[store.outputs["results"]]["spec"]["volumeName"]]
     assert serving["spec"]["accessModes"] == ["ReadOnlyMany"] and serving["spec"]["csi"]["readOnly"] is True
     assert "-o ro" in serving["spec"]["csi"]["volumeAttributes"]["otherOpts"]  # ossfs itself mounts read-only
-    for writable in (imports, results):
-        assert writable["spec"]["accessModes"] == ["ReadWriteMany"]
-        assert "-o ro" not in writable["spec"]["csi"]["volumeAttributes"]["otherOpts"]
-    # The import writes <sub_path> under the same prefix serving reads; results stay apart from the weights.
-    assert (
-        serving["spec"]["csi"]["volumeAttributes"]["path"]
-        == imports["spec"]["csi"]["volumeAttributes"]["path"]
-        == "/models"
-    )
+    assert results["spec"]["accessModes"] == ["ReadWriteMany"]
+    assert "-o ro" not in results["spec"]["csi"]["volumeAttributes"]["otherOpts"]
+    # Serving reads the prefix the import workers write; results stay apart from the weights.
+    assert serving["spec"]["csi"]["volumeAttributes"]["path"] == "/models"
     assert results["spec"]["csi"]["volumeAttributes"]["path"] == "/benchmarks"
+    writable = [pv for pv in pvs.values() if not pv["spec"]["csi"].get("readOnly")]
+    assert [pv["spec"]["csi"]["volumeAttributes"]["path"] for pv in writable] == ["/benchmarks"]
 
 
 def test_each_claim_binds_exactly_its_volume(store):

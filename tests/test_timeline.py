@@ -9,7 +9,7 @@ import re
 import pytest
 from harness import EXAMPLE_STACKS, run_stack, settings_for, unwrap
 
-from core.ready_time import IMPORT_DONE, IMPORT_START, SERVING_READY, SERVING_START, timeline
+from core.ready_time import IMPORT_DONE, IMPORT_START, SERVING_READY, SERVING_START, ack_edge_first_run, timeline
 from core.timeline import API, Task, Timeline, chain
 
 K8S_STACKS = [s for s in EXAMPLE_STACKS if s not in ("dev", "prod")]
@@ -129,7 +129,20 @@ def _import_job(run):
     return jobs[0], resource
 
 
-@pytest.mark.parametrize("name", K8S_STACKS)
+ALIBABA_CLUSTER_STACKS = ("acs", "acs-r1", "ack", "ack-edge")
+
+
+def _import_invocations(run):
+    """(Cloud Assistant command, its invocation) of every model import worker."""
+    commands = {f"{c.name}-id": c for c in run.of_type("alicloud:ecs/command:Command")}
+    return [
+        (commands[unwrap(i.inputs)["commandId"]], i)
+        for i in run.of_type("alicloud:ecs/ecsInvocation:EcsInvocation")
+        if "-import-" in i.name
+    ]
+
+
+@pytest.mark.parametrize("name", [s for s in K8S_STACKS if s not in ALIBABA_CLUSTER_STACKS])
 def test_the_import_deadlines_cover_the_modelled_import(name):
     expected = timeline(settings_for(name))
     if IMPORT_START not in expected.by_name:
@@ -145,6 +158,32 @@ def test_the_import_deadlines_cover_the_modelled_import(name):
     job, resource = _import_job(run)
     assert job["spec"]["activeDeadlineSeconds"] / 60 >= modelled
     assert minutes(resource.custom_timeouts["create"]) >= modelled
+
+
+@pytest.mark.parametrize("name", ALIBABA_CLUSTER_STACKS)
+def test_the_import_workers_deadlines_cover_the_modelled_import(name):
+    """Each worker's command timeout, and Pulumi's wait for its invocation, cover the import as modelled (for
+    ack-edge: in its first run, where the import runs)."""
+    settings = settings_for(name)
+    expected = ack_edge_first_run(settings) if name == "ack-edge" else timeline(settings)
+    modelled = expected.span(IMPORT_START, IMPORT_DONE)
+    assert modelled > 0
+    pairs = _import_invocations(stack(name))
+    assert pairs
+    for command, invocation in pairs:
+        timeout = unwrap(command.inputs)["timeout"] / 60
+        assert timeout >= modelled and minutes(invocation.custom_timeouts["create"]) >= timeout
+
+
+def test_the_import_starts_with_the_network_beside_the_cluster_on_acs_and_ack():
+    for name in ("acs", "ack"):
+        expected = timeline(settings_for(name))
+        assert expected.start(IMPORT_START) == expected.finish("network")
+        assert IMPORT_DONE in expected.by_name[SERVING_START].after
+    ack = timeline(settings_for("ack"))
+    assert IMPORT_DONE not in [t.name for t in ack.critical_path()]  # the 7B import ends before the GPU pool
+    edge = timeline(settings_for("ack-edge"))
+    assert IMPORT_START not in edge.by_name  # the second run: the first one imported
 
 
 def test_the_gke_import_runs_beside_the_cluster_and_pool_off_the_critical_path():

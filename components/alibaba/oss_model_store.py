@@ -1,11 +1,11 @@
 """Where the weights live on Kubernetes targets: an OSS bucket behind static CSI volumes, or a plain PVC.
 
-OssModelStore (acs; ack and ack-edge later): a private, encrypted bucket and three static OSS volumes
-on the internal endpoint, all rooted at `model_prefix` except results:
-- serving_claim: read-only (ReadOnlyMany, ossfs `-o ro`) for the engine pods;
-- import_claim: read-write, for the one-time import Job (components.kubernetes.model_import);
+OssModelStore (acs, ack, ack-edge): a private, encrypted bucket and two static OSS volumes on the internal
+endpoint (or, ack-edge, the one chosen):
+- serving_claim: read-only (ReadOnlyMany, ossfs `-o ro`), rooted at `model_prefix`, for the engine pods;
 - results_claim: read-write, rooted at `benchmarks/`, for benchmark results, apart from the weights.
-A model imported to `<sub_path>` of import_claim is at `<sub_path>` of serving_claim. The volumes
+The weights are written by the import workers (components.alibaba.model_import_workers) with their own RAM
+roles, never through a volume: no pod can write under `model_prefix`. The volumes
 authenticate with an AccessKey of a RAM user allowed only this bucket (kept only in a Kubernetes
 Secret), or with RRSA: a RAM role the ossfs service account assumes, no long-lived key.
 
@@ -41,18 +41,12 @@ AUTH_MODES = ("access-key", "rrsa")
 # "Mount a statically provisioned OSS volume" (RRSA method) in the ACK documentation.
 OSSFS_SUBJECT = "system:serviceaccount:ack-csi-fuse:csi-fuse-ossfs"
 STS_AUDIENCE = "sts.aliyuncs.com"
-# What ossfs needs to list, read and write (multipart uploads; a rename is a copy plus a delete) and the
-# import needs to resume; nothing that changes bucket settings, ACLs or policies.
-OSS_ACTIONS = (
-    "oss:ListObjects",
-    "oss:GetBucketInfo",
-    "oss:ListMultipartUploads",
-    "oss:GetObject",
-    "oss:PutObject",
-    "oss:DeleteObject",
-    "oss:AbortMultipartUpload",
-    "oss:ListParts",
-)
+# What ossfs needs to list and read the bucket (the serving volume, Fluid), and to write benchmark results
+# (multipart uploads; a rename is a copy plus a delete) under RESULTS_PREFIX only: the weights are written by the
+# import workers with roles of their own (components.alibaba.model_import_workers), never through a volume.
+# Nothing that changes bucket settings, ACLs or policies.
+OSS_READ_ACTIONS = ("oss:ListObjects", "oss:GetBucketInfo", "oss:ListMultipartUploads", "oss:GetObject")
+OSS_WRITE_ACTIONS = ("oss:PutObject", "oss:DeleteObject", "oss:AbortMultipartUpload", "oss:ListParts")
 # An interrupted upload leaves billed parts. Lifecycle runs about daily, so this is hygiene only; destroy aborts
 # them itself (components.alibaba.multipart_cleanup). 1 is the smallest `days` (OSS lifecycle rules).
 ABORT_MULTIPART_DAYS = 1
@@ -62,7 +56,10 @@ SUFFIX_BYTES = 4  # 8 hex characters: bucket and RAM names are unique per accoun
 @dataclass(frozen=True)
 class OssModelStoreArgs:
     region: str  # e.g. cn-hangzhou -> oss-cn-hangzhou-internal.aliyuncs.com
-    namespace: pulumi.Input[str]  # for the PVCs and the credentials Secret (ACS: same namespace as the PVCs)
+    # For the PVCs and the credentials Secret (ACS: same namespace as the PVCs). None: the bucket only (its ACL,
+    # encryption, cleanup and policy), no credentials and no volumes: ack-edge's first run imports the model
+    # before the cluster can take volumes; the second run adds them to the same component (same bucket URN).
+    namespace: Optional[pulumi.Input[str]]
     model_prefix: str  # object prefix the serving and import volumes are rooted at, e.g. "models"
     bucket_name: Optional[str] = None  # None: "<name>-<8 hex>"
     retain: bool = False  # True: the bucket survives `pulumi destroy` (retain_on_delete; destroy still completes)
@@ -80,11 +77,12 @@ class OssModelStoreArgs:
 class OssModelStore(pulumi.ComponentResource):
     bucket: pulumi.Output[str]
     endpoint: str  # internal endpoint, for Fluid too
+    # The claims exist only with a namespace (not on ack-edge's first run).
     serving_claim: pulumi.Output[str]
-    import_claim: pulumi.Output[str]
     results_claim: pulumi.Output[str]
     credentials_secret: Optional[pulumi.Output[str]]  # akId/akSecret, access-key mode only
     role_name: Optional[pulumi.Output[str]]  # rrsa mode only
+    cleanup: list[pulumi.Resource]  # the multipart abort (none for a retained or adopted bucket)
 
     def __init__(self, name: str, args: OssModelStoreArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("llm:alibaba:OssModelStore", name, None, opts)
@@ -93,6 +91,7 @@ class OssModelStore(pulumi.ComponentResource):
         suffix = random.RandomId(f"{name}-suffix", byte_length=SUFFIX_BYTES, opts=child).hex
         self.endpoint = args.endpoint or internal_endpoint(args.region)
         cleanup: list[pulumi.Resource] = []
+        self.cleanup = cleanup  # what writers into the bucket depend on, so destroy removes them first
         if args.adopt and args.bucket_name:
             self.bucket = pulumi.Output.from_input(args.bucket_name)
         else:
@@ -113,13 +112,16 @@ class OssModelStore(pulumi.ComponentResource):
             f"{name}-oss",
             policy_name=pulumi.Output.concat(_ram_name(name, 110), "-oss-", suffix),
             policy_document=self.bucket.apply(bucket_policy_document),
-            description="Read and write the model bucket only (OSS CSI volumes and the model import)",
+            description="Read the model bucket, write its benchmark results (OSS CSI volumes, Fluid)",
             force=True,
             opts=child,
         )
 
         self.credentials_secret = None
         self.role_name = None
+        if args.namespace is None:
+            self.register_outputs({"bucket": self.bucket})
+            return
         if args.auth == "access-key":
             secret = self._access_key(name, args, suffix, policy)
             self.credentials_secret = secret.metadata["name"]
@@ -133,7 +135,6 @@ class OssModelStore(pulumi.ComponentResource):
 
         volumes = {
             "serving": ("/" + args.model_prefix, True, args.volume_gib),
-            "import": ("/" + args.model_prefix, False, args.volume_gib),
             "results": ("/" + RESULTS_PREFIX, False, RESULTS_GIB),
         }
         claims = {}
@@ -147,13 +148,11 @@ class OssModelStore(pulumi.ComponentResource):
                 [*credentials, *cleanup],
             )
         self.serving_claim = claims["serving"]
-        self.import_claim = claims["import"]
         self.results_claim = claims["results"]
         self.register_outputs(
             {
                 "bucket": self.bucket,
                 "serving_claim": self.serving_claim,
-                "import_claim": self.import_claim,
                 "results_claim": self.results_claim,
             }
         )
@@ -334,16 +333,21 @@ def internal_endpoint(region: str) -> str:
 
 
 def bucket_policy_document(bucket: str) -> str:
-    """RAM policy: the OSS_ACTIONS on this bucket and its objects, nothing else."""
+    """RAM policy: read this bucket; write only its benchmark results; nothing else."""
     return json.dumps(
         {
             "Version": "1",
             "Statement": [
                 {
                     "Effect": "Allow",
-                    "Action": list(OSS_ACTIONS),
+                    "Action": list(OSS_READ_ACTIONS),
                     "Resource": [f"acs:oss:*:*:{bucket}", f"acs:oss:*:*:{bucket}/*"],
-                }
+                },
+                {
+                    "Effect": "Allow",
+                    "Action": list(OSS_WRITE_ACTIONS),
+                    "Resource": [f"acs:oss:*:*:{bucket}/{RESULTS_PREFIX}/*"],
+                },
             ],
         }
     )

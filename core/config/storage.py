@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Literal, Optional
 
-from core import sizing
+from core import durations, sizing
 from core.catalog import ModelSpec
 from core.config.problems import Problems
-from core.config.schema import Flag, Group, Int, matches, option, within
+from core.config.schema import EcsInstanceType, Flag, Group, Int, matches, option, within
 from core.engine import EngineOptions, streamer_problem
 from core.targets import ACK, ECS, GKE, KUBERNETES, MANAGED_ALIBABA, ON_KUBERNETES
 
@@ -46,6 +46,24 @@ class ModelStoreConfig(Group):
         False,
         "modelStore.bucket names an existing bucket (e.g. one kept by retain): use it, do not create it.",
         targets=(*MANAGED_ALIBABA, GKE),
+    )
+    # The import workers (components/alibaba/model_import_workers.py); the bound: core.durations.MAX_IMPORT_WORKERS
+    # (OSS's 20 Gbit/s intranet upload per account in cn-hangzhou at the assumed 100 MB/s per worker).
+    import_workers: Optional[Annotated[Int, within(1, durations.MAX_IMPORT_WORKERS, "workers")]] = option(
+        None,
+        "ECS workers the model import is split over (by file size); empty: one per 40 GB of weights.",
+        targets=MANAGED_ALIBABA,
+        example=4,
+    )
+    import_instance_type: EcsInstanceType = option(
+        "ecs.g7.xlarge",
+        "Instance type of the import workers (they stop themselves when done).",
+        targets=MANAGED_ALIBABA,
+    )
+    import_image_id: Optional[Annotated[str, matches(r"[A-Za-z0-9][A-Za-z0-9._-]{1,127}", "an ECS image id")]] = option(
+        None,
+        "OS image of the import workers; empty: the newest public Ubuntu 22.04 image.",
+        targets=MANAGED_ALIBABA,
     )
     load: Optional[Literal["stream", "mount"]] = option(
         None,
@@ -115,6 +133,9 @@ class ModelStore:
     retain: bool
     fluid: bool  # acs: Fluid in front of the bucket
     storage_class: Optional[str]  # kubernetes: the volume's class; None: the cluster default
+    import_workers: Optional[int] = None  # acs, ack, ack-edge: None: from the model's size (core.durations)
+    import_instance_type: str = "ecs.g7.xlarge"
+    import_image_id: Optional[str] = None
     load: str = MOUNT  # STREAM: the Run:ai Model Streamer reads the weights (resolve_load)
 
 
@@ -157,5 +178,8 @@ def resolve_model_store(
         retain=config.retain,
         fluid=fluid,
         storage_class=storage_class,
+        import_workers=config.import_workers,
+        import_instance_type=config.import_instance_type,
+        import_image_id=config.import_image_id,
         load=load,
     )

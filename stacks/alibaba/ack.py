@@ -24,6 +24,7 @@ from stacks.alibaba.managed_kubernetes import (
     cloud_helpers,
     cluster_network,
     cluster_zones,
+    import_workers,
     kubectl_hint,
     load_balancers,
     namespace_and_store,
@@ -83,6 +84,7 @@ def build(settings: AckTargetSettings) -> dict[str, object]:
         serving_after.append(
             cluster_autoscaling(settings.name, cluster.cluster_id, pulumi.ResourceOptions(providers=[provider]))
         )
+    importer = import_workers(settings, provider, network, store, tags)
     outputs = serve_and_autoscale(
         settings,
         platform,
@@ -91,7 +93,7 @@ def build(settings: AckTargetSettings) -> dict[str, object]:
         store,
         api_key.value,
         in_cluster,
-        import_on=[system],
+        importer=importer,
         serving_after=serving_after,
     )
     outputs.update(
@@ -103,6 +105,8 @@ def build(settings: AckTargetSettings) -> dict[str, object]:
             "systemNodePoolId": system.node_pool_id,
             "gpuInstanceType": gpu_pool.instance_type,
             "modelBucket": store.bucket,
+            "modelImportWorkers": importer.instance_ids,
+            "modelImportProgress": importer.progress,
             "costEstimate": cost.ack_estimate(settings, provider),
             "kubeconfig": cluster.kubeconfig,  # secret
             "kubectlHint": kubectl_hint(settings),

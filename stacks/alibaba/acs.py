@@ -25,6 +25,7 @@ from stacks.alibaba.managed_kubernetes import (
     bandwidth_deadlines,
     cluster_network,
     cluster_zones,
+    import_workers,
     load_balancers,
     namespace_and_store,
 )
@@ -86,7 +87,7 @@ def build(settings: AcsSettings) -> dict[str, object]:
         pip_index_url=PIP_INDEX_URL,
         **bandwidth_deadlines(settings, gpu_capacity_minutes=durations.GPU_CAPACITY_MIN.value),
     )
-    importer = serving.import_model(settings, platform, ns, store.import_claim, in_cluster)
+    importer = import_workers(settings, provider, network, store, tags)
     volumes = _volumes(settings, store, importer, ns, in_cluster)
     _, outputs = serving.serve(
         settings, platform, ns, volumes, importer, api_key.value, in_cluster, serving_depends_on=needs
@@ -98,6 +99,8 @@ def build(settings: AcsSettings) -> dict[str, object]:
             "zones": list(zones),
             "clusterId": cluster.cluster_id,
             "modelBucket": store.bucket,
+            "modelImportWorkers": importer.instance_ids,
+            "modelImportProgress": importer.progress,
             "costEstimate": cost.acs_estimate(settings, provider),
             "kubeconfig": cluster.kubeconfig,  # secret
             "kubectlHint": "pulumi stack output kubeconfig --show-secrets > kubeconfig && "
@@ -131,7 +134,7 @@ def _volumes(
             cache_gib=int(settings.model.weights_gib * 1.1) + 10,
             pod_labels={"alibabacloud.com/compute-class": "performance", "alibabacloud.com/compute-qos": "default"},
             preload_path=settings.model.modelscope_id,
-            depends_on=[importer.job],
+            depends_on=serving.import_done(importer),
         ),
         opts=opts,
     )

@@ -13,6 +13,7 @@ from dataclasses import replace
 import pulumi
 import pulumi_alicloud as alicloud
 
+from core import durations
 from core.config.ack import SYSTEM_DISK_CATEGORY, SYSTEM_NODES
 from core.config.settings import (
     AckEdgeSettings,
@@ -183,6 +184,16 @@ def _balancers_and_bucket(settings: ClusterSettings) -> list[Item]:
         items.append(Item("public API load balancer (created by the cluster for the Service)", 1, chosen, "public-lb"))
     items.append(
         Item("OSS model bucket", 1, Price.unknown("billed by stored GiB and requests, not per hour"), "model-bucket")
+    )
+    workers = durations.import_workers(settings.model, settings.model_store.import_workers)
+    items.append(
+        Item(
+            f"model import workers (ECS {settings.model_store.import_instance_type}): stopped in economical mode "
+            "once the import is done; their 100 GiB ESSD system disks stay billed until destroy",
+            workers,
+            Price.unknown("0 per hour once stopped (StopCharging); disks are billed per GiB-month, no verified code"),
+            "import-worker",
+        )
     )
     return items
 

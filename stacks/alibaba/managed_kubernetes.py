@@ -16,7 +16,7 @@ from components.alibaba.node_pool import GPU_TAINT, NodePool, NodePoolArgs
 from components.alibaba.serving_metrics import ServingMetrics, ServingMetricsArgs
 from components.kubernetes.autoscaler import Autoscaler, AutoscalerArgs
 from components.kubernetes.serving_workload import METRICS_PORT_NAME
-from core import durations, sizing, versions
+from core import durations, sizing
 from core.config.ack import SYSTEM_DISK_CATEGORY, SYSTEM_NODES
 from core.config.problems import ConfigError, Problem
 from core.config.settings import AckFamilySettings, AlibabaClusterSettings, ClusterSettings
@@ -31,14 +31,6 @@ GPU_TOLERATION = {
     "value": GPU_TAINT["value"],
     "effect": GPU_TAINT["effect"],
 }
-
-
-# ModelScope's intranet acceleration (OSS over the region's internal network, bypassing the NAT where a region
-# serves all models: cn-hangzhou, cn-zhangjiakou, cn-wulanchabu). The SDK detects the region from ECS metadata,
-# which pods may not reach, so the region is given. Source: ModelScope docs "Alibaba Cloud Intranet
-# Acceleration" (cloud-accelerator_EN.md); its throughput is unknown, so the deadlines still assume the NAT.
-def modelscope_intranet_env(region: str) -> dict[str, str]:
-    return {"INTRA_CLOUD_ACCELERATION": "true", "INTRA_CLOUD_ACCELERATION_REGION": region}
 
 
 IMPORT_DEADLINE_MARGIN = 2.0  # the download's rate is the softest figure (core/durations.py)
@@ -56,27 +48,97 @@ def acs_extra_ephemeral_gib(image_unpacked_gb: float, scratch_gib: int = SCRATCH
     return max(0, math.ceil(need - ACS_FREE_EPHEMERAL_GIB))
 
 
-def import_image(settings: AlibabaClusterSettings) -> str:
-    """A small image for the import Job instead of the engine's (it only runs bash, pip and python)."""
-    return (versions.IMPORT_IMAGE_CN if settings.mainland_china else versions.IMPORT_IMAGE).value
-
-
 def bandwidth_deadlines(settings: AlibabaClusterSettings, gpu_capacity_minutes: float) -> dict:
-    """Platform fields derived from network.natBandwidthMbps (core/durations.py): the import Job's deadline, and
-    the serving pods' load estimate plus any image pull longer than the workload's fixed allowance."""
+    """Platform fields derived from network.natBandwidthMbps (core/durations.py): the serving pods' load estimate
+    plus any image pull longer than the workload's fixed allowance."""
     from components.kubernetes.serving_workload import SCHEDULE_AND_PULL_MINUTES
 
     mbps = settings.network.nat_bandwidth_mbps
-    importing = durations.model_import(settings.model, mbps)
     pods = settings.placement.pods * settings.workload.replicas  # every pod of the first rollout pulls at once
     starting = durations.pod_start(mbps, pods, gpu_capacity_minutes)
     overflow = max(0, math.ceil(starting.minutes) - SCHEDULE_AND_PULL_MINUTES)
-    return {
-        "import_timeout_minutes": importing.deadline(IMPORT_DEADLINE_MARGIN, IMPORT_DEADLINE_FLOOR_MINUTES),
-        "load_minutes": sizing.load_minutes(settings.model) + overflow,
-        "import_image": import_image(settings),
-        "import_env": modelscope_intranet_env(settings.region),
-    }
+    return {"load_minutes": sizing.load_minutes(settings.model) + overflow}
+
+
+def import_deadline_minutes(settings: AlibabaClusterSettings, workers: int) -> int:
+    """Each import worker's command timeout: the NAT-bound import doubled (core/durations.py), at least 30 minutes,
+    at most what Cloud Assistant runs a command for."""
+    from components.alibaba.model_import_workers import COMMAND_TIMEOUT_MAX_SECONDS
+
+    mbps, cap = settings.network.nat_bandwidth_mbps, COMMAND_TIMEOUT_MAX_SECONDS // 60
+    modelled = durations.worker_import(settings.model, mbps, workers, settings.region).minutes
+    if modelled > cap:
+        raise ConfigError(
+            [
+                Problem(
+                    "network.natBandwidthMbps",
+                    mbps,
+                    f"the model import is modelled at {modelled:.0f} min over {workers} worker(s) sharing the NAT, "
+                    f"longer than a Cloud Assistant command may run ({cap} min)",
+                    f"pulumi config set --path '{settings.namespace}:network.natBandwidthMbps' <more>, or deploy "
+                    "where ModelScope serves the weights on the internal network: "
+                    + ", ".join(durations.INTRA_CLOUD_REGIONS),
+                    settings.namespace,
+                )
+            ]
+        )
+    minutes = durations.worker_deadline_minutes(
+        settings.model, mbps, workers, IMPORT_DEADLINE_MARGIN, IMPORT_DEADLINE_FLOOR_MINUTES
+    )
+    return max(math.ceil(modelled), min(minutes, cap))
+
+
+def model_prefix(settings: AlibabaClusterSettings) -> str:
+    """Where the model's objects are: what the serving volume (rooted at MODEL_PREFIX) shows at its id."""
+    return f"{MODEL_PREFIX}/{settings.model.modelscope_id}"
+
+
+def import_workers(settings: AlibabaClusterSettings, provider: alicloud.Provider, network: Network, store, tags: dict):
+    """The import at t=0: ECS workers that need the network (NAT) and the bucket, not the cluster."""
+    from components.alibaba.model_import_workers import ModelImportWorkers, ModelImportWorkersArgs
+    from components.alibaba.oss_model_store import internal_endpoint
+    from stacks.alibaba.common import ubuntu_image
+
+    plan = settings.model_store
+    workers = durations.import_workers(settings.model, plan.import_workers)
+    image = plan.import_image_id or ubuntu_image(
+        settings, provider, plan.import_instance_type, key="modelStore.importImageId"
+    )
+    importer = ModelImportWorkers(
+        f"{settings.name}-import",
+        ModelImportWorkersArgs(
+            region=settings.region,
+            bucket=store.bucket,
+            endpoint=internal_endpoint(settings.region),  # the workers are in the VPC, whatever the pods use
+            prefix=model_prefix(settings),
+            model_id=settings.model.modelscope_id,
+            revision=settings.model_revision,
+            workers=workers,
+            instance_type=plan.import_instance_type,
+            image_id=image,
+            vswitch_id=network.vswitch_ids["nodes-a"],
+            security_group_id=network.security_group_id,
+            timeout_minutes=import_deadline_minutes(settings, workers),
+            # The hub is on the internet (the NAT); destroy removes the workers before it aborts the bucket's
+            # incomplete uploads (store.cleanup) and deletes the bucket.
+            depends_on=[*network.snat_entries, *store.cleanup],
+            tags=tags,
+        ),
+        opts=pulumi.ResourceOptions(providers=[provider]),
+    )
+    from components.alibaba.model_import_workers import progress_hint
+    from stacks.progress import announce
+
+    modelled = durations.worker_import(settings.model, settings.network.nat_bandwidth_mbps, workers, settings.region)
+    for worker, (invocation, instance_id) in enumerate(zip(importer.invocations, importer.instance_ids, strict=True)):
+        announce(
+            invocation,
+            f"the model import, worker {worker + 1}/{workers}",
+            modelled.minutes,
+            instance_id.apply(lambda i: progress_hint(settings.region, [i])),
+            [instance_id],
+        )
+    return importer
 
 
 def system_pool(
@@ -117,17 +179,10 @@ def serve_and_autoscale(
     store,
     api_key: pulumi.Output[str],
     in_cluster: pulumi.ResourceOptions,
-    import_on: Sequence[pulumi.Resource],
+    importer,
     serving_after: Sequence[pulumi.Resource],
 ) -> dict:
-    """ack and ack-edge alike: import on the system nodes, serve, autoscale, and ship logs when asked."""
-    importer = serving.import_model(
-        settings,
-        platform,
-        ns,
-        store.import_claim,
-        pulumi.ResourceOptions.merge(in_cluster, pulumi.ResourceOptions(depends_on=import_on)),
-    )
+    """ack and ack-edge alike: serve once the import workers are done, autoscale, and ship logs when asked."""
     volumes = serving.ModelVolumes(
         serving={"persistentVolumeClaim": {"claimName": store.serving_claim, "readOnly": True}},
         results={"persistentVolumeClaim": {"claimName": store.results_claim}},
@@ -237,11 +292,9 @@ def kubectl_hint(settings: ClusterSettings) -> str:
 
 
 def cloud_helpers(system: NodePool) -> dict:
-    """ack and ack-edge: the import and benchmark Jobs on the system pool, so they never land on an IDC node
-    (which cannot reach the VPC-only PyPI mirror or the internal OSS endpoint; audit D7) nor hold a GPU."""
-    # The system nodes (cluster.systemNodeInstanceType, 4 vCPU by default) allocate less than 4 CPUs, the
-    # import's default request; the download is network-bound, 2 are plenty.
-    return {"helper_node_selector": dict(system.labels), "import_cpu": 2}
+    """ack and ack-edge: the benchmark Job on the system pool, so it never lands on an IDC node (which cannot
+    reach the VPC-only PyPI mirror or the internal OSS endpoint; audit D7) nor holds a GPU."""
+    return {"helper_node_selector": dict(system.labels)}
 
 
 def load_balancers(settings: AlibabaClusterSettings) -> dict:
@@ -349,20 +402,34 @@ def namespace_and_store(
     """
     import pulumi_kubernetes as k8s
 
-    from components.alibaba.oss_model_store import OssModelStore, OssModelStoreArgs
-
     namespace = k8s.core.v1.Namespace(
         f"{settings.name}-namespace",
         metadata={"name": settings.workload.namespace, "labels": {"app.kubernetes.io/managed-by": "pulumi"}},
         opts=pulumi.ResourceOptions(provider=cluster.provider),
     )
     ns = namespace.metadata["name"]
+    return ns, model_store(settings, cluster, tags, opts, auth, endpoint, ns)
+
+
+def model_store(
+    settings: AlibabaClusterSettings,
+    cluster,
+    tags: dict,
+    opts: pulumi.ResourceOptions,
+    auth: str,
+    endpoint: Optional[str],
+    namespace: Optional[pulumi.Output[str]],
+):
+    """The OSS model store; without a namespace the bucket only (ack-edge's first run, before the cluster takes
+    volumes: the same component, so the second run adds the volumes to the same bucket)."""
+    from components.alibaba.oss_model_store import OssModelStore, OssModelStoreArgs
+
     rrsa = auth == "rrsa"
-    store = OssModelStore(
+    return OssModelStore(
         f"{settings.name}-models",
         OssModelStoreArgs(
             region=settings.region,
-            namespace=ns,
+            namespace=namespace,
             model_prefix=MODEL_PREFIX,
             bucket_name=settings.model_store.bucket_name,
             retain=settings.model_store.retain,
@@ -376,4 +443,3 @@ def namespace_and_store(
         ),
         opts=opts,
     )
-    return ns, store

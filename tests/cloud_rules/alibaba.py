@@ -412,6 +412,47 @@ def destroyed_buckets_abort_their_parts_first(run):
             yield f"{bucket.name}: destroy deletes it, but nothing aborts its incomplete multipart uploads first"
 
 
+# --- Cloud Assistant commands ---------------------------------------------------------------------------------
+COMMAND_TIMEOUT_SECONDS = (10, 86400)
+COMMAND_CONTENT_MAX_BYTES = 18 * 1024
+
+
+@rule(
+    "alicloud:ecs/command:Command",
+    source="Cloud Assistant RunCommand 'Timeout ... Valid values: 10 to 86400' (ROS CDK @alicloud/ros-cdk-swas "
+    "RunCommandProps; not stated on the ECS CreateCommand page read here); ROS ALIYUN::ECS::Command and help "
+    "'Create a command' (CommandContent Base64 at most 18 KB)",
+)
+def command_timeout_and_content_fit(candidate: Candidate, run) -> str | None:
+    inputs = _unwrap(candidate.inputs)
+    timeout, content = inputs.get("timeout", 60), inputs.get("commandContent")
+    low, high = COMMAND_TIMEOUT_SECONDS
+    if known(timeout) and timeout is not None and not low <= int(timeout) <= high:
+        return f"a Cloud Assistant command's timeout is {low}-{high} s, not {timeout}"
+    if known(content) and isinstance(content, str) and len(content.encode()) > COMMAND_CONTENT_MAX_BYTES:
+        return (
+            f"a command's Base64 content holds at most {COMMAND_CONTENT_MAX_BYTES} bytes; this one has {len(content)}"
+        )
+    return None
+
+
+@run_rule(
+    source="pulumi_alicloud ecs/ram_role_attachment.py (AttachInstanceRamRole, after the instance exists); the "
+    "metadata service serves a role's credentials (ram/security-credentials/) only once it is attached, "
+    "help 'Instance RAM roles'; alibaba-facts.md section 1 (the invocation must depend on the attachment)"
+)
+def commands_wait_for_the_instance_role(run):
+    """A command on an instance whose role is attached by a RamRoleAttachment runs with that role's credentials
+    only if the invocation waits for the attachment (and the policy's): else the first calls are refused."""
+    for invocation in run.of_type("alicloud:ecs/ecsInvocation:EcsInvocation"):
+        for instance_id in _listed(_unwrap(invocation.inputs).get("instanceIds")):
+            for role_name, attached_by in _instance_roles(run, instance_id):
+                if attached_by.type.endswith(":RamRoleAttachment") and not _depends_on(
+                    run, invocation, attached_by.urn
+                ):
+                    yield f"{invocation.name}: runs on {instance_id} without waiting for its role {role_name}"
+
+
 # --- ECS Image Builder (the ecs prepared image) ------------------------------------------------------------
 IMAGE_BUILDER = (
     "pulumi_alicloud ecs/ecs_image_component.py and ecs/ecs_image_pipeline.py docstrings (CreateImageComponent / "

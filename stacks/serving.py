@@ -15,6 +15,7 @@ from typing import Optional, Protocol
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.kubernetes.autoscaler import Autoscaler, AutoscalerArgs
 from components.kubernetes.benchmark_job import BenchmarkArgs, BenchmarkJob
 from components.kubernetes.model_import import CPU as IMPORT_CPU
 from components.kubernetes.model_import import ModelImport, ModelImportArgs
@@ -264,3 +265,77 @@ def serve(
         }
     )
     return serving, outputs
+
+
+# --- Autoscaling, the same on every target --------------------------------------------------------------------
+
+
+def scale_target(settings: ClusterSettings) -> tuple[str, str, str]:
+    """(apiVersion, kind, name) of what the autoscaler scales: the Deployment, or the LeaderWorkerSet of a copy over
+    several pods (its scale subresource counts groups)."""
+    if settings.placement.pods > 1:
+        return "leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet", APP
+    return "apps/v1", "Deployment", APP
+
+
+def replicas_owned_by_autoscaler(settings: ClusterSettings, opts: pulumi.ResourceOptions) -> pulumi.ResourceOptions:
+    """With an autoscaler, `pulumi up` sets the workload's replicas at creation only: re-applying scaling.replicas
+    on every update would scale a busy service down to its minimum."""
+    if not settings.autoscaling.enabled:
+        return opts
+
+    def ignore_replicas(args: pulumi.ResourceTransformationArgs) -> Optional[pulumi.ResourceTransformationResult]:
+        if args.type_ not in (
+            "kubernetes:apps/v1:Deployment",
+            "kubernetes:leaderworkerset.x-k8s.io/v1:LeaderWorkerSet",
+        ):
+            return None
+        return pulumi.ResourceTransformationResult(
+            args.props,
+            pulumi.ResourceOptions.merge(args.opts, pulumi.ResourceOptions(ignore_changes=["spec.replicas"])),
+        )
+
+    # `transformations` reach the component's children (the mock engine does not run `transforms`).
+    return pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(transformations=[ignore_replicas]))
+
+
+def autoscaling_off(settings: ClusterSettings) -> dict[str, object]:
+    return {
+        "autoscaling": f"off: {settings.autoscaling.min_replicas} replica(s) (scaling.maxReplicas = scaling.replicas)"
+    }
+
+
+def autoscaling_output(settings: ClusterSettings, through: str) -> dict[str, object]:
+    scaling = settings.autoscaling
+    return {
+        "autoscaling": f"{scaling.min_replicas}-{scaling.max_replicas} replicas on {scaling.metric} "
+        f"(target {scaling.target} per pod) through {through}"
+    }
+
+
+def hpa(
+    settings: ClusterSettings,
+    namespace: pulumi.Input[str],
+    metric_name: str,
+    opts: pulumi.ResourceOptions,
+    depends_on: Sequence[pulumi.Resource],
+) -> Autoscaler:
+    """The HPA on the per-pod custom metric `metric_name`, as the target's metrics adapter names it."""
+    scaling = settings.autoscaling
+    api_version, kind, name = scale_target(settings)
+    return Autoscaler(
+        f"{settings.name}-autoscaler",
+        AutoscalerArgs(
+            namespace=namespace,
+            name=APP,
+            target_api_version=api_version,
+            target_kind=kind,
+            target_name=name,
+            metric_name=metric_name,
+            target_average=scaling.target,
+            min_replicas=scaling.min_replicas,
+            max_replicas=scaling.max_replicas,
+            scale_down_seconds=scaling.scale_down_seconds,
+        ),
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=list(depends_on))),
+    )

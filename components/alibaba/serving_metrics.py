@@ -1,7 +1,9 @@
-"""The metric pipeline an HPA needs on ACK: managed Prometheus scrapes, the metrics adapter serves.
+"""Managed Service for Prometheus on acs, ack and ack-edge: it scrapes the engine, evaluates the alert rules, and
+(with autoscaling) feeds the metrics adapter an HPA reads.
 
 - `arms-prometheus` (cs.KubernetesAddon) installs the Managed Service for Prometheus agent and
-  creates the cluster's Prometheus instance.
+  creates the cluster's Prometheus instance. On ACS the same add-on is assumed: ACS's "Use Managed Service for
+  Prometheus to monitor ACS clusters" names the component, not its add-on name (not verified offline).
 - A PodMonitor (monitoring.coreos.com/v1, read by that agent; the `arms.prometheus.io/*` annotations
   are the ones ACK's LLM-autoscaling guide puts on it) scrapes the engine's /metrics.
 - `ack-alibaba-cloud-metrics-adapter` turns a Prometheus series into a per-pod custom metric
@@ -11,8 +13,13 @@
   docs; Alibaba's ROS example installs ack-alibaba-cloud-metrics-adapter-1.3.3.tgz with
   ALIYUN::CS::ClusterHelmApplication), not a CS add-on, which no source installs (audit D5, claim 18).
 
-Unverified offline (see README "ack"): the label names of ACK's GPU exporter (NamespaceName, PodName), and
-that the Prometheus instance carries the cluster id the lookup filters on.
+- The alert rules of core.observability as ARMS Prometheus alert rules (arms.PrometheusAlertRule) of the
+  cluster's instance, sent to ARMS's alert manager (who is notified is set in the ARMS console: notification
+  policies).
+
+Unverified offline (see docs/observability.md): the label names of ACK's GPU exporter (NamespaceName, PodName), and
+that the Prometheus instance carries the cluster id the lookup and the alert rules use (ARMS's API reference names
+the container cluster's id as a Prometheus instance's ClusterId).
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ import pulumi
 import pulumi_alicloud as alicloud
 import pulumi_kubernetes as k8s
 
-from core import versions
+from core import observability, versions
 
 PROMETHEUS_ADDON = "arms-prometheus"
 ADAPTER_RELEASE = "ack-alibaba-cloud-metrics-adapter"
@@ -75,21 +82,22 @@ RULES: Mapping[str, SeriesRule] = {
 class ServingMetricsArgs:
     cluster_id: pulumi.Input[str]
     namespace: pulumi.Input[str]
+    namespace_name: str  # the same namespace as text, for the alert expressions
     app: str  # the serving pods' `app` label
     port_name: str  # the gateway's metrics port name: GET /metrics only, never behind a load balancer
-    metric: str  # a key of RULES
+    metric: Optional[str]  # a key of RULES: the adapter serves it to an HPA; None: scraping and alerts only
     region: str  # the adapter's image comes from the region's VPC registry
 
 
 class ServingMetrics(pulumi.ComponentResource):
-    metric_name: str  # the custom metric the HPA reads
-    adapter: k8s.helm.v3.Release
+    metric_name: str  # the custom metric the HPA reads ("" without autoscaling)
+    adapter: Optional[k8s.helm.v3.Release]
+    alert_rules: list[alicloud.arms.PrometheusAlertRule]
 
     def __init__(self, name: str, args: ServingMetricsArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("llm:alibaba:ServingMetrics", name, None, opts)
-        if args.metric not in RULES:
+        if args.metric is not None and args.metric not in RULES:
             raise ValueError(f"metric must be one of {sorted(RULES)}, got {args.metric!r}")
-        rule = RULES[args.metric]
         child = pulumi.ResourceOptions(parent=self)
         prometheus = alicloud.cs.KubernetesAddon(
             f"{name}-prometheus", cluster_id=args.cluster_id, name=PROMETHEUS_ADDON, opts=child
@@ -109,18 +117,35 @@ class ServingMetrics(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=[prometheus]),
         )
-        url = prometheus_url(args.cluster_id, prometheus, self)
-        self.adapter = k8s.helm.v3.Release(
-            f"{name}-adapter",
-            name=ADAPTER_RELEASE,
-            chart=versions.METRICS_ADAPTER_CHART.value,
-            namespace=ADAPTER_NAMESPACE,
-            values=url.apply(lambda u: adapter_values(u, rule, args.region)),
-            timeout=600,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[prometheus]),
-        )
-        self.metric_name = rule.name
-        self.register_outputs({"metric_name": rule.name})
+        self.alert_rules = [
+            alicloud.arms.PrometheusAlertRule(
+                f"{name}-alert-{alert.name.lower()}",
+                cluster_id=args.cluster_id,
+                prometheus_alert_rule_name=f"{alert.name}-{args.namespace_name}",
+                expression=observability.substitute(alert.expr, args.namespace_name),
+                duration=str(max(1, alert.for_minutes)),  # minutes; the API's smallest is 1
+                message=alert.summary,
+                labels=[{"name": "severity", "value": alert.severity}],
+                notify_type="ALERT_MANAGER",
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[prometheus]),
+            )
+            for alert in observability.ALERTS
+        ]
+        self.adapter, self.metric_name = None, ""
+        if args.metric is not None:
+            rule = RULES[args.metric]
+            url = prometheus_url(args.cluster_id, prometheus, self)
+            self.adapter = k8s.helm.v3.Release(
+                f"{name}-adapter",
+                name=ADAPTER_RELEASE,
+                chart=versions.METRICS_ADAPTER_CHART.value,
+                namespace=ADAPTER_NAMESPACE,
+                values=url.apply(lambda u: adapter_values(u, rule, args.region)),
+                timeout=600,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[prometheus]),
+            )
+            self.metric_name = rule.name
+        self.register_outputs({"metric_name": self.metric_name})
 
 
 def adapter_values(url: str, rule: SeriesRule, region: str) -> dict:

@@ -21,6 +21,7 @@ from stacks.alibaba.managed_kubernetes import (
     CLUSTER_SPEC,
     MODEL_PREFIX,
     acs_extra_ephemeral_gib,
+    autoscale,
     bandwidth_deadlines,
     cluster_network,
     cluster_zones,
@@ -87,9 +88,18 @@ def build(settings: AcsSettings) -> dict[str, object]:
     )
     importer = serving.import_model(settings, platform, ns, store.import_claim, in_cluster)
     volumes = _volumes(settings, store, importer, ns, in_cluster)
-    _, outputs = serving.serve(
-        settings, platform, ns, volumes, importer, api_key.value, in_cluster, serving_depends_on=needs
+    workload, outputs = serving.serve(
+        settings,
+        platform,
+        ns,
+        volumes,
+        importer,
+        api_key.value,
+        serving.replicas_owned_by_autoscaler(settings, in_cluster),
+        serving_depends_on=needs,
     )
+    # ACS provisions a GPU pod's capacity per pod: nothing else has to grow with the HPA.
+    outputs.update(autoscale(settings, cluster, ns, in_cluster, workload))
 
     outputs.update(
         {

@@ -144,6 +144,7 @@ def build(settings: GkeTargetSettings) -> dict[str, object]:
             zone=gke.zone,
             machine=gke.machine,
             node_count=gke.node_count,
+            max_node_count=gke.max_node_count,
             capacity=gke.capacity,
             service_account=cluster.node_service_account,
             labels=labels,
@@ -321,7 +322,7 @@ def _platform(settings: GkeTargetSettings, multi_node: bool) -> serving.Platform
         pod_annotations=pod_network_annotations() if multi_node else {},
         host_mounts=RDMA_POD_HOST_MOUNTS if multi_node else (),
         # A new serving pod (group) needs whole free GPU nodes: surge only when the pool has them to spare.
-        surge_updates=settings.gke.node_count >= (workload.replicas + 1) * pods,
+        surge_updates=max(settings.gke.node_count, settings.gke.max_node_count) >= (workload.replicas + 1) * pods,
         # A VPC address for clients in the network, as acs's intranet load balancer gives (GKE internal
         # passthrough Network Load Balancer); the public one only with access.public.
         private_service=ServiceExposure(annotations={INTERNAL_LB: "Internal"}),

@@ -71,7 +71,8 @@ def resolve_kubernetes(config: KubernetesConfig, autoscaling: Optional[Autoscali
             "kubernetes.prometheusUrl",
             config.prometheus_url,
             "is only used by kubernetes.autoscaler keda",
-            f"{problems.set_command('kubernetes.autoscaler', KEDA)}, or {problems.rm_command('kubernetes.prometheusUrl')}",
+            f"{problems.set_command('kubernetes.autoscaler', KEDA)}, or "
+            f"{problems.rm_command('kubernetes.prometheusUrl')}",
         )
     return KubernetesSettings(
         storage_class=config.storage_class,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -378,3 +379,37 @@ def cloud_monitoring_dashboard(namespace: str, title: str) -> dict:
             }
         )
     return {"displayName": title, "mosaicLayout": {"columns": 48, "tiles": tiles}}
+
+
+@dataclass(frozen=True)
+class SeriesRule:
+    """How a Prometheus series becomes the per-pod custom metric `name`."""
+
+    series: str
+    name: str  # as the HPA asks for it (custom metric names are URL path segments: no ':')
+    namespace_label: str
+    pod_label: str
+    aggregate: str  # sum: a count per pod; avg: a percentage per pod
+
+    def adapter_rule(self) -> dict:
+        return {
+            "seriesQuery": f'{{__name__="{self.series}",{self.namespace_label}!="",{self.pod_label}!=""}}',
+            "resources": {
+                "overrides": {self.namespace_label: {"resource": "namespace"}, self.pod_label: {"resource": "pod"}}
+            },
+            "name": {"matches": f"^{self.series}$", "as": self.name},
+            "metricsQuery": f"{self.aggregate}(<<.Series>>{{<<.LabelMatchers>>}}) by (<<.GroupBy>>)",
+        }
+
+
+# prometheus-adapter rules (ack-alibaba-cloud-metrics-adapter takes the same syntax; a prometheus-adapter on
+# `kubernetes` needs the first): the engine's queue, scraped by our PodMonitor (prometheus-operator labels:
+# namespace, pod), and ACK GPU monitoring's per-process SM utilisation (its exporter's own label names).
+ADAPTER_RULES: Mapping[str, SeriesRule] = {
+    "vllm:num_requests_waiting": SeriesRule(
+        "vllm:num_requests_waiting", "vllm_num_requests_waiting", "namespace", "pod", "sum"
+    ),
+    "DCGM_CUSTOM_PROCESS_SM_UTIL": SeriesRule(
+        "DCGM_CUSTOM_PROCESS_SM_UTIL", "DCGM_CUSTOM_PROCESS_SM_UTIL", "NamespaceName", "PodName", "avg"
+    ),
+}

@@ -26,6 +26,7 @@ BUCKET = "gcp:storage/bucket:Bucket"
 HF_TOKEN = "hf_MOCKTOKEN0123456789abcdefghij"
 GCSFUSE = "gcsfuse.csi.storage.gke.io"
 PODMONITORING = "monitoring.googleapis.com/v1/PodMonitoring"
+RULES = "monitoring.googleapis.com/v1/Rules"
 
 
 @pytest.fixture(scope="module")
@@ -341,8 +342,9 @@ def test_kubernetes_provider_uses_the_exec_plugin_and_every_object_goes_through_
 
 
 def test_plain_kubernetes_objects_validate(gke, with_token):
-    assert validate_kubernetes(gke) == [PODMONITORING]  # a custom resource: asserted below
-    assert validate_kubernetes(with_token) == [PODMONITORING]
+    # Custom resources: asserted below and in tests/test_observability.py.
+    assert sorted(validate_kubernetes(gke)) == [PODMONITORING, RULES]
+    assert sorted(validate_kubernetes(with_token)) == [PODMONITORING, RULES]
 
 
 def test_benchmark_defaults_to_the_reference_run_and_writes_to_the_bucket(gke):
@@ -484,7 +486,7 @@ def test_download_mode_startup_probe_allows_for_the_download(downloading, gke):
     # ~700 GiB at the conservative 3 GiB/min is about 4 hours more than the load from the bucket.
     assert startup_seconds(downloading) - startup_seconds(gke) >= 3.5 * 3600
     assert downloading.outputs["loadMinutesEstimate"] > gke.outputs["loadMinutesEstimate"] + 200
-    assert validate_kubernetes(downloading) == [PODMONITORING]
+    assert sorted(validate_kubernetes(downloading)) == [PODMONITORING, RULES]
 
 
 def test_download_mode_without_a_token_references_no_secret():
@@ -530,6 +532,7 @@ def test_rdma_network_objects_are_gvnic_1_and_rdma_0_to_7_with_their_required_fi
         "networking.gke.io/v1/GKENetworkParamSet",
         "networking.gke.io/v1/Network",
         PODMONITORING,
+        RULES,
     }
     params = {o["metadata"]["name"]: o["spec"] for o in rdma.kubernetes_objects() if o["kind"] == "GKENetworkParamSet"}
     assert set(params) == {"gvnic-1", *(f"rdma-{i}" for i in range(8))}
@@ -615,6 +618,7 @@ def test_a_copy_over_two_nodes_waits_for_the_lws_controller_and_the_network_obje
     assert sorted(t for t in validate_kubernetes(two_nodes) if "networking.gke.io" not in t) == [
         "leaderworkerset.x-k8s.io/v1/LeaderWorkerSet",
         PODMONITORING,
+        RULES,
     ]
 
 
@@ -755,4 +759,4 @@ def test_the_small_example_serves_the_7b_on_one_l4_machine_on_demand():
     assert pool["nodeConfig"]["machineType"] == "g2-standard-8" and pool["nodeCount"] == 1
     assert pool["nodeConfig"]["reservationAffinity"] == {"consumeReservationType": "ANY_RESERVATION"}
     assert serving_pod(run)["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
-    assert validate_kubernetes(run) == [PODMONITORING]
+    assert sorted(validate_kubernetes(run)) == [PODMONITORING, RULES]

@@ -25,7 +25,6 @@ the container cluster's id as a Prometheus instance's ClusterId).
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Optional
 
@@ -33,7 +32,10 @@ import pulumi
 import pulumi_alicloud as alicloud
 import pulumi_kubernetes as k8s
 
+from components.kubernetes.prometheus_operator import pod_monitor
 from core import observability, versions
+from core.observability import ADAPTER_RULES as RULES
+from core.observability import SeriesRule
 
 PROMETHEUS_ADDON = "arms-prometheus"
 ADAPTER_RELEASE = "ack-alibaba-cloud-metrics-adapter"
@@ -41,41 +43,6 @@ ADAPTER_NAMESPACE = "kube-system"  # the APIService is served from kube-system (
 # arms-prometheus creates the instance asynchronously: look for it this often before giving up (audit m1).
 LOOKUP_ATTEMPTS = 20
 LOOKUP_PAUSE_SECONDS = 30
-METRICS_PATH = "/metrics"
-SCRAPE_INTERVAL = "15s"
-
-
-@dataclass(frozen=True)
-class SeriesRule:
-    """How a Prometheus series becomes the per-pod custom metric `name`."""
-
-    series: str
-    name: str  # as the HPA asks for it (custom metric names are URL path segments: no ':')
-    namespace_label: str
-    pod_label: str
-    aggregate: str  # sum: a count per pod; avg: a percentage per pod
-
-    def adapter_rule(self) -> dict:
-        return {
-            "seriesQuery": f'{{__name__="{self.series}",{self.namespace_label}!="",{self.pod_label}!=""}}',
-            "resources": {
-                "overrides": {self.namespace_label: {"resource": "namespace"}, self.pod_label: {"resource": "pod"}}
-            },
-            "name": {"matches": f"^{self.series}$", "as": self.name},
-            "metricsQuery": f"{self.aggregate}(<<.Series>>{{<<.LabelMatchers>>}}) by (<<.GroupBy>>)",
-        }
-
-
-# The engine's queue, scraped by our PodMonitor (prometheus-operator labels: namespace, pod), and
-# ACK GPU monitoring's per-process SM utilisation (its exporter's own label names).
-RULES: Mapping[str, SeriesRule] = {
-    "vllm:num_requests_waiting": SeriesRule(
-        "vllm:num_requests_waiting", "vllm_num_requests_waiting", "namespace", "pod", "sum"
-    ),
-    "DCGM_CUSTOM_PROCESS_SM_UTIL": SeriesRule(
-        "DCGM_CUSTOM_PROCESS_SM_UTIL", "DCGM_CUSTOM_PROCESS_SM_UTIL", "NamespaceName", "PodName", "avg"
-    ),
-}
 
 
 @dataclass(frozen=True)
@@ -102,19 +69,13 @@ class ServingMetrics(pulumi.ComponentResource):
         prometheus = alicloud.cs.KubernetesAddon(
             f"{name}-prometheus", cluster_id=args.cluster_id, name=PROMETHEUS_ADDON, opts=child
         )
-        k8s.apiextensions.CustomResource(
+        pod_monitor(
             f"{name}-podmonitor",
-            api_version="monitoring.coreos.com/v1",
-            kind="PodMonitor",
-            metadata={
-                "name": f"{args.app}-engine",
-                "namespace": args.namespace,
-                "annotations": {"arms.prometheus.io/discovery": "true", "arms.prometheus.io/resource": "arms"},
-            },
-            spec={
-                "selector": {"matchLabels": {"app": args.app}},
-                "podMetricsEndpoints": [{"port": args.port_name, "path": METRICS_PATH, "interval": SCRAPE_INTERVAL}],
-            },
+            args.namespace,
+            f"{args.app}-engine",
+            {"app": args.app},
+            args.port_name,
+            annotations={"arms.prometheus.io/discovery": "true", "arms.prometheus.io/resource": "arms"},
             opts=pulumi.ResourceOptions(parent=self, depends_on=[prometheus]),
         )
         self.alert_rules = [

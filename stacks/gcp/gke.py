@@ -21,6 +21,7 @@ import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 
 from components.api_key import ApiKey
+from components.gcp.custom_metrics_adapter import CustomMetricsAdapter, CustomMetricsAdapterArgs, prometheus_metric
 from components.gcp.docker_hub_mirror import DockerHubMirror, DockerHubMirrorArgs, proxied_image
 from components.gcp.gcs_model_store import (
     MODEL_SERVICE_ACCOUNT,
@@ -35,6 +36,7 @@ from components.gcp.gcs_model_store import (
 from components.gcp.gke_cluster import SYSTEM_POOL_LABEL, GkeCluster, GkeClusterArgs
 from components.gcp.gpu_node_pool import GPU_TOLERATION, POOL_LABEL, GpuNodePool, GpuNodePoolArgs
 from components.gcp.hf_model_import import HfModelImport, HfModelImportArgs
+from components.gcp.observability import alert_rules, dashboard
 from components.gcp.pod_monitoring import serving_pod_monitoring
 from components.gcp.rdma import POD_ENV as RDMA_POD_ENV
 from components.gcp.rdma import POD_HOST_MOUNTS as RDMA_POD_HOST_MOUNTS
@@ -236,19 +238,33 @@ def build(settings: GkeTargetSettings) -> dict[str, object]:
         METRICS_PORT,
         opts=in_cluster,
     )
-    _, outputs = serving.serve(
+    alert_rules(f"{settings.name}-alerts", ns, settings.workload.namespace, opts=in_cluster)
+    board = dashboard(
+        f"{settings.name}-dashboard",
+        gke.project,
+        settings.workload.namespace,
+        f"LLM serving {settings.stack} ({settings.workload.namespace})",
+        opts=pulumi.ResourceOptions(provider=provider, depends_on=[services["monitoring.googleapis.com"]]),
+    )
+    workload, outputs = serving.serve(
         settings,
         platform,
         ns,
         volumes,
         importer,
         api_key.value,
-        in_cluster,
+        serving.replicas_owned_by_autoscaler(settings, in_cluster),
         # Not the GPU pool: the serving pods wait in Pending for their node (the rollout wait allows for it), and
         # nothing deleted through the Kubernetes API may depend on the pool, or a destroy that cannot reach the
         # API server would never get to delete the GPU nodes (audit gke.md M5).
         serving_depends_on=[*ready, *serving_needs],
         download=download,
+    )
+    outputs.update(_autoscale(settings, ns, project_number, workload, in_cluster, in_project))
+    outputs["dashboard"] = pulumi.Output.concat(
+        "https://console.cloud.google.com/monitoring/dashboards/builder/",
+        board.id.apply(lambda i: i.rsplit("/", 1)[-1]),
+        f"?project={gke.project}",
     )
     outputs.update(
         {
@@ -272,6 +288,34 @@ def build(settings: GkeTargetSettings) -> dict[str, object]:
         }
     )
     return outputs
+
+
+def _autoscale(
+    settings: GkeTargetSettings,
+    ns,
+    project_number: pulumi.Input[str],
+    workload,
+    opts: pulumi.ResourceOptions,
+    project_opts: pulumi.ResourceOptions,
+) -> dict[str, object]:
+    """scaling.maxReplicas > scaling.replicas: the Custom Metrics Stackdriver Adapter and an HPA on the PodMonitoring
+    series of the queue (GKE "Best practices for autoscaling LLM inference workloads with GPUs": queue size;
+    accelerated-platforms scales vLLM on vllm:num_requests_waiting the same way). The GPU pool grows with the
+    pods (components.gcp.gpu_node_pool pool_size)."""
+    if not settings.autoscaling.enabled:
+        return serving.autoscaling_off(settings)
+    gke = settings.gke
+    adapter = CustomMetricsAdapter(
+        f"{settings.name}-custom-metrics",
+        CustomMetricsAdapterArgs(project=gke.project, project_number=project_number, workload_pool=gke.workload_pool),
+        opts=opts,
+        project_opts=project_opts,
+    )
+    serving.hpa(settings, ns, prometheus_metric(settings.autoscaling.metric), opts, depends_on=[adapter, workload])
+    return {
+        **serving.autoscaling_output(settings, "the Custom Metrics Stackdriver Adapter"),
+        "gpuNodes": f"{gke.node_count}-{gke.max_node_count} (node pool autoscaling, {gke.capacity.mode})",
+    }
 
 
 def _model_source(

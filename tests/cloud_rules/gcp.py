@@ -17,6 +17,7 @@ API_OF_MODULE = {
     "storage": "storage.googleapis.com",
     "artifactregistry": "artifactregistry.googleapis.com",
     "projects": "cloudresourcemanager.googleapis.com",  # IAMMember: projects.getIamPolicy / setIamPolicy
+    "monitoring": "monitoring.googleapis.com",  # dashboards.create (Cloud Monitoring API)
 }
 # Enabled before the stack runs (the documented one-time step): gcp.projects.Service itself calls Service Usage,
 # and Cloud Resource Manager's projects.get on every read (terraform-provider-google

@@ -1,4 +1,5 @@
-"""Writes the generated documentation pages (run after changing the config schema).
+"""Writes the generated documentation pages and the Grafana dashboard (run after changing the config schema or
+core/observability.py).
 
 Usage: .venv/bin/python scripts/docs.py [--check]
 With --check, writes nothing and exits 1 when a committed page differs from what the code generates.
@@ -12,11 +13,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from core import observability  # noqa: E402
 from core.config import reference  # noqa: E402
 
 PAGES = {
     ROOT / "docs" / "reference" / "config.md": reference.render,
     ROOT / "docs" / "reference" / "models.md": reference.render_models,
+    ROOT / "dashboards" / "vllm.json": observability.render_grafana_dashboard,
 }
 
 

@@ -89,6 +89,7 @@ class Run:
     secret_outputs: set[str] = field(default_factory=set)
     invokes: list[tuple[str, dict]] = field(default_factory=list)
     refusals: list[str] = field(default_factory=list)  # what the clouds' rules refused (tests/cloud_rules)
+    reads: list[tuple[str, str, str]] = field(default_factory=list)  # Resource.get: (type, id, urn)
 
     def of_type(self, type_: str) -> list[Resource]:
         return [r for r in self.resources if r.type == type_]
@@ -385,6 +386,12 @@ class RecordingMonitor(mocks.MockMonitor):
                     deleted_with=request.deletedWith,
                 )
             )
+        return response
+
+    def ReadResource(self, request):
+        """A `Resource.get` (e.g. a CRD the stack needs): recorded, answered by the mocks as a registration is."""
+        response = super().ReadResource(request)
+        self.run.reads.append((request.type, request.id, response.urn))
         return response
 
 

@@ -68,7 +68,9 @@ class CustomMetricsAdapter(pulumi.ComponentResource):
         account = k8s.core.v1.ServiceAccount(
             f"{name}-account", metadata={"name": ACCOUNT, "namespace": NAMESPACE, "labels": managed}, opts=in_ns
         )
-        subject = [{"kind": "ServiceAccount", "name": ACCOUNT, "namespace": NAMESPACE}]
+        subject: list[k8s.rbac.v1.SubjectArgsDict] = [
+            {"kind": "ServiceAccount", "name": ACCOUNT, "namespace": NAMESPACE}
+        ]
         k8s.rbac.v1.ClusterRoleBinding(
             f"{name}-auth-delegator",
             metadata={"name": "custom-metrics:system:auth-delegator", "labels": managed},

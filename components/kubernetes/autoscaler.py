@@ -11,7 +11,7 @@ is still answering long generations (the pod also drains for its grace period on
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional, cast
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -56,6 +56,12 @@ def behavior(scale_down_seconds: int, snake_case: bool = False) -> dict:
     }
 
 
+def _child_opts(parent: pulumi.Resource, opts: Optional[pulumi.ResourceOptions]) -> pulumi.ResourceOptions:
+    """The component's depends_on on its child too: Pulumi does not pass a component's depends_on on to its
+    children (tests/cloud_rules), and the HPA must wait for the metrics API and the workload."""
+    return pulumi.ResourceOptions(parent=parent, depends_on=opts.depends_on if opts is not None else None)
+
+
 def _check(args: AutoscalerArgs | KedaScalerArgs) -> None:
     if not 1 <= args.min_replicas < args.max_replicas:
         raise ValueError(f"need 1 <= min_replicas < max_replicas, got {args.min_replicas}..{args.max_replicas}")
@@ -91,9 +97,9 @@ class Autoscaler(pulumi.ComponentResource):
                         },
                     }
                 ],
-                "behavior": behavior(args.scale_down_seconds, snake_case=True),
+                "behavior": cast(Any, behavior(args.scale_down_seconds, snake_case=True)),
             },
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=_child_opts(self, opts),
         )
         self.register_outputs({})
 
@@ -153,6 +159,6 @@ class KedaScaler(pulumi.ComponentResource):
                     }
                 ],
             },
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=_child_opts(self, opts),
         )
         self.register_outputs({})

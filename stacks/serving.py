@@ -16,7 +16,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.kubernetes.autoscaler import Autoscaler, AutoscalerArgs
-from components.kubernetes.benchmark_job import BenchmarkArgs, BenchmarkJob
+from components.kubernetes.benchmark_job import REPORT_FILE, BenchmarkArgs, BenchmarkJob
 from components.kubernetes.model_import import CPU as IMPORT_CPU
 from components.kubernetes.model_import import ModelImport, ModelImportArgs
 from components.kubernetes.serving_workload import (
@@ -79,6 +79,7 @@ class ModelVolumes:
     serving: Mapping[str, object]  # a volume source
     results: Optional[Mapping[str, object]] = None  # benchmark results, None: the Job's log only
     ready: Sequence[pulumi.Resource] = ()  # e.g. Fluid's DataLoad
+    results_location: Optional[pulumi.Input[str]] = None  # where the results volume is, e.g. gs://<bucket>/benchmarks/
 
 
 @dataclass(frozen=True)
@@ -243,6 +244,8 @@ def serve(
                 node_selector=platform.helper_node_selector,
                 hf_token_secret=download.token_secret if download is not None else None,
                 depends_on=[serving],
+                report_model=settings.model.name,
+                report_gpu=placement.gpu.name,
             ),
             opts=opts,
         )
@@ -253,6 +256,12 @@ def serve(
         private_base=api_base(serving.private_address, port),
         public_base=api_base(serving.public_address, port) if serving.public_address is not None else None,
     )
+    if settings.benchmark.enabled:
+        outputs["benchmarkReport"] = (
+            pulumi.Output.concat(volumes.results_location, REPORT_FILE)
+            if volumes.results is not None and volumes.results_location is not None
+            else "none: no results volume on this target, the results are in the benchmark Job's log"
+        )
     outputs.update(
         {
             "target": settings.target,

@@ -27,6 +27,7 @@ from stacks.alibaba.managed_kubernetes import (
     cluster_zones,
     load_balancers,
     namespace_and_store,
+    results_location,
 )
 
 DEFAULT_KUBECTL_MINOR = "1.33"  # kubectl talks to one minor version either side
@@ -123,9 +124,12 @@ def _volumes(
 ) -> serving.ModelVolumes:
     """The raw OSS volume, or (acs.fluid) Fluid's cache over it, warmed once the import is done."""
     results = {"persistentVolumeClaim": {"claimName": store.results_claim}} if store.results_claim is not None else None
+    location = results_location(store) if results is not None else None
     if not settings.model_store.fluid:
         return serving.ModelVolumes(
-            serving={"persistentVolumeClaim": {"claimName": store.serving_claim, "readOnly": True}}, results=results
+            serving={"persistentVolumeClaim": {"claimName": store.serving_claim, "readOnly": True}},
+            results=results,
+            results_location=location,
         )
     from components.alibaba.fluid_cache import FluidCache, FluidCacheArgs
 
@@ -145,7 +149,10 @@ def _volumes(
         opts=opts,
     )
     return serving.ModelVolumes(
-        serving={"persistentVolumeClaim": {"claimName": cache.claim, "readOnly": True}}, results=results, ready=[cache]
+        serving={"persistentVolumeClaim": {"claimName": cache.claim, "readOnly": True}},
+        results=results,
+        results_location=location,
+        ready=[cache],
     )
 
 

@@ -103,6 +103,13 @@ def system_pool(
     )
 
 
+def results_location(store) -> pulumi.Output[str]:
+    """Where the results claim writes in the bucket (components.alibaba.oss_model_store RESULTS_PREFIX)."""
+    from components.alibaba.oss_model_store import RESULTS_PREFIX
+
+    return pulumi.Output.concat("oss://", store.bucket, f"/{RESULTS_PREFIX}/")
+
+
 def addons(base: Sequence[dict], sls_logging: bool) -> list[dict]:
     """Creation-time add-ons; logtail-ds (an SLS project made for the cluster) when logs go to SLS."""
     return [*base, {"name": "logtail-ds"}] if sls_logging else list(base)
@@ -130,6 +137,7 @@ def serve_and_autoscale(
     volumes = serving.ModelVolumes(
         serving={"persistentVolumeClaim": {"claimName": store.serving_claim, "readOnly": True}},
         results={"persistentVolumeClaim": {"claimName": store.results_claim}},
+        results_location=results_location(store),
     )
     workload, outputs = serving.serve(
         settings,

@@ -227,7 +227,9 @@ def build(settings: GkeTargetSettings) -> dict[str, object]:
         serving_needs.append(LeaderWorkerSetController(f"{settings.name}-lws", opts=in_cluster))
     platform = _platform(settings, multi_node)
     volumes = serving.ModelVolumes(
-        serving=model_volume, results=gcsfuse_volume(store.bucket, RESULTS_DIR, read_only=False, file_cache=False)
+        serving=model_volume,
+        results=gcsfuse_volume(store.bucket, RESULTS_DIR, read_only=False, file_cache=False),
+        results_location=pulumi.Output.concat("gs://", store.bucket, f"/{RESULTS_DIR}/"),
     )
     # vLLM's metrics into Cloud Monitoring: the serving pods (a copy over several pods: its leader, which serves
     # the API and the metrics), on the gateway's metrics port.

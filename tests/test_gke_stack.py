@@ -46,7 +46,7 @@ def a4_pool(run):
 
 
 def serving_pod(run):
-    return run.kubernetes_object("Deployment")["spec"]["template"]
+    return run.kubernetes_object("Deployment", "llm")["spec"]["template"]
 
 
 def test_a4_node_pool_has_eight_b200_latest_driver_gvnic_local_ssd_and_the_gpu_taint(gke):
@@ -756,7 +756,9 @@ def test_the_small_example_serves_the_7b_on_one_l4_machine_on_demand():
     assert (settings.placement.gpus_per_pod, settings.placement.gpu.name) == (1, "L4") and settings.placement.fit.fits
     run = run_stack("gke-l4")
     pool = next(unwrap(p.inputs) for p in run.of_type(POOL) if "gpu" in p.name)
-    assert pool["nodeConfig"]["machineType"] == "g2-standard-8" and pool["nodeCount"] == 1
+    assert pool["nodeConfig"]["machineType"] == "g2-standard-8" and pool["initialNodeCount"] == 1
+    assert pool["autoscaling"] == {"totalMinNodeCount": 1, "totalMaxNodeCount": 2}  # with scaling.maxReplicas 2
+    assert run.kubernetes_object("HorizontalPodAutoscaler")["spec"]["maxReplicas"] == 2
     assert pool["nodeConfig"]["reservationAffinity"] == {"consumeReservationType": "ANY_RESERVATION"}
     assert serving_pod(run)["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert sorted(validate_kubernetes(run)) == [PODMONITORING, RULES]

@@ -271,7 +271,7 @@ def test_r1_caches_the_model_with_fluid_and_benchmarks_with_sharegpt(r1):
     kinds = {o["kind"] for o in r1.kubernetes_objects()}
     assert {"Dataset", "JindoRuntime", "DataLoad"} <= kinds
     bench = next(o for o in r1.kubernetes_objects() if o["kind"] == "Job" and "benchmark" in o["metadata"]["name"])
-    argv = bench["spec"]["template"]["spec"]["containers"][0]["command"]
+    argv = bench["spec"]["template"]["spec"]["containers"][0]["args"]  # the command runs it, then the report
     assert argv[:3] == ["vllm", "bench", "serve"]
     assert argv[argv.index("--dataset-name") + 1] == "sharegpt" and argv[argv.index("--num-prompts") + 1] == "200"
 

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 import pytest
-from harness import ROOT, run_stack, settings_for, unwrap
+from harness import ROOT, run_stack, settings_for, unwrap, validate_kubernetes
 
 from core import observability
 from core.config.problems import ConfigError
@@ -149,6 +149,9 @@ def test_every_target_scales_between_replicas_and_max_on_the_queue_with_the_same
     assert workload.ignore_changes == ["spec.replicas"]
     assert workload.urn in run.one(HPA).dependencies
     assert unwrap(run.outputs["autoscaling"]).startswith("1-3 replicas on vllm:num_requests_waiting")
+    # The HPA, and on gke the adapter's RBAC, Service, Deployment and APIServices, against the Kubernetes schemas.
+    custom = validate_kubernetes(run)
+    assert not [c for c in custom if "autoscaling" in c or "apiregistration" in c or "rbac" in c]
 
 
 def test_without_max_replicas_no_target_autoscales_but_every_one_is_scraped():

@@ -84,7 +84,9 @@ class ServingMetrics(pulumi.ComponentResource):
                 cluster_id=args.cluster_id,
                 prometheus_alert_rule_name=f"{alert.name}-{args.namespace_name}",
                 expression=observability.substitute(alert.expr, args.namespace_name),
-                duration=str(max(1, alert.for_minutes)),  # minutes; the API's smallest is 1
+                # Minutes: ARMS's CreatePrometheusAlertRule takes 1-1440 (the provider's example sends "1"; the unit
+                # is from the API reference, not checked offline), so "at once" becomes 1 minute.
+                duration=str(max(1, alert.for_minutes)),
                 message=alert.summary,
                 labels=[{"name": "severity", "value": alert.severity}],
                 notify_type="ALERT_MANAGER",

@@ -75,6 +75,10 @@ OUTPUTS: Mapping[str, str] = {
         "The modelled time from `pulumi up` to a serving API: its total and critical path, step by step."
     ),
     "autoscaling": "The replica range and the metric the HorizontalPodAutoscaler scales on, or `off`.",
+    "gpuNodes": "The GPU node pool's size range on gke and how it scales (within the capacity mode).",
+    "metrics": "What scrapes the engine's metrics on this target (PodMonitor, PodMonitoring, ARMS), or how to.",
+    "dashboard": "The Cloud Monitoring dashboard of the serving metrics (gke); elsewhere import dashboards/vllm.json.",
+    "benchmarkReport": "Where the benchmark Job writes its HTML report (oss:// or gs://), next to the raw JSON.",
     "gpuNodePoolId": "The autoscaling GPU node pool.",
     "systemNodePoolId": "The node pool of the cluster's system components.",
     "gpuInstanceType": "The GPU node pool's instance type.",

@@ -94,6 +94,14 @@ METRICS_ADAPTER_CHART = Pin(
     f"{ACK_CATALOG}/ack-alibaba-cloud-metrics-adapter-1.3.3.tgz", "ROS cluster-node-pool-case3.yml", "2026-12-02"
 )
 METRICS_ADAPTER_IMAGE_TAG = Pin("v0.2.7-f1ee5c3-aliyun", "ROS cluster-node-pool-case3.yml (image tag)", "2026-12-02")
+# GKE's Custom Metrics Stackdriver Adapter (the HPA's custom metrics API on gke), as the manifest Google's LLM
+# autoscaling guides apply ships it (GoogleCloudPlatform/k8s-stackdriver
+# custom-metrics-stackdriver-adapter/deploy/production/adapter_new_resource_model.yaml at 0857364d).
+CUSTOM_METRICS_ADAPTER_IMAGE = Pin(
+    "gcr.io/gke-release/custom-metrics-stackdriver-adapter:v0.15.1-gke.0",
+    "GoogleCloudPlatform/k8s-stackdriver@0857364d adapter_new_resource_model.yaml",
+    "2026-12-01",
+)
 UPSTREAM_FLUID_VERSION = Pin("1.0.8", "fluid-cloudnative/fluid#5249", "2025-11-20")
 
 # --- GKE RDMA ------------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""Writes the generated documentation pages (run after changing the config schema, the outputs, the resources a
-target creates or the prices).
+"""Writes the generated documentation pages and the Grafana dashboard (run after changing the config schema,
+the outputs, the resources a target creates, the prices or core/observability.py).
 
 Usage: .venv/bin/python scripts/docs.py [--check]
 With --check, writes nothing and exits 1 when a committed page differs from what the code generates.
@@ -19,6 +19,7 @@ for path in (ROOT, ROOT / "tests", ROOT / "scripts"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
+from core import observability  # noqa: E402
 from core.config import reference  # noqa: E402
 
 
@@ -41,6 +42,7 @@ def pages() -> dict[Path, Callable[[], str]]:
         docs / "reference" / "policies.md": policies.render,
         docs / "reference" / "examples.md": examples.render,
         docs / "costs.md": costs.render,
+        ROOT / "dashboards" / "vllm.json": observability.render_grafana_dashboard,
     }
     for target in runs.TARGET_EXAMPLES:
         found[docs / "diagrams" / f"{target}.dot"] = diagram(target)

@@ -14,7 +14,8 @@ from typing import Optional, Protocol, Union
 
 import pulumi
 
-from components.kubernetes.benchmark_job import BenchmarkArgs, BenchmarkJob
+from components.kubernetes.autoscaler import Autoscaler, AutoscalerArgs
+from components.kubernetes.benchmark_job import REPORT_FILE, BenchmarkArgs, BenchmarkJob
 from components.kubernetes.model_import import CPU as IMPORT_CPU
 from components.kubernetes.model_import import ModelImport, ModelImportArgs
 from components.kubernetes.serving_workload import (
@@ -96,6 +97,7 @@ class ModelVolumes:
     serving: Mapping[str, object]  # a volume source
     results: Optional[Mapping[str, object]] = None  # benchmark results, None: the Job's log only
     ready: Sequence[pulumi.Resource] = ()  # e.g. Fluid's DataLoad
+    results_location: Optional[pulumi.Input[str]] = None  # where the results volume is, e.g. gs://<bucket>/benchmarks/
 
 
 @dataclass(frozen=True)
@@ -278,6 +280,8 @@ def serve(
                 node_selector=platform.helper_node_selector,
                 hf_token_secret=download.token_secret if download is not None else None,
                 depends_on=[serving],
+                report_model=settings.model.name,
+                report_gpu=placement.gpu.name,
             ),
             opts=opts,
         )
@@ -288,6 +292,12 @@ def serve(
         private_base=api_base(serving.private_address, port),
         public_base=api_base(serving.public_address, port) if serving.public_address is not None else None,
     )
+    if settings.benchmark.enabled:
+        outputs["benchmarkReport"] = (
+            pulumi.Output.concat(volumes.results_location, REPORT_FILE)
+            if volumes.results is not None and volumes.results_location is not None
+            else "none: no results volume on this target, the results are in the benchmark Job's log"
+        )
     outputs.update(
         {
             "target": settings.target,
@@ -309,3 +319,77 @@ def _load_description(from_store: bool, streaming: bool) -> str:
         return "mount: the default loader reads the mounted store (docs/loading.md)"
     where = "from the object store" if from_store else "from the mounted volume"
     return f"stream {where} (Run:ai Model Streamer); progress in the engine log: '{STREAMER_LOG_LINE}'"
+
+
+# --- Autoscaling, the same on every target --------------------------------------------------------------------
+
+
+def scale_target(settings: ClusterSettings) -> tuple[str, str, str]:
+    """(apiVersion, kind, name) of what the autoscaler scales: the Deployment, or the LeaderWorkerSet of a copy over
+    several pods (its scale subresource counts groups)."""
+    if settings.placement.pods > 1:
+        return "leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet", APP
+    return "apps/v1", "Deployment", APP
+
+
+def replicas_owned_by_autoscaler(settings: ClusterSettings, opts: pulumi.ResourceOptions) -> pulumi.ResourceOptions:
+    """With an autoscaler, `pulumi up` sets the workload's replicas at creation only: re-applying scaling.replicas
+    on every update would scale a busy service down to its minimum."""
+    if not settings.autoscaling.enabled:
+        return opts
+
+    def ignore_replicas(args: pulumi.ResourceTransformationArgs) -> Optional[pulumi.ResourceTransformationResult]:
+        if args.type_ not in (
+            "kubernetes:apps/v1:Deployment",
+            "kubernetes:leaderworkerset.x-k8s.io/v1:LeaderWorkerSet",
+        ):
+            return None
+        return pulumi.ResourceTransformationResult(
+            args.props,
+            pulumi.ResourceOptions.merge(args.opts, pulumi.ResourceOptions(ignore_changes=["spec.replicas"])),
+        )
+
+    # `transformations` reach the component's children (the mock engine does not run `transforms`).
+    return pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(transformations=[ignore_replicas]))
+
+
+def autoscaling_off(settings: ClusterSettings) -> dict[str, object]:
+    return {
+        "autoscaling": f"off: {settings.autoscaling.min_replicas} replica(s) (scaling.maxReplicas = scaling.replicas)"
+    }
+
+
+def autoscaling_output(settings: ClusterSettings, through: str) -> dict[str, object]:
+    scaling = settings.autoscaling
+    return {
+        "autoscaling": f"{scaling.min_replicas}-{scaling.max_replicas} replicas on {scaling.metric} "
+        f"(target {scaling.target} per pod) through {through}"
+    }
+
+
+def hpa(
+    settings: ClusterSettings,
+    namespace: pulumi.Input[str],
+    metric_name: str,
+    opts: pulumi.ResourceOptions,
+    depends_on: Sequence[pulumi.Resource],
+) -> Autoscaler:
+    """The HPA on the per-pod custom metric `metric_name`, as the target's metrics adapter names it."""
+    scaling = settings.autoscaling
+    api_version, kind, name = scale_target(settings)
+    return Autoscaler(
+        f"{settings.name}-autoscaler",
+        AutoscalerArgs(
+            namespace=namespace,
+            name=APP,
+            target_api_version=api_version,
+            target_kind=kind,
+            target_name=name,
+            metric_name=metric_name,
+            target_average=scaling.target,
+            min_replicas=scaling.min_replicas,
+            max_replicas=scaling.max_replicas,
+            scale_down_seconds=scaling.scale_down_seconds,
+        ),
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=list(depends_on))),
+    )

@@ -90,6 +90,7 @@ class Run:
     secret_outputs: set[str] = field(default_factory=set)
     invokes: list[tuple[str, dict]] = field(default_factory=list)
     refusals: list[str] = field(default_factory=list)  # what the clouds' rules refused (tests/cloud_rules)
+    reads: list[tuple[str, str, str]] = field(default_factory=list)  # Resource.get: (type, id, urn)
     logs: list[tuple[str, str]] = field(default_factory=list)  # pulumi.log.info: (message, the resource's name)
 
     def logged(self, fragment: str) -> list[tuple[str, str]]:
@@ -397,6 +398,12 @@ class RecordingMonitor(mocks.MockMonitor):
                     deleted_with=request.deletedWith,
                 )
             )
+        return response
+
+    def ReadResource(self, request):
+        """A `Resource.get` (e.g. a CRD the stack needs): recorded, answered by the mocks as a registration is."""
+        response = super().ReadResource(request)
+        self.run.reads.append((request.type, request.id, response.urn))
         return response
 
 

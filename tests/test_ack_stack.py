@@ -8,6 +8,7 @@ from harness import KUBECONFIG, all_strings, is_secret, run_stack, unwrap, valid
 CLUSTER = "alicloud:cs/managedKubernetes:ManagedKubernetes"
 NODE_POOL = "alicloud:cs/nodePool:NodePool"
 ADDON = "alicloud:cs/kubernetesAddon:KubernetesAddon"
+ARMS_ALERT = "alicloud:arms/prometheusAlertRule:PrometheusAlertRule"
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
 
 
@@ -138,9 +139,29 @@ def test_gpu_utilisation_metric_like_the_reference():
     assert metric["metric"]["name"] == "DCGM_CUSTOM_PROCESS_SM_UTIL" and metric["target"]["averageValue"] == "50"
 
 
-def test_no_autoscaling_pipeline_without_headroom():
+def test_without_headroom_metrics_and_alerts_stay_but_no_adapter_or_hpa():
     run = run_stack("ack", {"scaling.maxReplicas": 1})
-    assert not run.of_type("kubernetes:autoscaling/v2:HorizontalPodAutoscaler") and not run.of_type(ADDON)
+    assert not run.of_type("kubernetes:autoscaling/v2:HorizontalPodAutoscaler")
+    assert not [r for r in run.of_type("kubernetes:helm.sh/v3:Release") if "adapter" in r.name]
+    # Scraped and alerted on whether or not it autoscales.
+    assert [unwrap(r.inputs)["name"] for r in run.of_type(ADDON)] == ["arms-prometheus"]
+    assert run.kubernetes_object("PodMonitor")["spec"]["selector"] == {"matchLabels": {"app": "llm"}}
+    assert len(run.of_type("alicloud:arms/prometheusAlertRule:PrometheusAlertRule")) == 5
+    assert unwrap(run.outputs["autoscaling"]).startswith("off:")
+
+
+def test_alert_rules_on_the_clusters_prometheus(ack):
+    from core.observability import ALERTS
+
+    rules = {unwrap(r.inputs)["prometheusAlertRuleName"]: unwrap(r.inputs) for r in ack.of_type(ARMS_ALERT)}
+    assert sorted(rules) == sorted(f"{a.name}-llm" for a in ALERTS)
+    queue = rules["LLMQueueGrowing-llm"]
+    assert queue["clusterId"] == "llm-ack-cluster-id" and queue["duration"] == "10"
+    assert 'vllm:num_requests_waiting{namespace="llm"}' in queue["expression"] and "$" not in queue["expression"]
+    assert rules["LLMEngineRestarted-llm"]["duration"] == "1"  # the API's smallest
+    assert all(r["notifyType"] == "ALERT_MANAGER" for r in rules.values())
+    prometheus = next(r for r in ack.of_type(ADDON) if unwrap(r.inputs)["name"] == "arms-prometheus")
+    assert all(prometheus.urn in r.dependencies for r in ack.of_type(ARMS_ALERT))
 
 
 def test_sls_logging_installs_logtail_and_collects_the_engine_output():

@@ -30,6 +30,7 @@ SERVICE = "gcp:projects/service:Service"
 IMPORT_ACCOUNT = "serviceAccount:llm-gke-import@my-gcp-project.iam.gserviceaccount.com"
 GCSFUSE = "gcsfuse.csi.storage.gke.io"
 PODMONITORING = "monitoring.googleapis.com/v1/PodMonitoring"
+RULES = "monitoring.googleapis.com/v1/Rules"
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +50,7 @@ def a4_pool(run):
 
 
 def serving_pod(run):
-    return run.kubernetes_object("Deployment")["spec"]["template"]
+    return run.kubernetes_object("Deployment", "llm")["spec"]["template"]
 
 
 def test_a4_node_pool_has_eight_b200_latest_driver_gvnic_local_ssd_and_the_gpu_taint(gke):
@@ -491,14 +492,15 @@ def test_kubernetes_provider_uses_the_exec_plugin_and_every_object_goes_through_
 
 
 def test_plain_kubernetes_objects_validate(gke, with_token):
-    assert validate_kubernetes(gke) == [PODMONITORING]  # a custom resource: asserted below
-    assert validate_kubernetes(with_token) == [PODMONITORING]
+    # Custom resources: asserted below and in tests/test_observability.py.
+    assert sorted(validate_kubernetes(gke)) == [PODMONITORING, RULES]
+    assert sorted(validate_kubernetes(with_token)) == [PODMONITORING, RULES]
 
 
 def test_benchmark_defaults_to_the_reference_run_and_writes_to_the_bucket(gke):
     job = next(o for o in gke.kubernetes_objects() if o["kind"] == "Job" and "benchmark" in o["metadata"]["name"])
     pod = job["spec"]["template"]["spec"]
-    argv = pod["containers"][0]["command"]
+    argv = pod["containers"][0]["args"]  # the command runs it, then the report (tests/test_benchmark_report.py)
     assert argv[argv.index("--dataset-name") + 1] == "random" and argv[argv.index("--num-prompts") + 1] == "1100"
     assert (
         argv[argv.index("--random-input-len") + 1] == "1000" and argv[argv.index("--random-output-len") + 1] == "1000"
@@ -616,7 +618,7 @@ def test_download_mode_serves_from_the_hub_into_local_ssd_without_an_import(down
         o for o in downloading.kubernetes_objects() if o["kind"] == "Job" and "benchmark" in o["metadata"]["name"]
     )
     bench_container = bench["spec"]["template"]["spec"]["containers"][0]
-    assert bench_container["command"][bench_container["command"].index("--model") + 1] == "deepseek-ai/DeepSeek-R1"
+    assert bench_container["args"][bench_container["args"].index("--model") + 1] == "deepseek-ai/DeepSeek-R1"
     assert {
         "name": "HF_TOKEN",
         "valueFrom": {"secretKeyRef": {"name": "hf-token", "key": "HF_TOKEN"}},
@@ -634,7 +636,7 @@ def test_download_mode_startup_probe_allows_for_the_download(downloading, gke):
     # ~700 GiB at the conservative 3 GiB/min is about 4 hours more than the load from the bucket.
     assert startup_seconds(downloading) - startup_seconds(gke) >= 3.5 * 3600
     assert downloading.outputs["loadMinutesEstimate"] > gke.outputs["loadMinutesEstimate"] + 200
-    assert validate_kubernetes(downloading) == [PODMONITORING]
+    assert sorted(validate_kubernetes(downloading)) == [PODMONITORING, RULES]
 
 
 def test_download_mode_without_a_token_references_no_secret():
@@ -680,6 +682,7 @@ def test_rdma_network_objects_are_gvnic_1_and_rdma_0_to_7_with_their_required_fi
         "networking.gke.io/v1/GKENetworkParamSet",
         "networking.gke.io/v1/Network",
         PODMONITORING,
+        RULES,
     }
     params = {o["metadata"]["name"]: o["spec"] for o in rdma.kubernetes_objects() if o["kind"] == "GKENetworkParamSet"}
     assert set(params) == {"gvnic-1", *(f"rdma-{i}" for i in range(8))}
@@ -773,6 +776,7 @@ def test_a_copy_over_two_nodes_waits_for_the_lws_controller_and_the_network_obje
     assert sorted(t for t in validate_kubernetes(two_nodes) if "networking.gke.io" not in t) == [
         "leaderworkerset.x-k8s.io/v1/LeaderWorkerSet",
         PODMONITORING,
+        RULES,
     ]
 
 
@@ -888,7 +892,9 @@ def test_the_small_example_serves_the_7b_on_one_l4_machine_on_demand():
     assert (settings.placement.gpus_per_pod, settings.placement.gpu.name) == (1, "L4") and settings.placement.fit.fits
     run = run_stack("gke-l4")
     pool = next(unwrap(p.inputs) for p in run.of_type(POOL) if "gpu" in p.name)
-    assert pool["nodeConfig"]["machineType"] == "g2-standard-8" and pool["nodeCount"] == 1
+    assert pool["nodeConfig"]["machineType"] == "g2-standard-8" and pool["initialNodeCount"] == 1
+    assert pool["autoscaling"] == {"totalMinNodeCount": 1, "totalMaxNodeCount": 2}  # with scaling.maxReplicas 2
+    assert run.kubernetes_object("HorizontalPodAutoscaler")["spec"]["maxReplicas"] == 2
     assert pool["nodeConfig"]["reservationAffinity"] == {"consumeReservationType": "ANY_RESERVATION"}
     assert serving_pod(run)["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
-    assert validate_kubernetes(run) == [PODMONITORING]
+    assert sorted(validate_kubernetes(run)) == [PODMONITORING, RULES]

@@ -1,7 +1,9 @@
-"""The metric pipeline an HPA needs on ACK: managed Prometheus scrapes, the metrics adapter serves.
+"""Managed Service for Prometheus on acs, ack and ack-edge: it scrapes the engine, evaluates the alert rules, and
+(with autoscaling) feeds the metrics adapter an HPA reads.
 
 - `arms-prometheus` (cs.KubernetesAddon) installs the Managed Service for Prometheus agent and
-  creates the cluster's Prometheus instance.
+  creates the cluster's Prometheus instance. On ACS the same add-on is assumed: ACS's "Use Managed Service for
+  Prometheus to monitor ACS clusters" names the component, not its add-on name (not verified offline).
 - A PodMonitor (monitoring.coreos.com/v1, read by that agent; the `arms.prometheus.io/*` annotations
   are the ones ACK's LLM-autoscaling guide puts on it) scrapes the engine's /metrics.
 - `ack-alibaba-cloud-metrics-adapter` turns a Prometheus series into a per-pod custom metric
@@ -11,14 +13,18 @@
   docs; Alibaba's ROS example installs ack-alibaba-cloud-metrics-adapter-1.3.3.tgz with
   ALIYUN::CS::ClusterHelmApplication), not a CS add-on, which no source installs (audit D5, claim 18).
 
-Unverified offline (see README "ack"): the label names of ACK's GPU exporter (NamespaceName, PodName), and
-that the Prometheus instance carries the cluster id the lookup filters on.
+- The alert rules of core.observability as ARMS Prometheus alert rules (arms.PrometheusAlertRule) of the
+  cluster's instance, sent to ARMS's alert manager (who is notified is set in the ARMS console: notification
+  policies).
+
+Unverified offline (see docs/observability.md): the label names of ACK's GPU exporter (NamespaceName, PodName), and
+that the Prometheus instance carries the cluster id the lookup and the alert rules use (ARMS's API reference names
+the container cluster's id as a Prometheus instance's ClusterId).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Optional
 
@@ -26,7 +32,10 @@ import pulumi
 import pulumi_alicloud as alicloud
 import pulumi_kubernetes as k8s
 
-from core import versions
+from components.kubernetes.prometheus_operator import pod_monitor
+from core import observability, versions
+from core.observability import ADAPTER_RULES as RULES
+from core.observability import SeriesRule
 
 PROMETHEUS_ADDON = "arms-prometheus"
 ADAPTER_RELEASE = "ack-alibaba-cloud-metrics-adapter"
@@ -34,93 +43,72 @@ ADAPTER_NAMESPACE = "kube-system"  # the APIService is served from kube-system (
 # arms-prometheus creates the instance asynchronously: look for it this often before giving up (audit m1).
 LOOKUP_ATTEMPTS = 20
 LOOKUP_PAUSE_SECONDS = 30
-METRICS_PATH = "/metrics"
-SCRAPE_INTERVAL = "15s"
-
-
-@dataclass(frozen=True)
-class SeriesRule:
-    """How a Prometheus series becomes the per-pod custom metric `name`."""
-
-    series: str
-    name: str  # as the HPA asks for it (custom metric names are URL path segments: no ':')
-    namespace_label: str
-    pod_label: str
-    aggregate: str  # sum: a count per pod; avg: a percentage per pod
-
-    def adapter_rule(self) -> dict:
-        return {
-            "seriesQuery": f'{{__name__="{self.series}",{self.namespace_label}!="",{self.pod_label}!=""}}',
-            "resources": {
-                "overrides": {self.namespace_label: {"resource": "namespace"}, self.pod_label: {"resource": "pod"}}
-            },
-            "name": {"matches": f"^{self.series}$", "as": self.name},
-            "metricsQuery": f"{self.aggregate}(<<.Series>>{{<<.LabelMatchers>>}}) by (<<.GroupBy>>)",
-        }
-
-
-# The engine's queue, scraped by our PodMonitor (prometheus-operator labels: namespace, pod), and
-# ACK GPU monitoring's per-process SM utilisation (its exporter's own label names).
-RULES: Mapping[str, SeriesRule] = {
-    "vllm:num_requests_waiting": SeriesRule(
-        "vllm:num_requests_waiting", "vllm_num_requests_waiting", "namespace", "pod", "sum"
-    ),
-    "DCGM_CUSTOM_PROCESS_SM_UTIL": SeriesRule(
-        "DCGM_CUSTOM_PROCESS_SM_UTIL", "DCGM_CUSTOM_PROCESS_SM_UTIL", "NamespaceName", "PodName", "avg"
-    ),
-}
 
 
 @dataclass(frozen=True)
 class ServingMetricsArgs:
     cluster_id: pulumi.Input[str]
     namespace: pulumi.Input[str]
+    namespace_name: str  # the same namespace as text, for the alert expressions
     app: str  # the serving pods' `app` label
     port_name: str  # the gateway's metrics port name: GET /metrics only, never behind a load balancer
-    metric: str  # a key of RULES
+    metric: Optional[str]  # a key of RULES: the adapter serves it to an HPA; None: scraping and alerts only
     region: str  # the adapter's image comes from the region's VPC registry
 
 
 class ServingMetrics(pulumi.ComponentResource):
-    metric_name: str  # the custom metric the HPA reads
-    adapter: k8s.helm.v3.Release
+    metric_name: str  # the custom metric the HPA reads ("" without autoscaling)
+    adapter: Optional[k8s.helm.v3.Release]
+    alert_rules: list[alicloud.arms.PrometheusAlertRule]
 
     def __init__(self, name: str, args: ServingMetricsArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("llm:alibaba:ServingMetrics", name, None, opts)
-        if args.metric not in RULES:
+        if args.metric is not None and args.metric not in RULES:
             raise ValueError(f"metric must be one of {sorted(RULES)}, got {args.metric!r}")
-        rule = RULES[args.metric]
         child = pulumi.ResourceOptions(parent=self)
         prometheus = alicloud.cs.KubernetesAddon(
             f"{name}-prometheus", cluster_id=args.cluster_id, name=PROMETHEUS_ADDON, opts=child
         )
-        k8s.apiextensions.CustomResource(
+        pod_monitor(
             f"{name}-podmonitor",
-            api_version="monitoring.coreos.com/v1",
-            kind="PodMonitor",
-            metadata={
-                "name": f"{args.app}-engine",
-                "namespace": args.namespace,
-                "annotations": {"arms.prometheus.io/discovery": "true", "arms.prometheus.io/resource": "arms"},
-            },
-            spec={
-                "selector": {"matchLabels": {"app": args.app}},
-                "podMetricsEndpoints": [{"port": args.port_name, "path": METRICS_PATH, "interval": SCRAPE_INTERVAL}],
-            },
+            args.namespace,
+            f"{args.app}-engine",
+            {"app": args.app},
+            args.port_name,
+            annotations={"arms.prometheus.io/discovery": "true", "arms.prometheus.io/resource": "arms"},
             opts=pulumi.ResourceOptions(parent=self, depends_on=[prometheus]),
         )
-        url = prometheus_url(args.cluster_id, prometheus, self)
-        self.adapter = k8s.helm.v3.Release(
-            f"{name}-adapter",
-            name=ADAPTER_RELEASE,
-            chart=versions.METRICS_ADAPTER_CHART.value,
-            namespace=ADAPTER_NAMESPACE,
-            values=url.apply(lambda u: adapter_values(u, rule, args.region)),
-            timeout=600,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[prometheus]),
-        )
-        self.metric_name = rule.name
-        self.register_outputs({"metric_name": rule.name})
+        self.alert_rules = [
+            alicloud.arms.PrometheusAlertRule(
+                f"{name}-alert-{alert.name.lower()}",
+                cluster_id=args.cluster_id,
+                prometheus_alert_rule_name=f"{alert.name}-{args.namespace_name}",
+                expression=observability.substitute(alert.expr, args.namespace_name),
+                # Minutes: ARMS's CreatePrometheusAlertRule takes 1-1440 (the provider's example sends "1"; the unit
+                # is from the API reference, not checked offline), so "at once" becomes 1 minute.
+                duration=str(max(1, alert.for_minutes)),
+                message=alert.summary,
+                labels=[{"name": "severity", "value": alert.severity}],
+                notify_type="ALERT_MANAGER",
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[prometheus]),
+            )
+            for alert in observability.ALERTS
+        ]
+        self.adapter, self.metric_name = None, ""
+        if args.metric is not None:
+            rule = RULES[args.metric]
+            url = prometheus_url(args.cluster_id, prometheus, self)
+            self.adapter = k8s.helm.v3.Release(
+                f"{name}-adapter",
+                name=ADAPTER_RELEASE,
+                chart=versions.METRICS_ADAPTER_CHART.value,
+                namespace=ADAPTER_NAMESPACE,
+                values=url.apply(lambda u: adapter_values(u, rule, args.region)),
+                timeout=600,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[prometheus]),
+            )
+            self.metric_name = rule.name
+        self.register_outputs({"metric_name": self.metric_name})
 
 
 def adapter_values(url: str, rule: SeriesRule, region: str) -> dict:

@@ -218,7 +218,9 @@ class GkeCluster(pulumi.ComponentResource):
             ),
             addons_config={"gcs_fuse_csi_driver_config": {"enabled": True}},
             monitoring_config={
-                "enable_components": ["SYSTEM_COMPONENTS", "DCGM"],
+                # POD: GKE's managed kube state metrics for pods (kube_pod_container_status_restarts_total, the
+                # dashboard's restarts and the engine-restart alert; charged as Managed Prometheus samples).
+                "enable_components": ["SYSTEM_COMPONENTS", "DCGM", "POD"],
                 "managed_prometheus": {"enabled": True},
             },
             **(

@@ -67,6 +67,31 @@ class GpuNodePoolArgs:
     # the enabled APIs (container, containerfilesystem) and the node account's roles: the pool waits for them
     depends_on: Sequence[pulumi.Resource] = ()
     network_tags: Sequence[str] = ()  # e.g. GkeCluster.node_tag, so the cluster's firewall rules reach the nodes
+    max_node_count: int = 0  # > node_count: the cluster autoscaler grows the pool up to it with the serving pods
+
+
+def pool_size(args: GpuNodePoolArgs) -> dict:
+    """The pool's size: fixed, or autoscaled within what the capacity mode allows.
+
+    - flex-start: always autoscaled from 0 (GKE requests the nodes when pods are Pending and gives them back when
+      idle: "About GPU obtainability with flex-start", concepts/dws), up to the most nodes the pods can use.
+    - on-demand, spot, reservation: a fixed node_count, or (scaling.maxReplicas) `autoscaling` between the
+      fewest and the most nodes, one per serving pod (pulumi_gcp NodePool: node_count "should not be used alongside
+      autoscaling", hence initial_node_count). A reservation holds only as many nodes as were reserved: nodes past it
+      fail to start (the HPA's extra pods stay Pending), which this program cannot check offline.
+    """
+    most = max(args.max_node_count, args.node_count)
+    if args.capacity.mode == FLEX_START:
+        return {
+            "initial_node_count": 0,
+            "autoscaling": {"total_min_node_count": 0, "total_max_node_count": most, "location_policy": "ANY"},
+        }
+    if most > args.node_count:
+        return {
+            "initial_node_count": args.node_count,
+            "autoscaling": {"total_min_node_count": args.node_count, "total_max_node_count": most},
+        }
+    return {"node_count": args.node_count}
 
 
 def reservation_affinity(capacity: Capacity) -> gcp.container.NodePoolNodeConfigReservationAffinityArgsDict:
@@ -127,19 +152,7 @@ class GpuNodePool(pulumi.ComponentResource):
             {"network": n["network"], "subnetwork": n["subnetwork"]} for n in args.additional_networks
         ]
         flex = args.capacity.mode == FLEX_START
-        size: dict = (
-            # Empty until the serving pods are pending; the autoscaler adds up to the configured count.
-            {
-                "initial_node_count": 0,
-                "autoscaling": {
-                    "total_min_node_count": 0,
-                    "total_max_node_count": args.node_count,
-                    "location_policy": "ANY",
-                },
-            }
-            if flex
-            else {"node_count": args.node_count}
-        )
+        size = pool_size(args)
         self.pool = gcp.container.NodePool(
             f"{name}-pool",
             project=args.project,

@@ -1,14 +1,18 @@
-"""A one-off `vllm bench serve` Job against the private Service, results kept as JSON.
+"""A one-off `vllm bench serve` Job against the private Service, results kept as JSON with a readable report.
 
 It runs after the serving workload is ready (Pulumi waits for the Deployment's rollout), reads the
 API key from the serving Secret, and does not hold `pulumi up` (skipAwait): read the results from
-the Job's log or from the results volume (README "Benchmark").
+the Job's log or from the results volume (README "Benchmark"). With a results volume, the Job then writes
+REPORT_FILE next to the JSON: one self-contained HTML page with inline SVG charts of every run in the volume
+(components/scripts/benchmark_report.py, standard-library Python, run in the same engine image), beside the
+reference deployments' published figures for the same model and GPU (docs/observability.md).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Optional
 
 import pulumi
@@ -22,6 +26,17 @@ from core.config.benchmark import BenchmarkConfig
 SHAREGPT_DATASET = "gliang1001/ShareGPT_V3_unfiltered_cleaned_split"
 SHAREGPT_FILE = "ShareGPT_V3_unfiltered_cleaned_split.json"
 MODELSCOPE_VERSION = "1.40.2"
+REPORT_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "benchmark_report.py"
+REPORT_DIR = "/opt/llm-report"
+REPORT_FILE = "benchmark-report.html"
+RESULTS_DIR = "/results"
+# The bench's arguments come as "$@"; its exit status is the Job's. A report that cannot be written is logged and
+# does not fail a benchmark that ran.
+REPORT_WRAPPER = (
+    '"$@" || exit $?\n'
+    f'python3 {REPORT_DIR}/benchmark_report.py "$RESULTS_DIR" --out "$RESULTS_DIR/{REPORT_FILE}" '
+    '--model "$REPORT_MODEL" --gpu "$REPORT_GPU" || echo "benchmark report: not written" >&2\n'
+)
 
 
 @dataclass(frozen=True)
@@ -45,6 +60,8 @@ class BenchmarkArgs:
     # gated model); None: no token.
     hf_token_secret: Optional[pulumi.Input[str]] = None
     depends_on: Sequence[pulumi.Resource] = ()
+    report_model: str = ""  # catalog model and GPU names: the report shows published figures for the pair
+    report_gpu: str = ""
 
 
 def bench_argv(args: BenchmarkArgs, results_dir: Optional[str], dataset_path: Optional[str]) -> list[str]:
@@ -78,6 +95,8 @@ def bench_argv(args: BenchmarkArgs, results_dir: Optional[str], dataset_path: Op
         argv += ["--dataset-path", dataset_path]
     if c.concurrency:
         argv += ["--max-concurrency", str(c.concurrency)]
+    # p50/p90/p99 of every latency (vLLM's defaults: p99 of ttft, tpot, itl only).
+    argv += ["--percentile-metrics", "ttft,tpot,itl,e2el", "--metric-percentiles", "50,90,99"]
     if results_dir:
         argv += ["--save-result", "--result-dir", results_dir, "--label", "llm-benchmark"]
     return argv
@@ -95,14 +114,28 @@ class BenchmarkJob(pulumi.ComponentResource):
             {"name": "data", "mountPath": "/data"},
         ]
         results_dir = None
-        if args.results_volume is not None:
-            volumes.append({"name": "results", **args.results_volume})
-            mounts.append({"name": "results", "mountPath": "/results"})
-            results_dir = "/results"
         env = [
             {"name": "BASE_URL", "value": args.base_url},
             secret_env_var("OPENAI_API_KEY", args.api_key_secret, args.api_key_secret_key),
         ]
+        report = None
+        if args.results_volume is not None:
+            volumes.append({"name": "results", **args.results_volume})
+            mounts.append({"name": "results", "mountPath": RESULTS_DIR})
+            results_dir = RESULTS_DIR
+            report = k8s.core.v1.ConfigMap(
+                f"{name}-report",
+                metadata={"namespace": args.namespace, "name": f"{name}-report"},
+                data={REPORT_SCRIPT.name: REPORT_SCRIPT.read_text()},
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            volumes.append({"name": "report", "configMap": {"name": report.metadata["name"]}})
+            mounts.append({"name": "report", "mountPath": REPORT_DIR, "readOnly": True})
+            env += [
+                {"name": "RESULTS_DIR", "value": RESULTS_DIR},
+                {"name": "REPORT_MODEL", "value": args.report_model},
+                {"name": "REPORT_GPU", "value": args.report_gpu},
+            ]
         if args.hf_token_secret is not None:
             env.append(secret_env_var("HF_TOKEN", args.hf_token_secret, "HF_TOKEN"))
         init = []
@@ -127,11 +160,16 @@ class BenchmarkJob(pulumi.ComponentResource):
                     "resources": _resources(2, 4),
                 }
             )
+        argv = bench_argv(args, results_dir, f"/data/{SHAREGPT_FILE}" if sharegpt else None)
         container = {
             "name": "bench",
             "image": args.image,
             "securityContext": {"allowPrivilegeEscalation": False},
-            "command": bench_argv(args, results_dir, f"/data/{SHAREGPT_FILE}" if sharegpt else None),
+            **(
+                {"command": ["sh", "-c", REPORT_WRAPPER, "bench"], "args": argv}
+                if report is not None
+                else {"command": argv}
+            ),
             "env": env,
             "volumeMounts": mounts,
             "resources": _resources(4, 16),

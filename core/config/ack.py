@@ -27,7 +27,10 @@ class GpuNodesConfig(Group):
     TARGETS = (ACK, GKE)
     min: Annotated[Int, within(0, MAX_NODES, "nodes")] = option(1, "Fewest GPU nodes (0: none while idle, ack only).")
     max: Optional[Annotated[Int, within(1, MAX_NODES, "nodes")]] = option(
-        None, "Most GPU nodes; empty: min (a fixed pool). One serving pod per node on ack.", example=3
+        None,
+        "Most GPU nodes; empty: min (a fixed pool) on ack, scaling.maxReplicas x podsPerReplica on gke with "
+        "autoscaling. One serving pod per node (gke: per group of nodes).",
+        example=3,
     )
 
     @property
@@ -101,7 +104,6 @@ class EdgeBurst:
 
 @dataclass(frozen=True)
 class AckSettings:
-    autoscaling: Autoscaling
     node_image_type: str  # both targets' cloud node pools
     system_instance_type: str  # the small CPU pool: system pods, the model import, the benchmark
     sls_logging: bool = False

@@ -133,7 +133,7 @@ class GkeSettings:
     region: str
     zone: str  # the GPU node pool's zone (where the capacity or reservation is)
     machine: GkeMachine  # the GPU nodes' machine (core.config.placement chose or checked it)
-    node_count: int  # GPU nodes, one serving pod each
+    node_count: int  # GPU nodes, one serving pod each (the fewest, when the pool autoscales)
     capacity: Capacity
     release_channel: str
     maintenance_window_start: str  # HH:MM UTC
@@ -146,6 +146,11 @@ class GkeSettings:
     node_cidr: str = NODE_CIDR
     pod_cidr: str = POD_CIDR
     service_cidr: str = SERVICE_CIDR
+    max_node_count: int = 0  # > node_count: the pool autoscales up to it (scaling.maxReplicas); else fixed
+
+    @property
+    def autoscaled_pool(self) -> bool:
+        return self.max_node_count > self.node_count
 
     @property
     def workload_pool(self) -> str:

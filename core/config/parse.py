@@ -12,7 +12,7 @@ from core.config.engine import resolve_engine
 from core.config.gateway import resolve_gateway
 from core.config.gke import GkeSettings, resolve_capacity
 from core.config.host import resolve_host
-from core.config.kubernetes import KubernetesSettings
+from core.config.kubernetes import resolve_kubernetes
 from core.config.model import resolve_model
 from core.config.network import check_network, resolve_cluster_network
 from core.config.placement import (
@@ -168,10 +168,15 @@ def _resolve(
         extra["acs"] = resolve_acs_pod(c.acs, kind, problems) if ok("acs") else None
         jump = c.acs.jump_host
         extra["jump_host"] = JumpHost(enabled=jump.enabled, instance_type=jump.instance_type, image_id=jump.image_id)
-    if target in ACK_FAMILY and ok("scaling", "cluster", "gpuNodes", "ack", "ackEdge"):
-        autoscaling = resolve_autoscaling(c.scaling, engine.engine if engine else None, problems)
+    autoscaling = (
+        resolve_autoscaling(c.scaling, engine.engine if engine else None, problems, target)
+        if target != ECS and ok("scaling")
+        else None
+    )
+    if target != ECS:
+        extra["autoscaling"] = autoscaling
+    if target in ACK_FAMILY and autoscaling is not None and ok("cluster", "gpuNodes", "ack", "ackEdge"):
         extra["ack"] = AckSettings(
-            autoscaling=autoscaling,
             node_image_type=c.cluster.node_image_type,
             system_instance_type=c.cluster.system_node_instance_type,
             sls_logging=c.cluster.sls_logging,
@@ -199,9 +204,7 @@ def _resolve(
         extra["gke"] = _gke(c, project, region, zone, placement, model, problems)
     if target == KUBERNETES:
         settings_class = ExistingClusterSettings
-        extra["kubernetes"] = KubernetesSettings(
-            storage_class=c.kubernetes.storage_class, mainland_china=c.kubernetes.mainland_china
-        )
+        extra["kubernetes"] = resolve_kubernetes(c.kubernetes, autoscaling, problems) if ok("kubernetes") else None
     if model is None or engine is None or placement is None or gateway is None or problems.items:
         return None
     return settings_class(
@@ -256,12 +259,27 @@ def _gke(
             f"must be at least {needed}: one GPU node per serving pod",
             problems.set_command("gpuNodes.min", needed),
         )
-    if c.gpu_nodes.max is not None and c.gpu_nodes.max != nodes:
+    # The pool grows with the serving pods only: GKE's cluster autoscaler adds a node when a serving pod the HPA
+    # added is Pending (node pool autoscaling, pulumi_gcp NodePool autoscaling), up to one node per pod.
+    most_replicas = max(c.scaling.max_replicas or c.scaling.replicas, c.scaling.replicas)
+    autoscaled = most_replicas > c.scaling.replicas
+    most_needed = most_replicas * (pods or 1)
+    high = c.gpu_nodes.max
+    if high is not None and high != nodes and not autoscaled:
         problems.add(
             "gpuNodes.max",
-            c.gpu_nodes.max,
-            "gke runs a fixed GPU pool: set gpuNodes.min alone",
-            problems.rm_command("gpuNodes.max"),
+            high,
+            "gke's GPU pool grows only with the serving pods: without scaling.maxReplicas nothing would use more "
+            "nodes than gpuNodes.min",
+            f"{problems.rm_command('gpuNodes.max')}, or {problems.set_command('scaling.maxReplicas', high)}",
+        )
+    elif high is not None and autoscaled and high < most_needed:
+        problems.add(
+            "gpuNodes.max",
+            high,
+            f"holds fewer serving pods than scaling.maxReplicas ({most_replicas}); each pod takes "
+            f"{pods or 1} GPU node(s)",
+            problems.set_command("gpuNodes.max", most_needed),
         )
     if model is not None and model.gated and not c.hf_token:
         problems.add(
@@ -304,6 +322,7 @@ def _gke(
         zone=zone,
         machine=machine,
         node_count=nodes,
+        max_node_count=max(high or most_needed, nodes) if autoscaled else nodes,
         capacity=capacity,
         release_channel=c.gke.release_channel,
         maintenance_window_start=c.gke.maintenance.window_start,

@@ -31,16 +31,16 @@ class ScalingConfig(Group):
         1, "Copies of the model behind the Services (the fewest, with an autoscaler)."
     )
     max_replicas: Optional[Annotated[Int, within(1, MAX_REPLICAS, "copies")]] = option(
-        None, "Most copies the HPA may run; empty or equal to replicas: no autoscaling.", targets=ACK_FAMILY, example=3
+        None, "Most copies the autoscaler may run; empty or equal to replicas: no autoscaling.", example=3
     )
     metric: Literal["vllm:num_requests_waiting", "DCGM_CUSTOM_PROCESS_SM_UTIL"] = option(
-        QUEUE_METRIC, "HPA metric per pod: the engine's queue, or ACK's GPU SM utilisation.", targets=ACK_FAMILY
+        QUEUE_METRIC, "Autoscaler metric per pod: the engine's queue (every target), or ACK's GPU SM utilisation."
     )
     target: Annotated[Int, within(0, 1000)] = option(
-        0, "HPA target per pod; 0: 5 waiting requests, or 50 (% GPU utilisation).", targets=ACK_FAMILY
+        0, "Autoscaler target per pod; 0: 5 waiting requests, or 50 (% GPU utilisation)."
     )
     scale_down_stabilization_seconds: Annotated[Int, within(0, 3600, "seconds")] = option(
-        600, "How long load must stay low before the HPA removes a copy.", targets=ACK_FAMILY
+        600, "How long load must stay low before the autoscaler removes a copy."
     )
 
 
@@ -59,7 +59,9 @@ class Autoscaling:
         return self.max_replicas > self.min_replicas
 
 
-def resolve_autoscaling(config: ScalingConfig, engine: Optional[str], problems: Problems) -> Autoscaling:
+def resolve_autoscaling(
+    config: ScalingConfig, engine: Optional[str], problems: Problems, target: str = ACK_FAMILY[0]
+) -> Autoscaling:
     low = config.replicas
     high = config.max_replicas if config.max_replicas is not None else low
     if high < low:
@@ -75,6 +77,15 @@ def resolve_autoscaling(config: ScalingConfig, engine: Optional[str], problems: 
             config.metric,
             "is a vLLM metric; SGLang does not export it",
             problems.set_command("scaling.metric", GPU_METRIC),
+        )
+    if config.metric == GPU_METRIC and target not in ACK_FAMILY:
+        # DCGM_CUSTOM_PROCESS_SM_UTIL is ACK GPU monitoring's per-process series (with its PodName label); other
+        # targets' GPU exporters have no per-pod series of it.
+        problems.add(
+            "scaling.metric",
+            config.metric,
+            "is ACK GPU monitoring's metric, on ack and ack-edge only",
+            problems.set_command("scaling.metric", QUEUE_METRIC),
         )
     if config.metric == GPU_METRIC and config.target > 100:
         problems.add(

@@ -17,6 +17,7 @@ from core.config.host import EcsHost
 from core.config.kubernetes import KubernetesSettings
 from core.config.network import ClusterNetwork, NetworkConfig
 from core.config.placement import Placement, Workload
+from core.config.scaling import Autoscaling
 from core.config.secret import SecretStr
 from core.config.storage import Disk, ModelStore
 from core.engine import EngineOptions
@@ -97,6 +98,7 @@ class ClusterSettings(Settings):
     workload: Workload
     model_store: ModelStore
     benchmark: BenchmarkConfig
+    autoscaling: Autoscaling  # scaling.*: replicas..maxReplicas on scaling.metric (off when they are equal)
 
 
 @dataclass(frozen=True, kw_only=True)

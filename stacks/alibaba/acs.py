@@ -22,12 +22,14 @@ from stacks.alibaba.managed_kubernetes import (
     CLUSTER_SPEC,
     MODEL_PREFIX,
     acs_extra_ephemeral_gib,
+    autoscale,
     bandwidth_deadlines,
     cluster_network,
     cluster_zones,
     import_workers,
     load_balancers,
     namespace_and_store,
+    results_location,
 )
 
 DEFAULT_KUBECTL_MINOR = "1.33"  # kubectl talks to one minor version either side
@@ -89,9 +91,18 @@ def build(settings: AcsSettings) -> dict[str, object]:
     )
     importer = import_workers(settings, provider, network, store, tags)
     volumes = _volumes(settings, store, importer, ns, in_cluster)
-    _, outputs = serving.serve(
-        settings, platform, ns, volumes, importer, api_key.value, in_cluster, serving_depends_on=needs
+    workload, outputs = serving.serve(
+        settings,
+        platform,
+        ns,
+        volumes,
+        importer,
+        api_key.value,
+        serving.replicas_owned_by_autoscaler(settings, in_cluster),
+        serving_depends_on=needs,
     )
+    # ACS provisions a GPU pod's capacity per pod: nothing else has to grow with the HPA.
+    outputs.update(autoscale(settings, cluster, ns, in_cluster, workload))
 
     outputs.update(
         {
@@ -117,9 +128,12 @@ def _volumes(
 ) -> serving.ModelVolumes:
     """The raw OSS volume, or (acs.fluid) Fluid's cache over it, warmed once the import is done."""
     results = {"persistentVolumeClaim": {"claimName": store.results_claim}} if store.results_claim is not None else None
+    location = results_location(store) if results is not None else None
     if not settings.model_store.fluid:
         return serving.ModelVolumes(
-            serving={"persistentVolumeClaim": {"claimName": store.serving_claim, "readOnly": True}}, results=results
+            serving={"persistentVolumeClaim": {"claimName": store.serving_claim, "readOnly": True}},
+            results=results,
+            results_location=location,
         )
     from components.alibaba.fluid_cache import FluidCache, FluidCacheArgs
 
@@ -139,7 +153,10 @@ def _volumes(
         opts=opts,
     )
     return serving.ModelVolumes(
-        serving={"persistentVolumeClaim": {"claimName": cache.claim, "readOnly": True}}, results=results, ready=[cache]
+        serving={"persistentVolumeClaim": {"claimName": cache.claim, "readOnly": True}},
+        results=results,
+        results_location=location,
+        ready=[cache],
     )
 
 

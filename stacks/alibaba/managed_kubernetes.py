@@ -14,7 +14,6 @@ from components.alibaba.managed_cluster import ManagedCluster
 from components.alibaba.network import Network, NetworkArgs, Subnet
 from components.alibaba.node_pool import GPU_TAINT, NodePool, NodePoolArgs
 from components.alibaba.serving_metrics import ServingMetrics, ServingMetricsArgs
-from components.kubernetes.autoscaler import Autoscaler, AutoscalerArgs
 from components.kubernetes.serving_workload import METRICS_PORT_NAME
 from core import durations, sizing
 from core.config.ack import SYSTEM_DISK_CATEGORY, SYSTEM_NODES
@@ -166,6 +165,13 @@ def system_pool(
     )
 
 
+def results_location(store) -> pulumi.Output[str]:
+    """Where the results claim writes in the bucket (components.alibaba.oss_model_store RESULTS_PREFIX)."""
+    from components.alibaba.oss_model_store import RESULTS_PREFIX
+
+    return pulumi.Output.concat("oss://", store.bucket, f"/{RESULTS_PREFIX}/")
+
+
 def addons(base: Sequence[dict], sls_logging: bool) -> list[dict]:
     """Creation-time add-ons; logtail-ds (an SLS project made for the cluster) when logs go to SLS."""
     return [*base, {"name": "logtail-ds"}] if sls_logging else list(base)
@@ -186,6 +192,7 @@ def serve_and_autoscale(
     volumes = serving.ModelVolumes(
         serving={"persistentVolumeClaim": {"claimName": store.serving_claim, "readOnly": True}},
         results={"persistentVolumeClaim": {"claimName": store.results_claim}},
+        results_location=results_location(store),
     )
     workload, outputs = serving.serve(
         settings,
@@ -194,7 +201,7 @@ def serve_and_autoscale(
         volumes,
         importer,
         api_key,
-        replicas_owned_by_hpa(settings, in_cluster),
+        serving.replicas_owned_by_autoscaler(settings, in_cluster),
         serving_depends_on=serving_after,
     )
     outputs.update(autoscale(settings, cluster, ns, in_cluster, workload))
@@ -203,67 +210,39 @@ def serve_and_autoscale(
     return outputs
 
 
-def replicas_owned_by_hpa(settings: AckFamilySettings, opts: pulumi.ResourceOptions) -> pulumi.ResourceOptions:
-    """With an HPA, `pulumi up` sets the Deployment's replicas at creation only: re-applying scaling.replicas on
-    every update would scale a busy service down to its minimum."""
-    if not settings.ack.autoscaling.enabled:
-        return opts
-
-    def ignore_replicas(args: pulumi.ResourceTransformationArgs) -> Optional[pulumi.ResourceTransformationResult]:
-        if args.type_ not in (
-            "kubernetes:apps/v1:Deployment",
-            "kubernetes:leaderworkerset.x-k8s.io/v1:LeaderWorkerSet",
-        ):
-            return None
-        return pulumi.ResourceTransformationResult(
-            args.props,
-            pulumi.ResourceOptions.merge(args.opts, pulumi.ResourceOptions(ignore_changes=["spec.replicas"])),
-        )
-
-    # `transformations` reach the component's children (the mock engine does not run `transforms`).
-    return pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(transformations=[ignore_replicas]))
-
-
 def autoscale(
-    settings: AckFamilySettings, cluster: ManagedCluster, ns: pulumi.Output[str], opts: pulumi.ResourceOptions, workload
+    settings: AlibabaClusterSettings,
+    cluster: ManagedCluster,
+    ns: pulumi.Output[str],
+    opts: pulumi.ResourceOptions,
+    workload,
 ) -> dict[str, object]:
-    """Managed Prometheus, the metrics adapter and the HPA, when scaling.maxReplicas > scaling.replicas."""
-    scaling = settings.ack.autoscaling
-    if not scaling.enabled:
-        return {"autoscaling": f"off: {scaling.min_replicas} replica(s) (scaling.maxReplicas = scaling.replicas)"}
+    """acs, ack and ack-edge: Managed Service for Prometheus scrapes the engine and evaluates the alert rules, always;
+    with scaling.maxReplicas > scaling.replicas also the metrics adapter and the HPA (ACK's "Configure auto scaling
+    for ... LLM inference services"; ACS's "Implement horizontal auto scaling based on Prometheus metrics",
+    doc-detail/2584624: the same add-on and Helm chart)."""
+    scaling = settings.autoscaling
     metrics = ServingMetrics(
         f"{settings.name}-metrics",
         ServingMetricsArgs(
             cluster_id=cluster.cluster_id,
             namespace=ns,
+            namespace_name=settings.workload.namespace,
             app=serving.APP,
             port_name=METRICS_PORT_NAME,
-            metric=scaling.metric,
+            metric=scaling.metric if scaling.enabled else None,
             region=settings.region,
         ),
         opts=opts,
     )
-    multi_pod = settings.placement.pods > 1
-    Autoscaler(
-        f"{settings.name}-autoscaler",
-        AutoscalerArgs(
-            namespace=ns,
-            name=serving.APP,
-            target_api_version="leaderworkerset.x-k8s.io/v1" if multi_pod else "apps/v1",
-            target_kind="LeaderWorkerSet" if multi_pod else "Deployment",
-            target_name=serving.APP,
-            metric_name=metrics.metric_name,
-            target_average=scaling.target,
-            min_replicas=scaling.min_replicas,
-            max_replicas=scaling.max_replicas,
-            scale_down_seconds=scaling.scale_down_seconds,
-        ),
-        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[metrics, workload])),
-    )
-    return {
-        "autoscaling": f"{scaling.min_replicas}-{scaling.max_replicas} replicas on {scaling.metric} "
-        f"(target {scaling.target} per pod)"
+    outputs: dict[str, object] = {
+        "metrics": f"Managed Service for Prometheus of cluster {settings.name}: PodMonitor {serving.APP}-engine, "
+        f"{len(metrics.alert_rules)} alert rules; dashboard: import dashboards/vllm.json into its Grafana"
     }
+    if not scaling.enabled:
+        return {**outputs, **serving.autoscaling_off(settings)}
+    serving.hpa(settings, ns, metrics.metric_name, opts, depends_on=[metrics, workload])
+    return {**outputs, **serving.autoscaling_output(settings, "ack-alibaba-cloud-metrics-adapter")}
 
 
 def collect_logs(

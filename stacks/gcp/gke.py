@@ -24,6 +24,7 @@ import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 
 from components.api_key import ApiKey
+from components.gcp.custom_metrics_adapter import CustomMetricsAdapter, CustomMetricsAdapterArgs, prometheus_metric
 from components.gcp.docker_hub_mirror import DockerHubMirror, DockerHubMirrorArgs, proxied_image
 from components.gcp.gcs_model_store import (
     MODEL_SERVICE_ACCOUNT,
@@ -38,6 +39,7 @@ from components.gcp.gcs_model_store import (
 from components.gcp.gke_cluster import GkeCluster, GkeClusterArgs
 from components.gcp.gpu_node_pool import GPU_TOLERATION, POOL_LABEL, GpuNodePool, GpuNodePoolArgs
 from components.gcp.hf_gcs_import import MAX_TASK_TIMEOUT_HOURS, HfGcsImport, HfGcsImportArgs
+from components.gcp.observability import alert_rules, dashboard
 from components.gcp.pod_monitoring import serving_pod_monitoring
 from components.gcp.rdma import POD_ENV as RDMA_POD_ENV
 from components.gcp.rdma import POD_HOST_MOUNTS as RDMA_POD_HOST_MOUNTS
@@ -172,6 +174,7 @@ def build(settings: GkeTargetSettings) -> dict[str, object]:
             zone=gke.zone,
             machine=gke.machine,
             node_count=gke.node_count,
+            max_node_count=gke.max_node_count,
             capacity=gke.capacity,
             service_account=cluster.node_service_account,
             labels=labels,
@@ -267,7 +270,9 @@ def build(settings: GkeTargetSettings) -> dict[str, object]:
     streaming = download is None and settings.model_store.load == STREAM
     platform = _platform(settings, multi_node, streaming)
     volumes = serving.ModelVolumes(
-        serving=model_volume, results=gcsfuse_volume(store.bucket, RESULTS_DIR, read_only=False, file_cache=False)
+        serving=model_volume,
+        results=gcsfuse_volume(store.bucket, RESULTS_DIR, read_only=False, file_cache=False),
+        results_location=pulumi.Output.concat("gs://", store.bucket, f"/{RESULTS_DIR}/"),
     )
     # vLLM's metrics into Cloud Monitoring: the serving pods (a copy over several pods: its leader, which serves
     # the API and the metrics), on the gateway's metrics port.
@@ -278,20 +283,34 @@ def build(settings: GkeTargetSettings) -> dict[str, object]:
         METRICS_PORT,
         opts=in_cluster,
     )
-    _, outputs = serving.serve(
+    alert_rules(f"{settings.name}-alerts", ns, settings.workload.namespace, opts=in_cluster)
+    board = dashboard(
+        f"{settings.name}-dashboard",
+        gke.project,
+        settings.workload.namespace,
+        f"LLM serving {settings.stack} ({settings.workload.namespace})",
+        opts=pulumi.ResourceOptions(provider=provider, depends_on=[services["monitoring.googleapis.com"]]),
+    )
+    workload, outputs = serving.serve(
         settings,
         platform,
         ns,
         volumes,
         importer,
         api_key.value,
-        in_cluster,
+        serving.replicas_owned_by_autoscaler(settings, in_cluster),
         # Not the GPU pool: the serving pods wait in Pending for their node (the rollout wait allows for it), and
         # nothing deleted through the Kubernetes API may depend on the pool, or a destroy that cannot reach the
         # API server would never get to delete the GPU nodes.
         serving_depends_on=[*ready, *serving_needs],
         download=download,
         stream_uri=stream_uri(store.bucket, settings.model.modelscope_id) if streaming else None,
+    )
+    outputs.update(_autoscale(settings, ns, project_number, workload, in_cluster, in_project))
+    outputs["dashboard"] = pulumi.Output.concat(
+        "https://console.cloud.google.com/monitoring/dashboards/builder/",
+        board.id.apply(lambda i: i.rsplit("/", 1)[-1]),
+        f"?project={gke.project}",
     )
     outputs.update(
         {
@@ -316,6 +335,34 @@ def build(settings: GkeTargetSettings) -> dict[str, object]:
         }
     )
     return outputs
+
+
+def _autoscale(
+    settings: GkeTargetSettings,
+    ns,
+    project_number: pulumi.Input[str],
+    workload,
+    opts: pulumi.ResourceOptions,
+    project_opts: pulumi.ResourceOptions,
+) -> dict[str, object]:
+    """scaling.maxReplicas > scaling.replicas: the Custom Metrics Stackdriver Adapter and an HPA on the PodMonitoring
+    series of the queue (GKE "Best practices for autoscaling LLM inference workloads with GPUs": queue size;
+    accelerated-platforms scales vLLM on vllm:num_requests_waiting the same way). The GPU pool grows with the
+    pods (components.gcp.gpu_node_pool pool_size)."""
+    if not settings.autoscaling.enabled:
+        return serving.autoscaling_off(settings)
+    gke = settings.gke
+    adapter = CustomMetricsAdapter(
+        f"{settings.name}-custom-metrics",
+        CustomMetricsAdapterArgs(project=gke.project, project_number=project_number, workload_pool=gke.workload_pool),
+        opts=opts,
+        project_opts=project_opts,
+    )
+    serving.hpa(settings, ns, prometheus_metric(settings.autoscaling.metric), opts, depends_on=[adapter, workload])
+    return {
+        **serving.autoscaling_output(settings, "the Custom Metrics Stackdriver Adapter"),
+        "gpuNodes": f"{gke.node_count}-{gke.max_node_count} (node pool autoscaling, {gke.capacity.mode})",
+    }
 
 
 def _model_source(
@@ -413,7 +460,7 @@ def _platform(settings: GkeTargetSettings, multi_node: bool, streaming: bool = F
         pod_annotations=pod_network_annotations() if multi_node else {},
         host_mounts=RDMA_POD_HOST_MOUNTS if multi_node else (),
         # A new serving pod (group) needs whole free GPU nodes: surge only when the pool has them to spare.
-        surge_updates=settings.gke.node_count >= (workload.replicas + 1) * pods,
+        surge_updates=max(settings.gke.node_count, settings.gke.max_node_count) >= (workload.replicas + 1) * pods,
         # A VPC address for clients in the network, as acs's intranet load balancer gives (GKE internal
         # passthrough Network Load Balancer); the public one only with access.public.
         private_service=ServiceExposure(annotations={INTERNAL_LB: "Internal"}),

@@ -20,6 +20,7 @@ API_OF_MODULE = {
     "projects": "cloudresourcemanager.googleapis.com",  # IAMMember: projects.getIamPolicy / setIamPolicy
     "cloudrunv2": "run.googleapis.com",  # google_cloud_run_v2_job
     "secretmanager": "secretmanager.googleapis.com",  # google_secret_manager_secret(_version, _iam_member)
+    "monitoring": "monitoring.googleapis.com",  # dashboards.create (Cloud Monitoring API)
 }
 # Enabled before the stack runs (the documented one-time step): gcp.projects.Service itself calls Service Usage,
 # and Cloud Resource Manager's projects.get on every read (terraform-provider-google

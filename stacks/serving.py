@@ -20,6 +20,8 @@ from components.kubernetes.model_import import CPU as IMPORT_CPU
 from components.kubernetes.model_import import ModelImport, ModelImportArgs
 from components.kubernetes.serving_workload import (
     SHUTDOWN_SECONDS,
+    TLS_CERT_ITEM,
+    TLS_KEY_ITEM,
     Gateway,
     HostMount,
     ServiceExposure,
@@ -29,7 +31,7 @@ from components.kubernetes.serving_workload import (
 from core import gateway, sizing
 from core.config.settings import ClusterSettings
 from core.engine import build_command
-from stacks.client import api_base, client_outputs
+from stacks.client import api_base, client_outputs, warn_plain_http
 
 
 class Importer(Protocol):
@@ -154,6 +156,11 @@ def serve(
     """
     if (importer is None) == (download is None):
         raise ValueError("serve() needs exactly one of importer (model store) and download (at start)")
+    tls = settings.tls
+    public_service = platform.public_service
+    if tls is not None and public_service is not None:
+        public_service = dataclasses.replace(public_service, https=True)
+    tls_secret = tls_secret_for(settings, namespace, opts) if tls is not None and tls.at_gateway else None
     placement, workload, engine_options = settings.placement, settings.workload, settings.engine
     # Served from the store's path, or from the Hub id with the download into the model volume.
     path = model_path(settings) if download is None else download.model_id
@@ -191,7 +198,9 @@ def serve(
                 read_timeout_seconds=gateway.generation_timeout_seconds(engine_options.max_model_len),
                 max_body_bytes=gateway.max_body_bytes(engine_options.max_model_len),
                 routes=settings.gateway.routes,
+                tls=tls_secret is not None,
             ),
+            tls_secret=tls_secret,
             api_key=api_key,
             model_volume=volumes.serving,
             model_mount_path=MODEL_MOUNT,
@@ -207,7 +216,7 @@ def serve(
             node_selector=platform.node_selector,
             tolerations=platform.tolerations,
             private_service=platform.private_service,
-            public_service=platform.public_service,
+            public_service=public_service,
             surge_updates=platform.surge_updates,
             env=env,
             secret_env=secret_env,
@@ -250,8 +259,13 @@ def serve(
         engine=engine_options.engine,
         api_key=api_key,
         private_base=api_base(serving.private_address, port),
-        public_base=api_base(serving.public_address, port) if serving.public_address is not None else None,
+        public_base=(
+            api_base(serving.public_address, port, https=tls is not None, hostname=tls.hostname if tls else None)
+            if serving.public_address is not None
+            else None
+        ),
     )
+    warn_plain_http(settings)
     outputs.update(
         {
             "target": settings.target,
@@ -264,3 +278,48 @@ def serve(
         }
     )
     return serving, outputs
+
+
+def tls_secret_for(
+    settings: ClusterSettings, namespace: pulumi.Input[str], opts: pulumi.ResourceOptions
+) -> pulumi.Output[str]:
+    """The kubernetes.io/tls Secret the gateway serves HTTPS from: the stack's PEM (a Pulumi secret end to end, in
+    an immutable Secret named after a hash of its content, so a new certificate rolls the pods), or the one
+    cert-manager writes for a Certificate from the named issuer (renewed in place; see docs/security.md)."""
+    tls = settings.tls
+    assert tls is not None and tls.at_gateway
+    labels = {"app": APP, "app.kubernetes.io/managed-by": "pulumi"}
+    if tls.source == "cert-manager":
+        secret_name = f"{APP}-tls"
+        certificate = k8s.apiextensions.CustomResource(
+            f"{settings.name}-certificate",
+            api_version="cert-manager.io/v1",
+            kind="Certificate",
+            metadata={"name": f"{APP}-api", "namespace": namespace, "labels": labels},
+            spec={
+                "secretName": secret_name,
+                "dnsNames": [tls.hostname],
+                "issuerRef": {"name": tls.issuer, "kind": tls.issuer_kind, "group": "cert-manager.io"},
+                "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
+                "usages": ["server auth", "digital signature", "key encipherment"],
+            },
+            opts=opts,
+        )
+        return pulumi.Output.all(certificate.id).apply(lambda _: secret_name)
+    assert tls.certificate is not None and tls.key is not None
+    certificate, key = tls.certificate.reveal(), tls.key.reveal()
+    import hashlib
+
+    digest = hashlib.sha256((certificate + "\0" + key).encode()).hexdigest()[:10]
+    secret = k8s.core.v1.Secret(
+        f"{settings.name}-tls",
+        metadata={"name": f"{APP}-tls-{digest}", "namespace": namespace, "labels": labels},
+        type="kubernetes.io/tls",
+        immutable=True,
+        string_data={
+            TLS_CERT_ITEM: pulumi.Output.secret(certificate),
+            TLS_KEY_ITEM: pulumi.Output.secret(key),
+        },
+        opts=opts,
+    )
+    return secret.metadata.name

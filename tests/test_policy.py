@@ -15,7 +15,7 @@ from typing import Any, Optional
 import pulumi_policy
 import pytest
 import yaml
-from harness import EXAMPLE_STACKS, ROOT, Resource, run_stack, unwrap
+from harness import EXAMPLE_STACKS, PEM_TLS, ROOT, Resource, run_stack, unwrap
 from pulumi.output import Unknown
 from pulumi_policy import EnforcementLevel, ResourceValidationArgs
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
@@ -131,7 +131,7 @@ def test_example_stack_passes_every_mandatory_policy(stack):
     [
         {"gke.rdma": True},
         {"gke.modelSource": "download"},
-        {"access.public": True, "access.allowedCidrs": ["198.51.100.0/24"]},
+        {**PEM_TLS, "access.public": True, "access.allowedCidrs": ["198.51.100.0/24"]},
         {"gke.rdma": True, "placement.podsPerReplica": 2, "gpuNodes.min": 2},
     ],
     ids=["rdma", "download", "public", "two-nodes"],

@@ -24,6 +24,8 @@ from stacks import serving
 
 MODEL_PREFIX = "models"  # objects under oss://<bucket>/models/<ModelScope id>/
 ADDRESS_TYPE = "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-address-type"
+CLB_PROTOCOL_PORT = "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-protocol-port"
+CLB_CERT_ID = "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-cert-id"
 CLUSTER_SPEC = "ack.pro.small"
 GPU_TOLERATION = {
     "key": GPU_TAINT["key"],
@@ -248,9 +250,19 @@ def load_balancers(settings: AlibabaClusterSettings) -> dict:
     """Platform Service exposures on Alibaba Cloud: an intranet LB always, an internet one only when asked."""
     from components.kubernetes.serving_workload import ServiceExposure
 
+    annotations = {ADDRESS_TYPE: "internet"}
+    tls = settings.tls
+    if tls is not None and tls.source == "alibaba-cas" and tls.certificate_id:
+        # An HTTPS listener on the public CLB with the certificate; it sends plain HTTP to the pods inside the VPC
+        # (kubernetes/cloud-provider-alibaba-cloud docs/usage.md, "HTTPS requests are decrypted at the SLB";
+        # ACK help doc 86531 "Configure a CLB instance by using annotations", protocol-port and cert-id).
+        annotations |= {
+            CLB_PROTOCOL_PORT: f"https:{settings.access.api_port}",
+            CLB_CERT_ID: tls.certificate_id,
+        }
     public = (
         ServiceExposure(
-            annotations={ADDRESS_TYPE: "internet"},
+            annotations=annotations,
             source_ranges=settings.access.allowed_cidrs,
             external_traffic_policy="Local",
         )

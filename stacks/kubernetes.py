@@ -61,7 +61,13 @@ def build(settings: ExistingClusterSettings) -> dict[str, object]:
     platform = serving.Platform(
         tolerations=[GPU_TOLERATION],
         surge_updates=False,  # an existing cluster may have no spare GPU
-        public_service=ServiceExposure(source_ranges=settings.access.allowed_cidrs) if settings.access.public else None,
+        # Local: the pods see the clients' addresses, which the NetworkPolicy compares with access.allowedCidrs
+        # (with Cluster, kube-proxy would replace them by a node's, which this program does not know).
+        public_service=(
+            ServiceExposure(source_ranges=settings.access.allowed_cidrs, external_traffic_policy="Local")
+            if settings.access.public
+            else None
+        ),
     )
     importer = serving.import_model(settings, platform, ns, store.import_claim, opts)
     volumes = serving.ModelVolumes(

@@ -18,7 +18,10 @@ import pulumi_kubernetes as k8s
 from components.kubernetes.benchmark_job import BenchmarkArgs, BenchmarkJob
 from components.kubernetes.model_import import CPU as IMPORT_CPU
 from components.kubernetes.model_import import ModelImport, ModelImportArgs
+from components.kubernetes.network_policies import Egress, NetworkPolicies, NetworkPoliciesArgs, Peer
 from components.kubernetes.serving_workload import (
+    GATEWAY_POD_PORT,
+    GATEWAY_TLS_POD_PORT,
     SHUTDOWN_SECONDS,
     TLS_CERT_ITEM,
     TLS_KEY_ITEM,
@@ -71,6 +74,14 @@ class Platform:
     # Deadlines from the platform's bandwidth (core/durations.py); None: the conservative defaults below.
     import_timeout_minutes: Optional[int] = None
     load_minutes: Optional[int] = None  # the startup window's load estimate (plus a pull longer than allowed)
+    # NetworkPolicies (components/kubernetes/network_policies.py): who may call the plain API port besides the
+    # cluster's pods (the VPC, load balancer health checks), who scrapes the metrics port (default: any pod of the
+    # cluster, for a Prometheus whose namespace is not known), and what the serving pods may send to beyond DNS.
+    private_ranges: Sequence[str] = ()
+    metrics_scrapers: Sequence[Peer] = (Peer(namespace_labels={}, pod_labels={}),)
+    serving_egress: Sequence[Egress] = ()
+    helper_egress: Sequence[Egress] = ()
+    open_unlabelled_pods: bool = False  # acs.fluid: Fluid's cache pods in the namespace
 
 
 @dataclass(frozen=True)
@@ -161,6 +172,7 @@ def serve(
     if tls is not None and public_service is not None:
         public_service = dataclasses.replace(public_service, https=True)
     tls_secret = tls_secret_for(settings, namespace, opts) if tls is not None and tls.at_gateway else None
+    policies = isolate(settings, platform, namespace, tls_secret is not None, download is not None, opts)
     placement, workload, engine_options = settings.placement, settings.workload, settings.engine
     # Served from the store's path, or from the Hub id with the download into the model volume.
     path = model_path(settings) if download is None else download.model_id
@@ -222,7 +234,12 @@ def serve(
             secret_env=secret_env,
             host_mounts=platform.host_mounts,
             download_at_start=download is not None,
-            depends_on=[*([importer.job] if importer is not None else []), *volumes.ready, *serving_depends_on],
+            depends_on=[
+                *([importer.job] if importer is not None else []),
+                *volumes.ready,
+                *serving_depends_on,
+                policies,
+            ],
         ),
         opts=opts,
     )
@@ -323,3 +340,48 @@ def tls_secret_for(
         opts=opts,
     )
     return secret.metadata.name
+
+
+# The Hugging Face Hub (a download at start) and the like: HTTPS anywhere.
+HTTPS_ANYWHERE = Egress(to=(Peer(cidr="0.0.0.0/0"),), tcp_ports=(443,))
+
+
+def most_replicas(settings: ClusterSettings) -> int:
+    """The most copies the stack may run: an autoscaler's maximum, else scaling.replicas."""
+    autoscaling = getattr(getattr(settings, "ack", None), "autoscaling", None)
+    if autoscaling is not None and autoscaling.enabled:
+        return max(autoscaling.max_replicas, settings.workload.replicas)
+    return settings.workload.replicas
+
+
+def isolate(
+    settings: ClusterSettings,
+    platform: Platform,
+    namespace: pulumi.Input[str],
+    tls_at_gateway: bool,
+    downloads: bool,
+    opts: pulumi.ResourceOptions,
+) -> NetworkPolicies:
+    """The namespace's NetworkPolicies, before any pod starts (components/kubernetes/network_policies.py)."""
+    public = settings.access.public
+    return NetworkPolicies(
+        f"{settings.name}-network",
+        NetworkPoliciesArgs(
+            namespace=namespace,
+            app=APP,
+            api_port=GATEWAY_POD_PORT,
+            metrics_port=gateway.METRICS_PORT,
+            private_sources=[
+                Peer(namespace_labels={}, pod_labels={}),
+                *(Peer(cidr=c) for c in platform.private_ranges),
+            ],
+            scrapers=list(platform.metrics_scrapers),
+            public_cidrs=settings.access.allowed_cidrs if public else (),
+            public_port=(GATEWAY_TLS_POD_PORT if tls_at_gateway else GATEWAY_POD_PORT) if public else None,
+            lws_groups=most_replicas(settings) if settings.placement.pods > 1 else 0,
+            serving_egress=[*platform.serving_egress, *([HTTPS_ANYWHERE] if downloads else [])],
+            helper_egress=list(platform.helper_egress),
+            open_unlabelled_pods=platform.open_unlabelled_pods,
+        ),
+        opts=opts,
+    )

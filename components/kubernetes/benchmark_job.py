@@ -148,7 +148,7 @@ class BenchmarkJob(pulumi.ComponentResource):
                     "backoffLimit": 0,
                     "template": {
                         "metadata": {
-                            "labels": {"app": name, **args.pod_labels},
+                            "labels": {"app": name, **args.pod_labels, "app.kubernetes.io/component": "benchmark"},
                             "annotations": dict(args.pod_annotations) or None,
                         },
                         "spec": {

@@ -80,7 +80,12 @@ def import_job(
 ) -> k8s.batch.v1.Job:
     """The fetch script as a ConfigMap and the Job that runs it (`spec_for` builds the Job spec)."""
     job_name = dns_name(name)  # Job names become pod label values: a DNS label
-    labels = {"app.kubernetes.io/name": "model-import", "app.kubernetes.io/instance": job_name}
+    # app.kubernetes.io/component: what the NetworkPolicies select (components/kubernetes/network_policies.py).
+    labels = {
+        "app.kubernetes.io/name": "model-import",
+        "app.kubernetes.io/instance": job_name,
+        "app.kubernetes.io/component": "model-import",
+    }
     script = k8s.core.v1.ConfigMap(
         f"{name}-script",
         metadata={"name": dns_name(name, suffix="script"), "namespace": namespace, "labels": labels},

@@ -269,7 +269,25 @@ def load_balancers(settings: AlibabaClusterSettings) -> dict:
         if settings.access.public
         else None
     )
-    return {"private_service": ServiceExposure(annotations={ADDRESS_TYPE: "intranet"}), "public_service": public}
+    return {
+        "private_service": ServiceExposure(annotations={ADDRESS_TYPE: "intranet"}),
+        "public_service": public,
+        **network_isolation(settings),
+    }
+
+
+def network_isolation(settings: AlibabaClusterSettings) -> dict:
+    """Platform fields for the NetworkPolicies: the VPC (nodes, Terway pods, VPC clients, the intranet CLB's
+    forwarded traffic) and the CLB's health-check and Layer-7 range may call the plain API port; the metrics port
+    is read by ARMS Prometheus' agent in the cluster, or from the VPC (where ARMS' collectors run is not known
+    here: any pod of the cluster and the VPC may read it, GET /metrics only)."""
+    from components.kubernetes.network_policies import ALIBABA_LB_RANGE, Peer
+
+    vpc = settings.network.vpc_cidr
+    return {
+        "private_ranges": (vpc, ALIBABA_LB_RANGE),
+        "metrics_scrapers": (Peer(namespace_labels={}, pod_labels={}), Peer(cidr=vpc)),
+    }
 
 
 def cluster_zones(

@@ -379,6 +379,7 @@ def isolate(
             public_cidrs=settings.access.allowed_cidrs if public else (),
             public_port=(GATEWAY_TLS_POD_PORT if tls_at_gateway else GATEWAY_POD_PORT) if public else None,
             lws_groups=most_replicas(settings) if settings.placement.pods > 1 else 0,
+            pods_per_group=settings.placement.pods,
             serving_egress=[*platform.serving_egress, *([HTTPS_ANYWHERE] if downloads else [])],
             helper_egress=list(platform.helper_egress),
             open_unlabelled_pods=platform.open_unlabelled_pods,

@@ -10,8 +10,8 @@ What is allowed (each a NetworkPolicy; tests/test_network_policies.py evaluates 
   health checks and Layer-7 listeners come from); with a public endpoint, the API port the public load balancer
   targets (the gateway's TLS port, or the plain one when TLS ends at the load balancer) also from access.allowedCidrs.
 - metrics: the gateway's metrics port from the platform's scraper (namespace and pod labels; see the stacks).
-- helpers: the model import and benchmark pods may send to TCP 80 and 443 anywhere (the model hub, the PyPI index,
-  the store's endpoint), and the benchmark to the serving pods' plain API port; nothing may connect to them.
+- import, benchmark: these pods may send to TCP 80 and 443 anywhere (the model hub, the PyPI index, the store's
+  endpoint), and the benchmark to the serving pods' plain API port; nothing may connect to them.
 - serving egress: only what the platform needs (e.g. gke: the GCS FUSE sidecar to Google APIs and the GKE metadata
   server; a download at start: the Hub on 443).
 - group-<i> (a LeaderWorkerSet): the pods of group i may reach each other on every port, in both directions (Ray's
@@ -36,6 +36,7 @@ import pulumi_kubernetes as k8s
 # LeaderWorkerSet labels on every pod of a group (sigs.k8s.io/lws, api/leaderworkerset/v1 labels: name, group-index).
 LWS_NAME_LABEL = "leaderworkerset.sigs.k8s.io/name"
 LWS_GROUP_INDEX_LABEL = "leaderworkerset.sigs.k8s.io/group-index"
+LWS_WORKER_INDEX_LABEL = "leaderworkerset.sigs.k8s.io/worker-index"  # "0": the leader
 COMPONENT_LABEL = "app.kubernetes.io/component"
 SERVING_COMPONENT = "inference"
 IMPORT_COMPONENT = "model-import"
@@ -88,6 +89,7 @@ class NetworkPoliciesArgs:
     public_cidrs: Sequence[str] = ()  # access.allowedCidrs; empty: no public endpoint
     public_port: Optional[int] = None  # the port the public load balancer targets (the TLS port, or api_port)
     lws_groups: int = 0  # > 0: a LeaderWorkerSet; one policy per group index below this
+    pods_per_group: int = 1  # a LeaderWorkerSet's size
     serving_egress: Sequence[Egress] = ()
     helper_egress_ports: Sequence[int] = (80, 443)
     helper_egress: Sequence[Egress] = ()  # more for the helpers (e.g. gke: the metadata server)
@@ -111,11 +113,13 @@ def _egress_rule(egress: Egress) -> dict:
 def policy_specs(args: NetworkPoliciesArgs) -> dict[str, dict]:
     """{name suffix: NetworkPolicy spec}: what the component creates, as plain manifests (tested by evaluation)."""
     serving = {"app": args.app, COMPONENT_LABEL: SERVING_COMPONENT}
-    helpers = {
-        "matchExpressions": [
-            {"key": COMPONENT_LABEL, "operator": "In", "values": [IMPORT_COMPONENT, BENCHMARK_COMPONENT]}
-        ]
-    }
+    # The pods with the gateway: a Deployment's, or a LeaderWorkerSet's leaders (NotIn also matches pods without the
+    # label, as a Deployment's are; LWS workers carry worker-index 1..size-1 and listen on no API port).
+    gateway_pods: dict = {"matchLabels": serving}
+    if args.pods_per_group > 1:
+        workers = [str(i) for i in range(1, args.pods_per_group)]
+        gateway_pods["matchExpressions"] = [{"key": LWS_WORKER_INDEX_LABEL, "operator": "NotIn", "values": workers}]
+    internet = {"to": [{"ipBlock": {"cidr": ANYWHERE}}], "ports": _port_list(args.helper_egress_ports)}
     specs: dict[str, dict] = {
         "default-deny": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
         "dns": {
@@ -124,21 +128,26 @@ def policy_specs(args: NetworkPoliciesArgs) -> dict[str, dict]:
             "egress": [{"ports": _port_list([53], "UDP") + _port_list([53], "TCP")}],
         },
         "api": {
-            "podSelector": {"matchLabels": serving},
+            "podSelector": gateway_pods,
             "policyTypes": ["Ingress"],
             "ingress": [{"from": [p.manifest() for p in args.private_sources], "ports": _port_list([args.api_port])}],
         },
         "metrics": {
-            "podSelector": {"matchLabels": serving},
+            "podSelector": gateway_pods,
             "policyTypes": ["Ingress"],
             "ingress": [{"from": [p.manifest() for p in args.scrapers], "ports": _port_list([args.metrics_port])}],
         },
-        "helpers": {
-            "podSelector": helpers,
+        "import": {
+            "podSelector": {"matchLabels": {COMPONENT_LABEL: IMPORT_COMPONENT}},
+            "policyTypes": ["Egress"],
+            "egress": [internet, *(_egress_rule(e) for e in args.helper_egress)],
+        },
+        "benchmark": {
+            "podSelector": {"matchLabels": {COMPONENT_LABEL: BENCHMARK_COMPONENT}},
             "policyTypes": ["Egress"],
             "egress": [
-                {"to": [{"ipBlock": {"cidr": ANYWHERE}}], "ports": _port_list(args.helper_egress_ports)},
-                {"to": [{"podSelector": {"matchLabels": serving}}], "ports": _port_list([args.api_port])},
+                internet,
+                {"to": [{"podSelector": gateway_pods}], "ports": _port_list([args.api_port])},
                 *(_egress_rule(e) for e in args.helper_egress),
             ],
         },

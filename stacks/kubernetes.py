@@ -11,6 +11,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.api_key import ApiKey
+from components.kubernetes.hardening import pod_security_labels
 from components.kubernetes.pvc_model_store import PvcModelStore, PvcModelStoreArgs
 from components.kubernetes.serving_workload import ServiceExposure
 from core.config.settings import ExistingClusterSettings
@@ -36,7 +37,10 @@ def build(settings: ExistingClusterSettings) -> dict[str, object]:
     # A retained model volume must outlive its namespace too: deleting a namespace deletes its PVCs.
     namespace = k8s.core.v1.Namespace(
         f"{settings.name}-namespace",
-        metadata={"name": settings.workload.namespace, "labels": {"app.kubernetes.io/managed-by": "pulumi"}},
+        metadata={
+            "name": settings.workload.namespace,
+            "labels": {"app.kubernetes.io/managed-by": "pulumi", **pod_security_labels(host_paths=False)},
+        },
         opts=pulumi.ResourceOptions(provider=provider, retain_on_delete=settings.model_store.retain),
     )
     ns = namespace.metadata["name"]

@@ -14,6 +14,7 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.kubernetes.hardening import container_security, pod_security
 from components.kubernetes.objects import manifest
 from components.kubernetes.serving_workload import secret_env_var
 from core.config.benchmark import BenchmarkConfig
@@ -124,12 +125,13 @@ class BenchmarkJob(pulumi.ComponentResource):
                     ],
                     "volumeMounts": [{"name": "data", "mountPath": "/data"}],
                     "resources": _resources(2, 4),
+                    "securityContext": container_security(),
                 }
             )
         container = {
             "name": "bench",
             "image": args.image,
-            "securityContext": {"allowPrivilegeEscalation": False},
+            "securityContext": container_security(),
             "command": bench_argv(args, results_dir, f"/data/{SHAREGPT_FILE}" if sharegpt else None),
             "env": env,
             "volumeMounts": mounts,
@@ -157,6 +159,7 @@ class BenchmarkJob(pulumi.ComponentResource):
                             "initContainers": init or None,
                             # It talks to the model's Service, never to the API server.
                             "automountServiceAccountToken": False,
+                            "securityContext": pod_security(),
                             "containers": [container],
                             "volumes": volumes,
                         },

@@ -37,6 +37,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from components.kubernetes.hardening import container_security, pod_security
 from components.kubernetes.objects import manifest
 from core.engine import EngineCommand
 from core.gateway import (
@@ -413,15 +414,7 @@ class ServingWorkload(pulumi.ComponentResource):
                 "failureThreshold": 3,
             },
             "lifecycle": {"preStop": {"exec": {"command": ["/bin/sh", "-c", drain]}}},
-            "securityContext": {
-                "runAsNonRoot": True,
-                "runAsUser": GATEWAY_UID,
-                "runAsGroup": GATEWAY_UID,
-                "allowPrivilegeEscalation": False,
-                "readOnlyRootFilesystem": True,
-                "capabilities": {"drop": ["ALL"]},
-                "seccompProfile": {"type": "RuntimeDefault"},
-            },
+            "securityContext": container_security(run_as_user=GATEWAY_UID, read_only_root=True),
         }
 
     def _gateway_volumes(self, secret: k8s.core.v1.Secret) -> list[dict]:
@@ -549,12 +542,8 @@ class ServingWorkload(pulumi.ComponentResource):
                 *({"name": m.name, "mountPath": m.mount_path, "readOnly": True} for m in args.host_mounts),
             ],
             # Engine images run as root and write caches under $HOME; GPUs come from the device
-            # plugin, so nothing here needs privileges or capabilities.
-            "securityContext": {
-                "privileged": False,
-                "allowPrivilegeEscalation": False,
-                "capabilities": {"drop": ["ALL"]},
-            },
+            # plugin, so nothing here needs privileges or capabilities (components/kubernetes/hardening.py).
+            "securityContext": container_security(),
         }
 
     def _engine_container(
@@ -634,6 +623,7 @@ class ServingWorkload(pulumi.ComponentResource):
                 *extra_volumes,
             ],
             "terminationGracePeriodSeconds": grace_seconds,
+            "securityContext": pod_security(),
             # The engine never calls the Kubernetes API; and Service env vars would be noise (a
             # Service named "vllm" even breaks vLLM through VLLM_PORT).
             "automountServiceAccountToken": False,

@@ -380,10 +380,19 @@ def namespace_and_store(
     import pulumi_kubernetes as k8s
 
     from components.alibaba.oss_model_store import OssModelStore, OssModelStoreArgs
+    from components.kubernetes.hardening import pod_security_labels
 
     namespace = k8s.core.v1.Namespace(
         f"{settings.name}-namespace",
-        metadata={"name": settings.workload.namespace, "labels": {"app.kubernetes.io/managed-by": "pulumi"}},
+        metadata={
+            "name": settings.workload.namespace,
+            # Fluid's cache pods and its injected FUSE sidecar run in this namespace with whatever privileges Fluid
+            # gives them (not known here): only "privileged" is sure to admit them, with warnings at baseline.
+            "labels": {
+                "app.kubernetes.io/managed-by": "pulumi",
+                **pod_security_labels(host_paths=settings.model_store.fluid),
+            },
+        },
         opts=pulumi.ResourceOptions(provider=cluster.provider),
     )
     ns = namespace.metadata["name"]

@@ -39,6 +39,7 @@ from components.gcp.pod_monitoring import serving_pod_monitoring
 from components.gcp.rdma import POD_ENV as RDMA_POD_ENV
 from components.gcp.rdma import POD_HOST_MOUNTS as RDMA_POD_HOST_MOUNTS
 from components.gcp.rdma import RdmaClusterObjects, RdmaNetworks, RdmaNetworksArgs, pod_network_annotations
+from components.kubernetes.hardening import pod_security_labels
 from components.kubernetes.leader_worker_set import WEBHOOK_PORT as LWS_WEBHOOK_PORT
 from components.kubernetes.leader_worker_set import LeaderWorkerSetController
 from components.kubernetes.network_policies import Egress, Peer
@@ -178,7 +179,14 @@ def build(settings: GkeTargetSettings) -> dict[str, object]:
     )
     namespace = k8s.core.v1.Namespace(
         f"{settings.name}-namespace",
-        metadata={"name": settings.workload.namespace, "labels": {"app.kubernetes.io/managed-by": "pulumi"}},
+        metadata={
+            "name": settings.workload.namespace,
+            # A copy over several nodes mounts the node's NCCL gIB plugin (hostPath): privileged, else baseline.
+            "labels": {
+                "app.kubernetes.io/managed-by": "pulumi",
+                **pod_security_labels(host_paths=settings.placement.pods > 1),
+            },
+        },
         opts=in_cluster,
     )
     ns = namespace.metadata["name"]

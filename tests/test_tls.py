@@ -7,7 +7,17 @@ from __future__ import annotations
 import base64
 
 import pytest
-from harness import PEM_TLS, PUBLIC_LB_IP, TEST_CERTIFICATE, TEST_KEY, all_strings, is_secret, run_stack, unwrap
+from harness import (
+    PEM_TLS,
+    PUBLIC_LB_IP,
+    TEST_CERTIFICATE,
+    TEST_KEY,
+    all_strings,
+    is_secret,
+    run_stack,
+    unwrap,
+    validate_kubernetes,
+)
 from test_config import problem, problems_of
 
 from core.config.problems import ConfigError
@@ -136,6 +146,8 @@ def gateway(run) -> dict:
 @pytest.mark.parametrize("stack", ["acs", "ack", "gke", "kubernetes"])
 def test_pem_terminates_at_the_gateway_from_a_tls_secret_and_only_the_public_service_targets_it(stack):
     run = run_stack(stack, {**PUBLIC, **PEM_TLS})
+    # Every plain object (the TLS Secret, Services, NetworkPolicies, the pods) against the real schemas, strictly.
+    assert not [kind for kind in validate_kubernetes(run) if kind.startswith(("v1/", "apps/", "networking.k8s.io/"))]
     secret = next(o for o in run.kubernetes_objects() if o["kind"] == "Secret" and o["type"] == "kubernetes.io/tls")
     assert secret["immutable"] is True and set(secret["stringData"]) == {"tls.crt", "tls.key"}
     raw = next(
@@ -212,6 +224,7 @@ def test_cert_manager_issues_the_certificate_the_gateway_serves():
         "access.tls.hostname": "llm.example.com",
     }
     run = run_stack("kubernetes", overrides)
+    assert "cert-manager.io/v1/Certificate" in validate_kubernetes(run)  # a custom resource: checked below
     certificate = next(o for o in run.kubernetes_objects() if o["kind"] == "Certificate")
     assert certificate["apiVersion"] == "cert-manager.io/v1"
     spec = certificate["spec"]

@@ -271,9 +271,16 @@ def test_a_multi_pod_copy_talks_within_its_group_only(stack, overrides):
 
 def test_acs_fluid_cache_pods_serve_the_namespace_only():
     c, pods, namespace = deployed("acs", (("acs.fluid", True),))
-    cache = Pod("jindo-worker-0", namespace, {"release": "llm-models"}, {"rpc": 8101})
+    caches = [
+        Pod("jindo-worker-0", namespace, {"release": "llm-models"}, {"rpc": 8101}),
+        Pod("jindo-master-0", namespace, {"app.kubernetes.io/component": "master"}, {"rpc": 8101}),
+    ]
+    for cache in caches:
+        for server in pods["serving"]:
+            assert c.allowed(server, cache, 8101)
+        assert not c.allowed(other_pod(), cache, 8101) and not c.allowed(INTERNET, cache, 8101)
+        assert c.allowed(cache, External("oss internal endpoint", "100.118.1.1"), 80)
+        assert c.allowed(caches[0], cache, 8101)
     for server in pods["serving"]:
-        assert c.allowed(server, cache, 8101)
         assert not c.allowed(server, HUB, 443)
-    assert not c.allowed(other_pod(), cache, 8101) and not c.allowed(INTERNET, cache, 8101)
-    assert c.allowed(cache, External("oss internal endpoint", "100.118.1.1"), 80)
+        assert not c.allowed(caches[1], server, RAY_PORT) and c.allowed(caches[1], server, API)

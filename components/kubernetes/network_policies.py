@@ -93,7 +93,7 @@ class NetworkPoliciesArgs:
     serving_egress: Sequence[Egress] = ()
     helper_egress_ports: Sequence[int] = (80, 443)
     helper_egress: Sequence[Egress] = ()  # more for the helpers (e.g. gke: the metadata server)
-    # Pods the stack does not label (acs.fluid: Fluid's cache master and workers in the namespace): reachable from
+    # Pods that are not the program's own (acs.fluid: Fluid's cache master and workers in the namespace): reachable from
     # the namespace's pods, free to send anywhere; the serving pods may then reach every pod of the namespace.
     open_unlabelled_pods: bool = False
     labels: Mapping[str, str] = field(default_factory=dict)
@@ -171,7 +171,16 @@ def policy_specs(args: NetworkPoliciesArgs) -> dict[str, dict]:
         }
     if args.open_unlabelled_pods:
         specs["unlabelled"] = {
-            "podSelector": {"matchExpressions": [{"key": COMPONENT_LABEL, "operator": "DoesNotExist"}]},
+            # NotIn also matches pods without the label; Fluid's own pods may carry other component values.
+            "podSelector": {
+                "matchExpressions": [
+                    {
+                        "key": COMPONENT_LABEL,
+                        "operator": "NotIn",
+                        "values": [SERVING_COMPONENT, IMPORT_COMPONENT, BENCHMARK_COMPONENT],
+                    }
+                ]
+            },
             "policyTypes": ["Ingress", "Egress"],
             "ingress": [{"from": [{"podSelector": {}}]}],
             "egress": [{}],

@@ -133,3 +133,10 @@ def test_the_plain_listener_for_in_cluster_clients_keeps_the_key_check(engine, t
     assert check.request("GET", f"{url}/v1/models", KEY)[0] == 200
     assert check.request("GET", f"{url}/v1/models")[0] == 401
     assert check.probe(url, KEY, check.engine_routes(engine.url), set(DEFAULT_ROUTES), subs.SERVED_NAME) == []
+
+
+def test_the_hosts_readiness_checks_pass_over_https(tls_gateway, tmp_path):
+    """ecs with TLS: ready.sh checks /health and the key through the TLS port (its loopback check skips the name)."""
+    from test_gateway_live import check_readiness_script
+
+    check_readiness_script(tls_gateway.config.listen_port, KEY, tmp_path, tls=True)

@@ -180,7 +180,7 @@ class Gpu:
     name: str
     memory_mib: int  # total memory as nvidia-smi reports it; vLLM's utilisation is a fraction of this
     bf16: bool = True  # Volta (V100) has no bf16: bf16 checkpoints must run as fp16
-    # ACS `alibabacloud.com/gpu-model-series` label value. Only series confirmed in the reference
+    # ACS `alibabacloud.com/gpu-model-series` label value. Only series confirmed in Compute Nest's
     # deployments are listed; others can be given with llm:acsGpuSeries.
     acs_series: Optional[str] = None
     # NVIDIA's open kernel modules support Turing and newer only; Volta (V100) needs the proprietary ones,
@@ -225,7 +225,7 @@ class InstanceType:
     nvswitch: bool = False  # HGX boards: NVIDIA Fabric Manager must run
 
 
-# From Alibaba Cloud's instance family documentation (see ../shared/reference.md section 2).
+# From Alibaba Cloud's instance family documentation (the instance family pages of each type).
 ECS_INSTANCE_TYPES: dict[str, InstanceType] = {
     t.name: t
     for t in (
@@ -372,7 +372,7 @@ GKE_MACHINES: dict[str, GkeMachine] = {
             min_gke_version=A3_ULTRA_MIN_GKE,
             min_driver=None,
         ),
-        # A4: 8 x B200 180 GB; 12000 GiB bundled Local SSD; the reference deployment, and the machine the RoCE
+        # A4: 8 x B200 180 GB; 12000 GiB bundled Local SSD; the DeepSeek-R1 GKE recipe's, and the machine the RoCE
         # networks are built for (a copy over several nodes: cluster-toolkit examples/gke-a4).
         GkeMachine(
             name="a4-highgpu-8g",

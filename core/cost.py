@@ -97,6 +97,7 @@ PRICE_KEYS: Mapping[str, str] = {
     "public-lb": "the public API load balancer, per hour",
     "model-bucket": "the OSS model bucket, per hour (storage spread over the month)",
     "jump-host": "the jump host with its system disk, per hour",
+    "prepared-image": "the ecs prepared image's snapshots (about 45 GB), per hour (storage spread over the month)",
     "public-traffic": "public traffic, per hour (your expected volume)",
     **{
         f"gke.{m.name}": f"a gke GPU node ({m.name}, {m.gpu_count} x {m.gpu}), per node-hour"

@@ -7,13 +7,14 @@ bandwidth shortens them and lowering it lengthens them, instead of several const
 
 A plan is a list of steps, each with its minutes and where the figure comes from; a deadline is the plan's
 total times a margin, never below a floor. Figures are marked S (sourced), D (derived from sourced figures)
-or A (assumed: nothing better was found offline); `../shared/audits/time-to-ready.md` has the full table.
+or A (assumed: nothing better was found offline); each figure below says which.
 Nothing here was measured on Alibaba Cloud.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 from core import sizing
@@ -42,6 +43,11 @@ OSSFS_WRITE_MB_PER_S = Figure(
 ECS_CREATE_AND_BOOT_MIN = Figure(2.3, "min", "D", "network 8 s, RunInstances 75 s, boot 45 s (time-to-ready.md)")
 APT_BASE_MIN = Figure(1.0, "min", "A", "apt-get update and base packages from the internal mirror")
 HOST_SOFTWARE_MIN = Figure(4.0, "min", "D", "driver 170 s (DKMS 80-150 s, Azure/AgentBaker#8661), Docker, toolkit")
+DRIVER_MIN = Figure(
+    170 / 60, "min", "D", "DKMS compile 80-150 s (Azure/AgentBaker#8661), initramfs 10-30 s (aks-gpu#161)"
+)
+DOCKER_MIN = Figure(0.5, "min", "A", "docker.io from the internal mirror (time-to-ready.md 'docker')")
+TOOLKIT_MIN = Figure(40 / 60, "min", "A", "nvidia-container-toolkit and its repository (time-to-ready.md 'toolkit')")
 POD_START_MIN = Figure(0.5, "min", "A", "a CPU pod scheduled and started (ACS: acs_cpu_pod)")
 GPU_CAPACITY_MIN = Figure(2.0, "min", "A", "an ACS GPU pod's capacity (acs_gpu_pod); an existing node: 0")
 PIP_INSTALL_MIN = Figure(0.5, "min", "A", "the downloader from the internal PyPI mirror")
@@ -61,6 +67,46 @@ GKE_CLUSTER_MIN = Figure(9.0, "min", "A", "zonal cluster ~6 min (astronomer/astr
 GKE_A4_POOL_MIN = Figure(12.0, "min", "A", "GPU pools 9-10 min, one 35-min outlier (NVIDIA/aicr#2065)")
 HF_MB_PER_S = Figure(320.0, "MB/s", "D", "~40 MB/s per file (huggingface/huggingface_hub#2658) x 8 workers")
 REGISTRY_NEAR_MB_PER_S = Figure(150.0, "MB/s", "A", "Artifact Registry remote or a VPC registry endpoint")
+# ESSD PL1 (the hosts' default category): throughput min(120 + 0.5 x GiB, 350) MB/s, what a copy onto the system
+# disk is bounded by (alibabacloud.com/help/en/elastic-compute-service/latest/essd-autopl; time-to-ready.md 'essd').
+ESSD_BASE_MB_PER_S = Figure(120.0, "MB/s", "S", "ESSD PL1 120 + 0.5 MB/s per GiB, at most 350 (ECS 'ESSDs' page)")
+ESSD_MB_PER_S_PER_GIB = Figure(0.5, "MB/s per GiB", "S", "ESSD PL1 throughput per GiB of capacity (ECS 'ESSDs' page)")
+ESSD_MAX_MB_PER_S = Figure(350.0, "MB/s", "S", "ESSD PL1 maximum throughput per disk (ECS 'ESSDs' page)")
+# A GPU instance's NIC reading OSS over the internal endpoint; the disk is slower, so it rarely binds.
+NIC_MB_PER_S = Figure(2000.0, "MB/s", "A", "16 Gbit/s instance NIC, not looked up (time-to-ready.md 'nic_16g')")
+OSS_PARALLEL_STREAMS = Figure(
+    16.0, "streams", "A", "ranged GETs in flight (ecs.weights.parallel default); OSS allows 100 Gbit/s per account"
+)
+# The prepared image build (ECS Image Builder): its intermediate instance, the installs, the pulls, the snapshot.
+IMAGE_BUILDER_START_MIN = Figure(2.0, "min", "A", "Image Builder's intermediate instance created and booted")
+IMAGE_SNAPSHOT_MIN = Figure(10.0, "min", "A", "CreateImage from the intermediate instance's ~45 GB disk; not measured")
+PREPARED_IMAGE_GB = Figure(
+    45.0, "GB", "D", "Ubuntu 22.04 ~4 GB + driver and toolkit ~2 GB + engine image unpacked 28.6 (vllm#22377) + Docker"
+)
+# The load step (modelStore.load, docs/loading.md). Mount: the default loader through the mounted store, at
+# core.sizing's assumed 20 GiB/min (GCS FUSE with its file cache is modelled at 1 GB/s in time-to-ready.md,
+# 'gcsfuse' A; ossfs 1.0 at 0.3 GB/s, 'ossfs1' D: the program's one figure is kept for both). Stream: the Run:ai
+# Model Streamer from gs://, each rank at the rate measured per rank, the ranks of a distributed load together.
+STREAM_GCS_GB_PER_S_PER_RANK = Figure(
+    0.622, "GB/s per rank", "S", "593 MiB/s per rank streaming from gs://, sgl-project/sglang#22749 ('runai_gcs')"
+)
+ENGINE_START_MIN = Figure(0.5, "min", "S", "~30 s unlogged before the load, vllm-project/vllm#20264 ('eng_start')")
+# gke's import (components/gcp/hf_gcs_import.py): Cloud Run job tasks, started once the bucket exists.
+CLOUD_RUN_START_MIN = Figure(
+    1.0, "min", "A", "a Cloud Run job execution's tasks scheduled, the ~50 MB slim image through the remote repository"
+)
+IMPORT_TASK_MB_PER_S = Figure(
+    250.0,
+    "MB/s",
+    "A",
+    "one 8-vCPU Cloud Run task: hf_xet high-performance download, sha256, parallel upload to GCS; no Cloud Run "
+    "bandwidth figure found; half of hf_transfer's 'beyond ~500MB/s' (time-to-ready.md 'hf_best')",
+)
+# GKE image streaming (components/gcp/gpu_node_pool.py): "During the first pull of an eligible image, you might not
+# notice the benefits of Image streaming. However, after Image streaming caches the image, future image pulls on any
+# cluster benefit" (docs.cloud.google.com/kubernetes-engine/docs/how-to/image-streaming). A first deploy pays the
+# full pull; later pulls of the same image (a new node, the next stack) start streamed.
+IMAGE_STREAMED_MIN = Figure(0.25, "min", "A", "a streamed container start: seconds (GKE image streaming docs)")
 
 
 @dataclass(frozen=True)
@@ -88,6 +134,22 @@ class Plan:
         return "; ".join(f"{s.name} {s.minutes:.1f} min" for s in self.steps)
 
 
+# Registry hosts reached over the VPC in the region: ACR Personal Edition `registry-vpc.<region>.aliyuncs.com`, an
+# ACR Enterprise instance `<instance>-registry-vpc.<region>.cr.aliyuncs.com` (ACR "Configure access over VPCs",
+# alibabacloud.com/help/en/acr/user-guide/configure-access-over-vpcs), ACK's `registry-<region>-vpc.ack.aliyuncs.com`
+# (alibaba-facts.md claim 33). No VPC host of the EGS registry (egs-registry.cn-hangzhou.cr.aliyuncs.com, the
+# mainland default) is known for other accounts (alibaba-facts.md section 12): its pulls go through the NAT.
+def pulled_in_region(image: str, region: str) -> bool:
+    """Whether `image` comes from a registry's VPC endpoint in `region` (so not through the NAT)."""
+    host = image.split("/", 1)[0] if "/" in image else ""
+    region = re.escape(region)
+    return bool(
+        re.fullmatch(rf"registry-vpc\.{region}\.aliyuncs\.com", host)
+        or re.fullmatch(rf"[a-z0-9][a-z0-9-]*-registry-vpc\.{region}\.cr\.aliyuncs\.com", host)
+        or re.fullmatch(rf"registry-{region}-vpc\.ack\.aliyuncs\.com", host)
+    )
+
+
 def transfer_minutes(gigabytes: float, mbps: float, cap_mb_per_s: float = math.inf) -> float:
     """Minutes to move `gigabytes` (decimal GB) over a link of `mbps` Mbit/s, no faster than `cap_mb_per_s`."""
     if mbps <= 0:
@@ -111,30 +173,127 @@ def image_pull(mbps: float, pods_sharing: int = 1, image_gb: Figure = ENGINE_IMA
     )
 
 
-def engine_load(model: ModelSpec) -> Step:
+def engine_image_pull(image: str, region: str, mbps: float, pods: int) -> Step:
+    """The serving pods' engine image: `pods` pulls per deploy (every pod of the first rollout pulls it once); through
+    the NAT they share its bandwidth, from a VPC endpoint in the region each pulls at the registry's rate."""
+    if not pulled_in_region(image, region):
+        return image_pull(mbps, pods)
+    pull = ENGINE_IMAGE_GB.value * 1000 / REGISTRY_NEAR_MB_PER_S.value / 60
+    unpack = ENGINE_IMAGE_UNPACKED_GB.value * 1000 / EXTRACT_MB_PER_S.value / 60
     return Step(
-        "engine start, load and warm-up",
-        sizing.load_minutes(model),
-        "core.sizing.load_minutes (assumed 20 GiB/min + 5 min warm-up)",
+        f"image pull x{pods} from the VPC registry",
+        pull + unpack,
+        f"{REGISTRY_NEAR_MB_PER_S.source}; {EXTRACT_MB_PER_S.source}",
     )
 
 
-def ecs_readiness(model: ModelSpec, mbps: float) -> Plan:
-    """A fresh GPU host to an answering API: the download and the image pull share the host's link, while the
-    driver, Docker and the toolkit install beside them (components/scripts/bootstrap.sh)."""
-    shared = transfer_minutes(weights_gb(model) + ENGINE_IMAGE_GB.value, mbps, MODELSCOPE_MB_PER_S.value)
+def engine_load(model: ModelSpec, stream_ranks: int = 0) -> Step:
+    """Engine start, the weights into the GPUs, warm-up. stream_ranks > 0: streamed from the object store by that
+    many processes at once (a distributed load: the tensor-parallel ranks; otherwise 1), else the mount figure."""
+    if stream_ranks <= 0:
+        return Step(
+            "engine start, load and warm-up",
+            sizing.load_minutes(model),
+            "core.sizing.load_minutes (assumed 20 GiB/min + 5 min warm-up)",
+        )
+    stream = weights_gb(model) / (STREAM_GCS_GB_PER_S_PER_RANK.value * stream_ranks) / 60
+    return Step(
+        f"engine start, stream x{stream_ranks} and warm-up",
+        ENGINE_START_MIN.value + stream + sizing.WARMUP_MIN,
+        f"{ENGINE_START_MIN.source}; {STREAM_GCS_GB_PER_S_PER_RANK.source} x{stream_ranks}; "
+        f"core.sizing.WARMUP_MIN (assumed {sizing.WARMUP_MIN} min)",
+    )
+
+
+@dataclass(frozen=True)
+class EcsStart:
+    """What a host starts from: a prepared image (driver, Docker, toolkit and the engine image already there), the
+    weights from an OSS bucket in the region, the engine image from a registry's VPC endpoint."""
+
+    prepared_image: bool = False
+    weights_in_region: bool = False
+    image_in_region: bool = False
+    disk_gib: int = 100
+    parallel: int = int(OSS_PARALLEL_STREAMS.value)
+
+
+def essd_mb_per_s(disk_gib: int) -> float:
+    return min(ESSD_BASE_MB_PER_S.value + ESSD_MB_PER_S_PER_GIB.value * disk_gib, ESSD_MAX_MB_PER_S.value)
+
+
+def ecs_readiness(model: ModelSpec, mbps: float, start: EcsStart = EcsStart()) -> Plan:
+    """A GPU host to an answering API (components/scripts/bootstrap.sh): after apt, the weights download runs beside
+    the driver, Docker and toolkit installs, which the engine image pull follows. Through the NAT the weights and
+    the image share its bandwidth; from OSS's internal endpoint the weights go at the disk's speed, from a VPC
+    registry the image at the registry's. A prepared image skips apt, the installs and the image pull."""
+    weights = weights_gb(model)
     unpack = ENGINE_IMAGE_UNPACKED_GB.value * 1000 / EXTRACT_MB_PER_S.value / 60
+    if start.weights_in_region:
+        rate = min(essd_mb_per_s(start.disk_gib), NIC_MB_PER_S.value)
+        download = Step(
+            f"weights from OSS in the region at {rate:.0f} MB/s ({start.parallel} streams)",
+            weights * 1000 / rate / 60,
+            f"{ESSD_BASE_MB_PER_S.source}; {NIC_MB_PER_S.source}",
+        )
+    else:
+        # Through the NAT, beside the image if it comes the same way (both then finish by the shared total).
+        shared = 0.0 if start.prepared_image or start.image_in_region else ENGINE_IMAGE_GB.value
+        download = Step(
+            f"weights from ModelScope at {mbps:g} Mbit/s" + (" (sharing it with the engine image)" if shared else ""),
+            transfer_minutes(weights + shared, mbps, MODELSCOPE_MB_PER_S.value),
+            f"{MODELSCOPE_MB_PER_S.source}; {ENGINE_IMAGE_GB.source}",
+        )
+    if start.prepared_image:
+        software = Step("driver, Docker, toolkit, engine image: in the prepared image", 0.0, "ecs.preparedImage")
+    else:
+        # bootstrap.sh: Docker, the toolkit, then the image pull beside the driver's install.
+        pull = (
+            ENGINE_IMAGE_GB.value * 1000 / REGISTRY_NEAR_MB_PER_S.value / 60
+            if start.image_in_region
+            else transfer_minutes(ENGINE_IMAGE_GB.value, mbps)
+        )
+        software = Step(
+            "Docker, toolkit, then the engine image"
+            + (" from the VPC registry" if start.image_in_region else f" at {mbps:g} Mbit/s")
+            + " beside the driver",
+            DOCKER_MIN.value + TOOLKIT_MIN.value + max(pull + unpack, DRIVER_MIN.value),
+            f"{DOCKER_MIN.source}; {TOOLKIT_MIN.source}; {DRIVER_MIN.source}; "
+            f"{REGISTRY_NEAR_MB_PER_S.source if start.image_in_region else ENGINE_IMAGE_GB.source}; "
+            f"{EXTRACT_MB_PER_S.source}",
+        )
+    slower = max(download, software, key=lambda s: s.minutes)
+    other = software if slower is download else download
     return Plan(
         (
             Step("create and boot", ECS_CREATE_AND_BOOT_MIN.value, ECS_CREATE_AND_BOOT_MIN.source),
-            Step("apt", APT_BASE_MIN.value, APT_BASE_MIN.source),
             Step(
-                f"weights + engine image at {mbps:g} Mbit/s (driver, Docker, toolkit alongside)",
-                max(shared + unpack, HOST_SOFTWARE_MIN.value),
-                f"{ENGINE_IMAGE_GB.source}; {MODELSCOPE_MB_PER_S.source}; {HOST_SOFTWARE_MIN.source}",
+                "apt" if not start.prepared_image else "apt: nothing to install",
+                0.0 if start.prepared_image else APT_BASE_MIN.value,
+                APT_BASE_MIN.source,
             ),
+            Step(slower.name, slower.minutes, f"{slower.source}; beside it: {other.name} {other.minutes:.1f} min"),
             engine_load(model),
             Step("readiness polling", POLL_MIN.value, POLL_MIN.source),
+        )
+    )
+
+
+def prepared_image_build(mbps: float, image_in_region: bool) -> Plan:
+    """ECS Image Builder making the prepared image (components/alibaba/prepared_image.py): off the API's path."""
+    pull = (
+        ENGINE_IMAGE_GB.value * 1000 / REGISTRY_NEAR_MB_PER_S.value / 60
+        if image_in_region
+        else transfer_minutes(ENGINE_IMAGE_GB.value, mbps)
+    )
+    unpack = ENGINE_IMAGE_UNPACKED_GB.value * 1000 / EXTRACT_MB_PER_S.value / 60
+    return Plan(
+        (
+            Step("intermediate instance", IMAGE_BUILDER_START_MIN.value, IMAGE_BUILDER_START_MIN.source),
+            Step(
+                "apt, driver, Docker, toolkit", APT_BASE_MIN.value + HOST_SOFTWARE_MIN.value, HOST_SOFTWARE_MIN.source
+            ),
+            Step("engine and gateway images", pull + unpack, f"{ENGINE_IMAGE_GB.source}; {EXTRACT_MB_PER_S.source}"),
+            Step("image snapshot", IMAGE_SNAPSHOT_MIN.value, IMAGE_SNAPSHOT_MIN.source),
         )
     )
 
@@ -153,6 +312,52 @@ def model_import(model: ModelSpec, mbps: float, image_gb: Figure = SLIM_IMAGE_GB
                 f"{MODELSCOPE_MB_PER_S.source}; {OSSFS_WRITE_MB_PER_S.source}",
             ),
         )
+    )
+
+
+# gke's import tasks: one per 100 GiB of weights (R1's 642 GiB: 7 tasks, a 7B model: 1), at most 10. A task keeps
+# a few files in its 32 GiB of memory at a time, never its share, so the split is for time, not for space: with 7
+# tasks the 689 GB take ~7 min at the assumed rate, and ~20 at a third of it, still inside cluster + A4 pool.
+IMPORT_GIB_PER_TASK = 100
+# The bound of gke.importTasks too. Cloud Run allows far more tasks per job: 10 x 8 vCPU is this program's bound (the
+# project's regional Cloud Run CPU quota was not looked up; with less, tasks queue).
+MAX_IMPORT_TASKS = 10
+
+
+def gke_import_tasks(model: ModelSpec, configured: int | None = None) -> int:
+    """gke.importTasks if set, else one task per IMPORT_GIB_PER_TASK GiB of weights, 1..MAX_IMPORT_TASKS."""
+    if configured is not None:
+        return configured
+    return max(1, min(MAX_IMPORT_TASKS, math.ceil(model.weights_gib / IMPORT_GIB_PER_TASK)))
+
+
+def gke_import(model: ModelSpec, workers: int) -> Plan:
+    """gke's import: the Cloud Run tasks start, install the downloader, then each copies its share (the largest)."""
+    share = weights_gb(model) / workers
+    return Plan(
+        (
+            Step("Cloud Run tasks start", CLOUD_RUN_START_MIN.value, CLOUD_RUN_START_MIN.source),
+            Step("downloader", PIP_INSTALL_MIN.value, PIP_INSTALL_MIN.source),
+            Step(
+                f"{share:.0f} GB per task, {workers} task(s) in parallel",
+                share * 1000 / IMPORT_TASK_MB_PER_S.value / 60,
+                IMPORT_TASK_MB_PER_S.source,
+            ),
+        )
+    )
+
+
+def gke_image_pulls(nodes: int, cached: bool = False) -> Step:
+    """The engine image on `nodes` GPU nodes at once, each pulling through the regional remote repository; the
+    first pull of an image is a full one (image streaming helps once the image is cached)."""
+    if cached:
+        return Step(f"engine image: {nodes} streamed pull(s)", IMAGE_STREAMED_MIN.value, IMAGE_STREAMED_MIN.source)
+    pull = ENGINE_IMAGE_GB.value * 1000 / REGISTRY_NEAR_MB_PER_S.value / 60
+    unpack = ENGINE_IMAGE_UNPACKED_GB.value * 1000 / EXTRACT_MB_PER_S.value / 60
+    return Step(
+        f"engine image: {nodes} pull(s), one per GPU node, in parallel",
+        pull + unpack,
+        f"{ENGINE_IMAGE_GB.source}; {REGISTRY_NEAR_MB_PER_S.source}; {EXTRACT_MB_PER_S.source}",
     )
 
 

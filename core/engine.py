@@ -37,6 +37,10 @@ API_KEY_ENV = {VLLM: "VLLM_API_KEY", SGLANG: "SGLANG_API_KEY"}
 
 # Marks the place of the API key in argv; launchers replace it with a reference, never a value.
 API_KEY_REF = "<api-key-from-environment>"
+# Marks the model argument when it is an object-store URI only known at deploy time (a generated bucket name): the
+# Kubernetes launcher passes it as `$(LLM_MODEL_URI)`, from the container's environment.
+MODEL_URI_REF = "<model-uri-from-environment>"
+MODEL_URI_ENV = "LLM_MODEL_URI"
 
 
 @dataclass(frozen=True)
@@ -70,11 +74,13 @@ class EngineCommand:
     engine: str = VLLM
 
     def kubernetes_args(self) -> list[str]:
-        """argv for a container `command`, the key as a `$(VAR)` reference Kubernetes expands.
+        """argv for a container `command`, the key (and a streamed model's URI) as `$(VAR)` references Kubernetes
+        expands.
 
         Every other `$` is doubled, so a value like `$(X)` in a served name stays literal.
         """
-        return [f"$({self.api_key_env})" if a == API_KEY_REF else a.replace("$", "$$") for a in self.argv]
+        refs = {API_KEY_REF: f"$({self.api_key_env})", MODEL_URI_REF: f"$({MODEL_URI_ENV})"}
+        return [refs.get(a, a.replace("$", "$$")) for a in self.argv]
 
     def shell(self) -> str:
         """A POSIX shell command line with the key as a quoted variable expansion."""
@@ -91,6 +97,7 @@ def build_command(
     multi_node: bool = False,
     behind_gateway: bool = False,
     shutdown_timeout_seconds: int = 0,
+    stream: Optional[StreamLoad] = None,
 ) -> EngineCommand:
     """The engine's argv for serving `model` from `model_path` on tensor_parallel x pipeline_parallel GPUs.
 
@@ -100,6 +107,7 @@ def build_command(
     on options.port, is the only way in (the engine's key does not guard every path, vllm-project/vllm#58144).
     shutdown_timeout_seconds: on SIGTERM vLLM finishes the requests in flight for this long (--shutdown-timeout;
     by default it aborts them at once, measured in tests/engine).
+    stream: load the weights with the Run:ai Model Streamer (vLLM only; streamer_problem() says where it can).
     """
     host, port = ("127.0.0.1", ENGINE_LOOPBACK_PORT) if behind_gateway else ("0.0.0.0", options.port)
     if options.engine == VLLM:
@@ -109,7 +117,11 @@ def build_command(
         if multi_node:
             # The default multiprocessing executor only sees the local GPUs; Ray spans the pods.
             argv += ["--distributed-executor-backend", "ray"]
+        if stream is not None:
+            argv += stream.argv()
     elif options.engine == SGLANG:
+        if stream is not None:
+            raise ValueError("the Run:ai Model Streamer is wired for vLLM only (modelStore.load mount with SGLang)")
         if multi_node:
             raise ValueError(
                 "SGLang across several pods or hosts is not supported here (only vLLM with Ray); "
@@ -287,3 +299,86 @@ def reserved_flag(arg: str, engine: str) -> Optional[str]:
     # Unknown or ambiguous here: refuse it if it could spell a reserved option (another version's parser).
     touching = [r for r in RESERVED_FLAGS if r in candidates or (len(token) > 2 and r.startswith(token))]
     return touching[0] if touching else None
+
+
+# --- Streaming load: vLLM's Run:ai Model Streamer (--load-format runai_streamer) ------------------------------------
+# The loader (vllm/model_executor/model_loader/runai_streamer_loader.py of the pinned 0.32.0, read in the engine
+# venv) streams safetensors with concurrent ranged reads from s3://, gs:// and az:// URIs or from a local directory,
+# and takes --model-loader-extra-config keys `concurrency` (RUNAI_STREAMER_CONCURRENCY), `memory_limit`
+# (RUNAI_STREAMER_MEMORY_LIMIT, bytes of CPU buffer) and `distributed` (each tensor-parallel rank reads a share and
+# broadcasts it: run-ai/runai-model-streamer/docs/src/usage.md "Distributed streaming"); any other key is refused.
+LOAD_FORMAT_STREAM = "runai_streamer"
+# The images' streamer: vllm/vllm-openai installs runai-model-streamer[s3] since the S3 support (stored vLLM
+# docker/Dockerfile, vllm-openai-base stage), [s3,gcs] since vllm-project/vllm#26464 (merged 2025-10-09, after the
+# v0.11.0 release; 0.11.1 is the first release after it: the release date is from memory, not verified here), and
+# the 0.32.0 wheel's `runai` extra is runai-model-streamer[azure,gcs,s3]>=0.15.7 (its METADATA, read here).
+# Which streamer the EGS image (vLLM 0.11.0, the mainland default) carries could not be checked: it is not assumed.
+STREAMER_GCS_SINCE = (0, 11, 1)
+# The base streamer (local directories) and its S3 backend: in a stored vLLM Dockerfile of the 0.8 era (it builds
+# FlashInfer for a torch 2.7 release candidate); the first release that installed them is not established here.
+STREAMER_SINCE = (0, 8, 0)
+# `distributed` in --model-loader-extra-config: vllm-project/vllm#27230 (after 0.11.0); the earliest release read
+# here that accepts it is the pinned 0.32.0 (its loader's allowed_keys), so older versions never get it.
+STREAMER_DISTRIBUTED_SINCE = (0, 32, 0)
+# Concurrent ranged reads per process from object storage: the streamer's own S3 benchmark loads Llama-3-8B fastest
+# at concurrency 32 (4.88 s; 4 gives 28.2 s): run-ai/runai-model-streamer/docs/src/benchmarks.md, Figure 5. Its
+# default for object storage is 8 (runai-model-streamer/docs/src/env-vars.md); from a local directory 16, which is kept.
+OBJECT_STORE_CONCURRENCY = 32
+# The streamer's CPU buffer defaults to 40 GB per process (unlimited in distributed mode; env-vars.md), and every
+# tensor-parallel worker has one: 8 of them would outgrow any serving pod's memory limit. The program caps each at
+# an equal share of this fraction of the pod's memory.
+STREAMER_MEMORY_SHARE = 0.5
+GIB = 1024**3
+# Where the streamer's progress shows in the engine's log (tqdm bar of the 0.32.0 weight_utils iterator).
+STREAMER_LOG_LINE = "Loading safetensors using Runai Model Streamer"
+
+
+@dataclass(frozen=True)
+class StreamLoad:
+    """How the engine streams its weights: from an object store URI, or from a mounted directory."""
+
+    object_store: bool  # True: an s3:// or gs:// model URI; False: the model's directory on a mounted volume
+    memory_limit_bytes: int  # the CPU buffer of each loading process
+    distributed: bool = False  # each tensor-parallel rank reads a share (STREAMER_DISTRIBUTED_SINCE)
+
+    def extra_config(self) -> dict[str, object]:
+        config: dict[str, object] = {"memory_limit": self.memory_limit_bytes}
+        if self.object_store:
+            config["concurrency"] = OBJECT_STORE_CONCURRENCY
+        if self.distributed:
+            config["distributed"] = True
+        return config
+
+    def argv(self) -> list[str]:
+        extra = json.dumps(self.extra_config(), sort_keys=True, separators=(",", ":"))
+        return ["--load-format", LOAD_FORMAT_STREAM, "--model-loader-extra-config", extra]
+
+
+def stream_load(
+    options: EngineOptions, object_store: bool, tensor_parallel: int, multi_node: bool, memory_gib: int
+) -> StreamLoad:
+    """The streamer's settings for one serving pod: the CPU buffer shared by its loading processes, and the
+    distributed mode for a tensor-parallel copy inside one pod where the engine version has it. Across pods (Ray)
+    the mode is left off: not read or run here with the Ray executor."""
+    tp = max(1, tensor_parallel)
+    limit = int(memory_gib * GIB * STREAMER_MEMORY_SHARE) // tp
+    distributed = tp > 1 and not multi_node and _version_tuple(options.engine_version) >= STREAMER_DISTRIBUTED_SINCE
+    return StreamLoad(object_store=object_store, memory_limit_bytes=limit, distributed=distributed)
+
+
+def streamer_problem(options: EngineOptions, scheme: str) -> Optional[str]:
+    """Why the engine image cannot stream from `scheme` ("gs", "s3" or "file"), or None when it can."""
+    if options.engine != VLLM:
+        return f"the pinned SGLang {versions.SGLANG_VERSION} has no Run:ai Model Streamer loader wired here"
+    if options.image == versions.VLLM_IMAGE_CN.value:
+        return (
+            "the EGS vLLM 0.11.0 image's streamer packages could not be checked (and vLLM's own image adds the GCS "
+            "backend only after 0.11.0)"
+        )
+    since = STREAMER_GCS_SINCE if scheme == "gs" else STREAMER_SINCE
+    if _version_tuple(options.engine_version) < since:
+        return (
+            f"vLLM {options.engine_version}'s image has no streamer for {scheme} (vllm/vllm-openai ships it from "
+            + (".".join(map(str, since)) + ")")
+        )
+    return None

@@ -32,7 +32,7 @@ VLLM_IMAGE = Pin(
 # gateway refuses /invocations). Set engine.image to a newer image your region can pull (README "Engine images").
 VLLM_IMAGE_CN = Pin(
     "egs-registry.cn-hangzhou.cr.aliyuncs.com/egs/vllm:0.11.0-pytorch2.8-cu128-20251015",
-    "Alibaba EGS image tag used in public `docker run` examples (audit alibaba.md claim 32)",
+    "Alibaba EGS image tag used in public `docker run` examples",
     "2025-10-15",
 )
 SGLANG_VERSION = "0.4.6.post1"
@@ -41,7 +41,7 @@ SGLANG_IMAGE = Pin(
 )
 SGLANG_IMAGE_CN = Pin(
     "egs-registry.cn-hangzhou.cr.aliyuncs.com/egs/sglang:0.4.6.post1-pytorch2.6-cu124-20250429",
-    "Alibaba EGS image tag used in public `docker run` examples (audit alibaba.md claim 32)",
+    "Alibaba EGS image tag used in public `docker run` examples",
     "2025-04-29",
 )
 

@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 from core.config.parse import parse  # noqa: E402
 from core.config.source import from_mapping  # noqa: E402
-from core.ready_time import GOALS, timeline  # noqa: E402
+from core.ready_time import GOALS, VARIANTS, timeline  # noqa: E402
 
 STACKS = ("dev", "prod", "acs", "acs-r1", "ack", "ack-edge", "gke", "kubernetes")
 
@@ -30,8 +30,18 @@ def stack_file(stack: str) -> Path:
     return root if root.exists() else ROOT / "examples" / f"{stack}.yaml"
 
 
-def settings(stack: str):
+def settings(stack: str, overrides: dict | None = None):
+    """The stack file's config, plus `overrides` as `pulumi config set --path` keys of the project (llm:)."""
     config = (yaml.safe_load(stack_file(stack).read_text()) or {}).get("config", {})
+    for path, value in (overrides or {}).items():
+        top, *rest = path.split(".")
+        if not rest:
+            config[f"llm:{top}"] = value
+            continue
+        node = config.setdefault(f"llm:{top}", {})
+        for part in rest[:-1]:
+            node = node.setdefault(part, {})
+        node[rest[-1]] = value
     values, providers = {}, {}
     for key, value in config.items():
         namespace, _, name = key.partition(":")
@@ -53,13 +63,14 @@ def main(argv: list[str]) -> int:
     print("| stack | target | modelled minutes | goal | critical path |")
     print("| --- | --- | --- | --- | --- |")
     details = []
-    for stack in STACKS:
-        plan = timeline(settings(stack))
-        goal = GOALS.get(stack)
+    rows = [(stack, stack, {}, GOALS.get(stack)) for stack in STACKS]
+    rows += [(name, stack, overrides, goal) for name, (stack, overrides, goal) in VARIANTS.items()]
+    for name, stack, overrides, goal in rows:
+        plan = timeline(settings(stack, overrides))
         verdict = "" if goal is None else (f"<= {goal} (met)" if plan.total <= goal else f"<= {goal} (**missed**)")
         path = " → ".join(t.name for t in plan.critical_path() if t.minutes > 0)
-        print(f"| {stack} | {plan.target} | {plan.total:.1f} | {verdict} | {path} |")
-        details.append((stack, plan))
+        print(f"| {name} | {plan.target} | {plan.total:.1f} | {verdict} | {path} |")
+        details.append((name, plan))
     if "--paths" in argv:
         for stack, plan in details:
             print(f"\n{stack}:")

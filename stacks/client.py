@@ -80,7 +80,7 @@ def openai_snippet(base_url: str, model_name: str) -> str:
 
 
 def chatbox_settings(base_url: str, model_name: str, engine: str) -> dict[str, object]:
-    """The Chatbox 'custom provider' form, field by field, as the reference document lists it."""
+    """The Chatbox 'custom provider' form, field by field, as Compute Nest's ECS edition lists it."""
     return {
         "modelProvider": "Add custom provider",
         "name": {"vllm": "vLLM API", "sglang": "SGLang API"}[engine],

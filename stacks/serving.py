@@ -33,14 +33,17 @@ from components.kubernetes.serving_workload import (
 )
 from core import gateway, sizing
 from core.config.settings import ClusterSettings
-from core.engine import build_command
+from core.config.storage import STREAM
+from core.engine import MODEL_URI_REF, STREAMER_LOG_LINE, build_command, stream_load
 from stacks.client import api_base, client_outputs, warn_plain_http
 
 
 class Importer(Protocol):
-    """A one-time model import the serving workload waits for (ModelImport, HfModelImport)."""
+    """A one-time model import the serving workload waits for: its Job (ModelImport's in the cluster, or gke's
+    Cloud Run job, HfGcsImport) is ready once the import has succeeded."""
 
-    job: k8s.batch.v1.Job
+    @property
+    def job(self) -> pulumi.CustomResource: ...
 
 
 MODEL_MOUNT = "/models"
@@ -74,6 +77,8 @@ class Platform:
     # Deadlines from the platform's bandwidth (core/durations.py); None: the conservative defaults below.
     import_timeout_minutes: Optional[int] = None
     load_minutes: Optional[int] = None  # the startup window's load estimate (plus a pull longer than allowed)
+    # The serving pods' service account (e.g. gke's, which the bucket trusts, when the engine streams from it).
+    service_account: Optional[str] = None
     # NetworkPolicies (components/kubernetes/network_policies.py): who may call the plain API port besides the
     # cluster's pods (the VPC, load balancer health checks), who scrapes the metrics port (default: any pod of the
     # cluster, for a Prometheus whose namespace is not known), and what the serving pods may send to beyond DNS.
@@ -160,10 +165,14 @@ def serve(
     opts: pulumi.ResourceOptions,
     serving_depends_on: Sequence[pulumi.Resource] = (),
     download: Optional[HubDownload] = None,
+    stream_uri: Optional[pulumi.Input[str]] = None,
 ) -> tuple[ServingWorkload, dict[str, object]]:
     """The serving workload (after the import, or downloading at start), the optional benchmark, the outputs.
 
     `importer` is None only with `download`: the engine fetches the model itself.
+    `stream_uri`: the model's object-store URI (e.g. gs://bucket/models/<id>) for modelStore.load stream, where
+    the target streams from its store; the serving pods then mount no model volume (the benchmark still does, for
+    the tokenizer). Streaming without it reads the mounted volume.
     """
     if (importer is None) == (download is None):
         raise ValueError("serve() needs exactly one of importer (model store) and download (at start)")
@@ -174,18 +183,30 @@ def serve(
     tls_secret = tls_secret_for(settings, namespace, opts) if tls is not None and tls.at_gateway else None
     policies = isolate(settings, platform, namespace, tls_secret is not None, download is not None, opts)
     placement, workload, engine_options = settings.placement, settings.workload, settings.engine
-    # Served from the store's path, or from the Hub id with the download into the model volume.
+    streaming = settings.model_store.load == STREAM
+    if stream_uri is not None and (not streaming or download is not None):
+        raise ValueError("stream_uri is for modelStore.load stream from the store, not with a download at start")
+    multi_node = placement.pods > 1
+    stream = (
+        stream_load(engine_options, stream_uri is not None, placement.tensor_parallel, multi_node, workload.memory_gib)
+        if streaming
+        else None
+    )
+    # Served from the store's path, or from the Hub id with the download into the model volume, or streamed from
+    # the store's URI (a reference to the environment: a generated bucket name is known only at deploy time).
     path = model_path(settings) if download is None else download.model_id
+    engine_path = MODEL_URI_REF if stream_uri is not None else path
     engine = build_command(
         engine_options,
         settings.model,
-        path,
+        engine_path,
         placement.tensor_parallel,
         placement.pipeline_parallel,
         gpu_has_bf16=placement.gpu.bf16,
-        multi_node=placement.pods > 1,
+        multi_node=multi_node,
         behind_gateway=True,
         shutdown_timeout_seconds=SHUTDOWN_SECONDS,
+        stream=stream,
     )
     load_minutes = platform.load_minutes or sizing.load_minutes(settings.model)
     env, secret_env = dict(platform.env), {}
@@ -214,8 +235,10 @@ def serve(
             ),
             tls_secret=tls_secret,
             api_key=api_key,
-            model_volume=volumes.serving,
+            model_volume=None if stream_uri is not None else volumes.serving,
             model_mount_path=MODEL_MOUNT,
+            model_uri=stream_uri,
+            service_account=platform.service_account,
             gpus_per_pod=placement.gpus_per_pod,
             pods_per_replica=placement.pods,
             replicas=workload.replicas,
@@ -290,11 +313,20 @@ def serve(
             "gpus": (f"{workload.replicas} x {placement.pods} pod(s) x {placement.gpus_per_pod}x {placement.gpu.name}"),
             "engine": engine_options.engine,
             "engineImage": engine_options.image,
-            "modelPath": path,
+            "modelPath": path if stream_uri is None else stream_uri,
+            "modelLoad": _load_description(stream_uri is not None, streaming),
             "loadMinutesEstimate": load_minutes,
         }
     )
     return serving, outputs
+
+
+def _load_description(from_store: bool, streaming: bool) -> str:
+    """The modelLoad output: how the engine reads the weights, and where its log shows the progress."""
+    if not streaming:
+        return "mount: the default loader reads the mounted store (docs/loading.md)"
+    where = "from the object store" if from_store else "from the mounted volume"
+    return f"stream {where} (Run:ai Model Streamer); progress in the engine log: '{STREAMER_LOG_LINE}'"
 
 
 def tls_secret_for(

@@ -50,7 +50,7 @@ def _fake_base64(label: str, chars: int) -> str:
 
 
 # As big as a kubeconfig ACK issues (about 6 KB: an RSA-2048 CA certificate, client certificate and client
-# key, base64-encoded PEM; audit alibaba.md claim 2 measured 6,038 characters), so size limits (an OOS
+# key, base64-encoded PEM; one measured 6,038 characters), so size limits (an OOS
 # parameter's 4,096 characters) bite here as they would in the cloud. KUBE-TOKEN-SECRET marks the
 # credential part for the tests that look for leaks.
 KUBECONFIG = (
@@ -68,6 +68,7 @@ KUBERNETES_SCHEMA_VERSION = "1.33.0"
 PRIVATE_LB_IP = "192.168.0.100"
 ACCOUNT_ID = "1234567890123456"  # the account getCallerIdentity answers with
 PUBLIC_LB_IP = "47.96.0.100"
+PREPARED_IMAGE_ID = "m-bp1preparedmock01"  # the image a prepared image build ends with here
 
 
 @dataclass
@@ -97,6 +98,10 @@ class Run:
     secret_outputs: set[str] = field(default_factory=set)
     invokes: list[tuple[str, dict]] = field(default_factory=list)
     refusals: list[str] = field(default_factory=list)  # what the clouds' rules refused (tests/cloud_rules)
+    logs: list[tuple[str, str]] = field(default_factory=list)  # pulumi.log.info: (message, the resource's name)
+
+    def logged(self, fragment: str) -> list[tuple[str, str]]:
+        return [(message, name) for message, name in self.logs if fragment in message]
 
     def of_type(self, type_: str) -> list[Resource]:
         return [r for r in self.resources if r.type == type_]
@@ -189,11 +194,15 @@ class CloudMocks(pulumi.runtime.Mocks):
         }.get(args.typ, {})
         if args.typ == "alicloud:oss/bucket:Bucket":
             state.setdefault("bucket", f"{args.name}-id")
+        if args.typ == "pulumi-python:dynamic:Resource" and "execution_id" in state:
+            state["image_id"] = PREPARED_IMAGE_ID  # what the prepared image build's wait returns
         if args.typ == "gcp:projects/service:Service" and pulumi.runtime.is_dry_run():
             # A preview creates nothing: an API the stack enables has no id yet (and is not on).
             return "", {**state, **_gcp_state(args)}
         state.update(_gcp_state(args))
         state.update(extra)
+        if pulumi.runtime.is_dry_run():
+            return "", state  # as in a real preview, a resource to be created has no id yet
         return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs):
@@ -238,8 +247,10 @@ class CloudMocks(pulumi.runtime.Mocks):
                 "clusterName": "mock",
             }
         if args.token == "alicloud:ecs/getImages:getImages":
-            images = [_image(i) for i in self.images]
-            return {"id": "images", "ids": self.images, "images": images, "nameRegex": args.args.get("nameRegex")}
+            wanted = args.args.get("imageId")
+            ids = [i for i in self.images if wanted in (None, i)]
+            images = [_image(i) for i in ids]
+            return {"id": "images", "ids": ids, "images": images, "nameRegex": args.args.get("nameRegex")}
         if args.token == "alicloud:arms/getPrometheus:getPrometheus":
             # Another cluster's instance, then one for each cluster this run created (as arms-prometheus does).
             clusters = [f"{r.name}-id" for r in self.run.of_type("alicloud:cs/managedKubernetes:ManagedKubernetes")]
@@ -342,7 +353,8 @@ def _image(image_id: str) -> dict:
             "isSelfShared": "",
             "isSubscribed": False,
             "isSupportIoOptimized": True,
-            "size": 20,
+            # A prepared image's disk (core.config.host), one too big for a host's disk, a public image's.
+            "size": 500 if "big" in image_id else 80 if image_id.startswith("m-bp1") else 20,
             "tags": {},
         }
     )
@@ -510,8 +522,17 @@ def _run(
     pulumi.runtime.set_all_config(
         stack_config(stack, overrides, project), [k if ":" in k else f"{project}:{k}" for k in secret_keys]
     )
-    body()
-    _sync_await(wait_for_rpcs())
+    original_info = pulumi.log.info
+
+    def record_info(msg: str, resource: Optional[pulumi.Resource] = None, *_args: object, **_kwargs: object) -> None:
+        run.logs.append((msg, resource.pulumi_resource_name if resource is not None else ""))
+
+    pulumi.log.info = record_info
+    try:
+        body()
+        _sync_await(wait_for_rpcs())
+    finally:
+        pulumi.log.info = original_info
     try:
         cloud_rules.check_run(run)
     except cloud_rules.CloudRefusal as refusal:

@@ -520,3 +520,97 @@ def test_a_pod_pulling_through_the_stacks_registry_before_the_nodes_may_read_it_
     with pytest.raises(cloud_rules.CloudRefusal, match="before the nodes may read repository mirror"):
         run_program(program(wait=False))
     assert run_program(program(wait=True)).refusals == []
+
+
+def _cloud_run_job(**task):
+    """A program registering one Cloud Run job whose task template takes `task` (container: cpu, memory, env)."""
+    limits = {k: task.pop(k) for k in ("cpu", "memory") if k in task}
+    envs = task.pop("envs", [])
+    name, token = task.pop("name", "import"), task.pop("token", "abc123")
+
+    def program():
+        import pulumi
+        import pulumi_gcp as gcp
+
+        api = gcp.projects.Service("run", service="run.googleapis.com")
+        gcp.cloudrunv2.Job(
+            "job",
+            name=name,
+            location="us-central1",
+            run_execution_token=token,
+            template={
+                "template": {
+                    "containers": [{"image": "python", "resources": {"limits": limits}, "envs": envs}],
+                    **task,
+                }
+            },
+            opts=pulumi.ResourceOptions(depends_on=[api]),
+        )
+
+    return program
+
+
+@pytest.mark.parametrize(
+    "task, refused",
+    [
+        ({"timeout": f"{168 * 3600}s", "cpu": "8", "memory": "32Gi"}, None),
+        ({"timeout": f"{168 * 3600 + 1}s"}, "task timeout .* is over Cloud Run's 168 h"),
+        ({"cpu": "16", "memory": "32Gi"}, "cpu 16 is not one of"),
+        ({"cpu": "8", "memory": "64Gi"}, "memory 64Gi is over 32 GiB"),
+        ({"cpu": "4", "memory": "32Gi"}, "needs at least 8 CPUs, not 4"),
+        ({"envs": [{"name": "SCRIPT", "value": "x" * 32769}]}, "over 32768"),
+        ({"name": "n" * 50, "token": "t" * 13}, "63 or more"),
+    ],
+)
+def test_a_cloud_run_job_task_over_cloud_runs_limits_is_refused(task, refused):
+    if refused is None:
+        assert run_program(_cloud_run_job(**task)).refusals == []
+    else:
+        with pytest.raises(cloud_rules.CloudRefusal, match=refused):
+            run_program(_cloud_run_job(**task))
+
+
+def test_image_streaming_needs_cos_containerd_the_file_system_api_and_the_nodes_usage_role():
+    def program(image_type="COS_CONTAINERD", api=True, role=True):
+        def body():
+            import pulumi
+            import pulumi_gcp as gcp
+
+            names = ("iam", "container", *(("containerfilesystem",) if api else ()))
+            apis = [gcp.projects.Service(a, service=f"{a}.googleapis.com") for a in names]
+            after = pulumi.ResourceOptions(depends_on=apis)
+            account = gcp.serviceaccount.Account("nodes", account_id="nodes", project="p-123456", opts=after)
+            member = pulumi.Output.concat("serviceAccount:", account.email)
+            roles = [
+                gcp.projects.IAMMember(
+                    "node", project="p-123456", role="roles/container.defaultNodeServiceAccount", member=member
+                )
+            ]
+            if role:
+                roles.append(
+                    gcp.projects.IAMMember(
+                        "usage", project="p-123456", role="roles/serviceusage.serviceUsageConsumer", member=member
+                    )
+                )
+            gcp.container.NodePool(
+                "gpu",
+                cluster="c",
+                node_count=1,
+                node_config={
+                    "machine_type": "g2-standard-8",
+                    "service_account": account.email,
+                    "image_type": image_type,
+                    "gcfs_config": {"enabled": True},
+                },
+                opts=pulumi.ResourceOptions(depends_on=[*apis, *roles]),
+            )
+
+        return body
+
+    assert run_program(program()).refusals == []
+    with pytest.raises(cloud_rules.CloudRefusal, match="needs the COS_CONTAINERD node image, not UBUNTU_CONTAINERD"):
+        run_program(program(image_type="UBUNTU_CONTAINERD"))
+    with pytest.raises(cloud_rules.CloudRefusal, match=r"streams images before containerfilesystem\.googleapis\.com"):
+        run_program(program(api=False))
+    with pytest.raises(cloud_rules.CloudRefusal, match=r"before it holds roles/serviceusage\.serviceUsageConsumer"):
+        run_program(program(role=False))

@@ -227,7 +227,7 @@ def test_gke_lists_one_a4_node_per_gpu_node_and_cites_the_cluster_fee():
         a4["resource"],
         system["resource"],
         "internal passthrough Network Load Balancer (API Service)",
-        "Cloud NAT for the nodes' egress (model download, PyPI, images)",
+        "Cloud NAT for the nodes' egress (PyPI, images, the download mode's weights)",
     ]
 
 

@@ -138,3 +138,37 @@ def test_a_bandwidth_too_low_for_cloud_assistants_day_is_refused():
             "prod",
             {"access.public": True, "access.allowedCidrs": ["203.0.113.0/24"], "access.publicBandwidthMbps": 5},
         )
+
+
+@pytest.mark.parametrize(
+    "image, near",
+    [
+        ("registry-vpc.cn-hangzhou.aliyuncs.com/me/vllm:0.11.0", True),  # ACR Personal Edition over the VPC
+        ("llm-registry-vpc.cn-hangzhou.cr.aliyuncs.com/egs/vllm:0.11.0", True),  # an ACR Enterprise instance
+        ("registry-cn-hangzhou-vpc.ack.aliyuncs.com/acs/lws:v0.5.0", True),  # ACK's regional VPC registry
+        ("llm-registry-vpc.cn-beijing.cr.aliyuncs.com/egs/vllm:0.11.0", False),  # another region's
+        ("egs-registry.cn-hangzhou.cr.aliyuncs.com/egs/vllm:0.11.0", False),  # public: through the NAT
+        ("docker.io/vllm/vllm-openai:v0.32.0", False),
+        ("vllm/vllm-openai", False),
+    ],
+)
+def test_an_image_is_near_only_from_a_vpc_endpoint_in_the_region(image, near):
+    assert durations.pulled_in_region(image, "cn-hangzhou") is near
+
+
+def test_pulls_per_deploy_share_the_nat_but_not_a_vpc_registry():
+    public = "egs-registry.cn-hangzhou.cr.aliyuncs.com/egs/vllm:x"
+    vpc = "x-registry-vpc.cn-hangzhou.cr.aliyuncs.com/v:x"
+    one, two = (durations.engine_image_pull(public, "cn-hangzhou", 200, n).minutes for n in (1, 2))
+    assert two - one == pytest.approx(durations.transfer_minutes(durations.ENGINE_IMAGE_GB.value, 200))
+    near = [durations.engine_image_pull(vpc, "cn-hangzhou", 200, n).minutes for n in (1, 2)]
+    assert near[0] == near[1] < one
+
+
+def test_the_engine_image_step_of_the_alibaba_clusters_follows_the_registry():
+    from core.ready_time import timeline
+
+    vpc = {"engine.image": "llm-registry-vpc.cn-hangzhou.cr.aliyuncs.com/egs/vllm:0.11.0-pytorch2.8-cu128-20251015"}
+    for stack in ALIBABA_K8S:
+        now, near = (timeline(settings_for(stack, o)).by_name["engine image"].minutes for o in ({}, vpc))
+        assert near < now, stack

@@ -5,6 +5,8 @@ import base64
 import pytest
 from harness import GENERATED_API_KEY, PEM_TLS, all_strings, is_secret, run_stack, unwrap
 
+from core.config.problems import ConfigError
+
 INSTANCE = "alicloud:ecs/instance:Instance"
 RULE = "alicloud:ecs/securityGroupRule:SecurityGroupRule"
 INVOCATION = "alicloud:ecs/ecsInvocation:EcsInvocation"
@@ -136,9 +138,9 @@ def test_new_model_or_engine_settings_replace_the_host(dev):
 def test_up_waits_for_the_readiness_command_sized_for_the_model(dev):
     invocation = dev.one(INVOCATION)
     command = unwrap(dev.one(COMMAND).inputs)
-    assert dev.outputs["readinessTimeoutMinutes"] == 45  # core.durations at 200 Mbit/s x 1.5
-    assert command["timeout"] == 45 * 60 + 300 and command["enableParameter"] is True
-    assert invocation.custom_timeouts["create"] == "55m"
+    assert dev.outputs["readinessTimeoutMinutes"] == 42  # core.durations at 200 Mbit/s x 1.5
+    assert command["timeout"] == 42 * 60 + 300 and command["enableParameter"] is True
+    assert invocation.custom_timeouts["create"] == "52m"
     secret_parameter = dev.one(SECRET_PARAMETER)
     assert secret_parameter.urn in invocation.dependencies
     assert invocation.has_replacement_trigger  # a rotated key is installed again
@@ -147,7 +149,7 @@ def test_up_waits_for_the_readiness_command_sized_for_the_model(dev):
 def test_readiness_command_checks_health_and_key_enforcement(dev):
     script = base64.b64decode(unwrap(dev.one(COMMAND).inputs)["commandContent"]).decode()
     assert "API_KEY_VALUE='{{oos-secret:llm-dev-api-key}}'" in script
-    assert "/health" in script and "expected 401" in script and "TIMEOUT_SECONDS=2700" in script
+    assert "/health" in script and "expected 401" in script and "TIMEOUT_SECONDS=2520" in script
     assert "/invocations" in script and "expected the gateway's 404" in script  # the path vLLM's key skips
     assert "GATEWAY_KEY_PATH=/etc/llm-serving/gateway/api-key.map" in script
     assert unwrap(dev.one(SECRET_PARAMETER).inputs)["secretParameterName"] == "llm-dev-api-key"
@@ -263,3 +265,220 @@ def test_v100_hosts_serve_bf16_checkpoints_as_fp16():
     run = run_stack("dev", {"placement.instanceType": "ecs.gn6e-c12g1.3xlarge"})
     assert "--dtype half" in user_data(run)
     assert "--dtype" not in user_data(run_stack("dev"))
+
+
+# --- A prepared image (docs/targets/ecs-prepared-image.md) -----------------------------------------------------
+
+COMPONENT = "alicloud:ecs/ecsImageComponent:EcsImageComponent"
+PIPELINE = "alicloud:ecs/ecsImagePipeline:EcsImagePipeline"
+EXECUTION = "alicloud:ecs/imagePipelineExecution:ImagePipelineExecution"
+DYNAMIC = "pulumi-python:dynamic:Resource"
+BUILD = {"ecs.preparedImage.build": True}
+
+
+def test_a_build_on_request_makes_the_image_with_image_builder_beside_a_host_from_ubuntu(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from harness import PREPARED_IMAGE_ID
+
+    run = run_stack("dev", BUILD)
+    assert unwrap(run.one(INSTANCE).inputs)["imageId"] == "m-ubuntu2204-mock"  # the first host: public Ubuntu
+    component, pipeline = unwrap(run.one(COMPONENT).inputs), unwrap(run.one(PIPELINE).inputs)
+    assert pipeline["baseImageType"] == "IMAGE" and pipeline["baseImage"] == "m-ubuntu2204-mock"
+    assert pipeline["buildContent"] == f"COMPONENT {run.one(COMPONENT).name}-id"
+    assert pipeline["vswitchId"] == unwrap(run.one(INSTANCE).inputs)["vswitchId"]  # behind the stack's NAT
+    assert pipeline["internetMaxBandwidthOut"] == 0 and pipeline["systemDiskSize"] == 80
+    assert pipeline["deleteInstanceOnFailure"] is True
+    # The provider's execution only starts the build; the dynamic resource waits for it and holds the image.
+    execution = run.one(EXECUTION)
+    assert unwrap(execution.inputs)["imagePipelineId"] == f"{run.one(PIPELINE).name}-id"
+    image = next(r for r in run.of_type(DYNAMIC) if "execution_id" in r.inputs)
+    assert execution.urn in image.dependencies and not image.retain_on_delete
+    assert run.outputs["preparedImageId"] == PREPARED_IMAGE_ID
+    assert "DescribeImagePipelineExecutions --RegionId cn-hangzhou --ExecutionId" in run.outputs["preparedImageBuild"]
+    # What the intermediate instance runs: the host's own scripts in Image Builder mode, shellcheck-clean.
+    (task,) = json.loads(component["content"])["Tasks"]
+    assert task["Action"] == "RunShellCommand" and component["componentType"] == "Build"
+    script = task["Properties"]["commandContent"]
+    assert (
+        "/var/tmp/llm-serving-image/bootstrap.sh --prepare-image" in script
+        and "/usr/local/lib/llm-serving/install-driver.sh" in script
+    )
+    assert "ENGINE_IMAGE=egs-registry.cn-hangzhou.cr.aliyuncs.com/egs/vllm" in script
+    path = tmp_path / "prepare.sh"
+    path.write_text(script)
+    shellcheck = str(Path(sys.executable).parent / "shellcheck")
+    result = subprocess.run([shellcheck, "--shell=bash", "--severity=style", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+
+
+def test_the_build_waits_long_enough_and_the_image_is_kept_only_when_retained():
+    from core import durations
+
+    run = run_stack("dev", BUILD)
+    image = next(r for r in run.of_type(DYNAMIC) if "execution_id" in r.inputs)
+    modelled = durations.prepared_image_build(200, False).minutes
+    assert image.inputs["wait_minutes"] >= modelled
+    assert int(image.custom_timeouts["create"].removesuffix("m")) >= image.inputs["wait_minutes"]
+    kept = next(
+        r
+        for r in run_stack("dev", {**BUILD, "ecs.preparedImage.retain": True}).of_type(DYNAMIC)
+        if "execution_id" in r.inputs
+    )
+    assert kept.retain_on_delete
+    assert "prepared image" in str(run.outputs["costEstimate"])
+
+
+def test_a_public_host_builds_with_the_builders_own_bandwidth():
+    run = run_stack("dev", {**BUILD, **PEM_TLS, "access.public": True, "access.allowedCidrs": ["203.0.113.0/24"]})
+    assert unwrap(run.one(PIPELINE).inputs)["internetMaxBandwidthOut"] == 100  # no NAT; the API's maximum
+
+
+def test_a_taken_prepared_image_is_checked_and_starts_the_host():
+    from harness import PREPARED_IMAGE_ID
+
+    run = run_stack("dev", {"ecs.preparedImage.id": PREPARED_IMAGE_ID}, images=[PREPARED_IMAGE_ID])
+    assert unwrap(run.one(INSTANCE).inputs)["imageId"] == PREPARED_IMAGE_ID
+    _token, args = next(i for i in run.invokes if i[0] == "alicloud:ecs/getImages:getImages")
+    assert args["imageId"] == PREPARED_IMAGE_ID
+    assert not run.of_type(PIPELINE) and run.outputs["hostImage"] == PREPARED_IMAGE_ID
+    # The wait is modelled without the installs and the pull.
+    assert run.outputs["readinessTimeoutMinutes"] < run_stack("dev").outputs["readinessTimeoutMinutes"]
+    with pytest.raises(ConfigError, match=r"ecs\.preparedImage\.id.*is no image in cn-hangzhou"):
+        run_stack("dev", {"ecs.preparedImage.id": "m-bp1someoneelse01"}, images=[PREPARED_IMAGE_ID])
+    with pytest.raises(ConfigError, match=r"disk\.sizeGib.*smaller than the prepared image m-bp1bigimage0001 \(500"):
+        run_stack("dev", {"ecs.preparedImage.id": "m-bp1bigimage0001"}, images=["m-bp1bigimage0001"])
+    with pytest.raises(ConfigError, match=r"disk\.sizeGib.*smaller than the prepared image's 80 GiB"):
+        run_stack("dev", {"ecs.preparedImage.id": PREPARED_IMAGE_ID, "disk.sizeGib": 79}, images=[PREPARED_IMAGE_ID])
+
+
+@pytest.mark.parametrize(
+    "overrides, key",
+    [
+        ({**BUILD, "ecs.preparedImage.id": "m-bp1preparedmock01"}, "ecs.preparedImage.id"),
+        ({"ecs.preparedImage.retain": True}, "ecs.preparedImage.retain"),
+        ({"ecs.preparedImage.id": "m-bp1preparedmock01", "ecs.imageId": "m-custom123"}, "ecs.imageId"),
+        ({"ecs.weights.source": "oss"}, "ecs.weights.bucket"),
+        ({"ecs.weights.bucket": "my-models"}, "ecs.weights.bucket"),
+        ({"ecs.preparedImage.id": "ubuntu_22_04"}, "ecs.preparedImage.id"),
+        ({"ecs.weights.parallel": 65}, "ecs.weights.parallel"),
+    ],
+)
+def test_prepared_image_and_weights_settings_that_cannot_work_are_refused(overrides, key):
+    from harness import settings_for
+
+    with pytest.raises(ConfigError, match=rf"{key.replace('.', chr(92) + '.')}"):
+        settings_for("dev", overrides)
+
+
+# --- The weights from OSS in the region ------------------------------------------------------------------------
+
+OSS = {"ecs.weights.source": "oss", "ecs.weights.bucket": "my-models"}
+
+
+def test_weights_from_a_bucket_in_the_region_use_the_internal_endpoint_and_the_hosts_role(prod):
+    import json
+
+    run = run_stack("prod", OSS)
+    text = user_data(run)
+    assert "WEIGHTS_SOURCE=oss" in text and "WEIGHTS_BUCKET=my-models" in text
+    assert "OSS_ENDPOINT=oss-cn-hangzhou-internal.aliyuncs.com" in text
+    assert "cat > /usr/local/lib/llm-serving/fetch-oss.py" in text
+    assert "cat > /usr/local/lib/llm-serving/fetch-oss.py" not in user_data(prod)
+    policy = json.loads(unwrap(run.one("alicloud:ram/policy:Policy").inputs)["policyDocument"])
+    reads = [s for s in policy["Statement"] if "oss:GetObject" in s["Action"]]
+    assert reads == [
+        {"Effect": "Allow", "Action": ["oss:GetObject"], "Resource": ["acs:oss:*:*:my-models/models/Qwen/QwQ-32B/*"]}
+    ]
+    assert run.outputs["weightsSource"] == "oss://my-models/models/Qwen/QwQ-32B/"
+    assert not [r for r in run.resources if "accessKey" in r.type]  # no long-lived key anywhere
+    assert run.outputs["readinessTimeoutMinutes"] < prod.outputs["readinessTimeoutMinutes"]
+
+
+def test_a_host_copying_weights_without_the_role_to_read_them_is_refused():
+    import cloud_rules
+
+    from components.alibaba import instance_role
+
+    original = instance_role.bucket_read_statements
+    instance_role.bucket_read_statements = lambda bucket, prefix: original("other-bucket", prefix)
+    try:
+        import stacks.alibaba.ecs as ecs_stack
+
+        ecs_stack.bucket_read_statements = instance_role.bucket_read_statements
+        with pytest.raises(cloud_rules.CloudRefusal, match="may not oss:GetObject oss://my-models/"):
+            run_stack("dev", OSS)
+    finally:
+        instance_role.bucket_read_statements = original
+        ecs_stack.bucket_read_statements = original
+
+
+# --- The build's wait and the image's deletion, against a fake ECS API ------------------------------------------
+
+
+def test_the_ecs_api_signature_is_the_documented_one():
+    from components.alibaba.prepared_image import rpc_url
+
+    # ECS API reference "Request signatures": DescribeRegions with AccessKey testid/testsecret.
+    fixed = {
+        "Timestamp": "2016-02-23T12:46:24Z",
+        "Format": "XML",
+        "SignatureNonce": "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf",
+    }
+    url = rpc_url("cn-hangzhou", "DescribeRegions", fixed, ("testid", "testsecret", None))
+    assert url.startswith("https://ecs.cn-hangzhou.aliyuncs.com/?AccessKeyId=testid&Action=DescribeRegions")
+    assert url.endswith("&Signature=OLeaidS1JvxuMvnyHOwuJ%2BuX5qY%3D")
+
+
+def test_the_wait_follows_the_build_to_its_image_or_its_failure():
+    from components.alibaba.prepared_image import wait_for_image
+
+    states = iter(["PREPARING", "BUILDING", "DISTRIBUTING", "SUCCESS"])
+    calls = []
+
+    def send(action, params):
+        calls.append((action, params))
+        status = next(states)
+        task = {"Status": status, "ImageId": "m-built" if status == "SUCCESS" else ""}
+        return {"ImagePipelineExecution": {"ImagePipelineExecutionSet": [task]}}
+
+    pauses = []
+    assert wait_for_image("cn-hangzhou", "exec-1", ("id", "s", None), 3600, send, pauses.append) == "m-built"
+    assert calls[0] == ("DescribeImagePipelineExecutions", {"ExecutionId": "exec-1"})
+    assert len(pauses) == 3
+
+    def failed(action, params):
+        return {"ImagePipelineExecution": {"ImagePipelineExecutionSet": [{"Status": "FAILED", "Message": "apt"}]}}
+
+    with pytest.raises(RuntimeError, match="ended FAILED: apt"):
+        wait_for_image("cn-hangzhou", "exec-1", ("id", "s", None), 3600, failed, pauses.append)
+
+    def stuck(action, params):
+        return {"ImagePipelineExecution": {"ImagePipelineExecutionSet": [{"Status": "BUILDING"}]}}
+
+    with pytest.raises(RuntimeError, match="still BUILDING after 2 min"):
+        wait_for_image("cn-hangzhou", "exec-1", ("id", "s", None), 120, stuck, lambda s: None)
+
+
+def test_deleting_the_image_deletes_its_snapshots_too():
+    from components.alibaba.prepared_image import delete_image
+
+    calls = []
+
+    def send(action, params):
+        calls.append((action, params.get("ImageId") or params.get("SnapshotId")))
+        if action == "DescribeImages":
+            mapping = [{"SnapshotId": "s-1"}, {"SnapshotId": ""}, {"SnapshotId": "s-2"}]
+            return {"Images": {"Image": [{"DiskDeviceMappings": {"DiskDeviceMapping": mapping}}]}}
+        return {}
+
+    assert delete_image("cn-hangzhou", "m-built", ("id", "s", None), send) == ["s-1", "s-2"]
+    assert calls == [
+        ("DescribeImages", "m-built"),
+        ("DeleteImage", "m-built"),
+        ("DeleteSnapshot", "s-1"),
+        ("DeleteSnapshot", "s-2"),
+    ]

@@ -25,6 +25,10 @@ CLUSTER = "gcp:container/cluster:Cluster"
 POOL = "gcp:container/nodePool:NodePool"
 BUCKET = "gcp:storage/bucket:Bucket"
 HF_TOKEN = "hf_MOCKTOKEN0123456789abcdefghij"
+ACCOUNT = "gcp:serviceaccount/account:Account"
+RUN_JOB = "gcp:cloudrunv2/job:Job"
+SERVICE = "gcp:projects/service:Service"
+IMPORT_ACCOUNT = "serviceAccount:llm-gke-import@my-gcp-project.iam.gserviceaccount.com"
 GCSFUSE = "gcsfuse.csi.storage.gke.io"
 PODMONITORING = "monitoring.googleapis.com/v1/PodMonitoring"
 
@@ -205,10 +209,19 @@ def test_a_kept_bucket_is_adopted_by_name_without_creating_or_deleting_it():
     assert run.of_type(BUCKET) == []
     bindings = [unwrap(b.inputs) for b in run.of_type("gcp:storage/bucketIAMMember:BucketIAMMember")]
     assert {b["bucket"] for b in bindings} == {"llm-gke-models-kept"}
-    assert {b["member"].rsplit("/sa/", 1)[1] for b in bindings} == {"llm-models", "llm-models-writer"}
+    pods = {b["member"].rsplit("/sa/", 1)[1] for b in bindings if b["member"].startswith("principal://")}
+    assert pods == {"llm-models", "llm-models-writer"}
+    assert IMPORT_ACCOUNT in {b["member"] for b in bindings}  # the import writes into the adopted bucket too
     assert run.outputs["modelBucket"] == "llm-gke-models-kept"
-    pod = serving_pod(run)
-    model = next(v for v in pod["spec"]["volumes"] if v["name"] == "model")
+    engine = serving_pod(run)["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in engine["env"]}
+    assert env["LLM_MODEL_URI"] == "gs://llm-gke-models-kept/models/deepseek-ai/DeepSeek-R1"  # streamed from it
+    mounted = serving_pod(
+        run_stack(
+            "gke", {"modelStore.bucket": "llm-gke-models-kept", "modelStore.adopt": True, "modelStore.load": "mount"}
+        )
+    )
+    model = next(v for v in mounted["spec"]["volumes"] if v["name"] == "model")
     assert model["csi"]["volumeAttributes"]["bucketName"] == "llm-gke-models-kept"
 
 
@@ -224,6 +237,7 @@ def test_serving_only_reads_the_bucket_and_only_the_import_and_benchmark_write_i
     assert roles == {
         principal + "llm-models": "roles/storage.objectViewer",
         principal + "llm-models-writer": "roles/storage.objectUser",
+        IMPORT_ACCOUNT: "roles/storage.objectUser",  # the Cloud Run import job, on this bucket only
     }
     for name in ("llm-models", "llm-models-writer"):
         account = gke.kubernetes_object("ServiceAccount", name)
@@ -234,16 +248,10 @@ def test_serving_only_reads_the_bucket_and_only_the_import_and_benchmark_write_i
         if o["kind"] in ("Deployment", "Job")
     }
     accounts = {name: t["spec"]["serviceAccountName"] for name, t in templates.items()}
-    assert accounts == {
-        "llm": "llm-models",
-        "llm-gke-import": "llm-models-writer",
-        "llm-gke-benchmark": "llm-models-writer",
-    }
+    assert accounts == {"llm": "llm-models", "llm-gke-benchmark": "llm-models-writer"}
     assert all(t["spec"]["automountServiceAccountToken"] is False for t in templates.values())
-    # The pods wait for their identities: serving and the import depend on the accounts.
+    # The pods wait for their identities: serving depends on the accounts.
     account_urns = {a.urn for a in gke.of_type("kubernetes:core/v1:ServiceAccount")}
-    importer = next(j for j in gke.of_type("kubernetes:batch/v1:Job") if "import" in j.name)
-    assert account_urns <= set(importer.dependencies)
     assert account_urns <= set(gke.one("kubernetes:apps/v1:Deployment").dependencies)
 
 
@@ -252,12 +260,13 @@ def test_pods_without_a_bucket_volume_keep_the_default_service_account(rdma):
     assert "serviceAccountName" not in installer
 
 
-def test_serving_reads_the_bucket_read_only_through_gcs_fuse_with_the_sidecar(gke):
-    pod = serving_pod(gke)
+def test_with_load_mount_serving_reads_the_bucket_read_only_through_gcs_fuse_with_the_sidecar():
+    mounted = run_stack("gke", {"modelStore.load": "mount"})
+    pod = serving_pod(mounted)
     volume = next(v for v in pod["spec"]["volumes"] if v["name"] == "model")
     assert volume["csi"]["driver"] == GCSFUSE and volume["csi"]["readOnly"] is True
     attributes = volume["csi"]["volumeAttributes"]
-    assert attributes["bucketName"] == gke.outputs["modelBucket"]
+    assert attributes["bucketName"] == mounted.outputs["modelBucket"]
     assert "only-dir=models" in attributes["mountOptions"] and attributes["fileCacheCapacity"] == "-1"
     assert pod["metadata"]["annotations"]["gke-gcsfuse/volumes"] == "true"
 
@@ -270,7 +279,7 @@ def test_every_pod_with_a_gcs_fuse_volume_gets_the_sidecar_annotation(gke):
         uses_fuse = any(v.get("csi", {}).get("driver") == GCSFUSE for v in template["spec"].get("volumes", []))
         if uses_fuse:
             assert template["metadata"]["annotations"]["gke-gcsfuse/volumes"] == "true", obj["metadata"]["name"]
-    assert len([o for o in gke.kubernetes_objects() if o["kind"] == "Job"]) == 2  # import and benchmark
+    assert [o["metadata"]["name"] for o in gke.kubernetes_objects() if o["kind"] == "Job"] == ["llm-gke-benchmark"]
 
 
 def test_engine_runs_like_the_reference_on_the_a4_node(gke):
@@ -299,37 +308,178 @@ def test_image_is_pulled_through_the_artifact_registry_remote_repository(gke):
     image = f"us-central1-docker.pkg.dev/my-gcp-project/{repo['repositoryId']}/vllm/vllm-openai:v0.32.0"
     assert serving_pod(gke)["spec"]["containers"][0]["image"] == image
     reader = unwrap(gke.one("gcp:artifactregistry/repositoryIamMember:RepositoryIamMember").inputs)
-    nodes = unwrap(gke.one("gcp:serviceaccount/account:Account").inputs)
+    nodes = next(unwrap(a.inputs) for a in gke.of_type(ACCOUNT) if "import" not in a.name)
     assert reader["role"] == "roles/artifactregistry.reader" and nodes["accountId"] in reader["member"]
     assert all(
         unwrap(p.inputs)["nodeConfig"]["serviceAccount"].startswith(nodes["accountId"]) for p in gke.of_type(POOL)
     )
 
 
-def test_model_is_imported_once_from_hugging_face_into_the_bucket_before_serving(gke):
-    job = next(r for r in gke.of_type("kubernetes:batch/v1:Job") if "import" in r.name)
-    assert job.urn in gke.one("kubernetes:apps/v1:Deployment").dependencies
-    pod = gke.kubernetes_object("Job", job.name)["spec"]["template"]["spec"]
-    container = pod["containers"][0]
-    env = {e["name"]: e.get("value") for e in container["env"]}
-    assert env["MODEL_SOURCE"] == "huggingface" and env["HF_HUB_VERSION"]
-    assert container["command"][-3:] == ["deepseek-ai/DeepSeek-R1", "main", "/models/deepseek-ai/DeepSeek-R1"]
-    model = next(v for v in pod["volumes"] if v["name"] == "model")
-    assert model["csi"]["driver"] == GCSFUSE and model["csi"]["readOnly"] is False
+def import_job(run):
+    job = run.one(RUN_JOB)
+    return job, unwrap(job.inputs)
+
+
+def import_env(inputs) -> dict:
+    return {e["name"]: e for e in inputs["template"]["template"]["containers"][0]["envs"]}
+
+
+def test_model_is_imported_once_from_hugging_face_into_the_bucket_by_a_cloud_run_job_before_serving(gke):
+    job, inputs = import_job(gke)
+    assert job.urn in gke.one("kubernetes:apps/v1:Deployment").dependencies  # serving waits for the execution
+    env = {name: e.get("value") for name, e in import_env(inputs).items()}
+    assert env["MODEL_ID"] == "deepseek-ai/DeepSeek-R1" and env["REVISION"] == "main"
+    assert env["BUCKET"] == gke.outputs["modelBucket"] and env["PREFIX"] == "models/deepseek-ai/DeepSeek-R1"
+    assert env["MANIFESTS"] == "imports/deepseek-ai/DeepSeek-R1"
+    assert env["IMPORT_SCRIPT"] == Path("components/scripts/hf-to-gcs.py").read_text()
+    assert "huggingface_hub[hf_xet]==0.34.4" in env["PACKAGES"] and "google-cloud-storage==" in env["PACKAGES"]
     assert "HF_TOKEN" not in env  # DeepSeek-R1 is public: no token configured, none referenced
+    # Run at `pulumi up`, waited for (run_execution_token), deleted on destroy, in the cluster's region.
+    assert inputs["runExecutionToken"] and inputs["deletionProtection"] is False
+    assert inputs["location"] == "us-central1" and inputs["name"] == "llm-gke-import"
+    # The slim pinned image through the stack's remote repository, not the 12 GB engine image.
+    image = inputs["template"]["template"]["containers"][0]["image"]
+    assert image == "us-central1-docker.pkg.dev/my-gcp-project/llm-gke-dockerhub/library/python:3.12-slim-bookworm"
+    assert gke.outputs["modelImportJob"] == "llm-gke-import"
+    assert gke.outputs["modelImportLogsHint"] == (
+        "gcloud beta run jobs logs tail llm-gke-import --region us-central1 --project my-gcp-project"
+    )
 
 
-def test_hf_token_reaches_the_import_only_through_a_secret(with_token):
-    secret = next(r for r in with_token.of_type("kubernetes:core/v1:Secret") if "hf-token" in r.name)
-    assert is_secret(secret.inputs["stringData"]) or is_secret(secret.inputs["stringData"]["HF_TOKEN"])
-    job = next(o for o in with_token.kubernetes_objects() if o["kind"] == "Job" and "import" in o["metadata"]["name"])
-    env = {e["name"]: e for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert env["HF_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "hf-token", "key": "HF_TOKEN"}
+def test_the_import_splits_a_large_model_over_tasks_of_cloud_runs_largest_size(gke):
+    _, inputs = import_job(gke)
+    assert inputs["template"]["taskCount"] == inputs["template"]["parallelism"] == 7  # 642 GiB, 100 GiB a task
+    task = inputs["template"]["template"]
+    assert task["containers"][0]["resources"]["limits"] == {"cpu": "8", "memory": "32Gi"}
+    assert task["maxRetries"] == 3 and task["executionEnvironment"] == "EXECUTION_ENVIRONMENT_GEN2"
+    _, small = import_job(run_stack("gke-l4"))
+    assert small["template"]["taskCount"] == 1  # 15 GB: one task
+
+
+def test_each_gpu_node_pulls_the_engine_image_without_waiting_for_the_import(gke):
+    from cloud_rules.gcp import transitive_dependencies
+
+    prepull = gke.kubernetes_object("DaemonSet", "llm-engine-prepull")
+    pod = prepull["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["image"] == serving_pod(gke)["spec"]["containers"][0]["image"]
+    assert container["command"] == ["sleep", "infinity"]  # running: the kubelet's image GC keeps the image
+    assert pod["nodeSelector"] == {"llm/pool": "gpu"} and pod["tolerations"] == serving_pod(gke)["spec"]["tolerations"]
+    assert container["resources"]["requests"] == {"cpu": "10m", "memory": "16Mi"}
+    assert (
+        container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+        and pod["automountServiceAccountToken"] is False
+    )
+    assert prepull["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}  # up does not wait for nodes
+    resource = next(r for r in gke.of_type("kubernetes:apps/v1:DaemonSet") if "prepull" in r.name)
+    before = transitive_dependencies(gke, resource.urn)
+    job, _ = import_job(gke)
+    assert job.urn not in before and not {p.urn for p in gke.of_type(POOL)} & before
+
+
+def test_the_import_tasks_can_be_set_and_the_deadlines_follow(gke):
+    from stacks.gcp.gke import import_deadlines
+
+    run = run_stack("gke", {"gke.importTasks": 3})
+    _, inputs = import_job(run)
+    assert inputs["template"]["taskCount"] == inputs["template"]["parallelism"] == 3
+    _, task_timeout, _ = import_deadlines(settings_for("gke", {"gke.importTasks": 3}))
+    _, seven, _ = import_deadlines(settings_for("gke"))
+    assert inputs["template"]["template"]["timeout"] == f"{task_timeout * 60}s" and task_timeout > seven
+    with pytest.raises(ConfigError, match=r"gke\.importTasks = 11: must be 1-10 tasks"):
+        settings_for("gke", {"gke.importTasks": 11})
+    with pytest.raises(ConfigError, match=r"only used when gke\.modelSource is bucket"):
+        settings_for("gke", {"gke.importTasks": 3, "gke.modelSource": "download"})
+
+
+def test_the_import_runs_as_its_own_account_that_may_only_write_this_bucket(gke):
+    _, inputs = import_job(gke)
+    account = next(a for a in gke.of_type(ACCOUNT) if "import" in a.name)
+    email = f"{unwrap(account.inputs)['accountId']}@my-gcp-project.iam.gserviceaccount.com"
+    assert inputs["template"]["template"]["serviceAccount"] == email
+    grants = [
+        unwrap(r.inputs)
+        for r in gke.resources
+        if r.type.startswith("gcp:")
+        and "iam" in r.type.lower()
+        and unwrap(r.inputs).get("member") == f"serviceAccount:{email}"
+    ]
+    assert grants == [
+        {"bucket": gke.outputs["modelBucket"], "role": "roles/storage.objectUser", "member": f"serviceAccount:{email}"}
+    ]
+    assert not gke.of_type("gcp:serviceaccount/key:Key")  # no long-lived key
+
+
+def test_the_import_starts_once_the_bucket_exists_without_waiting_for_the_cluster_or_the_pools(gke):
+    from cloud_rules.gcp import transitive_dependencies
+
+    job, _ = import_job(gke)
+    before = transitive_dependencies(gke, job.urn)
+    assert gke.one(BUCKET).urn in before and gke.one("gcp:artifactregistry/repository:Repository").urn in before
+    assert gke.one(CLUSTER).urn not in before and not {p.urn for p in gke.of_type(POOL)} & before
+    assert not any(r.type.startswith("kubernetes:") and r.urn in before for r in gke.resources)
+    # The bucket itself waits only for the APIs: the cluster is for the pods' workload identity bindings.
+    assert gke.one(CLUSTER).urn not in transitive_dependencies(gke, gke.one(BUCKET).urn)
+
+
+def test_the_import_keeps_no_xet_chunk_cache_and_downloads_in_hf_xets_high_performance_mode(gke):
+    _, inputs = import_job(gke)
+    env = {name: e.get("value") for name, e in import_env(inputs).items()}
+    assert env["HF_XET_CHUNK_CACHE_SIZE_BYTES"] == "0" and env["HF_XET_HIGH_PERFORMANCE"] == "1"
+    assert env["MEMORY_BYTES"] == str(32 * 1024**3)  # the script keeps at most half of it in files
+
+
+def test_the_import_waits_are_the_duration_models_and_within_cloud_runs_task_limit(gke):
+    from core import durations
+    from stacks.gcp.gke import import_deadlines
+
+    settings = settings_for("gke")
+    tasks, task_timeout, wait = import_deadlines(settings)
+    modelled = durations.gke_import(settings.model, tasks).minutes
+    job, inputs = import_job(gke)
+    assert inputs["template"]["template"]["timeout"] == f"{task_timeout * 60}s" and task_timeout >= 3 * modelled
+    assert job.custom_timeouts["create"] == job.custom_timeouts["update"] == f"{wait}m"
+    assert wait >= 2 * task_timeout and task_timeout <= 168 * 60
+
+
+def test_hf_token_reaches_the_import_only_through_secret_manager(with_token):
+    secret = with_token.one("gcp:secretmanager/secret:Secret")
+    version = with_token.one("gcp:secretmanager/secretVersion:SecretVersion")
+    assert is_secret(version.inputs["secretData"])
+    assert unwrap(secret.inputs)["replication"] == {"userManaged": {"replicas": [{"location": "us-central1"}]}}
+    job, inputs = import_job(with_token)
+    token = import_env(inputs)["HF_TOKEN"]
+    assert "value" not in token
+    assert token["valueSource"]["secretKeyRef"] == {"secret": unwrap(secret.inputs)["secretId"], "version": "latest"}
+    assert version.urn in job.dependencies  # "latest" exists before the execution reads it
+    reader = unwrap(with_token.one("gcp:secretmanager/secretIamMember:SecretIamMember").inputs)
+    assert reader["role"] == "roles/secretmanager.secretAccessor" and reader["member"] == IMPORT_ACCOUNT
+    assert "secretmanager.googleapis.com" in {unwrap(r.inputs)["service"] for r in with_token.of_type(SERVICE)}
     for resource in with_token.resources:
-        if resource.type in ("kubernetes:core/v1:Secret",):
+        if resource.type == "gcp:secretmanager/secretVersion:SecretVersion":
             continue
         for text in all_strings(unwrap(resource.inputs)):
-            assert HF_TOKEN not in text and GENERATED_API_KEY not in text, resource.name
+            assert HF_TOKEN not in text, resource.name
+    assert not [r for r in with_token.of_type("kubernetes:core/v1:Secret") if "hf-token" in r.name]  # bucket mode
+
+
+def test_the_gpu_nodes_stream_images_from_the_regional_repository(gke):
+    from cloud_rules.gcp import transitive_dependencies
+
+    gpu = next(p for p in gke.of_type(POOL) if "gpu" in p.name)
+    config = unwrap(gpu.inputs)["nodeConfig"]
+    assert config["gcfsConfig"] == {"enabled": True} and config["imageType"] == "COS_CONTAINERD"
+    before = transitive_dependencies(gke, gpu.urn)
+    streaming = next(
+        s for s in gke.of_type(SERVICE) if unwrap(s.inputs)["service"] == "containerfilesystem.googleapis.com"
+    )
+    role = next(
+        r
+        for r in gke.of_type("gcp:projects/iAMMember:IAMMember")
+        if unwrap(r.inputs)["role"].endswith("serviceUsageConsumer")
+    )
+    assert {streaming.urn, role.urn} <= before
+    assert unwrap(role.inputs)["member"] == f"serviceAccount:{config['serviceAccount']}"
 
 
 def test_kubernetes_provider_uses_the_exec_plugin_and_every_object_goes_through_it(gke):
@@ -566,7 +716,10 @@ def test_without_rdma_serving_and_the_cluster_are_unchanged(gke, rdma):
     cluster = unwrap(gke.one(CLUSTER).inputs)
     assert "datapathProvider" not in cluster and "enableMultiNetworking" not in cluster
     assert "networkConfig" not in a4_pool(gke)
-    assert not [o for o in gke.kubernetes_objects() if o["kind"] in ("DaemonSet", "Network", "GKENetworkParamSet")]
+    rdma_kinds = ("DaemonSet", "Network", "GKENetworkParamSet")
+    assert [o["metadata"]["name"] for o in gke.kubernetes_objects() if o["kind"] in rdma_kinds] == [
+        "llm-engine-prepull"
+    ]
     assert serving_pod(gke) == serving_pod(rdma)
 
 
@@ -604,7 +757,12 @@ def test_a_copy_over_two_nodes_is_a_leader_worker_set_whose_pods_attach_the_rdma
         assert mounts["nvidia-host"]["mountPath"] == "/usr/local/nvidia"
         assert container["securityContext"]["privileged"] is False  # the RDMA NICs need no privileges
         assert spec["serviceAccountName"] == "llm-models"  # both read the bucket
-        assert "gke-gcsfuse/volumes" in annotations
+        # Both stream from gs:// (docs/loading.md): no GCS FUSE volume or sidecar.
+        assert not any("csi" in v for v in spec["volumes"]) and "gke-gcsfuse/volumes" not in annotations
+        assert {
+            "name": "LLM_MODEL_URI",
+            "value": "gs://" + two_nodes.outputs["modelBucket"] + "/models/deepseek-ai/DeepSeek-R1",
+        } in container["env"]
 
 
 def test_a_copy_over_two_nodes_waits_for_the_lws_controller_and_the_network_objects(two_nodes):
@@ -669,28 +827,6 @@ def test_a_copy_over_two_nodes_lets_the_control_plane_reach_the_lws_webhook(two_
     tags = {t for p in two_nodes.of_type(POOL) for t in unwrap(p.inputs)["nodeConfig"]["tags"]}
     assert rule["targetTags"] == ["llm-gke-node"] and tags == {"llm-gke-node"}
     assert not [f for f in gke.of_type("gcp:compute/firewall:Firewall") if "webhooks" in f.name]  # no LWS, no rule
-
-
-def test_the_import_runs_on_the_system_pool_without_waiting_for_the_gpu_nodes(gke):
-    from cloud_rules.gcp import transitive_dependencies
-
-    job = next(r for r in gke.of_type("kubernetes:batch/v1:Job") if "import" in r.name)
-    pod = gke.kubernetes_object("Job", job.name)["spec"]["template"]["spec"]
-    assert pod["nodeSelector"] == {"llm/pool": "system"} and "tolerations" not in pod
-    gpu_pool = next(p for p in gke.of_type(POOL) if "gpu" in p.name)
-    assert gpu_pool.urn not in transitive_dependencies(gke, job.urn)
-    system = next(unwrap(p.inputs) for p in gke.of_type(POOL) if "system" in p.name)
-    assert system["nodeConfig"]["diskSizeGb"] == 200 and system["nodeConfig"]["labels"] == {"llm/pool": "system"}
-
-
-def test_the_import_keeps_no_xet_chunk_cache_and_its_scratch_holds_what_hf_xet_keeps(gke):
-    job = next(o for o in gke.kubernetes_objects() if o["kind"] == "Job" and "import" in o["metadata"]["name"])
-    pod = job["spec"]["template"]["spec"]
-    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
-    assert env["HF_XET_CHUNK_CACHE_SIZE_BYTES"] == "0" and env["HF_XET_CACHE"] == "/scratch/xet"
-    assert env["HOME"] == "/scratch"
-    scratch = next(v for v in pod["volumes"] if v["name"] == "scratch")
-    assert scratch == {"name": "scratch", "emptyDir": {"sizeLimit": "20Gi"}}
 
 
 def test_a_destroy_that_cannot_reach_the_api_server_still_deletes_the_gpu_pool():

@@ -2,6 +2,7 @@
 
 import base64
 import dataclasses
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -45,6 +46,12 @@ VARIANTS = {
         "model": "DeepSeek-R1",
         "placement.instanceType": "ecs.ebmgn8v.48xlarge",
         "engine.extraArgs": ["--enable-expert-parallel"],
+    },
+    "vllm-r1-h20-weights-from-oss": {  # the biggest user-data: fetch-oss.py too
+        "model": "DeepSeek-R1",
+        "placement.instanceType": "ecs.ebmgn8v.48xlarge",
+        "ecs.weights.source": "oss",
+        "ecs.weights.bucket": "my-models",
     },
 }
 
@@ -293,3 +300,214 @@ def test_a_fabric_manager_of_another_version_is_never_installed(tmp_path):
 def test_v100_hosts_get_the_proprietary_driver_and_others_the_open_one():
     assert "DRIVER_FLAVOUR=open" in render_conf(host_for({}))
     assert "DRIVER_FLAVOUR=proprietary" in render_conf(host_for({"placement.instanceType": "ecs.gn6e-c12g1.3xlarge"}))
+
+
+# --- bootstrap.sh: every step skips itself when its result is there (a prepared image) ---------------------------
+
+
+def _bootstrap_run(tmp_path, *, prepared: bool, mode: str = "", weights: str = "modelscope"):
+    """bootstrap.sh against stub system tools. `prepared`: the driver, Docker, toolkit, packages and images are
+    already installed (a host from ecs.preparedImage); otherwise apt "installs" them (the stubs then appear).
+    Returns (exit code, output, calls made, the state directory)."""
+    bin_dir, lib, state = tmp_path / "bin", tmp_path / "lib", tmp_path / "state"
+    for d in (bin_dir, lib):
+        d.mkdir(exist_ok=True)
+    log = tmp_path / "calls.log"
+    installed = tmp_path / "installed"
+    installed.mkdir(exist_ok=True)
+
+    def stub(directory, name, body):
+        path = directory / name
+        path.write_text(f'#!/bin/bash\necho "{name} $*" >>"$LOG"\n{body}\n')
+        path.chmod(0o755)
+
+    present_tools = {
+        "docker": "ref=${*: -1}; ref=${ref//\\//_}\n"
+        'if [ "$1 $2" = "image inspect" ]; then [ -e "$INSTALLED/image-$ref" ]; exit; fi\n'
+        '[ "$1" = pull ] && touch "$INSTALLED/image-$ref"; exit 0',
+        "nvidia-ctk": "exit 0",
+    }
+    # apt-get install makes the packages (and their commands) appear; dpkg-query reports what is there.
+    stub(
+        bin_dir,
+        "apt-get",
+        'if [ "$1" = install ]; then for p in "$@"; do touch "$INSTALLED/pkg-$p"; '
+        f"case $p in docker.io) cp {tmp_path}/tools/docker $BIN/docker ;; "
+        f"nvidia-container-toolkit) cp {tmp_path}/tools/nvidia-ctk $BIN/nvidia-ctk ;; esac; done; fi",
+    )
+    stub(bin_dir, "dpkg-query", 'for p in "$@"; do :; done; [ -e "$INSTALLED/pkg-$p" ] && echo "install ok installed"')
+    stub(bin_dir, "nvidia-smi", '[ -e "$INSTALLED/driver" ]')
+    for name in ("systemctl", "modprobe", "curl", "gpg", "cloud-init", "sleep"):
+        stub(bin_dir, name, "exit 0")
+    stub(lib, "install-driver.sh", 'touch "$INSTALLED/driver" "$INSTALLED/pkg-nvidia-utils-570-server"')
+    stub(lib, "fetch-model.sh", "exit 0")
+    stub(lib, "fetch-oss.py", "exit 0")
+    stub(bin_dir, "python3", 'exec "$@"')
+    tools = tmp_path / "tools"
+    tools.mkdir(exist_ok=True)
+    for name, body in present_tools.items():
+        stub(tools, name, body)
+    if prepared:
+        for name in present_tools:
+            (bin_dir / name).write_bytes((tools / name).read_bytes())
+            (bin_dir / name).chmod(0o755)
+        for p in ("python3-pip", "curl", "ca-certificates", "gnupg", "docker.io", "nvidia-utils-570-server"):
+            (installed / f"pkg-{p}").touch()
+        (installed / "driver").touch()
+        (installed / "image-engine_image:1").touch()
+        (installed / "image-gateway_image:1").touch()
+    conf = tmp_path / "serving.conf"
+    conf.write_text(
+        f"MODEL_ID=org/model\nMODEL_REVISION=master\nMODEL_DIR={tmp_path}/model\nENGINE_IMAGE=engine/image:1\n"
+        "GATEWAY_IMAGE=gateway/image:1\nDRIVER_BRANCH=570\nDRIVER_FLAVOUR=open\nFABRIC_MANAGER=false\n"
+        "NVIDIA_TOOLKIT_REPO=https://example.invalid\nPIP_INDEX_URL=x\nMODELSCOPE_VERSION=1\n"
+        f"MODELSCOPE_HUB_VERSION=1\nWEIGHTS_SOURCE={weights}\nWEIGHTS_BUCKET=b\nWEIGHTS_PREFIX=models\n"
+        "WEIGHTS_PARALLEL=16\nOSS_ENDPOINT=oss-cn-hangzhou-internal.aliyuncs.com\n"
+    )
+    # The docker stub names an image's file after its reference with '/' as '_'.
+    env = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "LOG": str(log),
+        "BIN": str(bin_dir),
+        "INSTALLED": str(installed),
+        "LLM_SERVING_CONF": str(conf),
+        "LLM_SERVING_STATE": str(state),
+        "LLM_SERVING_LIB": str(lib),
+    }
+    args = ["bash", str(SCRIPTS / "bootstrap.sh"), *([mode] if mode else [])]
+    result = subprocess.run(args, env=env, capture_output=True, text=True)
+    calls = log.read_text().splitlines() if log.exists() else []
+    return result.returncode, result.stdout + result.stderr, calls, state
+
+
+def test_a_host_from_the_prepared_image_installs_nothing_and_pulls_nothing(tmp_path):
+    code, output, calls, state = _bootstrap_run(tmp_path, prepared=True)
+    assert code == 0, output
+    assert not [c for c in calls if c.startswith(("apt-get", "docker pull"))], calls
+    assert not any(c.startswith("install-driver.sh") for c in calls)
+    assert "driver: loaded already" in output and "image engine/image:1: present already" in output
+    assert any(c.startswith("fetch-model.sh org/model master") for c in calls)  # the weights still come
+    assert (state / "bootstrap.done").exists()
+
+
+def test_a_fresh_host_installs_everything_once_and_a_rerun_skips_it(tmp_path):
+    code, output, calls, _ = _bootstrap_run(tmp_path, prepared=False)
+    assert code == 0, output
+    assert calls.count("apt-get update") == 2  # the base packages, then the toolkit's repository
+    for wanted in ("install-driver.sh 570 open false", "docker pull engine/image:1", "docker pull gateway/image:1"):
+        assert wanted in calls, calls
+    assert any(c.startswith("apt-get install") and "docker.io" in c for c in calls)
+    assert any(c.startswith("apt-get install") and "nvidia-container-toolkit" in c for c in calls)
+
+
+def test_weights_from_oss_skip_the_downloaders_packages(tmp_path):
+    code, output, calls, _ = _bootstrap_run(tmp_path, prepared=True, weights="oss")
+    assert code == 0, output
+    copy = next(c for c in calls if c.startswith("fetch-oss.py"))
+    assert "--bucket b --prefix models/org/model --endpoint oss-cn-hangzhou-internal.aliyuncs.com" in copy
+    assert "--parallel 16 --marker org/model@master" in copy
+    assert not any(c.startswith("fetch-model.sh") for c in calls)
+
+
+def test_the_image_builder_mode_installs_without_a_gpu_and_downloads_nothing(tmp_path):
+    code, output, calls, state = _bootstrap_run(tmp_path, prepared=False, mode="--prepare-image")
+    assert code == 0, output
+    assert "install-driver.sh 570 open false" in calls and "docker pull engine/image:1" in calls
+    assert not any(c.startswith(("modprobe", "fetch-model.sh", "fetch-oss.py", "systemctl reboot")) for c in calls)
+    assert "cloud-init clean --logs" in calls and not state.exists()  # the image starts like a fresh host
+
+
+# --- fetch-oss.py: the weights from a bucket in the region, with the instance role, in parallel ranges ------------
+
+
+class _FakeOss:
+    """The metadata service and one bucket, answering urllib requests as OSS and ECS would."""
+
+    def __init__(self, objects: dict[str, bytes], marker: str):
+        self.objects = {**objects, f"models/org/m/{'.download-complete'}": marker.encode()}
+        self.requests = []
+
+    def urlopen(self, request, timeout=None):
+        import io
+        import urllib.parse
+
+        url = request if isinstance(request, str) else request.full_url
+        headers = {} if isinstance(request, str) else dict(request.header_items())
+        self.requests.append((url, headers))
+        if url == "http://100.100.100.200/latest/meta-data/ram/security-credentials/":
+            return io.BytesIO(b"llm-dev-host-a1b2c3d4")
+        if url.startswith("http://100.100.100.200/"):
+            body = {
+                "AccessKeyId": "STS.id",
+                "AccessKeySecret": "s",
+                "SecurityToken": "tok",
+                "Expiration": "2099-01-01T00:00:00Z",
+            }
+            return io.BytesIO(json.dumps(body).encode())
+        assert headers["X-oss-security-token"] == "tok" and headers["Authorization"].startswith("OSS STS.id:")
+        parsed = urllib.parse.urlparse(url)
+        assert parsed.netloc == "bkt.oss-cn-hangzhou-internal.aliyuncs.com"
+        key = urllib.parse.unquote(parsed.path[1:])
+        if not key:
+            prefix = urllib.parse.parse_qs(parsed.query)["prefix"][0]
+            items = "".join(
+                f"<Contents><Key>{k}</Key><Size>{len(v)}</Size></Contents>"
+                for k, v in sorted(self.objects.items())
+                if k.startswith(prefix)
+            )
+            return io.BytesIO(f"<ListBucketResult><IsTruncated>false</IsTruncated>{items}</ListBucketResult>".encode())
+        data = self.objects[key]
+        if "Range" in headers:
+            start, end = (int(x) for x in headers["Range"].removeprefix("bytes=").split("-"))
+            data = data[start : end + 1]
+        return io.BytesIO(data)
+
+
+def _fetch_oss(tmp_path, monkeypatch, fake, chunk=None):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("fetch_oss", SCRIPTS / "fetch-oss.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module.urllib.request, "urlopen", fake.urlopen)
+    if chunk:
+        monkeypatch.setattr(module, "CHUNK", chunk)
+    argv = [
+        "fetch-oss.py",
+        "--bucket",
+        "bkt",
+        "--prefix",
+        "models/org/m",
+        "--endpoint",
+        "oss-cn-hangzhou-internal.aliyuncs.com",
+        "--parallel",
+        "4",
+        "--marker",
+        "org/m@master",
+        str(tmp_path / "m"),
+    ]
+    monkeypatch.setattr(sys, "argv", argv)
+    return module.main()
+
+
+def test_the_weights_come_from_the_bucket_in_ranges_with_the_roles_credentials(tmp_path, monkeypatch):
+    shard = bytes(range(256)) * 41  # 10,496 bytes: several ranges of 1,000
+    fake = _FakeOss(
+        {"models/org/m/model-00001.safetensors": shard, "models/org/m/sub/config.json": b"{}"}, "org/m@master"
+    )
+    assert _fetch_oss(tmp_path, monkeypatch, fake, chunk=1000) == 0
+    assert (tmp_path / "m/model-00001.safetensors").read_bytes() == shard
+    assert (tmp_path / "m/sub/config.json").read_bytes() == b"{}"
+    assert (tmp_path / "m/.download-complete").read_text() == "org/m@master\n"
+    ranges = [h.get("Range") for u, h in fake.requests if "model-00001" in u]
+    assert len(ranges) == 11 and "bytes=10000-10495" in ranges
+    fake.requests.clear()
+    assert _fetch_oss(tmp_path, monkeypatch, fake) == 0  # a rerun: the local marker, no request
+    assert fake.requests == []
+
+
+def test_a_bucket_holding_another_revision_is_not_copied(tmp_path, monkeypatch):
+    fake = _FakeOss({"models/org/m/a.bin": b"x"}, "org/m@v0")
+    with pytest.raises(SystemExit, match="holds 'org/m@v0', not 'org/m@master'"):
+        _fetch_oss(tmp_path, monkeypatch, fake)
+    assert not (tmp_path / "m/a.bin").exists()

@@ -70,27 +70,56 @@ def test_every_stack_outputs_its_expected_time_and_critical_path(name):
     assert sum(step["minutes"] for step in path) == pytest.approx(output["total"], abs=0.1 * len(path))
 
 
-def test_preview_prints_the_estimate_before_anything_is_created(caplog):
-    import pulumi
-
-    messages = []
-    original = pulumi.log.info
-    pulumi.log.info = lambda message, *args, **kwargs: messages.append(message)
-    try:
-        run_stack("acs")
-    finally:
-        pulumi.log.info = original
+def test_preview_prints_the_estimate_before_anything_is_created():
+    messages = [m for m, _ in run_stack("acs", preview=True).logs]
     assert any(m.startswith("acs: acs: about") and "critical path" in m for m in messages), messages
 
 
 # --- Deadlines against what they wait for ---------------------------------------------------------------------
 
 
-def test_the_ecs_readiness_wait_covers_the_hosts_first_start():
-    for name in ("dev", "prod"):
-        settings = settings_for(name)
-        first_start = timeline(settings).span(timeline(settings).tasks[0].name)
-        assert settings.ecs.readiness_timeout_minutes >= first_start, name
+ECS_STARTS = {
+    "first host": {},
+    "prepared image": {"ecs.preparedImage.id": "m-bp1preparedmock01"},
+    "prepared image, weights in the region": {
+        "ecs.preparedImage.id": "m-bp1preparedmock01",
+        "ecs.weights.source": "oss",
+        "ecs.weights.bucket": "my-llm-models",
+    },
+    "engine image from a VPC registry": {
+        "engine.image": "llm-registry-vpc.cn-hangzhou.cr.aliyuncs.com/egs/vllm:0.11.0"
+    },
+}
+
+
+@pytest.mark.parametrize("start", sorted(ECS_STARTS))
+@pytest.mark.parametrize("name", ["dev", "prod"])
+def test_the_ecs_readiness_wait_covers_the_hosts_start(name, start):
+    settings = settings_for(name, ECS_STARTS[start])
+    expected = timeline(settings)
+    first_start = expected.span(expected.tasks[0].name)
+    assert settings.ecs.readiness_timeout_minutes >= first_start, name
+    run = run_stack(name, ECS_STARTS[start], images=["m-ubuntu2204-mock", "m-bp1preparedmock01"])
+    assert run.outputs["readinessTimeoutMinutes"] >= first_start
+    assert run.outputs["expectedReadyMinutes"]["total"] == round(expected.total, 1)
+
+
+def test_a_prepared_image_and_the_weights_in_the_region_shorten_the_start_and_each_counts():
+    totals = {start: timeline(settings_for("prod", overrides)).total for start, overrides in ECS_STARTS.items()}
+    assert totals["prepared image, weights in the region"] < totals["prepared image"] < totals["first host"]
+    assert totals["engine image from a VPC registry"] <= totals["first host"]
+    path = [t.name for t in timeline(settings_for("prod", ECS_STARTS["prepared image"])).critical_path()]
+    assert "host: apt: nothing to install" in path and not any("Docker, toolkit" in step for step in path)
+
+
+def test_building_a_prepared_image_is_off_the_apis_path_and_pulumi_up_waits_long_enough_for_it():
+    built = {"ecs.preparedImage.build": True}
+    expected = timeline(settings_for("dev", built))
+    assert expected.total == timeline(settings_for("dev")).total  # the first host does not wait for it
+    build = expected.finish("prepared image: image snapshot")
+    run = run_stack("dev", built)
+    image = next(r for r in run.of_type("pulumi-python:dynamic:Resource") if "execution_id" in r.inputs)
+    assert image.inputs["wait_minutes"] >= build and minutes(image.custom_timeouts["create"]) >= build
 
 
 def _import_job(run):
@@ -105,10 +134,28 @@ def test_the_import_deadlines_cover_the_modelled_import(name):
     expected = timeline(settings_for(name))
     if IMPORT_START not in expected.by_name:
         pytest.skip("no import on this stack")
-    job, resource = _import_job(stack(name))
-    modelled = expected.span(IMPORT_START, IMPORT_DONE)
+    run, modelled = stack(name), expected.span(IMPORT_START, IMPORT_DONE)
+    if settings_for(name).target == "gke":
+        # A Cloud Run job: each task's attempt may take the whole import, and `pulumi up` waits for the execution.
+        job = run.one("gcp:cloudrunv2/job:Job")
+        task = unwrap(job.inputs)["template"]["template"]
+        assert minutes(task["timeout"]) >= modelled
+        assert minutes(job.custom_timeouts["create"]) >= modelled and job.custom_timeouts["update"]
+        return
+    job, resource = _import_job(run)
     assert job["spec"]["activeDeadlineSeconds"] / 60 >= modelled
     assert minutes(resource.custom_timeouts["create"]) >= modelled
+
+
+def test_the_gke_import_runs_beside_the_cluster_and_pool_off_the_critical_path():
+    """The import needs only the bucket: it starts with the cluster, and for R1 on A4 it ends before the GPU pool,
+    so the serving pods start when their nodes are ready, not when the download ends."""
+    expected = timeline(settings_for("gke"))
+    assert expected.start(IMPORT_START) == expected.finish("APIs and network")
+    assert expected.finish(IMPORT_DONE) < expected.finish("GPU pool")
+    path = [t.name for t in expected.critical_path()]
+    assert IMPORT_DONE not in path and "GPU pool" in path
+    assert expected.start("engine image") == expected.finish("GPU pool")
 
 
 def _serving(run):

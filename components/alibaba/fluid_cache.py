@@ -3,7 +3,7 @@
 Fluid turns a Dataset (here: oss://<bucket>/<prefix>/) into a PVC of the same name in the same
 namespace; serving mounts that claim instead of the raw OSS volume, with the same layout (the model
 at `<sub_path>` of the claim, as in OssModelStore's serving claim). A DataLoad warms the cache once.
-The reference deployment (seed 000) reports about half the model load time with it.
+Compute Nest's vLLM deployment on ACS reports about half the model load time with it.
 
 Which Fluid: on ACS the serving pods are serverless, so the FUSE client must be injected as a sidecar.
 Alibaba documents that only its `ack-fluid` build does this for ACS pods (>= 1.0.11) and that it

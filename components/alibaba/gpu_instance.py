@@ -3,12 +3,12 @@
 `pulumi up` ends when a Cloud Assistant command (components.alibaba.secret_command) confirms /health and
 API-key enforcement on the host. The API key travels as an OOS encrypted parameter referenced by
 that command, never in user-data; the instance's own RAM role (components.alibaba.instance_role) may
-read that one parameter, which is how Cloud Assistant resolves the reference.
+read that one parameter, which is how Cloud Assistant resolves the `{{oos-secret:...}}` placeholder.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -42,6 +42,8 @@ class GpuInstanceArgs:
     key_pair: Optional[str] = None
     deletion_protection: bool = False
     tags: Mapping[str, str] = field(default_factory=dict)
+    # What else the host's role may do (instance_role.bucket_read_statements: the weights in the region).
+    extra_statements: Sequence[Mapping[str, object]] = ()
 
 
 class GpuInstance(pulumi.ComponentResource):
@@ -80,10 +82,12 @@ class GpuInstance(pulumi.ComponentResource):
                 instance_id=instance.id,
                 statements=account_id(self).apply(
                     lambda account: [
-                        statement for p in readable for statement in secret_read_statements(args.region, account, p)
+                        *(s for p in readable for s in secret_read_statements(args.region, account, p)),
+                        *args.extra_statements,
                     ]
                 ),
-                description="Lets Cloud Assistant on the GPU host read its secret parameters, nothing else",
+                description="Lets Cloud Assistant on the GPU host read its secret parameters"
+                + (", and the host read the weights" if args.extra_statements else ", nothing else"),
                 tags=tags,
             ),
             opts=pulumi.ResourceOptions(parent=self),

@@ -57,6 +57,8 @@ ENGINE_SHUTDOWN_SECONDS = 100
 ENGINE_STOP_SECONDS = 120
 HEREDOC_END = "LLM_SERVING_EOF"
 FETCH_MODEL_SCRIPT = "fetch-model.sh"
+LIB_DIR = "/usr/local/lib/llm-serving"
+CONF_PATH = "/etc/llm-serving/serving.conf"
 
 
 @dataclass(frozen=True)
@@ -71,8 +73,21 @@ class HostConfig:
     gateway_image: str  # settings.gateway.image: pinned
     max_model_len: int  # sizes the gateway's timeouts and body limit
     open_kernel_modules: bool = True  # NVIDIA's open modules (Turing and newer); False: proprietary (Volta)
+    # ecs.weights: "modelscope" through the NAT, or "oss": oss://<bucket>/<prefix>/<ModelScope id>/ over the
+    # region's internal endpoint (oss_endpoint) with the instance's RAM role, `weights_parallel` ranged GETs at once.
+    weights_source: str = "modelscope"
+    weights_bucket: str = ""
+    weights_prefix: str = "models"
+    weights_parallel: int = 16
+    oss_endpoint: str = ""
     gateway_routes: tuple[tuple[str, str], ...] = DEFAULT_ROUTES  # (path, method) behind the key: settings.gateway
     tls: bool = False  # the API port speaks TLS only (the readiness command installs the certificate and key)
+
+
+def oss_internal_endpoint(region: str) -> str:
+    """OSS from inside the region's VPCs, no Internet traffic (the same as oss_model_store.internal_endpoint, which
+    imports the Kubernetes SDK that ecs does not install)."""
+    return f"oss-{region}-internal.aliyuncs.com"
 
 
 def model_dir(model: ModelSpec) -> str:
@@ -103,6 +118,11 @@ def render_conf(host: HostConfig) -> str:
         "FABRIC_MANAGER": "true" if host.fabric_manager else "false",
         **fetch_model_env(),
         "NVIDIA_TOOLKIT_REPO": NVIDIA_TOOLKIT_REPO,
+        "WEIGHTS_SOURCE": host.weights_source,
+        "WEIGHTS_BUCKET": host.weights_bucket,
+        "WEIGHTS_PREFIX": host.weights_prefix,
+        "WEIGHTS_PARALLEL": str(host.weights_parallel),
+        "OSS_ENDPOINT": host.oss_endpoint,
     }
     lines = [f"{name}={shlex.quote(value)}" for name, value in values.items()]
     return "# Written by the llm Pulumi program; no secrets here.\n" + "\n".join(lines) + "\n"
@@ -157,6 +177,11 @@ def render_user_data(host: HostConfig) -> str:
         write_file("/usr/local/lib/llm-serving/bootstrap.sh", _script("bootstrap.sh"), "0755"),
         write_file("/usr/local/lib/llm-serving/install-driver.sh", _script("install-driver.sh"), "0755"),
         write_file("/usr/local/lib/llm-serving/fetch-model.sh", fetch_model_script(), "0755"),
+        *(
+            [write_file(f"{LIB_DIR}/fetch-oss.py", _script("fetch-oss.py"), "0755")]
+            if host.weights_source == "oss"
+            else []
+        ),
         write_file("/usr/local/bin/llm-serving-run", _script("serving-run.sh"), "0755"),
         write_file("/usr/local/bin/llm-gateway-run", _script("gateway-run.sh"), "0755"),
         write_file("/etc/systemd/system/llm-bootstrap.service", _script("llm-bootstrap.service"), "0644"),
@@ -171,6 +196,28 @@ def render_user_data(host: HostConfig) -> str:
     if size > USER_DATA_LIMIT_BYTES:
         raise ValueError(f"user-data is {size} bytes; ECS accepts at most {USER_DATA_LIMIT_BYTES}")
     return user_data
+
+
+PREPARE_DIR = "/var/tmp/llm-serving-image"  # the build's own files, removed when it is done
+
+
+def render_prepare_image(host: HostConfig) -> str:
+    """What ECS Image Builder runs on its intermediate instance (components/alibaba/prepared_image.py): the conf,
+    bootstrap.sh and install-driver.sh, then `bootstrap.sh --prepare-image` (the driver, Docker, toolkit and
+    both images; no download, no engine). The same scripts as a host's, so a host from the image finds every step
+    done."""
+    parts = [
+        "#!/bin/bash\n# LLM serving prepared image, written by the llm Pulumi program. Holds no secret.\n",
+        "set -euo pipefail\n",
+        f"install -d -m 0700 {PREPARE_DIR}\ninstall -d -m 0755 {LIB_DIR}\n",
+        write_file(f"{PREPARE_DIR}/serving.conf", render_conf(host), "0644"),
+        write_file(f"{PREPARE_DIR}/bootstrap.sh", _script("bootstrap.sh"), "0755"),
+        write_file(f"{LIB_DIR}/install-driver.sh", _script("install-driver.sh"), "0755"),
+        f"LLM_SERVING_CONF={PREPARE_DIR}/serving.conf LLM_SERVING_STATE={PREPARE_DIR}/state \\\n"
+        f"  {PREPARE_DIR}/bootstrap.sh --prepare-image\n",
+        f"rm -rf {PREPARE_DIR}\n",
+    ]
+    return "".join(parts)
 
 
 def secret_reference(parameter_name: str) -> str:

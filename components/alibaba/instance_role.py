@@ -119,3 +119,22 @@ def secret_read_statements(region: str, account: str, parameter_name: str) -> li
             "Resource": [f"acs:kms:{region}:{account}:secret/oos/{parameter_name}"],
         },
     ]
+
+
+def bucket_read_statements(bucket: str, prefix: str) -> list[dict]:
+    """Read the objects under one prefix of one bucket (the weights), nothing else: oss:GetObject on
+    `<bucket>/<prefix>/*`, oss:ListObjects on the bucket limited to that prefix by the `oss:Prefix` condition.
+
+    Sources: OSS "RAM policies" (alibabacloud.com/help/en/oss/user-guide/ram-policy-overview): resources
+    `acs:oss:*:*:<bucket>` and `acs:oss:*:*:<bucket>/<object>`, the `oss:Prefix` condition key of ListObjects
+    (as components.alibaba.oss_model_store.bucket_policy_document names the bucket). Not tried on a live account.
+    """
+    return [
+        {"Effect": "Allow", "Action": ["oss:GetObject"], "Resource": [f"acs:oss:*:*:{bucket}/{prefix}/*"]},
+        {
+            "Effect": "Allow",
+            "Action": ["oss:ListObjects"],
+            "Resource": [f"acs:oss:*:*:{bucket}"],
+            "Condition": {"StringLike": {"oss:Prefix": [f"{prefix}/*"]}},
+        },
+    ]

@@ -30,7 +30,7 @@ from core import versions
 SCRIPTS = Path(__file__).parent.parent / "scripts"
 VALID_MINUTES = 4320  # DescribeClusterUserKubeconfig TemporaryDurationMinutes: 15-4320; renewed daily
 COMMAND_TIMEOUT_MINUTES = 20  # user-data (apt, kubectl, pip) plus the fetch
-CLUSTER_ROLE = "admin"  # cs.KubernetesPermission predefined role: the reference's jump host is the admin's
+CLUSTER_ROLE = "admin"  # cs.KubernetesPermission predefined role: Compute Nest's ACS jump host is the admin's
 
 
 @dataclass(frozen=True)

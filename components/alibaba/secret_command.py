@@ -32,7 +32,7 @@ class SecretCommandArgs:
     tags: Mapping[str, str] = field(default_factory=dict)
     # More secrets the script refers to, by parameter name (e.g. the TLS private key), delivered the same way.
     extra_secrets: Mapping[str, pulumi.Output[str]] = field(default_factory=dict)
-    # What the agent needs before it can resolve the reference: the instance's RAM role, attached and
+    # What the agent needs before it can resolve the OOS placeholder: the instance's RAM role, attached and
     # allowed to read the parameter (components.alibaba.instance_role.InstanceRole.attached).
     depends_on: Sequence[pulumi.Resource] = ()
 

@@ -1,8 +1,13 @@
 """An Artifact Registry remote repository that proxies Docker Hub, and the image paths through it.
 
-The nodes pull the engine image from the repository in the cluster's region instead of Docker Hub:
-the first pull fills the cache, later pulls (new nodes, restarts) stay inside Google's network and
-are not subject to Docker Hub's rate limits. The node service account may read the repository.
+The nodes pull the engine image from the repository in the cluster's region instead of Docker Hub, and the
+import's Cloud Run job its slim Python image: the first pull fills the cache, later pulls (new nodes, restarts,
+the import's other tasks) stay inside Google's network and are not subject to Docker Hub's rate limits. The node
+service account may read the repository; Cloud Run's service agent may read repositories of its own project.
+
+GKE image streaming takes images from such a repository: "Your container images must be stored in standard or
+remote repositories in Artifact Registry" (GKE how-to image-streaming, Requirements); the GPU pool turns it on
+(components/gcp/gpu_node_pool.py).
 """
 
 from __future__ import annotations
@@ -43,11 +48,13 @@ def proxied_image(image: str, project: str, region: str, repository_id: str) -> 
 
 
 class DockerHubMirror(pulumi.ComponentResource):
+    repository_id: str
     repository: gcp.artifactregistry.Repository
     reader: gcp.artifactregistry.RepositoryIamMember  # pods that pull through the repository wait for it
 
     def __init__(self, name: str, args: DockerHubMirrorArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("llm:gcp:DockerHubMirror", name, None, opts)
+        self.repository_id = args.repository_id
         # A component's depends_on does not hold back its children: each child waits for the APIs itself.
         child = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
         self.repository = gcp.artifactregistry.Repository(

@@ -58,6 +58,9 @@ class GcsModelStoreArgs:
     adopt: bool = False
     labels: Mapping[str, str] = field(default_factory=dict)
     depends_on: Sequence[pulumi.Resource] = ()  # the enabled APIs (storage): every child waits for them
+    # What the workload identity bindings wait for besides (the cluster, which brings the pool <project>.svc.id.goog
+    # they name); the bucket does not wait for it, so what needs only the bucket (the import) can start at once.
+    principals_ready: Sequence[pulumi.Resource] = ()
 
 
 def workload_principal(
@@ -97,7 +100,7 @@ class GcsModelStore(pulumi.ComponentResource):
                 bucket=self.bucket,
                 role=role,
                 member=workload_principal(args.project_number, args.workload_pool, args.namespace, account),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.depends_on, *args.principals_ready]),
             )
             for suffix, role, account in (
                 ("workload", READER_ROLE, args.reader_account),

@@ -17,13 +17,13 @@ import pulumi
 import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 
-SYSTEM_MACHINE_TYPE = "e2-standard-8"  # the benchmark Job asks for 4 vCPU and 16 GiB, the import 4 vCPU and 8 GiB
+SYSTEM_MACHINE_TYPE = "e2-standard-8"  # the benchmark Job asks for 4 vCPU and 16 GiB
 SYSTEM_NODES = 1
 SYSTEM_POOL_LABEL = {"llm/pool": "system"}
-# The system node's boot disk is its ephemeral storage, and the model import runs there: the engine image the Job
-# uses (~12 GB to pull, 28.6 GB unpacked: vllm-project/vllm#27154, #22377), GCS FUSE's write staging of the files
-# being uploaded (each staged whole; 8 parallel downloads of shards that are typically under 5 GB: assumed, not
-# measured), the import's 20 GiB scratch, system images and logs. GKE's default is 100 GB.
+# The system node's boot disk is its ephemeral storage: the engine image the benchmark Job runs (~12 GB to pull,
+# 28.6 GB unpacked: vllm-project/vllm#27154, #22377), system images and logs. (The model import, which staged files
+# here, now runs on Cloud Run: components/gcp/hf_gcs_import.py; the size is kept, not re-derived.) GKE's default
+# is 100 GB.
 SYSTEM_DISK_GB = 200
 # Minimal node roles (GKE hardening guide); image pulls are granted on the registry (components.gcp.docker_hub_mirror).
 NODE_ROLE = "roles/container.defaultNodeServiceAccount"

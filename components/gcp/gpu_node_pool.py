@@ -44,6 +44,11 @@ SHIELDED: gcp.container.NodePoolNodeConfigShieldedInstanceConfigArgsDict = {
     "enable_integrity_monitoring": True,
 }
 RESERVATION_KEY = "compute.googleapis.com/reservation-name"
+# GKE image streaming (the engine image's 10-20 GB start streamed once the image is cached): "You must use the
+# Container-Optimized OS with containerd node image", the Container File System API on, and a custom node service
+# account with roles/serviceusage.serviceUsageConsumer (GKE how-to image-streaming, Requirements; the stack grants
+# both). Set explicitly: COS_CONTAINERD is also GKE's default node image.
+IMAGE_TYPE = "COS_CONTAINERD"
 
 
 @dataclass(frozen=True)
@@ -59,7 +64,8 @@ class GpuNodePoolArgs:
     labels: Mapping[str, str] = field(default_factory=dict)
     # additional_node_network_configs ({"network", "subnetwork"}), e.g. components.gcp.rdma's; empty: none
     additional_networks: Sequence[Mapping[str, pulumi.Input[str]]] = ()
-    depends_on: Sequence[pulumi.Resource] = ()  # the enabled APIs (container): the pool waits for them
+    # the enabled APIs (container, containerfilesystem) and the node account's roles: the pool waits for them
+    depends_on: Sequence[pulumi.Resource] = ()
     network_tags: Sequence[str] = ()  # e.g. GkeCluster.node_tag, so the cluster's firewall rules reach the nodes
 
 
@@ -86,6 +92,8 @@ def node_config(args: GpuNodePoolArgs) -> gcp.container.NodePoolNodeConfigArgsDi
             }
         ],
         "gvnic": {"enabled": True},
+        "image_type": IMAGE_TYPE,
+        "gcfs_config": {"enabled": True},
         # The machine's Local SSDs hold the node's ephemeral storage: GCS FUSE's file cache, the download mode's
         # copy, images. A3 and A4 come with a fixed number (cluster-toolkit disk_definitions.tf); G2's are optional.
         # The boot disk type is GKE's default (A3 Ultra and A4 boot only from Hyperdisk Balanced, which GKE picks;

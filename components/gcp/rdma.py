@@ -27,7 +27,7 @@ from components.kubernetes.serving_workload import HostMount
 from core import versions
 from core.catalog import GKE_MACHINES
 
-RDMA_MTU = 8896  # the RoCE network profile's MTU (reference.md section 3)
+RDMA_MTU = 8896  # the RoCE network profile's MTU (cluster-toolkit examples/gke-a4)
 A4 = GKE_MACHINES["a4-highgpu-8g"]  # the machine these networks are built for (core.catalog: rdma)
 RDMA_SUBNETS = A4.gpu_count  # one RoCE NIC per GPU
 GVNIC_CIDR = "192.168.64.0/18"  # address plan of cluster-toolkit examples/gke-a4

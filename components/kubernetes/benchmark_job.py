@@ -19,7 +19,8 @@ from components.kubernetes.objects import manifest
 from components.kubernetes.serving_workload import secret_env_var
 from core.config.benchmark import BenchmarkConfig
 
-SHAREGPT_DATASET = "gliang1001/ShareGPT_V3_unfiltered_cleaned_split"  # the reference's ModelScope copy
+# The ModelScope copy of ShareGPT that Compute Nest's ACS benchmark uses.
+SHAREGPT_DATASET = "gliang1001/ShareGPT_V3_unfiltered_cleaned_split"
 SHAREGPT_FILE = "ShareGPT_V3_unfiltered_cleaned_split.json"
 MODELSCOPE_VERSION = "1.40.2"
 

@@ -39,7 +39,7 @@ import pulumi_random as random
 
 from components.kubernetes.hardening import container_security, pod_security
 from components.kubernetes.objects import manifest
-from core.engine import EngineCommand
+from core.engine import MODEL_URI_ENV, MODEL_URI_REF, EngineCommand
 from core.gateway import (
     DEFAULT_ROUTES,
     ENGINE_LOOPBACK_PORT,
@@ -207,7 +207,9 @@ class ServingArgs:
     engine: EngineCommand  # core.engine.build_command(..., multi_node=pods > 1, behind_gateway=True)
     gateway: Gateway
     api_key: pulumi.Output[str]  # a Pulumi secret
-    model_volume: Mapping[str, object]  # a volume source, e.g. {"persistentVolumeClaim": {"claimName": "m"}}
+    # A volume source, e.g. {"persistentVolumeClaim": {"claimName": "m"}}; None: the engine streams the weights from
+    # the object store (model_uri), and the pods mount no model volume.
+    model_volume: Optional[Mapping[str, object]]
     model_mount_path: str  # mounted read-only; the engine argv already points into it
     gpus_per_pod: int
     pods_per_replica: int = 1  # > 1: a LeaderWorkerSet (vLLM + Ray, pipeline parallel across pods)
@@ -239,6 +241,12 @@ class ServingArgs:
     # it holds there even with one replica. On a fixed GPU node pool without that headroom, set False:
     # an old pod stops first (with one replica the API is down until the new one has loaded).
     surge_updates: bool = True
+    # The object-store URI the engine streams from (core.engine.MODEL_URI_REF in its argv), into the environment as
+    # MODEL_URI_ENV; None: the argv names the model's path on the volume.
+    model_uri: Optional[pulumi.Input[str]] = None
+    # The pods' Kubernetes service account (e.g. the one the bucket trusts through workload identity when the
+    # engine streams from it); None: the namespace's default. Its API token is still not mounted.
+    service_account: Optional[str] = None
 
 
 def startup_failure_threshold(load_minutes: int, extra_seconds: int = 0) -> int:
@@ -491,7 +499,7 @@ class ServingWorkload(pulumi.ComponentResource):
             **self._gpu_container_basics(),
             "command": _ray_script_command("ray-worker.sh"),
             # Workers serve no API: they get no API key.
-            "env": _env_list({**_default_env(args), **ray_env, **args.env}),
+            "env": [*_env_list({**_default_env(args), **ray_env, **args.env}), *_model_uri_env(args)],
             "ports": [{"name": "ray-node", "containerPort": RAY_NODE_PORT, "protocol": "TCP"}],
             # Ready once its raylet is up, i.e. it has joined the leader (it waits for the leader's Ray
             # head up to the join timeout). A lost raylet ends `ray start --block`: no liveness probe needed.
@@ -537,7 +545,11 @@ class ServingWorkload(pulumi.ComponentResource):
             "imagePullPolicy": "IfNotPresent",
             "resources": {"requests": dict(resources), "limits": dict(resources)},
             "volumeMounts": [
-                {"name": "model", "mountPath": args.model_mount_path, "readOnly": not args.download_at_start},
+                *(
+                    [{"name": "model", "mountPath": args.model_mount_path, "readOnly": not args.download_at_start}]
+                    if args.model_volume is not None
+                    else []
+                ),
                 {"name": "dshm", "mountPath": "/dev/shm"},
                 *({"name": m.name, "mountPath": m.mount_path, "readOnly": True} for m in args.host_mounts),
             ],
@@ -570,6 +582,7 @@ class ServingWorkload(pulumi.ComponentResource):
             "env": [
                 key_ref,
                 *_env_list({**_default_env(args), **(extra_env or {}), **args.env}),
+                *_model_uri_env(args),
                 *_secret_env_list(args.secret_env),
             ],
             "startupProbe": {
@@ -617,7 +630,7 @@ class ServingWorkload(pulumi.ComponentResource):
         spec: dict = {
             "containers": containers,
             "volumes": [
-                {"name": "model", **dict(args.model_volume)},
+                *([{"name": "model", **dict(args.model_volume)}] if args.model_volume is not None else []),
                 {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": f"{args.shm_gib}Gi"}},
                 *({"name": m.name, "hostPath": {"path": m.host_path, "type": "Directory"}} for m in args.host_mounts),
                 *extra_volumes,
@@ -629,6 +642,8 @@ class ServingWorkload(pulumi.ComponentResource):
             "automountServiceAccountToken": False,
             "enableServiceLinks": False,
         }
+        if args.service_account:
+            spec["serviceAccountName"] = args.service_account
         if args.node_selector:
             spec["nodeSelector"] = dict(args.node_selector)
         if args.tolerations:
@@ -718,6 +733,10 @@ def _default_env(args: ServingArgs) -> dict[str, str]:
     return dict(_DEFAULT_ENV)
 
 
+def _model_uri_env(args: ServingArgs) -> list[dict]:
+    return [] if args.model_uri is None else [{"name": MODEL_URI_ENV, "value": args.model_uri}]
+
+
 def secret_env_var(variable: str, secret: pulumi.Input[str], key: str) -> dict:
     """A container environment entry read from a Kubernetes Secret: the value never appears in the spec."""
     return {"name": variable, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
@@ -796,7 +815,7 @@ def _validate(args: ServingArgs) -> None:
         )
     if args.pod_labels.get("app", args.app) != args.app:
         problems.append("pod_labels must not change the app label (it is the selector)")
-    reserved = {args.engine.api_key_env, *_DEFAULT_ENV, *_ray_env(args)}
+    reserved = {args.engine.api_key_env, MODEL_URI_ENV, *_DEFAULT_ENV, *_ray_env(args)}
     if reserved & set(args.env):
         problems.append(f"env must not set {sorted(reserved & set(args.env))}: the component sets them")
     if (reserved | set(args.env)) & set(args.secret_env):
@@ -820,6 +839,11 @@ def _validate(args: ServingArgs) -> None:
         problems.append("a TLS gateway is for the public Service: give public_service with https=True")
     if not 0 < args.gateway.port < 65536:
         problems.append(f"gateway port {args.gateway.port} must be a TCP port (1-65535)")
+    streams_uri = MODEL_URI_REF in args.engine.argv
+    if streams_uri != (args.model_uri is not None):
+        problems.append("model_uri is needed exactly when the engine argv streams from it (core.engine.MODEL_URI_REF)")
+    if args.model_volume is None and not streams_uri:
+        problems.append("without a model volume the engine must stream its weights from model_uri")
     uses_ray = _ray_backend(args.engine)
     if args.pods_per_replica > 1 and not uses_ray:
         problems.append(

@@ -1,15 +1,28 @@
 #!/bin/bash
-# Prepares a fresh GPU host: starts the model download at once, and in parallel installs the
-# NVIDIA driver, Docker and the NVIDIA container toolkit and pulls the engine image.
-# Runs from llm-bootstrap.service on every boot until it has finished once, so a reboot
-# (needed when a driver cannot load in place) resumes it. Holds no secret.
+# Prepares a GPU host: starts the model download at once, and beside it installs Docker and the NVIDIA container
+# toolkit, then pulls the engine and gateway images while the NVIDIA driver installs. Every step first checks whether its
+# result is already there and skips itself, so a host started from a prepared image (ecs.preparedImage: all of
+# them installed) goes straight to the download. Runs from llm-bootstrap.service on every boot until it has
+# finished once, so a reboot (needed when a driver cannot load in place) resumes it. Holds no secret.
+#
+# `bootstrap.sh --prepare-image` is what ECS Image Builder runs to make the prepared image
+# (components/alibaba/prepared_image.py): the same installs on a machine without a GPU, no driver load, no
+# download, and the packages, images and logs of the build cleaned so that the image starts like a fresh host.
+#
+# Progress: each step prints "bootstrap: <step>" with the time to /var/log/llm-serving-bootstrap.log
+# (docs/targets/ecs-prepared-image.md "Following a host's progress").
 set -euo pipefail
 
-# shellcheck source=/dev/null
-source /etc/llm-serving/serving.conf
+CONF=${LLM_SERVING_CONF:-/etc/llm-serving/serving.conf}
+STATE_DIR=${LLM_SERVING_STATE:-/var/lib/llm-serving}
+LIB=${LLM_SERVING_LIB:-/usr/local/lib/llm-serving}
+prepare_image=false
+[ "${1:-}" = --prepare-image ] && prepare_image=true
 
-STATE_DIR=/var/lib/llm-serving
-mkdir -p "$STATE_DIR" "$MODEL_DIR"
+# shellcheck source=/dev/null
+source "$CONF"
+
+mkdir -p "$STATE_DIR"
 [ -f "$STATE_DIR/bootstrap.done" ] && exit 0
 rm -f "$STATE_DIR/bootstrap.failed"
 
@@ -18,6 +31,7 @@ fail() {
   exit 1
 }
 trap 'fail "line $LINENO: $BASH_COMMAND"' ERR
+step() { echo "bootstrap: $(date -u +%H:%M:%S) $*"; }
 
 # retry CMD...: up to 5 attempts with growing pauses (mirrors and registries have bad minutes).
 retry() {
@@ -31,18 +45,62 @@ retry() {
 
 export DEBIAN_FRONTEND=noninteractive
 apt_install() { retry apt-get install -y --no-install-recommends "$@"; }
+apt_updated=false
+apt_update() {
+  [ "$apt_updated" = true ] && return 0
+  retry apt-get update
+  apt_updated=true
+}
 
-# fetch-model.sh (shared with the Kubernetes import Job) skips a finished download and resumes a partial one.
+# install_missing PACKAGE...: only what dpkg does not have (nothing at all on a prepared image, and no apt update).
+install_missing() {
+  local missing=() package
+  for package in "$@"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
+  done
+  if [ "${#missing[@]}" -eq 0 ]; then
+    step "packages $*: installed already"
+    return 0
+  fi
+  step "installing ${missing[*]}"
+  apt_update
+  apt_install "${missing[@]}"
+}
+
+# fetch-model.sh (shared with the Kubernetes import Job) skips a finished download and resumes a partial one;
+# fetch-oss.py does the same from a bucket in the region, with the instance's RAM role.
 download_model() {
-  export PIP_INDEX_URL MODELSCOPE_VERSION MODELSCOPE_HUB_VERSION
-  retry /usr/local/lib/llm-serving/fetch-model.sh "$MODEL_ID" "$MODEL_REVISION" "$MODEL_DIR"
+  if [ "$WEIGHTS_SOURCE" = oss ]; then
+    step "weights: copying oss://$WEIGHTS_BUCKET/$WEIGHTS_PREFIX/$MODEL_ID/ from $OSS_ENDPOINT"
+    retry python3 "$LIB/fetch-oss.py" --bucket "$WEIGHTS_BUCKET" --prefix "$WEIGHTS_PREFIX/$MODEL_ID" \
+      --endpoint "$OSS_ENDPOINT" --parallel "$WEIGHTS_PARALLEL" \
+      --marker "$MODEL_ID@$MODEL_REVISION" "$MODEL_DIR"
+  else
+    step "weights: downloading $MODEL_ID@$MODEL_REVISION from ModelScope"
+    export PIP_INDEX_URL MODELSCOPE_VERSION MODELSCOPE_HUB_VERSION
+    retry "$LIB/fetch-model.sh" "$MODEL_ID" "$MODEL_REVISION" "$MODEL_DIR"
+  fi
+  step "weights: complete"
+}
+
+driver_installed() {
+  dpkg-query -W -f='${Status}' "nvidia-utils-${DRIVER_BRANCH}-server" 2>/dev/null | grep -q 'install ok installed'
 }
 
 install_driver() {
-  nvidia-smi >/dev/null 2>&1 && return 0
-  # Prebuilt modules for the running kernel, or DKMS with its headers; Fabric Manager of the same version.
-  retry /usr/local/lib/llm-serving/install-driver.sh "$DRIVER_BRANCH" "$DRIVER_FLAVOUR" "$FABRIC_MANAGER"
+  if nvidia-smi >/dev/null 2>&1; then
+    step "driver: loaded already"
+    return 0
+  fi
+  if driver_installed; then
+    step "driver: installed already"
+  else
+    step "driver: installing branch $DRIVER_BRANCH ($DRIVER_FLAVOUR)"
+    # Prebuilt modules for the running kernel, or DKMS with its headers; Fabric Manager of the same version.
+    retry "$LIB/install-driver.sh" "$DRIVER_BRANCH" "$DRIVER_FLAVOUR" "$FABRIC_MANAGER"
+  fi
   if [ "$FABRIC_MANAGER" = true ]; then systemctl enable nvidia-fabricmanager; fi
+  [ "$prepare_image" = true ] && return 0  # no GPU on Image Builder's machine: the host loads it
   # nouveau claims the GPU on some images; unloading it avoids the reboot when nothing uses it.
   modprobe --remove nouveau 2>/dev/null || true
   modprobe nvidia || true
@@ -54,34 +112,73 @@ install_driver() {
     exit 0
   fi
   if [ "$FABRIC_MANAGER" = true ]; then systemctl restart nvidia-fabricmanager; fi
+  step "driver: loaded"
 }
 
 install_container_runtime() {
-  command -v docker >/dev/null 2>&1 || apt_install docker.io
-  if ! command -v nvidia-ctk >/dev/null 2>&1; then
+  if command -v docker >/dev/null 2>&1; then step "docker: installed already"; else install_missing docker.io; fi
+  if command -v nvidia-ctk >/dev/null 2>&1; then
+    step "container toolkit: installed already"
+  else
+    step "container toolkit: installing"
     retry curl -fsSL "$NVIDIA_TOOLKIT_REPO/gpgkey" -o /tmp/nvidia-toolkit.key
     gpg --batch --yes --dearmor -o /usr/share/keyrings/nvidia-container-toolkit.gpg /tmp/nvidia-toolkit.key
     echo "deb [signed-by=/usr/share/keyrings/nvidia-container-toolkit.gpg] $NVIDIA_TOOLKIT_REPO/stable/deb/\$(ARCH) /" \
       > /etc/apt/sources.list.d/nvidia-container-toolkit.list
     retry apt-get update
     apt_install nvidia-container-toolkit
+    nvidia-ctk runtime configure --runtime=docker
+    systemctl restart docker
   fi
-  nvidia-ctk runtime configure --runtime=docker
-  systemctl restart docker
 }
 
-retry apt-get update
-apt_install python3-pip curl ca-certificates gnupg
+pull() {
+  if docker image inspect "$1" >/dev/null 2>&1; then
+    step "image $1: present already"
+  else
+    step "image $1: pulling"
+    retry docker pull "$1"
+    step "image $1: pulled"
+  fi
+}
+
+step "start (conf $CONF)"
+if [ "$prepare_image" = true ]; then
+  install_missing python3-pip curl ca-certificates gnupg
+  install_driver
+  install_container_runtime
+  pull "$ENGINE_IMAGE"
+  pull "$GATEWAY_IMAGE"
+  # What would make every host from this image look half-started, or carry the build's traces.
+  apt-get clean
+  rm -rf "$STATE_DIR" /var/lib/apt/lists/* /tmp/nvidia-toolkit.key
+  cloud-init clean --logs || true
+  step "prepared image ready"
+  exit 0
+fi
+
+if [ "$WEIGHTS_SOURCE" = oss ]; then
+  install_missing curl ca-certificates gnupg  # fetch-oss.py needs only python3, which Ubuntu ships
+else
+  install_missing python3-pip curl ca-certificates gnupg
+fi
+mkdir -p "$MODEL_DIR"
 
 download_model >"$STATE_DIR/download.log" 2>&1 &
 download_pid=$!
 
-install_driver
+# Docker and the toolkit first (the toolkit restarts Docker), then the pulls beside the driver's install: a pull
+# needs neither the driver nor the GPU.
 install_container_runtime
-retry docker pull "$ENGINE_IMAGE"
-retry docker pull "$GATEWAY_IMAGE"
+pull_images() { pull "$ENGINE_IMAGE" && pull "$GATEWAY_IMAGE"; }
+pull_images >"$STATE_DIR/pull.log" 2>&1 &
+pull_pid=$!
+install_driver
 
+wait "$pull_pid" || fail "image pull failed; see $STATE_DIR/pull.log"
+cat "$STATE_DIR/pull.log"
 wait "$download_pid" || fail "model download failed; see $STATE_DIR/download.log"
+cat "$STATE_DIR/download.log"
 systemctl enable llm-serving.service llm-gateway.service
 touch "$STATE_DIR/bootstrap.done"
-echo "bootstrap complete"
+step "complete"

@@ -3,9 +3,9 @@
 # both and waits until the API answers through the gateway and refuses what it must. `pulumi up`
 # finishes when this succeeds. API_KEY_VALUE is an OOS encrypted-parameter reference that Cloud
 # Assistant resolves on the instance at run time (with the instance's RAM role); the command text stored
-# in the cloud only holds the reference. Set by the header: TIMEOUT_SECONDS, API_PORT (the gateway's),
-# API_KEY_ENV, API_KEY_VALUE, GATEWAY_KEY_PATH, GATEWAY_UID; with TLS (else empty) TLS_DIR, TLS_CERT_VALUE (public)
-# and TLS_KEY_VALUE (an OOS encrypted-parameter reference too).
+# in the cloud only holds the placeholder. Set by the header: TIMEOUT_SECONDS, API_PORT (the gateway's),
+# API_KEY_ENV, API_KEY_VALUE, GATEWAY_KEY_PATH, GATEWAY_UID; with TLS (else empty) TLS_DIR,
+# TLS_CERT_VALUE (public) and TLS_KEY_VALUE (an OOS encrypted-parameter placeholder too).
 set -euo pipefail
 umask 077
 

@@ -58,19 +58,20 @@ class AckEdgeConfig(Group):
         f"eci: GPU instance types for cloud pods (up to {MAX_ECI_SPECS}); empty: catalog types with the pod's GPUs.",
         example=["ecs.gn6e-c12g1.3xlarge"],
     )
-    # Audit D11: IDC nodes reach VPC-only endpoints only over Express Connect or VPN (the reference assumes
-    # Express Connect), and RRSA for OSS volumes on IDC nodes and ECI is not proven. One serving workload mounts
+    # Audit D11: IDC nodes reach VPC-only endpoints only over Express Connect or VPN (Alibaba's ACK Edge guide
+    # assumes Express Connect), and RRSA for OSS volumes on IDC nodes and ECI is not proven. One serving workload mounts
     # one volume, so the endpoint is per stack, not per unit (a ResourcePolicy unit adds only labels and
     # annotations to a pod).
     oss_endpoint: Literal["internal", "public"] = option(
         "internal",
         "OSS endpoint of the serving volumes: internal (the IDC reaches the VPC over Express Connect or VPN, as "
-        "the reference requires) or public (oss-<region>.aliyuncs.com over the internet; traffic is billed).",
+        "Alibaba's ACK Edge guide requires) or public (oss-<region>.aliyuncs.com over the internet; traffic is "
+        "billed).",
     )
     oss_auth: Literal["access-key", "rrsa"] = option(
         "access-key",
-        "How the OSS volumes authenticate: access-key (a bucket-only RAM user's key in a Secret, as the reference "
-        "does) or rrsa (no long-lived key; not proven on IDC nodes or ECI).",
+        "How the OSS volumes authenticate: access-key (a bucket-only RAM user's key in a Secret, as Alibaba's "
+        "ACK Edge guide does) or rrsa (no long-lived key; not proven on IDC nodes or ECI).",
     )
 
 

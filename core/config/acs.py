@@ -21,7 +21,9 @@ LabelValue = Annotated[
 
 class JumpHostConfig(Group):
     TARGETS = (ACS,)
-    enabled: Flag = option(True, "A small ECS in the VPC with kubectl and the kubeconfig, as the reference has.")
+    enabled: Flag = option(
+        True, "A small ECS in the VPC with kubectl and the kubeconfig, as Compute Nest's ACS deployment has."
+    )
     instance_type: EcsInstanceType = option("ecs.g7.large", "Instance type of the jump host.")
     image_id: Optional[Annotated[str, matches(r"[A-Za-z0-9][A-Za-z0-9._-]{1,127}", "an ECS image id")]] = option(
         None, "OS image id of the jump host; empty: the newest Ubuntu 22.04 public image."

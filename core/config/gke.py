@@ -16,6 +16,7 @@ from core.catalog import GKE_MACHINES, ON_DEMAND, RESERVATION, GkeMachine
 from core.config.problems import Problems
 from core.config.schema import Flag, Group, Int, matches, option, rule, within
 from core.config.secret import SecretStr
+from core.durations import MAX_IMPORT_TASKS
 from core.targets import GKE
 
 DEFAULT_REGION = "us-central1"  # a region that offers A4 (gpu-recipes' examples)
@@ -100,6 +101,13 @@ class GkeConfig(Group):
     model_source: Literal["bucket", "download"] = option(
         "bucket", "bucket: imported once into GCS, read through GCS FUSE; download: vLLM downloads at every start."
     )
+    import_tasks: Optional[Annotated[Int, within(1, MAX_IMPORT_TASKS, "tasks")]] = option(
+        None,
+        "modelSource bucket: Cloud Run tasks (8 vCPU, 32 GiB each) that import the model side by side, each a share "
+        "of its files; empty: one per 100 GiB of weights (DeepSeek-R1: 7). Fewer if the hub or the project's Cloud "
+        "Run quota limits you.",
+        example=4,
+    )
     rdma: Flag = option(False, "RDMA (RoCE) networking on the A4 nodes: extra VPCs, multi-networking, gIB.")
 
 
@@ -132,6 +140,7 @@ class GkeSettings:
     hold_node_upgrades: bool  # a NO_MINOR_OR_NODE_UPGRADES exclusion until end of support
     hf_token: Optional[SecretStr]  # None: anonymous downloads (public models)
     model_source: str = "bucket"
+    import_tasks: Optional[int] = None  # None: core.durations.gke_import_tasks' default for the model
     rdma: bool = False  # RoCE networking: gVNIC + RDMA VPCs, multi-networking, the gIB NCCL plugin
     control_plane_cidrs: tuple[str, ...] = ()  # master authorized networks; empty: not restricted
     node_cidr: str = NODE_CIDR

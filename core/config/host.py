@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Annotated, Optional
+from dataclasses import dataclass, field
+from typing import Annotated, Literal, Optional
 
 from core import durations
 from core.catalog import ModelSpec
 from core.config.problems import Problems
-from core.config.schema import Group, Int, matches, option, within
+from core.config.schema import Flag, Group, Int, matches, option, within
+from core.config.storage import BUCKET
 from core.targets import ECS
 
 # Cloud Assistant runs a command for at most 86400 s (ecs.Command `timeout`, ECS CreateCommand API): the
@@ -18,6 +19,58 @@ MAX_READINESS_MINUTES = 1380
 # The readiness wait: the modelled time (core.durations.ecs_readiness) x 1.5, at least 30 minutes.
 READINESS_MARGIN = 1.5
 READINESS_FLOOR_MINUTES = 30
+
+
+ECS_IMAGE_ID = r"m-[a-z0-9]{8,64}"  # custom image ids (ECS DescribeImages: m-bp1...; public images are named)
+# The prepared image's disk: Ubuntu, driver, toolkit, Docker and the unpacked engine image (28.6 GB,
+# vllm-project/vllm#22377) with room for an SGLang image; a host's system disk must be at least an image's size
+# (ECS RunInstances: SystemDisk.Size >= the image's size).
+PREPARED_IMAGE_DISK_GIB = 80
+# ranged GETs in flight from the bucket; OSS allows 100 Gbit/s down per account in cn-hangzhou
+# (alibabacloud.com/help/en/oss/user-guide/limits): far above what one host's disk writes.
+MAX_PARALLEL = 64
+
+
+class PreparedImageConfig(Group):
+    """An ECS image with the NVIDIA driver, Docker, the container toolkit and the engine image already installed
+    (docs/targets/ecs-prepared-image.md)."""
+
+    TARGETS = (ECS,)
+    build: Flag = option(
+        False,
+        "Build one with ECS Image Builder beside this stack's first host (which still starts from Ubuntu); "
+        "its id is the `preparedImageId` output.",
+    )
+    id: Optional[Annotated[str, matches(ECS_IMAGE_ID, "a custom ECS image id like m-bp1abcdefgh12345")]] = option(
+        None,
+        "A prepared image to start the host from (e.g. another stack's `preparedImageId`).",
+        example="m-bp1abcdefgh12345",
+    )
+    retain: Flag = option(
+        False, "Keep the built image on `pulumi destroy` (it bills as snapshot storage until deleted)."
+    )
+
+
+class WeightsConfig(Group):
+    """Where the host takes the weights from: ModelScope through the NAT, or an OSS bucket in the region."""
+
+    TARGETS = (ECS,)
+    source: Literal["modelscope", "oss"] = option(
+        "modelscope",
+        "modelscope: download through the NAT; oss: copy from `bucket` over the region's internal endpoint "
+        "with the host's RAM role (no AccessKey).",
+    )
+    bucket: Optional[
+        Annotated[str, matches(BUCKET, "3-63 lowercase letters, digits and '-', not starting or ending with '-'")]
+    ] = option(None, "OSS bucket in the stack's region that holds the weights (source oss).", example="my-llm-models")
+    prefix: Annotated[str, matches(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*", "an object prefix like models")] = option(
+        "models",
+        "The weights are under oss://<bucket>/<prefix>/<ModelScope id>/ (as the Kubernetes targets' import "
+        "writes them).",
+    )
+    parallel: Annotated[Int, within(1, MAX_PARALLEL, "ranged GETs in flight")] = option(
+        16, "Parallel ranged GETs of the copy from OSS."
+    )
 
 
 class EcsConfig(Group):
@@ -38,6 +91,29 @@ class EcsConfig(Group):
         "How long `pulumi up` waits for the API; 0: the modelled time at the host's bandwidth x 1.5 "
         "(core/durations.py).",
     )
+    prepared_image: PreparedImageConfig = option(
+        PreparedImageConfig(), "A prepared ECS image: built once, or taken (docs/targets/ecs-prepared-image.md)."
+    )
+    weights: WeightsConfig = option(WeightsConfig(), "Where the host takes the weights from.")
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    build: bool
+    image_id: Optional[str]  # take this one
+    retain: bool
+
+
+@dataclass(frozen=True)
+class Weights:
+    source: str  # modelscope | oss
+    bucket: Optional[str]
+    prefix: str
+    parallel: int
+
+    @property
+    def in_region(self) -> bool:
+        return self.source == "oss"
 
 
 @dataclass(frozen=True)
@@ -47,6 +123,9 @@ class EcsHost:
     gpu_driver_branch: str
     readiness_timeout_minutes: int
     egress_mbps: int  # the bandwidth the readiness wait was derived from
+    prepared_image: PreparedImage = PreparedImage(False, None, False)
+    weights: Weights = Weights("modelscope", None, "models", 16)
+    start: durations.EcsStart = field(default_factory=durations.EcsStart)  # what the readiness wait was modelled for
 
 
 def resolve_host(
@@ -56,12 +135,25 @@ def resolve_host(
     egress_mbps: int,
     bandwidth_key: str,
     problems: Problems,
+    *,
+    disk_gib: int = 100,
+    image_in_region: bool = False,
 ) -> EcsHost:
     """`egress_mbps`: the host's way to ModelScope and the registry (the NAT EIP, or its own public bandwidth,
-    named by `bandwidth_key`); the readiness wait is derived from it."""
+    named by `bandwidth_key`); the readiness wait is derived from it, from what the host starts from (a prepared
+    image, the weights in the region, the engine image from a VPC registry: `image_in_region`) and the disk."""
     timeout = config.readiness_timeout_minutes
+    prepared = _prepared_image(config, disk_gib, problems)
+    weights = _weights(config.weights, problems)
+    start = durations.EcsStart(
+        prepared_image=prepared.image_id is not None,
+        weights_in_region=weights.in_region,
+        image_in_region=image_in_region,
+        disk_gib=disk_gib,
+        parallel=weights.parallel,
+    )
     if model is not None:
-        plan = durations.ecs_readiness(model, egress_mbps)
+        plan = durations.ecs_readiness(model, egress_mbps, start)
         modelled = math.ceil(plan.minutes)
         estimate = plan.deadline(READINESS_MARGIN, READINESS_FLOOR_MINUTES)
         if config.readiness_timeout_minutes and config.readiness_timeout_minutes < modelled:
@@ -88,4 +180,60 @@ def resolve_host(
         gpu_driver_branch=config.gpu_driver_branch,
         readiness_timeout_minutes=timeout,
         egress_mbps=egress_mbps,
+        prepared_image=prepared,
+        weights=weights,
+        start=start,
     )
+
+
+def _prepared_image(config: EcsConfig, disk_gib: int, problems: Problems) -> PreparedImage:
+    image = config.prepared_image
+    if image.build and image.id:
+        problems.add(
+            "ecs.preparedImage.id",
+            image.id,
+            "is set while ecs.preparedImage.build is true: a stack builds a prepared image or takes one, not both",
+            f"{problems.rm_command('ecs.preparedImage.id')}, or "
+            f"{problems.set_command('ecs.preparedImage.build', False)}",
+        )
+    if image.retain and not image.build:
+        problems.add(
+            "ecs.preparedImage.retain",
+            True,
+            "keeps a built image on destroy, and ecs.preparedImage.build is false (a taken image is never deleted)",
+            problems.rm_command("ecs.preparedImage.retain"),
+        )
+    if image.id and config.image_id:
+        problems.add(
+            "ecs.imageId",
+            config.image_id,
+            "is set beside ecs.preparedImage.id: the host starts from one image",
+            problems.rm_command("ecs.imageId"),
+        )
+    if (image.build or image.id) and disk_gib < PREPARED_IMAGE_DISK_GIB:
+        problems.add(
+            "disk.sizeGib",
+            disk_gib,
+            f"is smaller than the prepared image's {PREPARED_IMAGE_DISK_GIB} GiB disk (a host's system disk must be "
+            "at least its image's size)",
+            problems.set_command("disk.sizeGib", PREPARED_IMAGE_DISK_GIB),
+        )
+    return PreparedImage(build=image.build, image_id=image.id, retain=image.retain)
+
+
+def _weights(config: WeightsConfig, problems: Problems) -> Weights:
+    if config.source == "oss" and not config.bucket:
+        problems.add(
+            "ecs.weights.bucket",
+            None,
+            "is required with ecs.weights.source oss: the bucket in the stack's region that holds the weights",
+            problems.set_command("ecs.weights.bucket", "my-llm-models"),
+        )
+    if config.source != "oss" and config.bucket:
+        problems.add(
+            "ecs.weights.bucket",
+            config.bucket,
+            "is set but ecs.weights.source is modelscope, so the bucket would not be read",
+            f"{problems.set_command('ecs.weights.source', 'oss')}, or {problems.rm_command('ecs.weights.bucket')}",
+        )
+    return Weights(source=config.source, bucket=config.bucket, prefix=config.prefix, parallel=config.parallel)

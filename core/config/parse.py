@@ -41,8 +41,9 @@ from core.config.settings import (
     is_mainland_china,
 )
 from core.config.source import ConfigValues
-from core.config.storage import resolve_disk, resolve_model_store
+from core.config.storage import MOUNT, resolve_disk, resolve_load, resolve_model_store
 from core.config.validation import check_secrets, check_targets, validate_groups
+from core.durations import pulled_in_region
 from core.targets import ACK, ACK_FAMILY, ACS, ALIBABA, ECS, GKE, KUBERNETES, MANAGED_ALIBABA
 
 
@@ -99,7 +100,7 @@ def _resolve(
     )
     placement_config = c.placement
     placement = None
-    if target == GKE:  # one serving pod takes a whole GKE GPU node (the reference: TP 8 over an A4 node's GPUs)
+    if target == GKE:  # one serving pod takes a whole GKE GPU node (the GKE A4 recipe: TP 8 over a node's GPUs)
         if ok("placement", "gke", "workload"):
             placement = resolve_gke_placement(
                 placement_config, c.workload, c.gke.machine_type, model, engine, problems, c.gke.capacity.mode
@@ -133,8 +134,10 @@ def _resolve(
                 c.access.public_bandwidth_mbps if public else c.network.nat_bandwidth_mbps,
                 "access.publicBandwidthMbps" if public else "network.natBandwidthMbps",
                 problems,
+                disk_gib=extra["disk"].size_gib if extra["disk"] else 0,
+                image_in_region=engine is not None and pulled_in_region(engine.image, region),
             )
-            if ok("ecs", "placement", "access", "network")
+            if ok("ecs", "placement", "access", "network", "disk")
             else None
         )
     else:
@@ -145,7 +148,13 @@ def _resolve(
         )
         extra["model_store"] = (
             resolve_model_store(
-                c.model_store, fluid=c.acs.fluid, storage_class=c.kubernetes.storage_class, problems=problems
+                c.model_store,
+                fluid=c.acs.fluid,
+                storage_class=c.kubernetes.storage_class,
+                problems=problems,
+                load=resolve_load(c.model_store, target, engine, c.gke.model_source, problems)
+                if ok("gke", "engine")
+                else MOUNT,
             )
             if ok("modelStore", "acs", "kubernetes")
             else None
@@ -273,6 +282,13 @@ def _gke(
             f"downloads on every node of a copy; a copy over {pods} nodes reads the weights from the bucket",
             problems.set_command("gke.modelSource", "bucket"),
         )
+    if c.gke.model_source == "download" and c.gke.import_tasks is not None:
+        problems.add(
+            "gke.importTasks",
+            c.gke.import_tasks,
+            "is only used when gke.modelSource is bucket (download mode has no import)",
+            problems.rm_command("gke.importTasks"),
+        )
     if not c.cluster.api_cidrs:
         # Private by default: the control plane's public endpoint answers only the listed networks (master
         # authorized networks). Pulumi talks to it, so it cannot be private-only from outside the VPC.
@@ -298,6 +314,7 @@ def _gke(
         hold_node_upgrades=c.gke.maintenance.hold_node_upgrades,
         hf_token=SecretStr(c.hf_token) if c.hf_token else None,
         model_source=c.gke.model_source,
+        import_tasks=c.gke.import_tasks,
         rdma=c.gke.rdma,
         control_plane_cidrs=tuple(c.cluster.api_cidrs),
     )

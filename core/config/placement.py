@@ -444,7 +444,7 @@ def try_place(
 
 def pod_size(config: WorkloadConfig, gpus: int, target: str) -> tuple[int, int, int]:
     """(vCPUs, memory GiB, /dev/shm GiB) of a serving pod with `gpus` GPUs: as configured, else from the GPUs."""
-    # Serverless GPU pods come with generous CPU and memory (the reference's QwQ pod: 16 vCPU, 128 GiB per
+    # Serverless GPU pods come with generous CPU and memory (Compute Nest's ACS QwQ pod: 16 vCPU, 128 GiB per
     # GPU); on a node pool or an existing cluster the pod must fit next to the node's own daemons.
     cpu_per_gpu, cpu_cap, memory_per_gpu, memory_cap = (16, 64, 128, 512) if target == ACS else (4, 32, 24, 192)
     cpu = config.cpu_per_pod or min(cpu_per_gpu * gpus, cpu_cap)

@@ -49,7 +49,9 @@ class StackConfig(Group):
     target: Literal["ecs", "acs", "ack", "ack-edge", "gke", "kubernetes"] = option(
         "ecs", f"Deployment target: {', '.join(ALL_TARGETS)} (an existing cluster)."
     )
-    model: ModelConfig = option(ModelConfig(), "The model to serve.")
+    model: ModelConfig = option(
+        ModelConfig(), "The model to serve: an object, or a catalog name alone (`pulumi config set llm:model QwQ-32B`)."
+    )
     engine: EngineConfig = option(EngineConfig(), "The inference engine and its knobs.")
     placement: PlacementConfig = option(PlacementConfig(), "Where one copy of the model runs.")
     workload: WorkloadConfig = option(WorkloadConfig(), "What each Kubernetes serving pod gets.")

@@ -16,7 +16,7 @@ from core.targets import ACK_FAMILY, ON_KUBERNETES
 
 # The metrics an HPA can scale on here, each with its default target (per pod, AverageValue):
 # - vLLM's own queue: requests waiting for a slot; >0 for long means the engine is saturated.
-# - ACK GPU monitoring's per-process SM utilisation in percent (the reference's arena --scale-metric).
+# - ACK GPU monitoring's per-process SM utilisation in percent (the arena --scale-metric of Alibaba's ACK Edge guide).
 QUEUE_METRIC = "vllm:num_requests_waiting"
 GPU_METRIC = "DCGM_CUSTOM_PROCESS_SM_UTIL"
 METRIC_DEFAULT_TARGETS = {QUEUE_METRIC: 5, GPU_METRIC: 50}

@@ -9,7 +9,8 @@ from core import sizing
 from core.catalog import ModelSpec
 from core.config.problems import Problems
 from core.config.schema import Flag, Group, Int, matches, option, within
-from core.targets import ACK, ECS, GKE, MANAGED_ALIBABA, ON_KUBERNETES
+from core.engine import EngineOptions, streamer_problem
+from core.targets import ACK, ECS, GKE, KUBERNETES, MANAGED_ALIBABA, ON_KUBERNETES
 
 DISK_CATEGORIES = ("cloud_essd", "cloud_auto", "cloud_efficiency")
 # OSS and GCS bucket names: 3-63 lowercase letters, digits and '-' (OSS bucket naming rules; GCS also takes
@@ -46,6 +47,59 @@ class ModelStoreConfig(Group):
         "modelStore.bucket names an existing bucket (e.g. one kept by retain): use it, do not create it.",
         targets=(*MANAGED_ALIBABA, GKE),
     )
+    load: Optional[Literal["stream", "mount"]] = option(
+        None,
+        "How the engine reads the weights: stream (vLLM's Run:ai Model Streamer: from gs:// on gke, from the "
+        "volume on kubernetes) or mount (the default loader through the mounted store); empty: stream where it "
+        "applies (gke with vLLM's own image), else mount; acs, ack, ack-edge: mount only. docs/loading.md.",
+        example="stream",
+    )
+
+
+STREAM, MOUNT = "stream", "mount"
+# Where streaming applies and from what: gke streams from the bucket (gs://, the streamer's GCS backend with
+# Application Default Credentials, i.e. the pod's workload identity: run-ai/runai-model-streamer/docs/src/env-vars.md
+# RUNAI_STREAMER_GCS_CREDENTIAL_FILE); kubernetes reads the mounted volume with the streamer's concurrent reads.
+STREAM_SOURCES = {GKE: "gs", KUBERNETES: "file"}
+# Why not on Alibaba Cloud (acs, ack, ack-edge), where the weights stay behind ossfs or Fluid: OSS speaks S3 (GetObject
+# with Range, HeadObject, ListObjectsV2; virtual-hosted style only; https://s3.oss-<region>-internal.aliyuncs.com:
+# alibabacloud.com/help/en/oss/developer-reference/compatibility-with-amazon-s3 and .../use-aws-sdks-to-access-oss),
+# but the streamer's S3 credentials come from boto3's chain (runai-model-streamer/docs/src/usage.md "S3
+# authentication"), whose web identity provider calls AWS STS AssumeRoleWithWebIdentity, while an RRSA token is
+# exchanged with Alibaba STS AssumeRoleWithOIDC: no provider in that chain takes it, and a long-lived AccessKey is
+# not an option here.
+ALIBABA_NO_STREAM = (
+    "the streamer's S3 credentials come from boto3's chain, which cannot exchange an RRSA token (Alibaba STS "
+    "AssumeRoleWithOIDC, not AWS AssumeRoleWithWebIdentity), and no long-lived AccessKey is used: the weights are "
+    "read through ossfs (or Fluid on acs)"
+)
+
+
+def resolve_load(
+    config: ModelStoreConfig, target: str, engine: Optional[EngineOptions], gke_model_source: str, problems: Problems
+) -> str:
+    """modelStore.load: the configured mode where it can work, else the target's default (stream where it applies)."""
+    source = STREAM_SOURCES.get(target)
+    explicit = config.load
+    if explicit == MOUNT or (explicit is None and target != GKE) or engine is None:
+        return MOUNT
+    why_not = None
+    if source is None:
+        why_not = ALIBABA_NO_STREAM
+    elif target == GKE and gke_model_source == "download":
+        why_not = "gke.modelSource download keeps no bucket to stream from"
+    else:
+        why_not = streamer_problem(engine, source)
+    if why_not is None:
+        return STREAM
+    if explicit == STREAM:
+        problems.add(
+            "modelStore.load",
+            STREAM,
+            f"cannot stream on {target}: {why_not}",
+            f"{problems.set_command('modelStore.load', MOUNT)} (or unset it)",
+        )
+    return MOUNT
 
 
 @dataclass(frozen=True)
@@ -61,6 +115,7 @@ class ModelStore:
     retain: bool
     fluid: bool  # acs: Fluid in front of the bucket
     storage_class: Optional[str]  # kubernetes: the volume's class; None: the cluster default
+    load: str = MOUNT  # STREAM: the Run:ai Model Streamer reads the weights (resolve_load)
 
 
 def resolve_disk(config: DiskConfig, model: Optional[ModelSpec], problems: Problems) -> Disk:
@@ -83,7 +138,11 @@ def resolve_disk(config: DiskConfig, model: Optional[ModelSpec], problems: Probl
 
 
 def resolve_model_store(
-    config: ModelStoreConfig, fluid: bool, storage_class: Optional[str], problems: Problems
+    config: ModelStoreConfig,
+    fluid: bool,
+    storage_class: Optional[str],
+    problems: Problems,
+    load: str = MOUNT,
 ) -> ModelStore:
     if config.adopt and not config.bucket:
         problems.add(
@@ -98,4 +157,5 @@ def resolve_model_store(
         retain=config.retain,
         fluid=fluid,
         storage_class=storage_class,
+        load=load,
     )

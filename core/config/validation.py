@@ -138,7 +138,7 @@ def _extra(info: FieldInfo, key: str) -> Any:
 
 
 def key_paths(model: type[BaseModel] = StackConfig, prefix: str = "") -> list[str]:
-    """Every key path of the schema (leaves and groups), for suggestions and the reference page."""
+    """Every key path of the schema (leaves and groups), for suggestions and docs/reference/config.md."""
     paths = []
     for alias, (_, info) in _by_alias(model).items():
         path = f"{prefix}{alias}"

@@ -1,5 +1,5 @@
 """Target `ack`: an ACK Pro cluster with an autoscaling GPU node pool, an OSS model store read through
-RRSA, the shared serving workload and an HPA on the engine's queue (reference 003, corrected)."""
+RRSA, the shared serving workload and an HPA on the engine's queue (the ACK LLM best-practice article, corrected)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Target `ack-edge`: an ACK Edge cluster whose IDC GPU machines serve first, with virtual nodes (ECI or
-ACS) taking the overflow up to a maximum, and the HPA that creates it (reference 002, without arena).
+ACS) taking the overflow up to a maximum, and the HPA that creates it (Alibaba's ACK Edge guide, without arena).
 
 The IDC machines join an edge node pool created outside Pulumi (the provider cannot create one for
 on-prem machines; README "ack-edge"); its id comes from ackEdge.nodePoolId.
@@ -75,7 +75,7 @@ def build(settings: AckEdgeSettings) -> dict[str, object]:
         return _cluster_only_outputs(settings, zones, cluster)
     in_cluster = pulumi.ResourceOptions(providers=[provider, cluster.provider])
 
-    # Audit D11: the reference's AccessKey and internal endpoint by default; the public endpoint for an IDC
+    # Audit D11: the ACK Edge guide's AccessKey and internal endpoint by default; the public endpoint for an IDC
     # without Express Connect or VPN.
     from components.alibaba.multipart_cleanup import public_endpoint
 

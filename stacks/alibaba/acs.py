@@ -1,4 +1,5 @@
-"""Target `acs`: an ACS serverless cluster, an OSS model store and the shared serving workload (reference 000)."""
+"""Target `acs`: an ACS serverless cluster, an OSS model store and the shared serving workload (as Compute Nest's
+ACS deployment)."""
 
 from __future__ import annotations
 

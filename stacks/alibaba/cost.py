@@ -80,6 +80,17 @@ def ecs_estimate(settings: EcsSettings, provider: alicloud.Provider) -> dict:
         )
     ]
     items += _public_bandwidth("GPU host") if access.public else _nat_egress()
+    if settings.ecs.prepared_image.build:
+        # The image is its snapshots: ECS bills snapshot storage per GB-month of what they hold (about 45 GB
+        # here: core.durations.PREPARED_IMAGE_GB). The rate was not looked up; set cost.prices.prepared-image.
+        items.append(
+            Item(
+                "prepared image (ECS snapshots, about 45 GB; kept after destroy with ecs.preparedImage.retain)",
+                1,
+                Price.unknown("billed as snapshot storage per GB-month; the rate was not looked up"),
+                "prepared-image",
+            )
+        )
     return estimate(items, settings.cost.prices, settings.cost.currency)
 
 

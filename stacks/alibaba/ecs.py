@@ -1,4 +1,4 @@
-"""Target `ecs`: one GPU ECS instance serving an OpenAI-compatible API (reference 001)."""
+"""Target `ecs`: one GPU ECS instance serving an OpenAI-compatible API (as Compute Nest's ECS edition)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,20 @@ import pulumi
 import pulumi_alicloud as alicloud
 
 from components.alibaba.gpu_instance import GpuInstance, GpuInstanceArgs
-from components.alibaba.host_scripts import ENGINE_SHUTDOWN_SECONDS, HostConfig, model_dir, render_user_data
+from components.alibaba.host_scripts import (
+    ENGINE_SHUTDOWN_SECONDS,
+    HostConfig,
+    model_dir,
+    oss_internal_endpoint,
+    render_prepare_image,
+    render_user_data,
+)
+from components.alibaba.instance_role import bucket_read_statements
 from components.alibaba.network import Network, NetworkArgs, Subnet
+from components.alibaba.prepared_image import MAX_BUILDER_BANDWIDTH_MBPS, PreparedImage, PreparedImageArgs
 from components.api_key import ApiKey
+from core import durations
+from core.config.host import PREPARED_IMAGE_DISK_GIB
 from core.config.problems import ConfigError, Problem
 from core.config.settings import EcsSettings
 from core.engine import build_command
@@ -23,7 +34,16 @@ def build(settings: EcsSettings) -> dict[str, object]:
     placement = settings.placement
     zone = _zone(settings, provider)
     instance = settings.instance
-    image_id = settings.ecs.image_id or ubuntu_image(settings, provider, instance.name, instance.uefi_only)
+    prepared = settings.ecs.prepared_image
+    # The OS image: the configured one or the newest public Ubuntu; a prepared image is built from it. A taken
+    # prepared image replaces it.
+    os_image = (
+        None
+        if prepared.image_id
+        else settings.ecs.image_id or ubuntu_image(settings, provider, instance.name, instance.uefi_only)
+    )
+    image_id = _prepared_image(settings, provider) if prepared.image_id else os_image
+    assert image_id is not None
     tags = stack_tags(settings)
     in_region = pulumi.ResourceOptions(providers=[provider])
 
@@ -49,6 +69,7 @@ def build(settings: EcsSettings) -> dict[str, object]:
     host_setup = host_config(settings)
     engine = host_setup.engine
     user_data = render_user_data(host_setup)
+    weights = settings.ecs.weights
     host = GpuInstance(
         settings.name,
         GpuInstanceArgs(
@@ -70,9 +91,13 @@ def build(settings: EcsSettings) -> dict[str, object]:
             key_pair=settings.access.ssh_key_pair or None,
             deletion_protection=settings.deletion_protection,
             tags=tags,
+            extra_statements=bucket_read_statements(weights.bucket, f"{weights.prefix}/{settings.model.modelscope_id}")
+            if weights.in_region and weights.bucket
+            else (),
         ),
         opts=in_region,
     )
+    built = _build_prepared_image(settings, host_setup, os_image, network, tags, in_region) if prepared.build else None
 
     port = settings.engine.port  # the gateway: the only way in
     outputs = client_outputs(
@@ -104,8 +129,19 @@ def build(settings: EcsSettings) -> dict[str, object]:
             ),
             "readinessTimeoutMinutes": settings.ecs.readiness_timeout_minutes,
             "costEstimate": cost.ecs_estimate(settings, provider),
+            "hostImage": image_id,
+            "weightsSource": f"oss://{weights.bucket}/{weights.prefix}/{settings.model.modelscope_id}/"
+            if weights.in_region
+            else f"modelscope:{settings.model.modelscope_id}@{settings.model_revision}",
         }
     )
+    if built is not None:
+        outputs["preparedImageId"] = built.image_id  # for ecs.preparedImage.id of the next hosts in the region
+        outputs["preparedImageBuild"] = built.execution_id.apply(
+            lambda execution: (
+                f"aliyun ecs DescribeImagePipelineExecutions --RegionId {settings.region} --ExecutionId {execution}"
+            )
+        )
     if settings.access.ssh_cidrs:
         address = host.public_ip if host.public_ip is not None else host.private_ip
         outputs["sshCommand"] = pulumi.Output.concat(
@@ -138,8 +174,86 @@ def host_config(settings: EcsSettings) -> HostConfig:
         gateway_routes=settings.gateway.routes,
         max_model_len=settings.engine.max_model_len,
         open_kernel_modules=placement.gpu.open_kernel_modules,
+        weights_source=settings.ecs.weights.source,
+        weights_bucket=settings.ecs.weights.bucket or "",
+        weights_prefix=settings.ecs.weights.prefix,
+        weights_parallel=settings.ecs.weights.parallel,
+        oss_endpoint=oss_internal_endpoint(settings.region) if settings.ecs.weights.in_region else "",
         tls=settings.tls is not None,
     )
+
+
+# How long `pulumi up` waits for the prepared image build: the modelled build x 2, at least an hour.
+BUILD_WAIT_MARGIN = 2.0
+BUILD_WAIT_FLOOR_MINUTES = 60
+
+
+def _build_prepared_image(
+    settings: EcsSettings,
+    host_setup: HostConfig,
+    base_image: str | None,
+    network: Network,
+    tags: dict[str, str],
+    opts: pulumi.ResourceOptions,
+) -> PreparedImage:
+    """ECS Image Builder makes the prepared image from the public Ubuntu image, beside the first host (which does
+    not wait for it). Behind the NAT its intermediate instance uses the stack's vSwitch; with a public host there
+    is no NAT, so it gets its own bandwidth, at most 100 Mbit/s."""
+    assert base_image is not None  # a prepared image is built from the public image, never from a taken one
+    bandwidth = min(settings.ecs.egress_mbps, MAX_BUILDER_BANDWIDTH_MBPS) if settings.access.public else 0
+    plan = durations.prepared_image_build(bandwidth or settings.ecs.egress_mbps, settings.ecs.start.image_in_region)
+    return PreparedImage(
+        f"{settings.name}-prepared",
+        PreparedImageArgs(
+            region=settings.region,
+            base_image_id=base_image,
+            build_script=render_prepare_image(host_setup),
+            vswitch_id=network.vswitch_id,
+            internet_bandwidth_mbps=bandwidth,
+            disk_gib=PREPARED_IMAGE_DISK_GIB,
+            wait_minutes=plan.deadline(BUILD_WAIT_MARGIN, BUILD_WAIT_FLOOR_MINUTES),
+            retain=settings.ecs.prepared_image.retain,
+            tags=tags,
+        ),
+        opts=opts,
+    )
+
+
+def _prepared_image(settings: EcsSettings, provider: alicloud.Provider) -> str:
+    """The taken prepared image, checked before anything is created: it exists in the region, is the account's
+    (or shared with it), and fits the host's disk."""
+    wanted = settings.ecs.prepared_image.image_id
+    assert wanted is not None
+    found = alicloud.ecs.get_images(image_id=wanted, opts=pulumi.InvokeOptions(provider=provider))
+    key = "ecs.preparedImage.id"
+    if not found.images:
+        raise ConfigError(
+            [
+                Problem(
+                    key,
+                    wanted,
+                    f"is no image in {settings.region} this account can use (an image lives in one region: copy it "
+                    "with ecs.CopyImage, or build one here)",
+                    f"pulumi config set --path '{settings.namespace}:ecs.preparedImage.build' true, and pulumi config "
+                    f"rm --path '{settings.namespace}:{key}'",
+                    settings.namespace,
+                )
+            ]
+        )
+    size = found.images[0].size
+    if size > settings.disk.size_gib:
+        raise ConfigError(
+            [
+                Problem(
+                    "disk.sizeGib",
+                    settings.disk.size_gib,
+                    f"is smaller than the prepared image {wanted} ({size} GiB); a system disk holds its image",
+                    f"pulumi config set --path '{settings.namespace}:disk.sizeGib' {size}",
+                    settings.namespace,
+                )
+            ]
+        )
+    return wanted
 
 
 def _zone(settings: EcsSettings, provider: alicloud.Provider) -> str:

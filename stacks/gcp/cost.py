@@ -47,11 +47,11 @@ def gke_estimate(settings: GkeTargetSettings) -> dict:
         ),
         *_load_balancers(settings.access.public),
         Item(
-            "Cloud NAT for the nodes' egress (model download, PyPI, images)",
+            "Cloud NAT for the nodes' egress (PyPI, images, the download mode's weights)",
             1,
             Price.unknown(
-                "billed per node-hour and per GiB processed: depends on traffic (a bucket import "
-                "downloads the weights once, the download mode at every pod start)"
+                "billed per node-hour and per GiB processed: depends on traffic (the download mode fetches the "
+                "weights at every pod start; the bucket import runs on Cloud Run, not through the NAT)"
             ),
             "gcp.nat",
         ),

@@ -1,18 +1,21 @@
 """Target `gke`: a GKE cluster with a GPU node pool serving one model copy per node, on the smallest catalog
 machine that holds the model (G2 L4, A3 High H100, A3 Ultra H200, A4 B200: core.catalog.GKE_MACHINES); the
-reference (004) is DeepSeek-R1 on an A4 node, or a copy over a group of A4 nodes over RDMA (gke.rdma,
+GKE A4 recipe serves DeepSeek-R1 on an A4 node, or a copy over a group of A4 nodes over RDMA (gke.rdma,
 placement.podsPerReplica).
 
-The weights are imported once from Hugging Face into a private GCS bucket and read by the serving
-pods through GCS FUSE, with a file cache on the node's local SSD, instead of ~700 GB downloaded at
-every pod start (gke.modelSource download keeps the reference's download at start). The engine
-image is pulled through an Artifact Registry remote repository of Docker Hub. The API has an internal
+The weights are imported once from Hugging Face into a private GCS bucket by a Cloud Run job that starts
+as soon as the bucket exists, beside the cluster and the GPU pool (components/gcp/hf_gcs_import.py,
+docs/targets/gke-import.md), and read by the serving pods through GCS FUSE, with a file cache on the
+node's local SSD, instead of ~700 GB downloaded at every pod start (gke.modelSource download keeps the
+A4 recipe's download at start). The engine image is pulled through an Artifact Registry remote repository
+of Docker Hub in the cluster's region, with GKE image streaming on the GPU nodes. The API has an internal
 load balancer in the VPC, plus a public one with access.public.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from typing import Optional
 
@@ -32,23 +35,25 @@ from components.gcp.gcs_model_store import (
     gcsfuse_pod_transformation,
     gcsfuse_volume,
 )
-from components.gcp.gke_cluster import SYSTEM_POOL_LABEL, GkeCluster, GkeClusterArgs
+from components.gcp.gke_cluster import GkeCluster, GkeClusterArgs
 from components.gcp.gpu_node_pool import GPU_TOLERATION, POOL_LABEL, GpuNodePool, GpuNodePoolArgs
-from components.gcp.hf_model_import import HfModelImport, HfModelImportArgs
+from components.gcp.hf_gcs_import import MAX_TASK_TIMEOUT_HOURS, HfGcsImport, HfGcsImportArgs
 from components.gcp.pod_monitoring import serving_pod_monitoring
 from components.gcp.rdma import POD_ENV as RDMA_POD_ENV
 from components.gcp.rdma import POD_HOST_MOUNTS as RDMA_POD_HOST_MOUNTS
 from components.gcp.rdma import RdmaClusterObjects, RdmaNetworks, RdmaNetworksArgs, pod_network_annotations
 from components.kubernetes.hardening import pod_security_labels
+from components.kubernetes.image_prepull import ImagePrepull, ImagePrepullArgs
 from components.kubernetes.leader_worker_set import WEBHOOK_PORT as LWS_WEBHOOK_PORT
 from components.kubernetes.leader_worker_set import LeaderWorkerSetController
 from components.kubernetes.network_policies import Egress, Peer
 from components.kubernetes.serving_workload import LWS_WORKER_INDEX_LABEL, ServiceExposure
-from core import sizing
+from core import durations, sizing, versions
 from core.catalog import FLEX_START
 from core.config.gke import FLEX_START_MIN_GKE, NODE_CIDR, at_least, version_key
 from core.config.problems import ConfigError, Problem
 from core.config.settings import GkeTargetSettings
+from core.config.storage import STREAM
 from core.gateway import METRICS_PORT
 from stacks import serving
 from stacks.gcp import cost as gke_cost
@@ -66,15 +71,28 @@ APIS = (
     # "Before the first gke run"); listed so a later `pulumi destroy` of another stack cannot be what turns it off.
     "cloudresourcemanager.googleapis.com",
     # Workload identity federation tokens (the pods' access to the bucket). Whether GKE needs these enabled
-    # by hand is not settled by any source found (audit gke.md m10); enabling them is free and harmless.
+    # by hand is not settled by any source found; enabling them is free and harmless.
     "iamcredentials.googleapis.com",
     "sts.googleapis.com",
+    # The model import's Cloud Run job (components/gcp/hf_gcs_import.py).
+    "run.googleapis.com",
+    # GKE image streaming: "You must enable the Container File System API" (GKE how-to image-streaming).
+    "containerfilesystem.googleapis.com",
 )
-# The reference's engine environment; HF_HUB_ENABLE_HF_TRANSFER is left out: serving reads the bucket
-# offline, the import Job does the download.
+# Only with a Hugging Face token: the import job reads it from Secret Manager.
+SECRETS_API = "secretmanager.googleapis.com"
+# Image streaming with a node service account of the stack's own: "you must ensure that the custom service account
+# has the Service Usage Consumer (roles/serviceusage.serviceUsageConsumer) IAM role in the project that hosts the
+# container image" (GKE how-to image-streaming, Requirements).
+STREAMING_ROLE = "roles/serviceusage.serviceUsageConsumer"
+# How much longer than the modelled import a task may take (the figures are assumed), at least 30 minutes.
+IMPORT_MARGIN = 3
+IMPORT_FLOOR_MINUTES = 30
+# The GKE A4 recipe's engine environment; HF_HUB_ENABLE_HF_TRANSFER is left out: serving reads the bucket
+# offline, the import (a Cloud Run job) does the download.
 ENGINE_ENV = {"VLLM_WORKER_MULTIPROC_METHOD": "spawn"}
-# Download at start (gke.modelSource download), as the reference: hf_transfer's parallel download. vLLM's image
-# installs hf_transfer (its Dockerfile, audit gke.md claim 14); for files Hugging Face stores with Xet,
+# Download at start (gke.modelSource download), as the A4 recipe: hf_transfer's parallel download. vLLM's image
+# installs hf_transfer (its Dockerfile); for files Hugging Face stores with Xet,
 # huggingface_hub downloads through hf_xet instead and this has no effect (whether R1's are is not known).
 DOWNLOAD_ENV = {"HF_HUB_ENABLE_HF_TRANSFER": "1"}
 INTERNAL_LB = "networking.gke.io/load-balancer-type"
@@ -91,6 +109,8 @@ def build(settings: GkeTargetSettings) -> dict[str, object]:
     in_project = pulumi.ResourceOptions(provider=provider)
     project_number = _check_prerequisites(settings, provider)
     labels = {"app": "llm-serving", "stack": _label(settings.stack)}
+    importing = gke.model_source == "bucket"
+    needed = (*APIS, *((SECRETS_API,) if importing and gke.hf_token is not None else ()))
     services = {
         api: gcp.projects.Service(
             f"{settings.name}-{api.split('.')[0]}",
@@ -100,7 +120,7 @@ def build(settings: GkeTargetSettings) -> dict[str, object]:
             disable_on_destroy=False,
             opts=in_project,
         )
-        for api in APIS
+        for api in needed
     }
     apis = list(services.values())
     # The channel's version, checked once the GKE API is on; the cluster takes its channel through the check.
@@ -137,6 +157,14 @@ def build(settings: GkeTargetSettings) -> dict[str, object]:
         ),
         opts=in_project,
     )
+    # Image streaming on the GPU nodes reads the image through the Container File System API as the nodes' account.
+    streaming_role = gcp.projects.IAMMember(
+        f"{settings.name}-node-streaming",
+        project=gke.project,
+        role=STREAMING_ROLE,
+        member=pulumi.Output.concat("serviceAccount:", cluster.node_service_account),
+        opts=pulumi.ResourceOptions(provider=provider, depends_on=apis),
+    )
     pool = GpuNodePool(
         f"{settings.name}-gpu",
         GpuNodePoolArgs(
@@ -150,8 +178,8 @@ def build(settings: GkeTargetSettings) -> dict[str, object]:
             service_account=cluster.node_service_account,
             labels=labels,
             additional_networks=rdma.node_network_configs() if rdma is not None else (),
-            # Nodes start with their service account's role, as the system pool's do.
-            depends_on=[*apis, cluster.node_role],
+            # Nodes start with their service account's roles, as the system pool's do.
+            depends_on=[*apis, cluster.node_role, streaming_role],
             network_tags=(cluster.node_tag,),
         ),
         opts=in_project,
@@ -205,8 +233,10 @@ def build(settings: GkeTargetSettings) -> dict[str, object]:
             retain=settings.model_store.retain,
             adopt=settings.model_store.adopt_bucket,
             labels=labels,
-            # The workload identity pool <project>.svc.id.goog that the binding names comes with the cluster.
-            depends_on=[*apis, cluster.cluster],
+            depends_on=apis,
+            # The workload identity pool <project>.svc.id.goog that the bindings name comes with the cluster; the
+            # bucket does not wait for it, so the import starts at once.
+            principals_ready=[cluster.cluster],
         ),
         opts=in_project,
     )
@@ -222,16 +252,29 @@ def build(settings: GkeTargetSettings) -> dict[str, object]:
         for resource, account in (("model-account", MODEL_SERVICE_ACCOUNT), ("model-writer", MODEL_WRITER_ACCOUNT))
     ]
     # What the pods need before they start: their identity and its bucket grant, and the nodes' grant to pull the
-    # image through the repository (which the grant itself waits for). The import runs on the system pool (which
-    # the cluster's provider waits for), so it starts while the GPU nodes come up.
+    # image through the repository (which the grant itself waits for).
     ready = [store.reader_binding, store.writer_binding, *model_accounts, mirror.reader]
     api_key = ApiKey(f"{settings.name}-api-key", settings.api_key)
 
-    importer, download, model_volume = _model_source(settings, ns, store, image, ready, in_cluster)
+    source = _model_source(settings, ns, store, mirror, labels, apis, in_project, in_cluster)
+    importer, download, model_volume = source
     multi_node = settings.placement.pods > 1  # only with RDMA (core.config.parse)
     if multi_node:
         serving_needs.append(LeaderWorkerSetController(f"{settings.name}-lws", opts=in_cluster))
-    platform = _platform(settings, multi_node)
+    # The engine image onto each GPU node as soon as it is up, while the import may still run.
+    ImagePrepull(
+        f"{settings.name}-prepull",
+        ImagePrepullArgs(
+            namespace=ns,
+            image=image,
+            node_selector=POOL_LABEL,
+            tolerations=[GPU_TOLERATION],
+            depends_on=[mirror.reader],
+        ),
+        opts=in_cluster,
+    )
+    streaming = download is None and settings.model_store.load == STREAM
+    platform = _platform(settings, multi_node, streaming)
     volumes = serving.ModelVolumes(
         serving=model_volume, results=gcsfuse_volume(store.bucket, RESULTS_DIR, read_only=False, file_cache=False)
     )
@@ -254,9 +297,10 @@ def build(settings: GkeTargetSettings) -> dict[str, object]:
         in_cluster,
         # Not the GPU pool: the serving pods wait in Pending for their node (the rollout wait allows for it), and
         # nothing deleted through the Kubernetes API may depend on the pool, or a destroy that cannot reach the
-        # API server would never get to delete the GPU nodes (audit gke.md M5).
+        # API server would never get to delete the GPU nodes.
         serving_depends_on=[*ready, *serving_needs],
         download=download,
+        stream_uri=stream_uri(store.bucket, settings.model.modelscope_id) if streaming else None,
     )
     outputs.update(
         {
@@ -269,6 +313,7 @@ def build(settings: GkeTargetSettings) -> dict[str, object]:
             "modelBucket": store.bucket,
             "benchmarkResults": pulumi.Output.concat("gs://", store.bucket, f"/{RESULTS_DIR}/"),
             "imageRepository": mirror.repository.name,
+            **(_import_outputs(importer, gke.region, gke.project) if importer is not None else {}),
             "kubeconfig": cluster.kubeconfig,  # no credential inside: gke-gcloud-auth-plugin supplies it
             "kubectlHint": pulumi.Output.concat(
                 "gcloud container clusters get-credentials ",
@@ -286,44 +331,85 @@ def _model_source(
     settings: GkeTargetSettings,
     ns,
     store: GcsModelStore,
-    image: str,
-    ready: list[pulumi.Resource],
-    opts: pulumi.ResourceOptions,
-) -> tuple[Optional[HfModelImport], Optional[serving.HubDownload], dict]:
-    """The import Job into the bucket and its GCS FUSE volume, or (download mode) local SSD scratch space."""
-    token_secret = _hf_token_secret(settings, ns, opts)
+    mirror: DockerHubMirror,
+    labels: dict[str, str],
+    apis: list[gcp.projects.Service],
+    in_project: pulumi.ResourceOptions,
+    in_cluster: pulumi.ResourceOptions,
+) -> tuple[Optional[HfGcsImport], Optional[serving.HubDownload], dict]:
+    """The import into the bucket (a Cloud Run job) and the GCS FUSE volume, or (download mode) local SSD scratch."""
+    gke = settings.gke
     revision = _hf_revision(settings.model_revision)
-    if settings.gke.model_source == "download":
-        # The reference's mode: no import, vLLM downloads from Hugging Face into local SSD at every start.
+    if gke.model_source == "download":
+        # The A4 recipe's mode: no import, vLLM downloads from Hugging Face into local SSD at every start.
         download = serving.HubDownload(
-            model_id=settings.model.hf_id, revision=revision, token_secret=token_secret, env=DOWNLOAD_ENV
-        )
-        return None, download, {"emptyDir": {"sizeLimit": f"{sizing.disk_gib(settings.model)}Gi"}}
-    importer = HfModelImport(
-        f"{settings.name}-import",
-        HfModelImportArgs(
-            namespace=ns,
-            model_volume=gcsfuse_volume(store.bucket, MODELS_DIR, read_only=False, file_cache=False),
             model_id=settings.model.hf_id,
             revision=revision,
-            sub_path=settings.model.modelscope_id,
-            image=image,
-            timeout_minutes=serving.import_timeout_minutes(settings),
-            token_secret=token_secret,
-            # A CPU node: the GPUs would idle for the hours of a 700 GB download (audit gke.md m9).
-            node_selector=SYSTEM_POOL_LABEL,
-            depends_on=ready,
+            token_secret=_hf_token_secret(settings, ns, in_cluster),
+            env=DOWNLOAD_ENV,
+        )
+        return None, download, {"emptyDir": {"sizeLimit": f"{sizing.disk_gib(settings.model)}Gi"}}
+    tasks, task_timeout, wait = import_deadlines(settings)
+    importer = HfGcsImport(
+        f"{settings.name}-import",
+        HfGcsImportArgs(
+            project=gke.project,
+            region=gke.region,
+            bucket=store.bucket,
+            model_id=settings.model.hf_id,
+            revision=revision,
+            prefix=f"{MODELS_DIR}/{settings.model.modelscope_id}",
+            image=proxied_image(versions.IMPORT_IMAGE.value, gke.project, gke.region, mirror.repository_id)
+            or versions.IMPORT_IMAGE.value,
+            workers=tasks,
+            task_timeout_minutes=task_timeout,
+            wait_minutes=wait,
+            account_id=_account_id(f"{settings.name}-import"),
+            token=pulumi.Output.secret(gke.hf_token.reveal()) if gke.hf_token is not None else None,
+            labels=labels,
+            depends_on=apis,
+            image_ready=[mirror.repository],
         ),
-        opts=opts,
+        opts=in_project,
     )
     return importer, None, gcsfuse_volume(store.bucket, MODELS_DIR, read_only=True, file_cache=True)
 
 
+def stream_uri(bucket: pulumi.Input[str], model_dir: str) -> pulumi.Output[str]:
+    """Where the import job leaves the weights (HfGcsImport's prefix under MODELS_DIR), as the streamer's URI."""
+    return pulumi.Output.concat("gs://", bucket, f"/{MODELS_DIR}/{model_dir}")
+
+
+def _import_outputs(importer: HfGcsImport, region: str, project: str) -> dict[str, object]:
+    """The import job's name and how to follow it (docs/targets/gke-import.md)."""
+    where = f" --region {region} --project {project}"
+    return {
+        "modelImportJob": importer.job.name,
+        "modelImportLogsHint": pulumi.Output.concat("gcloud beta run jobs logs tail ", importer.job.name, where),
+    }
+
+
+def import_deadlines(settings: GkeTargetSettings) -> tuple[int, int, int]:
+    """The import's tasks, each attempt's timeout and how long `pulumi up` waits (minutes), from the duration model:
+    a task may take IMPORT_MARGIN times its modelled share (at least IMPORT_FLOOR_MINUTES, at most Cloud Run's 168
+    hours); `pulumi up` waits for one full retry of a task besides, and for the tasks to start."""
+    tasks = durations.gke_import_tasks(settings.model, settings.gke.import_tasks)
+    plan = durations.gke_import(settings.model, tasks)
+    task_timeout = min(plan.deadline(IMPORT_MARGIN, IMPORT_FLOOR_MINUTES), MAX_TASK_TIMEOUT_HOURS * 60)
+    return tasks, task_timeout, 2 * task_timeout + math.ceil(durations.CLOUD_RUN_START_MIN.value)
+
+
+def _account_id(name: str) -> str:
+    """A service account id: 6-30 characters, a lowercase letter first, no '-' last (IAM naming rules)."""
+    account = re.sub(r"[^a-z0-9-]", "-", name.lower())[:30].rstrip("-")
+    return account if re.fullmatch(r"[a-z][a-z0-9-]{4,28}[a-z0-9]", account) else f"llm-{account}"[:30].rstrip("-")
+
+
 # NetworkPolicy peers on GKE (Dataplane V2 enforces them). Managed Prometheus' collectors run in the gmp-system
 # namespace (Google Cloud Managed Service for Prometheus, "managed collection": a DaemonSet there scrapes what
-# PodMonitorings select). Pods reach Google APIs on 443 (the GCS FUSE sidecar, the Hub) and the GKE metadata server
-# for Workload Identity tokens: 169.254.169.254:80, and 169.254.169.252:988 where GKE's network-policy page says to
-# allow it for Workload Identity (that page was not read here: both are allowed, nothing else on those addresses).
+# PodMonitorings select). Pods reach Google APIs on 443 (the GCS FUSE sidecar, the streamer, the Hub) and the GKE
+# metadata server for Workload Identity tokens: 169.254.169.254:80, and 169.254.169.252:988 where GKE's
+# network-policy page says to allow it for Workload Identity (that page was not read here: both are allowed).
 GMP_NAMESPACE = {"kubernetes.io/metadata.name": "gmp-system"}  # the label Kubernetes puts on every namespace
 METADATA_EGRESS = (
     Egress(to=(Peer(cidr="169.254.169.254/32"),), tcp_ports=(80,)),
@@ -331,10 +417,16 @@ METADATA_EGRESS = (
 )
 
 
-def _platform(settings: GkeTargetSettings, multi_node: bool) -> serving.Platform:
-    """What GKE adds to the shared workload: GPU node placement, the load balancers, and RDMA for multi-node copies."""
+def _platform(settings: GkeTargetSettings, multi_node: bool, streaming: bool = False) -> serving.Platform:
+    """What GKE adds to the shared workload: GPU node placement, the load balancers, and RDMA for multi-node copies.
+
+    streaming: the engine reads gs:// itself (modelStore.load stream), so no GCS FUSE volume gives the pods their
+    identity: they run as the bucket's reader account, whose workload identity principal the streamer's GCS client
+    finds through Application Default Credentials (the GKE metadata server).
+    """
     workload, pods = settings.workload, settings.placement.pods
     return serving.Platform(
+        service_account=MODEL_SERVICE_ACCOUNT if streaming else None,
         # The subnet's nodes: internal load balancer clients in the VPC, and traffic a node forwards with its own
         # address (externalTrafficPolicy Cluster); the cluster's pods are allowed by selector.
         private_ranges=(NODE_CIDR,),

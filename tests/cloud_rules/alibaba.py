@@ -326,7 +326,7 @@ def _mainland(run) -> bool:
 
 
 @run_rule(
-    source="audit alibaba.md claim 33 (registry.k8s.io from mainland China works only with luck); the Compute "
+    source="registry.k8s.io from mainland China works only with luck (not reachable reliably); the Compute "
     "Nest ACS template installs LWS from the ACK catalog with registry-<region>-vpc.ack.aliyuncs.com/acs/lws"
 )
 def mainland_helm_releases_avoid_registry_k8s_io(run):
@@ -410,3 +410,81 @@ def destroyed_buckets_abort_their_parts_first(run):
         ]
         if not aborters:
             yield f"{bucket.name}: destroy deletes it, but nothing aborts its incomplete multipart uploads first"
+
+
+# --- ECS Image Builder (the ecs prepared image) ------------------------------------------------------------
+IMAGE_BUILDER = (
+    "pulumi_alicloud ecs/ecs_image_component.py and ecs/ecs_image_pipeline.py docstrings (CreateImageComponent / "
+    "CreateImagePipeline: content and build content at most 16 KB and 127 commands; component name starts with an "
+    "uppercase letter; template name 2-128 and image name prefix 2-64 characters starting with a letter; system "
+    "disk 20-500 GiB; intermediate instance bandwidth 0-100 Mbit/s)"
+)
+
+
+@rule("alicloud:ecs/ecsImageComponent:EcsImageComponent", source=IMAGE_BUILDER)
+def image_component_fits(candidate: Candidate, run) -> str | None:
+    inputs = _unwrap(candidate.inputs)
+    content, name = inputs.get("content"), inputs.get("imageComponentName")
+    if known(content) and isinstance(content, str) and len(content.encode()) > 16 * 1024:
+        return f"an image component holds at most 16 KB; this one has {len(content.encode())} bytes"
+    if known(name) and isinstance(name, str) and not re.fullmatch(r"[A-Z][A-Za-z0-9:_.-]{1,127}", name):
+        return f"an image component's name starts with an uppercase letter, 2-128 characters; got {name!r}"
+    return None
+
+
+@rule("alicloud:ecs/ecsImagePipeline:EcsImagePipeline", source=IMAGE_BUILDER)
+def image_pipeline_fits(candidate: Candidate, run) -> str | None:
+    inputs = _unwrap(candidate.inputs)
+    disk, bandwidth = inputs.get("systemDiskSize"), inputs.get("internetMaxBandwidthOut")
+    if known(disk) and disk is not None and not 20 <= int(disk) <= 500:
+        return f"the intermediate instance's system disk is 20-500 GiB; got {disk}"
+    if known(bandwidth) and bandwidth is not None and not 0 <= int(bandwidth) <= 100:
+        return f"the intermediate instance's public bandwidth is 0-100 Mbit/s; got {bandwidth}"
+    for key, limit in (("name", 128), ("imageName", 64)):
+        value = inputs.get(key)
+        if (
+            known(value)
+            and isinstance(value, str)
+            and not re.fullmatch(rf"[A-Za-z][A-Za-z0-9:_.-]{{1,{limit - 1}}}", value)
+        ):
+            return f"{key} starts with a letter, 2-{limit} letters, digits, ':', '_', '.', '-'; got {value!r}"
+    content = inputs.get("buildContent")
+    if known(content) and isinstance(content, str) and len(content.encode()) > 16 * 1024:
+        return f"a template's build content holds at most 16 KB; this one has {len(content.encode())} bytes"
+    return None
+
+
+@run_rule(
+    source="OSS 'RAM policies' (alibabacloud.com/help/en/oss/user-guide/ram-policy-overview): a request with the "
+    "instance role's STS credentials is refused without oss:GetObject on the object and oss:ListObjects on the "
+    "bucket; instance role credentials come only from an attached role (ECS 'Instance RAM roles')"
+)
+def hosts_reading_weights_from_oss_may_read_them(run):
+    """A host whose user-data copies the weights from a bucket (WEIGHTS_SOURCE=oss) needs an attached role that may
+    list the bucket and read the model's objects."""
+    import base64
+    import shlex
+
+    for instance in run.of_type("alicloud:ecs/instance:Instance"):
+        encoded = _unwrap(instance.inputs).get("userData")
+        if not isinstance(encoded, str) or not known(encoded):
+            continue
+        text = base64.b64decode(encoded).decode(errors="replace")
+        values = dict(
+            line.split("=", 1) for line in text.splitlines() if re.fullmatch(r"(WEIGHTS_[A-Z]+|MODEL_ID)=.*", line)
+        )
+        values = {k: shlex.split(v)[0] if v else "" for k, v in values.items()}
+        if values.get("WEIGHTS_SOURCE") != "oss":
+            continue
+        bucket, prefix = values.get("WEIGHTS_BUCKET", ""), f"{values.get('WEIGHTS_PREFIX')}/{values.get('MODEL_ID')}"
+        roles = _instance_roles(run, f"{instance.name}-id")
+        if not roles:
+            yield f"{instance.name}: copies oss://{bucket}/{prefix}/ without a RAM role"
+        for role_name, _attached in roles:
+            statements = _role_policies(run, role_name)
+            if not _allows(
+                statements, "oss:GetObject", rf"acs:oss:[^:]*:[^:]*:{re.escape(bucket)}/{re.escape(prefix)}/.*"
+            ):
+                yield f"{instance.name}: role {role_name} may not oss:GetObject oss://{bucket}/{prefix}/"
+            if not _allows(statements, "oss:ListObjects", rf"acs:oss:[^:]*:[^:]*:{re.escape(bucket)}"):
+                yield f"{instance.name}: role {role_name} may not oss:ListObjects {bucket}"

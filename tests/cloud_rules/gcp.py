@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from cloud_rules import Candidate, InvokeCandidate, invoke_rule, known, rule, run_rule
@@ -17,6 +18,8 @@ API_OF_MODULE = {
     "storage": "storage.googleapis.com",
     "artifactregistry": "artifactregistry.googleapis.com",
     "projects": "cloudresourcemanager.googleapis.com",  # IAMMember: projects.getIamPolicy / setIamPolicy
+    "cloudrunv2": "run.googleapis.com",  # google_cloud_run_v2_job
+    "secretmanager": "secretmanager.googleapis.com",  # google_secret_manager_secret(_version, _iam_member)
 }
 # Enabled before the stack runs (the documented one-time step): gcp.projects.Service itself calls Service Usage,
 # and Cloud Resource Manager's projects.get on every read (terraform-provider-google
@@ -56,7 +59,7 @@ def transitive_dependencies(run, urn: str) -> set[str]:
 @run_rule(
     source="cloud.google.com/service-usage/docs/enable-disable (a disabled API refuses every call: SERVICE_DISABLED); "
     "pulumi sdk/python pulumi/runtime/resource.py: a resource waits only for its own depends_on and inputs, not "
-    "its parent component's (audit gke.md claim 23)"
+    "its parent component's"
 )
 def every_gcp_resource_waits_for_its_api(run) -> Iterable[str]:
     services = {r.urn: _unwrap(r.inputs).get("service") for r in run.resources if r.type == SERVICE}
@@ -91,7 +94,7 @@ API_OF_INVOKE = {
 
 @invoke_rule(
     source="cloud.google.com/service-usage/docs/enable-disable (SERVICE_DISABLED until the API is on); a data source "
-    "runs when the program runs, at `pulumi preview` too, before any projects.Service exists (audit gke.md B2)"
+    "runs when the program runs, at `pulumi preview` too, before any projects.Service exists"
 )
 def a_gcp_data_source_needs_its_api_on(call: InvokeCandidate, run) -> str | None:
     if not call.token.startswith("gcp:"):
@@ -316,8 +319,8 @@ POD_OWNERS = ("kubernetes:apps/v1:Deployment", "kubernetes:batch/v1:Job", "kuber
 
 @run_rule(
     source='GKE docs "Configure node service accounts": "At a minimum, these node service accounts must have the '
-    'Kubernetes Engine Default Node Service Account (roles/container.defaultNodeServiceAccount) role" (audit gke.md '
-    "m7: a pool created before the binding starts nodes that cannot write logs and metrics or register cleanly)"
+    'Kubernetes Engine Default Node Service Account (roles/container.defaultNodeServiceAccount) role" (a pool '
+    "created before the binding starts nodes that cannot write logs and metrics or register cleanly)"
 )
 def node_pools_wait_for_their_service_accounts_role(run) -> Iterable[str]:
     bindings = {
@@ -350,7 +353,7 @@ def _images(obj) -> list[str]:
 
 @run_rule(
     source="Artifact Registry access control (cloud.google.com/artifact-registry/docs/access-control): pulling an "
-    "image needs roles/artifactregistry.reader; GKE nodes pull with the node service account (audit gke.md m7: a pod "
+    "image needs roles/artifactregistry.reader; GKE nodes pull with the node service account (a pod "
     "created before the grant retries its pull in ImagePullBackOff for minutes)"
 )
 def pods_pulling_from_artifact_registry_wait_for_the_reader_grant(run) -> Iterable[str]:
@@ -375,3 +378,119 @@ def pods_pulling_from_artifact_registry_wait_for_the_reader_grant(run) -> Iterab
             before = transitive_dependencies(run, owner.urn)
             if not any(urn in before and g.get("repository") == repository for urn, g in grants.items()):
                 yield f"{owner.type} {owner.name} pulls {image} before the nodes may read repository {repository}"
+
+
+# --- Cloud Run jobs (the gke import) -------------------------------------------------------------------------
+CLOUD_RUN_JOB = "gcp:cloudrunv2/job:Job"
+# run/docs/configuring/task-timeout: "a longer time up to 168 hours (7 days). For tasks using GPUs, the maximum
+# available timeout is 1 hour."
+MAX_TASK_TIMEOUT_SECONDS = 168 * 3600
+MAX_GPU_TASK_TIMEOUT_SECONDS = 3600
+# pulumi_gcp JobTemplateTemplateContainerResources: "The only supported values for CPU are '1', '2', '4', '6', and
+# '8'"; run/docs/configuring/jobs/memory-limits: at most 32 GiB, and more than 4/8/16/24 GiB needs at least
+# 2/4/6/8 CPUs.
+CLOUD_RUN_CPUS = ("1", "2", "4", "6", "8")
+MAX_MEMORY_GIB = 32
+MIN_CPUS_ABOVE_GIB = ((24, 8), (16, 6), (8, 4), (4, 2))
+# pulumi_gcp JobTemplateTemplateContainerEnv: "the maximum allowed length is 32768 characters"; cloudrunv2 Job
+# run_execution_token: "The sum of job name and token length must be fewer than 63 characters."
+MAX_ENV_VALUE = 32768
+MAX_NAME_AND_TOKEN = 62
+
+
+def _gib(quantity: str) -> float | None:
+    """A Kubernetes memory quantity (512Mi, 32Gi, 4G) in GiB; None when it is not one of those forms."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)(Mi|Gi|M|G)", quantity)
+    if not match:
+        return None
+    value, unit = float(match.group(1)), match.group(2)
+    return {"Mi": value / 1024, "Gi": value, "M": value * 1e6 / 1024**3, "G": value * 1e9 / 1024**3}[unit]
+
+
+def _seconds(duration: str) -> float | None:
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)s", duration)
+    return float(match.group(1)) if match else None
+
+
+@rule(
+    CLOUD_RUN_JOB,
+    source="docs.cloud.google.com/run/docs/configuring/task-timeout; run/docs/configuring/jobs/memory-limits; "
+    "pulumi_gcp 10.2.0 cloudrunv2 Job docstrings (CPU values, env value length, name + run_execution_token length)",
+)
+def cloud_run_job_tasks_fit_cloud_runs_limits(candidate: Candidate, run) -> str | None:
+    inputs = _unwrap(candidate.inputs)
+    task = (inputs.get("template") or {}).get("template") or {}
+    problems = []
+    timeout = task.get("timeout")
+    containers = task.get("containers") or []
+    gpu = any("nvidia.com/gpu" in ((c.get("resources") or {}).get("limits") or {}) for c in containers)
+    if known(timeout) and timeout is not None:
+        seconds = _seconds(timeout)
+        limit = MAX_GPU_TASK_TIMEOUT_SECONDS if gpu else MAX_TASK_TIMEOUT_SECONDS
+        if seconds is None or seconds > limit:
+            problems.append(f"task timeout {timeout} is over Cloud Run's {limit // 3600} h")
+    for container in containers:
+        limits = (container.get("resources") or {}).get("limits") or {}
+        cpu, memory = limits.get("cpu", "1"), limits.get("memory", "512Mi")
+        if known(cpu) and cpu not in CLOUD_RUN_CPUS:
+            problems.append(f"cpu {cpu} is not one of {', '.join(CLOUD_RUN_CPUS)}")
+        gib = _gib(memory) if known(memory) else 0.0
+        if gib is None or gib > MAX_MEMORY_GIB:
+            problems.append(f"memory {memory} is over {MAX_MEMORY_GIB} GiB (or not a quantity)")
+        elif known(cpu) and cpu in CLOUD_RUN_CPUS:
+            need = next((c for above, c in MIN_CPUS_ABOVE_GIB if gib > above), 1)
+            if int(cpu) < need:
+                problems.append(f"memory {memory} needs at least {need} CPUs, not {cpu}")
+        for env in container.get("envs") or []:
+            value = env.get("value")
+            if isinstance(value, str) and len(value) > MAX_ENV_VALUE:
+                problems.append(f"env {env.get('name')} is {len(value)} characters, over {MAX_ENV_VALUE}")
+    name, token = inputs.get("name"), inputs.get("runExecutionToken")
+    if known(name) and known(token) and name and token and len(name) + len(token) > MAX_NAME_AND_TOKEN:
+        problems.append(f"job name and run_execution_token are {len(name) + len(token)} characters, 63 or more")
+    return "; ".join(problems) or None
+
+
+# --- GKE image streaming --------------------------------------------------------------------------------------
+STREAMING_API = "containerfilesystem.googleapis.com"
+STREAMING_ROLE = "roles/serviceusage.serviceUsageConsumer"
+
+
+@rule(
+    NODE_POOL,
+    source='GKE how-to image-streaming, Requirements: "You must use the Container-Optimized OS with containerd '
+    'node image"',
+)
+def image_streaming_needs_cos_containerd(candidate: Candidate, run) -> str | None:
+    config = _unwrap(candidate.inputs).get("nodeConfig") or {}
+    if not (config.get("gcfsConfig") or {}).get("enabled"):
+        return None
+    image_type = config.get("imageType")
+    if known(image_type) and image_type not in (None, "COS_CONTAINERD"):
+        return f"image streaming (gcfs_config) needs the COS_CONTAINERD node image, not {image_type}"
+    return None
+
+
+@run_rule(
+    source='GKE how-to image-streaming, Requirements: "You must enable the Container File System API"; "If the GKE '
+    "nodes in the cluster don't use the default service account, you must ensure that the custom service account has "
+    'the Service Usage Consumer (roles/serviceusage.serviceUsageConsumer) IAM role"'
+)
+def image_streaming_pools_wait_for_the_api_and_the_nodes_role(run) -> Iterable[str]:
+    services = {r.urn for r in run.resources if r.type == SERVICE and _unwrap(r.inputs).get("service") == STREAMING_API}
+    roles = {
+        r.urn: _unwrap(r.inputs).get("member")
+        for r in run.resources
+        if r.type == "gcp:projects/iAMMember:IAMMember" and _unwrap(r.inputs).get("role") == STREAMING_ROLE
+    }
+    for pool in (r for r in run.resources if r.type == NODE_POOL):
+        config = _unwrap(pool.inputs).get("nodeConfig") or {}
+        if not (config.get("gcfsConfig") or {}).get("enabled"):
+            continue
+        before = transitive_dependencies(run, pool.urn)
+        if not services & before:
+            yield f"node pool {pool.name} streams images before {STREAMING_API} is enabled"
+        account = config.get("serviceAccount")
+        if known(account) and account:
+            if not any(urn in before and member == f"serviceAccount:{account}" for urn, member in roles.items()):
+                yield f"node pool {pool.name} streams images as {account} before it holds {STREAMING_ROLE}"

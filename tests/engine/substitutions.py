@@ -12,6 +12,9 @@ Engine argv (stack_engine_argv):
 - no --gpu-memory-utilization (no GPU; the CPU KV cache size is VLLM_CPU_KVCACHE_SPACE below);
 - --max-model-len -> MAX_MODEL_LEN (the tiny model has 4096 positions), and --max-num-batched-tokens at most it;
 - + --enforce-eager: skips torch.compile on CPU (engine start 3 s instead of 30 s); it changes no HTTP behaviour.
+- a streamed model (gke: `$(LLM_MODEL_URI)`, gs://) is the tiny model's directory too, read by the same Run:ai
+  Model Streamer flags (test_streaming.py also streams it from S3 on loopback); from --model-loader-extra-config
+  only "distributed" is dropped: one process (TP 1) has no ranks to share the reads with.
 Engine environment (stack_env): the stack's own, with each secretKeyRef read from the stack's own Secret (the
 mock's generated key), plus CPU_ENV.
 Gateway (stack_conf): the ConfigMap's nginx.conf with its ports, key file and runtime directory moved to this
@@ -25,6 +28,7 @@ Client outputs (client_strings): the URL -> the gateway's, `pulumi stack output 
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from collections.abc import Mapping, Sequence
@@ -75,6 +79,9 @@ def cpu_argv(
             out += [flag, replaced[flag]]
         elif flag == "--max-num-batched-tokens" and value is not None:
             out += [flag, str(min(int(value), max_model_len))]
+        elif flag == "--model-loader-extra-config" and value is not None:
+            config = {k: v for k, v in json.loads(value).items() if k != "distributed"}
+            out += [flag, json.dumps(config, sort_keys=True, separators=(",", ":"))]
         else:
             out += [flag] + ([value] if value is not None else [])
         i += 2 if value is not None else 1

@@ -11,7 +11,7 @@ import vllm_cli
 from conftest import ROOT
 
 from core.catalog import MODELS
-from core.engine import EngineOptions, build_command, parsed_flag, reserved_flag
+from core.engine import EngineOptions, build_command, parsed_flag, reserved_flag, stream_load
 
 
 def all_production_argvs():
@@ -29,6 +29,16 @@ def all_production_argvs():
             yield f"{name}-tp8-seqs{max_num_seqs}", build_command(options, model, f"/models/{name}", 8).argv
             yield f"{name}-v100", build_command(options, model, f"/models/{name}", 1, gpu_has_bf16=False).argv
             yield f"{name}-pp2-ray", build_command(options, model, f"/models/{name}", 8, 2, multi_node=True).argv
+            # modelStore.load stream: from an object store (distributed over 8 ranks), from a mounted directory,
+            # and across pods (Ray: not distributed).
+            for tag, uri, tp, multi in (
+                ("gs", f"gs://b/models/{name}", 8, False),
+                ("dir", f"/models/{name}", 1, False),
+                ("s3-ray", f"s3://b/models/{name}", 8, True),
+            ):
+                stream = stream_load(options, not uri.startswith("/"), tp, multi, 256)
+                argv = build_command(options, model, uri, tp, 2 if multi else 1, multi_node=multi, stream=stream).argv
+                yield f"{name}-stream-{tag}", argv
 
 
 ARGVS = dict(all_production_argvs())
@@ -42,6 +52,37 @@ def test_every_catalog_argv_parses_and_passes_vllms_validation(case):
     assert args.tensor_parallel_size == int(argv[argv.index("--tensor-parallel-size") + 1])
     assert args.max_model_len == 32768 and args.gpu_memory_utilization == 0.9
     assert args.api_key is None  # the key comes from VLLM_API_KEY, never argv
+
+
+STREAMED = sorted(case for case in ARGVS if "-stream-" in case)
+
+
+@pytest.mark.parametrize("case", STREAMED)
+def test_every_streaming_argv_selects_the_run_ai_loader_and_its_extra_config_passes_the_loaders_own_checks(case):
+    """The parser reads --load-format and --model-loader-extra-config; the loader vLLM builds from them (its
+    get_model_loader) is the Run:ai one and accepts every key the program sets (it refuses unknown ones)."""
+    from vllm.config.load import LoadConfig
+    from vllm.model_executor.model_loader import get_model_loader
+    from vllm.model_executor.model_loader.runai_streamer_loader import RunaiModelStreamerLoader
+
+    argv = list(ARGVS[case])
+    args = vllm_cli.parse_serve(argv)
+    assert args.load_format == "runai_streamer"
+    extra = json.loads(argv[argv.index("--model-loader-extra-config") + 1])
+    assert args.model_loader_extra_config == extra
+    assert set(extra) <= {"distributed", "concurrency", "memory_limit"}
+    loader = get_model_loader(LoadConfig(load_format=args.load_format, model_loader_extra_config=extra))
+    assert isinstance(loader, RunaiModelStreamerLoader)
+    assert loader._is_distributed is extra.get("distributed", False)
+
+
+def test_the_loader_refuses_a_key_it_does_not_know():
+    """So the check above would catch a misspelt key: the loader's own validation is live."""
+    from vllm.config.load import LoadConfig
+    from vllm.model_executor.model_loader import get_model_loader
+
+    with pytest.raises(ValueError, match="Unexpected extra config keys"):
+        get_model_loader(LoadConfig(load_format="runai_streamer", model_loader_extra_config={"concurency": 8}))
 
 
 def test_the_committed_flag_lists_are_the_real_parsers():

@@ -53,7 +53,7 @@ def chat(served: ServedStack) -> dict:
 def test_the_stacks_run_what_the_program_builds():
     """Each example stack's engine listens on loopback behind its gateway, with the program's shutdown drain."""
     stacks = exported_stacks()
-    assert set(stacks) == {"dev", "prod", "acs", "acs-r1", "ack", "ack-edge", "gke", "kubernetes"}
+    assert set(stacks) == {"dev", "prod", "acs", "acs-r1", "ack", "ack-edge", "gke", "gke-l4", "kubernetes"}
     for name, stack in stacks.items():
         engine = stack["engine"]
         argv = engine.get("args") or engine["command"]

@@ -1,0 +1,277 @@
+"""A prepared ECS image for the GPU hosts: the NVIDIA driver, Docker, the container toolkit and the engine and
+gateway images already installed, built once with ECS Image Builder (docs/targets/ecs-prepared-image.md).
+
+ECS Image Builder takes an image component (the commands), an image template (`EcsImagePipeline`: the base
+image, the intermediate instance's network and disk, the component), and a build task started on the template.
+What the provider does with each (aliyun/terraform-provider-alicloud at 81c43b67):
+- `ecs.EcsImagePipeline` only creates the template (CreateImagePipeline): it never starts a build.
+- `ecs.ImagePipelineExecution` starts one (StartImagePipelineExecution), but its create returns as soon as the
+  task is PREPARING, BUILDING or SUCCESS (resource_alicloud_ecs_image_pipeline_execution.go: the state
+  waiter's targets), it exposes no image id, and its delete does nothing ("Cannot destroy resource ...
+  resources may remain").
+So the image would be built after `pulumi up` ends, be unknown to the program, and bill after `pulumi destroy`.
+`PreparedImageBuild` (a dynamic resource) closes both gaps: its create polls DescribeImagePipelineExecutions
+for the task until SUCCESS and returns the task's ImageId (the API's ImagePipelineExecutionSet has ImageId,
+Status, Message: Alibaba Cloud SDK models of DescribeImagePipelineExecutions), and its delete calls DeleteImage
+(Force) and DeleteSnapshot for the image's snapshots unless the image is retained (`retain_on_delete`). It calls
+the ECS API where Pulumi runs, with the
+deployer's AccessKey from the environment or ~/.aliyun/config.json, as components.alibaba.multipart_cleanup does;
+without one its create fails with the one command that shows the build (no image id, no cleanup otherwise).
+
+The component runs one YAML task (`RunShellCommand`: ECS "Commands supported by Image Builder",
+alibabacloud.com/help/en/ecs/user-guide/commands-supported-by-image-builder): the script of
+components.alibaba.host_scripts.render_prepare_image. The intermediate instance has no GPU (Image Builder picks
+the smallest type when none is given: ecs.EcsImagePipeline docstring); the driver is installed, not loaded.
+Not run against a live account: the YAML task's time limit, whether the template's tags reach the image, and
+the image's boot mode for UEFI-only types (ebmgn8v) are unverified.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import pulumi
+import pulumi.dynamic as dynamic
+import pulumi_alicloud as alicloud
+
+# CreateImageComponent / CreateImagePipeline: content at most 16 KB and 127 commands; the template's image name
+# prefix 2-64 characters starting with a letter; system disk 20-500 GiB; public bandwidth 0-100 Mbit/s
+# (pulumi_alicloud ecs/ecs_image_component.py and ecs/ecs_image_pipeline.py docstrings).
+CONTENT_LIMIT_BYTES = 16 * 1024
+MAX_BUILDER_BANDWIDTH_MBPS = 100
+DONE = ("SUCCESS", "PARTITION_SUCCESS")  # PARTITION_SUCCESS: the image exists, copying/sharing/cleanup failed
+FAILED = ("FAILED", "TEST_FAILED", "CANCELLING", "CANCELLED")
+POLL_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class PreparedImageArgs:
+    region: str
+    base_image_id: str  # the public Ubuntu image the hosts start from otherwise
+    build_script: str  # host_scripts.render_prepare_image
+    vswitch_id: pulumi.Input[str]
+    internet_bandwidth_mbps: int  # 0 behind the NAT; the intermediate instance's own bandwidth otherwise
+    disk_gib: int
+    wait_minutes: int  # how long the build may take (core.durations.prepared_image_build x margin)
+    retain: bool = False  # keep the image on destroy
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+def component_content(script: str) -> str:
+    """The image component: one RunShellCommand task running the script (JSON is YAML, so no quoting surprises)."""
+    content = json.dumps(
+        {"Tasks": [{"Name": "PrepareGpuHost", "Action": "RunShellCommand", "Properties": {"commandContent": script}}]},
+        indent=1,
+    )
+    size = len(content.encode())
+    if size > CONTENT_LIMIT_BYTES:
+        raise ValueError(f"the image component is {size} bytes; Image Builder accepts at most {CONTENT_LIMIT_BYTES}")
+    return content
+
+
+class PreparedImage(pulumi.ComponentResource):
+    image_id: pulumi.Output[str]
+    execution_id: pulumi.Output[str]
+
+    def __init__(self, name: str, args: PreparedImageArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("llm:alibaba:PreparedImage", name, None, opts)
+        if not 0 <= args.internet_bandwidth_mbps <= MAX_BUILDER_BANDWIDTH_MBPS:
+            raise ValueError(
+                f"the intermediate instance's bandwidth must be 0-100 Mbit/s: {args.internet_bandwidth_mbps}"
+            )
+        child = pulumi.ResourceOptions(parent=self)
+        tags = dict(args.tags)
+        component = alicloud.ecs.EcsImageComponent(
+            f"{name}-component",
+            image_component_name=_title(f"{name}-gpu-host"),
+            component_type="Build",
+            system_type="Linux",
+            content=component_content(args.build_script),
+            description="NVIDIA driver, Docker, container toolkit, engine and gateway images",
+            tags=tags,
+            opts=child,
+        )
+        pipeline = alicloud.ecs.EcsImagePipeline(
+            f"{name}-pipeline",
+            name=_title(f"{name}-gpu-host"),
+            base_image_type="IMAGE",
+            base_image=args.base_image_id,
+            build_content=pulumi.Output.concat("COMPONENT ", component.id),
+            image_name=_title(name)[:64],  # "the name prefix of the image" (docstring)
+            system_disk_size=args.disk_gib,
+            vswitch_id=args.vswitch_id,
+            internet_max_bandwidth_out=args.internet_bandwidth_mbps,
+            delete_instance_on_failure=True,
+            description="The llm program's prepared GPU host image",
+            tags=tags,
+            opts=child,
+        )
+        execution = alicloud.ecs.ImagePipelineExecution(f"{name}-build", image_pipeline_id=pipeline.id, opts=child)
+        image = PreparedImageBuild(
+            f"{name}-image",
+            execution_id=execution.id,
+            region=args.region,
+            wait_minutes=args.wait_minutes,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                retain_on_delete=args.retain,
+                custom_timeouts=pulumi.CustomTimeouts(create=f"{args.wait_minutes + 5}m"),
+            ),
+        )
+        self.image_id = image.image_id
+        self.execution_id = execution.id
+        self.register_outputs({"image_id": image.image_id, "execution_id": execution.id})
+
+
+def _title(text: str) -> str:
+    """Component names start with an uppercase letter (CreateImageComponent), template names with a letter."""
+    return text[:1].upper() + text[1:]
+
+
+def follow_command(region: str, execution_id: str) -> str:
+    """The one command that shows a build's state (the aliyun CLI, with the deployer's profile)."""
+    return f"aliyun ecs DescribeImagePipelineExecutions --RegionId {region} --ExecutionId {execution_id}"
+
+
+# --- The dynamic resource: wait for the build, delete the image --------------------------------------------------
+
+
+def _provider() -> dynamic.ResourceProvider:
+    class WaitForImage(dynamic.ResourceProvider):
+        def create(self, props: dict[str, Any]) -> dynamic.CreateResult:
+            from components.alibaba.multipart_cleanup import _credentials
+
+            credentials = _credentials()
+            if credentials is None:
+                raise RuntimeError(
+                    "no AccessKey in the environment or ~/.aliyun/config.json to follow the prepared image build; "
+                    f"see it with: {follow_command(props['region'], props['execution_id'])}, then set "
+                    "ecs.preparedImage.id to its ImageId and ecs.preparedImage.build to false"
+                )
+            image_id = wait_for_image(props["region"], props["execution_id"], credentials, props["wait_minutes"] * 60)
+            return dynamic.CreateResult(id_=image_id, outs={**props, "image_id": image_id})
+
+        def diff(self, id: str, old: dict[str, Any], new: dict[str, Any]) -> dynamic.DiffResult:
+            replaces = [k for k in ("execution_id", "region") if old.get(k) != new.get(k)]
+            return dynamic.DiffResult(changes=bool(replaces), replaces=replaces, delete_before_replace=False)
+
+        def delete(self, id: str, props: dict[str, Any]) -> None:
+            from components.alibaba.multipart_cleanup import _credentials
+
+            credentials = _credentials()
+            if credentials is None:
+                pulumi.log.warn(
+                    f"no AccessKey in the environment or ~/.aliyun/config.json: the prepared image {id} was not "
+                    f"deleted; delete it with: aliyun ecs DeleteImage --RegionId {props['region']} --ImageId {id} "
+                    "--Force true"
+                )
+                return
+            delete_image(props["region"], id, credentials)
+
+    return WaitForImage()
+
+
+class PreparedImageBuild(dynamic.Resource):
+    image_id: pulumi.Output[str]
+
+    def __init__(
+        self,
+        name: str,
+        execution_id: pulumi.Input[str],
+        region: str,
+        wait_minutes: int,
+        opts: Optional[pulumi.ResourceOptions] = None,
+    ):
+        props = {"execution_id": execution_id, "region": region, "wait_minutes": wait_minutes, "image_id": None}
+        super().__init__(_provider(), name, props, opts)
+
+
+def rpc_url(region: str, action: str, params: dict[str, str], credentials: tuple[str, str, Optional[str]]) -> str:
+    """A signed ECS API GET to the region's endpoint (RPC signature V1: HMAC-SHA1 of `GET&%2F&<percent-encoded
+    sorted query>` with the secret plus '&'; ECS API reference, "Request signatures", whose DescribeRegions example
+    tests/test_ecs_stack.py reproduces). `params` may override the common parameters."""
+    import base64
+    import datetime
+    import hashlib
+    import hmac
+    import urllib.parse
+    import uuid
+
+    key_id, secret, token = credentials
+    query = {
+        "Action": action,
+        "Format": "JSON",
+        "Version": "2014-05-26",
+        "AccessKeyId": key_id,
+        "SignatureMethod": "HMAC-SHA1",
+        "SignatureVersion": "1.0",
+        "SignatureNonce": uuid.uuid4().hex,
+        "Timestamp": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        **({"SecurityToken": token} if token else {}),
+        **params,
+    }
+
+    def encode(text: str) -> str:
+        return urllib.parse.quote(text, safe="~")
+
+    canonical = "&".join(f"{encode(k)}={encode(v)}" for k, v in sorted(query.items()))
+    to_sign = f"GET&{encode('/')}&{encode(canonical)}"
+    signature = base64.b64encode(hmac.new(f"{secret}&".encode(), to_sign.encode(), hashlib.sha1).digest()).decode()
+    return f"https://ecs.{region}.aliyuncs.com/?{canonical}&Signature={encode(signature)}"
+
+
+def _call(region: str, action: str, params: dict[str, str], credentials, send: Any) -> dict:
+    import urllib.request
+
+    url = rpc_url(region, action, {"RegionId": region, **params}, credentials)
+    if send is not None:
+        return send(action, params)
+    with urllib.request.urlopen(url, timeout=60) as response:
+        return json.loads(response.read())
+
+
+def wait_for_image(
+    region: str, execution_id: str, credentials, timeout_seconds: float, send: Any = None, sleep: Any = None
+) -> str:
+    """Polls the build task until it ends; its image id, or an error naming its state and message.
+    `send(action, params)` -> the decoded answer, and `sleep(seconds)`, replace the HTTP call and the pause in tests."""
+    import time
+
+    pause = sleep or time.sleep
+    waited = 0.0
+    while True:
+        answer = _call(region, "DescribeImagePipelineExecutions", {"ExecutionId": execution_id}, credentials, send)
+        found = answer.get("ImagePipelineExecution", {}).get("ImagePipelineExecutionSet", [])
+        task = found[0] if found else {}
+        status = task.get("Status", "")
+        if status in DONE and task.get("ImageId"):
+            return task["ImageId"]
+        if status in FAILED:
+            raise RuntimeError(f"the prepared image build {execution_id} ended {status}: {task.get('Message', '')}")
+        if waited >= timeout_seconds:
+            raise RuntimeError(
+                f"the prepared image build {execution_id} is still {status or 'unknown'} after "
+                f"{timeout_seconds / 60:.0f} min; see: {follow_command(region, execution_id)}"
+            )
+        pause(POLL_SECONDS)
+        waited += POLL_SECONDS
+
+
+def delete_image(region: str, image_id: str, credentials, send: Any = None) -> list[str]:
+    """DeleteImage (Force), then DeleteSnapshot (Force) for each snapshot behind it: deleting an image keeps its
+    snapshots, which bill on (the provider's `ecs.Image` does the same only with `delete_auto_snapshot`,
+    resource_alicloud_image.go: DescribeImages' DiskDeviceMappings.DiskDeviceMapping[].SnapshotId). Returns the
+    snapshots deleted."""
+    answer = _call(region, "DescribeImages", {"ImageId": image_id, "ImageOwnerAlias": "self"}, credentials, send)
+    images = answer.get("Images", {}).get("Image", [])
+    if not images:
+        return []  # gone already
+    mappings = images[0].get("DiskDeviceMappings", {}).get("DiskDeviceMapping", [])
+    snapshots = [m["SnapshotId"] for m in mappings if m.get("SnapshotId")]
+    _call(region, "DeleteImage", {"ImageId": image_id, "Force": "true"}, credentials, send)
+    for snapshot in snapshots:
+        _call(region, "DeleteSnapshot", {"SnapshotId": snapshot, "Force": "true"}, credentials, send)
+    return snapshots

@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+"""Copies one model's weights from an OSS bucket in the region onto the host, with parallel ranged GETs.
+
+Usage: fetch-oss.py --bucket B --prefix P --endpoint E --parallel N --marker MODEL@REVISION DIR
+
+The bucket is read over its internal endpoint (oss-<region>-internal.aliyuncs.com: no NAT, no internet traffic)
+with the instance RAM role's temporary credentials from the metadata service
+(http://100.100.100.200/latest/meta-data/ram/security-credentials/ names the role, .../<role> gives its STS
+credentials, refreshed before they expire; the same reads Cloud Assistant makes, aliyun_assist_client
+agent/util/paramstore.go), so no AccessKey is stored anywhere. The role is attached just after the instance is
+created (ecs.RamRoleAttachment), so its name is waited for, up to ROLE_WAIT_SECONDS.
+
+The objects are the ones the Kubernetes targets' import writes (fetch-model.sh into
+oss://<bucket>/<prefix>/): P/.download-complete names the model and revision of a finished import, and must name
+MODEL@REVISION, or nothing is copied. Idempotent: DIR/.download-complete is written last and checked first; a
+file already there with the object's size is kept, so a rerun after a failure copies only what is missing.
+Python standard library only (Ubuntu's python3). OSS header signature V1 (OSS API reference, "Include a
+signature in the Authorization header"); ListObjects (GET /?prefix=&marker=); GetObject with Range.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import concurrent.futures
+import datetime
+import email.utils
+import hashlib
+import hmac
+import json
+import os
+import threading
+import time
+import urllib.parse
+import urllib.request
+import xml.etree.ElementTree as ET
+
+METADATA = "http://100.100.100.200/latest/meta-data/ram/security-credentials/"
+MARKER = ".download-complete"
+CHUNK = 64 * 1024 * 1024  # bytes per ranged GET
+ROLE_WAIT_SECONDS = 600
+
+
+def role_name() -> str:
+    deadline = time.monotonic() + ROLE_WAIT_SECONDS
+    while True:
+        try:
+            with urllib.request.urlopen(METADATA, timeout=10) as r:
+                name = r.read().decode().strip()
+            if name:
+                return name.splitlines()[0]
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise SystemExit(f"no RAM role on this instance after {ROLE_WAIT_SECONDS} s")
+        time.sleep(10)
+
+
+class Credentials:
+    """The role's STS credentials, fetched again five minutes before they expire."""
+
+    def __init__(self, role: str) -> None:
+        self.role, self.lock = role, threading.Lock()
+        self.value: dict = {}
+        self.expires = datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)  # noqa: UP017 (Python 3.10)
+
+    def get(self) -> dict:
+        with self.lock:
+            now = datetime.datetime.now(datetime.timezone.utc)  # noqa: UP017 (Ubuntu 22.04: Python 3.10)
+            if self.expires - now < datetime.timedelta(minutes=5):
+                with urllib.request.urlopen(METADATA + self.role, timeout=10) as r:
+                    self.value = json.load(r)
+                self.expires = datetime.datetime.strptime(self.value["Expiration"], "%Y-%m-%dT%H:%M:%SZ").replace(
+                    tzinfo=datetime.timezone.utc,  # noqa: UP017 (Ubuntu 22.04: Python 3.10)
+                )
+            return self.value
+
+
+def signed_get(args, credentials: Credentials, key: str, query: str = "", headers: dict | None = None) -> bytes:
+    creds = credentials.get()
+    date = email.utils.formatdate(usegmt=True)
+    token = creds["SecurityToken"]
+    text = f"GET\n\n\n{date}\nx-oss-security-token:{token}\n/{args.bucket}/{key}"
+    signature = base64.b64encode(hmac.new(creds["AccessKeySecret"].encode(), text.encode(), hashlib.sha1).digest())
+    request = urllib.request.Request(
+        f"https://{args.bucket}.{args.endpoint}/{urllib.parse.quote(key)}{query}",
+        headers={
+            "Date": date,
+            "x-oss-security-token": token,
+            "Authorization": f"OSS {creds['AccessKeyId']}:{signature.decode()}",
+            **(headers or {}),
+        },
+    )
+    with urllib.request.urlopen(request, timeout=300) as r:
+        return r.read()
+
+
+def list_objects(args, credentials: Credentials) -> list[tuple[str, int]]:
+    found, marker = [], ""
+    while True:
+        query = "?" + urllib.parse.urlencode({"prefix": args.prefix + "/", "marker": marker, "max-keys": "1000"})
+        root = ET.fromstring(signed_get(args, credentials, "", query))
+        ns = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
+        for item in root.findall(f"{ns}Contents"):
+            key, size = item.findtext(f"{ns}Key") or "", int(item.findtext(f"{ns}Size") or 0)
+            if not key.endswith("/"):
+                found.append((key, size))
+        if (root.findtext(f"{ns}IsTruncated") or "false").lower() != "true":
+            return found
+        marker = root.findtext(f"{ns}NextMarker") or found[-1][0]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    for name in ("--bucket", "--prefix", "--endpoint", "--marker"):
+        parser.add_argument(name, required=True)
+    parser.add_argument("--parallel", type=int, default=16)
+    parser.add_argument("target")
+    args = parser.parse_args()
+    args.prefix = args.prefix.strip("/")
+    local_marker = os.path.join(args.target, MARKER)
+    if os.path.exists(local_marker) and open(local_marker).read().strip() == args.marker:
+        print(f"{args.marker} is already complete in {args.target}")
+        return 0
+    credentials = Credentials(role_name())
+    remote = signed_get(args, credentials, f"{args.prefix}/{MARKER}").decode().strip()
+    if remote != args.marker:
+        raise SystemExit(f"oss://{args.bucket}/{args.prefix}/ holds {remote!r}, not {args.marker!r}")
+    objects = [(k, s) for k, s in list_objects(args, credentials) if not k.endswith("/" + MARKER)]
+    chunks, pending, lock = [], {}, threading.Lock()
+    for key, size in objects:
+        path = os.path.join(args.target, key[len(args.prefix) + 1 :])
+        if os.path.exists(path) and os.path.getsize(path) == size:
+            continue
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path + ".part", "wb") as f:
+            f.truncate(size)
+        starts = list(range(0, size, CHUNK)) or [0]
+        pending[path] = len(starts)
+        chunks += [(key, path, start, min(start + CHUNK, size) - 1) for start in starts]
+    total = sum(s for _, s in objects)
+    print(f"{len(objects)} objects, {total / 1e9:.1f} GB; {len(chunks)} ranged GETs, {args.parallel} at a time")
+
+    def fetch(chunk: tuple[str, str, int, int]) -> None:
+        key, path, start, end = chunk
+        data = b"" if end < start else signed_get(args, credentials, key, headers={"Range": f"bytes={start}-{end}"})
+        if len(data) != max(end - start + 1, 0):
+            raise OSError(f"{key} bytes {start}-{end}: got {len(data)} bytes")
+        fd = os.open(path + ".part", os.O_WRONLY)
+        try:
+            os.pwrite(fd, data, start)
+        finally:
+            os.close(fd)
+        with lock:
+            pending[path] -= 1
+            if pending[path] == 0:
+                os.replace(path + ".part", path)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=args.parallel) as pool:
+        for done in pool.map(fetch, chunks):
+            del done
+    with open(local_marker, "w") as f:
+        f.write(args.marker + "\n")
+    print(f"{args.marker} copied to {args.target}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

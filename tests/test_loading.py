@@ -1,0 +1,233 @@
+"""How the engine reads the weights (modelStore.load, docs/loading.md): streamed by vLLM's Run:ai Model Streamer or
+read through the mounted store, per target, with its credentials, and the fallback."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from harness import run_stack, settings_for
+from test_config import problem
+
+from core import durations, ready_time
+from core.config.problems import ConfigError
+from core.engine import (
+    GIB,
+    MODEL_URI_REF,
+    OBJECT_STORE_CONCURRENCY,
+    EngineOptions,
+    StreamLoad,
+    build_command,
+    known_flags,
+    stream_load,
+    streamer_problem,
+)
+from core.versions import VLLM_IMAGE, VLLM_IMAGE_CN
+
+R1_URI = "gs://{bucket}/models/deepseek-ai/DeepSeek-R1"
+
+
+def engine_container(run, kind="Deployment"):
+    if kind == "Deployment":
+        pod = run.kubernetes_object("Deployment")["spec"]["template"]
+    else:
+        pod = run.kubernetes_object("LeaderWorkerSet")["spec"]["leaderWorkerTemplate"]["leaderTemplate"]
+    return pod, next(c for c in pod["spec"]["containers"] if c["name"] == "engine")
+
+
+def extra_config(argv) -> dict:
+    return json.loads(argv[argv.index("--model-loader-extra-config") + 1])
+
+
+@pytest.fixture(scope="module")
+def gke():
+    return run_stack("gke")
+
+
+# ------------------------------------------------------------------------------------------------- which mode
+
+
+@pytest.mark.parametrize(
+    ("stack", "load"),
+    [("gke", "stream"), ("kubernetes", "mount"), ("acs", "mount"), ("acs-r1", "mount"), ("ack", "mount")],
+)
+def test_stream_is_the_default_only_where_the_image_and_the_store_allow_it(stack, load):
+    assert settings_for(stack).model_store.load == load
+
+
+def test_gke_streams_only_from_a_bucket_and_with_an_image_that_ships_the_gcs_backend():
+    assert settings_for("gke", {"gke.modelSource": "download"}).model_store.load == "mount"
+    assert settings_for("gke", {"engine.image": "docker.io/vllm/vllm-openai:v0.11.0"}).model_store.load == "mount"
+    assert settings_for("gke", {"engine.image": "docker.io/vllm/vllm-openai:v0.11.1"}).model_store.load == "stream"
+    assert settings_for("gke", {"modelStore.load": "mount"}).model_store.load == "mount"
+
+
+def test_asking_to_stream_where_it_cannot_is_refused_with_the_reason_and_the_fix():
+    alibaba = problem("ack", {"modelStore.load": "stream"}, "modelStore.load")
+    assert "RRSA" in alibaba.allowed and "AssumeRoleWithOIDC" in alibaba.allowed
+    assert alibaba.fix.startswith("pulumi config set --path 'llm:modelStore.load' mount")
+    for stack in ("acs", "ack-edge"):
+        assert "cannot stream on" in problem(stack, {"modelStore.load": "stream"}, "modelStore.load").allowed
+    old = problem(
+        "gke", {"modelStore.load": "stream", "engine.image": "docker.io/vllm/vllm-openai:v0.11.0"}, "modelStore.load"
+    )
+    assert "no streamer for gs" in old.allowed
+    download = problem("gke", {"modelStore.load": "stream", "gke.modelSource": "download"}, "modelStore.load")
+    assert "no bucket" in download.allowed
+    sglang = problem("kubernetes", {"modelStore.load": "stream", "engine.name": "sglang"}, "modelStore.load")
+    assert "SGLang" in sglang.allowed
+
+
+def test_the_mainland_egs_image_is_never_assumed_to_stream():
+    options = EngineOptions("vllm", VLLM_IMAGE_CN.value, "m", 4096, 0.9, version="0.11.0")
+    assert "EGS" in (streamer_problem(options, "file") or "")
+    with pytest.raises(ConfigError):
+        settings_for("kubernetes", {"modelStore.load": "stream", "kubernetes.mainlandChina": True})
+    assert streamer_problem(EngineOptions("vllm", VLLM_IMAGE.value, "m", 4096, 0.9), "gs") is None
+
+
+def test_the_key_takes_only_stream_or_mount():
+    assert problem("gke", {"modelStore.load": "fuse"}, "modelStore.load")
+
+
+# ------------------------------------------------------------------------------------------- the engine's argv
+
+
+def test_the_streamer_flags_exist_in_every_recorded_vllm_parser():
+    for version in ("0.11.0", "0.32.0"):
+        assert {"--load-format", "--model-loader-extra-config"} <= known_flags("vllm", version)
+
+
+def test_a_tensor_parallel_copy_in_one_pod_streams_distributed_with_a_cpu_buffer_that_fits_the_pod():
+    options = EngineOptions("vllm", VLLM_IMAGE.value, "m", 4096, 0.9)
+    load = stream_load(options, object_store=True, tensor_parallel=8, multi_node=False, memory_gib=1800)
+    assert load == StreamLoad(object_store=True, memory_limit_bytes=1800 * GIB // 2 // 8, distributed=True)
+    assert 8 * load.memory_limit_bytes <= 1800 * GIB * 0.5
+    assert load.extra_config() == {
+        "concurrency": OBJECT_STORE_CONCURRENCY,
+        "distributed": True,
+        "memory_limit": 1800 * GIB // 16,
+    }
+    # Across pods (Ray), one GPU, or a version without the key: not distributed.
+    assert not stream_load(options, True, 8, multi_node=True, memory_gib=1800).distributed
+    assert not stream_load(options, True, 1, multi_node=False, memory_gib=64).distributed
+    old = EngineOptions("vllm", "docker.io/vllm/vllm-openai:v0.11.1", "m", 4096, 0.9, version="0.11.1")
+    assert "distributed" not in stream_load(old, True, 8, False, 1800).extra_config()
+    # From a mounted directory the streamer's own concurrency (16) stays.
+    assert "concurrency" not in stream_load(options, False, 1, False, 64).extra_config()
+
+
+def test_sglang_is_never_given_the_streamer():
+    from core.catalog import MODELS
+
+    options = EngineOptions("sglang", "img:1", "m", 4096, 0.9)
+    with pytest.raises(ValueError, match="vLLM only"):
+        build_command(options, MODELS["DeepSeek-R1-Distill-Qwen-7B"], "/m", 1, stream=StreamLoad(False, GIB))
+
+
+# ------------------------------------------------------------------------------------- gke: from gs://, no FUSE
+
+
+def test_gke_streams_from_the_bucket_with_the_streamer_flags(gke):
+    _, engine = engine_container(gke)
+    argv = engine["command"]
+    assert argv[2] == f"$({'LLM_MODEL_URI'})" and MODEL_URI_REF not in argv
+    assert argv[argv.index("--load-format") + 1] == "runai_streamer"
+    assert extra_config(argv) == {"concurrency": 32, "distributed": True, "memory_limit": 1800 * GIB // 2 // 8}
+    env = {e["name"]: e.get("value") for e in engine["env"]}
+    assert env["LLM_MODEL_URI"] == R1_URI.format(bucket=gke.outputs["modelBucket"])
+    assert env["HF_HUB_OFFLINE"] == "1"  # nothing from the Hub: config and tokenizer come from the bucket too
+    assert gke.outputs["modelPath"] == env["LLM_MODEL_URI"]
+    assert gke.outputs["modelLoad"].startswith("stream from the object store")
+
+
+def test_streaming_pods_mount_no_bucket_and_read_it_as_the_reader_identity_without_a_key(gke):
+    pod, engine = engine_container(gke)
+    spec = pod["spec"]
+    assert not any(v["name"] == "model" or "csi" in v for v in spec["volumes"])
+    assert not any(m["name"] == "model" for m in engine["volumeMounts"])
+    assert "gke-gcsfuse/volumes" not in (pod["metadata"].get("annotations") or {})
+    # The account the bucket's objectViewer binding names (workload identity): read only, no API token, no key.
+    assert spec["serviceAccountName"] == "llm-models" and spec["automountServiceAccountToken"] is False
+    binding = next(b for b in gke.of_type("gcp:storage/bucketIAMMember:BucketIAMMember") if "workload" in b.name)
+    assert binding.inputs["role"] == "roles/storage.objectViewer"
+    assert binding.inputs["member"].endswith("/sa/llm-models")
+    assert not gke.of_type("gcp:serviceaccount/key:Key")
+    assert not any("GOOGLE_APPLICATION_CREDENTIALS" == e["name"] for e in engine["env"])
+    deployment = gke.one("kubernetes:apps/v1:Deployment")
+    assert binding.urn in deployment.dependencies  # the grant exists before the pods start
+
+
+def test_the_benchmark_still_reads_the_tokenizer_through_its_own_mount(gke):
+    job = gke.kubernetes_object("Job", "llm-gke-benchmark")["spec"]["template"]
+    model = next(v for v in job["spec"]["volumes"] if v["name"] == "model")
+    assert model["csi"]["readOnly"] is True and "gke-gcsfuse/volumes" in job["metadata"]["annotations"]
+
+
+def test_gke_falls_back_to_gcs_fuse_with_load_mount():
+    run = run_stack("gke", {"modelStore.load": "mount"})
+    pod, engine = engine_container(run)
+    assert "--load-format" not in engine["command"] and engine["command"][2] == "/models/deepseek-ai/DeepSeek-R1"
+    model = next(v for v in pod["spec"]["volumes"] if v["name"] == "model")
+    assert model["csi"]["driver"] == "gcsfuse.csi.storage.gke.io"
+    assert not any(e["name"] == "LLM_MODEL_URI" for e in engine["env"])
+    assert run.outputs["modelLoad"].startswith("mount")
+
+
+def test_a_copy_over_two_nodes_streams_on_every_pod_without_the_distributed_mode():
+    run = run_stack("gke", {"gke.rdma": True, "placement.podsPerReplica": 2, "gpuNodes.min": 2})
+    lws = run.kubernetes_object("LeaderWorkerSet", "llm")["spec"]["leaderWorkerTemplate"]
+    leader, worker = lws["leaderTemplate"], lws["workerTemplate"]
+    argv = leader["spec"]["containers"][0]["args"]
+    assert "distributed" not in extra_config(argv) and argv[2] == "$(LLM_MODEL_URI)"
+    for template in (leader, worker):
+        env = {e["name"]: e.get("value") for e in template["spec"]["containers"][0]["env"]}
+        assert env["LLM_MODEL_URI"].startswith("gs://")
+        assert template["spec"]["serviceAccountName"] == "llm-models"
+
+
+# ------------------------------------------------------------------------- kubernetes and Alibaba: the volume
+
+
+def test_kubernetes_streams_from_its_volume_when_asked_and_keeps_the_volume():
+    run = run_stack("kubernetes", {"modelStore.load": "stream"})
+    pod, engine = engine_container(run)
+    argv = engine["command"]
+    assert argv[2] == "/models/deepseek-ai/DeepSeek-R1-Distill-Qwen-7B"
+    assert argv[argv.index("--load-format") + 1] == "runai_streamer"
+    assert "concurrency" not in extra_config(argv)
+    assert any(v["name"] == "model" and "persistentVolumeClaim" in v for v in pod["spec"]["volumes"])
+    assert run.outputs["modelLoad"].startswith("stream from the mounted volume")
+
+
+@pytest.mark.parametrize("stack", ["kubernetes", "acs", "ack", "ack-edge"])
+def test_by_default_the_mounted_store_is_read_with_the_default_loader(stack):
+    run = run_stack(stack)
+    kind = (
+        "LeaderWorkerSet"
+        if run.kubernetes_objects() and any(o["kind"] == "LeaderWorkerSet" for o in run.kubernetes_objects())
+        else "Deployment"
+    )
+    pod, engine = engine_container(run, kind)
+    argv = engine.get("args") or engine["command"]
+    assert "--load-format" not in argv and "--model-loader-extra-config" not in argv
+    assert any(v["name"] == "model" for v in pod["spec"]["volumes"])
+
+
+# ------------------------------------------------------------------------------------------- the load step
+
+
+def test_the_load_step_streams_at_the_per_rank_rate_times_the_distributed_ranks():
+    streamed, mounted = settings_for("gke"), settings_for("gke", {"modelStore.load": "mount"})
+    assert ready_time.stream_ranks(streamed) == 8 and ready_time.stream_ranks(mounted) == 0
+    load = durations.engine_load(streamed.model, 8)
+    gb = durations.weights_gb(streamed.model)
+    assert load.minutes == pytest.approx(0.5 + gb / (0.622 * 8) / 60 + 5)
+    assert "sglang#22749" in load.source
+    fast = ready_time.timeline(streamed)
+    slow = ready_time.timeline(mounted)
+    step = lambda t: next(task for task in t.tasks if task.name == "engine load")
+    assert step(fast).minutes < step(slow).minutes == durations.engine_load(mounted.model).minutes
+    assert fast.total < slow.total
+    # kubernetes streams from a volume of unknown throughput: the mount figure stays.
+    assert ready_time.stream_ranks(settings_for("kubernetes", {"modelStore.load": "stream"})) == 0

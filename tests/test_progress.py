@@ -1,0 +1,40 @@
+"""Progress during `pulumi up`: a long step says on its row what it waits for, how long, and how to follow it."""
+
+from __future__ import annotations
+
+import pytest
+from harness import run_program
+
+from stacks.progress import announce, message
+
+
+def _program():
+    import pulumi
+    import pulumi_random as random
+
+    before = random.RandomString("before", length=8)
+    step = random.RandomString("step", length=8, opts=pulumi.ResourceOptions(depends_on=[before]))
+    announce(step, "the model import", 12.4, pulumi.Output.concat("kubectl logs -f job/", before.id), [before.id])
+
+
+def test_a_long_step_logs_on_its_row_once_what_it_starts_after_exists():
+    up = run_program(_program)
+    [(text, row)] = up.logged("waiting for the model import")
+    assert row == "step"
+    assert text.startswith("waiting for the model import (modelled 12 min); follow it with: kubectl logs -f job/")
+
+
+def test_a_preview_logs_nothing_of_it():
+    assert run_program(_program, preview=True).logged("waiting for") == []
+
+
+def test_a_step_with_nothing_to_start_after_is_refused():
+    with pytest.raises(ValueError, match="would log at preview"):
+        announce(None, "x", 1, "cmd", [])  # type: ignore[arg-type]
+
+
+def test_the_message_rounds_the_minutes():
+    assert (
+        message("the GPU pool", 9.6, "gcloud ...")
+        == "waiting for the GPU pool (modelled 10 min); follow it with: gcloud ..."
+    )

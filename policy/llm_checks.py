@@ -130,7 +130,7 @@ def is_internet_facing_service(props: Mapping) -> bool:
 
 
 # Alibaba Cloud CCM annotations for an HTTPS listener on the CLB (ACK help doc 86531; cloud-provider-alibaba-cloud
-# docs/usage.md): TLS ends at the load balancer, which holds the certificate.
+# usage guide): TLS ends at the load balancer, which holds the certificate.
 CLB_PROTOCOL_PORT = "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-protocol-port"
 CLB_CERT_ID = "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-cert-id"
 

@@ -23,7 +23,7 @@ KEY_PAIR = r"[A-Za-z][A-Za-z0-9._:-]{1,127}"
 #   parameter on ecs), never in a ConfigMap, user-data or command text.
 # - alibaba-cas: a certificate already in Alibaba Cloud (Certificate Management Service, as the CLB lists it),
 #   terminated by the public CLB's HTTPS listener (CCM annotations protocol-port "https:<port>" and cert-id;
-#   kubernetes/cloud-provider-alibaba-cloud docs/usage.md "HTTPS requests are decrypted at the SLB and sent to the
+#   kubernetes/cloud-provider-alibaba-cloud, its usage guide: "HTTPS requests are decrypted at the SLB and sent to the
 #   pods as HTTP"; ACK help "Configure a CLB instance by using annotations", doc 86531). acs, ack, ack-edge.
 # - cert-manager: a Certificate (cert-manager.io/v1) from an issuer the user names, on an existing cluster where
 #   cert-manager runs; its Secret (tls.crt, tls.key) is mounted into the gateway.

@@ -254,7 +254,7 @@ def load_balancers(settings: AlibabaClusterSettings) -> dict:
     tls = settings.tls
     if tls is not None and tls.source == "alibaba-cas" and tls.certificate_id:
         # An HTTPS listener on the public CLB with the certificate; it sends plain HTTP to the pods inside the VPC
-        # (kubernetes/cloud-provider-alibaba-cloud docs/usage.md, "HTTPS requests are decrypted at the SLB";
+        # (kubernetes/cloud-provider-alibaba-cloud usage guide, "HTTPS requests are decrypted at the SLB";
         # ACK help doc 86531 "Configure a CLB instance by using annotations", protocol-port and cert-id).
         annotations |= {
             CLB_PROTOCOL_PORT: f"https:{settings.access.api_port}",

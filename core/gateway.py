@@ -10,6 +10,10 @@ or on the same host, is the only way in:
   `Authorization: Bearer <key>`; a missing or wrong key gets 401 with a small JSON body, a wrong
   method 405, every other path 404, none of them reaching the engine. `GET /health` needs no key
   and answers the engine's own status (200, or 503 for anything else), with no body from it.
+- tls (optional): listen_port speaks TLS only (`listen ... ssl`, TLS 1.2 and 1.3), with the certificate
+  chain and private key read from files (a Secret volume, or a root-only directory on the host); a plain
+  HTTP request on that port gets nginx's 400 and never reaches a route. plain_port (optional) then serves
+  the same routes without TLS, for clients inside the cluster or VPC only (no public load balancer targets it).
 - metrics_port (0.0.0.0): only `GET /metrics`, proxied to the engine, for Prometheus inside the
   cluster or VPC; no load balancer or security-group rule exposes it.
 
@@ -34,6 +38,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
+from typing import Optional
 
 # Production gateway image, pinned by tag and index digest. nginx 1.30.6 (stable) on Alpine 3.24.3,
 # built 2026-10-21: docker-library/repo-info repos/nginx/remote/stable-alpine.md lists that digest
@@ -102,6 +107,23 @@ def max_body_bytes(max_model_len: int) -> int:
 
 
 @dataclass(frozen=True)
+class GatewayTls:
+    """TLS on the API port: PEM files the gateway reads at start (nginx reads them again on `nginx -s reload`)."""
+
+    certificate_file: str  # the server certificate, then its intermediates (PEM)
+    key_file: str  # its private key (PEM), from a Secret or a root-only directory, never in the conf
+
+
+# Mozilla's "intermediate" configuration (ssl-config.mozilla.org, guidelines v5.7): TLS 1.2 and 1.3, forward-secret
+# AEAD ciphers for 1.2 (1.3 suites are not configurable by ssl_ciphers). nginx 1.22 and 1.30 take both directives.
+TLS_PROTOCOLS = "TLSv1.2 TLSv1.3"
+TLS_CIPHERS = (
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+)
+
+
+@dataclass(frozen=True)
 class GatewayConfig:
     listen_port: int  # the public API port, on 0.0.0.0
     engine_port: int  # the engine, which must listen on 127.0.0.1 only
@@ -114,17 +136,25 @@ class GatewayConfig:
     graceful_shutdown_seconds: int = 100  # SIGQUIT: how long requests in flight may still run
     worker_processes: int = 1  # one worker handles thousands of streams; the engine is the bottleneck
     worker_connections: int = 4096
+    tls: Optional[GatewayTls] = None  # TLS only on listen_port
+    plain_port: Optional[int] = None  # with tls: the same routes over plain HTTP, for in-cluster / VPC clients
 
     def problems(self) -> list[str]:
         found = []
         ports = {"listen_port": self.listen_port, "engine_port": self.engine_port, "metrics_port": self.metrics_port}
+        if self.plain_port is not None:
+            ports["plain_port"] = self.plain_port
+            if self.tls is None:
+                found.append("plain_port is only for a TLS gateway (without tls, listen_port is plain already)")
         for name, port in ports.items():
             if not 1024 < port < 65536:
                 found.append(f"{name} {port} must be between 1025 and 65535 (nginx runs without root)")
-        if len(set(ports.values())) < 3:
-            found.append(f"listen_port, engine_port and metrics_port must differ: {ports}")
-        for name in ("key_file", "runtime_dir"):
-            value = getattr(self, name)
+        if len(set(ports.values())) < len(ports):
+            found.append(f"{', '.join(ports)} must differ: {ports}")
+        files = {"key_file": self.key_file, "runtime_dir": self.runtime_dir}
+        if self.tls is not None:
+            files |= {"tls.certificate_file": self.tls.certificate_file, "tls.key_file": self.tls.key_file}
+        for name, value in files.items():
             if not _FILE.match(value) or "/../" in value + "/":
                 found.append(f"{name} {value!r} must be an absolute path of letters, digits, '/', '_', '.', '-'")
         for name in (
@@ -204,6 +234,13 @@ def render_nginx_conf(config: GatewayConfig) -> str:
     run = c.runtime_dir.rstrip("/")
     timeout = f"{c.read_timeout_seconds}s"
     routes = "\n".join(_route(path, method) for path, method in c.allowed_paths)
+    api_servers = _api_server(_listen(c.listen_port, c.tls), routes)
+    if c.plain_port is not None:
+        api_servers += "\n" + _api_server(
+            "# Plain HTTP for clients inside the cluster or VPC only: no public load balancer targets this port.\n"
+            f"        listen 0.0.0.0:{c.plain_port};",
+            routes,
+        )
     return f"""# Rendered by core/gateway.py: the only way into the engine. Do not edit; change the renderer.
 worker_processes {c.worker_processes};
 pid {run}/llm-gateway.pid;
@@ -256,8 +293,53 @@ http {{
     proxy_read_timeout {timeout};
     proxy_send_timeout {timeout};
 
+{api_servers}
+
+    # Prometheus only: GET /metrics, on a port no load balancer exposes.
     server {{
-        listen 0.0.0.0:{c.listen_port} default_server;
+        listen 0.0.0.0:{c.metrics_port};
+        location = {METRICS_PATH} {{
+            if ($request_method != GET) {{
+                return 405 {_NOT_ALLOWED};
+            }}
+            proxy_pass http://llm_engine{METRICS_PATH};
+            proxy_set_header Authorization "";
+            proxy_read_timeout 30s;
+            error_page 502 504 =503 @unavailable;
+        }}
+        location / {{
+            return 404 {_NOT_FOUND};
+        }}
+        location @unavailable {{
+            return 503 {_UNAVAILABLE};
+        }}
+    }}
+}}
+"""
+
+
+def _listen(port: int, tls: Optional[GatewayTls]) -> str:
+    """The API port's listen directive, with TLS when configured (a plain request there gets nginx's 400)."""
+    if tls is None:
+        return f"listen 0.0.0.0:{port} default_server;"
+    return "\n        ".join(
+        [
+            f"listen 0.0.0.0:{port} ssl default_server;",
+            f"ssl_certificate {tls.certificate_file};",
+            f"ssl_certificate_key {tls.key_file};",
+            f"ssl_protocols {TLS_PROTOCOLS};",
+            f"ssl_ciphers {TLS_CIPHERS};",
+            "ssl_prefer_server_ciphers off;",
+            "ssl_session_timeout 1d;",
+            "ssl_session_cache shared:llm_tls:10m;",
+            "ssl_session_tickets off;",
+        ]
+    )
+
+
+def _api_server(listen: str, routes: str) -> str:
+    return f"""    server {{
+        {listen}
         error_page 413 @too_large;
         error_page 502 @bad_gateway;
         error_page 504 @timeout;
@@ -292,29 +374,7 @@ http {{
         location @timeout {{
             return 504 {_TIMEOUT};
         }}
-    }}
-
-    # Prometheus only: GET /metrics, on a port no load balancer exposes.
-    server {{
-        listen 0.0.0.0:{c.metrics_port};
-        location = {METRICS_PATH} {{
-            if ($request_method != GET) {{
-                return 405 {_NOT_ALLOWED};
-            }}
-            proxy_pass http://llm_engine{METRICS_PATH};
-            proxy_set_header Authorization "";
-            proxy_read_timeout 30s;
-            error_page 502 504 =503 @unavailable;
-        }}
-        location / {{
-            return 404 {_NOT_FOUND};
-        }}
-        location @unavailable {{
-            return 503 {_UNAVAILABLE};
-        }}
-    }}
-}}
-"""
+    }}"""
 
 
 def _route(path: str, method: str) -> str:

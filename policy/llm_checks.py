@@ -129,6 +129,53 @@ def is_internet_facing_service(props: Mapping) -> bool:
     return True
 
 
+# Alibaba Cloud CCM annotations for an HTTPS listener on the CLB (ACK help doc 86531; cloud-provider-alibaba-cloud
+# usage guide): TLS ends at the load balancer, which holds the certificate.
+CLB_PROTOCOL_PORT = "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-protocol-port"
+CLB_CERT_ID = "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-cert-id"
+
+
+def plain_service_ports(props: Mapping) -> list[Any]:
+    """The ports of a LoadBalancer Service that do not serve TLS: neither on an HTTPS listener of the load balancer
+    (CLB protocol-port "https:<port>" with a cert-id) nor forwarded, named https, to a container port named https."""
+    annotations = get(props, "metadata", "annotations", default={}) or {}
+    clb_https: set[str] = set()
+    if has_key(annotations, CLB_CERT_ID) and annotations[CLB_CERT_ID] and has_key(annotations, CLB_PROTOCOL_PORT):
+        for entry in str(annotations[CLB_PROTOCOL_PORT]).split(","):
+            protocol, _, port = entry.strip().partition(":")
+            if protocol.lower() == "https":
+                clb_https.add(port.strip())
+    plain = []
+    for _, port in known_items(get(props, "spec", "ports", default=[]) or []):
+        number = get(port, "port")
+        if str(number) in clb_https:
+            continue
+        if get(port, "name") == "https" and get(port, "targetPort") == "https":
+            continue
+        plain.append(number)
+    return plain
+
+
+def gateway_plain_listeners(conf: str) -> list[str]:
+    """`listen` lines of an nginx conf rendered by core/gateway.py that serve the API without TLS (the metrics
+    server, which only answers GET /metrics, is left out)."""
+    found = []
+    for block in re.split(r"\n\s*server \{", conf)[1:]:
+        listens = re.findall(r"^\s*listen ([^;]*);", block, re.M)
+        proxied = set(re.findall(r"proxy_pass http://llm_engine(\S*);", block))
+        if proxied <= {"/metrics"}:
+            continue
+        found += [listen for listen in listens if " ssl" not in f" {listen} "]
+    return found
+
+
+def seccomp_confined(pod: Mapping, container: Mapping) -> bool:
+    """The container runs under a seccomp profile (RuntimeDefault or Localhost), its own or the pod's."""
+    own = get(container, "securityContext", "seccompProfile", "type")
+    profile = own if own is not None else get(pod, "securityContext", "seccompProfile", "type")
+    return profile in ("RuntimeDefault", "Localhost")
+
+
 # ---------------------------------------------------------------------------------------------- pods
 
 GPU_RESOURCES = ("nvidia.com/gpu", "alibabacloud.com/ppu")

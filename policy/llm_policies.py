@@ -11,7 +11,14 @@ import re
 from collections.abc import Callable
 
 import llm_checks as c
-from pulumi_policy import EnforcementLevel, ReportViolation, ResourceValidationArgs, ResourceValidationPolicy
+from pulumi_policy import (
+    EnforcementLevel,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
 
 SECURITY_GROUP_RULE = "alicloud:ecs/securityGroupRule:SecurityGroupRule"
 GCP_FIREWALL = "gcp:compute/firewall:Firewall"
@@ -34,7 +41,14 @@ SCRIPT_INPUTS = {
     "gcp:compute/instance:Instance": ("metadataStartupScript",),
 }
 # Kubernetes kinds with no pods inside; everything else under kubernetes: is searched for pod specs.
-NOT_WORKLOADS = ("kubernetes:core/v1:Secret", "kubernetes:core/v1:ConfigMap", "kubernetes:core/v1:Service")
+NOT_WORKLOADS = (
+    "kubernetes:core/v1:Secret",
+    "kubernetes:core/v1:ConfigMap",
+    "kubernetes:core/v1:Service",
+    "kubernetes:networking.k8s.io/v1:NetworkPolicy",
+)
+NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+GATEWAY_CONF_MARK = "# Rendered by core/gateway.py"
 
 Validate = Callable[[ResourceValidationArgs, ReportViolation], None]
 
@@ -109,6 +123,69 @@ def validate_public_endpoint(args: ResourceValidationArgs, report: ReportViolati
         for cidr in ranges:
             if c.is_open_cidr(cidr):
                 report(f"loadBalancerSourceRanges includes {cidr}")
+
+
+def validate_public_tls(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    """A public endpoint serves HTTPS only: the bearer key travels in every request (docs/security.md)."""
+    props = args.props
+    if args.resource_type == SERVICE and c.is_internet_facing_service(props):
+        for port in c.plain_service_ports(props):
+            report(
+                f"internet-facing LoadBalancer port {port} serves plain HTTP; terminate TLS at the gateway (a port "
+                "named https to the container port https) or on the load balancer (llm:access.tls)"
+            )
+    elif args.resource_type == ECS_INSTANCE and (c.get(props, "internetMaxBandwidthOut") or 0) > 0:
+        conf = c.decoded_text(c.get(props, "userData"))
+        if GATEWAY_CONF_MARK in conf:
+            for listen in c.gateway_plain_listeners(conf):
+                report(f"a public host's gateway listens on {listen} without TLS; set llm:access.tls")
+
+
+def validate_gpu_seccomp(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    for pod in _workload_pods(args):
+        for container in c.containers(pod):
+            if c.requests_gpu(container) and not c.seccomp_confined(pod, container):
+                report(
+                    f"GPU container {c.get(container, 'name')!r} runs without a seccomp profile; set "
+                    "securityContext.seccompProfile.type RuntimeDefault (pod or container)"
+                )
+
+
+def _namespace_of(props) -> object:
+    return c.get(props, "metadata", "namespace", default="default")
+
+
+def _default_denies_ingress(spec) -> bool:
+    selector = c.get(spec, "podSelector", default=None)
+    types = list(c.get(spec, "policyTypes", default=None) or ["Ingress"])
+    return (
+        selector is not None
+        and not c.get(selector, "matchLabels")
+        and not c.get(selector, "matchExpressions")
+        and "Ingress" in types
+        and not c.get(spec, "ingress")
+    )
+
+
+def validate_serving_namespace_isolated(args: StackValidationArgs, report: ReportViolation) -> None:
+    """Every namespace that runs an inference server has a default-deny NetworkPolicy (podSelector {}, Ingress,
+    no rule): without one, any pod of the cluster reaches every port of the serving pods (Ray's head included)."""
+    isolated = set()
+    serving: dict[object, str] = {}
+    for resource in args.resources:
+        props = resource.props
+        if resource.resource_type == NETWORK_POLICY and _default_denies_ingress(c.get(props, "spec", default={})):
+            isolated.add(_namespace_of(props))
+        elif resource.resource_type.startswith("kubernetes:") and resource.resource_type not in NOT_WORKLOADS:
+            if any(c.is_inference_server(k) for pod in c.pod_specs(props) for k in c.containers(pod, init=False)):
+                serving.setdefault(_namespace_of(props), resource.name)
+    for namespace, name in serving.items():
+        if namespace not in isolated:
+            report(
+                f"namespace {namespace!r} runs an inference server ({name}) without a default-deny NetworkPolicy "
+                "(podSelector {}, policyTypes [Ingress], no ingress rule)",
+                None,
+            )
 
 
 def validate_api_key(args: ResourceValidationArgs, report: ReportViolation) -> None:
@@ -229,6 +306,19 @@ def validate_prod_deletion_protection(args: ResourceValidationArgs, report: Repo
 MANDATORY = EnforcementLevel.MANDATORY
 POLICIES: list[ResourceValidationPolicy] = [
     _policy(
+        "public-endpoint-tls",
+        "Public endpoints serve HTTPS only: internet-facing LoadBalancer ports end TLS at the load balancer or the "
+        "gateway, a public host's gateway listens with TLS. Disable it in the pack config to allow plain HTTP.",
+        MANDATORY,
+        validate_public_tls,
+    ),
+    _policy(
+        "gpu-pod-seccomp",
+        "GPU containers run under a seccomp profile (RuntimeDefault or Localhost).",
+        MANDATORY,
+        validate_gpu_seccomp,
+    ),
+    _policy(
         "public-endpoint-cidr-limits",
         "Nothing is reachable from the whole internet: security group rules, firewalls and internet-facing "
         "LoadBalancer Services list the allowed client CIDRs.",
@@ -286,3 +376,13 @@ POLICIES: list[ResourceValidationPolicy] = [
         validate_prod_deletion_protection,
     ),
 ]
+
+STACK_POLICIES: list[StackValidationPolicy] = [
+    StackValidationPolicy(
+        name="serving-namespace-network-policy",
+        description="Every namespace running an inference server has a default-deny NetworkPolicy.",
+        enforcement_level=MANDATORY,
+        validate=validate_serving_namespace_isolated,
+    ),
+]
+ALL_POLICIES: list = [*POLICIES, *STACK_POLICIES]

@@ -14,8 +14,22 @@ import pulumi
 KEY_COMMAND = "pulumi stack output apiKey --show-secrets"
 
 
-def api_base(address: pulumi.Input[str], port: int) -> pulumi.Output[str]:
-    return pulumi.Output.concat("http://", address, f":{port}/v1")
+def api_base(
+    address: pulumi.Input[str], port: int, https: bool = False, hostname: Optional[str] = None
+) -> pulumi.Output[str]:
+    """The OpenAI base URL; https when TLS is on (then the certificate's host name, when one is known, since a
+    certificate names a host, not the load balancer's address)."""
+    host: pulumi.Input[str] = hostname if hostname else address
+    return pulumi.Output.concat("https://" if https else "http://", host, f":{port}/v1")
+
+
+def warn_plain_http(settings) -> None:
+    """access.allowPlainHttp on a public endpoint: said on every update, since it sends the key in clear."""
+    if settings.access.public and settings.tls is None:
+        pulumi.log.warn(
+            "access.allowPlainHttp: the public endpoint serves plain HTTP; the API key and every prompt and answer "
+            "cross the internet unencrypted. Configure access.tls (docs/security.md)."
+        )
 
 
 def client_outputs(

@@ -12,6 +12,7 @@ import pulumi_kubernetes as k8s
 
 from components.api_key import ApiKey
 from components.kubernetes.autoscaler import KedaScaler, KedaScalerArgs
+from components.kubernetes.hardening import pod_security_labels
 from components.kubernetes.prometheus_operator import pod_monitor, prometheus_rule, required_crds
 from components.kubernetes.pvc_model_store import PvcModelStore, PvcModelStoreArgs
 from components.kubernetes.serving_workload import LWS_WORKER_INDEX_LABEL, METRICS_PORT_NAME, ServiceExposure
@@ -43,7 +44,10 @@ def build(settings: ExistingClusterSettings) -> dict[str, object]:
     # A retained model volume must outlive its namespace too: deleting a namespace deletes its PVCs.
     namespace = k8s.core.v1.Namespace(
         f"{settings.name}-namespace",
-        metadata={"name": settings.workload.namespace, "labels": {"app.kubernetes.io/managed-by": "pulumi"}},
+        metadata={
+            "name": settings.workload.namespace,
+            "labels": {"app.kubernetes.io/managed-by": "pulumi", **pod_security_labels(host_paths=False)},
+        },
         opts=pulumi.ResourceOptions(provider=provider, retain_on_delete=settings.model_store.retain),
     )
     ns = namespace.metadata["name"]
@@ -68,7 +72,13 @@ def build(settings: ExistingClusterSettings) -> dict[str, object]:
     platform = serving.Platform(
         tolerations=[GPU_TOLERATION],
         surge_updates=False,  # an existing cluster may have no spare GPU
-        public_service=ServiceExposure(source_ranges=settings.access.allowed_cidrs) if settings.access.public else None,
+        # Local: the pods see the clients' addresses, which the NetworkPolicy compares with access.allowedCidrs
+        # (with Cluster, kube-proxy would replace them by a node's, which this program does not know).
+        public_service=(
+            ServiceExposure(source_ranges=settings.access.allowed_cidrs, external_traffic_policy="Local")
+            if settings.access.public
+            else None
+        ),
     )
     importer = serving.import_model(settings, platform, ns, store.import_claim, opts)
     volumes = serving.ModelVolumes(

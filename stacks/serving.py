@@ -13,13 +13,19 @@ from dataclasses import dataclass, field
 from typing import Optional, Protocol, Union
 
 import pulumi
+import pulumi_kubernetes as k8s
 
 from components.kubernetes.autoscaler import Autoscaler, AutoscalerArgs
 from components.kubernetes.benchmark_job import REPORT_FILE, BenchmarkArgs, BenchmarkJob
 from components.kubernetes.model_import import CPU as IMPORT_CPU
 from components.kubernetes.model_import import ModelImport, ModelImportArgs
+from components.kubernetes.network_policies import Egress, NetworkPolicies, NetworkPoliciesArgs, Peer
 from components.kubernetes.serving_workload import (
+    GATEWAY_POD_PORT,
+    GATEWAY_TLS_POD_PORT,
     SHUTDOWN_SECONDS,
+    TLS_CERT_ITEM,
+    TLS_KEY_ITEM,
     Gateway,
     HostMount,
     ServiceExposure,
@@ -30,7 +36,7 @@ from core import gateway, sizing
 from core.config.settings import ClusterSettings
 from core.config.storage import STREAM
 from core.engine import MODEL_URI_REF, STREAMER_LOG_LINE, build_command, stream_load
-from stacks.client import api_base, client_outputs
+from stacks.client import api_base, client_outputs, warn_plain_http
 
 
 class JobImporter(Protocol):
@@ -88,6 +94,14 @@ class Platform:
     load_minutes: Optional[int] = None
     # The serving pods' service account (e.g. gke's, which the bucket trusts, when the engine streams from it).
     service_account: Optional[str] = None
+    # NetworkPolicies (components/kubernetes/network_policies.py): who may call the plain API port besides the
+    # cluster's pods (the VPC, load balancer health checks), who scrapes the metrics port (default: any pod of the
+    # cluster, for a Prometheus whose namespace is not known), and what the serving pods may send to beyond DNS.
+    private_ranges: Sequence[str] = ()
+    metrics_scrapers: Sequence[Peer] = (Peer(namespace_labels={}, pod_labels={}),)
+    serving_egress: Sequence[Egress] = ()
+    helper_egress: Sequence[Egress] = ()
+    open_unlabelled_pods: bool = False  # acs.fluid: Fluid's cache pods in the namespace
 
 
 @dataclass(frozen=True)
@@ -178,6 +192,12 @@ def serve(
     """
     if (importer is None) == (download is None):
         raise ValueError("serve() needs exactly one of importer (model store) and download (at start)")
+    tls = settings.tls
+    public_service = platform.public_service
+    if tls is not None and public_service is not None:
+        public_service = dataclasses.replace(public_service, https=True)
+    tls_secret = tls_secret_for(settings, namespace, opts) if tls is not None and tls.at_gateway else None
+    policies = isolate(settings, platform, namespace, tls_secret is not None, download is not None, opts)
     placement, workload, engine_options = settings.placement, settings.workload, settings.engine
     streaming = settings.model_store.load == STREAM
     if stream_uri is not None and (not streaming or download is not None):
@@ -227,7 +247,9 @@ def serve(
                 read_timeout_seconds=gateway.generation_timeout_seconds(engine_options.max_model_len),
                 max_body_bytes=gateway.max_body_bytes(engine_options.max_model_len),
                 routes=settings.gateway.routes,
+                tls=tls_secret is not None,
             ),
+            tls_secret=tls_secret,
             api_key=api_key,
             model_volume=None if stream_uri is not None else volumes.serving,
             model_mount_path=MODEL_MOUNT,
@@ -245,13 +267,18 @@ def serve(
             node_selector=platform.node_selector,
             tolerations=platform.tolerations,
             private_service=platform.private_service,
-            public_service=platform.public_service,
+            public_service=public_service,
             surge_updates=platform.surge_updates,
             env=env,
             secret_env=secret_env,
             host_mounts=platform.host_mounts,
             download_at_start=download is not None,
-            depends_on=[*(import_done(importer) if importer is not None else []), *volumes.ready, *serving_depends_on],
+            depends_on=[
+                *(import_done(importer) if importer is not None else []),
+                *volumes.ready,
+                *serving_depends_on,
+                policies,
+            ],
         ),
         opts=opts,
     )
@@ -290,7 +317,11 @@ def serve(
         engine=engine_options.engine,
         api_key=api_key,
         private_base=api_base(serving.private_address, port),
-        public_base=api_base(serving.public_address, port) if serving.public_address is not None else None,
+        public_base=(
+            api_base(serving.public_address, port, https=tls is not None, hostname=tls.hostname if tls else None)
+            if serving.public_address is not None
+            else None
+        ),
     )
     if settings.benchmark.enabled:
         outputs["benchmarkReport"] = (
@@ -298,6 +329,7 @@ def serve(
             if volumes.results is not None and volumes.results_location is not None
             else "none: no results volume on this target, the results are in the benchmark Job's log"
         )
+    warn_plain_http(settings)
     outputs.update(
         {
             "target": settings.target,
@@ -392,4 +424,95 @@ def hpa(
             scale_down_seconds=scaling.scale_down_seconds,
         ),
         opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=list(depends_on))),
+    )
+
+
+def tls_secret_for(
+    settings: ClusterSettings, namespace: pulumi.Input[str], opts: pulumi.ResourceOptions
+) -> pulumi.Output[str]:
+    """The kubernetes.io/tls Secret the gateway serves HTTPS from: the stack's PEM (a Pulumi secret end to end, in
+    an immutable Secret named after a hash of its content, so a new certificate rolls the pods), or the one
+    cert-manager writes for a Certificate from the named issuer (renewed in place; see docs/security.md)."""
+    tls = settings.tls
+    assert tls is not None and tls.at_gateway
+    labels = {"app": APP, "app.kubernetes.io/managed-by": "pulumi"}
+    if tls.source == "cert-manager":
+        secret_name = f"{APP}-tls"
+        certificate = k8s.apiextensions.CustomResource(
+            f"{settings.name}-certificate",
+            api_version="cert-manager.io/v1",
+            kind="Certificate",
+            metadata={"name": f"{APP}-api", "namespace": namespace, "labels": labels},
+            spec={
+                "secretName": secret_name,
+                "dnsNames": [tls.hostname],
+                "issuerRef": {"name": tls.issuer, "kind": tls.issuer_kind, "group": "cert-manager.io"},
+                "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
+                "usages": ["server auth", "digital signature", "key encipherment"],
+            },
+            opts=opts,
+        )
+        return pulumi.Output.all(certificate.id).apply(lambda _: secret_name)
+    assert tls.certificate is not None and tls.key is not None
+    certificate, key = tls.certificate.reveal(), tls.key.reveal()
+    import hashlib
+
+    digest = hashlib.sha256((certificate + "\0" + key).encode()).hexdigest()[:10]
+    secret = k8s.core.v1.Secret(
+        f"{settings.name}-tls",
+        metadata={"name": f"{APP}-tls-{digest}", "namespace": namespace, "labels": labels},
+        type="kubernetes.io/tls",
+        immutable=True,
+        string_data={
+            TLS_CERT_ITEM: pulumi.Output.secret(certificate),
+            TLS_KEY_ITEM: pulumi.Output.secret(key),
+        },
+        opts=opts,
+    )
+    return secret.metadata.name
+
+
+# The Hugging Face Hub (a download at start) and the like: HTTPS anywhere.
+HTTPS_ANYWHERE = Egress(to=(Peer(cidr="0.0.0.0/0"),), tcp_ports=(443,))
+
+
+def most_replicas(settings: ClusterSettings) -> int:
+    """The most copies the stack may run: an autoscaler's maximum, else scaling.replicas."""
+    autoscaling = getattr(getattr(settings, "ack", None), "autoscaling", None)
+    if autoscaling is not None and autoscaling.enabled:
+        return max(autoscaling.max_replicas, settings.workload.replicas)
+    return settings.workload.replicas
+
+
+def isolate(
+    settings: ClusterSettings,
+    platform: Platform,
+    namespace: pulumi.Input[str],
+    tls_at_gateway: bool,
+    downloads: bool,
+    opts: pulumi.ResourceOptions,
+) -> NetworkPolicies:
+    """The namespace's NetworkPolicies, before any pod starts (components/kubernetes/network_policies.py)."""
+    public = settings.access.public
+    return NetworkPolicies(
+        f"{settings.name}-network",
+        NetworkPoliciesArgs(
+            namespace=namespace,
+            app=APP,
+            api_port=GATEWAY_POD_PORT,
+            metrics_port=gateway.METRICS_PORT,
+            private_sources=[
+                Peer(namespace_labels={}, pod_labels={}),
+                *(Peer(cidr=c) for c in platform.private_ranges),
+            ],
+            scrapers=list(platform.metrics_scrapers),
+            public_cidrs=settings.access.allowed_cidrs if public else (),
+            public_port=(GATEWAY_TLS_POD_PORT if tls_at_gateway else GATEWAY_POD_PORT) if public else None,
+            lws_groups=most_replicas(settings) if settings.placement.pods > 1 else 0,
+            pods_per_group=settings.placement.pods,
+            serving_egress=[*platform.serving_egress, *([HTTPS_ANYWHERE] if downloads else [])],
+            helper_egress=list(platform.helper_egress),
+            open_unlabelled_pods=platform.open_unlabelled_pods,
+        ),
+        opts=opts,
     )

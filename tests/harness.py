@@ -24,6 +24,14 @@ from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.stack import wait_for_rpcs
 from pulumi.runtime.sync_await import _sync_await
 
+# What the docs tell users to set with --secret.
+SECRET_CONFIG = ("apiKey", "hfToken", "tlsCertificate", "tlsKey")
+# PEM-shaped text for access.tls.source pem: config checks the shape only; no real key is committed here (the
+# real-engine suite generates a real certificate and serves it, tests/engine/test_gateway_tls.py).
+TEST_CERTIFICATE = "-----BEGIN CERTIFICATE-----\nTUlJQnRlc3RjZXJ0aWZpY2F0ZQ==\n-----END CERTIFICATE-----\n"
+TEST_KEY = "-----BEGIN PRIVATE KEY-----\nTUlJQnRlc3RrZXlub3RyZWFs\n-----END PRIVATE KEY-----\n"
+PEM_TLS = {"access.tls.source": "pem", "tlsCertificate": TEST_CERTIFICATE, "tlsKey": TEST_KEY}
+
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["name"]  # the config namespace
 PROVIDER_NAMESPACES = ("alicloud", "gcp", "kubernetes")
@@ -459,7 +467,7 @@ def _as_config_string(value: Any) -> str:
 def run_stack(
     stack: str = "dev",
     overrides: Optional[dict] = None,
-    secret_keys: Iterable[str] = ("apiKey", "hfToken"),
+    secret_keys: Iterable[str] = SECRET_CONFIG,
     preview: bool = False,
     zones: Iterable[str] = ZONES,
     images: Optional[list[str]] = None,
@@ -614,7 +622,7 @@ def reset_runtime() -> None:
 def settings_for(
     stack: str = "dev",
     overrides: Optional[dict] = None,
-    secret_keys: Iterable[str] = ("apiKey", "hfToken"),
+    secret_keys: Iterable[str] = SECRET_CONFIG,
     project: str = PROJECT,
 ):
     """The Settings a stack's config parses into (no Pulumi run): the stack file plus `overrides` key paths."""

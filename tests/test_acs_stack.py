@@ -6,6 +6,7 @@ import pytest
 from harness import (
     GENERATED_API_KEY,
     KUBECONFIG,
+    PEM_TLS,
     PRIVATE_LB_IP,
     PUBLIC_LB_IP,
     all_strings,
@@ -180,7 +181,7 @@ def test_private_load_balancer_always_public_only_when_asked(acs):
 
 
 def test_public_load_balancer_only_from_the_allowed_cidrs():
-    run = run_stack("acs", {"access.public": True, "access.allowedCidrs": ["203.0.113.0/24"]})
+    run = run_stack("acs", {**PEM_TLS, "access.public": True, "access.allowedCidrs": ["203.0.113.0/24"]})
     public = [
         s for s in run.kubernetes_objects() if s["kind"] == "Service" and s["spec"].get("loadBalancerSourceRanges")
     ]
@@ -188,7 +189,7 @@ def test_public_load_balancer_only_from_the_allowed_cidrs():
     spec = public[0]["spec"]
     assert spec["loadBalancerSourceRanges"] == ["203.0.113.0/24"] and spec["externalTrafficPolicy"] == "Local"
     assert [p["port"] for p in spec["ports"]] == [8000]
-    assert run.outputs["publicApiUrl"] == f"http://{PUBLIC_LB_IP}:8000/v1"
+    assert run.outputs["publicApiUrl"] == f"https://{PUBLIC_LB_IP}:8000/v1"
 
 
 def test_outputs_name_the_urls_model_and_keep_secrets_secret(acs):

@@ -4,7 +4,7 @@ import json
 
 import harness
 import pytest
-from harness import run_stack
+from harness import PEM_TLS, run_stack
 
 from core.cost import HOURS_PER_MONTH, Item, Price, TablePrice, estimate
 
@@ -111,7 +111,7 @@ def test_a_failed_price_lookup_becomes_unknown_and_the_deployment_goes_on(monkey
 
 
 def test_a_public_host_lists_its_traffic_instead_of_nat():
-    run = run_stack("dev", {"access.public": True, "access.allowedCidrs": ["203.0.113.0/24"]})
+    run = run_stack("dev", {**PEM_TLS, "access.public": True, "access.allowedCidrs": ["203.0.113.0/24"]})
     assert run.outputs["costEstimate"]["unknown"] == ["public traffic of the GPU host (PayByTraffic)"]
 
 
@@ -256,7 +256,7 @@ def test_gke_has_a_public_load_balancer_only_with_public_access():
     private = [i["resource"] for i in gke_cost()["items"] if "Load Balancer" in i["resource"]]
     public = [
         i["resource"]
-        for i in gke_cost({"access.public": True, "access.allowedCidrs": ["198.51.100.0/24"]})["items"]
+        for i in gke_cost({**PEM_TLS, "access.public": True, "access.allowedCidrs": ["198.51.100.0/24"]})["items"]
         if "Load Balancer" in i["resource"]
     ]
     assert private == ["internal passthrough Network Load Balancer (API Service)"]

@@ -3,7 +3,7 @@
 import base64
 
 import pytest
-from harness import GENERATED_API_KEY, all_strings, is_secret, run_stack, unwrap
+from harness import GENERATED_API_KEY, PEM_TLS, all_strings, is_secret, run_stack, unwrap
 
 from core.config.problems import ConfigError
 
@@ -92,7 +92,9 @@ def test_the_host_gateway_takes_the_configured_image_and_extra_routes():
 
 
 def test_public_access_opens_only_the_api_port_to_the_allowed_cidrs():
-    run = run_stack("dev", {"access.public": True, "access.allowedCidrs": ["203.0.113.0/24", "198.51.100.7/32"]})
+    run = run_stack(
+        "dev", {**PEM_TLS, "access.public": True, "access.allowedCidrs": ["203.0.113.0/24", "198.51.100.7/32"]}
+    )
     assert ingress(run) == [
         ("8000/8000", "192.168.0.0/16"),
         ("8000/8000", "198.51.100.7/32"),
@@ -101,8 +103,8 @@ def test_public_access_opens_only_the_api_port_to_the_allowed_cidrs():
     ]
     assert unwrap(run.one(INSTANCE).inputs)["internetMaxBandwidthOut"] == 100
     assert not run.of_type("alicloud:vpc/natGateway:NatGateway")
-    assert run.outputs["publicApiUrl"] == "http://47.96.0.10:8000/v1"
-    assert "http://47.96.0.10:8000/v1/chat/completions" in run.outputs["curlCommand"]
+    assert run.outputs["publicApiUrl"] == "https://47.96.0.10:8000/v1"
+    assert "https://47.96.0.10:8000/v1/chat/completions" in run.outputs["curlCommand"]
 
 
 def test_ssh_opens_port_22_only_to_the_configured_cidrs_with_a_key_pair():
@@ -331,7 +333,7 @@ def test_the_build_waits_long_enough_and_the_image_is_kept_only_when_retained():
 
 
 def test_a_public_host_builds_with_the_builders_own_bandwidth():
-    run = run_stack("dev", {**BUILD, "access.public": True, "access.allowedCidrs": ["203.0.113.0/24"]})
+    run = run_stack("dev", {**BUILD, **PEM_TLS, "access.public": True, "access.allowedCidrs": ["203.0.113.0/24"]})
     assert unwrap(run.one(PIPELINE).inputs)["internetMaxBandwidthOut"] == 100  # no NAT; the API's maximum
 
 

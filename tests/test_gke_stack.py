@@ -7,6 +7,7 @@ import pytest
 from harness import (
     GCP_PROJECT_NUMBER,
     GENERATED_API_KEY,
+    PEM_TLS,
     CloudMocks,
     Run,
     all_strings,
@@ -528,7 +529,7 @@ def test_outputs_name_the_urls_model_and_keep_the_key_secret(gke):
 
 
 def test_public_access_adds_a_load_balancer_limited_to_the_allowed_cidrs():
-    run = run_stack("gke", {"access.public": True, "access.allowedCidrs": ["198.51.100.0/24"]})
+    run = run_stack("gke", {**PEM_TLS, "access.public": True, "access.allowedCidrs": ["198.51.100.0/24"]})
     balancer = next(
         s for s in run.kubernetes_objects() if s["kind"] == "Service" and s["spec"].get("loadBalancerSourceRanges")
     )
@@ -578,7 +579,7 @@ def test_a_gcp_region_outside_the_us_is_accepted():
 
 
 def test_the_private_api_is_an_internal_load_balancer_and_the_public_one_is_not_internal():
-    run = run_stack("gke", {"access.public": True, "access.allowedCidrs": ["198.51.100.0/24"]})
+    run = run_stack("gke", {**PEM_TLS, "access.public": True, "access.allowedCidrs": ["198.51.100.0/24"]})
     balancers = {
         s["metadata"]["name"]: s
         for s in run.kubernetes_objects()
@@ -864,7 +865,7 @@ def test_both_pools_boot_with_secure_boot_and_integrity_monitoring(gke):
 
 
 def test_the_public_load_balancer_is_backend_service_based_and_the_bucket_keeps_no_soft_deleted_objects():
-    run = run_stack("gke", {"access.public": True, "access.allowedCidrs": ["198.51.100.0/24"]})
+    run = run_stack("gke", {**PEM_TLS, "access.public": True, "access.allowedCidrs": ["198.51.100.0/24"]})
     public = run.kubernetes_object("Service", "llm-public")
     assert public["metadata"]["annotations"] == {"cloud.google.com/l4-rbs": "enabled"}
     private = run.kubernetes_object("Service", "llm-private")

@@ -1,7 +1,16 @@
 """The kubernetes target: the shared workload on an existing cluster, private unless asked."""
 
 import pytest
-from harness import GENERATED_API_KEY, PUBLIC_LB_IP, all_strings, is_secret, run_stack, unwrap, validate_kubernetes
+from harness import (
+    GENERATED_API_KEY,
+    PEM_TLS,
+    PUBLIC_LB_IP,
+    all_strings,
+    is_secret,
+    run_stack,
+    unwrap,
+    validate_kubernetes,
+)
 
 
 @pytest.fixture(scope="module")
@@ -59,12 +68,12 @@ def test_private_by_default_clusterip_only(existing):
 
 
 def test_public_access_adds_a_load_balancer_limited_to_the_allowed_cidrs():
-    run = run_stack("kubernetes", {"access.public": True, "access.allowedCidrs": ["198.51.100.0/24"]})
+    run = run_stack("kubernetes", {**PEM_TLS, "access.public": True, "access.allowedCidrs": ["198.51.100.0/24"]})
     balancer = next(
         s for s in run.kubernetes_objects() if s["kind"] == "Service" and s["spec"]["type"] == "LoadBalancer"
     )
     assert balancer["spec"]["loadBalancerSourceRanges"] == ["198.51.100.0/24"]
-    assert run.outputs["publicApiUrl"] == f"http://{PUBLIC_LB_IP}:8000/v1"
+    assert run.outputs["publicApiUrl"] == f"https://{PUBLIC_LB_IP}:8000/v1"
 
 
 def test_updates_replace_the_pod_in_place_because_the_cluster_may_have_no_spare_gpu(existing):

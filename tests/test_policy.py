@@ -15,7 +15,7 @@ from typing import Any, Optional
 import pulumi_policy
 import pytest
 import yaml
-from harness import EXAMPLE_STACKS, ROOT, Resource, run_stack, unwrap
+from harness import EXAMPLE_STACKS, PEM_TLS, ROOT, Resource, run_stack, unwrap
 from pulumi.output import Unknown
 from pulumi_policy import EnforcementLevel, ResourceValidationArgs
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
@@ -81,9 +81,12 @@ def test_pack_serves_every_policy_with_the_documented_enforcement_levels(monkeyp
     built = {}
     monkeypatch.setattr(pulumi_policy, "PolicyPack", lambda **kw: built.update(kw))
     runpy.run_path(str(POLICY_DIR / "__main__.py"), run_name="__main__")
-    assert built["name"] == "llm-guardrails" and built["policies"] is llm_policies.POLICIES
+    assert built["name"] == "llm-guardrails" and built["policies"] is llm_policies.ALL_POLICIES
+    assert [p.name for p in llm_policies.STACK_POLICIES] == ["serving-namespace-network-policy"]
+    assert all(p.enforcement_level == EnforcementLevel.MANDATORY for p in llm_policies.STACK_POLICIES)
     assert MANDATORY == [
         "engine-behind-gateway",
+        "gpu-pod-seccomp",
         "gpu-workload-probes-and-shm",
         "inference-api-key-required",
         "no-plaintext-secrets",
@@ -91,6 +94,7 @@ def test_pack_serves_every_policy_with_the_documented_enforcement_levels(monkeyp
         "pinned-images",
         "private-encrypted-buckets",
         "public-endpoint-cidr-limits",
+        "public-endpoint-tls",
     ]
     assert POLICIES["prod-deletion-protection"].enforcement_level == EnforcementLevel.ADVISORY
 
@@ -131,7 +135,7 @@ def test_example_stack_passes_every_mandatory_policy(stack):
     [
         {"gke.rdma": True},
         {"gke.modelSource": "download"},
-        {"access.public": True, "access.allowedCidrs": ["198.51.100.0/24"]},
+        {**PEM_TLS, "access.public": True, "access.allowedCidrs": ["198.51.100.0/24"]},
         {"gke.rdma": True, "placement.podsPerReplica": 2, "gpuNodes.min": 2},
     ],
     ids=["rdma", "download", "public", "two-nodes"],
@@ -195,6 +199,7 @@ GATEWAY = {
 
 def pod_spec(container: Optional[dict] = None, gateway: bool = True) -> dict:
     return {
+        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
         "containers": [container or serving_container(), *([GATEWAY] if gateway else [])],
         "volumes": [
             {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}},
@@ -257,8 +262,9 @@ def sglang_container() -> dict:
     }
 
 
-def service(annotations: dict, source_ranges: Optional[list] = None) -> dict:
-    spec: dict = {"type": "LoadBalancer", "selector": {"app": "llm"}, "ports": [{"port": 8000, "targetPort": 8000}]}
+def service(annotations: dict, source_ranges: Optional[list] = None, https: bool = False) -> dict:
+    port = {"name": "https", "port": 8000, "targetPort": "https"} if https else {"port": 8000, "targetPort": 8000}
+    spec: dict = {"type": "LoadBalancer", "selector": {"app": "llm"}, "ports": [port]}
     if source_ranges is not None:
         spec["loadBalancerSourceRanges"] = source_ranges
     return {
@@ -270,6 +276,25 @@ def service(annotations: dict, source_ranges: Optional[list] = None) -> dict:
 
 
 ALIBABA_ADDRESS = "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-address-type"
+CLB_PORTS = "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-protocol-port"
+CLB_CERT = "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-cert-id"
+
+
+def gateway_user_data(tls: bool, plain_port: Optional[int] = None) -> str:
+    """User-data carrying the conf core/gateway.py renders, as the ecs host's does."""
+    from core.gateway import GatewayConfig, GatewayTls, render_nginx_conf
+
+    config = GatewayConfig(
+        listen_port=8000,
+        engine_port=8001,
+        metrics_port=8002,
+        key_file="/etc/llm-gateway/api-key.map",
+        read_timeout_seconds=60,
+        max_body_bytes=1 << 20,
+        tls=GatewayTls("/etc/llm-gateway/tls/cert.pem", "/etc/llm-gateway/tls/key.pem") if tls else None,
+        plain_port=plain_port,
+    )
+    return "#!/bin/bash\ncat > /etc/nginx.conf <<'EOF'\n" + render_nginx_conf(config) + "EOF\n"
 
 
 def sg_rule(port_range: str, cidr: str = "", protocol: str = "tcp", **extra) -> dict:
@@ -330,9 +355,25 @@ COMPLIANT = {
     ),
     "intranet LoadBalancer (Alibaba)": (SERVICE, service({ALIBABA_ADDRESS: "intranet"})),
     "internal LoadBalancer (GKE)": (SERVICE, service({"networking.gke.io/load-balancer-type": "Internal"})),
-    "internet LoadBalancer limited to client CIDRs": (
+    "internet LoadBalancer limited to client CIDRs, TLS at the gateway": (
         SERVICE,
-        service({ALIBABA_ADDRESS: "internet"}, ["203.0.113.0/24"]),
+        service({ALIBABA_ADDRESS: "internet"}, ["203.0.113.0/24"], https=True),
+    ),
+    "internet LoadBalancer with the CLB's HTTPS listener": (
+        SERVICE,
+        service({ALIBABA_ADDRESS: "internet", CLB_PORTS: "https:8000", CLB_CERT: "123_abc"}, ["203.0.113.0/24"]),
+    ),
+    "public host whose gateway serves TLS": (
+        llm_policies.ECS_INSTANCE,
+        {"internetMaxBandwidthOut": 100, "userData": b64(gateway_user_data(tls=True))},
+    ),
+    "private host with a plain gateway": (
+        llm_policies.ECS_INSTANCE,
+        {"internetMaxBandwidthOut": 0, "userData": b64(gateway_user_data(tls=False))},
+    ),
+    "CPU job without a seccomp profile (the GPU rule only)": (
+        JOB,
+        {"spec": {"template": {"spec": {"containers": [{"name": "c", "image": IMAGE, "command": ["true"]}]}}}},
     ),
     "API rule from a client CIDR": (llm_policies.SECURITY_GROUP_RULE, sg_rule("8000/8000", "203.0.113.7/32")),
     "SSH from an admin CIDR": (llm_policies.SECURITY_GROUP_RULE, sg_rule("22/22", "198.51.100.0/24")),
@@ -376,7 +417,73 @@ def lws_with(template: str, change) -> dict:
     return lws
 
 
+def unconfined_gpu_container(container: dict) -> None:
+    container["securityContext"] = {"seccompProfile": {"type": "Unconfined"}}
+
+
+def pod_without_seccomp() -> dict:
+    pod = pod_spec()
+    del pod["securityContext"]
+    return pod
+
+
 VIOLATIONS = {
+    # public-endpoint-tls
+    "internet LoadBalancer on plain HTTP": (
+        "public-endpoint-tls",
+        SERVICE,
+        service({ALIBABA_ADDRESS: "internet"}, ["203.0.113.0/24"]),
+    ),
+    "a port named https that targets the plain port": (
+        "public-endpoint-tls",
+        SERVICE,
+        {
+            **service({}, ["203.0.113.0/24"]),
+            "spec": {"type": "LoadBalancer", "ports": [{"name": "https", "port": 8000, "targetPort": "http"}]},
+        },
+    ),
+    "CLB HTTPS listener on another port than the Service's": (
+        "public-endpoint-tls",
+        SERVICE,
+        service({CLB_PORTS: "https:443", CLB_CERT: "123_abc"}, ["203.0.113.0/24"]),
+    ),
+    "CLB HTTPS listener without a certificate": (
+        "public-endpoint-tls",
+        SERVICE,
+        service({CLB_PORTS: "https:8000"}, ["203.0.113.0/24"]),
+    ),
+    "public host whose gateway serves plain HTTP": (
+        "public-endpoint-tls",
+        llm_policies.ECS_INSTANCE,
+        {"internetMaxBandwidthOut": 100, "userData": b64(gateway_user_data(tls=False))},
+    ),
+    "public host with a TLS port beside a plain one": (
+        "public-endpoint-tls",
+        llm_policies.ECS_INSTANCE,
+        {"internetMaxBandwidthOut": 1, "userData": b64(gateway_user_data(tls=True, plain_port=8003))},
+    ),
+    # gpu-pod-seccomp
+    "GPU pod without a seccomp profile": ("gpu-pod-seccomp", DEPLOYMENT, deployment(pod_without_seccomp())),
+    "GPU container opting out of the pod's profile": (
+        "gpu-pod-seccomp",
+        DEPLOYMENT,
+        with_container(unconfined_gpu_container),
+    ),
+    "GPU worker of a LeaderWorkerSet without a profile": (
+        "gpu-pod-seccomp",
+        LWS,
+        {
+            **leader_worker_set(),
+            "spec": {
+                "replicas": 1,
+                "leaderWorkerTemplate": {
+                    "size": 2,
+                    "leaderTemplate": {"spec": pod_spec()},
+                    "workerTemplate": {"spec": pod_without_seccomp()},
+                },
+            },
+        },
+    ),
     # public-endpoint-cidr-limits
     "API rule open to 0.0.0.0/0": (
         "public-endpoint-cidr-limits",
@@ -642,3 +749,80 @@ def test_an_unknown_image_at_preview_is_reported_not_silently_passed():
     props["spec"]["template"]["spec"]["containers"][0]["image"] = Unknown()
     with pytest.raises(UnknownValueError):
         violations("pinned-images", args_for(DEPLOYMENT, props))
+
+
+# ---------------------------------------------------------------------------------------------- stack policies
+
+NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+DEFAULT_DENY = {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+
+
+def stack_violations(resources: list[tuple[str, dict]], stack: str = "dev") -> list[str]:
+    """The stack policies over `resources` (type, props), as the engine hands them over."""
+    found: list[str] = []
+    policy_resources = [
+        pulumi_policy.PolicyResource(
+            resource_type,
+            unknown_checking_proxy(engine_value(unwrap(props))),
+            f"urn:pulumi:{stack}::llm::{resource_type}::r{i}",
+            f"r{i}",
+            None,  # type: ignore[arg-type]
+            None,
+            None,
+            [],
+            {},
+        )
+        for i, (resource_type, props) in enumerate(resources)
+    ]
+    args = pulumi_policy.StackValidationArgs(policy_resources)
+    for policy in llm_policies.STACK_POLICIES:
+        policy.validate(args, lambda message, urn=None: found.append(message))  # type: ignore[misc]
+    return found
+
+
+def network_policy(namespace: str, spec: dict) -> tuple[str, dict]:
+    return (NETWORK_POLICY, {"metadata": {"name": "p", "namespace": namespace}, "spec": spec})
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_example_stack_isolates_its_serving_namespace(stack):
+    run = stack_run(stack)
+    assert stack_violations([(r.type, r.inputs) for r in run.resources], stack) == []
+
+
+def test_removing_the_default_deny_policy_from_a_stack_is_refused():
+    run = stack_run("acs")
+    kept = [
+        (r.type, r.inputs) for r in run.resources if not (r.type == NETWORK_POLICY and r.name.endswith("-default-deny"))
+    ]
+    assert len(kept) == len(run.resources) - 1
+    (message,) = stack_violations(kept)
+    assert "namespace 'llm' runs an inference server" in message
+
+
+@pytest.mark.parametrize(
+    "policies,expected",
+    [
+        ([], 1),
+        ([network_policy("llm", DEFAULT_DENY)], 0),
+        ([network_policy("llm", {"podSelector": {}})], 0),  # policyTypes defaults to Ingress
+        ([network_policy("other", DEFAULT_DENY)], 1),  # another namespace's
+        ([network_policy("llm", {"podSelector": {"matchLabels": {"app": "llm"}}, "policyTypes": ["Ingress"]})], 1),
+        ([network_policy("llm", {"podSelector": {}, "policyTypes": ["Egress"]})], 1),  # ingress stays open
+        ([network_policy("llm", {"podSelector": {}, "ingress": [{}]})], 1),  # allows everything
+    ],
+    ids=["none", "default-deny", "ingress-by-default", "other-namespace", "some-pods", "egress-only", "allow-all"],
+)
+def test_a_serving_namespace_needs_a_default_deny_policy(policies, expected):
+    assert len(stack_violations([(DEPLOYMENT, deployment()), *policies])) == expected
+    lws = {**leader_worker_set(), "metadata": {"name": "llm", "namespace": "llm"}}
+    assert len(stack_violations([(LWS, lws), *policies])) == expected
+
+
+def test_namespaces_without_inference_servers_need_no_policy_and_an_unknown_one_is_not_silently_passed():
+    job = COMPLIANT["benchmark job (vllm bench is a client)"][1]
+    assert stack_violations([(JOB, {**job, "metadata": {"name": "b", "namespace": "llm"}})]) == []
+    unknown = deployment()
+    unknown["metadata"]["namespace"] = Unknown()
+    with pytest.raises(UnknownValueError):  # the engine reports the policy as not evaluable at preview
+        stack_violations([(DEPLOYMENT, unknown), network_policy("llm", DEFAULT_DENY)])

@@ -75,6 +75,49 @@ def test_rendered_readiness_command_passes_shellcheck(tmp_path):
     shellcheck(path)
 
 
+def test_rendered_readiness_command_with_tls_passes_shellcheck_and_quotes_only_pem(tmp_path):
+    from harness import TEST_CERTIFICATE
+
+    kwargs = dict(api_port=8000, api_key_env="VLLM_API_KEY", secret_parameter="k", timeout_seconds=60)
+    text = render_ready_command(**kwargs, tls_certificate=TEST_CERTIFICATE, tls_key_parameter="llm-dev-tls-key")
+    assert "TLS_KEY_VALUE='{{oos-secret:llm-dev-tls-key}}'" in text and "TLS_DIR=/etc/llm-serving/gateway/tls" in text
+    path = tmp_path / "ready-tls.sh"
+    path.write_text(text)
+    shellcheck(path)
+    # The certificate sits in single quotes: anything but PEM's alphabet could end them.
+    with pytest.raises(ValueError, match="PEM"):
+        render_ready_command(**kwargs, tls_certificate=TEST_CERTIFICATE + "'; rm -rf /", tls_key_parameter="x")
+    with pytest.raises(ValueError, match="together"):
+        render_ready_command(**kwargs, tls_certificate=TEST_CERTIFICATE)
+
+
+def test_the_tls_section_installs_certificate_and_key_for_the_gateway_user(tmp_path):
+    """ready.sh's TLS branch, run for real with its helper: both files land 0400 in the TLS directory."""
+    script = (SCRIPTS / "ready.sh").read_text()
+    helper = script[script.index("install_secret() {") : script.index("install -d -m 0700 /etc/llm-serving")]
+    branch = script[script.index("scheme=http") : script.index('echo "waiting for the host bootstrap')]
+    tls_dir = tmp_path / "tls"
+    program = "\n".join(
+        [
+            "set -euo pipefail",
+            "chown() { :; }",  # not root here
+            helper,
+            f"TLS_DIR={tls_dir}",
+            "TLS_CERT_VALUE=$'-----BEGIN CERTIFICATE-----\\nQUJD\\n-----END CERTIFICATE-----'",
+            "TLS_KEY_VALUE=$'-----BEGIN PRIVATE KEY-----\\nREVG\\n-----END PRIVATE KEY-----'",
+            "GATEWAY_UID=65534",
+            "gateway_changed=false",
+            branch,
+            'echo "$scheme $gateway_changed ${tls_check[*]}"',
+        ]
+    )
+    out = subprocess.run(["bash", "-c", program], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["https", "true", "--insecure"]
+    assert (tls_dir / "key.pem").read_text() == "-----BEGIN PRIVATE KEY-----\nREVG\n-----END PRIVATE KEY-----\n"
+    assert (tls_dir / "cert.pem").read_text().startswith("-----BEGIN CERTIFICATE-----\nQUJD")
+    assert oct((tls_dir / "key.pem").stat().st_mode & 0o777) == "0o400"
+
+
 def test_config_values_survive_shell_quoting(tmp_path):
     """bash reads back exactly the values Python wrote, including an engine argument config would refuse."""
     host = host_for({"engine.name": "sglang"})

@@ -783,6 +783,7 @@ def test_the_gateway_runs_unprivileged_on_a_read_only_root_with_only_its_key_fil
     pod = deployment_pod(run)["spec"]
     _, gateway = containers(pod)
     assert gateway["securityContext"] == {
+        "privileged": False,
         "runAsNonRoot": True,
         "runAsUser": 101,
         "runAsGroup": 101,
@@ -800,6 +801,9 @@ def test_the_gateway_runs_unprivileged_on_a_read_only_root_with_only_its_key_fil
     # Only the map entry: the gateway never sees the engine's variable, the engine never mounts the file.
     assert key_volume["secretName"] == secret["metadata"]["name"]
     assert key_volume["items"] == [{"key": "gateway-auth.conf", "path": "gateway-auth.conf"}]
+    # Readable by uid 101: Secret files belong to root and the pod sets no fsGroup (which would chown the model
+    # volume too); 0440 would keep nginx from reading its key file (Permission denied at start).
+    assert key_volume["defaultMode"] == 0o444 and "fsGroup" not in pod["securityContext"]
     assert "include /etc/llm-gateway-key/gateway-auth.conf;" in gateway_conf(run)
     engine, _ = containers(pod)
     assert not {m["name"] for m in engine["volumeMounts"]} & {"gateway-key", "gateway-conf", "gateway-run"}

@@ -32,6 +32,10 @@ class GpuInstanceArgs:
     api_key_env: str
     api_port: int
     readiness_timeout_minutes: int
+    # TLS on the API port: the certificate (public) and its private key (a Pulumi secret, sent as an OOS
+    # encrypted parameter like the API key); the user-data's gateway conf must expect them (HostConfig.tls).
+    tls_certificate: Optional[str] = None
+    tls_key: Optional[pulumi.Output[str]] = None
     disk_category: str = "cloud_essd"
     system_disk_gib: int = 100
     public_bandwidth_mbps: int = 0  # 0: no public address
@@ -70,17 +74,19 @@ class GpuInstance(pulumi.ComponentResource):
         )
 
         parameter = f"{name}-api-key"
+        tls_parameter = f"{name}-tls-key" if args.tls_key is not None else None
+        readable = [parameter, *([tls_parameter] if tls_parameter else [])]
         role = InstanceRole(
             f"{name}-host",
             InstanceRoleArgs(
                 instance_id=instance.id,
                 statements=account_id(self).apply(
                     lambda account: [
-                        *secret_read_statements(args.region, account, parameter),
+                        *(s for p in readable for s in secret_read_statements(args.region, account, p)),
                         *args.extra_statements,
                     ]
                 ),
-                description="Lets Cloud Assistant on the GPU host read the API key parameter"
+                description="Lets Cloud Assistant on the GPU host read its secret parameters"
                 + (", and the host read the weights" if args.extra_statements else ", nothing else"),
                 tags=tags,
             ),
@@ -91,6 +97,8 @@ class GpuInstance(pulumi.ComponentResource):
             api_key_env=args.api_key_env,
             secret_parameter=parameter,
             timeout_seconds=args.readiness_timeout_minutes * 60,
+            tls_certificate=args.tls_certificate,
+            tls_key_parameter=tls_parameter,
         )
         self.ready = SecretCommand(
             f"{name}-ready",
@@ -99,6 +107,7 @@ class GpuInstance(pulumi.ComponentResource):
                 secret=args.api_key,
                 script=script,
                 parameter_name=parameter,
+                extra_secrets={tls_parameter: args.tls_key} if tls_parameter and args.tls_key is not None else {},
                 timeout_minutes=args.readiness_timeout_minutes,
                 tags=tags,
                 description="Install the API key, start the engine, wait for /health",

@@ -12,9 +12,11 @@ nginx.conf is rendered here (no secret in it); its key file is written by the re
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 from core.catalog import ModelSpec
 from core.engine import EngineCommand
@@ -22,6 +24,7 @@ from core.gateway import (
     DEFAULT_ROUTES,
     METRICS_PORT,
     GatewayConfig,
+    GatewayTls,
     generation_timeout_seconds,
     max_body_bytes,
     render_nginx_conf,
@@ -43,6 +46,10 @@ GATEWAY_CONTAINER = "llm-gateway"  # also named in scripts/llm-gateway.service (
 GATEWAY_DIR = "/etc/llm-serving/gateway"
 GATEWAY_CONF = "/etc/llm-gateway/nginx.conf"  # inside the container
 GATEWAY_KEY_FILE = "/etc/llm-gateway/api-key.map"  # inside the container
+# TLS (access.tls.source pem): the certificate and key, written by the readiness command into a root-only host
+# directory (the key from an OOS encrypted parameter), bind-mounted read-only at GATEWAY_TLS_MOUNT.
+GATEWAY_TLS_DIR = f"{GATEWAY_DIR}/tls"
+GATEWAY_TLS_MOUNT = "/etc/llm-gateway/tls"
 GATEWAY_UID = 65534  # nobody: not root, and the same uid in any image (the CN image's own user is unknown)
 # vLLM finishes requests in flight on SIGTERM for this long (--shutdown-timeout; without it they are cut,
 # measured in tests/engine); below `docker stop --time 120` of llm-serving.service.
@@ -74,6 +81,7 @@ class HostConfig:
     weights_parallel: int = 16
     oss_endpoint: str = ""
     gateway_routes: tuple[tuple[str, str], ...] = DEFAULT_ROUTES  # (path, method) behind the key: settings.gateway
+    tls: bool = False  # the API port speaks TLS only (the readiness command installs the certificate and key)
 
 
 def oss_internal_endpoint(region: str) -> str:
@@ -103,6 +111,8 @@ def render_conf(host: HostConfig) -> str:
         "GATEWAY_CONF": GATEWAY_CONF,
         "GATEWAY_KEY_FILE": GATEWAY_KEY_FILE,
         "GATEWAY_USER": f"{GATEWAY_UID}:{GATEWAY_UID}",
+        "GATEWAY_TLS_DIR": GATEWAY_TLS_DIR if host.tls else "",
+        "GATEWAY_TLS_MOUNT": GATEWAY_TLS_MOUNT,
         "DRIVER_BRANCH": host.driver_branch,
         "DRIVER_FLAVOUR": "open" if host.open_kernel_modules else "proprietary",
         "FABRIC_MANAGER": "true" if host.fabric_manager else "false",
@@ -152,6 +162,7 @@ def gateway_config(host: HostConfig) -> GatewayConfig:
         read_timeout_seconds=generation_timeout_seconds(host.max_model_len),
         max_body_bytes=max_body_bytes(host.max_model_len),
         allowed_paths=tuple(host.gateway_routes),
+        tls=GatewayTls(f"{GATEWAY_TLS_MOUNT}/cert.pem", f"{GATEWAY_TLS_MOUNT}/key.pem") if host.tls else None,
     )
 
 
@@ -214,9 +225,32 @@ def secret_reference(parameter_name: str) -> str:
     return "{{oos-secret:" + parameter_name + "}}"
 
 
-def render_ready_command(*, api_port: int, api_key_env: str, secret_parameter: str, timeout_seconds: int) -> str:
+PEM_TEXT = re.compile(r"[A-Za-z0-9+/=\r\n -]+")
+
+
+def render_ready_command(
+    *,
+    api_port: int,
+    api_key_env: str,
+    secret_parameter: str,
+    timeout_seconds: int,
+    tls_certificate: Optional[str] = None,
+    tls_key_parameter: Optional[str] = None,
+) -> str:
     """The readiness command: installs the key from OOS for the engine and the gateway, (re)starts both, and
-    checks through the gateway (api_port) that /health answers and the key guards every path."""
+    checks through the gateway (api_port) that /health answers and the key guards every path.
+
+    With TLS, it also installs the certificate (public: in the command text) and its private key (an OOS
+    encrypted-parameter reference, like the API key), and checks over HTTPS."""
+    if (tls_certificate is None) != (tls_key_parameter is None):
+        raise ValueError("tls_certificate and tls_key_parameter go together")
+    if tls_certificate is not None and not PEM_TEXT.fullmatch(tls_certificate):
+        raise ValueError("the certificate must be PEM text (it is quoted in the command)")
+    tls = [
+        f"TLS_DIR={GATEWAY_TLS_DIR if tls_certificate else ''}",
+        f"TLS_CERT_VALUE='{tls_certificate or ''}'",
+        f"TLS_KEY_VALUE='{secret_reference(tls_key_parameter) if tls_key_parameter else ''}'",
+    ]
     header = "\n".join(
         [
             "#!/bin/bash",
@@ -226,6 +260,7 @@ def render_ready_command(*, api_port: int, api_key_env: str, secret_parameter: s
             f"API_KEY_VALUE='{secret_reference(secret_parameter)}'",
             f"GATEWAY_KEY_PATH={GATEWAY_DIR}/api-key.map",
             f"GATEWAY_UID={GATEWAY_UID}",
+            *tls,
             "",
         ]
     )

@@ -52,6 +52,16 @@ class ManagedCluster(pulumi.ComponentResource):
     def __init__(self, name: str, args: ManagedClusterArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("llm:alibaba:ManagedCluster", name, None, opts)
         _check(args)
+        if args.public_endpoint:
+            # The API server's public endpoint (an EIP on the API server's CLB) answers any address: its access
+            # control is an ACL on that CLB's 6443 listener, which ACK owns and the provider cannot set (no ACL
+            # argument on cs.ManagedKubernetes; notes in docs/security.md). Said on every update.
+            pulumi.log.warn(
+                f"{name}: the cluster's API server has a public endpoint reachable from any address (guarded by its "
+                "client certificates only). Restrict it with an access control list in the ACK console, or set "
+                "cluster.publicEndpoint false and run Pulumi inside the VPC (docs/security.md).",
+                resource=self,
+            )
         cluster = alicloud.cs.ManagedKubernetes(
             f"{name}-cluster",
             name=name,

@@ -30,6 +30,8 @@ class SecretCommandArgs:
     timeout_minutes: int
     description: str
     tags: Mapping[str, str] = field(default_factory=dict)
+    # More secrets the script refers to, by parameter name (e.g. the TLS private key), delivered the same way.
+    extra_secrets: Mapping[str, pulumi.Output[str]] = field(default_factory=dict)
     # What the agent needs before it can resolve the OOS placeholder: the instance's RAM role, attached and
     # allowed to read the parameter (components.alibaba.instance_role.InstanceRole.attached).
     depends_on: Sequence[pulumi.Resource] = ()
@@ -49,6 +51,18 @@ class SecretCommand(pulumi.ComponentResource):
             tags=dict(args.tags),
             opts=pulumi.ResourceOptions(parent=self),
         )
+        extra = [
+            alicloud.oos.SecretParameter(
+                parameter_name,
+                secret_parameter_name=parameter_name,
+                value=value,
+                type="Secret",
+                description=args.description,
+                tags=dict(args.tags),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            for parameter_name, value in args.extra_secrets.items()
+        ]
         timeout_seconds = args.timeout_minutes * 60
         command = alicloud.ecs.Command(
             name,
@@ -68,9 +82,13 @@ class SecretCommand(pulumi.ComponentResource):
             instance_ids=[args.instance_id],
             opts=pulumi.ResourceOptions(
                 parent=self,
-                depends_on=[parameter, *args.depends_on],
-                # A changed secret must be installed again: re-run the command when it changes.
-                replacement_trigger=args.secret,
+                depends_on=[parameter, *extra, *args.depends_on],
+                # A changed secret must be installed again: re-run the command when one changes.
+                replacement_trigger=(
+                    pulumi.Output.secret(pulumi.Output.all(args.secret, *args.extra_secrets.values()))
+                    if args.extra_secrets
+                    else args.secret
+                ),
                 custom_timeouts=pulumi.CustomTimeouts(create=f"{wait_minutes}m", delete="5m"),
             ),
         )

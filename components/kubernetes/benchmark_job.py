@@ -18,6 +18,7 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.kubernetes.hardening import container_security, pod_security
 from components.kubernetes.objects import manifest
 from components.kubernetes.serving_workload import secret_env_var
 from core.config.benchmark import BenchmarkConfig
@@ -158,13 +159,14 @@ class BenchmarkJob(pulumi.ComponentResource):
                     ],
                     "volumeMounts": [{"name": "data", "mountPath": "/data"}],
                     "resources": _resources(2, 4),
+                    "securityContext": container_security(),
                 }
             )
         argv = bench_argv(args, results_dir, f"/data/{SHAREGPT_FILE}" if sharegpt else None)
         container = {
             "name": "bench",
             "image": args.image,
-            "securityContext": {"allowPrivilegeEscalation": False},
+            "securityContext": container_security(),
             **(
                 {"command": ["sh", "-c", REPORT_WRAPPER, "bench"], "args": argv}
                 if report is not None
@@ -187,7 +189,7 @@ class BenchmarkJob(pulumi.ComponentResource):
                     "backoffLimit": 0,
                     "template": {
                         "metadata": {
-                            "labels": {"app": name, **args.pod_labels},
+                            "labels": {"app": name, **args.pod_labels, "app.kubernetes.io/component": "benchmark"},
                             "annotations": dict(args.pod_annotations) or None,
                         },
                         "spec": {
@@ -196,6 +198,7 @@ class BenchmarkJob(pulumi.ComponentResource):
                             "initContainers": init or None,
                             # It talks to the model's Service, never to the API server.
                             "automountServiceAccountToken": False,
+                            "securityContext": pod_security(),
                             "containers": [container],
                             "volumes": volumes,
                         },

@@ -19,6 +19,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.alibaba import host_scripts
+from components.kubernetes.hardening import container_security, pod_security
 from components.kubernetes.objects import manifest
 from core.naming import dns_name
 
@@ -80,7 +81,12 @@ def import_job(
 ) -> k8s.batch.v1.Job:
     """The fetch script as a ConfigMap and the Job that runs it (`spec_for` builds the Job spec)."""
     job_name = dns_name(name)  # Job names become pod label values: a DNS label
-    labels = {"app.kubernetes.io/name": "model-import", "app.kubernetes.io/instance": job_name}
+    # app.kubernetes.io/component: what the NetworkPolicies select (components/kubernetes/network_policies.py).
+    labels = {
+        "app.kubernetes.io/name": "model-import",
+        "app.kubernetes.io/instance": job_name,
+        "app.kubernetes.io/component": "model-import",
+    }
     script = k8s.core.v1.ConfigMap(
         f"{name}-script",
         metadata={"name": dns_name(name, suffix="script"), "namespace": namespace, "labels": labels},
@@ -136,7 +142,7 @@ def job_spec(args: ModelImportArgs, script_config_map: pulumi.Input[str], labels
             {"name": "script", "mountPath": SCRIPT_DIR, "readOnly": True},
             {"name": "scratch", "mountPath": SCRATCH},
         ],
-        "securityContext": {"allowPrivilegeEscalation": False},
+        "securityContext": container_security(),  # root (pip and the download write as the image's user)
     }
     metadata: dict = {"labels": {**args.pod_labels, **labels}}
     if args.pod_annotations:
@@ -153,6 +159,7 @@ def job_spec(args: ModelImportArgs, script_config_map: pulumi.Input[str], labels
                 **spec,
                 "restartPolicy": "OnFailure",
                 "automountServiceAccountToken": False,  # it talks to ModelScope and the mirror, never the API server
+                "securityContext": pod_security(),
                 "containers": [container],
                 "volumes": [
                     {"name": "model", "persistentVolumeClaim": {"claimName": args.claim}},

@@ -37,6 +37,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from components.kubernetes.hardening import container_security, pod_security
 from components.kubernetes.objects import manifest
 from core.engine import MODEL_URI_ENV, MODEL_URI_REF, EngineCommand
 from core.gateway import (
@@ -45,6 +46,7 @@ from core.gateway import (
     HEALTH_PATH,
     METRICS_PORT,
     GatewayConfig,
+    GatewayTls,
     auth_map_entry,
     nginx_argv,
     render_nginx_conf,
@@ -97,6 +99,14 @@ API_PORT_NAME = "http"
 METRICS_PORT_NAME = "metrics"
 # The gateway's port inside the pod, whatever access.apiPort the Services publish (443 needs no root this way).
 GATEWAY_POD_PORT = 8000
+# With TLS at the gateway: the HTTPS port the public Service targets (GATEWAY_POD_PORT stays plain HTTP for the
+# probes, the ClusterIP Service and the private load balancer: inside the cluster and VPC only).
+GATEWAY_TLS_POD_PORT = 8443
+TLS_PORT_NAME = "https"
+GATEWAY_TLS_DIR = "/etc/llm-gateway-tls"
+# A kubernetes.io/tls Secret's keys (Kubernetes "Secrets", TLS secrets; cert-manager writes the same two).
+TLS_CERT_ITEM = "tls.crt"
+TLS_KEY_ITEM = "tls.key"
 GATEWAY_RESOURCES = {"requests": {"cpu": "250m", "memory": "128Mi"}, "limits": {"cpu": "2", "memory": "512Mi"}}
 # The engine's probes run inside its container (it listens on loopback, out of the kubelet's reach); every
 # engine image has Python (the engines are Python), not always curl.
@@ -145,6 +155,9 @@ class ServiceExposure:
     annotations: Mapping[str, str] = field(default_factory=dict)  # cloud-specific LB annotations
     source_ranges: Sequence[str] = ()  # loadBalancerSourceRanges; empty: no restriction by the LB
     external_traffic_policy: Optional[str] = None  # "Local" keeps client addresses (the ACS public LB)
+    # Clients reach it over HTTPS: TLS ends at the load balancer (its annotations hold the certificate) or, with
+    # ServingArgs.tls_secret, at the gateway (the Service then targets the gateway's TLS port).
+    https: bool = False
 
 
 @dataclass(frozen=True)
@@ -165,10 +178,16 @@ class Gateway:
     read_timeout_seconds: int  # core.gateway.generation_timeout_seconds(max_model_len)
     max_body_bytes: int  # core.gateway.max_body_bytes(max_model_len)
     routes: Sequence[tuple[str, str]] = DEFAULT_ROUTES  # (path, method), each behind the key
+    tls: bool = False  # TLS on GATEWAY_TLS_POD_PORT from the Secret ServingArgs.tls_secret names
 
     def config(self) -> GatewayConfig:
+        tls = (
+            GatewayTls(f"{GATEWAY_TLS_DIR}/{TLS_CERT_ITEM}", f"{GATEWAY_TLS_DIR}/{TLS_KEY_ITEM}") if self.tls else None
+        )
         return GatewayConfig(
-            listen_port=GATEWAY_POD_PORT,
+            listen_port=GATEWAY_TLS_POD_PORT if self.tls else GATEWAY_POD_PORT,
+            tls=tls,
+            plain_port=GATEWAY_POD_PORT if self.tls else None,
             engine_port=ENGINE_LOOPBACK_PORT,
             metrics_port=METRICS_PORT,
             key_file=f"{GATEWAY_KEY_DIR}/{GATEWAY_KEY_ITEM}",
@@ -211,6 +230,9 @@ class ServingArgs:
     # the volume is mounted writable and the Hugging Face Hub is not forced offline.
     download_at_start: bool = False
     host_mounts: Sequence[HostMount] = ()  # node directories for the GPU containers (read-only)
+    # A kubernetes.io/tls Secret (tls.crt, tls.key) in the namespace: the gateway serves HTTPS from it (needs
+    # gateway.tls); from the stack's PEM (stacks/serving.py) or cert-manager's Certificate.
+    tls_secret: Optional[pulumi.Input[str]] = None
     private_service: Optional[ServiceExposure] = None  # None: no private LoadBalancer
     public_service: Optional[ServiceExposure] = None  # None: no public LoadBalancer
     depends_on: Sequence[pulumi.Resource] = ()  # e.g. the model import Job and the LWS controller
@@ -363,6 +385,7 @@ class ServingWorkload(pulumi.ComponentResource):
     def _gateway_container(self) -> dict:
         """nginx in front of the engine: the API port (allowlist behind the key, /health) and the metrics port."""
         args = self._args
+        tls = args.gateway.tls
         health = {"httpGet": {"path": HEALTH_PATH, "port": "http"}}
         # The drain, then a graceful quit whatever the image's stop signal; the pid file goes when nginx exits.
         quit_gracefully = " ".join([*nginx_argv(GATEWAY_CONF), "-s", "quit"])
@@ -374,6 +397,7 @@ class ServingWorkload(pulumi.ComponentResource):
             "command": nginx_argv(GATEWAY_CONF),
             "ports": [
                 {"name": API_PORT_NAME, "containerPort": GATEWAY_POD_PORT, "protocol": "TCP"},
+                *([{"name": TLS_PORT_NAME, "containerPort": GATEWAY_TLS_POD_PORT, "protocol": "TCP"}] if tls else []),
                 {"name": METRICS_PORT_NAME, "containerPort": METRICS_PORT, "protocol": "TCP"},
             ],
             "resources": {k: dict(v) for k, v in GATEWAY_RESOURCES.items()},
@@ -381,6 +405,7 @@ class ServingWorkload(pulumi.ComponentResource):
                 {"name": "gateway-conf", "mountPath": GATEWAY_CONF_DIR, "readOnly": True},
                 {"name": "gateway-key", "mountPath": GATEWAY_KEY_DIR, "readOnly": True},
                 {"name": "gateway-run", "mountPath": GATEWAY_RUN_DIR},
+                *([{"name": "gateway-tls", "mountPath": GATEWAY_TLS_DIR, "readOnly": True}] if tls else []),
             ],
             # In the Service only while the engine answers /health through it.
             "readinessProbe": {
@@ -397,29 +422,33 @@ class ServingWorkload(pulumi.ComponentResource):
                 "failureThreshold": 3,
             },
             "lifecycle": {"preStop": {"exec": {"command": ["/bin/sh", "-c", drain]}}},
-            "securityContext": {
-                "runAsNonRoot": True,
-                "runAsUser": GATEWAY_UID,
-                "runAsGroup": GATEWAY_UID,
-                "allowPrivilegeEscalation": False,
-                "readOnlyRootFilesystem": True,
-                "capabilities": {"drop": ["ALL"]},
-                "seccompProfile": {"type": "RuntimeDefault"},
-            },
+            "securityContext": container_security(run_as_user=GATEWAY_UID, read_only_root=True),
         }
 
     def _gateway_volumes(self, secret: k8s.core.v1.Secret) -> list[dict]:
+        # 0444: the gateway runs as GATEWAY_UID without an fsGroup (which would chown the model volume too), and
+        # Secret files belong to root; the pod's only other container is the engine, which holds the key anyway.
+        tls = []
+        if self._args.tls_secret is not None:
+            items = [{"key": k, "path": k} for k in (TLS_CERT_ITEM, TLS_KEY_ITEM)]
+            tls = [
+                {
+                    "name": "gateway-tls",
+                    "secret": {"secretName": self._args.tls_secret, "defaultMode": 0o444, "items": items},
+                }
+            ]
         return [
             {"name": "gateway-conf", "configMap": {"name": self._gateway_conf.metadata.name, "defaultMode": 0o444}},
             {
                 "name": "gateway-key",
                 "secret": {
                     "secretName": secret.metadata.name,
-                    "defaultMode": 0o440,
+                    "defaultMode": 0o444,
                     "items": [{"key": GATEWAY_KEY_ITEM, "path": GATEWAY_KEY_ITEM}],
                 },
             },
             {"name": "gateway-run", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
+            *tls,
         ]
 
     def _deployment(
@@ -525,12 +554,8 @@ class ServingWorkload(pulumi.ComponentResource):
                 *({"name": m.name, "mountPath": m.mount_path, "readOnly": True} for m in args.host_mounts),
             ],
             # Engine images run as root and write caches under $HOME; GPUs come from the device
-            # plugin, so nothing here needs privileges or capabilities.
-            "securityContext": {
-                "privileged": False,
-                "allowPrivilegeEscalation": False,
-                "capabilities": {"drop": ["ALL"]},
-            },
+            # plugin, so nothing here needs privileges or capabilities (components/kubernetes/hardening.py).
+            "securityContext": container_security(),
         }
 
     def _engine_container(
@@ -611,6 +636,7 @@ class ServingWorkload(pulumi.ComponentResource):
                 *extra_volumes,
             ],
             "terminationGracePeriodSeconds": grace_seconds,
+            "securityContext": pod_security(),
             # The engine never calls the Kubernetes API; and Service env vars would be noise (a
             # Service named "vllm" even breaks vLLM through VLLM_PORT).
             "automountServiceAccountToken": False,
@@ -674,6 +700,12 @@ class ServingWorkload(pulumi.ComponentResource):
                 {"name": "http", "port": self._args.gateway.port, "target_port": API_PORT_NAME, "protocol": "TCP"}
             ],
         }
+        if exposure is not None and exposure.https:
+            # TLS at the gateway: its HTTPS port; TLS at the load balancer: the LB sends plain HTTP to the pods.
+            target = TLS_PORT_NAME if self._args.tls_secret is not None else API_PORT_NAME
+            spec["ports"] = [
+                {"name": "https", "port": self._args.gateway.port, "target_port": target, "protocol": "TCP"}
+            ]
         annotations = None
         if exposure is not None:
             annotations = exposure.annotations
@@ -801,6 +833,10 @@ def _validate(args: ServingArgs) -> None:
             f"127.0.0.1:{ENGINE_LOOPBACK_PORT} behind the gateway (build_command(..., behind_gateway=True))"
         )
     problems += [f"gateway: {p}" for p in args.gateway.config().problems()]
+    if args.gateway.tls != (args.tls_secret is not None):
+        problems.append("gateway.tls and tls_secret go together: the gateway serves HTTPS from that Secret")
+    if args.gateway.tls and (args.public_service is None or not args.public_service.https):
+        problems.append("a TLS gateway is for the public Service: give public_service with https=True")
     if not 0 < args.gateway.port < 65536:
         problems.append(f"gateway port {args.gateway.port} must be a TCP port (1-65535)")
     streams_uri = MODEL_URI_REF in args.engine.argv

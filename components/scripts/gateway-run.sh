@@ -9,11 +9,15 @@ set -euo pipefail
 source /etc/llm-serving/serving.conf
 
 docker rm --force "$GATEWAY_CONTAINER" >/dev/null 2>&1 || true
+tls_mount=()
+if [ -n "$GATEWAY_TLS_DIR" ]; then
+  tls_mount=(--volume "$GATEWAY_TLS_DIR:$GATEWAY_TLS_MOUNT:ro")
+fi
 # SIGQUIT: nginx stops accepting and lets requests in flight finish (worker_shutdown_timeout).
 exec docker run --rm --name "$GATEWAY_CONTAINER" \
   --network host --read-only --tmpfs /tmp:rw,nosuid,nodev,size=64m \
   --user "$GATEWAY_USER" --cap-drop ALL --security-opt no-new-privileges --stop-signal SIGQUIT \
   --volume "$GATEWAY_DIR/nginx.conf:$GATEWAY_CONF:ro" \
-  --volume "$GATEWAY_DIR/api-key.map:$GATEWAY_KEY_FILE:ro" \
+  --volume "$GATEWAY_DIR/api-key.map:$GATEWAY_KEY_FILE:ro" "${tls_mount[@]}" \
   --entrypoint nginx \
   "$GATEWAY_IMAGE" -c "$GATEWAY_CONF" -e stderr

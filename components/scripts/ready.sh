@@ -4,7 +4,8 @@
 # finishes when this succeeds. API_KEY_VALUE is an OOS encrypted-parameter reference that Cloud
 # Assistant resolves on the instance at run time (with the instance's RAM role); the command text stored
 # in the cloud only holds the placeholder. Set by the header: TIMEOUT_SECONDS, API_PORT (the gateway's),
-# API_KEY_ENV, API_KEY_VALUE, GATEWAY_KEY_PATH, GATEWAY_UID.
+# API_KEY_ENV, API_KEY_VALUE, GATEWAY_KEY_PATH, GATEWAY_UID; with TLS (else empty) TLS_DIR,
+# TLS_CERT_VALUE (public) and TLS_KEY_VALUE (an OOS encrypted-parameter placeholder too).
 set -euo pipefail
 umask 077
 
@@ -40,6 +41,19 @@ install -d -m 0700 /etc/llm-serving "$(dirname "$GATEWAY_KEY_PATH")"
 engine_changed=$(install_secret /etc/llm-serving/secret.env "$(printf '%s=%s\n' "$API_KEY_ENV" "$API_KEY_VALUE")" root:root)
 # Readable by the gateway's user through its read-only bind mount; the directory stays root's alone.
 gateway_changed=$(install_secret "$GATEWAY_KEY_PATH" "$(printf '"Bearer %s" 1;\n' "$API_KEY_VALUE")" "$GATEWAY_UID:$GATEWAY_UID")
+scheme=http
+tls_check=()
+if [ -n "$TLS_DIR" ]; then
+  install -d -m 0700 "$TLS_DIR"
+  chown "$GATEWAY_UID:$GATEWAY_UID" "$TLS_DIR"
+  cert_changed=$(install_secret "$TLS_DIR/cert.pem" "$TLS_CERT_VALUE"$'\n' "$GATEWAY_UID:$GATEWAY_UID")
+  key_changed=$(install_secret "$TLS_DIR/key.pem" "$TLS_KEY_VALUE"$'\n' "$GATEWAY_UID:$GATEWAY_UID")
+  if [ "$cert_changed" = true ] || [ "$key_changed" = true ]; then gateway_changed=true; fi
+  scheme=https
+  # The checks below are about the gateway's key check on this host, over loopback: the certificate names the
+  # public host name, not 127.0.0.1, so its name is not verified here (clients verify it).
+  tls_check=(--insecure)
+fi
 
 echo "waiting for the host bootstrap (driver, runtime, images, model download)"
 until [ -f "$STATE_DIR/bootstrap.done" ]; do
@@ -58,22 +72,23 @@ if [ "$gateway_changed" = true ] || ! systemctl is-active --quiet llm-gateway.se
   systemctl restart llm-gateway.service
 fi
 
-echo "waiting for http://127.0.0.1:$API_PORT/health"
-until curl -fsS -o /dev/null "http://127.0.0.1:$API_PORT/health"; do
+base="$scheme://127.0.0.1:$API_PORT"
+echo "waiting for $base/health"
+until curl "${tls_check[@]}" -fsS -o /dev/null "$base/health"; do
   past_deadline && fail "engine not healthy after ${TIMEOUT_SECONDS}s; see: journalctl -u llm-serving -u llm-gateway"
   sleep 15
 done
 
-status=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$API_PORT/v1/models")
+status=$(curl "${tls_check[@]}" -s -o /dev/null -w '%{http_code}' "$base/v1/models")
 [ "$status" = 401 ] || fail "/v1/models answered $status without an API key; expected 401"
 # vLLM's own key check skips /invocations (vllm-project/vllm#58144): only the gateway refuses it.
-status=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' -d '{}' \
-  "http://127.0.0.1:$API_PORT/invocations")
+status=$(curl "${tls_check[@]}" -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+  -d '{}' "$base/invocations")
 [ "$status" = 404 ] || fail "POST /invocations answered $status without an API key; expected the gateway's 404"
 
 header_file=$(mktemp)
 trap 'rm -f "$header_file"' EXIT
 printf 'Authorization: Bearer %s\n' "$API_KEY_VALUE" >"$header_file"
-curl -fsS -o /dev/null -H "@$header_file" "http://127.0.0.1:$API_PORT/v1/models" \
+curl "${tls_check[@]}" -fsS -o /dev/null -H "@$header_file" "$base/v1/models" \
   || fail "/v1/models refused the configured API key"
 echo "ready: the API is healthy and requires the API key"

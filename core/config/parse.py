@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from core.config.access import check_access
+from core.config.access import check_access, resolve_tls
 from core.config.ack import AckSettings, resolve_edge, resolve_gpu_pool
 from core.config.acs import resolve_acs_pod
 from core.config.benchmark import check_benchmark
@@ -110,8 +110,11 @@ def _resolve(
             placement = resolve_instance_placement(placement_config, target, model, engine, problems)
         else:
             placement = resolve_pod_placement(placement_config, target, model, engine, problems)
+    tls = None
     if ok("access"):
         check_access(c.access, problems)
+        if ok("tlsCertificate", "tlsKey"):
+            tls = resolve_tls(c.access, target, c.tls_certificate, c.tls_key, problems)
     gateway = resolve_gateway(c.gateway, mainland, problems) if ok("gateway") else None
     network_ok = ok("network") and target in ALIBABA and check_network(c.network, problems)
     kind = gpu_kind(c.placement, target)
@@ -217,6 +220,7 @@ def _resolve(
         engine=engine,
         placement=placement,
         access=c.access,
+        tls=tls,
         gateway=gateway,
         api_key=SecretStr(c.api_key) if c.api_key else None,
         network=c.network,

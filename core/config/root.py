@@ -38,7 +38,9 @@ ApiKeyText = Annotated[
     str, matches(r"[A-Za-z0-9._~+/=-]{16,256}", "16-256 characters of letters, digits and . _ ~ + / = -")
 ]
 HfTokenText = Annotated[str, matches(r"hf_[A-Za-z0-9]{20,200}", "a Hugging Face access token (hf_...)")]
-SECRET_KEYS = ("apiKey", "hfToken")
+# PEM text: checked whole in core.config.access.resolve_tls (a multi-line value).
+PemText = Annotated[str, matches(r"[\s\S]{1,65536}", "PEM text of at most 64 KiB")]
+SECRET_KEYS = ("apiKey", "hfToken", "tlsCertificate", "tlsKey")
 
 
 class StackConfig(Group):
@@ -80,4 +82,12 @@ class StackConfig(Group):
     )
     hf_token: Optional[HfTokenText] = option(
         None, "Hugging Face token (set with --secret); gated models need it.", targets=(GKE,), example="<hf_token>"
+    )
+    tls_certificate: Optional[PemText] = option(
+        None,
+        "access.tls.source pem: the server certificate then its intermediates, PEM (set with --secret).",
+        example="<fullchain.pem>",
+    )
+    tls_key: Optional[PemText] = option(
+        None, "access.tls.source pem: the certificate's private key, PEM (set with --secret).", example="<privkey.pem>"
     )

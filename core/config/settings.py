@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from core.catalog import InstanceType, ModelSpec
-from core.config.access import AccessConfig
+from core.config.access import AccessConfig, Tls
 from core.config.ack import AckSettings, EdgeBurst, GpuNodePool
 from core.config.acs import AcsPod
 from core.config.benchmark import BenchmarkConfig
@@ -63,6 +63,7 @@ class Settings:
     engine: EngineOptions
     placement: Placement
     access: AccessConfig
+    tls: Optional[Tls]  # HTTPS on the public endpoint; None: plain HTTP (private, or access.allowPlainHttp)
     gateway: Gateway  # its image and routes; the port is access.apiPort
     api_key: Optional[SecretStr]
     network: NetworkConfig

@@ -18,7 +18,8 @@ TARGET_EXAMPLES = {
 }
 # Outputs that only some settings export, shown by running each example again with them (README-documented
 # addresses from the RFC 5737 documentation range; `kp` is a key pair name the mocks accept).
-PUBLIC = {"access.public": True, "access.allowedCidrs": ["203.0.113.0/24"]}
+# A public endpoint serves HTTPS (access.tls): the pem source, with the harness's PEM-shaped test values.
+PUBLIC = {"access.public": True, "access.allowedCidrs": ["203.0.113.0/24"], **harness.PEM_TLS}
 SSH = {"access.sshCidrs": ["203.0.113.0/24"], "access.sshKeyPair": "kp"}
 VARIANTS = {
     "access.public": PUBLIC,

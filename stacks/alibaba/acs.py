@@ -86,6 +86,7 @@ def build(settings: AcsSettings) -> dict[str, object]:
             "alibabacloud.com/compute-qos": acs.compute_qos,
         },
         **load_balancers(settings),
+        open_unlabelled_pods=settings.model_store.fluid,  # Fluid's cache master and workers run in the namespace
         pip_index_url=PIP_INDEX_URL,
         **bandwidth_deadlines(settings, gpu_capacity_minutes=durations.GPU_CAPACITY_MIN.value),
     )

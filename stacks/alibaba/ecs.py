@@ -26,7 +26,7 @@ from core.engine import build_command
 from core.gateway import METRICS_PORT
 from stacks.alibaba import cost
 from stacks.alibaba.common import alibaba_provider, stack_tags, ubuntu_image
-from stacks.client import api_base, client_outputs
+from stacks.client import api_base, client_outputs, warn_plain_http
 
 
 def build(settings: EcsSettings) -> dict[str, object]:
@@ -65,6 +65,7 @@ def build(settings: EcsSettings) -> dict[str, object]:
         opts=in_region,
     )
 
+    tls = settings.tls  # pem only on ecs: the gateway serves HTTPS on the API port, to the VPC as well
     host_setup = host_config(settings)
     engine = host_setup.engine
     user_data = render_user_data(host_setup)
@@ -82,6 +83,8 @@ def build(settings: EcsSettings) -> dict[str, object]:
             api_key_env=engine.api_key_env,
             api_port=settings.engine.port,
             readiness_timeout_minutes=settings.ecs.readiness_timeout_minutes,
+            tls_certificate=tls.certificate.reveal() if tls and tls.certificate else None,
+            tls_key=pulumi.Output.secret(tls.key.reveal()) if tls and tls.key else None,
             disk_category=settings.disk.category,
             system_disk_gib=settings.disk.size_gib,
             public_bandwidth_mbps=settings.access.public_bandwidth_mbps if settings.access.public else 0,
@@ -101,9 +104,16 @@ def build(settings: EcsSettings) -> dict[str, object]:
         model_name=settings.engine.served_model_name,
         engine=settings.engine.engine,
         api_key=api_key.value,
-        private_base=api_base(host.private_ip, port),
-        public_base=api_base(host.public_ip, port) if host.public_ip is not None else None,
+        private_base=api_base(host.private_ip, port, https=tls is not None),
+        public_base=(
+            api_base(host.public_ip, port, https=True, hostname=tls.hostname if tls else None)
+            if host.public_ip is not None and tls is not None
+            else api_base(host.public_ip, port)
+            if host.public_ip is not None
+            else None
+        ),
     )
+    warn_plain_http(settings)
     outputs.update(
         {
             "target": "ecs",
@@ -114,7 +124,9 @@ def build(settings: EcsSettings) -> dict[str, object]:
             "gpus": f"{placement.gpus_per_pod}x {placement.gpu.name}",
             "engine": settings.engine.engine,
             "engineImage": settings.engine.image,
-            "healthCheck": pulumi.Output.concat("curl http://", host.private_ip, f":{port}/health"),
+            "healthCheck": pulumi.Output.concat(
+                "curl https://" if tls else "curl http://", host.private_ip, f":{port}/health"
+            ),
             "readinessTimeoutMinutes": settings.ecs.readiness_timeout_minutes,
             "costEstimate": cost.ecs_estimate(settings, provider),
             "hostImage": image_id,
@@ -167,6 +179,7 @@ def host_config(settings: EcsSettings) -> HostConfig:
         weights_prefix=settings.ecs.weights.prefix,
         weights_parallel=settings.ecs.weights.parallel,
         oss_endpoint=oss_internal_endpoint(settings.region) if settings.ecs.weights.in_region else "",
+        tls=settings.tls is not None,
     )
 
 

@@ -23,6 +23,8 @@ from stacks import serving
 
 MODEL_PREFIX = "models"  # objects under oss://<bucket>/models/<ModelScope id>/
 ADDRESS_TYPE = "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-address-type"
+CLB_PROTOCOL_PORT = "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-protocol-port"
+CLB_CERT_ID = "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-cert-id"
 CLUSTER_SPEC = "ack.pro.small"
 GPU_TOLERATION = {
     "key": GPU_TAINT["key"],
@@ -280,16 +282,44 @@ def load_balancers(settings: AlibabaClusterSettings) -> dict:
     """Platform Service exposures on Alibaba Cloud: an intranet LB always, an internet one only when asked."""
     from components.kubernetes.serving_workload import ServiceExposure
 
+    annotations = {ADDRESS_TYPE: "internet"}
+    tls = settings.tls
+    if tls is not None and tls.source == "alibaba-cas" and tls.certificate_id:
+        # An HTTPS listener on the public CLB with the certificate; it sends plain HTTP to the pods inside the VPC
+        # (kubernetes/cloud-provider-alibaba-cloud usage guide, "HTTPS requests are decrypted at the SLB";
+        # ACK help doc 86531 "Configure a CLB instance by using annotations", protocol-port and cert-id).
+        annotations |= {
+            CLB_PROTOCOL_PORT: f"https:{settings.access.api_port}",
+            CLB_CERT_ID: tls.certificate_id,
+        }
     public = (
         ServiceExposure(
-            annotations={ADDRESS_TYPE: "internet"},
+            annotations=annotations,
             source_ranges=settings.access.allowed_cidrs,
             external_traffic_policy="Local",
         )
         if settings.access.public
         else None
     )
-    return {"private_service": ServiceExposure(annotations={ADDRESS_TYPE: "intranet"}), "public_service": public}
+    return {
+        "private_service": ServiceExposure(annotations={ADDRESS_TYPE: "intranet"}),
+        "public_service": public,
+        **network_isolation(settings),
+    }
+
+
+def network_isolation(settings: AlibabaClusterSettings) -> dict:
+    """Platform fields for the NetworkPolicies: the VPC (nodes, Terway pods, VPC clients, the intranet CLB's
+    forwarded traffic) and the CLB's health-check and Layer-7 range may call the plain API port; the metrics port
+    is read by ARMS Prometheus' agent in the cluster, or from the VPC (where ARMS' collectors run is not known
+    here: any pod of the cluster and the VPC may read it, GET /metrics only)."""
+    from components.kubernetes.network_policies import ALIBABA_LB_RANGE, Peer
+
+    vpc = settings.network.vpc_cidr
+    return {
+        "private_ranges": (vpc, ALIBABA_LB_RANGE),
+        "metrics_scrapers": (Peer(namespace_labels={}, pod_labels={}), Peer(cidr=vpc)),
+    }
 
 
 def cluster_zones(
@@ -381,9 +411,19 @@ def namespace_and_store(
     """
     import pulumi_kubernetes as k8s
 
+    from components.kubernetes.hardening import pod_security_labels
+
     namespace = k8s.core.v1.Namespace(
         f"{settings.name}-namespace",
-        metadata={"name": settings.workload.namespace, "labels": {"app.kubernetes.io/managed-by": "pulumi"}},
+        metadata={
+            "name": settings.workload.namespace,
+            # Fluid's cache pods and its injected FUSE sidecar run in this namespace with whatever privileges Fluid
+            # gives them (not known here): only "privileged" is sure to admit them, with warnings at baseline.
+            "labels": {
+                "app.kubernetes.io/managed-by": "pulumi",
+                **pod_security_labels(host_paths=settings.model_store.fluid),
+            },
+        },
         opts=pulumi.ResourceOptions(provider=cluster.provider),
     )
     ns = namespace.metadata["name"]

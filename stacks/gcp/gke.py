@@ -44,13 +44,15 @@ from components.gcp.pod_monitoring import serving_pod_monitoring
 from components.gcp.rdma import POD_ENV as RDMA_POD_ENV
 from components.gcp.rdma import POD_HOST_MOUNTS as RDMA_POD_HOST_MOUNTS
 from components.gcp.rdma import RdmaClusterObjects, RdmaNetworks, RdmaNetworksArgs, pod_network_annotations
+from components.kubernetes.hardening import pod_security_labels
 from components.kubernetes.image_prepull import ImagePrepull, ImagePrepullArgs
 from components.kubernetes.leader_worker_set import WEBHOOK_PORT as LWS_WEBHOOK_PORT
 from components.kubernetes.leader_worker_set import LeaderWorkerSetController
+from components.kubernetes.network_policies import Egress, Peer
 from components.kubernetes.serving_workload import LWS_WORKER_INDEX_LABEL, ServiceExposure
 from core import durations, sizing, versions
 from core.catalog import FLEX_START
-from core.config.gke import FLEX_START_MIN_GKE, at_least, version_key
+from core.config.gke import FLEX_START_MIN_GKE, NODE_CIDR, at_least, version_key
 from core.config.problems import ConfigError, Problem
 from core.config.settings import GkeTargetSettings
 from core.config.storage import STREAM
@@ -208,7 +210,14 @@ def build(settings: GkeTargetSettings) -> dict[str, object]:
     )
     namespace = k8s.core.v1.Namespace(
         f"{settings.name}-namespace",
-        metadata={"name": settings.workload.namespace, "labels": {"app.kubernetes.io/managed-by": "pulumi"}},
+        metadata={
+            "name": settings.workload.namespace,
+            # A copy over several nodes mounts the node's NCCL gIB plugin (hostPath): privileged, else baseline.
+            "labels": {
+                "app.kubernetes.io/managed-by": "pulumi",
+                **pod_security_labels(host_paths=settings.placement.pods > 1),
+            },
+        },
         opts=in_cluster,
     )
     ns = namespace.metadata["name"]
@@ -443,6 +452,18 @@ def _account_id(name: str) -> str:
     return account if re.fullmatch(r"[a-z][a-z0-9-]{4,28}[a-z0-9]", account) else f"llm-{account}"[:30].rstrip("-")
 
 
+# NetworkPolicy peers on GKE (Dataplane V2 enforces them). Managed Prometheus' collectors run in the gmp-system
+# namespace (Google Cloud Managed Service for Prometheus, "managed collection": a DaemonSet there scrapes what
+# PodMonitorings select). Pods reach Google APIs on 443 (the GCS FUSE sidecar, the streamer, the Hub) and the GKE
+# metadata server for Workload Identity tokens: 169.254.169.254:80, and 169.254.169.252:988 where GKE's
+# network-policy page says to allow it for Workload Identity (that page was not read here: both are allowed).
+GMP_NAMESPACE = {"kubernetes.io/metadata.name": "gmp-system"}  # the label Kubernetes puts on every namespace
+METADATA_EGRESS = (
+    Egress(to=(Peer(cidr="169.254.169.254/32"),), tcp_ports=(80,)),
+    Egress(to=(Peer(cidr="169.254.169.252/32"),), tcp_ports=(988,)),
+)
+
+
 def _platform(settings: GkeTargetSettings, multi_node: bool, streaming: bool = False) -> serving.Platform:
     """What GKE adds to the shared workload: GPU node placement, the load balancers, and RDMA for multi-node copies.
 
@@ -453,6 +474,12 @@ def _platform(settings: GkeTargetSettings, multi_node: bool, streaming: bool = F
     workload, pods = settings.workload, settings.placement.pods
     return serving.Platform(
         service_account=MODEL_SERVICE_ACCOUNT if streaming else None,
+        # The subnet's nodes: internal load balancer clients in the VPC, and traffic a node forwards with its own
+        # address (externalTrafficPolicy Cluster); the cluster's pods are allowed by selector.
+        private_ranges=(NODE_CIDR,),
+        metrics_scrapers=(Peer(namespace_labels=GMP_NAMESPACE, pod_labels={}),),
+        serving_egress=(serving.HTTPS_ANYWHERE, *METADATA_EGRESS),
+        helper_egress=METADATA_EGRESS,
         tolerations=[GPU_TOLERATION],
         node_selector=POOL_LABEL,
         # A copy over several nodes: NCCL over the RDMA NICs through the gIB plugin.

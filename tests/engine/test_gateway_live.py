@@ -216,17 +216,18 @@ def test_the_metrics_listener_serves_the_autoscaling_metrics(gateway):
     assert check.request("POST", f"{gateway.metrics_url}/metrics")[0] == 405
 
 
-def check_readiness_script(port: int, key: str, tmp_path: Path) -> None:
+def check_readiness_script(port: int, key: str, tmp_path: Path, tls: bool = False) -> None:
     """components/scripts/ready.sh's own lines from the /health wait on (a copy: the host-side steps before it,
     secret.env and systemd, have no place here), with API_PORT the gateway's: they pass with the key and fail
-    with a wrong one."""
+    with a wrong one. tls: as its TLS branch leaves them (https, the loopback check without name verification)."""
     ready = (ROOT / "components/scripts/ready.sh").read_text()
-    tail = ready[ready.index('echo "waiting for http://127.0.0.1:$API_PORT/health"') :]
+    tail = ready[ready.index('base="$scheme://127.0.0.1:$API_PORT"') :]
     script = tmp_path / "ready-tail.sh"
+    scheme = "scheme=https\ntls_check=(--insecure)\n" if tls else "scheme=http\ntls_check=()\n"
     script.write_text(
         "set -euo pipefail\ndeadline=$(($(date +%s) + TIMEOUT_SECONDS))\n"
         'fail() { echo "not ready: $*" >&2; exit 1; }\n'
-        'past_deadline() { [ "$(date +%s)" -ge "$deadline" ]; }\n' + tail
+        'past_deadline() { [ "$(date +%s)" -ge "$deadline" ]; }\n' + scheme + tail
     )
     env = {**os.environ, "API_PORT": str(port), "API_KEY_VALUE": key, "TIMEOUT_SECONDS": "60"}
     result = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=120)

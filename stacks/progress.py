@@ -13,6 +13,15 @@ from collections.abc import Sequence
 
 import pulumi
 
+from core.config.settings import Settings
+from core.ready_time import timeline
+
+
+def modelled_minutes(settings: Settings, *steps: str) -> float:
+    """The modelled minutes of the named steps of the stack's timeline (core/ready_time.py); unknown names count 0."""
+    tasks = timeline(settings).by_name
+    return sum(tasks[name].minutes for name in steps if name in tasks)
+
 
 def message(waiting_for: str, minutes: float, follow: str) -> str:
     return f"waiting for {waiting_for} (modelled {minutes:.0f} min); follow it with: {follow}"

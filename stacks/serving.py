@@ -37,6 +37,7 @@ from core.config.settings import ClusterSettings
 from core.config.storage import STREAM
 from core.engine import MODEL_URI_REF, STREAMER_LOG_LINE, build_command, stream_load
 from stacks.client import api_base, client_outputs, warn_plain_http
+from stacks.progress import announce, modelled_minutes
 
 
 class JobImporter(Protocol):
@@ -281,6 +282,26 @@ def serve(
             ],
         ),
         opts=opts,
+    )
+    # The pods wait for GPU capacity, pull the engine image and load the model: minutes to an hour on one row.
+    workload_kind = "lws" if placement.pods > 1 else "deploy"
+    announce(
+        serving,
+        "the serving pods: GPU capacity, the engine image, the model's load",
+        modelled_minutes(settings, "GPU capacity", "engine image", "engine load"),
+        pulumi.Output.concat(
+            "kubectl -n ",
+            namespace,
+            " get pods -l app=",
+            APP,
+            " -w; then kubectl -n ",
+            namespace,
+            f" logs -f {workload_kind}/{APP} -c engine",
+        ),
+        # Once the import is done (its ids are known only then); a download at start has none to wait for.
+        [namespace, *(r.id for r in import_done(importer) if isinstance(r, pulumi.CustomResource))]
+        if importer is not None
+        else [namespace],
     )
     port = serving.port
     if settings.benchmark.enabled:

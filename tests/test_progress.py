@@ -38,3 +38,25 @@ def test_the_message_rounds_the_minutes():
         message("the GPU pool", 9.6, "gcloud ...")
         == "waiting for the GPU pool (modelled 10 min); follow it with: gcloud ..."
     )
+
+
+@pytest.mark.parametrize(
+    ("stack", "row", "fragments"),
+    [
+        ("dev", "llm-dev", ("waiting for the host's first boot", "aliyun ecs DescribeInvocationResults --RegionId")),
+        ("ack", "llm-ack-gpu", ("waiting for the GPU node pool", "aliyun cs GET /clusters/")),
+        ("ack", "llm-ack", ("waiting for the serving pods", "logs -f deploy/llm -c engine")),
+        ("gke", "llm-gke-gpu", ("waiting for the GPU node pool (a4-highgpu-8g", "gcloud container operations list")),
+        ("acs-r1", "llm-acs-r1", ("waiting for the serving pods", "logs -f lws/llm -c engine")),
+        ("acs", "llm-acs-import-0", ("waiting for the model import, worker 1/", "DescribeInvocationResults")),
+    ],
+)
+def test_every_long_step_of_a_stack_says_what_it_waits_for_and_how_to_follow_it(stack, row, fragments):
+    from harness import run_stack
+
+    up = run_stack(stack)
+    said = [(text, name) for text, name in up.logs if fragments[0] in text]
+    assert said, [text for text, _ in up.logs]
+    text, name = said[0]
+    assert name == row and all(f in text for f in fragments) and "modelled " in text, (name, text)
+    assert not run_stack(stack, preview=True).logged(fragments[0])  # a preview shows the estimate instead

@@ -31,6 +31,7 @@ from stacks.alibaba.managed_kubernetes import (
     serve_and_autoscale,
     system_pool,
 )
+from stacks.progress import announce, modelled_minutes
 
 TERWAY_ADDONS = ({"name": "terway-eniip"}, {"name": "csi-plugin"}, {"name": "csi-provisioner"})
 
@@ -143,5 +144,12 @@ def _node_pools(
             tags=tags,
         ),
         opts=opts,
+    )
+    announce(
+        gpu,
+        f"the GPU node pool ({pool.min_nodes} x {pool.instance_type} to start)",
+        modelled_minutes(settings, "GPU pool"),
+        cluster.cluster_id.apply(lambda c: f"aliyun cs GET /clusters/{c}/nodepools (or kubectl get nodes -w)"),
+        [cluster.cluster_id],
     )
     return system, gpu

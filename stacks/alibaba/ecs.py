@@ -24,9 +24,12 @@ from core.config.problems import ConfigError, Problem
 from core.config.settings import EcsSettings
 from core.engine import build_command
 from core.gateway import METRICS_PORT
+from core.ready_time import timeline
+from core.timeline import API
 from stacks.alibaba import cost
 from stacks.alibaba.common import alibaba_provider, stack_tags, ubuntu_image
 from stacks.client import api_base, client_outputs, warn_plain_http
+from stacks.progress import announce
 
 
 def build(settings: EcsSettings) -> dict[str, object]:
@@ -99,6 +102,18 @@ def build(settings: EcsSettings) -> dict[str, object]:
     )
     built = _build_prepared_image(settings, host_setup, os_image, network, tags, in_region) if prepared.build else None
 
+    announce(
+        host,
+        "the host's first boot: driver, Docker, the engine image, the weights, the engine's load, ready.sh",
+        timeline(settings).finish(API),
+        host.instance_id.apply(
+            lambda i: (
+                f"aliyun ecs DescribeInvocationResults --RegionId {settings.region} --InstanceId {i} "
+                "--ContentEncoding PlainText (or on the host: journalctl -fu llm-bootstrap)"
+            )
+        ),
+        [host.instance_id],
+    )
     port = settings.engine.port  # the gateway: the only way in
     outputs = client_outputs(
         model_name=settings.engine.served_model_name,

@@ -59,6 +59,7 @@ from core.config.storage import STREAM
 from core.gateway import METRICS_PORT
 from stacks import serving
 from stacks.gcp import cost as gke_cost
+from stacks.progress import announce, modelled_minutes
 from stacks.providers import provider_args
 
 APIS = (
@@ -186,6 +187,18 @@ def build(settings: GkeTargetSettings) -> dict[str, object]:
             network_tags=(cluster.node_tag,),
         ),
         opts=in_project,
+    )
+    announce(
+        pool,
+        f"the GPU node pool ({gke.machine.name}, {gke.capacity.mode})",
+        modelled_minutes(settings, "GPU pool"),
+        cluster.cluster.name.apply(
+            lambda c: (
+                f"gcloud container operations list --region {gke.region} --project {gke.project} "
+                f'--filter="targetLink~{c} AND status=RUNNING" (or kubectl get nodes -w)'
+            )
+        ),
+        [cluster.cluster.id],
     )
     repository_id = f"{settings.name}-dockerhub"
     mirror = DockerHubMirror(

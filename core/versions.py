@@ -29,7 +29,8 @@ VLLM_IMAGE = Pin(
     "2026-12-01",
 )
 # No EGS tag of 0.32.0 could be cited: mainland China keeps EGS's 0.11.0 (older than the 0.14.1 fix above; the
-# gateway refuses /invocations). Set engine.image to a newer image your region can pull (README "Engine images").
+# gateway refuses /invocations). Set engine.image to a newer image your region can pull
+# (docs/serving.md, "Engine images").
 VLLM_IMAGE_CN = Pin(
     "egs-registry.cn-hangzhou.cr.aliyuncs.com/egs/vllm:0.11.0-pytorch2.8-cu128-20251015",
     "Alibaba EGS image tag used in public `docker run` examples",

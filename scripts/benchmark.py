@@ -1,7 +1,7 @@
 """Times how long the program takes to evaluate, per example stack, under Pulumi mocks.
 
 Each run is a fresh Python process (imports included, as `pulumi preview` pays them), timed from
-process start to the last stack output. Not a test: it prints figures for the README.
+process start to the last stack output. Not a test: it prints figures for the docs (docs/testing.md).
 Usage: venv/bin/python scripts/benchmark.py [runs]
 """
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Print, for every example stack, the modelled minutes to a serving API and its critical path (core/timeline.py).
 
-    .venv/bin/python scripts/ready-time.py            # a Markdown table, as in the README
+    .venv/bin/python scripts/ready-time.py            # a Markdown table, as in the README (summarised) and docs
     .venv/bin/python scripts/ready-time.py --paths    # and each stack's critical path, step by step
 
 Run it before and after a change to see the change's effect on `pulumi up`; nothing is created, no cloud is called.

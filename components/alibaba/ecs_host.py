@@ -45,8 +45,8 @@ def linux_host(
         user_data=base64.b64encode(user_data.encode()).decode(),
         # IMDSv2 stays optional: Cloud Assistant reads the instance role's credentials (for {{oos-secret:...}})
         # with a tokenless GET in every public agent version (aliyun_assist_client agent/util/paramstore.go at
-        # 028f1de), and whether the agents on current images send the token is not known (README "Known
-        # limitations"). Enforcing it would fail every readiness command.
+        # 028f1de), and whether the agents on current images send the token is not known
+        # (docs/limitations.md). Enforcing it would fail every readiness command.
         http_tokens="optional",
         deletion_protection=deletion_protection,
         tags=dict(tags),

@@ -10,7 +10,7 @@ The role is attached with `ecs.RamRoleAttachment` (AttachInstanceRamRole; `ecs.I
 deprecated since provider 1.275.0). It arrives after the instance exists, so anything that uses it must
 depend on `attached` (the policy attachment and the role attachment). Any process on the instance can
 read the role's credentials from the metadata service: keep the policy to the one parameter (audit m5).
-The deployer needs `ram:PassRole` on the role to attach it (README "Permissions").
+The deployer needs `ram:PassRole` on the role to attach it (docs/getting-started.md).
 """
 
 from __future__ import annotations

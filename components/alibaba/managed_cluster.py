@@ -4,7 +4,7 @@ One component for every cluster profile: `Acs` (serverless), `Default` (ACK, nod
 the stack) and `Edge` (ACK Edge: IDC machines join an edge node pool). Every Kubernetes object the
 stack creates uses `provider`, which depends on the cluster, so `pulumi destroy` deletes the objects
 (and the load balancers their Services created) before the cluster. The kubeconfig is short-lived
-and a Pulumi secret; see README "Destroy" for refreshing it.
+and a Pulumi secret; see docs/destroy.md for refreshing it.
 """
 
 from __future__ import annotations

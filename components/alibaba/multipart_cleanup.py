@@ -12,7 +12,7 @@ Pulumi runs, against the bucket's public endpoint, with the deployer's AccessKey
 (ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET/_SECURITY_TOKEN, or ALICLOUD_ACCESS_KEY/ALICLOUD_SECRET_KEY/
 ALICLOUD_SECURITY_TOKEN as the provider reads them) or the current profile of ~/.aliyun/config.json (AK or
 StsToken mode). Without such credentials it warns and lets the bucket's deletion report any part left; the
-manual fix is `ossutil rm oss://<bucket> -m -r -f` (README "Destroy"). Not run against a live account.
+manual fix is `ossutil rm oss://<bucket> -m -r -f` (docs/destroy.md). Not run against a live account.
 
 The provider is built by a function, so dill pickles it by value, stdlib only: the dynamic provider's
 process need not import this project.

@@ -110,7 +110,7 @@ def cluster_autoscaling(name: str, cluster_id: pulumi.Input[str], opts: pulumi.R
     cluster-autoscaler (goatscaler, instant scaling, is the other choice). GPU nodes use emptyDirs, so local
     storage must not pin them (skip_nodes_with_local_storage=False); scale up from zero for gpuNodes.min 0.
     The provider's delete is a no-op (TF resource_alicloud_cs_autoscaling_config.go): the cluster's deletion
-    removes it. Prerequisites per account (README "Before the first run"): Auto Scaling (ESS) activated and
+    removes it. Prerequisites per account (docs/targets/ack.md, "Before you begin"): Auto Scaling (ESS) activated and
     the AliyunCSManagedAutoScalerRole authorised.
     """
     return alicloud.cs.AutoscalingConfig(

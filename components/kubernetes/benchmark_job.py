@@ -2,7 +2,7 @@
 
 It runs after the serving workload is ready (Pulumi waits for the Deployment's rollout), reads the
 API key from the serving Secret, and does not hold `pulumi up` (skipAwait): read the results from
-the Job's log or from the results volume (README "Benchmark"). With a results volume, the Job then writes
+the Job's log or from the results volume (docs/benchmark.md). With a results volume, the Job then writes
 REPORT_FILE next to the JSON: one self-contained HTML page with inline SVG charts of every run in the volume
 (components/scripts/benchmark_report.py, standard-library Python, run in the same engine image), beside the
 reference deployments' published figures for the same model and GPU (docs/observability.md).

@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from pulumi.output import Unknown
+
 
 class CloudRefusal(Exception):
     """What the cloud's API would have answered with an error."""
@@ -117,8 +119,9 @@ def check_run(run: Any) -> None:
 
 
 def known(value: Any) -> bool:
-    """False for a value unknown at preview (the mock engine's placeholder)."""
-    return value is not None and not (isinstance(value, str) and value == UNKNOWN)
+    """False for a value unknown at preview (the mock engine's placeholder, or an output of a resource not created
+    yet, such as its id)."""
+    return value is not None and not isinstance(value, Unknown) and not (isinstance(value, str) and value == UNKNOWN)
 
 
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # pulumi.runtime.rpc.UNKNOWN

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import re
 
-from pulumi.output import Unknown
-from pulumi.runtime import rpc
-
 from cloud_rules import Candidate, known, rule, run_rule
 
 
@@ -391,7 +388,7 @@ def autoscaled_node_pools_need_cluster_autoscaling(run):
     for pool in run.of_type("alicloud:cs/nodePool:NodePool"):
         inputs = _unwrap(pool.inputs)
         cluster = inputs.get("clusterId")
-        if cluster is None or isinstance(cluster, Unknown) or cluster in ("", rpc.UNKNOWN):  # a preview: no id yet
+        if not known(cluster):  # a preview: the cluster has no id yet, the up decides
             continue
         if (inputs.get("scalingConfig") or {}).get("enable") and cluster not in configured:
             yield f"{pool.name}: scales only once the cluster's autoscaling is on (no cs.AutoscalingConfig)"

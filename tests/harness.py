@@ -100,6 +100,7 @@ class Run:
     refusals: list[str] = field(default_factory=list)  # what the clouds' rules refused (tests/cloud_rules)
     reads: list[tuple[str, str, str]] = field(default_factory=list)  # Resource.get: (type, id, urn)
     logs: list[tuple[str, str]] = field(default_factory=list)  # pulumi.log.info: (message, the resource's name)
+    warnings: list[tuple[str, str]] = field(default_factory=list)  # pulumi.log.warn, likewise
 
     def logged(self, fragment: str) -> list[tuple[str, str]]:
         return [(message, name) for message, name in self.logs if fragment in message]
@@ -178,6 +179,7 @@ class CloudMocks(pulumi.runtime.Mocks):
             "random:index/randomPassword:RandomPassword": {"result": GENERATED_API_KEY},
             "random:index/randomId:RandomId": {"hex": "a1b2c3d4"},
             "alicloud:cs/managedKubernetes:ManagedKubernetes": {
+                "slbId": f"lb-{args.name}",  # the API server's CLB
                 "connections": [{"apiServerIntranet": "https://192.168.0.200:6443", "apiServerInternet": ""}],
                 "rrsaMetadata": {
                     "enabled": True,
@@ -534,12 +536,20 @@ def _run(
     def record_info(msg: str, resource: Optional[pulumi.Resource] = None, *_args: object, **_kwargs: object) -> None:
         run.logs.append((msg, resource.pulumi_resource_name if resource is not None else ""))
 
+    original_warn = pulumi.log.warn
+
+    def record_warn(msg: str, resource: Optional[pulumi.Resource] = None, *args: object, **kwargs: object) -> None:
+        run.warnings.append((msg, resource.pulumi_resource_name if resource is not None else ""))
+        original_warn(msg, resource, *args, **kwargs)  # type: ignore[arg-type]
+
     pulumi.log.info = record_info
+    pulumi.log.warn = record_warn
     try:
         body()
         _sync_await(wait_for_rpcs())
     finally:
         pulumi.log.info = original_info
+        pulumi.log.warn = original_warn
     try:
         cloud_rules.check_run(run)
     except cloud_rules.CloudRefusal as refusal:

@@ -116,7 +116,8 @@ def test_a_ram_policy_over_6144_bytes_and_a_bad_role_name_are_refused():
 def _cluster(profile: str):
     import pulumi_alicloud as alicloud
 
-    return alicloud.cs.ManagedKubernetes("c", profile=profile, vswitch_ids=["vsw-1"])
+    # A private API server: the whitelist rules have their own tests (test_api_server_acl.py).
+    return alicloud.cs.ManagedKubernetes("c", profile=profile, vswitch_ids=["vsw-1"], slb_internet_enabled=False)
 
 
 def _job(node_selector=None):

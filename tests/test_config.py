@@ -140,7 +140,7 @@ def test_a_key_of_the_flat_schema_says_where_it_went():
         ("acs", {"access.publicBandwidthMbps": 50}, "access.publicBandwidthMbps", "ecs"),
         ("dev", {"benchmark.enabled": True}, "benchmark", "acs, ack, ack-edge, gke, kubernetes"),
         ("dev", {"placement.podsPerReplica": 2}, "placement.podsPerReplica", "acs, ack, ack-edge, gke, kubernetes"),
-        ("acs", {"cluster.apiCidrs": ["203.0.113.0/24"]}, "cluster.apiCidrs", "gke"),
+        ("kubernetes", {"cluster.apiCidrs": ["203.0.113.0/24"]}, "cluster", "acs, ack, ack-edge, gke"),
         ("kubernetes", {"tags": {"team": "ml"}}, "tags", "ecs, acs, ack, ack-edge"),
         ("ack", {"hfToken": "hf_0123456789abcdefghijKLMN"}, "hfToken", "gke"),
     ],

@@ -130,8 +130,10 @@ def test_a_diagram_is_the_resource_graph_of_the_targets_example_stack():
     example = runs.example_of("acs")
     dot = diagrams.graph(example.run, example.stack, "acs")
     edges = _edges(dot)
-    # The cluster builds the Kubernetes provider, which every Kubernetes object goes through.
-    assert ("cs ManagedKubernetes\\ncluster", "kubernetes provider\\nk8s") in edges
+    # The cluster's API server is whitelisted, then the Kubernetes provider, which every Kubernetes object goes
+    # through, is built (an edge implied by that path is not drawn).
+    assert ("cs ManagedKubernetes\\ncluster", "dynamic resource\\napi-access-listener") in edges
+    assert ("dynamic resource\\napi-access-listener", "kubernetes provider\\nk8s") in edges
     assert ("kubernetes provider\\nk8s", "Namespace\\nnamespace") in edges
     # The import workers' invocations complete before the serving workload; the Services come after it.
     assert ("2 x ecs EcsInvocation", "Deployment\\nllm-acs") in edges

@@ -38,6 +38,12 @@ class ManagedClusterArgs:
     addons: Sequence[Mapping[str, str]] = ()
     kubernetes_version: Optional[str] = None
     public_endpoint: bool = True  # the kubeconfig the API returns points at the public endpoint
+    # Who may reach the API server (cluster.apiCidrs): a whitelist on its listener (components.alibaba.
+    # api_server_acl) together with the VPC and ACK's control plane. Empty or 0.0.0.0/0: no whitelist.
+    api_cidrs: Sequence[str] = ()
+    vpc_cidr: str = ""
+    region: str = ""
+    credentials: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)  # the alicloud provider's
     deletion_protection: bool = False
     tags: Mapping[str, str] = field(default_factory=dict)
 
@@ -52,14 +58,11 @@ class ManagedCluster(pulumi.ComponentResource):
     def __init__(self, name: str, args: ManagedClusterArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("llm:alibaba:ManagedCluster", name, None, opts)
         _check(args)
-        if args.public_endpoint:
-            # The API server's public endpoint (an EIP on the API server's CLB) answers any address: its access
-            # control is an ACL on that CLB's 6443 listener, which ACK owns and the provider cannot set (no ACL
-            # argument on cs.ManagedKubernetes; notes in docs/security.md). Said on every update.
+        open_to_any = any(c.endswith("/0") for c in args.api_cidrs)
+        if args.public_endpoint and open_to_any:
             pulumi.log.warn(
-                f"{name}: the cluster's API server has a public endpoint reachable from any address (guarded by its "
-                "client certificates only). Restrict it with an access control list in the ACK console, or set "
-                "cluster.publicEndpoint false and run Pulumi inside the VPC (docs/security.md).",
+                f"{name}: cluster.apiCidrs has 0.0.0.0/0: the API server's public endpoint answers any address "
+                "(guarded by its client certificates only).",
                 resource=self,
             )
         cluster = alicloud.cs.ManagedKubernetes(
@@ -112,12 +115,32 @@ class ManagedCluster(pulumi.ComponentResource):
                 lambda v: intranet_kubeconfig(v[0], _intranet(v[1]))
             )
         self.kubeconfig = pulumi.Output.secret(kubeconfig)
+        access: list[pulumi.Resource] = []
+        if args.api_cidrs and not open_to_any:
+            from components.alibaba.api_server_acl import ApiServerAcl, ApiServerAclArgs
+
+            access.append(
+                ApiServerAcl(
+                    f"{name}-api-access",
+                    ApiServerAclArgs(
+                        region=args.region,
+                        load_balancer_id=cluster.slb_id,
+                        allowed_cidrs=list(args.api_cidrs),
+                        vpc_cidr=args.vpc_cidr,
+                        extra_cidrs=[args.pod_cidr] if args.pod_cidr else [],
+                        credentials=args.credentials,
+                        tags=args.tags,
+                    ),
+                    pulumi.ResourceOptions(parent=self),
+                )
+            )
         self.provider = k8s.Provider(
             f"{name}-k8s",
             kubeconfig=self.kubeconfig,
             # A fresh credential on every `pulumi up` is an update, never a new cluster.
             cluster_identifier=cluster.id,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[cluster]),
+            # The whitelist is in place before Pulumi's own Kubernetes calls: they then prove it lets them in.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[cluster, *access]),
         )
         self.register_outputs({"cluster_id": cluster.id})
 
@@ -127,6 +150,8 @@ def _check(args: ManagedClusterArgs) -> None:
         raise ValueError(f"profile must be one of {PROFILES}, got {args.profile!r}")
     if args.pod_vswitch_ids and args.pod_cidr:
         raise ValueError("give pod_vswitch_ids (Terway) or pod_cidr (Flannel), not both")
+    if args.api_cidrs and not (args.vpc_cidr and args.region):
+        raise ValueError("api_cidrs needs vpc_cidr and region: the whitelist must let the nodes in")
 
 
 def intranet_kubeconfig(kubeconfig: str, intranet: Optional[str]) -> str:

@@ -61,13 +61,16 @@ class ClusterConfig(Group):
         Annotated[str, matches(r"1\.\d+\.\d+-aliyun\.\d+", "an ACK version string like 1.33.3-aliyun.1")]
     ] = option(None, "Kubernetes version; empty: the newest at creation.", example="1.33.3-aliyun.1")
     public_endpoint: Flag = option(
-        True, "Give the API server a public endpoint so `pulumi up` works from outside the VPC."
+        True,
+        "Give the API server a public endpoint so `pulumi up` works from outside the VPC (acs, ack, ack-edge: "
+        "it answers only cluster.apiCidrs); false: the API server is reachable inside the VPC only.",
     )
     api_cidrs: tuple[Cidr, ...] = option(
         (),
-        "CIDRs allowed to reach the cluster's control plane (where pulumi and kubectl run); required on gke "
-        "(0.0.0.0/0 opens it to any address, IAM-guarded).",
-        targets=(GKE,),
+        "CIDRs allowed to reach the cluster's API server (where pulumi, kubectl and CI run; on ack-edge also the "
+        "edge nodes' egress); required on gke, and on acs/ack/ack-edge while cluster.publicEndpoint is true. "
+        "0.0.0.0/0 opens it to any address (guarded by credentials only).",
+        targets=(GKE, *MANAGED_ALIBABA),
         example=["203.0.113.0/24"],
     )
     node_image_type: Literal["AliyunLinux3", "AliyunLinux3ContainerOptimized", "ContainerOS", "Ubuntu"] = option(
@@ -91,6 +94,13 @@ class ClusterNetwork:
     service_cidr: str
     kubernetes_version: Optional[str]
     public_endpoint: bool
+    # Who may reach the API server besides the VPC and ACK's control plane: an ACL on its CLB listener
+    # (components/alibaba/api_server_acl.py). Empty: no ACL (private endpoint: the VPC only). OPEN_TO_ANY: no ACL.
+    api_cidrs: tuple[str, ...] = ()
+
+    @property
+    def api_open_to_any(self) -> bool:
+        return any(ipaddress.IPv4Network(c).prefixlen == 0 for c in self.api_cidrs)
 
 
 def check_network(config: NetworkConfig, problems: Problems) -> bool:
@@ -115,8 +125,21 @@ def check_network(config: NetworkConfig, problems: Problems) -> bool:
 
 
 def resolve_cluster_network(
-    network: NetworkConfig, cluster: ClusterConfig, problems: Problems
+    network: NetworkConfig, cluster: ClusterConfig, problems: Problems, target: str = ""
 ) -> Optional[ClusterNetwork]:
+    if cluster.public_endpoint and not cluster.api_cidrs:
+        # Private by default: the public endpoint exists so that Pulumi can run outside the VPC, and then it
+        # answers only the listed networks (docs/security.md).
+        edge = " and the edge nodes' egress (they join over the internet)" if target == "ack-edge" else ""
+        problems.add(
+            "cluster.apiCidrs",
+            None,
+            "the API server's public endpoint needs the networks that may reach it: where pulumi, kubectl and CI "
+            f"run{edge}; 0.0.0.0/0 opens it to any address. Or set cluster.publicEndpoint false and run Pulumi "
+            "inside the VPC",
+            f"{problems.set_command('cluster.apiCidrs', ['<your public address>/32'])}, or "
+            f"{problems.set_command('cluster.publicEndpoint', False)}",
+        )
     vpc = ipaddress.IPv4Network(network.vpc_cidr)
     first = ipaddress.IPv4Network(network.vswitch_cidr)
     zones = network.zones
@@ -164,4 +187,5 @@ def resolve_cluster_network(
         service_cidr=network.service_cidr,
         kubernetes_version=cluster.kubernetes_version,
         public_endpoint=cluster.public_endpoint,
+        api_cidrs=tuple(cluster.api_cidrs),
     )

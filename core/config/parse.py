@@ -164,7 +164,7 @@ def _resolve(
             check_benchmark(c.benchmark, engine, problems)
     if target in MANAGED_ALIBABA:
         extra["cluster"] = (
-            resolve_cluster_network(c.network, c.cluster, problems) if network_ok and ok("cluster") else None
+            resolve_cluster_network(c.network, c.cluster, problems, target) if network_ok and ok("cluster") else None
         )
     if target == ACS:
         settings_class = AcsSettings

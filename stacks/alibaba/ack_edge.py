@@ -23,6 +23,7 @@ from stacks.alibaba.managed_kubernetes import (
     CLUSTER_SPEC,
     GPU_TOLERATION,
     addons,
+    api_server_access,
     bandwidth_deadlines,
     cloud_helpers,
     cluster_network,
@@ -62,6 +63,7 @@ def build(settings: AckEdgeSettings) -> dict[str, object]:
             addons=addons(EDGE_ADDONS, ack.sls_logging),
             kubernetes_version=plan.kubernetes_version,
             public_endpoint=plan.public_endpoint,
+            **api_server_access(settings),
             deletion_protection=settings.deletion_protection,
             tags=tags,
         ),
@@ -147,7 +149,9 @@ def _cluster_only_outputs(settings: AckEdgeSettings, zones, cluster: ManagedClus
         "zones": list(zones),
         "clusterId": cluster.cluster_id,
         "kubeconfig": cluster.kubeconfig,  # secret
-        "nextStep": "create an edge node pool in this cluster (ACK console), join the IDC GPU machines to it "
+        "nextStep": "make sure cluster.apiCidrs lists the IDC machines' addresses as the API server sees them "
+        "(their internet egress, or the IDC's CIDR over Express Connect), "
+        "create an edge node pool in this cluster (ACK console), join the IDC GPU machines to it "
         f"(docs/targets/ack-edge.md), then: pulumi config set --path '{settings.namespace}:ackEdge."
         f"nodePoolId' <np-id> && pulumi config set --path '{settings.namespace}:ackEdge.clusterOnly' "
         "false && pulumi up",

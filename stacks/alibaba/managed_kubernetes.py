@@ -34,6 +34,22 @@ GPU_TOLERATION = {
 }
 
 
+# The alicloud provider's credential keys (alicloud:accessKey, ...): the API server's access control acts as the
+# same identity as the provider (components/alibaba/api_server_acl.py).
+PROVIDER_CREDENTIAL_KEYS = ("accessKey", "secretKey", "securityToken", "profile")
+
+
+def api_server_access(settings: AlibabaClusterSettings) -> dict:
+    """ManagedClusterArgs fields for the API server's whitelist: cluster.apiCidrs, the VPC, the credentials."""
+    credentials = {k: settings.provider.get(k) for k in PROVIDER_CREDENTIAL_KEYS if settings.provider.get(k)}
+    return {
+        "api_cidrs": settings.cluster.api_cidrs,
+        "vpc_cidr": settings.network.vpc_cidr,
+        "region": settings.region,
+        "credentials": credentials,
+    }
+
+
 IMPORT_DEADLINE_MARGIN = 2.0  # the download's rate is the softest figure (core/durations.py)
 IMPORT_DEADLINE_FLOOR_MINUTES = 30
 # ACS: each pod has 30 GiB of ephemeral storage, and an image takes at least twice its size there; more is

@@ -532,3 +532,65 @@ def hosts_reading_weights_from_oss_may_read_them(run):
                 yield f"{instance.name}: role {role_name} may not oss:GetObject oss://{bucket}/{prefix}/"
             if not _allows(statements, "oss:ListObjects", rf"acs:oss:[^:]*:[^:]*:{re.escape(bucket)}"):
                 yield f"{instance.name}: role {role_name} may not oss:ListObjects {bucket}"
+
+
+# --- The API server's access control --------------------------------------------------------------------------
+API_SERVER_WHITELIST_SOURCE = (
+    "ACK 'Configure API server access control', alibabacloud.com/help/en/ack/cluster-access-control: the ACL on "
+    "the API server CLB's 6443 listener applies to the public and internal endpoints alike; a whitelist must hold "
+    "100.104.0.0/16 (control plane) and the VPC CIDR (nodes); CLB AddAccessControlListEntry refuses duplicates"
+)
+
+
+def _bindings(run):
+    return [r for r in run.resources if _unwrap(r.inputs).get("apiServerListenerAcl") is True]
+
+
+@run_rule(source=API_SERVER_WHITELIST_SOURCE)
+def api_server_whitelists_let_the_cluster_in(run):
+    """A whitelist bound to an API server listener holds the control plane's range and the cluster's VPC, is
+    complete before it is bound, and its entries are distinct."""
+    acls = _by_id(run, "alicloud:slb/acl:Acl")
+    clusters = {f"{r.name}-id": r for r in run.of_type("alicloud:cs/managedKubernetes:ManagedKubernetes")}
+    vpcs = [_unwrap(v.inputs).get("cidrBlock") for v in run.of_type("alicloud:vpc/network:Network")]
+    for binding in _bindings(run):
+        inputs = _unwrap(binding.inputs)
+        if not known(inputs.get("aclId")):  # a preview: the rule runs on the update
+            continue
+        acl = acls.get(inputs.get("aclId"))
+        if acl is None:
+            yield f"{binding.name}: binds an ACL that is not in the stack ({inputs.get('aclId')})"
+            continue
+        entries = [
+            r
+            for r in run.of_type("alicloud:slb/aclEntryAttachment:AclEntryAttachment")
+            if _unwrap(r.inputs).get("aclId") == f"{acl.name}-id"
+        ]
+        cidrs = [_unwrap(e.inputs).get("entry") for e in entries]
+        if len(set(cidrs)) != len(cidrs):
+            yield f"{acl.name}: duplicate entries {sorted(c for c in cidrs if cidrs.count(c) > 1)}"
+        if "100.104.0.0/16" not in cidrs:
+            yield f"{acl.name}: the whitelist shuts out ACK's control plane (100.104.0.0/16)"
+        if not any(v in cidrs for v in vpcs):
+            yield f"{acl.name}: the whitelist shuts out the cluster's VPC {vpcs} (the nodes)"
+        missing = [e.name for e in entries if not _depends_on(run, binding, e.urn)]
+        if missing:
+            yield f"{binding.name}: bound before its entries {missing} exist"
+        if inputs.get("loadBalancerId") is not None and known(inputs.get("loadBalancerId")):
+            if not any(_depends_on(run, binding, c.urn) for c in clusters.values()):
+                yield f"{binding.name}: does not wait for the cluster whose listener it changes"
+
+
+@run_rule(source=API_SERVER_WHITELIST_SOURCE + "; docs/security.md (private by default)")
+def public_api_servers_have_a_whitelist(run):
+    """A managed cluster whose API server has a public endpoint has a whitelist bound to its CLB, unless the
+    stack opened it to any address on purpose (cluster.apiCidrs 0.0.0.0/0, which the program warns about)."""
+    bindings = _bindings(run)
+    for cluster in run.of_type("alicloud:cs/managedKubernetes:ManagedKubernetes"):
+        if _unwrap(cluster.inputs).get("slbInternetEnabled") is False:
+            continue
+        if any(_depends_on(run, b, cluster.urn) for b in bindings):
+            continue
+        if any("0.0.0.0/0" in message for message, _ in run.warnings):
+            continue
+        yield f"{cluster.name}: its API server has a public endpoint and no whitelist"

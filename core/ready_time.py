@@ -60,7 +60,7 @@ def stream_ranks(settings: ClusterSettings) -> int:
 
 
 def _engine_load(settings: ClusterSettings, after: tuple[str, ...]) -> Task:
-    load = d.engine_load(settings.model, stream_ranks(settings))
+    load = d.engine_load(settings.model, stream_ranks(settings), settings.placement.tensor_parallel)
     return Task(SERVING_READY, load.minutes, after, load.source)
 
 

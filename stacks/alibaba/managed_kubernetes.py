@@ -58,7 +58,8 @@ def bandwidth_deadlines(settings: AlibabaClusterSettings, gpu_capacity_minutes: 
     pods = settings.placement.pods * settings.workload.replicas  # every pod of the first rollout pulls at once
     starting = durations.pod_start(mbps, pods, gpu_capacity_minutes)
     overflow = max(0, math.ceil(starting.minutes) - SCHEDULE_AND_PULL_MINUTES)
-    return {"load_minutes": sizing.load_minutes(settings.model) + overflow}
+    load = sizing.load_minutes(settings.model, settings.placement.tensor_parallel)
+    return {"load_minutes": load + overflow}
 
 
 def import_deadline_minutes(settings: AlibabaClusterSettings, workers: int) -> int:

@@ -410,6 +410,13 @@ def namespace_and_store(
 
     `auth`: "rrsa", or "access-key" where RRSA is not known to work.
     """
+    ns = workload_namespace(settings, cluster)
+    return ns, model_store(settings, cluster, tags, opts, auth, endpoint, ns)
+
+
+def workload_namespace(settings: AlibabaClusterSettings, cluster) -> pulumi.Output[str]:
+    """The workload's namespace, with its Pod Security labels (ack-edge makes it in its first run already, for the
+    engine image's pre-pull: the same resource in both runs)."""
     import pulumi_kubernetes as k8s
 
     from components.kubernetes.hardening import pod_security_labels
@@ -427,8 +434,7 @@ def namespace_and_store(
         },
         opts=pulumi.ResourceOptions(provider=cluster.provider),
     )
-    ns = namespace.metadata["name"]
-    return ns, model_store(settings, cluster, tags, opts, auth, endpoint, ns)
+    return namespace.metadata["name"]
 
 
 def model_store(

@@ -17,7 +17,6 @@ import math
 import re
 from dataclasses import dataclass
 
-from core import sizing
 from core.catalog import ModelSpec
 
 GB_PER_GIB = 1.073741824
@@ -102,13 +101,41 @@ PREPARED_IMAGE_GB = Figure(
     45.0, "GB", "D", "Ubuntu 22.04 ~4 GB + driver and toolkit ~2 GB + engine image unpacked 28.6 (vllm#22377) + Docker"
 )
 # The load step (modelStore.load, docs/loading.md). Mount: the default loader through the mounted store, at
-# core.sizing's assumed 20 GiB/min (GCS FUSE with its file cache is modelled at 1 GB/s in time-to-ready.md,
+# LOAD_MOUNT_GIB_PER_MIN, an assumed 20 GiB/min (GCS FUSE with its file cache is modelled at 1 GB/s in time-to-ready.md,
 # 'gcsfuse' A; ossfs 1.0 at 0.3 GB/s, 'ossfs1' D: the program's one figure is kept for both). Stream: the Run:ai
 # Model Streamer from gs://, each rank at the rate measured per rank, the ranks of a distributed load together.
 STREAM_GCS_GB_PER_S_PER_RANK = Figure(
     0.622, "GB/s per rank", "S", "593 MiB/s per rank streaming from gs://, sgl-project/sglang#22749 ('runai_gcs')"
 )
 ENGINE_START_MIN = Figure(0.5, "min", "S", "~30 s unlogged before the load, vllm-project/vllm#20264 ('eng_start')")
+# The mount load: the default loader reading the weights through the mounted store (or the host's disk).
+LOAD_MOUNT_GIB_PER_MIN = Figure(20.0, "GiB/min", "A", "the program's read rate through a mount (~360 MB/s)")
+# The warm-up once the weights are in GPU memory: vLLM's "init engine (profile, create kv cache, warmup model)", i.e.
+# torch.compile, CUDA graph capture and, for FP8 checkpoints, DeepGEMM's JIT kernels; by class (warmup_class).
+WARMUP_SMALL_MIN = Figure(
+    50 / 60,
+    "min",
+    "S",
+    "torch.compile 19-29 s + CUDA graphs 10-17 s for an 8B model: vllm-project/vllm#11005 (19.37 s, graphs 15 s), "
+    "kubernetes-sigs/gateway-api-inference-extension#550 (28.77 s), vllm-project/vllm#20264 (graphs 17 s) "
+    "('warm_small')",
+)
+WARMUP_MID_MIN = Figure(
+    90 / 60,
+    "min",
+    "A",
+    "a larger or tensor-parallel model compiles more and captures graphs on every rank; one reported first start: "
+    "torch.compile 45.81 s + graphs 37 s, init 90.84 s (run-ai/runai-model-streamer#67) ('warm_mid')",
+)
+WARMUP_R1_MIN = Figure(
+    260 / 60,
+    "min",
+    "D",
+    "DeepGEMM's FP8 kernels JIT-warmed with an empty cache, fp8_gemm_nt 83 s + grouped MoE 48 s (vllm-project/vllm"
+    "#22215, an FP8 MoE), plus compile and graphs of a 61-layer MoE ~130 s ('warm_r1')",
+)
+# The small class: one GPU and at most this many parameters (the 8B models of the sources above; 7B in the catalog).
+WARMUP_SMALL_MAX_BILLION = 14.0
 # gke's import (components/gcp/hf_gcs_import.py): Cloud Run job tasks, started once the bucket exists.
 CLOUD_RUN_START_MIN = Figure(
     1.0, "min", "A", "a Cloud Run job execution's tasks scheduled, the ~50 MB slim image through the remote repository"
@@ -205,21 +232,58 @@ def engine_image_pull(image: str, region: str, mbps: float, pods: int) -> Step:
     )
 
 
-def engine_load(model: ModelSpec, stream_ranks: int = 0) -> Step:
+def warmup_class(model: ModelSpec, tensor_parallel: int = 1) -> str:
+    """Which warm-up figure a model gets, from its spec; a custom model follows the same rule. "r1": an FP8 checkpoint
+    (vLLM JIT-warms DeepGEMM's FP8 kernels at start, vllm-project/vllm#22215; DeepSeek-V3/R1 in the catalog; for a
+    dense FP8 model, which warms fewer kernels, the conservative choice). "mid": more than WARMUP_SMALL_MAX_BILLION
+    parameters, or a tensor-parallel engine (a capture on every rank). "small": the rest (one GPU, up to 14B)."""
+    if model.weight_dtype == "fp8":
+        return "r1"
+    if model.params_billion > WARMUP_SMALL_MAX_BILLION or tensor_parallel > 1:
+        return "mid"
+    return "small"
+
+
+WARMUPS = {"small": WARMUP_SMALL_MIN, "mid": WARMUP_MID_MIN, "r1": WARMUP_R1_MIN}
+
+
+def warmup(model: ModelSpec, tensor_parallel: int = 1) -> Step:
+    """The warm-up after the load: torch.compile, CUDA graphs, and DeepGEMM for FP8 (warmup_class)."""
+    kind = warmup_class(model, tensor_parallel)
+    figure = WARMUPS[kind]
+    return Step(f"warm-up ({kind})", figure.value, f"{figure.kind}: {figure.source}")
+
+
+def mount_load_minutes(model: ModelSpec, tensor_parallel: int = 1) -> float:
+    """From the engine's start to a healthy engine reading through a mount (or the host's disk): engine start, the
+    weights at LOAD_MOUNT_GIB_PER_MIN, the warm-up."""
+    start = ENGINE_START_MIN.value + model.weights_gib / LOAD_MOUNT_GIB_PER_MIN.value
+    return start + warmup(model, tensor_parallel).minutes
+
+
+def load_minutes(model: ModelSpec, tensor_parallel: int = 1) -> int:
+    """mount_load_minutes in whole minutes, rounded up: what the serving pods' startup windows and rollout waits are
+    sized from, with their margin and floor (components/kubernetes/serving_workload.py)."""
+    return math.ceil(mount_load_minutes(model, tensor_parallel))
+
+
+def engine_load(model: ModelSpec, stream_ranks: int = 0, tensor_parallel: int = 1) -> Step:
     """Engine start, the weights into the GPUs, warm-up. stream_ranks > 0: streamed from the object store by that
     many processes at once (a distributed load: the tensor-parallel ranks; otherwise 1), else the mount figure."""
+    warm = warmup(model, tensor_parallel)
     if stream_ranks <= 0:
         return Step(
             "engine start, load and warm-up",
-            sizing.load_minutes(model),
-            "core.sizing.load_minutes (assumed 20 GiB/min + 5 min warm-up)",
+            mount_load_minutes(model, tensor_parallel),
+            f"{ENGINE_START_MIN.source}; {LOAD_MOUNT_GIB_PER_MIN.source}; {warm.name} {warm.minutes * 60:.0f} s, "
+            f"{warm.source}",
         )
     stream = weights_gb(model) / (STREAM_GCS_GB_PER_S_PER_RANK.value * stream_ranks) / 60
     return Step(
         f"engine start, stream x{stream_ranks} and warm-up",
-        ENGINE_START_MIN.value + stream + sizing.WARMUP_MIN,
+        ENGINE_START_MIN.value + stream + warm.minutes,
         f"{ENGINE_START_MIN.source}; {STREAM_GCS_GB_PER_S_PER_RANK.source} x{stream_ranks}; "
-        f"core.sizing.WARMUP_MIN (assumed {sizing.WARMUP_MIN} min)",
+        f"{warm.name} {warm.minutes * 60:.0f} s, {warm.source}",
     )
 
 
@@ -233,6 +297,7 @@ class EcsStart:
     image_in_region: bool = False
     disk_gib: int = 100
     parallel: int = int(OSS_PARALLEL_STREAMS.value)
+    tensor_parallel: int = 1  # the host's GPUs the engine spans: its warm-up class (warmup_class)
 
 
 def essd_mb_per_s(disk_gib: int) -> float:
@@ -290,7 +355,7 @@ def ecs_readiness(model: ModelSpec, mbps: float, start: EcsStart = EcsStart()) -
                 APT_BASE_MIN.source,
             ),
             Step(slower.name, slower.minutes, f"{slower.source}; beside it: {other.name} {other.minutes:.1f} min"),
-            engine_load(model),
+            engine_load(model, tensor_parallel=start.tensor_parallel),
             Step("readiness polling", POLL_MIN.value, POLL_MIN.source),
         )
     )

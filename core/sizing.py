@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import Optional
 
+from core import durations
 from core.catalog import GIB, Gpu, ModelSpec
 
 # CUDA context, activations for the prefill batch and CUDA graphs, per GPU.
@@ -17,12 +18,10 @@ RUNTIME_OVERHEAD_GIB_PER_GPU = 2.0
 KV_CACHE_DTYPE_BYTES = 2  # bf16 KV cache, the engines' default
 
 # Readiness estimate: ModelScope from inside Alibaba Cloud, conservatively 3 GiB/min (~50 MB/s);
-# driver, Docker and image pull take ~25 min and run in parallel with the download; loading
-# reads the weights from local disk at ~20 GiB/min plus ~5 min of warm-up and graph capture.
+# driver, Docker and image pull take ~25 min and run in parallel with the download; loading and warm-up
+# come from core/durations.py (sourced per model class, no flat figure).
 DOWNLOAD_GIB_PER_MIN = 3.0
 HOST_SETUP_MIN = 25
-LOAD_GIB_PER_MIN = 20.0
-WARMUP_MIN = 5
 
 # Disk: OS and logs, the engine image (~30 GB unpacked), and 10% + 20 GiB headroom for the model.
 OS_AND_IMAGE_GIB = 100
@@ -99,9 +98,10 @@ def disk_gib(model: ModelSpec) -> int:
     return int(math.ceil(raw / 10) * 10)
 
 
-def load_minutes(model: ModelSpec) -> int:
-    """Time from container start to a healthy engine, weights already on local disk."""
-    return math.ceil(model.weights_gib / LOAD_GIB_PER_MIN) + WARMUP_MIN
+def load_minutes(model: ModelSpec, tensor_parallel: int = 1) -> int:
+    """Time from container start to a healthy engine, weights on local disk or a mount: core.durations.load_minutes
+    (engine start, the load, the warm-up of the model's class), whole minutes."""
+    return durations.load_minutes(model, tensor_parallel)
 
 
 def first_ready_minutes(model: ModelSpec) -> int:

@@ -225,7 +225,7 @@ def serve(
         shutdown_timeout_seconds=SHUTDOWN_SECONDS,
         stream=stream,
     )
-    load_minutes = platform.load_minutes or sizing.load_minutes(settings.model)
+    load_minutes = platform.load_minutes or sizing.load_minutes(settings.model, placement.tensor_parallel)
     env, secret_env = dict(platform.env), {}
     if download is not None:
         engine = dataclasses.replace(

@@ -3,6 +3,8 @@ stack's modelled readiness fits inside the deadlines the stack actually register
 actually configures (read from the recorded EIP, not from the settings)."""
 
 import base64
+import dataclasses
+import math
 import re
 
 import pytest
@@ -190,9 +192,69 @@ def test_pulls_per_deploy_share_the_nat_but_not_a_vpc_registry():
 
 
 def test_the_engine_image_step_of_the_alibaba_clusters_follows_the_registry():
-    from core.ready_time import timeline
+    from core.ready_time import ack_edge, timeline
 
     vpc = {"engine.image": "llm-registry-vpc.cn-hangzhou.cr.aliyuncs.com/egs/vllm:0.11.0-pytorch2.8-cu128-20251015"}
     for stack in ALIBABA_K8S:
-        now, near = (timeline(settings_for(stack, o)).by_name["engine image"].minutes for o in ({}, vpc))
+        # ack-edge: the whole pull (its IDC nodes joined just before the second run; by default it is pre-pulled).
+        model = (lambda s: ack_edge(s, 0)) if stack == "ack-edge" else timeline
+        now, near = (model(settings_for(stack, o)).by_name["engine image"].minutes for o in ({}, vpc))
         assert near < now, stack
+
+
+# --- Warm-up by model class ------------------------------------------------------------------------------------
+
+
+def test_the_warm_up_is_sourced_per_model_class_r1_for_deepseek_r1_small_for_a_7b():
+    from core.catalog import MODELS
+
+    r1, small = durations.warmup(MODELS["DeepSeek-R1"]), durations.warmup(MODELS["DeepSeek-R1-Distill-Qwen-7B"])
+    assert (r1.name, r1.minutes * 60) == ("warm-up (r1)", pytest.approx(260))
+    assert "vllm-project/vllm#22215" in r1.source and r1.source.startswith("D:")  # DeepGEMM 83 + 48 s
+    assert (small.name, small.minutes * 60) == ("warm-up (small)", pytest.approx(50))
+    assert "vllm-project/vllm#11005" in small.source and small.source.startswith("S:")
+    assert durations.warmup_class(MODELS["QwQ-32B"]) == "mid"  # 32B: more to compile
+    assert durations.warmup_class(MODELS["DeepSeek-R1-Distill-Qwen-7B"], tensor_parallel=2) == "mid"  # every rank
+    assert durations.warmup_class(MODELS["Qwen3-235B-A22B"], tensor_parallel=8) == "mid"  # bf16: no DeepGEMM
+
+
+def test_a_custom_model_gets_its_warm_up_class_by_the_same_rule():
+    fp8 = settings_for(
+        "ack",
+        {
+            "model": {
+                "name": "custom",
+                "custom": {
+                    "name": "Tiny-FP8",
+                    "modelscopeId": "org/tiny-fp8",
+                    "hfId": "org/tiny-fp8",
+                    "paramsBillion": 1.5,
+                    "weightDtype": "fp8",
+                    "layers": 28,
+                    "attentionHeads": 12,
+                    "kvHeads": 2,
+                    "headDim": 128,
+                    "contextLength": 32768,
+                },
+            }
+        },
+    ).model
+    assert durations.warmup_class(fp8) == "r1"  # FP8: DeepGEMM's kernels, the conservative class
+    assert durations.warmup_class(dataclasses.replace(fp8, weight_dtype="bf16")) == "small"
+    assert durations.warmup_class(dataclasses.replace(fp8, weight_dtype="bf16", params_billion=14.1)) == "mid"
+
+
+def test_the_load_estimate_is_engine_start_the_mount_read_and_the_class_warm_up():
+    from core.catalog import MODELS
+
+    for name, warm_s in (("DeepSeek-R1-Distill-Qwen-7B", 50), ("QwQ-32B", 90), ("DeepSeek-R1", 260)):
+        model = MODELS[name]
+        expected = 0.5 + model.weights_gib / 20 + warm_s / 60
+        assert durations.engine_load(model).minutes == pytest.approx(expected), name
+        assert sizing.load_minutes(model) == math.ceil(expected)  # what the startup windows are sized from
+    # The stacks' timelines take the class from the stack's model and placement.
+    from core.ready_time import SERVING_READY, timeline
+
+    loads = {s: timeline(settings_for(s)).by_name[SERVING_READY] for s in ("ack", "acs", "acs-r1")}
+    assert "warm-up (small)" in loads["ack"].why and "warm-up (mid)" in loads["acs"].why
+    assert "warm-up (r1)" in loads["acs-r1"].why

@@ -138,9 +138,9 @@ def test_new_model_or_engine_settings_replace_the_host(dev):
 def test_up_waits_for_the_readiness_command_sized_for_the_model(dev):
     invocation = dev.one(INVOCATION)
     command = unwrap(dev.one(COMMAND).inputs)
-    assert dev.outputs["readinessTimeoutMinutes"] == 42  # core.durations at 200 Mbit/s x 1.5
-    assert command["timeout"] == 42 * 60 + 300 and command["enableParameter"] is True
-    assert invocation.custom_timeouts["create"] == "52m"
+    assert dev.outputs["readinessTimeoutMinutes"] == 36  # core.durations at 200 Mbit/s (24.0 min) x 1.5
+    assert command["timeout"] == 36 * 60 + 300 and command["enableParameter"] is True
+    assert invocation.custom_timeouts["create"] == "46m"
     secret_parameter = dev.one(SECRET_PARAMETER)
     assert secret_parameter.urn in invocation.dependencies
     assert invocation.has_replacement_trigger  # a rotated key is installed again
@@ -149,7 +149,7 @@ def test_up_waits_for_the_readiness_command_sized_for_the_model(dev):
 def test_readiness_command_checks_health_and_key_enforcement(dev):
     script = base64.b64decode(unwrap(dev.one(COMMAND).inputs)["commandContent"]).decode()
     assert "API_KEY_VALUE='{{oos-secret:llm-dev-api-key}}'" in script
-    assert "/health" in script and "expected 401" in script and "TIMEOUT_SECONDS=2520" in script
+    assert "/health" in script and "expected 401" in script and "TIMEOUT_SECONDS=2160" in script
     assert "/invocations" in script and "expected the gateway's 404" in script  # the path vLLM's key skips
     assert "GATEWAY_KEY_PATH=/etc/llm-serving/gateway/api-key.map" in script
     assert unwrap(dev.one(SECRET_PARAMETER).inputs)["secretParameterName"] == "llm-dev-api-key"

@@ -24,9 +24,10 @@ IDS = ["acs", "acs-lws", "ack", "ack-edge", "gke", "gke-two-nodes", "kubernetes"
 def pod_templates(run) -> list[tuple[str, dict]]:
     """(name, pod spec) of every pod template in the serving namespace."""
     found = []
+    namespace = run.kubernetes_object("Namespace")["metadata"]["name"]
     for o in run.kubernetes_objects():
         spec = o.get("spec") or {}
-        if o["kind"] in ("Deployment", "Job"):
+        if o["kind"] in ("Deployment", "Job") or (o["kind"] == "DaemonSet" and o["metadata"]["namespace"] == namespace):
             found.append((o["metadata"]["name"], spec["template"]["spec"]))
         elif o["kind"] == "LeaderWorkerSet":
             template = spec["leaderWorkerTemplate"]

@@ -6,7 +6,11 @@ wait for the import, so each GPU node pulls the 10-20 GB engine image as soon as
 pod that follows finds it there and starts loading at once. The container keeps running so that the kubelet's
 image garbage collection, which removes only images no container uses, keeps the image. It asks for almost
 nothing (the serving pod takes the node's GPUs and most of its CPU and memory), runs as nobody with no
-privileges, and mounts no token.
+privileges, no capability and the runtime's default seccomp profile (components/kubernetes/hardening.py: it passes
+Pod Security "restricted", above the namespace's "baseline"), needs no network (the kubelet pulls the image, not
+the pod: the namespace's default-deny NetworkPolicies leave it nothing to reach and nothing reaches it), and mounts
+no token. A serving pod that starts before the pull is done pulls the same image itself (IfNotPresent); the
+runtime fetches each layer once.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.kubernetes.hardening import container_security, pod_security
 from components.kubernetes.objects import manifest
 
 LABELS = {"app": "llm-engine-prepull"}
@@ -44,21 +49,23 @@ def prepull_spec(args: ImagePrepullArgs) -> dict:
                 "tolerations": [dict(t) for t in args.tolerations],
                 "automountServiceAccountToken": False,
                 "terminationGracePeriodSeconds": 0,
-                "securityContext": {"runAsUser": NOBODY, "runAsGroup": NOBODY, "runAsNonRoot": True},
+                "securityContext": {
+                    **pod_security(),
+                    "runAsUser": NOBODY,
+                    "runAsGroup": NOBODY,
+                    "runAsNonRoot": True,
+                },
                 "containers": [
                     {
                         "name": "engine-image",
                         "image": args.image,
+                        "imagePullPolicy": "IfNotPresent",
                         "command": ["sleep", "infinity"],
                         "resources": {
                             "requests": {"cpu": "10m", "memory": "16Mi"},
                             "limits": {"cpu": "50m", "memory": "64Mi"},
                         },
-                        "securityContext": {
-                            "allowPrivilegeEscalation": False,
-                            "readOnlyRootFilesystem": True,
-                            "capabilities": {"drop": ["ALL"]},
-                        },
+                        "securityContext": container_security(run_as_user=NOBODY, read_only_root=True),
                     }
                 ],
             },

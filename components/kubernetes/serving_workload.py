@@ -67,6 +67,14 @@ PROBE_PERIOD_SECONDS = 10
 # The startup probe allows 1.5x the expected load time before the kubelet restarts the engine:
 # loads vary with storage throughput, and a restart starts the whole load again.
 STARTUP_ALLOWANCE = 1.5
+# ... and never less than this. The modelled load of a small model is 2-3 min (core/durations.py: engine start, the
+# weights, a sourced warm-up of 50 s), but a first start on a real GPU runs with empty torch.compile, Triton and
+# DeepGEMM caches, Python's imports and a mount that may read slower than assumed: vllm-project/vllm#20264 saw 59 s
+# to the first answer with a warm compile cache, run-ai/runai-model-streamer#67 90 s of engine init alone, both on
+# GPUs newer than ack-edge's V100 (not measured here). A window that ends mid-load restarts the engine, which loads
+# again from the start: a crash loop instead of a slow start, while a longer window costs nothing when the engine
+# is ready sooner (the probe passes at once). 10 min is about what the former flat estimate gave a 7B (1.5 x 6).
+STARTUP_FLOOR_MINUTES = 10
 READINESS_FAILURES = 3  # 30 s without /health: out of the Service, no restart
 LIVENESS_PERIOD_SECONDS = 20
 LIVENESS_FAILURES = 6  # 2 min without /health: restart (a busy engine answers /health late, not never)
@@ -250,8 +258,10 @@ class ServingArgs:
 
 
 def startup_failure_threshold(load_minutes: int, extra_seconds: int = 0) -> int:
-    """Startup probe failures allowed: 1.5x the expected load (plus any wait before it), in 10 s periods."""
-    return math.ceil((load_minutes * 60 * STARTUP_ALLOWANCE + extra_seconds) / PROBE_PERIOD_SECONDS)
+    """Startup probe failures allowed: 1.5x the expected load, at least STARTUP_FLOOR_MINUTES (plus any wait before
+    it), in 10 s periods."""
+    window = max(load_minutes * 60 * STARTUP_ALLOWANCE, STARTUP_FLOOR_MINUTES * 60)
+    return math.ceil((window + extra_seconds) / PROBE_PERIOD_SECONDS)
 
 
 def ready_minutes(load_minutes: int, pods_per_replica: int = 1) -> int:

@@ -138,10 +138,12 @@ def resolve_host(
     *,
     disk_gib: int = 100,
     image_in_region: bool = False,
+    tensor_parallel: int = 1,
 ) -> EcsHost:
     """`egress_mbps`: the host's way to ModelScope and the registry (the NAT EIP, or its own public bandwidth,
     named by `bandwidth_key`); the readiness wait is derived from it, from what the host starts from (a prepared
-    image, the weights in the region, the engine image from a VPC registry: `image_in_region`) and the disk."""
+    image, the weights in the region, the engine image from a VPC registry: `image_in_region`), the disk and the
+    GPUs the engine spans (`tensor_parallel`: its warm-up class)."""
     timeout = config.readiness_timeout_minutes
     prepared = _prepared_image(config, disk_gib, problems)
     weights = _weights(config.weights, problems)
@@ -151,6 +153,7 @@ def resolve_host(
         image_in_region=image_in_region,
         disk_gib=disk_gib,
         parallel=weights.parallel,
+        tensor_parallel=tensor_parallel,
     )
     if model is not None:
         plan = durations.ecs_readiness(model, egress_mbps, start)

@@ -136,6 +136,7 @@ def _resolve(
                 problems,
                 disk_gib=extra["disk"].size_gib if extra["disk"] else 0,
                 image_in_region=engine is not None and pulled_in_region(engine.image, region),
+                tensor_parallel=placement.tensor_parallel if placement else 1,
             )
             if ok("ecs", "placement", "access", "network", "disk")
             else None

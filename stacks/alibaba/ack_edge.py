@@ -15,6 +15,7 @@ from components.alibaba.resource_policy import NODE_POOL_ID_LABEL, ResourcePolic
 from components.alibaba.virtual_nodes import TOLERATION as VIRTUAL_NODE_TOLERATION
 from components.alibaba.virtual_nodes import VirtualNodes, VirtualNodesArgs
 from components.api_key import ApiKey
+from components.kubernetes.image_prepull import ImagePrepull, ImagePrepullArgs
 from core.config.settings import AckEdgeSettings
 from stacks import serving
 from stacks.alibaba import cost
@@ -32,15 +33,22 @@ from stacks.alibaba.managed_kubernetes import (
     kubectl_hint,
     load_balancers,
     model_store,
-    namespace_and_store,
     serve_and_autoscale,
     system_pool,
+    workload_namespace,
 )
 
 # Flannel: IDC nodes have no VPC ENIs, so no Terway. Unverified offline: the add-on name ACK Edge expects.
 EDGE_ADDONS = ({"name": "flannel"}, {"name": "csi-plugin"}, {"name": "csi-provisioner"})
 ECI_SPECS = "k8s.aliyun.com/eci-use-specs"
 ECI_VSWITCH = "k8s.aliyun.com/eci-vswitch"
+# "ACK Edge determines whether a node is an edge node based on the alibabacloud.com/is-edge-worker label of the
+# node. If a node is added to a cloud node pool or an edge node pool, the is-edge-worker label is automatically
+# added": true on edge nodes, false on cloud nodes (ACK Edge "FAQ about edge nodes",
+# alibabacloud.com/help/en/ack/ack-edge/user-guide/edge-node-faq; "Cloud node management": cloud ECS nodes carry
+# 'false'). Every node of the IDC pool carries it, so it selects them before the pool's id is known.
+EDGE_WORKER_LABEL = "alibabacloud.com/is-edge-worker"
+EDGE_NODES = {EDGE_WORKER_LABEL: "true"}
 
 
 def build(settings: AckEdgeSettings) -> dict[str, object]:
@@ -84,6 +92,10 @@ def build(settings: AckEdgeSettings) -> dict[str, object]:
     # The first run (clusterOnly) already makes the bucket and runs the import beside the cluster: the bucket
     # needs no cluster, so the second run finds the weights imported and its workers unchanged.
     endpoint = public_endpoint(settings.region) if edge.oss_endpoint == "public" else None
+    # The namespace and the engine image's pre-pull in both runs, the same resources: the IDC nodes joining between
+    # the runs pull the image while nobody waits (engine_prepull).
+    ns = workload_namespace(settings, cluster)
+    engine_prepull(settings, ns, in_cluster)
     if edge.cluster_only:
         store = model_store(settings, cluster, tags, in_region, edge.oss_auth, endpoint, namespace=None)
         importer = import_workers(settings, provider, network, store, tags)
@@ -93,7 +105,7 @@ def build(settings: AckEdgeSettings) -> dict[str, object]:
             "modelImportWorkers": importer.instance_ids,
             "modelImportProgress": importer.progress,
         }
-    ns, store = namespace_and_store(settings, cluster, tags, in_cluster, auth=edge.oss_auth, endpoint=endpoint)
+    store = model_store(settings, cluster, tags, in_cluster, edge.oss_auth, endpoint, ns)
     # The import workers write over the internal endpoint from the VPC, whichever endpoint the IDC nodes read:
     # no import runs on the IDC (no in-cluster Job is needed on ack-edge).
     importer = import_workers(settings, provider, network, store, tags)
@@ -141,6 +153,27 @@ def build(settings: AckEdgeSettings) -> dict[str, object]:
     return outputs
 
 
+def engine_prepull(settings: AckEdgeSettings, namespace: pulumi.Input[str], opts: pulumi.ResourceOptions):
+    """The engine image on every edge node as soon as it joins (components/kubernetes/image_prepull.py).
+
+    The first run cannot know the IDC pool's id (the pool is made after it), so the DaemonSet selects the label ACK
+    Edge puts on every edge node (EDGE_NODES), not the ResourcePolicy's `alibabacloud.com/nodepool-id`: a superset of
+    the serving pods' IDC unit. The trade-off: a node of another edge pool of this cluster pulls the image too (the
+    cluster is this stack's own; its cloud system nodes are `false` and virtual nodes are not tolerated). It
+    tolerates what the serving pods tolerate on a GPU node, not the virtual nodes' taint (a DaemonSet pod there
+    would be an ECI instance of its own). The same spec in both runs: the second run changes nothing."""
+    return ImagePrepull(
+        f"{settings.name}-prepull",
+        ImagePrepullArgs(
+            namespace=namespace,
+            image=settings.engine.image,
+            node_selector=EDGE_NODES,
+            tolerations=[GPU_TOLERATION],
+        ),
+        opts=opts,
+    )
+
+
 def _cluster_only_outputs(settings: AckEdgeSettings, zones, cluster: ManagedCluster) -> dict[str, object]:
     """First run: the cluster exists, serving waits for the edge node pool the IDC machines join."""
     return {
@@ -152,7 +185,9 @@ def _cluster_only_outputs(settings: AckEdgeSettings, zones, cluster: ManagedClus
         "nextStep": "make sure cluster.apiCidrs lists the IDC machines' addresses as the API server sees them "
         "(their internet egress, or the IDC's CIDR over Express Connect), "
         "create an edge node pool in this cluster (ACK console), join the IDC GPU machines to it "
-        f"(docs/targets/ack-edge.md), then: pulumi config set --path '{settings.namespace}:ackEdge."
+        f"(docs/targets/ack-edge.md; each pulls the engine image as it joins: kubectl -n {settings.workload.namespace} "
+        "get pods -l app=llm-engine-prepull -o wide), then: pulumi config set --path '"
+        f"{settings.namespace}:ackEdge."
         f"nodePoolId' <np-id> && pulumi config set --path '{settings.namespace}:ackEdge.clusterOnly' "
         "false && pulumi up",
     }

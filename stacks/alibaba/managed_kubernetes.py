@@ -74,7 +74,8 @@ def bandwidth_deadlines(settings: AlibabaClusterSettings, gpu_capacity_minutes: 
     pods = settings.placement.pods * settings.workload.replicas  # every pod of the first rollout pulls at once
     starting = durations.pod_start(mbps, pods, gpu_capacity_minutes)
     overflow = max(0, math.ceil(starting.minutes) - SCHEDULE_AND_PULL_MINUTES)
-    return {"load_minutes": sizing.load_minutes(settings.model) + overflow}
+    load = sizing.load_minutes(settings.model, settings.placement.tensor_parallel)
+    return {"load_minutes": load + overflow}
 
 
 def import_deadline_minutes(settings: AlibabaClusterSettings, workers: int) -> int:
@@ -425,6 +426,13 @@ def namespace_and_store(
 
     `auth`: "rrsa", or "access-key" where RRSA is not known to work.
     """
+    ns = workload_namespace(settings, cluster)
+    return ns, model_store(settings, cluster, tags, opts, auth, endpoint, ns)
+
+
+def workload_namespace(settings: AlibabaClusterSettings, cluster) -> pulumi.Output[str]:
+    """The workload's namespace, with its Pod Security labels (ack-edge makes it in its first run already, for the
+    engine image's pre-pull: the same resource in both runs)."""
     import pulumi_kubernetes as k8s
 
     from components.kubernetes.hardening import pod_security_labels
@@ -442,8 +450,7 @@ def namespace_and_store(
         },
         opts=pulumi.ResourceOptions(provider=cluster.provider),
     )
-    ns = namespace.metadata["name"]
-    return ns, model_store(settings, cluster, tags, opts, auth, endpoint, ns)
+    return namespace.metadata["name"]
 
 
 def model_store(

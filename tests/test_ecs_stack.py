@@ -138,9 +138,11 @@ def test_new_model_or_engine_settings_replace_the_host(dev):
 def test_up_waits_for_the_readiness_command_sized_for_the_model(dev):
     invocation = dev.one(INVOCATION)
     command = unwrap(dev.one(COMMAND).inputs)
-    assert dev.outputs["readinessTimeoutMinutes"] == 42  # core.durations at 200 Mbit/s x 1.5
-    assert command["timeout"] == 42 * 60 + 300 and command["enableParameter"] is True
-    assert invocation.custom_timeouts["create"] == "52m"
+    # core.durations x 1.5: the engine image at 200 Mbit/s (20.9 min modelled; the weights come from ModelScope's
+    # OSS copy over cn-hangzhou's internal network beside it)
+    assert dev.outputs["readinessTimeoutMinutes"] == 32
+    assert command["timeout"] == 32 * 60 + 300 and command["enableParameter"] is True
+    assert invocation.custom_timeouts["create"] == "42m"
     secret_parameter = dev.one(SECRET_PARAMETER)
     assert secret_parameter.urn in invocation.dependencies
     assert invocation.has_replacement_trigger  # a rotated key is installed again
@@ -149,7 +151,7 @@ def test_up_waits_for_the_readiness_command_sized_for_the_model(dev):
 def test_readiness_command_checks_health_and_key_enforcement(dev):
     script = base64.b64decode(unwrap(dev.one(COMMAND).inputs)["commandContent"]).decode()
     assert "API_KEY_VALUE='{{oos-secret:llm-dev-api-key}}'" in script
-    assert "/health" in script and "expected 401" in script and "TIMEOUT_SECONDS=2520" in script
+    assert "/health" in script and "expected 401" in script and "TIMEOUT_SECONDS=1920" in script
     assert "/invocations" in script and "expected the gateway's 404" in script  # the path vLLM's key skips
     assert "GATEWAY_KEY_PATH=/etc/llm-serving/gateway/api-key.map" in script
     assert unwrap(dev.one(SECRET_PARAMETER).inputs)["secretParameterName"] == "llm-dev-api-key"
@@ -395,7 +397,8 @@ def test_weights_from_a_bucket_in_the_region_use_the_internal_endpoint_and_the_h
     ]
     assert run.outputs["weightsSource"] == "oss://my-models/models/Qwen/QwQ-32B/"
     assert not [r for r in run.resources if "accessKey" in r.type]  # no long-lived key anywhere
-    assert run.outputs["readinessTimeoutMinutes"] < prod.outputs["readinessTimeoutMinutes"]
+    # Never longer than ModelScope's way; in cn-hangzhou both are bounded by the engine image through the NAT.
+    assert run.outputs["readinessTimeoutMinutes"] <= prod.outputs["readinessTimeoutMinutes"]
 
 
 def test_a_host_copying_weights_without_the_role_to_read_them_is_refused():

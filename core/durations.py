@@ -295,6 +295,9 @@ class EcsStart:
     prepared_image: bool = False
     weights_in_region: bool = False
     image_in_region: bool = False
+    # ModelScope hands this host its files from OSS over the region's internal network (INTRA_CLOUD_REGIONS: the
+    # host's fetch-model.sh runs the same modelscope-hub as the import workers), so they bypass the NAT.
+    hub_in_region: bool = False
     disk_gib: int = 100
     parallel: int = int(OSS_PARALLEL_STREAMS.value)
     tensor_parallel: int = 1  # the host's GPUs the engine spans: its warm-up class (warmup_class)
@@ -317,6 +320,13 @@ def ecs_readiness(model: ModelSpec, mbps: float, start: EcsStart = EcsStart()) -
             f"weights from OSS in the region at {rate:.0f} MB/s ({start.parallel} streams)",
             weights * 1000 / rate / 60,
             f"{ESSD_BASE_MB_PER_S.source}; {NIC_MB_PER_S.source}",
+        )
+    elif start.hub_in_region:
+        rate = min(INTRA_CLOUD_MB_PER_S.value, essd_mb_per_s(start.disk_gib))
+        download = Step(
+            f"weights from ModelScope over the region's internal network at {rate:.0f} MB/s",
+            weights * 1000 / rate / 60,
+            f"{INTRA_CLOUD_MB_PER_S.source}; {ESSD_BASE_MB_PER_S.source}",
         )
     else:
         # Through the NAT, beside the image if it comes the same way (both then finish by the shared total).

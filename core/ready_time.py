@@ -47,6 +47,9 @@ def ecs(settings: EcsSettings) -> Timeline:
 # Markers (0 minutes) every Kubernetes timeline has, so the deadlines can be checked the same way on every target:
 IMPORT_START, IMPORT_DONE = "import starts", "import done"  # the import Job (or workers) run between them
 SERVING_START, SERVING_READY = "serving starts", "engine load"  # the serving workload is created, is ready
+# The private LoadBalancer Service, created with the serving workload (components/kubernetes/serving_workload.py):
+# its load balancer provisions while the pods pull and load; the API answers once both are done.
+PRIVATE_LB = "private load balancer"
 
 
 def stream_ranks(settings: ClusterSettings) -> int:
@@ -109,9 +112,9 @@ def acs(settings: ClusterSettings) -> Timeline:
         _step("ACS cluster", d.ACS_CLUSTER_MIN.value, ("network",), d.ACS_CLUSTER_MIN),
         *_workers(settings, ("network",)),
         *_serving(settings, mbps, d.GPU_CAPACITY_MIN.value, (IMPORT_DONE, "ACS cluster")),
-        _step("private load balancer", d.LB_ALIBABA_MIN.value, ("engine load",), d.LB_ALIBABA_MIN),
+        _step(PRIVATE_LB, d.LB_ALIBABA_MIN.value, (SERVING_START,), d.LB_ALIBABA_MIN),
     ]
-    return Timeline(ACS, (*tasks, Task(API, 0.0, ("private load balancer",))))
+    return Timeline(ACS, (*tasks, Task(API, 0.0, (PRIVATE_LB, SERVING_READY))))
 
 
 def ack(settings: ClusterSettings) -> Timeline:
@@ -124,9 +127,9 @@ def ack(settings: ClusterSettings) -> Timeline:
         _step("GPU pool", d.GPU_POOL_MIN.value, ("ACK cluster",), d.GPU_POOL_MIN),
         *_workers(settings, ("network",)),
         *_serving(settings, mbps, 0.0, (IMPORT_DONE, "GPU pool")),
-        _step("private load balancer", d.LB_ALIBABA_MIN.value, ("engine load",), d.LB_ALIBABA_MIN),
+        _step(PRIVATE_LB, d.LB_ALIBABA_MIN.value, (SERVING_START,), d.LB_ALIBABA_MIN),
     ]
-    return Timeline(ACK, (*tasks, Task(API, 0.0, ("private load balancer",))))
+    return Timeline(ACK, (*tasks, Task(API, 0.0, (PRIVATE_LB, SERVING_READY))))
 
 
 def ack_edge(settings: ClusterSettings, nodes_joined_minutes_before: Optional[float] = None) -> Timeline:
@@ -153,9 +156,9 @@ def ack_edge(settings: ClusterSettings, nodes_joined_minutes_before: Optional[fl
     )
     tasks = [
         *(remaining if t is pull else t for t in serving),
-        _step("private load balancer", d.LB_ALIBABA_MIN.value, ("engine load",), d.LB_ALIBABA_MIN),
+        _step(PRIVATE_LB, d.LB_ALIBABA_MIN.value, (SERVING_START,), d.LB_ALIBABA_MIN),
     ]
-    return Timeline(ACK_EDGE, (*tasks, Task(API, 0.0, ("private load balancer",))))
+    return Timeline(ACK_EDGE, (*tasks, Task(API, 0.0, (PRIVATE_LB, SERVING_READY))))
 
 
 def ack_edge_first_run(settings: ClusterSettings) -> Timeline:
@@ -189,9 +192,9 @@ def gke(settings: GkeTargetSettings) -> Timeline:
         # Pulled by the pre-pull DaemonSet as soon as each GPU node is up, whether the import has finished or not.
         Task("engine image", pull.minutes, ("GPU pool",), f"{pull.name}: {pull.source}"),
         _engine_load(settings, ("engine image", SERVING_START)),
-        _step("private load balancer", d.LB_GCP_MIN.value, ("engine load",), d.LB_GCP_MIN),
+        _step(PRIVATE_LB, d.LB_GCP_MIN.value, (SERVING_START,), d.LB_GCP_MIN),
     ]
-    return Timeline(GKE, (*tasks, Task(API, 0.0, ("private load balancer",))))
+    return Timeline(GKE, (*tasks, Task(API, 0.0, (PRIVATE_LB, SERVING_READY))))
 
 
 def kubernetes(settings: ClusterSettings) -> Timeline:

@@ -56,7 +56,7 @@ def test_more_bandwidth_means_a_shorter_wait():
 def test_ecs_modelled_readiness_fits_its_own_deadlines(stack):
     run = run_stack(stack)
     settings = settings_for(stack)
-    plan = durations.ecs_readiness(settings.model, nat_mbps(run))
+    plan = durations.ecs_readiness(settings.model, nat_mbps(run), settings.ecs.start)
     command = unwrap(run.one("alicloud:ecs/command:Command").inputs)
     script = base64.b64decode(command["commandContent"]).decode()
     waited = int(re.search(r"TIMEOUT_SECONDS=(\d+)", script).group(1)) / 60
@@ -150,7 +150,8 @@ def test_above_500_mbps_the_eip_joins_a_shared_bandwidth_package():
 
 
 def test_a_readiness_timeout_shorter_than_the_modelled_start_is_refused():
-    modelled = int(durations.ecs_readiness(settings_for("prod").model, 200).minutes) + 1  # ceil
+    prod = settings_for("prod")
+    modelled = int(durations.ecs_readiness(prod.model, 200, prod.ecs.start).minutes) + 1  # ceil
     assert settings_for("prod", {"ecs.readinessTimeoutMinutes": modelled}).ecs.readiness_timeout_minutes == modelled
     with pytest.raises(ConfigError, match=r"ecs\.readinessTimeoutMinutes.*shorter than"):
         settings_for("prod", {"ecs.readinessTimeoutMinutes": modelled - 1})
@@ -158,11 +159,11 @@ def test_a_readiness_timeout_shorter_than_the_modelled_start_is_refused():
 
 def test_a_bandwidth_too_low_for_cloud_assistants_day_is_refused():
     with pytest.raises(ConfigError, match=r"network\.natBandwidthMbps.*Cloud Assistant waits at most 1380"):
-        settings_for("prod", {"network.natBandwidthMbps": 5})
+        settings_for("prod", {"network.natBandwidthMbps": 1})  # the 12 GB image alone: 27 hours
     with pytest.raises(ConfigError, match=r"access\.publicBandwidthMbps"):
         settings_for(
             "prod",
-            {"access.public": True, "access.allowedCidrs": ["203.0.113.0/24"], "access.publicBandwidthMbps": 5},
+            {"access.public": True, "access.allowedCidrs": ["203.0.113.0/24"], "access.publicBandwidthMbps": 1},
         )
 
 

@@ -400,7 +400,9 @@ def test_serving_starts_only_after_its_dependencies_and_every_child_is_parented(
     dependency = run.named("model-import").urn
     assert dependency in run.one(DEPLOYMENT).dependencies
     for service in run.of_type(SERVICE):
-        assert dependency in service.dependencies and run.one(DEPLOYMENT).urn in service.dependencies
+        # Created with the workload, so a load balancer provisions while the pods pull and load.
+        assert dependency in service.dependencies and run.one(DEPLOYMENT).urn not in service.dependencies
+        assert service.custom_timeouts == run.one(DEPLOYMENT).custom_timeouts
     component = run.one("llm:kubernetes:ServingWorkload")
     children = [r for r in run.resources if r.urn not in (component.urn, dependency)]
     assert children and all(r.parent == component.urn for r in children)

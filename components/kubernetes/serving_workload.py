@@ -296,21 +296,22 @@ class ServingWorkload(pulumi.ComponentResource):
         waits = pulumi.CustomTimeouts(create=f"{minutes}m", update=f"{minutes * args.replicas + 10}m", delete="10m")
         after_inputs = list(args.depends_on)
         if multi_pod:
-            workload = self._leader_worker_set(name, labels, secret, waits, after_inputs)
+            self._leader_worker_set(name, labels, secret, waits, after_inputs)
             selector = {"app": args.app, LWS_WORKER_INDEX_LABEL: "0"}  # only leaders serve the API
         else:
-            workload = self._deployment(name, labels, secret, waits, after_inputs)
+            self._deployment(name, labels, secret, waits, after_inputs)
             selector = {"app": args.app}
         if args.replicas > 1:
             self._disruption_budget(name, labels)
 
-        # The Services' own await wants ready endpoints; after the workload that is immediate.
-        after_workload = [*after_inputs, workload]
-        cluster_ip = self._service(f"{name}-api", f"{args.app}-api", labels, selector, None, waits, after_workload)
+        # The Services are created with the workload, not after it: a load balancer takes a minute or two to
+        # provision, which then overlaps the pods' image pull and load instead of following them. Their own await
+        # wants ready endpoints, so each waits as long as the workload does (`waits`).
+        cluster_ip = self._service(f"{name}-api", f"{args.app}-api", labels, selector, None, waits, after_inputs)
         self.service_name = cluster_ip.metadata.name
         if args.private_service is not None:
             private = self._service(
-                f"{name}-private", f"{args.app}-private", labels, selector, args.private_service, waits, after_workload
+                f"{name}-private", f"{args.app}-private", labels, selector, args.private_service, waits, after_inputs
             )
             self.private_address = _load_balancer_address(private)
         else:
@@ -320,7 +321,7 @@ class ServingWorkload(pulumi.ComponentResource):
         self.public_address = None
         if args.public_service is not None:
             public = self._service(
-                f"{name}-public", f"{args.app}-public", labels, selector, args.public_service, waits, after_workload
+                f"{name}-public", f"{args.app}-public", labels, selector, args.public_service, waits, after_inputs
             )
             self.public_address = _load_balancer_address(public)
         self.secret_name = secret.metadata.name

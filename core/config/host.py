@@ -139,6 +139,7 @@ def resolve_host(
     disk_gib: int = 100,
     image_in_region: bool = False,
     tensor_parallel: int = 1,
+    hub_in_region: bool = False,
 ) -> EcsHost:
     """`egress_mbps`: the host's way to ModelScope and the registry (the NAT EIP, or its own public bandwidth,
     named by `bandwidth_key`); the readiness wait is derived from it, from what the host starts from (a prepared
@@ -151,6 +152,7 @@ def resolve_host(
         prepared_image=prepared.image_id is not None,
         weights_in_region=weights.in_region,
         image_in_region=image_in_region,
+        hub_in_region=hub_in_region and not weights.in_region,
         disk_gib=disk_gib,
         parallel=weights.parallel,
         tensor_parallel=tensor_parallel,

@@ -43,7 +43,7 @@ from core.config.settings import (
 from core.config.source import ConfigValues
 from core.config.storage import MOUNT, resolve_disk, resolve_load, resolve_model_store
 from core.config.validation import check_secrets, check_targets, validate_groups
-from core.durations import pulled_in_region
+from core.durations import intra_cloud, pulled_in_region
 from core.targets import ACK, ACK_FAMILY, ACS, ALIBABA, ECS, GKE, KUBERNETES, MANAGED_ALIBABA
 
 
@@ -137,6 +137,7 @@ def _resolve(
                 disk_gib=extra["disk"].size_gib if extra["disk"] else 0,
                 image_in_region=engine is not None and pulled_in_region(engine.image, region),
                 tensor_parallel=placement.tensor_parallel if placement else 1,
+                hub_in_region=intra_cloud(region),
             )
             if ok("ecs", "placement", "access", "network", "disk")
             else None

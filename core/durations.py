@@ -108,6 +108,12 @@ PREPARED_IMAGE_GB = Figure(
 STREAM_GCS_GB_PER_S_PER_RANK = Figure(
     0.622, "GB/s per rank", "S", "593 MiB/s per rank streaming from gs://, sgl-project/sglang#22749 ('runai_gcs')"
 )
+# From OSS through its S3 API (acs, ack): the streamer's own S3 benchmark reaches 3.51 GiB/s (run-ai/
+# runai-model-streamer docs/src/benchmarks.md; time-to-ready.md 'runai_s3'), and a pod reads no faster than its
+# instance's NIC (NIC_MB_PER_S, assumed): the ranks' sum is bounded by it. Not measured against OSS.
+STREAM_OSS_GB_PER_S_PER_RANK = Figure(
+    3.51 * GB_PER_GIB, "GB/s per rank", "S", "S3 3.51 GiB/s, runai-model-streamer benchmarks.md ('runai_s3')"
+)
 ENGINE_START_MIN = Figure(0.5, "min", "S", "~30 s unlogged before the load, vllm-project/vllm#20264 ('eng_start')")
 # gke's import (components/gcp/hf_gcs_import.py): Cloud Run job tasks, started once the bucket exists.
 CLOUD_RUN_START_MIN = Figure(
@@ -205,21 +211,27 @@ def engine_image_pull(image: str, region: str, mbps: float, pods: int) -> Step:
     )
 
 
-def engine_load(model: ModelSpec, stream_ranks: int = 0) -> Step:
-    """Engine start, the weights into the GPUs, warm-up. stream_ranks > 0: streamed from the object store by that
-    many processes at once (a distributed load: the tensor-parallel ranks; otherwise 1), else the mount figure."""
+def engine_load(model: ModelSpec, stream_ranks: int = 0, store: str = "gs") -> Step:
+    """Engine start, the weights into the GPUs, warm-up. stream_ranks > 0: streamed from the object store (`store`:
+    "gs", or "oss" bounded by the instance NIC) by that many processes at once (a distributed load: the
+    tensor-parallel ranks; otherwise 1), else the mount figure."""
     if stream_ranks <= 0:
         return Step(
             "engine start, load and warm-up",
             sizing.load_minutes(model),
             "core.sizing.load_minutes (assumed 20 GiB/min + 5 min warm-up)",
         )
-    stream = weights_gb(model) / (STREAM_GCS_GB_PER_S_PER_RANK.value * stream_ranks) / 60
+    if store == "oss":
+        rate = min(STREAM_OSS_GB_PER_S_PER_RANK.value * stream_ranks, NIC_MB_PER_S.value / 1000)
+        figures = f"{STREAM_OSS_GB_PER_S_PER_RANK.source} x{stream_ranks}, at most {NIC_MB_PER_S.source}"
+    else:
+        rate = STREAM_GCS_GB_PER_S_PER_RANK.value * stream_ranks
+        figures = f"{STREAM_GCS_GB_PER_S_PER_RANK.source} x{stream_ranks}"
+    stream = weights_gb(model) / rate / 60
     return Step(
         f"engine start, stream x{stream_ranks} and warm-up",
         ENGINE_START_MIN.value + stream + sizing.WARMUP_MIN,
-        f"{ENGINE_START_MIN.source}; {STREAM_GCS_GB_PER_S_PER_RANK.source} x{stream_ranks}; "
-        f"core.sizing.WARMUP_MIN (assumed {sizing.WARMUP_MIN} min)",
+        f"{ENGINE_START_MIN.source}; {figures}; core.sizing.WARMUP_MIN (assumed {sizing.WARMUP_MIN} min)",
     )
 
 

@@ -170,7 +170,7 @@ def files_here(export: dict, root: Path) -> dict[str, Path]:
     """The ConfigMap files the engine container mounts, written under `root` (the credential process's path in the
     config file moved with them)."""
     written = {}
-    for pod_path, text in export["engine_files"].items():
+    for pod_path in export["engine_files"]:
         local = root / pod_path.lstrip("/")
         local.parent.mkdir(parents=True, exist_ok=True)
         written[pod_path] = local

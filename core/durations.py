@@ -108,9 +108,9 @@ PREPARED_IMAGE_GB = Figure(
 STREAM_GCS_GB_PER_S_PER_RANK = Figure(
     0.622, "GB/s per rank", "S", "593 MiB/s per rank streaming from gs://, sgl-project/sglang#22749 ('runai_gcs')"
 )
-# From OSS through its S3 API (acs, ack): the streamer's own S3 benchmark reaches 3.51 GiB/s (run-ai/
-# runai-model-streamer docs/src/benchmarks.md; time-to-ready.md 'runai_s3'), and a pod reads no faster than its
-# instance's NIC (NIC_MB_PER_S, assumed): the ranks' sum is bounded by it. Not measured against OSS.
+# From OSS through its S3 API (acs, ack): the streamer's own S3 benchmark reaches 3.51 GiB/s
+# (run-ai/runai-model-streamer/docs/src/benchmarks.md; time-to-ready.md 'runai_s3'), and a pod reads no faster than
+# its instance's NIC (NIC_MB_PER_S, assumed): the ranks' sum is bounded by it. Not measured against OSS.
 STREAM_OSS_GB_PER_S_PER_RANK = Figure(
     3.51 * GB_PER_GIB, "GB/s per rank", "S", "S3 3.51 GiB/s, runai-model-streamer benchmarks.md ('runai_s3')"
 )

@@ -3,9 +3,10 @@
 
 The streamer reads OSS through OSS's S3-compatible API. Its S3 clients (boto3 for listing and the small files, the
 AWS SDK for C++ in libstreamers3.so for the safetensors) take credentials from the AWS default chain, which runs the
-command named by `credential_process` in the AWS config file and reads its standard output (AWS SDKs and Tools
-Reference Guide, "Sourcing credentials with an external process": a JSON object with Version 1, AccessKeyId,
-SecretAccessKey, SessionToken and Expiration in ISO 8601). This script is that command.
+command named by `credential_process` in the AWS config file and reads its standard output (docs.aws.amazon.com/
+sdkref/latest/guide/feature-process-credentials.html, "Process credential provider"; the AWS CLI's "Sourcing
+credentials with an external process": a JSON object with Version 1, AccessKeyId, SecretAccessKey, SessionToken and
+Expiration in ISO 8601; nothing secret on standard error). This script is that command.
 
 It reads what RRSA gives a pod (the environment and token file of "Use RRSA to authorize different pods to access
 different cloud services", ACK and ACS docs; the same names ack-pod-identity-webhook injects):

@@ -498,42 +498,6 @@ def image_pipeline_fits(candidate: Candidate, run) -> str | None:
     return None
 
 
-@run_rule(
-    source="OSS 'RAM policies' (alibabacloud.com/help/en/oss/user-guide/ram-policy-overview): a request with the "
-    "instance role's STS credentials is refused without oss:GetObject on the object and oss:ListObjects on the "
-    "bucket; instance role credentials come only from an attached role (ECS 'Instance RAM roles')"
-)
-def hosts_reading_weights_from_oss_may_read_them(run):
-    """A host whose user-data copies the weights from a bucket (WEIGHTS_SOURCE=oss) needs an attached role that may
-    list the bucket and read the model's objects."""
-    import base64
-    import shlex
-
-    for instance in run.of_type("alicloud:ecs/instance:Instance"):
-        encoded = _unwrap(instance.inputs).get("userData")
-        if not isinstance(encoded, str) or not known(encoded):
-            continue
-        text = base64.b64decode(encoded).decode(errors="replace")
-        values = dict(
-            line.split("=", 1) for line in text.splitlines() if re.fullmatch(r"(WEIGHTS_[A-Z]+|MODEL_ID)=.*", line)
-        )
-        values = {k: shlex.split(v)[0] if v else "" for k, v in values.items()}
-        if values.get("WEIGHTS_SOURCE") != "oss":
-            continue
-        bucket, prefix = values.get("WEIGHTS_BUCKET", ""), f"{values.get('WEIGHTS_PREFIX')}/{values.get('MODEL_ID')}"
-        roles = _instance_roles(run, f"{instance.name}-id")
-        if not roles:
-            yield f"{instance.name}: copies oss://{bucket}/{prefix}/ without a RAM role"
-        for role_name, _attached in roles:
-            statements = _role_policies(run, role_name)
-            if not _allows(
-                statements, "oss:GetObject", rf"acs:oss:[^:]*:[^:]*:{re.escape(bucket)}/{re.escape(prefix)}/.*"
-            ):
-                yield f"{instance.name}: role {role_name} may not oss:GetObject oss://{bucket}/{prefix}/"
-            if not _allows(statements, "oss:ListObjects", rf"acs:oss:[^:]*:[^:]*:{re.escape(bucket)}"):
-                yield f"{instance.name}: role {role_name} may not oss:ListObjects {bucket}"
-
-
 def _serving_templates(run):
     """(owner name, namespace, pod spec) of every Deployment and LeaderWorkerSet template."""
     for resource in run.resources:
@@ -614,3 +578,39 @@ def rrsa_pods_may_assume_their_role_and_read_the_model(run):
                     yield f"{owner}: role {name} may not oss:GetObject {uri}/"
                 if not _allows(statements, "oss:ListObjects", rf"acs:oss:[^:]*:[^:]*:{re.escape(bucket)}"):
                     yield f"{owner}: role {name} may not oss:ListObjects {bucket}"
+
+
+@run_rule(
+    source="OSS 'RAM policies' (alibabacloud.com/help/en/oss/user-guide/ram-policy-overview): a request with the "
+    "instance role's STS credentials is refused without oss:GetObject on the object and oss:ListObjects on the "
+    "bucket; instance role credentials come only from an attached role (ECS 'Instance RAM roles')"
+)
+def hosts_reading_weights_from_oss_may_read_them(run):
+    """A host whose user-data copies the weights from a bucket (WEIGHTS_SOURCE=oss) needs an attached role that may
+    list the bucket and read the model's objects."""
+    import base64
+    import shlex
+
+    for instance in run.of_type("alicloud:ecs/instance:Instance"):
+        encoded = _unwrap(instance.inputs).get("userData")
+        if not isinstance(encoded, str) or not known(encoded):
+            continue
+        text = base64.b64decode(encoded).decode(errors="replace")
+        values = dict(
+            line.split("=", 1) for line in text.splitlines() if re.fullmatch(r"(WEIGHTS_[A-Z]+|MODEL_ID)=.*", line)
+        )
+        values = {k: shlex.split(v)[0] if v else "" for k, v in values.items()}
+        if values.get("WEIGHTS_SOURCE") != "oss":
+            continue
+        bucket, prefix = values.get("WEIGHTS_BUCKET", ""), f"{values.get('WEIGHTS_PREFIX')}/{values.get('MODEL_ID')}"
+        roles = _instance_roles(run, f"{instance.name}-id")
+        if not roles:
+            yield f"{instance.name}: copies oss://{bucket}/{prefix}/ without a RAM role"
+        for role_name, _attached in roles:
+            statements = _role_policies(run, role_name)
+            if not _allows(
+                statements, "oss:GetObject", rf"acs:oss:[^:]*:[^:]*:{re.escape(bucket)}/{re.escape(prefix)}/.*"
+            ):
+                yield f"{instance.name}: role {role_name} may not oss:GetObject oss://{bucket}/{prefix}/"
+            if not _allows(statements, "oss:ListObjects", rf"acs:oss:[^:]*:[^:]*:{re.escape(bucket)}"):
+                yield f"{instance.name}: role {role_name} may not oss:ListObjects {bucket}"

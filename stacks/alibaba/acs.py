@@ -55,11 +55,11 @@ def build(settings: AcsSettings) -> dict[str, object]:
             cluster_spec=CLUSTER_SPEC,
             vswitch_ids=[ids["nodes-a"], ids["nodes-b"]],
             pod_vswitch_ids=[ids["pods-a"], ids["pods-b"]],
+            # RRSA (the OIDC provider) only for streaming: the serving pods' RAM role trusts it.
+            enable_rrsa=streaming,
             service_cidr=plan.service_cidr,
             kubernetes_version=plan.kubernetes_version,
             public_endpoint=plan.public_endpoint,
-            # RRSA (the OIDC provider) only for streaming: the serving pods' RAM role trusts it.
-            enable_rrsa=streaming,
             deletion_protection=settings.deletion_protection,
             tags=tags,
         ),

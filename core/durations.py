@@ -107,6 +107,12 @@ PREPARED_IMAGE_GB = Figure(
 STREAM_GCS_GB_PER_S_PER_RANK = Figure(
     0.622, "GB/s per rank", "S", "593 MiB/s per rank streaming from gs://, sgl-project/sglang#22749 ('runai_gcs')"
 )
+# From OSS through its S3 API (acs, ack): the streamer's own S3 benchmark reaches 3.51 GiB/s
+# (run-ai/runai-model-streamer/docs/src/benchmarks.md; time-to-ready.md 'runai_s3'), and a pod reads no faster than
+# its instance's NIC (NIC_MB_PER_S, assumed): the ranks' sum is bounded by it. Not measured against OSS.
+STREAM_OSS_GB_PER_S_PER_RANK = Figure(
+    3.51 * GB_PER_GIB, "GB/s per rank", "S", "S3 3.51 GiB/s, runai-model-streamer benchmarks.md ('runai_s3')"
+)
 ENGINE_START_MIN = Figure(0.5, "min", "S", "~30 s unlogged before the load, vllm-project/vllm#20264 ('eng_start')")
 # The mount load: the default loader reading the weights through the mounted store (or the host's disk).
 LOAD_MOUNT_GIB_PER_MIN = Figure(20.0, "GiB/min", "A", "the program's read rate through a mount (~360 MB/s)")
@@ -267,9 +273,10 @@ def load_minutes(model: ModelSpec, tensor_parallel: int = 1) -> int:
     return math.ceil(mount_load_minutes(model, tensor_parallel))
 
 
-def engine_load(model: ModelSpec, stream_ranks: int = 0, tensor_parallel: int = 1) -> Step:
-    """Engine start, the weights into the GPUs, warm-up. stream_ranks > 0: streamed from the object store by that
-    many processes at once (a distributed load: the tensor-parallel ranks; otherwise 1), else the mount figure."""
+def engine_load(model: ModelSpec, stream_ranks: int = 0, tensor_parallel: int = 1, store: str = "gs") -> Step:
+    """Engine start, the weights into the GPUs, warm-up. stream_ranks > 0: streamed from the object store (`store`:
+    "gs", or "oss" bounded by the instance NIC) by that many processes at once (a distributed load: the
+    tensor-parallel ranks; otherwise 1), else the mount figure."""
     warm = warmup(model, tensor_parallel)
     if stream_ranks <= 0:
         return Step(
@@ -278,12 +285,17 @@ def engine_load(model: ModelSpec, stream_ranks: int = 0, tensor_parallel: int = 
             f"{ENGINE_START_MIN.source}; {LOAD_MOUNT_GIB_PER_MIN.source}; {warm.name} {warm.minutes * 60:.0f} s, "
             f"{warm.source}",
         )
-    stream = weights_gb(model) / (STREAM_GCS_GB_PER_S_PER_RANK.value * stream_ranks) / 60
+    if store == "oss":
+        rate = min(STREAM_OSS_GB_PER_S_PER_RANK.value * stream_ranks, NIC_MB_PER_S.value / 1000)
+        figures = f"{STREAM_OSS_GB_PER_S_PER_RANK.source} x{stream_ranks}, at most {NIC_MB_PER_S.source}"
+    else:
+        rate = STREAM_GCS_GB_PER_S_PER_RANK.value * stream_ranks
+        figures = f"{STREAM_GCS_GB_PER_S_PER_RANK.source} x{stream_ranks}"
+    stream = weights_gb(model) / rate / 60
     return Step(
         f"engine start, stream x{stream_ranks} and warm-up",
         ENGINE_START_MIN.value + stream + warm.minutes,
-        f"{ENGINE_START_MIN.source}; {STREAM_GCS_GB_PER_S_PER_RANK.source} x{stream_ranks}; "
-        f"{warm.name} {warm.minutes * 60:.0f} s, {warm.source}",
+        f"{ENGINE_START_MIN.source}; {figures}; {warm.name} {warm.minutes * 60:.0f} s, {warm.source}",
     )
 
 

@@ -15,6 +15,7 @@ from core.config.storage import STREAM
 from core.engine import stream_load
 from core.targets import ACK, ACK_EDGE, ACS, ECS, GKE, KUBERNETES
 from core.timeline import API, Task, Timeline
+from core.versions import VLLM_IMAGE
 
 
 def _step(name: str, minutes: float, after: tuple[str, ...], figure: d.Figure | str) -> Task:
@@ -52,10 +53,14 @@ SERVING_START, SERVING_READY = "serving starts", "engine load"  # the serving wo
 PRIVATE_LB = "private load balancer"
 
 
+# The object store a target streams from (core.durations.engine_load's figure for it).
+STREAM_STORES = {GKE: "gs", ACS: "oss", ACK: "oss"}
+
+
 def stream_ranks(settings: ClusterSettings) -> int:
     """How many processes stream the weights at once (core.durations.engine_load), 0 when nothing streams from an
     object store: the distributed load's tensor-parallel ranks (core.engine.stream_load), else one."""
-    if settings.target != GKE or settings.model_store.load != STREAM:
+    if settings.target not in STREAM_STORES or settings.model_store.load != STREAM:
         return 0  # kubernetes streams from its volume, whose throughput is not known: the mount figure stays
     placement = settings.placement
     stream = stream_load(
@@ -65,7 +70,12 @@ def stream_ranks(settings: ClusterSettings) -> int:
 
 
 def _engine_load(settings: ClusterSettings, after: tuple[str, ...]) -> Task:
-    load = d.engine_load(settings.model, stream_ranks(settings), settings.placement.tensor_parallel)
+    load = d.engine_load(
+        settings.model,
+        stream_ranks(settings),
+        settings.placement.tensor_parallel,
+        STREAM_STORES.get(settings.target, "gs"),
+    )
     return Task(SERVING_READY, load.minutes, after, load.source)
 
 
@@ -218,8 +228,13 @@ GOALS = {"dev": 10, "prod": 16, "acs": 18, "acs-r1": 45, "ack": 25, "ack-edge": 
 # The ecs goals of later hosts in a region (issue 14): a stack's config plus these `--path` keys, and its goal.
 PREPARED = "m-bp1preparedimage1"  # any prepared image id: the model reads only that there is one
 IN_REGION = {"ecs.weights.source": "oss", "ecs.weights.bucket": "my-llm-models"}
+STREAM_FROM_OSS = {"modelStore.load": "stream", "engine.image": VLLM_IMAGE.value}
 VARIANTS = {
     "dev, prepared image": ("dev", {"ecs.preparedImage.id": PREPARED}, 5),
     "dev, prepared image, weights in the region": ("dev", {"ecs.preparedImage.id": PREPARED, **IN_REGION}, 5),
     "prod, prepared image, weights in the region": ("prod", {"ecs.preparedImage.id": PREPARED, **IN_REGION}, 10),
+    # Streaming from OSS (docs/loading.md): explicit, with an engine image that ships the streamer (not EGS's), and
+    # past Fluid on acs-r1 (the stream reads OSS directly).
+    "acs-r1, streamed from OSS": ("acs-r1", {**STREAM_FROM_OSS, "acs.fluid": False}, 45),
+    "ack, streamed from OSS": ("ack", STREAM_FROM_OSS, 25),
 }

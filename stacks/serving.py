@@ -28,6 +28,7 @@ from components.kubernetes.serving_workload import (
     TLS_KEY_ITEM,
     Gateway,
     HostMount,
+    PodMount,
     ServiceExposure,
     ServingArgs,
     ServingWorkload,
@@ -84,8 +85,10 @@ class Platform:
     # Rolling updates start the new pod before stopping the old one: right where GPUs are provisioned
     # per pod (ACS); on fixed GPU nodes without a spare GPU the new pod would never schedule.
     surge_updates: bool = True
-    env: Mapping[str, str] = field(default_factory=dict)  # extra plain engine environment (e.g. gke's vLLM settings)
+    # Extra plain engine environment (e.g. gke's vLLM settings; Alibaba's streamer: a RAM role's ARN, an output).
+    env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     host_mounts: Sequence[HostMount] = ()  # node directories for the GPU containers (e.g. gke's NCCL gIB plugin)
+    pod_mounts: Sequence[PodMount] = ()  # other read-only volumes for them (e.g. Alibaba's streamer credentials)
     # Helper pods (model import, benchmark): where they may run (e.g. ack-edge: cloud nodes only, not the IDC),
     # and what their platform needs on them (e.g. ACS ephemeral storage).
     helper_node_selector: Mapping[str, str] = field(default_factory=dict)
@@ -273,6 +276,7 @@ def serve(
             env=env,
             secret_env=secret_env,
             host_mounts=platform.host_mounts,
+            pod_mounts=platform.pod_mounts,
             download_at_start=download is not None,
             depends_on=[
                 *(import_done(importer) if importer is not None else []),

@@ -181,12 +181,15 @@ class CloudMocks(pulumi.runtime.Mocks):
             "alicloud:cs/managedKubernetes:ManagedKubernetes": {
                 "slbId": f"lb-{args.name}",  # the API server's CLB
                 "connections": [{"apiServerIntranet": "https://192.168.0.200:6443", "apiServerInternet": ""}],
+                # The OIDC provider exists only with RRSA enabled (SDK cs/managed_kubernetes.py rrsa_metadata).
                 "rrsaMetadata": {
                     "enabled": True,
                     "ramOidcProviderArn": "acs:ram::1234:oidc-provider/ack-rrsa-c1",
                     "ramOidcProviderName": "ack-rrsa-c1",
                     "rrsaOidcIssuerUrl": "https://oidc-ack",
-                },
+                }
+                if args.inputs.get("enableRrsa")
+                else {"enabled": False},
             },
             "alicloud:ram/role:Role": {
                 "arn": f"acs:ram::{ACCOUNT_ID}:role/{args.inputs.get('roleName', args.name)}",

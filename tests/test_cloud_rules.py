@@ -670,3 +670,74 @@ def test_image_streaming_needs_cos_containerd_the_file_system_api_and_the_nodes_
         run_program(program(api=False))
     with pytest.raises(cloud_rules.CloudRefusal, match=r"before it holds roles/serviceusage\.serviceUsageConsumer"):
         run_program(program(role=False))
+
+
+def _rrsa_program(subject: str = "system:serviceaccount:llm:reader", audience: str = "sts.aliyuncs.com", read=True):
+    def program():
+        import json
+
+        import pulumi_alicloud as alicloud
+        import pulumi_kubernetes as k8s
+
+        provider = "acs:ram::1:oidc-provider/p"
+        trust = {
+            "Version": "1",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": "sts:AssumeRole",
+                    "Principal": {"Federated": [provider]},
+                    "Condition": {"StringEquals": {"oidc:aud": "sts.aliyuncs.com", "oidc:sub": subject}},
+                }
+            ],
+        }
+        alicloud.ram.Role("r", role_name="reader", assume_role_policy_document=json.dumps(trust))
+        actions = ["oss:GetObject", "oss:ListObjects"] if read else ["oss:ListObjects"]
+        document = {
+            "Version": "1",
+            "Statement": [
+                {"Effect": "Allow", "Action": actions, "Resource": ["acs:oss:*:*:b", "acs:oss:*:*:b/models/m/*"]}
+            ],
+        }
+        alicloud.ram.Policy("p", policy_name="p", policy_document=json.dumps(document))
+        alicloud.ram.RolePolicyAttachment("a", policy_name="p", policy_type="Custom", role_name="reader")
+        env = {
+            "ALIBABA_CLOUD_ROLE_ARN": "acs:ram::1:role/reader",
+            "ALIBABA_CLOUD_OIDC_PROVIDER_ARN": provider,
+            "ALIBABA_CLOUD_OIDC_TOKEN_FILE": "/var/run/rrsa/token",
+            "LLM_MODEL_URI": "s3://b/models/m",
+            "AWS_ENDPOINT_URL": "https://s3.oss-cn-hangzhou-internal.aliyuncs.com",
+        }
+        token = {"serviceAccountToken": {"audience": audience, "expirationSeconds": 3600, "path": "token"}}
+        pod = {
+            "serviceAccountName": "reader",
+            "containers": [
+                {
+                    "name": "engine",
+                    "image": "vllm/vllm-openai:v0.32.0",
+                    "env": [{"name": k, "value": v} for k, v in env.items()],
+                    "volumeMounts": [{"name": "t", "mountPath": "/var/run/rrsa", "readOnly": True}],
+                }
+            ],
+            "volumes": [{"name": "t", "projected": {"sources": [token]}}],
+        }
+        k8s.apps.v1.Deployment(
+            "llm",
+            metadata={"name": "llm", "namespace": "llm"},
+            spec={
+                "selector": {"matchLabels": {"app": "llm"}},
+                "template": {"metadata": {"labels": {"app": "llm"}}, "spec": pod},
+            },
+        )
+
+    return program
+
+
+def test_an_rrsa_pod_whose_role_does_not_trust_its_account_or_cannot_read_the_model_is_refused():
+    run_program(_rrsa_program())  # trusted, allowed: accepted
+    with pytest.raises(cloud_rules.CloudRefusal, match="does not trust system:serviceaccount:llm:reader"):
+        run_program(_rrsa_program(subject="system:serviceaccount:llm:default"))
+    with pytest.raises(cloud_rules.CloudRefusal, match="with audience other"):
+        run_program(_rrsa_program(audience="other"))
+    with pytest.raises(cloud_rules.CloudRefusal, match="may not oss:GetObject s3://b/models/m/"):
+        run_program(_rrsa_program(read=False))

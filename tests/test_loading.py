@@ -63,11 +63,9 @@ def test_gke_streams_only_from_a_bucket_and_with_an_image_that_ships_the_gcs_bac
 
 
 def test_asking_to_stream_where_it_cannot_is_refused_with_the_reason_and_the_fix():
-    alibaba = problem("ack", {"modelStore.load": "stream"}, "modelStore.load")
-    assert "RRSA" in alibaba.allowed and "AssumeRoleWithOIDC" in alibaba.allowed
-    assert alibaba.fix.startswith("pulumi config set --path 'llm:modelStore.load' mount")
-    for stack in ("acs", "ack-edge"):
-        assert "cannot stream on" in problem(stack, {"modelStore.load": "stream"}, "modelStore.load").allowed
+    edge = problem("ack-edge", {"modelStore.load": "stream", "engine.image": VLLM_IMAGE.value}, "modelStore.load")
+    assert "cannot stream on ack-edge" in edge.allowed and "IDC" in edge.allowed
+    assert edge.fix.startswith("pulumi config set --path 'llm:modelStore.load' mount")
     old = problem(
         "gke", {"modelStore.load": "stream", "engine.image": "docker.io/vllm/vllm-openai:v0.11.0"}, "modelStore.load"
     )
@@ -200,6 +198,168 @@ def test_kubernetes_streams_from_its_volume_when_asked_and_keeps_the_volume():
     assert run.outputs["modelLoad"].startswith("stream from the mounted volume")
 
 
+# ------------------------------------------------------------------ acs, ack: from OSS's S3 API, with RRSA
+
+STREAM_OSS = {"modelStore.load": "stream", "engine.image": VLLM_IMAGE.value}
+ACK_URI = "s3://{bucket}/models/deepseek-ai/DeepSeek-R1-Distill-Qwen-7B"
+
+
+@pytest.fixture(scope="module")
+def ack_stream():
+    return run_stack("ack", STREAM_OSS)
+
+
+def test_alibaba_streams_only_when_asked_and_only_with_an_image_known_to_ship_the_streamer():
+    assert settings_for("ack", STREAM_OSS).model_store.load == "stream"
+    assert settings_for("acs", STREAM_OSS).model_store.load == "stream"
+    assert settings_for("ack", {"engine.image": VLLM_IMAGE.value}).model_store.load == "mount"  # not the default
+    egs = problem("ack", {"modelStore.load": "stream"}, "modelStore.load")  # mainland default: EGS 0.11.0
+    assert "EGS" in egs.allowed and "llm:engine.image" in egs.fix and "modelStore.load' mount" in egs.fix
+    fluid = problem("acs-r1", STREAM_OSS, "modelStore.load")
+    assert "past the cache" in fluid.allowed and fluid.fix.startswith("pulumi config set --path 'llm:acs.fluid' false")
+    assert settings_for("acs-r1", {**STREAM_OSS, "acs.fluid": False}).model_store.load == "stream"
+
+
+def test_ack_streams_from_the_models_prefix_over_the_internal_s3_endpoint(ack_stream):
+    pod, engine = engine_container(ack_stream)
+    argv = engine["command"]
+    assert argv[2] == "$(LLM_MODEL_URI)"
+    assert argv[argv.index("--load-format") + 1] == "runai_streamer"
+    assert extra_config(argv)["concurrency"] == OBJECT_STORE_CONCURRENCY
+    env = {e["name"]: e.get("value") for e in engine["env"]}
+    bucket = ack_stream.outputs["modelBucket"]
+    # Where the import workers write (components/alibaba/model_import_workers.py: models/<ModelScope id>).
+    assert env["LLM_MODEL_URI"] == ACK_URI.format(bucket=bucket) == ack_stream.outputs["modelPath"]
+    assert {k: env[k] for k in ("AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION")} == {
+        "AWS_ENDPOINT_URL": "https://s3.oss-cn-hangzhou-internal.aliyuncs.com",
+        "AWS_REGION": "cn-hangzhou",
+        "AWS_DEFAULT_REGION": "cn-hangzhou",
+    }
+    assert env["RUNAI_STREAMER_S3_USE_VIRTUAL_ADDRESSING"] == "1"  # OSS refuses path style
+    assert env["AWS_EC2_METADATA_DISABLED"] == "true"  # no fallback to the node's role
+    assert env["AWS_CONFIG_FILE"] == "/etc/llm-oss-stream/aws-config"
+    assert env["ALIBABA_CLOUD_STS_ENDPOINT"] == "sts-vpc.cn-hangzhou.aliyuncs.com"
+    assert env["ALIBABA_CLOUD_OIDC_TOKEN_FILE"] == "/var/run/secrets/ack.alibabacloud.com/rrsa-tokens/token"
+    assert env["ALIBABA_CLOUD_OIDC_PROVIDER_ARN"] == "acs:ram::1234:oidc-provider/ack-rrsa-c1"
+    role = next(r for r in ack_stream.of_type("alicloud:ram/role:Role") if "stream" in r.name)
+    assert env["ALIBABA_CLOUD_ROLE_ARN"] == f"acs:ram::1234567890123456:role/{role.inputs['roleName']}"
+    # No model volume: the weights come from OSS; the benchmark still mounts it for the tokenizer.
+    assert not any(v["name"] == "model" for v in pod["spec"]["volumes"])
+    assert ack_stream.outputs["modelLoad"].startswith("stream from the object store")
+
+
+def test_the_credential_process_and_the_token_are_read_only_mounts_of_the_streamers_own_account(ack_stream):
+    pod, engine = engine_container(ack_stream)
+    spec = pod["spec"]
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    mounts = {m["name"]: m for m in engine["volumeMounts"]}
+    assert mounts["oss-stream-config"] == {
+        "name": "oss-stream-config",
+        "mountPath": "/etc/llm-oss-stream",
+        "readOnly": True,
+    }
+    assert mounts["rrsa-token"]["mountPath"] == "/var/run/secrets/ack.alibabacloud.com/rrsa-tokens"
+    assert mounts["rrsa-token"]["readOnly"] is True
+    (source,) = volumes["rrsa-token"]["projected"]["sources"]
+    assert source == {
+        "serviceAccountToken": {"audience": "sts.aliyuncs.com", "expirationSeconds": 3600, "path": "token"}
+    }
+    assert spec["serviceAccountName"] == "llm-streamer" and spec["automountServiceAccountToken"] is False
+    account = ack_stream.kubernetes_object("ServiceAccount", "llm-streamer")
+    assert account["automountServiceAccountToken"] is False
+    config = ack_stream.kubernetes_object("ConfigMap", volumes["oss-stream-config"]["configMap"]["name"])
+    assert volumes["oss-stream-config"]["configMap"]["defaultMode"] == 0o444
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "components/scripts/rrsa-credential-process.py"
+    assert config["data"]["rrsa-credential-process.py"] == script.read_text()
+    aws = config["data"]["aws-config"]
+    assert aws.startswith("[default]\n")
+    assert "credential_process = python3 /etc/llm-oss-stream/rrsa-credential-process.py\n" in aws
+    assert "region = cn-hangzhou\n" in aws and "    addressing_style = virtual\n" in aws
+    # Hardening stays: no privilege escalation, seccomp, every container.
+    assert spec["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    assert engine["securityContext"]["allowPrivilegeEscalation"] is False
+
+
+def test_the_streamers_role_trusts_only_its_service_account_and_reads_only_the_model(ack_stream):
+    role = next(r for r in ack_stream.of_type("alicloud:ram/role:Role") if "stream" in r.name)
+    (statement,) = json.loads(role.inputs["assumeRolePolicyDocument"])["Statement"]
+    assert statement["Principal"] == {"Federated": ["acs:ram::1234:oidc-provider/ack-rrsa-c1"]}
+    assert statement["Condition"] == {
+        "StringEquals": {
+            "oidc:aud": "sts.aliyuncs.com",
+            "oidc:sub": "system:serviceaccount:llm:llm-streamer",
+            "oidc:iss": "https://oidc-ack",
+        }
+    }
+    policy = next(p for p in ack_stream.of_type("alicloud:ram/policy:Policy") if "stream" in p.name)
+    bucket = ack_stream.outputs["modelBucket"]
+    statements = json.loads(policy.inputs["policyDocument"])["Statement"]
+    assert statements == [
+        {
+            "Effect": "Allow",
+            "Action": ["oss:GetObject"],
+            "Resource": [f"acs:oss:*:*:{bucket}/models/deepseek-ai/DeepSeek-R1-Distill-Qwen-7B/*"],
+        },
+        {"Effect": "Allow", "Action": ["oss:ListObjects"], "Resource": [f"acs:oss:*:*:{bucket}"]},
+    ]
+    attachment = next(
+        a for a in ack_stream.of_type("alicloud:ram/rolePolicyAttachment:RolePolicyAttachment") if "stream" in a.name
+    )
+    assert attachment.inputs["policyName"] == policy.inputs["policyName"]
+    assert attachment.inputs["roleName"] == role.inputs["roleName"]
+
+
+@pytest.mark.parametrize("stack", ["ack", "acs"])
+def test_no_access_key_reaches_a_streaming_pod(stack):
+    run = run_stack(stack, STREAM_OSS)
+    pod, engine = engine_container(run)
+    text = json.dumps(pod) + json.dumps(
+        run.kubernetes_object(
+            "ConfigMap",
+            next(v["configMap"]["name"] for v in pod["spec"]["volumes"] if v["name"] == "oss-stream-config"),
+        )
+    )
+    for marker in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "akId",
+        "akSecret",
+        'secretKeyRef": {"key": "ak',
+    ):
+        assert marker not in text, marker
+    secrets = {e["valueFrom"]["secretKeyRef"]["key"] for e in engine["env"] if "valueFrom" in e}
+    assert secrets == {"VLLM_API_KEY"}  # the only Secret the engine reads
+    if stack == "ack":  # ack's volumes use RRSA too: no RAM user and no AccessKey anywhere in the stack
+        assert not run.of_type("alicloud:ram/accessKey:AccessKey") and not run.of_type("alicloud:ram/user:User")
+
+
+def test_acs_turns_rrsa_on_for_streaming_only():
+    spec = lambda run: run.one("alicloud:cs/managedKubernetes:ManagedKubernetes").inputs
+    assert spec(run_stack("acs", STREAM_OSS))["enableRrsa"] is True
+    assert "enableRrsa" not in spec(run_stack("acs"))
+
+
+def test_a_copy_over_two_acs_pods_streams_on_the_leader_and_the_workers():
+    run = run_stack("acs-r1", {**STREAM_OSS, "acs.fluid": False})
+    lws = run.kubernetes_object("LeaderWorkerSet", "llm")["spec"]["leaderWorkerTemplate"]
+    for template in (lws["leaderTemplate"], lws["workerTemplate"]):
+        container = template["spec"]["containers"][0]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["LLM_MODEL_URI"].startswith("s3://") and env["AWS_CONFIG_FILE"]
+        assert {"oss-stream-config", "rrsa-token"} <= {m["name"] for m in container["volumeMounts"]}
+        assert template["spec"]["serviceAccountName"] == "llm-streamer"
+    assert "distributed" not in extra_config(lws["leaderTemplate"]["spec"]["containers"][0]["args"])
+
+
+def test_a_tensor_parallel_acs_pod_streams_distributed():
+    run = run_stack("acs", {**STREAM_OSS, "placement.gpuCount": 2})
+    _, engine = engine_container(run)
+    assert extra_config(engine["command"])["distributed"] is True
+
+
 @pytest.mark.parametrize("stack", ["kubernetes", "acs", "ack", "ack-edge"])
 def test_by_default_the_mounted_store_is_read_with_the_default_loader(stack):
     run = run_stack(stack)
@@ -231,3 +391,19 @@ def test_the_load_step_streams_at_the_per_rank_rate_times_the_distributed_ranks(
     assert fast.total < slow.total
     # kubernetes streams from a volume of unknown throughput: the mount figure stays.
     assert ready_time.stream_ranks(settings_for("kubernetes", {"modelStore.load": "stream"})) == 0
+
+
+def test_streaming_from_oss_is_bounded_by_the_instance_nic_and_shortens_acs_r1_a_lot():
+    settings = settings_for("acs-r1", {**STREAM_OSS, "acs.fluid": False})
+    mounted = settings_for("acs-r1")
+    assert ready_time.stream_ranks(settings) == 1  # a copy over two pods: not distributed
+    gb = durations.weights_gb(settings.model)
+    nic = durations.NIC_MB_PER_S.value / 1000
+    assert durations.STREAM_OSS_GB_PER_S_PER_RANK.value > nic  # one rank already fills the NIC
+    for ranks in (1, 8):
+        load = durations.engine_load(settings.model, ranks, "oss")
+        assert load.minutes == pytest.approx(0.5 + gb / nic / 60 + 5)
+        assert "runai_s3" in load.source and "nic_16g" in load.source
+    step = lambda t: next(task for task in t.tasks if task.name == "engine load").minutes
+    assert step(ready_time.timeline(settings)) < step(ready_time.timeline(mounted)) / 3
+    assert ready_time.timeline(settings).total < ready_time.timeline(mounted).total - 20

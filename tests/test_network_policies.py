@@ -209,6 +209,25 @@ def test_serving_pods_send_nowhere_but_dns_on_alibaba_and_to_google_apis_and_met
         assert not gke.allowed(server, METADATA, 8080) and not gke.allowed(server, HUB, 80)
 
 
+# An OSS internal endpoint's address and the STS VPC endpoint's: Alibaba Cloud service addresses in 100.64.0.0/10.
+OSS_INTERNAL = External("s3.oss-cn-hangzhou-internal.aliyuncs.com", "100.118.28.50")
+STS_VPC = External("sts-vpc.cn-hangzhou.aliyuncs.com", "100.100.80.5")
+STREAM_OSS = (("modelStore.load", "stream"), ("engine.image", "docker.io/vllm/vllm-openai:v0.32.0"))
+
+
+@pytest.mark.parametrize("stack", ["acs", "ack"])
+def test_streaming_pods_reach_oss_and_sts_over_https_and_nothing_else(stack):
+    c, pods, _ = deployed(stack, STREAM_OSS)
+    mounted, mounted_pods, _ = deployed(stack)
+    assert pods["serving"] and mounted_pods["serving"]
+    for server in pods["serving"]:
+        assert c.allowed(server, OSS_INTERNAL, 443) and c.allowed(server, STS_VPC, 443)
+        assert not c.allowed(server, OSS_INTERNAL, 80) and not c.allowed(server, HUB, 443)
+        assert not c.allowed(server, METADATA, 80) and not c.allowed(server, other_pod(), 443)
+    for server in mounted_pods["serving"]:  # reading the volume, the pods need no cloud service themselves
+        assert not mounted.allowed(server, OSS_INTERNAL, 443)
+
+
 PUBLIC = (("access.public", True), ("access.allowedCidrs", ("203.0.113.0/24",)))
 
 

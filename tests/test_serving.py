@@ -711,13 +711,23 @@ def test_a_missing_nccl_settings_script_stops_the_pod_before_ray(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "mount, message", [(("model", "/x", "/y"), "host_mounts names"), (("x", "/x", "/dev/shm"), "must not mount over")]
+    "mount, message",
+    [
+        (("model", "/x", "/y"), "pod_mounts names"),
+        (("x", "/x", "/dev/shm"), "must not mount over"),
+        (("gateway-conf", "/x", "/y"), "not the component's own"),
+    ],
 )
-def test_host_mounts_over_the_workloads_own_volumes_are_refused(mount, message):
-    from components.kubernetes.serving_workload import HostMount
+def test_host_and_pod_mounts_over_the_workloads_own_volumes_are_refused(mount, message):
+    from components.kubernetes.serving_workload import HostMount, PodMount
 
     with pytest.raises(ValueError, match=message):
         build(host_mounts=(HostMount(*mount),))
+    name, _, path = mount
+    with pytest.raises(ValueError, match=message):
+        build(pod_mounts=(PodMount(name, {"emptyDir": {}}, path),))
+    with pytest.raises(ValueError, match="must be unique"):
+        build(host_mounts=(HostMount("a", "/h", "/p"),), pod_mounts=(PodMount("a", {"emptyDir": {}}, "/q"),))
 
 
 def test_host_mounts_reach_every_gpu_container_read_only():

@@ -353,9 +353,12 @@ def bucket_policy_document(bucket: str) -> str:
     )
 
 
-def trust_policy_document(oidc_provider_arn: str, oidc_issuer_url: Optional[str] = None) -> str:
-    """Who may assume the RRSA role: tokens of the ossfs service account, from this cluster's OIDC provider."""
-    condition = {"oidc:aud": STS_AUDIENCE, "oidc:sub": OSSFS_SUBJECT}
+def trust_policy_document(
+    oidc_provider_arn: str, oidc_issuer_url: Optional[str] = None, subject: str = OSSFS_SUBJECT
+) -> str:
+    """Who may assume the RRSA role: tokens of one service account (by default ossfs'), from this cluster's OIDC
+    provider."""
+    condition = {"oidc:aud": STS_AUDIENCE, "oidc:sub": subject}
     if oidc_issuer_url:
         condition["oidc:iss"] = oidc_issuer_url
     return json.dumps(

@@ -178,6 +178,16 @@ class HostMount:
 
 
 @dataclass(frozen=True)
+class PodMount:
+    """A pod volume mounted read-only into the GPU containers, e.g. the streamer's credential process and the RRSA
+    token on Alibaba Cloud (components/alibaba/oss_stream_access.py)."""
+
+    name: str  # volume name (DNS label)
+    source: Mapping[str, object]  # a volume source, e.g. {"configMap": {"name": "x"}}
+    mount_path: str
+
+
+@dataclass(frozen=True)
 class Gateway:
     """The authenticating gateway in front of the engine (core/gateway.py renders its nginx.conf)."""
 
@@ -231,13 +241,15 @@ class ServingArgs:
     pod_annotations: Mapping[str, str] = field(default_factory=dict)
     node_selector: Mapping[str, str] = field(default_factory=dict)
     tolerations: Sequence[Mapping[str, object]] = ()
-    env: Mapping[str, str] = field(default_factory=dict)  # extra plain (non-secret) environment
+    # Extra plain (non-secret) environment; values may be outputs (e.g. a RAM role's ARN), never secrets.
+    env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     # Extra environment from Secrets: variable -> (Secret name, key), e.g. HF_TOKEN for a download at start.
     secret_env: Mapping[str, tuple[pulumi.Input[str], str]] = field(default_factory=dict)
     # The engine downloads the model itself into the model volume at start (vLLM --download-dir):
     # the volume is mounted writable and the Hugging Face Hub is not forced offline.
     download_at_start: bool = False
     host_mounts: Sequence[HostMount] = ()  # node directories for the GPU containers (read-only)
+    pod_mounts: Sequence[PodMount] = ()  # other volumes for the GPU containers (read-only)
     # A kubernetes.io/tls Secret (tls.crt, tls.key) in the namespace: the gateway serves HTTPS from it (needs
     # gateway.tls); from the stack's PEM (stacks/serving.py) or cert-manager's Certificate.
     tls_secret: Optional[pulumi.Input[str]] = None
@@ -563,6 +575,7 @@ class ServingWorkload(pulumi.ComponentResource):
                 ),
                 {"name": "dshm", "mountPath": "/dev/shm"},
                 *({"name": m.name, "mountPath": m.mount_path, "readOnly": True} for m in args.host_mounts),
+                *({"name": m.name, "mountPath": m.mount_path, "readOnly": True} for m in args.pod_mounts),
             ],
             # Engine images run as root and write caches under $HOME; GPUs come from the device
             # plugin, so nothing here needs privileges or capabilities (components/kubernetes/hardening.py).
@@ -644,6 +657,7 @@ class ServingWorkload(pulumi.ComponentResource):
                 *([{"name": "model", **dict(args.model_volume)}] if args.model_volume is not None else []),
                 {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": f"{args.shm_gib}Gi"}},
                 *({"name": m.name, "hostPath": {"path": m.host_path, "type": "Directory"}} for m in args.host_mounts),
+                *({"name": m.name, **dict(m.source)} for m in args.pod_mounts),
                 *extra_volumes,
             ],
             "terminationGracePeriodSeconds": grace_seconds,
@@ -766,13 +780,16 @@ def _labels(app: str) -> dict[str, str]:
     }
 
 
-def _env_list(env: Mapping[str, str]) -> list[dict]:
+def _env_list(env: Mapping[str, pulumi.Input[str]]) -> list[dict]:
     return [{"name": k, "value": v} for k, v in env.items()]
 
 
 def _update_budget(surge: bool) -> tuple[int, int]:
     """(maxSurge, maxUnavailable) of a rolling update; see ServingArgs.surge_updates."""
     return (1, 0) if surge else (0, 1)
+
+
+_GATEWAY_VOLUMES = ("gateway-tls", "gateway-conf", "gateway-key", "gateway-run")
 
 
 def _ray_env(args: ServingArgs) -> dict[str, str]:
@@ -833,11 +850,12 @@ def _validate(args: ServingArgs) -> None:
         problems.append(
             f"secret_env must not set {sorted((reserved | set(args.env)) & set(args.secret_env))}: already set"
         )
-    mount_names = [m.name for m in args.host_mounts]
-    if set(mount_names) & {"model", "dshm"} or len(set(mount_names)) < len(mount_names):
-        problems.append(f"host_mounts names {mount_names} must be unique and not 'model' or 'dshm'")
-    if {m.mount_path for m in args.host_mounts} & {args.model_mount_path, "/dev/shm"}:
-        problems.append("host_mounts must not mount over the model or /dev/shm")
+    mounts = [*args.host_mounts, *args.pod_mounts]
+    mount_names = [m.name for m in mounts]
+    if set(mount_names) & {"model", "dshm", *_GATEWAY_VOLUMES} or len(set(mount_names)) < len(mount_names):
+        problems.append(f"host_mounts and pod_mounts names {mount_names} must be unique and not the component's own")
+    if {m.mount_path for m in mounts} & {args.model_mount_path, "/dev/shm"}:
+        problems.append("host_mounts and pod_mounts must not mount over the model or /dev/shm")
     if (args.engine.host, args.engine.port) != ("127.0.0.1", ENGINE_LOOPBACK_PORT):
         problems.append(
             f"the engine listens on {args.engine.host}:{args.engine.port}; it must listen on "

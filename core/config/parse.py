@@ -154,7 +154,9 @@ def _resolve(
                 fluid=c.acs.fluid,
                 storage_class=c.kubernetes.storage_class,
                 problems=problems,
-                load=resolve_load(c.model_store, target, engine, c.gke.model_source, problems)
+                load=resolve_load(
+                    c.model_store, target, engine, c.gke.model_source, problems, fluid=target == ACS and c.acs.fluid
+                )
                 if ok("gke", "engine")
                 else MOUNT,
             )

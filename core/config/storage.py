@@ -10,7 +10,8 @@ from core.catalog import ModelSpec
 from core.config.problems import Problems
 from core.config.schema import EcsInstanceType, Flag, Group, Int, matches, option, within
 from core.engine import EngineOptions, streamer_problem
-from core.targets import ACK, ECS, GKE, KUBERNETES, MANAGED_ALIBABA, ON_KUBERNETES
+from core.targets import ACK, ACS, ECS, GKE, KUBERNETES, MANAGED_ALIBABA, ON_KUBERNETES
+from core.versions import VLLM_IMAGE
 
 DISK_CATEGORIES = ("cloud_essd", "cloud_auto", "cloud_efficiency")
 # OSS and GCS bucket names: 3-63 lowercase letters, digits and '-' (OSS bucket naming rules; GCS also takes
@@ -67,9 +68,10 @@ class ModelStoreConfig(Group):
     )
     load: Optional[Literal["stream", "mount"]] = option(
         None,
-        "How the engine reads the weights: stream (vLLM's Run:ai Model Streamer: from gs:// on gke, from the "
-        "volume on kubernetes) or mount (the default loader through the mounted store); empty: stream where it "
-        "applies (gke with vLLM's own image), else mount; acs, ack, ack-edge: mount only. docs/loading.md.",
+        "How the engine reads the weights: stream (vLLM's Run:ai Model Streamer: from gs:// on gke, from OSS's S3 "
+        "API with RRSA on acs and ack, from the volume on kubernetes) or mount (the default loader through the "
+        "mounted store); empty: stream on gke with vLLM's own image, else mount; ack-edge: mount only. "
+        "docs/loading.md.",
         example="stream",
     )
 
@@ -77,46 +79,54 @@ class ModelStoreConfig(Group):
 STREAM, MOUNT = "stream", "mount"
 # Where streaming applies and from what: gke streams from the bucket (gs://, the streamer's GCS backend with
 # Application Default Credentials, i.e. the pod's workload identity: run-ai/runai-model-streamer/docs/src/env-vars.md
-# RUNAI_STREAMER_GCS_CREDENTIAL_FILE); kubernetes reads the mounted volume with the streamer's concurrent reads.
-STREAM_SOURCES = {GKE: "gs", KUBERNETES: "file"}
-# Why not on Alibaba Cloud (acs, ack, ack-edge), where the weights stay behind ossfs or Fluid: OSS speaks S3 (GetObject
-# with Range, HeadObject, ListObjectsV2; virtual-hosted style only; https://s3.oss-<region>-internal.aliyuncs.com:
-# alibabacloud.com/help/en/oss/developer-reference/compatibility-with-amazon-s3 and .../use-aws-sdks-to-access-oss),
-# but the streamer's S3 credentials come from boto3's chain (runai-model-streamer/docs/src/usage.md "S3
-# authentication"), whose web identity provider calls AWS STS AssumeRoleWithWebIdentity, while an RRSA token is
-# exchanged with Alibaba STS AssumeRoleWithOIDC: no provider in that chain takes it, and a long-lived AccessKey is
-# not an option here.
-ALIBABA_NO_STREAM = (
-    "the streamer's S3 credentials come from boto3's chain, which cannot exchange an RRSA token (Alibaba STS "
-    "AssumeRoleWithOIDC, not AWS AssumeRoleWithWebIdentity), and no long-lived AccessKey is used: the weights are "
-    "read through ossfs (or Fluid on acs)"
+# RUNAI_STREAMER_GCS_CREDENTIAL_FILE); kubernetes reads the mounted volume with the streamer's concurrent reads; acs
+# and ack stream from OSS through its S3-compatible API (s3://), with credentials from an AWS `credential_process`
+# that exchanges the pod's RRSA token with Alibaba STS (components/alibaba/oss_stream_access.py, docs/loading.md).
+STREAM_SOURCES = {GKE: "gs", KUBERNETES: "file", ACS: "s3", ACK: "s3"}
+# Streaming is the default only where it has run end to end on the cloud's own store: gke. On acs and ack the pieces
+# are sourced (OSS's S3 API takes STS credentials as x-amz-security-token: alibabacloud.com/help/en/oss/support/
+# 0002-00000009) and the credential chain runs here against moto and a fake STS (tests/engine/test_streaming.py),
+# but the exchange with the real STS and OSS's answer have not been run: explicit `stream` only.
+STREAM_BY_DEFAULT = (GKE,)
+# ack-edge: the serving pods run on IDC machines that reach OSS over the public endpoint or Express Connect, and STS
+# from there; RRSA on IDC nodes and ECI is not proven (notes/alibaba-facts.md section 10), and the IDC's link would
+# bound a stream anyway. The mounted store (ossfs, with the AccessKey the ACK Edge guide uses) stays.
+ALIBABA_EDGE_NO_STREAM = (
+    "the IDC machines reach OSS over the public endpoint or Express Connect and RRSA is not proven on IDC nodes or "
+    "ECI: the weights are read through the ossfs volume"
 )
+FLUID_NO_STREAM = "acs.fluid caches the mounted volume, and a stream reads OSS directly, past the cache"
 
 
 def resolve_load(
-    config: ModelStoreConfig, target: str, engine: Optional[EngineOptions], gke_model_source: str, problems: Problems
+    config: ModelStoreConfig,
+    target: str,
+    engine: Optional[EngineOptions],
+    gke_model_source: str,
+    problems: Problems,
+    fluid: bool = False,
 ) -> str:
     """modelStore.load: the configured mode where it can work, else the target's default (stream where it applies)."""
     source = STREAM_SOURCES.get(target)
     explicit = config.load
-    if explicit == MOUNT or (explicit is None and target != GKE) or engine is None:
+    if explicit == MOUNT or (explicit is None and target not in STREAM_BY_DEFAULT) or engine is None:
         return MOUNT
-    why_not = None
+    why_not, fix = None, f"{problems.set_command('modelStore.load', MOUNT)} (or unset it)"
     if source is None:
-        why_not = ALIBABA_NO_STREAM
+        why_not = ALIBABA_EDGE_NO_STREAM
     elif target == GKE and gke_model_source == "download":
         why_not = "gke.modelSource download keeps no bucket to stream from"
+    elif fluid:
+        why_not = FLUID_NO_STREAM
+        fix = f"{problems.set_command('acs.fluid', 'false')}, or {fix}"
     else:
         why_not = streamer_problem(engine, source)
+        if why_not is not None and source == "s3":
+            fix = f"{problems.set_command('engine.image', VLLM_IMAGE.value)} (an image your region can pull), or {fix}"
     if why_not is None:
         return STREAM
     if explicit == STREAM:
-        problems.add(
-            "modelStore.load",
-            STREAM,
-            f"cannot stream on {target}: {why_not}",
-            f"{problems.set_command('modelStore.load', MOUNT)} (or unset it)",
-        )
+        problems.add("modelStore.load", STREAM, f"cannot stream on {target}: {why_not}", fix)
     return MOUNT
 
 

@@ -30,6 +30,8 @@ from stacks.alibaba.managed_kubernetes import (
     load_balancers,
     namespace_and_store,
     serve_and_autoscale,
+    stream_access,
+    streaming_platform,
     system_pool,
 )
 from stacks.progress import announce, modelled_minutes
@@ -70,8 +72,10 @@ def build(settings: AckTargetSettings) -> dict[str, object]:
     in_cluster = pulumi.ResourceOptions(providers=[provider, cluster.provider])
 
     ns, store = namespace_and_store(settings, cluster, tags, in_cluster, auth="rrsa")
+    stream = stream_access(settings, cluster, store, ns, tags, in_cluster)  # modelStore.load stream
     gpu_pool = settings.gpu_pool
     platform = serving.Platform(
+        **streaming_platform(stream),
         node_selector=dict(gpu.labels),
         tolerations=[GPU_TOLERATION],
         **load_balancers(settings),
@@ -98,6 +102,7 @@ def build(settings: AckTargetSettings) -> dict[str, object]:
         in_cluster,
         importer=importer,
         serving_after=serving_after,
+        stream_uri=stream.uri if stream is not None else None,
     )
     outputs.update(
         {

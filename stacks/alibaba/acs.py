@@ -14,6 +14,7 @@ from components.api_key import ApiKey
 from components.kubernetes.leader_worker_set import LeaderWorkerSetController, alibaba_lws
 from core import durations
 from core.config.settings import AcsSettings
+from core.config.storage import STREAM
 from stacks import serving
 from stacks.alibaba import cost
 from stacks.alibaba.common import alibaba_provider, stack_tags, ubuntu_image
@@ -31,6 +32,8 @@ from stacks.alibaba.managed_kubernetes import (
     load_balancers,
     namespace_and_store,
     results_location,
+    stream_access,
+    streaming_platform,
 )
 
 DEFAULT_KUBECTL_MINOR = "1.33"  # kubectl talks to one minor version either side
@@ -44,6 +47,7 @@ def build(settings: AcsSettings) -> dict[str, object]:
     plan = settings.cluster
 
     api_key = ApiKey(f"{settings.name}-api-key", settings.api_key)
+    streaming = settings.model_store.load == STREAM
     network = cluster_network(settings, zones, tags, provider)
     ids = network.vswitch_ids
     cluster = ManagedCluster(
@@ -52,6 +56,8 @@ def build(settings: AcsSettings) -> dict[str, object]:
             cluster_spec=CLUSTER_SPEC,
             vswitch_ids=[ids["nodes-a"], ids["nodes-b"]],
             pod_vswitch_ids=[ids["pods-a"], ids["pods-b"]],
+            # RRSA (the OIDC provider) only for streaming: the serving pods' RAM role trusts it.
+            enable_rrsa=streaming,
             service_cidr=plan.service_cidr,
             kubernetes_version=plan.kubernetes_version,
             public_endpoint=plan.public_endpoint,
@@ -63,8 +69,10 @@ def build(settings: AcsSettings) -> dict[str, object]:
     )
     in_cluster = pulumi.ResourceOptions(providers=[provider, cluster.provider])
 
-    # RRSA for the OSS volumes of ACS pods is not confirmed: a bucket-scoped RAM user's key in a Secret.
+    # RRSA for the OSS volumes of ACS pods is not confirmed: a bucket-scoped RAM user's key in a Secret. Streaming
+    # pods use RRSA themselves (the ACS RRSA doc: token projection is on by default in ACS clusters).
     ns, store = namespace_and_store(settings, cluster, tags, in_cluster, auth="access-key")
+    stream = stream_access(settings, cluster, store, ns, tags, in_cluster)
     # LWS from Alibaba's catalog and the region's VPC registry: registry.k8s.io is unreliable from mainland China.
     needs = (
         [LeaderWorkerSetController(f"{settings.name}-lws", opts=in_cluster, chart=alibaba_lws(settings.region))]
@@ -78,6 +86,7 @@ def build(settings: AcsSettings) -> dict[str, object]:
         ACS_EXTRA_EPHEMERAL_STORAGE: f"{acs_extra_ephemeral_gib(durations.ENGINE_IMAGE_UNPACKED_GB.value)}Gi"
     }
     platform = serving.Platform(
+        **streaming_platform(stream),
         helper_pod_labels={"alibabacloud.com/compute-class": "general-purpose"},
         # The benchmark runs the engine image; the import a small one that fits the free 30 GiB.
         helper_pod_annotations=engine_storage,
@@ -103,6 +112,7 @@ def build(settings: AcsSettings) -> dict[str, object]:
         api_key.value,
         serving.replicas_owned_by_autoscaler(settings, in_cluster),
         serving_depends_on=needs,
+        stream_uri=stream.uri if stream is not None else None,
     )
     # ACS provisions a GPU pod's capacity per pod: nothing else has to grow with the HPA.
     outputs.update(autoscale(settings, cluster, ns, in_cluster, workload))

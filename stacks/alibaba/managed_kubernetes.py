@@ -111,6 +111,44 @@ def model_prefix(settings: AlibabaClusterSettings) -> str:
     return f"{MODEL_PREFIX}/{settings.model.modelscope_id}"
 
 
+def stream_access(settings: AlibabaClusterSettings, cluster: ManagedCluster, store, ns, tags: dict, opts):
+    """modelStore.load stream (acs, ack): the RAM role, service account and credential process the serving pods
+    stream the weights from OSS with (components/alibaba/oss_stream_access.py); None when they read the volume."""
+    from core.config.storage import STREAM
+
+    if settings.model_store.load != STREAM:
+        return None
+    from components.alibaba.oss_stream_access import OssStreamAccess, OssStreamAccessArgs
+
+    return OssStreamAccess(
+        f"{settings.name}-stream",
+        OssStreamAccessArgs(
+            namespace=ns,
+            namespace_name=settings.workload.namespace,
+            bucket=store.bucket,
+            region=settings.region,
+            model_prefix=model_prefix(settings),
+            oidc_provider_arn=cluster.oidc_provider_arn,
+            oidc_issuer_url=cluster.oidc_issuer_url,
+            tags=tags,
+        ),
+        opts=opts,
+    )
+
+
+def streaming_platform(access) -> dict:
+    """Platform fields for streaming pods: their service account (the RAM role trusts it), the streamer's
+    environment and read-only mounts, and HTTPS to OSS and STS; nothing without `access`."""
+    if access is None:
+        return {}
+    return {
+        "service_account": access.service_account,
+        "env": access.env,
+        "pod_mounts": access.mounts,
+        "serving_egress": access.egress,
+    }
+
+
 def import_workers(settings: AlibabaClusterSettings, provider: alicloud.Provider, network: Network, store, tags: dict):
     """The import at t=0: ECS workers that need the network (NAT) and the bucket, not the cluster."""
     from components.alibaba.model_import_workers import ModelImportWorkers, ModelImportWorkersArgs
@@ -206,8 +244,10 @@ def serve_and_autoscale(
     in_cluster: pulumi.ResourceOptions,
     importer,
     serving_after: Sequence[pulumi.Resource],
+    stream_uri: Optional[pulumi.Input[str]] = None,
 ) -> dict:
-    """ack and ack-edge alike: serve once the import workers are done, autoscale, and ship logs when asked."""
+    """ack and ack-edge alike: serve once the import workers are done, autoscale, and ship logs when asked.
+    `stream_uri`: the engine streams the weights from it (stream_access) instead of reading the volume."""
     volumes = serving.ModelVolumes(
         serving={"persistentVolumeClaim": {"claimName": store.serving_claim, "readOnly": True}},
         results={"persistentVolumeClaim": {"claimName": store.results_claim}},
@@ -222,6 +262,7 @@ def serve_and_autoscale(
         api_key,
         serving.replicas_owned_by_autoscaler(settings, in_cluster),
         serving_depends_on=serving_after,
+        stream_uri=stream_uri,
     )
     outputs.update(autoscale(settings, cluster, ns, in_cluster, workload))
     if settings.ack.sls_logging:

@@ -498,6 +498,88 @@ def image_pipeline_fits(candidate: Candidate, run) -> str | None:
     return None
 
 
+def _serving_templates(run):
+    """(owner name, namespace, pod spec) of every Deployment and LeaderWorkerSet template."""
+    for resource in run.resources:
+        inputs = _unwrap(resource.inputs)
+        namespace = (inputs.get("metadata") or {}).get("namespace")
+        spec = inputs.get("spec") or {}
+        if resource.type == "kubernetes:apps/v1:Deployment":
+            yield resource.name, namespace, (spec.get("template") or {}).get("spec") or {}
+        elif resource.type == "kubernetes:leaderworkerset.x-k8s.io/v1:LeaderWorkerSet":
+            group = spec.get("leaderWorkerTemplate") or {}
+            for key in ("leaderTemplate", "workerTemplate"):
+                if group.get(key):
+                    yield f"{resource.name}/{key}", namespace, group[key].get("spec") or {}
+
+
+def _projected_token(container: dict, spec: dict, token_file: str) -> dict | None:
+    """The serviceAccountToken source the container reads at `token_file`, or None."""
+    for mount in container.get("volumeMounts") or []:
+        directory = str(mount.get("mountPath", "")).rstrip("/")
+        volume = next((v for v in spec.get("volumes") or [] if v.get("name") == mount.get("name")), {})
+        for source in (volume.get("projected") or {}).get("sources") or []:
+            token = source.get("serviceAccountToken")
+            if token and token_file == f"{directory}/{token.get('path')}":
+                return token
+    return None
+
+
+@run_rule(
+    source="STS AssumeRoleWithOIDC (alibabacloud.com/help/en/ram/developer-reference/api-sts-2015-04-01-"
+    "assumerolewithoidc) grants a role only to a token its trust policy admits: the OIDC provider as Principal "
+    "Federated and the conditions oidc:aud, oidc:sub (system:serviceaccount:<namespace>:<account>), oidc:iss (RAM "
+    "'Create a RAM role for a trusted IdP'; the ACK/ACS RRSA docs); OSS 'RAM policies': GetObject on the objects, "
+    "ListObjects on the bucket"
+)
+def rrsa_pods_may_assume_their_role_and_read_the_model(run):
+    """A serving container with the RRSA variables (ALIBABA_CLOUD_ROLE_ARN, ..._OIDC_PROVIDER_ARN, ..._TOKEN_FILE)
+    reads a projected token whose audience, service account and provider the role trusts; streaming s3:// from
+    OSS, the role may read the model's objects and list the bucket."""
+    roles = {_unwrap(r.inputs).get("roleName"): r for r in run.of_type("alicloud:ram/role:Role")}
+    for owner, namespace, spec in _serving_templates(run):
+        for container in spec.get("containers") or []:
+            env = {e.get("name"): e.get("value") for e in container.get("env") or []}
+            arn = env.get("ALIBABA_CLOUD_ROLE_ARN")
+            if not arn or not known(arn) or not known(namespace):
+                continue
+            name = str(arn).rsplit("/", 1)[-1]
+            role = roles.get(name)
+            if role is None:
+                yield f"{owner}: ALIBABA_CLOUD_ROLE_ARN {arn} names no RAM role of the stack"
+                continue
+            token = _projected_token(container, spec, str(env.get("ALIBABA_CLOUD_OIDC_TOKEN_FILE") or ""))
+            if token is None:
+                yield f"{owner}: ALIBABA_CLOUD_OIDC_TOKEN_FILE is not a projected service account token it mounts"
+                continue
+            subject = f"system:serviceaccount:{namespace}:{spec.get('serviceAccountName') or 'default'}"
+            provider = env.get("ALIBABA_CLOUD_OIDC_PROVIDER_ARN")
+            trusted = False
+            for statement in _statements(_unwrap(role.inputs).get("assumeRolePolicyDocument")):
+                equals = (statement.get("Condition") or {}).get("StringEquals") or {}
+                trusted = trusted or (
+                    statement.get("Effect") == "Allow"
+                    and provider in _listed((statement.get("Principal") or {}).get("Federated"))
+                    and equals.get("oidc:sub") == subject
+                    and equals.get("oidc:aud") == token.get("audience")
+                )
+            if not trusted:
+                yield (
+                    f"{owner}: role {name} does not trust {subject} with audience {token.get('audience')} "
+                    f"from {provider}: STS AssumeRoleWithOIDC would refuse the pod's token"
+                )
+            uri, endpoint = str(env.get("LLM_MODEL_URI") or ""), str(env.get("AWS_ENDPOINT_URL") or "")
+            if uri.startswith("s3://") and endpoint.endswith(".aliyuncs.com"):
+                bucket, _, prefix = uri[len("s3://") :].partition("/")
+                statements = _role_policies(run, name)
+                if not _allows(
+                    statements, "oss:GetObject", rf"acs:oss:[^:]*:[^:]*:{re.escape(bucket)}/{re.escape(prefix)}/.*"
+                ):
+                    yield f"{owner}: role {name} may not oss:GetObject {uri}/"
+                if not _allows(statements, "oss:ListObjects", rf"acs:oss:[^:]*:[^:]*:{re.escape(bucket)}"):
+                    yield f"{owner}: role {name} may not oss:ListObjects {bucket}"
+
+
 @run_rule(
     source="OSS 'RAM policies' (alibabacloud.com/help/en/oss/user-guide/ram-policy-overview): a request with the "
     "instance role's STS credentials is refused without oss:GetObject on the object and oss:ListObjects on the "

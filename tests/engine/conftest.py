@@ -277,6 +277,9 @@ def gateway(engine, workdir):
 # --- The example stacks, as the program builds them (export_stacks.py) ---------------------------------------
 
 
+VARIANTS_KEY = "__variants__"  # export_stacks.VARIANTS_KEY (that module needs the Pulumi SDKs, absent here)
+
+
 def exported_stacks() -> dict:
     """What export_stacks.py wrote (./scripts/test.sh --engine runs it first and sets LLM_STACKS_JSON)."""
     path = os.environ.get("LLM_STACKS_JSON")
@@ -285,7 +288,17 @@ def exported_stacks() -> dict:
             "LLM_STACKS_JSON is not set: run the suite with ./scripts/test.sh --engine, which exports the example "
             "stacks from the program (tests/engine/export_stacks.py) before it starts"
         )
-    return json.loads(Path(path).read_text())
+    stacks = json.loads(Path(path).read_text())
+    stacks.pop(VARIANTS_KEY, None)
+    return stacks
+
+
+def exported_variants() -> dict:
+    """The configurations beyond the example stacks export_stacks.py exported (its VARIANTS), by name."""
+    path = os.environ.get("LLM_STACKS_JSON")
+    if not path:
+        raise RuntimeError("LLM_STACKS_JSON is not set: run the suite with ./scripts/test.sh --engine")
+    return json.loads(Path(path).read_text()).get(VARIANTS_KEY, {})
 
 
 def _variant_key(stack: dict) -> str:

@@ -51,12 +51,20 @@ OUTPUTS = ("curlCommand", "openaiSnippet", "privateApiUrl", "servedModelName")
 POD_PATHS = {"key_file": "/etc/llm-gateway-key/gateway-auth.conf", "run_dir": "/run/llm-gateway"}
 
 
+# Configurations beyond the example stacks that a real-engine test runs (conftest.exported_variants); not served by
+# test_stacks.py. ack streaming its model from OSS (docs/loading.md), run against moto and a fake STS.
+VARIANTS = {
+    "ack-stream-oss": ("ack", {"modelStore.load": "stream", "engine.image": "docker.io/vllm/vllm-openai:v0.32.0"}),
+}
+VARIANTS_KEY = "__variants__"
+
+
 def export(stack: str) -> dict:
     return export_host(stack) if settings_for(stack).target == ECS else export_pod(stack)
 
 
-def export_pod(stack: str) -> dict:
-    run = run_stack(stack)
+def export_pod(stack: str, overrides: dict | None = None) -> dict:
+    run = run_stack(stack, overrides or {})
     objects = run.kubernetes_objects()
     pod = _serving_pod(objects)
     engine, gateway = _container(pod, "engine"), _container(pod, "gateway")
@@ -73,9 +81,19 @@ def export_pod(stack: str) -> dict:
     # The stack's own Secrets: under the mocks the API key is the RandomPassword mock's (not a real secret).
     secrets = {o["metadata"]["name"]: o["stringData"] for o in objects if o["kind"] == "Secret" and "stringData" in o}
     (item,) = key_volume["secret"]["items"]
+    config_maps = {o["metadata"]["name"]: o.get("data", {}) for o in objects if o["kind"] == "ConfigMap"}
+    mounted = {m["name"]: m["mountPath"] for m in engine.get("volumeMounts", [])}
+    # Read-only ConfigMap files the engine container mounts (e.g. the streamer's credential process): path -> text.
+    files = {
+        f"{mounted[v['name']]}/{item}": text
+        for v in pod["volumes"]
+        if "configMap" in v and v["name"] in mounted
+        for item, text in config_maps.get(v["configMap"]["name"], {}).items()
+    }
     return {
         "kind": "pod",
-        "engine_version": settings_for(stack).engine.engine_version,
+        "engine_files": files,
+        "engine_version": settings_for(stack, overrides or {}).engine.engine_version,
         "api_key": run.outputs["apiKey"],
         "secrets": secrets,
         "gateway_key_entry": secrets[key_volume["secret"]["secretName"]][item["key"]],
@@ -149,8 +167,10 @@ def export_host(stack: str) -> dict:
 
 def main(out: str) -> None:
     stacks = list(EXAMPLE_STACKS)
-    Path(out).write_text(json.dumps({s: export(s) for s in stacks}, indent=1, sort_keys=True))
-    print(f"exported {len(stacks)} stacks to {out}: {', '.join(stacks)}")
+    exported: dict = {s: export(s) for s in stacks}
+    exported[VARIANTS_KEY] = {name: export_pod(stack, overrides) for name, (stack, overrides) in VARIANTS.items()}
+    Path(out).write_text(json.dumps(exported, indent=1, sort_keys=True))
+    print(f"exported {len(stacks)} stacks to {out}: {', '.join(stacks)}; variants: {', '.join(VARIANTS)}")
 
 
 if __name__ == "__main__":

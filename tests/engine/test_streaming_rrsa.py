@@ -1,0 +1,255 @@
+"""Streaming from OSS on Alibaba Cloud (acs, ack; docs/loading.md), run for real as far as it can run here: the ack
+stack's engine container as the program builds it for modelStore.load stream (export_stacks.VARIANTS
+"ack-stream-oss": its argv, its environment, its AWS config file and credential process from the ConfigMap), with
+vLLM 0.32.0's Run:ai Model Streamer reading an S3 API served by moto with authentication on.
+
+No AWS key is in the engine's environment. The only credentials come from the AWS config file's `credential_process`,
+the program's components/scripts/rrsa-credential-process.py, which sends a projected-token stand-in to a fake
+Alibaba STS (AssumeRoleWithOIDC, in the response shape Alibaba documents) that answers with temporary credentials
+moto issued for a role allowed to read the bucket: an access key id, its secret and a session token. moto refuses
+any request not signed with them, and a temporary key whose x-amz-security-token header is missing or wrong
+(moto/iam/access_control.py AssumedRoleAccessKey), as OSS wants STS tokens in that header. So the run passes only if
+boto3 (the listing and the small files) and the AWS SDK for C++ in libstreamers3.so (the safetensors) both take
+credentials from credential_process, with the token.
+
+What this does not show: that Alibaba's real STS accepts the pod's RRSA token, and that OSS accepts the streamer's
+requests (SigV4 for the region id, virtual-hosted style, which loopback cannot serve: path style here). Those stay
+unverified (docs/loading.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import gateway_check as check
+import pytest
+import substitutions as subs
+from conftest import exported_variants, free_port, stop, wait_for
+
+from core.engine import STREAMER_LOG_LINE
+
+VARIANT = "ack-stream-oss"
+BUCKET = "llm-models"
+ROLE = "streamer"
+# moto's own identity before authentication is switched on (any key works then; these are not credentials). The
+# region is the stack's (AWS_REGION, e.g. cn-hangzhou): moto keeps IAM and STS per partition, and takes a cn-* region
+# for the aws-cn partition, so the role and its credentials are made where the engine's signed requests look.
+SETUP = {"aws_access_key_id": "moto-setup", "aws_secret_access_key": "moto-setup"}
+READ_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:ListBucket"],
+            "Resource": [f"arn:{p}:s3:::{BUCKET}{o}" for p in ("aws", "aws-cn") for o in ("", "/*")],
+        }
+    ],
+}
+TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}],
+}
+OIDC_TOKEN = "eyJhbGciOiJSUzI1NiJ9.FAKE-TEST-ONLY-projected-token.FAKE-TEST-ONLY-signature"
+AWS_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ROLE_ARN")
+
+
+def variant() -> dict:
+    return exported_variants()[VARIANT]
+
+
+def clean_env() -> dict[str, str]:
+    """This process's environment without any AWS credential or config variable."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RUNAI_STREAMER_", "ALIBABA_CLOUD_"))}
+
+
+def region() -> str:
+    return {e["name"]: e.get("value") for e in variant()["engine"]["env"]}["AWS_REGION"]
+
+
+def client(service: str, endpoint: str, **keys):
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name=region(),
+        config=Config(s3={"addressing_style": "path"}),
+        **(keys or SETUP),
+    )
+
+
+@pytest.fixture(scope="module")
+def moto(model_dir, workdir):
+    """moto in its own process, its bucket holding the tiny model where the ack stack streams from, a role allowed to
+    read it and that role's temporary credentials; then authentication on for every request."""
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    log = workdir / "moto-auth.log"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        env=clean_env(),
+        start_new_session=True,
+    )
+    try:
+        wait_for(f"{endpoint}/moto-api/", 60, server, log)
+        iam, s3, sts = (client(s, endpoint) for s in ("iam", "s3", "sts"))
+        role = iam.create_role(RoleName=ROLE, AssumeRolePolicyDocument=json.dumps(TRUST))["Role"]
+        iam.put_role_policy(RoleName=ROLE, PolicyName="read-models", PolicyDocument=json.dumps(READ_POLICY))
+        s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": region()})
+        uri = {e["name"]: e.get("value") for e in variant()["engine"]["env"]}["LLM_MODEL_URI"]
+        prefix = uri.split("/", 3)[3]  # s3://<bucket>/<models/<id>>
+        for path in Path(model_dir).iterdir():
+            s3.upload_file(str(path), BUCKET, f"{prefix}/{path.name}")
+        credentials = sts.assume_role(RoleArn=role["Arn"], RoleSessionName="llm", DurationSeconds=3600)["Credentials"]
+        # From here on moto authenticates and authorizes every request (moto-api reset-auth: 0 requests unchecked).
+        # (text/plain: a form body would be parsed away before moto reads request.data)
+        reset = f"{endpoint}/moto-api/reset-auth"
+        urllib.request.urlopen(
+            urllib.request.Request(reset, data=b"0", method="POST", headers={"Content-Type": "text/plain"})
+        )
+        yield endpoint, f"s3://{BUCKET}/{prefix}", credentials, log
+    finally:
+        stop(server)
+
+
+class FakeSts:
+    """Alibaba STS AssumeRoleWithOIDC on loopback: checks the call, answers moto's temporary credentials."""
+
+    def __init__(self, credentials: dict):
+        self.calls: list[dict] = []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                parts = urllib.parse.urlsplit(self.path)
+                form = dict(urllib.parse.parse_qsl(self.rfile.read(int(self.headers["Content-Length"])).decode()))
+                fake.calls.append({"query": dict(urllib.parse.parse_qsl(parts.query)), "form": form})
+                ok = form.get("OIDCToken") == OIDC_TOKEN and parts.query.count("Action=AssumeRoleWithOIDC") == 1
+                body = (
+                    {
+                        "RequestId": "FAKE-REQUEST",
+                        "AssumedRoleUser": {"AssumedRoleId": "1:llm-model-streamer", "Arn": form.get("RoleArn", "")},
+                        "Credentials": {
+                            "AccessKeyId": credentials["AccessKeyId"],
+                            "AccessKeySecret": credentials["SecretAccessKey"],
+                            "SecurityToken": credentials["SessionToken"],
+                            "Expiration": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600)),
+                        },
+                    }
+                    if ok
+                    else {"RequestId": "FAKE", "Code": "AuthenticationFail.OIDCToken.Invalid", "Message": "bad token"}
+                )
+                raw = json.dumps(body).encode()
+                self.send_response(200 if ok else 401)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def files_here(export: dict, root: Path) -> dict[str, Path]:
+    """The ConfigMap files the engine container mounts, written under `root` (the credential process's path in the
+    config file moved with them)."""
+    written = {}
+    for pod_path in export["engine_files"]:
+        local = root / pod_path.lstrip("/")
+        local.parent.mkdir(parents=True, exist_ok=True)
+        written[pod_path] = local
+    for pod_path, local in written.items():
+        text = export["engine_files"][pod_path]
+        for other, moved in written.items():
+            text = text.replace(other, str(moved))
+        local.write_text(text)
+    return written
+
+
+def engine_env(export: dict, endpoint: str, sts_url: str, root: Path) -> dict[str, str]:
+    """The stack's engine environment, with only its addresses moved to loopback."""
+    env = subs.stack_env(export["engine"], export["secrets"])
+    assert not set(AWS_KEYS) & set(env), "the stack must give the engine no AWS key"
+    written = files_here(export, root)
+    token = root / "rrsa-token"
+    token.write_text(OIDC_TOKEN)
+    assert env["AWS_CONFIG_FILE"] in written and env["AWS_ENDPOINT_URL"].startswith("https://s3.oss-")
+    return {
+        **env,
+        "AWS_CONFIG_FILE": str(written[env["AWS_CONFIG_FILE"]]),
+        "AWS_ENDPOINT_URL": endpoint,
+        # Loopback serves no virtual-hosted bucket names; OSS needs the stack's "1".
+        "RUNAI_STREAMER_S3_USE_VIRTUAL_ADDRESSING": "0",
+        "ALIBABA_CLOUD_STS_ENDPOINT": sts_url,
+        "ALIBABA_CLOUD_OIDC_TOKEN_FILE": str(token),
+        # Nothing else may supply credentials: no shared credentials file, no ~/.aws.
+        "AWS_SHARED_CREDENTIALS_FILE": str(root / "no-credentials"),
+        "HOME": str(root),
+    }
+
+
+def test_the_ack_stack_streams_from_s3_with_the_credential_process_only(moto, workdir):
+    endpoint, uri, credentials, moto_log = moto
+    export = variant()
+    argv = export["engine"]["command"]
+    assert argv[2] == "$(LLM_MODEL_URI)" and argv[argv.index("--load-format") + 1] == "runai_streamer"
+    sts = FakeSts(credentials)
+    root = workdir / "stream-rrsa"
+    env = engine_env(export, endpoint, sts.url, root)
+    # moto refuses a request without the session token, and one without credentials at all.
+    import botocore.exceptions
+
+    keys = {"aws_access_key_id": credentials["AccessKeyId"], "aws_secret_access_key": credentials["SecretAccessKey"]}
+    for denied in (client("s3", endpoint, **keys), client("s3", endpoint)):
+        with pytest.raises(botocore.exceptions.ClientError):
+            denied.list_objects_v2(Bucket=BUCKET, Prefix=uri.split("/", 3)[3])
+    port = free_port()
+    log = workdir / "stream-rrsa-engine.log"
+    venv_bin = Path(sys.executable).parent
+    process = subprocess.Popen(
+        [str(venv_bin / "vllm"), *subs.stack_engine_argv(export["engine"], uri, port)[1:]],
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        env={**clean_env(), **env, "PATH": f"{venv_bin}:{os.environ.get('PATH', '')}"},
+        start_new_session=True,
+    )
+    try:
+        wait_for(f"http://127.0.0.1:{port}/health", 300, process, log)
+        status, body, _ = check.request(
+            "POST",
+            f"http://127.0.0.1:{port}/v1/completions",
+            env["VLLM_API_KEY"],
+            {"model": export["outputs"]["servedModelName"], "prompt": "Let", "max_tokens": 8},
+        )
+        assert status == 200, body[:300]
+        assert "Hello world" in body.decode()
+    finally:
+        stop(process)
+        sts.server.shutdown()
+    text = log.read_text()
+    assert f"{STREAMER_LOG_LINE}: 100%" in text
+    assert sts.calls, "the credential process never called STS"
+    call = sts.calls[0]
+    assert call["form"]["RoleArn"] == env["ALIBABA_CLOUD_ROLE_ARN"]
+    assert call["form"]["OIDCProviderArn"] == env["ALIBABA_CLOUD_OIDC_PROVIDER_ARN"]
+    requests = moto_log.read_text().splitlines()
+    shard = [line for line in requests if "model.safetensors" in line and "GET" in line]
+    assert shard and all('" 206 ' in line for line in shard), shard[:3]  # the C++ client's ranged reads, signed
+    assert any("list-type=2" in line and '" 200 ' in line for line in requests)  # boto3's listing, signed
+    assert not any('" 403 ' in line for line in requests if "model.safetensors" in line)

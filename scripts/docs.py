@@ -25,7 +25,7 @@ from core.config import reference  # noqa: E402
 
 def pages() -> dict[Path, Callable[[], str]]:
     """Every generated file and the function that prints it."""
-    from docgen import costs, diagrams, examples, outputs, policies, runs
+    from docgen import costs, diagrams, examples, outputs, policies, ready_time, runs
 
     def diagram(target: str) -> Callable[[], str]:
         def render() -> str:
@@ -41,6 +41,7 @@ def pages() -> dict[Path, Callable[[], str]]:
         docs / "reference" / "outputs.md": outputs.render,
         docs / "reference" / "policies.md": policies.render,
         docs / "reference" / "examples.md": examples.render,
+        docs / "reference" / "ready-time.md": ready_time.render,
         docs / "costs.md": costs.render,
         ROOT / "dashboards" / "vllm.json": observability.render_grafana_dashboard,
     }

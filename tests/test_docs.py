@@ -220,3 +220,37 @@ def test_the_site_hook_turns_each_diagram_into_svg_and_fails_on_one_dot_cannot_d
     ).content_string  # pyright: ignore[reportOptionalMemberAccess]
     with pytest.raises(PluginError, match=r"docs/diagrams/bad\.dot"):
         on_files(Files([File.generated(config, "diagrams/bad.dot", content="digraph { a -> ")]), config)
+
+
+README_READY_ROWS = {  # the README's time-to-ready rows: which stacks and variants each row's figures are, in order
+    "dev (first host; prepared image; prepared image + weights in the region)": [
+        "dev",
+        "dev, prepared image",
+        "dev, prepared image, weights in the region",
+    ],
+    "prod (first host; prepared image + weights in the region)": ["prod", "prod, prepared image, weights in the region"],
+    "acs / acs-r1 (acs-r1 streamed from OSS)": ["acs", "acs-r1", "acs-r1, streamed from OSS"],
+    "ack / ack-edge (second run)": ["ack", "ack-edge"],
+    "gke": ["gke"],
+}
+
+
+def test_the_readme_quotes_the_models_minutes_and_goals_for_every_example_stack():
+    from docgen.ready_time import rows
+
+    modelled = {r.name: r for r in rows()}
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Time to a serving API", 1)[1].split("\n## ", 1)[0]
+    found = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[0] in README_READY_ROWS:
+            found[cells[0]] = (re.findall(r"\d+(?:\.\d+)?", cells[1]), re.findall(r"\d+(?:\.\d+)?", cells[2]))
+    assert set(found) == set(README_READY_ROWS)
+    for label, names in README_READY_ROWS.items():
+        minutes, goals = found[label]
+        assert minutes == [f"{modelled[n].plan.total:.1f}" for n in names], label
+        assert [float(g) for g in goals] == [modelled[n].goal for n in names], label
+    assert {n for names in README_READY_ROWS.values() for n in names} >= {
+        r.name for r in rows() if r.goal is not None and "ack, streamed" not in r.name
+    }

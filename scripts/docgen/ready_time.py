@@ -1,0 +1,125 @@
+"""docs/reference/ready-time.md and scripts/ready-time.py: every example stack's modelled minutes to a serving API,
+its critical path, and the duration model's figures (core/durations.py), each with its mark and source."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+STACKS = ("dev", "prod", "acs", "acs-r1", "ack", "ack-edge", "gke", "kubernetes")
+KINDS = {"S": "sourced", "D": "derived from sourced figures", "A": "assumed"}
+
+
+def stack_file(stack: str) -> Path:
+    root = ROOT / f"Pulumi.{stack}.yaml"
+    return root if root.exists() else ROOT / "examples" / f"{stack}.yaml"
+
+
+def settings(stack: str, overrides: Optional[dict] = None) -> Any:
+    """The stack file's config, plus `overrides` as `pulumi config set --path` keys of the project (llm:)."""
+    from core.config.parse import parse
+    from core.config.source import from_mapping
+
+    config = (yaml.safe_load(stack_file(stack).read_text()) or {}).get("config", {})
+    for path, value in (overrides or {}).items():
+        top, *rest = path.split(".")
+        if not rest:
+            config[f"llm:{top}"] = value
+            continue
+        node = config.setdefault(f"llm:{top}", {})
+        for part in rest[:-1]:
+            node = node.setdefault(part, {})
+        node[rest[-1]] = value
+    values: dict[str, str] = {}
+    providers: dict[str, dict[str, str]] = {}
+    for key, value in config.items():
+        namespace, _, name = key.partition(":")
+        text = (
+            json.dumps(value)
+            if isinstance(value, (list, dict))
+            else str(value).lower()
+            if isinstance(value, bool)
+            else str(value)
+        )
+        if namespace == "llm":
+            values[name] = text
+        else:
+            providers.setdefault(namespace, {})[name] = text
+    return parse(from_mapping(values, "llm", (), providers), stack)
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    plan: Any  # core.timeline.Timeline
+    goal: Optional[float]
+
+    @property
+    def verdict(self) -> str:
+        if self.goal is None:
+            return ""
+        return f"<= {self.goal:g} (met)" if self.plan.total <= self.goal else f"<= {self.goal:g} (**missed**)"
+
+    @property
+    def path(self) -> str:
+        return " → ".join(t.name for t in self.plan.critical_path() if t.minutes > 0)
+
+
+def rows() -> list[Row]:
+    """Every example stack, then the variants (a stack with some keys set), with their goals."""
+    from core.ready_time import GOALS, VARIANTS, timeline
+
+    found = [Row(stack, timeline(settings(stack)), GOALS.get(stack)) for stack in STACKS]
+    found += [Row(name, timeline(settings(stack, keys)), goal) for name, (stack, keys, goal) in VARIANTS.items()]
+    return found
+
+
+def table(found: list[Row]) -> list[str]:
+    lines = ["| stack | target | modelled minutes | goal | critical path |", "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {r.name} | {r.plan.target} | {r.plan.total:.1f} | {r.verdict} | {r.path} |" for r in found]
+    return lines
+
+
+def figures() -> list[tuple[str, Any]]:
+    from core import durations
+
+    return [(name, value) for name, value in vars(durations).items() if isinstance(value, durations.Figure)]
+
+
+def render() -> str:
+    found = rows()
+    lines = [
+        "# Time to a serving API",
+        "",
+        "Generated from `core/ready_time.py` and `core/durations.py` by `scripts/docs.py`; do not edit by hand.",
+        "`.venv/bin/python scripts/ready-time.py --paths` prints the same table and every step of each critical path.",
+        "",
+        "Each target's `pulumi up` is modelled as a timeline of its slow steps, in the order its stack imposes them,",
+        "from the figures below; the same figures size every readiness timeout, probe window and Job deadline (with",
+        "margins), and each stack's `expectedReadyMinutes` output and the first line of its `pulumi up` give its",
+        "estimate. A model, not a measurement: nothing here was timed on a cloud.",
+        "",
+        "## Example stacks",
+        "",
+        *table(found),
+        "",
+        "The variants set a few keys on an example stack: `ecs.preparedImage.id` (a prepared host image),",
+        "`ecs.weights.source: oss` (the weights already in a bucket of the region), and `modelStore.load: stream`",
+        "with an engine image that ships the Run:ai streamer ([Loading the weights](../loading.md)).",
+        "",
+        "## Figures",
+        "",
+        "Marks: " + "; ".join(f"{k} {v}" for k, v in KINDS.items()) + ".",
+        "",
+        "| figure | value | mark | source |",
+        "| --- | --- | --- | --- |",
+    ]
+    for name, figure in figures():
+        value = f"{figure.value:.3g} {figure.unit}"
+        lines.append(f"| `{name}` | {value} | {figure.kind} | {figure.source.replace('|', '/')} |")
+    return "\n".join(lines) + "\n"

@@ -201,7 +201,15 @@ def serve(
     if tls is not None and public_service is not None:
         public_service = dataclasses.replace(public_service, https=True)
     tls_secret = tls_secret_for(settings, namespace, opts) if tls is not None and tls.at_gateway else None
-    policies = isolate(settings, platform, namespace, tls_secret is not None, download is not None, opts)
+    policies = isolate(
+        settings,
+        platform,
+        namespace,
+        tls_secret is not None,
+        download is not None,
+        opts,
+        import_pods=isinstance(importer, ModelImport),
+    )
     placement, workload, engine_options = settings.placement, settings.workload, settings.engine
     streaming = settings.model_store.load == STREAM
     if stream_uri is not None and (not streaming or download is not None):
@@ -516,6 +524,7 @@ def isolate(
     tls_at_gateway: bool,
     downloads: bool,
     opts: pulumi.ResourceOptions,
+    import_pods: bool = False,
 ) -> NetworkPolicies:
     """The namespace's NetworkPolicies, before any pod starts (components/kubernetes/network_policies.py)."""
     public = settings.access.public
@@ -538,6 +547,8 @@ def isolate(
             serving_egress=[*platform.serving_egress, *([HTTPS_ANYWHERE] if downloads else [])],
             helper_egress=list(platform.helper_egress),
             open_unlabelled_pods=platform.open_unlabelled_pods,
+            import_pods=import_pods,
+            benchmark_pods=settings.benchmark.enabled,
         ),
         opts=opts,
     )

@@ -96,6 +96,10 @@ class NetworkPoliciesArgs:
     # Pods that are not the program's own (acs.fluid: Fluid's cache master and workers in the namespace): reachable from
     # the namespace's pods, free to send anywhere; the serving pods may then reach every pod of the namespace.
     open_unlabelled_pods: bool = False
+    # Whether an import Job runs in the namespace (kubernetes: components/kubernetes/model_import.py; the Alibaba
+    # targets import on ECS workers, gke on Cloud Run) and a benchmark Job: no allowance for pods that do not exist.
+    import_pods: bool = True
+    benchmark_pods: bool = True
     labels: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -152,6 +156,10 @@ def policy_specs(args: NetworkPoliciesArgs) -> dict[str, dict]:
             ],
         },
     }
+    if not args.import_pods:
+        del specs["import"]
+    if not args.benchmark_pods:
+        del specs["benchmark"]
     if args.public_cidrs:
         if args.public_port is None:
             raise ValueError("public_cidrs need public_port")

@@ -257,3 +257,12 @@ def test_the_provider_is_pickled_by_value_so_its_process_needs_only_the_sdk(tmp_
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["ListenerAclProvider", "tcp"]
     assert base64.b64decode(blob)  # a real blob
+
+
+def test_adding_a_cidr_leaves_the_other_entries_alone():
+    names = lambda run: {
+        r.name: unwrap(r.inputs)["entry"] for r in run.of_type("alicloud:slb/aclEntryAttachment:AclEntryAttachment")
+    }
+    one = names(run_stack("ack", {"cluster.apiCidrs": ["198.51.100.0/24"]}))
+    two = names(run_stack("ack", {"cluster.apiCidrs": ["203.0.113.0/24", "198.51.100.0/24"]}))
+    assert one.items() <= two.items() and len(two) == len(one) + 1

@@ -50,7 +50,7 @@ class ApiServerAclArgs:
 
 def whitelist(args: ApiServerAclArgs) -> list[tuple[str, str]]:
     """(cidr, comment) of every entry: the config's networks, then what the cluster itself needs."""
-    entries: list[tuple[str, str]] = [(c, f"cluster.apiCidrs.{i}") for i, c in enumerate(args.allowed_cidrs)]
+    entries: list[tuple[str, str]] = [(c, "cluster.apiCidrs") for c in args.allowed_cidrs]
     entries += [(args.vpc_cidr, "cluster-vpc"), (ACK_CONTROL_PLANE_CIDR, "ack-control-plane")]
     entries += [(c, "cluster-pods") for c in args.extra_cidrs]
     seen: set[str] = set()
@@ -71,9 +71,17 @@ class ApiServerAcl(pulumi.ComponentResource):
         acl = alicloud.slb.Acl(
             f"{name}-acl", name=f"{name}-api-server", ip_version="ipv4", tags=dict(args.tags), opts=child
         )
+        # Named by CIDR, not by position: adding or removing one CIDR touches only its entry (a positional name
+        # would replace the entries after it, creating a duplicate of one still there, which the API refuses).
         entries = [
-            alicloud.slb.AclEntryAttachment(f"{name}-entry-{i}", acl_id=acl.id, entry=cidr, comment=comment, opts=child)
-            for i, (cidr, comment) in enumerate(whitelist(args))
+            alicloud.slb.AclEntryAttachment(
+                f"{name}-entry-{cidr.replace('.', '-').replace('/', '-')}",
+                acl_id=acl.id,
+                entry=cidr,
+                comment=comment,
+                opts=child,
+            )
+            for cidr, comment in whitelist(args)
         ]
         ListenerAcl(
             f"{name}-listener",

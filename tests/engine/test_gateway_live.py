@@ -168,22 +168,31 @@ def text_of(chunks: list[tuple[float, dict]]) -> str:
     return "".join(c["choices"][0]["text"] for _, c in chunks if c.get("choices"))
 
 
-def test_streams_pass_through_unbuffered(gateway):
-    """Every token is its own SSE event and the first arrives long before the last. The tiny model
-    makes ~500 tokens/s here, so a one-off stall of the shared 2-core machine can bunch one stream:
-    the timing counts if any of 3 streams shows it."""
-    timings = []
-    for _ in range(3):
-        start = time.monotonic()
-        chunks, done = _stream(f"{gateway.url}/v1/completions", {**LONG, "max_tokens": 900})
-        assert done and generated(chunks) == 900
-        assert len(chunks) >= 450  # vLLM may put two tokens in one event when it runs ahead
-        assert text_of(chunks).startswith("Let me think</think>Hello world")
-        first, last = chunks[0][0] - start, chunks[-1][0] - start
-        timings.append((round(first, 3), round(last, 3)))
+def _spread(base_url: str) -> tuple[float, float]:
+    """(first, last) arrival of a 900-token stream's chunks, in seconds from the request."""
+    start = time.monotonic()
+    chunks, done = _stream(f"{base_url}/v1/completions", {**LONG, "max_tokens": 900})
+    assert done and generated(chunks) == 900
+    assert len(chunks) >= 450  # vLLM may put two tokens in one event when it runs ahead
+    assert text_of(chunks).startswith("Let me think</think>Hello world")
+    return round(chunks[0][0] - start, 3), round(chunks[-1][0] - start, 3)
+
+
+def test_streams_pass_through_unbuffered(gateway, engine):
+    """Every token is its own SSE event and the first arrives long before the last. The tiny model makes ~500
+    tokens/s here, so a stall of the shared 2-core machine can bunch a stream at its source (seen while other
+    suites ran beside this one): a bunched stream through the gateway counts against it only when the engine's
+    own stream, read right after, is spread out."""
+    stalled = []
+    for _ in range(5):
+        first, last = _spread(gateway.url)
         if first < 0.5 * last:
             return
-    pytest.fail(f"the first chunk never arrived before half the stream: (first, last) = {timings}")
+        direct = _spread(engine.url)
+        if direct[0] < 0.5 * direct[1]:
+            pytest.fail(f"the gateway bunched a stream the engine spreads: gateway {(first, last)}, engine {direct}")
+        stalled.append(((first, last), direct))
+    pytest.skip(f"every stream bunched at its source, nothing measured: (gateway, engine) = {stalled}")
 
 
 def test_streamed_chat_carries_reasoning_then_content(gateway):

@@ -389,8 +389,8 @@ def test_weights_from_a_bucket_in_the_region_use_the_internal_endpoint_and_the_h
     text = user_data(run)
     assert "WEIGHTS_SOURCE=oss" in text and "WEIGHTS_BUCKET=my-models" in text
     assert "OSS_ENDPOINT=oss-cn-hangzhou-internal.aliyuncs.com" in text
-    assert "cat > /usr/local/lib/llm-serving/fetch-oss.py" in text
-    assert "cat > /usr/local/lib/llm-serving/fetch-oss.py" not in user_data(prod)
+    assert "| gunzip > /usr/local/lib/llm-serving/fetch-oss.py" in text  # compressed: the user-data's 32 KB
+    assert "/usr/local/lib/llm-serving/fetch-oss.py" not in user_data(prod)
     policy = json.loads(unwrap(run.one("alicloud:ram/policy:Policy").inputs)["policyDocument"])
     reads = [s for s in policy["Statement"] if "oss:GetObject" in s["Action"]]
     assert reads == [

@@ -228,7 +228,10 @@ README_READY_ROWS = {  # the README's time-to-ready rows: which stacks and varia
         "dev, prepared image",
         "dev, prepared image, weights in the region",
     ],
-    "prod (first host; prepared image + weights in the region)": ["prod", "prod, prepared image, weights in the region"],
+    "prod (first host; prepared image + weights in the region)": [
+        "prod",
+        "prod, prepared image, weights in the region",
+    ],
     "acs / acs-r1 (acs-r1 streamed from OSS)": ["acs", "acs-r1", "acs-r1, streamed from OSS"],
     "ack / ack-edge (second run)": ["ack", "ack-edge"],
     "gke": ["gke"],

@@ -222,7 +222,7 @@ def render_user_data(host: HostConfig) -> str:
         f"install -d -m 0755 /usr/local/lib/llm-serving\ninstall -d -m 0700 /etc/llm-serving {GATEWAY_DIR}\n",
         write_file("/etc/llm-serving/serving.conf", render_conf(host), "0644"),
         write_file(f"{GATEWAY_DIR}/nginx.conf", render_nginx_conf(gateway_config(host)), "0644"),
-        write_file("/usr/local/lib/llm-serving/bootstrap.sh", _script("bootstrap.sh"), "0755"),
+        write_compressed_file("/usr/local/lib/llm-serving/bootstrap.sh", _script("bootstrap.sh"), "0755"),
         write_compressed_file("/usr/local/lib/llm-serving/install-driver.sh", _script("install-driver.sh"), "0755"),
         write_file("/usr/local/lib/llm-serving/fetch-model.sh", fetch_model_script(), "0755"),
         *(

@@ -233,7 +233,7 @@ PREPARED = "m-bp1preparedimage1"  # any prepared image id: the model reads only 
 IN_REGION = {"ecs.weights.source": "oss", "ecs.weights.bucket": "my-llm-models", "engine.image": VLLM_IMAGE.value}
 COPIED = {"ecs.weights.source": "oss", "ecs.weights.bucket": "my-llm-models"}
 STREAM_FROM_OSS = {"modelStore.load": "stream", "engine.image": VLLM_IMAGE.value}
-VARIANTS: dict[str, tuple[str, dict[str, object], int | None]] = {
+VARIANTS = {
     "dev, prepared image": ("dev", {"ecs.preparedImage.id": PREPARED}, 5),
     "dev, prepared image, weights in the region": ("dev", {"ecs.preparedImage.id": PREPARED, **IN_REGION}, 5),
     "prod, prepared image, weights in the region": ("prod", {"ecs.preparedImage.id": PREPARED, **IN_REGION}, 10),

@@ -376,4 +376,5 @@ def test_the_ecs_host_streams_from_s3_with_the_instance_role_only(moto, workdir)
     prefix = uri.split("/", 3)[3]
     shard = [line for line in requests if f"{prefix}/model.safetensors" in line and "GET" in line]
     assert shard and all('" 206 ' in line for line in shard), shard[:3]  # the C++ client's ranged reads, signed
-    assert not any('" 403 ' in line for line in requests if prefix in line)
+    # (moto's log is shared with the ack test, whose refused listings of the same prefix are deliberate)
+    assert not any('" 403 ' in line for line in requests if f"{prefix}/model.safetensors" in line)

@@ -313,6 +313,9 @@ class EcsStart:
     disk_gib: int = 100
     parallel: int = int(OSS_PARALLEL_STREAMS.value)
     tensor_parallel: int = 1  # the host's GPUs the engine spans: its warm-up class (warmup_class)
+    # ecs.weights.load stream: the engine streams the weights from OSS itself, this many processes at once (the
+    # tensor-parallel ranks of a distributed load, else 1); 0: they are on the disk first (a copy or a download).
+    stream_ranks: int = 0
 
 
 def essd_mb_per_s(disk_gib: int) -> float:
@@ -323,10 +326,14 @@ def ecs_readiness(model: ModelSpec, mbps: float, start: EcsStart = EcsStart()) -
     """A GPU host to an answering API (components/scripts/bootstrap.sh): after apt, the weights download runs beside
     the driver, Docker and toolkit installs, which the engine image pull follows. Through the NAT the weights and
     the image share its bandwidth; from OSS's internal endpoint the weights go at the disk's speed, from a VPC
-    registry the image at the registry's. A prepared image skips apt, the installs and the image pull."""
+    registry the image at the registry's. A prepared image skips apt, the installs and the image pull. Streamed from
+    OSS (start.stream_ranks), nothing is copied: the engine's load reads the bucket at the OSS streaming figure,
+    bounded by the NIC (engine_load store "oss")."""
     weights = weights_gb(model)
     unpack = ENGINE_IMAGE_UNPACKED_GB.value * 1000 / EXTRACT_MB_PER_S.value / 60
-    if start.weights_in_region:
+    if start.weights_in_region and start.stream_ranks > 0:
+        download = Step("weights: streamed from OSS by the engine (no copy)", 0.0, "ecs.weights.load stream")
+    elif start.weights_in_region:
         rate = min(essd_mb_per_s(start.disk_gib), NIC_MB_PER_S.value)
         download = Step(
             f"weights from OSS in the region at {rate:.0f} MB/s ({start.parallel} streams)",
@@ -377,7 +384,9 @@ def ecs_readiness(model: ModelSpec, mbps: float, start: EcsStart = EcsStart()) -
                 APT_BASE_MIN.source,
             ),
             Step(slower.name, slower.minutes, f"{slower.source}; beside it: {other.name} {other.minutes:.1f} min"),
-            engine_load(model, tensor_parallel=start.tensor_parallel),
+            engine_load(model, start.stream_ranks, start.tensor_parallel, store="oss")
+            if start.weights_in_region and start.stream_ranks > 0
+            else engine_load(model, tensor_parallel=start.tensor_parallel),
             Step("readiness polling", POLL_MIN.value, POLL_MIN.source),
         )
     )

@@ -227,12 +227,22 @@ def timeline(settings: Settings) -> Timeline:
 GOALS = {"dev": 10, "prod": 16, "acs": 18, "acs-r1": 45, "ack": 25, "ack-edge": 10, "gke": 36}
 # The ecs goals of later hosts in a region (issue 14): a stack's config plus these `--path` keys, and its goal.
 PREPARED = "m-bp1preparedimage1"  # any prepared image id: the model reads only that there is one
-IN_REGION = {"ecs.weights.source": "oss", "ecs.weights.bucket": "my-llm-models"}
+# The weights in the region stream from OSS into the engine (ecs.weights.load stream, its default where the image
+# ships the streamer: vLLM's own image, not the mainland default EGS image, which the dev and prod stacks use and
+# which therefore copy); the "copied" rows keep the copy onto the disk, for comparison.
+IN_REGION = {"ecs.weights.source": "oss", "ecs.weights.bucket": "my-llm-models", "engine.image": VLLM_IMAGE.value}
+COPIED = {"ecs.weights.source": "oss", "ecs.weights.bucket": "my-llm-models"}
 STREAM_FROM_OSS = {"modelStore.load": "stream", "engine.image": VLLM_IMAGE.value}
 VARIANTS = {
     "dev, prepared image": ("dev", {"ecs.preparedImage.id": PREPARED}, 5),
     "dev, prepared image, weights in the region": ("dev", {"ecs.preparedImage.id": PREPARED, **IN_REGION}, 5),
     "prod, prepared image, weights in the region": ("prod", {"ecs.preparedImage.id": PREPARED, **IN_REGION}, 10),
+    "dev, prepared image, weights copied from the region": ("dev", {"ecs.preparedImage.id": PREPARED, **COPIED}, None),
+    "prod, prepared image, weights copied from the region": (
+        "prod",
+        {"ecs.preparedImage.id": PREPARED, **COPIED},
+        None,
+    ),
     # Streaming from OSS (docs/loading.md): explicit, with an engine image that ships the streamer (not EGS's), and
     # past Fluid on acs-r1 (the stream reads OSS directly).
     "acs-r1, streamed from OSS": ("acs-r1", {**STREAM_FROM_OSS, "acs.fluid": False}, 45),

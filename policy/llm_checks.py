@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import gzip
 import ipaddress
 import itertools
 import re
@@ -392,17 +393,30 @@ def secrets_in_text(text: str) -> list[str]:
     return found
 
 
+# A file a script writes gzip-compressed and base64-encoded (components/alibaba/host_scripts.py
+# write_compressed_file, for ECS's 32 KB of user-data): `base64 -d <<'END' | gunzip > PATH`, the text, END.
+PACKED_FILE = re.compile(r"base64 -d <<'(\w+)' \| gunzip > \S+\n(.*?)\n\1\n", re.S)
+
+
 def decoded_text(value: Any) -> str:
-    """User-data and command content, base64-decoded when they are base64 (as ECS expects them)."""
+    """User-data and command content, base64-decoded when they are base64 (as ECS expects them), with the text of
+    every compressed file it writes appended, so that every check reads what the host will have."""
     if not isinstance(value, str):
         return ""
+    text = value
     compact = "".join(value.split())
     if compact and re.fullmatch(r"[A-Za-z0-9+/]+={0,2}", compact) and len(compact) % 4 == 0:
         try:
-            return base64.b64decode(compact, validate=True).decode("utf-8")
+            text = base64.b64decode(compact, validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
             pass
-    return value
+    unpacked = []
+    for _, body in PACKED_FILE.findall(text):
+        try:
+            unpacked.append(gzip.decompress(base64.b64decode("".join(body.split()), validate=True)).decode("utf-8"))
+        except (binascii.Error, OSError, EOFError, UnicodeDecodeError):
+            unpacked.append(body)  # not what write_compressed_file writes: checked as it is
+    return "\n".join([text, *unpacked])
 
 
 def plaintext_env_secrets(container: Mapping) -> list[str]:

@@ -389,8 +389,8 @@ def test_weights_from_a_bucket_in_the_region_use_the_internal_endpoint_and_the_h
     text = user_data(run)
     assert "WEIGHTS_SOURCE=oss" in text and "WEIGHTS_BUCKET=my-models" in text
     assert "OSS_ENDPOINT=oss-cn-hangzhou-internal.aliyuncs.com" in text
-    assert "cat > /usr/local/lib/llm-serving/fetch-oss.py" in text
-    assert "cat > /usr/local/lib/llm-serving/fetch-oss.py" not in user_data(prod)
+    assert "| gunzip > /usr/local/lib/llm-serving/fetch-oss.py" in text  # compressed: the user-data's 32 KB
+    assert "/usr/local/lib/llm-serving/fetch-oss.py" not in user_data(prod)
     policy = json.loads(unwrap(run.one("alicloud:ram/policy:Policy").inputs)["policyDocument"])
     reads = [s for s in policy["Statement"] if "oss:GetObject" in s["Action"]]
     assert reads == [
@@ -418,6 +418,104 @@ def test_a_host_copying_weights_without_the_role_to_read_them_is_refused():
     finally:
         instance_role.bucket_read_statements = original
         ecs_stack.bucket_read_statements = original
+
+
+# --- The weights streamed from OSS into the engine (ecs.weights.load stream) -------------------------------------
+
+STREAM = {**OSS, "engine.image": "vllm/vllm-openai:v0.32.0"}
+
+
+def _files(text: str) -> dict[str, str]:
+    """The files a user-data writes: plain heredocs and gzip+base64 ones, decoded as the host decodes them."""
+    import gzip
+    import re
+
+    found = {m[0]: m[1] for m in re.findall(r"cat > (\S+) <<'LLM_SERVING_EOF'\n(.*?)LLM_SERVING_EOF\n", text, re.S)}
+    for path, body in re.findall(
+        r"base64 -d <<'LLM_SERVING_EOF' \| gunzip > (\S+)\n(.*?)LLM_SERVING_EOF\n", text, re.S
+    ):
+        found[path] = gzip.decompress(base64.b64decode(body)).decode()
+    return found
+
+
+def test_a_streaming_host_copies_nothing_and_its_engine_reads_the_bucket_with_the_instance_role(prod):
+    from pathlib import Path
+
+    from harness import settings_for
+
+    from core.config.settings import EcsSettings
+
+    run = run_stack("prod", STREAM)
+    files = _files(user_data(run))
+    conf = files["/etc/llm-serving/serving.conf"]
+    assert "WEIGHTS_LOAD=stream" in conf and "/usr/local/lib/llm-serving/fetch-oss.py" not in files
+    engine = next(line for line in conf.splitlines() if line.startswith("ENGINE_CMD="))
+    assert " s3://my-models/models/Qwen/QwQ-32B " in engine and "--load-format runai_streamer" in engine
+    assert '"distributed":true' in engine  # QwQ-32B over the host's 4 GPUs: each rank streams a share
+    # The AWS config names the credential process with the ECS source; the process is the repository's script.
+    config = files["/etc/llm-serving/oss-stream/aws-config"]
+    assert "credential_process = python3 /etc/llm-oss-stream/rrsa-credential-process.py --source ecs-ram-role" in config
+    assert "region = cn-hangzhou" in config and "addressing_style = virtual" in config
+    script = Path(__file__).parents[1] / "components" / "scripts" / "rrsa-credential-process.py"
+    assert files["/etc/llm-serving/oss-stream/rrsa-credential-process.py"] == script.read_text()
+    env = dict(line.split("=", 1) for line in files["/etc/llm-serving/oss-stream.env"].splitlines())
+    assert env == {
+        "AWS_CONFIG_FILE": "/etc/llm-oss-stream/aws-config",
+        "AWS_ENDPOINT_URL": "https://s3.oss-cn-hangzhou-internal.aliyuncs.com",
+        "AWS_REGION": "cn-hangzhou",
+        "AWS_DEFAULT_REGION": "cn-hangzhou",
+        "RUNAI_STREAMER_S3_USE_VIRTUAL_ADDRESSING": "1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    # No key anywhere: no AccessKey resource, no AWS key variable, nothing but the role.
+    everything = " ".join(all_strings(run))
+    assert not [r for r in run.resources if "accessKey" in r.type]
+    assert not any(k in everything for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"))
+    # What the readiness wait is derived from: no copy, the load streamed by the 4 ranks (core.durations).
+    streamed, copied = settings_for("prod", STREAM).ecs, settings_for("prod", OSS).ecs
+    assert isinstance(settings_for("prod", STREAM), EcsSettings) and streamed.start.stream_ranks == 4
+    assert copied.start.stream_ranks == 0
+    assert run.outputs["readinessTimeoutMinutes"] == streamed.readiness_timeout_minutes
+
+
+def test_the_streaming_hosts_role_reads_the_prefix_and_lists_exactly_what_the_streamer_lists():
+    import fnmatch
+    import json
+
+    run = run_stack("prod", STREAM)
+    policy = json.loads(unwrap(run.one("alicloud:ram/policy:Policy").inputs)["policyDocument"])
+    reads = [s for s in policy["Statement"] if "oss:GetObject" in s["Action"]]
+    assert reads == [
+        {"Effect": "Allow", "Action": ["oss:GetObject"], "Resource": ["acs:oss:*:*:my-models/models/Qwen/QwQ-32B/*"]}
+    ]
+    (listing,) = [s for s in policy["Statement"] if "oss:ListObjects" in s["Action"]]
+    assert listing["Resource"] == ["acs:oss:*:*:my-models"]
+    # runai-model-streamer-s3 0.17.1 files.list_files: ListObjectsV2 with Prefix "<path>/" (trailing slash added);
+    # the condition's StringLike '*' matches any characters, none included (OSS "RAM policies" condition keys).
+    (pattern,) = listing["Condition"]["StringLike"]["oss:Prefix"]
+    assert fnmatch.fnmatchcase("models/Qwen/QwQ-32B/", pattern)
+    assert not fnmatch.fnmatchcase("models/Qwen/", pattern)  # not the rest of the bucket
+
+
+def test_streaming_is_the_default_where_the_image_has_the_streamer_and_refused_where_it_has_none():
+    from harness import settings_for
+
+    assert settings_for("prod", STREAM).ecs.weights.load == "stream"
+    # The mainland default EGS image: its streamer could not be checked, so the weights are copied.
+    assert settings_for("prod", OSS).ecs.weights.load == "copy"
+    assert settings_for("prod", {**STREAM, "ecs.weights.load": "copy"}).ecs.weights.load == "copy"
+    with pytest.raises(ConfigError) as refused:
+        settings_for("prod", {**OSS, "ecs.weights.load": "stream", "engine.name": "vllm"})
+    text = str(refused.value)
+    assert "ecs.weights.load" in text and "EGS vLLM 0.11.0" in text
+    assert "engine.image' docker.io/vllm/vllm-openai:" in text and "ecs.weights.load' copy" in text
+    with pytest.raises(ConfigError) as both:  # all at once: the bucket and the load without source oss
+        settings_for("prod", {"ecs.weights.load": "stream", "ecs.weights.bucket": "my-models"})
+    assert str(both.value).count("ecs.weights.source is modelscope") == 2
+    with pytest.raises(ConfigError, match=r"ecs\.weights\.load.*SGLang"):
+        settings_for("prod", {**STREAM, "ecs.weights.load": "stream", "engine.name": "sglang"})
+    with pytest.raises(ConfigError, match=r"ecs\.weights\.load"):
+        settings_for("prod", {**OSS, "ecs.weights.load": "fast"})
 
 
 # --- The build's wait and the image's deletion, against a fake ECS API ------------------------------------------

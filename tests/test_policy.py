@@ -146,6 +146,25 @@ def test_gke_options_pass_every_mandatory_policy(overrides):
     assert found == {}
 
 
+def test_an_ecs_host_streaming_its_weights_passes_every_mandatory_policy_and_its_packed_files_are_read():
+    from components.alibaba.host_scripts import write_compressed_file
+
+    overrides = {
+        "ecs.weights.source": "oss",
+        "ecs.weights.bucket": "my-models",
+        "engine.image": "docker.io/vllm/vllm-openai:v0.32.0",
+    }
+    run = run_stack("prod", overrides)
+    found = {r.name: v for r in run.resources if (v := all_violations(recorded_args(r), MANDATORY))}
+    assert found == {}
+    # What a compressed file holds is checked as if it were plain: a key or a public listener in one is reported.
+    packed = write_compressed_file(
+        "/tmp/x.sh", "export ACCESS=LTAI5tAbCdEfGhIjKlMnOpQr\nvllm serve m --host 0.0.0.0\n", "0755"
+    )
+    args = args_for("alicloud:ecs/instance:Instance", {"userData": b64("#!/bin/bash\n" + packed)})
+    assert violations("no-plaintext-secrets", args) and violations("engine-behind-gateway", args)
+
+
 def test_committed_prod_stack_also_satisfies_the_advisory_deletion_protection():
     run = stack_run("prod")
     assert {r.name: v for r in run.resources if (v := violations("prod-deletion-protection", recorded_args(r)))} == {}

@@ -217,3 +217,150 @@ def test_the_script_needs_only_the_standard_library():
         if line.startswith(("import ", "from ")) and not line.startswith("from __future__")
     }
     assert imported <= set(sys.stdlib_module_names), imported - set(sys.stdlib_module_names)
+
+
+# --- Source ecs-ram-role: the ECS metadata server (the ecs target's engine container) -----------------------------
+ECS_ROLE = "llm-dev-host-1a2b3c4d"
+METADATA_TOKEN = "FAKE-TEST-ONLY-metadata-token"
+
+
+def role_body(**changes) -> dict:
+    """What the metadata server answers for a role (Alibaba's credential SDKs read Code, AccessKeyId,
+    AccessKeySecret, SecurityToken, Expiration; LastUpdated is there too)."""
+    return {
+        "AccessKeyId": STS_KEY_ID,
+        "AccessKeySecret": STS_SECRET,
+        "Expiration": EXPIRATION,
+        "SecurityToken": STS_TOKEN,
+        "LastUpdated": "2026-12-01T14:00:00Z",
+        "Code": "Success",
+        **changes,
+    }
+
+
+class FakeMetadata:
+    """The ECS metadata server on loopback: PUT /latest/api/token, GET .../ram/security-credentials/[<role>] (header
+    names recorded in lower case: HTTP's are case-insensitive).
+    `hardened`: every GET without the token is refused (403), as in security hardening mode; `token_status`: what
+    the PUT answers (404: an older server without tokens)."""
+
+    def __init__(self):
+        self.hardened = False
+        self.token_status = 200
+        self.roles: dict[str, tuple[int, object]] = {ECS_ROLE: (200, role_body())}
+        self.requests: list[tuple[str, str, dict]] = []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self, status: int, body: object):
+                raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def do_PUT(self):
+                fake.requests.append(("PUT", self.path, {k.lower(): v for k, v in self.headers.items()}))
+                ok = self.path == "/latest/api/token" and self.headers.get("X-aliyun-ecs-metadata-token-ttl-seconds")
+                if fake.token_status != 200 or not ok:
+                    return self._answer(fake.token_status if fake.token_status != 200 else 400, b"")
+                self._answer(200, METADATA_TOKEN.encode())
+
+            def do_GET(self):
+                fake.requests.append(("GET", self.path, {k.lower(): v for k, v in self.headers.items()}))
+                if fake.hardened and self.headers.get("X-aliyun-ecs-metadata-token") != METADATA_TOKEN:
+                    return self._answer(403, b"")
+                prefix = "/latest/meta-data/ram/security-credentials/"
+                if self.path == prefix:
+                    return self._answer(200, "\n".join(fake.roles).encode())
+                if self.path.startswith(prefix) and self.path[len(prefix) :] in fake.roles:
+                    return self._answer(*fake.roles[self.path[len(prefix) :]])
+                self._answer(404, b"<html>Not Found</html>")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def metadata() -> Iterator[FakeMetadata]:
+    fake = FakeMetadata()
+    yield fake
+    fake.server.shutdown()
+
+
+def run_ecs(metadata: FakeMetadata, **env: str) -> subprocess.CompletedProcess:
+    base = {"LLM_ECS_METADATA_ENDPOINT": metadata.url, "PATH": "/usr/bin:/bin", **env}
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), "--source", "ecs-ram-role"], env=base, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_the_ecs_source_prints_the_instance_roles_credentials_read_with_a_metadata_token(metadata):
+    metadata.hardened = True  # security hardening mode: nothing is served without the token
+    done = run_ecs(metadata)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {
+        "Version": 1,
+        "AccessKeyId": STS_KEY_ID,
+        "SecretAccessKey": STS_SECRET,
+        "SessionToken": STS_TOKEN,
+        "Expiration": EXPIRATION,
+    }
+    assert done.stderr == ""
+    put, *gets = metadata.requests
+    assert put[:2] == ("PUT", "/latest/api/token") and put[2]["x-aliyun-ecs-metadata-token-ttl-seconds"] == "21600"
+    # The role's name is listed first, then its credentials read; every read carries the token.
+    assert [g[1] for g in gets] == [
+        "/latest/meta-data/ram/security-credentials/",
+        f"/latest/meta-data/ram/security-credentials/{ECS_ROLE}",
+    ]
+    assert all(g[2].get("x-aliyun-ecs-metadata-token") == METADATA_TOKEN for g in gets)
+
+
+def test_without_a_token_service_it_reads_without_one_unless_imdsv1_is_disabled(metadata):
+    metadata.token_status = 404  # a server that has no token endpoint: the SDKs' fallback
+    done = run_ecs(metadata, ALIBABA_CLOUD_ECS_METADATA=ECS_ROLE)
+    assert done.returncode == 0, done.stderr
+    gets = [r for r in metadata.requests if r[0] == "GET"]
+    assert [g[1] for g in gets] == [f"/latest/meta-data/ram/security-credentials/{ECS_ROLE}"]  # the role was named
+    assert "x-aliyun-ecs-metadata-token" not in gets[0][2]
+    refused = run_ecs(metadata, ALIBABA_CLOUD_IMDSV1_DISABLED="true")
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert "no metadata token" in refused.stderr and "HTTP 404" in refused.stderr
+
+
+def test_the_ecs_sources_errors_are_one_line_name_the_fix_and_leak_nothing(metadata):
+    metadata.roles = {}
+    none = run_ecs(metadata)
+    assert none.returncode == 1 and "no RAM role attached" in none.stderr
+    wrong = run_ecs(metadata, ALIBABA_CLOUD_ECS_METADATA="other-role")
+    assert "HTTP 404" in wrong.stderr and "is RAM role other-role attached" in wrong.stderr
+    assert "Not Found" not in wrong.stderr  # the server's body is never echoed
+    metadata.roles = {ECS_ROLE: (200, role_body(Code="Failed"))}
+    failed = run_ecs(metadata)
+    assert "Code 'Failed', not 'Success'" in failed.stderr
+    metadata.roles = {ECS_ROLE: (200, role_body(Expiration="tomorrow"))}
+    assert "Expiration not in ISO 8601" in run_ecs(metadata).stderr
+    metadata.roles = {ECS_ROLE: (200, role_body(SecurityToken=None))}
+    assert "without Credentials" in run_ecs(metadata).stderr
+    for done in (none, wrong, failed):
+        assert done.stdout == "" and len(done.stderr.strip().splitlines()) == 1
+        assert done.stderr.startswith("rrsa-credential-process (ecs-ram-role): ")
+        assert secrets_in(done.stderr) == [] and METADATA_TOKEN not in done.stderr
+    remote = run_ecs(metadata, LLM_ECS_METADATA_ENDPOINT="http://100.100.100.201")
+    assert remote.returncode == 1 and "loopback" in remote.stderr
+
+
+def test_the_metadata_server_defaults_to_its_link_local_address_and_an_unknown_source_is_refused(metadata):
+    script = module()
+    assert script.metadata_url({}) == "http://100.100.100.200"
+    with pytest.raises(script.Failure, match="cannot reach the ECS metadata server"):
+        script._metadata("http://127.0.0.1:9/latest/meta-data/", {}, attempts=1)
+    bad = subprocess.run(
+        [sys.executable, str(SCRIPT), "--source", "imds"], env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True
+    )
+    assert bad.returncode == 2 and "usage" in bad.stderr and bad.stdout == ""

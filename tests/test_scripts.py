@@ -11,14 +11,21 @@ import pytest
 from harness import run_stack, settings_for, unwrap
 
 from components.alibaba.host_scripts import (
+    MODEL_ROOT,
     SCRIPTS,
+    STREAM_DIR,
+    STREAM_ENV_FILE,
+    STREAM_MOUNT,
     USER_DATA_LIMIT_BYTES,
     HostConfig,
+    _script,
     model_dir,
     render_conf,
     render_ready_command,
     render_user_data,
+    write_compressed_file,
 )
+from core.versions import VLLM_IMAGE
 from stacks.alibaba.ecs import host_config
 
 SHELLCHECK = str(Path(sys.executable).parent / "shellcheck")
@@ -53,7 +60,24 @@ VARIANTS = {
         "ecs.weights.source": "oss",
         "ecs.weights.bucket": "my-models",
     },
+    "vllm-r1-h20-weights-streamed": {  # the AWS config, the credential process and the env file instead
+        "model": "DeepSeek-R1",
+        "placement.instanceType": "ecs.ebmgn8v.48xlarge",
+        "ecs.weights.source": "oss",
+        "ecs.weights.bucket": "my-models",
+        "engine.image": VLLM_IMAGE.value,
+    },
 }
+
+
+def test_a_compressed_file_in_the_user_data_unpacks_to_the_scripts_own_text(tmp_path):
+    script = (SCRIPTS / "rrsa-credential-process.py").read_text()
+    target = tmp_path / "out.py"
+    snippet = write_compressed_file(str(target), script, "0644")
+    assert snippet == write_compressed_file(str(target), script, "0644")  # no timestamp: a stable user-data
+    done = subprocess.run(["bash", "-euo", "pipefail", "-c", snippet], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert target.read_text() == script and oct(target.stat().st_mode & 0o777) == "0o644"
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
@@ -140,12 +164,14 @@ def test_user_data_installs_both_units_and_starts_the_bootstrap_without_waiting(
     for path in (
         "/etc/systemd/system/llm-bootstrap.service",
         "/etc/systemd/system/llm-serving.service",
-        "/usr/local/lib/llm-serving/bootstrap.sh",
         "/usr/local/bin/llm-serving-run",
     ):
         assert f"cat > {path} <<'LLM_SERVING_EOF'" in text
+    # The largest static scripts go compressed (ECS's 32 KB of user-data); they unpack to the repository's text.
+    for name in ("bootstrap.sh", "install-driver.sh"):
+        assert write_compressed_file(f"/usr/local/lib/llm-serving/{name}", (SCRIPTS / name).read_text(), "0755") in text
     assert text.rstrip().endswith("systemctl start --no-block llm-bootstrap.service")
-    assert "MODEL_ID=deepseek-ai/DeepSeek-R1-Distill-Qwen-7B" in text and "docker pull" in text
+    assert "MODEL_ID=deepseek-ai/DeepSeek-R1-Distill-Qwen-7B" in text and "docker pull" in _script("bootstrap.sh")
 
 
 def test_engine_unit_restarts_and_stops_gracefully():
@@ -305,7 +331,7 @@ def test_v100_hosts_get_the_proprietary_driver_and_others_the_open_one():
 # --- bootstrap.sh: every step skips itself when its result is there (a prepared image) ---------------------------
 
 
-def _bootstrap_run(tmp_path, *, prepared: bool, mode: str = "", weights: str = "modelscope"):
+def _bootstrap_run(tmp_path, *, prepared: bool, mode: str = "", weights: str = "modelscope", load: str = "copy"):
     """bootstrap.sh against stub system tools. `prepared`: the driver, Docker, toolkit, packages and images are
     already installed (a host from ecs.preparedImage); otherwise apt "installs" them (the stubs then appear).
     Returns (exit code, output, calls made, the state directory)."""
@@ -362,7 +388,7 @@ def _bootstrap_run(tmp_path, *, prepared: bool, mode: str = "", weights: str = "
         "GATEWAY_IMAGE=gateway/image:1\nDRIVER_BRANCH=570\nDRIVER_FLAVOUR=open\nFABRIC_MANAGER=false\n"
         "NVIDIA_TOOLKIT_REPO=https://example.invalid\nPIP_INDEX_URL=x\nMODELSCOPE_VERSION=1\n"
         f"MODELSCOPE_HUB_VERSION=1\nWEIGHTS_SOURCE={weights}\nWEIGHTS_BUCKET=b\nWEIGHTS_PREFIX=models\n"
-        "WEIGHTS_PARALLEL=16\nOSS_ENDPOINT=oss-cn-hangzhou-internal.aliyuncs.com\n"
+        f"WEIGHTS_PARALLEL=16\nOSS_ENDPOINT=oss-cn-hangzhou-internal.aliyuncs.com\nWEIGHTS_LOAD={load}\n"
     )
     # The docker stub names an image's file after its reference with '/' as '_'.
     env = {
@@ -407,6 +433,46 @@ def test_weights_from_oss_skip_the_downloaders_packages(tmp_path):
     assert "--bucket b --prefix models/org/model --endpoint oss-cn-hangzhou-internal.aliyuncs.com" in copy
     assert "--parallel 16 --marker org/model@master" in copy
     assert not any(c.startswith("fetch-model.sh") for c in calls)
+
+
+def test_streamed_weights_are_not_copied_the_engine_reads_the_bucket(tmp_path):
+    code, output, calls, state = _bootstrap_run(tmp_path, prepared=True, weights="oss", load="stream")
+    assert code == 0, output
+    assert not any(c.startswith(("fetch-oss.py", "fetch-model.sh")) for c in calls), calls
+    assert "weights: streamed by the engine from oss://b/models/org/model/ (no copy)" in output
+    assert (state / "bootstrap.done").exists()
+
+
+def _serving_run(tmp_path, conf: str) -> list[str]:
+    """serving-run.sh against a docker stub that records its arguments, one per line."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(parents=True)
+    args = tmp_path / "docker-args"
+    docker = bin_dir / "docker"
+    docker.write_text(f'#!/bin/bash\n[ "$1" = rm ] && exit 0\nprintf "%s\\n" "$@" >{args}\n')
+    docker.chmod(0o755)
+    (tmp_path / "serving.conf").write_text(conf)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "LLM_SERVING_CONF": str(tmp_path / "serving.conf")}
+    done = subprocess.run(["bash", str(SCRIPTS / "serving-run.sh")], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return args.read_text().splitlines()
+
+
+def test_the_streaming_engine_gets_the_streamers_env_and_config_read_only_and_no_model_directory(tmp_path):
+    stream = host_for(
+        {"ecs.weights.source": "oss", "ecs.weights.bucket": "my-models", "engine.image": VLLM_IMAGE.value}
+    )
+    argv = _serving_run(tmp_path / "stream", render_conf(stream))
+    assert argv[argv.index("--env-file", argv.index("/etc/llm-serving/secret.env")) + 1] == STREAM_ENV_FILE
+    assert f"{STREAM_DIR}:{STREAM_MOUNT}:ro" in argv
+    assert not any(a.startswith(MODEL_ROOT) for a in argv)
+    assert argv[argv.index("--network") + 1] == "host"  # the metadata server 100.100.100.200, as from the host
+    command = argv[-1]
+    assert "--load-format runai_streamer" in command and " s3://my-models/models/" in command
+    copy = host_for({"ecs.weights.source": "oss", "ecs.weights.bucket": "my-models"})  # the EGS image: a copy
+    argv = _serving_run(tmp_path / "copy", render_conf(copy))
+    assert f"{MODEL_ROOT}:{MODEL_ROOT}:ro" in argv and STREAM_ENV_FILE not in argv
+    assert "runai_streamer" not in argv[-1]
 
 
 def test_the_image_builder_mode_installs_without_a_gpu_and_downloads_nothing(tmp_path):

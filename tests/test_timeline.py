@@ -90,6 +90,12 @@ ECS_STARTS = {
     "engine image from a VPC registry": {
         "engine.image": "llm-registry-vpc.cn-hangzhou.cr.aliyuncs.com/egs/vllm:0.11.0"
     },
+    "prepared image, weights streamed from the region": {
+        "ecs.preparedImage.id": "m-bp1preparedmock01",
+        "ecs.weights.source": "oss",
+        "ecs.weights.bucket": "my-llm-models",
+        "engine.image": "docker.io/vllm/vllm-openai:v0.32.0",
+    },
 }
 
 
@@ -111,6 +117,28 @@ def test_a_prepared_image_and_the_weights_in_the_region_shorten_the_start_and_ea
     assert totals["engine image from a VPC registry"] <= totals["first host"]
     path = [t.name for t in timeline(settings_for("prod", ECS_STARTS["prepared image"])).critical_path()]
     assert "host: apt: nothing to install" in path and not any("Docker, toolkit" in step for step in path)
+
+
+def test_streamed_weights_have_no_copy_and_load_at_the_oss_streaming_rate_bounded_by_the_nic():
+    from core import durations
+
+    streamed = settings_for("prod", ECS_STARTS["prepared image, weights streamed from the region"])
+    copied = settings_for("prod", ECS_STARTS["prepared image, weights in the region"])
+    assert timeline(streamed).total < timeline(copied).total
+    plan = durations.ecs_readiness(streamed.model, streamed.ecs.egress_mbps, streamed.ecs.start)
+    names = [s.name for s in plan.steps]
+    assert "weights: streamed from OSS by the engine (no copy)" in names
+    assert not any(n.startswith("weights from OSS in the region") for n in names)
+    (load,) = [s for s in plan.steps if s.name.startswith("engine start")]
+    # QwQ-32B's weights by 4 ranks at 3.51 GiB/s each, capped by the 2000 MB/s NIC: the NIC binds.
+    rate = min(4 * durations.STREAM_OSS_GB_PER_S_PER_RANK.value, durations.NIC_MB_PER_S.value / 1000)
+    assert rate == 2.0
+    stream_min = durations.weights_gb(streamed.model) / rate / 60
+    warm = durations.warmup(streamed.model, 4).minutes
+    assert load.name == "engine start, stream x4 and warm-up"
+    assert load.minutes == pytest.approx(durations.ENGINE_START_MIN.value + stream_min + warm)
+    # The wait is derived from that plan as before: x1.5, at least 30 minutes.
+    assert streamed.ecs.readiness_timeout_minutes == plan.deadline(1.5, 30)
 
 
 def test_building_a_prepared_image_is_off_the_apis_path_and_pulumi_up_waits_long_enough_for_it():

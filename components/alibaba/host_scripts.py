@@ -12,12 +12,16 @@ nginx.conf is rendered here (no secret in it); its key file is written by the re
 
 from __future__ import annotations
 
+import base64
+import gzip
 import re
 import shlex
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from components.alibaba.oss_s3_api import CONFIG_ITEM, CREDENTIAL_SCRIPT, SCRIPT_ITEM, aws_config, stream_env
 from core.catalog import ModelSpec
 from core.engine import EngineCommand
 from core.gateway import (
@@ -59,6 +63,15 @@ HEREDOC_END = "LLM_SERVING_EOF"
 FETCH_MODEL_SCRIPT = "fetch-model.sh"
 LIB_DIR = "/usr/local/lib/llm-serving"
 CONF_PATH = "/etc/llm-serving/serving.conf"
+# ecs.weights.load stream: the AWS config file and the credential process (source ecs-ram-role) on the host, bind-
+# mounted read-only into the engine container at STREAM_MOUNT; the streamer's environment in a Docker env file. No
+# secret in either: the credentials come from the metadata server at each call. The engine container runs with the
+# host's network (serving-run.sh `--network host`), so it reaches the metadata server 100.100.100.200 as the host's
+# own scripts do (fetch-oss.py), with no bridge or NAT in between.
+STREAM_DIR = "/etc/llm-serving/oss-stream"
+STREAM_MOUNT = "/etc/llm-oss-stream"
+STREAM_ENV_FILE = "/etc/llm-serving/oss-stream.env"
+CREDENTIAL_SOURCE = "ecs-ram-role"
 
 
 @dataclass(frozen=True)
@@ -80,6 +93,10 @@ class HostConfig:
     weights_prefix: str = "models"
     weights_parallel: int = 16
     oss_endpoint: str = ""
+    # "stream": the engine reads s3://<bucket>/<prefix>/<id> itself (engine.argv carries the URI and the streamer's
+    # flags) with the instance's RAM role; nothing is copied. "copy": fetch-oss.py first. `region`: the S3 endpoint's.
+    weights_load: str = "copy"
+    region: str = ""
     gateway_routes: tuple[tuple[str, str], ...] = DEFAULT_ROUTES  # (path, method) behind the key: settings.gateway
     tls: bool = False  # the API port speaks TLS only (the readiness command installs the certificate and key)
 
@@ -92,6 +109,25 @@ def oss_internal_endpoint(region: str) -> str:
 
 def model_dir(model: ModelSpec) -> str:
     return f"{MODEL_ROOT}/{model.modelscope_id}"
+
+
+def streamed(host: HostConfig) -> bool:
+    return host.weights_source == "oss" and host.weights_load == "stream"
+
+
+def model_uri(bucket: str, prefix: str, model: ModelSpec) -> str:
+    """The streamer's model argument: the objects the Kubernetes targets' import writes (oss://<bucket>/<prefix>/<id>/)."""
+    return f"s3://{bucket}/{prefix}/{model.modelscope_id}"
+
+
+def render_stream_env(host: HostConfig) -> str:
+    """The Docker env file (KEY=VALUE lines, no quoting) of the streaming engine; nothing secret."""
+    if not host.region:
+        raise ValueError("a streaming host needs its region (the S3 endpoint and the signing region)")
+    lines = [f"{k}={v}" for k, v in stream_env(host.region, STREAM_MOUNT).items()]
+    if any("\n" in line for line in lines):
+        raise ValueError("a Docker env file value cannot hold a newline")
+    return "\n".join(lines) + "\n"
 
 
 def render_conf(host: HostConfig) -> str:
@@ -123,6 +159,10 @@ def render_conf(host: HostConfig) -> str:
         "WEIGHTS_PREFIX": host.weights_prefix,
         "WEIGHTS_PARALLEL": str(host.weights_parallel),
         "OSS_ENDPOINT": host.oss_endpoint,
+        "WEIGHTS_LOAD": "stream" if streamed(host) else "copy",
+        "STREAM_DIR": STREAM_DIR,
+        "STREAM_MOUNT": STREAM_MOUNT,
+        "STREAM_ENV_FILE": STREAM_ENV_FILE,
     }
     lines = [f"{name}={shlex.quote(value)}" for name, value in values.items()]
     return "# Written by the llm Pulumi program; no secrets here.\n" + "\n".join(lines) + "\n"
@@ -152,6 +192,14 @@ def write_file(path: str, content: str, mode: str) -> str:
     return f"cat > {path} <<'{HEREDOC_END}'\n{content}{HEREDOC_END}\nchmod {mode} {path}\n"
 
 
+def write_compressed_file(path: str, content: str, mode: str) -> str:
+    """write_file for a large file: gzip (no timestamp, so the user-data is stable) then base64, decoded on the host
+    with coreutils' base64 and gzip (both in Ubuntu's base system), to keep the user-data under ECS's 32 KB."""
+    packed = base64.b64encode(gzip.compress(content.encode(), mtime=0)).decode()
+    body = "\n".join(textwrap.wrap(packed, 76)) + "\n"
+    return f"base64 -d <<'{HEREDOC_END}' | gunzip > {path}\n{body}{HEREDOC_END}\nchmod {mode} {path}\n"
+
+
 def gateway_config(host: HostConfig) -> GatewayConfig:
     """The gateway in front of the engine: the API port on 0.0.0.0, the engine on loopback, metrics apart."""
     return GatewayConfig(
@@ -174,12 +222,24 @@ def render_user_data(host: HostConfig) -> str:
         f"install -d -m 0755 /usr/local/lib/llm-serving\ninstall -d -m 0700 /etc/llm-serving {GATEWAY_DIR}\n",
         write_file("/etc/llm-serving/serving.conf", render_conf(host), "0644"),
         write_file(f"{GATEWAY_DIR}/nginx.conf", render_nginx_conf(gateway_config(host)), "0644"),
-        write_file("/usr/local/lib/llm-serving/bootstrap.sh", _script("bootstrap.sh"), "0755"),
-        write_file("/usr/local/lib/llm-serving/install-driver.sh", _script("install-driver.sh"), "0755"),
+        write_compressed_file("/usr/local/lib/llm-serving/bootstrap.sh", _script("bootstrap.sh"), "0755"),
+        write_compressed_file("/usr/local/lib/llm-serving/install-driver.sh", _script("install-driver.sh"), "0755"),
         write_file("/usr/local/lib/llm-serving/fetch-model.sh", fetch_model_script(), "0755"),
         *(
-            [write_file(f"{LIB_DIR}/fetch-oss.py", _script("fetch-oss.py"), "0755")]
-            if host.weights_source == "oss"
+            [write_compressed_file(f"{LIB_DIR}/fetch-oss.py", _script("fetch-oss.py"), "0755")]
+            if host.weights_source == "oss" and not streamed(host)
+            else []
+        ),
+        *(
+            [
+                f"install -d -m 0755 {STREAM_DIR}\n",
+                write_file(
+                    f"{STREAM_DIR}/{CONFIG_ITEM}", aws_config(host.region, STREAM_MOUNT, CREDENTIAL_SOURCE), "0644"
+                ),
+                write_compressed_file(f"{STREAM_DIR}/{SCRIPT_ITEM}", CREDENTIAL_SCRIPT.read_text(), "0644"),
+                write_file(STREAM_ENV_FILE, render_stream_env(host), "0644"),
+            ]
+            if streamed(host)
             else []
         ),
         write_file("/usr/local/bin/llm-serving-run", _script("serving-run.sh"), "0755"),

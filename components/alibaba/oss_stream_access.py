@@ -31,7 +31,6 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Optional
 
 import pulumi
@@ -40,13 +39,12 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.alibaba.oss_model_store import STS_AUDIENCE, trust_policy_document
+from components.alibaba.oss_s3_api import CONFIG_ITEM, CREDENTIAL_SCRIPT, SCRIPT_ITEM, aws_config, stream_env
 from components.kubernetes.network_policies import Egress, Peer
 from components.kubernetes.serving_workload import PodMount
 from core.naming import dns_name
 
-SCRIPT = Path(__file__).parent.parent / "scripts" / "rrsa-credential-process.py"
-SCRIPT_ITEM = "rrsa-credential-process.py"
-CONFIG_ITEM = "aws-config"
+SCRIPT = CREDENTIAL_SCRIPT
 CONFIG_DIR = "/etc/llm-oss-stream"
 # Where RRSA puts the token (the ACK/ACS RRSA docs and ack-pod-identity-webhook use this path).
 TOKEN_DIR = "/var/run/secrets/ack.alibabacloud.com/rrsa-tokens"
@@ -65,33 +63,11 @@ CLOUD_SERVICES = "100.64.0.0/10"
 EGRESS = Egress(to=(Peer(cidr=CLOUD_SERVICES),), tcp_ports=(443,))
 
 
-def s3_endpoint(region: str) -> str:
-    """OSS's S3-compatible internal endpoint (use-aws-sdks-to-access-oss: https://s3.oss-{region}-internal...)."""
-    return f"https://s3.oss-{region}-internal.aliyuncs.com"
-
-
 def sts_endpoint(region: str) -> str:
     """STS from the VPC: sts-vpc.<region>.aliyuncs.com, the host Alibaba's credential SDKs use with
     ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED (aliyun/credentials-python alibabacloud_credentials/provider/oidc.py); that
     STS answers there in every region was not checked here."""
     return f"sts-vpc.{region}.aliyuncs.com"
-
-
-def aws_config(region: str) -> str:
-    """The AWS config file both S3 clients read (AWS_CONFIG_FILE): the credential process, the signing region,
-    virtual-hosted addressing (boto3's `s3.addressing_style`; the C++ client reads
-    RUNAI_STREAMER_S3_USE_VIRTUAL_ADDRESSING), and checksums only when an operation requires them (the AWS SDKs'
-    `request_checksum_calculation` / `response_checksum_validation`: the newer defaults add checksum headers that
-    S3-compatible stores may not know; whether OSS needs this was not checked)."""
-    return (
-        "[default]\n"
-        f"credential_process = python3 {CONFIG_DIR}/{SCRIPT_ITEM}\n"
-        f"region = {region}\n"
-        "s3 =\n"
-        "    addressing_style = virtual\n"
-        "request_checksum_calculation = when_required\n"
-        "response_checksum_validation = when_required\n"
-    )
 
 
 def read_policy_document(bucket: str, prefix: str) -> str:
@@ -173,7 +149,7 @@ class OssStreamAccess(pulumi.ComponentResource):
         config = k8s.core.v1.ConfigMap(
             f"{name}-config",
             metadata={"name": dns_name(name, suffix="oss-stream"), "namespace": args.namespace},
-            data={CONFIG_ITEM: aws_config(args.region), SCRIPT_ITEM: SCRIPT.read_text()},
+            data={CONFIG_ITEM: aws_config(args.region, CONFIG_DIR), SCRIPT_ITEM: SCRIPT.read_text()},
             opts=in_cluster,
         )
         self.uri = pulumi.Output.concat("s3://", bucket, f"/{args.model_prefix}")
@@ -181,13 +157,8 @@ class OssStreamAccess(pulumi.ComponentResource):
         # The pods start once the role can be assumed (the ARN is known only after the attachment exists).
         self.role_arn = pulumi.Output.all(role.arn, attachment.id, account.metadata["name"]).apply(lambda v: v[0])
         self.env = {
-            "AWS_CONFIG_FILE": f"{CONFIG_DIR}/{CONFIG_ITEM}",
-            "AWS_ENDPOINT_URL": s3_endpoint(args.region),
-            "AWS_REGION": args.region,
-            "AWS_DEFAULT_REGION": args.region,
-            "RUNAI_STREAMER_S3_USE_VIRTUAL_ADDRESSING": "1",
             # Only the credential process: no fallback to the node's instance role through the metadata service.
-            "AWS_EC2_METADATA_DISABLED": "true",
+            **stream_env(args.region, CONFIG_DIR),
             "ALIBABA_CLOUD_ROLE_ARN": self.role_arn,
             "ALIBABA_CLOUD_OIDC_PROVIDER_ARN": args.oidc_provider_arn,
             "ALIBABA_CLOUD_OIDC_TOKEN_FILE": f"{TOKEN_DIR}/{TOKEN_ITEM}",

@@ -68,9 +68,13 @@ install_missing() {
 }
 
 # fetch-model.sh (shared with the Kubernetes import Job) skips a finished download and resumes a partial one;
-# fetch-oss.py does the same from a bucket in the region, with the instance's RAM role.
+# fetch-oss.py does the same from a bucket in the region, with the instance's RAM role. Streamed (ecs.weights.load
+# stream), nothing is copied: the engine reads the bucket itself when it starts.
 download_model() {
-  if [ "$WEIGHTS_SOURCE" = oss ]; then
+  if [ "${WEIGHTS_LOAD:-copy}" = stream ]; then
+    step "weights: streamed by the engine from oss://$WEIGHTS_BUCKET/$WEIGHTS_PREFIX/$MODEL_ID/ (no copy)"
+    return 0
+  elif [ "$WEIGHTS_SOURCE" = oss ]; then
     step "weights: copying oss://$WEIGHTS_BUCKET/$WEIGHTS_PREFIX/$MODEL_ID/ from $OSS_ENDPOINT"
     retry python3 "$LIB/fetch-oss.py" --bucket "$WEIGHTS_BUCKET" --prefix "$WEIGHTS_PREFIX/$MODEL_ID" \
       --endpoint "$OSS_ENDPOINT" --parallel "$WEIGHTS_PARALLEL" \

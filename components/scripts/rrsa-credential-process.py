@@ -1,5 +1,9 @@
 #!/usr/bin/env python3
-"""AWS `credential_process` for the Run:ai Model Streamer on Alibaba Cloud: RRSA token -> Alibaba STS -> AWS JSON.
+"""AWS `credential_process` for the Run:ai Model Streamer on Alibaba Cloud: Alibaba temporary credentials -> AWS JSON.
+
+Two sources, chosen by the one argument (`--source`), each with its own section below:
+  rrsa (the default, acs and ack pods): the pod's RRSA token exchanged with Alibaba STS AssumeRoleWithOIDC;
+  ecs-ram-role (the ecs target's engine container): the instance RAM role's credentials from the ECS metadata server.
 
 The streamer reads OSS through OSS's S3-compatible API. Its S3 clients (boto3 for listing and the small files, the
 AWS SDK for C++ in libstreamers3.so for the safetensors) take credentials from the AWS default chain, which runs the
@@ -20,6 +24,18 @@ credentials-go: POST, Action/Format/Version/Timestamp/SignatureNonce in the quer
 session name and duration as a form body) and the answer's Credentials {AccessKeyId, AccessKeySecret, SecurityToken,
 Expiration} become the AWS fields. On an error STS answers JSON with Code, Message and RequestId (its error code
 list: e.g. 401 AuthenticationFail.OIDCToken.Expired).
+
+The ecs-ram-role source reads what the ECS metadata server serves an instance with a RAM role attached (the ECS help
+"Instance RAM roles": the page's exact address was not looked up here; the protocol below is read from Alibaba's own
+credential SDK, aliyun/credentials-python alibabacloud_credentials/provider/ecs_ram_role.py):
+  PUT http://100.100.100.200/latest/api/token with X-aliyun-ecs-metadata-token-ttl-seconds (21600) -> a token, sent as
+  X-aliyun-ecs-metadata-token on the reads below; if the PUT fails the reads go without it (the SDK's fallback; the
+  ecs host keeps http_tokens optional: components/alibaba/ecs_host.py), unless ALIBABA_CLOUD_IMDSV1_DISABLED=true;
+  GET .../latest/meta-data/ram/security-credentials/ -> the role's name (unless ALIBABA_CLOUD_ECS_METADATA names it);
+  GET .../latest/meta-data/ram/security-credentials/<role> -> {Code: Success, AccessKeyId, AccessKeySecret,
+  SecurityToken, Expiration, LastUpdated}; the metadata server renews them before they expire.
+The other host scripts read the same paths (components/scripts/fetch-oss.py, llm-model-import.py). Plain http is
+that server's only scheme; LLM_ECS_METADATA_ENDPOINT moves it, to a loopback address only (the tests).
 
 Standard library only (the engine image's python runs it). Errors go to standard error as one line naming what to
 fix; no token or credential is ever written there. Exit status 0 only with credentials on standard output.
@@ -61,6 +77,9 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 class Failure(Exception):
     """What went wrong, for standard error: never a token or a credential."""
+
+
+# --- Source rrsa: the pod's RRSA token -> STS AssumeRoleWithOIDC ------------------------------------------------
 
 
 def _required(env: dict[str, str], name: str) -> str:
@@ -172,11 +191,18 @@ def aws_credentials(body: bytes) -> dict[str, object]:
     except ValueError:
         raise Failure(f"STS {ACTION} answered HTTP 200 with a body that is not JSON") from None
     credentials = answer.get("Credentials") if isinstance(answer, dict) else None
-    fields = ("AccessKeyId", "AccessKeySecret", "SecurityToken", "Expiration")
-    if not isinstance(credentials, dict) or not all(isinstance(credentials.get(f), str) for f in fields):
-        raise Failure(f"STS {ACTION} answered without Credentials {{{', '.join(fields)}}}")
+    return _aws(credentials, f"STS {ACTION} answered")
+
+
+CREDENTIAL_FIELDS = ("AccessKeyId", "AccessKeySecret", "SecurityToken", "Expiration")
+
+
+def _aws(credentials: object, who: str) -> dict[str, object]:
+    """Alibaba's temporary credentials {AccessKeyId, AccessKeySecret, SecurityToken, Expiration} as AWS's fields."""
+    if not isinstance(credentials, dict) or not all(isinstance(credentials.get(f), str) for f in CREDENTIAL_FIELDS):
+        raise Failure(f"{who} without Credentials {{{', '.join(CREDENTIAL_FIELDS)}}}")
     if not EXPIRATION.fullmatch(credentials["Expiration"]):
-        raise Failure(f"STS {ACTION} answered an Expiration not in ISO 8601 UTC (YYYY-MM-DDThh:mm:ssZ)")
+        raise Failure(f"{who} an Expiration not in ISO 8601 UTC (YYYY-MM-DDThh:mm:ssZ)")
     return {
         "Version": 1,
         "AccessKeyId": credentials["AccessKeyId"],
@@ -186,15 +212,112 @@ def aws_credentials(body: bytes) -> dict[str, object]:
     }
 
 
-def main(env: dict[str, str]) -> int:
+def rrsa(env: dict[str, str]) -> dict[str, object]:
+    return aws_credentials(call(request(env, datetime.datetime.now(datetime.UTC))))
+
+
+# --- Source ecs-ram-role: the instance RAM role from the ECS metadata server ---------------------------------
+METADATA_HOST = "100.100.100.200"
+TOKEN_PATH = "/latest/api/token"
+ROLE_PATH = "/latest/meta-data/ram/security-credentials/"
+TOKEN_TTL_SECONDS = 21600  # the credential SDKs' DEFAULT_METADATA_TOKEN_DURATION (6 h)
+# RAM role names: 1-64 letters, digits, '.' and '-' (RAM CreateRole, RoleName).
+ROLE_NAME = re.compile(r"[A-Za-z0-9.-]{1,64}")
+
+
+def metadata_url(env: dict[str, str]) -> str:
+    """http://100.100.100.200, or LLM_ECS_METADATA_ENDPOINT on a loopback address (a local test server)."""
+    raw = env.get("LLM_ECS_METADATA_ENDPOINT", "").strip()
+    if not raw:
+        return f"http://{METADATA_HOST}"
+    parts = urllib.parse.urlsplit(raw)
+    if parts.scheme != "http" or parts.hostname not in LOOPBACK or parts.username or parts.password:
+        raise Failure("LLM_ECS_METADATA_ENDPOINT may only name a loopback http:// address (tests); unset it on ECS")
+    return f"http://{parts.netloc}"
+
+
+def _metadata(url: str, headers: dict[str, str], method: str = "GET", attempts: int = ATTEMPTS) -> bytes:
+    """One read of the metadata server; connection errors and 5xx retried, a 4xx final. No body is echoed."""
+    last = "no attempt"
+    path = urllib.parse.urlsplit(url).path
+    for attempt in range(attempts):
+        req = urllib.request.Request(url, headers=headers, method=method)
+        try:
+            with urllib.request.urlopen(req, timeout=TIMEOUT_SECONDS) as answer:
+                return answer.read()
+        except urllib.error.HTTPError as error:
+            if error.code < 500:
+                raise Failure(f"the ECS metadata server answered HTTP {error.code} to {method} {path}") from None
+            last = f"the ECS metadata server answered HTTP {error.code} to {method} {path}"
+        except (urllib.error.URLError, OSError) as error:
+            reason = getattr(error, "reason", error)
+            last = f"cannot reach the ECS metadata server at {urllib.parse.urlsplit(url).netloc}: {reason}"
+        if attempt + 1 < attempts:
+            time.sleep(2**attempt)
+    raise Failure(f"{last} (after {attempts} attempts)")
+
+
+def metadata_token(base: str, env: dict[str, str]) -> str | None:
+    """A metadata token (hardened mode), or None to read without one where the server allows it."""
     try:
-        credentials = aws_credentials(call(request(env, datetime.datetime.now(datetime.UTC))))
+        token = _metadata(
+            base + TOKEN_PATH, {"X-aliyun-ecs-metadata-token-ttl-seconds": str(TOKEN_TTL_SECONDS)}, "PUT", 1
+        )
     except Failure as failure:
-        print(f"{NAME}: {failure}", file=sys.stderr)
+        if env.get("ALIBABA_CLOUD_IMDSV1_DISABLED", "").strip().lower() == "true":
+            raise Failure(f"no metadata token (ALIBABA_CLOUD_IMDSV1_DISABLED=true): {failure}") from None
+        return None
+    return token.decode(errors="replace").strip() or None
+
+
+def ecs_ram_role(env: dict[str, str]) -> dict[str, object]:
+    base = metadata_url(env)
+    token = metadata_token(base, env)
+    headers = {"X-aliyun-ecs-metadata-token": token} if token else {}
+    role = env.get("ALIBABA_CLOUD_ECS_METADATA", "").strip()
+    if not role:
+        listed = _metadata(base + ROLE_PATH, headers).decode(errors="replace").strip().splitlines()
+        if not listed:
+            raise Failure("the instance has no RAM role attached (the metadata server lists none)")
+        role = listed[0].strip()
+    if not ROLE_NAME.fullmatch(role):
+        raise Failure("the RAM role name is not 1-64 letters, digits, '.' or '-'")
+    try:
+        body = _metadata(base + ROLE_PATH + role, headers)
+    except Failure as failure:
+        raise Failure(f"{failure} (is RAM role {role} attached to this instance?)") from None
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        raise Failure(f"the ECS metadata server answered role {role} with a body that is not JSON") from None
+    if not isinstance(answer, dict) or answer.get("Code") != "Success":
+        code = answer.get("Code") if isinstance(answer, dict) else None
+        raise Failure(f"the ECS metadata server answered role {role} with Code {str(code)[:64]!r}, not 'Success'")
+    return _aws(answer, f"the ECS metadata server answered role {role}")
+
+
+# --- Entry point -----------------------------------------------------------------------------------------------
+SOURCES = {"rrsa": rrsa, "ecs-ram-role": ecs_ram_role}
+
+
+def main(env: dict[str, str], argv: list[str] | None = None) -> int:
+    args = list(argv or [])
+    source = "rrsa"
+    if args[:1] == ["--source"] and len(args) == 2:
+        source = args[1]
+    elif args:
+        source = ""
+    if source not in SOURCES:
+        print(f"{NAME}: usage: {NAME}.py [--source {'|'.join(SOURCES)}]", file=sys.stderr)
+        return 2
+    try:
+        credentials = SOURCES[source](env)
+    except Failure as failure:
+        print(f"{NAME} ({source}): {failure}", file=sys.stderr)
         return 1
     sys.stdout.write(json.dumps(credentials))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(dict(os.environ)))
+    sys.exit(main(dict(os.environ), sys.argv[1:]))

@@ -11,7 +11,9 @@ from core.catalog import ModelSpec
 from core.config.problems import Problems
 from core.config.schema import Flag, Group, Int, matches, option, within
 from core.config.storage import BUCKET
+from core.engine import EngineOptions, stream_load, streamer_problem
 from core.targets import ECS
+from core.versions import VLLM_IMAGE
 
 # Cloud Assistant runs a command for at most 86400 s (ecs.Command `timeout`, ECS CreateCommand API): the
 # readiness wait can be at most a day less the command's margin.
@@ -71,6 +73,13 @@ class WeightsConfig(Group):
     parallel: Annotated[Int, within(1, MAX_PARALLEL, "ranged GETs in flight")] = option(
         16, "Parallel ranged GETs of the copy from OSS."
     )
+    load: Optional[Literal["stream", "copy"]] = option(
+        None,
+        "source oss: stream (vLLM's Run:ai Model Streamer reads the bucket through OSS's S3 API with the host's RAM "
+        "role, no copy on disk) or copy (onto the host's disk, then the engine loads it); empty: stream where the "
+        "engine image ships the streamer, else copy. docs/targets/ecs-prepared-image.md.",
+        example="stream",
+    )
 
 
 class EcsConfig(Group):
@@ -104,16 +113,24 @@ class PreparedImage:
     retain: bool
 
 
+STREAM, COPY = "stream", "copy"
+
+
 @dataclass(frozen=True)
 class Weights:
     source: str  # modelscope | oss
     bucket: Optional[str]
     prefix: str
     parallel: int
+    load: str = COPY  # source oss: STREAM, the engine reads the bucket itself; COPY, onto the disk first
 
     @property
     def in_region(self) -> bool:
         return self.source == "oss"
+
+    @property
+    def streamed(self) -> bool:
+        return self.in_region and self.load == STREAM
 
 
 @dataclass(frozen=True)
@@ -140,14 +157,16 @@ def resolve_host(
     image_in_region: bool = False,
     tensor_parallel: int = 1,
     hub_in_region: bool = False,
+    engine: Optional[EngineOptions] = None,
 ) -> EcsHost:
     """`egress_mbps`: the host's way to ModelScope and the registry (the NAT EIP, or its own public bandwidth,
     named by `bandwidth_key`); the readiness wait is derived from it, from what the host starts from (a prepared
     image, the weights in the region, the engine image from a VPC registry: `image_in_region`), the disk and the
-    GPUs the engine spans (`tensor_parallel`: its warm-up class)."""
+    GPUs the engine spans (`tensor_parallel`: its warm-up class) and whether the engine streams the weights
+    (`engine`: its image decides whether it can)."""
     timeout = config.readiness_timeout_minutes
     prepared = _prepared_image(config, disk_gib, problems)
-    weights = _weights(config.weights, problems)
+    weights = _weights(config.weights, engine, problems)
     start = durations.EcsStart(
         prepared_image=prepared.image_id is not None,
         weights_in_region=weights.in_region,
@@ -156,6 +175,7 @@ def resolve_host(
         disk_gib=disk_gib,
         parallel=weights.parallel,
         tensor_parallel=tensor_parallel,
+        stream_ranks=stream_ranks(engine, tensor_parallel) if weights.streamed and engine else 0,
     )
     if model is not None:
         plan = durations.ecs_readiness(model, egress_mbps, start)
@@ -226,7 +246,14 @@ def _prepared_image(config: EcsConfig, disk_gib: int, problems: Problems) -> Pre
     return PreparedImage(build=image.build, image_id=image.id, retain=image.retain)
 
 
-def _weights(config: WeightsConfig, problems: Problems) -> Weights:
+def stream_ranks(engine: EngineOptions, tensor_parallel: int) -> int:
+    """How many processes stream at once (core.durations.engine_load): every tensor-parallel rank where the
+    engine's streamer has the distributed mode (core.engine.stream_load, one host: never multi-node), else one."""
+    distributed = stream_load(engine, True, tensor_parallel, multi_node=False, memory_gib=1).distributed
+    return tensor_parallel if distributed else 1
+
+
+def _weights(config: WeightsConfig, engine: Optional[EngineOptions], problems: Problems) -> Weights:
     if config.source == "oss" and not config.bucket:
         problems.add(
             "ecs.weights.bucket",
@@ -241,4 +268,27 @@ def _weights(config: WeightsConfig, problems: Problems) -> Weights:
             "is set but ecs.weights.source is modelscope, so the bucket would not be read",
             f"{problems.set_command('ecs.weights.source', 'oss')}, or {problems.rm_command('ecs.weights.bucket')}",
         )
-    return Weights(source=config.source, bucket=config.bucket, prefix=config.prefix, parallel=config.parallel)
+    if config.source != "oss" and config.load:
+        problems.add(
+            "ecs.weights.load",
+            config.load,
+            "is set but ecs.weights.source is modelscope: only weights from a bucket stream or are copied",
+            f"{problems.set_command('ecs.weights.source', 'oss')}, or {problems.rm_command('ecs.weights.load')}",
+        )
+    load = COPY
+    if config.source == "oss" and config.load != COPY:
+        # The same check as modelStore.load stream on acs and ack (core/config/storage.py resolve_load): OSS's S3 API.
+        why_not = streamer_problem(engine, "s3") if engine is not None else "the engine did not resolve"
+        if why_not is None:
+            load = STREAM
+        elif config.load == STREAM and engine is not None:
+            problems.add(
+                "ecs.weights.load",
+                STREAM,
+                f"cannot stream: {why_not}",
+                f"{problems.set_command('engine.image', VLLM_IMAGE.value)} (an image your region can pull), or "
+                f"{problems.set_command('ecs.weights.load', COPY)} (or unset it)",
+            )
+    return Weights(
+        source=config.source, bucket=config.bucket, prefix=config.prefix, parallel=config.parallel, load=load
+    )

@@ -138,6 +138,7 @@ def _resolve(
                 image_in_region=engine is not None and pulled_in_region(engine.image, region),
                 tensor_parallel=placement.tensor_parallel if placement else 1,
                 hub_in_region=intra_cloud(region),
+                engine=engine,
             )
             if ok("ecs", "placement", "access", "network", "disk")
             else None

@@ -10,6 +10,7 @@ from components.alibaba.host_scripts import (
     ENGINE_SHUTDOWN_SECONDS,
     HostConfig,
     model_dir,
+    model_uri,
     oss_internal_endpoint,
     render_prepare_image,
     render_user_data,
@@ -22,7 +23,7 @@ from core import durations
 from core.config.host import PREPARED_IMAGE_DISK_GIB
 from core.config.problems import ConfigError, Problem
 from core.config.settings import EcsSettings
-from core.engine import build_command
+from core.engine import build_command, stream_load
 from core.gateway import METRICS_PORT
 from core.ready_time import timeline
 from core.timeline import API
@@ -168,14 +169,23 @@ def build(settings: EcsSettings) -> dict[str, object]:
 def host_config(settings: EcsSettings) -> HostConfig:
     """What the GPU host runs: the model, the engine command for this placement, driver and image."""
     placement = settings.placement
+    weights = settings.ecs.weights
+    # ecs.weights.load stream: the engine reads the bucket with the Run:ai Model Streamer (its CPU buffer a share of
+    # the instance's memory, the distributed mode across the host's tensor-parallel ranks where the engine has it).
+    stream = (
+        stream_load(settings.engine, True, placement.tensor_parallel, False, settings.instance.memory_gib)
+        if weights.streamed and weights.bucket
+        else None
+    )
     engine = build_command(
         settings.engine,
         settings.model,
-        model_dir(settings.model),
+        model_uri(weights.bucket or "", weights.prefix, settings.model) if stream else model_dir(settings.model),
         placement.tensor_parallel,
         gpu_has_bf16=placement.gpu.bf16,
         behind_gateway=True,
         shutdown_timeout_seconds=ENGINE_SHUTDOWN_SECONDS,
+        stream=stream,
     )
     return HostConfig(
         model=settings.model,
@@ -194,6 +204,8 @@ def host_config(settings: EcsSettings) -> HostConfig:
         weights_prefix=settings.ecs.weights.prefix,
         weights_parallel=settings.ecs.weights.parallel,
         oss_endpoint=oss_internal_endpoint(settings.region) if settings.ecs.weights.in_region else "",
+        weights_load=weights.load,
+        region=settings.region,
         tls=settings.tls is not None,
     )
 

@@ -55,6 +55,15 @@ POD_PATHS = {"key_file": "/etc/llm-gateway-key/gateway-auth.conf", "run_dir": "/
 # test_stacks.py. ack streaming its model from OSS (docs/loading.md), run against moto and a fake STS.
 VARIANTS = {
     "ack-stream-oss": ("ack", {"modelStore.load": "stream", "engine.image": "docker.io/vllm/vllm-openai:v0.32.0"}),
+    # ecs.weights.load stream: the host's engine reads the bucket with the instance RAM role (metadata server).
+    "ecs-stream-oss": (
+        "dev",
+        {
+            "ecs.weights.source": "oss",
+            "ecs.weights.bucket": "my-llm-models",
+            "engine.image": "docker.io/vllm/vllm-openai:v0.32.0",
+        },
+    ),
 }
 VARIANTS_KEY = "__variants__"
 
@@ -114,11 +123,17 @@ def export_pod(stack: str, overrides: dict | None = None) -> dict:
 
 
 def _heredocs(user_data: str) -> dict[str, str]:
-    """{path: content} of the files the user-data writes (`cat > PATH <<'END' ... END`)."""
+    """{path: content} of the files the user-data writes (`cat > PATH <<'END' ... END`, and the gzip+base64 ones
+    `base64 -d <<'END' | gunzip > PATH`, decoded as the host decodes them)."""
+    import gzip
+
     from components.alibaba.host_scripts import HEREDOC_END
 
     pattern = re.compile(rf"cat > (\S+) <<'{HEREDOC_END}'\n(.*?){HEREDOC_END}\n", re.S)
-    return dict(pattern.findall(user_data))
+    packed = re.compile(rf"base64 -d <<'{HEREDOC_END}' \| gunzip > (\S+)\n(.*?){HEREDOC_END}\n", re.S)
+    files = dict(pattern.findall(user_data))
+    files.update({path: gzip.decompress(base64.b64decode(body)).decode() for path, body in packed.findall(user_data)})
+    return files
 
 
 def _sourced(conf_text: str, names: list[str]) -> dict[str, str]:
@@ -128,21 +143,36 @@ def _sourced(conf_text: str, names: list[str]) -> dict[str, str]:
     return dict(zip(names, values, strict=False))
 
 
-def export_host(stack: str) -> dict:
+def export_host(stack: str, overrides: dict | None = None) -> dict:
     """The ecs host: user-data writes serving.conf (the engine command) and the gateway's nginx.conf; ready.sh
-    writes secret.env (API_KEY_ENV=<key>) and the gateway's map entry (checked equal to auth_map_entry)."""
+    writes secret.env (API_KEY_ENV=<key>) and the gateway's map entry (checked equal to auth_map_entry). Streaming
+    (WEIGHTS_LOAD=stream), serving-run.sh adds the streamer's env file and mounts its directory read-only: those
+    become the engine's env entries and its engine_files (at their paths inside the container)."""
     from core.gateway import auth_map_entry
 
-    run = run_stack(stack)
+    run = run_stack(stack, overrides or {})
+    settings = settings_for(stack, overrides or {})
     instance = next(r for r in run.resources if r.type == "alicloud:ecs/instance:Instance")
     files = _heredocs(base64.b64decode(unwrap(instance.inputs)["userData"]).decode())
-    conf = _sourced(files["/etc/llm-serving/serving.conf"], ["ENGINE_CMD", "GATEWAY_KEY_FILE"])
+    names = ["ENGINE_CMD", "GATEWAY_KEY_FILE", "WEIGHTS_LOAD", "STREAM_DIR", "STREAM_MOUNT", "STREAM_ENV_FILE"]
+    conf = _sourced(files["/etc/llm-serving/serving.conf"], names)
     nginx_conf = next(text for path, text in files.items() if path.endswith("/nginx.conf"))
     key = run.outputs["apiKey"]
-    env_name = API_KEY_ENV[settings_for(stack).engine.engine]
+    env_name = API_KEY_ENV[settings.engine.engine]
+    env: list[dict] = [{"name": env_name, "valueFrom": {"secretKeyRef": {"name": "oos", "key": "apiKey"}}}]
+    engine_files = {}
+    if conf["WEIGHTS_LOAD"] == "stream":
+        lines = files[conf["STREAM_ENV_FILE"]].splitlines()
+        env += [{"name": n, "value": v} for n, v in (line.split("=", 1) for line in lines)]
+        engine_files = {
+            conf["STREAM_MOUNT"] + path[len(conf["STREAM_DIR"]) :]: text
+            for path, text in files.items()
+            if path.startswith(conf["STREAM_DIR"] + "/")
+        }
     return {
         "kind": "host",
-        "engine_version": settings_for(stack).engine.engine_version,
+        "engine_files": engine_files,
+        "engine_version": settings.engine.engine_version,
         "api_key": key,
         "secrets": {"oos": {"apiKey": key}},
         "gateway_key_entry": auth_map_entry(key),
@@ -154,7 +184,7 @@ def export_host(stack: str) -> dict:
         "engine": {
             "command": shlex.split(conf["ENGINE_CMD"]),
             "args": None,
-            "env": [{"name": env_name, "valueFrom": {"secretKeyRef": {"name": "oos", "key": "apiKey"}}}],
+            "env": env,
         },
         "gateway": {"lifecycle": None},
         "nginx_conf": nginx_conf,
@@ -168,7 +198,10 @@ def export_host(stack: str) -> dict:
 def main(out: str) -> None:
     stacks = list(EXAMPLE_STACKS)
     exported: dict = {s: export(s) for s in stacks}
-    exported[VARIANTS_KEY] = {name: export_pod(stack, overrides) for name, (stack, overrides) in VARIANTS.items()}
+    exported[VARIANTS_KEY] = {
+        name: (export_host if settings_for(stack).target == ECS else export_pod)(stack, overrides)
+        for name, (stack, overrides) in VARIANTS.items()
+    }
     Path(out).write_text(json.dumps(exported, indent=1, sort_keys=True))
     print(f"exported {len(stacks)} stacks to {out}: {', '.join(stacks)}; variants: {', '.join(VARIANTS)}")
 

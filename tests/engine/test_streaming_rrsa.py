@@ -12,7 +12,13 @@ any request not signed with them, and a temporary key whose x-amz-security-token
 boto3 (the listing and the small files) and the AWS SDK for C++ in libstreamers3.so (the safetensors) both take
 credentials from credential_process, with the token.
 
-What this does not show: that Alibaba's real STS accepts the pod's RRSA token, and that OSS accepts the streamer's
+The ecs host's engine (export_stacks.VARIANTS "ecs-stream-oss", ecs.weights.load stream) runs the same way, with the
+credential process's ecs-ram-role source against a fake ECS metadata server in security hardening mode (no answer
+without the token from PUT /latest/api/token) that serves moto's credentials in the shape Alibaba's credential SDK
+reads (Code Success, AccessKeyId, AccessKeySecret, SecurityToken, Expiration).
+
+What this does not show: that Alibaba's real STS accepts the pod's RRSA token, that the real metadata server answers
+so, and that OSS accepts the streamer's
 requests (SigV4 for the region id, virtual-hosted style, which loopback cannot serve: path style here). Those stay
 unverified (docs/loading.md).
 """
@@ -66,6 +72,13 @@ def variant() -> dict:
     return exported_variants()[VARIANT]
 
 
+ECS_VARIANT = "ecs-stream-oss"
+
+
+def ecs_variant() -> dict:
+    return exported_variants()[ECS_VARIANT]
+
+
 def clean_env() -> dict[str, str]:
     """This process's environment without any AWS credential or config variable."""
     return {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RUNAI_STREAMER_", "ALIBABA_CLOUD_"))}
@@ -110,8 +123,11 @@ def moto(model_dir, workdir):
         s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": region()})
         uri = {e["name"]: e.get("value") for e in variant()["engine"]["env"]}["LLM_MODEL_URI"]
         prefix = uri.split("/", 3)[3]  # s3://<bucket>/<models/<id>>
+        # The ecs host's model argument is its s3:// URI itself (its bucket is configured, not generated).
+        ecs_prefix = ecs_variant()["engine"]["command"][2].split("/", 3)[3]
         for path in Path(model_dir).iterdir():
-            s3.upload_file(str(path), BUCKET, f"{prefix}/{path.name}")
+            for key_prefix in {prefix, ecs_prefix}:
+                s3.upload_file(str(path), BUCKET, f"{key_prefix}/{path.name}")
         credentials = sts.assume_role(RoleArn=role["Arn"], RoleSessionName="llm", DurationSeconds=3600)["Credentials"]
         # From here on moto authenticates and authorizes every request (moto-api reset-auth: 0 requests unchecked).
         # (text/plain: a form body would be parsed away before moto reads request.data)
@@ -253,3 +269,112 @@ def test_the_ack_stack_streams_from_s3_with_the_credential_process_only(moto, wo
     assert shard and all('" 206 ' in line for line in shard), shard[:3]  # the C++ client's ranged reads, signed
     assert any("list-type=2" in line and '" 200 ' in line for line in requests)  # boto3's listing, signed
     assert not any('" 403 ' in line for line in requests if "model.safetensors" in line)
+
+
+class FakeMetadata:
+    """The ECS metadata server on loopback in security hardening mode: a token from PUT /latest/api/token, then the
+    role's name and its credentials (moto's) only with that token."""
+
+    ROLE = "llm-dev-host-1a2b3c4d"
+    TOKEN = "FAKE-TEST-ONLY-metadata-token"
+
+    def __init__(self, credentials: dict):
+        self.calls: list[tuple[str, str, bool]] = []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self, status: int, raw: bytes):
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def do_PUT(self):
+                fake.calls.append(("PUT", self.path, False))
+                ok = self.path == "/latest/api/token" and self.headers.get("X-aliyun-ecs-metadata-token-ttl-seconds")
+                self._answer(200 if ok else 400, fake.TOKEN.encode() if ok else b"")
+
+            def do_GET(self):
+                tokened = self.headers.get("X-aliyun-ecs-metadata-token") == fake.TOKEN
+                fake.calls.append(("GET", self.path, tokened))
+                prefix = "/latest/meta-data/ram/security-credentials/"
+                if not tokened:
+                    return self._answer(403, b"")
+                if self.path == prefix:
+                    return self._answer(200, fake.ROLE.encode())
+                if self.path != prefix + fake.ROLE:
+                    return self._answer(404, b"")
+                body = {
+                    "AccessKeyId": credentials["AccessKeyId"],
+                    "AccessKeySecret": credentials["SecretAccessKey"],
+                    "SecurityToken": credentials["SessionToken"],
+                    "Expiration": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600)),
+                    "LastUpdated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "Code": "Success",
+                }
+                self._answer(200, json.dumps(body).encode())
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_the_ecs_host_streams_from_s3_with_the_instance_role_only(moto, workdir):
+    endpoint, _, credentials, moto_log = moto
+    export = ecs_variant()
+    argv = export["engine"]["command"]
+    assert argv[2].startswith("s3://my-llm-models/models/")
+    assert argv[argv.index("--load-format") + 1] == "runai_streamer"
+    uri = f"s3://{BUCKET}/{argv[2].split('/', 3)[3]}"  # moto's bucket, the stack's prefix
+    metadata = FakeMetadata(credentials)
+    root = workdir / "stream-ecs"
+    env = subs.stack_env(export["engine"], export["secrets"])
+    assert not set(AWS_KEYS) & set(env), "the stack must give the engine no AWS key"
+    assert env["AWS_EC2_METADATA_DISABLED"] == "true" and env["AWS_ENDPOINT_URL"].startswith("https://s3.oss-")
+    written = files_here(export, root)
+    env = {
+        **env,
+        "AWS_CONFIG_FILE": str(written[env["AWS_CONFIG_FILE"]]),
+        "AWS_ENDPOINT_URL": endpoint,
+        "RUNAI_STREAMER_S3_USE_VIRTUAL_ADDRESSING": "0",  # loopback serves no virtual-hosted names
+        "LLM_ECS_METADATA_ENDPOINT": metadata.url,
+        "AWS_SHARED_CREDENTIALS_FILE": str(root / "no-credentials"),
+        "HOME": str(root),
+    }
+    port = free_port()
+    log = workdir / "stream-ecs-engine.log"
+    venv_bin = Path(sys.executable).parent
+    process = subprocess.Popen(
+        [str(venv_bin / "vllm"), *subs.stack_engine_argv(export["engine"], uri, port)[1:]],
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        env={**clean_env(), **env, "PATH": f"{venv_bin}:{os.environ.get('PATH', '')}"},
+        start_new_session=True,
+    )
+    try:
+        wait_for(f"http://127.0.0.1:{port}/health", 300, process, log)
+        status, body, _ = check.request(
+            "POST",
+            f"http://127.0.0.1:{port}/v1/completions",
+            env["VLLM_API_KEY"],
+            {"model": export["outputs"]["servedModelName"], "prompt": "Let", "max_tokens": 8},
+        )
+        assert status == 200, body[:300]
+        assert "Hello world" in body.decode()
+    finally:
+        stop(process)
+        metadata.server.shutdown()
+    assert f"{STREAMER_LOG_LINE}: 100%" in log.read_text()
+    # The credential process took a token first and read the role with it, never without.
+    assert ("PUT", "/latest/api/token", False) in metadata.calls
+    assert ("GET", f"/latest/meta-data/ram/security-credentials/{FakeMetadata.ROLE}", True) in metadata.calls
+    assert not [c for c in metadata.calls if c[0] == "GET" and not c[2]]
+    requests = moto_log.read_text().splitlines()
+    prefix = uri.split("/", 3)[3]
+    shard = [line for line in requests if f"{prefix}/model.safetensors" in line and "GET" in line]
+    assert shard and all('" 206 ' in line for line in shard), shard[:3]  # the C++ client's ranged reads, signed
+    # (moto's log is shared with the ack test, whose refused listings of the same prefix are deliberate)
+    assert not any('" 403 ' in line for line in requests if f"{prefix}/model.safetensors" in line)

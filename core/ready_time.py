@@ -227,10 +227,15 @@ def timeline(settings: Settings) -> Timeline:
 GOALS = {"dev": 10, "prod": 16, "acs": 18, "acs-r1": 45, "ack": 25, "ack-edge": 10, "gke": 36}
 # The ecs goals of later hosts in a region (issue 14): a stack's config plus these `--path` keys, and its goal.
 PREPARED = "m-bp1preparedimage1"  # any prepared image id: the model reads only that there is one
-# The weights in the region stream from OSS into the engine (ecs.weights.load stream, its default where the image
-# ships the streamer: vLLM's own image, not the mainland default EGS image, which the dev and prod stacks use and
-# which therefore copy); the "copied" rows keep the copy onto the disk, for comparison.
-IN_REGION = {"ecs.weights.source": "oss", "ecs.weights.bucket": "my-llm-models", "engine.image": VLLM_IMAGE.value}
+# The weights in the region stream from OSS into the engine (ecs.weights.load stream, asked for, with an image that
+# ships the streamer: vLLM's own image, not the mainland default EGS image of the dev and prod stacks); the
+# "copied" rows keep the default copy onto the disk, for comparison.
+IN_REGION = {
+    "ecs.weights.source": "oss",
+    "ecs.weights.bucket": "my-llm-models",
+    "ecs.weights.load": "stream",
+    "engine.image": VLLM_IMAGE.value,
+}
 COPIED = {"ecs.weights.source": "oss", "ecs.weights.bucket": "my-llm-models"}
 STREAM_FROM_OSS = {"modelStore.load": "stream", "engine.image": VLLM_IMAGE.value}
 VARIANTS = {

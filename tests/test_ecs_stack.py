@@ -422,7 +422,7 @@ def test_a_host_copying_weights_without_the_role_to_read_them_is_refused():
 
 # --- The weights streamed from OSS into the engine (ecs.weights.load stream) -------------------------------------
 
-STREAM = {**OSS, "engine.image": "vllm/vllm-openai:v0.32.0"}
+STREAM = {**OSS, "ecs.weights.load": "stream", "engine.image": "vllm/vllm-openai:v0.32.0"}
 
 
 def _files(text: str) -> dict[str, str]:
@@ -497,12 +497,13 @@ def test_the_streaming_hosts_role_reads_the_prefix_and_lists_exactly_what_the_st
     assert not fnmatch.fnmatchcase("models/Qwen/", pattern)  # not the rest of the bucket
 
 
-def test_streaming_is_the_default_where_the_image_has_the_streamer_and_refused_where_it_has_none():
+def test_streaming_is_asked_for_and_refused_where_the_image_has_no_streamer():
     from harness import settings_for
 
     assert settings_for("prod", STREAM).ecs.weights.load == "stream"
-    # The mainland default EGS image: its streamer could not be checked, so the weights are copied.
+    # The default is the copy, with any image: neither OSS path has met a live account (ecs-prepared-image.md).
     assert settings_for("prod", OSS).ecs.weights.load == "copy"
+    assert settings_for("prod", {**OSS, "engine.image": "vllm/vllm-openai:v0.32.0"}).ecs.weights.load == "copy"
     assert settings_for("prod", {**STREAM, "ecs.weights.load": "copy"}).ecs.weights.load == "copy"
     with pytest.raises(ConfigError) as refused:
         settings_for("prod", {**OSS, "ecs.weights.load": "stream", "engine.name": "vllm"})

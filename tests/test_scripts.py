@@ -65,6 +65,7 @@ VARIANTS = {
         "placement.instanceType": "ecs.ebmgn8v.48xlarge",
         "ecs.weights.source": "oss",
         "ecs.weights.bucket": "my-models",
+        "ecs.weights.load": "stream",
         "engine.image": VLLM_IMAGE.value,
     },
 }
@@ -460,7 +461,12 @@ def _serving_run(tmp_path, conf: str) -> list[str]:
 
 def test_the_streaming_engine_gets_the_streamers_env_and_config_read_only_and_no_model_directory(tmp_path):
     stream = host_for(
-        {"ecs.weights.source": "oss", "ecs.weights.bucket": "my-models", "engine.image": VLLM_IMAGE.value}
+        {
+            "ecs.weights.source": "oss",
+            "ecs.weights.bucket": "my-models",
+            "ecs.weights.load": "stream",
+            "engine.image": VLLM_IMAGE.value,
+        }
     )
     argv = _serving_run(tmp_path / "stream", render_conf(stream))
     assert argv[argv.index("--env-file", argv.index("/etc/llm-serving/secret.env")) + 1] == STREAM_ENV_FILE
@@ -469,7 +475,7 @@ def test_the_streaming_engine_gets_the_streamers_env_and_config_read_only_and_no
     assert argv[argv.index("--network") + 1] == "host"  # the metadata server 100.100.100.200, as from the host
     command = argv[-1]
     assert "--load-format runai_streamer" in command and " s3://my-models/models/" in command
-    copy = host_for({"ecs.weights.source": "oss", "ecs.weights.bucket": "my-models"})  # the EGS image: a copy
+    copy = host_for({"ecs.weights.source": "oss", "ecs.weights.bucket": "my-models"})  # the default: a copy
     argv = _serving_run(tmp_path / "copy", render_conf(copy))
     assert f"{MODEL_ROOT}:{MODEL_ROOT}:ro" in argv and STREAM_ENV_FILE not in argv
     assert "runai_streamer" not in argv[-1]

@@ -94,6 +94,7 @@ ECS_STARTS = {
         "ecs.preparedImage.id": "m-bp1preparedmock01",
         "ecs.weights.source": "oss",
         "ecs.weights.bucket": "my-llm-models",
+        "ecs.weights.load": "stream",
         "engine.image": "docker.io/vllm/vllm-openai:v0.32.0",
     },
 }

@@ -76,8 +76,8 @@ class WeightsConfig(Group):
     load: Optional[Literal["stream", "copy"]] = option(
         None,
         "source oss: stream (vLLM's Run:ai Model Streamer reads the bucket through OSS's S3 API with the host's RAM "
-        "role, no copy on disk) or copy (onto the host's disk, then the engine loads it); empty: stream where the "
-        "engine image ships the streamer, else copy. docs/targets/ecs-prepared-image.md.",
+        "role, no copy on disk; needs an engine image that ships the streamer) or copy (onto the host's disk, then "
+        "the engine loads it); empty: copy. docs/targets/ecs-prepared-image.md.",
         example="stream",
     )
 
@@ -276,12 +276,14 @@ def _weights(config: WeightsConfig, engine: Optional[EngineOptions], problems: P
             f"{problems.set_command('ecs.weights.source', 'oss')}, or {problems.rm_command('ecs.weights.load')}",
         )
     load = COPY
-    if config.source == "oss" and config.load != COPY:
-        # The same check as modelStore.load stream on acs and ack (core/config/storage.py resolve_load): OSS's S3 API.
+    # Streaming is asked for, as modelStore.load stream on acs and ack is: neither OSS path has met a live account,
+    # and the copy reads OSS's own API rather than its S3 compatibility. The same check as there (core/config/
+    # storage.py resolve_load): the image must ship the streamer's S3 backend.
+    if config.source == "oss" and config.load == STREAM:
         why_not = streamer_problem(engine, "s3") if engine is not None else "the engine did not resolve"
         if why_not is None:
             load = STREAM
-        elif config.load == STREAM and engine is not None:
+        elif engine is not None:
             problems.add(
                 "ecs.weights.load",
                 STREAM,

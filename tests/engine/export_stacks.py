@@ -61,6 +61,7 @@ VARIANTS = {
         {
             "ecs.weights.source": "oss",
             "ecs.weights.bucket": "my-llm-models",
+            "ecs.weights.load": "stream",
             "engine.image": "docker.io/vllm/vllm-openai:v0.32.0",
         },
     ),

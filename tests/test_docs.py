@@ -223,12 +223,12 @@ def test_the_site_hook_turns_each_diagram_into_svg_and_fails_on_one_dot_cannot_d
 
 
 README_READY_ROWS = {  # the README's time-to-ready rows: which stacks and variants each row's figures are, in order
-    "dev (first host; prepared image; prepared image + weights in the region)": [
+    "dev (first host; prepared image; prepared image + weights streamed in the region)": [
         "dev",
         "dev, prepared image",
         "dev, prepared image, weights in the region",
     ],
-    "prod (first host; prepared image + weights in the region)": [
+    "prod (first host; prepared image + weights streamed in the region)": [
         "prod",
         "prod, prepared image, weights in the region",
     ],

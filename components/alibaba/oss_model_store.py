@@ -110,7 +110,7 @@ class OssModelStore(pulumi.ComponentResource):
                 )
         policy = alicloud.ram.Policy(
             f"{name}-oss",
-            policy_name=pulumi.Output.concat(_ram_name(name, 110), "-oss-", suffix),
+            policy_name=pulumi.Output.concat(ram_name(name, 110), "-oss-", suffix),
             policy_document=self.bucket.apply(bucket_policy_document),
             description="Read the model bucket, write its benchmark results (OSS CSI volumes, Fluid)",
             force=True,
@@ -197,8 +197,8 @@ class OssModelStore(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         user = alicloud.ram.User(
             f"{name}-oss-user",
-            name=pulumi.Output.concat(_ram_name(name, 50), "-oss-", suffix),
-            display_name=_ram_name(name, 100) + "-oss",
+            name=pulumi.Output.concat(ram_name(name, 50), "-oss-", suffix),
+            display_name=ram_name(name, 100) + "-oss",
             comments="OSS CSI volumes of the model bucket",
             force=True,
             opts=child,
@@ -225,27 +225,18 @@ class OssModelStore(pulumi.ComponentResource):
         self, name: str, args: OssModelStoreArgs, suffix: pulumi.Output[str], policy: alicloud.ram.Policy
     ) -> tuple[alicloud.ram.Role, alicloud.ram.RolePolicyAttachment]:
         """A RAM role only the cluster's ossfs service account can assume, through the cluster's OIDC provider."""
-        child = pulumi.ResourceOptions(parent=self)
-        trust = pulumi.Output.all(args.oidc_provider_arn, args.oidc_issuer_url).apply(
-            lambda v: trust_policy_document(v[0], v[1])
-        )
-        role = alicloud.ram.Role(
-            f"{name}-oss-role",
-            role_name=pulumi.Output.concat(_ram_name(name, 50), "-oss-", suffix),
-            assume_role_policy_document=trust,
+        assert args.oidc_provider_arn is not None  # _check: auth rrsa needs it
+        return rrsa_role(
+            (f"{name}-oss-role", f"{name}-oss-role"),
+            role_name=pulumi.Output.concat(ram_name(name, 50), "-oss-", suffix),
             description="OSS CSI volumes of the model bucket (RRSA)",
-            force=True,
-            tags=dict(args.tags),
-            opts=child,
+            policy=policy,
+            oidc_provider_arn=args.oidc_provider_arn,
+            oidc_issuer_url=args.oidc_issuer_url,
+            subject=OSSFS_SUBJECT,
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(parent=self),
         )
-        attachment = alicloud.ram.RolePolicyAttachment(
-            f"{name}-oss-role",
-            policy_name=policy.policy_name,
-            policy_type="Custom",
-            role_name=role.role_name,
-            opts=child,
-        )
-        return role, attachment
 
     def _static_volume(
         self,
@@ -353,6 +344,38 @@ def bucket_policy_document(bucket: str) -> str:
     )
 
 
+def rrsa_role(
+    resource_names: tuple[str, str],
+    *,
+    role_name: pulumi.Input[str],
+    description: str,
+    policy: alicloud.ram.Policy,
+    oidc_provider_arn: pulumi.Input[str],
+    oidc_issuer_url: Optional[pulumi.Input[str]],
+    subject: str,
+    tags: Mapping[str, str],
+    opts: pulumi.ResourceOptions,
+) -> tuple[alicloud.ram.Role, alicloud.ram.RolePolicyAttachment]:
+    """A RAM role that one service account's RRSA tokens may assume (trust_policy_document), with `policy` attached;
+    `resource_names`: the role's and the attachment's Pulumi names."""
+    trust = pulumi.Output.all(oidc_provider_arn, oidc_issuer_url).apply(
+        lambda v: trust_policy_document(v[0], v[1], subject)
+    )
+    role = alicloud.ram.Role(
+        resource_names[0],
+        role_name=role_name,
+        assume_role_policy_document=trust,
+        description=description,
+        force=True,
+        tags=dict(tags),
+        opts=opts,
+    )
+    attachment = alicloud.ram.RolePolicyAttachment(
+        resource_names[1], policy_name=policy.policy_name, policy_type="Custom", role_name=role.role_name, opts=opts
+    )
+    return role, attachment
+
+
 def trust_policy_document(
     oidc_provider_arn: str, oidc_issuer_url: Optional[str] = None, subject: str = OSSFS_SUBJECT
 ) -> str:
@@ -399,5 +422,6 @@ def _bucket_prefix(name: str) -> str:
     return dns_name(name)[: 63 - 1 - 2 * SUFFIX_BYTES].rstrip("-")
 
 
-def _ram_name(name: str, limit: int) -> str:
+def ram_name(name: str, limit: int) -> str:
+    """`name` as a RAM name: letters, digits and hyphens, at most `limit` characters."""
     return re.sub(r"[^A-Za-z0-9-]+", "-", name)[:limit].rstrip("-")

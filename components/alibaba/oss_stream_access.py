@@ -28,7 +28,6 @@ ServiceAccount", ACS: the application is deployed "with the required environment
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Optional
@@ -38,7 +37,7 @@ import pulumi_alicloud as alicloud
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components.alibaba.oss_model_store import STS_AUDIENCE, trust_policy_document
+from components.alibaba.oss_model_store import STS_AUDIENCE, ram_name, rrsa_role
 from components.alibaba.oss_s3_api import CONFIG_ITEM, CREDENTIAL_SCRIPT, SCRIPT_ITEM, aws_config, stream_env
 from components.kubernetes.network_policies import Egress, Peer
 from components.kubernetes.serving_workload import PodMount
@@ -113,30 +112,21 @@ class OssStreamAccess(pulumi.ComponentResource):
         suffix = random.RandomId(f"{name}-suffix", byte_length=4, opts=child).hex
         policy = alicloud.ram.Policy(
             f"{name}-read",
-            policy_name=pulumi.Output.concat(_ram_name(name, 100), "-read-", suffix),
+            policy_name=pulumi.Output.concat(ram_name(name, 100), "-read-", suffix),
             policy_document=bucket.apply(lambda b: read_policy_document(b, args.model_prefix)),
             description="Stream the model from the bucket (read-only, the model's prefix)",
             force=True,
             opts=child,
         )
-        subject = f"system:serviceaccount:{args.namespace_name}:{args.service_account}"
-        trust = pulumi.Output.all(args.oidc_provider_arn, args.oidc_issuer_url).apply(
-            lambda v: trust_policy_document(_provider(v[0]), v[1], subject)
-        )
-        role = alicloud.ram.Role(
-            f"{name}-role",
-            role_name=pulumi.Output.concat(_ram_name(name, 50), "-", suffix),  # RAM: at most 64 characters
-            assume_role_policy_document=trust,
+        role, attachment = rrsa_role(
+            (f"{name}-role", f"{name}-read"),
+            role_name=pulumi.Output.concat(ram_name(name, 50), "-", suffix),  # RAM: at most 64 characters
             description="The serving pods stream the model from OSS (RRSA)",
-            force=True,
-            tags=dict(args.tags),
-            opts=child,
-        )
-        attachment = alicloud.ram.RolePolicyAttachment(
-            f"{name}-read",
-            policy_name=policy.policy_name,
-            policy_type="Custom",
-            role_name=role.role_name,
+            policy=policy,
+            oidc_provider_arn=pulumi.Output.from_input(args.oidc_provider_arn).apply(_provider),
+            oidc_issuer_url=args.oidc_issuer_url,
+            subject=f"system:serviceaccount:{args.namespace_name}:{args.service_account}",
+            tags=args.tags,
             opts=child,
         )
         in_cluster = pulumi.ResourceOptions(parent=self)
@@ -203,7 +193,3 @@ def _check(args: OssStreamAccessArgs) -> None:
     parts = args.model_prefix.split("/")
     if not args.model_prefix or args.model_prefix.startswith("/") or "" in parts or ".." in parts:
         raise ValueError(f"model_prefix must be a relative object prefix like models/<id>, got {args.model_prefix!r}")
-
-
-def _ram_name(name: str, limit: int) -> str:
-    return re.sub(r"[^A-Za-z0-9-]+", "-", name)[:limit].rstrip("-")

@@ -95,12 +95,8 @@ class ClusterNetwork:
     kubernetes_version: Optional[str]
     public_endpoint: bool
     # Who may reach the API server besides the VPC and ACK's control plane: an ACL on its CLB listener
-    # (components/alibaba/api_server_acl.py). Empty: no ACL (private endpoint: the VPC only). OPEN_TO_ANY: no ACL.
+    # (components/alibaba/api_server_acl.py). Empty (private endpoint: the VPC only) or 0.0.0.0/0: no ACL.
     api_cidrs: tuple[str, ...] = ()
-
-    @property
-    def api_open_to_any(self) -> bool:
-        return any(ipaddress.IPv4Network(c).prefixlen == 0 for c in self.api_cidrs)
 
 
 def check_network(config: NetworkConfig, problems: Problems) -> bool:

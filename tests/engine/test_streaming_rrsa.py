@@ -220,23 +220,10 @@ def engine_env(export: dict, endpoint: str, sts_url: str, root: Path) -> dict[st
     }
 
 
-def test_the_ack_stack_streams_from_s3_with_the_credential_process_only(moto, workdir):
-    endpoint, uri, credentials, moto_log = moto
-    export = variant()
-    argv = export["engine"]["command"]
-    assert argv[2] == "$(LLM_MODEL_URI)" and argv[argv.index("--load-format") + 1] == "runai_streamer"
-    sts = FakeSts(credentials)
-    root = workdir / "stream-rrsa"
-    env = engine_env(export, endpoint, sts.url, root)
-    # moto refuses a request without the session token, and one without credentials at all.
-    import botocore.exceptions
-
-    keys = {"aws_access_key_id": credentials["AccessKeyId"], "aws_secret_access_key": credentials["SecretAccessKey"]}
-    for denied in (client("s3", endpoint, **keys), client("s3", endpoint)):
-        with pytest.raises(botocore.exceptions.ClientError):
-            denied.list_objects_v2(Bucket=BUCKET, Prefix=uri.split("/", 3)[3])
+def serve_streamed(log: Path, export: dict, uri: str, env: dict[str, str]) -> str:
+    """Start the stack's engine argv on `uri` with `env` (and nothing else of ours), ask for a completion, stop
+    it; the engine's log."""
     port = free_port()
-    log = workdir / "stream-rrsa-engine.log"
     venv_bin = Path(sys.executable).parent
     process = subprocess.Popen(
         [str(venv_bin / "vllm"), *subs.stack_engine_argv(export["engine"], uri, port)[1:]],
@@ -257,8 +244,28 @@ def test_the_ack_stack_streams_from_s3_with_the_credential_process_only(moto, wo
         assert "Hello world" in body.decode()
     finally:
         stop(process)
+    return log.read_text()
+
+
+def test_the_ack_stack_streams_from_s3_with_the_credential_process_only(moto, workdir):
+    endpoint, uri, credentials, moto_log = moto
+    export = variant()
+    argv = export["engine"]["command"]
+    assert argv[2] == "$(LLM_MODEL_URI)" and argv[argv.index("--load-format") + 1] == "runai_streamer"
+    sts = FakeSts(credentials)
+    root = workdir / "stream-rrsa"
+    env = engine_env(export, endpoint, sts.url, root)
+    # moto refuses a request without the session token, and one without credentials at all.
+    import botocore.exceptions
+
+    keys = {"aws_access_key_id": credentials["AccessKeyId"], "aws_secret_access_key": credentials["SecretAccessKey"]}
+    for denied in (client("s3", endpoint, **keys), client("s3", endpoint)):
+        with pytest.raises(botocore.exceptions.ClientError):
+            denied.list_objects_v2(Bucket=BUCKET, Prefix=uri.split("/", 3)[3])
+    try:
+        text = serve_streamed(workdir / "stream-rrsa-engine.log", export, uri, env)
+    finally:
         sts.server.shutdown()
-    text = log.read_text()
     assert f"{STREAMER_LOG_LINE}: 100%" in text
     assert sts.calls, "the credential process never called STS"
     call = sts.calls[0]
@@ -344,30 +351,11 @@ def test_the_ecs_host_streams_from_s3_with_the_instance_role_only(moto, workdir)
         "AWS_SHARED_CREDENTIALS_FILE": str(root / "no-credentials"),
         "HOME": str(root),
     }
-    port = free_port()
-    log = workdir / "stream-ecs-engine.log"
-    venv_bin = Path(sys.executable).parent
-    process = subprocess.Popen(
-        [str(venv_bin / "vllm"), *subs.stack_engine_argv(export["engine"], uri, port)[1:]],
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-        env={**clean_env(), **env, "PATH": f"{venv_bin}:{os.environ.get('PATH', '')}"},
-        start_new_session=True,
-    )
     try:
-        wait_for(f"http://127.0.0.1:{port}/health", 300, process, log)
-        status, body, _ = check.request(
-            "POST",
-            f"http://127.0.0.1:{port}/v1/completions",
-            env["VLLM_API_KEY"],
-            {"model": export["outputs"]["servedModelName"], "prompt": "Let", "max_tokens": 8},
-        )
-        assert status == 200, body[:300]
-        assert "Hello world" in body.decode()
+        text = serve_streamed(workdir / "stream-ecs-engine.log", export, uri, env)
     finally:
-        stop(process)
         metadata.server.shutdown()
-    assert f"{STREAMER_LOG_LINE}: 100%" in log.read_text()
+    assert f"{STREAMER_LOG_LINE}: 100%" in text
     # The credential process took a token first and read the role with it, never without.
     assert ("PUT", "/latest/api/token", False) in metadata.calls
     assert ("GET", f"/latest/meta-data/ram/security-credentials/{FakeMetadata.ROLE}", True) in metadata.calls

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-for path in (ROOT, ROOT / "scripts"):
+for path in (ROOT, ROOT / "scripts", ROOT / "tests"):
     sys.path.insert(0, str(path))
 
 from docgen.ready_time import rows, table  # noqa: E402

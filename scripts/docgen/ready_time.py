@@ -3,54 +3,11 @@ its critical path, and the duration model's figures (core/durations.py), each wi
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Optional
 
-import yaml
-
-ROOT = Path(__file__).resolve().parents[2]
 STACKS = ("dev", "prod", "acs", "acs-r1", "ack", "ack-edge", "gke", "kubernetes")
 KINDS = {"S": "sourced", "D": "derived from sourced figures", "A": "assumed"}
-
-
-def stack_file(stack: str) -> Path:
-    root = ROOT / f"Pulumi.{stack}.yaml"
-    return root if root.exists() else ROOT / "examples" / f"{stack}.yaml"
-
-
-def settings(stack: str, overrides: Optional[dict] = None) -> Any:
-    """The stack file's config, plus `overrides` as `pulumi config set --path` keys of the project (llm:)."""
-    from core.config.parse import parse
-    from core.config.source import from_mapping
-
-    config = (yaml.safe_load(stack_file(stack).read_text()) or {}).get("config", {})
-    for path, value in (overrides or {}).items():
-        top, *rest = path.split(".")
-        if not rest:
-            config[f"llm:{top}"] = value
-            continue
-        node = config.setdefault(f"llm:{top}", {})
-        for part in rest[:-1]:
-            node = node.setdefault(part, {})
-        node[rest[-1]] = value
-    values: dict[str, str] = {}
-    providers: dict[str, dict[str, str]] = {}
-    for key, value in config.items():
-        namespace, _, name = key.partition(":")
-        text = (
-            json.dumps(value)
-            if isinstance(value, (list, dict))
-            else str(value).lower()
-            if isinstance(value, bool)
-            else str(value)
-        )
-        if namespace == "llm":
-            values[name] = text
-        else:
-            providers.setdefault(namespace, {})[name] = text
-    return parse(from_mapping(values, "llm", (), providers), stack)
 
 
 @dataclass(frozen=True)
@@ -72,10 +29,12 @@ class Row:
 
 def rows() -> list[Row]:
     """Every example stack, then the variants (a stack with some keys set), with their goals."""
+    from harness import settings_for  # a stack file and `--path` keys parsed as the program does, no Pulumi run
+
     from core.ready_time import GOALS, VARIANTS, timeline
 
-    found = [Row(stack, timeline(settings(stack)), GOALS.get(stack)) for stack in STACKS]
-    found += [Row(name, timeline(settings(stack, keys)), goal) for name, (stack, keys, goal) in VARIANTS.items()]
+    found = [Row(stack, timeline(settings_for(stack)), GOALS.get(stack)) for stack in STACKS]
+    found += [Row(name, timeline(settings_for(stack, keys)), goal) for name, (stack, keys, goal) in VARIANTS.items()]
     return found
 
 

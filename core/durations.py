@@ -500,10 +500,13 @@ def intra_cloud(region: str) -> bool:
     return region in INTRA_CLOUD_REGIONS
 
 
-def worker_import(model: ModelSpec, mbps: float, workers: int, region: str, present: bool = False) -> Plan:
+def worker_import(
+    model: ModelSpec, mbps: float, workers: int, region: str, present: bool = False, other_flows: int = 0
+) -> Plan:
     """One import worker (they run side by side, each with an equal share): its instance, its set-up, then its
     share from ModelScope into OSS. In INTRA_CLOUD_REGIONS the download bypasses the NAT; elsewhere the workers
-    share the NAT's bandwidth. `present`: the weights are in the bucket already, the worker only checks them."""
+    share the NAT's bandwidth (with `other_flows` more, e.g. the image mirror). `present`: the weights are in the
+    bucket already, the worker only checks them."""
     steps = [
         Step("worker instance", WORKER_BOOT_MIN.value, WORKER_BOOT_MIN.source),
         Step("worker set-up", WORKER_SETUP_MIN.value, WORKER_SETUP_MIN.source),
@@ -514,14 +517,34 @@ def worker_import(model: ModelSpec, mbps: float, workers: int, region: str, pres
     if intra_cloud(region):
         rate, why = INTRA_CLOUD_MB_PER_S.value, f"internal network ({INTRA_CLOUD_MB_PER_S.source})"
     else:
-        rate = min(MODELSCOPE_MB_PER_S.value, mbps / 8 / workers)
-        why = f"{workers} worker(s) share {mbps:g} Mbit/s of NAT; {MODELSCOPE_MB_PER_S.source}"
+        rate = min(MODELSCOPE_MB_PER_S.value, mbps / 8 / (workers + other_flows))
+        why = f"{workers + other_flows} flow(s) share {mbps:g} Mbit/s of NAT; {MODELSCOPE_MB_PER_S.source}"
     steps.append(Step(f"{share:.0f} GB into OSS at {rate:.0f} MB/s", share * 1000 / rate / 60, why))
     return Plan(tuple(steps))
 
 
-def worker_deadline_minutes(model: ModelSpec, mbps: float, workers: int, margin: float, floor: int) -> int:
+def image_mirror(mbps: float, sharing: int = 1) -> Plan:
+    """The image mirror worker (components/alibaba/image_mirror.py): its instance, its set-up, then the engine image
+    from the source registry through the NAT, `sharing` flows at once (it and the import workers that use the NAT),
+    pushed into the VPC registry as it comes (skopeo copies layer by layer, nothing waits for the whole image)."""
+    rate = mbps / max(1, sharing)
+    return Plan(
+        (
+            Step("worker instance", WORKER_BOOT_MIN.value, WORKER_BOOT_MIN.source),
+            Step("worker set-up", WORKER_SETUP_MIN.value, "apt skopeo + python3-pip, pip from the internal mirrors"),
+            Step(
+                f"engine image copy at {rate:g} Mbit/s into the VPC registry",
+                transfer_minutes(ENGINE_IMAGE_GB.value, rate),
+                f"{ENGINE_IMAGE_GB.source}; {sharing} flow(s) on {mbps:g} Mbit/s of NAT",
+            ),
+        )
+    )
+
+
+def worker_deadline_minutes(
+    model: ModelSpec, mbps: float, workers: int, margin: float, floor: int, other_flows: int = 0
+) -> int:
     """How long a worker's command may run: the NAT-bound import (what happens if the internal path is not
     taken) times the margin, at least the floor; never below the modelled import on the internal path."""
-    nat_bound = worker_import(model, mbps, workers, region="")
+    nat_bound = worker_import(model, mbps, workers, region="", other_flows=other_flows)
     return nat_bound.deadline(margin, floor)

@@ -101,11 +101,44 @@ def _import(settings: ClusterSettings, mbps: float, after: tuple[str, ...]) -> l
     ]
 
 
+def mirror_flows(settings: ClusterSettings) -> int:
+    """The image mirror's copy on the NAT beside the import workers' downloads (1), or none (0)."""
+    return 1 if getattr(settings, "image_mirror", None) is not None else 0
+
+
+def mirror_sharing(settings: ClusterSettings) -> int:
+    """How many flows the mirror's copy shares the NAT with, itself included: the import workers too, unless
+    ModelScope serves them over the internal network."""
+    if d.intra_cloud(settings.region):
+        return 1
+    return 1 + d.import_workers(settings.model, settings.model_store.import_workers)
+
+
+MIRROR_DONE = "mirror done"
+
+
+def _mirror(settings: ClusterSettings, after: tuple[str, ...]) -> tuple[list[Task], tuple[str, ...]]:
+    """engine.mirror: the mirror worker beside the cluster (components/alibaba/image_mirror.py), and what the
+    serving workload then waits for as well; nothing without a mirror."""
+    if not mirror_flows(settings):
+        return [], ()
+    plan = d.image_mirror(settings.network.nat_bandwidth_mbps, mirror_sharing(settings))
+    tasks = _plan_tasks("mirror", plan, after)
+    done = Task(MIRROR_DONE, 0.0, (tasks[-1].name,), "the mirror worker's Cloud Assistant invocation succeeded")
+    return [*tasks, done], (MIRROR_DONE,)
+
+
 def _workers(settings: ClusterSettings, after: tuple[str, ...]) -> list[Task]:
     """The import workers (components/alibaba/model_import_workers.py), side by side, each with its share: they
     start with the network (the NAT) and the bucket, beside the cluster; serving waits for their invocations."""
     workers = d.import_workers(settings.model, settings.model_store.import_workers)
-    plan = d.worker_import(settings.model, settings.network.nat_bandwidth_mbps, workers, settings.region)
+    plan = d.worker_import(
+        settings.model,
+        settings.network.nat_bandwidth_mbps,
+        workers,
+        settings.region,
+        other_flows=mirror_flows(settings),
+    )
     tasks = _plan_tasks(f"import ({workers} worker{'s' if workers > 1 else ''})", plan, (IMPORT_START,))
     return [
         Task(IMPORT_START, 0.0, after, "the import workers are created"),
@@ -117,11 +150,13 @@ def _workers(settings: ClusterSettings, after: tuple[str, ...]) -> list[Task]:
 def acs(settings: ClusterSettings) -> Timeline:
     """Network and NAT; the ACS cluster beside the import workers; the serving pods once both are done."""
     mbps = settings.network.nat_bandwidth_mbps
+    mirror, mirrored = _mirror(settings, ("network",))
     tasks = [
         _step("network", d.NETWORK_MIN.value + d.NAT_MIN.value, (), d.NETWORK_MIN),
         _step("ACS cluster", d.ACS_CLUSTER_MIN.value, ("network",), d.ACS_CLUSTER_MIN),
         *_workers(settings, ("network",)),
-        *_serving(settings, mbps, d.GPU_CAPACITY_MIN.value, (IMPORT_DONE, "ACS cluster")),
+        *mirror,
+        *_serving(settings, mbps, d.GPU_CAPACITY_MIN.value, (IMPORT_DONE, "ACS cluster", *mirrored)),
         _step(PRIVATE_LB, d.LB_ALIBABA_MIN.value, (SERVING_START,), d.LB_ALIBABA_MIN),
     ]
     return Timeline(ACS, (*tasks, Task(API, 0.0, (PRIVATE_LB, SERVING_READY))))
@@ -130,13 +165,15 @@ def acs(settings: ClusterSettings) -> Timeline:
 def ack(settings: ClusterSettings) -> Timeline:
     """ACK Pro and its pools beside the import workers; serving after the GPU pool and the import."""
     mbps = settings.network.nat_bandwidth_mbps
+    mirror, mirrored = _mirror(settings, ("network",))
     tasks = [
         _step("network", d.NETWORK_MIN.value + d.NAT_MIN.value, (), d.NETWORK_MIN),
         _step("ACK cluster", d.ACK_CLUSTER_MIN.value, ("network",), d.ACK_CLUSTER_MIN),
         _step("system pool", d.CPU_POOL_MIN.value, ("ACK cluster",), d.CPU_POOL_MIN),
         _step("GPU pool", d.GPU_POOL_MIN.value, ("ACK cluster",), d.GPU_POOL_MIN),
         *_workers(settings, ("network",)),
-        *_serving(settings, mbps, 0.0, (IMPORT_DONE, "GPU pool")),
+        *mirror,
+        *_serving(settings, mbps, 0.0, (IMPORT_DONE, "GPU pool", *mirrored)),
         _step(PRIVATE_LB, d.LB_ALIBABA_MIN.value, (SERVING_START,), d.LB_ALIBABA_MIN),
     ]
     return Timeline(ACK, (*tasks, Task(API, 0.0, (PRIVATE_LB, SERVING_READY))))
@@ -237,6 +274,11 @@ IN_REGION = {
     "engine.image": VLLM_IMAGE.value,
 }
 COPIED = {"ecs.weights.source": "oss", "ecs.weights.bucket": "my-llm-models"}
+MIRRORED = {
+    "engine.mirror.instanceId": "cri-example",
+    "engine.mirror.registry": "example-registry-vpc.cn-hangzhou.cr.aliyuncs.com",
+    "engine.mirror.namespace": "llm",
+}
 STREAM_FROM_OSS = {"modelStore.load": "stream", "engine.image": VLLM_IMAGE.value}
 VARIANTS = {
     "dev, prepared image": ("dev", {"ecs.preparedImage.id": PREPARED}, 5),
@@ -252,4 +294,10 @@ VARIANTS = {
     # past Fluid on acs-r1 (the stream reads OSS directly).
     "acs-r1, streamed from OSS": ("acs-r1", {**STREAM_FROM_OSS, "acs.fluid": False}, 45),
     "ack, streamed from OSS": ("ack", STREAM_FROM_OSS, 25),
+    # The engine image copied into an ACR Enterprise Edition instance of yours at t=0 (engine.mirror): the GPU
+    # pods pull it over the VPC. The instance id, domain and namespace are placeholders: the model reads only that
+    # there is a mirror in the stack's region.
+    "acs, engine image mirrored into ACR EE": ("acs", MIRRORED, 18),
+    "acs-r1, mirrored and streamed from OSS": ("acs-r1", {**MIRRORED, **STREAM_FROM_OSS, "acs.fluid": False}, 45),
+    "ack, engine image mirrored into ACR EE": ("ack", MIRRORED, 25),
 }

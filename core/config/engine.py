@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
+from dataclasses import dataclass
 from typing import Annotated, Literal, Optional
 
 from core import versions
@@ -9,6 +12,7 @@ from core.catalog import ModelSpec
 from core.config.problems import Problems
 from core.config.schema import IMAGE_REFERENCE, Group, Int, Number, between, matches, option, within
 from core.engine import RESERVED_FLAGS, SGLANG, VLLM, EngineOptions, engine_version, reserved_flag
+from core.targets import ACK, ACS
 
 Image = Annotated[
     str, matches(IMAGE_REFERENCE, "an image reference like docker.io/vllm/vllm-openai:v0.11.0 (registry/path:tag)")
@@ -22,6 +26,40 @@ DEFAULT_IMAGES = {
     (SGLANG, True): versions.SGLANG_IMAGE_CN.value,
     (SGLANG, False): versions.SGLANG_IMAGE.value,
 }
+
+
+# ACR Enterprise Edition: instance ids `cri-...` (cs.RegistryEnterpriseNamespace docstring examples); namespace
+# names 2-120 characters of lowercase letters, digits, '_', '-', '.', not starting or ending with one of those
+# (pulumi_alicloud cs/registry_enterprise_namespace.py `name`); the instance's VPC domain
+# `<instance name>-registry-vpc.<region>.cr.aliyuncs.com` (ACR "Configure access over VPCs").
+ACR_INSTANCE_ID = r"cri-[a-z0-9]{1,64}"
+ACR_NAMESPACE = r"[a-z0-9](?:[a-z0-9_.-]{0,118}[a-z0-9])?"
+ACR_VPC_REGISTRY = r"(?P<name>[a-z0-9][a-z0-9-]*)-registry-vpc\.(?P<region>[a-z0-9-]+)\.cr\.aliyuncs\.com"
+
+
+class ImageMirrorConfig(Group):
+    """Copy the engine image into your ACR Enterprise Edition instance in the stack's region, beside the cluster's
+    creation, so the GPU pods pull it over the VPC instead of through the NAT (docs/loading.md, "The engine image
+    near the GPUs")."""
+
+    TARGETS = (ACS, ACK)
+    instance_id: Optional[Annotated[str, matches(ACR_INSTANCE_ID, "an ACR EE instance id like cri-abc123")]] = option(
+        None, "Your ACR Enterprise Edition instance in the stack's region; empty: no mirror.", example="cri-abc123"
+    )
+    registry: Optional[
+        Annotated[
+            str, matches(ACR_VPC_REGISTRY, "the instance's VPC domain, <name>-registry-vpc.<region>.cr.aliyuncs.com")
+        ]
+    ] = option(
+        None,
+        "The instance's VPC domain (console: Instance, Access Control, VPC), in the stack's region.",
+        example="myacr-registry-vpc.cn-hangzhou.cr.aliyuncs.com",
+    )
+    namespace: Optional[
+        Annotated[str, matches(ACR_NAMESPACE, "an ACR namespace: 2-120 lowercase letters, digits, _ - .")]
+    ] = option(
+        None, "An existing namespace of the instance; the stack creates its own repository in it.", example="llm"
+    )
 
 
 class EngineConfig(Group):
@@ -49,6 +87,94 @@ class EngineConfig(Group):
         (),
         'Extra engine arguments appended as they are, e.g. ["--enable-prefix-caching"].',
         example=["--enable-prefix-caching"],
+    )
+    mirror: ImageMirrorConfig = option(
+        ImageMirrorConfig(), "Mirror the engine image into your ACR Enterprise Edition instance (acs, ack)."
+    )
+
+
+@dataclass(frozen=True)
+class ImageMirror:
+    """The engine image copied into an ACR Enterprise Edition repository of this stack, pulled over the VPC."""
+
+    instance_id: str
+    registry: str  # the instance's VPC domain
+    namespace: str
+    repository: str  # created by the stack, named after it and the source's repository
+    tag: str  # the source's tag (or its digest's first hex digits), immutable in the repository
+    source: str  # the image as configured (or the default), copied from
+
+    @property
+    def image(self) -> str:
+        """What the serving pods pull."""
+        return f"{self.registry}/{self.namespace}/{self.repository}:{self.tag}"
+
+
+MIRROR_EXAMPLES = {
+    "instanceId": "cri-abc123",
+    "registry": "myacr-registry-vpc.cn-hangzhou.cr.aliyuncs.com",
+    "namespace": "llm",
+}
+# ACR EE repository names: the same characters as a namespace; their length limit is not stated in the provider
+# docstring (cs/registry_enterprise_repo.py) and was not verified: 64 is kept as a conservative bound.
+ACR_REPOSITORY_MAX = 64
+
+
+def mirror_repository(stack_name: str, source: str) -> str:
+    """The stack's repository: its name and the source's last path element, cut to the bound."""
+    last = source.split("@", 1)[0].rsplit("/", 1)[-1].split(":", 1)[0]
+    name = f"{stack_name}-{last}"
+    if len(name) <= ACR_REPOSITORY_MAX:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[: ACR_REPOSITORY_MAX - 9].rstrip('_.-')}-{digest}"
+
+
+def mirror_tag(source: str) -> str:
+    base, _, digest = source.partition("@sha256:")
+    last = base.rsplit("/", 1)[-1]
+    if ":" in last:
+        return last.split(":", 1)[1]
+    return f"sha256-{digest[:16]}"
+
+
+def resolve_mirror(
+    config: ImageMirrorConfig, engine: Optional[EngineOptions], region: str, stack_name: str, problems: Problems
+) -> Optional[ImageMirror]:
+    """engine.mirror: all three keys or none, the registry in the stack's region."""
+    given = {"instanceId": config.instance_id, "registry": config.registry, "namespace": config.namespace}
+    if not any(given.values()):
+        return None
+    ok = True
+    for key, value in given.items():
+        if not value:
+            problems.add(
+                f"engine.mirror.{key}",
+                None,
+                "the mirror needs all of engine.mirror.instanceId, registry and namespace",
+                problems.set_command(f"engine.mirror.{key}", MIRROR_EXAMPLES[key]),
+            )
+            ok = False
+    match = re.fullmatch(ACR_VPC_REGISTRY, config.registry or "")
+    if match and match["region"] != region:
+        problems.add(
+            "engine.mirror.registry",
+            config.registry,
+            f"is in {match['region']}, not the stack's region {region}: the pods pull over this region's VPC",
+            problems.set_command("engine.mirror.registry", f"{match['name']}-registry-vpc.{region}.cr.aliyuncs.com")
+            + " (an instance in this region)",
+        )
+        ok = False
+    if not ok or engine is None:
+        return None
+    assert config.instance_id and config.registry and config.namespace
+    return ImageMirror(
+        instance_id=config.instance_id,
+        registry=config.registry,
+        namespace=config.namespace,
+        repository=mirror_repository(stack_name, engine.image),
+        tag=mirror_tag(engine.image),
+        source=engine.image,
     )
 
 

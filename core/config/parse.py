@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Optional
 
 from core.config.access import check_access, resolve_tls
 from core.config.ack import AckSettings, resolve_edge, resolve_gpu_pool
 from core.config.acs import resolve_acs_pod
 from core.config.benchmark import check_benchmark
-from core.config.engine import resolve_engine
+from core.config.engine import resolve_engine, resolve_mirror
 from core.config.gateway import resolve_gateway
 from core.config.gke import GkeSettings, resolve_capacity
 from core.config.host import resolve_host
@@ -167,6 +168,10 @@ def _resolve(
         extra["benchmark"] = c.benchmark
         if ok("benchmark"):
             check_benchmark(c.benchmark, engine, problems)
+    if target in (ACS, ACK) and engine is not None and ok("engine"):
+        extra["image_mirror"] = resolve_mirror(c.engine.mirror, engine, region, f"llm-{stack}", problems)
+        if extra["image_mirror"] is not None:  # the checks above saw the source; the pods pull the copy
+            engine = dataclasses.replace(engine, image=extra["image_mirror"].image)
     if target in MANAGED_ALIBABA:
         extra["cluster"] = (
             resolve_cluster_network(c.network, c.cluster, problems, target) if network_ok and ok("cluster") else None

@@ -11,6 +11,7 @@ from core.config.access import AccessConfig, Tls
 from core.config.ack import AckSettings, EdgeBurst, GpuNodePool
 from core.config.acs import AcsPod
 from core.config.benchmark import BenchmarkConfig
+from core.config.engine import ImageMirror
 from core.config.gateway import Gateway
 from core.config.gke import GkeSettings
 from core.config.host import EcsHost
@@ -107,6 +108,7 @@ class AlibabaClusterSettings(ClusterSettings):
     """acs, ack, ack-edge: a managed cluster in a VPC this program creates."""
 
     cluster: ClusterNetwork
+    image_mirror: Optional[ImageMirror] = None  # engine.mirror (acs, ack): engine.image is then the mirrored copy
 
 
 @dataclass(frozen=True, kw_only=True)

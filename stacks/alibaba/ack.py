@@ -25,9 +25,11 @@ from stacks.alibaba.managed_kubernetes import (
     cloud_helpers,
     cluster_network,
     cluster_zones,
+    image_mirror,
     import_workers,
     kubectl_hint,
     load_balancers,
+    mirror_outputs,
     namespace_and_store,
     serve_and_autoscale,
     stream_access,
@@ -47,6 +49,7 @@ def build(settings: AckTargetSettings) -> dict[str, object]:
     plan = settings.cluster
     api_key = ApiKey(f"{settings.name}-api-key", settings.api_key)
     network = cluster_network(settings, zones, tags, provider)
+    mirror = image_mirror(settings, provider, network, tags)  # beside the cluster, like the import
     ids = network.vswitch_ids
     node_vswitches = [ids["nodes-a"], ids["nodes-b"]]
     cluster = ManagedCluster(
@@ -86,6 +89,8 @@ def build(settings: AckTargetSettings) -> dict[str, object]:
         surge_updates=gpu_pool.max_nodes > gpu_pool.min_nodes,
     )
     serving_after: list[pulumi.Resource] = [gpu]
+    if mirror is not None:
+        serving_after.append(mirror.invocation)  # the pods pull the complete copy
     if gpu_pool.max_nodes > gpu_pool.min_nodes:
         # Before serving: extra replicas and surge rollouts need the nodes only cluster autoscaling adds.
         serving_after.append(
@@ -115,6 +120,7 @@ def build(settings: AckTargetSettings) -> dict[str, object]:
             "modelBucket": store.bucket,
             "modelImportWorkers": importer.instance_ids,
             "modelImportProgress": importer.progress,
+            **mirror_outputs(mirror),
             "costEstimate": cost.ack_estimate(settings, provider),
             "kubeconfig": cluster.kubeconfig,  # secret
             "kubectlHint": kubectl_hint(settings),

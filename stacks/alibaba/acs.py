@@ -28,8 +28,10 @@ from stacks.alibaba.managed_kubernetes import (
     bandwidth_deadlines,
     cluster_network,
     cluster_zones,
+    image_mirror,
     import_workers,
     load_balancers,
+    mirror_outputs,
     namespace_and_store,
     results_location,
     stream_access,
@@ -49,6 +51,7 @@ def build(settings: AcsSettings) -> dict[str, object]:
     api_key = ApiKey(f"{settings.name}-api-key", settings.api_key)
     streaming = settings.model_store.load == STREAM
     network = cluster_network(settings, zones, tags, provider)
+    mirror = image_mirror(settings, provider, network, tags)  # beside the cluster, like the import
     ids = network.vswitch_ids
     cluster = ManagedCluster(
         settings.name,
@@ -79,6 +82,8 @@ def build(settings: AcsSettings) -> dict[str, object]:
         if settings.placement.pods > 1
         else []
     )
+    if mirror is not None:
+        needs.append(mirror.invocation)  # the pods pull the complete copy
 
     acs = settings.acs
     # The engine image counts twice against a pod's 30 free GiB of ephemeral storage (audit D8).
@@ -125,6 +130,7 @@ def build(settings: AcsSettings) -> dict[str, object]:
             "modelBucket": store.bucket,
             "modelImportWorkers": importer.instance_ids,
             "modelImportProgress": importer.progress,
+            **mirror_outputs(mirror),
             "costEstimate": cost.acs_estimate(settings, provider),
             "kubeconfig": cluster.kubeconfig,  # secret
             "kubectlHint": "pulumi stack output kubeconfig --show-secrets > kubeconfig && "

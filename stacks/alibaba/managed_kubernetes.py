@@ -19,6 +19,7 @@ from core import durations, sizing
 from core.config.ack import SYSTEM_DISK_CATEGORY, SYSTEM_NODES
 from core.config.problems import ConfigError, Problem
 from core.config.settings import AckFamilySettings, AlibabaClusterSettings, ClusterSettings
+from core.ready_time import mirror_flows, mirror_sharing
 from stacks import serving
 
 MODEL_PREFIX = "models"  # objects under oss://<bucket>/models/<ModelScope id>/
@@ -84,7 +85,8 @@ def import_deadline_minutes(settings: AlibabaClusterSettings, workers: int) -> i
     from components.alibaba.model_import_workers import COMMAND_TIMEOUT_MAX_SECONDS
 
     mbps, cap = settings.network.nat_bandwidth_mbps, COMMAND_TIMEOUT_MAX_SECONDS // 60
-    modelled = durations.worker_import(settings.model, mbps, workers, settings.region).minutes
+    others = mirror_flows(settings)
+    modelled = durations.worker_import(settings.model, mbps, workers, settings.region, other_flows=others).minutes
     if modelled > cap:
         raise ConfigError(
             [
@@ -101,9 +103,67 @@ def import_deadline_minutes(settings: AlibabaClusterSettings, workers: int) -> i
             ]
         )
     minutes = durations.worker_deadline_minutes(
-        settings.model, mbps, workers, IMPORT_DEADLINE_MARGIN, IMPORT_DEADLINE_FLOOR_MINUTES
+        settings.model, mbps, workers, IMPORT_DEADLINE_MARGIN, IMPORT_DEADLINE_FLOOR_MINUTES, other_flows=others
     )
     return max(math.ceil(modelled), min(minutes, cap))
+
+
+MIRROR_DEADLINE_MARGIN = 2.0  # the copy's rate is the NAT's and the source registry's (core/durations.py)
+MIRROR_DEADLINE_FLOOR_MINUTES = 30
+
+
+def image_mirror(settings: AlibabaClusterSettings, provider: alicloud.Provider, network: Network, tags: dict):
+    """engine.mirror (acs, ack): the engine image copied into the user's ACR Enterprise Edition instance at t=0,
+    beside the cluster (components/alibaba/image_mirror.py); None without it."""
+    mirror = settings.image_mirror
+    if mirror is None:
+        return None
+    from components.alibaba.image_mirror import ImageMirror, ImageMirrorArgs
+    from components.alibaba.model_import_workers import COMMAND_TIMEOUT_MAX_SECONDS, progress_hint
+    from stacks.alibaba.common import ubuntu_image
+    from stacks.progress import announce
+
+    plan = settings.model_store
+    modelled = durations.image_mirror(settings.network.nat_bandwidth_mbps, mirror_sharing(settings))
+    deadline = min(
+        modelled.deadline(MIRROR_DEADLINE_MARGIN, MIRROR_DEADLINE_FLOOR_MINUTES), COMMAND_TIMEOUT_MAX_SECONDS // 60
+    )
+    result = ImageMirror(
+        f"{settings.name}-mirror",
+        ImageMirrorArgs(
+            region=settings.region,
+            instance_id=mirror.instance_id,
+            registry=mirror.registry,
+            namespace=mirror.namespace,
+            repository=mirror.repository,
+            tag=mirror.tag,
+            source=mirror.source,
+            vpc_id=network.vpc_id,
+            vswitch_id=network.vswitch_ids["nodes-a"],
+            security_group_id=network.security_group_id,
+            instance_type=plan.import_instance_type,
+            image_id=plan.import_image_id
+            or ubuntu_image(settings, provider, plan.import_instance_type, key="modelStore.importImageId"),
+            timeout_minutes=deadline,
+            depends_on=network.snat_entries,  # the source registry is on the internet
+            tags=tags,
+        ),
+        opts=pulumi.ResourceOptions(providers=[provider]),
+    )
+    announce(
+        result.invocation,
+        "the engine image mirror",
+        modelled.minutes,
+        result.instance_id.apply(lambda i: progress_hint(settings.region, [i])),
+        [result.instance_id],
+    )
+    return result
+
+
+def mirror_outputs(mirror) -> dict:
+    if mirror is None:
+        return {}
+    return {"engineImageMirror": mirror.image, "imageMirrorWorker": mirror.instance_id}
 
 
 def model_prefix(settings: AlibabaClusterSettings) -> str:

@@ -1,6 +1,10 @@
 """The ecs target as deployed: resources, security rules, options, outputs and secrecy."""
 
 import base64
+import json
+import os
+import subprocess
+import sys
 
 import pytest
 from harness import GENERATED_API_KEY, PEM_TLS, all_strings, is_secret, run_stack, unwrap
@@ -585,3 +589,64 @@ def test_deleting_the_image_deletes_its_snapshots_too():
         ("DeleteSnapshot", "s-1"),
         ("DeleteSnapshot", "s-2"),
     ]
+
+
+def test_the_build_provider_is_pickled_by_value_so_its_process_needs_only_the_stdlib_and_pulumi(tmp_path):
+    from pulumi.dynamic.dynamic import serialize_provider
+
+    from components.alibaba.prepared_image import _provider
+
+    blob = serialize_provider(_provider())
+    empty, home = tmp_path / "empty", tmp_path / "home"
+    empty.mkdir()
+    (home / ".aliyun").mkdir(parents=True)
+    profile = {"name": "default", "mode": "AK", "access_key_id": "P-AK", "access_key_secret": "P-SK"}
+    (home / ".aliyun" / "config.json").write_text(json.dumps({"current": "default", "profiles": [profile]}))
+    fixed = {
+        "Timestamp": "2016-02-23T12:46:24Z",
+        "Format": "XML",
+        "SignatureNonce": "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf",
+    }
+    script = (
+        "import base64, json, os, sys, dill\n"
+        f"p = dill.loads(base64.b64decode({blob!r}))\n"
+        "props = {'execution_id': 'exec-1', 'region': 'cn-hangzhou', 'wait_minutes': 60, 'image_id': None}\n"
+        f"os.environ['HOME'] = {str(empty)!r}\n"
+        "try:\n"
+        "    p.create(props)\n"
+        "    refused = ''\n"
+        "except RuntimeError as error:\n"
+        "    refused = str(error)\n"
+        "p.delete('m-built', props)\n"
+        f"os.environ['HOME'] = {str(home)!r}\n"
+        "credentials = p.credentials()\n"
+        f"url = p.rpc_url('cn-hangzhou', 'DescribeRegions', {fixed!r}, ('testid', 'testsecret', None))\n"
+        "states = iter(['BUILDING', 'SUCCESS'])\n"
+        "def build(action, params):\n"
+        "    status = next(states)\n"
+        "    task = {'Status': status, 'ImageId': 'm-built' if status == 'SUCCESS' else ''}\n"
+        "    return {'ImagePipelineExecution': {'ImagePipelineExecutionSet': [task]}}\n"
+        "pauses = []\n"
+        "image = p.wait_for_image('cn-hangzhou', 'exec-1', credentials, 3600, build, pauses.append)\n"
+        "calls = []\n"
+        "def ecs(action, params):\n"
+        "    calls.append(action)\n"
+        "    mapping = {'DiskDeviceMappings': {'DiskDeviceMapping': [{'SnapshotId': 's-1'}]}}\n"
+        "    return {'Images': {'Image': [mapping]}} if action == 'DescribeImages' else {}\n"
+        "snapshots = p.delete_image('cn-hangzhou', image, credentials, ecs)\n"
+        "assert 'components' not in sys.modules, sorted(m for m in sys.modules if m.startswith('components'))\n"
+        "print(json.dumps([type(p).__name__, refused, credentials, url, image, pauses, snapshots, calls]))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ALIBABA_CLOUD_", "ALICLOUD_"))}
+    # -I: no current directory or PYTHONPATH on sys.path, as in the dynamic provider's own process.
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "the prepared image m-built was not deleted" in done.stderr  # delete without credentials only warns
+    name, refused, credentials, url, image, pauses, snapshots, calls = json.loads(done.stdout)
+    assert name == "WaitForImage" and credentials == ["P-AK", "P-SK", None]
+    assert "aliyun ecs DescribeImagePipelineExecutions --RegionId cn-hangzhou --ExecutionId exec-1" in refused
+    assert url.endswith("&Signature=OLeaidS1JvxuMvnyHOwuJ%2BuX5qY%3D")  # the documented example, as above
+    assert (image, pauses) == ("m-built", [30])
+    assert snapshots == ["s-1"] and calls == ["DescribeImages", "DeleteImage", "DeleteSnapshot"]

@@ -4,6 +4,9 @@ import base64
 import hashlib
 import hmac
 import json
+import os
+import subprocess
+import sys
 
 import cloud_rules
 import pytest
@@ -60,6 +63,48 @@ def test_credentials_come_from_the_environment_or_the_cli_profile(monkeypatch, t
     monkeypatch.setenv("ALICLOUD_ACCESS_KEY", "E-AK")
     monkeypatch.setenv("ALICLOUD_SECRET_KEY", "E-SK")
     assert cleanup._credentials() == ("E-AK", "E-SK", None)
+
+
+def test_the_provider_is_pickled_by_value_so_its_process_needs_only_the_stdlib_and_pulumi(tmp_path):
+    from pulumi.dynamic.dynamic import serialize_provider
+
+    blob = serialize_provider(cleanup._provider())
+    empty, home = tmp_path / "empty", tmp_path / "home"
+    empty.mkdir()
+    (home / ".aliyun").mkdir(parents=True)
+    profile = {"name": "ci", "mode": "StsToken", "access_key_id": "P-AK", "access_key_secret": "P-SK", "sts_token": "T"}
+    (home / ".aliyun" / "config.json").write_text(json.dumps({"current": "ci", "profiles": [profile]}))
+    listing = page([("m/a b", "U1")]).decode()
+    script = (
+        "import base64, json, os, sys, dill\n"
+        f"p = dill.loads(base64.b64decode({blob!r}))\n"
+        f"os.environ['HOME'] = {str(empty)!r}\n"
+        "p.delete('abort-uploads-bkt', {'abortsMultipartUploadsOf': 'bkt', 'endpoint': 'oss-x.aliyuncs.com'})\n"
+        f"os.environ['HOME'] = {str(home)!r}\n"
+        "credentials = p.credentials()\n"
+        "sent = []\n"
+        "def send(method, url, headers):\n"
+        "    sent.append([method, url, headers])\n"
+        f"    return {listing!r}.encode() if method == 'GET' else b''\n"
+        "aborted = p.abort_incomplete_uploads('bkt', 'oss-cn-hangzhou.aliyuncs.com', credentials, send)\n"
+        "assert 'components' not in sys.modules, sorted(m for m in sys.modules if m.startswith('components'))\n"
+        "print(json.dumps([type(p).__name__, credentials, aborted, sent]))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ALIBABA_CLOUD_", "ALICLOUD_"))}
+    # -I: no current directory or PYTHONPATH on sys.path, as in the dynamic provider's own process.
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "incomplete uploads of bkt were not aborted" in done.stderr  # delete without credentials only warns
+    name, credentials, aborted, sent = json.loads(done.stdout)
+    assert (name, credentials, aborted) == ("AbortMultipartUploads", ["P-AK", "P-SK", "T"], 1)
+    (_, listed, _), (verb, url, headers) = sent
+    assert listed == "https://bkt.oss-cn-hangzhou.aliyuncs.com/?uploads"
+    assert (verb, url) == ("DELETE", "https://bkt.oss-cn-hangzhou.aliyuncs.com/m/a%20b?uploadId=U1")
+    text = f"DELETE\n\n\n{headers['Date']}\nx-oss-security-token:T\n/bkt/m/a b?uploadId=U1"
+    expected = base64.b64encode(hmac.new(b"P-SK", text.encode(), hashlib.sha1).digest()).decode()
+    assert headers["Authorization"] == f"OSS P-AK:{expected}"
 
 
 def test_the_bucket_is_destroyed_after_the_cleanup_and_the_volumes_before_it():

@@ -14,8 +14,12 @@ ALICLOUD_SECURITY_TOKEN as the provider reads them) or the current profile of ~/
 StsToken mode). Without such credentials it warns and lets the bucket's deletion report any part left; the
 manual fix is `ossutil rm oss://<bucket> -m -r -f` (docs/destroy.md). Not run against a live account.
 
-The provider is built by a function, so dill pickles it by value, stdlib only: the dynamic provider's
-process need not import this project.
+The provider's class is defined inside `_provider()` and carries everything it runs (credential reading,
+signing, the HTTP calls) as its own static methods, so dill pickles all of it by value; a module-level helper
+would be pickled by reference to this module, which the dynamic provider's process need not be able to import.
+That process imports only pulumi and the standard library (tests/test_multipart_cleanup.py loads the pickled
+provider in an isolated interpreter). The module's `_credentials`, `sign` and `abort_incomplete_uploads` are
+those static methods.
 """
 
 from __future__ import annotations
@@ -28,23 +32,107 @@ import pulumi.dynamic as dynamic
 MARKER = "abortsMultipartUploadsOf"  # the input naming the bucket (tests/cloud_rules looks for it)
 
 
-def _provider() -> dynamic.ResourceProvider:
+def _provider():
+    """The provider; nothing it runs may live at module level (the module docstring says why)."""
+    marker = MARKER
+
     class AbortMultipartUploads(dynamic.ResourceProvider):
         def create(self, props: dict[str, Any]) -> dynamic.CreateResult:
-            return dynamic.CreateResult(id_=f"abort-uploads-{props[MARKER]}", outs=props)
+            return dynamic.CreateResult(id_=f"abort-uploads-{props[marker]}", outs=props)
 
         def delete(self, id: str, props: dict[str, Any]) -> None:
-            credentials = _credentials()
+            credentials = self.credentials()
             if credentials is None:
                 pulumi.log.warn(
                     f"no AccessKey in the environment or ~/.aliyun/config.json: incomplete uploads of "
-                    f"{props[MARKER]} were not aborted; if deleting the bucket fails, run: "
-                    f"ossutil rm oss://{props[MARKER]} -m -r -f"
+                    f"{props[marker]} were not aborted; if deleting the bucket fails, run: "
+                    f"ossutil rm oss://{props[marker]} -m -r -f"
                 )
                 return
-            aborted = abort_incomplete_uploads(props[MARKER], props["endpoint"], credentials)
+            aborted = self.abort_incomplete_uploads(props[marker], props["endpoint"], credentials)
             if aborted:
-                pulumi.log.info(f"aborted {aborted} incomplete multipart upload(s) of {props[MARKER]}")
+                pulumi.log.info(f"aborted {aborted} incomplete multipart upload(s) of {props[marker]}")
+
+        # What it runs, here rather than at module level (the module's names below are these).
+        @staticmethod
+        def credentials() -> Optional[tuple[str, str, Optional[str]]]:
+            """(AccessKey id, secret, security token or None) from the environment, else from the current (or
+            ALIBABA_CLOUD_PROFILE) AK or StsToken profile of ~/.aliyun/config.json; None without one."""
+            import json
+            import os
+
+            for key_id, secret, token in (
+                ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALIBABA_CLOUD_SECURITY_TOKEN"),
+                ("ALICLOUD_ACCESS_KEY", "ALICLOUD_SECRET_KEY", "ALICLOUD_SECURITY_TOKEN"),
+            ):
+                if os.environ.get(key_id) and os.environ.get(secret):
+                    return os.environ[key_id], os.environ[secret], os.environ.get(token) or None
+            path = os.path.expanduser("~/.aliyun/config.json")
+            try:
+                with open(path) as f:
+                    config = json.load(f)
+            except (OSError, ValueError):
+                return None
+            wanted = os.environ.get("ALIBABA_CLOUD_PROFILE") or config.get("current")
+            for profile in config.get("profiles", []):
+                if profile.get("name") == wanted and profile.get("mode") in ("AK", "StsToken"):
+                    if profile.get("access_key_id") and profile.get("access_key_secret"):
+                        return profile["access_key_id"], profile["access_key_secret"], profile.get("sts_token") or None
+            return None
+
+        @staticmethod
+        def sign(secret: str, verb: str, date: str, resource: str, oss_headers: dict[str, str]) -> str:
+            """OSS header signature V1: base64(HMAC-SHA1(secret, VERB\\nContent-MD5\\nContent-Type\\nDate\\n
+            CanonicalizedOSSHeaders + CanonicalizedResource)) (OSS API reference, "Include a signature in the
+            Authorization header")."""
+            import base64
+            import hashlib
+            import hmac
+
+            headers = "".join(f"{k.lower()}:{v}\n" for k, v in sorted(oss_headers.items()))
+            text = f"{verb}\n\n\n{date}\n{headers}{resource}"
+            return base64.b64encode(hmac.new(secret.encode(), text.encode(), hashlib.sha1).digest()).decode()
+
+        @staticmethod
+        def abort_incomplete_uploads(
+            bucket: str, endpoint: str, credentials: tuple[str, str, Optional[str]], send: Any = None
+        ) -> int:
+            """ListMultipartUploads (GET /?uploads, paged by key-marker/upload-id-marker) and AbortMultipartUpload
+            (DELETE /<key>?uploadId=) for each; returns how many were aborted. `send(method, url, headers)` -> body
+            bytes replaces the HTTP call in tests."""
+            import email.utils
+            import urllib.parse
+            import urllib.request
+            import xml.etree.ElementTree as ET
+
+            key_id, secret, token = credentials
+
+            def request(method: str, path: str, sub: str, query: str) -> bytes:
+                date = email.utils.formatdate(usegmt=True)
+                oss_headers = {"x-oss-security-token": token} if token else {}
+                signature = AbortMultipartUploads.sign(secret, method, date, f"/{bucket}{path}{sub}", oss_headers)
+                headers = {"Date": date, **oss_headers, "Authorization": f"OSS {key_id}:{signature}"}
+                url = f"https://{bucket}.{endpoint}{urllib.parse.quote(path)}{sub}{query}"
+                if send is not None:
+                    return send(method, url, headers)
+                with urllib.request.urlopen(
+                    urllib.request.Request(url, method=method, headers=headers), timeout=60
+                ) as r:
+                    return r.read()
+
+            aborted, key_marker, id_marker = 0, "", ""
+            while True:
+                query = "&" + urllib.parse.urlencode({"key-marker": key_marker, "upload-id-marker": id_marker})
+                root = ET.fromstring(request("GET", "/", "?uploads", query if key_marker else ""))
+                ns = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
+                for upload in root.findall(f"{ns}Upload"):
+                    key, upload_id = upload.findtext(f"{ns}Key") or "", upload.findtext(f"{ns}UploadId") or ""
+                    request("DELETE", f"/{key}", f"?uploadId={upload_id}", "")
+                    aborted += 1
+                if (root.findtext(f"{ns}IsTruncated") or "false").lower() != "true":
+                    return aborted
+                key_marker = root.findtext(f"{ns}NextKeyMarker") or ""
+                id_marker = root.findtext(f"{ns}NextUploadIdMarker") or ""
 
     return AbortMultipartUploads()
 
@@ -58,81 +146,8 @@ def public_endpoint(region: str) -> str:
     return f"oss-{region}.aliyuncs.com"
 
 
-def _credentials() -> Optional[tuple[str, str, Optional[str]]]:
-    import json
-    import os
-
-    for key_id, secret, token in (
-        ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALIBABA_CLOUD_SECURITY_TOKEN"),
-        ("ALICLOUD_ACCESS_KEY", "ALICLOUD_SECRET_KEY", "ALICLOUD_SECURITY_TOKEN"),
-    ):
-        if os.environ.get(key_id) and os.environ.get(secret):
-            return os.environ[key_id], os.environ[secret], os.environ.get(token) or None
-    path = os.path.expanduser("~/.aliyun/config.json")
-    try:
-        with open(path) as f:
-            config = json.load(f)
-    except (OSError, ValueError):
-        return None
-    wanted = os.environ.get("ALIBABA_CLOUD_PROFILE") or config.get("current")
-    for profile in config.get("profiles", []):
-        if profile.get("name") == wanted and profile.get("mode") in ("AK", "StsToken"):
-            if profile.get("access_key_id") and profile.get("access_key_secret"):
-                return profile["access_key_id"], profile["access_key_secret"], profile.get("sts_token") or None
-    return None
-
-
-def sign(secret: str, verb: str, date: str, resource: str, oss_headers: dict[str, str]) -> str:
-    """OSS header signature V1: base64(HMAC-SHA1(secret, VERB\\nContent-MD5\\nContent-Type\\nDate\\n
-    CanonicalizedOSSHeaders + CanonicalizedResource)) (OSS API reference, "Include a signature in the
-    Authorization header")."""
-    import base64
-    import hashlib
-    import hmac
-
-    headers = "".join(f"{k.lower()}:{v}\n" for k, v in sorted(oss_headers.items()))
-    text = f"{verb}\n\n\n{date}\n{headers}{resource}"
-    return base64.b64encode(hmac.new(secret.encode(), text.encode(), hashlib.sha1).digest()).decode()
-
-
-def abort_incomplete_uploads(
-    bucket: str, endpoint: str, credentials: tuple[str, str, Optional[str]], send: Any = None
-) -> int:
-    """ListMultipartUploads (GET /?uploads, paged by key-marker/upload-id-marker) and AbortMultipartUpload
-    (DELETE /<key>?uploadId=) for each; returns how many were aborted. `send(method, url, headers)` -> body
-    bytes replaces the HTTP call in tests."""
-    import email.utils
-    import urllib.parse
-    import urllib.request
-    import xml.etree.ElementTree as ET
-
-    key_id, secret, token = credentials
-
-    def request(method: str, path: str, sub: str, query: str) -> bytes:
-        date = email.utils.formatdate(usegmt=True)
-        oss_headers = {"x-oss-security-token": token} if token else {}
-        resource = f"/{bucket}{path}{sub}"
-        headers = {
-            "Date": date,
-            **oss_headers,
-            "Authorization": f"OSS {key_id}:{sign(secret, method, date, resource, oss_headers)}",
-        }
-        url = f"https://{bucket}.{endpoint}{urllib.parse.quote(path)}{sub}{query}"
-        if send is not None:
-            return send(method, url, headers)
-        with urllib.request.urlopen(urllib.request.Request(url, method=method, headers=headers), timeout=60) as r:
-            return r.read()
-
-    aborted, key_marker, id_marker = 0, "", ""
-    while True:
-        query = "&" + urllib.parse.urlencode({"key-marker": key_marker, "upload-id-marker": id_marker})
-        root = ET.fromstring(request("GET", "/", "?uploads", query if key_marker else ""))
-        ns = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
-        for upload in root.findall(f"{ns}Upload"):
-            key, upload_id = upload.findtext(f"{ns}Key") or "", upload.findtext(f"{ns}UploadId") or ""
-            request("DELETE", f"/{key}", f"?uploadId={upload_id}", "")
-            aborted += 1
-        if (root.findtext(f"{ns}IsTruncated") or "false").lower() != "true":
-            return aborted
-        key_marker = root.findtext(f"{ns}NextKeyMarker") or ""
-        id_marker = root.findtext(f"{ns}NextUploadIdMarker") or ""
+# The provider's own helpers under the module's names (the tests and prepared_image call them).
+_helpers = _provider()
+_credentials = _helpers.credentials
+sign = _helpers.sign
+abort_incomplete_uploads = _helpers.abort_incomplete_uploads

@@ -17,6 +17,12 @@ Status, Message: Alibaba Cloud SDK models of DescribeImagePipelineExecutions), a
 the ECS API where Pulumi runs, with the
 deployer's AccessKey from the environment or ~/.aliyun/config.json, as components.alibaba.multipart_cleanup does;
 without one its create fails with the one command that shows the build (no image id, no cleanup otherwise).
+The provider's class is defined inside `_provider()` and carries everything it runs (the ECS API signing and
+calls, the wait, the deletion, and multipart_cleanup's credential reader, itself such a static method) as its own
+static methods, so dill pickles all of it by value: the dynamic provider's process imports only pulumi and the
+standard library, not this project (a module-level helper would be pickled by reference to this module). The
+module's `follow_command`, `rpc_url`, `wait_for_image` and `delete_image` are those static methods;
+tests/test_ecs_stack.py loads the pickled provider in an isolated interpreter.
 
 The component runs one YAML task (`RunShellCommand`: ECS "Commands supported by Image Builder",
 alibabacloud.com/help/en/ecs/user-guide/commands-supported-by-image-builder): the script of
@@ -36,6 +42,8 @@ from typing import Any, Optional
 import pulumi
 import pulumi.dynamic as dynamic
 import pulumi_alicloud as alicloud
+
+from components.alibaba.multipart_cleanup import _credentials as read_credentials
 
 # CreateImageComponent / CreateImagePipeline: content at most 16 KB and 127 commands; the template's image name
 # prefix 2-64 characters starting with a letter; system disk 20-500 GiB; public bandwidth 0-100 Mbit/s
@@ -131,27 +139,25 @@ def _title(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def follow_command(region: str, execution_id: str) -> str:
-    """The one command that shows a build's state (the aliyun CLI, with the deployer's profile)."""
-    return f"aliyun ecs DescribeImagePipelineExecutions --RegionId {region} --ExecutionId {execution_id}"
-
-
 # --- The dynamic resource: wait for the build, delete the image --------------------------------------------------
 
 
-def _provider() -> dynamic.ResourceProvider:
+def _provider():
+    """The provider; nothing it runs may live at module level (the module docstring says why)."""
+    done, failed, poll_seconds = DONE, FAILED, POLL_SECONDS
+
     class WaitForImage(dynamic.ResourceProvider):
         def create(self, props: dict[str, Any]) -> dynamic.CreateResult:
-            from components.alibaba.multipart_cleanup import _credentials
-
-            credentials = _credentials()
+            credentials = self.credentials()
             if credentials is None:
                 raise RuntimeError(
                     "no AccessKey in the environment or ~/.aliyun/config.json to follow the prepared image build; "
-                    f"see it with: {follow_command(props['region'], props['execution_id'])}, then set "
+                    f"see it with: {self.follow_command(props['region'], props['execution_id'])}, then set "
                     "ecs.preparedImage.id to its ImageId and ecs.preparedImage.build to false"
                 )
-            image_id = wait_for_image(props["region"], props["execution_id"], credentials, props["wait_minutes"] * 60)
+            image_id = self.wait_for_image(
+                props["region"], props["execution_id"], credentials, props["wait_minutes"] * 60
+            )
             return dynamic.CreateResult(id_=image_id, outs={**props, "image_id": image_id})
 
         def diff(self, id: str, old: dict[str, Any], new: dict[str, Any]) -> dynamic.DiffResult:
@@ -159,9 +165,7 @@ def _provider() -> dynamic.ResourceProvider:
             return dynamic.DiffResult(changes=bool(replaces), replaces=replaces, delete_before_replace=False)
 
         def delete(self, id: str, props: dict[str, Any]) -> None:
-            from components.alibaba.multipart_cleanup import _credentials
-
-            credentials = _credentials()
+            credentials = self.credentials()
             if credentials is None:
                 pulumi.log.warn(
                     f"no AccessKey in the environment or ~/.aliyun/config.json: the prepared image {id} was not "
@@ -169,7 +173,120 @@ def _provider() -> dynamic.ResourceProvider:
                     "--Force true"
                 )
                 return
-            delete_image(props["region"], id, credentials)
+            self.delete_image(props["region"], id, credentials)
+
+        # What it runs, here rather than at module level (the module's names below are these). The credential
+        # reader is multipart_cleanup's: a static method of the class its _provider() defines, so it is pickled
+        # by value as well.
+        credentials = staticmethod(read_credentials)
+
+        @staticmethod
+        def follow_command(region: str, execution_id: str) -> str:
+            """The one command that shows a build's state (the aliyun CLI, with the deployer's profile)."""
+            return f"aliyun ecs DescribeImagePipelineExecutions --RegionId {region} --ExecutionId {execution_id}"
+
+        @staticmethod
+        def rpc_url(
+            region: str, action: str, params: dict[str, str], credentials: tuple[str, str, Optional[str]]
+        ) -> str:
+            """A signed ECS API GET to the region's endpoint (RPC signature V1: HMAC-SHA1 of
+            `GET&%2F&<percent-encoded sorted query>` with the secret plus '&'; ECS API reference, "Request
+            signatures", whose DescribeRegions example tests/test_ecs_stack.py reproduces). `params` may override
+            the common parameters."""
+            import base64
+            import datetime
+            import hashlib
+            import hmac
+            import urllib.parse
+            import uuid
+
+            key_id, secret, token = credentials
+            query = {
+                "Action": action,
+                "Format": "JSON",
+                "Version": "2014-05-26",
+                "AccessKeyId": key_id,
+                "SignatureMethod": "HMAC-SHA1",
+                "SignatureVersion": "1.0",
+                "SignatureNonce": uuid.uuid4().hex,
+                "Timestamp": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                **({"SecurityToken": token} if token else {}),
+                **params,
+            }
+
+            def encode(text: str) -> str:
+                return urllib.parse.quote(text, safe="~")
+
+            canonical = "&".join(f"{encode(k)}={encode(v)}" for k, v in sorted(query.items()))
+            to_sign = f"GET&{encode('/')}&{encode(canonical)}"
+            signature = base64.b64encode(
+                hmac.new(f"{secret}&".encode(), to_sign.encode(), hashlib.sha1).digest()
+            ).decode()
+            return f"https://ecs.{region}.aliyuncs.com/?{canonical}&Signature={encode(signature)}"
+
+        @staticmethod
+        def call(region: str, action: str, params: dict[str, str], credentials, send: Any) -> dict:
+            import json
+            import urllib.request
+
+            url = WaitForImage.rpc_url(region, action, {"RegionId": region, **params}, credentials)
+            if send is not None:
+                return send(action, params)
+            with urllib.request.urlopen(url, timeout=60) as response:
+                return json.loads(response.read())
+
+        @staticmethod
+        def wait_for_image(
+            region: str, execution_id: str, credentials, timeout_seconds: float, send: Any = None, sleep: Any = None
+        ) -> str:
+            """Polls the build task until it ends; its image id, or an error naming its state and message.
+            `send(action, params)` -> the decoded answer, and `sleep(seconds)`, replace the HTTP call and the pause
+            in tests."""
+            import time
+
+            pause = sleep or time.sleep
+            waited = 0.0
+            while True:
+                answer = WaitForImage.call(
+                    region, "DescribeImagePipelineExecutions", {"ExecutionId": execution_id}, credentials, send
+                )
+                found = answer.get("ImagePipelineExecution", {}).get("ImagePipelineExecutionSet", [])
+                task = found[0] if found else {}
+                status = task.get("Status", "")
+                if status in done and task.get("ImageId"):
+                    return task["ImageId"]
+                if status in failed:
+                    raise RuntimeError(
+                        f"the prepared image build {execution_id} ended {status}: {task.get('Message', '')}"
+                    )
+                if waited >= timeout_seconds:
+                    raise RuntimeError(
+                        f"the prepared image build {execution_id} is still {status or 'unknown'} after "
+                        f"{timeout_seconds / 60:.0f} min; see: {WaitForImage.follow_command(region, execution_id)}"
+                    )
+                pause(poll_seconds)
+                waited += poll_seconds
+
+        @staticmethod
+        def delete_image(region: str, image_id: str, credentials, send: Any = None) -> list[str]:
+            """DeleteImage (Force), then DeleteSnapshot (Force) for each snapshot behind it: deleting an image keeps
+            its snapshots, which bill on (the provider's `ecs.Image` does the same only with `delete_auto_snapshot`,
+            resource_alicloud_image.go: DescribeImages' DiskDeviceMappings.DiskDeviceMapping[].SnapshotId). Returns
+            the snapshots deleted."""
+            answer = WaitForImage.call(
+                region, "DescribeImages", {"ImageId": image_id, "ImageOwnerAlias": "self"}, credentials, send
+            )
+            images = answer.get("Images", {}).get("Image", [])
+            if not images:
+                return []  # gone already
+            mappings = images[0].get("DiskDeviceMappings", {}).get("DiskDeviceMapping", [])
+            snapshots = [m["SnapshotId"] for m in mappings if m.get("SnapshotId")]
+            WaitForImage.call(region, "DeleteImage", {"ImageId": image_id, "Force": "true"}, credentials, send)
+            for snapshot in snapshots:
+                WaitForImage.call(
+                    region, "DeleteSnapshot", {"SnapshotId": snapshot, "Force": "true"}, credentials, send
+                )
+            return snapshots
 
     return WaitForImage()
 
@@ -189,89 +306,9 @@ class PreparedImageBuild(dynamic.Resource):
         super().__init__(_provider(), name, props, opts)
 
 
-def rpc_url(region: str, action: str, params: dict[str, str], credentials: tuple[str, str, Optional[str]]) -> str:
-    """A signed ECS API GET to the region's endpoint (RPC signature V1: HMAC-SHA1 of `GET&%2F&<percent-encoded
-    sorted query>` with the secret plus '&'; ECS API reference, "Request signatures", whose DescribeRegions example
-    tests/test_ecs_stack.py reproduces). `params` may override the common parameters."""
-    import base64
-    import datetime
-    import hashlib
-    import hmac
-    import urllib.parse
-    import uuid
-
-    key_id, secret, token = credentials
-    query = {
-        "Action": action,
-        "Format": "JSON",
-        "Version": "2014-05-26",
-        "AccessKeyId": key_id,
-        "SignatureMethod": "HMAC-SHA1",
-        "SignatureVersion": "1.0",
-        "SignatureNonce": uuid.uuid4().hex,
-        "Timestamp": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        **({"SecurityToken": token} if token else {}),
-        **params,
-    }
-
-    def encode(text: str) -> str:
-        return urllib.parse.quote(text, safe="~")
-
-    canonical = "&".join(f"{encode(k)}={encode(v)}" for k, v in sorted(query.items()))
-    to_sign = f"GET&{encode('/')}&{encode(canonical)}"
-    signature = base64.b64encode(hmac.new(f"{secret}&".encode(), to_sign.encode(), hashlib.sha1).digest()).decode()
-    return f"https://ecs.{region}.aliyuncs.com/?{canonical}&Signature={encode(signature)}"
-
-
-def _call(region: str, action: str, params: dict[str, str], credentials, send: Any) -> dict:
-    import urllib.request
-
-    url = rpc_url(region, action, {"RegionId": region, **params}, credentials)
-    if send is not None:
-        return send(action, params)
-    with urllib.request.urlopen(url, timeout=60) as response:
-        return json.loads(response.read())
-
-
-def wait_for_image(
-    region: str, execution_id: str, credentials, timeout_seconds: float, send: Any = None, sleep: Any = None
-) -> str:
-    """Polls the build task until it ends; its image id, or an error naming its state and message.
-    `send(action, params)` -> the decoded answer, and `sleep(seconds)`, replace the HTTP call and the pause in tests."""
-    import time
-
-    pause = sleep or time.sleep
-    waited = 0.0
-    while True:
-        answer = _call(region, "DescribeImagePipelineExecutions", {"ExecutionId": execution_id}, credentials, send)
-        found = answer.get("ImagePipelineExecution", {}).get("ImagePipelineExecutionSet", [])
-        task = found[0] if found else {}
-        status = task.get("Status", "")
-        if status in DONE and task.get("ImageId"):
-            return task["ImageId"]
-        if status in FAILED:
-            raise RuntimeError(f"the prepared image build {execution_id} ended {status}: {task.get('Message', '')}")
-        if waited >= timeout_seconds:
-            raise RuntimeError(
-                f"the prepared image build {execution_id} is still {status or 'unknown'} after "
-                f"{timeout_seconds / 60:.0f} min; see: {follow_command(region, execution_id)}"
-            )
-        pause(POLL_SECONDS)
-        waited += POLL_SECONDS
-
-
-def delete_image(region: str, image_id: str, credentials, send: Any = None) -> list[str]:
-    """DeleteImage (Force), then DeleteSnapshot (Force) for each snapshot behind it: deleting an image keeps its
-    snapshots, which bill on (the provider's `ecs.Image` does the same only with `delete_auto_snapshot`,
-    resource_alicloud_image.go: DescribeImages' DiskDeviceMappings.DiskDeviceMapping[].SnapshotId). Returns the
-    snapshots deleted."""
-    answer = _call(region, "DescribeImages", {"ImageId": image_id, "ImageOwnerAlias": "self"}, credentials, send)
-    images = answer.get("Images", {}).get("Image", [])
-    if not images:
-        return []  # gone already
-    mappings = images[0].get("DiskDeviceMappings", {}).get("DiskDeviceMapping", [])
-    snapshots = [m["SnapshotId"] for m in mappings if m.get("SnapshotId")]
-    _call(region, "DeleteImage", {"ImageId": image_id, "Force": "true"}, credentials, send)
-    for snapshot in snapshots:
-        _call(region, "DeleteSnapshot", {"SnapshotId": snapshot, "Force": "true"}, credentials, send)
-    return snapshots
+# The provider's own helpers under the module's names (the tests call them).
+_helpers = _provider()
+follow_command = _helpers.follow_command
+rpc_url = _helpers.rpc_url
+wait_for_image = _helpers.wait_for_image
+delete_image = _helpers.delete_image

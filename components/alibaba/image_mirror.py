@@ -132,6 +132,8 @@ class ImageMirror(pulumi.ComponentResource):
     invocation: alicloud.ecs.EcsInvocation  # what the serving workload waits for
     image: str  # what the serving pods pull
     instance_id: pulumi.Output[str]  # the worker
+    repository: alicloud.cs.RegistryEnterpriseRepo
+    link: alicloud.cr.VpcEndpointLinkedVpc
 
     def __init__(self, name: str, args: ImageMirrorArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("llm:alibaba:ImageMirror", name, None, opts)
@@ -226,4 +228,5 @@ class ImageMirror(pulumi.ComponentResource):
         )
         self.image = args.destination
         self.instance_id = worker.id
+        self.repository, self.link = repository, link
         self.register_outputs({"image": self.image, "worker": worker.id})

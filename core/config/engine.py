@@ -33,7 +33,7 @@ DEFAULT_IMAGES = {
 # (pulumi_alicloud cs/registry_enterprise_namespace.py `name`); the instance's VPC domain
 # `<instance name>-registry-vpc.<region>.cr.aliyuncs.com` (ACR "Configure access over VPCs").
 ACR_INSTANCE_ID = r"cri-[a-z0-9]{1,64}"
-ACR_NAMESPACE = r"[a-z0-9](?:[a-z0-9_.-]{0,118}[a-z0-9])?"
+ACR_NAMESPACE = r"[a-z0-9][a-z0-9_.-]{0,118}[a-z0-9]"
 ACR_VPC_REGISTRY = r"(?P<name>[a-z0-9][a-z0-9-]*)-registry-vpc\.(?P<region>[a-z0-9-]+)\.cr\.aliyuncs\.com"
 
 

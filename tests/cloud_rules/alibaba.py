@@ -676,3 +676,90 @@ def public_api_servers_have_a_whitelist(run):
         if any("0.0.0.0/0" in message for message, _ in run.warnings):
             continue
         yield f"{cluster.name}: its API server has a public endpoint and no whitelist"
+
+
+# --- ACR Enterprise Edition: the engine image mirror ------------------------------------------------------------
+SERVING_TYPES = ("kubernetes:apps/v1:Deployment", "kubernetes:leaderworkerset.x-k8s.io/v1:LeaderWorkerSet")
+ACR_VPC_HOST = re.compile(r"[a-z0-9][a-z0-9-]*-registry-vpc\.(?P<region>[a-z0-9-]+)\.cr\.aliyuncs\.com")
+
+
+@rule(
+    "alicloud:cr/vpcEndpointLinkedVpc:VpcEndpointLinkedVpc",
+    source="pulumi_alicloud cr/vpc_endpoint_linked_vpc.py docstring (module_name: Registry or Chart); ACR 'Configure "
+    "access over VPCs' (the VPC domain resolves in a VPC through the PrivateZone record the link creates)",
+)
+def registry_vpc_link_fits(candidate: Candidate, run) -> str | None:
+    inputs = _unwrap(candidate.inputs)
+    module = inputs.get("moduleName")
+    if known(module) and module not in ("Registry", "Chart"):
+        return f"a VPC endpoint link's module is Registry or Chart, not {module!r}"
+    if inputs.get("enableCreateDnsRecordInPvzt") is not True:
+        return "without the PrivateZone record the instance's VPC domain does not resolve in the VPC"
+    return None
+
+
+@rule(
+    "alicloud:cs/registryEnterpriseRepo:RegistryEnterpriseRepo",
+    source="pulumi_alicloud cs/registry_enterprise_repo.py docstring (repo_type PUBLIC or PRIVATE; summary required); "
+    "cs/registry_enterprise_namespace.py (names: lowercase letters, digits, _ - ., not starting or ending with one)",
+)
+def registry_repository_fits(candidate: Candidate, run) -> str | None:
+    inputs = _unwrap(candidate.inputs)
+    if inputs.get("repoType") not in ("PUBLIC", "PRIVATE"):
+        return f"a repository is PUBLIC or PRIVATE, not {inputs.get('repoType')!r}"
+    name = inputs.get("name")
+    if known(name) and not re.fullmatch(r"[a-z0-9](?:[a-z0-9_.-]*[a-z0-9])?", str(name)):
+        return f"repository name {name!r}: lowercase letters, digits, _ - ., not starting or ending with a separator"
+    if not inputs.get("summary"):
+        return "a repository needs a summary"
+    return None
+
+
+@run_rule(
+    source="ACR 'Configure access over VPCs' (alibabacloud.com/help/en/acr/user-guide/configure-access-over-vpcs: an "
+    "Enterprise instance is reached from a VPC only once that VPC is linked to its VPC endpoint); ACR 'RAM "
+    "authentication rules' doc-detail/144948 (pushing needs cr:PushRepository on the repository)"
+)
+def mirrored_images_are_reachable_and_complete(run):
+    """Serving pods that pull from an ACR EE repository this stack creates: the stack links its VPC to that
+    instance, the pods' workload waits for the copy (an invocation that pushes into the repository), and the
+    worker's role may push exactly there."""
+    repositories = {
+        (_unwrap(r.inputs).get("instanceId"), _unwrap(r.inputs).get("namespace"), _unwrap(r.inputs).get("name")): r
+        for r in run.of_type("alicloud:cs/registryEnterpriseRepo:RegistryEnterpriseRepo")
+    }
+    links = {
+        (_unwrap(r.inputs).get("instanceId"), _unwrap(r.inputs).get("vpcId"))
+        for r in run.of_type("alicloud:cr/vpcEndpointLinkedVpc:VpcEndpointLinkedVpc")
+    }
+    vpcs = [f"{r.name}-id" for r in run.of_type("alicloud:vpc/network:Network")]
+    for owner, _, spec in _serving_templates(run):
+        for container in [*(spec.get("containers") or []), *(spec.get("initContainers") or [])]:
+            image = container.get("image") or ""
+            host, _, path = image.partition("/")
+            if not ACR_VPC_HOST.fullmatch(host):
+                continue
+            namespace, _, rest = path.partition("/")
+            name = rest.split(":", 1)[0].split("@", 1)[0]
+            found = [key for key in repositories if key[1:] == (namespace, name)]
+            if not found:
+                continue  # an image of your own in an instance you manage (engine.image): not this stack's copy
+            instance = found[0][0]
+            if not any((instance, vpc) in links for vpc in vpcs):
+                yield f"{owner}: pulls {image} over the VPC, but the stack's VPC is not linked to {instance}"
+            pushers = [
+                i
+                for i in run.of_type("alicloud:ecs/ecsInvocation:EcsInvocation")
+                if repositories[found[0]].urn in i.dependencies
+            ]
+            workload = next(
+                (r for r in run.resources if r.name == owner.split("/", 1)[0] and r.type in SERVING_TYPES), None
+            )
+            if workload is not None and not any(_depends_on(run, workload, p.urn) for p in pushers):
+                yield f"{owner}: pulls {image} before anything has pushed it"
+            pattern = rf"acs:cr:[^:]*:[^:]*:repository/{re.escape(f'{instance}/{namespace}/{name}')}"
+            for pusher in pushers:
+                for instance_id in _listed(_unwrap(pusher.inputs).get("instanceIds")):
+                    policies = [s for role, _ in _instance_roles(run, instance_id) for s in _role_policies(run, role)]
+                    if not _allows(policies, "cr:PushRepository", pattern):
+                        yield f"{pusher.name}: pushes {image} but its role may not push to {pattern}"

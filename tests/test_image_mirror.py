@@ -306,3 +306,11 @@ def test_every_deadline_covers_the_modelled_duration_of_what_it_waits_for(stack,
     assert minutes(workload.custom_timeouts["create"]) >= expected.span(
         ready_time.SERVING_START, ready_time.SERVING_READY
     )
+
+
+def test_the_cost_estimate_lists_the_mirror_worker_only_with_a_mirror():
+    def items(run):
+        return [i["resource"] for i in unwrap(run.outputs["costEstimate"])["items"]]
+
+    assert any(i.startswith("image mirror worker") for i in items(mirrored("ack")))
+    assert not any("mirror" in i for i in items(run_stack("ack")))

@@ -77,7 +77,7 @@ def build(settings: AcsSettings) -> dict[str, object]:
     ns, store = namespace_and_store(settings, cluster, tags, in_cluster, auth="access-key")
     stream = stream_access(settings, cluster, store, ns, tags, in_cluster)
     # LWS from Alibaba's catalog and the region's VPC registry: registry.k8s.io is unreliable from mainland China.
-    needs = (
+    needs: list[pulumi.Resource] = (
         [LeaderWorkerSetController(f"{settings.name}-lws", opts=in_cluster, chart=alibaba_lws(settings.region))]
         if settings.placement.pods > 1
         else []

@@ -195,6 +195,21 @@ def _balancers_and_bucket(settings: ClusterSettings) -> list[Item]:
             "import-worker",
         )
     )
+    if getattr(settings, "image_mirror", None) is not None:
+        from components.alibaba.image_mirror import DISK_GIB
+
+        items.append(
+            Item(
+                f"image mirror worker (ECS {settings.model_store.import_instance_type}): stopped in economical mode "
+                f"once the copy is done; its {DISK_GIB} GiB ESSD system disk stays billed until destroy. The ACR "
+                "Enterprise Edition instance is yours (a subscription), and the copy's storage is in its quota",
+                1,
+                Price.unknown(
+                    "0 per hour once stopped (StopCharging); disks are billed per GiB-month, no verified code"
+                ),
+                "mirror-worker",
+            )
+        )
     return items
 
 

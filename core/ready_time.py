@@ -298,6 +298,5 @@ VARIANTS = {
     # pods pull it over the VPC. The instance id, domain and namespace are placeholders: the model reads only that
     # there is a mirror in the stack's region.
     "acs, engine image mirrored into ACR EE": ("acs", MIRRORED, 18),
-    "acs-r1, mirrored and streamed from OSS": ("acs-r1", {**MIRRORED, **STREAM_FROM_OSS, "acs.fluid": False}, 45),
     "ack, engine image mirrored into ACR EE": ("ack", MIRRORED, 25),
 }

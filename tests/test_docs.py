@@ -233,10 +233,7 @@ README_READY_ROWS = {  # the README's time-to-ready rows: which stacks and varia
         "prod, prepared image, weights in the region",
     ],
     "acs / acs-r1 (acs-r1 streamed from OSS)": ["acs", "acs-r1", "acs-r1, streamed from OSS"],
-    "acs / acs-r1 with `engine.mirror` (acs-r1 also streamed from OSS)": [
-        "acs, engine image mirrored into ACR EE",
-        "acs-r1, mirrored and streamed from OSS",
-    ],
+    "acs with `engine.mirror`": ["acs, engine image mirrored into ACR EE"],
     "ack / ack-edge (second run)": ["ack", "ack-edge"],
     "ack with `engine.mirror`": ["ack, engine image mirrored into ACR EE"],
     "gke": ["gke"],

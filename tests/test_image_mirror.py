@@ -314,3 +314,11 @@ def test_the_cost_estimate_lists_the_mirror_worker_only_with_a_mirror():
 
     assert any(i.startswith("image mirror worker") for i in items(mirrored("ack")))
     assert not any("mirror" in i for i in items(run_stack("ack")))
+
+
+def test_mirroring_a_docker_hub_image_in_mainland_china_is_warned_about():
+    from core.versions import VLLM_IMAGE
+
+    run = run_stack("ack", {**MIRROR, "engine.image": VLLM_IMAGE.value})
+    assert any("often not reachable from mainland China" in m for m, _ in run.warnings)
+    assert not any("engine.mirror" in m for m, _ in mirrored("ack").warnings)  # the EGS default is reachable

@@ -123,6 +123,14 @@ def image_mirror(settings: AlibabaClusterSettings, provider: alicloud.Provider, 
     from stacks.alibaba.common import ubuntu_image
     from stacks.progress import announce
 
+    source_host = mirror.source.split("/", 1)[0]
+    if settings.mainland_china and not source_host.endswith(".aliyuncs.com"):
+        # The program's own mainland defaults avoid Docker Hub for this reason (core/versions.py).
+        pulumi.log.warn(
+            f"engine.mirror: the worker copies {mirror.source} through the NAT, and {source_host} is often not "
+            "reachable from mainland China; if the copy fails, put the image into your instance yourself (e.g. with "
+            "ACR's artifact subscription) and set engine.image to its VPC address instead (docs/image-mirror.md)"
+        )
     plan = settings.model_store
     modelled = durations.image_mirror(settings.network.nat_bandwidth_mbps, mirror_sharing(settings))
     deadline = min(

@@ -322,3 +322,15 @@ def test_mirroring_a_docker_hub_image_in_mainland_china_is_warned_about():
     run = run_stack("ack", {**MIRROR, "engine.image": VLLM_IMAGE.value})
     assert any("often not reachable from mainland China" in m for m, _ in run.warnings)
     assert not any("engine.mirror" in m for m, _ in mirrored("ack").warnings)  # the EGS default is reachable
+
+
+def test_a_new_source_replaces_the_stopped_worker_so_the_new_copy_runs_on_a_running_one():
+    def worker_inputs(overrides):
+        run = run_stack("ack", {**MIRROR, **overrides})
+        instance, _ = _worker(run)
+        return unwrap(instance.inputs)["userData"], instance.replace_on_changes
+
+    before, replaced_on = worker_inputs({})
+    after, _ = worker_inputs({"engine.image": "egs-registry.cn-hangzhou.cr.aliyuncs.com/egs/vllm:0.11.1-test"})
+    assert before != after and "userData" in replaced_on
+    assert worker_inputs({})[0] == before  # the same config, the same worker

@@ -79,11 +79,12 @@ def _body(name: str) -> str:
     return (SCRIPTS / name).read_text().split("\n", 1)[1]  # drop the script's own shebang
 
 
-def render_setup() -> str:
+def render_setup(fingerprint: str) -> str:
     """User-data: skopeo, the pinned SDK core and the worker script; no secret."""
     header = "\n".join(
         [
             "#!/bin/bash",
+            f"# mirror: {fingerprint}",  # replaces the worker when what it does changes
             f"PIP_INDEX_URL={shlex.quote(PIP_INDEX_URL)}",
             f"ACS_CORE_VERSION={shlex.quote(versions.ALIYUN_SDK_CORE.value)}",
             "",
@@ -166,8 +167,7 @@ class ImageMirror(pulumi.ComponentResource):
         )
         timeout_seconds = args.timeout_minutes * 60
         command_text = render_command(args, timeout_seconds)
-        setup = render_setup()
-        fingerprint = hashlib.sha256((command_text + setup).encode()).hexdigest()[:16]
+        fingerprint = hashlib.sha256((command_text + render_setup("")).encode()).hexdigest()[:16]
         worker = alicloud.ecs.Instance(
             f"{name}-worker",
             instance_name=f"{name}-worker",
@@ -181,7 +181,7 @@ class ImageMirror(pulumi.ComponentResource):
             system_disk_size=DISK_GIB,
             internet_max_bandwidth_out=0,  # no public address: the NAT is its way out
             # The fingerprint replaces the worker when what it does changes: a stopped worker never takes a command.
-            user_data=base64.b64encode(f"#!/bin/bash\n# mirror: {fingerprint}\n{setup}".encode()).decode(),
+            user_data=base64.b64encode(render_setup(fingerprint).encode()).decode(),
             http_tokens="optional",  # Cloud Assistant reads the role's credentials with a tokenless GET
             tags=tags,
             opts=pulumi.ResourceOptions(

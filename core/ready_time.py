@@ -15,7 +15,7 @@ from core.config.storage import STREAM
 from core.engine import stream_load
 from core.targets import ACK, ACK_EDGE, ACS, ECS, GKE, KUBERNETES
 from core.timeline import API, Task, Timeline
-from core.versions import VLLM_IMAGE
+from core.versions import VLLM_IMAGE, VLLM_IMAGE_CN
 
 
 def _step(name: str, minutes: float, after: tuple[str, ...], figure: d.Figure | str) -> Task:
@@ -274,6 +274,9 @@ IN_REGION = {
     "engine.image": VLLM_IMAGE.value,
 }
 COPIED = {"ecs.weights.source": "oss", "ecs.weights.bucket": "my-llm-models"}
+# The mainland default engine image, copied into an ACR Enterprise Edition instance of yours in the region (by hand or
+# another stack's engine.mirror): the host pulls it over the VPC (the domain is a placeholder; the model reads it).
+IN_ACR = {"engine.image": "myacr-registry-vpc.cn-hangzhou.cr.aliyuncs.com/llm/" + VLLM_IMAGE_CN.value.rsplit("/", 1)[1]}
 MIRRORED = {
     "engine.mirror.instanceId": "cri-example",
     "engine.mirror.registry": "example-registry-vpc.cn-hangzhou.cr.aliyuncs.com",
@@ -281,6 +284,8 @@ MIRRORED = {
 }
 STREAM_FROM_OSS = {"modelStore.load": "stream", "engine.image": VLLM_IMAGE.value}
 VARIANTS = {
+    "dev, engine image from your ACR in the region": ("dev", IN_ACR, 10),
+    "prod, engine image from your ACR in the region": ("prod", IN_ACR, 16),
     "dev, prepared image": ("dev", {"ecs.preparedImage.id": PREPARED}, 5),
     "dev, prepared image, weights in the region": ("dev", {"ecs.preparedImage.id": PREPARED, **IN_REGION}, 5),
     "prod, prepared image, weights in the region": ("prod", {"ecs.preparedImage.id": PREPARED, **IN_REGION}, 10),
@@ -290,6 +295,11 @@ VARIANTS = {
         {"ecs.preparedImage.id": PREPARED, **COPIED},
         None,
     ),
+    "prod, prepared image": ("prod", {"ecs.preparedImage.id": PREPARED}, None),
+    "dev, weights copied from the region": ("dev", COPIED, None),
+    "prod, weights copied from the region": ("prod", COPIED, None),
+    "dev, engine image from your ACR, weights copied from the region": ("dev", {**IN_ACR, **COPIED}, None),
+    "prod, engine image from your ACR, weights copied from the region": ("prod", {**IN_ACR, **COPIED}, None),
     # Streaming from OSS (docs/loading.md): explicit, with an engine image that ships the streamer (not EGS's), and
     # past Fluid on acs-r1 (the stream reads OSS directly).
     "acs-r1, streamed from OSS": ("acs-r1", {**STREAM_FROM_OSS, "acs.fluid": False}, 45),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import pickle
 import runpy
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -515,6 +516,19 @@ def run_program(program: Callable[[], Optional[dict]], stack: str = "dev", previ
     return _run(body, stack, {}, (), preview, ZONES, None, None, PROJECT)
 
 
+# pulumi.dynamic.serialize_provider (pulumi 3.x dynamic/dynamic.py) wraps pickle._Pickler._batch_setitems and
+# save_dict for a deterministic pickle and restores only pickle.Pickler afterwards: every dynamic resource adds one
+# more wrapper, and after a few hundred of them in one process (this suite builds over a thousand stacks) pickling
+# hits the recursion limit (the symptom of pulumi/pulumi#17803). A real `pulumi up` builds a few per stack. Each run
+# here puts the originals back.
+_PICKLER_ORIGINALS = {name: getattr(pickle._Pickler, name) for name in ("_batch_setitems", "save_dict")}
+
+
+def _restore_pickler() -> None:
+    for name, original in _PICKLER_ORIGINALS.items():
+        setattr(pickle._Pickler, name, original)
+
+
 def _run(
     body: Callable[[], object],
     stack: str,
@@ -553,6 +567,7 @@ def _run(
     finally:
         pulumi.log.info = original_info
         pulumi.log.warn = original_warn
+        _restore_pickler()
     try:
         cloud_rules.check_run(run)
     except cloud_rules.CloudRefusal as refusal:

@@ -223,6 +223,10 @@ def test_the_site_hook_turns_each_diagram_into_svg_and_fails_on_one_dot_cannot_d
 
 
 README_READY_ROWS = {  # the README's time-to-ready rows: which stacks and variants each row's figures are, in order
+    "dev / prod, engine image from your ACR in the region": [
+        "dev, engine image from your ACR in the region",
+        "prod, engine image from your ACR in the region",
+    ],
     "dev (first host; prepared image; prepared image + weights streamed in the region)": [
         "dev",
         "dev, prepared image",
@@ -238,6 +242,37 @@ README_READY_ROWS = {  # the README's time-to-ready rows: which stacks and varia
     "ack with `engine.mirror`": ["ack, engine image mirrored into ACR EE"],
     "gke": ["gke"],
 }
+
+
+# docs/targets/ecs-prepared-image.md, "What they save": each table's columns, as variants of `{}` (dev or prod).
+ECS_PAGE_TABLES = [
+    ["{}", "{}, prepared image", "{}, prepared image, weights copied from the region"],
+    [
+        "{}, engine image from your ACR in the region",
+        "{}, weights copied from the region",
+        "{}, engine image from your ACR, weights copied from the region",
+    ],
+    ["{}, prepared image, weights copied from the region", "{}, prepared image, weights in the region"],
+]
+
+
+def test_the_ecs_prepared_image_page_quotes_the_models_minutes():
+    from docgen.ready_time import rows
+
+    modelled = {r.name: r.plan.total for r in rows()}
+    text = (ROOT / "docs/targets/ecs-prepared-image.md").read_text()
+    section = text.split("## What they save (modelled)", 1)[1].split("\n## ", 1)[0]
+    table, checked = -1, 0
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if cells[0] == "stack":
+            table += 1
+        elif cells[0].split(" ", 1)[0] in ("dev", "prod") and len(cells) > 1:
+            stack = cells[0].split(" ", 1)[0]
+            columns = ECS_PAGE_TABLES[table]
+            assert cells[1 : 1 + len(columns)] == [f"{modelled[c.format(stack)]:.1f}" for c in columns], line
+            checked += 1
+    assert checked == 2 * len(ECS_PAGE_TABLES)
 
 
 def test_the_readme_quotes_the_models_minutes_and_goals_for_every_example_stack():

@@ -54,9 +54,13 @@ ensure_registry_tools() {
     return 0
   fi
   echo "test.sh: installing Debian's ${missing[*]} (apt-get install)" >&2
-  # RUNLEVEL=1: the docker-registry package must not start its system registry on port 5000.
-  { apt-get update -q && RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-    "${missing[@]}"; } >&2
+  # RUNLEVEL=1: the docker-registry package must not start its system registry on port 5000. (A failing apt-get
+  # update inside an && list would not stop this script under set -e: say so and stop.)
+  if ! { apt-get update -q && RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+    --no-install-recommends "${missing[@]}"; } >&2; then
+    echo "test.sh: apt-get could not install ${missing[*]} (another apt running? see above)" >&2
+    return 1
+  fi
   # The package enables its service for the next boot (and under systemd may have started it): stop and disable
   # it, the suite starts its own registries.
   if [ -x /etc/init.d/docker-registry ]; then

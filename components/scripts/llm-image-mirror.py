@@ -196,11 +196,17 @@ USAGE = """usage: llm-image-mirror run SOURCE DESTINATION INSTANCE_ID REGION
 
 def main(argv: list[str]) -> int:
     sys.path.insert(0, LIB)
-    if len(argv) == 6 and argv[1] == "run":
-        return run(*argv[2:6])
-    if len(argv) in (5, 6) and argv[1] == "copy" and argv[5:] in ([], ["--plain-http"]):
-        print(json.dumps({"result": copy(argv[2], argv[3], argv[4], plain_http=argv[5:] == ["--plain-http"])}))
-        return 0
+    try:
+        if len(argv) == 6 and argv[1] == "run":
+            return run(*argv[2:6])
+        if len(argv) in (5, 6) and argv[1] == "copy" and argv[5:] in ([], ["--plain-http"]):
+            print(json.dumps({"result": copy(argv[2], argv[3], argv[4], plain_http=argv[5:] == ["--plain-http"])}))
+            return 0
+    except subprocess.CalledProcessError as failed:
+        # skopeo's own reason (e.g. "unauthorized: authentication required"), which the traceback would not show.
+        # Its argv names the auth file, never the credentials in it.
+        print(f"skopeo failed (exit {failed.returncode}): {(failed.stderr or '').strip()}", file=sys.stderr)
+        return 1
     if len(argv) == 3 and argv[1] == "stop-self":
         return stop_self(argv[2])
     print(USAGE, file=sys.stderr)

@@ -350,7 +350,7 @@ def test_rendered_setup_and_command_pass_shellcheck(tmp_path):
     )
     command = render_command(args, 3600)
     assert f"DESTINATION={args.destination}" in command and "TIMEOUT_SECONDS=3600" in command
-    setup = render_setup()
+    setup = render_setup("0123456789abcdef")
     assert "/usr/local/bin/llm-image-mirror" in setup
     for name, text in (("command.sh", command), ("setup.sh", setup)):
         path = tmp_path / name

@@ -334,3 +334,11 @@ def test_a_new_source_replaces_the_stopped_worker_so_the_new_copy_runs_on_a_runn
     after, _ = worker_inputs({"engine.image": "egs-registry.cn-hangzhou.cr.aliyuncs.com/egs/vllm:0.11.1-test"})
     assert before != after and "userData" in replaced_on
     assert worker_inputs({})[0] == before  # the same config, the same worker
+
+
+@pytest.mark.parametrize("stack", ["ack", "acs"])
+def test_a_preview_with_the_mirror_shows_the_mirrored_estimate_before_anything_exists(stack):
+    run = run_stack(stack, MIRROR, preview=True)  # ids unknown: the cloud rules wait for them
+    assert run.of_type(REPO) and run.of_type(LINK)
+    expected = ready_time.timeline(settings_for(stack, MIRROR)).total
+    assert any(f"{expected:.1f} min" in m or f"{expected:.0f} min" in m for m, _ in run.logs), run.logs[:5]

@@ -745,7 +745,8 @@ def mirrored_images_are_reachable_and_complete(run):
             if not found:
                 continue  # an image of your own in an instance you manage (engine.image): not this stack's copy
             instance = found[0][0]
-            if not any((instance, vpc) in links for vpc in vpcs):
+            pending = any(i == instance and not known(v) for i, v in links)  # a preview: the VPC has no id yet
+            if not pending and not any((instance, vpc) in links for vpc in vpcs):
                 yield f"{owner}: pulls {image} over the VPC, but the stack's VPC is not linked to {instance}"
             pushers = [
                 i
@@ -760,6 +761,11 @@ def mirrored_images_are_reachable_and_complete(run):
             pattern = rf"acs:cr:[^:]*:[^:]*:repository/{re.escape(f'{instance}/{namespace}/{name}')}"
             for pusher in pushers:
                 for instance_id in _listed(_unwrap(pusher.inputs).get("instanceIds")):
+                    documents = [
+                        _unwrap(p.inputs).get("policyDocument") for p in run.of_type("alicloud:ram/policy:Policy")
+                    ]
+                    if not known(instance_id) or not all(known(d) for d in documents):
+                        continue  # a preview: the role's policy is built from ids not known yet
                     policies = [s for role, _ in _instance_roles(run, instance_id) for s in _role_policies(run, role)]
                     if not _allows(policies, "cr:PushRepository", pattern):
                         yield f"{pusher.name}: pushes {image} but its role may not push to {pattern}"

@@ -20,9 +20,9 @@ import types
 import pytest
 from harness import ACCOUNT_ID, run_stack, settings_for, unwrap
 
+from components.alibaba.cloud_assistant_worker import COMMAND_TIMEOUT_MAX_SECONDS
 from components.alibaba.host_scripts import USER_DATA_LIMIT_BYTES
 from components.alibaba.model_import_workers import (
-    COMMAND_TIMEOUT_MAX_SECONDS,
     OSS_WORKER_ACTIONS,
     SCRIPTS,
     render_command,

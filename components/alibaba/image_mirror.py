@@ -25,7 +25,6 @@ The serving workload waits for the invocation, so its pods pull a complete copy 
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import shlex
 from collections.abc import Mapping, Sequence
@@ -35,15 +34,9 @@ from typing import Optional
 import pulumi
 import pulumi_alicloud as alicloud
 
+from components.alibaba.cloud_assistant_worker import STOP_AFTER_SECONDS, check_timeout, run_on_worker
 from components.alibaba.host_scripts import PIP_INDEX_URL, write_file
-from components.alibaba.instance_role import InstanceRole, InstanceRoleArgs, account_id
-from components.alibaba.model_import_workers import (
-    COMMAND_TIMEOUT_MAX_SECONDS,
-    DISK_CATEGORY,
-    SCRIPTS,
-    STOP_AFTER_SECONDS,
-    WAIT_MARGIN_MINUTES,
-)
+from components.alibaba.model_import_workers import SCRIPTS
 from core import versions
 
 WORKER_SCRIPT = "llm-image-mirror.py"
@@ -138,11 +131,7 @@ class ImageMirror(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ImageMirrorArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("llm:alibaba:ImageMirror", name, None, opts)
-        if not 1 <= args.timeout_minutes * 60 <= COMMAND_TIMEOUT_MAX_SECONDS:
-            raise ValueError(
-                f"a Cloud Assistant command runs at most {COMMAND_TIMEOUT_MAX_SECONDS} s; "
-                f"timeout_minutes={args.timeout_minutes}"
-            )
+        check_timeout(args.timeout_minutes)  # before anything is added to your registry
         tags = {**args.tags, "component": "image-mirror"}
         child = pulumi.ResourceOptions(parent=self)
         repository = alicloud.cs.RegistryEnterpriseRepo(
@@ -168,65 +157,30 @@ class ImageMirror(pulumi.ComponentResource):
         timeout_seconds = args.timeout_minutes * 60
         command_text = render_command(args, timeout_seconds)
         fingerprint = hashlib.sha256((command_text + render_setup("")).encode()).hexdigest()[:16]
-        worker = alicloud.ecs.Instance(
-            f"{name}-worker",
-            instance_name=f"{name}-worker",
-            host_name=f"{name}-worker"[:64],
+        worker = run_on_worker(
+            f"{name}-copy",
+            parent=self,
             instance_type=args.instance_type,
             image_id=args.image_id,
             vswitch_id=args.vswitch_id,
-            security_groups=[args.security_group_id],
-            instance_charge_type="PostPaid",
-            system_disk_category=DISK_CATEGORY,
-            system_disk_size=DISK_GIB,
-            internet_max_bandwidth_out=0,  # no public address: the NAT is its way out
-            # The fingerprint replaces the worker when what it does changes: a stopped worker never takes a command.
-            user_data=base64.b64encode(render_setup(fingerprint).encode()).decode(),
-            http_tokens="optional",  # Cloud Assistant reads the role's credentials with a tokenless GET
+            security_group_id=args.security_group_id,
+            disk_gib=DISK_GIB,
+            setup=render_setup(fingerprint),
+            statements=lambda account, worker_id: pulumi.Output.all(account, worker_id).apply(
+                lambda v: worker_statements(args, v[0], v[1])
+            ),
+            role_description="Image mirror worker: push one repository of the stack's ACR instance, stop itself",
+            command=command_text,
+            command_description=f"Copy {args.source} into the stack's ACR repository",
+            timeout_minutes=args.timeout_minutes,
             tags=tags,
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                depends_on=list(args.depends_on),
-                ignore_changes=["image_id", "status"],  # the worker stops itself when done
-                replace_on_changes=["user_data"],
-            ),
+            depends_on=args.depends_on,
+            # The repository to push into, and the link (the worker pushes to the VPC domain, which resolves once
+            # the link's record exists).
+            command_after=[repository, link],
         )
-        statements = pulumi.Output.all(account_id(self), worker.id).apply(lambda v: worker_statements(args, v[0], v[1]))
-        role = InstanceRole(
-            f"{name}-role",
-            InstanceRoleArgs(
-                instance_id=worker.id,
-                statements=statements,
-                description="Image mirror worker: push one repository of the stack's ACR instance, stop itself",
-                tags=tags,
-            ),
-            opts=child,
-        )
-        command = alicloud.ecs.Command(
-            f"{name}-copy",
-            name=f"{name}-copy",
-            type="RunShellScript",
-            command_content=base64.b64encode(command_text.encode()).decode(),
-            working_dir="/root",
-            timeout=timeout_seconds,
-            description=f"Copy {args.source} into the stack's ACR repository",
-            opts=child,
-        )
-        self.invocation = alicloud.ecs.EcsInvocation(
-            f"{name}-copy",
-            command_id=command.id,
-            instance_ids=[worker.id],
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                # The role first (the token and the push use it), the repository to push into, and the link
-                # (the worker pushes to the VPC domain, which resolves once the link's record exists).
-                depends_on=[*role.attached, repository, link],
-                custom_timeouts=pulumi.CustomTimeouts(
-                    create=f"{args.timeout_minutes + WAIT_MARGIN_MINUTES}m", delete="5m"
-                ),
-            ),
-        )
+        self.invocation = worker.invocation
         self.image = args.destination
-        self.instance_id = worker.id
+        self.instance_id = worker.instance.id
         self.repository, self.link = repository, link
-        self.register_outputs({"image": self.image, "worker": worker.id})
+        self.register_outputs({"image": self.image, "worker": worker.instance.id})

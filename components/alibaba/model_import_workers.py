@@ -28,7 +28,6 @@ invocations, not on a Job in the cluster.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import shlex
 from collections.abc import Mapping, Sequence
@@ -39,20 +38,13 @@ from typing import Optional
 import pulumi
 import pulumi_alicloud as alicloud
 
+from components.alibaba.cloud_assistant_worker import STOP_AFTER_SECONDS, check_timeout, run_on_worker
 from components.alibaba.host_scripts import PIP_INDEX_URL, write_file
-from components.alibaba.instance_role import InstanceRole, InstanceRoleArgs, account_id
 from core import versions
 
 SCRIPTS = Path(__file__).parent.parent / "scripts"
 WORKER_SCRIPT = "llm-model-import.py"
-# Cloud Assistant: the command's timeout is 10-86400 s (RunCommand "Valid values: 10 to 86400", ROS CDK
-# @alicloud/ros-cdk-swas RunCommandProps, the same Cloud Assistant service; the ECS CreateCommand page read here
-# states no bound: not verified for ECS). tests/cloud_rules/alibaba.py refuses longer ones.
-COMMAND_TIMEOUT_MAX_SECONDS = 86400
-WAIT_MARGIN_MINUTES = 10  # Pulumi's wait beyond the command's own timeout (boot, agent, polling)
-STOP_AFTER_SECONDS = 60  # the self-stop starts this long after the command returned (its Success is reported)
 DISK_GIB = 100  # OS, packages and PARALLEL_FILES shards in flight (ESSD PL1: 170 MB/s at 100 GiB)
-DISK_CATEGORY = "cloud_essd"
 # OSS RAM actions of the worker, on its prefix only. oss:PutObject authorizes PutObject and the multipart calls
 # (OSS API InitiateMultipartUpload and UploadPart pages, "Permissions": oss:PutObject); oss:ListParts lets a
 # resumed upload find its parts (oss2 resumable.py PartIterator); oss:GetObject for HeadObject, the check (not
@@ -178,66 +170,29 @@ class ModelImportWorkers(pulumi.ComponentResource):
                 )
             )
             fingerprint = command_text.apply(lambda text: hashlib.sha256(text.encode()).hexdigest()[:16])
-            instance = alicloud.ecs.Instance(
-                f"{worker_name}-instance",
-                instance_name=worker_name,
-                host_name=worker_name,
+            worker_run = run_on_worker(
+                worker_name,
+                parent=self,
                 instance_type=args.instance_type,
                 image_id=args.image_id,
                 vswitch_id=args.vswitch_id,
-                security_groups=[args.security_group_id],
-                instance_charge_type="PostPaid",
-                system_disk_category=DISK_CATEGORY,
-                system_disk_size=DISK_GIB,
-                internet_max_bandwidth_out=0,  # no public address: the NAT is its way out
-                user_data=fingerprint.apply(lambda f: base64.b64encode(render_setup(f).encode()).decode()),
-                # Cloud Assistant reads the role's credentials with a tokenless GET (components/alibaba/ecs_host.py).
-                http_tokens="optional",
+                security_group_id=args.security_group_id,
+                disk_gib=DISK_GIB,
+                setup=fingerprint.apply(render_setup),
+                statements=lambda account, instance_id: pulumi.Output.all(account, args.bucket, instance_id).apply(
+                    lambda v: worker_statements(args.region, v[0], v[1], args.prefix, v[2])
+                ),
+                role_description="Model import worker: write one model's prefix of the bucket, stop itself",
+                command=command_text,
+                command_description=(
+                    f"Import share {worker + 1}/{args.workers} of {args.model_id} into the model bucket"
+                ),
+                timeout_minutes=args.timeout_minutes,
                 tags=tags,
-                opts=pulumi.ResourceOptions(
-                    parent=self,
-                    depends_on=list(args.depends_on),
-                    ignore_changes=["image_id", "status"],  # the worker stops itself when done
-                    replace_on_changes=["user_data"],
-                ),
+                depends_on=args.depends_on,
             )
-            statements = pulumi.Output.all(account_id(self), args.bucket, instance.id).apply(
-                lambda v: worker_statements(args.region, v[0], v[1], args.prefix, v[2])
-            )
-            role = InstanceRole(
-                f"{worker_name}-role",
-                InstanceRoleArgs(
-                    instance_id=instance.id,
-                    statements=statements,
-                    description="Model import worker: write one model's prefix of the bucket, stop itself",
-                    tags=tags,
-                ),
-                opts=pulumi.ResourceOptions(parent=self),
-            )
-            command = alicloud.ecs.Command(
-                worker_name,
-                name=worker_name,
-                type="RunShellScript",
-                command_content=command_text.apply(lambda text: base64.b64encode(text.encode()).decode()),
-                working_dir="/root",
-                timeout=timeout_seconds,
-                description=f"Import share {worker + 1}/{args.workers} of {args.model_id} into the model bucket",
-                opts=pulumi.ResourceOptions(parent=self),
-            )
-            invocation = alicloud.ecs.EcsInvocation(
-                worker_name,
-                command_id=command.id,
-                instance_ids=[instance.id],
-                opts=pulumi.ResourceOptions(
-                    parent=self,
-                    depends_on=[*role.attached],  # the command uses the role: attached and allowed first
-                    custom_timeouts=pulumi.CustomTimeouts(
-                        create=f"{args.timeout_minutes + WAIT_MARGIN_MINUTES}m", delete="5m"
-                    ),
-                ),
-            )
-            self.invocations.append(invocation)
-            self.instance_ids.append(instance.id)
+            self.invocations.append(worker_run.invocation)
+            self.instance_ids.append(worker_run.instance.id)
         self.progress = pulumi.Output.all(*self.instance_ids).apply(lambda ids: progress_hint(args.region, ids))
         self.register_outputs({"instance_ids": self.instance_ids})
 
@@ -253,11 +208,7 @@ def progress_hint(region: str, instance_ids: Sequence[str]) -> str:
 def _check(args: ModelImportWorkersArgs) -> None:
     if not 1 <= args.workers:
         raise ValueError(f"workers must be at least 1, got {args.workers}")
-    if not 1 <= args.timeout_minutes * 60 <= COMMAND_TIMEOUT_MAX_SECONDS:
-        raise ValueError(
-            f"a Cloud Assistant command runs at most {COMMAND_TIMEOUT_MAX_SECONDS} s; "
-            f"timeout_minutes={args.timeout_minutes}"
-        )
+    check_timeout(args.timeout_minutes)  # before the first worker
     parts = args.prefix.split("/")
     if not args.prefix or args.prefix.startswith("/") or "" in parts or ".." in parts:
         raise ValueError(f"prefix must be a relative object prefix, got {args.prefix!r}")

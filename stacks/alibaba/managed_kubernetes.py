@@ -82,7 +82,7 @@ def bandwidth_deadlines(settings: AlibabaClusterSettings, gpu_capacity_minutes: 
 def import_deadline_minutes(settings: AlibabaClusterSettings, workers: int) -> int:
     """Each import worker's command timeout: the NAT-bound import doubled (core/durations.py), at least 30 minutes,
     at most what Cloud Assistant runs a command for."""
-    from components.alibaba.model_import_workers import COMMAND_TIMEOUT_MAX_SECONDS
+    from components.alibaba.cloud_assistant_worker import COMMAND_TIMEOUT_MAX_SECONDS
 
     mbps, cap = settings.network.nat_bandwidth_mbps, COMMAND_TIMEOUT_MAX_SECONDS // 60
     others = mirror_flows(settings)
@@ -118,8 +118,9 @@ def image_mirror(settings: AlibabaClusterSettings, provider: alicloud.Provider, 
     mirror = settings.image_mirror
     if mirror is None:
         return None
+    from components.alibaba.cloud_assistant_worker import COMMAND_TIMEOUT_MAX_SECONDS
     from components.alibaba.image_mirror import ImageMirror, ImageMirrorArgs
-    from components.alibaba.model_import_workers import COMMAND_TIMEOUT_MAX_SECONDS, progress_hint
+    from components.alibaba.model_import_workers import progress_hint
     from stacks.alibaba.common import ubuntu_image
     from stacks.progress import announce
 

@@ -1,0 +1,128 @@
+"""A short-lived ECS worker that runs one Cloud Assistant command, with a RAM role of its own, then stops itself.
+
+The model import (components/alibaba/model_import_workers.py) and the image mirror (image_mirror.py) each run their
+work this way, beside the cluster:
+
+- the instance: pay-as-you-go, no public address (the NAT is its way out), an ESSD system disk;
+- its user-data: the set-up, with a fingerprint of what it does, so a change replaces the worker, and the new,
+  running instance takes the new command (a stopped worker is never asked to run a command). `image_id` and
+  `status` are ignored afterwards: the image may move on, and the worker stops itself (StopCharging) when done;
+- its role (components.alibaba.instance_role), with the statements the caller gives, and the command's invocation
+  after the role is attached (and after whatever else the command needs); `pulumi up` waits for the invocation's
+  Success, bounded by the command's timeout and WAIT_MARGIN_MINUTES.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_alicloud as alicloud
+
+from components.alibaba.instance_role import InstanceRole, InstanceRoleArgs, account_id
+
+# Cloud Assistant: the command's timeout is 10-86400 s (RunCommand "Valid values: 10 to 86400", ROS CDK
+# @alicloud/ros-cdk-swas RunCommandProps, the same Cloud Assistant service; the ECS CreateCommand page read here
+# states no bound: not verified for ECS). tests/cloud_rules/alibaba.py refuses longer ones.
+COMMAND_TIMEOUT_MAX_SECONDS = 86400
+WAIT_MARGIN_MINUTES = 10  # Pulumi's wait beyond the command's own timeout (boot, agent, polling)
+STOP_AFTER_SECONDS = 60  # the self-stop starts this long after the command returned (its Success is reported)
+DISK_CATEGORY = "cloud_essd"
+
+# (account id, the worker's instance id) -> the role's policy statements
+Statements = Callable[[pulumi.Output[str], pulumi.Output[str]], pulumi.Input[list]]
+
+
+@dataclass(frozen=True)
+class Worker:
+    instance: alicloud.ecs.Instance
+    invocation: alicloud.ecs.EcsInvocation
+
+
+def check_timeout(timeout_minutes: int) -> None:
+    if not 1 <= timeout_minutes * 60 <= COMMAND_TIMEOUT_MAX_SECONDS:
+        raise ValueError(
+            f"a Cloud Assistant command runs at most {COMMAND_TIMEOUT_MAX_SECONDS} s; timeout_minutes={timeout_minutes}"
+        )
+
+
+def run_on_worker(
+    name: str,
+    *,
+    parent: pulumi.Resource,
+    instance_type: str,
+    image_id: pulumi.Input[str],
+    vswitch_id: pulumi.Input[str],
+    security_group_id: pulumi.Input[str],
+    disk_gib: int,
+    setup: pulumi.Input[str],
+    statements: Statements,
+    role_description: str,
+    command: pulumi.Input[str],
+    command_description: str,
+    timeout_minutes: int,
+    tags: Mapping[str, str],
+    depends_on: Sequence[pulumi.Resource] = (),
+    command_after: Sequence[pulumi.Resource] = (),
+) -> Worker:
+    """The worker `name` (instance `<name>-instance`, role `<name>-role`, command and invocation `<name>`) running
+    `command` once its `setup` user-data (plain text) is in place. `depends_on`: what the instance waits for (e.g.
+    the NAT); `command_after`: what the command needs besides the role."""
+    check_timeout(timeout_minutes)
+    instance = alicloud.ecs.Instance(
+        f"{name}-instance",
+        instance_name=name,
+        host_name=name,
+        instance_type=instance_type,
+        image_id=image_id,
+        vswitch_id=vswitch_id,
+        security_groups=[security_group_id],
+        instance_charge_type="PostPaid",
+        system_disk_category=DISK_CATEGORY,
+        system_disk_size=disk_gib,
+        internet_max_bandwidth_out=0,  # no public address: the NAT is its way out
+        user_data=pulumi.Output.from_input(setup).apply(lambda text: base64.b64encode(text.encode()).decode()),
+        # Cloud Assistant reads the role's credentials with a tokenless GET (components/alibaba/ecs_host.py).
+        http_tokens="optional",
+        tags=tags,
+        opts=pulumi.ResourceOptions(
+            parent=parent,
+            depends_on=list(depends_on),
+            ignore_changes=["image_id", "status"],  # the worker stops itself when done
+            replace_on_changes=["user_data"],
+        ),
+    )
+    role = InstanceRole(
+        f"{name}-role",
+        InstanceRoleArgs(
+            instance_id=instance.id,
+            statements=statements(account_id(parent), instance.id),
+            description=role_description,
+            tags=tags,
+        ),
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    timeout_seconds = timeout_minutes * 60
+    created = alicloud.ecs.Command(
+        name,
+        name=name,
+        type="RunShellScript",
+        command_content=pulumi.Output.from_input(command).apply(lambda text: base64.b64encode(text.encode()).decode()),
+        working_dir="/root",
+        timeout=timeout_seconds,
+        description=command_description,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    invocation = alicloud.ecs.EcsInvocation(
+        name,
+        command_id=created.id,
+        instance_ids=[instance.id],
+        opts=pulumi.ResourceOptions(
+            parent=parent,
+            depends_on=[*role.attached, *command_after],  # the command uses the role: attached and allowed first
+            custom_timeouts=pulumi.CustomTimeouts(create=f"{timeout_minutes + WAIT_MARGIN_MINUTES}m", delete="5m"),
+        ),
+    )
+    return Worker(instance, invocation)

@@ -159,7 +159,9 @@ def test_without_a_mirror_nothing_is_added_to_any_registry():
 
 
 def _worker(run):
-    instance = next(r for r in run.of_type("alicloud:ecs/instance:Instance") if r.name.endswith("-mirror-copy-instance"))
+    instance = next(
+        r for r in run.of_type("alicloud:ecs/instance:Instance") if r.name.endswith("-mirror-copy-instance")
+    )
     command = next(r for r in run.of_type("alicloud:ecs/command:Command") if r.name.endswith("-mirror-copy"))
     return instance, base64.b64decode(unwrap(command.inputs)["commandContent"]).decode()
 

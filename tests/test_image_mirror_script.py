@@ -8,27 +8,20 @@ from __future__ import annotations
 
 import base64
 import functools
-import importlib.util
 import json
 import os
 import stat
 import subprocess
-import sys
-import types
 
 import pytest
+from worker_scripts import fake_api, load
 
 from components.alibaba.image_mirror import ImageMirrorArgs, render_command, render_setup
-from components.alibaba.model_import_workers import SCRIPTS
 
 
 @functools.cache
 def mirror_module():
-    spec = importlib.util.spec_from_file_location("llm_image_mirror", SCRIPTS / "llm-image-mirror.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load("llm-image-mirror.py", "llm_image_mirror")
 
 
 SECRET = "eyJ-temporary-registry-password-FAKE"
@@ -68,42 +61,8 @@ def test_parse_token_refuses_a_failed_answer_without_printing_the_token(body):
 
 def test_token_asks_acr_for_the_instances_token_with_the_workers_role(monkeypatch):
     m = mirror_module()
-    sent = {}
-
-    class Request:
-        def __init__(self, domain, version, action_name):
-            sent.update(domain=domain, version=version, action=action_name, params={})
-
-        def set_method(self, method):
-            sent["method"] = method
-
-        def add_query_param(self, key, value):
-            sent["params"][key] = value
-
-    class Client:
-        def __init__(self, region_id, credential):
-            sent.update(region=region_id, role=credential.role_name)
-
-        def do_action_with_exception(self, request):
-            sent["done"] = True
-            return json.dumps(
-                {"IsSuccess": True, "TempUsername": "cr_temp_user", "AuthorizationToken": SECRET}
-            ).encode()
-
-    class Credential:
-        def __init__(self, role_name):
-            self.role_name = role_name
-
-    fakes = {
-        "aliyunsdkcore": types.ModuleType("aliyunsdkcore"),
-        "aliyunsdkcore.client": types.SimpleNamespace(AcsClient=Client),
-        "aliyunsdkcore.request": types.SimpleNamespace(CommonRequest=Request),
-        "aliyunsdkcore.auth": types.ModuleType("aliyunsdkcore.auth"),
-        "aliyunsdkcore.auth.credentials": types.SimpleNamespace(EcsRamRoleCredential=Credential),
-    }
-    monkeypatch.setattr(sys, "modules", {**sys.modules, **fakes})
-    asked = []
-    monkeypatch.setattr(m, "_metadata", lambda path: asked.append(path) or "mirror-worker-role")
+    answer = json.dumps({"IsSuccess": True, "TempUsername": "cr_temp_user", "AuthorizationToken": SECRET}).encode()
+    sent, asked = fake_api(monkeypatch, {"ram/security-credentials/": "mirror-worker-role"}, answer)
     assert m.token("cri-abc123", "cn-hangzhou") == ("cr_temp_user", SECRET)
     assert asked == ["ram/security-credentials/"]  # the role's name, from the metadata service
     assert sent == {

@@ -11,14 +11,12 @@ from __future__ import annotations
 import base64
 import dataclasses
 import functools
-import importlib.util
 import json
 import re
-import sys
-import types
 
 import pytest
 from harness import ACCOUNT_ID, run_stack, settings_for, unwrap
+from worker_scripts import fake_api, load
 
 from components.alibaba.cloud_assistant_worker import COMMAND_TIMEOUT_MAX_SECONDS
 from components.alibaba.host_scripts import USER_DATA_LIMIT_BYTES
@@ -167,7 +165,8 @@ def test_each_workers_role_writes_only_the_models_prefix_and_stops_only_itself(n
 
 
 def test_the_worker_gets_credentials_only_from_its_instance_role():
-    script = (SCRIPTS / "llm-model-import.py").read_text()
+    # What the worker runs: its script and the shared module written beside it (llm_worker_api.py).
+    script = (SCRIPTS / "llm-model-import.py").read_text() + (SCRIPTS / "llm_worker_api.py").read_text()
     assert "EcsRamRoleCredentialsProvider" in script and "EcsRamRoleCredential(" in script
     assert not re.search(r"AccessKey(Id|Secret)\s*=|ALIBABA_CLOUD_ACCESS_KEY", script)
     for _, text, _ in workers(stack("acs")):
@@ -253,10 +252,7 @@ def test_the_worker_stops_itself_after_the_command_reported_success():
 
 @functools.cache
 def worker_module():
-    spec = importlib.util.spec_from_file_location("llm_model_import", SCRIPTS / "llm-model-import.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load("llm-model-import.py", "llm_model_import")
 
 
 HUB = [
@@ -336,38 +332,7 @@ def test_a_rerun_imports_exactly_the_files_that_are_missing_or_differ(monkeypatc
 
 def test_stop_self_asks_for_economical_mode_on_its_own_instance(monkeypatch):
     m = worker_module()
-    sent = {}
-
-    class Request:
-        def __init__(self, domain, version, action_name):
-            sent.update(domain=domain, version=version, action=action_name, params={})
-
-        def set_method(self, method):
-            sent["method"] = method
-
-        def add_query_param(self, key, value):
-            sent["params"][key] = value
-
-    class Client:
-        def __init__(self, region_id, credential):
-            sent.update(region=region_id, role=credential.role_name)
-
-        def do_action_with_exception(self, request):
-            sent["done"] = True
-
-    class Credential:
-        def __init__(self, role_name):
-            self.role_name = role_name
-
-    fakes = {
-        "aliyunsdkcore": types.ModuleType("aliyunsdkcore"),
-        "aliyunsdkcore.client": types.SimpleNamespace(AcsClient=Client),
-        "aliyunsdkcore.request": types.SimpleNamespace(CommonRequest=Request),
-        "aliyunsdkcore.auth": types.ModuleType("aliyunsdkcore.auth"),
-        "aliyunsdkcore.auth.credentials": types.SimpleNamespace(EcsRamRoleCredential=Credential),
-    }
-    monkeypatch.setattr(sys, "modules", {**sys.modules, **fakes})
-    monkeypatch.setattr(m, "_metadata", lambda path: {"ram/security-credentials/": "worker-role"}.get(path, "i-123"))
+    sent, _ = fake_api(monkeypatch, {"ram/security-credentials/": "worker-role", "instance-id": "i-123"})
     assert m.stop_self("cn-hangzhou") == 0
     assert sent["action"] == "StopInstance" and sent["params"] == {"InstanceId": "i-123", "StoppedMode": "StopCharging"}
     assert sent["role"] == "worker-role" and sent["done"] and sent["domain"] == "ecs.cn-hangzhou.aliyuncs.com"

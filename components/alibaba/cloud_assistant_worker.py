@@ -17,10 +17,12 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import pulumi
 import pulumi_alicloud as alicloud
 
+from components.alibaba.host_scripts import write_file
 from components.alibaba.instance_role import InstanceRole, InstanceRoleArgs, account_id
 
 # Cloud Assistant: the command's timeout is 10-86400 s (RunCommand "Valid values: 10 to 86400", ROS CDK
@@ -30,6 +32,15 @@ COMMAND_TIMEOUT_MAX_SECONDS = 86400
 WAIT_MARGIN_MINUTES = 10  # Pulumi's wait beyond the command's own timeout (boot, agent, polling)
 STOP_AFTER_SECONDS = 60  # the self-stop starts this long after the command returned (its Success is reported)
 DISK_CATEGORY = "cloud_essd"
+# The metadata service, the RAM-role API call and the self-stop every worker script imports (it is written beside
+# them, so their own directory on sys.path finds it).
+WORKER_API = Path(__file__).parent.parent / "scripts" / "llm_worker_api.py"
+
+
+def worker_api_file() -> str:
+    """User-data lines that write the workers' shared module beside their scripts."""
+    return write_file(f"/usr/local/bin/{WORKER_API.name}", WORKER_API.read_text(), "0644")
+
 
 # (account id, the worker's instance id) -> the role's policy statements
 Statements = Callable[[pulumi.Output[str], pulumi.Output[str]], pulumi.Input[list]]

@@ -34,7 +34,7 @@ from typing import Optional
 import pulumi
 import pulumi_alicloud as alicloud
 
-from components.alibaba.cloud_assistant_worker import STOP_AFTER_SECONDS, check_timeout, run_on_worker
+from components.alibaba.cloud_assistant_worker import STOP_AFTER_SECONDS, check_timeout, run_on_worker, worker_api_file
 from components.alibaba.host_scripts import PIP_INDEX_URL, write_file
 from components.alibaba.model_import_workers import SCRIPTS
 from core import versions
@@ -84,7 +84,12 @@ def render_setup(fingerprint: str) -> str:
         ]
     )
     script = (SCRIPTS / WORKER_SCRIPT).read_text()
-    return header + write_file("/usr/local/bin/llm-image-mirror", script, "0755") + _body("image-mirror-setup.sh")
+    return (
+        header
+        + worker_api_file()
+        + write_file("/usr/local/bin/llm-image-mirror", script, "0755")
+        + _body("image-mirror-setup.sh")
+    )
 
 
 def render_command(args: ImageMirrorArgs, timeout_seconds: int) -> str:

@@ -38,7 +38,7 @@ from typing import Optional
 import pulumi
 import pulumi_alicloud as alicloud
 
-from components.alibaba.cloud_assistant_worker import STOP_AFTER_SECONDS, check_timeout, run_on_worker
+from components.alibaba.cloud_assistant_worker import STOP_AFTER_SECONDS, check_timeout, run_on_worker, worker_api_file
 from components.alibaba.host_scripts import PIP_INDEX_URL, write_file
 from core import versions
 
@@ -92,7 +92,10 @@ def render_setup(fingerprint: str) -> str:
         ]
     )
     return (
-        header + write_file("/usr/local/bin/llm-model-import", worker_script(), "0755") + _body("model-import-setup.sh")
+        header
+        + worker_api_file()
+        + write_file("/usr/local/bin/llm-model-import", worker_script(), "0755")
+        + _body("model-import-setup.sh")
     )
 
 

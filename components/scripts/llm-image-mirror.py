@@ -28,12 +28,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable
 from typing import Optional
 
+from llm_worker_api import call, stop_self  # beside this script (components/scripts, /usr/local/bin)
+
 LIB = "/opt/llm-mirror/lib"
-METADATA = "http://100.100.100.200/latest/meta-data"
 PLATFORM = ("linux", "amd64")
 COPY_ATTEMPTS = 3
 MANIFEST_LISTS = (
@@ -138,24 +138,12 @@ def copy(source: str, destination: str, authfile: str, plain_http: bool = False,
     return "copied"
 
 
-def _metadata(path: str) -> str:
-    with urllib.request.urlopen(f"{METADATA}/{path}", timeout=5) as response:
-        return response.read().decode()
-
-
 def token(instance_id: str, region: str) -> tuple[str, str]:
     """A temporary user name and password for the ACR instance, from the instance's RAM role."""
-    from aliyunsdkcore.auth.credentials import EcsRamRoleCredential
-    from aliyunsdkcore.client import AcsClient
-    from aliyunsdkcore.request import CommonRequest
-
-    client = AcsClient(region_id=region, credential=EcsRamRoleCredential(_metadata("ram/security-credentials/")))
-    request = CommonRequest(
-        domain=f"cr.{region}.aliyuncs.com", version="2018-12-01", action_name="GetAuthorizationToken"
+    answer = call(
+        region, f"cr.{region}.aliyuncs.com", "2018-12-01", "GetAuthorizationToken", {"InstanceId": instance_id}
     )
-    request.set_method("POST")
-    request.add_query_param("InstanceId", instance_id)
-    return parse_token(client.do_action_with_exception(request))
+    return parse_token(answer)
 
 
 def parse_token(body: bytes | str) -> tuple[str, str]:
@@ -171,21 +159,6 @@ def run(source: str, destination: str, instance_id: str, region: str) -> int:
     with tempfile.TemporaryDirectory(prefix="llm-mirror-") as directory:  # mode 0700
         result = copy(source, destination, auth_file(directory, registry_host(destination), username, password))
     print(json.dumps({"source": source, "destination": destination, "result": result}))
-    return 0
-
-
-def stop_self(region: str) -> int:
-    """StopInstance on this instance in economical mode (StoppedMode=StopCharging), with its own role."""
-    from aliyunsdkcore.auth.credentials import EcsRamRoleCredential
-    from aliyunsdkcore.client import AcsClient
-    from aliyunsdkcore.request import CommonRequest
-
-    client = AcsClient(region_id=region, credential=EcsRamRoleCredential(_metadata("ram/security-credentials/")))
-    request = CommonRequest(domain=f"ecs.{region}.aliyuncs.com", version="2014-05-26", action_name="StopInstance")
-    request.set_method("POST")
-    request.add_query_param("InstanceId", _metadata("instance-id"))
-    request.add_query_param("StoppedMode", "StopCharging")
-    client.do_action_with_exception(request)
     return 0
 
 

@@ -28,13 +28,13 @@ import hashlib
 import json
 import os
 import sys
-import urllib.request
 from collections.abc import Callable, Iterable
 from typing import Optional
 
+from llm_worker_api import METADATA, metadata, stop_self  # beside this script (components/scripts, /usr/local/bin)
+
 LIB = "/opt/llm-import/lib"
 SCRATCH = "/var/lib/llm-import/scratch"
-METADATA = "http://100.100.100.200/latest/meta-data"
 MANIFEST_DIR = ".llm-import"
 SHA256_HEADER = "x-oss-meta-sha256"
 PARALLEL_FILES = 4  # files in flight at once: ~4 shards of scratch disk
@@ -97,11 +97,6 @@ def sha256_of(path: str) -> str:
 # --- On the worker: the hub, OSS and the metadata service ---------------------------------------------------
 
 
-def _metadata(path: str) -> str:
-    with urllib.request.urlopen(f"{METADATA}/{path}", timeout=10) as response:
-        return response.read().decode().strip()
-
-
 def hub_files(model_id: str, revision: str) -> list[File]:
     from modelscope_hub import HubApi
 
@@ -113,7 +108,7 @@ def _bucket(bucket: str, endpoint: str):
     import oss2
     from oss2.credentials import EcsRamRoleCredentialsProvider
 
-    role = _metadata("ram/security-credentials/")
+    role = metadata("ram/security-credentials/")
     provider = EcsRamRoleCredentialsProvider(f"{METADATA}/ram/security-credentials/{role}")
     return oss2.Bucket(oss2.ProviderAuth(provider), f"https://{endpoint}", bucket)
 
@@ -170,21 +165,6 @@ def run(model_id: str, revision: str, bucket_name: str, prefix: str, endpoint: s
             done.result()  # the first failure fails the command (Cloud Assistant reports it)
     bucket.put_object(manifest_key(prefix, worker, workers), manifest(model_id, revision, worker, workers, share))
     print(f"worker {worker}/{workers}: share complete" + ("" if todo else " (already present: checked only)"))
-    return 0
-
-
-def stop_self(region: str) -> int:
-    """StopInstance on this instance in economical mode (StoppedMode=StopCharging), with its own role."""
-    from aliyunsdkcore.auth.credentials import EcsRamRoleCredential
-    from aliyunsdkcore.client import AcsClient
-    from aliyunsdkcore.request import CommonRequest
-
-    client = AcsClient(region_id=region, credential=EcsRamRoleCredential(_metadata("ram/security-credentials/")))
-    request = CommonRequest(domain=f"ecs.{region}.aliyuncs.com", version="2014-05-26", action_name="StopInstance")
-    request.set_method("POST")
-    request.add_query_param("InstanceId", _metadata("instance-id"))
-    request.add_query_param("StoppedMode", "StopCharging")
-    client.do_action_with_exception(request)
     return 0
 
 

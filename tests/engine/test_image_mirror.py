@@ -56,6 +56,8 @@ def _tools() -> None:
 
 
 def mirror_module():
+    if str(SCRIPT.parent) not in sys.path:  # its shared llm_worker_api is beside it, as on the worker
+        sys.path.insert(0, str(SCRIPT.parent))
     spec = importlib.util.spec_from_file_location("llm_image_mirror", SCRIPT)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)

@@ -344,3 +344,12 @@ def test_a_preview_with_the_mirror_shows_the_mirrored_estimate_before_anything_e
     assert run.of_type(REPO) and run.of_type(LINK)
     expected = ready_time.timeline(settings_for(stack, MIRROR)).total
     assert any(f"{expected:.1f} min" in m or f"{expected:.0f} min" in m for m, _ in run.logs), run.logs[:5]
+
+
+def test_the_workers_image_is_looked_up_once_for_the_import_and_the_mirror():
+    run = mirrored("ack")
+    lookups = [a for token, a in run.invokes if token == "alicloud:ecs/getImages:getImages"]
+    assert len(lookups) == 1 and lookups[0]["instanceType"] == settings_for("ack").model_store.import_instance_type
+    mirror_worker, _ = _worker(run)
+    import_worker = next(r for r in run.of_type("alicloud:ecs/instance:Instance") if "-import-" in r.name)
+    assert unwrap(mirror_worker.inputs)["imageId"] == unwrap(import_worker.inputs)["imageId"]

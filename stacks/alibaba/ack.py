@@ -35,6 +35,7 @@ from stacks.alibaba.managed_kubernetes import (
     stream_access,
     streaming_platform,
     system_pool,
+    worker_image_id,
 )
 from stacks.progress import announce, modelled_minutes
 
@@ -49,7 +50,8 @@ def build(settings: AckTargetSettings) -> dict[str, object]:
     plan = settings.cluster
     api_key = ApiKey(f"{settings.name}-api-key", settings.api_key)
     network = cluster_network(settings, zones, tags, provider)
-    mirror = image_mirror(settings, provider, network, tags)  # beside the cluster, like the import
+    worker_image = worker_image_id(settings, provider)  # the import's and the mirror's workers
+    mirror = image_mirror(settings, provider, network, tags, worker_image)  # beside the cluster, like the import
     ids = network.vswitch_ids
     node_vswitches = [ids["nodes-a"], ids["nodes-b"]]
     cluster = ManagedCluster(
@@ -96,7 +98,7 @@ def build(settings: AckTargetSettings) -> dict[str, object]:
         serving_after.append(
             cluster_autoscaling(settings.name, cluster.cluster_id, pulumi.ResourceOptions(providers=[provider]))
         )
-    importer = import_workers(settings, provider, network, store, tags)
+    importer = import_workers(settings, provider, network, store, tags, worker_image)
     outputs = serve_and_autoscale(
         settings,
         platform,

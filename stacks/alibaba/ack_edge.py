@@ -35,6 +35,7 @@ from stacks.alibaba.managed_kubernetes import (
     model_store,
     serve_and_autoscale,
     system_pool,
+    worker_image_id,
     workload_namespace,
 )
 
@@ -98,7 +99,7 @@ def build(settings: AckEdgeSettings) -> dict[str, object]:
     engine_prepull(settings, ns, in_cluster)
     if edge.cluster_only:
         store = model_store(settings, cluster, tags, in_region, edge.oss_auth, endpoint, namespace=None)
-        importer = import_workers(settings, provider, network, store, tags)
+        importer = import_workers(settings, provider, network, store, tags, worker_image_id(settings, provider))
         return {
             **_cluster_only_outputs(settings, zones, cluster),
             "modelBucket": store.bucket,
@@ -108,7 +109,7 @@ def build(settings: AckEdgeSettings) -> dict[str, object]:
     store = model_store(settings, cluster, tags, in_cluster, edge.oss_auth, endpoint, ns)
     # The import workers write over the internal endpoint from the VPC, whichever endpoint the IDC nodes read:
     # no import runs on the IDC (no in-cluster Job is needed on ack-edge).
-    importer = import_workers(settings, provider, network, store, tags)
+    importer = import_workers(settings, provider, network, store, tags, worker_image_id(settings, provider))
     platform = serving.Platform(
         # Where the pods go is the ResourcePolicy's choice; they may land on tainted GPU or virtual nodes.
         tolerations=[GPU_TOLERATION, VIRTUAL_NODE_TOLERATION],

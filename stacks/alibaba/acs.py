@@ -36,6 +36,7 @@ from stacks.alibaba.managed_kubernetes import (
     results_location,
     stream_access,
     streaming_platform,
+    worker_image_id,
 )
 
 DEFAULT_KUBECTL_MINOR = "1.33"  # kubectl talks to one minor version either side
@@ -51,7 +52,8 @@ def build(settings: AcsSettings) -> dict[str, object]:
     api_key = ApiKey(f"{settings.name}-api-key", settings.api_key)
     streaming = settings.model_store.load == STREAM
     network = cluster_network(settings, zones, tags, provider)
-    mirror = image_mirror(settings, provider, network, tags)  # beside the cluster, like the import
+    worker_image = worker_image_id(settings, provider)  # the import's and the mirror's workers
+    mirror = image_mirror(settings, provider, network, tags, worker_image)  # beside the cluster, like the import
     ids = network.vswitch_ids
     cluster = ManagedCluster(
         settings.name,
@@ -106,7 +108,7 @@ def build(settings: AcsSettings) -> dict[str, object]:
         pip_index_url=PIP_INDEX_URL,
         **bandwidth_deadlines(settings, gpu_capacity_minutes=durations.GPU_CAPACITY_MIN.value),
     )
-    importer = import_workers(settings, provider, network, store, tags)
+    importer = import_workers(settings, provider, network, store, tags, worker_image)
     volumes = _volumes(settings, store, importer, ns, in_cluster)
     workload, outputs = serving.serve(
         settings,

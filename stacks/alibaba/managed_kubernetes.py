@@ -112,7 +112,9 @@ MIRROR_DEADLINE_MARGIN = 2.0  # the copy's rate is the NAT's and the source regi
 MIRROR_DEADLINE_FLOOR_MINUTES = 30
 
 
-def image_mirror(settings: AlibabaClusterSettings, provider: alicloud.Provider, network: Network, tags: dict):
+def image_mirror(
+    settings: AlibabaClusterSettings, provider: alicloud.Provider, network: Network, tags: dict, image: str
+):
     """engine.mirror (acs, ack): the engine image copied into the user's ACR Enterprise Edition instance at t=0,
     beside the cluster (components/alibaba/image_mirror.py); None without it."""
     mirror = settings.image_mirror
@@ -121,7 +123,6 @@ def image_mirror(settings: AlibabaClusterSettings, provider: alicloud.Provider, 
     from components.alibaba.cloud_assistant_worker import COMMAND_TIMEOUT_MAX_SECONDS
     from components.alibaba.image_mirror import ImageMirror, ImageMirrorArgs
     from components.alibaba.model_import_workers import progress_hint
-    from stacks.alibaba.common import ubuntu_image
     from stacks.progress import announce
 
     source_host = mirror.source.split("/", 1)[0]
@@ -151,8 +152,7 @@ def image_mirror(settings: AlibabaClusterSettings, provider: alicloud.Provider, 
             vswitch_id=network.vswitch_ids["nodes-a"],
             security_group_id=network.security_group_id,
             instance_type=plan.import_instance_type,
-            image_id=plan.import_image_id
-            or ubuntu_image(settings, provider, plan.import_instance_type, key="modelStore.importImageId"),
+            image_id=image,
             timeout_minutes=deadline,
             depends_on=network.snat_entries,  # the source registry is on the internet
             tags=tags,
@@ -218,17 +218,32 @@ def streaming_platform(access) -> dict:
     }
 
 
-def import_workers(settings: AlibabaClusterSettings, provider: alicloud.Provider, network: Network, store, tags: dict):
-    """The import at t=0: ECS workers that need the network (NAT) and the bucket, not the cluster."""
-    from components.alibaba.model_import_workers import ModelImportWorkers, ModelImportWorkersArgs
-    from components.alibaba.oss_model_store import internal_endpoint
+def worker_image_id(settings: AlibabaClusterSettings, provider: alicloud.Provider) -> str:
+    """The image of the short-lived workers (the import's, the mirror's): modelStore.importImageId, else the newest
+    Ubuntu 22.04 that modelStore.importInstanceType runs. Looked up once per stack, for all of them."""
     from stacks.alibaba.common import ubuntu_image
 
     plan = settings.model_store
-    workers = durations.import_workers(settings.model, plan.import_workers)
-    image = plan.import_image_id or ubuntu_image(
+    return plan.import_image_id or ubuntu_image(
         settings, provider, plan.import_instance_type, key="modelStore.importImageId"
     )
+
+
+def import_workers(
+    settings: AlibabaClusterSettings,
+    provider: alicloud.Provider,
+    network: Network,
+    store,
+    tags: dict,
+    image: str,
+):
+    """The import at t=0: ECS workers (on `image`, worker_image_id) that need the network (NAT) and the bucket, not
+    the cluster."""
+    from components.alibaba.model_import_workers import ModelImportWorkers, ModelImportWorkersArgs
+    from components.alibaba.oss_model_store import internal_endpoint
+
+    plan = settings.model_store
+    workers = durations.import_workers(settings.model, plan.import_workers)
     importer = ModelImportWorkers(
         f"{settings.name}-import",
         ModelImportWorkersArgs(

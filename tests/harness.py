@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import pickle
 import runpy
+import subprocess
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -527,6 +530,32 @@ _PICKLER_ORIGINALS = {name: getattr(pickle._Pickler, name) for name in ("_batch_
 def _restore_pickler() -> None:
     for name, original in _PICKLER_ORIGINALS.items():
         setattr(pickle._Pickler, name, original)
+
+
+def run_provider_isolated(
+    provider: object, body: str, cwd: Path, *, without_alibaba_credentials: bool = False
+) -> tuple[subprocess.CompletedProcess, str]:
+    """A dynamic provider as its own process gets it: pickled by pulumi's serialize_provider, loaded with dill in
+    `python -I` (no current directory or PYTHONPATH on sys.path) from `cwd`, then `body` (Python; the provider is
+    `p`; base64, json, os and sys are imported). The process fails if anything imported a `components` module.
+    Returns the finished process and the blob."""
+    from pulumi.dynamic.dynamic import serialize_provider
+
+    blob = serialize_provider(provider)
+    _restore_pickler()
+    script = (
+        "import base64, json, os, sys, dill\n"
+        f"p = dill.loads(base64.b64decode({blob!r}))\n"
+        + body
+        + "assert 'components' not in sys.modules, sorted(m for m in sys.modules if m.startswith('components'))\n"
+    )
+    env = dict(os.environ)
+    if without_alibaba_credentials:
+        env = {k: v for k, v in env.items() if not k.startswith(("ALIBABA_CLOUD_", "ALICLOUD_"))}
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", script], cwd=cwd, env=env, capture_output=True, text=True, check=False
+    )
+    return done, blob
 
 
 def _run(

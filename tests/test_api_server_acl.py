@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import base64
-import subprocess
-import sys
 
 import cloud_rules
 import pytest
-from harness import is_secret, run_program, run_stack, settings_for, unwrap
+from harness import is_secret, run_program, run_provider_isolated, run_stack, settings_for, unwrap
 
 from components.alibaba import api_server_acl as acl_module
 from core.config.problems import ConfigError
@@ -242,18 +240,12 @@ def test_credentials_come_from_the_stack_then_the_provider_environment_then_the_
 
 
 def test_the_provider_is_pickled_by_value_so_its_process_needs_only_the_sdk(tmp_path):
-    from pulumi.dynamic.dynamic import serialize_provider
-
-    blob = serialize_provider(acl_module._provider())
-    script = (
-        "import base64, sys, dill\n"
-        f"p = dill.loads(base64.b64decode({blob!r}))\n"
-        "assert 'components' not in sys.modules, sorted(m for m in sys.modules if m.startswith('components'))\n"
+    done, blob = run_provider_isolated(
+        acl_module._provider(),
         "print(type(p).__name__, p.listener_protocol({'ListenerPortsAndProtocol': {'ListenerPortAndProtocol': "
-        "[{'ListenerPort': 6443, 'ListenerProtocol': 'TCP'}]}}, 6443))\n"
+        "[{'ListenerPort': 6443, 'ListenerProtocol': 'TCP'}]}}, 6443))\n",
+        tmp_path,
     )
-    # -I: no current directory or PYTHONPATH on sys.path, as in the dynamic provider's own process.
-    done = subprocess.run([sys.executable, "-I", "-c", script], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["ListenerAclProvider", "tcp"]
     assert base64.b64decode(blob)  # a real blob

@@ -275,7 +275,8 @@ IN_REGION = {
 }
 COPIED = {"ecs.weights.source": "oss", "ecs.weights.bucket": "my-llm-models"}
 # The mainland default engine image, copied into an ACR Enterprise Edition instance of yours in the region (by hand or
-# another stack's engine.mirror): the host pulls it over the VPC (the domain is a placeholder; the model reads it).
+# another stack's engine.mirror): the host pulls it over the VPC. The domain is an example of the form; the model
+# reads only that the host is an Enterprise instance's VPC domain in the stack's region.
 IN_ACR = {"engine.image": "myacr-registry-vpc.cn-hangzhou.cr.aliyuncs.com/llm/" + VLLM_IMAGE_CN.value.rsplit("/", 1)[1]}
 MIRRORED = {
     "engine.mirror.instanceId": "cri-example",
@@ -305,8 +306,8 @@ VARIANTS = {
     "acs-r1, streamed from OSS": ("acs-r1", {**STREAM_FROM_OSS, "acs.fluid": False}, 45),
     "ack, streamed from OSS": ("ack", STREAM_FROM_OSS, 25),
     # The engine image copied into an ACR Enterprise Edition instance of yours at t=0 (engine.mirror): the GPU
-    # pods pull it over the VPC. The instance id, domain and namespace are placeholders: the model reads only that
-    # there is a mirror in the stack's region.
+    # pods pull it over the VPC. The instance id, domain and namespace are examples of their forms: the model reads
+    # only that there is a mirror in the stack's region.
     "acs, engine image mirrored into ACR EE": ("acs", MIRRORED, 18),
     "ack, engine image mirrored into ACR EE": ("ack", MIRRORED, 25),
 }

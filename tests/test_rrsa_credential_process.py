@@ -58,6 +58,13 @@ EXPIRED = (
 )
 
 
+def serve_on_loopback(handler: type) -> tuple[ThreadingHTTPServer, str]:
+    """`handler` served on a free loopback port in a daemon thread: the server (shut it down) and its URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
 class FakeSts:
     """Answers each POST with the next queued (status, body); records what it was sent."""
 
@@ -89,9 +96,7 @@ class FakeSts:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server, self.url = serve_on_loopback(Handler)
 
 
 @pytest.fixture
@@ -280,9 +285,7 @@ class FakeMetadata:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server, self.url = serve_on_loopback(Handler)
 
 
 @pytest.fixture

@@ -93,6 +93,7 @@ PRICE_KEYS: Mapping[str, str] = {
     "acs-cluster": "the ACS cluster itself, per hour",
     "nat-gateway": "the NAT gateway, per hour",
     "nat-eip": "the NAT gateway's EIP, per hour",
+    "nat-bandwidth": "the shared bandwidth package of the NAT's EIP (network.natBandwidthMbps above 500), per hour",
     "private-lb": "the private API load balancer, per hour",
     "public-lb": "the public API load balancer, per hour",
     "model-bucket": "the OSS model bucket, per hour (storage spread over the month)",

@@ -284,7 +284,10 @@ MIRRORED = {
     "engine.mirror.namespace": "llm",
 }
 STREAM_FROM_OSS = {"modelStore.load": "stream", "engine.image": VLLM_IMAGE.value}
+# The NAT's EIP in a shared bandwidth package at its maximum (core/config/network.py), billed per Mbit/s and hour.
+FAST_NAT = {"network.natBandwidthMbps": 1000, "network.natBilling": "bandwidth"}
 VARIANTS = {
+    "dev, NAT at 1000 Mbit/s": ("dev", FAST_NAT, 10),
     "dev, engine image from your ACR in the region": ("dev", IN_ACR, 10),
     "prod, engine image from your ACR in the region": ("prod", IN_ACR, 16),
     "dev, prepared image": ("dev", {"ecs.preparedImage.id": PREPARED}, 5),

@@ -281,3 +281,19 @@ def test_gke_cost_module_does_not_import_alicloud():
     imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     imported |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     assert not any("alicloud" in name or name == "stacks.alibaba.cost" for name in imported)
+
+
+@pytest.mark.parametrize(
+    "mbps, eip, package",
+    [
+        (500, "EIP of the NAT gateway (PayByBandwidth, 500 Mbit/s)", None),
+        (501, "EIP of the NAT gateway (PayByBandwidth, 500 Mbit/s)", "(PayByBandwidth, 501 Mbit/s)"),
+    ],
+)
+def test_a_nat_billed_by_bandwidth_is_itemised_as_created_with_its_shared_package_above_500_mbits(mbps, eip, package):
+    run = run_stack("dev", {"network.natBandwidthMbps": mbps, "network.natBilling": "bandwidth"})
+    unknown = run.outputs["costEstimate"]["unknown"]
+    assert unknown[:2] == ["NAT gateway (Enhanced, PayByLcu)", eip]
+    packages = [u for u in unknown if u.startswith("shared bandwidth package")]
+    assert packages == ([f"shared bandwidth package of the NAT's EIP {package}"] if package else [])
+    assert len(run.of_type("alicloud:vpc/commonBandwithPackage:CommonBandwithPackage")) == len(packages)

@@ -223,6 +223,7 @@ def test_the_site_hook_turns_each_diagram_into_svg_and_fails_on_one_dot_cannot_d
 
 
 README_READY_ROWS = {  # the README's time-to-ready rows: which stacks and variants each row's figures are, in order
+    "dev, NAT at 1000 Mbit/s (`network.natBandwidthMbps: 1000`, `natBilling: bandwidth`)": ["dev, NAT at 1000 Mbit/s"],
     "dev / prod, engine image from your ACR in the region": [
         "dev, engine image from your ACR in the region",
         "prod, engine image from your ACR in the region",
@@ -294,3 +295,18 @@ def test_the_readme_quotes_the_models_minutes_and_goals_for_every_example_stack(
     assert {n for names in README_READY_ROWS.values() for n in names} >= {
         r.name for r in rows() if r.goal is not None and "ack, streamed" not in r.name
     }
+
+
+def test_the_serving_page_quotes_each_ecs_stacks_modelled_start_and_readiness_timeout():
+    from harness import settings_for
+
+    from core.durations import ecs_readiness
+
+    text = (ROOT / "docs/serving.md").read_text()
+    for stack in ("dev", "prod"):
+        host = settings_for(stack).ecs
+        minutes = sum(s.minutes for s in ecs_readiness(settings_for(stack).model, host.egress_mbps, host.start).steps)
+        row = next(line for line in text.splitlines() if line.startswith(f"| {stack} |"))
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[3] == f"{minutes:.1f} min at {host.egress_mbps} Mbit/s", row
+        assert cells[4] == f"**{host.readiness_timeout_minutes} min**", row

@@ -332,9 +332,19 @@ def test_v100_hosts_get_the_proprietary_driver_and_others_the_open_one():
 # --- bootstrap.sh: every step skips itself when its result is there (a prepared image) ---------------------------
 
 
-def _bootstrap_run(tmp_path, *, prepared: bool, mode: str = "", weights: str = "modelscope", load: str = "copy"):
+def _bootstrap_run(
+    tmp_path,
+    *,
+    prepared: bool,
+    mode: str = "",
+    weights: str = "modelscope",
+    load: str = "copy",
+    toolkit_waits_for_pull: bool = False,
+):
     """bootstrap.sh against stub system tools. `prepared`: the driver, Docker, toolkit, packages and images are
     already installed (a host from ecs.preparedImage); otherwise apt "installs" them (the stubs then appear).
+    `toolkit_waits_for_pull`: the toolkit's install finishes only once the engine image's pull has begun (at most
+    10 s), and leaves `toolkit-beside-pull` in the installed directory if it had.
     Returns (exit code, output, calls made, the state directory)."""
     bin_dir, lib, state = tmp_path / "bin", tmp_path / "lib", tmp_path / "state"
     for d in (bin_dir, lib):
@@ -351,16 +361,24 @@ def _bootstrap_run(tmp_path, *, prepared: bool, mode: str = "", weights: str = "
     present_tools = {
         "docker": "ref=${*: -1}; ref=${ref//\\//_}\n"
         'if [ "$1 $2" = "image inspect" ]; then [ -e "$INSTALLED/image-$ref" ]; exit; fi\n'
+        'if [ "$1" = info ]; then [ -e "$INSTALLED/runtime" ] && echo \'{"nvidia":{}}\' || echo \'{"runc":{}}\'\n'
+        "  exit 0\nfi\n"
         '[ "$1" = pull ] && touch "$INSTALLED/image-$ref"; exit 0',
-        "nvidia-ctk": "exit 0",
+        "nvidia-ctk": '[ "$1 $2" = "runtime configure" ] && touch "$INSTALLED/runtime"; exit 0',
     }
+    waits = (
+        'for _ in $(seq 100); do grep -q "^docker pull engine/image:1" "$LOG" && '
+        'touch "$INSTALLED/toolkit-beside-pull" && break; /bin/sleep 0.1; done; '
+        if toolkit_waits_for_pull
+        else ""
+    )
     # apt-get install makes the packages (and their commands) appear; dpkg-query reports what is there.
     stub(
         bin_dir,
         "apt-get",
         'if [ "$1" = install ]; then for p in "$@"; do touch "$INSTALLED/pkg-$p"; '
         f"case $p in docker.io) cp {tmp_path}/tools/docker $BIN/docker ;; "
-        f"nvidia-container-toolkit) cp {tmp_path}/tools/nvidia-ctk $BIN/nvidia-ctk ;; esac; done; fi",
+        f"nvidia-container-toolkit) {waits}cp {tmp_path}/tools/nvidia-ctk $BIN/nvidia-ctk ;; esac; done; fi",
     )
     stub(bin_dir, "dpkg-query", 'for p in "$@"; do :; done; [ -e "$INSTALLED/pkg-$p" ] && echo "install ok installed"')
     stub(bin_dir, "nvidia-smi", '[ -e "$INSTALLED/driver" ]')
@@ -381,6 +399,7 @@ def _bootstrap_run(tmp_path, *, prepared: bool, mode: str = "", weights: str = "
         for p in ("python3-pip", "curl", "ca-certificates", "gnupg", "docker.io", "nvidia-utils-570-server"):
             (installed / f"pkg-{p}").touch()
         (installed / "driver").touch()
+        (installed / "runtime").touch()
         (installed / "image-engine_image:1").touch()
         (installed / "image-gateway_image:1").touch()
     conf = tmp_path / "serving.conf"
@@ -412,6 +431,7 @@ def test_a_host_from_the_prepared_image_installs_nothing_and_pulls_nothing(tmp_p
     assert code == 0, output
     assert not [c for c in calls if c.startswith(("apt-get", "docker pull"))], calls
     assert not any(c.startswith("install-driver.sh") for c in calls)
+    assert "systemctl restart docker" not in calls  # the runtime is configured in the image
     assert "driver: loaded already" in output and "image engine/image:1: present already" in output
     assert any(c.startswith("fetch-model.sh org/model master") for c in calls)  # the weights still come
     assert (state / "bootstrap.done").exists()
@@ -425,6 +445,23 @@ def test_a_fresh_host_installs_everything_once_and_a_rerun_skips_it(tmp_path):
         assert wanted in calls, calls
     assert any(c.startswith("apt-get install") and "docker.io" in c for c in calls)
     assert any(c.startswith("apt-get install") and "nvidia-container-toolkit" in c for c in calls)
+
+
+def test_the_pulls_run_beside_the_toolkit_install_and_docker_restarts_for_its_runtime_only_after_them(tmp_path):
+    code, output, calls, state = _bootstrap_run(tmp_path, prepared=False, toolkit_waits_for_pull=True)
+    assert code == 0, output
+    assert (tmp_path / "installed" / "toolkit-beside-pull").exists(), calls  # the pull had begun
+    last_pull = max(i for i, c in enumerate(calls) if c.startswith("docker pull"))
+    configure = calls.index("nvidia-ctk runtime configure --runtime=docker")
+    assert last_pull < configure < calls.index("systemctl restart docker")
+    assert calls.count("systemctl restart docker") == 1
+    # Run again unfinished (as after the driver's reboot): Docker has its runtime, and is not restarted again.
+    (state / "bootstrap.done").unlink()
+    (tmp_path / "calls.log").unlink()
+    code, output, calls, _ = _bootstrap_run(tmp_path, prepared=False)
+    assert code == 0, output
+    assert "container runtime: nvidia configured already" in output
+    assert "nvidia-ctk runtime configure --runtime=docker" not in calls, calls
 
 
 def test_weights_from_oss_skip_the_downloaders_packages(tmp_path):

@@ -1,6 +1,6 @@
 #!/bin/bash
-# Prepares a GPU host: starts the model download at once, and beside it installs Docker and the NVIDIA container
-# toolkit, then pulls the engine and gateway images while the NVIDIA driver installs. Every step first checks whether its
+# Prepares a GPU host: starts the model download at once, and beside it installs Docker, then pulls the engine and
+# gateway images while the NVIDIA container toolkit and driver install. Every step first checks whether its
 # result is already there and skips itself, so a host started from a prepared image (ecs.preparedImage: all of
 # them installed) goes straight to the download. Runs from llm-bootstrap.service on every boot until it has
 # finished once, so a reboot (needed when a driver cannot load in place) resumes it. Holds no secret.
@@ -119,8 +119,13 @@ install_driver() {
   step "driver: loaded"
 }
 
-install_container_runtime() {
+install_docker() {
   if command -v docker >/dev/null 2>&1; then step "docker: installed already"; else install_missing docker.io; fi
+}
+
+# The toolkit's package only installs; making it Docker's runtime restarts Docker (configure_runtime), which would
+# cut off a running pull, so that waits for the pulls and the install runs beside them.
+install_toolkit() {
   if command -v nvidia-ctk >/dev/null 2>&1; then
     step "container toolkit: installed already"
   else
@@ -131,6 +136,14 @@ install_container_runtime() {
       > /etc/apt/sources.list.d/nvidia-container-toolkit.list
     retry apt-get update
     apt_install nvidia-container-toolkit
+  fi
+}
+
+configure_runtime() {
+  if docker info --format '{{json .Runtimes}}' | grep -q '"nvidia"'; then
+    step "container runtime: nvidia configured already"
+  else
+    step "container runtime: configuring nvidia (restarts Docker)"
     nvidia-ctk runtime configure --runtime=docker
     systemctl restart docker
   fi
@@ -150,7 +163,9 @@ step "start (conf $CONF)"
 if [ "$prepare_image" = true ]; then
   install_missing python3-pip curl ca-certificates gnupg
   install_driver
-  install_container_runtime
+  install_docker
+  install_toolkit
+  configure_runtime
   pull "$ENGINE_IMAGE"
   pull "$GATEWAY_IMAGE"
   # What would make every host from this image look half-started, or carry the build's traces.
@@ -171,16 +186,19 @@ mkdir -p "$MODEL_DIR"
 download_model >"$STATE_DIR/download.log" 2>&1 &
 download_pid=$!
 
-# Docker and the toolkit first (the toolkit restarts Docker), then the pulls beside the driver's install: a pull
-# needs neither the driver nor the GPU.
-install_container_runtime
+# Docker first, then the pulls beside the toolkit's and the driver's installs (one after the other: both use apt):
+# a pull needs neither the toolkit, nor the driver, nor the GPU. Docker takes the toolkit as its runtime after the
+# pulls, since that restarts it.
+install_docker
 pull_images() { pull "$ENGINE_IMAGE" && pull "$GATEWAY_IMAGE"; }
 pull_images >"$STATE_DIR/pull.log" 2>&1 &
 pull_pid=$!
+install_toolkit
 install_driver
 
 wait "$pull_pid" || fail "image pull failed; see $STATE_DIR/pull.log"
 cat "$STATE_DIR/pull.log"
+configure_runtime
 wait "$download_pid" || fail "model download failed; see $STATE_DIR/download.log"
 cat "$STATE_DIR/download.log"
 systemctl enable llm-serving.service llm-gateway.service

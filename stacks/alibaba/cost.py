@@ -80,7 +80,7 @@ def ecs_estimate(settings: EcsSettings, provider: alicloud.Provider) -> dict:
             "gpu-host",
         )
     ]
-    items += _public_bandwidth("GPU host") if access.public else _nat_egress()
+    items += _public_bandwidth("GPU host") if access.public else _nat_egress(settings)
     if settings.ecs.prepared_image.build:
         # The image is its snapshots: ECS bills snapshot storage per GB-month of what they hold (about 45 GB
         # here: core.durations.PREPARED_IMAGE_GB). The rate was not looked up; set cost.prices.prepared-image.
@@ -111,7 +111,7 @@ def acs_estimate(settings: AcsSettings, provider: alicloud.Provider) -> dict:
             "acs-gpu",
         ),
         Item("ACS cluster", 1, Price.unknown("not verified whether ACS bills the cluster itself"), "acs-cluster"),
-        *_nat_egress(),
+        *_nat_egress(settings),
         *_balancers_and_bucket(settings),
     ]
     jump = settings.jump_host
@@ -172,7 +172,7 @@ def ack_estimate(settings: AckFamilySettings, provider: alicloud.Provider) -> di
                 "virtual-gpu-pod",
             ),
         )
-    items += _nat_egress() + _balancers_and_bucket(settings)
+    items += _nat_egress(settings) + _balancers_and_bucket(settings)
     return estimate(items, settings.cost.prices, settings.cost.currency)
 
 
@@ -213,11 +213,28 @@ def _balancers_and_bucket(settings: ClusterSettings) -> list[Item]:
     return items
 
 
-def _nat_egress() -> list[Item]:
-    return [
+def _nat_egress(settings) -> list[Item]:
+    """The NAT gateway and its EIP as components/alibaba/network.py bills them (nat_eip_plan): pay-by-traffic, or
+    pay-by-bandwidth, and above 500 Mbit/s a shared bandwidth package carrying the rest."""
+    from components.alibaba.network import nat_eip_plan
+
+    network = settings.network
+    mbps, shared = nat_eip_plan(network.nat_bandwidth_mbps, network.nat_billing)
+    billing = "PayByTraffic" if network.nat_billing == "traffic" else f"PayByBandwidth, {mbps} Mbit/s"
+    items = [
         Item("NAT gateway (Enhanced, PayByLcu)", 1, Price.unknown(NO_CODE), "nat-gateway"),
-        Item("EIP of the NAT gateway (PayByTraffic)", 1, Price.unknown(NO_CODE), "nat-eip"),
+        Item(f"EIP of the NAT gateway ({billing})", 1, Price.unknown(NO_CODE), "nat-eip"),
     ]
+    if shared:
+        items.append(
+            Item(
+                f"shared bandwidth package of the NAT's EIP (PayByBandwidth, {network.nat_bandwidth_mbps} Mbit/s)",
+                1,
+                Price.unknown(NO_CODE),
+                "nat-bandwidth",
+            )
+        )
+    return items
 
 
 def _public_bandwidth(what: str) -> list[Item]:

@@ -87,7 +87,9 @@ INTRA_CLOUD_MB_PER_S = Figure(
 )
 CHECK_MIN = Figure(0.2, "min", "A", "hub listing, one OSS HEAD per file and the manifest (weights already present)")
 # How much of a model one worker takes by default: about 7 minutes at the assumed 100 MB/s.
-WORKER_SHARE_GB = Figure(40.0, "GB", "A", "a default share per worker, ~7 min at the assumed rate")
+# Sized so that a worker's start and share (3.5 + ~4 min at the assumed rate) end before the quickest cluster, ACS's
+# modelled 8 minutes, is ready: the import then stays off the serving path (a 32B model: 3 workers).
+WORKER_SHARE_GB = Figure(25.0, "GB", "A", "a default share per worker, ~4 min at the assumed rate")
 # At most this many workers: OSS takes 20 Gbit/s of intranet upload per account in cn-hangzhou (time-to-ready.md
 # 'oss_limit', alibabacloud.com/help/en/oss/user-guide/limits), i.e. 20 workers at the assumed 100 MB/s each.
 MAX_IMPORT_WORKERS = 20

@@ -277,13 +277,16 @@ COPIED = {"ecs.weights.source": "oss", "ecs.weights.bucket": "my-llm-models"}
 # The mainland default engine image, copied into an ACR Enterprise Edition instance of yours in the region (by hand or
 # another stack's engine.mirror): the host pulls it over the VPC. The domain is an example of the form; the model
 # reads only that the host is an Enterprise instance's VPC domain in the stack's region.
-IN_ACR = {"engine.image": "myacr-registry-vpc.cn-hangzhou.cr.aliyuncs.com/llm/" + VLLM_IMAGE_CN.value.rsplit("/", 1)[1]}
+YOUR_ACR = "myacr-registry-vpc.cn-hangzhou.cr.aliyuncs.com/llm/"
+IN_ACR = {"engine.image": YOUR_ACR + VLLM_IMAGE_CN.value.rsplit("/", 1)[1]}
 MIRRORED = {
     "engine.mirror.instanceId": "cri-example",
     "engine.mirror.registry": "example-registry-vpc.cn-hangzhou.cr.aliyuncs.com",
     "engine.mirror.namespace": "llm",
 }
 STREAM_FROM_OSS = {"modelStore.load": "stream", "engine.image": VLLM_IMAGE.value}
+# vLLM's own image (it ships the streamer) copied into an ACR Enterprise Edition instance of yours in the region.
+VLLM_IN_ACR = {"engine.image": YOUR_ACR + VLLM_IMAGE.value.rsplit("/", 1)[1]}
 # The NAT's EIP in a shared bandwidth package at its maximum (core/config/network.py), billed per Mbit/s and hour.
 FAST_NAT = {"network.natBandwidthMbps": 1000, "network.natBilling": "bandwidth"}
 VARIANTS = {
@@ -308,6 +311,11 @@ VARIANTS = {
     # past Fluid on acs-r1 (the stream reads OSS directly).
     "acs-r1, streamed from OSS": ("acs-r1", {**STREAM_FROM_OSS, "acs.fluid": False}, 45),
     "ack, streamed from OSS": ("ack", STREAM_FROM_OSS, 25),
+    "acs, vLLM's image from your ACR in the region, streamed from OSS": (
+        "acs",
+        {**STREAM_FROM_OSS, **VLLM_IN_ACR},
+        18,
+    ),
     # The engine image copied into an ACR Enterprise Edition instance of yours at t=0 (engine.mirror): the GPU
     # pods pull it over the VPC. The instance id, domain and namespace are examples of their forms: the model reads
     # only that there is a mirror in the stack's region.

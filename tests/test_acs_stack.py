@@ -244,6 +244,7 @@ def test_jump_host_can_be_left_out():
     assert sorted(i.name for i in run.of_type("alicloud:ecs/instance:Instance")) == [
         "llm-acs-import-0-instance",
         "llm-acs-import-1-instance",
+        "llm-acs-import-2-instance",
     ]  # only the model import workers
 
 

@@ -52,7 +52,7 @@ class ModelStoreConfig(Group):
     # (OSS's 20 Gbit/s intranet upload per account in cn-hangzhou at the assumed 100 MB/s per worker).
     import_workers: Optional[Annotated[Int, within(1, durations.MAX_IMPORT_WORKERS, "workers")]] = option(
         None,
-        "ECS workers the model import is split over (by file size); empty: one per 40 GB of weights.",
+        "ECS workers the model import is split over (by file size); empty: one per 25 GB of weights.",
         targets=MANAGED_ALIBABA,
         example=4,
     )

@@ -22,10 +22,10 @@ from components.alibaba.cloud_assistant_worker import COMMAND_TIMEOUT_MAX_SECOND
 from components.alibaba.host_scripts import USER_DATA_LIMIT_BYTES
 from components.alibaba.model_import_workers import (
     OSS_WORKER_ACTIONS,
-    SCRIPTS,
     render_command,
     render_setup,
 )
+from components.shipped_scripts import SCRIPTS
 from core import durations
 from core.config.problems import ConfigError
 
@@ -242,9 +242,9 @@ def test_ack_edge_imports_in_its_first_run_and_the_second_run_keeps_the_same_buc
 
 
 def test_the_worker_stops_itself_after_the_command_reported_success():
-    body = (SCRIPTS / "model-import-worker.sh").read_text()
-    run_at, stop_at = body.index("llm-model-import run"), body.index("systemd-run")
-    assert run_at < stop_at and "--on-active=" in body and "stop-self" in body[stop_at:]
+    body = (SCRIPTS / "model-import-worker.sh").read_text()  # stop_later: tests/test_scripts.py runs it
+    run_at, stop_at = body.index("llm-model-import run"), body.index("stop_later llm-import-stop")
+    assert run_at < stop_at and body.rstrip().splitlines()[-1].startswith("echo")
 
 
 # --- The worker script itself (a fake hub, a fake bucket) -----------------------------------------------------

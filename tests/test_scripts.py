@@ -12,19 +12,18 @@ from harness import run_stack, settings_for, unwrap
 
 from components.alibaba.host_scripts import (
     MODEL_ROOT,
-    SCRIPTS,
     STREAM_DIR,
     STREAM_ENV_FILE,
     STREAM_MOUNT,
     USER_DATA_LIMIT_BYTES,
     HostConfig,
-    _script,
     model_dir,
     render_conf,
     render_ready_command,
     render_user_data,
     write_compressed_file,
 )
+from components.shipped_scripts import SCRIPTS, script
 from core.versions import VLLM_IMAGE
 from stacks.alibaba.ecs import host_config
 
@@ -168,11 +167,11 @@ def test_user_data_installs_both_units_and_starts_the_bootstrap_without_waiting(
         "/usr/local/bin/llm-serving-run",
     ):
         assert f"cat > {path} <<'LLM_SERVING_EOF'" in text
-    # The largest static scripts go compressed (ECS's 32 KB of user-data); they unpack to the repository's text.
+    # The largest static scripts go compressed (ECS's 32 KB of user-data); they unpack to the shipped text.
     for name in ("bootstrap.sh", "install-driver.sh"):
-        assert write_compressed_file(f"/usr/local/lib/llm-serving/{name}", (SCRIPTS / name).read_text(), "0755") in text
+        assert write_compressed_file(f"/usr/local/lib/llm-serving/{name}", script(name), "0755") in text
     assert text.rstrip().endswith("systemctl start --no-block llm-bootstrap.service")
-    assert "MODEL_ID=deepseek-ai/DeepSeek-R1-Distill-Qwen-7B" in text and "docker pull" in _script("bootstrap.sh")
+    assert "MODEL_ID=deepseek-ai/DeepSeek-R1-Distill-Qwen-7B" in text and "docker pull" in script("bootstrap.sh")
 
 
 def test_engine_unit_restarts_and_stops_gracefully():
@@ -620,3 +619,70 @@ def test_a_bucket_holding_another_revision_is_not_copied(tmp_path, monkeypatch):
     with pytest.raises(SystemExit, match="holds 'org/m@v0', not 'org/m@master'"):
         _fetch_oss(tmp_path, monkeypatch, fake)
     assert not (tmp_path / "m/a.bin").exists()
+
+
+# --- The shared shell libraries (components/scripts/lib-*.sh), inlined where the scripts ship -------------------
+
+
+def test_every_script_ships_with_its_libraries_inlined_and_nothing_left_to_source():
+    users = [p.name for p in SCRIPTS.glob("*") if p.is_file() and "/lib-" in p.read_text()]
+    assert sorted(users) == [
+        "bootstrap.sh",
+        "image-mirror-setup.sh",
+        "image-mirror-worker.sh",
+        "jump-host-setup.sh",
+        "model-import-setup.sh",
+        "model-import-worker.sh",
+    ]
+    for name in users:
+        shipped = script(name)
+        assert "lib-" not in shipped and "BASH_SOURCE" not in shipped, name
+        assert shipped.count("retry() {") + shipped.count("attempts() {") == 1, name
+    rendered = render_user_data(host_for({}))  # bootstrap.sh goes compressed: its shipped text, inlined
+    assert write_compressed_file("/usr/local/lib/llm-serving/bootstrap.sh", script("bootstrap.sh"), "0755") in rendered
+
+
+def _worker_steps(tmp_path, steps: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """lib-worker-command.sh's functions in bash, with sleep and systemd-run recorded instead of run."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    for name in ("sleep", "systemd-run"):
+        (bin_dir / name).write_text(f'#!/bin/bash\necho "{name} $*" >>"{tmp_path}/calls"\n')
+        (bin_dir / name).chmod(0o755)
+    program = f"set -euo pipefail\nsource {SCRIPTS / 'lib-worker-command.sh'}\n{steps}\n"
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "TIMEOUT_SECONDS": str(timeout), "STOP_AFTER_SECONDS": "60"}
+    return subprocess.run(["bash", "-c", program], env=env, capture_output=True, text=True, cwd=tmp_path)
+
+
+def _calls(tmp_path) -> list[str]:
+    path = tmp_path / "calls"
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def test_a_worker_command_waits_for_its_set_up_and_gives_up_at_its_deadline_saying_where_to_look(tmp_path):
+    (tmp_path / "setup.done").touch()
+    assert _worker_steps(tmp_path, "wait_for_setup setup.done pip && echo ready").stdout.splitlines()[-1] == "ready"
+    late = _worker_steps(tmp_path, "wait_for_setup missing pip; echo unreachable", timeout=0)
+    assert late.returncode == 1 and "unreachable" not in late.stdout
+    assert "set-up not done after 0s; see /var/log/cloud-init-output.log" in late.stderr
+
+
+def test_a_worker_command_tries_its_run_three_times_with_growing_pauses_then_names_the_failure(tmp_path):
+    failed = _worker_steps(tmp_path, 'attempts "import failed" false; echo unreachable')
+    assert failed.returncode == 1 and failed.stderr.strip() == "import failed" and "unreachable" not in failed.stdout
+    assert _calls(tmp_path) == ["sleep 30", "sleep 60"]
+    (tmp_path / "calls").unlink()
+    # Succeeds on the second try (a policy that applied late): no failure, one pause.
+    flaky = _worker_steps(tmp_path, "attempts nope bash -c '[ -e once ] || { touch once; exit 1; }' && echo done")
+    assert flaky.returncode == 0 and flaky.stdout.strip() == "done" and _calls(tmp_path) == ["sleep 30"]
+    (tmp_path / "calls").unlink()
+    # Past the deadline the first failure is the last.
+    assert _worker_steps(tmp_path, "attempts late false", timeout=0).returncode == 1 and _calls(tmp_path) == []
+
+
+def test_a_worker_stops_itself_only_through_a_timer_after_its_command(tmp_path):
+    done = _worker_steps(tmp_path, "stop_later llm-import-stop /usr/local/bin/llm-model-import cn-hangzhou")
+    assert done.returncode == 0
+    assert _calls(tmp_path) == [
+        "systemd-run --unit=llm-import-stop --on-active=60 /usr/local/bin/llm-model-import stop-self cn-hangzhou"
+    ]

@@ -578,7 +578,7 @@ def test_inline_scripts_are_escaped_against_kubelet_expansion():
 
 
 def test_scripts_reach_the_container_unchanged_by_kubelet_expansion():
-    from components.kubernetes.serving_workload import SCRIPTS
+    from components.shipped_scripts import SCRIPTS
 
     leader, worker = lws_templates(lws_run())
     for template, script in ((leader, "ray-leader.sh"), (worker, "ray-worker.sh")):
@@ -741,7 +741,7 @@ def test_host_mounts_reach_every_gpu_container_read_only():
 
 
 def test_scripts_are_in_the_shellchecked_directory():
-    from components.kubernetes.serving_workload import SCRIPTS
+    from components.shipped_scripts import SCRIPTS
 
     assert {"ray-leader.sh", "ray-worker.sh"} <= {p.name for p in Path(SCRIPTS).glob("*.sh")}
 

@@ -7,7 +7,7 @@ import importlib.util
 import sys
 import types
 
-from components.alibaba.model_import_workers import SCRIPTS
+from components.shipped_scripts import SCRIPTS
 
 
 def load(filename: str, module_name: str) -> types.ModuleType:

@@ -18,10 +18,10 @@ import re
 import shlex
 import textwrap
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Optional
 
 from components.alibaba.oss_s3_api import CONFIG_ITEM, CREDENTIAL_SCRIPT, SCRIPT_ITEM, aws_config, stream_env
+from components.shipped_scripts import body, script
 from core.catalog import ModelSpec
 from core.engine import EngineCommand
 from core.gateway import (
@@ -34,7 +34,6 @@ from core.gateway import (
     render_nginx_conf,
 )
 
-SCRIPTS = Path(__file__).parent.parent / "scripts"
 MODEL_ROOT = "/root/llm-model"
 CONTAINER_NAME = "llm-serving"  # also named in scripts/llm-serving.service (ExecStop)
 MODELSCOPE_VERSION = "1.40.2"
@@ -168,13 +167,9 @@ def render_conf(host: HostConfig) -> str:
     return "# Written by the llm Pulumi program; no secrets here.\n" + "\n".join(lines) + "\n"
 
 
-def _script(name: str) -> str:
-    return (SCRIPTS / name).read_text()
-
-
 def fetch_model_script() -> str:
     """The one model download script (MODEL_ID REVISION DIR), run by the GPU host and the import Job."""
-    return _script(FETCH_MODEL_SCRIPT)
+    return script(FETCH_MODEL_SCRIPT)
 
 
 def fetch_model_env(pip_index_url: str = PIP_INDEX_URL) -> dict[str, str]:
@@ -222,11 +217,11 @@ def render_user_data(host: HostConfig) -> str:
         f"install -d -m 0755 /usr/local/lib/llm-serving\ninstall -d -m 0700 /etc/llm-serving {GATEWAY_DIR}\n",
         write_file("/etc/llm-serving/serving.conf", render_conf(host), "0644"),
         write_file(f"{GATEWAY_DIR}/nginx.conf", render_nginx_conf(gateway_config(host)), "0644"),
-        write_compressed_file("/usr/local/lib/llm-serving/bootstrap.sh", _script("bootstrap.sh"), "0755"),
-        write_compressed_file("/usr/local/lib/llm-serving/install-driver.sh", _script("install-driver.sh"), "0755"),
+        write_compressed_file("/usr/local/lib/llm-serving/bootstrap.sh", script("bootstrap.sh"), "0755"),
+        write_compressed_file("/usr/local/lib/llm-serving/install-driver.sh", script("install-driver.sh"), "0755"),
         write_file("/usr/local/lib/llm-serving/fetch-model.sh", fetch_model_script(), "0755"),
         *(
-            [write_compressed_file(f"{LIB_DIR}/fetch-oss.py", _script("fetch-oss.py"), "0755")]
+            [write_compressed_file(f"{LIB_DIR}/fetch-oss.py", script("fetch-oss.py"), "0755")]
             if host.weights_source == "oss" and not streamed(host)
             else []
         ),
@@ -242,11 +237,11 @@ def render_user_data(host: HostConfig) -> str:
             if streamed(host)
             else []
         ),
-        write_file("/usr/local/bin/llm-serving-run", _script("serving-run.sh"), "0755"),
-        write_file("/usr/local/bin/llm-gateway-run", _script("gateway-run.sh"), "0755"),
-        write_file("/etc/systemd/system/llm-bootstrap.service", _script("llm-bootstrap.service"), "0644"),
-        write_file("/etc/systemd/system/llm-serving.service", _script("llm-serving.service"), "0644"),
-        write_file("/etc/systemd/system/llm-gateway.service", _script("llm-gateway.service"), "0644"),
+        write_file("/usr/local/bin/llm-serving-run", script("serving-run.sh"), "0755"),
+        write_file("/usr/local/bin/llm-gateway-run", script("gateway-run.sh"), "0755"),
+        write_file("/etc/systemd/system/llm-bootstrap.service", script("llm-bootstrap.service"), "0644"),
+        write_file("/etc/systemd/system/llm-serving.service", script("llm-serving.service"), "0644"),
+        write_file("/etc/systemd/system/llm-gateway.service", script("llm-gateway.service"), "0644"),
         "systemctl daemon-reload\n",
         "systemctl enable llm-bootstrap.service\n",
         "systemctl start --no-block llm-bootstrap.service\n",
@@ -271,8 +266,8 @@ def render_prepare_image(host: HostConfig) -> str:
         "set -euo pipefail\n",
         f"install -d -m 0700 {PREPARE_DIR}\ninstall -d -m 0755 {LIB_DIR}\n",
         write_file(f"{PREPARE_DIR}/serving.conf", render_conf(host), "0644"),
-        write_file(f"{PREPARE_DIR}/bootstrap.sh", _script("bootstrap.sh"), "0755"),
-        write_file(f"{LIB_DIR}/install-driver.sh", _script("install-driver.sh"), "0755"),
+        write_file(f"{PREPARE_DIR}/bootstrap.sh", script("bootstrap.sh"), "0755"),
+        write_file(f"{LIB_DIR}/install-driver.sh", script("install-driver.sh"), "0755"),
         f"LLM_SERVING_CONF={PREPARE_DIR}/serving.conf LLM_SERVING_STATE={PREPARE_DIR}/state \\\n"
         f"  {PREPARE_DIR}/bootstrap.sh --prepare-image\n",
         f"rm -rf {PREPARE_DIR}\n",
@@ -324,5 +319,4 @@ def render_ready_command(
             "",
         ]
     )
-    body = _script("ready.sh").split("\n", 1)[1]  # drop the script's own shebang
-    return header + body
+    return header + body("ready.sh")

@@ -36,7 +36,7 @@ import pulumi_alicloud as alicloud
 
 from components.alibaba.cloud_assistant_worker import STOP_AFTER_SECONDS, check_timeout, run_on_worker, worker_api_file
 from components.alibaba.host_scripts import PIP_INDEX_URL, write_file
-from components.alibaba.model_import_workers import SCRIPTS
+from components.shipped_scripts import body, script
 from core import versions
 
 WORKER_SCRIPT = "llm-image-mirror.py"
@@ -68,10 +68,6 @@ class ImageMirrorArgs:
         return f"{self.registry}/{self.namespace}/{self.repository}:{self.tag}"
 
 
-def _body(name: str) -> str:
-    return (SCRIPTS / name).read_text().split("\n", 1)[1]  # drop the script's own shebang
-
-
 def render_setup(fingerprint: str) -> str:
     """User-data: skopeo, the pinned SDK core and the worker script; no secret."""
     header = "\n".join(
@@ -83,12 +79,11 @@ def render_setup(fingerprint: str) -> str:
             "",
         ]
     )
-    script = (SCRIPTS / WORKER_SCRIPT).read_text()
     return (
         header
         + worker_api_file()
-        + write_file("/usr/local/bin/llm-image-mirror", script, "0755")
-        + _body("image-mirror-setup.sh")
+        + write_file("/usr/local/bin/llm-image-mirror", script(WORKER_SCRIPT), "0755")
+        + body("image-mirror-setup.sh")
     )
 
 
@@ -105,7 +100,7 @@ def render_command(args: ImageMirrorArgs, timeout_seconds: int) -> str:
             "",
         ]
     )
-    return header + _body("image-mirror-worker.sh")
+    return header + body("image-mirror-worker.sh")
 
 
 def worker_statements(args: ImageMirrorArgs, account: str, worker_id: str) -> list[dict]:

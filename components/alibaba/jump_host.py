@@ -16,7 +16,6 @@ import base64
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Optional
 
 import pulumi
@@ -25,9 +24,9 @@ import pulumi_alicloud as alicloud
 from components.alibaba.ecs_host import linux_host
 from components.alibaba.host_scripts import PIP_INDEX_URL, write_file
 from components.alibaba.instance_role import InstanceRole, InstanceRoleArgs, account_id
+from components.shipped_scripts import body, script
 from core import versions
 
-SCRIPTS = Path(__file__).parent.parent / "scripts"
 VALID_MINUTES = 4320  # DescribeClusterUserKubeconfig TemporaryDurationMinutes: 15-4320; renewed daily
 COMMAND_TIMEOUT_MINUTES = 20  # user-data (apt, kubectl, pip) plus the fetch
 CLUSTER_ROLE = "admin"  # cs.KubernetesPermission predefined role: Compute Nest's ACS jump host is the admin's
@@ -47,10 +46,6 @@ class JumpHostArgs:
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
-def _body(name: str) -> str:
-    return (SCRIPTS / name).read_text().split("\n", 1)[1]  # drop the script's own shebang
-
-
 def render_setup(kubectl_minor: str) -> str:
     """User-data: kubectl, the ACK SDK, the fetcher and its renewal timer; no secret, no cluster id."""
     header = "\n".join(
@@ -65,16 +60,12 @@ def render_setup(kubectl_minor: str) -> str:
     )
     files = "".join(
         [
-            write_file("/usr/local/bin/llm-kubeconfig", (SCRIPTS / "llm-kubeconfig.py").read_text(), "0755"),
-            write_file(
-                "/etc/systemd/system/llm-kubeconfig.service", (SCRIPTS / "llm-kubeconfig.service").read_text(), "0644"
-            ),
-            write_file(
-                "/etc/systemd/system/llm-kubeconfig.timer", (SCRIPTS / "llm-kubeconfig.timer").read_text(), "0644"
-            ),
+            write_file("/usr/local/bin/llm-kubeconfig", script("llm-kubeconfig.py"), "0755"),
+            write_file("/etc/systemd/system/llm-kubeconfig.service", script("llm-kubeconfig.service"), "0644"),
+            write_file("/etc/systemd/system/llm-kubeconfig.timer", script("llm-kubeconfig.timer"), "0644"),
         ]
     )
-    return header + files + _body("jump-host-setup.sh")
+    return header + files + body("jump-host-setup.sh")
 
 
 def render_kubeconfig_install(cluster_id: str, region: str, role_name: str) -> str:
@@ -89,7 +80,7 @@ def render_kubeconfig_install(cluster_id: str, region: str, role_name: str) -> s
             "",
         ]
     )
-    return header + _body("kubeconfig-install.sh")
+    return header + body("kubeconfig-install.sh")
 
 
 def kubeconfig_statements(region: str, account: str, cluster_id: str) -> list[dict]:

@@ -32,7 +32,6 @@ import hashlib
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Optional
 
 import pulumi
@@ -40,9 +39,9 @@ import pulumi_alicloud as alicloud
 
 from components.alibaba.cloud_assistant_worker import STOP_AFTER_SECONDS, check_timeout, run_on_worker, worker_api_file
 from components.alibaba.host_scripts import PIP_INDEX_URL, write_file
+from components.shipped_scripts import body, script
 from core import versions
 
-SCRIPTS = Path(__file__).parent.parent / "scripts"
 WORKER_SCRIPT = "llm-model-import.py"
 DISK_GIB = 100  # OS, packages and PARALLEL_FILES shards in flight (ESSD PL1: 170 MB/s at 100 GiB)
 # OSS RAM actions of the worker, on its prefix only. oss:PutObject authorizes PutObject and the multipart calls
@@ -71,11 +70,7 @@ class ModelImportWorkersArgs:
 
 
 def worker_script() -> str:
-    return (SCRIPTS / WORKER_SCRIPT).read_text()
-
-
-def _body(name: str) -> str:
-    return (SCRIPTS / name).read_text().split("\n", 1)[1]  # drop the script's own shebang
+    return script(WORKER_SCRIPT)
 
 
 def render_setup(fingerprint: str) -> str:
@@ -95,7 +90,7 @@ def render_setup(fingerprint: str) -> str:
         header
         + worker_api_file()
         + write_file("/usr/local/bin/llm-model-import", worker_script(), "0755")
-        + _body("model-import-setup.sh")
+        + body("model-import-setup.sh")
     )
 
 
@@ -127,7 +122,7 @@ def render_command(
             "",
         ]
     )
-    return header + _body("model-import-worker.sh")
+    return header + body("model-import-worker.sh")
 
 
 def worker_statements(region: str, account: str, bucket: str, prefix: str, instance_id: str) -> list[dict]:

@@ -30,7 +30,6 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Optional
 
 import pulumi
@@ -39,6 +38,7 @@ import pulumi_random as random
 
 from components.kubernetes.hardening import container_security, pod_security
 from components.kubernetes.objects import manifest
+from components.shipped_scripts import script as shipped_script
 from core.engine import MODEL_URI_ENV, MODEL_URI_REF, EngineCommand
 from core.gateway import (
     DEFAULT_ROUTES,
@@ -51,8 +51,6 @@ from core.gateway import (
     nginx_argv,
     render_nginx_conf,
 )
-
-SCRIPTS = Path(__file__).parent.parent / "scripts"
 
 LWS_API_VERSION = "leaderworkerset.x-k8s.io/v1"
 # Set by the LeaderWorkerSet controller on every pod; "0" is the leader (sigs.k8s.io/lws api/leaderworkerset/v1).
@@ -813,7 +811,7 @@ RAY_PRELUDE = "ray-network-env.sh"  # runs before either Ray script: the network
 def _ray_script_command(script: str) -> list[str]:
     """Run a Ray script from components/scripts inline (no ConfigMap to keep in sync), after RAY_PRELUDE;
     argv follows as $@."""
-    text = (SCRIPTS / RAY_PRELUDE).read_text() + "\n" + (SCRIPTS / script).read_text()
+    text = shipped_script(RAY_PRELUDE) + "\n" + shipped_script(script)
     return ["/bin/bash", "-c", kubernetes_literal(text), script]
 
 

@@ -33,15 +33,8 @@ fail() {
 trap 'fail "line $LINENO: $BASH_COMMAND"' ERR
 step() { echo "bootstrap: $(date -u +%H:%M:%S) $*"; }
 
-# retry CMD...: up to 5 attempts with growing pauses (mirrors and registries have bad minutes).
-retry() {
-  local attempt=1
-  until "$@"; do
-    [ "$attempt" -ge 5 ] && return 1
-    sleep $((attempt * 20))
-    attempt=$((attempt + 1))
-  done
-}
+# shellcheck source=/dev/null
+source "$(dirname "${BASH_SOURCE[0]}")/lib-retry.sh"  # inlined when shipped (components/shipped_scripts.py)
 
 export DEBIAN_FRONTEND=noninteractive
 apt_install() { retry apt-get install -y --no-install-recommends "$@"; }

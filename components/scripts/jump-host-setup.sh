@@ -9,14 +9,8 @@ set -euo pipefail
 MIRROR="https://mirrors.cloud.aliyuncs.com/kubernetes-new/core/stable/v${KUBECTL_MINOR}/deb"
 LIB=/opt/llm-jump/lib
 
-retry() {
-  local attempt=1
-  until "$@"; do
-    [ "$attempt" -ge 5 ] && return 1
-    sleep $((attempt * 20))
-    attempt=$((attempt + 1))
-  done
-}
+# shellcheck source=/dev/null
+source "$(dirname "${BASH_SOURCE[0]}")/lib-retry.sh"  # inlined when shipped (components/shipped_scripts.py)
 
 export DEBIAN_FRONTEND=noninteractive
 retry apt-get update

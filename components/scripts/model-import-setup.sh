@@ -7,14 +7,8 @@ set -euo pipefail
 : "${PIP_INDEX_URL:?}" "${MODELSCOPE_HUB_VERSION:?}" "${OSS2_VERSION:?}" "${ACS_CORE_VERSION:?}"
 LIB=/opt/llm-import/lib
 
-retry() {
-  local attempt=1
-  until "$@"; do
-    [ "$attempt" -ge 5 ] && return 1
-    sleep $((attempt * 20))
-    attempt=$((attempt + 1))
-  done
-}
+# shellcheck source=/dev/null
+source "$(dirname "${BASH_SOURCE[0]}")/lib-retry.sh"  # inlined when shipped (components/shipped_scripts.py)
 
 export DEBIAN_FRONTEND=noninteractive
 retry apt-get update

@@ -533,11 +533,13 @@ def _restore_pickler() -> None:
 
 
 def run_provider_isolated(
-    provider: object, body: str, cwd: Path, *, without_alibaba_credentials: bool = False
+    provider: object, body: str, cwd: Path, *, without_alibaba_credentials: bool = False, home: Optional[Path] = None
 ) -> tuple[subprocess.CompletedProcess, str]:
     """A dynamic provider as its own process gets it: pickled by pulumi's serialize_provider, loaded with dill in
     `python -I` (no current directory or PYTHONPATH on sys.path) from `cwd`, then `body` (Python; the provider is
     `p`; base64, json, os and sys are imported). The process fails if anything imported a `components` module.
+    `without_alibaba_credentials`: no ALIBABA_CLOUD_*/ALICLOUD_* variables and no ECS metadata lookup, so only what
+    the body passes, or `home`'s ~/.aliyun/config.json (HOME), can be found by Alibaba's credential chain.
     Returns the finished process and the blob."""
     from pulumi.dynamic.dynamic import serialize_provider
 
@@ -552,6 +554,9 @@ def run_provider_isolated(
     env = dict(os.environ)
     if without_alibaba_credentials:
         env = {k: v for k, v in env.items() if not k.startswith(("ALIBABA_CLOUD_", "ALICLOUD_"))}
+        env["ALIBABA_CLOUD_ECS_METADATA_DISABLED"] = "true"
+    if home is not None:
+        env["HOME"] = str(home)
     done = subprocess.run(
         [sys.executable, "-I", "-c", script], cwd=cwd, env=env, capture_output=True, text=True, check=False
     )

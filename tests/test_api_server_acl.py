@@ -226,19 +226,6 @@ def test_the_sdk_requests_carry_the_acl_fields(monkeypatch):
     assert sent[2] == {"AclStatus": "off", "ListenerPort": 6443, "LoadBalancerId": "lb-1", "RegionId": "cn-hangzhou"}
 
 
-def test_credentials_come_from_the_stack_then_the_provider_environment_then_the_default_chain(monkeypatch):
-    for name in ("ALICLOUD_ACCESS_KEY", "ALICLOUD_SECRET_KEY", "ALICLOUD_SECURITY_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    pick = acl_module._provider().credential_client
-    stack = pick({"accessKey": "AK", "secretKey": "SK", "securityToken": "TOK"})
-    assert (stack.get_credential().access_key_id, stack.get_credential().security_token) == ("AK", "TOK")
-    assert pick({"profile": "work"}).cloud_credential.provider.__class__.__name__ == "CLIProfileCredentialsProvider"
-    assert pick({}).cloud_credential.type_name == "default"
-    monkeypatch.setenv("ALICLOUD_ACCESS_KEY", "ENV-AK")
-    monkeypatch.setenv("ALICLOUD_SECRET_KEY", "ENV-SK")
-    assert pick({}).get_credential().access_key_id == "ENV-AK"
-
-
 def test_the_provider_is_pickled_by_value_so_its_process_needs_only_the_sdk(tmp_path):
     done, blob = run_provider_isolated(
         acl_module._provider(),

@@ -588,14 +588,13 @@ def test_deleting_the_image_deletes_its_snapshots_too():
     ]
 
 
-def test_the_build_provider_is_pickled_by_value_so_its_process_needs_only_the_stdlib_and_pulumi(tmp_path):
+def test_the_build_provider_is_pickled_by_value_and_acts_as_the_stacks_identity_else_the_cli_profile(tmp_path):
     from components.alibaba.prepared_image import _provider
 
-    empty, home = tmp_path / "empty", tmp_path / "home"
-    empty.mkdir()
+    home = tmp_path / "home"
     (home / ".aliyun").mkdir(parents=True)
-    profile = {"name": "default", "mode": "AK", "access_key_id": "P-AK", "access_key_secret": "P-SK"}
-    (home / ".aliyun" / "config.json").write_text(json.dumps({"current": "default", "profiles": [profile]}))
+    profile = {"name": "work", "mode": "AK", "access_key_id": "P-AK", "access_key_secret": "P-SK"}
+    (home / ".aliyun" / "config.json").write_text(json.dumps({"current": "", "profiles": [profile]}))
     fixed = {
         "Timestamp": "2016-02-23T12:46:24Z",
         "Format": "XML",
@@ -603,15 +602,14 @@ def test_the_build_provider_is_pickled_by_value_so_its_process_needs_only_the_st
     }
     script = (
         "props = {'execution_id': 'exec-1', 'region': 'cn-hangzhou', 'wait_minutes': 60, 'image_id': None}\n"
-        f"os.environ['HOME'] = {str(empty)!r}\n"
-        "try:\n"
+        "try:\n"  # no credentials in the props (an older stack's state) and no current profile
         "    p.create(props)\n"
         "    refused = ''\n"
         "except RuntimeError as error:\n"
         "    refused = str(error)\n"
         "p.delete('m-built', props)\n"
-        f"os.environ['HOME'] = {str(home)!r}\n"
-        "credentials = p.credentials()\n"
+        "credentials = p.credentials({'profile': 'work'})\n"
+        "stack = p.credentials({'accessKey': 'S-AK', 'secretKey': 'S-SK', 'securityToken': 'S-T'})\n"
         f"url = p.rpc_url('cn-hangzhou', 'DescribeRegions', {fixed!r}, ('testid', 'testsecret', None))\n"
         "states = iter(['BUILDING', 'SUCCESS'])\n"
         "def build(action, params):\n"
@@ -626,14 +624,29 @@ def test_the_build_provider_is_pickled_by_value_so_its_process_needs_only_the_st
         "    mapping = {'DiskDeviceMappings': {'DiskDeviceMapping': [{'SnapshotId': 's-1'}]}}\n"
         "    return {'Images': {'Image': [mapping]}} if action == 'DescribeImages' else {}\n"
         "snapshots = p.delete_image('cn-hangzhou', image, credentials, ecs)\n"
-        "print(json.dumps([type(p).__name__, refused, credentials, url, image, pauses, snapshots, calls]))\n"
+        "print(json.dumps([type(p).__name__, refused, credentials, stack, url, image, pauses, snapshots, calls]))\n"
     )
-    done, _ = run_provider_isolated(_provider(), script, tmp_path, without_alibaba_credentials=True)
+    done, _ = run_provider_isolated(_provider(), script, tmp_path, without_alibaba_credentials=True, home=home)
     assert done.returncode == 0, done.stderr
     assert "the prepared image m-built was not deleted" in done.stderr  # delete without credentials only warns
-    name, refused, credentials, url, image, pauses, snapshots, calls = json.loads(done.stdout)
-    assert name == "WaitForImage" and credentials == ["P-AK", "P-SK", None]
+    name, refused, credentials, stack, url, image, pauses, snapshots, calls = json.loads(done.stdout)
+    assert name == "WaitForImage" and credentials == ["P-AK", "P-SK", None] and stack == ["S-AK", "S-SK", "S-T"]
     assert "aliyun ecs DescribeImagePipelineExecutions --RegionId cn-hangzhou --ExecutionId exec-1" in refused
     assert url.endswith("&Signature=OLeaidS1JvxuMvnyHOwuJ%2BuX5qY%3D")  # the documented example, as above
     assert (image, pauses) == ("m-built", [30])
     assert snapshots == ["s-1"] and calls == ["DescribeImages", "DeleteImage", "DeleteSnapshot"]
+
+
+def test_the_stacks_credentials_reach_the_build_as_a_secret_and_a_new_identity_keeps_the_image():
+    from components.alibaba.prepared_image import _provider
+
+    run = run_stack("dev", {"ecs.preparedImage.build": True, "alicloud:profile": "deploy"})
+    (build,) = [r for r in run.resources if "credentials" in r.inputs and "execution_id" in r.inputs]
+    assert is_secret(build.inputs["credentials"]) and unwrap(build.inputs["credentials"]) == {"profile": "deploy"}
+    provider = _provider()
+    old = {"execution_id": "e-1", "region": "cn-hangzhou", "image_id": "m-1", "credentials": {"profile": "a"}}
+    new = {**old, "image_id": None, "credentials": {"profile": "b"}}
+    rotated = provider.diff("m-1", old, new)
+    assert rotated.changes and not rotated.replaces
+    assert provider.update("m-1", old, new).outs == {**new, "image_id": "m-1"}
+    assert provider.diff("m-1", old, {**new, "execution_id": "e-2"}).replaces == ["execution_id"]

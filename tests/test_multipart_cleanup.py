@@ -7,7 +7,7 @@ import json
 
 import cloud_rules
 import pytest
-from harness import run_program, run_provider_isolated, run_stack
+from harness import is_secret, run_program, run_provider_isolated, run_stack, unwrap
 
 from components.alibaba import multipart_cleanup as cleanup
 
@@ -48,50 +48,55 @@ def test_every_incomplete_upload_of_every_page_is_aborted_with_a_signed_request(
     assert headers["Authorization"] == f"OSS AK:{expected}" and headers["x-oss-security-token"] == "TOK"
 
 
-def test_credentials_come_from_the_environment_or_the_cli_profile(monkeypatch, tmp_path):
-    for name in ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALICLOUD_ACCESS_KEY"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path))
-    assert cleanup._credentials() is None
-    (tmp_path / ".aliyun").mkdir()
-    profile = {"name": "default", "mode": "AK", "access_key_id": "P-AK", "access_key_secret": "P-SK"}
-    (tmp_path / ".aliyun" / "config.json").write_text(json.dumps({"current": "default", "profiles": [profile]}))
-    assert cleanup._credentials() == ("P-AK", "P-SK", None)
-    monkeypatch.setenv("ALICLOUD_ACCESS_KEY", "E-AK")
-    monkeypatch.setenv("ALICLOUD_SECRET_KEY", "E-SK")
-    assert cleanup._credentials() == ("E-AK", "E-SK", None)
-
-
-def test_the_provider_is_pickled_by_value_so_its_process_needs_only_the_stdlib_and_pulumi(tmp_path):
-    empty, home = tmp_path / "empty", tmp_path / "home"
-    empty.mkdir()
+def test_the_provider_is_pickled_by_value_and_acts_as_the_stacks_identity_else_the_cli_profile(tmp_path):
+    home = tmp_path / "home"
     (home / ".aliyun").mkdir(parents=True)
     profile = {"name": "ci", "mode": "StsToken", "access_key_id": "P-AK", "access_key_secret": "P-SK", "sts_token": "T"}
-    (home / ".aliyun" / "config.json").write_text(json.dumps({"current": "ci", "profiles": [profile]}))
+    (home / ".aliyun" / "config.json").write_text(json.dumps({"current": "", "profiles": [profile]}))
     listing = page([("m/a b", "U1")]).decode()
     script = (
-        f"os.environ['HOME'] = {str(empty)!r}\n"
-        "p.delete('abort-uploads-bkt', {'abortsMultipartUploadsOf': 'bkt', 'endpoint': 'oss-x.aliyuncs.com'})\n"
-        f"os.environ['HOME'] = {str(home)!r}\n"
-        "credentials = p.credentials()\n"
+        "state = {'abortsMultipartUploadsOf': 'bkt', 'endpoint': 'oss-x.aliyuncs.com'}\n"
+        "p.delete('abort-uploads-bkt', state)\n"  # the state of an older stack: no credentials, none current
+        "named = p.credentials({'profile': 'ci'})\n"
+        "stack = p.credentials({'accessKey': 'S-AK', 'secretKey': 'S-SK'})\n"
         "sent = []\n"
         "def send(method, url, headers):\n"
         "    sent.append([method, url, headers])\n"
         f"    return {listing!r}.encode() if method == 'GET' else b''\n"
-        "aborted = p.abort_incomplete_uploads('bkt', 'oss-cn-hangzhou.aliyuncs.com', credentials, send)\n"
-        "print(json.dumps([type(p).__name__, credentials, aborted, sent]))\n"
+        "aborted = p.abort_incomplete_uploads('bkt', 'oss-cn-hangzhou.aliyuncs.com', named, send)\n"
+        "print(json.dumps([type(p).__name__, named, stack, aborted, sent]))\n"
     )
-    done, _ = run_provider_isolated(cleanup._provider(), script, tmp_path, without_alibaba_credentials=True)
+    done, _ = run_provider_isolated(cleanup._provider(), script, tmp_path, without_alibaba_credentials=True, home=home)
     assert done.returncode == 0, done.stderr
     assert "incomplete uploads of bkt were not aborted" in done.stderr  # delete without credentials only warns
-    name, credentials, aborted, sent = json.loads(done.stdout)
-    assert (name, credentials, aborted) == ("AbortMultipartUploads", ["P-AK", "P-SK", "T"], 1)
+    name, named, stack, aborted, sent = json.loads(done.stdout)
+    assert (name, named, stack, aborted) == ("AbortMultipartUploads", ["P-AK", "P-SK", "T"], ["S-AK", "S-SK", None], 1)
     (_, listed, _), (verb, url, headers) = sent
     assert listed == "https://bkt.oss-cn-hangzhou.aliyuncs.com/?uploads"
     assert (verb, url) == ("DELETE", "https://bkt.oss-cn-hangzhou.aliyuncs.com/m/a%20b?uploadId=U1")
     text = f"DELETE\n\n\n{headers['Date']}\nx-oss-security-token:T\n/bkt/m/a b?uploadId=U1"
     expected = base64.b64encode(hmac.new(b"P-SK", text.encode(), hashlib.sha1).digest()).decode()
     assert headers["Authorization"] == f"OSS P-AK:{expected}"
+
+
+def test_the_stacks_credentials_reach_the_cleanup_as_a_secret_and_a_new_identity_is_an_update_in_place():
+    run = run_stack(
+        "acs",
+        {"alicloud:accessKey": "LTAI-STACK-KEY", "alicloud:secretKey": "STACK-SECRET"},
+    )
+    aborter = next(r for r in run.resources if "abort-uploads" in r.name)
+    assert is_secret(aborter.inputs["credentials"])
+    assert unwrap(aborter.inputs["credentials"]) == {"accessKey": "LTAI-STACK-KEY", "secretKey": "STACK-SECRET"}
+    provider = cleanup._provider()
+    old = {"abortsMultipartUploadsOf": "bkt", "endpoint": "e", "credentials": {"accessKey": "old"}}
+    rotated = provider.diff("id", old, {**old, "credentials": {"accessKey": "new"}})
+    assert rotated.changes and not rotated.replaces
+    assert provider.diff("id", old, {**old, "abortsMultipartUploadsOf": "other"}).replaces == [
+        "abortsMultipartUploadsOf"
+    ]
+    assert provider.update("id", old, {**old, "credentials": {"accessKey": "new"}}).outs["credentials"] == {
+        "accessKey": "new"
+    }
 
 
 def test_the_bucket_is_destroyed_after_the_cleanup_and_the_volumes_before_it():

@@ -15,7 +15,7 @@ credential chain). On destroy it turns the ACL off before the ACL goes. Not run 
 listener's protocol is read from DescribeLoadBalancerAttribute rather than assumed.
 
 The provider class is built inside a function so dill pickles it by value: the dynamic provider's process imports
-only the SDK, not this project.
+only the SDK, not this project. Its identity: components.alibaba.deployer_credentials.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from typing import Any, Optional
 import pulumi
 import pulumi.dynamic as dynamic
 import pulumi_alicloud as alicloud
+
+from components.alibaba.deployer_credentials import credential_client
 
 API_SERVER_PORT = 6443
 # Required entries of a whitelist on the API server's listener (alibabacloud.com/help/en/ack/cluster-access-control,
@@ -201,30 +203,6 @@ def _provider(api_factory: Any = None) -> dynamic.ResourceProvider:
                     )
 
         return Api()
-
-    def credential_client(credentials: Mapping[str, Any]) -> Any:
-        """alicloud:accessKey/secretKey(/securityToken) or alicloud:profile if the stack sets them; else the
-        provider's environment variables (ALICLOUD_ACCESS_KEY...), else Alibaba's default chain (ALIBABA_CLOUD_*
-        variables, ~/.aliyun/config.json's current profile, the ECS RAM role, RRSA)."""
-        import os
-
-        from alibabacloud_credentials.client import Client as CredentialClient
-        from alibabacloud_credentials.models import Config as CredentialConfig
-
-        key = credentials.get("accessKey") or os.environ.get("ALICLOUD_ACCESS_KEY")
-        secret = credentials.get("secretKey") or os.environ.get("ALICLOUD_SECRET_KEY")
-        token = credentials.get("securityToken") or os.environ.get("ALICLOUD_SECURITY_TOKEN")
-        if key and secret:
-            if token:
-                return CredentialClient(
-                    CredentialConfig(type="sts", access_key_id=key, access_key_secret=secret, security_token=token)
-                )
-            return CredentialClient(CredentialConfig(type="access_key", access_key_id=key, access_key_secret=secret))
-        if credentials.get("profile"):
-            from alibabacloud_credentials.provider.cli_profile import CLIProfileCredentialsProvider
-
-            return CredentialClient(provider=CLIProfileCredentialsProvider(profile_name=credentials["profile"]))
-        return CredentialClient()
 
     helpers: tuple[Any, ...] = (credential_client, listener_protocol, sdk_api)
     for helper in helpers:  # reachable from the tests

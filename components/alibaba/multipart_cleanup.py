@@ -8,26 +8,29 @@ parts only after a day (lifecycle runs about daily), too late for a destroy.
 
 So a dynamic resource that depends on the bucket (and that the volumes writing into it depend on) does the
 abort in its delete: on destroy it goes after the Jobs and volumes and before the bucket. It runs where
-Pulumi runs, against the bucket's public endpoint, with the deployer's AccessKey from the environment
-(ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET/_SECURITY_TOKEN, or ALICLOUD_ACCESS_KEY/ALICLOUD_SECRET_KEY/
-ALICLOUD_SECURITY_TOKEN as the provider reads them) or the current profile of ~/.aliyun/config.json (AK or
-StsToken mode). Without such credentials it warns and lets the bucket's deletion report any part left; the
-manual fix is `ossutil rm oss://<bucket> -m -r -f` (docs/destroy.md). Not run against a live account.
+Pulumi runs, against the bucket's public endpoint, as the alicloud provider's identity: the stack's credentials
+(a secret input) or the provider's environment or Alibaba's default chain (components/alibaba/deployer_credentials.py).
+Without any it warns and lets the bucket's deletion report any part left; the manual fix is
+`ossutil rm oss://<bucket> -m -r -f` (docs/destroy.md). Not run against a live account.
 
-The provider's class is defined inside `_provider()` and carries everything it runs (credential reading,
-signing, the HTTP calls) as its own static methods, so dill pickles all of it by value; a module-level helper
-would be pickled by reference to this module, which the dynamic provider's process need not be able to import.
-That process imports only pulumi and the standard library (tests/test_multipart_cleanup.py loads the pickled
-provider in an isolated interpreter). The module's `_credentials`, `sign` and `abort_incomplete_uploads` are
-those static methods.
+The provider's class is defined inside `_provider()` and carries everything it runs (signing, the HTTP calls, and
+deployer_credentials' access_key, itself made inside a function) as its own static methods, so dill pickles all
+of it by value; a module-level helper would be pickled by reference to this module, which the dynamic provider's
+process need not be able to import. That process imports pulumi, the standard library and
+alibabacloud_credentials, not this project (tests/test_multipart_cleanup.py loads the pickled provider in an
+isolated interpreter). The module's `_credentials`, `sign` and `abort_incomplete_uploads` are those static
+methods.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Optional
 
 import pulumi
 import pulumi.dynamic as dynamic
+
+from components.alibaba.deployer_credentials import access_key
 
 MARKER = "abortsMultipartUploadsOf"  # the input naming the bucket (tests/cloud_rules looks for it)
 
@@ -40,12 +43,20 @@ def _provider():
         def create(self, props: dict[str, Any]) -> dynamic.CreateResult:
             return dynamic.CreateResult(id_=f"abort-uploads-{props[marker]}", outs=props)
 
+        def diff(self, id: str, old: dict[str, Any], new: dict[str, Any]) -> dynamic.DiffResult:
+            # A new identity (rotated keys, another profile) is taken in place, so that destroy uses it.
+            replaces = [k for k in (marker, "endpoint") if old.get(k) != new.get(k)]
+            return dynamic.DiffResult(changes=bool(replaces) or old != new, replaces=replaces)
+
+        def update(self, id: str, old: dict[str, Any], new: dict[str, Any]) -> dynamic.UpdateResult:
+            return dynamic.UpdateResult(outs=new)
+
         def delete(self, id: str, props: dict[str, Any]) -> None:
-            credentials = self.credentials()
+            credentials = self.credentials(props.get("credentials"))  # none in the state of an older stack
             if credentials is None:
                 pulumi.log.warn(
-                    f"no AccessKey in the environment or ~/.aliyun/config.json: incomplete uploads of "
-                    f"{props[marker]} were not aborted; if deleting the bucket fails, run: "
+                    f"no Alibaba Cloud credentials (the stack's alicloud keys, ALICLOUD_* or the default chain): "
+                    f"incomplete uploads of {props[marker]} were not aborted; if deleting the bucket fails, run: "
                     f"ossutil rm oss://{props[marker]} -m -r -f"
                 )
                 return
@@ -54,31 +65,7 @@ def _provider():
                 pulumi.log.info(f"aborted {aborted} incomplete multipart upload(s) of {props[marker]}")
 
         # What it runs, here rather than at module level (the module's names below are these).
-        @staticmethod
-        def credentials() -> Optional[tuple[str, str, Optional[str]]]:
-            """(AccessKey id, secret, security token or None) from the environment, else from the current (or
-            ALIBABA_CLOUD_PROFILE) AK or StsToken profile of ~/.aliyun/config.json; None without one."""
-            import json
-            import os
-
-            for key_id, secret, token in (
-                ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALIBABA_CLOUD_SECURITY_TOKEN"),
-                ("ALICLOUD_ACCESS_KEY", "ALICLOUD_SECRET_KEY", "ALICLOUD_SECURITY_TOKEN"),
-            ):
-                if os.environ.get(key_id) and os.environ.get(secret):
-                    return os.environ[key_id], os.environ[secret], os.environ.get(token) or None
-            path = os.path.expanduser("~/.aliyun/config.json")
-            try:
-                with open(path) as f:
-                    config = json.load(f)
-            except (OSError, ValueError):
-                return None
-            wanted = os.environ.get("ALIBABA_CLOUD_PROFILE") or config.get("current")
-            for profile in config.get("profiles", []):
-                if profile.get("name") == wanted and profile.get("mode") in ("AK", "StsToken"):
-                    if profile.get("access_key_id") and profile.get("access_key_secret"):
-                        return profile["access_key_id"], profile["access_key_secret"], profile.get("sts_token") or None
-            return None
+        credentials = staticmethod(access_key)
 
         @staticmethod
         def sign(secret: str, verb: str, date: str, resource: str, oss_headers: dict[str, str]) -> str:
@@ -138,8 +125,21 @@ def _provider():
 
 
 class MultipartCleanup(dynamic.Resource):
-    def __init__(self, name: str, bucket: pulumi.Input[str], region: str, opts: Optional[pulumi.ResourceOptions]):
-        super().__init__(_provider(), name, {MARKER: bucket, "endpoint": public_endpoint(region)}, opts)
+    def __init__(
+        self,
+        name: str,
+        bucket: pulumi.Input[str],
+        region: str,
+        credentials: Mapping[str, pulumi.Input[str]],
+        opts: pulumi.ResourceOptions,
+    ):
+        props = {
+            MARKER: bucket,
+            "endpoint": public_endpoint(region),
+            "credentials": pulumi.Output.secret(dict(credentials)),
+        }
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["credentials"]))
+        super().__init__(_provider(), name, props, opts)
 
 
 def public_endpoint(region: str) -> str:

@@ -72,6 +72,8 @@ class OssModelStoreArgs:
     # True: bucket_name is an existing bucket (e.g. kept by an earlier stack with retain): use it as it is,
     # without creating or managing the bucket, its ACL or its encryption; the import then finds the weights.
     adopt: bool = False
+    # The deployer's identity for the multipart cleanup on destroy (components/alibaba/deployer_credentials.py).
+    credentials: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
 
 
 class OssModelStore(pulumi.ComponentResource):
@@ -105,6 +107,7 @@ class OssModelStore(pulumi.ComponentResource):
                         f"{name}-abort-uploads",
                         self.bucket,
                         args.region,
+                        args.credentials,
                         pulumi.ResourceOptions(parent=self, depends_on=[bucket]),
                     )
                 )

@@ -14,15 +14,15 @@ So the image would be built after `pulumi up` ends, be unknown to the program, a
 for the task until SUCCESS and returns the task's ImageId (the API's ImagePipelineExecutionSet has ImageId,
 Status, Message: Alibaba Cloud SDK models of DescribeImagePipelineExecutions), and its delete calls DeleteImage
 (Force) and DeleteSnapshot for the image's snapshots unless the image is retained (`retain_on_delete`). It calls
-the ECS API where Pulumi runs, with the
-deployer's AccessKey from the environment or ~/.aliyun/config.json, as components.alibaba.multipart_cleanup does;
-without one its create fails with the one command that shows the build (no image id, no cleanup otherwise).
+the ECS API where Pulumi runs, as the alicloud provider's identity (the stack's credentials as a secret input, or
+the provider's environment, or Alibaba's default chain: components/alibaba/deployer_credentials.py); without any
+its create fails with the one command that shows the build (no image id, no cleanup otherwise).
 The provider's class is defined inside `_provider()` and carries everything it runs (the ECS API signing and
-calls, the wait, the deletion, and multipart_cleanup's credential reader, itself such a static method) as its own
-static methods, so dill pickles all of it by value: the dynamic provider's process imports only pulumi and the
-standard library, not this project (a module-level helper would be pickled by reference to this module). The
-module's `follow_command`, `rpc_url`, `wait_for_image` and `delete_image` are those static methods;
-tests/test_ecs_stack.py loads the pickled provider in an isolated interpreter.
+calls, the wait, the deletion, and deployer_credentials' access_key, itself made inside a function) as its own
+static methods, so dill pickles all of it by value: the dynamic provider's process imports pulumi, the standard
+library and alibabacloud_credentials, not this project (a module-level helper would be pickled by reference to
+this module). The module's `follow_command`, `rpc_url`, `wait_for_image` and `delete_image` are those static
+methods; tests/test_ecs_stack.py loads the pickled provider in an isolated interpreter.
 
 The component runs one YAML task (`RunShellCommand`: ECS "Commands supported by Image Builder",
 alibabacloud.com/help/en/ecs/user-guide/commands-supported-by-image-builder): the script of
@@ -43,7 +43,7 @@ import pulumi
 import pulumi.dynamic as dynamic
 import pulumi_alicloud as alicloud
 
-from components.alibaba.multipart_cleanup import _credentials as read_credentials
+from components.alibaba.deployer_credentials import access_key
 
 # CreateImageComponent / CreateImagePipeline: content at most 16 KB and 127 commands; the template's image name
 # prefix 2-64 characters starting with a letter; system disk 20-500 GiB; public bandwidth 0-100 Mbit/s
@@ -66,6 +66,8 @@ class PreparedImageArgs:
     wait_minutes: int  # how long the build may take (core.durations.prepared_image_build x margin)
     retain: bool = False  # keep the image on destroy
     tags: Mapping[str, str] = field(default_factory=dict)
+    # The deployer's identity for the build's wait and the image's deletion (alibaba/deployer_credentials.py).
+    credentials: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
 
 
 def component_content(script: str) -> str:
@@ -123,6 +125,7 @@ class PreparedImage(pulumi.ComponentResource):
             execution_id=execution.id,
             region=args.region,
             wait_minutes=args.wait_minutes,
+            credentials=args.credentials,
             opts=pulumi.ResourceOptions(
                 parent=self,
                 retain_on_delete=args.retain,
@@ -148,10 +151,11 @@ def _provider():
 
     class WaitForImage(dynamic.ResourceProvider):
         def create(self, props: dict[str, Any]) -> dynamic.CreateResult:
-            credentials = self.credentials()
+            credentials = self.credentials(props.get("credentials"))
             if credentials is None:
                 raise RuntimeError(
-                    "no AccessKey in the environment or ~/.aliyun/config.json to follow the prepared image build; "
+                    "no Alibaba Cloud credentials (the stack's alicloud keys, ALICLOUD_* or the default chain) to "
+                    "follow the prepared image build; "
                     f"see it with: {self.follow_command(props['region'], props['execution_id'])}, then set "
                     "ecs.preparedImage.id to its ImageId and ecs.preparedImage.build to false"
                 )
@@ -161,24 +165,29 @@ def _provider():
             return dynamic.CreateResult(id_=image_id, outs={**props, "image_id": image_id})
 
         def diff(self, id: str, old: dict[str, Any], new: dict[str, Any]) -> dynamic.DiffResult:
+            # A new identity (rotated keys, another profile) is taken in place, so that destroy uses it.
             replaces = [k for k in ("execution_id", "region") if old.get(k) != new.get(k)]
-            return dynamic.DiffResult(changes=bool(replaces), replaces=replaces, delete_before_replace=False)
+            changes = bool(replaces) or old.get("credentials") != new.get("credentials")
+            return dynamic.DiffResult(changes=changes, replaces=replaces, delete_before_replace=False)
+
+        def update(self, id: str, old: dict[str, Any], new: dict[str, Any]) -> dynamic.UpdateResult:
+            return dynamic.UpdateResult(outs={**new, "image_id": old["image_id"]})
 
         def delete(self, id: str, props: dict[str, Any]) -> None:
-            credentials = self.credentials()
+            credentials = self.credentials(props.get("credentials"))  # none in the state of an older stack
             if credentials is None:
                 pulumi.log.warn(
-                    f"no AccessKey in the environment or ~/.aliyun/config.json: the prepared image {id} was not "
+                    f"no Alibaba Cloud credentials (the stack's alicloud keys, ALICLOUD_* or the default chain): "
+                    f"the prepared image {id} was not "
                     f"deleted; delete it with: aliyun ecs DeleteImage --RegionId {props['region']} --ImageId {id} "
                     "--Force true"
                 )
                 return
             self.delete_image(props["region"], id, credentials)
 
-        # What it runs, here rather than at module level (the module's names below are these). The credential
-        # reader is multipart_cleanup's: a static method of the class its _provider() defines, so it is pickled
-        # by value as well.
-        credentials = staticmethod(read_credentials)
+        # What it runs, here rather than at module level (the module's names below are these). access_key is
+        # made inside a function (deployer_credentials), so it is pickled by value as well.
+        credentials = staticmethod(access_key)
 
         @staticmethod
         def follow_command(region: str, execution_id: str) -> str:
@@ -300,9 +309,17 @@ class PreparedImageBuild(dynamic.Resource):
         execution_id: pulumi.Input[str],
         region: str,
         wait_minutes: int,
-        opts: Optional[pulumi.ResourceOptions] = None,
+        credentials: Mapping[str, pulumi.Input[str]],
+        opts: pulumi.ResourceOptions,
     ):
-        props = {"execution_id": execution_id, "region": region, "wait_minutes": wait_minutes, "image_id": None}
+        props = {
+            "execution_id": execution_id,
+            "region": region,
+            "wait_minutes": wait_minutes,
+            "image_id": None,
+            "credentials": pulumi.Output.secret(dict(credentials)),
+        }
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["credentials"]))
         super().__init__(_provider(), name, props, opts)
 
 

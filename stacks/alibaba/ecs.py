@@ -5,6 +5,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_alicloud as alicloud
 
+from components.alibaba.deployer_credentials import stack_credentials
 from components.alibaba.gpu_instance import GpuInstance, GpuInstanceArgs
 from components.alibaba.host_scripts import (
     ENGINE_SHUTDOWN_SECONDS,
@@ -241,6 +242,7 @@ def _build_prepared_image(
             wait_minutes=plan.deadline(BUILD_WAIT_MARGIN, BUILD_WAIT_FLOOR_MINUTES),
             retain=settings.ecs.prepared_image.retain,
             tags=tags,
+            credentials=stack_credentials(settings.provider),  # to follow the build and delete the image
         ),
         opts=opts,
     )

@@ -35,19 +35,15 @@ GPU_TOLERATION = {
 }
 
 
-# The alicloud provider's credential keys (alicloud:accessKey, ...): the API server's access control acts as the
-# same identity as the provider (components/alibaba/api_server_acl.py).
-PROVIDER_CREDENTIAL_KEYS = ("accessKey", "secretKey", "securityToken", "profile")
-
-
 def api_server_access(settings: AlibabaClusterSettings) -> dict:
     """ManagedClusterArgs fields for the API server's whitelist: cluster.apiCidrs, the VPC, the credentials."""
-    credentials = {k: settings.provider.get(k) for k in PROVIDER_CREDENTIAL_KEYS if settings.provider.get(k)}
+    from components.alibaba.deployer_credentials import stack_credentials
+
     return {
         "api_cidrs": settings.cluster.api_cidrs,
         "vpc_cidr": settings.network.vpc_cidr,
         "region": settings.region,
-        "credentials": credentials,
+        "credentials": stack_credentials(settings.provider),  # the same identity as the alicloud provider
     }
 
 
@@ -589,6 +585,7 @@ def model_store(
 ):
     """The OSS model store; without a namespace the bucket only (ack-edge's first run, before the cluster takes
     volumes: the same component, so the second run adds the volumes to the same bucket)."""
+    from components.alibaba.deployer_credentials import stack_credentials
     from components.alibaba.oss_model_store import OssModelStore, OssModelStoreArgs
 
     rrsa = auth == "rrsa"
@@ -607,6 +604,7 @@ def model_store(
             oidc_issuer_url=cluster.oidc_issuer_url if rrsa else None,
             volume_gib=max(100, int(settings.model.weights_gib * 1.2)),
             tags=tags,
+            credentials=stack_credentials(settings.provider),  # the multipart cleanup's, on destroy
         ),
         opts=opts,
     )

@@ -116,8 +116,10 @@ install_docker() {
   if command -v docker >/dev/null 2>&1; then step "docker: installed already"; else install_missing docker.io; fi
 }
 
-# The toolkit's package only installs; making it Docker's runtime restarts Docker (configure_runtime), which would
-# cut off a running pull, so that waits for the pulls and the install runs beside them.
+# The toolkit's packages only install (their postinst scripts write the toolkit's own config and refresh CDI; none
+# restarts Docker: NVIDIA/nvidia-container-toolkit packaging/debian/*.postinst). Making it Docker's runtime restarts
+# Docker (configure_runtime), which would cut off a running pull, so that waits for the pulls and the install runs
+# beside them.
 install_toolkit() {
   if command -v nvidia-ctk >/dev/null 2>&1; then
     step "container toolkit: installed already"

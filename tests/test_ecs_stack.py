@@ -4,9 +4,21 @@ import base64
 import json
 import subprocess
 import sys
+import urllib.parse
+from http.server import BaseHTTPRequestHandler
+from typing import ClassVar
 
 import pytest
-from harness import GENERATED_API_KEY, PEM_TLS, all_strings, is_secret, run_provider_isolated, run_stack, unwrap
+from harness import (
+    GENERATED_API_KEY,
+    PEM_TLS,
+    all_strings,
+    is_secret,
+    run_provider_isolated,
+    run_stack,
+    serve_on_loopback,
+    unwrap,
+)
 
 from core.config.problems import ConfigError
 
@@ -523,18 +535,42 @@ def test_streaming_is_asked_for_and_refused_where_the_image_has_no_streamer():
 # --- The build's wait and the image's deletion, against a fake ECS API ------------------------------------------
 
 
-def test_the_ecs_api_signature_is_the_documented_one():
-    from components.alibaba.prepared_image import rpc_url
+class _FakeEcs(BaseHTTPRequestHandler):
+    """The ECS API on loopback: records each request (its query, headers) and answers DescribeImages."""
 
-    # ECS API reference "Request signatures": DescribeRegions with AccessKey testid/testsecret.
-    fixed = {
-        "Timestamp": "2016-02-23T12:46:24Z",
-        "Format": "XML",
-        "SignatureNonce": "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf",
-    }
-    url = rpc_url("cn-hangzhou", "DescribeRegions", fixed, ("testid", "testsecret", None))
-    assert url.startswith("https://ecs.cn-hangzhou.aliyuncs.com/?AccessKeyId=testid&Action=DescribeRegions")
-    assert url.endswith("&Signature=OLeaidS1JvxuMvnyHOwuJ%2BuX5qY%3D")
+    seen: ClassVar[list[tuple[dict[str, str], dict[str, str]]]] = []
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        query = dict(urllib.parse.parse_qsl(urllib.parse.urlparse(self.path).query))
+        self.seen.append((query, {k.lower(): v for k, v in self.headers.items()}))
+        body = json.dumps({"RequestId": "r-1", "Images": {"Image": [{"ImageId": query.get("ImageId")}]}}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_an_ecs_call_goes_through_alibabas_sdk_signed_as_the_stacks_identity():
+    from components.alibaba.prepared_image import call
+
+    _FakeEcs.seen = []
+    server, url = serve_on_loopback(_FakeEcs)
+    try:
+        credentials = {"accessKey": "S-AK", "secretKey": "S-SK", "securityToken": "S-T"}
+        answer = call("cn-hangzhou", "DescribeImages", {"ImageId": "m-1"}, credentials, endpoint=url)
+    finally:
+        server.shutdown()
+    assert answer["Images"]["Image"] == [{"ImageId": "m-1"}]
+    ((query, headers),) = _FakeEcs.seen
+    assert query == {"RegionId": "cn-hangzhou", "ImageId": "m-1"}
+    assert (headers["x-acs-action"], headers["x-acs-version"]) == ("DescribeImages", "2014-05-26")
+    assert headers["authorization"].startswith("ACS3-HMAC-SHA256 Credential=S-AK,")  # the SDK's signature
+    assert headers["x-acs-security-token"] == "S-T"
 
 
 def test_the_wait_follows_the_build_to_its_image_or_its_failure():
@@ -550,7 +586,7 @@ def test_the_wait_follows_the_build_to_its_image_or_its_failure():
         return {"ImagePipelineExecution": {"ImagePipelineExecutionSet": [task]}}
 
     pauses = []
-    assert wait_for_image("cn-hangzhou", "exec-1", ("id", "s", None), 3600, send, pauses.append) == "m-built"
+    assert wait_for_image("cn-hangzhou", "exec-1", {}, 3600, send, pauses.append) == "m-built"
     assert calls[0] == ("DescribeImagePipelineExecutions", {"ExecutionId": "exec-1"})
     assert len(pauses) == 3
 
@@ -558,13 +594,13 @@ def test_the_wait_follows_the_build_to_its_image_or_its_failure():
         return {"ImagePipelineExecution": {"ImagePipelineExecutionSet": [{"Status": "FAILED", "Message": "apt"}]}}
 
     with pytest.raises(RuntimeError, match="ended FAILED: apt"):
-        wait_for_image("cn-hangzhou", "exec-1", ("id", "s", None), 3600, failed, pauses.append)
+        wait_for_image("cn-hangzhou", "exec-1", {}, 3600, failed, pauses.append)
 
     def stuck(action, params):
         return {"ImagePipelineExecution": {"ImagePipelineExecutionSet": [{"Status": "BUILDING"}]}}
 
     with pytest.raises(RuntimeError, match="still BUILDING after 2 min"):
-        wait_for_image("cn-hangzhou", "exec-1", ("id", "s", None), 120, stuck, lambda s: None)
+        wait_for_image("cn-hangzhou", "exec-1", {}, 120, stuck, lambda s: None)
 
 
 def test_deleting_the_image_deletes_its_snapshots_too():
@@ -579,7 +615,7 @@ def test_deleting_the_image_deletes_its_snapshots_too():
             return {"Images": {"Image": [{"DiskDeviceMappings": {"DiskDeviceMapping": mapping}}]}}
         return {}
 
-    assert delete_image("cn-hangzhou", "m-built", ("id", "s", None), send) == ["s-1", "s-2"]
+    assert delete_image("cn-hangzhou", "m-built", {}, send) == ["s-1", "s-2"]
     assert calls == [
         ("DescribeImages", "m-built"),
         ("DeleteImage", "m-built"),
@@ -595,11 +631,8 @@ def test_the_build_provider_is_pickled_by_value_and_acts_as_the_stacks_identity_
     (home / ".aliyun").mkdir(parents=True)
     profile = {"name": "work", "mode": "AK", "access_key_id": "P-AK", "access_key_secret": "P-SK"}
     (home / ".aliyun" / "config.json").write_text(json.dumps({"current": "", "profiles": [profile]}))
-    fixed = {
-        "Timestamp": "2016-02-23T12:46:24Z",
-        "Format": "XML",
-        "SignatureNonce": "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf",
-    }
+    _FakeEcs.seen = []
+    server, url = serve_on_loopback(_FakeEcs)
     script = (
         "props = {'execution_id': 'exec-1', 'region': 'cn-hangzhou', 'wait_minutes': 60, 'image_id': None}\n"
         "try:\n"  # no credentials in the props (an older stack's state) and no current profile
@@ -610,29 +643,34 @@ def test_the_build_provider_is_pickled_by_value_and_acts_as_the_stacks_identity_
         "p.delete('m-built', props)\n"
         "credentials = p.credentials({'profile': 'work'})\n"
         "stack = p.credentials({'accessKey': 'S-AK', 'secretKey': 'S-SK', 'securityToken': 'S-T'})\n"
-        f"url = p.rpc_url('cn-hangzhou', 'DescribeRegions', {fixed!r}, ('testid', 'testsecret', None))\n"
+        "work = {'profile': 'work'}\n"
+        f"found = p.call('cn-hangzhou', 'DescribeImages', {{'ImageId': 'm-1'}}, work, endpoint={url!r})\n"
         "states = iter(['BUILDING', 'SUCCESS'])\n"
         "def build(action, params):\n"
         "    status = next(states)\n"
         "    task = {'Status': status, 'ImageId': 'm-built' if status == 'SUCCESS' else ''}\n"
         "    return {'ImagePipelineExecution': {'ImagePipelineExecutionSet': [task]}}\n"
         "pauses = []\n"
-        "image = p.wait_for_image('cn-hangzhou', 'exec-1', credentials, 3600, build, pauses.append)\n"
+        "image = p.wait_for_image('cn-hangzhou', 'exec-1', {}, 3600, build, pauses.append)\n"
         "calls = []\n"
         "def ecs(action, params):\n"
         "    calls.append(action)\n"
         "    mapping = {'DiskDeviceMappings': {'DiskDeviceMapping': [{'SnapshotId': 's-1'}]}}\n"
         "    return {'Images': {'Image': [mapping]}} if action == 'DescribeImages' else {}\n"
-        "snapshots = p.delete_image('cn-hangzhou', image, credentials, ecs)\n"
-        "print(json.dumps([type(p).__name__, refused, credentials, stack, url, image, pauses, snapshots, calls]))\n"
+        "snapshots = p.delete_image('cn-hangzhou', image, {}, ecs)\n"
+        "print(json.dumps([type(p).__name__, refused, credentials, stack, found, image, pauses, snapshots, calls]))\n"
     )
-    done, _ = run_provider_isolated(_provider(), script, tmp_path, without_alibaba_credentials=True, home=home)
+    try:
+        done, _ = run_provider_isolated(_provider(), script, tmp_path, without_alibaba_credentials=True, home=home)
+    finally:
+        server.shutdown()
     assert done.returncode == 0, done.stderr
     assert "the prepared image m-built was not deleted" in done.stderr  # delete without credentials only warns
-    name, refused, credentials, stack, url, image, pauses, snapshots, calls = json.loads(done.stdout)
+    name, refused, credentials, stack, found, image, pauses, snapshots, calls = json.loads(done.stdout)
     assert name == "WaitForImage" and credentials == ["P-AK", "P-SK", None] and stack == ["S-AK", "S-SK", "S-T"]
     assert "aliyun ecs DescribeImagePipelineExecutions --RegionId cn-hangzhou --ExecutionId exec-1" in refused
-    assert url.endswith("&Signature=OLeaidS1JvxuMvnyHOwuJ%2BuX5qY%3D")  # the documented example, as above
+    assert found["Images"]["Image"] == [{"ImageId": "m-1"}]  # the SDK's call, from the provider's own process
+    assert _FakeEcs.seen[0][1]["authorization"].startswith("ACS3-HMAC-SHA256 Credential=P-AK,")  # as the profile
     assert (image, pauses) == ("m-built", [30])
     assert snapshots == ["s-1"] and calls == ["DescribeImages", "DeleteImage", "DeleteSnapshot"]
 

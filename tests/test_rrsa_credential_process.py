@@ -10,13 +10,13 @@ import importlib.util
 import json
 import subprocess
 import sys
-import threading
 import urllib.parse
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
+from harness import serve_on_loopback
 
 SCRIPT = Path(__file__).resolve().parents[1] / "components" / "scripts" / "rrsa-credential-process.py"
 ROLE = "acs:ram::1234567890123456:role/llm-models-stream"
@@ -56,13 +56,6 @@ EXPIRED = (
         "Recommend": "https://api.aliyun.com/troubleshoot?q=AuthenticationFail.OIDCToken.Expired",
     },
 )
-
-
-def serve_on_loopback(handler: type) -> tuple[ThreadingHTTPServer, str]:
-    """`handler` served on a free loopback port in a daemon thread: the server (shut it down) and its URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}"
 
 
 class FakeSts:

@@ -17,12 +17,14 @@ Status, Message: Alibaba Cloud SDK models of DescribeImagePipelineExecutions), a
 the ECS API where Pulumi runs, as the alicloud provider's identity (the stack's credentials as a secret input, or
 the provider's environment, or Alibaba's default chain: components/alibaba/deployer_credentials.py); without any
 its create fails with the one command that shows the build (no image id, no cleanup otherwise).
-The provider's class is defined inside `_provider()` and carries everything it runs (the ECS API signing and
-calls, the wait, the deletion, and deployer_credentials' access_key, itself made inside a function) as its own
-static methods, so dill pickles all of it by value: the dynamic provider's process imports pulumi, the standard
-library and alibabacloud_credentials, not this project (a module-level helper would be pickled by reference to
-this module). The module's `follow_command`, `rpc_url`, `wait_for_image` and `delete_image` are those static
-methods; tests/test_ecs_stack.py loads the pickled provider in an isolated interpreter.
+The ECS calls go through Alibaba's OpenAPI SDK (alibabacloud-tea-openapi's generic RPC call, which signs them and
+refreshes an expiring role's credentials during a long wait), so no signing code of our own.
+The provider's class is defined inside `_provider()` and carries everything it runs (the ECS calls, the wait,
+the deletion, and deployer_credentials' functions, themselves made inside a function) as its own static methods,
+so dill pickles all of it by value: the dynamic provider's process imports pulumi, the standard library and
+Alibaba's SDK, not this project (a module-level helper would be pickled by reference to this module). The
+module's `follow_command`, `call`, `wait_for_image` and `delete_image` are those static methods;
+tests/test_ecs_stack.py loads the pickled provider in an isolated interpreter.
 
 The component runs one YAML task (`RunShellCommand`: ECS "Commands supported by Image Builder",
 alibabacloud.com/help/en/ecs/user-guide/commands-supported-by-image-builder): the script of
@@ -43,7 +45,7 @@ import pulumi
 import pulumi.dynamic as dynamic
 import pulumi_alicloud as alicloud
 
-from components.alibaba.deployer_credentials import access_key
+from components.alibaba.deployer_credentials import access_key, credential_client
 
 # CreateImageComponent / CreateImagePipeline: content at most 16 KB and 127 commands; the template's image name
 # prefix 2-64 characters starting with a letter; system disk 20-500 GiB; public bandwidth 0-100 Mbit/s
@@ -160,7 +162,7 @@ def _provider():
                     "ecs.preparedImage.id to its ImageId and ecs.preparedImage.build to false"
                 )
             image_id = self.wait_for_image(
-                props["region"], props["execution_id"], credentials, props["wait_minutes"] * 60
+                props["region"], props["execution_id"], props.get("credentials") or {}, props["wait_minutes"] * 60
             )
             return dynamic.CreateResult(id_=image_id, outs={**props, "image_id": image_id})
 
@@ -183,11 +185,12 @@ def _provider():
                     "--Force true"
                 )
                 return
-            self.delete_image(props["region"], id, credentials)
+            self.delete_image(props["region"], id, props.get("credentials") or {})
 
-        # What it runs, here rather than at module level (the module's names below are these). access_key is
-        # made inside a function (deployer_credentials), so it is pickled by value as well.
+        # What it runs, here rather than at module level (the module's names below are these). access_key and
+        # credential_client are made inside a function (deployer_credentials), so they are pickled by value too.
         credentials = staticmethod(access_key)
+        client_credentials = staticmethod(credential_client)
 
         @staticmethod
         def follow_command(region: str, execution_id: str) -> str:
@@ -195,54 +198,41 @@ def _provider():
             return f"aliyun ecs DescribeImagePipelineExecutions --RegionId {region} --ExecutionId {execution_id}"
 
         @staticmethod
-        def rpc_url(
-            region: str, action: str, params: dict[str, str], credentials: tuple[str, str, Optional[str]]
-        ) -> str:
-            """A signed ECS API GET to the region's endpoint (RPC signature V1: HMAC-SHA1 of
-            `GET&%2F&<percent-encoded sorted query>` with the secret plus '&'; ECS API reference, "Request
-            signatures", whose DescribeRegions example tests/test_ecs_stack.py reproduces). `params` may override
-            the common parameters."""
-            import base64
-            import datetime
-            import hashlib
-            import hmac
-            import urllib.parse
-            import uuid
-
-            key_id, secret, token = credentials
-            query = {
-                "Action": action,
-                "Format": "JSON",
-                "Version": "2014-05-26",
-                "AccessKeyId": key_id,
-                "SignatureMethod": "HMAC-SHA1",
-                "SignatureVersion": "1.0",
-                "SignatureNonce": uuid.uuid4().hex,
-                "Timestamp": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                **({"SecurityToken": token} if token else {}),
-                **params,
-            }
-
-            def encode(text: str) -> str:
-                return urllib.parse.quote(text, safe="~")
-
-            canonical = "&".join(f"{encode(k)}={encode(v)}" for k, v in sorted(query.items()))
-            to_sign = f"GET&{encode('/')}&{encode(canonical)}"
-            signature = base64.b64encode(
-                hmac.new(f"{secret}&".encode(), to_sign.encode(), hashlib.sha1).digest()
-            ).decode()
-            return f"https://ecs.{region}.aliyuncs.com/?{canonical}&Signature={encode(signature)}"
-
-        @staticmethod
-        def call(region: str, action: str, params: dict[str, str], credentials, send: Any) -> dict:
-            import json
-            import urllib.request
-
-            url = WaitForImage.rpc_url(region, action, {"RegionId": region, **params}, credentials)
+        def call(
+            region: str, action: str, params: dict[str, str], credentials: Any, send: Any = None, endpoint: str = ""
+        ) -> dict:
+            """One ECS API action (version 2014-05-26) through the SDK's generic RPC call, as `credentials`
+            (deployer_credentials' keys); the decoded answer. `send(action, params)` replaces the call in tests;
+            `endpoint` ("http://host:port") replaces the region's endpoint."""
             if send is not None:
                 return send(action, params)
-            with urllib.request.urlopen(url, timeout=60) as response:
-                return json.loads(response.read())
+            from alibabacloud_tea_openapi import utils_models as api
+            from alibabacloud_tea_openapi.client import Client
+            from alibabacloud_tea_openapi.utils import Utils
+            from darabonba.runtime import RuntimeOptions
+
+            protocol, _, host = endpoint.rpartition("://") if endpoint else ("https", "", f"ecs.{region}.aliyuncs.com")
+            client = Client(
+                api.Config(
+                    credential=WaitForImage.client_credentials(credentials),
+                    endpoint=host,
+                    protocol=protocol,
+                    region_id=region,
+                )
+            )
+            request = api.Params(
+                action=action,
+                version="2014-05-26",
+                protocol=protocol.upper(),
+                pathname="/",
+                method="POST",
+                auth_type="AK",
+                style="RPC",
+                req_body_type="formData",
+                body_type="json",
+            )
+            query = api.OpenApiRequest(query=Utils.query({"RegionId": region, **params}))
+            return client.call_api(request, query, RuntimeOptions(read_timeout=60000, connect_timeout=10000))["body"]
 
         @staticmethod
         def wait_for_image(
@@ -326,6 +316,6 @@ class PreparedImageBuild(dynamic.Resource):
 # The provider's own helpers under the module's names (the tests call them).
 _helpers = _provider()
 follow_command = _helpers.follow_command
-rpc_url = _helpers.rpc_url
+call = _helpers.call
 wait_for_image = _helpers.wait_for_image
 delete_image = _helpers.delete_image

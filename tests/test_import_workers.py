@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import json
 import re
+import sys
 
 import pytest
 from harness import ACCOUNT_ID, run_stack, settings_for, unwrap
@@ -292,18 +293,57 @@ def _present(prefix):
     return {f"{prefix}/{f['path']}": (f["size"], f["sha256"] or "computed") for f in HUB}
 
 
+def test_the_bucket_is_signed_with_oss_v4_and_its_region_as_the_workers_role(monkeypatch):
+    """OSS refuses V1 signatures for buckets created since 2025-09-01, and V4 needs the region (oss2 2.18.4+:
+    ProviderAuthV4, Bucket(region=)); the import's buckets are new."""
+    import types
+
+    m = worker_module()
+    made = {}
+
+    class Bucket:
+        def __init__(self, auth, endpoint, name, **options):
+            made.update(auth=auth, endpoint=endpoint, name=name, options=options)
+
+    class ProviderAuthV4:
+        def __init__(self, provider):
+            self.provider = provider
+
+    oss2 = types.SimpleNamespace(Bucket=Bucket, ProviderAuthV4=ProviderAuthV4)
+    credentials = types.SimpleNamespace(EcsRamRoleCredentialsProvider=lambda url: ("role", url))
+    monkeypatch.setitem(sys.modules, "oss2", oss2)
+    monkeypatch.setitem(sys.modules, "oss2.credentials", credentials)
+    monkeypatch.setattr(m, "metadata", lambda path: "worker-role")
+    m._bucket("b-1", "oss-cn-hangzhou-internal.aliyuncs.com", "cn-hangzhou")
+    assert isinstance(made["auth"], ProviderAuthV4) and made["options"] == {"region": "cn-hangzhou"}
+    assert made["auth"].provider == ("role", f"{m.METADATA}/ram/security-credentials/worker-role")
+    assert (made["endpoint"], made["name"]) == ("https://oss-cn-hangzhou-internal.aliyuncs.com", "b-1")
+    command = render_command(
+        model_id="Qwen/QwQ-32B",
+        revision="master",
+        bucket="b-1",
+        prefix="models/Qwen/QwQ-32B",
+        endpoint="oss-cn-hangzhou-internal.aliyuncs.com",
+        region="cn-hangzhou",
+        worker=0,
+        workers=2,
+        timeout_seconds=3600,
+    )
+    assert '"$ENDPOINT" "$REGION" "$WORKER"' in command and "REGION=cn-hangzhou" in command
+
+
 def test_a_rerun_with_the_weights_present_imports_nothing_and_records_the_manifest(monkeypatch):
     m = worker_module()
     prefix = "models/org/model"
     bucket = FakeBucket(_present(prefix))
     imported = []
     monkeypatch.setattr(m, "hub_files", lambda model, revision: list(HUB))
-    monkeypatch.setattr(m, "_bucket", lambda name, endpoint: bucket)
+    monkeypatch.setattr(m, "_bucket", lambda name, endpoint, region: bucket)
     monkeypatch.setattr(m, "_head", lambda b: b.head)
     monkeypatch.setattr(m, "_import_file", lambda *args: imported.append(args[-1]["path"]))
     monkeypatch.setattr(m.os, "makedirs", lambda *a, **k: None)
     for worker in range(2):
-        assert m.run("org/model", "v1", "bucket", prefix, "oss-internal", worker, 2) == 0
+        assert m.run("org/model", "v1", "bucket", prefix, "oss-internal", "cn-hangzhou", worker, 2) == 0
     assert imported == []  # checked only
     shares = m.partition(HUB, 2)
     for worker in range(2):

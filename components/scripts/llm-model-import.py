@@ -104,13 +104,15 @@ def hub_files(model_id: str, revision: str) -> list[File]:
     return [{"path": f.path, "size": int(f.size), "sha256": f.sha256 or ""} for f in listing if f.type != "tree"]
 
 
-def _bucket(bucket: str, endpoint: str):
+def _bucket(bucket: str, endpoint: str, region: str):
+    """The bucket as the worker's RAM role, signed with OSS's V4 signature: OSS refuses V1 for buckets created
+    since 2025-09-01 (OSS "Guidelines for upgrading V1 signatures to V4 signatures"); V4 needs the region."""
     import oss2
     from oss2.credentials import EcsRamRoleCredentialsProvider
 
     role = metadata("ram/security-credentials/")
     provider = EcsRamRoleCredentialsProvider(f"{METADATA}/ram/security-credentials/{role}")
-    return oss2.Bucket(oss2.ProviderAuth(provider), f"https://{endpoint}", bucket)
+    return oss2.Bucket(oss2.ProviderAuthV4(provider), f"https://{endpoint}", bucket, region=region)
 
 
 def _head(bucket) -> Head:
@@ -151,9 +153,11 @@ def _import_file(bucket, model_id: str, revision: str, prefix: str, f: File) -> 
     print(f"imported {f['path']} ({int(f['size']) / 1e9:.2f} GB)", flush=True)
 
 
-def run(model_id: str, revision: str, bucket_name: str, prefix: str, endpoint: str, worker: int, workers: int) -> int:
+def run(
+    model_id: str, revision: str, bucket_name: str, prefix: str, endpoint: str, region: str, worker: int, workers: int
+) -> int:
     share = partition(hub_files(model_id, revision), workers)[worker]
-    bucket = _bucket(bucket_name, endpoint)
+    bucket = _bucket(bucket_name, endpoint, region)
     todo = missing(share, _head(bucket), prefix)
     total = sum(int(f["size"]) for f in share) / 1e9
     print(f"worker {worker}/{workers}: {len(share)} files ({total:.1f} GB), {len(todo)} to import", flush=True)
@@ -170,12 +174,12 @@ def run(model_id: str, revision: str, bucket_name: str, prefix: str, endpoint: s
 
 def main(argv: list[str]) -> int:
     sys.path.insert(0, LIB)
-    if len(argv) == 9 and argv[1] == "run":
-        model_id, revision, bucket, prefix, endpoint, worker, workers = argv[2:]
-        return run(model_id, revision, bucket, prefix, endpoint, int(worker), int(workers))
+    if len(argv) == 10 and argv[1] == "run":
+        model_id, revision, bucket, prefix, endpoint, region, worker, workers = argv[2:]
+        return run(model_id, revision, bucket, prefix, endpoint, region, int(worker), int(workers))
     if len(argv) == 3 and argv[1] == "stop-self":
         return stop_self(argv[2])
-    print("usage: llm-model-import run MODEL_ID REVISION BUCKET PREFIX ENDPOINT WORKER WORKERS", file=sys.stderr)
+    print("usage: llm-model-import run MODEL_ID REVISION BUCKET PREFIX ENDPOINT REGION WORKER WORKERS", file=sys.stderr)
     print("       llm-model-import stop-self REGION", file=sys.stderr)
     return 2
 

@@ -12,6 +12,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib-worker-command.sh"  # inlined when sh
 
 wait_for_setup /var/lib/llm-import/setup.done "pip packages"
 attempts "import of worker $WORKER/$WORKERS failed; the next pulumi up resumes it (complete files are kept)" \
-  /usr/local/bin/llm-model-import run "$MODEL_ID" "$REVISION" "$BUCKET" "$PREFIX" "$ENDPOINT" "$WORKER" "$WORKERS"
+  /usr/local/bin/llm-model-import run "$MODEL_ID" "$REVISION" "$BUCKET" "$PREFIX" "$ENDPOINT" "$REGION" "$WORKER" \
+  "$WORKERS"
 stop_later llm-import-stop /usr/local/bin/llm-model-import "$REGION"
 echo "worker $WORKER/$WORKERS done; it stops itself (StopCharging) in ${STOP_AFTER_SECONDS}s"

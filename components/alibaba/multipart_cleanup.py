@@ -8,18 +8,19 @@ parts only after a day (lifecycle runs about daily), too late for a destroy.
 
 So a dynamic resource that depends on the bucket (and that the volumes writing into it depend on) does the
 abort in its delete: on destroy it goes after the Jobs and volumes and before the bucket. It runs where
-Pulumi runs, against the bucket's public endpoint, as the alicloud provider's identity: the stack's credentials
-(a secret input) or the provider's environment or Alibaba's default chain (components/alibaba/deployer_credentials.py).
-Without any it warns and lets the bucket's deletion report any part left; the manual fix is
-`ossutil rm oss://<bucket> -m -r -f` (docs/destroy.md). Not run against a live account.
+Pulumi runs, against the bucket's public endpoint, through Alibaba's OSS SDK (alibabacloud-oss-v2: OSS's V4
+signature, which buckets created since 2025-09-01 require), as the alicloud provider's identity: the stack's
+credentials (a secret input) or the provider's environment or Alibaba's default chain
+(components/alibaba/deployer_credentials.py). Without any it warns and lets the bucket's deletion report any
+part left; the manual fix is `ossutil rm oss://<bucket> -m -r -f` (docs/destroy.md). Not run against a live
+account.
 
-The provider's class is defined inside `_provider()` and carries everything it runs (signing, the HTTP calls, and
+The provider's class is defined inside `_provider()` and carries everything it runs (the SDK calls, and
 deployer_credentials' access_key, itself made inside a function) as its own static methods, so dill pickles all
 of it by value; a module-level helper would be pickled by reference to this module, which the dynamic provider's
-process need not be able to import. That process imports pulumi, the standard library and
-alibabacloud_credentials, not this project (tests/test_multipart_cleanup.py loads the pickled provider in an
-isolated interpreter). The module's `_credentials`, `sign` and `abort_incomplete_uploads` are those static
-methods.
+process need not be able to import. That process imports pulumi, the standard library and Alibaba's SDKs, not
+this project (tests/test_multipart_cleanup.py loads the pickled provider in an isolated interpreter). The
+module's `_credentials` and `abort_incomplete_uploads` are those static methods.
 """
 
 from __future__ import annotations
@@ -60,7 +61,9 @@ def _provider():
                     f"ossutil rm oss://{props[marker]} -m -r -f"
                 )
                 return
-            aborted = self.abort_incomplete_uploads(props[marker], props["endpoint"], credentials)
+            # The region is a newer input: an older stack's state has only the endpoint, oss-<region>.aliyuncs.com.
+            region = props.get("region") or props["endpoint"].split(".", 1)[0].removeprefix("oss-")
+            aborted = self.abort_incomplete_uploads(props[marker], region, props["endpoint"], credentials)
             if aborted:
                 pulumi.log.info(f"aborted {aborted} incomplete multipart upload(s) of {props[marker]}")
 
@@ -68,58 +71,37 @@ def _provider():
         credentials = staticmethod(access_key)
 
         @staticmethod
-        def sign(secret: str, verb: str, date: str, resource: str, oss_headers: dict[str, str]) -> str:
-            """OSS header signature V1: base64(HMAC-SHA1(secret, VERB\\nContent-MD5\\nContent-Type\\nDate\\n
-            CanonicalizedOSSHeaders + CanonicalizedResource)) (OSS API reference, "Include a signature in the
-            Authorization header")."""
-            import base64
-            import hashlib
-            import hmac
-
-            headers = "".join(f"{k.lower()}:{v}\n" for k, v in sorted(oss_headers.items()))
-            text = f"{verb}\n\n\n{date}\n{headers}{resource}"
-            return base64.b64encode(hmac.new(secret.encode(), text.encode(), hashlib.sha1).digest()).decode()
-
-        @staticmethod
         def abort_incomplete_uploads(
-            bucket: str, endpoint: str, credentials: tuple[str, str, Optional[str]], send: Any = None
+            bucket: str,
+            region: str,
+            endpoint: str,
+            credentials: tuple[str, str, Optional[str]],
+            path_style: bool = False,
         ) -> int:
-            """ListMultipartUploads (GET /?uploads, paged by key-marker/upload-id-marker) and AbortMultipartUpload
-            (DELETE /<key>?uploadId=) for each; returns how many were aborted. `send(method, url, headers)` -> body
-            bytes replaces the HTTP call in tests."""
-            import email.utils
-            import urllib.parse
-            import urllib.request
-            import xml.etree.ElementTree as ET
+            """ListMultipartUploads (every page) and AbortMultipartUpload for each, through Alibaba's OSS SDK,
+            which signs with OSS's V4 signature (it needs the region; OSS refuses V1 for buckets created since
+            2025-09-01). Returns how many were aborted. `path_style` addresses the bucket in the path, for a
+            loopback endpoint in tests."""
+            import alibabacloud_oss_v2 as oss
 
             key_id, secret, token = credentials
-
-            def request(method: str, path: str, sub: str, query: str) -> bytes:
-                date = email.utils.formatdate(usegmt=True)
-                oss_headers = {"x-oss-security-token": token} if token else {}
-                signature = AbortMultipartUploads.sign(secret, method, date, f"/{bucket}{path}{sub}", oss_headers)
-                headers = {"Date": date, **oss_headers, "Authorization": f"OSS {key_id}:{signature}"}
-                url = f"https://{bucket}.{endpoint}{urllib.parse.quote(path)}{sub}{query}"
-                if send is not None:
-                    return send(method, url, headers)
-                with urllib.request.urlopen(
-                    urllib.request.Request(url, method=method, headers=headers), timeout=60
-                ) as r:
-                    return r.read()
-
-            aborted, key_marker, id_marker = 0, "", ""
-            while True:
-                query = "&" + urllib.parse.urlencode({"key-marker": key_marker, "upload-id-marker": id_marker})
-                root = ET.fromstring(request("GET", "/", "?uploads", query if key_marker else ""))
-                ns = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
-                for upload in root.findall(f"{ns}Upload"):
-                    key, upload_id = upload.findtext(f"{ns}Key") or "", upload.findtext(f"{ns}UploadId") or ""
-                    request("DELETE", f"/{key}", f"?uploadId={upload_id}", "")
+            config = oss.config.load_default()
+            config.credentials_provider = oss.credentials.StaticCredentialsProvider(key_id, secret, token)
+            config.region = region
+            config.endpoint = endpoint
+            config.use_path_style = path_style
+            client = oss.Client(config)
+            aborted = 0
+            pages = client.list_multipart_uploads_paginator().iter_page(oss.ListMultipartUploadsRequest(bucket=bucket))
+            for page in pages:
+                for upload in page.uploads or []:
+                    if upload.key is None or upload.upload_id is None:
+                        continue  # not an upload OSS could abort
+                    client.abort_multipart_upload(
+                        oss.AbortMultipartUploadRequest(bucket=bucket, key=upload.key, upload_id=upload.upload_id)
+                    )
                     aborted += 1
-                if (root.findtext(f"{ns}IsTruncated") or "false").lower() != "true":
-                    return aborted
-                key_marker = root.findtext(f"{ns}NextKeyMarker") or ""
-                id_marker = root.findtext(f"{ns}NextUploadIdMarker") or ""
+            return aborted
 
     return AbortMultipartUploads()
 
@@ -135,6 +117,7 @@ class MultipartCleanup(dynamic.Resource):
     ):
         props = {
             MARKER: bucket,
+            "region": region,
             "endpoint": public_endpoint(region),
             "credentials": pulumi.Output.secret(dict(credentials)),
         }
@@ -149,5 +132,4 @@ def public_endpoint(region: str) -> str:
 # The provider's own helpers under the module's names (the tests and prepared_image call them).
 _helpers = _provider()
 _credentials = _helpers.credentials
-sign = _helpers.sign
 abort_incomplete_uploads = _helpers.abort_incomplete_uploads

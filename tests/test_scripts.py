@@ -2,9 +2,11 @@
 
 import base64
 import dataclasses
+import importlib.util
 import json
 import subprocess
 import sys
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -528,6 +530,57 @@ def test_the_image_builder_mode_installs_without_a_gpu_and_downloads_nothing(tmp
 # --- fetch-oss.py: the weights from a bucket in the region, with the instance role, in parallel ranges ------------
 
 
+def _sdk_v4_authorization(url: str, key: str, stamp: str, credentials: tuple, region: str) -> str:
+    """The Authorization header Alibaba's OSS SDK (alibabacloud-oss-v2) gives a GET of `url` at `stamp`."""
+    import datetime
+
+    from alibabacloud_oss_v2.signer.v4 import SignerV4
+    from alibabacloud_oss_v2.types import Credentials, HttpRequest, SigningContext
+
+    bucket = urllib.parse.urlparse(url).netloc.split(".", 1)[0]
+    request = HttpRequest("GET", url, headers={})
+    when = datetime.datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.UTC)
+    context = SigningContext(
+        product="oss",
+        region=region,
+        bucket=bucket,
+        key=key,
+        request=request,
+        credentials=Credentials(*credentials),
+        signing_time=when,
+    )
+    SignerV4().sign(context)
+    return request.headers["Authorization"]
+
+
+def test_the_oss_v4_signature_is_the_one_alibabas_sdk_computes():
+    import datetime
+
+    spec = importlib.util.spec_from_file_location("fetch_oss_sign", SCRIPTS / "fetch-oss.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    creds = {"AccessKeyId": "STS.id", "AccessKeySecret": "secret/+=", "SecurityToken": "tok"}
+    now = datetime.datetime(2026, 12, 2, 1, 2, 3, tzinfo=datetime.UTC)
+    host = "https://bkt.oss-cn-hangzhou-internal.aliyuncs.com"
+    cases = [
+        ("", {"prefix": "models/org/m/", "marker": "models/org/m/a b+c.bin", "max-keys": "1000"}),
+        ("", {"prefix": "models/org/m/", "marker": "", "max-keys": "1000"}),  # the first page: no marker
+        ("models/org/m/model-00001-of-00002.safetensors", {}),
+        ("models/org/m/sub dir/配置 (1).json", {}),
+    ]
+    for key, params in cases:
+        query = module.encoded_query(params)
+        url = f"{host}/{urllib.parse.quote(key)}" + (f"?{query}" if query else "")
+        ours = module.v4_headers(creds, "cn-hangzhou", "bkt", key, query, now)
+        assert ours["x-oss-date"] == "20261202T010203Z"
+        sdk = _sdk_v4_authorization(url, key, ours["x-oss-date"], ("STS.id", "secret/+=", "tok"), "cn-hangzhou")
+        assert ours["Authorization"] == sdk, (key, params)
+    assert module.endpoint_region("oss-cn-hangzhou-internal.aliyuncs.com") == "cn-hangzhou"
+    assert module.endpoint_region("oss-ap-southeast-1.aliyuncs.com") == "ap-southeast-1"
+    with pytest.raises(SystemExit, match="not an OSS endpoint"):
+        module.endpoint_region("bkt.s3.amazonaws.com")
+
+
 class _FakeOss:
     """The metadata service and one bucket, answering urllib requests as OSS and ECS would."""
 
@@ -552,10 +605,14 @@ class _FakeOss:
                 "Expiration": "2099-01-01T00:00:00Z",
             }
             return io.BytesIO(json.dumps(body).encode())
-        assert headers["X-oss-security-token"] == "tok" and headers["Authorization"].startswith("OSS STS.id:")
         parsed = urllib.parse.urlparse(url)
         assert parsed.netloc == "bkt.oss-cn-hangzhou-internal.aliyuncs.com"
         key = urllib.parse.unquote(parsed.path[1:])
+        # Signed as Alibaba's OSS SDK signs it (V4), at the time the request says, with the role's credentials.
+        assert headers["X-oss-security-token"] == "tok"
+        assert headers["Authorization"] == _sdk_v4_authorization(
+            url, key, headers["X-oss-date"], ("STS.id", "s", "tok"), "cn-hangzhou"
+        )
         if not key:
             prefix = urllib.parse.parse_qs(parsed.query)["prefix"][0]
             items = "".join(

@@ -14,21 +14,22 @@ The objects are the ones the Kubernetes targets' import writes (fetch-model.sh i
 oss://<bucket>/<prefix>/): P/.download-complete names the model and revision of a finished import, and must name
 MODEL@REVISION, or nothing is copied. Idempotent: DIR/.download-complete is written last and checked first; a
 file already there with the object's size is kept, so a rerun after a failure copies only what is missing.
-Python standard library only (Ubuntu's python3). OSS header signature V1 (OSS API reference, "Include a
-signature in the Authorization header"); ListObjects (GET /?prefix=&marker=); GetObject with Range.
+Python standard library only (Ubuntu's python3). Requests carry OSS's V4 signature (OSS API reference, "Include
+a V4 signature in the Authorization header"): OSS refuses V1 for buckets created since 2025-09-01, and V4 scopes
+the signature to the bucket's region, read from the endpoint. ListObjects (GET /?prefix=&marker=); GetObject with
+Range. tests/test_scripts.py checks the signature against Alibaba's OSS SDK's own V4 signer.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
 import concurrent.futures
 import datetime
-import email.utils
 import hashlib
 import hmac
 import json
 import os
+import re
 import threading
 import time
 import urllib.parse
@@ -76,20 +77,62 @@ class Credentials:
             return self.value
 
 
-def signed_get(args, credentials: Credentials, key: str, query: str = "", headers: dict | None = None) -> bytes:
-    creds = credentials.get()
-    date = email.utils.formatdate(usegmt=True)
-    token = creds["SecurityToken"]
-    text = f"GET\n\n\n{date}\nx-oss-security-token:{token}\n/{args.bucket}/{key}"
-    signature = base64.b64encode(hmac.new(creds["AccessKeySecret"].encode(), text.encode(), hashlib.sha1).digest())
+def endpoint_region(endpoint: str) -> str:
+    """The region of an OSS endpoint (oss-<region>.aliyuncs.com, oss-<region>-internal.aliyuncs.com)."""
+    found = re.fullmatch(r"oss-([a-z0-9-]+?)(?:-internal)?\.aliyuncs\.com", endpoint)
+    if not found:
+        raise SystemExit(f"{endpoint!r} is not an OSS endpoint like oss-cn-hangzhou-internal.aliyuncs.com")
+    return found.group(1)
+
+
+def v4_headers(creds: dict, region: str, bucket: str, key: str, query: str, now: datetime.datetime) -> dict:
+    """The headers that sign a GET of /<key>?<query> (query: encoded pairs, sorted) in `bucket` with OSS's V4
+    signature: the canonical request (method, URI, query, the x-oss-* headers, no additional headers, an unsigned
+    payload), its SHA-256 in the string to sign, and an HMAC-SHA256 key derived from the secret through the date,
+    the region, "oss" and "aliyun_v4_request"."""
+    stamp = now.strftime("%Y%m%dT%H%M%SZ")
+    scope = f"{stamp[:8]}/{region}/oss/aliyun_v4_request"
+    headers = {
+        "x-oss-content-sha256": "UNSIGNED-PAYLOAD",
+        "x-oss-date": stamp,
+        "x-oss-security-token": creds["SecurityToken"],
+    }
+    pairs = [pair if not pair.endswith("=") else pair[:-1] for pair in query.split("&")] if query else []
+    canonical = "\n".join(
+        [
+            "GET",
+            urllib.parse.quote(f"/{bucket}/{key}", safe="/"),
+            "&".join(pairs),
+            "".join(f"{name}:{value}\n" for name, value in sorted(headers.items())),
+            "",
+            "UNSIGNED-PAYLOAD",
+        ]
+    )
+    to_sign = "\n".join(["OSS4-HMAC-SHA256", stamp, scope, hashlib.sha256(canonical.encode()).hexdigest()])
+    signing_key = ("aliyun_v4" + creds["AccessKeySecret"]).encode()
+    for part in (stamp[:8], region, "oss", "aliyun_v4_request"):
+        signing_key = hmac.new(signing_key, part.encode(), hashlib.sha256).digest()
+    signature = hmac.new(signing_key, to_sign.encode(), hashlib.sha256).hexdigest()
+    headers["Authorization"] = f"OSS4-HMAC-SHA256 Credential={creds['AccessKeyId']}/{scope},Signature={signature}"
+    return headers
+
+
+def encoded_query(params: dict[str, str]) -> str:
+    """`params` as a URL query, each name and value percent-encoded ('/' too), sorted, empty values left out: the
+    form both the URL and the V4 canonical request take."""
+    quote = lambda text: urllib.parse.quote(text, safe="")
+    return "&".join(sorted(f"{quote(k)}={quote(v)}" for k, v in params.items() if v))
+
+
+def signed_get(
+    args, credentials: Credentials, key: str, params: dict | None = None, headers: dict | None = None
+) -> bytes:
+    query = encoded_query(params or {})
+    now = datetime.datetime.now(datetime.timezone.utc)  # noqa: UP017 (Ubuntu 22.04: Python 3.10)
+    signed = v4_headers(credentials.get(), endpoint_region(args.endpoint), args.bucket, key, query, now)
     request = urllib.request.Request(
-        f"https://{args.bucket}.{args.endpoint}/{urllib.parse.quote(key)}{query}",
-        headers={
-            "Date": date,
-            "x-oss-security-token": token,
-            "Authorization": f"OSS {creds['AccessKeyId']}:{signature.decode()}",
-            **(headers or {}),
-        },
+        f"https://{args.bucket}.{args.endpoint}/{urllib.parse.quote(key)}" + (f"?{query}" if query else ""),
+        headers={**signed, **(headers or {})},
     )
     with urllib.request.urlopen(request, timeout=300) as r:
         return r.read()
@@ -98,8 +141,8 @@ def signed_get(args, credentials: Credentials, key: str, query: str = "", header
 def list_objects(args, credentials: Credentials) -> list[tuple[str, int]]:
     found, marker = [], ""
     while True:
-        query = "?" + urllib.parse.urlencode({"prefix": args.prefix + "/", "marker": marker, "max-keys": "1000"})
-        root = ET.fromstring(signed_get(args, credentials, "", query))
+        params = {"prefix": args.prefix + "/", "marker": marker, "max-keys": "1000"}
+        root = ET.fromstring(signed_get(args, credentials, "", params))
         ns = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
         for item in root.findall(f"{ns}Contents"):
             key, size = item.findtext(f"{ns}Key") or "", int(item.findtext(f"{ns}Size") or 0)

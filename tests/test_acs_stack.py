@@ -300,3 +300,15 @@ def test_a_private_endpoint_points_the_provider_at_the_api_servers_intranet_addr
     kubeconfig = unwrap(run.one(K8S_PROVIDER).inputs["kubeconfig"])
     assert "server: https://192.168.0.200:6443" in kubeconfig and "47.96.0.30" not in kubeconfig
     assert is_secret(run.one(K8S_PROVIDER).inputs["kubeconfig"])
+
+
+@pytest.mark.parametrize("stack", ["acs", "ack", "ack-edge"])
+def test_every_oss_volume_asks_ossfs_for_the_v4_signature_in_the_stacks_region(stack):
+    """OSS refuses V1 signatures for buckets created since 2025-09-01 and ossfs 1.0 signs with V1 unless told:
+    the CSI driver turns sigVersion v4 into `-o sigv4 -o region=` (kubernetes-sigs/alibaba-cloud-csi-driver)."""
+    run = run_stack(stack)
+    volumes = [unwrap(v.inputs) for v in run.of_type("kubernetes:core/v1:PersistentVolume")]
+    assert volumes
+    for volume in volumes:
+        attributes = volume["spec"]["csi"]["volumeAttributes"]
+        assert (attributes["sigVersion"], attributes["region"]) == ("v4", "cn-hangzhou"), volume["metadata"]["name"]

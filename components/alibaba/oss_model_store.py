@@ -146,7 +146,14 @@ class OssModelStore(pulumi.ComponentResource):
                 name,
                 role_of,
                 args.namespace,
-                OssVolume(bucket=self.bucket, endpoint=self.endpoint, path=path, read_only=read_only, gib=gib),
+                OssVolume(
+                    bucket=self.bucket,
+                    endpoint=self.endpoint,
+                    region=args.region,
+                    path=path,
+                    read_only=read_only,
+                    gib=gib,
+                ),
                 auth,
                 [*credentials, *cleanup],
             )
@@ -295,6 +302,7 @@ class VolumeAuth:
 class OssVolume:
     bucket: pulumi.Input[str]
     endpoint: str
+    region: str
     path: str
     read_only: bool
     gib: int
@@ -307,6 +315,13 @@ class OssVolume:
             "url": self.endpoint,
             "path": self.path,
             "otherOpts": options,
+            # OSS's V4 signature: ossfs 1.0 signs with V1 unless told (ossfs 1.91.4 release notes: -o sigv4 with
+            # -o region), and OSS refuses V1 for buckets created since 2025-09-01. The CSI driver adds both
+            # options for sigVersion v4 (since 2024-09) and takes the region from this key (since 2026-06; older
+            # versions ignore it and read the node's region): kubernetes-sigs/alibaba-cloud-csi-driver
+            # pkg/oss/utils.go, pkg/mounter/fuse_pod_manager/oss/ossfs/manager.go.
+            "sigVersion": "v4",
+            "region": self.region,
         }
         source: k8s.core.v1.CSIPersistentVolumeSourceArgsDict = {
             "driver": CSI_DRIVER,

@@ -293,6 +293,21 @@ def _present(prefix):
     return {f"{prefix}/{f['path']}": (f["size"], f["sha256"] or "computed") for f in HUB}
 
 
+def first_worker_command() -> str:
+    """The Cloud Assistant command of QwQ-32B's first of two workers in cn-hangzhou."""
+    return render_command(
+        model_id="Qwen/QwQ-32B",
+        revision="master",
+        bucket="b-1",
+        prefix="models/Qwen/QwQ-32B",
+        endpoint="oss-cn-hangzhou-internal.aliyuncs.com",
+        region="cn-hangzhou",
+        worker=0,
+        workers=2,
+        timeout_seconds=3600,
+    )
+
+
 def test_the_bucket_is_signed_with_oss_v4_and_its_region_as_the_workers_role(monkeypatch):
     """OSS refuses V1 signatures for buckets created since 2025-09-01, and V4 needs the region (oss2 2.18.4+:
     ProviderAuthV4, Bucket(region=)); the import's buckets are new."""
@@ -318,17 +333,7 @@ def test_the_bucket_is_signed_with_oss_v4_and_its_region_as_the_workers_role(mon
     assert isinstance(made["auth"], ProviderAuthV4) and made["options"] == {"region": "cn-hangzhou"}
     assert made["auth"].provider == ("role", f"{m.METADATA}/ram/security-credentials/worker-role")
     assert (made["endpoint"], made["name"]) == ("https://oss-cn-hangzhou-internal.aliyuncs.com", "b-1")
-    command = render_command(
-        model_id="Qwen/QwQ-32B",
-        revision="master",
-        bucket="b-1",
-        prefix="models/Qwen/QwQ-32B",
-        endpoint="oss-cn-hangzhou-internal.aliyuncs.com",
-        region="cn-hangzhou",
-        worker=0,
-        workers=2,
-        timeout_seconds=3600,
-    )
+    command = first_worker_command()
     assert '"$ENDPOINT" "$REGION" "$WORKER"' in command and "REGION=cn-hangzhou" in command
 
 
@@ -381,17 +386,7 @@ def test_stop_self_asks_for_economical_mode_on_its_own_instance(monkeypatch):
 def test_rendered_worker_scripts_pass_shellcheck(tmp_path):
     from test_scripts import shellcheck
 
-    command = render_command(
-        model_id="Qwen/QwQ-32B",
-        revision="master",
-        bucket="b-1",
-        prefix="models/Qwen/QwQ-32B",
-        endpoint="oss-cn-hangzhou-internal.aliyuncs.com",
-        region="cn-hangzhou",
-        worker=0,
-        workers=2,
-        timeout_seconds=3600,
-    )
+    command = first_worker_command()
     for name, text in (("command.sh", command), ("setup.sh", render_setup("0123456789abcdef"))):
         path = tmp_path / name
         path.write_text(text)

@@ -688,3 +688,29 @@ def test_the_stacks_credentials_reach_the_build_as_a_secret_and_a_new_identity_k
     assert rotated.changes and not rotated.replaces
     assert provider.update("m-1", old, new).outs == {**new, "image_id": "m-1"}
     assert provider.diff("m-1", old, {**new, "execution_id": "e-2"}).replaces == ["execution_id"]
+
+
+def test_a_wait_and_a_deletion_each_make_one_sdk_client_for_all_their_calls(monkeypatch):
+    from components.alibaba.prepared_image import _provider
+
+    provider = _provider()
+    made, calls = [], []
+    states = iter(["BUILDING", "BUILDING", "SUCCESS"])
+
+    def sender(region, credentials, endpoint=""):
+        made.append((region, credentials))
+
+        def send(action, params):
+            calls.append(action)
+            if action == "DescribeImages":
+                return {"Images": {"Image": [{"DiskDeviceMappings": {"DiskDeviceMapping": [{"SnapshotId": "s-1"}]}}]}}
+            status = next(states, "")
+            task = {"Status": status, "ImageId": "m-1" if status == "SUCCESS" else ""}
+            return {"ImagePipelineExecution": {"ImagePipelineExecutionSet": [task]}}
+
+        return send
+
+    monkeypatch.setattr(type(provider), "sender", staticmethod(sender))
+    assert provider.wait_for_image("cn-hangzhou", "e-1", {"profile": "p"}, 3600, sleep=lambda s: None) == "m-1"
+    assert provider.delete_image("cn-hangzhou", "m-1", {"profile": "p"}) == ["s-1"]
+    assert made == [("cn-hangzhou", {"profile": "p"})] * 2 and len(calls) == 3 + 3

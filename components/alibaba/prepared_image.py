@@ -198,14 +198,11 @@ def _provider():
             return f"aliyun ecs DescribeImagePipelineExecutions --RegionId {region} --ExecutionId {execution_id}"
 
         @staticmethod
-        def call(
-            region: str, action: str, params: dict[str, str], credentials: Any, send: Any = None, endpoint: str = ""
-        ) -> dict:
-            """One ECS API action (version 2014-05-26) through the SDK's generic RPC call, as `credentials`
-            (deployer_credentials' keys); the decoded answer. `send(action, params)` replaces the call in tests;
-            `endpoint` ("http://host:port") replaces the region's endpoint."""
-            if send is not None:
-                return send(action, params)
+        def sender(region: str, credentials: Any, endpoint: str = "") -> Any:
+            """`send(action, params)` -> the decoded answer of one ECS API action (version 2014-05-26), through one
+            client of the SDK's generic RPC call, as `credentials` (deployer_credentials' keys); made once per wait
+            or deletion, so a role's credentials are resolved once and refreshed by the SDK. `endpoint`
+            ("http://host:port") replaces the region's endpoint."""
             from alibabacloud_tea_openapi import utils_models as api
             from alibabacloud_tea_openapi.client import Client
             from alibabacloud_tea_openapi.utils import Utils
@@ -220,19 +217,31 @@ def _provider():
                     region_id=region,
                 )
             )
-            request = api.Params(
-                action=action,
-                version="2014-05-26",
-                protocol=protocol.upper(),
-                pathname="/",
-                method="POST",
-                auth_type="AK",
-                style="RPC",
-                req_body_type="formData",
-                body_type="json",
-            )
-            query = api.OpenApiRequest(query=Utils.query({"RegionId": region, **params}))
-            return client.call_api(request, query, RuntimeOptions(read_timeout=60000, connect_timeout=10000))["body"]
+            runtime = RuntimeOptions(read_timeout=60000, connect_timeout=10000)
+
+            def send(action: str, params: dict[str, str]) -> dict:
+                request = api.Params(
+                    action=action,
+                    version="2014-05-26",
+                    protocol=protocol.upper(),
+                    pathname="/",
+                    method="POST",
+                    auth_type="AK",
+                    style="RPC",
+                    req_body_type="formData",
+                    body_type="json",
+                )
+                query = api.OpenApiRequest(query=Utils.query({"RegionId": region, **params}))
+                return client.call_api(request, query, runtime)["body"]
+
+            return send
+
+        @staticmethod
+        def call(
+            region: str, action: str, params: dict[str, str], credentials: Any, send: Any = None, endpoint: str = ""
+        ) -> dict:
+            """One ECS API action through `send`, or a sender made for it (sender)."""
+            return (send or WaitForImage.sender(region, credentials, endpoint))(action, params)
 
         @staticmethod
         def wait_for_image(
@@ -244,6 +253,7 @@ def _provider():
             import time
 
             pause = sleep or time.sleep
+            send = send or WaitForImage.sender(region, credentials)  # one client for every poll
             waited = 0.0
             while True:
                 answer = WaitForImage.call(
@@ -272,6 +282,7 @@ def _provider():
             its snapshots, which bill on (the provider's `ecs.Image` does the same only with `delete_auto_snapshot`,
             resource_alicloud_image.go: DescribeImages' DiskDeviceMappings.DiskDeviceMapping[].SnapshotId). Returns
             the snapshots deleted."""
+            send = send or WaitForImage.sender(region, credentials)  # one client for the four calls
             answer = WaitForImage.call(
                 region, "DescribeImages", {"ImageId": image_id, "ImageOwnerAlias": "self"}, credentials, send
             )

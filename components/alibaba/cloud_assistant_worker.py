@@ -22,6 +22,7 @@ from pathlib import Path
 import pulumi
 import pulumi_alicloud as alicloud
 
+from components.alibaba.ecs_host import linux_host
 from components.alibaba.host_scripts import write_file
 from components.alibaba.instance_role import InstanceRole, InstanceRoleArgs, account_id
 
@@ -82,28 +83,21 @@ def run_on_worker(
     `command` once its `setup` user-data (plain text) is in place. `depends_on`: what the instance waits for (e.g.
     the NAT); `command_after`: what the command needs besides the role."""
     check_timeout(timeout_minutes)
-    instance = alicloud.ecs.Instance(
-        f"{name}-instance",
-        instance_name=name,
-        host_name=name,
+    instance = linux_host(
+        name,
+        parent,
         instance_type=instance_type,
         image_id=image_id,
         vswitch_id=vswitch_id,
-        security_groups=[security_group_id],
-        instance_charge_type="PostPaid",
-        system_disk_category=DISK_CATEGORY,
-        system_disk_size=disk_gib,
-        internet_max_bandwidth_out=0,  # no public address: the NAT is its way out
-        user_data=pulumi.Output.from_input(setup).apply(lambda text: base64.b64encode(text.encode()).decode()),
-        # Cloud Assistant reads the role's credentials with a tokenless GET (components/alibaba/ecs_host.py).
-        http_tokens="optional",
+        security_group_id=security_group_id,
+        user_data=setup,
+        disk_category=DISK_CATEGORY,
+        disk_gib=disk_gib,
+        public_bandwidth_mbps=0,  # no public address: the NAT is its way out
+        key_pair=None,
         tags=tags,
-        opts=pulumi.ResourceOptions(
-            parent=parent,
-            depends_on=list(depends_on),
-            ignore_changes=["image_id", "status"],  # the worker stops itself when done
-            replace_on_changes=["user_data"],
-        ),
+        depends_on=depends_on,
+        stops_itself=True,
     )
     role = InstanceRole(
         f"{name}-role",

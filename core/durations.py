@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass
 
 from core.catalog import ModelSpec
+from core.nat_egress import download_mbps
 
 GB_PER_GIB = 1.073741824
 
@@ -103,6 +104,16 @@ NIC_MB_PER_S = Figure(2000.0, "MB/s", "A", "16 Gbit/s instance NIC, not looked u
 OSS_PARALLEL_STREAMS = Figure(
     16.0, "streams", "A", "ranged GETs in flight (ecs.weights.parallel default); OSS allows 100 Gbit/s per account"
 )
+# Connections a transfer keeps open at once. Through a NAT of more than 200 Mbit/s each connection takes one of its
+# EIPs (core/nat_egress.py): a transfer gets no more than its connections' EIPs carry. At 200 Mbit/s or less (one
+# EIP, every example stack) they change nothing.
+PULL_CONNECTIONS = Figure(
+    3.0, "layers", "S", "a pull's layers at once: containerd CRI max_concurrent_downloads and Docker's default, 3"
+)
+HOST_PULL_CONNECTIONS = Figure(8.0, "layers", "S", "bootstrap.sh sets Docker's max-concurrent-downloads to 8")
+MIRROR_CONNECTIONS = Figure(6.0, "layers", "S", "skopeo: containers/image copy maxParallelDownloads = 6")
+HUB_CONNECTIONS = Figure(8.0, "files", "S", "fetch-model.sh: snapshot_download(max_workers=8)")
+WORKER_CONNECTIONS = Figure(4.0, "files", "S", "llm-model-import.py PARALLEL_FILES = 4 per import worker")
 # The prepared image build (ECS Image Builder): its intermediate instance, the installs, the pulls, the snapshot.
 IMAGE_BUILDER_START_MIN = Figure(2.0, "min", "A", "Image Builder's intermediate instance created and booted")
 IMAGE_SNAPSHOT_MIN = Figure(10.0, "min", "A", "CreateImage from the intermediate instance's ~45 GB disk; not measured")
@@ -210,6 +221,12 @@ def pulled_in_region(image: str, region: str) -> bool:
     )
 
 
+def link_label(mbps: float, connections: int) -> str:
+    """How a step names its link: the bandwidth, and through a NAT pool what its connections are expected to get."""
+    got = download_mbps(mbps, connections)
+    return f"{mbps:g} Mbit/s" if got >= mbps else f"{mbps:g} Mbit/s ({got:.0f} expected over {connections} connections)"
+
+
 def transfer_minutes(gigabytes: float, mbps: float, cap_mb_per_s: float = math.inf) -> float:
     """Minutes to move `gigabytes` (decimal GB) over a link of `mbps` Mbit/s, no faster than `cap_mb_per_s`."""
     if mbps <= 0:
@@ -224,10 +241,11 @@ def weights_gb(model: ModelSpec) -> float:
 
 def image_pull(mbps: float, pods_sharing: int = 1, image_gb: Figure = ENGINE_IMAGE_GB) -> Step:
     """Pulling the engine image through the link, `pods_sharing` pods at once, then unpacking it."""
-    pull = transfer_minutes(image_gb.value * pods_sharing, mbps)
+    connections = pods_sharing * int(PULL_CONNECTIONS.value)
+    pull = transfer_minutes(image_gb.value * pods_sharing, download_mbps(mbps, connections))
     unpack = ENGINE_IMAGE_UNPACKED_GB.value * 1000 / EXTRACT_MB_PER_S.value / 60 if image_gb is ENGINE_IMAGE_GB else 0
     return Step(
-        f"image pull x{pods_sharing} at {mbps:g} Mbit/s",
+        f"image pull x{pods_sharing} at {link_label(mbps, connections)}",
         pull + unpack,
         f"{image_gb.source}; {EXTRACT_MB_PER_S.source}",
     )
@@ -359,9 +377,11 @@ def ecs_readiness(model: ModelSpec, mbps: float, start: EcsStart = EcsStart()) -
     else:
         # Through the NAT, beside the image if it comes the same way (both then finish by the shared total).
         shared = 0.0 if start.prepared_image or start.image_in_region else ENGINE_IMAGE_GB.value
+        connections = int(HUB_CONNECTIONS.value + (HOST_PULL_CONNECTIONS.value if shared else 0))
         download = Step(
-            f"weights from ModelScope at {mbps:g} Mbit/s" + (" (sharing it with the engine image)" if shared else ""),
-            transfer_minutes(weights + shared, mbps, MODELSCOPE_MB_PER_S.value),
+            f"weights from ModelScope at {link_label(mbps, connections)}"
+            + (" (sharing it with the engine image)" if shared else ""),
+            transfer_minutes(weights + shared, download_mbps(mbps, connections), MODELSCOPE_MB_PER_S.value),
             f"{MODELSCOPE_MB_PER_S.source}; {ENGINE_IMAGE_GB.source}",
         )
     if start.prepared_image:
@@ -372,11 +392,15 @@ def ecs_readiness(model: ModelSpec, mbps: float, start: EcsStart = EcsStart()) -
         pull = (
             ENGINE_IMAGE_GB.value * 1000 / REGISTRY_NEAR_MB_PER_S.value / 60
             if start.image_in_region
-            else transfer_minutes(ENGINE_IMAGE_GB.value, mbps)
+            else transfer_minutes(ENGINE_IMAGE_GB.value, download_mbps(mbps, int(HOST_PULL_CONNECTIONS.value)))
         )
         software = Step(
             "Docker, then the engine image"
-            + (" from the VPC registry" if start.image_in_region else f" at {mbps:g} Mbit/s")
+            + (
+                " from the VPC registry"
+                if start.image_in_region
+                else f" at {link_label(mbps, int(HOST_PULL_CONNECTIONS.value))}"
+            )
             + " beside the toolkit and the driver",
             DOCKER_MIN.value + max(pull + unpack, TOOLKIT_MIN.value + DRIVER_MIN.value) + RUNTIME_RESTART_MIN.value,
             f"{DOCKER_MIN.source}; {TOOLKIT_MIN.source}; {DRIVER_MIN.source}; "
@@ -407,7 +431,7 @@ def prepared_image_build(mbps: float, image_in_region: bool) -> Plan:
     pull = (
         ENGINE_IMAGE_GB.value * 1000 / REGISTRY_NEAR_MB_PER_S.value / 60
         if image_in_region
-        else transfer_minutes(ENGINE_IMAGE_GB.value, mbps)
+        else transfer_minutes(ENGINE_IMAGE_GB.value, download_mbps(mbps, int(HOST_PULL_CONNECTIONS.value)))
     )
     unpack = ENGINE_IMAGE_UNPACKED_GB.value * 1000 / EXTRACT_MB_PER_S.value / 60
     return Plan(
@@ -527,7 +551,8 @@ def worker_import(
     if intra_cloud(region):
         rate, why = INTRA_CLOUD_MB_PER_S.value, f"internal network ({INTRA_CLOUD_MB_PER_S.source})"
     else:
-        rate = min(MODELSCOPE_MB_PER_S.value, mbps / 8 / (workers + other_flows))
+        flows = workers + other_flows
+        rate = min(MODELSCOPE_MB_PER_S.value, download_mbps(mbps, flows * int(WORKER_CONNECTIONS.value)) / 8 / flows)
         why = f"{workers + other_flows} flow(s) share {mbps:g} Mbit/s of NAT; {MODELSCOPE_MB_PER_S.source}"
     steps.append(Step(f"{share:.0f} GB into OSS at {rate:.0f} MB/s", share * 1000 / rate / 60, why))
     return Plan(tuple(steps))
@@ -537,13 +562,14 @@ def image_mirror(mbps: float, sharing: int = 1) -> Plan:
     """The image mirror worker (components/alibaba/image_mirror.py): its instance, its set-up, then the engine image
     from the source registry through the NAT, `sharing` flows at once (it and the import workers that use the NAT),
     pushed into the VPC registry as it comes (skopeo copies layer by layer, nothing waits for the whole image)."""
-    rate = mbps / max(1, sharing)
+    sharing = max(1, sharing)
+    rate = download_mbps(mbps, sharing * int(MIRROR_CONNECTIONS.value)) / sharing
     return Plan(
         (
             Step("worker instance", WORKER_BOOT_MIN.value, WORKER_BOOT_MIN.source),
             Step("worker set-up", WORKER_SETUP_MIN.value, "apt skopeo + python3-pip, pip from the internal mirrors"),
             Step(
-                f"engine image copy at {rate:g} Mbit/s into the VPC registry",
+                f"engine image copy at {rate:.0f} Mbit/s into the VPC registry",
                 transfer_minutes(ENGINE_IMAGE_GB.value, rate),
                 f"{ENGINE_IMAGE_GB.source}; {sharing} flow(s) on {mbps:g} Mbit/s of NAT",
             ),

@@ -287,10 +287,10 @@ MIRRORED = {
 STREAM_FROM_OSS = {"modelStore.load": "stream", "engine.image": VLLM_IMAGE.value}
 # vLLM's own image (it ships the streamer) copied into an ACR Enterprise Edition instance of yours in the region.
 VLLM_IN_ACR = {"engine.image": YOUR_ACR + VLLM_IMAGE.value.rsplit("/", 1)[1]}
-# The NAT's EIP in a shared bandwidth package at its maximum (core/config/network.py), billed per Mbit/s and hour.
-FAST_NAT = {"network.natBandwidthMbps": 1000, "network.natBilling": "bandwidth"}
+# The NAT with one EIP (the default; dev, acs, acs-r1 and ack set five, core/nat_egress.py), for comparison.
+ONE_EIP = {"network.natBandwidthMbps": 200}
 VARIANTS = {
-    "dev, NAT at 1000 Mbit/s": ("dev", FAST_NAT, 10),
+    "dev, one NAT EIP (200 Mbit/s)": ("dev", ONE_EIP, None),
     "dev, engine image from your ACR in the region": ("dev", IN_ACR, 10),
     "prod, engine image from your ACR in the region": ("prod", IN_ACR, 16),
     "dev, prepared image": ("dev", {"ecs.preparedImage.id": PREPARED}, 5),

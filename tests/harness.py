@@ -16,6 +16,7 @@ import runpy
 import subprocess
 import sys
 import threading
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import ThreadingHTTPServer
@@ -75,6 +76,11 @@ PRIVATE_LB_IP = "192.168.0.100"
 ACCOUNT_ID = "1234567890123456"  # the account getCallerIdentity answers with
 PUBLIC_LB_IP = "47.96.0.100"
 PREPARED_IMAGE_ID = "m-bp1preparedmock01"  # the image a prepared image build ends with here
+
+
+def mock_eip_address(name: str) -> str:
+    """The address the mock cloud gives the EIP `name`: each its own (an SNAT entry lists them all)."""
+    return f"47.96.{zlib.crc32(name.encode()) % 250}.20"
 
 
 @dataclass
@@ -179,7 +185,7 @@ class CloudMocks(pulumi.runtime.Mocks):
             state.setdefault("spec", {}).setdefault("clusterIP", "172.16.0.10")
         extra = {
             "alicloud:ecs/instance:Instance": {"privateIp": "192.168.0.10", "publicIp": "47.96.0.10"},
-            "alicloud:ecs/eipAddress:EipAddress": {"ipAddress": "47.96.0.20"},
+            "alicloud:ecs/eipAddress:EipAddress": {"ipAddress": mock_eip_address(args.name)},
             "alicloud:vpc/natGateway:NatGateway": {"snatTableIds": "stb-mock"},
             "alicloud:ecs/ecsInvocation:EcsInvocation": {"status": "Success"},
             "random:index/randomPassword:RandomPassword": {"result": GENERATED_API_KEY},

@@ -139,6 +139,42 @@ def test_an_unknown_addon_name_is_refused():
         run_program(program)
 
 
+@pytest.mark.parametrize(
+    "eip_mbps, package_share, foreign, refused",
+    [
+        (200, None, False, None),
+        (201, None, False, r"carries 201 Mbit/s; one EIP of an SNAT pool carries at most 200"),
+        (500, 200, False, None),  # in a package, its share counts
+        (500, 201, False, r"carries 201 Mbit/s"),
+        (200, None, True, r"47\.96\.9\.9 is not an EIP associated with the NAT gateway"),
+    ],
+)
+def test_an_snat_pool_eip_over_200_mbits_or_not_on_the_nat_is_refused(eip_mbps, package_share, foreign, refused):
+    def program():
+        import pulumi
+        import pulumi_alicloud as alicloud
+
+        nat = alicloud.vpc.NatGateway("nat", vpc_id="vpc", vswitch_id="vsw", nat_type="Enhanced")
+        eip = alicloud.ecs.EipAddress("eip", bandwidth=str(eip_mbps), internet_charge_type="PayByBandwidth")
+        alicloud.ecs.EipAssociation("eip", allocation_id=eip.id, instance_id=nat.id, instance_type="Nat")
+        if package_share:
+            package = alicloud.vpc.CommonBandwithPackage("bw", bandwidth="1000", internet_charge_type="PayByBandwidth")
+            alicloud.vpc.CommonBandwithPackageAttachment(
+                "bw",
+                bandwidth_package_id=package.id,
+                instance_id=eip.id,
+                bandwidth_package_bandwidth=str(package_share),
+            )
+        ips = pulumi.Output.all(eip.ip_address, *(["47.96.9.9"] if foreign else [])).apply(",".join)
+        alicloud.vpc.SnatEntry("snat", snat_table_id=nat.snat_table_ids, source_vswitch_id="vsw", snat_ip=ips)
+
+    if refused:
+        with pytest.raises(cloud_rules.CloudRefusal, match=refused):
+            run_program(program)
+    else:
+        run_program(program)
+
+
 def test_an_autoscaled_pool_without_cluster_autoscaling_is_refused():
     def program(enabled: bool):
         def body():

@@ -87,7 +87,10 @@ def test_dev_reports_the_live_gpu_host_price_at_preview_and_the_nat_as_unknown(p
     assert (host["unitHourly"], host["hourly"], host["source"]) == (9.5, 9.5, LIVE)
     assert cost["currency"] == "CNY" and cost["hourlyKnownPart"] == 9.5
     assert cost["hourly"] is None and cost["monthly"] is None  # NAT and EIP prices are not looked up
-    assert cost["unknown"] == ["NAT gateway (Enhanced, PayByLcu)", "EIP of the NAT gateway (PayByTraffic)"]
+    assert cost["unknown"] == [  # dev's 1000 Mbit/s: five EIPs
+        "NAT gateway (Enhanced, PayByLcu)",
+        "EIPs of the NAT gateway (PayByTraffic, 200 Mbit/s each)",
+    ]
 
     (lookup,) = price_lookups(run)
     assert (lookup["product"], lookup["resourceCode"]) == ("ECS", "Instance")
@@ -139,7 +142,7 @@ def test_config_prices_replace_live_and_unknown_ones_and_fill_the_totals():
     run = run_stack("dev", {"cost.prices": {"gpu-host": 12.5, "nat-gateway": 0.3, "nat-eip": 0.02}})
     result = run.outputs["costEstimate"]
     assert result["unknown"] == [] and result["currency"] == "CNY"
-    assert result["hourly"] == 12.82 and result["monthly"] == round(12.82 * 730, 2)
+    assert result["hourly"] == 12.9 and result["monthly"] == round(12.9 * 730, 2)  # 12.5 + 0.3 + 5 EIPs x 0.02
     assert {i["source"] for i in result["items"]} == {"config: cost.prices"}
 
 
@@ -284,16 +287,33 @@ def test_gke_cost_module_does_not_import_alicloud():
 
 
 @pytest.mark.parametrize(
-    "mbps, eip, package",
+    "billing, mbps, eip, eips, package",
     [
-        (500, "EIP of the NAT gateway (PayByBandwidth, 500 Mbit/s)", None),
-        (501, "EIP of the NAT gateway (PayByBandwidth, 500 Mbit/s)", "(PayByBandwidth, 501 Mbit/s)"),
+        ("bandwidth", 200, "EIP of the NAT gateway (PayByBandwidth, 200 Mbit/s)", 1, None),
+        (
+            "bandwidth",
+            201,
+            "EIPs of the NAT gateway (in the shared bandwidth package)",
+            2,
+            "(PayByBandwidth, 201 Mbit/s)",
+        ),
+        (
+            "bandwidth",
+            1000,
+            "EIPs of the NAT gateway (in the shared bandwidth package)",
+            5,
+            "(PayByBandwidth, 1000 Mbit/s)",
+        ),
+        ("traffic", 200, "EIP of the NAT gateway (PayByTraffic)", 1, None),
+        ("traffic", 1000, "EIPs of the NAT gateway (PayByTraffic, 200 Mbit/s each)", 5, None),
     ],
 )
-def test_a_nat_billed_by_bandwidth_is_itemised_as_created_with_its_shared_package_above_500_mbits(mbps, eip, package):
-    run = run_stack("dev", {"network.natBandwidthMbps": mbps, "network.natBilling": "bandwidth"})
-    unknown = run.outputs["costEstimate"]["unknown"]
-    assert unknown[:2] == ["NAT gateway (Enhanced, PayByLcu)", eip]
-    packages = [u for u in unknown if u.startswith("shared bandwidth package")]
-    assert packages == ([f"shared bandwidth package of the NAT's EIP {package}"] if package else [])
+def test_the_nats_eips_and_shared_package_are_itemised_as_created(billing, mbps, eip, eips, package):
+    run = run_stack("dev", {"network.natBandwidthMbps": mbps, "network.natBilling": billing})
+    estimate = run.outputs["costEstimate"]
+    assert estimate["unknown"][:2] == ["NAT gateway (Enhanced, PayByLcu)", eip]
+    (line,) = [i for i in estimate["items"] if i["resource"] == eip]
+    assert line["quantity"] == eips == len(run.of_type("alicloud:ecs/eipAddress:EipAddress"))
+    packages = [u for u in estimate["unknown"] if u.startswith("shared bandwidth package")]
+    assert packages == ([f"shared bandwidth package of the NAT's EIPs {package}"] if package else [])
     assert len(run.of_type("alicloud:vpc/commonBandwithPackage:CommonBandwithPackage")) == len(packages)

@@ -228,7 +228,6 @@ def test_the_site_hook_turns_each_diagram_into_svg_and_fails_on_one_dot_cannot_d
 
 
 README_READY_ROWS = {  # the README's time-to-ready rows: which stacks and variants each row's figures are, in order
-    "dev, NAT at 1000 Mbit/s (`network.natBandwidthMbps: 1000`, `natBilling: bandwidth`)": ["dev, NAT at 1000 Mbit/s"],
     "dev / prod, engine image from your ACR in the region": [
         "dev, engine image from your ACR in the region",
         "prod, engine image from your ACR in the region",

@@ -8,10 +8,12 @@ import math
 import re
 
 import pytest
-from harness import run_stack, settings_for, unwrap
+from harness import mock_eip_address, run_stack, settings_for, unwrap
 
+from components.shipped_scripts import SCRIPTS
 from core import durations, sizing
 from core.config.problems import ConfigError
+from core.nat_egress import NatEips, download_mbps, expected_eips_in_use, nat_eips
 
 ALIBABA_K8S = ("acs", "acs-r1", "ack", "ack-edge")
 
@@ -23,11 +25,11 @@ def minutes(timeout: str) -> float:
 
 
 def nat_mbps(run) -> int:
-    """What the stack deploys: the NAT EIP's bandwidth, or with a shared package the package's."""
+    """What the stack deploys: its NAT EIPs' bandwidth together, or with a shared package the package's."""
     packages = run.of_type("alicloud:vpc/commonBandwithPackage:CommonBandwithPackage")
     if packages:
         return int(unwrap(packages[0].inputs)["bandwidth"])
-    return int(unwrap(run.one("alicloud:ecs/eipAddress:EipAddress").inputs)["bandwidth"])
+    return sum(int(unwrap(e.inputs)["bandwidth"]) for e in run.of_type("alicloud:ecs/eipAddress:EipAddress"))
 
 
 def test_transfer_minutes_is_size_over_rate_with_a_cap():
@@ -127,26 +129,84 @@ def test_the_import_bypasses_the_nat_only_where_modelscope_serves_on_the_interna
     assert present.minutes < inside.minutes and "check" in present.steps[-1].name
 
 
-def test_nat_bandwidth_bounds_per_billing():
-    assert settings_for("acs", {"network.natBandwidthMbps": 200}).network.nat_bandwidth_mbps == 200
-    with pytest.raises(ConfigError, match=r"network\.natBandwidthMbps.*at most 200"):
-        settings_for("acs", {"network.natBandwidthMbps": 201})
-    billed = {"network.natBilling": "bandwidth"}
-    assert settings_for("acs", {**billed, "network.natBandwidthMbps": 1000}).network.nat_bandwidth_mbps == 1000
-    with pytest.raises(ConfigError, match=r"network\.natBandwidthMbps.*1-1000"):
-        settings_for("acs", {**billed, "network.natBandwidthMbps": 1001})
-    with pytest.raises(ConfigError, match=r"network\.natBandwidthMbps.*1-1000"):
-        settings_for("acs", {"network.natBandwidthMbps": 0})
+@pytest.mark.parametrize("billing", ["traffic", "bandwidth"])
+def test_nat_bandwidth_is_1_to_1000_mbits_billed_either_way(billing):
+    for mbps in (1, 200, 201, 1000):
+        keys = {"network.natBandwidthMbps": mbps, "network.natBilling": billing}
+        assert settings_for("acs", keys).network.nat_bandwidth_mbps == mbps
+    for mbps in (0, 1001):
+        with pytest.raises(ConfigError, match=r"network\.natBandwidthMbps.*1-1000"):
+            settings_for("acs", {"network.natBandwidthMbps": mbps, "network.natBilling": billing})
 
 
-def test_above_500_mbps_the_eip_joins_a_shared_bandwidth_package():
-    run = run_stack("acs", {"network.natBilling": "bandwidth", "network.natBandwidthMbps": 800})
-    eip = unwrap(run.one("alicloud:ecs/eipAddress:EipAddress").inputs)
-    assert (eip["bandwidth"], eip["internetChargeType"]) == ("500", "PayByBandwidth")
-    attachment = unwrap(run.one("alicloud:vpc/commonBandwithPackageAttachment:CommonBandwithPackageAttachment").inputs)
-    assert attachment["bandwidthPackageBandwidth"] == "800" and nat_mbps(run) == 800
-    single = run_stack("acs", {"network.natBilling": "bandwidth", "network.natBandwidthMbps": 500})
+def test_the_nat_gets_one_eip_per_200_mbits_split_evenly():
+    assert nat_eips(200, "traffic") == NatEips((200,), "traffic", shared=False)
+    assert nat_eips(201, "traffic").bandwidths == (101, 100)
+    assert nat_eips(1000, "traffic").bandwidths == (200,) * 5
+    assert nat_eips(200, "bandwidth").shared is False and nat_eips(201, "bandwidth").shared is True
+    for mbps in (0, 1001):
+        with pytest.raises(ValueError):
+            nat_eips(mbps, "traffic")
+
+
+def _eips(run):
+    return {e.name: unwrap(e.inputs) for e in run.of_type("alicloud:ecs/eipAddress:EipAddress")}
+
+
+def test_above_200_mbits_every_snat_entry_lists_every_eip_of_the_nat():
+    one = run_stack("acs", {"network.natBandwidthMbps": 200})
+    assert [e["bandwidth"] for e in _eips(one).values()] == ["200"]
+    assert {unwrap(s.inputs)["snatIp"] for s in one.of_type("alicloud:vpc/snatEntry:SnatEntry")} == {
+        mock_eip_address("llm-acs-nat-eip")
+    }
+    pool = run_stack("acs", {"network.natBandwidthMbps": 201})
+    eips = _eips(pool)
+    assert sorted(eips) == ["llm-acs-nat-eip", "llm-acs-nat-eip-2"]  # the first keeps its name
+    assert [(e["bandwidth"], e["internetChargeType"]) for e in eips.values()] == [
+        ("101", "PayByTraffic"),
+        ("100", "PayByTraffic"),
+    ]
+    listed = ",".join(mock_eip_address(name) for name in eips)
+    entries = pool.of_type("alicloud:vpc/snatEntry:SnatEntry")
+    assert len(entries) == 4 and all(unwrap(s.inputs)["snatIp"] == listed for s in entries)
+    assert all(unwrap(s.inputs)["eipAffinity"] == 0 for s in entries)  # a connection picks an EIP
+    bindings = pool.of_type("alicloud:ecs/eipAssociation:EipAssociation")
+    assert all({b.urn for b in bindings} <= set(s.dependencies) for s in entries)
+    assert not pool.of_type("alicloud:vpc/commonBandwithPackage:CommonBandwithPackage")
+    assert nat_mbps(pool) == 201
+
+
+def test_billed_by_bandwidth_above_200_mbits_the_eips_share_one_package_of_the_whole():
+    run = run_stack("acs", {"network.natBilling": "bandwidth", "network.natBandwidthMbps": 1000})
+    assert [e["bandwidth"] for e in _eips(run).values()] == ["200"] * 5
+    package = unwrap(run.one("alicloud:vpc/commonBandwithPackage:CommonBandwithPackage").inputs)
+    attachments = run.of_type("alicloud:vpc/commonBandwithPackageAttachment:CommonBandwithPackageAttachment")
+    assert package["bandwidth"] == "1000" and nat_mbps(run) == 1000
+    assert sorted(unwrap(a.inputs)["bandwidthPackageBandwidth"] for a in attachments) == ["200"] * 5
+    for entry in run.of_type("alicloud:vpc/snatEntry:SnatEntry"):
+        assert {a.urn for a in attachments} <= set(entry.dependencies)
+    single = run_stack("acs", {"network.natBilling": "bandwidth", "network.natBandwidthMbps": 200})
     assert not single.of_type("alicloud:vpc/commonBandwithPackage:CommonBandwithPackage")
+
+
+def test_a_transfer_gets_what_its_connections_eips_carry():
+    assert download_mbps(200, 1) == 200 and download_mbps(100, 8) == 100  # one EIP: all of it
+    assert download_mbps(1000, 1) == pytest.approx(200)  # one connection, one EIP
+    assert download_mbps(1000, 3) == pytest.approx(200 * 5 * (1 - 0.8**3))  # 488: two may share one
+    assert download_mbps(1000, 500) == pytest.approx(1000)
+    assert expected_eips_in_use(5, 1) == pytest.approx(1) and expected_eips_in_use(1, 7) == pytest.approx(1)
+    # The figures the model counts connections by are the scripts' own.
+    assert f"max_workers={durations.HUB_CONNECTIONS.value:.0f}" in (SCRIPTS / "fetch-model.sh").read_text()
+    assert (
+        f"PARALLEL_FILES = {durations.WORKER_CONNECTIONS.value:.0f} " in (SCRIPTS / "llm-model-import.py").read_text()
+    )
+    assert (
+        f"DOCKER_CONCURRENT_DOWNLOADS={durations.HOST_PULL_CONNECTIONS.value:.0f}\n"
+        in (SCRIPTS / "bootstrap.sh").read_text()
+    )
+    # Through a pool the pull is quicker, never quicker than the pool's whole bandwidth.
+    one_eip, pool = durations.image_pull(200), durations.image_pull(1000)
+    assert pool.minutes < one_eip.minutes and "488 expected over 3 connections" in pool.name
 
 
 def test_a_readiness_timeout_shorter_than_the_modelled_start_is_refused():

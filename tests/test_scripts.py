@@ -26,6 +26,7 @@ from components.alibaba.host_scripts import (
     write_compressed_file,
 )
 from components.shipped_scripts import SCRIPTS, script
+from core import durations
 from core.versions import VLLM_IMAGE
 from stacks.alibaba.ecs import host_config
 
@@ -420,6 +421,7 @@ def _bootstrap_run(
         "LLM_SERVING_CONF": str(conf),
         "LLM_SERVING_STATE": str(state),
         "LLM_SERVING_LIB": str(lib),
+        "LLM_DOCKER_DAEMON_JSON": str(tmp_path / "docker" / "daemon.json"),
     }
     args = ["bash", str(SCRIPTS / "bootstrap.sh"), *([mode] if mode else [])]
     result = subprocess.run(args, env=env, capture_output=True, text=True)
@@ -446,6 +448,20 @@ def test_a_fresh_host_installs_everything_once_and_a_rerun_skips_it(tmp_path):
         assert wanted in calls, calls
     assert any(c.startswith("apt-get install") and "docker.io" in c for c in calls)
     assert any(c.startswith("apt-get install") and "nvidia-container-toolkit" in c for c in calls)
+
+
+def test_docker_starts_pulling_more_layers_at_once_than_its_default_and_keeps_an_existing_config(tmp_path):
+    daemon = tmp_path / "docker" / "daemon.json"
+    (tmp_path / "fresh").mkdir()
+    code, output, _, _ = _bootstrap_run(tmp_path / "fresh", prepared=False)
+    assert code == 0, output
+    written = json.loads((tmp_path / "fresh" / "docker" / "daemon.json").read_text())
+    assert written == {"max-concurrent-downloads": durations.HOST_PULL_CONNECTIONS.value}  # what the model uses
+    daemon.parent.mkdir(parents=True)
+    daemon.write_text('{"data-root": "/data"}')
+    code, output, _, _ = _bootstrap_run(tmp_path, prepared=False)
+    assert code == 0, output
+    assert json.loads(daemon.read_text()) == {"data-root": "/data"}
 
 
 def test_the_pulls_run_beside_the_toolkit_install_and_docker_restarts_for_its_runtime_only_after_them(tmp_path):

@@ -272,3 +272,20 @@ def test_ack_edge_second_run_waits_only_for_what_is_left_of_the_first_runs_image
     waited = whole.span(SERVING_START, SERVING_READY)
     assert minutes(workload.custom_timeouts["create"]) >= waited
     assert unwrap(workload.inputs)["spec"]["progressDeadlineSeconds"] / 60 >= waited
+
+
+@pytest.mark.parametrize("name", ["dev", "acs", "acs-r1", "ack"])
+def test_a_nat_pool_that_spreads_nothing_still_fits_the_deadlines(name):
+    """These stacks set five EIPs and are modelled at what a transfer's connections get from them. If the pool
+    spread nothing (one EIP's 200 Mbit/s for everything: core/nat_egress.py's unchecked part), `up` would still
+    not time out."""
+    settings = settings_for(name)
+    assert settings.network.nat_bandwidth_mbps == 1000
+    one_eip = timeline(settings_for(name, {"network.natBandwidthMbps": 200}))
+    assert one_eip.total > timeline(settings).total  # the pool is counted
+    run = stack(name)
+    if name == "dev":
+        assert run.outputs["readinessTimeoutMinutes"] >= one_eip.span(one_eip.tasks[0].name)
+        return
+    workload = _serving(run)
+    assert minutes(workload.custom_timeouts["create"]) >= one_eip.span(SERVING_START, SERVING_READY)

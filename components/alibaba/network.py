@@ -9,6 +9,8 @@ from typing import Optional
 import pulumi
 import pulumi_alicloud as alicloud
 
+from core.nat_egress import nat_eips
+
 
 @dataclass(frozen=True)
 class Subnet:
@@ -28,9 +30,9 @@ class NetworkArgs:
     public_api_cidrs: Sequence[str] = ()  # empty: the API is reachable from inside the VPC only
     ssh_cidrs: Sequence[str] = ()  # empty: SSH closed
     nat_egress: bool = True  # hosts and pods without public addresses reach ModelScope and registries through NAT
-    # The NAT's EIP: everything public comes in through it (core/durations.py derives the deadlines from it).
+    # The NAT's EIPs: everything public comes in through them (core/durations.py derives the deadlines from it).
     nat_bandwidth_mbps: int = 200
-    nat_billing: str = "traffic"  # traffic: PayByTraffic EIP (<= 200); bandwidth: PayByBandwidth (<= 500, then shared)
+    nat_billing: str = "traffic"  # traffic: PayByTraffic EIPs; bandwidth: PayByBandwidth (above 200 one shared package)
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -108,6 +110,8 @@ class Network(pulumi.ComponentResource):
         )
 
     def _nat(self, name: str, vpc, vswitches: list, tags: dict) -> None:
+        """The NAT gateway and its EIPs (core/nat_egress.py): one EIP per 200 Mbit/s, all listed in every SNAT entry;
+        billed by bandwidth, more than one share a package of the whole bandwidth."""
         child = pulumi.ResourceOptions(parent=self)
         nat = alicloud.vpc.NatGateway(
             f"{name}-nat",
@@ -121,61 +125,57 @@ class Network(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        mbps, shared = nat_eip_plan(self._args.nat_bandwidth_mbps, self._args.nat_billing)
-        eip = alicloud.ecs.EipAddress(
-            f"{name}-nat-eip",
-            address_name=f"{name}-nat",
-            bandwidth=str(mbps),
-            internet_charge_type="PayByTraffic" if self._args.nat_billing == "traffic" else "PayByBandwidth",
-            payment_type="PayAsYouGo",
-            tags=tags,
-            opts=child,
-        )
-        joined: list[pulumi.Resource] = []
-        if shared:
+        plan = nat_eips(self._args.nat_bandwidth_mbps, self._args.nat_billing)
+        # The first EIP keeps the name it had when there was only one, so a stack that grows keeps it.
+        suffixes = ["" if i == 0 else f"-{i + 1}" for i in range(plan.count)]
+        eips = [
+            alicloud.ecs.EipAddress(
+                f"{name}-nat-eip{suffix}",
+                address_name=f"{name}-nat{suffix}",
+                bandwidth=str(mbps),
+                internet_charge_type=plan.charge_type,
+                payment_type="PayAsYouGo",
+                tags=tags,
+                opts=child,
+            )
+            for suffix, mbps in zip(suffixes, plan.bandwidths, strict=True)
+        ]
+        ready: list[pulumi.Resource] = []
+        if plan.shared:
             package = alicloud.vpc.CommonBandwithPackage(
                 f"{name}-nat-bandwidth",
                 bandwidth_package_name=f"{name}-nat",
-                bandwidth=str(self._args.nat_bandwidth_mbps),
+                bandwidth=str(plan.total_mbps),
                 internet_charge_type="PayByBandwidth",
                 tags=tags,
                 opts=child,
             )
-            joined.append(
+            ready += [
                 alicloud.vpc.CommonBandwithPackageAttachment(
-                    f"{name}-nat-bandwidth",
+                    f"{name}-nat-bandwidth{suffix}",
                     bandwidth_package_id=package.id,
                     instance_id=eip.id,
-                    bandwidth_package_bandwidth=str(self._args.nat_bandwidth_mbps),
+                    bandwidth_package_bandwidth=str(mbps),
                     opts=child,
                 )
+                for suffix, eip, mbps in zip(suffixes, eips, plan.bandwidths, strict=True)
+            ]
+        ready += [
+            alicloud.ecs.EipAssociation(
+                f"{name}-nat-eip{suffix}", allocation_id=eip.id, instance_id=nat.id, instance_type="Nat", opts=child
             )
-        binding = alicloud.ecs.EipAssociation(
-            f"{name}-nat-eip", allocation_id=eip.id, instance_id=nat.id, instance_type="Nat", opts=child
-        )
+            for suffix, eip in zip(suffixes, eips, strict=True)
+        ]
+        snat_ips = pulumi.Output.all(*[eip.ip_address for eip in eips]).apply(",".join)
         self.snat_entries = [
             alicloud.vpc.SnatEntry(
                 f"{name}-snat" if i == 0 else f"{name}-snat-{i}",
                 snat_table_id=nat.snat_table_ids,
                 source_vswitch_id=vswitch.id,
-                snat_ip=eip.ip_address,
+                snat_ip=snat_ips,
+                eip_affinity=0,  # each connection picks an EIP: a download of several spreads over the pool
                 snat_entry_name=f"{name}-{i}",
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[binding, *joined]),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=ready),
             )
             for i, vswitch in enumerate(vswitches)
         ]
-
-
-MAX_TRAFFIC_MBPS = 200  # PayByTraffic EIP (pulumi_alicloud ecs/eip_address.py docstring)
-MAX_EIP_BANDWIDTH_MBPS = 500  # PayByBandwidth EIP
-
-
-def nat_eip_plan(mbps: int, billing: str) -> tuple[int, bool]:
-    """(the EIP's own bandwidth, whether a shared bandwidth package carries the rest) for `mbps`."""
-    if billing == "traffic":
-        if mbps > MAX_TRAFFIC_MBPS:
-            raise ValueError(f"a pay-by-traffic EIP carries at most {MAX_TRAFFIC_MBPS} Mbit/s, not {mbps}")
-        return mbps, False
-    if mbps <= MAX_EIP_BANDWIDTH_MBPS:
-        return mbps, False
-    return MAX_EIP_BANDWIDTH_MBPS, True

@@ -16,6 +16,7 @@ set -euo pipefail
 CONF=${LLM_SERVING_CONF:-/etc/llm-serving/serving.conf}
 STATE_DIR=${LLM_SERVING_STATE:-/var/lib/llm-serving}
 LIB=${LLM_SERVING_LIB:-/usr/local/lib/llm-serving}
+DOCKER_DAEMON_JSON=${LLM_DOCKER_DAEMON_JSON:-/etc/docker/daemon.json}
 prepare_image=false
 [ "${1:-}" = --prepare-image ] && prepare_image=true
 
@@ -112,8 +113,22 @@ install_driver() {
   step "driver: loaded"
 }
 
+# Layers a pull fetches at once (Docker's default is 3). Above 200 Mbit/s the NAT's bandwidth is spread over several
+# EIPs, each connection on one of them (core/nat_egress.py), so more layers at once use more of it. core/durations.py
+# models the pulls with this figure (HOST_PULL_CONNECTIONS).
+DOCKER_CONCURRENT_DOWNLOADS=8
+
 install_docker() {
-  if command -v docker >/dev/null 2>&1; then step "docker: installed already"; else install_missing docker.io; fi
+  if command -v docker >/dev/null 2>&1; then
+    step "docker: installed already"
+    return 0
+  fi
+  # Written before the package, so that Docker starts with it; the pulls run before nvidia-ctk adds its runtime.
+  if [ ! -e "$DOCKER_DAEMON_JSON" ]; then
+    mkdir -p "$(dirname "$DOCKER_DAEMON_JSON")"
+    printf '{"max-concurrent-downloads": %d}\n' "$DOCKER_CONCURRENT_DOWNLOADS" >"$DOCKER_DAEMON_JSON"
+  fi
+  install_missing docker.io
 }
 
 # The toolkit's packages only install (their postinst scripts write the toolkit's own config and refresh CDI; none

@@ -14,16 +14,11 @@ from typing import Annotated, Literal, Optional
 from core.config.placement import ZONE
 from core.config.problems import Problems
 from core.config.schema import Cidr, EcsInstanceType, Flag, Group, Int, matches, option, within
+from core.nat_egress import MAX_NAT_MBPS, PER_EIP_MAX_MBPS
 from core.targets import ACK_FAMILY, ALIBABA, GKE, MANAGED_ALIBABA
 
 Zone = Annotated[str, matches(ZONE, "an Alibaba Cloud zone id like cn-hangzhou-i")]
 NODE_IMAGE_TYPES = ("AliyunLinux3", "AliyunLinux3ContainerOptimized", "ContainerOS", "Ubuntu")
-# EIP bandwidth by billing (pulumi_alicloud ecs/eip_address.py docstring: PayByTraffic 1-200 Mbit/s,
-# PayByBandwidth 1-500); above 500 the EIP joins an Internet Shared Bandwidth package of up to 1000 Mbit/s
-# (vpc/common_bandwith_package.py). Inbound traffic is free, so pay-by-traffic costs nothing for downloads.
-MAX_TRAFFIC_MBPS = 200
-MAX_EIP_BANDWIDTH_MBPS = 500
-MAX_SHARED_BANDWIDTH_MBPS = 1000
 
 
 class NetworkConfig(Group):
@@ -32,15 +27,16 @@ class NetworkConfig(Group):
     TARGETS = ALIBABA
     vpc_cidr: Cidr = option("192.168.0.0/16", "CIDR of the VPC.")
     vswitch_cidr: Cidr = option("192.168.0.0/24", "CIDR of the (first) vSwitch, inside vpcCidr.")
-    nat_bandwidth_mbps: Annotated[Int, within(1, MAX_SHARED_BANDWIDTH_MBPS, "Mbit/s")] = option(
-        MAX_TRAFFIC_MBPS,
-        "Bandwidth of the NAT gateway's EIP: weights and images come in through it, and every readiness "
-        "timeout and Job deadline is derived from it (core/durations.py).",
+    nat_bandwidth_mbps: Annotated[Int, within(1, MAX_NAT_MBPS, "Mbit/s")] = option(
+        PER_EIP_MAX_MBPS,
+        "Bandwidth of the NAT gateway: weights and images come in through it, and every readiness timeout and "
+        "Job deadline is derived from it (core/durations.py). One EIP carries up to 200 Mbit/s; above that the "
+        "NAT gets one EIP per 200 Mbit/s (core/nat_egress.py), each an address of the account's EIP quota.",
     )
     nat_billing: Literal["traffic", "bandwidth"] = option(
         "traffic",
-        "traffic: pay-by-traffic EIP (at most 200 Mbit/s; inbound is free); bandwidth: billed per Mbit/s and "
-        "hour (EIP up to 500, a shared bandwidth package up to 1000).",
+        "traffic: pay-by-traffic EIPs, billed per GB sent (inbound is free); bandwidth: billed per Mbit/s and "
+        "hour (above 200 Mbit/s one shared bandwidth package of the whole bandwidth).",
     )
     service_cidr: Cidr = option(
         "172.16.0.0/16", "CIDR of Kubernetes Services; apart from vpcCidr.", targets=MANAGED_ALIBABA
@@ -101,14 +97,6 @@ class ClusterNetwork:
 
 def check_network(config: NetworkConfig, problems: Problems) -> bool:
     """The vSwitch lies in the VPC; False when it does not (the cluster plan is then not derived)."""
-    if config.nat_billing == "traffic" and config.nat_bandwidth_mbps > MAX_TRAFFIC_MBPS:
-        problems.add(
-            "network.natBandwidthMbps",
-            config.nat_bandwidth_mbps,
-            f"a pay-by-traffic EIP carries at most {MAX_TRAFFIC_MBPS} Mbit/s",
-            f"{problems.set_command('network.natBandwidthMbps', MAX_TRAFFIC_MBPS)}, or "
-            f"{problems.set_command('network.natBilling', 'bandwidth')} (billed per Mbit/s and hour)",
-        )
     if not ipaddress.IPv4Network(config.vswitch_cidr).subnet_of(ipaddress.IPv4Network(config.vpc_cidr)):
         problems.add(
             "network.vswitchCidr",

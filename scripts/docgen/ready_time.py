@@ -51,7 +51,12 @@ def figures() -> list[tuple[str, Any]]:
 
 
 def render() -> str:
+    from core import durations
+    from core.nat_egress import PER_EIP_MAX_MBPS, download_mbps
+
     found = rows()
+    pull = download_mbps(1000, int(durations.PULL_CONNECTIONS.value))
+    host_pull = download_mbps(1000, int(durations.HOST_PULL_CONNECTIONS.value))
     lines = [
         "# Time to a serving API",
         "",
@@ -70,6 +75,19 @@ def render() -> str:
         "The variants set a few keys on an example stack: `ecs.preparedImage.id` (a prepared host image),",
         "`ecs.weights.source: oss` (the weights already in a bucket of the region), and `modelStore.load: stream`",
         "with an engine image that ships the Run:ai streamer ([Loading the weights](../loading.md)).",
+        "",
+        "## The NAT's EIPs",
+        "",
+        "On Alibaba everything public comes in through the NAT gateway. One of its EIPs carries at most",
+        f'{PER_EIP_MAX_MBPS} Mbit/s (Alibaba\'s "FAQ about SNAT"), so above that `network.natBandwidthMbps` is spread',
+        "over one EIP per 200 Mbit/s, and every SNAT entry lists them all (`core/nat_egress.py`). Billed by traffic",
+        "(the default) each EIP is billed per GB sent, and inbound traffic is free: dev, acs, acs-r1 and ack set",
+        "1000 Mbit/s, five EIPs. Without EIP affinity each connection picks one EIP, so a transfer of *c*",
+        "connections over *n* EIPs is modelled at the EIPs it is expected to use, *n*(1 - (1 - 1/*n*)^*c*), each at",
+        f"its share: a pull of 3 layers at once (containerd's and Docker's default) gets ~{pull:.0f} of 1000 Mbit/s,",
+        f"the ecs host's Docker (8 layers at once) ~{host_pull:.0f}. The model assumes a pull's bytes spread over its",
+        "layers; an image with one dominant layer pulls it at one EIP's rate. What was not checked is in",
+        "[Limitations](../limitations.md).",
         "",
         "## Figures",
         "",

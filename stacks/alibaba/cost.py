@@ -214,21 +214,32 @@ def _balancers_and_bucket(settings: ClusterSettings) -> list[Item]:
 
 
 def _nat_egress(settings) -> list[Item]:
-    """The NAT gateway and its EIP as components/alibaba/network.py bills them (nat_eip_plan): pay-by-traffic, or
-    pay-by-bandwidth, and above 500 Mbit/s a shared bandwidth package carrying the rest."""
-    from components.alibaba.network import nat_eip_plan
+    """The NAT gateway and its EIPs as components/alibaba/network.py bills them (core/nat_egress.py): one EIP per
+    200 Mbit/s, pay-by-traffic, or pay-by-bandwidth and above 200 Mbit/s one shared bandwidth package."""
+    from core.nat_egress import nat_eips
 
     network = settings.network
-    mbps, shared = nat_eip_plan(network.nat_bandwidth_mbps, network.nat_billing)
-    billing = "PayByTraffic" if network.nat_billing == "traffic" else f"PayByBandwidth, {mbps} Mbit/s"
+    plan = nat_eips(network.nat_bandwidth_mbps, network.nat_billing)
+    if plan.billing == "traffic":
+        billing = "PayByTraffic"
+    elif plan.shared:
+        billing = "in the shared bandwidth package"
+    else:
+        billing = f"PayByBandwidth, {plan.total_mbps} Mbit/s"
+    each = f", {plan.bandwidths[0]} Mbit/s each" if plan.count > 1 and plan.billing == "traffic" else ""
     items = [
         Item("NAT gateway (Enhanced, PayByLcu)", 1, Price.unknown(NO_CODE), "nat-gateway"),
-        Item(f"EIP of the NAT gateway ({billing})", 1, Price.unknown(NO_CODE), "nat-eip"),
+        Item(
+            f"EIP{'s' if plan.count > 1 else ''} of the NAT gateway ({billing}{each})",
+            plan.count,
+            Price.unknown(NO_CODE),
+            "nat-eip",
+        ),
     ]
-    if shared:
+    if plan.shared:
         items.append(
             Item(
-                f"shared bandwidth package of the NAT's EIP (PayByBandwidth, {network.nat_bandwidth_mbps} Mbit/s)",
+                f"shared bandwidth package of the NAT's EIPs (PayByBandwidth, {plan.total_mbps} Mbit/s)",
                 1,
                 Price.unknown(NO_CODE),
                 "nat-bandwidth",

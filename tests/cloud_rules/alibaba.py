@@ -238,6 +238,44 @@ def shared_bandwidth_fits(candidate: Candidate, run) -> str | None:
     return None
 
 
+@run_rule(
+    source="NAT Gateway 'FAQ about SNAT', alibabacloud.com/help/doc-detail/187954.htm (at most 64 EIPs per SNAT "
+    "entry; each EIP of an SNAT IP address pool at most 200 Mbit/s); CreateSnatEntry API (SnatIp: EIPs associated "
+    "with the NAT gateway, comma-separated)"
+)
+def snat_pools_fit(run):
+    """Every address an SNAT entry lists is an EIP associated with the NAT gateway, at most 64 of them, and each
+    carries at most 200 Mbit/s (its own bandwidth, or its share of a shared bandwidth package)."""
+    from harness import mock_eip_address
+
+    eips = {mock_eip_address(r.name): r for r in run.of_type("alicloud:ecs/eipAddress:EipAddress")}
+    on_nat = {
+        _unwrap(a.inputs).get("allocationId")
+        for a in run.of_type("alicloud:ecs/eipAssociation:EipAssociation")
+        if _unwrap(a.inputs).get("instanceType") == "Nat"
+    }
+    shares = {
+        _unwrap(a.inputs).get("instanceId"): _unwrap(a.inputs).get("bandwidthPackageBandwidth")
+        for a in run.of_type("alicloud:vpc/commonBandwithPackageAttachment:CommonBandwithPackageAttachment")
+    }
+    associations_known = all(known(a) for a in on_nat)  # a preview: nothing has an id yet
+    for entry in run.of_type("alicloud:vpc/snatEntry:SnatEntry"):
+        listed = _unwrap(entry.inputs).get("snatIp")
+        if not known(listed) or not isinstance(listed, str):
+            continue  # a preview: the addresses are not allocated yet
+        addresses = listed.split(",")
+        if len(addresses) > 64:
+            yield f"{entry.name}: an SNAT entry lists at most 64 EIPs, not {len(addresses)}"
+        for address in addresses:
+            eip = eips.get(address)
+            if eip is None or (associations_known and f"{eip.name}-id" not in on_nat):
+                yield f"{entry.name}: {address} is not an EIP associated with the NAT gateway"
+                continue
+            mbps = shares.get(f"{eip.name}-id") or _unwrap(eip.inputs).get("bandwidth")
+            if known(mbps) and mbps is not None and int(mbps) > 200:
+                yield f"{entry.name}: EIP {eip.name} carries {mbps} Mbit/s; one EIP of an SNAT pool carries at most 200"
+
+
 def _pod_templates(run):
     """(owner name, pod template metadata, pod spec) of every Deployment, Job and LeaderWorkerSet."""
     for resource in run.resources:

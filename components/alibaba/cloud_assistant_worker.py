@@ -14,7 +14,6 @@ work this way, beside the cluster:
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 import pulumi
 import pulumi_alicloud as alicloud
 
+from components.alibaba.cloud_assistant import run_once
 from components.alibaba.ecs_host import linux_host
 from components.alibaba.host_scripts import write_file
 from components.alibaba.instance_role import InstanceRole, InstanceRoleArgs, account_id
@@ -109,25 +109,14 @@ def run_on_worker(
         ),
         opts=pulumi.ResourceOptions(parent=parent),
     )
-    timeout_seconds = timeout_minutes * 60
-    created = alicloud.ecs.Command(
+    invocation = run_once(
         name,
-        name=name,
-        type="RunShellScript",
-        command_content=pulumi.Output.from_input(command).apply(lambda text: base64.b64encode(text.encode()).decode()),
-        working_dir="/root",
-        timeout=timeout_seconds,
+        script=command,
+        instance_id=instance.id,
+        timeout_seconds=timeout_minutes * 60,
+        wait_minutes=timeout_minutes + WAIT_MARGIN_MINUTES,
         description=command_description,
-        opts=pulumi.ResourceOptions(parent=parent),
-    )
-    invocation = alicloud.ecs.EcsInvocation(
-        name,
-        command_id=created.id,
-        instance_ids=[instance.id],
-        opts=pulumi.ResourceOptions(
-            parent=parent,
-            depends_on=[*role.attached, *command_after],  # the command uses the role: attached and allowed first
-            custom_timeouts=pulumi.CustomTimeouts(create=f"{timeout_minutes + WAIT_MARGIN_MINUTES}m", delete="5m"),
-        ),
+        parent=parent,
+        depends_on=[*role.attached, *command_after],  # the command uses the role: attached and allowed first
     )
     return Worker(instance, invocation)

@@ -12,7 +12,6 @@ endpoint, whatever `cluster.publicEndpoint` says, and no new credential per `pul
 
 from __future__ import annotations
 
-import base64
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from typing import Optional
 import pulumi
 import pulumi_alicloud as alicloud
 
+from components.alibaba.cloud_assistant import run_once
 from components.alibaba.ecs_host import linux_host
 from components.alibaba.host_scripts import PIP_INDEX_URL, write_file
 from components.alibaba.instance_role import InstanceRole, InstanceRoleArgs, account_id
@@ -143,25 +143,15 @@ class JumpHost(pulumi.ComponentResource):
         script = pulumi.Output.all(args.cluster_id, role.role_name).apply(
             lambda v: render_kubeconfig_install(v[0], args.region, v[1])
         )
-        command = alicloud.ecs.Command(
+        run_once(
             f"{name}-kubeconfig",
-            name=f"{name}-kubeconfig",
-            type="RunShellScript",
-            command_content=script.apply(lambda s: base64.b64encode(s.encode()).decode()),
-            working_dir="/root",
-            timeout=COMMAND_TIMEOUT_MINUTES * 60,
+            script=script,
+            instance_id=instance.id,
+            timeout_seconds=COMMAND_TIMEOUT_MINUTES * 60,
+            wait_minutes=COMMAND_TIMEOUT_MINUTES + 5,
             description="Fetch the cluster kubeconfig for root with the jump host's RAM role",
-            opts=child,
-        )
-        alicloud.ecs.EcsInvocation(
-            f"{name}-kubeconfig",
-            command_id=command.id,
-            instance_ids=[instance.id],
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                depends_on=[*role.attached, permission],
-                custom_timeouts=pulumi.CustomTimeouts(create=f"{COMMAND_TIMEOUT_MINUTES + 5}m", delete="5m"),
-            ),
+            parent=self,
+            depends_on=[*role.attached, permission],
         )
         self.instance_id = instance.id
         self.private_ip = instance.private_ip

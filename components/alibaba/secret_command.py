@@ -10,13 +10,14 @@ Pulumi's plaintext state. The agent deletes a script that held such a reference 
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Optional
 
 import pulumi
 import pulumi_alicloud as alicloud
+
+from components.alibaba.cloud_assistant import run_once
 
 MARGIN_SECONDS = 300
 
@@ -63,33 +64,21 @@ class SecretCommand(pulumi.ComponentResource):
             )
             for parameter_name, value in args.extra_secrets.items()
         ]
-        timeout_seconds = args.timeout_minutes * 60
-        command = alicloud.ecs.Command(
+        invocation = run_once(
             name,
-            name=name,
-            type="RunShellScript",
-            enable_parameter=True,
-            command_content=base64.b64encode(args.script.encode()).decode(),
-            working_dir="/root",
-            timeout=timeout_seconds + MARGIN_SECONDS,
+            script=args.script,
+            instance_id=args.instance_id,
+            timeout_seconds=args.timeout_minutes * 60 + MARGIN_SECONDS,
+            wait_minutes=args.timeout_minutes + MARGIN_SECONDS // 60 + 5,
             description=args.description,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        wait_minutes = args.timeout_minutes + MARGIN_SECONDS // 60 + 5
-        invocation = alicloud.ecs.EcsInvocation(
-            name,
-            command_id=command.id,
-            instance_ids=[args.instance_id],
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                depends_on=[parameter, *extra, *args.depends_on],
-                # A changed secret must be installed again: re-run the command when one changes.
-                replacement_trigger=(
-                    pulumi.Output.secret(pulumi.Output.all(args.secret, *args.extra_secrets.values()))
-                    if args.extra_secrets
-                    else args.secret
-                ),
-                custom_timeouts=pulumi.CustomTimeouts(create=f"{wait_minutes}m", delete="5m"),
+            parent=self,
+            depends_on=[parameter, *extra, *args.depends_on],
+            parameters=True,
+            # A changed secret must be installed again: re-run the command when one changes.
+            replacement_trigger=(
+                pulumi.Output.secret(pulumi.Output.all(args.secret, *args.extra_secrets.values()))
+                if args.extra_secrets
+                else args.secret
             ),
         )
         self.status = invocation.status

@@ -10,13 +10,11 @@ import importlib.util
 import json
 import subprocess
 import sys
-import urllib.parse
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
-from harness import serve_on_loopback
+from alibaba_fakes import METADATA_TOKEN, FakeMetadata, FakeSts, role_credentials, sts_success
 
 SCRIPT = Path(__file__).resolve().parents[1] / "components" / "scripts" / "rrsa-credential-process.py"
 ROLE = "acs:ram::1234567890123456:role/llm-models-stream"
@@ -28,22 +26,18 @@ STS_TOKEN = "CAISFAKE-TEST-ONLY-security-token"
 EXPIRATION = "2026-12-01T20:00:00Z"
 
 
+# What the AWS SDKs read from a credential process (Version 1), from either source.
+PROCESS_CREDENTIALS = {
+    "Version": 1,
+    "AccessKeyId": STS_KEY_ID,
+    "SecretAccessKey": STS_SECRET,
+    "SessionToken": STS_TOKEN,
+    "Expiration": EXPIRATION,
+}
+
+
 def success_body() -> dict:
-    return {
-        "RequestId": "3D57EAD2-8723-1F26-B69C-F8707D8B565D",
-        "OIDCTokenInfo": {
-            "Subject": "system:serviceaccount:llm:llm-streamer",
-            "Issuer": "https://oidc-ack",
-            "ClientIds": "sts.aliyuncs.com",
-        },
-        "AssumedRoleUser": {"AssumedRoleId": "33157794895460****", "Arn": f"{ROLE}/llm-model-streamer"},
-        "Credentials": {
-            "SecurityToken": STS_TOKEN,
-            "Expiration": EXPIRATION,
-            "AccessKeySecret": STS_SECRET,
-            "AccessKeyId": STS_KEY_ID,
-        },
-    }
+    return sts_success(STS_KEY_ID, STS_SECRET, STS_TOKEN, EXPIRATION, ROLE)
 
 
 EXPIRED = (
@@ -58,43 +52,9 @@ EXPIRED = (
 )
 
 
-class FakeSts:
-    """Answers each POST with the next queued (status, body); records what it was sent."""
-
-    def __init__(self):
-        self.answers: list[tuple[int, object]] = []
-        self.requests: list[dict] = []
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                length = int(self.headers.get("Content-Length", 0))
-                parts = urllib.parse.urlsplit(self.path)
-                fake.requests.append(
-                    {
-                        "path": parts.path,
-                        "query": dict(urllib.parse.parse_qsl(parts.query)),
-                        "form": dict(urllib.parse.parse_qsl(self.rfile.read(length).decode())),
-                        "headers": dict(self.headers),
-                    }
-                )
-                status, body = fake.answers.pop(0) if fake.answers else (200, success_body())
-                raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-            def log_message(self, *args):
-                pass
-
-        self.server, self.url = serve_on_loopback(Handler)
-
-
 @pytest.fixture
 def sts() -> Iterator[FakeSts]:
-    fake = FakeSts()
+    fake = FakeSts(lambda request: (200, success_body()))
     yield fake
     fake.server.shutdown()
 
@@ -131,13 +91,7 @@ def secrets_in(text: str) -> list[str]:
 def test_it_prints_the_aws_process_credentials_from_sts_answer(env, sts):
     done = run(env)
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == {
-        "Version": 1,
-        "AccessKeyId": STS_KEY_ID,
-        "SecretAccessKey": STS_SECRET,
-        "SessionToken": STS_TOKEN,
-        "Expiration": EXPIRATION,
-    }
+    assert json.loads(done.stdout) == PROCESS_CREDENTIALS
     assert done.stderr == ""
 
 
@@ -219,71 +173,17 @@ def test_the_script_needs_only_the_standard_library():
 
 # --- Source ecs-ram-role: the ECS metadata server (the ecs target's engine container) -----------------------------
 ECS_ROLE = "llm-dev-host-1a2b3c4d"
-METADATA_TOKEN = "FAKE-TEST-ONLY-metadata-token"
 
 
 def role_body(**changes) -> dict:
     """What the metadata server answers for a role (Alibaba's credential SDKs read Code, AccessKeyId,
     AccessKeySecret, SecurityToken, Expiration; LastUpdated is there too)."""
-    return {
-        "AccessKeyId": STS_KEY_ID,
-        "AccessKeySecret": STS_SECRET,
-        "Expiration": EXPIRATION,
-        "SecurityToken": STS_TOKEN,
-        "LastUpdated": "2026-12-01T14:00:00Z",
-        "Code": "Success",
-        **changes,
-    }
-
-
-class FakeMetadata:
-    """The ECS metadata server on loopback: PUT /latest/api/token, GET .../ram/security-credentials/[<role>] (header
-    names recorded in lower case: HTTP's are case-insensitive).
-    `hardened`: every GET without the token is refused (403), as in security hardening mode; `token_status`: what
-    the PUT answers (404: an older server without tokens)."""
-
-    def __init__(self):
-        self.hardened = False
-        self.token_status = 200
-        self.roles: dict[str, tuple[int, object]] = {ECS_ROLE: (200, role_body())}
-        self.requests: list[tuple[str, str, dict]] = []
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _answer(self, status: int, body: object):
-                raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-            def do_PUT(self):
-                fake.requests.append(("PUT", self.path, {k.lower(): v for k, v in self.headers.items()}))
-                ok = self.path == "/latest/api/token" and self.headers.get("X-aliyun-ecs-metadata-token-ttl-seconds")
-                if fake.token_status != 200 or not ok:
-                    return self._answer(fake.token_status if fake.token_status != 200 else 400, b"")
-                self._answer(200, METADATA_TOKEN.encode())
-
-            def do_GET(self):
-                fake.requests.append(("GET", self.path, {k.lower(): v for k, v in self.headers.items()}))
-                if fake.hardened and self.headers.get("X-aliyun-ecs-metadata-token") != METADATA_TOKEN:
-                    return self._answer(403, b"")
-                prefix = "/latest/meta-data/ram/security-credentials/"
-                if self.path == prefix:
-                    return self._answer(200, "\n".join(fake.roles).encode())
-                if self.path.startswith(prefix) and self.path[len(prefix) :] in fake.roles:
-                    return self._answer(*fake.roles[self.path[len(prefix) :]])
-                self._answer(404, b"<html>Not Found</html>")
-
-            def log_message(self, *args):
-                pass
-
-        self.server, self.url = serve_on_loopback(Handler)
+    return {**role_credentials(STS_KEY_ID, STS_SECRET, STS_TOKEN, EXPIRATION), **changes}
 
 
 @pytest.fixture
 def metadata() -> Iterator[FakeMetadata]:
-    fake = FakeMetadata()
+    fake = FakeMetadata({ECS_ROLE: (200, role_body())})
     yield fake
     fake.server.shutdown()
 
@@ -299,13 +199,7 @@ def test_the_ecs_source_prints_the_instance_roles_credentials_read_with_a_metada
     metadata.hardened = True  # security hardening mode: nothing is served without the token
     done = run_ecs(metadata)
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == {
-        "Version": 1,
-        "AccessKeyId": STS_KEY_ID,
-        "SecretAccessKey": STS_SECRET,
-        "SessionToken": STS_TOKEN,
-        "Expiration": EXPIRATION,
-    }
+    assert json.loads(done.stdout) == PROCESS_CREDENTIALS
     assert done.stderr == ""
     put, *gets = metadata.requests
     assert put[:2] == ("PUT", "/latest/api/token") and put[2]["x-aliyun-ecs-metadata-token-ttl-seconds"] == "21600"

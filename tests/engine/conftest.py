@@ -25,6 +25,7 @@ import pytest
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path[:0] = [str(HERE), str(ROOT)]
+sys.path.append(str(ROOT / "tests"))  # alibaba_fakes.py, shared with the main suite (last: it shadows nothing)
 
 
 class _Anything:

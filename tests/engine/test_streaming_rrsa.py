@@ -29,16 +29,14 @@ import json
 import os
 import subprocess
 import sys
-import threading
-import time
 import urllib.parse
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import gateway_check as check
 import pytest
 import substitutions as subs
+from alibaba_fakes import CREDENTIALS_PATH, FakeMetadata, FakeSts, in_an_hour, role_credentials, sts_success
 from conftest import exported_variants, free_port, stop, wait_for
 
 from core.engine import STREAMER_LOG_LINE
@@ -140,48 +138,6 @@ def moto(model_dir, workdir):
         stop(server)
 
 
-class FakeSts:
-    """Alibaba STS AssumeRoleWithOIDC on loopback: checks the call, answers moto's temporary credentials."""
-
-    def __init__(self, credentials: dict):
-        self.calls: list[dict] = []
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                parts = urllib.parse.urlsplit(self.path)
-                form = dict(urllib.parse.parse_qsl(self.rfile.read(int(self.headers["Content-Length"])).decode()))
-                fake.calls.append({"query": dict(urllib.parse.parse_qsl(parts.query)), "form": form})
-                ok = form.get("OIDCToken") == OIDC_TOKEN and parts.query.count("Action=AssumeRoleWithOIDC") == 1
-                body = (
-                    {
-                        "RequestId": "FAKE-REQUEST",
-                        "AssumedRoleUser": {"AssumedRoleId": "1:llm-model-streamer", "Arn": form.get("RoleArn", "")},
-                        "Credentials": {
-                            "AccessKeyId": credentials["AccessKeyId"],
-                            "AccessKeySecret": credentials["SecretAccessKey"],
-                            "SecurityToken": credentials["SessionToken"],
-                            "Expiration": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600)),
-                        },
-                    }
-                    if ok
-                    else {"RequestId": "FAKE", "Code": "AuthenticationFail.OIDCToken.Invalid", "Message": "bad token"}
-                )
-                raw = json.dumps(body).encode()
-                self.send_response(200 if ok else 401)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
 def files_here(export: dict, root: Path) -> dict[str, Path]:
     """The ConfigMap files the engine container mounts, written under `root` (the credential process's path in the
     config file moved with them)."""
@@ -252,7 +208,16 @@ def test_the_ack_stack_streams_from_s3_with_the_credential_process_only(moto, wo
     export = variant()
     argv = export["engine"]["command"]
     assert argv[2] == "$(LLM_MODEL_URI)" and argv[argv.index("--load-format") + 1] == "runai_streamer"
-    sts = FakeSts(credentials)
+    answer = sts_success(
+        credentials["AccessKeyId"], credentials["SecretAccessKey"], credentials["SessionToken"], in_an_hour(), "x"
+    )
+    sts = FakeSts(
+        lambda request: (
+            (200, answer)
+            if request["form"].get("OIDCToken") == OIDC_TOKEN and request["query"].get("Action") == "AssumeRoleWithOIDC"
+            else (401, {"RequestId": "FAKE", "Code": "AuthenticationFail.OIDCToken.Invalid", "Message": "bad token"})
+        )
+    )
     root = workdir / "stream-rrsa"
     env = engine_env(export, endpoint, sts.url, root)
     # moto refuses a request without the session token, and one without credentials at all.
@@ -267,8 +232,8 @@ def test_the_ack_stack_streams_from_s3_with_the_credential_process_only(moto, wo
     finally:
         sts.server.shutdown()
     assert f"{STREAMER_LOG_LINE}: 100%" in text
-    assert sts.calls, "the credential process never called STS"
-    call = sts.calls[0]
+    assert sts.requests, "the credential process never called STS"
+    call = sts.requests[0]
     assert call["form"]["RoleArn"] == env["ALIBABA_CLOUD_ROLE_ARN"]
     assert call["form"]["OIDCProviderArn"] == env["ALIBABA_CLOUD_OIDC_PROVIDER_ARN"]
     requests = moto_log.read_text().splitlines()
@@ -278,55 +243,7 @@ def test_the_ack_stack_streams_from_s3_with_the_credential_process_only(moto, wo
     assert not any('" 403 ' in line for line in requests if "model.safetensors" in line)
 
 
-class FakeMetadata:
-    """The ECS metadata server on loopback in security hardening mode: a token from PUT /latest/api/token, then the
-    role's name and its credentials (moto's) only with that token."""
-
-    ROLE = "llm-dev-host-1a2b3c4d"
-    TOKEN = "FAKE-TEST-ONLY-metadata-token"
-
-    def __init__(self, credentials: dict):
-        self.calls: list[tuple[str, str, bool]] = []
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _answer(self, status: int, raw: bytes):
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-            def do_PUT(self):
-                fake.calls.append(("PUT", self.path, False))
-                ok = self.path == "/latest/api/token" and self.headers.get("X-aliyun-ecs-metadata-token-ttl-seconds")
-                self._answer(200 if ok else 400, fake.TOKEN.encode() if ok else b"")
-
-            def do_GET(self):
-                tokened = self.headers.get("X-aliyun-ecs-metadata-token") == fake.TOKEN
-                fake.calls.append(("GET", self.path, tokened))
-                prefix = "/latest/meta-data/ram/security-credentials/"
-                if not tokened:
-                    return self._answer(403, b"")
-                if self.path == prefix:
-                    return self._answer(200, fake.ROLE.encode())
-                if self.path != prefix + fake.ROLE:
-                    return self._answer(404, b"")
-                body = {
-                    "AccessKeyId": credentials["AccessKeyId"],
-                    "AccessKeySecret": credentials["SecretAccessKey"],
-                    "SecurityToken": credentials["SessionToken"],
-                    "Expiration": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600)),
-                    "LastUpdated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    "Code": "Success",
-                }
-                self._answer(200, json.dumps(body).encode())
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+ECS_ROLE = "llm-dev-host-1a2b3c4d"
 
 
 def test_the_ecs_host_streams_from_s3_with_the_instance_role_only(moto, workdir):
@@ -336,7 +253,8 @@ def test_the_ecs_host_streams_from_s3_with_the_instance_role_only(moto, workdir)
     assert argv[2].startswith("s3://my-llm-models/models/")
     assert argv[argv.index("--load-format") + 1] == "runai_streamer"
     uri = f"s3://{BUCKET}/{argv[2].split('/', 3)[3]}"  # moto's bucket, the stack's prefix
-    metadata = FakeMetadata(credentials)
+    keys = (credentials["AccessKeyId"], credentials["SecretAccessKey"], credentials["SessionToken"], in_an_hour())
+    metadata = FakeMetadata({ECS_ROLE: (200, role_credentials(*keys))}, hardened=True)
     root = workdir / "stream-ecs"
     env = subs.stack_env(export["engine"], export["secrets"])
     assert not set(AWS_KEYS) & set(env), "the stack must give the engine no AWS key"
@@ -357,9 +275,10 @@ def test_the_ecs_host_streams_from_s3_with_the_instance_role_only(moto, workdir)
         metadata.server.shutdown()
     assert f"{STREAMER_LOG_LINE}: 100%" in text
     # The credential process took a token first and read the role with it, never without.
-    assert ("PUT", "/latest/api/token", False) in metadata.calls
-    assert ("GET", f"/latest/meta-data/ram/security-credentials/{FakeMetadata.ROLE}", True) in metadata.calls
-    assert not [c for c in metadata.calls if c[0] == "GET" and not c[2]]
+    calls = [(method, path, metadata.tokened((method, path, headers))) for method, path, headers in metadata.requests]
+    assert ("PUT", "/latest/api/token", False) in calls
+    assert ("GET", f"{CREDENTIALS_PATH}{ECS_ROLE}", True) in calls
+    assert not [c for c in calls if c[0] == "GET" and not c[2]]
     requests = moto_log.read_text().splitlines()
     prefix = uri.split("/", 3)[3]
     shard = [line for line in requests if f"{prefix}/model.safetensors" in line and "GET" in line]

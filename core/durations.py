@@ -106,7 +106,7 @@ OSS_PARALLEL_STREAMS = Figure(
 )
 # Connections a transfer keeps open at once. Through a NAT of more than 200 Mbit/s each connection takes one of its
 # EIPs (core/nat_egress.py): a transfer gets no more than its connections' EIPs carry. At 200 Mbit/s or less (one
-# EIP, every example stack) they change nothing.
+# EIP, the default) they change nothing.
 PULL_CONNECTIONS = Figure(
     3.0, "layers", "S", "a pull's layers at once: containerd CRI max_concurrent_downloads and Docker's default, 3"
 )

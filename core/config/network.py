@@ -31,7 +31,7 @@ class NetworkConfig(Group):
         PER_EIP_MAX_MBPS,
         "Bandwidth of the NAT gateway: weights and images come in through it, and every readiness timeout and "
         "Job deadline is derived from it (core/durations.py). One EIP carries up to 200 Mbit/s; above that the "
-        "NAT gets one EIP per 200 Mbit/s (core/nat_egress.py), each an address of the account's EIP quota.",
+        "NAT gets one EIP per 200 Mbit/s (core/nat_egress.py), each one of the account's EIPs (20 by default).",
     )
     nat_billing: Literal["traffic", "bandwidth"] = option(
         "traffic",

@@ -45,7 +45,7 @@ unsupported product) becomes an unknown item and a warning: pricing never fails 
 
 What is not looked up, and why (the `note` of each unknown item says the same):
 
-- NAT gateway, its EIP, load balancers, the ACK Pro cluster fee, ACS GPU pods, ECI pods: no Cloud Control
+- NAT gateway, its EIPs, load balancers, the ACK Pro cluster fee, ACS GPU pods, ECI pods: no Cloud Control
   resource code for them could be verified, so none is guessed; the API load balancers are created and billed
   by the cluster's cloud controller, not by this program.
 - Spot GPU nodes: the price changes by the hour.

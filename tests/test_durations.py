@@ -160,13 +160,12 @@ def test_above_200_mbits_every_snat_entry_lists_every_eip_of_the_nat():
         mock_eip_address("llm-acs-nat-eip")
     }
     pool = run_stack("acs", {"network.natBandwidthMbps": 201})
-    eips = _eips(pool)
-    assert sorted(eips) == ["llm-acs-nat-eip", "llm-acs-nat-eip-2"]  # the first keeps its name
-    assert [(e["bandwidth"], e["internetChargeType"]) for e in eips.values()] == [
-        ("101", "PayByTraffic"),
-        ("100", "PayByTraffic"),
-    ]
-    listed = ",".join(mock_eip_address(name) for name in eips)
+    eips = {name: (e["bandwidth"], e["internetChargeType"]) for name, e in _eips(pool).items()}
+    assert eips == {  # the first keeps its name
+        "llm-acs-nat-eip": ("101", "PayByTraffic"),
+        "llm-acs-nat-eip-2": ("100", "PayByTraffic"),
+    }
+    listed = ",".join(mock_eip_address(name) for name in ("llm-acs-nat-eip", "llm-acs-nat-eip-2"))
     entries = pool.of_type("alicloud:vpc/snatEntry:SnatEntry")
     assert len(entries) == 4 and all(unwrap(s.inputs)["snatIp"] == listed for s in entries)
     assert all(unwrap(s.inputs)["eipAffinity"] == 0 for s in entries)  # a connection picks an EIP

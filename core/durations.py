@@ -251,6 +251,15 @@ def image_pull(mbps: float, pods_sharing: int = 1, image_gb: Figure = ENGINE_IMA
     )
 
 
+def host_image_pull_minutes(mbps: float, image_in_region: bool) -> float:
+    """An ECS host's Docker (or Image Builder's, with the same bootstrap.sh) pulling the engine image: from a
+    registry's VPC endpoint at its rate, else through the link with the layers bootstrap.sh lets Docker fetch at
+    once."""
+    if image_in_region:
+        return ENGINE_IMAGE_GB.value * 1000 / REGISTRY_NEAR_MB_PER_S.value / 60
+    return transfer_minutes(ENGINE_IMAGE_GB.value, download_mbps(mbps, int(HOST_PULL_CONNECTIONS.value)))
+
+
 def engine_image_pull(image: str, region: str, mbps: float, pods: int) -> Step:
     """The serving pods' engine image: `pods` pulls per deploy (every pod of the first rollout pulls it once); through
     the NAT they share its bandwidth, from a VPC endpoint in the region each pulls at the registry's rate."""
@@ -389,11 +398,7 @@ def ecs_readiness(model: ModelSpec, mbps: float, start: EcsStart = EcsStart()) -
     else:
         # bootstrap.sh: Docker, then the image pull beside the toolkit's and the driver's installs (one after the
         # other, both use apt); the toolkit becomes Docker's runtime after the pull (a restart).
-        pull = (
-            ENGINE_IMAGE_GB.value * 1000 / REGISTRY_NEAR_MB_PER_S.value / 60
-            if start.image_in_region
-            else transfer_minutes(ENGINE_IMAGE_GB.value, download_mbps(mbps, int(HOST_PULL_CONNECTIONS.value)))
-        )
+        pull = host_image_pull_minutes(mbps, start.image_in_region)
         software = Step(
             "Docker, then the engine image"
             + (
@@ -428,11 +433,7 @@ def ecs_readiness(model: ModelSpec, mbps: float, start: EcsStart = EcsStart()) -
 
 def prepared_image_build(mbps: float, image_in_region: bool) -> Plan:
     """ECS Image Builder making the prepared image (components/alibaba/prepared_image.py): off the API's path."""
-    pull = (
-        ENGINE_IMAGE_GB.value * 1000 / REGISTRY_NEAR_MB_PER_S.value / 60
-        if image_in_region
-        else transfer_minutes(ENGINE_IMAGE_GB.value, download_mbps(mbps, int(HOST_PULL_CONNECTIONS.value)))
-    )
+    pull = host_image_pull_minutes(mbps, image_in_region)
     unpack = ENGINE_IMAGE_UNPACKED_GB.value * 1000 / EXTRACT_MB_PER_S.value / 60
     return Plan(
         (
@@ -553,7 +554,7 @@ def worker_import(
     else:
         flows = workers + other_flows
         rate = min(MODELSCOPE_MB_PER_S.value, download_mbps(mbps, flows * int(WORKER_CONNECTIONS.value)) / 8 / flows)
-        why = f"{workers + other_flows} flow(s) share {mbps:g} Mbit/s of NAT; {MODELSCOPE_MB_PER_S.source}"
+        why = f"{flows} flow(s) share {mbps:g} Mbit/s of NAT; {MODELSCOPE_MB_PER_S.source}"
     steps.append(Step(f"{share:.0f} GB into OSS at {rate:.0f} MB/s", share * 1000 / rate / 60, why))
     return Plan(tuple(steps))
 

@@ -129,7 +129,7 @@ def signed_get(
 ) -> bytes:
     query = encoded_query(params or {})
     now = datetime.datetime.now(datetime.timezone.utc)  # noqa: UP017 (Ubuntu 22.04: Python 3.10)
-    signed = v4_headers(credentials.get(), endpoint_region(args.endpoint), args.bucket, key, query, now)
+    signed = v4_headers(credentials.get(), args.region, args.bucket, key, query, now)
     request = urllib.request.Request(
         f"https://{args.bucket}.{args.endpoint}/{urllib.parse.quote(key)}" + (f"?{query}" if query else ""),
         headers={**signed, **(headers or {})},
@@ -165,6 +165,7 @@ def main() -> int:
     if os.path.exists(local_marker) and open(local_marker).read().strip() == args.marker:
         print(f"{args.marker} is already complete in {args.target}")
         return 0
+    args.region = endpoint_region(args.endpoint)  # the V4 scope of every request, read once
     credentials = Credentials(role_name())
     remote = signed_get(args, credentials, f"{args.prefix}/{MARKER}").decode().strip()
     if remote != args.marker:

@@ -15,17 +15,16 @@ import pickle
 import runpy
 import subprocess
 import sys
-import threading
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar, Optional
 
 import cloud_rules
 import pulumi
 import yaml
+from alibaba_fakes import serve_on_loopback  # noqa: F401 (the tests import it from here too)
 from pulumi.runtime import mocks, rpc
 from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.stack import wait_for_rpcs
@@ -538,14 +537,6 @@ _PICKLER_ORIGINALS = {name: getattr(pickle._Pickler, name) for name in ("_batch_
 def _restore_pickler() -> None:
     for name, original in _PICKLER_ORIGINALS.items():
         setattr(pickle._Pickler, name, original)
-
-
-def serve_on_loopback(handler: type) -> tuple[ThreadingHTTPServer, str]:
-    """`handler` (a BaseHTTPRequestHandler) served on a free loopback port in a daemon thread: the server (shut it
-    down) and its URL. The fake cloud endpoints of the tests (STS, ECS metadata, the ECS API) use it."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}"
 
 
 def run_provider_isolated(

@@ -2,6 +2,7 @@
 
 import base64
 import json
+import re
 import subprocess
 import sys
 import urllib.parse
@@ -42,6 +43,9 @@ def prod():
 
 def ingress(run):
     return sorted((unwrap(r.inputs)["portRange"], unwrap(r.inputs)["cidrIp"]) for r in run.of_type(RULE))
+
+
+NGINX_CONF = "/etc/llm-serving/gateway/nginx.conf"
 
 
 def user_data(run):
@@ -91,8 +95,11 @@ def test_the_engine_listens_on_loopback_behind_the_gateway_on_the_api_port(dev):
     assert "--shutdown-timeout" not in text
     abroad = user_data(run_stack("dev", {"alicloud:region": "ap-southeast-1"}))
     assert "--shutdown-timeout 100" in abroad  # below llm-serving.service's docker stop --time 120
-    assert "listen 0.0.0.0:8000 default_server;" in text and f"server 127.0.0.1:{ENGINE_LOOPBACK_PORT};" in text
-    assert "include /etc/llm-gateway/api-key.map;" in text and "Bearer" not in text.split("api-key.map")[0][-200:]
+    nginx = _files(text)[NGINX_CONF]  # gzip-compressed in the user-data, like the large scripts
+    assert "listen 0.0.0.0:8000 default_server;" in nginx and f"server 127.0.0.1:{ENGINE_LOOPBACK_PORT};" in nginx
+    # The key's map entry lives in the key file the map includes, never in the conf itself.
+    assert "include /etc/llm-gateway/api-key.map;" in nginx
+    assert not re.search(r'^\s*"Bearer [^"]+"\s+1;', nginx, re.M)
     assert "GATEWAY_IMAGE=alibaba-cloud-linux-3-registry" in text  # mainland China: no Docker Hub
     for rule in dev.of_type(RULE):
         assert unwrap(rule.inputs)["portRange"] != f"{ENGINE_LOOPBACK_PORT}/{ENGINE_LOOPBACK_PORT}"
@@ -103,7 +110,8 @@ def test_the_host_gateway_takes_the_configured_image_and_extra_routes():
     mirrored = "registry.cn-hangzhou.aliyuncs.com/me/nginx:1.30.6-alpine"
     text = user_data(run_stack("dev", {"gateway.extraRoutes": [route], "gateway.image": mirrored}))
     assert f"GATEWAY_IMAGE={mirrored}" in text
-    assert "location = /v1/embeddings {" in text and "proxy_pass http://llm_engine/v1/embeddings;" in text
+    nginx = _files(text)[NGINX_CONF]
+    assert "location = /v1/embeddings {" in nginx and "proxy_pass http://llm_engine/v1/embeddings;" in nginx
 
 
 def test_public_access_opens_only_the_api_port_to_the_allowed_cidrs():
@@ -403,7 +411,10 @@ def test_weights_from_a_bucket_in_the_region_use_the_internal_endpoint_and_the_h
     assert "WEIGHTS_SOURCE=oss" in text and "WEIGHTS_BUCKET=my-models" in text
     assert "OSS_ENDPOINT=oss-cn-hangzhou-internal.aliyuncs.com" in text
     assert "| gunzip > /usr/local/lib/llm-serving/fetch-oss.py" in text  # compressed: the user-data's 32 KB
+    # Each host ships only the fetch it runs: the bucket's copy, or the download from ModelScope.
+    assert "/usr/local/lib/llm-serving/fetch-model.sh" not in _files(text)
     assert "/usr/local/lib/llm-serving/fetch-oss.py" not in user_data(prod)
+    assert "/usr/local/lib/llm-serving/fetch-model.sh" in _files(user_data(prod))
     policy = json.loads(unwrap(run.one("alicloud:ram/policy:Policy").inputs)["policyDocument"])
     reads = [s for s in policy["Statement"] if "oss:GetObject" in s["Action"]]
     assert reads == [
@@ -461,7 +472,7 @@ def test_a_streaming_host_copies_nothing_and_its_engine_reads_the_bucket_with_th
     run = run_stack("prod", STREAM)
     files = _files(user_data(run))
     conf = files["/etc/llm-serving/serving.conf"]
-    assert "WEIGHTS_LOAD=stream" in conf and "/usr/local/lib/llm-serving/fetch-oss.py" not in files
+    assert "WEIGHTS_LOAD=stream" in conf
     engine = next(line for line in conf.splitlines() if line.startswith("ENGINE_CMD="))
     assert " s3://my-models/models/Qwen/QwQ-32B " in engine and "--load-format runai_streamer" in engine
     assert '"distributed":true' in engine  # QwQ-32B over the host's 4 GPUs: each rank streams a share

@@ -490,10 +490,12 @@ def test_weights_from_oss_skip_the_downloaders_packages(tmp_path):
     assert not any(c.startswith("fetch-model.sh") for c in calls)
 
 
-def test_streamed_weights_are_not_copied_the_engine_reads_the_bucket(tmp_path):
+def test_streamed_weights_are_not_copied_the_engine_reads_the_bucket_once_its_import_is_checked(tmp_path):
     code, output, calls, state = _bootstrap_run(tmp_path, prepared=True, weights="oss", load="stream")
     assert code == 0, output
-    assert not any(c.startswith(("fetch-oss.py", "fetch-model.sh")) for c in calls), calls
+    [check] = [c for c in calls if c.startswith("fetch-oss.py")]  # the only call: a check, no copy
+    assert "--marker org/model@master --check-only" in check, check
+    assert not any(c.startswith("fetch-model.sh") for c in calls), calls
     assert "weights: streamed by the engine from oss://b/models/org/model/ (no copy)" in output
     assert (state / "bootstrap.done").exists()
 
@@ -600,8 +602,9 @@ def test_the_oss_v4_signature_is_the_one_alibabas_sdk_computes():
 class _FakeOss:
     """The metadata service and one bucket, answering urllib requests as OSS and ECS would."""
 
-    def __init__(self, objects: dict[str, bytes], marker: str):
-        self.objects = {**objects, f"models/org/m/{'.download-complete'}": marker.encode()}
+    def __init__(self, objects: dict[str, bytes], marker: str | None = None):
+        legacy = {"models/org/m/.download-complete": marker.encode()} if marker else {}  # fetch-model.sh's marker
+        self.objects = {**objects, **legacy}
         self.requests = []
 
     def urlopen(self, request, timeout=None):
@@ -644,7 +647,7 @@ class _FakeOss:
         return io.BytesIO(data)
 
 
-def _fetch_oss(tmp_path, monkeypatch, fake, chunk=None):
+def _fetch_oss(tmp_path, monkeypatch, fake, chunk=None, check_only=False):
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("fetch_oss", SCRIPTS / "fetch-oss.py")
@@ -665,6 +668,7 @@ def _fetch_oss(tmp_path, monkeypatch, fake, chunk=None):
         "4",
         "--marker",
         "org/m@master",
+        *(["--check-only"] if check_only else []),
         str(tmp_path / "m"),
     ]
     monkeypatch.setattr(sys, "argv", argv)
@@ -689,9 +693,82 @@ def test_the_weights_come_from_the_bucket_in_ranges_with_the_roles_credentials(t
 
 def test_a_bucket_holding_another_revision_is_not_copied(tmp_path, monkeypatch):
     fake = _FakeOss({"models/org/m/a.bin": b"x"}, "org/m@v0")
-    with pytest.raises(SystemExit, match="holds 'org/m@v0', not 'org/m@master'"):
+    with pytest.raises(SystemExit, match=r"no finished import of 'org/m@master' .*naming 'org/m@v0'"):
         _fetch_oss(tmp_path, monkeypatch, fake)
     assert not (tmp_path / "m/a.bin").exists()
+
+
+def _imported(files: dict[str, bytes], workers: int, revision: str = "master") -> dict[str, bytes]:
+    """The objects the Alibaba targets' import workers leave: each share's files and its manifest, written by
+    llm-model-import.py's own partition and manifest functions."""
+    from worker_scripts import load
+
+    importer = load("llm-model-import.py", "llm_model_import")
+    hub = [{"path": p, "size": len(data), "sha256": ""} for p, data in files.items()]
+    objects = {f"models/org/m/{p}": data for p, data in files.items()}
+    for i, share in enumerate(importer.partition(hub, workers)):
+        document = importer.manifest("org/m", revision, i, workers, share)
+        objects[importer.manifest_key("models/org/m", i, workers)] = document.encode()
+    return objects
+
+
+SHARDS = {"model-00001.safetensors": b"a" * 3000, "model-00002.safetensors": b"b" * 2000, "config.json": b"{}"}
+
+
+def test_an_import_by_the_alibaba_workers_is_copied_by_its_manifests(tmp_path, monkeypatch):
+    """A bucket that acs or ack imported into serves an ecs host: the workers' manifests mark the import finished
+    and list its files; an object outside them (an older revision's file) is not copied."""
+    fake = _FakeOss({**_imported(SHARDS, workers=2), "models/org/m/stale.bin": b"old"})
+    assert _fetch_oss(tmp_path, monkeypatch, fake, chunk=1000) == 0
+    copied = sorted(str(p.relative_to(tmp_path / "m")) for p in (tmp_path / "m").rglob("*") if p.is_file())
+    assert copied == [".download-complete", *sorted(SHARDS)]
+    assert (tmp_path / "m/model-00001.safetensors").read_bytes() == SHARDS["model-00001.safetensors"]
+    assert (tmp_path / "m/.download-complete").read_text() == "org/m@master\n"
+
+
+@pytest.mark.parametrize(
+    ("objects", "why"),
+    [
+        ({}, r"no import manifests and no \.download-complete"),
+        (
+            {k: v for k, v in _imported(SHARDS, 2).items() if not k.endswith("worker-1-of-2.json")},
+            "1 of 2 import manifests",
+        ),
+        (_imported(SHARDS, 2, revision="v0"), "an import of org/m@v0"),
+    ],
+    ids=["empty", "a share unfinished", "another revision"],
+)
+def test_a_bucket_without_a_finished_import_of_the_revision_is_not_copied(tmp_path, monkeypatch, objects, why):
+    with pytest.raises(SystemExit, match=f"holds no finished import of 'org/m@master' .*{why}"):
+        _fetch_oss(tmp_path, monkeypatch, _FakeOss(objects))
+    assert not (tmp_path / "m").exists() or not any((tmp_path / "m").iterdir())
+
+
+def test_an_import_whose_files_are_missing_or_cut_short_is_not_copied(tmp_path, monkeypatch):
+    objects = _imported(SHARDS, 1)
+    del objects["models/org/m/config.json"]
+    objects["models/org/m/model-00002.safetensors"] = b"b" * 1999
+    with pytest.raises(SystemExit, match=r"misses files of its import: .*config.json \(missing bytes, 2 recorded\)"):
+        _fetch_oss(tmp_path, monkeypatch, _FakeOss(objects))
+    with pytest.raises(SystemExit, match=r"model-00002.safetensors \(1999 bytes, 2000 recorded\)"):
+        _fetch_oss(tmp_path, monkeypatch, _FakeOss(objects))
+
+
+def test_a_manifest_naming_a_path_outside_the_model_is_refused(tmp_path, monkeypatch):
+    objects = _imported({"../../etc/cron.d/x": b"x"}, 1)
+    with pytest.raises(SystemExit, match="manifest paths outside the model"):
+        _fetch_oss(tmp_path, monkeypatch, _FakeOss(objects))
+    assert not (tmp_path / "etc").exists()
+
+
+def test_check_only_confirms_the_import_and_reads_no_weights(tmp_path, monkeypatch):
+    """ecs.weights.load stream: the bootstrap checks the import before the engine streams it."""
+    fake = _FakeOss(_imported(SHARDS, 2))
+    assert _fetch_oss(tmp_path, monkeypatch, fake, check_only=True) == 0
+    assert not any("safetensors" in url or "Range" in headers for url, headers in fake.requests)
+    assert not (tmp_path / "m").exists()
+    with pytest.raises(SystemExit, match="no finished import"):
+        _fetch_oss(tmp_path, monkeypatch, _FakeOss(_imported(SHARDS, 2, revision="v0")), check_only=True)
 
 
 # --- The shared shell libraries (components/scripts/lib-*.sh), inlined where the scripts ship -------------------

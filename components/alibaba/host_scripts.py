@@ -216,14 +216,14 @@ def render_user_data(host: HostConfig) -> str:
         "set -euo pipefail\n",
         f"install -d -m 0755 /usr/local/lib/llm-serving\ninstall -d -m 0700 /etc/llm-serving {GATEWAY_DIR}\n",
         write_file("/etc/llm-serving/serving.conf", render_conf(host), "0644"),
-        write_file(f"{GATEWAY_DIR}/nginx.conf", render_nginx_conf(gateway_config(host)), "0644"),
+        write_compressed_file(f"{GATEWAY_DIR}/nginx.conf", render_nginx_conf(gateway_config(host)), "0644"),
         write_compressed_file("/usr/local/lib/llm-serving/bootstrap.sh", script("bootstrap.sh"), "0755"),
         write_compressed_file("/usr/local/lib/llm-serving/install-driver.sh", script("install-driver.sh"), "0755"),
-        write_file("/usr/local/lib/llm-serving/fetch-model.sh", fetch_model_script(), "0755"),
-        *(
-            [write_compressed_file(f"{LIB_DIR}/fetch-oss.py", script("fetch-oss.py"), "0755")]
-            if host.weights_source == "oss" and not streamed(host)
-            else []
+        # Only the fetch the host runs. fetch-oss.py runs when streamed too: it checks the import first.
+        (
+            write_compressed_file(f"{LIB_DIR}/fetch-oss.py", script("fetch-oss.py"), "0755")
+            if host.weights_source == "oss"
+            else write_file(f"{LIB_DIR}/fetch-model.sh", fetch_model_script(), "0755")
         ),
         *(
             [

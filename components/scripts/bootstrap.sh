@@ -62,17 +62,20 @@ install_missing() {
 }
 
 # fetch-model.sh (shared with the Kubernetes import Job) skips a finished download and resumes a partial one;
-# fetch-oss.py does the same from a bucket in the region, with the instance's RAM role. Streamed (ecs.weights.load
-# stream), nothing is copied: the engine reads the bucket itself when it starts.
+# fetch-oss.py does the same from a bucket in the region, with the instance's RAM role, and copies only a finished
+# import of the stack's model and revision. Streamed (ecs.weights.load stream), nothing is copied: fetch-oss.py only
+# checks the import, and the engine reads the bucket itself when it starts.
 download_model() {
+  local from_bucket=(python3 "$LIB/fetch-oss.py" --bucket "${WEIGHTS_BUCKET:-}" --prefix "$WEIGHTS_PREFIX/$MODEL_ID"
+    --endpoint "${OSS_ENDPOINT:-}" --parallel "$WEIGHTS_PARALLEL" --marker "$MODEL_ID@$MODEL_REVISION")
   if [ "${WEIGHTS_LOAD:-copy}" = stream ]; then
+    step "weights: checking the import in oss://$WEIGHTS_BUCKET/$WEIGHTS_PREFIX/$MODEL_ID/"
+    retry "${from_bucket[@]}" --check-only "$MODEL_DIR"
     step "weights: streamed by the engine from oss://$WEIGHTS_BUCKET/$WEIGHTS_PREFIX/$MODEL_ID/ (no copy)"
     return 0
   elif [ "$WEIGHTS_SOURCE" = oss ]; then
     step "weights: copying oss://$WEIGHTS_BUCKET/$WEIGHTS_PREFIX/$MODEL_ID/ from $OSS_ENDPOINT"
-    retry python3 "$LIB/fetch-oss.py" --bucket "$WEIGHTS_BUCKET" --prefix "$WEIGHTS_PREFIX/$MODEL_ID" \
-      --endpoint "$OSS_ENDPOINT" --parallel "$WEIGHTS_PARALLEL" \
-      --marker "$MODEL_ID@$MODEL_REVISION" "$MODEL_DIR"
+    retry "${from_bucket[@]}" "$MODEL_DIR"
   else
     step "weights: downloading $MODEL_ID@$MODEL_REVISION from ModelScope"
     export PIP_INDEX_URL MODELSCOPE_VERSION MODELSCOPE_HUB_VERSION

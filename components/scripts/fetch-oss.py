@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Copies one model's weights from an OSS bucket in the region onto the host, with parallel ranged GETs.
 
-Usage: fetch-oss.py --bucket B --prefix P --endpoint E --parallel N --marker MODEL@REVISION DIR
+Usage: fetch-oss.py --bucket B --prefix P --endpoint E --parallel N --marker MODEL@REVISION [--check-only] DIR
 
 The bucket is read over its internal endpoint (oss-<region>-internal.aliyuncs.com: no NAT, no internet traffic)
 with the instance RAM role's temporary credentials from the metadata service
@@ -10,10 +10,16 @@ credentials, refreshed before they expire; the same reads Cloud Assistant makes,
 agent/util/paramstore.go), so no AccessKey is stored anywhere. The role is attached just after the instance is
 created (ecs.RamRoleAttachment), so its name is waited for, up to ROLE_WAIT_SECONDS.
 
-The objects are the ones the Kubernetes targets' import writes (fetch-model.sh into
-oss://<bucket>/<prefix>/): P/.download-complete names the model and revision of a finished import, and must name
-MODEL@REVISION, or nothing is copied. Idempotent: DIR/.download-complete is written last and checked first; a
-file already there with the object's size is kept, so a rerun after a failure copies only what is missing.
+Only a finished import of MODEL@REVISION is copied, and only its files. Two writers mark one as finished:
+- the Alibaba targets' import workers (llm-model-import.py): a complete set of manifests
+  P/.llm-import/worker-I-of-N.json (I = 0..N-1), each naming the model and revision and listing its share's
+  files with their sizes; the copy takes the files of every share;
+- fetch-model.sh (a download into a mounted bucket): P/.download-complete names the model and revision, and the
+  copy takes every object under P but the markers.
+Either way every file must be in the bucket with its recorded size, or nothing is copied. --check-only checks
+that and copies nothing (the engine streams the bucket itself). Idempotent: DIR/.download-complete is written
+last and checked first; a file already there with the object's size is kept, so a rerun after a failure copies
+only what is missing.
 Python standard library only (Ubuntu's python3). Requests carry OSS's V4 signature (OSS API reference, "Include
 a V4 signature in the Authorization header"): OSS refuses V1 for buckets created since 2025-09-01, and V4 scopes
 the signature to the bucket's region, read from the endpoint. ListObjects (GET /?prefix=&marker=); GetObject with
@@ -38,6 +44,8 @@ import xml.etree.ElementTree as ET
 
 METADATA = "http://100.100.100.200/latest/meta-data/ram/security-credentials/"
 MARKER = ".download-complete"
+IMPORT_DIR = ".llm-import"  # the import workers' manifests (llm-model-import.py MANIFEST_DIR)
+MANIFEST = re.compile(r"worker-(\d+)-of-(\d+)\.json")
 CHUNK = 64 * 1024 * 1024  # bytes per ranged GET
 ROLE_WAIT_SECONDS = 600
 
@@ -153,24 +161,85 @@ def list_objects(args, credentials: Credentials) -> list[tuple[str, int]]:
         marker = root.findtext(f"{ns}NextMarker") or found[-1][0]
 
 
+def manifest_sets(prefix: str, keys) -> dict[int, dict[int, str]]:
+    """The import workers' manifests among `keys`, by share count N and worker I."""
+    sets: dict[int, dict[int, str]] = {}
+    for key in keys:
+        directory, _, name = key.rpartition("/")
+        found = MANIFEST.fullmatch(name) if directory == f"{prefix}/{IMPORT_DIR}" else None
+        if found and int(found.group(1)) < int(found.group(2)):
+            sets.setdefault(int(found.group(2)), {})[int(found.group(1))] = key
+    return sets
+
+
+def finished_import(args, credentials: Credentials, sizes: dict[str, int]) -> list[tuple[str, int]]:
+    """The objects (key, size) of the finished import of args.marker under args.prefix, or SystemExit naming
+    what the bucket holds instead."""
+    seen = []
+    for workers, shares in sorted(manifest_sets(args.prefix, sizes).items(), reverse=True):
+        if len(shares) < workers:
+            seen.append(f"{len(shares)} of {workers} import manifests")
+            continue
+        documents = [json.loads(signed_get(args, credentials, shares[i])) for i in range(workers)]
+        names = {f"{d.get('model')}@{d.get('revision')}" for d in documents}
+        if names == {args.marker}:
+            paths = [f["path"] for d in documents for f in d["files"]]
+            outside = [p for p in paths if p.startswith("/") or ".." in p.split("/")]
+            if outside:
+                raise SystemExit(f"oss://{args.bucket}/{args.prefix}/: manifest paths outside the model: {outside}")
+            return [(f"{args.prefix}/{f['path']}", int(f["size"])) for d in documents for f in d["files"]]
+        seen.append(f"an import of {' and '.join(sorted(names))}")
+    if f"{args.prefix}/{MARKER}" in sizes:
+        remote = signed_get(args, credentials, f"{args.prefix}/{MARKER}").decode().strip()
+        if remote == args.marker:
+            relative = lambda key: key[len(args.prefix) + 1 :]
+            return [
+                (k, s)
+                for k, s in sizes.items()
+                if relative(k) != MARKER and not relative(k).startswith(IMPORT_DIR + "/")
+            ]
+        seen.append(f"{MARKER} naming {remote!r}")
+    raise SystemExit(
+        f"oss://{args.bucket}/{args.prefix}/ holds no finished import of {args.marker!r} "
+        f"({'; '.join(seen) or 'no import manifests and no ' + MARKER}): run the model import "
+        f"(the stack that imports into this bucket) and start again"
+    )
+
+
+def check_present(args, files: list[tuple[str, int]], sizes: dict[str, int]) -> None:
+    """Every file of the import is in the bucket with its recorded size."""
+    wrong = [
+        f"{k[len(args.prefix) + 1 :]} ({sizes.get(k, 'missing')} bytes, {s} recorded)"
+        for k, s in files
+        if sizes.get(k) != s
+    ]
+    if wrong:
+        shown = ", ".join(wrong[:3]) + (f" and {len(wrong) - 3} more" if len(wrong) > 3 else "")
+        raise SystemExit(f"oss://{args.bucket}/{args.prefix}/ misses files of its import: {shown}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     for name in ("--bucket", "--prefix", "--endpoint", "--marker"):
         parser.add_argument(name, required=True)
     parser.add_argument("--parallel", type=int, default=16)
+    parser.add_argument("--check-only", action="store_true", help="check the import, copy nothing")
     parser.add_argument("target")
     args = parser.parse_args()
     args.prefix = args.prefix.strip("/")
     local_marker = os.path.join(args.target, MARKER)
-    if os.path.exists(local_marker) and open(local_marker).read().strip() == args.marker:
+    if not args.check_only and os.path.exists(local_marker) and open(local_marker).read().strip() == args.marker:
         print(f"{args.marker} is already complete in {args.target}")
         return 0
     args.region = endpoint_region(args.endpoint)  # the V4 scope of every request, read once
     credentials = Credentials(role_name())
-    remote = signed_get(args, credentials, f"{args.prefix}/{MARKER}").decode().strip()
-    if remote != args.marker:
-        raise SystemExit(f"oss://{args.bucket}/{args.prefix}/ holds {remote!r}, not {args.marker!r}")
-    objects = [(k, s) for k, s in list_objects(args, credentials) if not k.endswith("/" + MARKER)]
+    sizes = dict(list_objects(args, credentials))
+    objects = finished_import(args, credentials, sizes)
+    check_present(args, objects, sizes)
+    if args.check_only:
+        total = sum(s for _, s in objects)
+        print(f"oss://{args.bucket}/{args.prefix}/: {args.marker}, {len(objects)} files, {total / 1e9:.1f} GB")
+        return 0
     chunks, pending, lock = [], {}, threading.Lock()
     for key, size in objects:
         path = os.path.join(args.target, key[len(args.prefix) + 1 :])

@@ -205,7 +205,8 @@ class Plan:
         return "; ".join(f"{s.name} {s.minutes:.1f} min" for s in self.steps)
 
 
-# Registry hosts reached over the VPC in the region: ACR Personal Edition `registry-vpc.<region>.aliyuncs.com`, an
+# Registry hosts reached over the VPC in the region: ACR Personal Edition `registry-vpc.<region>.aliyuncs.com` (an
+# instance from before 2024-09-09; newer ones refuse anonymous pulls: core.config.engine.anonymous_pull_problem), an
 # ACR Enterprise instance `<instance>-registry-vpc.<region>.cr.aliyuncs.com` (ACR "Configure access over VPCs",
 # alibabacloud.com/help/en/acr/user-guide/configure-access-over-vpcs), ACK's `registry-<region>-vpc.ack.aliyuncs.com`
 # (alibaba-facts.md claim 33). No VPC host of the EGS registry (egs-registry.cn-hangzhou.cr.aliyuncs.com, the

@@ -663,6 +663,35 @@ def test_an_unpinned_gateway_image_is_refused(image):
     assert "pinned tag or digest" in problem("dev", {"gateway.image": image}, "gateway.image").allowed
 
 
+PERSONAL_ACR = "crpi-a1b2c3d4e5-vpc.cn-hangzhou.personal.cr.aliyuncs.com/llm"
+
+
+@pytest.mark.parametrize(
+    ("key", "image"),
+    [
+        ("engine.image", f"{PERSONAL_ACR}/vllm-openai:v0.11.0"),
+        ("engine.image", "crpi-a1b2c3d4e5.cn-hangzhou.personal.cr.aliyuncs.com/llm/vllm-openai:v0.11.0"),  # public
+        ("gateway.image", f"{PERSONAL_ACR}/nginx:1.30.6-alpine"),
+    ],
+)
+def test_an_image_on_a_new_personal_acr_endpoint_is_refused_as_nothing_logs_in_to_pull_it(key, image):
+    found = problem("dev", {key: image}, key)
+    assert "refuses pulls without a login" in found.allowed
+    assert "engine.mirror" in found.fix
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "registry-vpc.cn-hangzhou.aliyuncs.com/me/vllm-openai:v0.11.0",  # an instance from before 2024-09-09
+        "myacr-registry-vpc.cn-hangzhou.cr.aliyuncs.com/llm/vllm-openai:v0.11.0",  # Enterprise Edition
+        "crpi-a1b2c3d4e5-vpc.cn-hangzhou.personal.cr.aliyuncs.com.example.org/llm/vllm-openai:v0.11.0",
+    ],
+)
+def test_other_acr_endpoints_are_taken(image):
+    assert settings_for("dev", {"engine.image": image}).engine.image == image
+
+
 def test_there_is_no_switch_to_turn_the_gateway_off():
     found = problem("dev", {"gateway.enabled": False}, "gateway.enabled")
     assert "is not a known key" in found.allowed

@@ -182,6 +182,29 @@ def default_image(engine: str, mainland_china: bool) -> str:
     return DEFAULT_IMAGES[(engine, mainland_china)]
 
 
+# ACR Personal Edition instances created since 2024-09-09 have their own endpoints,
+# crpi-<id>[-vpc].<region>.personal.cr.aliyuncs.com, which refuse anonymous pulls (a secret is required) and any pull
+# over the public one (ACR "Exclusive endpoints of Personal Edition instances",
+# alibabacloud.com/help/en/acr/user-guide/individual-edition-instance-independent-domain-name-capacity-limit).
+# Nothing this program runs logs into a registry (hosts, pods, the mirror worker), so such an image cannot be pulled.
+PERSONAL_ACR_ENDPOINT = r"crpi-[a-z0-9]+(-vpc)?\.[a-z0-9-]+\.personal\.cr\.aliyuncs\.com"
+ANONYMOUS_PULL_FIX = (
+    "copy the image into an ACR Enterprise Edition repository that admits anonymous pulls (engine.mirror does "
+    "this on acs and ack; docs/image-mirror.md), or use a registry that needs no login"
+)
+
+
+def anonymous_pull_problem(image: str) -> Optional[str]:
+    """Why nothing the program runs could pull `image` without a login, or None."""
+    host = image.split("/", 1)[0] if "/" in image else ""
+    if re.fullmatch(PERSONAL_ACR_ENDPOINT, host):
+        return (
+            "is on an ACR Personal Edition endpoint (crpi-...personal.cr.aliyuncs.com), which refuses pulls without "
+            "a login, and this program logs no host or pod into a registry"
+        )
+    return None
+
+
 def pinned(image: str) -> bool:
     if "@sha256:" in image:
         return True
@@ -206,6 +229,9 @@ def resolve_engine(
             "must carry a pinned tag or digest (not :latest, not untagged)",
             problems.set_command("engine.image", versions.VLLM_IMAGE.value),
         )
+        ok = False
+    if config.image is not None and (why := anonymous_pull_problem(config.image)):
+        problems.add("engine.image", config.image, why, ANONYMOUS_PULL_FIX)
         ok = False
     if model is not None and config.max_model_len > model.context_length:
         problems.add(

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Annotated, Literal, Optional
 
 from core import gateway as gw
-from core.config.engine import Image, pinned
+from core.config.engine import ANONYMOUS_PULL_FIX, Image, anonymous_pull_problem, pinned
 from core.config.problems import Problems
 from core.config.schema import Group, matches, option
 
@@ -70,6 +70,9 @@ def resolve_gateway(config: GatewayConfig, mainland_china: bool, problems: Probl
             "must carry a pinned tag or digest (not :latest, not untagged)",
             problems.set_command("gateway.image", gw.GATEWAY_IMAGE),
         )
+        ok = False
+    if config.image is not None and (why := anonymous_pull_problem(config.image)):
+        problems.add("gateway.image", config.image, why, ANONYMOUS_PULL_FIX)
         ok = False
     seen = {path for path, _ in gw.DEFAULT_ROUTES}
     for index, route in enumerate(config.extra_routes):

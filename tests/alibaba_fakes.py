@@ -141,3 +141,18 @@ class FakeMetadata:
 
     def tokened(self, request: tuple[str, str, dict]) -> bool:
         return request[2].get("x-aliyun-ecs-metadata-token") == METADATA_TOKEN
+
+
+def imported_objects(prefix: str, files: dict[str, bytes], model: str, revision: str, workers: int) -> dict[str, bytes]:
+    """The objects the Alibaba targets' import workers leave under `prefix` (models/<ModelScope id>): each share's
+    files and its manifest, .llm-import/worker-I-of-N.json, made by llm-model-import.py's own partition and manifest
+    functions, so a test of a reader (fetch-oss.py, the engine's streamer) sees what the workers would write."""
+    from worker_scripts import load  # tests/: components/scripts loaded as modules (standard library only)
+
+    importer = load("llm-model-import.py", "llm_model_import")
+    hub = [{"path": path, "size": len(data), "sha256": ""} for path, data in files.items()]
+    objects = {f"{prefix}/{path}": data for path, data in files.items()}
+    for worker, share in enumerate(importer.partition(hub, workers)):
+        document = importer.manifest(model, revision, worker, workers, share)
+        objects[importer.manifest_key(prefix, worker, workers)] = document.encode()
+    return objects

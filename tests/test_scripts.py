@@ -699,17 +699,9 @@ def test_a_bucket_holding_another_revision_is_not_copied(tmp_path, monkeypatch):
 
 
 def _imported(files: dict[str, bytes], workers: int, revision: str = "master") -> dict[str, bytes]:
-    """The objects the Alibaba targets' import workers leave: each share's files and its manifest, written by
-    llm-model-import.py's own partition and manifest functions."""
-    from worker_scripts import load
+    from alibaba_fakes import imported_objects
 
-    importer = load("llm-model-import.py", "llm_model_import")
-    hub = [{"path": p, "size": len(data), "sha256": ""} for p, data in files.items()]
-    objects = {f"models/org/m/{p}": data for p, data in files.items()}
-    for i, share in enumerate(importer.partition(hub, workers)):
-        document = importer.manifest("org/m", revision, i, workers, share)
-        objects[importer.manifest_key("models/org/m", i, workers)] = document.encode()
-    return objects
+    return imported_objects("models/org/m", files, "org/m", revision, workers)
 
 
 SHARDS = {"model-00001.safetensors": b"a" * 3000, "model-00002.safetensors": b"b" * 2000, "config.json": b"{}"}

@@ -36,7 +36,15 @@ from pathlib import Path
 import gateway_check as check
 import pytest
 import substitutions as subs
-from alibaba_fakes import CREDENTIALS_PATH, FakeMetadata, FakeSts, in_an_hour, role_credentials, sts_success
+from alibaba_fakes import (
+    CREDENTIALS_PATH,
+    FakeMetadata,
+    FakeSts,
+    imported_objects,
+    in_an_hour,
+    role_credentials,
+    sts_success,
+)
 from conftest import exported_variants, free_port, stop, wait_for
 
 from core.engine import STREAMER_LOG_LINE
@@ -123,9 +131,13 @@ def moto(model_dir, workdir):
         prefix = uri.split("/", 3)[3]  # s3://<bucket>/<models/<id>>
         # The ecs host's model argument is its s3:// URI itself (its bucket is configured, not generated).
         ecs_prefix = ecs_variant()["engine"]["command"][2].split("/", 3)[3]
-        for path in Path(model_dir).iterdir():
-            for key_prefix in {prefix, ecs_prefix}:
-                s3.upload_file(str(path), BUCKET, f"{key_prefix}/{path.name}")
+        files = {path.name: path.read_bytes() for path in Path(model_dir).iterdir()}
+        for key_prefix in {prefix, ecs_prefix}:
+            # As the import workers leave it: the weights and, beside them, the workers' manifests
+            # (.llm-import/worker-I-of-N.json), which the streamer must pass over.
+            model_id = key_prefix.split("/", 1)[1]
+            for key, data in imported_objects(key_prefix, files, model_id, "master", workers=2).items():
+                s3.put_object(Bucket=BUCKET, Key=key, Body=data)
         credentials = sts.assume_role(RoleArn=role["Arn"], RoleSessionName="llm", DurationSeconds=3600)["Credentials"]
         # From here on moto authenticates and authorizes every request (moto-api reset-auth: 0 requests unchecked).
         # (text/plain: a form body would be parsed away before moto reads request.data)

@@ -163,7 +163,10 @@ def acs(settings: ClusterSettings) -> Timeline:
 
 
 def ack(settings: ClusterSettings) -> Timeline:
-    """ACK Pro and its pools beside the import workers; serving after the GPU pool and the import."""
+    """ACK Pro and its pools beside the import workers; serving after the GPU pool and the import. Each GPU node
+    starts pulling the engine image when it joins (the pre-pull DaemonSet, stacks/alibaba/ack.py), before ACK ends
+    the pool's task and whether or not the import is done; the model still starts the pull with the serving pods:
+    how much earlier a node joins is not known, and an import outside ModelScope's region would share the NAT."""
     mbps = settings.network.nat_bandwidth_mbps
     mirror, mirrored = _mirror(settings, ("network",))
     tasks = [

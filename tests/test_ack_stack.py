@@ -78,6 +78,24 @@ def test_serving_pods_tolerate_the_taint_and_select_the_gpu_pool(ack):
     assert all("tolerations" not in job for job in jobs)  # helper Jobs (the benchmark) stay off the GPU nodes
 
 
+def test_each_gpu_node_pulls_the_engine_image_as_it_joins_without_waiting_for_the_pool_or_the_import(ack):
+    from cloud_rules.gcp import transitive_dependencies
+
+    serving = ack.kubernetes_object("Deployment")["spec"]["template"]["spec"]
+    prepull = ack.kubernetes_object("DaemonSet", "llm-engine-prepull")
+    pod = prepull["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["image"] == serving["containers"][0]["image"] and container["command"] == ["sleep", "infinity"]
+    assert pod["nodeSelector"] == serving["nodeSelector"] and pod["tolerations"] == serving["tolerations"]
+    assert prepull["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}  # up does not wait for the nodes
+    resource = next(r for r in ack.of_type("kubernetes:apps/v1:DaemonSet") if "prepull" in r.name)
+    before = transitive_dependencies(ack, resource.urn)
+    assert not {p.urn for p in ack.of_type(NODE_POOL)} & before  # made beside the pools, not after them
+    assert not {r.urn for r in ack.of_type("alicloud:ecs/ecsInvocation:EcsInvocation")} & before  # nor the import
+    deployment = next(r for r in ack.of_type("kubernetes:apps/v1:Deployment"))
+    assert resource.urn not in transitive_dependencies(ack, deployment.urn)  # serving pulls itself if it must
+
+
 def test_model_store_uses_rrsa_with_the_clusters_oidc_provider(ack):
     volumes = [o for o in ack.kubernetes_objects() if o["kind"] == "PersistentVolume"]
     assert volumes and all(v["spec"]["csi"]["volumeAttributes"]["authType"] == "rrsa" for v in volumes)

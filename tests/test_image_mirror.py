@@ -353,3 +353,14 @@ def test_the_workers_image_is_looked_up_once_for_the_import_and_the_mirror():
     mirror_worker, _ = _worker(run)
     import_worker = next(r for r in run.of_type("alicloud:ecs/instance:Instance") if "-import-" in r.name)
     assert unwrap(mirror_worker.inputs)["imageId"] == unwrap(import_worker.inputs)["imageId"]
+
+
+def test_on_ack_the_gpu_nodes_prepull_the_copy_once_it_is_complete():
+    from cloud_rules.gcp import transitive_dependencies
+
+    run = mirrored("ack")
+    prepull = run.kubernetes_object("DaemonSet", "llm-engine-prepull")
+    assert prepull["spec"]["template"]["spec"]["containers"][0]["image"].startswith(f"{REGISTRY}/llm/")
+    daemon_set = next(r for r in run.of_type("kubernetes:apps/v1:DaemonSet") if "prepull" in r.name)
+    copies = [r for r in run.of_type(INVOCATION) if "mirror" in r.name]
+    assert copies and {c.urn for c in copies} <= transitive_dependencies(run, daemon_set.urn)

@@ -12,6 +12,7 @@ from components.alibaba.host_scripts import PIP_INDEX_URL
 from components.alibaba.managed_cluster import ManagedCluster, ManagedClusterArgs
 from components.alibaba.node_pool import NodePool, NodePoolArgs, cluster_autoscaling
 from components.api_key import ApiKey
+from components.kubernetes.image_prepull import ImagePrepull, ImagePrepullArgs
 from core.config.settings import AckTargetSettings
 from stacks import serving
 from stacks.alibaba import cost
@@ -77,6 +78,7 @@ def build(settings: AckTargetSettings) -> dict[str, object]:
     in_cluster = pulumi.ResourceOptions(providers=[provider, cluster.provider])
 
     ns, store = namespace_and_store(settings, cluster, tags, in_cluster, auth="rrsa")
+    engine_prepull(settings, ns, gpu, mirror, in_cluster)
     stream = stream_access(settings, cluster, store, ns, tags, in_cluster)  # modelStore.load stream
     gpu_pool = settings.gpu_pool
     platform = serving.Platform(
@@ -129,6 +131,26 @@ def build(settings: AckTargetSettings) -> dict[str, object]:
         }
     )
     return outputs
+
+
+def engine_prepull(settings: AckTargetSettings, namespace, gpu: NodePool, mirror, opts: pulumi.ResourceOptions):
+    """The engine image on each GPU node as soon as it joins (components/kubernetes/image_prepull.py), as on gke.
+
+    The serving workload waits for the GPU pool's create to return, which ACK reports only once its task is done;
+    this DaemonSet waits for the cluster alone, so a node starts pulling when it is up. It selects the pool's own
+    label (known before the pool exists) and tolerates its taint. With engine.mirror it pulls the copy, once the
+    mirror's invocation has succeeded."""
+    return ImagePrepull(
+        f"{settings.name}-prepull",
+        ImagePrepullArgs(
+            namespace=namespace,
+            image=settings.engine.image,
+            node_selector=dict(gpu.labels),
+            tolerations=[GPU_TOLERATION],
+            depends_on=[mirror.invocation] if mirror is not None else [],
+        ),
+        opts=opts,
+    )
 
 
 def _node_pools(

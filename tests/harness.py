@@ -8,6 +8,7 @@ and inputs, secrets still wrapped in Pulumi's secret marker.
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import os
@@ -668,6 +669,22 @@ def validate_kubernetes(run: Run) -> list[str]:
 
 def is_secret(value: Any) -> bool:
     return isinstance(value, dict) and value.get(rpc._special_sig_key) == SECRET_SIG
+
+
+def user_data_files(user_data: str) -> dict[str, str]:
+    """{path: content} of the files an ecs host's user-data writes, as the host decodes them: the plain heredocs
+    (`cat > PATH <<'END'`) and the gzip+base64 ones (`base64 -d <<'END' | gunzip > PATH`,
+    components/alibaba/host_scripts.py write_compressed_file)."""
+    import gzip
+    import re
+
+    from components.alibaba.host_scripts import HEREDOC_END
+
+    plain = re.compile(rf"cat > (\S+) <<'{HEREDOC_END}'\n(.*?){HEREDOC_END}\n", re.S)
+    packed = re.compile(rf"base64 -d <<'{HEREDOC_END}' \| gunzip > (\S+)\n(.*?){HEREDOC_END}\n", re.S)
+    files = dict(plain.findall(user_data))
+    files.update({path: gzip.decompress(base64.b64decode(body)).decode() for path, body in packed.findall(user_data)})
+    return files
 
 
 def all_strings(value: Any) -> Iterable[str]:

@@ -19,6 +19,7 @@ from harness import (
     run_stack,
     serve_on_loopback,
     unwrap,
+    user_data_files,
 )
 
 from core.config.problems import ConfigError
@@ -95,7 +96,7 @@ def test_the_engine_listens_on_loopback_behind_the_gateway_on_the_api_port(dev):
     assert "--shutdown-timeout" not in text
     abroad = user_data(run_stack("dev", {"alicloud:region": "ap-southeast-1"}))
     assert "--shutdown-timeout 100" in abroad  # below llm-serving.service's docker stop --time 120
-    nginx = _files(text)[NGINX_CONF]  # gzip-compressed in the user-data, like the large scripts
+    nginx = user_data_files(text)[NGINX_CONF]  # gzip-compressed in the user-data, like the large scripts
     assert "listen 0.0.0.0:8000 default_server;" in nginx and f"server 127.0.0.1:{ENGINE_LOOPBACK_PORT};" in nginx
     # The key's map entry lives in the key file the map includes, never in the conf itself.
     assert "include /etc/llm-gateway/api-key.map;" in nginx
@@ -110,7 +111,7 @@ def test_the_host_gateway_takes_the_configured_image_and_extra_routes():
     mirrored = "registry.cn-hangzhou.aliyuncs.com/me/nginx:1.30.6-alpine"
     text = user_data(run_stack("dev", {"gateway.extraRoutes": [route], "gateway.image": mirrored}))
     assert f"GATEWAY_IMAGE={mirrored}" in text
-    nginx = _files(text)[NGINX_CONF]
+    nginx = user_data_files(text)[NGINX_CONF]
     assert "location = /v1/embeddings {" in nginx and "proxy_pass http://llm_engine/v1/embeddings;" in nginx
 
 
@@ -412,9 +413,9 @@ def test_weights_from_a_bucket_in_the_region_use_the_internal_endpoint_and_the_h
     assert "OSS_ENDPOINT=oss-cn-hangzhou-internal.aliyuncs.com" in text
     assert "| gunzip > /usr/local/lib/llm-serving/fetch-oss.py" in text  # compressed: the user-data's 32 KB
     # Each host ships only the fetch it runs: the bucket's copy, or the download from ModelScope.
-    assert "/usr/local/lib/llm-serving/fetch-model.sh" not in _files(text)
+    assert "/usr/local/lib/llm-serving/fetch-model.sh" not in user_data_files(text)
     assert "/usr/local/lib/llm-serving/fetch-oss.py" not in user_data(prod)
-    assert "/usr/local/lib/llm-serving/fetch-model.sh" in _files(user_data(prod))
+    assert "/usr/local/lib/llm-serving/fetch-model.sh" in user_data_files(user_data(prod))
     policy = json.loads(unwrap(run.one("alicloud:ram/policy:Policy").inputs)["policyDocument"])
     reads = [s for s in policy["Statement"] if "oss:GetObject" in s["Action"]]
     assert reads == [
@@ -449,19 +450,6 @@ def test_a_host_copying_weights_without_the_role_to_read_them_is_refused():
 STREAM = {**OSS, "ecs.weights.load": "stream", "engine.image": "vllm/vllm-openai:v0.32.0"}
 
 
-def _files(text: str) -> dict[str, str]:
-    """The files a user-data writes: plain heredocs and gzip+base64 ones, decoded as the host decodes them."""
-    import gzip
-    import re
-
-    found = {m[0]: m[1] for m in re.findall(r"cat > (\S+) <<'LLM_SERVING_EOF'\n(.*?)LLM_SERVING_EOF\n", text, re.S)}
-    for path, body in re.findall(
-        r"base64 -d <<'LLM_SERVING_EOF' \| gunzip > (\S+)\n(.*?)LLM_SERVING_EOF\n", text, re.S
-    ):
-        found[path] = gzip.decompress(base64.b64decode(body)).decode()
-    return found
-
-
 def test_a_streaming_host_copies_nothing_and_its_engine_reads_the_bucket_with_the_instance_role(prod):
     from pathlib import Path
 
@@ -470,7 +458,7 @@ def test_a_streaming_host_copies_nothing_and_its_engine_reads_the_bucket_with_th
     from core.config.settings import EcsSettings
 
     run = run_stack("prod", STREAM)
-    files = _files(user_data(run))
+    files = user_data_files(user_data(run))
     conf = files["/etc/llm-serving/serving.conf"]
     assert "WEIGHTS_LOAD=stream" in conf
     engine = next(line for line in conf.splitlines() if line.startswith("ENGINE_CMD="))

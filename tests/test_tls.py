@@ -16,6 +16,7 @@ from harness import (
     is_secret,
     run_stack,
     unwrap,
+    user_data_files,
     validate_kubernetes,
 )
 from test_config import problem, problems_of
@@ -242,8 +243,9 @@ def test_cert_manager_issues_the_certificate_the_gateway_serves():
 def test_ecs_serves_https_on_the_api_port_with_the_key_from_an_oos_parameter():
     run = run_stack("dev", {**PUBLIC, **PEM_TLS})
     user_data = base64.b64decode(unwrap(run.one("alicloud:ecs/instance:Instance").inputs)["userData"]).decode()
-    assert "listen 0.0.0.0:8000 ssl default_server;" in user_data
-    assert "ssl_certificate_key /etc/llm-gateway/tls/key.pem;" in user_data
+    nginx = user_data_files(user_data)["/etc/llm-serving/gateway/nginx.conf"]
+    assert "listen 0.0.0.0:8000 ssl default_server;" in nginx
+    assert "ssl_certificate_key /etc/llm-gateway/tls/key.pem;" in nginx
     assert "GATEWAY_TLS_DIR=/etc/llm-serving/gateway/tls" in user_data
     parameters = {unwrap(r.inputs)["secretParameterName"]: r for r in run.of_type(SECRET_PARAMETER)}
     assert set(parameters) == {"llm-dev-api-key", "llm-dev-tls-key"}
@@ -260,6 +262,8 @@ def test_ecs_serves_https_on_the_api_port_with_the_key_from_an_oos_parameter():
             continue
         for text in all_strings(unwrap(resource.inputs)):
             assert key_body not in text and key_body not in _b64(text), f"{resource.type} holds the TLS key"
+    # Nor any file the host unpacks from its user-data (the large ones go gzip-compressed).
+    assert not [path for path, text in user_data_files(user_data).items() if key_body in text]
     assert run.outputs["publicApiUrl"] == "https://47.96.0.10:8000/v1"
     assert run.outputs["privateApiUrl"] == "https://192.168.0.10:8000/v1"
 

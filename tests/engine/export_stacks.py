@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import shlex
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
 
-from harness import EXAMPLE_STACKS, run_stack, settings_for, unwrap  # noqa: E402
+from harness import EXAMPLE_STACKS, run_stack, settings_for, unwrap, user_data_files  # noqa: E402
 
 from core.engine import API_KEY_ENV  # noqa: E402
 from core.targets import ECS  # noqa: E402
@@ -123,20 +122,6 @@ def export_pod(stack: str, overrides: dict | None = None) -> dict:
     }
 
 
-def _heredocs(user_data: str) -> dict[str, str]:
-    """{path: content} of the files the user-data writes (`cat > PATH <<'END' ... END`, and the gzip+base64 ones
-    `base64 -d <<'END' | gunzip > PATH`, decoded as the host decodes them)."""
-    import gzip
-
-    from components.alibaba.host_scripts import HEREDOC_END
-
-    pattern = re.compile(rf"cat > (\S+) <<'{HEREDOC_END}'\n(.*?){HEREDOC_END}\n", re.S)
-    packed = re.compile(rf"base64 -d <<'{HEREDOC_END}' \| gunzip > (\S+)\n(.*?){HEREDOC_END}\n", re.S)
-    files = dict(pattern.findall(user_data))
-    files.update({path: gzip.decompress(base64.b64decode(body)).decode() for path, body in packed.findall(user_data)})
-    return files
-
-
 def _sourced(conf_text: str, names: list[str]) -> dict[str, str]:
     """Variables of a shell conf as `source` reads them (bash), NUL-separated so any value survives."""
     script = conf_text + "\nprintf '%s\\0' " + " ".join(f'"${{{n}}}"' for n in names)
@@ -154,7 +139,7 @@ def export_host(stack: str, overrides: dict | None = None) -> dict:
     run = run_stack(stack, overrides or {})
     settings = settings_for(stack, overrides or {})
     instance = next(r for r in run.resources if r.type == "alicloud:ecs/instance:Instance")
-    files = _heredocs(base64.b64decode(unwrap(instance.inputs)["userData"]).decode())
+    files = user_data_files(base64.b64decode(unwrap(instance.inputs)["userData"]).decode())
     names = ["ENGINE_CMD", "GATEWAY_KEY_FILE", "WEIGHTS_LOAD", "STREAM_DIR", "STREAM_MOUNT", "STREAM_ENV_FILE"]
     conf = _sourced(files["/etc/llm-serving/serving.conf"], names)
     nginx_conf = next(text for path, text in files.items() if path.endswith("/nginx.conf"))

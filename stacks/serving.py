@@ -511,8 +511,8 @@ HTTPS_ANYWHERE = Egress(to=(Peer(cidr="0.0.0.0/0"),), tcp_ports=(443,))
 
 def most_replicas(settings: ClusterSettings) -> int:
     """The most copies the stack may run: an autoscaler's maximum, else scaling.replicas."""
-    autoscaling = getattr(getattr(settings, "ack", None), "autoscaling", None)
-    if autoscaling is not None and autoscaling.enabled:
+    autoscaling = settings.autoscaling
+    if autoscaling.enabled:
         return max(autoscaling.max_replicas, settings.workload.replicas)
     return settings.workload.replicas
 

@@ -96,9 +96,19 @@ def test_match_expressions():
 @functools.cache
 def deployed(stack: str, overrides: tuple = ()) -> tuple[Cluster, dict[str, list[Pod]], str]:
     """The stack's policies and its pods as the controllers make them: each Deployment replica, each
-    LeaderWorkerSet group (with the labels the LWS controller adds), each Job's pod."""
+    LeaderWorkerSet group (with the labels the LWS controller adds), each Job's pod; a workload an HPA scales, up to
+    the HPA's maximum."""
     run = run_stack(stack, dict(overrides))
     objects = run.kubernetes_objects()
+    scaled_to = {
+        (o["spec"]["scaleTargetRef"]["kind"], o["spec"]["scaleTargetRef"]["name"]): o["spec"]["maxReplicas"]
+        for o in objects
+        if o["kind"] == "HorizontalPodAutoscaler"
+    }
+
+    def replicas(o: dict) -> int:
+        return max(o["spec"].get("replicas", 1), scaled_to.get((o["kind"], o["metadata"]["name"]), 0))
+
     policies = [o for o in objects if o["kind"] == "NetworkPolicy"]
     assert policies, "no NetworkPolicy in the stack"
     namespace = policies[0]["metadata"]["namespace"]
@@ -111,10 +121,10 @@ def deployed(stack: str, overrides: tuple = ()) -> tuple[Cluster, dict[str, list
 
     for o in objects:
         if o["kind"] == "Deployment":
-            pods["serving"] += [pod(f"llm-{i}", o["spec"]["template"], {}) for i in range(o["spec"]["replicas"])]
+            pods["serving"] += [pod(f"llm-{i}", o["spec"]["template"], {}) for i in range(replicas(o))]
         elif o["kind"] == "LeaderWorkerSet":
             spec = o["spec"]["leaderWorkerTemplate"]
-            for group in range(o["spec"]["replicas"]):
+            for group in range(replicas(o)):
                 lws = {LWS_NAME_LABEL: o["metadata"]["name"], LWS_GROUP_INDEX_LABEL: str(group)}
                 pods["serving"].append(
                     pod(f"llm-{group}", spec["leaderTemplate"], {**lws, LWS_WORKER_INDEX_LABEL: "0"})
@@ -255,14 +265,19 @@ def test_public_clients_reach_the_plain_port_when_the_clb_ends_tls():
 
 
 @pytest.mark.parametrize(
-    "stack,overrides",
+    "stack,overrides,copies",
     [
-        ("acs-r1", ()),
-        ("gke", (("gke.rdma", True), ("placement.podsPerReplica", 2), ("gpuNodes.min", 4), ("scaling.replicas", 2))),
+        ("acs-r1", (), 1),
+        (
+            "gke",
+            (("gke.rdma", True), ("placement.podsPerReplica", 2), ("gpuNodes.min", 4), ("scaling.replicas", 2)),
+            2,
+        ),
+        ("acs-r1", (("scaling.maxReplicas", 3),), 3),  # groups 1 and 2 exist only once the HPA has added them
     ],
-    ids=["acs-lws", "gke-two-nodes-two-copies"],
+    ids=["acs-lws", "gke-two-nodes-two-copies", "acs-lws-autoscaled"],
 )
-def test_a_multi_pod_copy_talks_within_its_group_only(stack, overrides):
+def test_a_multi_pod_copy_talks_within_its_group_only(stack, overrides, copies):
     c, pods, _ = deployed(stack, overrides)
     assert pods["workers"], "expected a LeaderWorkerSet"
     groups: dict[str, list[Pod]] = {}
@@ -285,8 +300,7 @@ def test_a_multi_pod_copy_talks_within_its_group_only(stack, overrides):
             assert c.allowed(worker, DNS, 53, "UDP")
         leaders = [p for p in members if p in pods["serving"]]
         assert len(leaders) == 1 and c.allowed(other_pod(), leaders[0], API)
-    if len(groups) > 1:
-        assert len(groups) == 2
+    assert len(groups) == copies
 
 
 def test_acs_fluid_cache_pods_serve_the_namespace_only():

@@ -208,6 +208,39 @@ def test_the_kubeconfig_fetcher_asks_for_the_private_endpoint_with_the_instance_
     compile(text, "llm-kubeconfig.py", "exec")
 
 
+@pytest.mark.parametrize(("status", "passes"), [("404", True), ("401", True), ("200", False), ("000", False)])
+def test_the_readiness_check_of_invocations_takes_a_refusal_by_the_gateway_only(status, passes):
+    """Keyless POST /invocations: 404 where the gateway does not forward it, 401 where gateway.extraRoutes does
+    (behind the key); anything else means a keyless completion or no gateway, and fails the readiness."""
+    script = (SCRIPTS / "ready.sh").read_text()
+    start = script.index("status=$(curl", script.index("# vLLM's own key check skips /invocations"))
+    check = script[start : script.index("header_file=$(mktemp)")]
+    program = "\n".join(
+        [
+            "set -euo pipefail",
+            'fail() { echo "FAIL: $*"; exit 1; }',
+            f"curl() {{ printf {status}; }}",
+            "tls_check=()",
+            "base=http://127.0.0.1:8000",
+            check,
+            "echo passed",
+        ]
+    )
+    result = subprocess.run(["bash", "-c", program], capture_output=True, text=True)
+    assert (result.returncode == 0 and result.stdout.strip() == "passed") is passes, result.stdout
+
+
+def test_an_invocations_route_is_behind_the_key_so_the_host_still_gets_ready():
+    from components.alibaba.host_scripts import gateway_config
+    from core.gateway import render_nginx_conf
+
+    route = {"path": "/invocations", "method": "POST", "reason": "a SageMaker-style client"}
+    host = host_for({"gateway.extraRoutes": [route], "engine.image": VLLM_IMAGE.value})  # 0.14.1 or newer only
+    conf = render_nginx_conf(gateway_config(host))
+    block = conf[conf.index("location = /invocations {") :]
+    assert block.index("return 401") < block.index("proxy_pass")  # keyless: 401, which ready.sh takes
+
+
 def test_the_readiness_command_writes_the_gateways_key_file_as_core_gateway_renders_it():
     from core.gateway import auth_map_entry
 

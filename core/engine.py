@@ -265,6 +265,18 @@ def _version_tuple(version: str) -> tuple[int, ...]:
 SHUTDOWN_TIMEOUT_SINCE = (0, 18, 0)
 
 
+# vLLM 0.14.1 fixed a video-processing remote code execution reachable through POST /invocations (core/versions.py,
+# docs/serving.md "Engine images"). On older vLLM (the mainland default EGS 0.11.0) the gateway's refusal of that
+# path is the protection, so it is never forwarded there, not even behind the key.
+INVOCATIONS_SAFE_SINCE = (0, 14, 1)
+INVOCATIONS_PATH = "/invocations"
+
+
+def invocations_unsafe(options: EngineOptions) -> bool:
+    """Whether forwarding /invocations to this engine would open the remote code execution fixed in 0.14.1."""
+    return options.engine == VLLM and _version_tuple(options.engine_version) < INVOCATIONS_SAFE_SINCE
+
+
 def drains_on_sigterm(options: EngineOptions) -> bool:
     """Whether the engine can be told to finish requests in flight on SIGTERM (vLLM --shutdown-timeout)."""
     return options.engine == VLLM and _version_tuple(options.engine_version) >= SHUTDOWN_TIMEOUT_SINCE

@@ -692,6 +692,33 @@ def test_other_acr_endpoints_are_taken(image):
     assert settings_for("dev", {"engine.image": image}).engine.image == image
 
 
+INVOCATIONS = {"path": "/invocations", "method": "POST", "reason": "a SageMaker-style client"}
+
+
+@pytest.mark.parametrize(
+    ("image", "refused"),
+    [
+        (None, True),  # the mainland default: EGS vLLM 0.11.0
+        ("docker.io/vllm/vllm-openai:v0.14.0", True),
+        ("docker.io/vllm/vllm-openai:v0.14.1", False),  # the release that fixed the RCE through /invocations
+        ("docker.io/vllm/vllm-openai:v0.32.0", False),
+    ],
+)
+def test_invocations_is_forwarded_only_to_a_vllm_without_its_remote_code_execution(image, refused):
+    overrides = {"gateway.extraRoutes": [INVOCATIONS], **({"engine.image": image} if image else {})}
+    if refused:
+        found = problem("dev", overrides, "gateway.extraRoutes[0].path")
+        assert "remote code execution" in found.allowed and "0.14.1" in found.allowed
+        assert "llm:engine.image" in found.fix and "pulumi config rm --path 'llm:gateway.extraRoutes[0]'" in found.fix
+    else:
+        assert settings_for("dev", overrides).gateway.routes[-1] == ("/invocations", "POST")
+
+
+def test_sglang_may_have_invocations_forwarded():
+    overrides = {"engine.name": "sglang", "gateway.extraRoutes": [INVOCATIONS]}
+    assert settings_for("dev", overrides).gateway.routes[-1] == ("/invocations", "POST")
+
+
 def test_there_is_no_switch_to_turn_the_gateway_off():
     found = problem("dev", {"gateway.enabled": False}, "gateway.enabled")
     assert "is not a known key" in found.allowed

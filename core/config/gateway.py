@@ -13,6 +13,8 @@ from core import gateway as gw
 from core.config.engine import ANONYMOUS_PULL_FIX, Image, anonymous_pull_problem, pinned
 from core.config.problems import Problems
 from core.config.schema import Group, matches, option
+from core.engine import INVOCATIONS_PATH, EngineOptions, invocations_unsafe
+from core.versions import VLLM_IMAGE
 
 RoutePath = Annotated[str, matches(r"/[A-Za-z0-9/_.-]{1,200}", "an absolute path of letters, digits, / _ . -")]
 Reason = Annotated[str, matches(r"[^\r\n\x00]{10,300}", "a sentence of 10-300 characters on one line")]
@@ -59,6 +61,20 @@ _NEVER = {
     gw.HEALTH_PATH: "the gateway answers it itself, for probes, without the key",
     gw.METRICS_PATH: "metrics are served on their own port for Prometheus only",
 }
+
+
+def check_routes_for_engine(config: GatewayConfig, engine: EngineOptions, problems: Problems) -> None:
+    """The extra routes the engine's version cannot take safely: /invocations to vLLM before 0.14.1."""
+    for index, route in enumerate(config.extra_routes):
+        if route.path == INVOCATIONS_PATH and invocations_unsafe(engine):
+            problems.add(
+                f"gateway.extraRoutes[{index}].path",
+                route.path,
+                f"may not be forwarded to vLLM {engine.engine_version}: before 0.14.1 it runs a video-processing "
+                "remote code execution through it, for anyone holding the key (docs/serving.md, Engine images)",
+                f"{problems.set_command('engine.image', VLLM_IMAGE.value)} (or another vLLM 0.14.1 or newer that "
+                f"your region can pull), or {problems.rm_command(f'gateway.extraRoutes[{index}]')}",
+            )
 
 
 def resolve_gateway(config: GatewayConfig, mainland_china: bool, problems: Problems) -> Optional[Gateway]:

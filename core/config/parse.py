@@ -10,7 +10,7 @@ from core.config.ack import AckSettings, resolve_edge, resolve_gpu_pool
 from core.config.acs import resolve_acs_pod
 from core.config.benchmark import check_benchmark
 from core.config.engine import resolve_engine, resolve_mirror
-from core.config.gateway import resolve_gateway
+from core.config.gateway import check_routes_for_engine, resolve_gateway
 from core.config.gke import GkeSettings, resolve_capacity
 from core.config.host import resolve_host
 from core.config.kubernetes import resolve_kubernetes
@@ -117,6 +117,8 @@ def _resolve(
         if ok("tlsCertificate", "tlsKey"):
             tls = resolve_tls(c.access, target, c.tls_certificate, c.tls_key, problems)
     gateway = resolve_gateway(c.gateway, mainland, problems) if ok("gateway") else None
+    if gateway is not None and engine is not None:
+        check_routes_for_engine(c.gateway, engine, problems)
     network_ok = ok("network") and target in ALIBABA and check_network(c.network, problems)
     kind = gpu_kind(c.placement, target)
 

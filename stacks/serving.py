@@ -19,7 +19,14 @@ from components.kubernetes.autoscaler import Autoscaler, AutoscalerArgs
 from components.kubernetes.benchmark_job import REPORT_FILE, BenchmarkArgs, BenchmarkJob
 from components.kubernetes.model_import import CPU as IMPORT_CPU
 from components.kubernetes.model_import import ModelImport, ModelImportArgs
-from components.kubernetes.network_policies import Egress, NetworkPolicies, NetworkPoliciesArgs, Peer
+from components.kubernetes.network_policies import (
+    LWS_NAME_LABEL,
+    LWS_WORKER_INDEX_LABEL,
+    Egress,
+    NetworkPolicies,
+    NetworkPoliciesArgs,
+    Peer,
+)
 from components.kubernetes.serving_workload import (
     GATEWAY_POD_PORT,
     GATEWAY_TLS_POD_PORT,
@@ -296,7 +303,8 @@ def serve(
         opts=opts,
     )
     # The pods wait for GPU capacity, pull the engine image and load the model: minutes to an hour on one row.
-    workload_kind = "lws" if placement.pods > 1 else "deploy"
+    # kubectl logs resolves a Deployment to its pods, not a custom resource: a LeaderWorkerSet's leaders by label.
+    follow_engine = f"-l {LWS_NAME_LABEL}={APP},{LWS_WORKER_INDEX_LABEL}=0" if placement.pods > 1 else f"deploy/{APP}"
     announce(
         serving,
         "the serving pods: GPU capacity, the engine image, the model's load",
@@ -308,7 +316,7 @@ def serve(
             APP,
             " -w; then kubectl -n ",
             namespace,
-            f" logs -f {workload_kind}/{APP} -c engine",
+            f" logs -f {follow_engine} -c engine",
         ),
         # Once the import is done (its ids are known only then); a download at start has none to wait for.
         [namespace, *(r.id for r in import_done(importer) if isinstance(r, pulumi.CustomResource))]

@@ -47,7 +47,14 @@ def test_the_message_rounds_the_minutes():
         ("ack", "llm-ack-gpu", ("waiting for the GPU node pool", "aliyun cs GET /clusters/")),
         ("ack", "llm-ack", ("waiting for the serving pods", "logs -f deploy/llm -c engine")),
         ("gke", "llm-gke-gpu", ("waiting for the GPU node pool (a4-highgpu-8g", "gcloud container operations list")),
-        ("acs-r1", "llm-acs-r1", ("waiting for the serving pods", "logs -f lws/llm -c engine")),
+        (
+            "acs-r1",
+            "llm-acs-r1",
+            (
+                "waiting for the serving pods",
+                "logs -f -l leaderworkerset.sigs.k8s.io/name=llm,leaderworkerset.sigs.k8s.io/worker-index=0 -c engine",
+            ),
+        ),
         ("acs", "llm-acs-import-0", ("waiting for the model import, worker 1/", "DescribeInvocationResults")),
     ],
 )

@@ -37,6 +37,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.kubernetes.hardening import container_security, pod_security
+from components.kubernetes.network_policies import LWS_WORKER_INDEX_LABEL  # "0": the leader
 from components.kubernetes.objects import manifest
 from components.shipped_scripts import script as shipped_script
 from core.engine import MODEL_URI_ENV, MODEL_URI_REF, EngineCommand
@@ -53,8 +54,6 @@ from core.gateway import (
 )
 
 LWS_API_VERSION = "leaderworkerset.x-k8s.io/v1"
-# Set by the LeaderWorkerSet controller on every pod; "0" is the leader (sigs.k8s.io/lws api/leaderworkerset/v1).
-LWS_WORKER_INDEX_LABEL = "leaderworkerset.sigs.k8s.io/worker-index"
 RAY_PORT = 6379
 RAY_NODE_PORT = 6380  # a worker's raylet, fixed so the worker's probes can watch it
 # How long the leader waits for all workers to join Ray (and a worker for the leader's Ray head):

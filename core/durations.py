@@ -72,6 +72,7 @@ LB_GCP_MIN = Figure(1.5, "min", "A", "an internal passthrough LB for a Service (
 GCP_APIS_MIN = Figure(1.7, "min", "D", "service enablement 1 min + VPC 22 s (time-to-ready.md 'gcp_api', 'gcp_vpc')")
 GKE_CLUSTER_MIN = Figure(9.0, "min", "A", "zonal cluster ~6 min (astronomer/astro-sdk benchmark terraform), 25+ seen")
 GKE_A4_POOL_MIN = Figure(12.0, "min", "A", "GPU pools 9-10 min, one 35-min outlier (NVIDIA/aicr#2065)")
+CLUSTER_EGRESS_MBPS = Figure(100.0, "Mbit/s", "A", "an existing cluster's egress (kubernetes): not known here")
 HF_MB_PER_S = Figure(320.0, "MB/s", "D", "~40 MB/s per file (huggingface/huggingface_hub#2658) x 8 workers")
 REGISTRY_NEAR_MB_PER_S = Figure(150.0, "MB/s", "A", "Artifact Registry remote or a VPC registry endpoint")
 # The model import workers (components/alibaba/model_import_workers.py): small ECS instances in the VPC that
@@ -494,6 +495,15 @@ def gke_import(model: ModelSpec, workers: int) -> Plan:
                 IMPORT_TASK_MB_PER_S.source,
             ),
         )
+    )
+
+
+def download_at_start(model: ModelSpec) -> Step:
+    """gke.modelSource download: the engine downloads the weights from Hugging Face when it starts, no bucket."""
+    return Step(
+        f"weights from Hugging Face at {HF_MB_PER_S.value:.0f} MB/s",
+        weights_gb(model) * 1000 / HF_MB_PER_S.value / 60,
+        HF_MB_PER_S.source,
     )
 
 

@@ -227,29 +227,45 @@ def gke(settings: GkeTargetSettings) -> Timeline:
     """APIs and VPC; then the cluster and the GPU pool, and beside them the import (a Cloud Run job that needs only
     the bucket: components/gcp/hf_gcs_import.py); each GPU node pulls the engine image once it is up (a pre-pull
     DaemonSet, not waiting for the import); serving is created after the import and loads on a node with the image."""
-    tasks_count = d.gke_import_tasks(settings.model, settings.gke.import_tasks)
-    plan = d.gke_import(settings.model, tasks_count)
     nodes = settings.placement.pods * settings.workload.replicas
     pull = d.gke_image_pulls(nodes)
     tasks = [
         _step("APIs and network", d.GCP_APIS_MIN.value, (), d.GCP_APIS_MIN),
         _step("GKE cluster", d.GKE_CLUSTER_MIN.value, ("APIs and network",), d.GKE_CLUSTER_MIN),
         _step("GPU pool", d.GKE_A4_POOL_MIN.value, ("GKE cluster",), d.GKE_A4_POOL_MIN),
-        Task(IMPORT_START, 0.0, ("APIs and network",), "the bucket and the Cloud Run import job are created"),
-        *_plan_tasks("import", plan, (IMPORT_START,)),
-        Task(IMPORT_DONE, 0.0, (f"import: {plan.steps[-1].name}",), "the job's execution succeeds"),
-        Task(SERVING_START, 0.0, (IMPORT_DONE, "GKE cluster"), "the serving workload is created"),
         # Pulled by the pre-pull DaemonSet as soon as each GPU node is up, whether the import has finished or not.
         Task("engine image", pull.minutes, ("GPU pool",), f"{pull.name}: {pull.source}"),
-        _engine_load(settings, ("engine image", SERVING_START)),
         _step(PRIVATE_LB, d.LB_GCP_MIN.value, (SERVING_START,), d.LB_GCP_MIN),
     ]
+    if settings.gke.model_source == "download":
+        # No bucket import: the engine downloads the weights from Hugging Face when it starts (stacks/gcp/gke.py).
+        download = d.download_at_start(settings.model)
+        load = _engine_load(settings, ("engine image", SERVING_START))
+        tasks += [
+            Task(SERVING_START, 0.0, ("GKE cluster",), "the serving workload is created"),
+            Task(
+                load.name,
+                download.minutes + load.minutes,
+                load.after,
+                f"{download.name}: {download.source}; {load.why}",
+            ),
+        ]
+    else:
+        tasks_count = d.gke_import_tasks(settings.model, settings.gke.import_tasks)
+        plan = d.gke_import(settings.model, tasks_count)
+        tasks += [
+            Task(IMPORT_START, 0.0, ("APIs and network",), "the bucket and the Cloud Run import job are created"),
+            *_plan_tasks("import", plan, (IMPORT_START,)),
+            Task(IMPORT_DONE, 0.0, (f"import: {plan.steps[-1].name}",), "the job's execution succeeds"),
+            Task(SERVING_START, 0.0, (IMPORT_DONE, "GKE cluster"), "the serving workload is created"),
+            _engine_load(settings, ("engine image", SERVING_START)),
+        ]
     return Timeline(GKE, (*tasks, Task(API, 0.0, (PRIVATE_LB, SERVING_READY))))
 
 
 def kubernetes(settings: ClusterSettings) -> Timeline:
-    """An existing cluster with GPU nodes: the import Job, then serving (image pull rate assumed 100 Mbit/s)."""
-    mbps = 100.0
+    """An existing cluster with GPU nodes: the import Job, then serving (its egress assumed: CLUSTER_EGRESS_MBPS)."""
+    mbps = d.CLUSTER_EGRESS_MBPS.value
     tasks = [*_import(settings, mbps, ()), *_serving(settings, mbps, 0.0, (IMPORT_DONE,))]
     return Timeline(KUBERNETES, (*tasks, Task(API, 0.0, ("engine load",))))
 
@@ -258,6 +274,10 @@ BUILDERS = {ECS: ecs, ACS: acs, ACK: ack, ACK_EDGE: ack_edge, GKE: gke, KUBERNET
 
 
 def timeline(settings: Settings) -> Timeline:
+    """The stack's `pulumi up`; on ack-edge with ackEdge.clusterOnly, the first run's (it serves nothing yet)."""
+    edge = getattr(settings, "edge", None)
+    if settings.target == ACK_EDGE and edge is not None and edge.cluster_only:
+        return ack_edge_first_run(settings)  # type: ignore[arg-type]  # AckEdgeSettings is a ClusterSettings
     return BUILDERS[settings.target](settings)  # type: ignore[arg-type]  # each builder takes its target's settings
 
 

@@ -17,11 +17,10 @@ from core.catalog import GIB, Gpu, ModelSpec
 RUNTIME_OVERHEAD_GIB_PER_GPU = 2.0
 KV_CACHE_DTYPE_BYTES = 2  # bf16 KV cache, the engines' default
 
-# Readiness estimate: ModelScope from inside Alibaba Cloud, conservatively 3 GiB/min (~50 MB/s);
-# driver, Docker and image pull take ~25 min and run in parallel with the download; loading and warm-up
-# come from core/durations.py (sourced per model class, no flat figure).
+# A download when the engine starts (gke.modelSource download), conservatively 3 GiB/min (~50 MB/s), for the serving
+# pods' startup windows: below the duration model's Hugging Face figure (core.durations.download_at_start), so the
+# windows cover what the estimate says.
 DOWNLOAD_GIB_PER_MIN = 3.0
-HOST_SETUP_MIN = 25
 
 # Disk: OS and logs, the engine image (~30 GB unpacked), and 10% + 20 GiB headroom for the model.
 OS_AND_IMAGE_GIB = 100
@@ -102,14 +101,3 @@ def load_minutes(model: ModelSpec, tensor_parallel: int = 1) -> int:
     """Time from container start to a healthy engine, weights on local disk or a mount: core.durations.load_minutes
     (engine start, the load, the warm-up of the model's class), whole minutes."""
     return durations.load_minutes(model, tensor_parallel)
-
-
-def first_ready_minutes(model: ModelSpec) -> int:
-    """Expected time from a fresh host to a healthy API: setup overlaps the download, then load."""
-    download = model.weights_gib / DOWNLOAD_GIB_PER_MIN
-    return math.ceil(max(download, HOST_SETUP_MIN)) + load_minutes(model)
-
-
-def readiness_timeout_minutes(model: ModelSpec) -> int:
-    """How long `pulumi up` waits for /health before failing: 1.5x the estimate, at least 30 min."""
-    return max(30, math.ceil(first_ready_minutes(model) * 1.5))

@@ -25,8 +25,16 @@ def build(settings: Settings) -> dict[str, object]:
     """Build the target's resources and return its stack outputs, with the modelled time to a serving API
     (printed first, so `pulumi preview` shows it before anything is created)."""
     expected = timeline(settings)
-    pulumi.log.info(f"{settings.stack}: {expected.summary()} (core/timeline.py)")
+    first_run = isinstance(settings, AckEdgeSettings) and settings.edge.cluster_only  # that run serves nothing yet
+    if first_run:
+        pulumi.log.info(
+            f"{settings.stack}: the first run (ackEdge.clusterOnly) serves nothing yet: about {expected.total:.0f} min "
+            "to the cluster, its system pool and the model import; the API comes with the second run "
+            "(core/timeline.py)"
+        )
+    else:
+        pulumi.log.info(f"{settings.stack}: {expected.summary()} (core/timeline.py)")
     outputs = importlib.import_module(TARGET_MODULES[settings.target]).build(settings)
-    if not (isinstance(settings, AckEdgeSettings) and settings.edge.cluster_only):  # that run serves nothing yet
+    if not first_run:
         outputs["expectedReadyMinutes"] = expected.output()
     return outputs

@@ -40,7 +40,7 @@ from components.kubernetes.serving_workload import (
     ServingArgs,
     ServingWorkload,
 )
-from core import gateway, sizing
+from core import durations, gateway, sizing
 from core.config.settings import ClusterSettings
 from core.config.storage import STREAM
 from core.engine import MODEL_URI_REF, STREAMER_LOG_LINE, build_command, stream_load
@@ -149,8 +149,9 @@ def download_minutes(settings: ClusterSettings) -> int:
 
 
 def import_timeout_minutes(settings: ClusterSettings) -> int:
-    """The download at the conservative in-region rate, doubled, at least 30 minutes."""
-    return max(30, math.ceil(settings.model.weights_gib / sizing.DOWNLOAD_GIB_PER_MIN * 2))
+    """The import Job's deadline (kubernetes): the import as the duration model has it at the cluster's assumed
+    egress (core.durations.model_import, CLUSTER_EGRESS_MBPS), doubled, at least 30 minutes."""
+    return durations.model_import(settings.model, durations.CLUSTER_EGRESS_MBPS.value).deadline(2, 30)
 
 
 def import_model(

@@ -1,7 +1,7 @@
 """The ack-edge target: ACK Edge, IDC pool first, capped ECI/ACS burst, HPA on vLLM's queue."""
 
 import pytest
-from harness import run_stack, unwrap, validate_kubernetes
+from harness import run_stack, settings_for, unwrap, validate_kubernetes
 from netpol import Cluster, External, Pod, Policy
 
 CLUSTER = "alicloud:cs/managedKubernetes:ManagedKubernetes"
@@ -208,3 +208,14 @@ def test_the_prepull_pod_needs_no_network_and_the_namespaces_policies_give_it_no
     for port in (80, 443, 8000, 22):
         assert not cluster.allowed(pod, internet, port) and not cluster.allowed(pod, neighbour, port)
         assert not cluster.allowed(neighbour, pod, port) and not cluster.allowed(internet, pod, port)
+
+
+def test_the_first_run_says_how_long_it_takes_itself_and_that_it_serves_nothing_yet(first):
+    from core.ready_time import ack_edge_first_run, timeline
+
+    settings = settings_for("ack-edge", FIRST_RUN)
+    assert timeline(settings).summary() == ack_edge_first_run(settings).summary()
+    [said] = [text for text, _ in first.logs if "(core/timeline.py)" in text]
+    assert "first run (ackEdge.clusterOnly) serves nothing yet" in said
+    assert f"about {ack_edge_first_run(settings).total:.0f} min" in said and "to a serving API" not in said
+    assert "expectedReadyMinutes" not in first.outputs

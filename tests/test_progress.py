@@ -67,3 +67,29 @@ def test_every_long_step_of_a_stack_says_what_it_waits_for_and_how_to_follow_it(
     text, name = said[0]
     assert name == row and all(f in text for f in fragments) and "modelled " in text, (name, text)
     assert not run_stack(stack, preview=True).logged(fragments[0])  # a preview shows the estimate instead
+
+
+def test_the_import_hint_has_the_minutes_of_the_estimate_when_the_mirror_shares_the_nat():
+    """Outside ModelScope's intranet regions the import workers and the image mirror share the NAT: the hint on each
+    worker's row says the import's modelled minutes as the estimate (and the worker's deadline) count them."""
+    import re
+
+    from harness import run_stack, settings_for
+
+    from core.ready_time import IMPORT_DONE, IMPORT_START, timeline
+
+    overrides = {
+        "alicloud:region": "cn-beijing",
+        "network.natBandwidthMbps": 200,
+        "engine.mirror.instanceId": "cri-abc123",
+        "engine.mirror.registry": "myacr-registry-vpc.cn-beijing.cr.aliyuncs.com",
+        "engine.mirror.namespace": "llm",
+    }
+    up = run_stack("ack", overrides)
+    [text] = [text for text, _ in up.logs if "waiting for the model import" in text]
+    said = float(re.search(r"modelled (\d+) min", text).group(1))
+    expected = timeline(settings_for("ack", overrides))
+    span = expected.span(IMPORT_START, IMPORT_DONE)
+    alone = timeline(settings_for("ack", {k: v for k, v in overrides.items() if "mirror" not in k}))
+    assert span > alone.span(IMPORT_START, IMPORT_DONE) + 1  # the mirror's copy slows the import down
+    assert said == round(span)

@@ -190,6 +190,20 @@ def test_the_import_deadlines_cover_the_modelled_import(name):
     assert minutes(resource.custom_timeouts["create"]) >= modelled
 
 
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, {"model": "QwQ-32B"}, {"model": "DeepSeek-R1", "placement.gpuKind": "H20", "placement.gpuCount": 8}],
+    ids=["7B", "QwQ-32B", "DeepSeek-R1"],
+)
+def test_the_kubernetes_import_jobs_deadline_covers_the_modelled_import_of_any_model(overrides):
+    """The Job's deadline comes from the same model as the estimate, so a bigger model gets a longer one."""
+    expected = timeline(settings_for("kubernetes", overrides))
+    modelled = expected.span(IMPORT_START, IMPORT_DONE)
+    job, resource = _import_job(run_stack("kubernetes", overrides))
+    assert job["spec"]["activeDeadlineSeconds"] / 60 >= 2 * modelled >= 2 * 21  # the model at 100 Mbit/s, doubled
+    assert minutes(resource.custom_timeouts["create"]) >= modelled
+
+
 @pytest.mark.parametrize("name", ALIBABA_CLUSTER_STACKS)
 def test_the_import_workers_deadlines_cover_the_modelled_import(name):
     """Each worker's command timeout, and Pulumi's wait for its invocation, cover the import as modelled (for
@@ -237,8 +251,30 @@ def _serving(run):
 
 @pytest.mark.parametrize("name", K8S_STACKS)
 def test_the_serving_waits_cover_the_modelled_start_and_load(name):
-    expected = timeline(settings_for(name))
-    run = stack(name)
+    _serving_waits_cover(timeline(settings_for(name)), stack(name))
+
+
+GKE_DOWNLOAD = {"gke.modelSource": "download"}
+
+
+def test_a_gke_download_at_start_is_modelled_as_the_engine_does_it_and_the_waits_cover_it():
+    """gke.modelSource download: no bucket import; the engine downloads the weights from Hugging Face as it starts,
+    so the serving pods start with the cluster and their load includes the download."""
+    from core import durations
+
+    settings = settings_for("gke", GKE_DOWNLOAD)
+    expected = timeline(settings)
+    assert IMPORT_START not in expected.by_name and IMPORT_DONE not in expected.by_name
+    assert expected.by_name[SERVING_START].after == ("GKE cluster",)
+    download = durations.download_at_start(settings.model).minutes
+    assert download > 30  # R1's 689 GB from the hub
+    load = durations.engine_load(settings.model, 0, settings.placement.tensor_parallel).minutes  # from the disk
+    assert expected.by_name[SERVING_READY].minutes == pytest.approx(download + load)
+    assert "Hugging Face" in expected.by_name[SERVING_READY].why
+    _serving_waits_cover(expected, run_stack("gke", GKE_DOWNLOAD))
+
+
+def _serving_waits_cover(expected, run):
     workload = _serving(run)
     modelled = expected.span(SERVING_START, SERVING_READY)
     assert minutes(workload.custom_timeouts["create"]) >= modelled

@@ -265,12 +265,19 @@ def import_workers(
     from components.alibaba.model_import_workers import progress_hint
     from stacks.progress import announce
 
-    modelled = durations.worker_import(settings.model, settings.network.nat_bandwidth_mbps, workers, settings.region)
+    # As the estimate and the deadline have it: beside the mirror's copy when there is one (core.ready_time).
+    modelled = durations.worker_import(
+        settings.model,
+        settings.network.nat_bandwidth_mbps,
+        workers,
+        settings.region,
+        other_flows=mirror_flows(settings),
+    ).minutes
     for worker, (invocation, instance_id) in enumerate(zip(importer.invocations, importer.instance_ids, strict=True)):
         announce(
             invocation,
             f"the model import, worker {worker + 1}/{workers}",
-            modelled.minutes,
+            modelled,
             instance_id.apply(lambda i: progress_hint(settings.region, [i])),
             [instance_id],
         )

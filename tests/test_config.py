@@ -831,3 +831,24 @@ def test_gke_maintenance_window_starts_at_a_utc_time_of_day(start, ok):
         assert settings_for("gke", overrides).gke.maintenance_window_start == start
     else:
         assert "a UTC time of day like 09:00" in problem("gke", overrides, "gke.maintenance.windowStart").allowed
+
+
+# ------------------------------------------------------------------------------------------ ack pod size
+
+
+@pytest.mark.parametrize(
+    ("key", "fits", "too_big"),
+    [("workload.cpuPerPod", 15, 16), ("workload.memoryGibPerPod", 59, 60)],  # ecs.gn7i-c16g1.4xlarge: 16, 60 GiB
+)
+def test_an_ack_serving_pod_must_fit_its_gpu_node_type_with_the_gateway_beside_it(key, fits, too_big):
+    """One serving pod per GPU node: the engine's request plus the gateway's (0.25 vCPU, 128 MiB) must fit the node
+    type's own vCPUs and memory."""
+    settings_for("ack", {key: fits})
+    found = problem("ack", {key: too_big}, key)
+    assert "ecs.gn7i-c16g1.4xlarge" in found.allowed and "ACK reserves" in found.allowed
+    assert found.fix == f"pulumi config rm --path 'llm:{key}' (sized from the GPUs)"
+
+
+def test_both_pod_sizes_that_do_not_fit_are_reported_at_once():
+    keys = {p.key for p in problems_of("ack", {"workload.cpuPerPod": 64, "workload.memoryGibPerPod": 500})}
+    assert {"workload.cpuPerPod", "workload.memoryGibPerPod"} <= keys

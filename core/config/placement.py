@@ -466,4 +466,35 @@ def resolve_workload(
             f"must be smaller than the pod's {memory} GiB of memory (/dev/shm counts against it)",
             problems.set_command("workload.shmGib", max(1, memory // 4)),
         )
+    instance = placement.instance if placement else None
+    if target == ACK and instance is not None:
+        _fits_the_node(config, cpu, memory, instance, problems)
     return Workload(namespace=config.namespace, replicas=replicas, cpu=cpu, memory_gib=memory, shm_gib=shm)
+
+
+# Beside the engine, the serving pod's gateway container asks for 0.25 vCPU and 128 MiB
+# (components/kubernetes/serving_workload.py GATEWAY_RESOURCES).
+GATEWAY_CPU, GATEWAY_MEMORY_GIB = 0.25, 0.125
+
+
+def _fits_the_node(config: WorkloadConfig, cpu: int, memory: int, instance: InstanceType, problems: Problems) -> None:
+    """ack: one serving pod per GPU node, so the pod must fit the node type. Checked against the type's own vCPUs and
+    memory, a bound that is certain; what a node can allocate is less still (ACK's "Resource reservation policy":
+    the kubelet, the runtime and the system keep some), so a pod close to the bound may stay Pending."""
+    for key, configured, asked, extra, has, unit in (
+        ("workload.cpuPerPod", config.cpu_per_pod, cpu, GATEWAY_CPU, instance.vcpu, "vCPUs"),
+        ("workload.memoryGibPerPod", config.memory_gib_per_pod, memory, GATEWAY_MEMORY_GIB, instance.memory_gib, "GiB"),
+    ):
+        if asked + extra > has:
+            fix = (
+                f"{problems.rm_command(key)} (sized from the GPUs)"
+                if configured
+                else problems.set_command("placement.instanceType", "<a GPU type with more>")
+            )
+            problems.add(
+                key,
+                asked,
+                f"with the gateway's {extra:g} {unit} is more than the {has} {unit} of a GPU node ({instance.name}); "
+                "what a node can allocate is less still (ACK reserves some for the kubelet and the system)",
+                fix,
+            )

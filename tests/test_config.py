@@ -852,3 +852,35 @@ def test_an_ack_serving_pod_must_fit_its_gpu_node_type_with_the_gateway_beside_i
 def test_both_pod_sizes_that_do_not_fit_are_reported_at_once():
     keys = {p.key for p in problems_of("ack", {"workload.cpuPerPod": 64, "workload.memoryGibPerPod": 500})}
     assert {"workload.cpuPerPod", "workload.memoryGibPerPod"} <= keys
+
+
+# ------------------------------------------------------------------------------------------ ack-edge cloud pods
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        ({"acs.computeQos": "best-effort"}, "acs.computeQos"),  # ECI's virtual nodes (the default) read no acs.*
+        ({"acs.gpuSeries": "GU8TF"}, "acs.gpuSeries"),
+        (
+            {
+                "ackEdge.virtualNodeUnit": "acs",
+                "acs.gpuSeries": "GU8TF",
+                "ackEdge.eciInstanceTypes": ["ecs.gn6v-c8g1.2xlarge"],
+            },
+            "ackEdge.eciInstanceTypes",
+        ),
+    ],
+)
+def test_an_ack_edge_key_its_virtual_node_unit_does_not_read_is_refused(overrides, key):
+    found = problem("ack-edge", overrides, key)
+    assert "is set but ackEdge.virtualNodeUnit is" in found.allowed
+    assert found.fix.startswith(f"pulumi config rm --path 'llm:{key}', or pulumi config set --path")
+
+
+def test_the_keys_each_unit_reads_are_taken():
+    settings_for("ack-edge", {"ackEdge.eciInstanceTypes": ["ecs.gn6v-c8g1.2xlarge"]})
+    edge = settings_for(
+        "ack-edge", {"ackEdge.virtualNodeUnit": "acs", "acs.gpuSeries": "GU8TF", "acs.computeQos": "best-effort"}
+    )
+    assert edge.acs.compute_qos == "best-effort"

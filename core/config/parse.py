@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Optional
 
+from pydantic.alias_generators import to_camel
+
 from core.config.access import check_access, resolve_tls
 from core.config.ack import AckSettings, resolve_edge, resolve_gpu_pool
 from core.config.acs import resolve_acs_pod
@@ -214,6 +216,7 @@ def _resolve(
             )
             if c.ack_edge.virtual_node_unit == "acs" and ok("acs"):
                 extra["acs"] = resolve_acs_pod(c.acs, kind, problems)
+            _unread_by_the_virtual_node_unit(c, problems)
     if target == GKE and ok("gke", "gpuNodes", "scaling", "placement"):
         settings_class = GkeTargetSettings
         extra["gke"] = _gke(c, project, region, zone, placement, model, problems)
@@ -243,6 +246,27 @@ def _resolve(
         provider=provider,
         **extra,
     )
+
+
+def _unread_by_the_virtual_node_unit(c: StackConfig, problems: Problems) -> None:
+    """ack-edge: the cloud pods' keys that the chosen virtual node unit does not read (set, they would change
+    nothing): acs.* for ECI's virtual nodes, ackEdge.eciInstanceTypes for ACS's."""
+    unit = c.ack_edge.virtual_node_unit
+    unread = (
+        [(f"acs.{to_camel(name)}", getattr(c.acs, name)) for name in sorted(c.acs.model_fields_set)]
+        if unit != "acs"
+        else [("ackEdge.eciInstanceTypes", list(c.ack_edge.eci_instance_types))]
+        if "eci_instance_types" in c.ack_edge.model_fields_set
+        else []
+    )
+    other = "acs" if unit != "acs" else "eci"
+    for key, value in unread:
+        problems.add(
+            key,
+            value,
+            f"is set but ackEdge.virtualNodeUnit is {unit}, whose cloud pods do not read it",
+            f"{problems.rm_command(key)}, or {problems.set_command('ackEdge.virtualNodeUnit', other)}",
+        )
 
 
 def _gke(

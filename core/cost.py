@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from core.catalog import GKE_MACHINES
+from core.targets import ACK, ACK_EDGE, ACK_FAMILY, ACS, ECS, GKE
 
 HOURS_PER_MONTH = 730  # 365 x 24 / 12, the convention cloud price pages use for "per month"
 
@@ -109,6 +110,30 @@ PRICE_KEYS: Mapping[str, str] = {
     "gcp.nat": "the gke Cloud NAT gateway with its processed data, per hour (your expected volume)",
     "gcp.lb": "a gke Service's passthrough Network Load Balancer (internal or external), per load balancer-hour",
     "gcs.gib-month": "GCS storage of the gke model bucket, per GiB-month (spread over 730 hours)",
+}
+# The targets whose costEstimate has an item of each key (stacks/alibaba/cost.py, stacks/gcp/cost.py), some only in
+# some configurations (public-lb with access.public, prepared-image with ecs.preparedImage.build, ...). A price for a
+# key its target never has would change nothing: core.config refuses it. kubernetes has no estimate.
+_ALIBABA_NAT = (ECS, ACS, ACK, ACK_EDGE)
+_CLUSTER_EXTRAS = (ACS, ACK, ACK_EDGE)
+PRICE_KEY_TARGETS: Mapping[str, tuple[str, ...]] = {
+    "gpu-host": (ECS,),
+    "prepared-image": (ECS,),
+    "gpu-node": (ACK,),
+    "system-node": ACK_FAMILY,
+    "ack-cluster": ACK_FAMILY,
+    "virtual-gpu-pod": (ACK_EDGE,),
+    "acs-gpu": (ACS,),
+    "acs-cluster": (ACS,),
+    "jump-host": (ACS,),
+    "nat-gateway": _ALIBABA_NAT,
+    "nat-eip": _ALIBABA_NAT,
+    "nat-bandwidth": _ALIBABA_NAT,
+    "private-lb": _CLUSTER_EXTRAS,
+    "public-lb": _CLUSTER_EXTRAS,
+    "model-bucket": _CLUSTER_EXTRAS,
+    "public-traffic": (ECS, ACS),  # a public ecs host; the acs jump host with SSH
+    **{key: (GKE,) for key in PRICE_KEYS if key.startswith(("gke.", "gcp.", "gcs."))},
 }
 # Keys priced per month rather than per hour: an override is divided by HOURS_PER_MONTH.
 MONTHLY_KEYS = frozenset({"gcs.gib-month"})

@@ -317,3 +317,76 @@ def test_the_nats_eips_and_shared_package_are_itemised_as_created(billing, mbps,
     packages = [u for u in estimate["unknown"] if u.startswith("shared bandwidth package")]
     assert packages == ([f"shared bandwidth package of the NAT's EIPs {package}"] if package else [])
     assert len(run.of_type("alicloud:vpc/commonBandwithPackage:CommonBandwithPackage")) == len(packages)
+
+
+# Which price keys each target's estimate has (core.cost.PRICE_KEY_TARGETS) -----------------------------------
+
+PUBLIC = {**PEM_TLS, "access.public": True, "access.allowedCidrs": ["203.0.113.0/24"]}
+# Stacks whose estimates between them have every item a target can have (the conditional ones too).
+COVERING = [
+    ("dev", {"ecs.preparedImage.build": True, "network.natBilling": "bandwidth", "network.natBandwidthMbps": 400}),
+    ("dev", PUBLIC),
+    (
+        "acs",
+        {
+            **PUBLIC,
+            "access.sshCidrs": ["203.0.113.0/24"],
+            "access.sshKeyPair": "my-key",
+            "network.natBilling": "bandwidth",
+            "network.natBandwidthMbps": 400,
+        },
+    ),
+    ("ack", {**PUBLIC, "network.natBilling": "bandwidth", "network.natBandwidthMbps": 400}),
+    ("ack-edge", {**PUBLIC, "network.natBilling": "bandwidth", "network.natBandwidthMbps": 400}),
+    ("gke", PUBLIC),
+]
+
+
+def test_every_price_key_a_target_accepts_prices_an_item_of_its_estimate():
+    """The table cost.prices is checked against is neither too narrow (an item of the estimate that no price can
+    set) nor too wide (a key accepted that prices nothing): each accepted key, given a price of its own, shows up."""
+    from harness import settings_for
+
+    from core.catalog import GKE_MACHINES
+    from core.cost import MONTHLY_KEYS, PRICE_KEY_TARGETS
+
+    machine_keys = {f"gke.{name}" for name in GKE_MACHINES}
+
+    wanted: dict[str, set[str]] = {}
+    priced: dict[str, set[str]] = {}
+    for stack, overrides in COVERING:
+        settings = settings_for(stack, overrides)
+        target = settings.target
+        machine = f"gke.{settings.gke.machine.name}" if target == "gke" else None
+        keys = [
+            k
+            for k, targets in PRICE_KEY_TARGETS.items()
+            if target in targets and (k not in machine_keys or k == machine)  # one GPU machine per stack
+        ]
+        prices = {key: round(1 + index / 1000, 3) for index, key in enumerate(keys)}  # a price of its own
+        items = run_stack(stack, {**overrides, "cost.prices": prices}).outputs["costEstimate"]["items"]
+        unit = {round(i["unitHourly"], 6) for i in items if i["source"] == "config: cost.prices"}
+        wanted.setdefault(target, set()).update(keys)
+        priced.setdefault(target, set()).update(
+            k for k, p in prices.items() if round(p / HOURS_PER_MONTH if k in MONTHLY_KEYS else p, 6) in unit
+        )
+    assert priced == wanted
+
+
+@pytest.mark.parametrize(
+    ("stack", "key"),
+    [("acs", "gpu-node"), ("gke-l4", "gpu-node"), ("dev", "acs-gpu"), ("ack", "acs-gpu"), ("ack", "gke.cluster")],
+)
+def test_a_price_for_an_item_the_target_does_not_have_is_refused(stack, key):
+    from test_config import problem
+
+    found = problem(stack, {"cost.prices": {key: 5}}, f"cost.prices.{key}")
+    assert "costEstimate does not have" in found.allowed
+    assert found.fix == f"pulumi config rm --path 'llm:cost.prices.{key}'"
+
+
+def test_kubernetes_has_no_estimate_so_no_cost_keys():
+    from test_config import problem
+
+    found = problem("kubernetes", {"cost.prices": {"gpu-node": 3}}, "cost")
+    assert "not to kubernetes" in found.allowed

@@ -11,6 +11,7 @@ from core.config.access import check_access, resolve_tls
 from core.config.ack import AckSettings, resolve_edge, resolve_gpu_pool
 from core.config.acs import resolve_acs_pod
 from core.config.benchmark import check_benchmark
+from core.config.cost import CostConfig, check_prices
 from core.config.engine import resolve_engine, resolve_mirror
 from core.config.gateway import check_routes_for_engine, resolve_gateway
 from core.config.gke import GkeSettings, resolve_capacity
@@ -119,6 +120,8 @@ def _resolve(
         if ok("tlsCertificate", "tlsKey"):
             tls = resolve_tls(c.access, target, c.tls_certificate, c.tls_key, problems)
     gateway = resolve_gateway(c.gateway, mainland, problems) if ok("gateway") else None
+    if ok("cost") and target in CostConfig.TARGETS:  # elsewhere the whole group is refused
+        check_prices(c.cost, target, problems)
     if gateway is not None and engine is not None:
         check_routes_for_engine(c.gateway, engine, problems)
     network_ok = ok("network") and target in ALIBABA and check_network(c.network, problems)

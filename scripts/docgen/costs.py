@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from core.cost import HOURS_PER_MONTH, PRICE_KEYS, PRICE_TABLE
+from core.cost import HOURS_PER_MONTH, PRICE_KEY_TARGETS, PRICE_KEYS, PRICE_TABLE
 from docgen import runs
 
 PRICE_INVOKE = "alicloud:cloudcontrol/getPrices:getPrices"
@@ -148,6 +148,12 @@ def render() -> str:
             detail.append(f"| {item['resource']} | {quantity} | {_source(item).replace('|', '/')} |")
     lines += detail
     lines += ["", LIVE_TEXT.format(lookups="\n".join(_lookups())), "## Price keys of `cost.prices`", ""]
-    lines += ["| key | what it prices |", "| --- | --- |"]
-    lines += [f"| `{key}` | {text} |" for key, text in PRICE_KEYS.items()]
+    lines += [
+        "A key is taken only on the targets whose estimate has its item (`core.cost.PRICE_KEY_TARGETS`); elsewhere",
+        "the config refuses it, since it would change nothing.",
+        "",
+        "| key | targets | what it prices |",
+        "| --- | --- | --- |",
+    ]
+    lines += [f"| `{key}` | {', '.join(PRICE_KEY_TARGETS[key])} | {text} |" for key, text in PRICE_KEYS.items()]
     return "\n".join(lines) + "\n"

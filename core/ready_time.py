@@ -128,17 +128,23 @@ def _mirror(settings: ClusterSettings, after: tuple[str, ...]) -> tuple[list[Tas
     return [*tasks, done], (MIRROR_DONE,)
 
 
-def _workers(settings: ClusterSettings, after: tuple[str, ...]) -> list[Task]:
-    """The import workers (components/alibaba/model_import_workers.py), side by side, each with its share: they
-    start with the network (the NAT) and the bucket, beside the cluster; serving waits for their invocations."""
-    workers = d.import_workers(settings.model, settings.model_store.import_workers)
-    plan = d.worker_import(
+def worker_import_plan(settings: ClusterSettings, workers: int) -> d.Plan:
+    """The import workers' shares, through the NAT beside the image mirror's copy when there is one: what the
+    estimate, each worker's deadline and its progress hint all use (stacks/alibaba/managed_kubernetes.py)."""
+    return d.worker_import(
         settings.model,
         settings.network.nat_bandwidth_mbps,
         workers,
         settings.region,
         other_flows=mirror_flows(settings),
     )
+
+
+def _workers(settings: ClusterSettings, after: tuple[str, ...]) -> list[Task]:
+    """The import workers (components/alibaba/model_import_workers.py), side by side, each with its share: they
+    start with the network (the NAT) and the bucket, beside the cluster; serving waits for their invocations."""
+    workers = d.import_workers(settings.model, settings.model_store.import_workers)
+    plan = worker_import_plan(settings, workers)
     tasks = _plan_tasks(f"import ({workers} worker{'s' if workers > 1 else ''})", plan, (IMPORT_START,))
     return [
         Task(IMPORT_START, 0.0, after, "the import workers are created"),

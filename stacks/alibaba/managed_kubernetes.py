@@ -19,7 +19,7 @@ from core import durations, sizing
 from core.config.ack import SYSTEM_DISK_CATEGORY, SYSTEM_NODES
 from core.config.problems import ConfigError, Problem
 from core.config.settings import AckFamilySettings, AlibabaClusterSettings, ClusterSettings
-from core.ready_time import mirror_flows, mirror_sharing
+from core.ready_time import mirror_flows, mirror_sharing, worker_import_plan
 from stacks import serving
 
 MODEL_PREFIX = "models"  # objects under oss://<bucket>/models/<ModelScope id>/
@@ -81,8 +81,7 @@ def import_deadline_minutes(settings: AlibabaClusterSettings, workers: int) -> i
     from components.alibaba.cloud_assistant_worker import COMMAND_TIMEOUT_MAX_SECONDS
 
     mbps, cap = settings.network.nat_bandwidth_mbps, COMMAND_TIMEOUT_MAX_SECONDS // 60
-    others = mirror_flows(settings)
-    modelled = durations.worker_import(settings.model, mbps, workers, settings.region, other_flows=others).minutes
+    modelled = worker_import_plan(settings, workers).minutes
     if modelled > cap:
         raise ConfigError(
             [
@@ -99,7 +98,12 @@ def import_deadline_minutes(settings: AlibabaClusterSettings, workers: int) -> i
             ]
         )
     minutes = durations.worker_deadline_minutes(
-        settings.model, mbps, workers, IMPORT_DEADLINE_MARGIN, IMPORT_DEADLINE_FLOOR_MINUTES, other_flows=others
+        settings.model,
+        mbps,
+        workers,
+        IMPORT_DEADLINE_MARGIN,
+        IMPORT_DEADLINE_FLOOR_MINUTES,
+        other_flows=mirror_flows(settings),
     )
     return max(math.ceil(modelled), min(minutes, cap))
 
@@ -265,14 +269,7 @@ def import_workers(
     from components.alibaba.model_import_workers import progress_hint
     from stacks.progress import announce
 
-    # As the estimate and the deadline have it: beside the mirror's copy when there is one (core.ready_time).
-    modelled = durations.worker_import(
-        settings.model,
-        settings.network.nat_bandwidth_mbps,
-        workers,
-        settings.region,
-        other_flows=mirror_flows(settings),
-    ).minutes
+    modelled = worker_import_plan(settings, workers).minutes  # as the estimate and the deadline have it
     for worker, (invocation, instance_id) in enumerate(zip(importer.invocations, importer.instance_ids, strict=True)):
         announce(
             invocation,

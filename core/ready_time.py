@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Optional
 
 from core import durations as d
-from core.config.settings import ClusterSettings, EcsSettings, GkeTargetSettings, Settings
+from core.config.settings import AckEdgeSettings, ClusterSettings, EcsSettings, GkeTargetSettings, Settings
 from core.config.storage import STREAM
 from core.engine import stream_load
 from core.targets import ACK, ACK_EDGE, ACS, ECS, GKE, KUBERNETES
@@ -243,10 +243,10 @@ def gke(settings: GkeTargetSettings) -> Timeline:
         Task("engine image", pull.minutes, ("GPU pool",), f"{pull.name}: {pull.source}"),
         _step(PRIVATE_LB, d.LB_GCP_MIN.value, (SERVING_START,), d.LB_GCP_MIN),
     ]
+    load = _engine_load(settings, ("engine image", SERVING_START))
     if settings.gke.model_source == "download":
         # No bucket import: the engine downloads the weights from Hugging Face when it starts (stacks/gcp/gke.py).
         download = d.download_at_start(settings.model)
-        load = _engine_load(settings, ("engine image", SERVING_START))
         tasks += [
             Task(SERVING_START, 0.0, ("GKE cluster",), "the serving workload is created"),
             Task(
@@ -257,14 +257,13 @@ def gke(settings: GkeTargetSettings) -> Timeline:
             ),
         ]
     else:
-        tasks_count = d.gke_import_tasks(settings.model, settings.gke.import_tasks)
-        plan = d.gke_import(settings.model, tasks_count)
+        plan = d.gke_import(settings.model, d.gke_import_tasks(settings.model, settings.gke.import_tasks))
         tasks += [
             Task(IMPORT_START, 0.0, ("APIs and network",), "the bucket and the Cloud Run import job are created"),
             *_plan_tasks("import", plan, (IMPORT_START,)),
             Task(IMPORT_DONE, 0.0, (f"import: {plan.steps[-1].name}",), "the job's execution succeeds"),
             Task(SERVING_START, 0.0, (IMPORT_DONE, "GKE cluster"), "the serving workload is created"),
-            _engine_load(settings, ("engine image", SERVING_START)),
+            load,
         ]
     return Timeline(GKE, (*tasks, Task(API, 0.0, (PRIVATE_LB, SERVING_READY))))
 
@@ -279,10 +278,14 @@ def kubernetes(settings: ClusterSettings) -> Timeline:
 BUILDERS = {ECS: ecs, ACS: acs, ACK: ack, ACK_EDGE: ack_edge, GKE: gke, KUBERNETES: kubernetes}
 
 
+def serves_nothing_yet(settings: Settings) -> bool:
+    """ack-edge's first run (ackEdge.clusterOnly): the cluster and the import, no serving workload."""
+    return isinstance(settings, AckEdgeSettings) and settings.edge.cluster_only
+
+
 def timeline(settings: Settings) -> Timeline:
-    """The stack's `pulumi up`; on ack-edge with ackEdge.clusterOnly, the first run's (it serves nothing yet)."""
-    edge = getattr(settings, "edge", None)
-    if settings.target == ACK_EDGE and edge is not None and edge.cluster_only:
+    """The stack's `pulumi up`; on ack-edge's first run, that run's own (serves_nothing_yet)."""
+    if serves_nothing_yet(settings):
         return ack_edge_first_run(settings)  # type: ignore[arg-type]  # AckEdgeSettings is a ClusterSettings
     return BUILDERS[settings.target](settings)  # type: ignore[arg-type]  # each builder takes its target's settings
 

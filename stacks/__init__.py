@@ -7,8 +7,7 @@ import importlib
 import pulumi
 
 from core.config import Settings
-from core.config.settings import AckEdgeSettings
-from core.ready_time import timeline
+from core.ready_time import serves_nothing_yet, timeline
 
 # Target -> the module that composes it. Modules sit with the cloud that runs them.
 TARGET_MODULES = {
@@ -25,7 +24,7 @@ def build(settings: Settings) -> dict[str, object]:
     """Build the target's resources and return its stack outputs, with the modelled time to a serving API
     (printed first, so `pulumi preview` shows it before anything is created)."""
     expected = timeline(settings)
-    first_run = isinstance(settings, AckEdgeSettings) and settings.edge.cluster_only  # that run serves nothing yet
+    first_run = serves_nothing_yet(settings)
     if first_run:
         pulumi.log.info(
             f"{settings.stack}: the first run (ackEdge.clusterOnly) serves nothing yet: about {expected.total:.0f} min "

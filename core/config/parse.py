@@ -255,14 +255,13 @@ def _unread_by_the_virtual_node_unit(c: StackConfig, problems: Problems) -> None
     """ack-edge: the cloud pods' keys that the chosen virtual node unit does not read (set, they would change
     nothing): acs.* for ECI's virtual nodes, ackEdge.eciInstanceTypes for ACS's."""
     unit = c.ack_edge.virtual_node_unit
-    unread = (
-        [(f"acs.{to_camel(name)}", getattr(c.acs, name)) for name in sorted(c.acs.model_fields_set)]
-        if unit != "acs"
-        else [("ackEdge.eciInstanceTypes", list(c.ack_edge.eci_instance_types))]
-        if "eci_instance_types" in c.ack_edge.model_fields_set
-        else []
-    )
-    other = "acs" if unit != "acs" else "eci"
+    if unit == "acs":
+        other = "eci"
+        set_here = "eci_instance_types" in c.ack_edge.model_fields_set
+        unread = [("ackEdge.eciInstanceTypes", list(c.ack_edge.eci_instance_types))] if set_here else []
+    else:
+        other = "acs"
+        unread = [(f"acs.{to_camel(name)}", getattr(c.acs, name)) for name in sorted(c.acs.model_fields_set)]
     for key, value in unread:
         problems.add(
             key,

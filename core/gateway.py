@@ -60,6 +60,11 @@ DEFAULT_ROUTES: tuple[tuple[str, str], ...] = (
     ("/v1/chat/completions", "POST"),
     ("/v1/completions", "POST"),
 )
+# What the gateway's container asks for beside the engine in a serving pod (the Kubernetes targets): sizing checks
+# add it to the engine's request (core.config.placement), the pod spec requests it
+# (components/kubernetes/serving_workload.py GATEWAY_RESOURCES).
+REQUEST_MILLI_CPU = 250
+REQUEST_MEMORY_MIB = 128
 HEALTH_PATH = "/health"
 METRICS_PATH = "/metrics"
 

@@ -46,6 +46,8 @@ from core.gateway import (
     ENGINE_LOOPBACK_PORT,
     HEALTH_PATH,
     METRICS_PORT,
+    REQUEST_MEMORY_MIB,
+    REQUEST_MILLI_CPU,
     GatewayConfig,
     GatewayTls,
     auth_map_entry,
@@ -112,7 +114,10 @@ GATEWAY_TLS_DIR = "/etc/llm-gateway-tls"
 # A kubernetes.io/tls Secret's keys (Kubernetes "Secrets", TLS secrets; cert-manager writes the same two).
 TLS_CERT_ITEM = "tls.crt"
 TLS_KEY_ITEM = "tls.key"
-GATEWAY_RESOURCES = {"requests": {"cpu": "250m", "memory": "128Mi"}, "limits": {"cpu": "2", "memory": "512Mi"}}
+GATEWAY_RESOURCES = {
+    "requests": {"cpu": f"{REQUEST_MILLI_CPU}m", "memory": f"{REQUEST_MEMORY_MIB}Mi"},
+    "limits": {"cpu": "2", "memory": "512Mi"},
+}
 # The engine's probes run inside its container (it listens on loopback, out of the kubelet's reach); every
 # engine image has Python (the engines are Python), not always curl.
 ENGINE_PROBE = (

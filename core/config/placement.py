@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Optional
 
-from core import sizing
+from core import gateway, sizing
 from core.catalog import (
     CAPACITY_MODES,
     ECS_INSTANCE_TYPES,
@@ -472,9 +472,8 @@ def resolve_workload(
     return Workload(namespace=config.namespace, replicas=replicas, cpu=cpu, memory_gib=memory, shm_gib=shm)
 
 
-# Beside the engine, the serving pod's gateway container asks for 0.25 vCPU and 128 MiB
-# (components/kubernetes/serving_workload.py GATEWAY_RESOURCES).
-GATEWAY_CPU, GATEWAY_MEMORY_GIB = 0.25, 0.125
+# Beside the engine, the serving pod's gateway container asks for its own request (core.gateway).
+GATEWAY_CPU, GATEWAY_MEMORY_GIB = gateway.REQUEST_MILLI_CPU / 1000, gateway.REQUEST_MEMORY_MIB / 1024
 
 
 def _fits_the_node(config: WorkloadConfig, cpu: int, memory: int, instance: InstanceType, problems: Problems) -> None:

@@ -4,6 +4,7 @@ import base64
 import dataclasses
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 import urllib.parse
@@ -375,11 +376,14 @@ def _bootstrap_run(
     weights: str = "modelscope",
     load: str = "copy",
     toolkit_waits_for_pull: bool = False,
+    conf_extra: str = "",
+    fetch_oss: str = "exit 0",
 ):
     """bootstrap.sh against stub system tools. `prepared`: the driver, Docker, toolkit, packages and images are
     already installed (a host from ecs.preparedImage); otherwise apt "installs" them (the stubs then appear).
     `toolkit_waits_for_pull`: the toolkit's install finishes only once the engine image's pull has begun (at most
-    10 s), and leaves `toolkit-beside-pull` in the installed directory if it had.
+    10 s), and leaves `toolkit-beside-pull` in the installed directory if it had. `conf_extra`: more conf lines;
+    `fetch_oss`: the body of the fetch-oss.py stub.
     Returns (exit code, output, calls made, the state directory)."""
     bin_dir, lib, state = tmp_path / "bin", tmp_path / "lib", tmp_path / "state"
     for d in (bin_dir, lib):
@@ -421,7 +425,7 @@ def _bootstrap_run(
         stub(bin_dir, name, "exit 0")
     stub(lib, "install-driver.sh", 'touch "$INSTALLED/driver" "$INSTALLED/pkg-nvidia-utils-570-server"')
     stub(lib, "fetch-model.sh", "exit 0")
-    stub(lib, "fetch-oss.py", "exit 0")
+    stub(lib, "fetch-oss.py", fetch_oss)
     stub(bin_dir, "python3", 'exec "$@"')
     tools = tmp_path / "tools"
     tools.mkdir(exist_ok=True)
@@ -443,7 +447,7 @@ def _bootstrap_run(
         "GATEWAY_IMAGE=gateway/image:1\nDRIVER_BRANCH=570\nDRIVER_FLAVOUR=open\nFABRIC_MANAGER=false\n"
         "NVIDIA_TOOLKIT_REPO=https://example.invalid\nPIP_INDEX_URL=x\nMODELSCOPE_VERSION=1\n"
         f"MODELSCOPE_HUB_VERSION=1\nWEIGHTS_SOURCE={weights}\nWEIGHTS_BUCKET=b\nWEIGHTS_PREFIX=models\n"
-        f"WEIGHTS_PARALLEL=16\nOSS_ENDPOINT=oss-cn-hangzhou-internal.aliyuncs.com\nWEIGHTS_LOAD={load}\n"
+        f"WEIGHTS_PARALLEL=16\nOSS_ENDPOINT=oss-cn-hangzhou-internal.aliyuncs.com\nWEIGHTS_LOAD={load}\n{conf_extra}"
     )
     # The docker stub names an image's file after its reference with '/' as '_'.
     env = {
@@ -527,10 +531,53 @@ def test_streamed_weights_are_not_copied_the_engine_reads_the_bucket_once_its_im
     code, output, calls, state = _bootstrap_run(tmp_path, prepared=True, weights="oss", load="stream")
     assert code == 0, output
     [check] = [c for c in calls if c.startswith("fetch-oss.py")]  # the only call: a check, no copy
-    assert "--marker org/model@master --check-only" in check, check
+    assert "--marker org/model@master --wait-seconds 0 --check-only" in check, check
     assert not any(c.startswith("fetch-model.sh") for c in calls), calls
     assert "weights: streamed by the engine from oss://b/models/org/model/ (no copy)" in output
     assert (state / "bootstrap.done").exists()
+
+
+@pytest.mark.parametrize("load", ["copy", "stream"])
+def test_the_host_waits_as_long_as_its_config_says_for_the_stacks_own_import(tmp_path, load):
+    """HostConfig.weights_wait_seconds reaches fetch-oss.py, for the copy and for the stream's check; an older conf
+    without it waits for nothing."""
+    host = dataclasses.replace(host_for({}), weights_wait_seconds=1800)
+    [line] = [line for line in render_conf(host).splitlines() if line.startswith("WEIGHTS_WAIT_SECONDS=")]
+    assert line == "WEIGHTS_WAIT_SECONDS=1800" and "WEIGHTS_WAIT_SECONDS=0\n" in render_conf(host_for({}))
+    code, output, calls, _ = _bootstrap_run(tmp_path, prepared=True, weights="oss", load=load, conf_extra=line + "\n")
+    assert code == 0, output
+    [fetch] = [c for c in calls if c.startswith("fetch-oss.py")]
+    waited = int(fetch.split("--wait-seconds ")[1].split()[0])
+    assert "--marker org/model@master --wait-seconds" in fetch and 1795 <= waited <= 1800, fetch
+    assert ("--check-only" in fetch) == (load == "stream")
+    (tmp_path / "calls.log").unlink()
+    (tmp_path / "state" / "bootstrap.done").unlink()
+    code, output, calls, _ = _bootstrap_run(tmp_path, prepared=True, weights="oss", load=load)
+    assert code == 0, output
+    assert "--wait-seconds 0" in next(c for c in calls if c.startswith("fetch-oss.py"))
+
+
+def test_a_retried_fetch_waits_only_for_what_is_left_of_the_hosts_wait(tmp_path):
+    """bootstrap.sh retries fetch-oss.py on failure: each attempt waits for the import only until the deadline set
+    when the weights step began, so retries never stretch the wait past WEIGHTS_WAIT_SECONDS."""
+    clock = tmp_path / "clock"
+    clock.write_text("1000")
+    # `date +%s` advances 700 s per call; other formats (the step log) are the real date's.
+    date = tmp_path / "bin" / "date"
+    date.parent.mkdir(parents=True, exist_ok=True)
+    date.write_text(
+        f'#!/bin/bash\nif [ "$1" = +%s ]; then t=$(cat {clock}); echo "$t"; echo $((t + 700)) >{clock}; '
+        'else exec /bin/date "$@"; fi\n'
+    )
+    date.chmod(0o755)
+    fails_twice = '[ -e "$INSTALLED/tried-2" ] && exit 0; [ -e "$INSTALLED/tried-1" ] && touch "$INSTALLED/tried-2"; '
+    fails_twice += 'touch "$INSTALLED/tried-1"; exit 1'
+    code, output, calls, _ = _bootstrap_run(
+        tmp_path, prepared=True, weights="oss", conf_extra="WEIGHTS_WAIT_SECONDS=1800\n", fetch_oss=fails_twice
+    )
+    assert code == 0, output
+    waits = [int(c.split("--wait-seconds ")[1].split()[0]) for c in calls if c.startswith("fetch-oss.py")]
+    assert waits == [1100, 400, 0], calls  # deadline 1000 + 1800; attempts at 1700, 2400 and 3100
 
 
 def _serving_run(tmp_path, conf: str) -> list[str]:
@@ -635,10 +682,12 @@ def test_the_oss_v4_signature_is_the_one_alibabas_sdk_computes():
 class _FakeOss:
     """The metadata service and one bucket, answering urllib requests as OSS and ECS would."""
 
-    def __init__(self, objects: dict[str, bytes], marker: str | None = None):
+    def __init__(self, objects: dict[str, bytes], marker: str | None = None, arrivals: dict | None = None):
+        """`arrivals`: {n: objects} put in the bucket just before the n-th ListObjects (an import going on)."""
         legacy = {"models/org/m/.download-complete": marker.encode()} if marker else {}  # fetch-model.sh's marker
         self.objects = {**objects, **legacy}
         self.requests = []
+        self.arrivals, self.lists = arrivals or {}, 0
 
     def urlopen(self, request, timeout=None):
         import io
@@ -666,6 +715,8 @@ class _FakeOss:
             url, key, headers["X-oss-date"], ("STS.id", "s", "tok"), "cn-hangzhou"
         )
         if not key:
+            self.lists += 1
+            self.objects.update(self.arrivals.get(self.lists, {}))
             prefix = urllib.parse.parse_qs(parsed.query)["prefix"][0]
             items = "".join(
                 f"<Contents><Key>{k}</Key><Size>{len(v)}</Size></Contents>"
@@ -680,7 +731,7 @@ class _FakeOss:
         return io.BytesIO(data)
 
 
-def _fetch_oss(tmp_path, monkeypatch, fake, chunk=None, check_only=False):
+def _fetch_oss(tmp_path, monkeypatch, fake, chunk=None, check_only=False, extra=()):
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("fetch_oss", SCRIPTS / "fetch-oss.py")
@@ -702,6 +753,7 @@ def _fetch_oss(tmp_path, monkeypatch, fake, chunk=None, check_only=False):
         "--marker",
         "org/m@master",
         *(["--check-only"] if check_only else []),
+        *extra,
         str(tmp_path / "m"),
     ]
     monkeypatch.setattr(sys, "argv", argv)
@@ -794,6 +846,71 @@ def test_check_only_confirms_the_import_and_reads_no_weights(tmp_path, monkeypat
     assert not (tmp_path / "m").exists()
     with pytest.raises(SystemExit, match="no finished import"):
         _fetch_oss(tmp_path, monkeypatch, _FakeOss(_imported(SHARDS, 2, revision="v0")), check_only=True)
+
+
+def _one_share_of_two() -> dict[str, bytes]:
+    """An import under way: worker 0 finished (its files and manifest), worker 1 not."""
+    shares = _imported(SHARDS, 2)
+    [manifest] = [k for k in shares if k.endswith("worker-0-of-2.json")]
+    files = {f"models/org/m/{f['path']}" for f in json.loads(shares[manifest])["files"]}
+    return {k: v for k, v in shares.items() if k == manifest or k in files}
+
+
+@pytest.mark.parametrize("check_only", [False, True], ids=["copy", "check-only"])
+def test_with_a_wait_the_host_lists_the_bucket_again_until_the_stacks_own_import_is_finished(
+    tmp_path, monkeypatch, capsys, check_only
+):
+    """ecs fills the bucket with its own import workers while the host boots: nothing at first, then one share's
+    manifest, then both; each listing in between prints a line of progress."""
+    fake = _FakeOss({}, arrivals={2: _one_share_of_two(), 3: _imported(SHARDS, 2)})
+    wait = ("--wait-seconds", "60", "--poll-seconds", "0")
+    assert _fetch_oss(tmp_path, monkeypatch, fake, chunk=1000, check_only=check_only, extra=wait) == 0
+    assert fake.lists == 3
+    progress = [line for line in capsys.readouterr().out.splitlines() if line.startswith("waiting")]
+    where = "waiting for the model import into oss://bkt/models/org/m/"
+    assert progress[0].startswith(f"{where}: no import manifests and no .download-complete, 0.0 GB of objects")
+    assert re.fullmatch(rf"{where}: 1 of 2 import manifests, 0\.0 GB of objects so far \(\d+ s of 60\)", progress[1])
+    assert len(progress) == 2
+    if not check_only:
+        assert (tmp_path / "m/model-00002.safetensors").read_bytes() == SHARDS["model-00002.safetensors"]
+        assert (tmp_path / "m/.download-complete").read_text() == "org/m@master\n"
+
+
+def test_a_wait_that_ends_before_the_import_does_fails_naming_what_the_bucket_holds_and_the_wait(
+    tmp_path, monkeypatch, capsys
+):
+    fake = _FakeOss(_one_share_of_two())
+    with pytest.raises(SystemExit) as failed:
+        _fetch_oss(tmp_path, monkeypatch, fake, extra=("--wait-seconds", "0.2", "--poll-seconds", "0.05"))
+    assert re.fullmatch(
+        r"oss://bkt/models/org/m/ holds no finished import of 'org/m@master' \(1 of 2 import manifests\): run the "
+        r"model import \(the stack that imports into this bucket\) and start again \(waited \d+ s for it\)",
+        str(failed.value.code),
+    )
+    assert fake.lists >= 3 and capsys.readouterr().out.count("waiting for the model import") == fake.lists - 1
+    assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("wait", [(), ("--wait-seconds", "0")], ids=["default", "zero"])
+def test_without_a_wait_an_unfinished_import_is_refused_after_one_listing(tmp_path, monkeypatch, capsys, wait):
+    fake = _FakeOss({}, arrivals={2: _imported(SHARDS, 2)})
+    with pytest.raises(SystemExit, match=r"\(no import manifests and no \.download-complete\): .* start again$"):
+        _fetch_oss(tmp_path, monkeypatch, fake, extra=("--poll-seconds", "0", *wait))
+    assert fake.lists == 1 and "waiting" not in capsys.readouterr().out
+
+
+def test_while_waiting_a_bad_manifest_or_a_finished_import_missing_files_fails_at_once(tmp_path, monkeypatch):
+    """Only an unfinished import is waited for: once its manifests are all there the workers are done."""
+    wait = ("--wait-seconds", "60", "--poll-seconds", "0")
+    outside = _FakeOss(_imported({"../../etc/cron.d/x": b"x"}, 1))
+    with pytest.raises(SystemExit, match="manifest paths outside the model"):
+        _fetch_oss(tmp_path, monkeypatch, outside, extra=wait)
+    short = _imported(SHARDS, 1)
+    short["models/org/m/config.json"] = b"{"
+    cut = _FakeOss(short, arrivals={2: _imported(SHARDS, 1)})
+    with pytest.raises(SystemExit, match=r"misses files of its import: config.json \(1 bytes, 2 recorded\)"):
+        _fetch_oss(tmp_path, monkeypatch, cut, extra=wait)
+    assert outside.lists == cut.lists == 1
 
 
 # --- The shared shell libraries (components/scripts/lib-*.sh), inlined where the scripts ship -------------------

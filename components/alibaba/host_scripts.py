@@ -95,6 +95,8 @@ class HostConfig:
     # "stream": the engine reads s3://<bucket>/<prefix>/<id> itself (engine.argv carries the URI and the streamer's
     # flags) with the instance's RAM role; nothing is copied. "copy": fetch-oss.py first. `region`: the S3 endpoint's.
     weights_load: str = "copy"
+    # How long the host waits for the stack's own import into the bucket to finish; 0: the bucket is filled already.
+    weights_wait_seconds: int = 0
     region: str = ""
     gateway_routes: tuple[tuple[str, str], ...] = DEFAULT_ROUTES  # (path, method) behind the key: settings.gateway
     tls: bool = False  # the API port speaks TLS only (the readiness command installs the certificate and key)
@@ -158,6 +160,7 @@ def render_conf(host: HostConfig) -> str:
         "WEIGHTS_PREFIX": host.weights_prefix,
         "WEIGHTS_PARALLEL": str(host.weights_parallel),
         "OSS_ENDPOINT": host.oss_endpoint,
+        "WEIGHTS_WAIT_SECONDS": str(host.weights_wait_seconds),
         "WEIGHTS_LOAD": "stream" if streamed(host) else "copy",
         "STREAM_DIR": STREAM_DIR,
         "STREAM_MOUNT": STREAM_MOUNT,

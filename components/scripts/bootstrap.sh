@@ -64,10 +64,19 @@ install_missing() {
 # fetch-model.sh (shared with the Kubernetes import Job) skips a finished download and resumes a partial one;
 # fetch-oss.py does the same from a bucket in the region, with the instance's RAM role, and copies only a finished
 # import of the stack's model and revision. Streamed (ecs.weights.load stream), nothing is copied: fetch-oss.py only
-# checks the import, and the engine reads the bucket itself when it starts.
+# checks the import, and the engine reads the bucket itself when it starts. Either way it waits until
+# WEIGHTS_WAIT_SECONDS from here for the stack's own import into the bucket to finish (0: the bucket is filled
+# already); a retry waits only for what is left of that.
+fetch_from_bucket() {
+  local left=$((WAIT_UNTIL - $(date +%s)))
+  python3 "$LIB/fetch-oss.py" --bucket "${WEIGHTS_BUCKET:-}" --prefix "$WEIGHTS_PREFIX/$MODEL_ID" \
+    --endpoint "${OSS_ENDPOINT:-}" --parallel "$WEIGHTS_PARALLEL" --marker "$MODEL_ID@$MODEL_REVISION" \
+    --wait-seconds "$((left > 0 ? left : 0))" "$@"
+}
+
 download_model() {
-  local from_bucket=(python3 "$LIB/fetch-oss.py" --bucket "${WEIGHTS_BUCKET:-}" --prefix "$WEIGHTS_PREFIX/$MODEL_ID"
-    --endpoint "${OSS_ENDPOINT:-}" --parallel "$WEIGHTS_PARALLEL" --marker "$MODEL_ID@$MODEL_REVISION")
+  WAIT_UNTIL=$(($(date +%s) + ${WEIGHTS_WAIT_SECONDS:-0}))
+  local from_bucket=(fetch_from_bucket)
   if [ "${WEIGHTS_LOAD:-copy}" = stream ]; then
     step "weights: checking the import in oss://$WEIGHTS_BUCKET/$WEIGHTS_PREFIX/$MODEL_ID/"
     retry "${from_bucket[@]}" --check-only "$MODEL_DIR"

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Copies one model's weights from an OSS bucket in the region onto the host, with parallel ranged GETs.
 
-Usage: fetch-oss.py --bucket B --prefix P --endpoint E --parallel N --marker MODEL@REVISION [--check-only] DIR
+Usage: fetch-oss.py --bucket B --prefix P --endpoint E --parallel N --marker MODEL@REVISION [--check-only]
+       [--wait-seconds S [--poll-seconds P]] DIR
 
 The bucket is read over its internal endpoint (oss-<region>-internal.aliyuncs.com: no NAT, no internet traffic)
 with the instance RAM role's temporary credentials from the metadata service
@@ -17,7 +18,9 @@ Only a finished import of MODEL@REVISION is copied, and only its files. Two writ
 - fetch-model.sh (a download into a mounted bucket): P/.download-complete names the model and revision, and the
   copy takes every object under P but the markers.
 Either way every file must be in the bucket with its recorded size, or nothing is copied. --check-only checks
-that and copies nothing (the engine streams the bucket itself). Idempotent: DIR/.download-complete is written
+that and copies nothing (the engine streams the bucket itself). --wait-seconds S: while no import is finished (the
+stack's own workers fill the bucket as the host boots), P is listed again every --poll-seconds, up to S seconds,
+with a line of progress each time; 0 (the default) refuses at once. Idempotent: DIR/.download-complete is written
 last and checked first; a file already there with the object's size is kept, so a rerun after a failure copies
 only what is missing.
 Python standard library only (Ubuntu's python3). Requests carry OSS's V4 signature (OSS API reference, "Include
@@ -172,8 +175,19 @@ def manifest_sets(prefix: str, keys) -> dict[int, dict[int, str]]:
     return sets
 
 
+class Unfinished(SystemExit):
+    """No finished import of the marker (yet): `seen`, what the bucket holds instead."""
+
+    def __init__(self, args, seen: str) -> None:
+        self.seen = seen
+        super().__init__(
+            f"oss://{args.bucket}/{args.prefix}/ holds no finished import of {args.marker!r} ({seen}): run the "
+            "model import (the stack that imports into this bucket) and start again"
+        )
+
+
 def finished_import(args, credentials: Credentials, sizes: dict[str, int]) -> list[tuple[str, int]]:
-    """The objects (key, size) of the finished import of args.marker under args.prefix, or SystemExit naming
+    """The objects (key, size) of the finished import of args.marker under args.prefix, or Unfinished naming
     what the bucket holds instead."""
     seen = []
     for workers, shares in sorted(manifest_sets(args.prefix, sizes).items(), reverse=True):
@@ -199,11 +213,29 @@ def finished_import(args, credentials: Credentials, sizes: dict[str, int]) -> li
                 if relative(k) != MARKER and not relative(k).startswith(IMPORT_DIR + "/")
             ]
         seen.append(f"{MARKER} naming {remote!r}")
-    raise SystemExit(
-        f"oss://{args.bucket}/{args.prefix}/ holds no finished import of {args.marker!r} "
-        f"({'; '.join(seen) or 'no import manifests and no ' + MARKER}): run the model import "
-        f"(the stack that imports into this bucket) and start again"
-    )
+    raise Unfinished(args, "; ".join(seen) or f"no import manifests and no {MARKER}")
+
+
+def wait_for_import(args, credentials: Credentials) -> tuple[list[tuple[str, int]], dict[str, int]]:
+    """The finished import's objects and every object's size under the prefix, listed again every
+    args.poll_seconds while it is unfinished, up to args.wait_seconds."""
+    started = time.monotonic()
+    while True:
+        sizes = dict(list_objects(args, credentials))
+        try:
+            return finished_import(args, credentials, sizes), sizes
+        except Unfinished as unfinished:
+            waited = time.monotonic() - started
+            if waited >= args.wait_seconds:
+                if not args.wait_seconds:
+                    raise
+                raise SystemExit(f"{unfinished} (waited {waited:.0f} s for it)") from None
+            print(
+                f"waiting for the model import into oss://{args.bucket}/{args.prefix}/: {unfinished.seen}, "
+                f"{sum(sizes.values()) / 1e9:.1f} GB of objects so far ({waited:.0f} s of {args.wait_seconds:g})",
+                flush=True,
+            )
+            time.sleep(min(args.poll_seconds, args.wait_seconds - waited))
 
 
 def check_present(args, files: list[tuple[str, int]], sizes: dict[str, int]) -> None:
@@ -224,6 +256,8 @@ def main() -> int:
         parser.add_argument(name, required=True)
     parser.add_argument("--parallel", type=int, default=16)
     parser.add_argument("--check-only", action="store_true", help="check the import, copy nothing")
+    parser.add_argument("--wait-seconds", type=float, default=0, help="wait this long for an unfinished import")
+    parser.add_argument("--poll-seconds", type=float, default=20)
     parser.add_argument("target")
     args = parser.parse_args()
     args.prefix = args.prefix.strip("/")
@@ -233,8 +267,7 @@ def main() -> int:
         return 0
     args.region = endpoint_region(args.endpoint)  # the V4 scope of every request, read once
     credentials = Credentials(role_name())
-    sizes = dict(list_objects(args, credentials))
-    objects = finished_import(args, credentials, sizes)
+    objects, sizes = wait_for_import(args, credentials)
     check_present(args, objects, sizes)
     if args.check_only:
         total = sum(s for _, s in objects)

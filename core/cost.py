@@ -131,7 +131,7 @@ PRICE_KEY_TARGETS: Mapping[str, tuple[str, ...]] = {
     "nat-bandwidth": _ALIBABA_NAT,
     "private-lb": _CLUSTER_EXTRAS,
     "public-lb": _CLUSTER_EXTRAS,
-    "model-bucket": _CLUSTER_EXTRAS,
+    "model-bucket": (ECS, *_CLUSTER_EXTRAS),  # ecs: with ecs.weights.source import
     "public-traffic": (ECS, ACS),  # a public ecs host; the acs jump host with SSH
     **{key: (GKE,) for key in PRICE_KEYS if key.startswith(("gke.", "gcp.", "gcs."))},
 }

@@ -354,6 +354,10 @@ class EcsStart:
     # ecs.weights.load stream: the engine streams the weights from OSS itself, this many processes at once (the
     # tensor-parallel ranks of a distributed load, else 1); 0: they are on the disk first (a copy or a download).
     stream_ranks: int = 0
+    # ecs.weights.source import: when the stack's import workers are modelled to be done, from the start of `up`
+    # (import_ready_minutes); the host's copy or stream waits for them. 0: the bucket is filled already.
+    import_minutes: float = 0.0
+    import_workers: int = 0
 
 
 def essd_mb_per_s(disk_gib: int) -> float:
@@ -369,6 +373,7 @@ def ecs_readiness(model: ModelSpec, mbps: float, start: EcsStart = EcsStart()) -
     bounded by the NIC (engine_load store "oss")."""
     weights = weights_gb(model)
     unpack = ENGINE_IMAGE_UNPACKED_GB.value * 1000 / EXTRACT_MB_PER_S.value / 60
+    apt = 0.0 if start.prepared_image else APT_BASE_MIN.value
     if start.weights_in_region and start.stream_ranks > 0:
         download = Step("weights: streamed from OSS by the engine (no copy)", 0.0, "ecs.weights.load stream")
     elif start.weights_in_region:
@@ -414,16 +419,21 @@ def ecs_readiness(model: ModelSpec, mbps: float, start: EcsStart = EcsStart()) -
             f"{REGISTRY_NEAR_MB_PER_S.source if start.image_in_region else ENGINE_IMAGE_GB.source}; "
             f"{EXTRACT_MB_PER_S.source}; {RUNTIME_RESTART_MIN.source}",
         )
+    if start.import_minutes > 0:
+        # The host's fetch-oss.py waits for the workers' manifests (it starts after apt, as the copy does).
+        wait = max(0.0, start.import_minutes - ECS_CREATE_AND_BOOT_MIN.value - apt)
+        download = Step(
+            f"the import ({start.import_workers} worker{'s' if start.import_workers != 1 else ''}, done at "
+            f"{start.import_minutes:.1f} min), then {download.name}",
+            wait + download.minutes,
+            f"{WORKER_BOOT_MIN.source}; {WORKER_SETUP_MIN.source}; {INTRA_CLOUD_MB_PER_S.source}; {download.source}",
+        )
     slower = max(download, software, key=lambda s: s.minutes)
     other = software if slower is download else download
     return Plan(
         (
             Step("create and boot", ECS_CREATE_AND_BOOT_MIN.value, ECS_CREATE_AND_BOOT_MIN.source),
-            Step(
-                "apt" if not start.prepared_image else "apt: nothing to install",
-                0.0 if start.prepared_image else APT_BASE_MIN.value,
-                APT_BASE_MIN.source,
-            ),
+            Step("apt" if not start.prepared_image else "apt: nothing to install", apt, APT_BASE_MIN.source),
             Step(slower.name, slower.minutes, f"{slower.source}; beside it: {other.name} {other.minutes:.1f} min"),
             engine_load(model, start.stream_ranks, start.tensor_parallel, store="oss")
             if start.weights_in_region and start.stream_ranks > 0
@@ -568,6 +578,23 @@ def worker_import(
         why = f"{flows} flow(s) share {mbps:g} Mbit/s of NAT; {MODELSCOPE_MB_PER_S.source}"
     steps.append(Step(f"{share:.0f} GB into OSS at {rate:.0f} MB/s", share * 1000 / rate / 60, why))
     return Plan(tuple(steps))
+
+
+def ecs_import(model: ModelSpec, mbps: float, workers: int, region: str, start: EcsStart) -> Plan:
+    """ecs.weights.source import: one worker's share; outside ModelScope's regions the workers share the NAT with
+    the host's engine image pull (unless the host has the image, or takes it from a VPC registry)."""
+    return worker_import(model, mbps, workers, region, other_flows=host_nat_pulls(start))
+
+
+def host_nat_pulls(start: EcsStart) -> int:
+    """The host's engine image pulls through the NAT: none from a prepared image or a VPC registry, else one."""
+    return 0 if start.prepared_image or start.image_in_region else 1
+
+
+def import_ready_minutes(plan: Plan) -> float:
+    """When import workers that start with the network and its NAT (their SNAT entries: the hub's API is on the
+    internet) are done, from the start of `up`."""
+    return NETWORK_MIN.value + NAT_MIN.value + plan.minutes
 
 
 def image_mirror(mbps: float, sharing: int = 1) -> Plan:

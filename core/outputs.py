@@ -31,7 +31,8 @@ OUTPUTS: Mapping[str, str] = {
         "The image the ecs host boots: the public Ubuntu image on a first host, or the prepared image "
         "(`ecs.preparedImage`, docs/targets/ecs-prepared-image.md) with the driver, Docker and the engine image in it."
     ),
-    "weightsSource": "Where the ecs host copies the weights from with `ecs.weights.source: oss` (an oss:// prefix).",
+    "weightsSource": "Where the ecs host takes the weights from: an oss:// prefix (`ecs.weights.source` oss or "
+    "import), else the ModelScope id and revision.",
     "modelLoad": "How the engine loads the weights (streamed from the store or read from the mount) and the log line "
     "that shows its progress (docs/loading.md).",
     "modelImportWorkers": (
@@ -57,7 +58,8 @@ OUTPUTS: Mapping[str, str] = {
     "loadMinutesEstimate": "The modelled model load time in minutes, which sizes the startup probe.",
     "clusterId": "The ACS, ACK Pro or ACK Edge cluster.",
     "clusterName": "The GKE cluster.",
-    "modelBucket": "The bucket that holds the weights (and the benchmark results).",
+    "modelBucket": "The bucket that holds the weights (and, on Kubernetes, the benchmark results); on ecs with "
+    "`ecs.weights.source: import` only.",
     "kubeconfig": (
         "A kubeconfig for the cluster. On the Alibaba targets it carries a credential: a secret, valid for 3 days "
         "(4,320 minutes) after the `pulumi up` that fetched it; on gke it holds none (gke-gcloud-auth-plugin "

@@ -39,6 +39,15 @@ def ecs(settings: EcsSettings) -> Timeline:
     host = settings.ecs
     plan = d.ecs_readiness(settings.model, host.egress_mbps, host.start)
     tasks = [*_plan_tasks("host", plan, ()), Task(API, 0.0, (f"host: {plan.steps[-1].name}",))]
+    if host.weights.imported:
+        # ecs.weights.source import: the workers start with the network and its NAT; the host's weights step
+        # (core.durations.ecs_readiness) already waits until they are done (start.import_minutes).
+        workers = host.weights.import_workers
+        share = d.ecs_import(settings.model, host.egress_mbps, workers, settings.region, host.start)
+        tasks += [
+            _step("network", d.NETWORK_MIN.value + d.NAT_MIN.value, (), d.NETWORK_MIN),
+            *_import_tasks(workers, share, ("network",)),
+        ]
     if host.prepared_image.build:
         build = d.prepared_image_build(host.egress_mbps, host.start.image_in_region)
         tasks += _plan_tasks("prepared image", build, ())
@@ -144,7 +153,10 @@ def _workers(settings: ClusterSettings, after: tuple[str, ...]) -> list[Task]:
     """The import workers (components/alibaba/model_import_workers.py), side by side, each with its share: they
     start with the network (the NAT) and the bucket, beside the cluster; serving waits for their invocations."""
     workers = d.import_workers(settings.model, settings.model_store.import_workers)
-    plan = worker_import_plan(settings, workers)
+    return _import_tasks(workers, worker_import_plan(settings, workers), after)
+
+
+def _import_tasks(workers: int, plan: d.Plan, after: tuple[str, ...]) -> list[Task]:
     tasks = _plan_tasks(f"import ({workers} worker{'s' if workers > 1 else ''})", plan, (IMPORT_START,))
     return [
         Task(IMPORT_START, 0.0, after, "the import workers are created"),
@@ -299,13 +311,11 @@ PREPARED = "m-bp1preparedimage1"  # any prepared image id: the model reads only 
 # The weights in the region stream from OSS into the engine (ecs.weights.load stream, asked for, with an image that
 # ships the streamer: vLLM's own image, not the mainland default EGS image of the dev and prod stacks); the
 # "copied" rows keep the default copy onto the disk, for comparison.
-IN_REGION = {
-    "ecs.weights.source": "oss",
-    "ecs.weights.bucket": "my-llm-models",
-    "ecs.weights.load": "stream",
-    "engine.image": VLLM_IMAGE.value,
-}
-COPIED = {"ecs.weights.source": "oss", "ecs.weights.bucket": "my-llm-models"}
+# A bucket another stack filled (source oss): no import of this stack's own (prod's importWorkers unset).
+FILLED = {"ecs.weights.source": "oss", "ecs.weights.bucket": "my-llm-models", "ecs.weights.importWorkers": None}
+IN_REGION = {**FILLED, "ecs.weights.load": "stream", "engine.image": VLLM_IMAGE.value}
+COPIED = FILLED
+NO_IMPORT = {"ecs.weights.source": None, "ecs.weights.importWorkers": None}  # ModelScope onto the host (the default)
 # The mainland default engine image, copied into an ACR Enterprise Edition instance of yours in the region (by hand or
 # another stack's engine.mirror): the host pulls it over the VPC. The domain is an example of the form; the model
 # reads only that the host is an Enterprise instance's VPC domain in the stack's region.
@@ -337,6 +347,12 @@ VARIANTS = {
     "prod, prepared image": ("prod", {"ecs.preparedImage.id": PREPARED}, None),
     "dev, weights copied from the region": ("dev", COPIED, None),
     "prod, weights copied from the region": ("prod", COPIED, None),
+    # prod's own import at t=0 (ecs.weights.source import) against what it replaces.
+    "prod, weights from ModelScope on the host (no import)": ("prod", NO_IMPORT, None),
+    "prod, the import's default split (3 workers)": ("prod", {"ecs.weights.importWorkers": None}, None),
+    "prod, the import with one NAT EIP (200 Mbit/s)": ("prod", ONE_EIP, None),
+    "prod, the import onto a 190 GiB disk (215 MB/s)": ("prod", {"disk.sizeGib": 190}, None),
+    "dev, imported at t=0 (1 worker)": ("dev", {"ecs.weights.source": "import"}, None),
     "dev, engine image from your ACR, weights copied from the region": ("dev", {**IN_ACR, **COPIED}, None),
     "prod, engine image from your ACR, weights copied from the region": ("prod", {**IN_ACR, **COPIED}, None),
     # Streaming from OSS (docs/loading.md): explicit, with an engine image that ships the streamer (not EGS's), and

@@ -292,10 +292,17 @@ def validate_gpu_workloads(args: ResourceValidationArgs, report: ReportViolation
 # ---------------------------------------------------------------------------------------------- prod
 
 
+# The import and image-mirror workers (components/alibaba/model_import_workers.py, image_mirror.py): they stop
+# themselves once done and hold nothing a re-run cannot redo, so protecting them would only make destroy fail.
+SHORT_LIVED_WORKERS = ("model-import", "image-mirror")
+
+
 def validate_prod_deletion_protection(args: ResourceValidationArgs, report: ReportViolation) -> None:
     if args.resource_type not in (ECS_INSTANCE, ACK_CLUSTER, GKE_CLUSTER) or not c.is_production(
         c.stack_of(args.urn or "")
     ):
+        return
+    if c.get(args.props, "tags", "component") in SHORT_LIVED_WORKERS:
         return
     protection = c.get(args.props, "deletionProtection")
     # The GKE provider protects clusters unless deletion_protection is set to false.
@@ -371,7 +378,8 @@ POLICIES: list[ResourceValidationPolicy] = [
     ),
     _policy(
         "prod-deletion-protection",
-        "In production stacks, instances and clusters are protected from deletion.",
+        "In production stacks, instances (but the short-lived import and mirror workers) and clusters are protected "
+        "from deletion.",
         EnforcementLevel.ADVISORY,
         validate_prod_deletion_protection,
     ),

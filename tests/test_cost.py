@@ -326,6 +326,7 @@ PUBLIC = {**PEM_TLS, "access.public": True, "access.allowedCidrs": ["203.0.113.0
 COVERING = [
     ("dev", {"ecs.preparedImage.build": True, "network.natBilling": "bandwidth", "network.natBandwidthMbps": 400}),
     ("dev", PUBLIC),
+    ("dev", {"ecs.weights.source": "import"}),  # the stack's own bucket
     (
         "acs",
         {

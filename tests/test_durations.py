@@ -59,7 +59,7 @@ def test_ecs_modelled_readiness_fits_its_own_deadlines(stack):
     run = run_stack(stack)
     settings = settings_for(stack)
     plan = durations.ecs_readiness(settings.model, nat_mbps(run), settings.ecs.start)
-    command = unwrap(run.one("alicloud:ecs/command:Command").inputs)
+    command = next(unwrap(c.inputs) for c in run.of_type("alicloud:ecs/command:Command") if c.name.endswith("-ready"))
     script = base64.b64decode(command["commandContent"]).decode()
     waited = int(re.search(r"TIMEOUT_SECONDS=(\d+)", script).group(1)) / 60
     invocation = next(r for r in run.of_type("alicloud:ecs/ecsInvocation:EcsInvocation") if "ready" in r.name)
@@ -210,7 +210,7 @@ def test_a_transfer_gets_what_its_connections_eips_carry():
 
 def test_a_readiness_timeout_shorter_than_the_modelled_start_is_refused():
     prod = settings_for("prod")
-    modelled = int(durations.ecs_readiness(prod.model, 200, prod.ecs.start).minutes) + 1  # ceil
+    modelled = int(durations.ecs_readiness(prod.model, prod.ecs.egress_mbps, prod.ecs.start).minutes) + 1  # ceil
     assert settings_for("prod", {"ecs.readinessTimeoutMinutes": modelled}).ecs.readiness_timeout_minutes == modelled
     with pytest.raises(ConfigError, match=r"ecs\.readinessTimeoutMinutes.*shorter than"):
         settings_for("prod", {"ecs.readinessTimeoutMinutes": modelled - 1})

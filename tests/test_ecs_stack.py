@@ -50,7 +50,13 @@ NGINX_CONF = "/etc/llm-serving/gateway/nginx.conf"
 
 
 def user_data(run):
-    return base64.b64decode(unwrap(run.one(INSTANCE).inputs)["userData"]).decode()
+    return base64.b64decode(unwrap(host_instance(run).inputs)["userData"]).decode()
+
+
+def host_instance(run):
+    """The GPU host (not one of the import workers of ecs.weights.source import)."""
+    (host,) = [r for r in run.of_type(INSTANCE) if "-import-" not in r.name]
+    return host
 
 
 def test_dev_builds_network_nat_instance_key_and_readiness_gate(dev):
@@ -139,7 +145,7 @@ def test_ssh_opens_port_22_only_to_the_configured_cidrs_with_a_key_pair():
 
 
 def test_prod_serves_qwq_on_four_a10_with_tensor_parallel_and_is_protected(prod):
-    instance = prod.one(INSTANCE)
+    instance = host_instance(prod)
     assert unwrap(instance.inputs)["instanceType"] == "ecs.gn7i-4x.8xlarge"
     assert unwrap(instance.inputs)["deletionProtection"] is True and instance.protect
     assert "--tensor-parallel-size 4" in user_data(prod) and "/root/llm-model/Qwen/QwQ-32B" in user_data(prod)
@@ -401,12 +407,15 @@ def test_prepared_image_and_weights_settings_that_cannot_work_are_refused(overri
 
 # --- The weights from OSS in the region ------------------------------------------------------------------------
 
-OSS = {"ecs.weights.source": "oss", "ecs.weights.bucket": "my-models"}
+# A bucket another stack filled; prod's own import (ecs.weights.importWorkers) is unset.
+NO_IMPORT = {"ecs.weights.source": None, "ecs.weights.importWorkers": None}  # ModelScope onto the host
+OSS = {"ecs.weights.source": "oss", "ecs.weights.bucket": "my-models", "ecs.weights.importWorkers": None}
 
 
-def test_weights_from_a_bucket_in_the_region_use_the_internal_endpoint_and_the_hosts_role(prod):
+def test_weights_from_a_bucket_in_the_region_use_the_internal_endpoint_and_the_hosts_role():
     import json
 
+    prod = run_stack("prod", NO_IMPORT)
     run = run_stack("prod", OSS)
     text = user_data(run)
     assert "WEIGHTS_SOURCE=oss" in text and "WEIGHTS_BUCKET=my-models" in text
@@ -523,7 +532,7 @@ def test_streaming_is_asked_for_and_refused_where_the_image_has_no_streamer():
     assert "ecs.weights.load" in text and "EGS vLLM 0.11.0" in text
     assert "engine.image' docker.io/vllm/vllm-openai:" in text and "ecs.weights.load' copy" in text
     with pytest.raises(ConfigError) as both:  # all at once: the bucket and the load without source oss
-        settings_for("prod", {"ecs.weights.load": "stream", "ecs.weights.bucket": "my-models"})
+        settings_for("prod", {**NO_IMPORT, "ecs.weights.load": "stream", "ecs.weights.bucket": "my-models"})
     assert str(both.value).count("ecs.weights.source is modelscope") == 2
     with pytest.raises(ConfigError, match=r"ecs\.weights\.load.*SGLang"):
         settings_for("prod", {**STREAM, "ecs.weights.load": "stream", "engine.name": "sglang"})
@@ -713,3 +722,128 @@ def test_a_wait_and_a_deletion_each_make_one_sdk_client_for_all_their_calls(monk
     assert provider.wait_for_image("cn-hangzhou", "e-1", {"profile": "p"}, 3600, sleep=lambda s: None) == "m-1"
     assert provider.delete_image("cn-hangzhou", "m-1", {"profile": "p"}) == ["s-1"]
     assert made == [("cn-hangzhou", {"profile": "p"})] * 2 and len(calls) == 3 + 3
+
+
+# --- The stack's own import at t=0 (ecs.weights.source import: prod) ------------------------------------------
+
+BUCKET = "alicloud:oss/bucket:Bucket"
+
+
+def _closure(run, resource) -> set[str]:
+    """Every URN `resource` waits for, directly or through what it waits for."""
+    by_urn = {r.urn: r for r in run.resources}
+    seen, todo = set(), list(resource.dependencies)
+    while todo:
+        urn = todo.pop()
+        if urn not in seen:
+            seen.add(urn)
+            todo.extend(by_urn[urn].dependencies if urn in by_urn else [])
+    return seen
+
+
+def _conf(text: str, name: str) -> str:
+    return re.search(rf"^{name}=(.*)$", text, re.M).group(1).strip("'")
+
+
+def test_prod_imports_into_its_own_bucket_beside_the_host_which_waits_for_the_workers_and_copies_it(prod):
+    import hashlib
+
+    from harness import ACCOUNT_ID, PROJECT
+
+    bucket = unwrap(prod.one(BUCKET).inputs)
+    digest = hashlib.sha256(f"{ACCOUNT_ID}/{PROJECT}/prod".encode()).hexdigest()[:8]
+    name = f"llm-prod-models-{digest}"  # known before the bucket exists: the host's user-data and role name it
+    assert bucket["bucket"] == name and len(name) <= 63
+    assert bucket["serverSideEncryptionRule"]["sseAlgorithm"] == "AES256" and bucket.get("acl", "private") == "private"
+    workers = [r for r in prod.of_type(INSTANCE) if "-import-" in r.name]
+    invocations = [r for r in prod.of_type(INVOCATION) if "-import-" in r.name]
+    assert len(workers) == len(invocations) == 8  # ecs.weights.importWorkers
+    commands = {f"{c.name}-id": unwrap(c.inputs) for c in prod.of_type(COMMAND)}
+    texts = [base64.b64decode(commands[unwrap(i.inputs)["commandId"]]["commandContent"]).decode() for i in invocations]
+    assert {_conf(t, "BUCKET") for t in texts} == {name}
+    assert {_conf(t, "PREFIX") for t in texts} == {"models/Qwen/QwQ-32B"}
+    assert sorted(int(_conf(t, "WORKER")) for t in texts) == list(range(8))
+    # The host reads the bucket like any bucket in the region, and waits as long as a worker may run.
+    text = user_data(prod)
+    assert _conf(text, "WEIGHTS_SOURCE") == "oss" and _conf(text, "WEIGHTS_BUCKET") == name
+    worker_timeout = {commands[unwrap(i.inputs)["commandId"]]["timeout"] for i in invocations}
+    assert worker_timeout == {int(_conf(text, "WEIGHTS_WAIT_SECONDS"))}
+    assert "/usr/local/lib/llm-serving/fetch-oss.py" in user_data_files(text)
+    (host_policy,) = [p for p in prod.of_type("alicloud:ram/policy:Policy") if p.name == "llm-prod-host-policy"]
+    policy = json.loads(unwrap(host_policy.inputs)["policyDocument"])
+    reads = [s for s in policy["Statement"] if "oss:GetObject" in s["Action"]]
+    assert reads[0]["Resource"] == [f"acs:oss:*:*:{name}/models/Qwen/QwQ-32B/*"]
+    assert prod.outputs["modelBucket"] == name
+    assert prod.outputs["weightsSource"] == f"oss://{name}/models/Qwen/QwQ-32B/"
+
+
+def test_the_import_runs_beside_the_host_and_neither_waits_for_the_other(prod):
+    """The workers need the NAT and the bucket; the host needs the bucket (it lists it from its first boot) but not
+    the workers: its own fetch waits for their manifests, so `up` overlaps the import with the host's boot."""
+    host = host_instance(prod)
+    ready = next(r for r in prod.of_type(INVOCATION) if r.name.endswith("-ready"))
+    workers = {r.urn for r in prod.resources if "-import-" in r.name}
+    bucket = prod.one(BUCKET).urn
+    snat = {r.urn for r in prod.of_type("alicloud:vpc/snatEntry:SnatEntry")}
+    assert bucket in _closure(prod, host) and not _closure(prod, host) & workers
+    assert not _closure(prod, ready) & workers
+    for invocation in (r for r in prod.of_type(INVOCATION) if "-import-" in r.name):
+        waits = _closure(prod, invocation)
+        assert bucket in waits and snat <= waits and host.urn not in waits
+
+
+def test_destroy_deletes_the_workers_then_the_bucket_unless_it_is_retained(prod):
+    assert not prod.one(BUCKET).retain_on_delete
+    cleanup = next(r for r in prod.resources if "abort-uploads" in r.name)
+    for worker in (r for r in prod.of_type(INSTANCE) if "-import-" in r.name):
+        assert cleanup.urn in _closure(prod, worker) and not worker.protect  # no protection: destroy removes it
+    kept = run_stack("prod", {"ecs.weights.retain": True})
+    assert kept.one(BUCKET).retain_on_delete and not [r for r in kept.resources if "abort-uploads" in r.name]
+
+
+def test_the_imports_cost_is_itemised(prod):
+    lines = {i["resource"]: i for i in prod.outputs["costEstimate"]["items"]}
+    (workers,) = [line for name, line in lines.items() if name.startswith("model import workers (ECS ecs.g7.xlarge)")]
+    assert workers["quantity"] == 8 and "OSS model bucket" in prod.outputs["costEstimate"]["unknown"]
+
+
+def test_a_configured_bucket_name_and_worker_type_are_used():
+    run = run_stack(
+        "prod", {"ecs.weights.bucket": "my-prod-models", "ecs.weights.importInstanceType": "ecs.g8i.xlarge"}
+    )
+    assert unwrap(run.one(BUCKET).inputs)["bucket"] == "my-prod-models"
+    assert {unwrap(r.inputs)["instanceType"] for r in run.of_type(INSTANCE) if "-import-" in r.name} == {
+        "ecs.g8i.xlarge"
+    }
+
+
+@pytest.mark.parametrize(
+    "overrides, key, says",
+    [
+        ({**NO_IMPORT, "ecs.weights.importWorkers": 4}, "ecs.weights.importWorkers", "source is modelscope"),
+        ({**OSS, "ecs.weights.retain": True}, "ecs.weights.retain", "source is oss"),
+        ({**NO_IMPORT, "ecs.weights.importInstanceType": "ecs.g7.xlarge"}, "ecs.weights.importInstanceType", ""),
+        ({"ecs.weights.importWorkers": 21}, "ecs.weights.importWorkers", "1-20"),
+        ({"ecs.weights.importWorkers": 0}, "ecs.weights.importWorkers", "1-20"),
+        (
+            {"access.public": True, "access.allowedCidrs": ["203.0.113.0/24"], **PEM_TLS},
+            "ecs.weights.source",
+            "needs the NAT gateway",
+        ),
+    ],
+)
+def test_import_settings_that_cannot_work_are_refused(overrides, key, says):
+    from harness import settings_for
+
+    with pytest.raises(ConfigError) as refused:
+        settings_for("prod", overrides)
+    text = str(refused.value)
+    assert key in text and says in text and "pulumi config" in text
+
+
+def test_the_worker_count_is_taken_at_its_bounds():
+    from harness import settings_for
+
+    assert settings_for("prod", {"ecs.weights.importWorkers": 20}).ecs.weights.import_workers == 20
+    assert settings_for("prod", {"ecs.weights.importWorkers": 1}).ecs.weights.import_workers == 1
+    assert settings_for("prod", {"ecs.weights.importWorkers": None}).ecs.weights.import_workers == 3  # 65.5 GB / 25

@@ -152,6 +152,7 @@ def test_an_ecs_host_streaming_its_weights_passes_every_mandatory_policy_and_its
     overrides = {
         "ecs.weights.source": "oss",
         "ecs.weights.bucket": "my-models",
+        "ecs.weights.importWorkers": None,
         "ecs.weights.load": "stream",
         "engine.image": "docker.io/vllm/vllm-openai:v0.32.0",
     }

@@ -79,21 +79,21 @@ def test_preview_prints_the_estimate_before_anything_is_created():
 # --- Deadlines against what they wait for ---------------------------------------------------------------------
 
 
+# prod imports into its own bucket (ecs.weights.source import); these starts take the weights from ModelScope or a
+# bucket another stack filled, so its importWorkers key is unset.
+NO_IMPORT = {"ecs.weights.source": None, "ecs.weights.importWorkers": None}
+FILLED = {"ecs.weights.source": "oss", "ecs.weights.bucket": "my-llm-models", "ecs.weights.importWorkers": None}
 ECS_STARTS = {
-    "first host": {},
-    "prepared image": {"ecs.preparedImage.id": "m-bp1preparedmock01"},
-    "prepared image, weights in the region": {
-        "ecs.preparedImage.id": "m-bp1preparedmock01",
-        "ecs.weights.source": "oss",
-        "ecs.weights.bucket": "my-llm-models",
-    },
+    "first host": NO_IMPORT,
+    "prepared image": {**NO_IMPORT, "ecs.preparedImage.id": "m-bp1preparedmock01"},
+    "prepared image, weights in the region": {"ecs.preparedImage.id": "m-bp1preparedmock01", **FILLED},
+    "the stack's own import": {"ecs.weights.source": "import"},
     "engine image from a VPC registry": {
         "engine.image": "llm-registry-vpc.cn-hangzhou.cr.aliyuncs.com/egs/vllm:0.11.0"
     },
     "prepared image, weights streamed from the region": {
         "ecs.preparedImage.id": "m-bp1preparedmock01",
-        "ecs.weights.source": "oss",
-        "ecs.weights.bucket": "my-llm-models",
+        **FILLED,
         "ecs.weights.load": "stream",
         "engine.image": "docker.io/vllm/vllm-openai:v0.32.0",
     },
@@ -113,7 +113,11 @@ def test_the_ecs_readiness_wait_covers_the_hosts_start(name, start):
 
 
 def test_a_prepared_image_and_the_weights_in_the_region_shorten_the_start_and_each_counts():
-    totals = {start: timeline(settings_for("prod", overrides)).total for start, overrides in ECS_STARTS.items()}
+    totals = {
+        start: timeline(settings_for("prod", {**NO_IMPORT, **overrides})).total
+        for start, overrides in ECS_STARTS.items()
+        if start != "the stack's own import"
+    }
     assert totals["prepared image, weights in the region"] < totals["prepared image"] < totals["first host"]
     assert totals["engine image from a VPC registry"] <= totals["first host"]
     path = [t.name for t in timeline(settings_for("prod", ECS_STARTS["prepared image"])).critical_path()]
@@ -140,6 +144,24 @@ def test_streamed_weights_have_no_copy_and_load_at_the_oss_streaming_rate_bounde
     assert load.minutes == pytest.approx(durations.ENGINE_START_MIN.value + stream_min + warm)
     # The wait is derived from that plan as before: x1.5, at least 30 minutes.
     assert streamed.ecs.readiness_timeout_minutes == plan.deadline(1.5, 30)
+
+
+def test_the_ecs_import_starts_with_the_network_and_the_hosts_copy_waits_for_it():
+    """ecs.weights.source import: the workers start once the network and its NAT exist, beside the host; the host's
+    weights step ends no earlier than the import plus the copy, and the API then follows the load."""
+    from core import durations
+
+    prod = settings_for("prod")
+    expected = timeline(prod)
+    assert expected.start(IMPORT_START) == expected.finish("network")
+    done = expected.finish(IMPORT_DONE)
+    assert done == pytest.approx(prod.ecs.start.import_minutes)
+    (weights,) = [t for t in expected.tasks if t.name.startswith("host: the import (8 workers")]
+    copy = durations.weights_gb(prod.model) * 1000 / durations.essd_mb_per_s(prod.disk.size_gib) / 60
+    assert expected.finish(weights.name) == pytest.approx(done + copy)
+    assert weights.name in [t.name for t in expected.critical_path()]
+    # Without the import the same host waits for nothing and downloads from ModelScope itself, later.
+    assert timeline(settings_for("prod", NO_IMPORT)).total > expected.total
 
 
 def test_building_a_prepared_image_is_off_the_apis_path_and_pulumi_up_waits_long_enough_for_it():
@@ -204,7 +226,7 @@ def test_the_kubernetes_import_jobs_deadline_covers_the_modelled_import_of_any_m
     assert minutes(resource.custom_timeouts["create"]) >= modelled
 
 
-@pytest.mark.parametrize("name", ALIBABA_CLUSTER_STACKS)
+@pytest.mark.parametrize("name", (*ALIBABA_CLUSTER_STACKS, "prod"))  # prod: ecs.weights.source import
 def test_the_import_workers_deadlines_cover_the_modelled_import(name):
     """Each worker's command timeout, and Pulumi's wait for its invocation, cover the import as modelled (for
     ack-edge: in its first run, where the import runs)."""

@@ -44,6 +44,7 @@ class GpuInstanceArgs:
     tags: Mapping[str, str] = field(default_factory=dict)
     # What else the host's role may do (instance_role.bucket_read_statements: the weights in the region).
     extra_statements: Sequence[Mapping[str, object]] = ()
+    depends_on: Sequence[pulumi.Resource] = ()  # what the instance needs from its first boot (the stack's bucket)
 
 
 class GpuInstance(pulumi.ComponentResource):
@@ -71,6 +72,7 @@ class GpuInstance(pulumi.ComponentResource):
             tags=tags,
             deletion_protection=args.deletion_protection,
             timeouts=pulumi.CustomTimeouts(create="30m", delete="20m"),
+            depends_on=args.depends_on,
         )
 
         parameter = f"{name}-api-key"

@@ -94,10 +94,12 @@ class OssModelStore(pulumi.ComponentResource):
         self.endpoint = args.endpoint or internal_endpoint(args.region)
         cleanup: list[pulumi.Resource] = []
         self.cleanup = cleanup  # what writers into the bucket depend on, so destroy removes them first
+        self.bucket_resource: Optional[alicloud.oss.Bucket] = None  # None for an adopted bucket
         if args.adopt and args.bucket_name:
             self.bucket = pulumi.Output.from_input(args.bucket_name)
         else:
             bucket = self._bucket(name, args, suffix)
+            self.bucket_resource = bucket
             # The provider types `bucket` as optional; it is always set once the bucket exists.
             self.bucket = cast(pulumi.Output[str], bucket.bucket)
             if not args.retain:
@@ -111,6 +113,11 @@ class OssModelStore(pulumi.ComponentResource):
                         pulumi.ResourceOptions(parent=self, depends_on=[bucket]),
                     )
                 )
+        self.credentials_secret = None
+        self.role_name = None
+        if args.namespace is None:  # no volumes, so nothing that the volumes' policy would be attached to
+            self.register_outputs({"bucket": self.bucket})
+            return
         policy = alicloud.ram.Policy(
             f"{name}-oss",
             policy_name=pulumi.Output.concat(ram_name(name, 110), "-oss-", suffix),
@@ -119,12 +126,6 @@ class OssModelStore(pulumi.ComponentResource):
             force=True,
             opts=child,
         )
-
-        self.credentials_secret = None
-        self.role_name = None
-        if args.namespace is None:
-            self.register_outputs({"bucket": self.bucket})
-            return
         if args.auth == "access-key":
             secret = self._access_key(name, args, suffix, policy)
             self.credentials_secret = secret.metadata["name"]

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Annotated, Literal, Optional
 
+from pydantic.alias_generators import to_camel
+
 from core import durations
 from core.catalog import ModelSpec
 from core.config.problems import Problems
-from core.config.schema import Flag, Group, Int, matches, option, within
+from core.config.schema import EcsInstanceType, Flag, Group, Int, matches, option, within
 from core.config.storage import BUCKET
 from core.engine import EngineOptions, stream_load, streamer_problem
 from core.targets import ECS
@@ -54,17 +57,37 @@ class PreparedImageConfig(Group):
 
 
 class WeightsConfig(Group):
-    """Where the host takes the weights from: ModelScope through the NAT, or an OSS bucket in the region."""
+    """Where the host takes the weights from: ModelScope through the NAT, an OSS bucket in the region, or a bucket
+    of the stack's own that its import workers fill while the host boots."""
 
     TARGETS = (ECS,)
-    source: Literal["modelscope", "oss"] = option(
+    source: Literal["modelscope", "oss", "import"] = option(
         "modelscope",
         "modelscope: download through the NAT; oss: copy from `bucket` over the region's internal endpoint "
-        "with the host's RAM role (no AccessKey).",
+        "with the host's RAM role (no AccessKey); import: the stack makes its own bucket and short-lived import "
+        "workers fill it from ModelScope at t=0, beside the host, which waits for them and then copies or streams "
+        "it as with oss (docs/targets/ecs-prepared-image.md).",
     )
     bucket: Optional[
         Annotated[str, matches(BUCKET, "3-63 lowercase letters, digits and '-', not starting or ending with '-'")]
-    ] = option(None, "OSS bucket in the stack's region that holds the weights (source oss).", example="my-llm-models")
+    ] = option(
+        None,
+        "source oss: the OSS bucket in the stack's region that holds the weights; source import: the name of the "
+        "bucket the stack creates (empty: llm-<stack>-models-<8 hex of the account and stack>).",
+        example="my-llm-models",
+    )
+    # The import workers (components/alibaba/model_import_workers.py), as modelStore.importWorkers on acs and ack.
+    import_workers: Optional[Annotated[Int, within(1, durations.MAX_IMPORT_WORKERS, "workers")]] = option(
+        None,
+        "source import: ECS workers the import is split over (by file size); empty: one per 25 GB of weights.",
+        example=4,
+    )
+    import_instance_type: Optional[EcsInstanceType] = option(
+        None,
+        "source import: instance type of the import workers (they stop themselves when done); empty: ecs.g7.xlarge.",
+        example="ecs.g7.xlarge",
+    )
+    retain: Flag = option(False, "source import: keep the stack's bucket and its weights on `pulumi destroy`.")
     prefix: Annotated[str, matches(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*", "an object prefix like models")] = option(
         "models",
         "The weights are under oss://<bucket>/<prefix>/<ModelScope id>/ (as the Kubernetes targets' import "
@@ -114,6 +137,7 @@ class PreparedImage:
 
 
 STREAM, COPY = "stream", "copy"
+IMPORT_INSTANCE_TYPE = "ecs.g7.xlarge"  # as modelStore.importInstanceType's default
 
 
 @dataclass(frozen=True)
@@ -122,11 +146,20 @@ class Weights:
     bucket: Optional[str]
     prefix: str
     parallel: int
-    load: str = COPY  # source oss: STREAM, the engine reads the bucket itself; COPY, onto the disk first
+    load: str = COPY  # source oss or import: STREAM, the engine reads the bucket itself; COPY, onto the disk first
+    # source import: the workers the import is split over (resolved), their type, whether the bucket is kept
+    import_workers: int = 0
+    import_instance_type: str = IMPORT_INSTANCE_TYPE
+    retain: bool = False
 
     @property
     def in_region(self) -> bool:
-        return self.source == "oss"
+        return self.source in ("oss", "import")
+
+    @property
+    def imported(self) -> bool:
+        """The stack's own import workers fill the bucket while the host boots."""
+        return self.source == "import"
 
     @property
     def streamed(self) -> bool:
@@ -158,15 +191,18 @@ def resolve_host(
     tensor_parallel: int = 1,
     hub_in_region: bool = False,
     engine: Optional[EngineOptions] = None,
+    region: str = "",
+    nat: bool = True,
 ) -> EcsHost:
     """`egress_mbps`: the host's way to ModelScope and the registry (the NAT EIP, or its own public bandwidth,
     named by `bandwidth_key`); the readiness wait is derived from it, from what the host starts from (a prepared
     image, the weights in the region, the engine image from a VPC registry: `image_in_region`), the disk and the
     GPUs the engine spans (`tensor_parallel`: its warm-up class) and whether the engine streams the weights
-    (`engine`: its image decides whether it can)."""
+    (`engine`: its image decides whether it can). With the stack's own import (ecs.weights.source import, which
+    needs the NAT: `nat`), the copy or stream waits for its workers, in `region`."""
     timeout = config.readiness_timeout_minutes
     prepared = _prepared_image(config, disk_gib, problems)
-    weights = _weights(config.weights, engine, problems)
+    weights = _weights(config.weights, engine, problems, model, nat)
     start = durations.EcsStart(
         prepared_image=prepared.image_id is not None,
         weights_in_region=weights.in_region,
@@ -176,7 +212,11 @@ def resolve_host(
         parallel=weights.parallel,
         tensor_parallel=tensor_parallel,
         stream_ranks=stream_ranks(engine, tensor_parallel) if weights.streamed and engine else 0,
+        import_workers=weights.import_workers,
     )
+    if weights.imported and model is not None:
+        plan = durations.ecs_import(model, egress_mbps, weights.import_workers, region, start)
+        start = dataclasses.replace(start, import_minutes=durations.import_ready_minutes(plan))
     if model is not None:
         plan = durations.ecs_readiness(model, egress_mbps, start)
         modelled = math.ceil(plan.minutes)
@@ -253,7 +293,28 @@ def stream_ranks(engine: EngineOptions, tensor_parallel: int) -> int:
     return tensor_parallel if distributed else 1
 
 
-def _weights(config: WeightsConfig, engine: Optional[EngineOptions], problems: Problems) -> Weights:
+def _weights(
+    config: WeightsConfig, engine: Optional[EngineOptions], problems: Problems, model: Optional[ModelSpec], nat: bool
+) -> Weights:
+    imported = config.source == "import"
+    for name in ("import_workers", "import_instance_type", "retain"):
+        if name in config.model_fields_set and not imported:
+            key = f"ecs.weights.{to_camel(name)}"
+            problems.add(
+                key,
+                getattr(config, name),
+                f"is set but ecs.weights.source is {config.source}: only the stack's own import reads it",
+                f"{problems.set_command('ecs.weights.source', 'import')}, or {problems.rm_command(key)}",
+            )
+    if imported and not nat:
+        problems.add(
+            "ecs.weights.source",
+            "import",
+            "needs the NAT gateway (access.public false): the import workers have no public address and reach "
+            "ModelScope through it",
+            f"{problems.set_command('access.public', False)}, or "
+            f"{problems.set_command('ecs.weights.source', 'modelscope')}",
+        )
     if config.source == "oss" and not config.bucket:
         problems.add(
             "ecs.weights.bucket",
@@ -261,14 +322,14 @@ def _weights(config: WeightsConfig, engine: Optional[EngineOptions], problems: P
             "is required with ecs.weights.source oss: the bucket in the stack's region that holds the weights",
             problems.set_command("ecs.weights.bucket", "my-llm-models"),
         )
-    if config.source != "oss" and config.bucket:
+    if config.source == "modelscope" and config.bucket:
         problems.add(
             "ecs.weights.bucket",
             config.bucket,
             "is set but ecs.weights.source is modelscope, so the bucket would not be read",
             f"{problems.set_command('ecs.weights.source', 'oss')}, or {problems.rm_command('ecs.weights.bucket')}",
         )
-    if config.source != "oss" and config.load:
+    if config.source == "modelscope" and config.load:
         problems.add(
             "ecs.weights.load",
             config.load,
@@ -279,7 +340,7 @@ def _weights(config: WeightsConfig, engine: Optional[EngineOptions], problems: P
     # Streaming is asked for, as modelStore.load stream on acs and ack is: neither OSS path has met a live account,
     # and the copy reads OSS's own API rather than its S3 compatibility. The same check as there (core/config/
     # storage.py resolve_load): the image must ship the streamer's S3 backend.
-    if config.source == "oss" and config.load == STREAM:
+    if config.source in ("oss", "import") and config.load == STREAM:
         why_not = streamer_problem(engine, "s3") if engine is not None else "the engine did not resolve"
         if why_not is None:
             load = STREAM
@@ -292,5 +353,12 @@ def _weights(config: WeightsConfig, engine: Optional[EngineOptions], problems: P
                 f"{problems.set_command('ecs.weights.load', COPY)} (or unset it)",
             )
     return Weights(
-        source=config.source, bucket=config.bucket, prefix=config.prefix, parallel=config.parallel, load=load
+        source=config.source,
+        bucket=config.bucket,
+        prefix=config.prefix,
+        parallel=config.parallel,
+        load=load,
+        import_workers=durations.import_workers(model, config.import_workers) if imported and model else 0,
+        import_instance_type=config.import_instance_type or IMPORT_INSTANCE_TYPE,
+        retain=config.retain,
     )

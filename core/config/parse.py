@@ -147,6 +147,8 @@ def _resolve(
                 tensor_parallel=placement.tensor_parallel if placement else 1,
                 hub_in_region=intra_cloud(region),
                 engine=engine,
+                region=region,
+                nat=not public,
             )
             if ok("ecs", "placement", "access", "network", "disk")
             else None

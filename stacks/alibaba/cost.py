@@ -81,6 +81,9 @@ def ecs_estimate(settings: EcsSettings, provider: alicloud.Provider) -> dict:
         )
     ]
     items += _public_bandwidth("GPU host") if access.public else _nat_egress(settings)
+    weights = settings.ecs.weights
+    if weights.imported:
+        items += _bucket_and_import(weights.import_workers, weights.import_instance_type)
     if settings.ecs.prepared_image.build:
         # The image is its snapshots: ECS bills snapshot storage per GB-month of what they hold (about 45 GB
         # here: core.durations.PREPARED_IMAGE_GB). The rate was not looked up; set cost.prices.prepared-image.
@@ -182,19 +185,8 @@ def _balancers_and_bucket(settings: ClusterSettings) -> list[Item]:
     items = [Item("private API load balancer (created by the cluster for the Service)", 1, chosen, "private-lb")]
     if settings.access.public:
         items.append(Item("public API load balancer (created by the cluster for the Service)", 1, chosen, "public-lb"))
-    items.append(
-        Item("OSS model bucket", 1, Price.unknown("billed by stored GiB and requests, not per hour"), "model-bucket")
-    )
     workers = durations.import_workers(settings.model, settings.model_store.import_workers)
-    items.append(
-        Item(
-            f"model import workers (ECS {settings.model_store.import_instance_type}): stopped in economical mode "
-            "once the import is done; their 100 GiB ESSD system disks stay billed until destroy",
-            workers,
-            Price.unknown("0 per hour once stopped (StopCharging); disks are billed per GiB-month, no verified code"),
-            "import-worker",
-        )
-    )
+    items += _bucket_and_import(workers, settings.model_store.import_instance_type)
     if getattr(settings, "image_mirror", None) is not None:
         from components.alibaba.image_mirror import DISK_GIB
 
@@ -211,6 +203,22 @@ def _balancers_and_bucket(settings: ClusterSettings) -> list[Item]:
             )
         )
     return items
+
+
+def _bucket_and_import(workers: int, instance_type: str) -> list[Item]:
+    """The model bucket and the import workers that fill it (components/alibaba/model_import_workers.py)."""
+    from components.alibaba.model_import_workers import DISK_GIB
+
+    return [
+        Item("OSS model bucket", 1, Price.unknown("billed by stored GiB and requests, not per hour"), "model-bucket"),
+        Item(
+            f"model import workers (ECS {instance_type}): stopped in economical mode once the import is done; their "
+            f"{DISK_GIB} GiB ESSD system disks stay billed until destroy",
+            workers,
+            Price.unknown("0 per hour once stopped (StopCharging); disks are billed per GiB-month, no verified code"),
+            "import-worker",
+        ),
+    ]
 
 
 def _nat_egress(settings) -> list[Item]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+
 import pulumi
 import pulumi_alicloud as alicloud
 
@@ -29,13 +32,15 @@ from core.gateway import METRICS_PORT
 from core.ready_time import timeline
 from core.timeline import API
 from stacks.alibaba import cost
-from stacks.alibaba.common import alibaba_provider, stack_tags, ubuntu_image
+from stacks.alibaba.common import alibaba_provider, import_deadline_minutes, stack_tags, ubuntu_image
 from stacks.client import api_base, client_outputs, warn_plain_http
 from stacks.progress import announce
 
 
 def build(settings: EcsSettings) -> dict[str, object]:
     provider = alibaba_provider(settings)
+    if settings.ecs.weights.imported:
+        settings = _with_own_bucket(settings, provider)
     placement = settings.placement
     zone = _zone(settings, provider)
     instance = settings.instance
@@ -71,10 +76,11 @@ def build(settings: EcsSettings) -> dict[str, object]:
     )
 
     tls = settings.tls  # pem only on ecs: the gateway serves HTTPS on the API port, to the VPC as well
+    weights = settings.ecs.weights
+    store = _import(settings, provider, network, tags, in_region) if weights.imported else None
     host_setup = host_config(settings)
     engine = host_setup.engine
     user_data = render_user_data(host_setup)
-    weights = settings.ecs.weights
     host = GpuInstance(
         settings.name,
         GpuInstanceArgs(
@@ -99,6 +105,8 @@ def build(settings: EcsSettings) -> dict[str, object]:
             extra_statements=bucket_read_statements(weights.bucket, f"{weights.prefix}/{settings.model.modelscope_id}")
             if weights.in_region and weights.bucket
             else (),
+            # The host's fetch-oss.py lists the stack's bucket from its first boot on; destroy removes it first.
+            depends_on=[store.bucket_resource] if store is not None and store.bucket_resource else (),
         ),
         opts=in_region,
     )
@@ -152,6 +160,8 @@ def build(settings: EcsSettings) -> dict[str, object]:
             else f"modelscope:{settings.model.modelscope_id}@{settings.model_revision}",
         }
     )
+    if store is not None:
+        outputs["modelBucket"] = store.bucket
     if built is not None:
         outputs["preparedImageId"] = built.image_id  # for ecs.preparedImage.id of the next hosts in the region
         outputs["preparedImageBuild"] = built.execution_id.apply(
@@ -200,15 +210,108 @@ def host_config(settings: EcsSettings) -> HostConfig:
         gateway_routes=settings.gateway.routes,
         max_model_len=settings.engine.max_model_len,
         open_kernel_modules=placement.gpu.open_kernel_modules,
-        weights_source=settings.ecs.weights.source,
+        weights_source="oss" if weights.in_region else "modelscope",  # the host reads a bucket either way
         weights_bucket=settings.ecs.weights.bucket or "",
         weights_prefix=settings.ecs.weights.prefix,
         weights_parallel=settings.ecs.weights.parallel,
         oss_endpoint=oss_internal_endpoint(settings.region) if settings.ecs.weights.in_region else "",
         weights_load=weights.load,
+        weights_wait_seconds=import_wait_minutes(settings) * 60 if weights.imported else 0,
         region=settings.region,
         tls=settings.tls is not None,
     )
+
+
+def _with_own_bucket(settings: EcsSettings, provider: alicloud.Provider) -> EcsSettings:
+    """ecs.weights.source import: the settings with the bucket's name, the configured one or
+    llm-<stack>-models-<8 hex>. OSS bucket names are global, so the hex is of the account, project and stack, as a
+    random suffix would be; unlike one it is known before the bucket exists, for the host's user-data and role."""
+    weights = settings.ecs.weights
+    name = weights.bucket
+    if name is None:
+        account = alicloud.get_caller_identity(opts=pulumi.InvokeOptions(provider=provider)).account_id
+        digest = hashlib.sha256(f"{account}/{pulumi.get_project()}/{settings.stack}".encode()).hexdigest()[:8]
+        name = f"{settings.name[: 63 - len('-models-') - 8].rstrip('-')}-models-{digest}"
+    ecs = dataclasses.replace(settings.ecs, weights=dataclasses.replace(weights, bucket=name))
+    return dataclasses.replace(settings, ecs=ecs)
+
+
+def import_plan(settings: EcsSettings) -> durations.Plan:
+    """One import worker's share, as core.config.host.resolve_host models the host's wait."""
+    host = settings.ecs
+    return durations.ecs_import(
+        settings.model, host.egress_mbps, host.weights.import_workers, settings.region, host.start
+    )
+
+
+def import_wait_minutes(settings: EcsSettings) -> int:
+    """How long a worker's command may run, and so how long the host waits for the import's manifests."""
+    pulls = durations.host_nat_pulls(settings.ecs.start)
+    return import_deadline_minutes(settings, import_plan(settings), settings.ecs.weights.import_workers, pulls)
+
+
+def _import(
+    settings: EcsSettings,
+    provider: alicloud.Provider,
+    network: Network,
+    tags: dict[str, str],
+    opts: pulumi.ResourceOptions,
+):
+    """The stack's own bucket and the import at t=0 (components/alibaba/model_import_workers.py): the workers need the
+    network's NAT and the bucket, not the host, so they fill it while the host boots."""
+    from components.alibaba.model_import_workers import ModelImportWorkers, ModelImportWorkersArgs, progress_hint
+    from components.alibaba.oss_model_store import OssModelStore, OssModelStoreArgs, internal_endpoint
+
+    weights = settings.ecs.weights
+    assert weights.bucket is not None  # _with_own_bucket
+    store = OssModelStore(
+        f"{settings.name}-models",
+        OssModelStoreArgs(
+            region=settings.region,
+            namespace=None,  # the bucket only: the host reads it with its own RAM role
+            model_prefix=weights.prefix,
+            bucket_name=weights.bucket,
+            retain=weights.retain,
+            tags=tags,
+            credentials=stack_credentials(settings.provider),  # the multipart cleanup's, on destroy
+        ),
+        opts=opts,
+    )
+    workers = weights.import_workers
+    importer = ModelImportWorkers(
+        f"{settings.name}-import",
+        ModelImportWorkersArgs(
+            region=settings.region,
+            bucket=store.bucket,
+            endpoint=internal_endpoint(settings.region),
+            prefix=f"{weights.prefix}/{settings.model.modelscope_id}",
+            model_id=settings.model.modelscope_id,
+            revision=settings.model_revision,
+            workers=workers,
+            instance_type=weights.import_instance_type,
+            image_id=ubuntu_image(
+                settings, provider, weights.import_instance_type, key="ecs.weights.importInstanceType"
+            ),
+            vswitch_id=network.vswitch_id,
+            security_group_id=network.security_group_id,
+            timeout_minutes=import_wait_minutes(settings),
+            # The hub is on the internet (the NAT); destroy removes the workers before it aborts the bucket's
+            # incomplete uploads and deletes the bucket.
+            depends_on=[*network.snat_entries, *store.cleanup],
+            tags=tags,
+        ),
+        opts=opts,
+    )
+    modelled = import_plan(settings).minutes
+    for worker, (invocation, instance_id) in enumerate(zip(importer.invocations, importer.instance_ids, strict=True)):
+        announce(
+            invocation,
+            f"the model import, worker {worker + 1}/{workers}",
+            modelled,
+            instance_id.apply(lambda i: progress_hint(settings.region, [i])),
+            [instance_id],
+        )
+    return store
 
 
 # How long `pulumi up` waits for the prepared image build: the modelled build x 2, at least an hour.

@@ -84,3 +84,19 @@ def import_deadline_minutes(settings: Settings, plan: durations.Plan, workers: i
         settings.model, mbps, workers, IMPORT_DEADLINE_MARGIN, IMPORT_DEADLINE_FLOOR_MINUTES, other_flows=other_flows
     )
     return max(math.ceil(modelled), min(minutes, cap))
+
+
+def announce_import(importer, region: str, modelled_minutes: float) -> None:
+    """Each import worker's invocation row says what it waits for, for how long as modelled, and how to follow it."""
+    from components.alibaba.model_import_workers import progress_hint
+    from stacks.progress import announce
+
+    workers = len(importer.invocations)
+    for worker, (invocation, instance_id) in enumerate(zip(importer.invocations, importer.instance_ids, strict=True)):
+        announce(
+            invocation,
+            f"the model import, worker {worker + 1}/{workers}",
+            modelled_minutes,
+            instance_id.apply(lambda i: progress_hint(region, [i])),
+            [instance_id],
+        )

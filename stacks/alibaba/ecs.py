@@ -32,7 +32,13 @@ from core.gateway import METRICS_PORT
 from core.ready_time import timeline
 from core.timeline import API
 from stacks.alibaba import cost
-from stacks.alibaba.common import alibaba_provider, import_deadline_minutes, stack_tags, ubuntu_image
+from stacks.alibaba.common import (
+    alibaba_provider,
+    announce_import,
+    import_deadline_minutes,
+    stack_tags,
+    ubuntu_image,
+)
 from stacks.client import api_base, client_outputs, warn_plain_http
 from stacks.progress import announce
 
@@ -259,7 +265,7 @@ def _import(
 ):
     """The stack's own bucket and the import at t=0 (components/alibaba/model_import_workers.py): the workers need the
     network's NAT and the bucket, not the host, so they fill it while the host boots."""
-    from components.alibaba.model_import_workers import ModelImportWorkers, ModelImportWorkersArgs, progress_hint
+    from components.alibaba.model_import_workers import ModelImportWorkers, ModelImportWorkersArgs
     from components.alibaba.oss_model_store import OssModelStore, OssModelStoreArgs, internal_endpoint
 
     weights = settings.ecs.weights
@@ -302,15 +308,7 @@ def _import(
         ),
         opts=opts,
     )
-    modelled = import_plan(settings).minutes
-    for worker, (invocation, instance_id) in enumerate(zip(importer.invocations, importer.instance_ids, strict=True)):
-        announce(
-            invocation,
-            f"the model import, worker {worker + 1}/{workers}",
-            modelled,
-            instance_id.apply(lambda i: progress_hint(settings.region, [i])),
-            [instance_id],
-        )
+    announce_import(importer, settings.region, import_plan(settings).minutes)
     return store
 
 

@@ -21,6 +21,7 @@ from core.config.problems import ConfigError, Problem
 from core.config.settings import AckFamilySettings, AlibabaClusterSettings, ClusterSettings
 from core.ready_time import mirror_flows, mirror_sharing, worker_import_plan
 from stacks import serving
+from stacks.alibaba.common import announce_import
 from stacks.alibaba.common import import_deadline_minutes as import_deadline
 
 MODEL_PREFIX = "models"  # objects under oss://<bucket>/models/<ModelScope id>/
@@ -238,18 +239,7 @@ def import_workers(
         ),
         opts=pulumi.ResourceOptions(providers=[provider]),
     )
-    from components.alibaba.model_import_workers import progress_hint
-    from stacks.progress import announce
-
-    modelled = worker_import_plan(settings, workers).minutes  # as the estimate and the deadline have it
-    for worker, (invocation, instance_id) in enumerate(zip(importer.invocations, importer.instance_ids, strict=True)):
-        announce(
-            invocation,
-            f"the model import, worker {worker + 1}/{workers}",
-            modelled,
-            instance_id.apply(lambda i: progress_hint(settings.region, [i])),
-            [instance_id],
-        )
+    announce_import(importer, settings.region, worker_import_plan(settings, workers).minutes)  # as the estimate has it
     return importer
 
 

@@ -25,19 +25,20 @@ LONG = {**STREAM, "max_tokens": 4000}
 
 
 def wait_running(engine_url: str, count: int, seconds: float = 60) -> None:
-    """Until the engine's own metrics show `count` requests running: the streams are in flight, not done yet
-    (the tiny model writes thousands of tokens a second on an idle machine, so a fixed sleep could miss them)."""
+    """Until the engine's own metrics show `count` requests in it, running or queued: the streams are in flight,
+    not done yet (the tiny model writes thousands of tokens a second on an idle machine, so a fixed sleep could miss
+    them; on a loaded one the scheduler may hold some back a step, which a count of running ones alone missed)."""
     import re
     import urllib.request
 
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         text = urllib.request.urlopen(f"{engine_url}/metrics", timeout=5).read().decode()
-        running = sum(float(v) for v in re.findall(r"^vllm:num_requests_running\{[^}]*\} (\S+)$", text, re.M))
-        if running >= count:
+        found = re.findall(r"^vllm:num_requests_(?:running|waiting)\{[^}]*\} (\S+)$", text, re.M)
+        if sum(float(v) for v in found) >= count:
             return
         time.sleep(0.02)
-    raise TimeoutError(f"{count} requests never ran at once")
+    raise TimeoutError(f"{count} requests were never in the engine at once")
 
 
 def streaming(url: str, body: dict = LONG, count: int = 1, engine_url: str | None = None):

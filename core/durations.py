@@ -616,6 +616,21 @@ def image_mirror(mbps: float, sharing: int = 1) -> Plan:
     )
 
 
+IMPORT_DEADLINE_MARGIN = 2.0  # the download's rate is the softest figure
+IMPORT_DEADLINE_FLOOR_MINUTES = 30
+
+
+def import_deadline_minutes(
+    model: ModelSpec, mbps: float, workers: int, modelled: float, cap: int, other_flows: int = 0
+) -> int:
+    """An import worker's command timeout: the NAT-bound import doubled, at least 30 minutes, never below the
+    `modelled` import, at most `cap` (what Cloud Assistant runs a command for)."""
+    minutes = worker_deadline_minutes(
+        model, mbps, workers, IMPORT_DEADLINE_MARGIN, IMPORT_DEADLINE_FLOOR_MINUTES, other_flows=other_flows
+    )
+    return max(math.ceil(modelled), min(minutes, cap))
+
+
 def worker_deadline_minutes(
     model: ModelSpec, mbps: float, workers: int, margin: float, floor: int, other_flows: int = 0
 ) -> int:

@@ -847,3 +847,26 @@ def test_the_worker_count_is_taken_at_its_bounds():
     assert settings_for("prod", {"ecs.weights.importWorkers": 20}).ecs.weights.import_workers == 20
     assert settings_for("prod", {"ecs.weights.importWorkers": 1}).ecs.weights.import_workers == 1
     assert settings_for("prod", {"ecs.weights.importWorkers": None}).ecs.weights.import_workers == 3  # 65.5 GB / 25
+
+
+@pytest.mark.parametrize("overrides", [{}, {"network.natBandwidthMbps": 200}], ids=["prod", "one EIP"])
+def test_up_waits_for_the_host_as_long_as_the_workers_may_run_and_then_the_copy_and_load(overrides):
+    """The host may wait for the workers as long as their command may run (the NAT-bound import doubled, should
+    ModelScope's internal path not be taken); Pulumi's readiness wait covers that wait and the host's steps after
+    it, so `up` does not give up on a host that is still legitimately waiting."""
+    from harness import settings_for
+
+    from core import durations
+
+    settings = settings_for("prod", overrides)
+    host = settings.ecs
+    run = run_stack("prod", overrides)
+    worker_timeouts = {
+        unwrap(c.inputs)["timeout"] for c in run.of_type(COMMAND) if "-import-" in c.name and "-ready" not in c.name
+    }
+    assert worker_timeouts == {host.import_wait_minutes * 60}
+    after_import = (
+        durations.ecs_readiness(settings.model, host.egress_mbps, host.start).minutes - host.start.import_minutes
+    )
+    assert host.readiness_timeout_minutes >= host.import_wait_minutes + after_import
+    assert run.outputs["readinessTimeoutMinutes"] == host.readiness_timeout_minutes

@@ -176,6 +176,8 @@ class EcsHost:
     prepared_image: PreparedImage = PreparedImage(False, None, False)
     weights: Weights = Weights("modelscope", None, "models", 16)
     start: durations.EcsStart = field(default_factory=durations.EcsStart)  # what the readiness wait was modelled for
+    # ecs.weights.source import: each worker's command timeout, and so how long the host waits for their manifests
+    import_wait_minutes: int = 0
 
 
 def resolve_host(
@@ -214,13 +216,26 @@ def resolve_host(
         stream_ranks=stream_ranks(engine, tensor_parallel) if weights.streamed and engine else 0,
         import_workers=weights.import_workers,
     )
+    import_deadline = 0  # how long the host may wait for its stack's own import: as long as a worker may run
     if weights.imported and model is not None:
-        plan = durations.ecs_import(model, egress_mbps, weights.import_workers, region, start)
-        start = dataclasses.replace(start, import_minutes=durations.import_ready_minutes(plan))
+        share = durations.ecs_import(model, egress_mbps, weights.import_workers, region, start)
+        start = dataclasses.replace(start, import_minutes=durations.import_ready_minutes(share))
+        import_deadline = durations.import_deadline_minutes(
+            model,
+            egress_mbps,
+            weights.import_workers,
+            share.minutes,
+            MAX_READINESS_MINUTES,
+            durations.host_nat_pulls(start),
+        )
     if model is not None:
         plan = durations.ecs_readiness(model, egress_mbps, start)
         modelled = math.ceil(plan.minutes)
         estimate = plan.deadline(READINESS_MARGIN, READINESS_FLOOR_MINUTES)
+        if import_deadline:
+            # The host may wait for the workers as long as they may run (e.g. NAT-bound, should ModelScope's
+            # internal path not be taken), then copy and load: `up` waits for that too.
+            estimate = max(estimate, math.ceil(import_deadline + plan.minutes - start.import_minutes))
         if config.readiness_timeout_minutes and config.readiness_timeout_minutes < modelled:
             problems.add(
                 "ecs.readinessTimeoutMinutes",
@@ -248,6 +263,7 @@ def resolve_host(
         prepared_image=prepared,
         weights=weights,
         start=start,
+        import_wait_minutes=import_deadline,
     )
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import pulumi
 import pulumi_alicloud as alicloud
 
@@ -53,10 +51,6 @@ def ubuntu_image(
     return found.images[0].id
 
 
-IMPORT_DEADLINE_MARGIN = 2.0  # the download's rate is the softest figure (core/durations.py)
-IMPORT_DEADLINE_FLOOR_MINUTES = 30
-
-
 def import_deadline_minutes(settings: Settings, plan: durations.Plan, workers: int, other_flows: int = 0) -> int:
     """Each import worker's command timeout (acs, ack, ack-edge and ecs.weights.source import): the NAT-bound import
     (`other_flows` more flows sharing the NAT) doubled, at least 30 minutes, never below the modelled `plan`, at most
@@ -80,10 +74,7 @@ def import_deadline_minutes(settings: Settings, plan: durations.Plan, workers: i
                 )
             ]
         )
-    minutes = durations.worker_deadline_minutes(
-        settings.model, mbps, workers, IMPORT_DEADLINE_MARGIN, IMPORT_DEADLINE_FLOOR_MINUTES, other_flows=other_flows
-    )
-    return max(math.ceil(modelled), min(minutes, cap))
+    return durations.import_deadline_minutes(settings.model, mbps, workers, modelled, cap, other_flows)
 
 
 def announce_import(importer, region: str, modelled_minutes: float) -> None:

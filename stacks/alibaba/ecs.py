@@ -35,7 +35,6 @@ from stacks.alibaba import cost
 from stacks.alibaba.common import (
     alibaba_provider,
     announce_import,
-    import_deadline_minutes,
     stack_tags,
     ubuntu_image,
 )
@@ -222,7 +221,7 @@ def host_config(settings: EcsSettings) -> HostConfig:
         weights_parallel=settings.ecs.weights.parallel,
         oss_endpoint=oss_internal_endpoint(settings.region) if settings.ecs.weights.in_region else "",
         weights_load=weights.load,
-        weights_wait_seconds=import_wait_minutes(settings) * 60 if weights.imported else 0,
+        weights_wait_seconds=settings.ecs.import_wait_minutes * 60,  # 0 without the stack's own import
         region=settings.region,
         tls=settings.tls is not None,
     )
@@ -248,12 +247,6 @@ def import_plan(settings: EcsSettings) -> durations.Plan:
     return durations.ecs_import(
         settings.model, host.egress_mbps, host.weights.import_workers, settings.region, host.start
     )
-
-
-def import_wait_minutes(settings: EcsSettings) -> int:
-    """How long a worker's command may run, and so how long the host waits for the import's manifests."""
-    pulls = durations.host_nat_pulls(settings.ecs.start)
-    return import_deadline_minutes(settings, import_plan(settings), settings.ecs.weights.import_workers, pulls)
 
 
 def _import(
@@ -300,7 +293,7 @@ def _import(
             ),
             vswitch_id=network.vswitch_id,
             security_group_id=network.security_group_id,
-            timeout_minutes=import_wait_minutes(settings),
+            timeout_minutes=settings.ecs.import_wait_minutes,  # core.config.host.resolve_host
             # The hub is on the internet (the NAT); destroy removes the workers before it aborts the bucket's
             # incomplete uploads and deletes the bucket.
             depends_on=[*network.snat_entries, *store.cleanup],

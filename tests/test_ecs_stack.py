@@ -870,3 +870,11 @@ def test_up_waits_for_the_host_as_long_as_the_workers_may_run_and_then_the_copy_
     )
     assert host.readiness_timeout_minutes >= host.import_wait_minutes + after_import
     assert run.outputs["readinessTimeoutMinutes"] == host.readiness_timeout_minutes
+
+
+def test_the_stacks_own_import_can_be_streamed_by_the_engine_after_the_hosts_check_waits_for_it():
+    run = run_stack("prod", {"ecs.weights.load": "stream", "engine.image": "vllm/vllm-openai:v0.32.0"})
+    name = unwrap(run.one(BUCKET).inputs)["bucket"]
+    text = user_data(run)
+    assert _conf(text, "WEIGHTS_LOAD") == "stream" and int(_conf(text, "WEIGHTS_WAIT_SECONDS")) > 0
+    assert f"s3://{name}/models/Qwen/QwQ-32B" in text and "--load-format runai_streamer" in text

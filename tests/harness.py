@@ -205,7 +205,8 @@ class CloudMocks(pulumi.runtime.Mocks):
             },
             "alicloud:ram/role:Role": {
                 "arn": f"acs:ram::{ACCOUNT_ID}:role/{args.inputs.get('roleName', args.name)}",
-                "roleId": f"3{abs(hash(args.name)) % 10**15:015d}",
+                # zlib.crc32, not hash(): the same id in every process (PYTHONHASHSEED), as a real role keeps its own
+                "roleId": f"3{zlib.crc32(args.name.encode()) % 10**15:015d}",
             },
             "alicloud:ram/accessKey:AccessKey": {"secret": "RAM-ACCESS-KEY-SECRET"},
             "alicloud:cs/nodePool:NodePool": {"nodePoolId": f"np{args.name.replace('-', '')[-12:]}"},

@@ -73,7 +73,7 @@ class WeightsConfig(Group):
     ] = option(
         None,
         "source oss: the OSS bucket in the stack's region that holds the weights; source import: the name of the "
-        "bucket the stack creates (empty: llm-<stack>-models-<8 hex of the account and stack>).",
+        "bucket the stack creates (empty: llm-<stack>-models-<8 hex of the account, project and stack>).",
         example="my-llm-models",
     )
     # The import workers (components/alibaba/model_import_workers.py), as modelStore.importWorkers on acs and ack.

@@ -71,6 +71,15 @@ VARIANTS = {
         "ecs.weights.load": "stream",
         "engine.image": VLLM_IMAGE.value,
     },
+    # The stack's own import, streamed, with the longest bucket name OSS allows (63): the wait's setting too.
+    "vllm-r1-h20-imported-streamed": {
+        "model": "DeepSeek-R1",
+        "placement.instanceType": "ecs.ebmgn8v.48xlarge",
+        "ecs.weights.source": "import",
+        "ecs.weights.bucket": "b" * 63,
+        "ecs.weights.load": "stream",
+        "engine.image": VLLM_IMAGE.value,
+    },
 }
 
 

@@ -42,11 +42,9 @@ def ecs(settings: EcsSettings) -> Timeline:
     if host.weights.imported:
         # ecs.weights.source import: the workers start with the network and its NAT; the host's weights step
         # (core.durations.ecs_readiness) already waits until they are done (start.import_minutes).
-        workers = host.weights.import_workers
-        share = d.ecs_import(settings.model, host.egress_mbps, workers, settings.region, host.start)
         tasks += [
             _step("network", d.NETWORK_MIN.value + d.NAT_MIN.value, (), d.NETWORK_MIN),
-            *_import_tasks(workers, share, ("network",)),
+            *_import_tasks(host.weights.import_workers, ecs_import_plan(settings), ("network",)),
         ]
     if host.prepared_image.build:
         build = d.prepared_image_build(host.egress_mbps, host.start.image_in_region)
@@ -147,6 +145,13 @@ def worker_import_plan(settings: ClusterSettings, workers: int) -> d.Plan:
         settings.region,
         other_flows=mirror_flows(settings),
     )
+
+
+def ecs_import_plan(settings: EcsSettings) -> d.Plan:
+    """ecs.weights.source import: one worker's share, as core.config.host.resolve_host modelled the host's wait
+    with it: what the timeline and each worker's progress hint use (stacks/alibaba/ecs.py)."""
+    host = settings.ecs
+    return d.ecs_import(settings.model, host.egress_mbps, host.weights.import_workers, settings.region, host.start)
 
 
 def _workers(settings: ClusterSettings, after: tuple[str, ...]) -> list[Task]:

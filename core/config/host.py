@@ -13,7 +13,7 @@ from core import durations
 from core.catalog import ModelSpec
 from core.config.problems import Problems
 from core.config.schema import EcsInstanceType, Flag, Group, Int, matches, option, within
-from core.config.storage import BUCKET
+from core.config.storage import BUCKET, IMPORT_INSTANCE_TYPE
 from core.engine import EngineOptions, stream_load, streamer_problem
 from core.targets import ECS
 from core.versions import VLLM_IMAGE
@@ -82,10 +82,8 @@ class WeightsConfig(Group):
         "source import: ECS workers the import is split over (by file size); empty: one per 25 GB of weights.",
         example=4,
     )
-    import_instance_type: Optional[EcsInstanceType] = option(
-        None,
-        "source import: instance type of the import workers (they stop themselves when done); empty: ecs.g7.xlarge.",
-        example="ecs.g7.xlarge",
+    import_instance_type: EcsInstanceType = option(
+        IMPORT_INSTANCE_TYPE, "source import: instance type of the import workers (they stop themselves when done)."
     )
     retain: Flag = option(False, "source import: keep the stack's bucket and its weights on `pulumi destroy`.")
     prefix: Annotated[str, matches(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*", "an object prefix like models")] = option(
@@ -137,7 +135,6 @@ class PreparedImage:
 
 
 STREAM, COPY = "stream", "copy"
-IMPORT_INSTANCE_TYPE = "ecs.g7.xlarge"  # as modelStore.importInstanceType's default
 
 
 @dataclass(frozen=True)
@@ -375,6 +372,6 @@ def _weights(
         parallel=config.parallel,
         load=load,
         import_workers=durations.import_workers(model, config.import_workers) if imported and model else 0,
-        import_instance_type=config.import_instance_type or IMPORT_INSTANCE_TYPE,
+        import_instance_type=config.import_instance_type,
         retain=config.retain,
     )

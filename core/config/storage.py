@@ -21,6 +21,7 @@ BUCKET = r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]"
 # docstring (pulumi_alicloud ecs/instance.py) still says [20, 500]. Not verified against a live account.
 # ACK node pool data disks: 40-32768 GiB (components/alibaba/node_pool.py).
 MAX_DISK_GIB = 2048
+IMPORT_INSTANCE_TYPE = "ecs.g7.xlarge"  # the import workers' default type (modelStore, ecs.weights)
 
 
 class DiskConfig(Group):
@@ -57,7 +58,7 @@ class ModelStoreConfig(Group):
         example=4,
     )
     import_instance_type: EcsInstanceType = option(
-        "ecs.g7.xlarge",
+        IMPORT_INSTANCE_TYPE,
         "Instance type of the import workers (they stop themselves when done).",
         targets=MANAGED_ALIBABA,
     )
@@ -144,7 +145,7 @@ class ModelStore:
     fluid: bool  # acs: Fluid in front of the bucket
     storage_class: Optional[str]  # kubernetes: the volume's class; None: the cluster default
     import_workers: Optional[int] = None  # acs, ack, ack-edge: None: from the model's size (core.durations)
-    import_instance_type: str = "ecs.g7.xlarge"
+    import_instance_type: str = IMPORT_INSTANCE_TYPE
     import_image_id: Optional[str] = None
     load: str = MOUNT  # STREAM: the Run:ai Model Streamer reads the weights (resolve_load)
 

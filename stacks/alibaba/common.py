@@ -5,7 +5,6 @@ from __future__ import annotations
 import pulumi
 import pulumi_alicloud as alicloud
 
-from core import durations
 from core.config import Settings
 from core.config.problems import ConfigError, Problem
 from stacks.providers import provider_args
@@ -49,32 +48,6 @@ def ubuntu_image(
             ]
         )
     return found.images[0].id
-
-
-def import_deadline_minutes(settings: Settings, plan: durations.Plan, workers: int, other_flows: int = 0) -> int:
-    """Each import worker's command timeout (acs, ack, ack-edge and ecs.weights.source import): the NAT-bound import
-    (`other_flows` more flows sharing the NAT) doubled, at least 30 minutes, never below the modelled `plan`, at most
-    what Cloud Assistant runs a command for."""
-    from components.alibaba.cloud_assistant_worker import COMMAND_TIMEOUT_MAX_SECONDS
-
-    mbps, cap = settings.network.nat_bandwidth_mbps, COMMAND_TIMEOUT_MAX_SECONDS // 60
-    modelled = plan.minutes
-    if modelled > cap:
-        raise ConfigError(
-            [
-                Problem(
-                    "network.natBandwidthMbps",
-                    mbps,
-                    f"the model import is modelled at {modelled:.0f} min over {workers} worker(s) sharing the NAT, "
-                    f"longer than a Cloud Assistant command may run ({cap} min)",
-                    f"pulumi config set --path '{settings.namespace}:network.natBandwidthMbps' <more>, or deploy "
-                    "where ModelScope serves the weights on the internal network: "
-                    + ", ".join(durations.INTRA_CLOUD_REGIONS),
-                    settings.namespace,
-                )
-            ]
-        )
-    return durations.import_deadline_minutes(settings.model, mbps, workers, modelled, cap, other_flows)
 
 
 def announce_import(importer, region: str, modelled_minutes: float) -> None:

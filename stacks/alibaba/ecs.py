@@ -29,15 +29,10 @@ from core.config.problems import ConfigError, Problem
 from core.config.settings import EcsSettings
 from core.engine import build_command, stream_load
 from core.gateway import METRICS_PORT
-from core.ready_time import timeline
+from core.ready_time import ecs_import_plan, timeline
 from core.timeline import API
 from stacks.alibaba import cost
-from stacks.alibaba.common import (
-    alibaba_provider,
-    announce_import,
-    stack_tags,
-    ubuntu_image,
-)
+from stacks.alibaba.common import alibaba_provider, announce_import, stack_tags, ubuntu_image
 from stacks.client import api_base, client_outputs, warn_plain_http
 from stacks.progress import announce
 
@@ -241,14 +236,6 @@ def _with_own_bucket(settings: EcsSettings, provider: alicloud.Provider) -> EcsS
     return dataclasses.replace(settings, ecs=ecs)
 
 
-def import_plan(settings: EcsSettings) -> durations.Plan:
-    """One import worker's share, as core.config.host.resolve_host models the host's wait."""
-    host = settings.ecs
-    return durations.ecs_import(
-        settings.model, host.egress_mbps, host.weights.import_workers, settings.region, host.start
-    )
-
-
 def _import(
     settings: EcsSettings,
     provider: alicloud.Provider,
@@ -301,7 +288,7 @@ def _import(
         ),
         opts=opts,
     )
-    announce_import(importer, settings.region, import_plan(settings).minutes)
+    announce_import(importer, settings.region, ecs_import_plan(settings).minutes)
     return store
 
 

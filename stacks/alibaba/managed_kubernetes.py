@@ -22,7 +22,6 @@ from core.config.settings import AckFamilySettings, AlibabaClusterSettings, Clus
 from core.ready_time import mirror_flows, mirror_sharing, worker_import_plan
 from stacks import serving
 from stacks.alibaba.common import announce_import
-from stacks.alibaba.common import import_deadline_minutes as import_deadline
 
 MODEL_PREFIX = "models"  # objects under oss://<bucket>/models/<ModelScope id>/
 ADDRESS_TYPE = "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-address-type"
@@ -76,9 +75,28 @@ def bandwidth_deadlines(settings: AlibabaClusterSettings, gpu_capacity_minutes: 
 
 
 def import_deadline_minutes(settings: AlibabaClusterSettings, workers: int) -> int:
-    """Each import worker's command timeout (stacks.alibaba.common.import_deadline_minutes), beside the image
-    mirror's copy when there is one."""
-    return import_deadline(settings, worker_import_plan(settings, workers), workers, mirror_flows(settings))
+    """Each import worker's command timeout (core.durations.import_deadline_minutes, beside the image mirror's copy
+    when there is one), at most what Cloud Assistant runs a command for."""
+    from components.alibaba.cloud_assistant_worker import COMMAND_TIMEOUT_MAX_SECONDS
+
+    mbps, cap = settings.network.nat_bandwidth_mbps, COMMAND_TIMEOUT_MAX_SECONDS // 60
+    modelled = worker_import_plan(settings, workers).minutes
+    if modelled > cap:
+        raise ConfigError(
+            [
+                Problem(
+                    "network.natBandwidthMbps",
+                    mbps,
+                    f"the model import is modelled at {modelled:.0f} min over {workers} worker(s) sharing the NAT, "
+                    f"longer than a Cloud Assistant command may run ({cap} min)",
+                    f"pulumi config set --path '{settings.namespace}:network.natBandwidthMbps' <more>, or deploy "
+                    "where ModelScope serves the weights on the internal network: "
+                    + ", ".join(durations.INTRA_CLOUD_REGIONS),
+                    settings.namespace,
+                )
+            ]
+        )
+    return durations.import_deadline_minutes(settings.model, mbps, workers, modelled, cap, mirror_flows(settings))
 
 
 MIRROR_DEADLINE_MARGIN = 2.0  # the copy's rate is the NAT's and the source registry's (core/durations.py)

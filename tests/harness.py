@@ -13,6 +13,7 @@ import copy
 import json
 import os
 import pickle
+import re
 import runpy
 import subprocess
 import sys
@@ -670,6 +671,29 @@ def validate_kubernetes(run: Run) -> list[str]:
 
 def is_secret(value: Any) -> bool:
     return isinstance(value, dict) and value.get(rpc._special_sig_key) == SECRET_SIG
+
+
+def _waits_for(resource) -> list[str]:
+    """Its dependencies and its provider (a Kubernetes provider waits for the cluster's kubeconfig)."""
+    provider = resource.provider.rsplit("::", 1)[0] if resource.provider else ""
+    return [*resource.dependencies, *([provider] if provider else [])]
+
+
+def closure(run, resource) -> set[str]:
+    """Every URN `resource` waits for, directly or through what it waits for (providers included)."""
+    by_urn = {r.urn: r for r in run.resources}
+    seen, todo = set(), _waits_for(resource)
+    while todo:
+        urn = todo.pop()
+        if urn not in seen:
+            seen.add(urn)
+            todo.extend(_waits_for(by_urn[urn]) if urn in by_urn else [])
+    return seen
+
+
+def header(text: str, name: str) -> str:
+    """The value of a `NAME=value` line of a rendered script or conf (shell quotes stripped)."""
+    return re.search(rf"^{name}=(.*)$", text, re.M).group(1).strip("'")
 
 
 def user_data_files(user_data: str) -> dict[str, str]:

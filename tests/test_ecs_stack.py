@@ -14,6 +14,8 @@ from harness import (
     GENERATED_API_KEY,
     PEM_TLS,
     all_strings,
+    closure,
+    header,
     is_secret,
     run_provider_isolated,
     run_stack,
@@ -729,22 +731,6 @@ def test_a_wait_and_a_deletion_each_make_one_sdk_client_for_all_their_calls(monk
 BUCKET = "alicloud:oss/bucket:Bucket"
 
 
-def _closure(run, resource) -> set[str]:
-    """Every URN `resource` waits for, directly or through what it waits for."""
-    by_urn = {r.urn: r for r in run.resources}
-    seen, todo = set(), list(resource.dependencies)
-    while todo:
-        urn = todo.pop()
-        if urn not in seen:
-            seen.add(urn)
-            todo.extend(by_urn[urn].dependencies if urn in by_urn else [])
-    return seen
-
-
-def _conf(text: str, name: str) -> str:
-    return re.search(rf"^{name}=(.*)$", text, re.M).group(1).strip("'")
-
-
 def test_prod_imports_into_its_own_bucket_beside_the_host_which_waits_for_the_workers_and_copies_it(prod):
     import hashlib
 
@@ -760,14 +746,14 @@ def test_prod_imports_into_its_own_bucket_beside_the_host_which_waits_for_the_wo
     assert len(workers) == len(invocations) == 8  # ecs.weights.importWorkers
     commands = {f"{c.name}-id": unwrap(c.inputs) for c in prod.of_type(COMMAND)}
     texts = [base64.b64decode(commands[unwrap(i.inputs)["commandId"]]["commandContent"]).decode() for i in invocations]
-    assert {_conf(t, "BUCKET") for t in texts} == {name}
-    assert {_conf(t, "PREFIX") for t in texts} == {"models/Qwen/QwQ-32B"}
-    assert sorted(int(_conf(t, "WORKER")) for t in texts) == list(range(8))
+    assert {header(t, "BUCKET") for t in texts} == {name}
+    assert {header(t, "PREFIX") for t in texts} == {"models/Qwen/QwQ-32B"}
+    assert sorted(int(header(t, "WORKER")) for t in texts) == list(range(8))
     # The host reads the bucket like any bucket in the region, and waits as long as a worker may run.
     text = user_data(prod)
-    assert _conf(text, "WEIGHTS_SOURCE") == "oss" and _conf(text, "WEIGHTS_BUCKET") == name
+    assert header(text, "WEIGHTS_SOURCE") == "oss" and header(text, "WEIGHTS_BUCKET") == name
     worker_timeout = {commands[unwrap(i.inputs)["commandId"]]["timeout"] for i in invocations}
-    assert worker_timeout == {int(_conf(text, "WEIGHTS_WAIT_SECONDS"))}
+    assert worker_timeout == {int(header(text, "WEIGHTS_WAIT_SECONDS"))}
     assert "/usr/local/lib/llm-serving/fetch-oss.py" in user_data_files(text)
     (host_policy,) = [p for p in prod.of_type("alicloud:ram/policy:Policy") if p.name == "llm-prod-host-policy"]
     policy = json.loads(unwrap(host_policy.inputs)["policyDocument"])
@@ -785,10 +771,10 @@ def test_the_import_runs_beside_the_host_and_neither_waits_for_the_other(prod):
     workers = {r.urn for r in prod.resources if "-import-" in r.name}
     bucket = prod.one(BUCKET).urn
     snat = {r.urn for r in prod.of_type("alicloud:vpc/snatEntry:SnatEntry")}
-    assert bucket in _closure(prod, host) and not _closure(prod, host) & workers
-    assert not _closure(prod, ready) & workers
+    assert bucket in closure(prod, host) and not closure(prod, host) & workers
+    assert not closure(prod, ready) & workers
     for invocation in (r for r in prod.of_type(INVOCATION) if "-import-" in r.name):
-        waits = _closure(prod, invocation)
+        waits = closure(prod, invocation)
         assert bucket in waits and snat <= waits and host.urn not in waits
 
 
@@ -796,7 +782,7 @@ def test_destroy_deletes_the_workers_then_the_bucket_unless_it_is_retained(prod)
     assert not prod.one(BUCKET).retain_on_delete
     cleanup = next(r for r in prod.resources if "abort-uploads" in r.name)
     for worker in (r for r in prod.of_type(INSTANCE) if "-import-" in r.name):
-        assert cleanup.urn in _closure(prod, worker) and not worker.protect  # no protection: destroy removes it
+        assert cleanup.urn in closure(prod, worker) and not worker.protect  # no protection: destroy removes it
     kept = run_stack("prod", {"ecs.weights.retain": True})
     assert kept.one(BUCKET).retain_on_delete and not [r for r in kept.resources if "abort-uploads" in r.name]
 
@@ -876,5 +862,5 @@ def test_the_stacks_own_import_can_be_streamed_by_the_engine_after_the_hosts_che
     run = run_stack("prod", {"ecs.weights.load": "stream", "engine.image": "vllm/vllm-openai:v0.32.0"})
     name = unwrap(run.one(BUCKET).inputs)["bucket"]
     text = user_data(run)
-    assert _conf(text, "WEIGHTS_LOAD") == "stream" and int(_conf(text, "WEIGHTS_WAIT_SECONDS")) > 0
+    assert header(text, "WEIGHTS_LOAD") == "stream" and int(header(text, "WEIGHTS_WAIT_SECONDS")) > 0
     assert f"s3://{name}/models/Qwen/QwQ-32B" in text and "--load-format runai_streamer" in text

@@ -16,7 +16,7 @@ import re
 import sys
 
 import pytest
-from harness import ACCOUNT_ID, run_stack, settings_for, unwrap
+from harness import ACCOUNT_ID, closure, header, run_stack, settings_for, unwrap
 from worker_scripts import fake_api, load
 
 from components.alibaba.cloud_assistant_worker import COMMAND_TIMEOUT_MAX_SECONDS
@@ -55,28 +55,6 @@ def workers(run):
         instance = next(i for i in instances if f"{i.name}-id" in unwrap(invocation.inputs)["instanceIds"])
         found.append((instance, text, invocation))
     return sorted(found, key=lambda w: int(re.search(r"^WORKER=(\d+)$", w[1], re.M).group(1)))
-
-
-def _waits_for(resource) -> list[str]:
-    """Its dependencies and its provider (a Kubernetes provider waits for the cluster's kubeconfig)."""
-    provider = resource.provider.rsplit("::", 1)[0] if resource.provider else ""
-    return [*resource.dependencies, *([provider] if provider else [])]
-
-
-def closure(run, resource) -> set[str]:
-    """Every URN `resource` waits for, directly or through what it waits for (providers included)."""
-    by_urn = {r.urn: r for r in run.resources}
-    seen, todo = set(), _waits_for(resource)
-    while todo:
-        urn = todo.pop()
-        if urn not in seen:
-            seen.add(urn)
-            todo.extend(_waits_for(by_urn[urn]) if urn in by_urn else [])
-    return seen
-
-
-def header(text: str, name: str) -> str:
-    return re.search(rf"^{name}=(.*)$", text, re.M).group(1).strip("'")
 
 
 # --- Where the workers are and what they wait for -------------------------------------------------------------

@@ -121,6 +121,18 @@ IMAGE_SNAPSHOT_MIN = Figure(10.0, "min", "A", "CreateImage from the intermediate
 PREPARED_IMAGE_GB = Figure(
     45.0, "GB", "D", "Ubuntu 22.04 ~4 GB + driver and toolkit ~2 GB + engine image unpacked 28.6 (vllm#22377) + Docker"
 )
+# Fluid's cache on acs (acs.fluid, components/alibaba/fluid_cache.py): Alibaba's ack-fluid chart once the cluster
+# exists, the JindoRuntime's master and workers, then the DataLoad fills the workers' memory from OSS once the import
+# is done. With the whole model cached (the program sizes the cache so, core.sizing.fluid_cache_gib), Compute Nest's
+# ACS deployment guide reports the load in half the time ("根据缓存大小，模型加载速度可以缩短至50%", its Fluid section).
+FLUID_INSTALL_MIN = Figure(1.5, "min", "A", "the ack-fluid Helm release and its controllers (time-to-ready.md 'helm')")
+FLUID_WORKERS_MIN = Figure(1.0, "min", "A", "the JindoRuntime's ACS CPU pods started, images from the VPC registry")
+FLUID_FILL_MB_PER_S_PER_WORKER = Figure(
+    500.0, "MB/s per worker", "A", "DataLoad from OSS into memory (time-to-ready.md 'dataload': 3 GB/s over 6 workers)"
+)
+FLUID_WARM_SPEEDUP = Figure(
+    2.0, "x", "S", "a warm Fluid cache halves the load: Compute Nest 'LLM inference (ACS edition)', Fluid section"
+)
 # The load step (modelStore.load, docs/loading.md). Mount: the default loader through the mounted store, at
 # LOAD_MOUNT_GIB_PER_MIN, an assumed 20 GiB/min (GCS FUSE with its file cache is modelled at 1 GB/s in time-to-ready.md,
 # 'gcsfuse' A; ossfs 1.0 at 0.3 GB/s, 'ossfs1' D: the program's one figure is kept for both). Stream: the Run:ai
@@ -311,11 +323,37 @@ def load_minutes(model: ModelSpec, tensor_parallel: int = 1) -> int:
     return math.ceil(mount_load_minutes(model, tensor_parallel))
 
 
-def engine_load(model: ModelSpec, stream_ranks: int = 0, tensor_parallel: int = 1, store: str = "gs") -> Step:
+def fluid_warm_up(model: ModelSpec, workers: int) -> Plan:
+    """Fluid's cache filled once the import is done: the runtime's pods, then the DataLoad over its workers."""
+    rate = FLUID_FILL_MB_PER_S_PER_WORKER.value * workers
+    return Plan(
+        (
+            Step("cache workers", FLUID_WORKERS_MIN.value, FLUID_WORKERS_MIN.source),
+            Step(
+                f"DataLoad of {weights_gb(model):.0f} GB into {workers} workers' memory",
+                weights_gb(model) * 1000 / rate / 60,
+                FLUID_FILL_MB_PER_S_PER_WORKER.source,
+            ),
+        )
+    )
+
+
+def engine_load(
+    model: ModelSpec, stream_ranks: int = 0, tensor_parallel: int = 1, store: str = "gs", warm_cache: bool = False
+) -> Step:
     """Engine start, the weights into the GPUs, warm-up. stream_ranks > 0: streamed from the object store (`store`:
     "gs", or "oss" bounded by the instance NIC) by that many processes at once (a distributed load: the
-    tensor-parallel ranks; otherwise 1), else the mount figure."""
+    tensor-parallel ranks; otherwise 1), else the mount figure; warm_cache: through a filled Fluid cache, at
+    FLUID_WARM_SPEEDUP times the mount figure."""
     warm = warmup(model, tensor_parallel)
+    if stream_ranks <= 0 and warm_cache:
+        read = model.weights_gib / (LOAD_MOUNT_GIB_PER_MIN.value * FLUID_WARM_SPEEDUP.value)
+        return Step(
+            "engine start, load from the warm cache and warm-up",
+            ENGINE_START_MIN.value + read + warm.minutes,
+            f"{ENGINE_START_MIN.source}; {LOAD_MOUNT_GIB_PER_MIN.source} x{FLUID_WARM_SPEEDUP.value:g}: "
+            f"{FLUID_WARM_SPEEDUP.source}; {warm.name} {warm.minutes * 60:.0f} s, {warm.source}",
+        )
     if stream_ranks <= 0:
         return Step(
             "engine start, load and warm-up",

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Optional
 
 from core import durations as d
+from core import sizing
 from core.config.settings import AckEdgeSettings, ClusterSettings, EcsSettings, GkeTargetSettings, Settings
 from core.config.storage import STREAM
 from core.engine import stream_load
@@ -76,26 +77,53 @@ def stream_ranks(settings: ClusterSettings) -> int:
     return placement.tensor_parallel if stream.distributed else 1
 
 
-def _engine_load(settings: ClusterSettings, after: tuple[str, ...]) -> Task:
+def _engine_load(settings: ClusterSettings, after: tuple[str, ...], warm_cache: bool = False) -> Task:
     load = d.engine_load(
         settings.model,
         stream_ranks(settings),
         settings.placement.tensor_parallel,
         STREAM_STORES.get(settings.target, "gs"),
+        warm_cache=warm_cache,
     )
     return Task(SERVING_READY, load.minutes, after, load.source)
 
 
-def _serving(settings: ClusterSettings, mbps: float, capacity_minutes: float, after: tuple[str, ...]) -> list[Task]:
-    """The serving pods (GPU capacity, the engine image, every pod of the first rollout at once), the load."""
+def _serving(
+    settings: ClusterSettings,
+    mbps: float,
+    capacity_minutes: float,
+    after: tuple[str, ...],
+    cache: tuple[str, ...] = (),
+) -> list[Task]:
+    """The serving pods (GPU capacity, the engine image, every pod of the first rollout at once), the load; with a
+    `cache` task, the load reads the filled cache and is counted from when it is filled, if that is later."""
     pods = settings.placement.pods * settings.workload.replicas
     pull = d.engine_image_pull(settings.engine.image, settings.region, mbps, pods)
     return [
         Task(SERVING_START, 0.0, after, "the serving workload is created"),
         _step("GPU capacity", capacity_minutes, (SERVING_START,), d.GPU_CAPACITY_MIN),
         Task("engine image", pull.minutes, ("GPU capacity",), f"{pull.name}: {pull.source}"),
-        _engine_load(settings, ("engine image",)),
+        _engine_load(settings, ("engine image", *cache), warm_cache=bool(cache)),
     ]
+
+
+FLUID_READY, CACHE_FILLED = "Fluid", "cache filled"
+
+
+def _fluid(settings: ClusterSettings, after: tuple[str, ...]) -> tuple[list[Task], tuple[str, ...], tuple[str, ...]]:
+    """acs.fluid: the chart once the cluster exists (the serving workload waits for its cache objects), then the
+    cache filled once the import is done (stacks/alibaba/acs.py); nothing without Fluid. Returns the tasks, what
+    serving waits for, and what the load waits for."""
+    if not settings.model_store.fluid or stream_ranks(settings):
+        return [], (), ()
+    workers = sizing.fluid_workers(sizing.fluid_cache_gib(settings.model))
+    fill = d.fluid_warm_up(settings.model, workers)
+    tasks = [
+        _step(FLUID_READY, d.FLUID_INSTALL_MIN.value, after, d.FLUID_INSTALL_MIN),
+        *_plan_tasks("cache", fill, (FLUID_READY, IMPORT_DONE)),
+    ]
+    done = Task(CACHE_FILLED, 0.0, (tasks[-1].name,), "the DataLoad is complete")
+    return [*tasks, done], (FLUID_READY,), (CACHE_FILLED,)
 
 
 def _import(settings: ClusterSettings, mbps: float, after: tuple[str, ...]) -> list[Task]:
@@ -174,12 +202,20 @@ def acs(settings: ClusterSettings) -> Timeline:
     """Network and NAT; the ACS cluster beside the import workers; the serving pods once both are done."""
     mbps = settings.network.nat_bandwidth_mbps
     mirror, mirrored = _mirror(settings, ("network",))
+    fluid, fluid_ready, cache_filled = _fluid(settings, ("ACS cluster",))
     tasks = [
         _step("network", d.NETWORK_MIN.value + d.NAT_MIN.value, (), d.NETWORK_MIN),
         _step("ACS cluster", d.ACS_CLUSTER_MIN.value, ("network",), d.ACS_CLUSTER_MIN),
         *_workers(settings, ("network",)),
         *mirror,
-        *_serving(settings, mbps, d.GPU_CAPACITY_MIN.value, (IMPORT_DONE, "ACS cluster", *mirrored)),
+        *fluid,
+        *_serving(
+            settings,
+            mbps,
+            d.GPU_CAPACITY_MIN.value,
+            (IMPORT_DONE, "ACS cluster", *mirrored, *fluid_ready),
+            cache_filled,
+        ),
         _step(PRIVATE_LB, d.LB_ALIBABA_MIN.value, (SERVING_START,), d.LB_ALIBABA_MIN),
     ]
     return Timeline(ACS, (*tasks, Task(API, 0.0, (PRIVATE_LB, SERVING_READY))))

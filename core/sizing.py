@@ -97,6 +97,20 @@ def disk_gib(model: ModelSpec) -> int:
     return int(math.ceil(raw / 10) * 10)
 
 
+# Fluid's cache (acs.fluid): the whole model and a margin, in JindoRuntime workers of this much memory each.
+FLUID_WORKER_CACHE_GIB = 120
+
+
+def fluid_cache_gib(model: ModelSpec) -> int:
+    """Cache for the whole model and 10% + 10 GiB: a warm cache then holds every file the engine reads."""
+    return int(model.weights_gib * 1.1) + 10
+
+
+def fluid_workers(cache_gib: int, worker_cache_gib: int = FLUID_WORKER_CACHE_GIB) -> int:
+    """The fewest JindoRuntime workers whose memory holds the cache."""
+    return math.ceil(cache_gib / worker_cache_gib)
+
+
 def load_minutes(model: ModelSpec, tensor_parallel: int = 1) -> int:
     """Time from container start to a healthy engine, weights on local disk or a mount: core.durations.load_minutes
     (engine start, the load, the warm-up of the model's class), whole minutes."""

@@ -347,3 +347,57 @@ def test_a_nat_pool_that_spreads_nothing_still_fits_the_deadlines(name):
         return
     workload = _serving(run)
     assert minutes(workload.custom_timeouts["create"]) >= one_eip.span(SERVING_START, SERVING_READY)
+
+
+def _jindo_workers(run) -> int:
+    runtime = next(r for r in run.resources if r.type == "kubernetes:data.fluid.io/v1alpha1:JindoRuntime")
+    return unwrap(runtime.inputs)["spec"]["replicas"]
+
+
+def test_a_fluid_cache_is_filled_after_the_import_and_the_load_reads_it_warm():
+    """acs.fluid (acs-r1): the chart once the cluster exists, the serving pods once its objects exist, the DataLoad
+    once the import is done, over as many workers as the stack makes; the load then reads the cache at twice the
+    mount figure, and starts no earlier than the cache is filled."""
+    from core import durations as d
+    from core.ready_time import CACHE_FILLED, FLUID_READY
+
+    settings = settings_for("acs-r1")
+    expected = timeline(settings)
+    assert expected.start(FLUID_READY) == expected.finish("ACS cluster")
+    assert FLUID_READY in expected.by_name[SERVING_START].after
+    fill = next(t for t in expected.tasks if t.name.startswith("cache: DataLoad"))
+    assert expected.start("cache: cache workers") == max(expected.finish(FLUID_READY), expected.finish(IMPORT_DONE))
+    workers = int(_jindo_workers(stack("acs-r1")))
+    assert f"into {workers} workers'" in fill.name
+    gb = d.weights_gb(settings.model)
+    assert fill.minutes == pytest.approx(gb * 1000 / (d.FLUID_FILL_MB_PER_S_PER_WORKER.value * workers) / 60)
+    assert set(expected.by_name[SERVING_READY].after) == {"engine image", CACHE_FILLED}
+    cold = d.engine_load(settings.model, 0, settings.placement.tensor_parallel).minutes
+    warm = expected.by_name[SERVING_READY].minutes
+    read = settings.model.weights_gib / d.LOAD_MOUNT_GIB_PER_MIN.value
+    assert cold - warm == pytest.approx(read / 2)
+    assert expected.finish(CACHE_FILLED) < expected.finish("engine image")  # filled while the pods pull
+
+
+def test_a_cache_filled_later_than_the_pods_are_ready_delays_the_load(monkeypatch):
+    from core import durations as d
+    from core.ready_time import CACHE_FILLED
+
+    monkeypatch.setattr(d, "FLUID_FILL_MB_PER_S_PER_WORKER", d.Figure(10.0, "MB/s per worker", "A", "slow"))
+    expected = timeline(settings_for("acs-r1"))
+    assert expected.finish(CACHE_FILLED) > expected.finish("engine image")
+    assert expected.start(SERVING_READY) == expected.finish(CACHE_FILLED)
+
+
+@pytest.mark.parametrize("name, overrides", [("acs", {}), ("acs-r1", {"acs.fluid": False})])
+def test_without_fluid_there_is_no_cache_step_and_the_load_reads_the_mount(name, overrides):
+    from core import durations as d
+    from core.ready_time import FLUID_READY
+
+    settings = settings_for(name, overrides) if overrides else settings_for(name)
+    expected = timeline(settings)
+    assert FLUID_READY not in expected.by_name
+    assert expected.by_name[SERVING_READY].after == ("engine image",)
+    assert expected.by_name[SERVING_READY].minutes == pytest.approx(
+        d.engine_load(settings.model, 0, settings.placement.tensor_parallel).minutes
+    )

@@ -26,7 +26,7 @@ import pulumi_kubernetes as k8s
 
 from components.alibaba.oss_model_store import internal_endpoint
 from components.kubernetes.objects import object_name
-from core import versions
+from core import sizing, versions
 
 API_VERSION = "data.fluid.io/v1alpha1"
 WORKER_OVERHEAD_GIB = 8  # Jindo worker process beside its in-memory cache
@@ -108,7 +108,7 @@ class FluidCacheArgs:
     pod_labels: Mapping[str, str] = field(default_factory=dict)  # master and workers, e.g. ACS compute class
     worker_annotations: Mapping[str, str] = field(default_factory=dict)
     preload_path: Optional[str] = None  # under prefix, e.g. "Qwen/QwQ-32B"; None: everything under prefix
-    worker_cache_gib: int = 120  # memory cache per worker; more cache means more workers
+    worker_cache_gib: int = sizing.FLUID_WORKER_CACHE_GIB  # memory cache per worker; more cache, more workers
     chart: Optional[FluidChart] = None  # None: ack_fluid(region)
     install: bool = True  # False: Fluid is already installed in the cluster
     depends_on: Sequence[pulumi.Resource] = ()  # e.g. the model import: warm the cache after it
@@ -126,7 +126,7 @@ def plan_workers(cache_gib: int, worker_cache_gib: int) -> WorkerPlan:
     """Fewest workers whose memory tiers hold the cache, each within ACS's CPU:memory ratio."""
     if cache_gib <= 0 or worker_cache_gib <= 0:
         raise ValueError(f"cache sizes must be positive, got {cache_gib} and {worker_cache_gib}")
-    replicas = math.ceil(cache_gib / worker_cache_gib)
+    replicas = sizing.fluid_workers(cache_gib, worker_cache_gib)
     quota = math.ceil(cache_gib / replicas)
     memory = quota + WORKER_OVERHEAD_GIB
     if memory > MAX_WORKER_MEMORY_GIB:

@@ -12,7 +12,7 @@ from components.alibaba.network import Network
 from components.alibaba.oss_model_store import OssModelStore
 from components.api_key import ApiKey
 from components.kubernetes.leader_worker_set import LeaderWorkerSetController, alibaba_lws
-from core import durations
+from core import durations, sizing
 from core.config.settings import AcsSettings
 from core.config.storage import STREAM
 from stacks import serving
@@ -166,7 +166,7 @@ def _volumes(
             prefix=MODEL_PREFIX,
             region=settings.region,
             credentials_secret=store.credentials_secret,
-            cache_gib=int(settings.model.weights_gib * 1.1) + 10,
+            cache_gib=sizing.fluid_cache_gib(settings.model),
             pod_labels={"alibabacloud.com/compute-class": "performance", "alibabacloud.com/compute-qos": "default"},
             preload_path=settings.model.modelscope_id,
             depends_on=serving.import_done(importer),

@@ -310,10 +310,10 @@ def warmup(model: ModelSpec, tensor_parallel: int = 1) -> Step:
     return Step(f"warm-up ({kind})", figure.value, f"{figure.kind}: {figure.source}")
 
 
-def mount_load_minutes(model: ModelSpec, tensor_parallel: int = 1) -> float:
+def mount_load_minutes(model: ModelSpec, tensor_parallel: int = 1, speedup: float = 1.0) -> float:
     """From the engine's start to a healthy engine reading through a mount (or the host's disk): engine start, the
-    weights at LOAD_MOUNT_GIB_PER_MIN, the warm-up."""
-    start = ENGINE_START_MIN.value + model.weights_gib / LOAD_MOUNT_GIB_PER_MIN.value
+    weights at LOAD_MOUNT_GIB_PER_MIN (times `speedup`: a warm Fluid cache), the warm-up."""
+    start = ENGINE_START_MIN.value + model.weights_gib / (LOAD_MOUNT_GIB_PER_MIN.value * speedup)
     return start + warmup(model, tensor_parallel).minutes
 
 
@@ -326,12 +326,13 @@ def load_minutes(model: ModelSpec, tensor_parallel: int = 1) -> int:
 def fluid_warm_up(model: ModelSpec, workers: int) -> Plan:
     """Fluid's cache filled once the import is done: the runtime's pods, then the DataLoad over its workers."""
     rate = FLUID_FILL_MB_PER_S_PER_WORKER.value * workers
+    gb = weights_gb(model)
     return Plan(
         (
             Step("cache workers", FLUID_WORKERS_MIN.value, FLUID_WORKERS_MIN.source),
             Step(
-                f"DataLoad of {weights_gb(model):.0f} GB into {workers} workers' memory",
-                weights_gb(model) * 1000 / rate / 60,
+                f"DataLoad of {gb:.0f} GB into {workers} workers' memory",
+                gb * 1000 / rate / 60,
                 FLUID_FILL_MB_PER_S_PER_WORKER.source,
             ),
         )
@@ -346,20 +347,15 @@ def engine_load(
     tensor-parallel ranks; otherwise 1), else the mount figure; warm_cache: through a filled Fluid cache, at
     FLUID_WARM_SPEEDUP times the mount figure."""
     warm = warmup(model, tensor_parallel)
-    if stream_ranks <= 0 and warm_cache:
-        read = model.weights_gib / (LOAD_MOUNT_GIB_PER_MIN.value * FLUID_WARM_SPEEDUP.value)
-        return Step(
-            "engine start, load from the warm cache and warm-up",
-            ENGINE_START_MIN.value + read + warm.minutes,
-            f"{ENGINE_START_MIN.source}; {LOAD_MOUNT_GIB_PER_MIN.source} x{FLUID_WARM_SPEEDUP.value:g}: "
-            f"{FLUID_WARM_SPEEDUP.source}; {warm.name} {warm.minutes * 60:.0f} s, {warm.source}",
-        )
     if stream_ranks <= 0:
+        read, speedup = LOAD_MOUNT_GIB_PER_MIN.source, 1.0
+        if warm_cache:
+            speedup = FLUID_WARM_SPEEDUP.value
+            read += f" x{speedup:g}: {FLUID_WARM_SPEEDUP.source}"
         return Step(
-            "engine start, load and warm-up",
-            mount_load_minutes(model, tensor_parallel),
-            f"{ENGINE_START_MIN.source}; {LOAD_MOUNT_GIB_PER_MIN.source}; {warm.name} {warm.minutes * 60:.0f} s, "
-            f"{warm.source}",
+            "engine start, load from the warm cache and warm-up" if warm_cache else "engine start, load and warm-up",
+            mount_load_minutes(model, tensor_parallel, speedup),
+            f"{ENGINE_START_MIN.source}; {read}; {warm.name} {warm.minutes * 60:.0f} s, {warm.source}",
         )
     if store == "oss":
         rate = min(STREAM_OSS_GB_PER_S_PER_RANK.value * stream_ranks, NIC_MB_PER_S.value / 1000)

@@ -112,9 +112,10 @@ FLUID_READY, CACHE_FILLED = "Fluid", "cache filled"
 
 def _fluid(settings: ClusterSettings, after: tuple[str, ...]) -> tuple[list[Task], tuple[str, ...], tuple[str, ...]]:
     """acs.fluid: the chart once the cluster exists (the serving workload waits for its cache objects), then the
-    cache filled once the import is done (stacks/alibaba/acs.py); nothing without Fluid. Returns the tasks, what
-    serving waits for, and what the load waits for."""
-    if not settings.model_store.fluid or stream_ranks(settings):
+    cache filled once the import is done (stacks/alibaba/acs.py); nothing without Fluid (which the config never
+    streams past, core.config.storage.FLUID_NO_STREAM). Returns the tasks, what serving waits for, and what the load
+    waits for."""
+    if not settings.model_store.fluid:
         return [], (), ()
     workers = sizing.fluid_workers(sizing.fluid_cache_gib(settings.model))
     fill = d.fluid_warm_up(settings.model, workers)

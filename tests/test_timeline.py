@@ -351,7 +351,7 @@ def test_a_nat_pool_that_spreads_nothing_still_fits_the_deadlines(name):
 
 def _jindo_workers(run) -> int:
     runtime = next(r for r in run.resources if r.type == "kubernetes:data.fluid.io/v1alpha1:JindoRuntime")
-    return unwrap(runtime.inputs)["spec"]["replicas"]
+    return int(unwrap(runtime.inputs)["spec"]["replicas"])
 
 
 def test_a_fluid_cache_is_filled_after_the_import_and_the_load_reads_it_warm():
@@ -367,7 +367,7 @@ def test_a_fluid_cache_is_filled_after_the_import_and_the_load_reads_it_warm():
     assert FLUID_READY in expected.by_name[SERVING_START].after
     fill = next(t for t in expected.tasks if t.name.startswith("cache: DataLoad"))
     assert expected.start("cache: cache workers") == max(expected.finish(FLUID_READY), expected.finish(IMPORT_DONE))
-    workers = int(_jindo_workers(stack("acs-r1")))
+    workers = _jindo_workers(stack("acs-r1"))
     assert f"into {workers} workers'" in fill.name
     gb = d.weights_gb(settings.model)
     assert fill.minutes == pytest.approx(gb * 1000 / (d.FLUID_FILL_MB_PER_S_PER_WORKER.value * workers) / 60)
@@ -394,7 +394,7 @@ def test_without_fluid_there_is_no_cache_step_and_the_load_reads_the_mount(name,
     from core import durations as d
     from core.ready_time import FLUID_READY
 
-    settings = settings_for(name, overrides) if overrides else settings_for(name)
+    settings = settings_for(name, overrides)
     expected = timeline(settings)
     assert FLUID_READY not in expected.by_name
     assert expected.by_name[SERVING_READY].after == ("engine image",)

@@ -12,6 +12,8 @@ Engine argv (stack_engine_argv):
 - no --gpu-memory-utilization (no GPU; the CPU KV cache size is VLLM_CPU_KVCACHE_SPACE below);
 - --max-model-len -> MAX_MODEL_LEN (the tiny model has 4096 positions), and --max-num-batched-tokens at most it;
 - + --enforce-eager: skips torch.compile on CPU (engine start 3 s instead of 30 s); it changes no HTTP behaviour.
+- + --dtype float32 where the stack sets no --dtype (CPU_DTYPE below: keeps vLLM off AMX kernels that some
+  machines advertise but cannot run); a stack's own --dtype (ack-edge: half) is kept.
 - a streamed model (gke: `$(LLM_MODEL_URI)`, gs://) is the tiny model's directory too, read by the same Run:ai
   Model Streamer flags (test_streaming.py also streams it from S3 on loopback); from --model-loader-extra-config
   only "distributed" is dropped: one process (TP 1) has no ranks to share the reads with.
@@ -50,6 +52,16 @@ POD_ENGINE = "127.0.0.1:8001"
 POD_RUN_DIR = "/run/llm-gateway"
 POD_CONF = "/etc/llm-gateway/nginx.conf"
 
+# vLLM 0.32.0 on x86 picks AMX kernels for bfloat16 (its default for this float32 model on CPU) whenever
+# CPUID says amx_tile: the attention ISA (vllm/v1/attention/backends/cpu_attn.py, _get_attn_isa) and the
+# small-weight GEMMs (vllm/model_executor/layers/utils.py, check_cpu_sgl_kernel). A VM can advertise
+# amx_tile without its kernel enabling the AMX tile-data state (this suite's Firecracker VMs: dmesg lists
+# "AMX Tile config" and no "AMX Tile data"); there the first batch large enough for the AMX GEMM kills the
+# engine's worker with SIGILL (exit code -4: 8 concurrent streams did, one request did not). float32 has no
+# AMX path in either place, so it runs the same on every x86 machine; the suite tests the program's argv,
+# probes and gateway, not vLLM's bf16 kernels.
+CPU_DTYPE = "float32"
+
 _VALUE_DROPPED = {"--gpu-memory-utilization", "--pipeline-parallel-size", "--distributed-executor-backend"}
 
 
@@ -85,6 +97,8 @@ def cpu_argv(
         else:
             out += [flag] + ([value] if value is not None else [])
         i += 2 if value is not None else 1
+    if "--dtype" not in out:
+        out += ["--dtype", CPU_DTYPE]
     return [*out, "--enforce-eager"]
 
 

@@ -52,14 +52,16 @@ POD_ENGINE = "127.0.0.1:8001"
 POD_RUN_DIR = "/run/llm-gateway"
 POD_CONF = "/etc/llm-gateway/nginx.conf"
 
-# vLLM 0.32.0 on x86 picks AMX kernels for bfloat16 (its default for this float32 model on CPU) whenever
-# CPUID says amx_tile: the attention ISA (vllm/v1/attention/backends/cpu_attn.py, _get_attn_isa) and the
-# small-weight GEMMs (vllm/model_executor/layers/utils.py, check_cpu_sgl_kernel). A VM can advertise
-# amx_tile without its kernel enabling the AMX tile-data state (this suite's Firecracker VMs: dmesg lists
-# "AMX Tile config" and no "AMX Tile data"); there the first batch large enough for the AMX GEMM kills the
-# engine's worker with SIGILL (exit code -4: 8 concurrent streams did, one request did not). float32 has no
-# AMX path in either place, so it runs the same on every x86 machine; the suite tests the program's argv,
-# probes and gateway, not vLLM's bf16 kernels.
+# vLLM 0.32.0 runs this float32 model as bfloat16 on x86 CPUs (vllm/config/model.py downcasts a float32
+# config to the platform's first supported dtype; vllm/platforms/cpu.py supported_dtypes lists bfloat16
+# first), and picks AMX kernels for bfloat16 whenever CPUID says amx_tile: the attention ISA
+# (vllm/v1/attention/backends/cpu_attn.py, _get_attn_isa) and the small-weight GEMMs
+# (vllm/model_executor/layers/utils.py, check_cpu_sgl_kernel). A VM can advertise amx_tile without its
+# kernel enabling the AMX tile-data state (this suite's Firecracker VMs: dmesg lists "AMX Tile config" and
+# no "AMX Tile data"); there the first batch large enough for the AMX GEMM kills the engine's worker with
+# SIGILL (exit code -4: 8 concurrent streams did, one request did not). float32 has no AMX path in either
+# place, so it runs the same on every x86 machine; the suite tests the program's argv, probes and gateway,
+# not vLLM's bf16 kernels.
 CPU_DTYPE = "float32"
 
 _VALUE_DROPPED = {"--gpu-memory-utilization", "--pipeline-parallel-size", "--distributed-executor-backend"}

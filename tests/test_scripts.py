@@ -885,6 +885,20 @@ def test_with_a_wait_the_host_lists_the_bucket_again_until_the_stacks_own_import
         assert (tmp_path / "m/.download-complete").read_text() == "org/m@master\n"
 
 
+def test_the_host_notices_the_finished_import_within_a_minute(tmp_path, monkeypatch):
+    """The issue's "loading within a minute of the import finishing", on ecs: bootstrap.sh passes no --poll-seconds,
+    so the host lists the bucket again every default interval, well under a minute, and copies at once."""
+    import time
+
+    assert "--poll-seconds" not in (SCRIPTS / "bootstrap.sh").read_text()
+    slept = []
+    monkeypatch.setattr(time, "sleep", slept.append)
+    fake = _FakeOss({}, arrivals={2: _imported(SHARDS, 2)})
+    assert _fetch_oss(tmp_path, monkeypatch, fake, extra=("--wait-seconds", "600")) == 0
+    assert fake.lists == 2 and len(slept) == 1 and 0 < slept[0] <= 60
+    assert (tmp_path / "m/.download-complete").exists()
+
+
 def test_a_wait_that_ends_before_the_import_does_fails_naming_what_the_bucket_holds_and_the_wait(
     tmp_path, monkeypatch, capsys
 ):

@@ -304,6 +304,40 @@ def test_the_readme_quotes_the_models_minutes_and_goals_for_every_example_stack(
     }
 
 
+# The README's chooser: per target, the stacks (or variants) whose modelled minutes its row quotes, in order.
+README_CHOOSER_ROWS = {
+    "ecs": ["dev", "dev, prepared image, weights in the region"],
+    "acs": ["acs"],
+    "ack": ["ack"],
+    "ack-edge": ["ack-edge"],
+    "gke": ["gke", "gke-l4"],
+    "kubernetes": ["kubernetes"],
+}
+
+
+def test_the_readme_chooser_quotes_the_models_minutes_for_every_target():
+    from docgen.ready_time import rows
+    from harness import settings_for
+
+    from core.ready_time import timeline
+
+    modelled = {r.name: r.plan.total for r in rows()}
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Choose a target", 1)[1].split("\n## ", 1)[0]
+    header, found = None, {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if cells[0] == "target":
+            header = cells
+        elif header and len(cells) == len(header) and cells[0].startswith("["):
+            target = re.match(r"\[`([a-z-]+)`\]", cells[0]).group(1)
+            found[target] = re.findall(r"\d+\.\d", cells[header.index("modelled minutes to a serving API")])
+    assert set(found) == set(README_CHOOSER_ROWS)
+    for target, names in README_CHOOSER_ROWS.items():
+        minutes = [modelled[n] if n in modelled else timeline(settings_for(n)).total for n in names]
+        assert found[target] == [f"{m:.1f}" for m in minutes], target
+
+
 def test_the_serving_page_quotes_each_ecs_stacks_modelled_start_and_readiness_timeout():
     from harness import settings_for
 

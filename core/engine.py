@@ -343,6 +343,15 @@ STREAMER_MEMORY_SHARE = 0.5
 GIB = 1024**3
 # Where the streamer's progress shows in the engine's log (tqdm bar of the 0.32.0 weight_utils iterator).
 STREAMER_LOG_LINE = "Loading safetensors using Runai Model Streamer"
+# Where the engine's log times what the duration model assumes (core/durations.py, each figure's `measure`), in the
+# pinned vLLM 0.32.0 and its Run:ai streamer 0.17.1; the real-engine suite checks that the engine prints them.
+LOAD_TIME_LOG_LINE = "Loading weights took"  # model_loader/default_loader.py: the copy or mount load, in seconds
+STREAM_TIME_LOG_LINE = "[RunAI Streamer] Overall time to stream"  # safetensors_streamer.py: seconds and rate
+WARMUP_TIME_LOG_LINE = "init engine (profile, create kv cache, warmup model) took"  # v1/engine/core.py
+# The streamer's own log lines (STREAM_TIME_LOG_LINE among them) reach the engine's log only with this set: vLLM
+# configures its own loggers alone, so the streamer's INFO records fall to logging's WARNING-only last resort, unless
+# runai_model_streamer/__init__.py (0.17.1) attaches its stderr handler on this flag. Every streamed load sets it.
+STREAMER_LOG_ENV = {"RUNAI_STREAMER_LOG_TO_STDERR": "1"}
 
 
 @dataclass(frozen=True)

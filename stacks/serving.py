@@ -43,7 +43,7 @@ from components.kubernetes.serving_workload import (
 from core import durations, gateway, sizing
 from core.config.settings import ClusterSettings
 from core.config.storage import STREAM
-from core.engine import MODEL_URI_REF, STREAMER_LOG_LINE, build_command, stream_load
+from core.engine import MODEL_URI_REF, STREAMER_LOG_ENV, STREAMER_LOG_LINE, build_command, stream_load
 from stacks.client import api_base, client_outputs, warn_plain_http
 from stacks.progress import announce, modelled_minutes
 
@@ -246,6 +246,8 @@ def serve(
     )
     load_minutes = platform.load_minutes or sizing.load_minutes(settings.model, placement.tensor_parallel)
     env, secret_env = dict(platform.env), {}
+    if stream is not None:
+        env.update(STREAMER_LOG_ENV)  # the streamer's time and rate in the engine's log
     if download is not None:
         engine = dataclasses.replace(
             engine, argv=(*engine.argv, "--download-dir", MODEL_MOUNT, "--revision", download.revision)

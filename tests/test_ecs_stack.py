@@ -489,6 +489,7 @@ def test_a_streaming_host_copies_nothing_and_its_engine_reads_the_bucket_with_th
         "AWS_DEFAULT_REGION": "cn-hangzhou",
         "RUNAI_STREAMER_S3_USE_VIRTUAL_ADDRESSING": "1",
         "AWS_EC2_METADATA_DISABLED": "true",
+        "RUNAI_STREAMER_LOG_TO_STDERR": "1",  # the streamer's time and rate in the engine's log
     }
     # No key anywhere: no AccessKey resource, no AWS key variable, nothing but the role.
     everything = " ".join(all_strings(run))

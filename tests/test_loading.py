@@ -15,6 +15,7 @@ from core.engine import (
     GIB,
     MODEL_URI_REF,
     OBJECT_STORE_CONCURRENCY,
+    STREAMER_LOG_ENV,
     EngineOptions,
     StreamLoad,
     build_command,
@@ -121,6 +122,25 @@ def test_sglang_is_never_given_the_streamer():
     options = EngineOptions("sglang", "img:1", "m", 4096, 0.9)
     with pytest.raises(ValueError, match="vLLM only"):
         build_command(options, MODELS["DeepSeek-R1-Distill-Qwen-7B"], "/m", 1, stream=StreamLoad(False, GIB))
+
+
+@pytest.mark.parametrize(
+    "stack, overrides, streams",
+    [
+        ("gke", {}, True),
+        ("kubernetes", {"modelStore.load": "stream"}, True),
+        ("kubernetes", {}, False),
+        ("ack", {"modelStore.load": "stream", "engine.image": VLLM_IMAGE.value}, True),
+        ("ack", {}, False),
+    ],
+)
+def test_a_streamed_load_logs_the_streamers_time_and_rate_in_the_engines_log(stack, overrides, streams):
+    """The streamer's own log lines (its time and rate per load, what NIC_MB_PER_S stands for) reach the engine's log
+    only with RUNAI_STREAMER_LOG_TO_STDERR (core.engine.STREAMER_LOG_ENV; the real-engine suite reads the line)."""
+    _, engine = engine_container(run_stack(stack, overrides))
+    env = {e["name"]: e.get("value") for e in engine["env"]}
+    assert ("--load-format" in engine["command"]) is streams
+    assert all(env.get(k) == v for k, v in STREAMER_LOG_ENV.items()) is streams
 
 
 # ------------------------------------------------------------------------------------- gke: from gs://, no FUSE

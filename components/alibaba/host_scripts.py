@@ -23,7 +23,7 @@ from typing import Optional
 from components.alibaba.oss_s3_api import CONFIG_ITEM, CREDENTIAL_SCRIPT, SCRIPT_ITEM, aws_config, stream_env
 from components.shipped_scripts import body, script
 from core.catalog import ModelSpec
-from core.engine import EngineCommand
+from core.engine import STREAMER_LOG_ENV, EngineCommand
 from core.gateway import (
     DEFAULT_ROUTES,
     METRICS_PORT,
@@ -125,7 +125,7 @@ def render_stream_env(host: HostConfig) -> str:
     """The Docker env file (KEY=VALUE lines, no quoting) of the streaming engine; nothing secret."""
     if not host.region:
         raise ValueError("a streaming host needs its region (the S3 endpoint and the signing region)")
-    lines = [f"{k}={v}" for k, v in stream_env(host.region, STREAM_MOUNT).items()]
+    lines = [f"{k}={v}" for k, v in {**stream_env(host.region, STREAM_MOUNT), **STREAMER_LOG_ENV}.items()]
     if any("\n" in line for line in lines):
         raise ValueError("a Docker env file value cannot hold a newline")
     return "\n".join(lines) + "\n"

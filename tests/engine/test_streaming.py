@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -24,7 +25,7 @@ import pytest
 import substitutions as subs
 from conftest import exported_stacks, free_port, stop, wait_for
 
-from core.engine import STREAMER_LOG_LINE
+from core.engine import STREAM_TIME_LOG_LINE, STREAMER_LOG_LINE
 
 BUCKET = "llm-models"
 MOTO_KEYS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
@@ -128,6 +129,8 @@ def test_the_stacks_streaming_argv_serves_a_model_streamed_from_s3(s3, workdir):
         stop(process)
     text = log.read_text()
     assert f"{STREAMER_LOG_LINE}: 100%" in text  # the progress docs/loading.md points at
+    timed = [line for line in text.splitlines() if "RunAI Streamer" in line or "took" in line]
+    assert re.search(rf"{re.escape(STREAM_TIME_LOG_LINE)} .*: [\d.]+s, ", text), timed  # NIC_MB_PER_S's rate
     shard = [line for line in requests.lines if "model.safetensors" in line and "GET" in line]
     assert shard and all('" 206 ' in line for line in shard), shard[:3]  # ranged reads of the shard
     assert any("list-type=2" in line for line in requests.lines)  # ListObjectsV2, as OSS supports it

@@ -47,7 +47,7 @@ from alibaba_fakes import (
 )
 from conftest import exported_variants, free_port, stop, wait_for
 
-from core.engine import STREAMER_LOG_LINE
+from core.engine import STREAM_TIME_LOG_LINE, STREAMER_LOG_LINE
 
 VARIANT = "ack-stream-oss"
 BUCKET = "llm-models"
@@ -244,6 +244,7 @@ def test_the_ack_stack_streams_from_s3_with_the_credential_process_only(moto, wo
     finally:
         sts.server.shutdown()
     assert f"{STREAMER_LOG_LINE}: 100%" in text
+    assert STREAM_TIME_LOG_LINE in text  # the stack's env lets the streamer log its time and rate
     assert sts.requests, "the credential process never called STS"
     call = sts.requests[0]
     assert call["form"]["RoleArn"] == env["ALIBABA_CLOUD_ROLE_ARN"]
@@ -286,6 +287,7 @@ def test_the_ecs_host_streams_from_s3_with_the_instance_role_only(moto, workdir)
     finally:
         metadata.server.shutdown()
     assert f"{STREAMER_LOG_LINE}: 100%" in text
+    assert STREAM_TIME_LOG_LINE in text  # the stack's env lets the streamer log its time and rate
     # The credential process took a token first and read the role with it, never without.
     calls = [(method, path, metadata.tokened((method, path, headers))) for method, path, headers in metadata.requests]
     assert ("PUT", "/latest/api/token", False) in calls

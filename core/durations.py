@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass
 
 from core.catalog import ModelSpec
+from core.engine import LOAD_TIME_LOG_LINE, STREAM_TIME_LOG_LINE, WARMUP_TIME_LOG_LINE
 from core.nat_egress import download_mbps
 
 GB_PER_GIB = 1.073741824
@@ -29,14 +30,40 @@ class Figure:
     unit: str
     kind: str  # S sourced, D derived, A assumed
     source: str
+    # Where a real `pulumi up` shows what this figure stands for, so a run on a cloud can replace an assumption with
+    # a measurement. Every assumed figure on the critical path of a goal the model misses says it (tests/test_docs.py;
+    # docs/reference/ready-time.md lists them).
+    measure: str = ""
+
+
+# How a run shows its times (the `measure` of the figures below).
+PULUMI_TIME = "the resource's `created (Ns)` in `pulumi up`'s output (pulumi/pulumi#10953)"
+KUBELET_PULLED = (
+    "the kubelet's Pulled event, 'Successfully pulled image ... in T (... including waiting). Image size: N bytes.' "
+    "(`kubectl get events -n <namespace> --field-selector reason=Pulled`)"
+)
+ENGINE_LOG = "the engine's log (`kubectl logs`, or `docker logs llm-serving` on ecs)"
+BOOTSTRAP_LOG = "the host's /var/log/llm-serving-bootstrap.log, which times each step"
 
 
 # --- Figures ------------------------------------------------------------------------------------------------
 ENGINE_IMAGE_GB = Figure(12.0, "GB compressed", "S", "vllm-project/vllm#27154 ('around 12 GB'); EGS assumed alike")
 ENGINE_IMAGE_UNPACKED_GB = Figure(28.6, "GB", "S", "vllm-project/vllm#22377 (28.6 GB unpacked); EGS assumed alike")
 SLIM_IMAGE_GB = Figure(0.5, "GB compressed", "A", "a Python base image; not measured")
-EXTRACT_MB_PER_S = Figure(250.0, "MB/s", "A", "layer extraction on ESSD; time-to-ready.md 'extract'")
-MODELSCOPE_MB_PER_S = Figure(100.0, "MB/s", "A", "no published ModelScope throughput; time-to-ready.md 'modelscope'")
+EXTRACT_MB_PER_S = Figure(
+    250.0,
+    "MB/s",
+    "A",
+    "layer extraction on ESSD; time-to-ready.md 'extract'",
+    measure=f"{KUBELET_PULLED}: T less the download at the link's rate",
+)
+MODELSCOPE_MB_PER_S = Figure(
+    100.0,
+    "MB/s",
+    "A",
+    "no published ModelScope throughput; time-to-ready.md 'modelscope'",
+    measure=f"{BOOTSTRAP_LOG}: from 'weights: downloading' to 'weights: complete'",
+)
 OSSFS_WRITE_MB_PER_S = Figure(
     118.0, "MB/s", "S", "ossfs 1.0 write, alibabacloud.com/help/en/oss/developer-reference/ossfs2-0-client-stress-test"
 )
@@ -52,7 +79,13 @@ RUNTIME_RESTART_MIN = Figure(
     0.1, "min", "A", "nvidia-ctk runtime configure and a Docker restart with no container running; not measured"
 )
 POD_START_MIN = Figure(0.5, "min", "A", "a CPU pod scheduled and started (ACS: acs_cpu_pod)")
-GPU_CAPACITY_MIN = Figure(2.0, "min", "A", "an ACS GPU pod's capacity (acs_gpu_pod); an existing node: 0")
+GPU_CAPACITY_MIN = Figure(
+    2.0,
+    "min",
+    "A",
+    "an ACS GPU pod's capacity (acs_gpu_pod); an existing node: 0",
+    measure="a serving pod's creation to its Pulling event (`kubectl get events -n <namespace>`)",
+)
 PIP_INSTALL_MIN = Figure(0.5, "min", "A", "the downloader from the internal PyPI mirror")
 # ready.sh checks every 2 s (about 1 s late on average, twice: the bootstrap, then /health); Pulumi learns the
 # invocation's Success from the provider's poll, which backs off from 3 s to at most 10 s (terraform-provider-alicloud
@@ -61,12 +94,29 @@ PIP_INSTALL_MIN = Figure(0.5, "min", "A", "the downloader from the internal PyPI
 POLL_MIN = Figure(0.15, "min", "D", "ready.sh checks every 2 s; the provider polls the invocation every 3-10 s")
 NETWORK_MIN = Figure(0.4, "min", "S", "VPC and vSwitch 'Creation complete after 7s/8s' (time-to-ready.md 'vpc')")
 NAT_MIN = Figure(1.2, "min", "A", "NAT gateway, EIP and SNAT entry (time-to-ready.md 'nat')")
-ACS_CLUSTER_MIN = Figure(8.0, "min", "A", "anchor: 'about 15 minutes' for ACK, terraform-provider-alicloud docs")
+ACS_CLUSTER_MIN = Figure(
+    8.0,
+    "min",
+    "A",
+    "anchor: 'about 15 minutes' for ACK, terraform-provider-alicloud docs",
+    measure=f"the ACS cluster (alicloud:cs:ManagedKubernetes): {PULUMI_TIME}",
+)
 ACK_CLUSTER_MIN = Figure(
-    10.0, "min", "A", "anchor: 'about 15 minutes', terraform-provider-alicloud cs_managed_kubernetes"
+    10.0,
+    "min",
+    "A",
+    "anchor: 'about 15 minutes', terraform-provider-alicloud cs_managed_kubernetes",
+    measure=f"the ACK cluster (alicloud:cs:ManagedKubernetes): {PULUMI_TIME}",
 )
 CPU_POOL_MIN = Figure(5.0, "min", "A", "a CPU node pool's nodes ready (time-to-ready.md 'pool_cpu')")
-GPU_POOL_MIN = Figure(8.0, "min", "A", "GKE GPU node 9 min (codalab-worksheets#4042); time-to-ready.md 'pool_gpu'")
+GPU_POOL_MIN = Figure(
+    8.0,
+    "min",
+    "A",
+    "GKE GPU node 9 min (codalab-worksheets#4042); time-to-ready.md 'pool_gpu'",
+    measure=f"the GPU pool (alicloud:cs:NodePool): {PULUMI_TIME}; its nodes' creationTimestamp "
+    "(`kubectl get nodes -l llm-serving/pool=gpu`) shows how early the pre-pull began",
+)
 LB_ALIBABA_MIN = Figure(0.75, "min", "A", "a CLB/NLB for a LoadBalancer Service (time-to-ready.md 'lb_ali')")
 LB_GCP_MIN = Figure(1.5, "min", "A", "an internal passthrough LB for a Service (time-to-ready.md 'lb_gcp')")
 GCP_APIS_MIN = Figure(1.7, "min", "D", "service enablement 1 min + VPC 22 s (time-to-ready.md 'gcp_api', 'gcp_vpc')")
@@ -74,7 +124,13 @@ GKE_CLUSTER_MIN = Figure(9.0, "min", "A", "zonal cluster ~6 min (astronomer/astr
 GKE_A4_POOL_MIN = Figure(12.0, "min", "A", "GPU pools 9-10 min, one 35-min outlier (NVIDIA/aicr#2065)")
 CLUSTER_EGRESS_MBPS = Figure(100.0, "Mbit/s", "A", "an existing cluster's egress (kubernetes): not known here")
 HF_MB_PER_S = Figure(320.0, "MB/s", "D", "~40 MB/s per file (huggingface/huggingface_hub#2658) x 8 workers")
-REGISTRY_NEAR_MB_PER_S = Figure(150.0, "MB/s", "A", "Artifact Registry remote or a VPC registry endpoint")
+REGISTRY_NEAR_MB_PER_S = Figure(
+    150.0,
+    "MB/s",
+    "A",
+    "Artifact Registry remote or a VPC registry endpoint",
+    measure=f"{KUBELET_PULLED} for an image from the VPC endpoint: N over T",
+)
 # The model import workers (components/alibaba/model_import_workers.py): small ECS instances in the VPC that
 # start with the network, not the cluster.
 WORKER_BOOT_MIN = Figure(2.0, "min", "D", "RunInstances 75 s + first boot 45 s (time-to-ready.md ecs_create, ecs_boot)")
@@ -85,7 +141,12 @@ WORKER_SETUP_MIN = Figure(1.5, "min", "A", "apt python3-pip + pinned pip package
 # Acceleration" (cloud-accelerator_EN.md). There the bytes bypass the NAT; no throughput is published.
 INTRA_CLOUD_REGIONS = ("cn-hangzhou", "cn-zhangjiakou", "cn-wulanchabu")
 INTRA_CLOUD_MB_PER_S = Figure(
-    100.0, "MB/s", "A", "per worker, ModelScope from OSS on the internal network; no published rate (as 'modelscope')"
+    100.0,
+    "MB/s",
+    "A",
+    "per worker, ModelScope from OSS on the internal network; no published rate (as 'modelscope')",
+    measure=f"{BOOTSTRAP_LOG}: from 'weights: downloading' to 'weights: complete'; each import worker's "
+    "output, which the modelImportProgress output's command shows",
 )
 CHECK_MIN = Figure(0.2, "min", "A", "hub listing, one OSS HEAD per file and the manifest (weights already present)")
 # How much of a model one worker takes by default: about 7 minutes at the assumed 100 MB/s.
@@ -101,7 +162,13 @@ ESSD_BASE_MB_PER_S = Figure(120.0, "MB/s", "S", "ESSD PL1 120 + 0.5 MB/s per GiB
 ESSD_MB_PER_S_PER_GIB = Figure(0.5, "MB/s per GiB", "S", "ESSD PL1 throughput per GiB of capacity (ECS 'ESSDs' page)")
 ESSD_MAX_MB_PER_S = Figure(350.0, "MB/s", "S", "ESSD PL1 maximum throughput per disk (ECS 'ESSDs' page)")
 # A GPU instance's NIC reading OSS over the internal endpoint; the disk is slower, so it rarely binds.
-NIC_MB_PER_S = Figure(2000.0, "MB/s", "A", "16 Gbit/s instance NIC, not looked up (time-to-ready.md 'nic_16g')")
+NIC_MB_PER_S = Figure(
+    2000.0,
+    "MB/s",
+    "A",
+    "16 Gbit/s instance NIC, not looked up (time-to-ready.md 'nic_16g')",
+    measure=f"{ENGINE_LOG}: '{STREAM_TIME_LOG_LINE} ...: Ns, R/s' of a streamed load",
+)
 OSS_PARALLEL_STREAMS = Figure(
     16.0, "streams", "A", "ranged GETs in flight (ecs.weights.parallel default); OSS allows 100 Gbit/s per account"
 )
@@ -148,7 +215,13 @@ STREAM_OSS_GB_PER_S_PER_RANK = Figure(
 )
 ENGINE_START_MIN = Figure(0.5, "min", "S", "~30 s unlogged before the load, vllm-project/vllm#20264 ('eng_start')")
 # The mount load: the default loader reading the weights through the mounted store (or the host's disk).
-LOAD_MOUNT_GIB_PER_MIN = Figure(20.0, "GiB/min", "A", "the program's read rate through a mount (~360 MB/s)")
+LOAD_MOUNT_GIB_PER_MIN = Figure(
+    20.0,
+    "GiB/min",
+    "A",
+    "the program's read rate through a mount (~360 MB/s)",
+    measure=f"{ENGINE_LOG}: '{LOAD_TIME_LOG_LINE} N seconds' (the weights' GiB over N)",
+)
 # The warm-up once the weights are in GPU memory: vLLM's "init engine (profile, create kv cache, warmup model)", i.e.
 # torch.compile, CUDA graph capture and, for FP8 checkpoints, DeepGEMM's JIT kernels; by class (warmup_class).
 WARMUP_SMALL_MIN = Figure(
@@ -165,6 +238,7 @@ WARMUP_MID_MIN = Figure(
     "A",
     "a larger or tensor-parallel model compiles more and captures graphs on every rank; one reported first start: "
     "torch.compile 45.81 s + graphs 37 s, init 90.84 s (run-ai/runai-model-streamer#67) ('warm_mid')",
+    measure=f"{ENGINE_LOG}: '{WARMUP_TIME_LOG_LINE} N s'",
 )
 WARMUP_R1_MIN = Figure(
     260 / 60,

@@ -338,6 +338,20 @@ def test_the_readme_chooser_quotes_the_models_minutes_for_every_target():
         assert found[target] == [f"{m:.1f}" for m in minutes], target
 
 
+def test_every_assumed_figure_a_missed_goal_rests_on_says_where_a_run_shows_it():
+    """docs/reference/ready-time.md "What a run on a cloud would settle": each assumed figure on the critical path of
+    a goal the model misses names where a real `pulumi up` shows it, so a run can replace it with a measurement."""
+    from docgen.ready_time import rows, to_measure
+
+    from components.alibaba.host_scripts import CONTAINER_NAME
+    from core import durations
+
+    listed = to_measure(rows())
+    assert [name for name, figure, _ in listed if not figure.measure] == []
+    assert all(figure.kind == "A" and on for _, figure, on in listed)
+    assert f"docker logs {CONTAINER_NAME}" in durations.ENGINE_LOG  # the ecs engine container's name
+
+
 def test_the_serving_page_quotes_each_ecs_stacks_modelled_start_and_readiness_timeout():
     from harness import settings_for
 

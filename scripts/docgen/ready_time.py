@@ -50,6 +50,19 @@ def figures() -> list[tuple[str, Any]]:
     return [(name, value) for name, value in vars(durations).items() if isinstance(value, durations.Figure)]
 
 
+def to_measure(found: list[Row]) -> list[tuple[str, Any, list[str]]]:
+    """The assumed figures on the critical path of each row that misses its goal, with those rows: what a run on a
+    cloud would have to measure to settle them. A figure is on a step when its source is in the step's `why`."""
+    assumed = [(name, figure) for name, figure in figures() if figure.kind == "A"]
+    missed = [r for r in found if r.goal is not None and r.plan.total > r.goal]
+    result = []
+    for name, figure in assumed:
+        on = [r.name for r in missed if any(t.minutes > 0 and figure.source in t.why for t in r.plan.critical_path())]
+        if on:
+            result.append((name, figure, on))
+    return result
+
+
 def render() -> str:
     from core import durations
     from core.nat_egress import PER_EIP_MAX_MBPS, download_mbps
@@ -88,6 +101,19 @@ def render() -> str:
         f"the ecs host's Docker (8 layers at once) ~{host_pull:.0f}. The model assumes a pull's bytes spread over its",
         "layers; an image with one dominant layer pulls it at one EIP's rate. What was not checked is in",
         "[Limitations](../limitations.md).",
+        "",
+        "## What a run on a cloud would settle",
+        "",
+        "The goals the model misses rest on these assumed figures, which lie on their critical paths. A real",
+        "`pulumi up` shows each of them; with the measured value in `core/durations.py`, `scripts/ready-time.py`",
+        "gives the times again.",
+        "",
+        "| figure | assumed | on the critical path of | where a run shows it |",
+        "| --- | --- | --- | --- |",
+        *(
+            f"| `{name}` | {figure.value:.3g} {figure.unit} | {'; '.join(on)} | {figure.measure.replace('|', '/')} |"
+            for name, figure, on in to_measure(found)
+        ),
         "",
         "## Figures",
         "",

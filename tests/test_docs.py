@@ -264,6 +264,11 @@ ECS_PAGE_TABLES = [
 ]
 
 
+def table_cells(line: str) -> list[str]:
+    """A Markdown table row's cells, stripped (a line that is no row gives one cell, itself)."""
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
 def test_the_ecs_prepared_image_page_quotes_the_models_minutes():
     from docgen.ready_time import rows
 
@@ -272,7 +277,7 @@ def test_the_ecs_prepared_image_page_quotes_the_models_minutes():
     section = text.split("## What they save (modelled)", 1)[1].split("\n## ", 1)[0]
     table, checked = -1, 0
     for line in section.splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        cells = table_cells(line)
         if cells[0] == "stack":
             table += 1
         elif cells[0].split(" ", 1)[0] in ("dev", "prod") and len(cells) > 1:
@@ -291,7 +296,7 @@ def test_the_readme_quotes_the_models_minutes_and_goals_for_every_example_stack(
     section = text.split("## Time to a serving API", 1)[1].split("\n## ", 1)[0]
     found = {}
     for line in section.splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        cells = table_cells(line)
         if len(cells) == 3 and cells[0] in README_READY_ROWS:
             found[cells[0]] = (re.findall(r"\d+(?:\.\d+)?", cells[1]), re.findall(r"\d+(?:\.\d+)?", cells[2]))
     assert set(found) == set(README_READY_ROWS)
@@ -326,7 +331,7 @@ def test_the_readme_chooser_quotes_the_models_minutes_for_every_target():
     section = text.split("## Choose a target", 1)[1].split("\n## ", 1)[0]
     header, found = None, {}
     for line in section.splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        cells = table_cells(line)
         if cells[0] == "target":
             header = cells
         elif header and len(cells) == len(header) and cells[0].startswith("["):

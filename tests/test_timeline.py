@@ -263,6 +263,12 @@ def test_the_gke_import_runs_beside_the_cluster_and_pool_off_the_critical_path()
     assert expected.start("engine image") == expected.finish("GPU pool")
 
 
+def _pod_template(workload) -> dict:
+    """The serving pods' template: a Deployment's, or a LeaderWorkerSet's leader."""
+    spec = unwrap(workload.inputs)["spec"]
+    return spec.get("template") or spec["leaderWorkerTemplate"]["leaderTemplate"]
+
+
 def _serving(run):
     for resource in run.resources:
         if resource.type in ("kubernetes:apps/v1:Deployment", "kubernetes:leaderworkerset.x-k8s.io/v1:LeaderWorkerSet"):
@@ -301,8 +307,7 @@ def _serving_waits_cover(expected, run):
     modelled = expected.span(SERVING_START, SERVING_READY)
     assert minutes(workload.custom_timeouts["create"]) >= modelled
     spec = unwrap(workload.inputs)["spec"]
-    template = spec.get("template") or spec["leaderWorkerTemplate"]["leaderTemplate"]
-    engine = next(c for c in template["spec"]["containers"] if c["name"] == "engine")
+    engine = next(c for c in _pod_template(workload)["spec"]["containers"] if c["name"] == "engine")
     startup = engine["startupProbe"]
     load = expected.by_name[SERVING_READY].minutes
     # At least the load as modelled, and never under the floor a cold first start on a real GPU may need.
@@ -424,7 +429,10 @@ def test_the_load_starts_within_a_minute_of_the_import_and_the_gpu_nodes_being_r
     serving workload waits for the import's own completion (every worker's invocation, the Cloud Run execution,
     the Job) and for nothing slower, and its pods have no init container that could wait before the engine starts.
     What is left are the provider's polls of the invocation or execution (seconds)."""
-    expected = timeline(settings_for(name))
+    from core import durations
+
+    settings = settings_for(name)
+    expected = timeline(settings)
     needs = [n for n in LOAD_NEEDS if n in expected.by_name]
     assert IMPORT_DONE in needs and ("GPU pool" in needs or "GPU capacity" in needs) and "engine image" in needs
     assert expected.start(SERVING_READY) - max(expected.finish(n) for n in needs) <= 1.0
@@ -435,20 +443,13 @@ def test_the_load_starts_within_a_minute_of_the_import_and_the_gpu_nodes_being_r
     direct = [by_urn[u] for u in workload.dependencies if u in by_urn]
     completions = [r for r in direct if r.type in IMPORT_DONE_TYPES]
     assert completions, f"{name}: the serving workload does not wait for the import's completion"
-    every = [r for r in run.resources if r.type in IMPORT_DONE_TYPES and r.type != "kubernetes:batch/v1:Job"]
-    if every and every[0].type == "alicloud:ecs/ecsInvocation:EcsInvocation":
-        workers = [r for r in every if "-import-" in r.name]
+    workers = [
+        r for r in run.resources if r.type == "alicloud:ecs/ecsInvocation:EcsInvocation" and "-import-" in r.name
+    ]
+    if workers:
         assert {r.urn for r in workers} <= set(workload.dependencies), "a worker's invocation is not waited for"
-        assert len(workers) == timeline_workers(expected)
+        assert len(workers) == durations.import_workers(settings.model, settings.model_store.import_workers)
     if any(r.type == "gcp:cloudrunv2/job:Job" for r in completions):
         job = next(r for r in completions if r.type == "gcp:cloudrunv2/job:Job")
         assert unwrap(job.inputs)["runExecutionToken"]  # without it the job exists but nothing ran
-    spec = unwrap(workload.inputs)["spec"]
-    template = spec.get("template") or spec["leaderWorkerTemplate"]["leaderTemplate"]
-    assert not template["spec"].get("initContainers")
-
-
-def timeline_workers(expected) -> int:
-    """How many import workers a timeline models, from its import steps' names ("import (20 workers): ...")."""
-    names = [t.name for t in expected.tasks if t.name.startswith("import (")]
-    return int(re.match(r"import \((\d+) worker", names[0]).group(1)) if names else 1
+    assert not _pod_template(workload)["spec"].get("initContainers")

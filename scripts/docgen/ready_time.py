@@ -50,6 +50,11 @@ def figures() -> list[tuple[str, Any]]:
     return [(name, value) for name, value in vars(durations).items() if isinstance(value, durations.Figure)]
 
 
+def quantity(figure: Any) -> str:
+    """A figure's value with its unit, as the tables show it."""
+    return f"{figure.value:.3g} {figure.unit}"
+
+
 def to_measure(found: list[Row]) -> list[tuple[str, Any, list[str]]]:
     """The assumed figures on the critical path of each row that misses its goal, with those rows: what a run on a
     cloud would have to measure to settle them. A figure is on a step when its source is in the step's `why`."""
@@ -111,7 +116,7 @@ def render() -> str:
         "| figure | assumed | on the critical path of | where a run shows it |",
         "| --- | --- | --- | --- |",
         *(
-            f"| `{name}` | {figure.value:.3g} {figure.unit} | {'; '.join(on)} | {figure.measure.replace('|', '/')} |"
+            f"| `{name}` | {quantity(figure)} | {'; '.join(on)} | {figure.measure.replace('|', '/')} |"
             for name, figure, on in to_measure(found)
         ),
         "",
@@ -123,6 +128,5 @@ def render() -> str:
         "| --- | --- | --- | --- |",
     ]
     for name, figure in figures():
-        value = f"{figure.value:.3g} {figure.unit}"
-        lines.append(f"| `{name}` | {value} | {figure.kind} | {figure.source.replace('|', '/')} |")
+        lines.append(f"| `{name}` | {quantity(figure)} | {figure.kind} | {figure.source.replace('|', '/')} |")
     return "\n".join(lines) + "\n"

@@ -36,7 +36,8 @@ class Figure:
     measure: str = ""
 
 
-# How a run shows its times (the `measure` of the figures below).
+# How a run shows its times (the `measure` of the figures below). The Pulled event's text is the kubelet's
+# (kubernetes pkg/kubelet/images/image_manager.go, EnsureImageExists); the engine's lines are core.engine's.
 PULUMI_TIME = "the resource's `created (Ns)` in `pulumi up`'s output (pulumi/pulumi#10953)"
 KUBELET_PULLED = (
     "the kubelet's Pulled event, 'Successfully pulled image ... in T (... including waiting). Image size: N bytes.' "
